@@ -1,0 +1,294 @@
+/* moe_cpu.c: the CPU fused MoE kernel, plain C behind moefuzz/kernel_abi.h.
+ *
+ * A second, independent implementation of the whole problem model in fp32, used in CI (no GPU)
+ * and as the "known good" kernel of the mutant zoo. Its numerical contract is "cpu-scalar":
+ *   - routing in fp32: sigmoid as 1 / (1 + expf(-l)); softmax as expf(l - max) / sum in index
+ *     order; key = score + bias; top-2-sum or max group scores; ties to the lower index;
+ *     weights from the unbiased scores, sum in slot order, + eps, one division, * rsf
+ *   - GEMMs as one fp32 chain per output in K order (s = s + a * b, products of bf16 exact,
+ *     no contraction into FMA: build with -ffp-contract=off)
+ *   - silu(g) = g / (1 + expf(-g)), a = silu(g) * u, rounded to bf16 (round to nearest even)
+ *   - combine: acc += w * y in fp32 in slot order, (acc *= rsf at the output site), one bf16
+ *     rounding at the end
+ * NaN or infinite logits never yield duplicate or out-of-range ids: NaN ranks as -inf.
+ *
+ * Versions:
+ *   1  first version: the whole problem model of case format v1.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "moefuzz/kernel_abi.h"
+#include "mutant_hooks.h"
+
+#define CPU_MAX_TOP_K 64
+
+/* ---- bf16 ---- */
+
+static float bf16_to_f32(uint16_t b) {
+    uint32_t u = (uint32_t)b << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static uint16_t f32_to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+/* ---- routing ---- */
+
+typedef struct cpu_ctx {
+    int mutant; /* 0 in production builds; the mutant id in test builds */
+} cpu_ctx;
+
+static float logit_at(const mf_kernel_params *p, int t, int e) {
+    size_t i = (size_t)t * p->E + e;
+    if (p->logits_dtype == MF_ABI_DTYPE_BF16) return bf16_to_f32(((const uint16_t *)p->logits)[i]);
+    return ((const float *)p->logits)[i];
+}
+
+static float bias_at(const mf_kernel_params *p, int e) {
+    if (p->bias_dtype == MF_ABI_BIAS_NONE || !p->bias) return 0.0f;
+    if (p->bias_dtype == MF_ABI_BIAS_BF16) return bf16_to_f32(((const uint16_t *)p->bias)[e]);
+    return ((const float *)p->bias)[e];
+}
+
+static float rank_value(float k) { return isnan(k) ? -INFINITY : k; }
+
+/* Routes token t: ids[top_k] and weights[top_k] (weights include rsf at the weights site). */
+static void route_token(const cpu_ctx *ctx, const mf_kernel_params *p, int t, float *score,
+                        float *key, float *gscore, unsigned char *masked, int32_t *ids,
+                        float *w) {
+    (void)ctx;
+    int E = p->E, k = p->top_k, NG = p->n_group, G = E / NG;
+    /* scores */
+    if (p->score_fn == MF_ABI_SCORE_SIGMOID) {
+        for (int e = 0; e < E; e++) {
+            float l = logit_at(p, t, e);
+            score[e] = 1.0f / (1.0f + expf(-l));
+        }
+    } else {
+        float m = logit_at(p, t, 0);
+        for (int e = 1; e < E; e++) {
+            float l = logit_at(p, t, e);
+            if (l > m) m = l;
+        }
+        float sum = 0.0f;
+        for (int e = 0; e < E; e++) {
+            score[e] = expf(logit_at(p, t, e) - m);
+            sum += score[e];
+        }
+        for (int e = 0; e < E; e++) score[e] = score[e] / sum;
+    }
+    /* selection keys: the bias selects, it never enters the weights */
+    for (int e = 0; e < E; e++) {
+        key[e] = p->bias_dtype != MF_ABI_BIAS_NONE ? score[e] + bias_at(p, e) : score[e];
+        if (MF_MUT(BIAS_DROPPED)) key[e] = score[e];
+        masked[e] = 0;
+    }
+    /* groups: keep topk_group by group score (ties: lower group), mask the rest to -inf */
+    int grouped = NG > 1 && !MF_MUT(GROUPING_IGNORED);
+    if (grouped) {
+        for (int g = 0; g < NG; g++) {
+            float k1 = -INFINITY, k2 = -INFINITY;
+            for (int i = 0; i < G; i++) {
+                float v = rank_value(key[g * G + i]);
+                if (v > k1) k2 = k1, k1 = v;
+                else if (v > k2) k2 = v;
+            }
+            int rule_max = p->group_rule == MF_ABI_GROUP_MAX;
+            if (MF_MUT(GROUP_RULE_SWAPPED)) rule_max = !rule_max;
+            gscore[g] = (rule_max || G == 1) ? k1 : k1 + k2;
+        }
+        unsigned char keep[1024];
+        memset(keep, 0, (size_t)NG);
+        for (int n = 0; n < p->topk_group; n++) {
+            int best = -1;
+            for (int g = 0; g < NG; g++) {
+                if (keep[g]) continue;
+                if (best < 0 || rank_value(gscore[g]) > rank_value(gscore[best])) best = g;
+            }
+            keep[best] = 1;
+        }
+        for (int e = 0; e < E; e++)
+            if (!keep[e / G]) {
+                if (MF_MUT(GROUP_MASK_ZERO)) key[e] = 0.0f;
+                else masked[e] = 1;
+            }
+    }
+    /* top-k: repeated arg-max over unmasked, unselected experts; ties to the lower index */
+    unsigned char taken[2048];
+    memset(taken, 0, (size_t)E);
+    for (int n = 0; n < k; n++) {
+        int best = -1;
+        for (int e = 0; e < E; e++) {
+            if (taken[e] || masked[e]) continue;
+            if (best < 0) {
+                best = e;
+                continue;
+            }
+            float a = rank_value(key[e]), b = rank_value(key[best]);
+            if (a > b || (MF_MUT(TIE_HIGHER_INDEX) && a == b)) best = e;
+        }
+        if (MF_MUT(NAN_DUPLICATE_IDS) && best >= 0 && isnan(key[best]) && n > 0) best = ids[0];
+        if (best < 0) best = 0; /* unreachable: topk_group * G >= top_k */
+        taken[best] = 1;
+        ids[n] = best;
+    }
+    /* weights from the unbiased scores */
+    float sum = 0.0f;
+    for (int n = 0; n < k; n++) {
+        w[n] = score[ids[n]];
+        if (MF_MUT(BIAS_IN_WEIGHTS)) w[n] = key[ids[n]];
+        sum += w[n];
+    }
+    int renorm = p->renormalize && !MF_MUT(RENORMALIZE_IGNORED);
+    if (renorm) {
+        float den = MF_MUT(EPS_MISSING) ? sum : sum + p->renorm_eps;
+        for (int n = 0; n < k; n++) w[n] = w[n] / den;
+    }
+    if (p->rsf_site == MF_ABI_RSF_WEIGHTS) {
+        float rsf = p->routed_scaling_factor;
+        int apply = !MF_MUT(RSF_DROPPED) && !(MF_MUT(RSF_ONLY_WITH_RENORM) && !p->renormalize);
+        for (int n = 0; n < k; n++) {
+            if (apply) w[n] = w[n] * rsf;
+            if (MF_MUT(RSF_TWICE)) w[n] = w[n] * rsf;
+        }
+    }
+}
+
+/* ---- experts ---- */
+
+static float dot_bf16(const uint16_t *a, const uint16_t *b, int n) {
+    float s = 0.0f;
+    for (int i = 0; i < n; i++) s = s + bf16_to_f32(a[i]) * bf16_to_f32(b[i]);
+    return s;
+}
+
+static float silu(float g) { return g / (1.0f + expf(-g)); }
+
+static int cpu_create(void **ctx, char *msg, size_t msg_len) {
+    cpu_ctx *c = calloc(1, sizeof *c);
+    if (!c) {
+        snprintf(msg, msg_len, "cpu kernel: out of memory");
+        return 1;
+    }
+    *ctx = c;
+    return 0;
+}
+
+static void cpu_release(void *ctx) { free(ctx); }
+
+static int cpu_supports(void *ctx, const mf_kernel_params *p, char *msg, size_t msg_len) {
+    (void)ctx;
+    if (p->top_k < 1 || p->top_k > CPU_MAX_TOP_K || p->top_k > p->E) {
+        snprintf(msg, msg_len, "top_k=%d outside [1, min(E, %d)]", p->top_k, CPU_MAX_TOP_K);
+        return 0;
+    }
+    if (p->E > 2048 || p->n_group > 1024) {
+        snprintf(msg, msg_len, "E=%d > 2048 or n_group=%d > 1024", p->E, p->n_group);
+        return 0;
+    }
+    if (p->activation != MF_ABI_ACT_SILU_GLU) {
+        snprintf(msg, msg_len, "activation %d not implemented", p->activation);
+        return 0;
+    }
+    if (p->memory != MF_ABI_MEM_HOST) {
+        snprintf(msg, msg_len, "the cpu kernel needs host memory");
+        return 0;
+    }
+    return 1;
+}
+
+static int cpu_workspace_size(void *ctx, const mf_kernel_params *p, size_t *bytes, char *msg,
+                              size_t msg_len) {
+    (void)ctx, (void)msg, (void)msg_len;
+    /* score, key, gscore (E each), masked (E), acc (H), h (I as bf16) */
+    *bytes = (size_t)p->E * (3 * sizeof(float) + 1) + (size_t)p->H * sizeof(float) +
+             (size_t)p->I * sizeof(uint16_t) + 64;
+    return 0;
+}
+
+static int cpu_run(void *vctx, const mf_kernel_params *p, char *msg, size_t msg_len) {
+    const cpu_ctx *ctx = vctx;
+    if (cpu_supports(vctx, p, msg, msg_len) != 1) return 1;
+    size_t need;
+    cpu_workspace_size(vctx, p, &need, msg, msg_len);
+    if (!p->workspace || p->workspace_bytes < need) {
+        snprintf(msg, msg_len, "workspace of %zu bytes needed, %zu given", need,
+                 p->workspace_bytes);
+        return 1;
+    }
+    int T = p->T, H = p->H, I = p->I, E = p->E, k = p->top_k;
+    float *score = p->workspace, *key = score + E, *gscore = key + E, *acc = gscore + E;
+    uint16_t *h = (uint16_t *)(acc + H);
+    unsigned char *masked = (unsigned char *)(h + I);
+    const uint16_t *x = p->x, *w13 = p->w13, *w2 = p->w2;
+    uint16_t *out = p->out;
+    int T_run = MF_MUT(PARTIAL_TILE_DROPPED) ? T - T % 16 : T;
+    if (T_run == 0 && MF_MUT(PARTIAL_TILE_DROPPED)) T_run = T; /* a tile always runs */
+    for (int t = 0; t < T_run; t++) {
+        int32_t ids[CPU_MAX_TOP_K];
+        float w[CPU_MAX_TOP_K];
+        route_token(ctx, p, t, score, key, gscore, masked, ids, w);
+        if (p->topk_ids) memcpy(p->topk_ids + (size_t)t * k, ids, sizeof(int32_t) * k);
+        if (p->topk_weights) memcpy(p->topk_weights + (size_t)t * k, w, sizeof(float) * k);
+        const uint16_t *xt = x + (size_t)t * H;
+        for (int c = 0; c < H; c++) acc[c] = 0.0f;
+        for (int n = 0; n < k; n++) {
+            int le = ids[n] - p->expert_offset;
+            if (MF_MUT(EP_OFFSET_IGNORED)) le = ids[n];
+            if (MF_MUT(EP_OFFSET_TWICE)) le = ids[n] - 2 * p->expert_offset;
+            if (le < 0 || le >= p->E_local) continue; /* not on this rank */
+            const uint16_t *w13e = w13 + (size_t)le * 2 * I * H;
+            for (int j = 0; j < I; j++) {
+                int gate_first = p->layout == MF_ABI_LAYOUT_GATE_UP;
+                if (MF_MUT(GATE_UP_SWAPPED)) gate_first = !gate_first;
+                int rg = gate_first ? j : I + j, ru = gate_first ? I + j : j;
+                float g = dot_bf16(xt, w13e + (size_t)rg * H, H);
+                float u = dot_bf16(xt, w13e + (size_t)ru * H, H);
+                h[j] = f32_to_bf16(silu(g) * u);
+            }
+            const uint16_t *w2e = w2 + (size_t)le * H * I;
+            for (int c = 0; c < H; c++) {
+                float y = dot_bf16(h, w2e + (size_t)c * I, I);
+                acc[c] = acc[c] + w[n] * y;
+                if (MF_MUT(BF16_COMBINE)) acc[c] = bf16_to_f32(f32_to_bf16(acc[c]));
+            }
+        }
+        if (p->rsf_site == MF_ABI_RSF_OUTPUT && !MF_MUT(RSF_DROPPED))
+            for (int c = 0; c < H; c++) {
+                acc[c] = acc[c] * p->routed_scaling_factor;
+                if (MF_MUT(RSF_TWICE)) acc[c] = acc[c] * p->routed_scaling_factor;
+            }
+        for (int c = 0; c < H; c++) out[(size_t)t * H + c] = f32_to_bf16(acc[c]);
+    }
+    return 0;
+}
+
+static const mf_kernel_api cpu_api_template = {
+    .abi_version = MF_KERNEL_ABI_VERSION,
+    .struct_size = sizeof(mf_kernel_api),
+    .name = MF_CPU_KERNEL_NAME,
+    .description = "plain-C fp32 fused MoE (scalar chains, bf16 activation, fp32 combine)",
+    .memory = MF_ABI_MEM_HOST,
+    .contract = {.struct_size = sizeof(mf_kernel_contract),
+                 .name = "cpu-scalar",
+                 .deterministic = 1,
+                 .reports_routing = 1},
+    .create = cpu_create,
+    .supports = cpu_supports,
+    .workspace_size = cpu_workspace_size,
+    .run = cpu_run,
+    .release = cpu_release,
+};
+
+MF_CPU_EXPORT_GET_API

@@ -1,0 +1,384 @@
+/* dot.c: exact bf16 dot products with accumulation-model error bounds (see dot.h and
+ * docs/error-model.md for the derivation of every constant). */
+#include "dot.h"
+#include "mf_base.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <mpfr.h>
+
+#include "bf16.h"
+
+#define NBINS 128
+#define NWAYS 4
+#define FALLBACK_PREC 2304 /* > 128 bins * 16 binades + 53 + carries: mpfr_sum is exact */
+
+struct mf_dot_ws {
+    double bins[NWAYS][NBINS];
+    mf_dot_stats st;
+    int profile;
+    struct dot_record *rec; /* profile: every dot's loop, replayed to time the loops alone */
+    size_t nrec, caprec;
+    mpfr_t sum;
+    mpfr_t vals[NBINS];
+    mpfr_ptr ptrs[NBINS];
+};
+
+mf_dot_ws *mf_dot_ws_new(void) {
+    mf_dot_ws *ws = calloc(1, sizeof *ws);
+    if (!ws) return NULL;
+    mpfr_init2(ws->sum, FALLBACK_PREC);
+    for (int k = 0; k < NBINS; k++) {
+        mpfr_init2(ws->vals[k], 53);
+        ws->ptrs[k] = ws->vals[k];
+    }
+    return ws;
+}
+
+void mf_dot_ws_free(mf_dot_ws *ws) {
+    if (!ws) return;
+    free(ws->rec);
+    mpfr_clear(ws->sum);
+    for (int k = 0; k < NBINS; k++) mpfr_clear(ws->vals[k]);
+    free(ws);
+}
+
+void mf_dot_ws_profile(mf_dot_ws *ws, int on) { ws->profile = on; }
+void mf_dot_ws_stats(const mf_dot_ws *ws, mf_dot_stats *st) { *st = ws->st; }
+
+/* ---- vector information ---- */
+
+static int bf16_floor_log2(uint16_t b) {
+    int ef = (b >> 7) & 0xff, mant = b & 0x7f;
+    if (ef != 0) return ef - 127;
+    int l = 0; /* subnormal: mant * 2^-133, mant in [1, 127] */
+    while ((mant >> (l + 1)) != 0) l++;
+    return -133 + l;
+}
+
+void mf_vec_info_bf16(const uint16_t *v, size_t n, size_t stride, mf_vec_info *info) {
+    /* branch-free over magnitudes as int16 (SSE2 vectorizes signed 16-bit min/max): the largest,
+     * and the smallest nonzero (zero maps to 0x7fff) */
+    int16_t maxs = 0, mins = 0x7fff;
+    if (stride == 1) {
+        for (size_t i = 0; i < n; i++) {
+            int16_t a = (int16_t)(v[i] & 0x7fffu);
+            int16_t m = a ? a : (int16_t)0x7fff;
+            maxs = a > maxs ? a : maxs;
+            mins = m < mins ? m : mins;
+        }
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            int16_t a = (int16_t)(v[i * stride] & 0x7fffu);
+            int16_t m = a ? a : (int16_t)0x7fff;
+            maxs = a > maxs ? a : maxs;
+            mins = m < mins ? m : mins;
+        }
+    }
+    unsigned maxa = (unsigned)maxs, mina = mins == 0x7fff && maxs != 0x7fff ? 0xffffu
+                                                                            : (unsigned)mins;
+    info->has_nonfinite = maxa >= 0x7f80u;
+    if (mina == 0xffffu || info->has_nonfinite) {
+        /* all zero, or NaN/Inf present (such dots take the IEEE path; the range is unused) */
+        info->emin = 1000;
+        info->emax = -1000;
+        info->has_subnormal = mina < 0x0080u;
+        return;
+    }
+    info->emin = bf16_floor_log2((uint16_t)mina);
+    info->emax = bf16_floor_log2((uint16_t)maxa);
+    info->has_subnormal = mina < 0x0080u;
+}
+
+/* ---- hot loops ---- */
+
+static inline double bf16_d(uint16_t b) { return (double)mf_bf16_to_f32(b); }
+
+static inline unsigned bin_of(double p) {
+    uint64_t u;
+    memcpy(&u, &p, sizeof u);
+    return (unsigned)((u >> 56) & 0x7fu); /* top 7 bits of the exponent field: 16 binades */
+}
+
+/* Subnormal-clamped magnitude ||x|| = max(|x|, 2^-126) for x != 0 (Hopper alignment uses the
+ * exponent field, which is clamped at -126). */
+static inline double clamp_mag(double x) {
+    double a = fabs(x);
+    return (a != 0.0 && a < 0x1p-126) ? 0x1p-126 : a;
+}
+
+typedef struct side_sums {
+    double s;     /* running double approximation of the exact partial sum */
+    double sabs;  /* sum over steps of |S_j| */
+    double msum;  /* sum over steps of M_j = max(|S_{j-1}|, max |p| in the step) */
+    double pabs;  /* sum |p| */
+    size_t steps; /* number of accumulation steps */
+    size_t adds;  /* double additions into s */
+} side_sums;
+
+static void loop_seq(double (*bins)[NBINS], const double *a, const uint16_t *b, size_t n,
+                     side_sums *ss) {
+    double s = 0, sabs = 0, pabs = 0;
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        double p0 = a[i] * bf16_d(b[i]), p1 = a[i + 1] * bf16_d(b[i + 1]);
+        double p2 = a[i + 2] * bf16_d(b[i + 2]), p3 = a[i + 3] * bf16_d(b[i + 3]);
+        bins[0][bin_of(p0)] += p0;
+        bins[1][bin_of(p1)] += p1;
+        bins[2][bin_of(p2)] += p2;
+        bins[3][bin_of(p3)] += p3;
+        s += p0;
+        sabs += fabs(s);
+        s += p1;
+        sabs += fabs(s);
+        s += p2;
+        sabs += fabs(s);
+        s += p3;
+        sabs += fabs(s);
+        pabs += (fabs(p0) + fabs(p1)) + (fabs(p2) + fabs(p3));
+    }
+    for (; i < n; i++) {
+        double p = a[i] * bf16_d(b[i]);
+        bins[i & 3][bin_of(p)] += p;
+        s += p;
+        sabs += fabs(s);
+        pabs += fabs(p);
+    }
+    ss->s = s;
+    ss->sabs = sabs;
+    ss->pabs = pabs * (1 + 0x1p-50); /* pabs itself was rounded n times: n * 2^-53 << 2^-50 */
+    ss->steps = n;
+    ss->adds = n;
+}
+
+static void loop_block(double (*bins)[NBINS], const double *a, const uint16_t *b, size_t n,
+                       size_t block, int clamp, side_sums *ss) {
+    double s = 0, sabs = 0, msum = 0, pabs = 0;
+    size_t steps = 0;
+    for (size_t j0 = 0; j0 < n; j0 += block) {
+        size_t j1 = j0 + block < n ? j0 + block : n;
+        double bs = 0, bmax = 0, bpabs = 0;
+        for (size_t i = j0; i < j1; i++) {
+            double bv = bf16_d(b[i]);
+            double p = a[i] * bv;
+            bins[i & 3][bin_of(p)] += p;
+            bs += p;
+            double m = clamp ? clamp_mag(a[i]) * clamp_mag(bv) : fabs(p);
+            if (m > bmax) bmax = m;
+            bpabs += fabs(p);
+        }
+        double sprev = clamp ? clamp_mag(s) : fabs(s);
+        msum += sprev > bmax ? sprev : bmax;
+        s += bs;
+        sabs += fabs(s);
+        pabs += bpabs;
+        steps++;
+    }
+    ss->s = s;
+    ss->sabs = sabs;
+    ss->msum = msum;
+    ss->pabs = pabs * (1 + 0x1p-50);
+    ss->steps = steps;
+    ss->adds = n + steps;
+}
+
+static void loop_any(double (*bins)[NBINS], const double *a, const uint16_t *b, size_t n,
+                     side_sums *ss) {
+    double pabs = 0;
+    for (size_t i = 0; i < n; i++) {
+        double p = a[i] * bf16_d(b[i]);
+        bins[i & 3][bin_of(p)] += p;
+        pabs += fabs(p);
+    }
+    ss->pabs = pabs * (1 + 0x1p-50);
+    ss->steps = n;
+    ss->adds = n;
+}
+
+struct dot_record;
+static void record(mf_dot_ws *ws, const double *a, const uint16_t *b, size_t n,
+                   const mf_acc_model *m, int clamp);
+
+/* ---- finishing the bins ---- */
+
+static inline void two_sum(double x, double y, double *s, double *e) {
+    double t = x + y;
+    double yv = t - x;
+    double xv = t - yv;
+    *s = t;
+    *e = (x - xv) + (y - yv);
+}
+
+static void finish_bins(mf_dot_ws *ws, unsigned lo_bin, unsigned hi_bin, mf_dot *out) {
+    double sh = 0, sl = 0, dropped = 0;
+    int nonzero = 0;
+    for (unsigned k = lo_bin; k <= hi_bin; k++) {
+        /* each partial is an exact multiple of the bin unit; so is their sum (n <= 2^22) */
+        double v = (ws->bins[0][k] + ws->bins[1][k]) + (ws->bins[2][k] + ws->bins[3][k]);
+        if (v == 0) continue;
+        nonzero++;
+        double s, e, t, f;
+        two_sum(sh, v, &s, &e);
+        two_sum(e, sl, &t, &f); /* f: the only quantity not kept */
+        dropped += fabs(f);
+        two_sum(s, t, &sh, &sl);
+    }
+    dropped *= 1 + 0x1p-50;
+    if (dropped == 0 || dropped <= 0x1p-96 * fabs(sh)) {
+        out->hi = sh;
+        out->lo = sl;
+        out->err = dropped;
+        return;
+    }
+    /* cancellation: sum the bins exactly with MPFR */
+    int m = 0;
+    for (unsigned k = lo_bin; k <= hi_bin; k++) {
+        double v = (ws->bins[0][k] + ws->bins[1][k]) + (ws->bins[2][k] + ws->bins[3][k]);
+        if (v == 0) continue;
+        mpfr_set_d(ws->vals[m++], v, MPFR_RNDN); /* exact: 53 bits */
+    }
+    (void)nonzero;
+    mpfr_sum(ws->sum, ws->ptrs, (unsigned long)m, MPFR_RNDN); /* exact at FALLBACK_PREC */
+    double hi = mpfr_get_d(ws->sum, MPFR_RNDN);
+    mpfr_sub_d(ws->sum, ws->sum, hi, MPFR_RNDN); /* exact */
+    double lo = mpfr_get_d(ws->sum, MPFR_RNDN);
+    mpfr_sub_d(ws->sum, ws->sum, lo, MPFR_RNDN); /* exact */
+    out->hi = hi;
+    out->lo = lo;
+    out->err = fabs(mpfr_get_d(ws->sum, MPFR_RNDU));
+    out->flags |= MF_DOT_MPFR_FALLBACK;
+    ws->st.fallbacks++;
+}
+
+/* ---- the bound of each accumulation model ---- */
+
+static double model_radius(const mf_acc_model *m, const side_sums *ss, size_t n, double dpert) {
+    const double u = 0x1p-24;  /* fp32 round to nearest */
+    const double uz = 0x1p-23; /* fp32 truncation: one ulp */
+    const double eta = 0x1p-149; /* smallest fp32 subnormal: absolute error of a tiny result */
+    /* the double partial sums s_j differ from the exact S_j by at most adds * 2^-53 * sum|p| */
+    double es = (double)ss->adds * 0x1p-53 * ss->pabs * (1 + 0x1p-40);
+    double steps = (double)ss->steps;
+    double r;
+    switch (m->kind) {
+    case MF_ACC_SEQ_FP32: {
+        /* step i: |err_i| <= u |x_i| + 2 eta (product underflow + sum), x_i = S^_{i-1} + p'_i,
+         * |x_i| <= |S_i| + D + R. Solving for R gives the division by (1 - n u). */
+        double base = u * (ss->sabs + steps * (es + dpert)) + steps * 2 * eta;
+        r = base / (1 - steps * u);
+        break;
+    }
+    case MF_ACC_FUSED_BLOCK: {
+        /* step j: |err_j| < c_al M'_j + uz |S^_j| + eta, c_al = (B + 1) 2^-F (B 2^-F is tight,
+         * hopper-accumulation.md section 5). M'_j uses subnormal-clamped magnitudes; a
+         * subnormal accumulator adds at most c_al 2^-126 per step. */
+        double cal = (double)(m->block + 1) * ldexp(1.0, -m->frac_bits);
+        double base = cal * (ss->msum + steps * (es + dpert)) +
+                      uz * (ss->sabs + steps * (es + dpert)) + steps * (eta + cal * 0x1p-126);
+        r = base / (1 - steps * (cal + uz));
+        break;
+    }
+    case MF_ACC_ANY_ORDER:
+    default: {
+        /* T0: gamma_n(2^-23) sum|p'| for any order, RN or RZ, fraction bits >= 24 */
+        double nn = (double)n;
+        double gamma = nn * uz / (1 - nn * uz);
+        r = gamma * (ss->pabs + dpert) + nn * 2 * eta;
+        break;
+    }
+    }
+    return r;
+}
+
+void mf_dot_bf16(mf_dot_ws *ws, const double *a, const mf_vec_info *ai, const double *delta,
+                 const uint16_t *b, const mf_vec_info *bi, size_t n, const mf_acc_model *m,
+                 mf_dot *out) {
+    memset(out, 0, sizeof *out);
+    if (ai->has_nonfinite || bi->has_nonfinite) {
+        double s = 0; /* IEEE class of the result is order-independent; double cannot overflow */
+        for (size_t i = 0; i < n; i++) s += a[i] * bf16_d(b[i]);
+        out->hi = s;
+        out->radius = INFINITY;
+        out->flags = MF_DOT_NONFINITE;
+        return;
+    }
+    /* perturbation of a: D = sum delta_i |b_i| */
+    double dpert = 0;
+    if (delta) {
+        for (size_t i = 0; i < n; i++)
+            if (delta[i] != 0) dpert += delta[i] * fabs(bf16_d(b[i]));
+        dpert *= 1 + 0x1p-50;
+    }
+    if (n == 0 || ai->emin > ai->emax || bi->emin > bi->emax) {
+        out->radius = dpert; /* exact zero; only a perturbed a can move it */
+        return;
+    }
+    unsigned lo_bin = (unsigned)(ai->emin + bi->emin + 1023) >> 4;
+    unsigned hi_bin = (unsigned)(ai->emax + bi->emax + 1 + 1023) >> 4;
+    side_sums ss;
+    memset(&ss, 0, sizeof ss);
+    if (ws->profile) record(ws, a, b, n, m, ai->has_subnormal || bi->has_subnormal);
+    switch (m->kind) {
+    case MF_ACC_SEQ_FP32: loop_seq(ws->bins, a, b, n, &ss); break;
+    case MF_ACC_FUSED_BLOCK:
+        loop_block(ws->bins, a, b, n, (size_t)m->block, ai->has_subnormal || bi->has_subnormal,
+                   &ss);
+        break;
+    default: loop_any(ws->bins, a, b, n, &ss); break;
+    }
+    finish_bins(ws, lo_bin, hi_bin, out);
+    for (int w = 0; w < NWAYS; w++)
+        memset(&ws->bins[w][lo_bin], 0, (hi_bin - lo_bin + 1) * sizeof(double));
+    double r = model_radius(m, &ss, n, dpert);
+    out->abs_sum = ss.pabs;
+    out->radius = (r + dpert + out->err) * (1 + 0x1p-30);
+    if (ss.pabs + out->radius >= 0x1.fffffep127) out->flags |= MF_DOT_MAY_OVERFLOW;
+    ws->st.dots++;
+    ws->st.terms += n;
+}
+
+/* ---- profiling: the loops alone ---- */
+
+typedef struct dot_record {
+    const double *a;
+    const uint16_t *b;
+    size_t n;
+    mf_acc_model m;
+    int clamp;
+} dot_record;
+
+static void record(mf_dot_ws *ws, const double *a, const uint16_t *b, size_t n,
+                   const mf_acc_model *m, int clamp) {
+    if (ws->nrec == ws->caprec) {
+        size_t cap = ws->caprec ? 2 * ws->caprec : 1024;
+        dot_record *r = realloc(ws->rec, cap * sizeof *r);
+        if (!r) return; /* profiling only: a missing record shortens the replay */
+        ws->rec = r;
+        ws->caprec = cap;
+    }
+    ws->rec[ws->nrec++] = (dot_record){a, b, n, *m, clamp};
+}
+
+double mf_dot_ws_replay_loops(mf_dot_ws *ws) {
+    double t0 = mf_now_s();
+    for (size_t i = 0; i < ws->nrec; i++) {
+        const dot_record *r = &ws->rec[i];
+        side_sums ss;
+        memset(&ss, 0, sizeof ss);
+        switch (r->m.kind) {
+        case MF_ACC_SEQ_FP32: loop_seq(ws->bins, r->a, r->b, r->n, &ss); break;
+        case MF_ACC_FUSED_BLOCK:
+            loop_block(ws->bins, r->a, r->b, r->n, (size_t)r->m.block, r->clamp, &ss);
+            break;
+        default: loop_any(ws->bins, r->a, r->b, r->n, &ss); break;
+        }
+    }
+    double t = mf_now_s() - t0;
+    memset(ws->bins, 0, sizeof ws->bins);
+    ws->nrec = 0;
+    ws->st.loop_s += t;
+    return t;
+}

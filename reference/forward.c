@@ -1,0 +1,462 @@
+/* forward.c: exact experts, activation rounding points and output admissible sets
+ * (see forward.h; derivations in docs/error-model.md). */
+#include "forward.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <mpfr.h>
+
+#include "bf16.h"
+
+#define ACT_PREC 128  /* MPFR precision where MPFR decides an activation's rounding */
+#define SILU_LIPSCHITZ 1.1 /* sup |silu'| = 1.0998 at x = 2.399 (numerics notes, section 2.4) */
+
+static const double U = 0x1p-24;
+static const double ETA = 0x1p-149;
+
+typedef struct expert_slot {
+    double *o_hi, *o_lo, *o_rad;
+    uint8_t *flags;
+} expert_slot;
+
+struct mf_ref_ctx {
+    mf_moe_params p;
+    mf_moe_tensors x;
+    const mf_contract *c;
+    mf_ref_options opt;
+    mf_dot_ws *ws;
+    mf_vec_info *w13_info; /* [E_local][2I] */
+    mf_vec_info *w2_info;  /* [E_local][H] */
+    uint8_t *col_mask;     /* [H] verified columns */
+    /* current token */
+    int cur_t;
+    double *xd;
+    mf_vec_info x_info;
+    int *slot_of; /* [E_local] -> slot or -1 */
+    expert_slot *slots;
+    int nslots, cap_slots;
+    /* activation scratch */
+    double *hd, *delta;
+    uint16_t *hb;
+    mpfr_t m_a, m_b, m_t;
+    mf_ref_stats st;
+};
+
+void mf_ref_ctx_free(mf_ref_ctx *ctx) {
+    if (!ctx) return;
+    mf_dot_ws_free(ctx->ws);
+    free(ctx->w13_info);
+    free(ctx->w2_info);
+    free(ctx->col_mask);
+    free(ctx->xd);
+    free(ctx->slot_of);
+    for (int i = 0; i < ctx->cap_slots; i++) {
+        free(ctx->slots[i].o_hi);
+        free(ctx->slots[i].o_lo);
+        free(ctx->slots[i].o_rad);
+        free(ctx->slots[i].flags);
+    }
+    free(ctx->slots);
+    free(ctx->hd);
+    free(ctx->delta);
+    free(ctx->hb);
+    mpfr_clears(ctx->m_a, ctx->m_b, ctx->m_t, (mpfr_ptr)0);
+    free(ctx);
+}
+
+mf_ref_ctx *mf_ref_ctx_new(const mf_moe_params *p, const mf_moe_tensors *x, const mf_contract *c,
+                           const mf_ref_options *opt, mf_error *err) {
+    if (p->H < 1 || p->I < 1 || p->E_local < 0 || (unsigned)p->H > MF_DOT_MAX_TERMS ||
+        (unsigned)p->I > MF_DOT_MAX_TERMS) {
+        MF_FAIL(err, MF_EINVAL, "reference: H=%d I=%d E_local=%d out of domain", p->H, p->I,
+                p->E_local);
+        return NULL;
+    }
+    if (!(c->round_points & MF_RP_ACT_OUT)) {
+        MF_FAIL(err, MF_EUNSUPPORTED,
+                "contract %s does not round the activation to bf16; the reference needs bf16 "
+                "GEMM2 inputs",
+                c->name);
+        return NULL;
+    }
+    mf_ref_ctx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) {
+        MF_FAIL(err, MF_ENOMEM, "reference: out of memory");
+        return NULL;
+    }
+    mpfr_inits2(ACT_PREC, ctx->m_a, ctx->m_b, ctx->m_t, (mpfr_ptr)0);
+    ctx->p = *p;
+    ctx->x = *x;
+    ctx->c = c;
+    if (opt) ctx->opt = *opt;
+    ctx->cur_t = -1;
+    int H = p->H, I = p->I, EL = p->E_local;
+    ctx->ws = mf_dot_ws_new();
+    ctx->w13_info = calloc((size_t)EL * 2 * I + 1, sizeof(mf_vec_info));
+    ctx->w2_info = calloc((size_t)EL * H + 1, sizeof(mf_vec_info));
+    ctx->col_mask = calloc((size_t)H, 1);
+    ctx->xd = calloc((size_t)H, sizeof(double));
+    ctx->slot_of = calloc((size_t)EL + 1, sizeof(int));
+    ctx->hd = calloc((size_t)I, sizeof(double));
+    ctx->delta = calloc((size_t)I, sizeof(double));
+    ctx->hb = calloc((size_t)I, sizeof(uint16_t));
+    if (!ctx->ws || !ctx->w13_info || !ctx->w2_info || !ctx->col_mask || !ctx->xd ||
+        !ctx->slot_of || !ctx->hd || !ctx->delta || !ctx->hb) {
+        MF_FAIL(err, MF_ENOMEM, "reference: out of memory (H=%d I=%d E_local=%d)", H, I, EL);
+        mf_ref_ctx_free(ctx);
+        return NULL;
+    }
+    mf_dot_ws_profile(ctx->ws, ctx->opt.profile);
+    for (size_t r = 0; r < (size_t)EL * 2 * I; r++)
+        mf_vec_info_bf16(x->w13 + r * H, (size_t)H, 1, &ctx->w13_info[r]);
+    for (size_t r = 0; r < (size_t)EL * H; r++)
+        mf_vec_info_bf16(x->w2 + r * I, (size_t)I, 1, &ctx->w2_info[r]);
+    if (ctx->opt.cols) {
+        for (int i = 0; i < ctx->opt.ncols; i++)
+            if (ctx->opt.cols[i] >= 0 && ctx->opt.cols[i] < H) ctx->col_mask[ctx->opt.cols[i]] = 1;
+    } else {
+        memset(ctx->col_mask, 1, (size_t)H);
+    }
+    for (int e = 0; e < EL; e++) ctx->slot_of[e] = -1;
+    return ctx;
+}
+
+void mf_ref_ctx_stats(mf_ref_ctx *ctx, mf_ref_stats *st) {
+    if (ctx->opt.profile) mf_dot_ws_replay_loops(ctx->ws);
+    *st = ctx->st;
+    mf_dot_ws_stats(ctx->ws, &st->dot);
+}
+
+/* ---- rounding points ---- */
+
+/* bf16 enclosure of [v - r, v + r] for a double v with |error| <= slack: outward, sound. */
+static void bf16_range(double v, double r, double slack, uint16_t *lo, uint16_t *hi) {
+    double extra = slack + (fabs(v) + r) * 0x1p-50 + 0x1p-1074;
+    *lo = mf_f64_to_bf16(v - r - extra);
+    *hi = mf_f64_to_bf16(v + r + extra);
+}
+
+static double bf16_d(uint16_t b) { return (double)mf_bf16_to_f32(b); }
+
+/* The kernel rounds a value (exact hi + lo, |error| <= err) with radius rad to bf16: returns the
+ * representative RN(value) (decided by MPFR if the double-double is too close to a midpoint)
+ * and the radius that covers every other admissible bf16 value. */
+static uint16_t round_point(mf_ref_ctx *ctx, double hi, double lo, double err, double rad,
+                            double *delta) {
+    double slack = fabs(lo) + err + fabs(hi) * 0x1p-60;
+    uint16_t r1 = mf_f64_to_bf16(hi - slack), r2 = mf_f64_to_bf16(hi + slack);
+    uint16_t rep = r1;
+    if (r1 != r2) {
+        mpfr_set_d(ctx->m_t, hi, MPFR_RNDN);
+        mpfr_add_d(ctx->m_t, ctx->m_t, lo, MPFR_RNDN); /* exact at 128 bits */
+        rep = mf_mpfr_to_bf16(ctx->m_t); /* exact when err = 0; delta covers it otherwise */
+    }
+    uint16_t blo, bhi;
+    bf16_range(hi, rad, fabs(lo) + err, &blo, &bhi);
+    double d = bf16_d(rep) - bf16_d(blo);
+    double d2 = bf16_d(bhi) - bf16_d(rep);
+    *delta = d > d2 ? d : d2;
+    return rep;
+}
+
+/* ---- activation ---- */
+
+typedef struct act_out {
+    uint16_t h;
+    double delta;
+    int unconstrained;
+} act_out;
+
+static void activation(mf_ref_ctx *ctx, const mf_dot *dg, const mf_dot *du, act_out *out) {
+    const mf_contract *c = ctx->c;
+    out->unconstrained = 0;
+    if ((dg->flags | du->flags) & (MF_DOT_NONFINITE | MF_DOT_MAY_OVERFLOW)) {
+        out->unconstrained = 1;
+        out->h = MF_BF16_QNAN;
+        out->delta = INFINITY;
+        return;
+    }
+    double g = dg->hi, g_lo = dg->lo, rg = dg->radius;
+    double u = du->hi, u_lo = du->lo, ru = du->radius;
+    if (c->round_points & MF_RP_GEMM1_OUT) {
+        double dlt;
+        g = bf16_d(round_point(ctx, dg->hi, dg->lo, dg->err, rg, &dlt));
+        g_lo = 0;
+        rg = dlt;
+        u = bf16_d(round_point(ctx, du->hi, du->lo, du->err, ru, &dlt));
+        u_lo = 0;
+        ru = dlt;
+    }
+    /* bound on the kernel's deviation from a = silu(g) u */
+    double udiv = mf_contract_div_rel(c);
+    double sg = g / (1.0 + exp(-g));
+    if (!isfinite(sg)) sg = g < 0 ? 0.0 : g; /* exp overflow: silu(g) -> 0 for g << 0 */
+    double gmag = fabs(g) + rg;
+    double eps_s = (g - rg < -88.5) ? 1.0
+                                    : (mf_contract_exp_rel(c, gmag) + U + udiv) * (1 + 0x1p-20);
+    double su = fabs(sg) + SILU_LIPSCHITZ * rg;
+    double uu = fabs(u) + ru;
+    double rho = fabs(sg) * ru + (SILU_LIPSCHITZ * rg + eps_s * su) * uu +
+                 U * (1 + eps_s) * su * uu + ETA * (uu + 2);
+    double a_d = sg * u;
+    /* |a_d - a| for the double evaluation: relative (|g| + 8) 2^-52 from exp, the division and
+     * the products (libm exp within 1 ulp), taken with a 2^8 margin */
+    int fast = !ctx->opt.strict && fabs(g) < 1024;
+    double ea = (fabs(a_d) + 0x1p-1000) * (fabs(g) + 8) * 0x1p-44;
+    uint16_t h;
+    ctx->st.act_elems++;
+    if (fast && mf_f64_to_bf16(a_d - ea) == mf_f64_to_bf16(a_d + ea)) {
+        h = mf_f64_to_bf16(a_d);
+    } else {
+        /* MPFR decides: a = g / (1 + exp(-g)) * u at 128 bits from the exact double-doubles */
+        mpfr_t *A = &ctx->m_a, *B = &ctx->m_b;
+        mpfr_set_d(*A, g, MPFR_RNDN);
+        mpfr_add_d(*A, *A, g_lo, MPFR_RNDN);
+        mpfr_neg(*B, *A, MPFR_RNDN);
+        mpfr_exp(*B, *B, MPFR_RNDN);
+        mpfr_add_ui(*B, *B, 1, MPFR_RNDN);
+        mpfr_div(*A, *A, *B, MPFR_RNDN);
+        mpfr_set_d(*B, u, MPFR_RNDN);
+        mpfr_add_d(*B, *B, u_lo, MPFR_RNDN);
+        mpfr_mul(*A, *A, *B, MPFR_RNDN);
+        h = mf_mpfr_to_bf16(*A);
+        a_d = mpfr_get_d(*A, MPFR_RNDN);
+        ea = fabs(a_d) * 0x1p-52 + 0x1p-1074;
+        ctx->st.act_mpfr++;
+    }
+    uint16_t lo, hi;
+    bf16_range(a_d, rho, ea, &lo, &hi);
+    double hv = bf16_d(h);
+    double d1 = hv - bf16_d(lo), d2 = bf16_d(hi) - hv;
+    out->h = h;
+    out->delta = d1 > d2 ? d1 : d2;
+    if (lo != hi) ctx->st.act_ambiguous++;
+}
+
+/* ---- experts ---- */
+
+static void load_token(mf_ref_ctx *ctx, int t) {
+    if (ctx->cur_t == t) return;
+    int H = ctx->p.H;
+    const uint16_t *xr = ctx->x.x + (size_t)t * H;
+    for (int h = 0; h < H; h++) ctx->xd[h] = bf16_d(xr[h]);
+    mf_vec_info_bf16(xr, (size_t)H, 1, &ctx->x_info);
+    for (int e = 0; e < ctx->p.E_local; e++) ctx->slot_of[e] = -1;
+    ctx->nslots = 0;
+    ctx->cur_t = t;
+}
+
+static mf_status new_slot(mf_ref_ctx *ctx, int *slot, mf_error *err) {
+    if (ctx->nslots == ctx->cap_slots) {
+        int cap = ctx->cap_slots ? 2 * ctx->cap_slots : 8;
+        expert_slot *s = realloc(ctx->slots, sizeof *s * (size_t)cap);
+        if (!s) return MF_FAIL(err, MF_ENOMEM, "reference: out of memory");
+        ctx->slots = s;
+        size_t H = (size_t)ctx->p.H;
+        for (int i = ctx->cap_slots; i < cap; i++) {
+            s[i].o_hi = malloc(H * sizeof(double));
+            s[i].o_lo = malloc(H * sizeof(double));
+            s[i].o_rad = malloc(H * sizeof(double));
+            s[i].flags = malloc(H);
+            if (!s[i].o_hi || !s[i].o_lo || !s[i].o_rad || !s[i].flags) {
+                ctx->cap_slots = i + 1;
+                return MF_FAIL(err, MF_ENOMEM, "reference: out of memory");
+            }
+        }
+        ctx->cap_slots = cap;
+    }
+    *slot = ctx->nslots++;
+    return MF_OK;
+}
+
+static void compute_expert(mf_ref_ctx *ctx, int le, expert_slot *s) {
+    const mf_moe_params *p = &ctx->p;
+    int H = p->H, I = p->I;
+    const uint16_t *w13 = ctx->x.w13 + (size_t)le * 2 * I * H;
+    const mf_vec_info *i13 = ctx->w13_info + (size_t)le * 2 * I;
+    const mf_acc_model *m = &ctx->c->gemm;
+    int unconstrained = 0, any_delta = 0;
+    for (int j = 0; j < I; j++) {
+        int rg = mf_gate_row(p, j), ru = mf_up_row(p, j);
+        mf_dot dg, du;
+        mf_dot_bf16(ctx->ws, ctx->xd, &ctx->x_info, NULL, w13 + (size_t)rg * H, &i13[rg],
+                    (size_t)H, m, &dg);
+        mf_dot_bf16(ctx->ws, ctx->xd, &ctx->x_info, NULL, w13 + (size_t)ru * H, &i13[ru],
+                    (size_t)H, m, &du);
+        act_out a;
+        activation(ctx, &dg, &du, &a);
+        unconstrained |= a.unconstrained;
+        ctx->hb[j] = a.unconstrained ? 0 : a.h;
+        ctx->hd[j] = bf16_d(ctx->hb[j]);
+        ctx->delta[j] = a.unconstrained ? 0 : a.delta;
+        any_delta |= ctx->delta[j] != 0;
+    }
+    ctx->st.experts++;
+    if (unconstrained) {
+        for (int c = 0; c < H; c++) {
+            s->o_hi[c] = NAN;
+            s->o_lo[c] = 0;
+            s->o_rad[c] = INFINITY;
+            s->flags[c] = MF_ELEM_UNCONSTRAINED;
+        }
+        return;
+    }
+    mf_vec_info hi_info;
+    mf_vec_info_bf16(ctx->hb, (size_t)I, 1, &hi_info);
+    const uint16_t *w2 = ctx->x.w2 + (size_t)le * H * I;
+    const mf_vec_info *i2 = ctx->w2_info + (size_t)le * H;
+    for (int c = 0; c < H; c++) {
+        if (!ctx->col_mask[c]) {
+            s->o_hi[c] = s->o_lo[c] = s->o_rad[c] = 0;
+            s->flags[c] = MF_ELEM_NOT_CHECKED;
+            continue;
+        }
+        mf_dot d;
+        mf_dot_bf16(ctx->ws, ctx->hd, &hi_info, any_delta ? ctx->delta : NULL,
+                    w2 + (size_t)c * I, &i2[c], (size_t)I, m, &d);
+        s->flags[c] = (d.flags & (MF_DOT_NONFINITE | MF_DOT_MAY_OVERFLOW)) ? MF_ELEM_UNCONSTRAINED
+                                                                            : 0;
+        if (ctx->c->round_points & MF_RP_GEMM2_OUT) {
+            double dlt;
+            s->o_hi[c] = bf16_d(round_point(ctx, d.hi, d.lo, d.err, d.radius, &dlt));
+            s->o_lo[c] = 0;
+            s->o_rad[c] = dlt;
+        } else {
+            s->o_hi[c] = d.hi;
+            s->o_lo[c] = d.lo;
+            s->o_rad[c] = d.radius;
+        }
+    }
+}
+
+mf_status mf_ref_expert(mf_ref_ctx *ctx, int t, int le, mf_expert_out *out, mf_error *err) {
+    if (t < 0 || t >= ctx->p.T || le < 0 || le >= ctx->p.E_local)
+        return MF_FAIL(err, MF_EINVAL, "reference: token %d / local expert %d out of range", t,
+                       le);
+    double t0 = ctx->opt.profile ? mf_now_s() : 0;
+    load_token(ctx, t);
+    int slot = ctx->slot_of[le];
+    if (slot < 0) {
+        MF_TRY(new_slot(ctx, &slot, err));
+        compute_expert(ctx, le, &ctx->slots[slot]);
+        ctx->slot_of[le] = slot;
+    }
+    expert_slot *s = &ctx->slots[slot];
+    out->o_hi = s->o_hi;
+    out->o_lo = s->o_lo;
+    out->o_rad = s->o_rad;
+    out->flags = s->flags;
+    if (ctx->opt.profile) ctx->st.total_s += mf_now_s() - t0;
+    return MF_OK;
+}
+
+/* ---- output ---- */
+
+static inline void two_sum(double x, double y, double *s, double *e) {
+    double t = x + y, yv = t - x, xv = t - yv;
+    *s = t;
+    *e = (x - xv) + (y - yv);
+}
+
+/* (xh + xl)(yh + yl) as a double-double; |error| <= 2^-100 |x y| */
+static inline void dd_mul(double xh, double xl, double yh, double yl, double *ph, double *pl) {
+    double p = xh * yh;
+    double e = fma(xh, yh, -p);
+    e += xh * yl + xl * yh;
+    two_sum(p, e, ph, pl);
+}
+
+static inline void dd_add(double *sh, double *sl, double ph, double pl) {
+    double s, e;
+    two_sum(*sh, ph, &s, &e);
+    e += *sl + pl;
+    two_sum(s, e, sh, sl);
+}
+
+mf_status mf_ref_token_output(mf_ref_ctx *ctx, int t, const int32_t *ids, const mf_weights *w,
+                              mf_ref_row *row, mf_error *err) {
+    const mf_moe_params *p = &ctx->p;
+    int H = p->H, k = p->top_k;
+    mf_expert_out eo[MF_MAX_TOP_K];
+    int local[MF_MAX_TOP_K];
+    int nloc = 0;
+    for (int i = 0; i < k; i++) {
+        if (ids[i] < 0 || ids[i] >= p->E || !mf_is_local(p, ids[i])) continue;
+        MF_TRY(mf_ref_expert(ctx, t, ids[i] - p->expert_offset, &eo[nloc], err));
+        local[nloc++] = i;
+    }
+    double t0 = ctx->opt.profile ? mf_now_s() : 0;
+    double gk = (double)k * U / (1 - (double)k * U);
+    int weighted_rp = (ctx->c->round_points & MF_RP_WEIGHTED) != 0;
+    double rsf_o = p->rsf_site == MF_RSF_OUTPUT ? (double)p->rsf : 1.0;
+    for (int c = 0; c < H; c++) {
+        uint8_t fl = 0;
+        if (!ctx->col_mask[c]) {
+            row->z[c] = 0;
+            row->rad[c] = 0;
+            row->lo[c] = row->hi[c] = 0;
+            row->flags[c] = MF_ELEM_NOT_CHECKED;
+            continue;
+        }
+        double zh = 0, zl = 0, A = 0, B = 0;
+        for (int n = 0; n < nloc; n++) {
+            int i = local[n];
+            fl |= eo[n].flags[c] & MF_ELEM_UNCONSTRAINED;
+            double oh = eo[n].o_hi[c], ol = eo[n].o_lo[c], ro = eo[n].o_rad[c];
+            double wh = w->w_hi[i], wl = w->w_lo[i], rw = w->rad[i];
+            double ph, pl;
+            dd_mul(wh, wl, oh, ol, &ph, &pl);
+            double a_term = fabs(wh) * ro + rw * fabs(oh) + rw * ro;
+            if (weighted_rp) {
+                /* the kernel rounds w * y to bf16 per expert (vLLM fused_moe epilogue) */
+                double dlt;
+                double r = a_term + U * (fabs(ph) + a_term);
+                uint16_t q = round_point(ctx, ph, pl, fabs(ph) * 0x1p-100, r, &dlt);
+                ph = bf16_d(q);
+                pl = 0;
+                a_term = dlt;
+            }
+            dd_add(&zh, &zl, ph, pl);
+            A += a_term;
+            B += fabs(ph);
+        }
+        if (w->nan_ok) fl |= MF_ELEM_NAN_OK;
+        double rad = A + (gk + U) * (B + A) + 2.0 * k * ETA;
+        if (rsf_o != 1.0) {
+            double zh2, zl2;
+            dd_mul(zh, zl, rsf_o, 0, &zh2, &zl2);
+            zh = zh2, zl = zl2;
+            rad = rad * rsf_o + U * (fabs(zh) + rad * rsf_o) + ETA;
+            B *= rsf_o;
+        }
+        rad += B * 0x1p-98 + fabs(zl) + fabs(zh) * 0x1p-52; /* dd arithmetic; z as one double */
+        rad *= 1 + 0x1p-40;
+        if (B + rad >= 0x1p127) fl |= MF_ELEM_UNCONSTRAINED; /* the fp32 combine may overflow */
+        row->z[c] = zh;
+        row->rad[c] = rad;
+        bf16_range(zh, rad, 0, &row->lo[c], &row->hi[c]);
+        row->flags[c] = fl;
+    }
+    if (ctx->opt.profile) ctx->st.total_s += mf_now_s() - t0;
+    return MF_OK;
+}
+
+double mf_ref_utilisation(double z, double rad, uint16_t y) {
+    if (mf_bf16_is_nan(y) || isnan(z)) return INFINITY;
+    double lo, hi;
+    int lc, hc;
+    if (!mf_bf16_is_finite(y)) {
+        /* +-inf: reals at or beyond the overflow threshold round to it */
+        double thr = 0x1.ffp127; /* midpoint of the largest finite bf16 and 2^128 */
+        if (y & 0x8000u) lo = -INFINITY, hi = -thr;
+        else lo = thr, hi = INFINITY;
+    } else {
+        mf_bf16_cell(y, &lo, &hi, &lc, &hc);
+    }
+    double dist = z < lo ? lo - z : z > hi ? z - hi : 0.0;
+    if (dist == 0) return 0.0;
+    return rad > 0 ? dist / rad : INFINITY;
+}

@@ -1,0 +1,75 @@
+/* mf_base.c: error values and small allocation helpers (see mf_base.h). */
+#include "mf_base.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char *short_path(const char *file) {
+    /* Keep the last two path components: "reference/dot.c". */
+    const char *last = NULL, *prev = NULL;
+    for (const char *p = file; *p; p++) {
+        if (*p == '/') {
+            prev = last;
+            last = p;
+        }
+    }
+    return prev ? prev + 1 : (last ? last + 1 : file);
+}
+
+mf_status mf_error_set(mf_error *err, mf_status st, const char *file, int line, const char *fmt,
+                       ...) {
+    if (!err) return st;
+    err->status = st;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    va_end(ap);
+    if (n < 0) n = 0;
+    if ((size_t)n < sizeof err->msg)
+        snprintf(err->msg + n, sizeof err->msg - (size_t)n, " (at %s:%d)", short_path(file), line);
+    return st;
+}
+
+void mf_error_trace(mf_error *err, const char *file, int line) {
+    if (!err) return;
+    size_t n = strlen(err->msg);
+    if (n + 1 < sizeof err->msg)
+        snprintf(err->msg + n, sizeof err->msg - n, " (at %s:%d)", short_path(file), line);
+}
+
+void mf_error_clear(mf_error *err) {
+    if (!err) return;
+    err->status = MF_OK;
+    err->msg[0] = '\0';
+}
+
+const char *mf_status_name(mf_status st) {
+    switch (st) {
+    case MF_OK: return "ok";
+    case MF_EINVAL: return "invalid input";
+    case MF_ENOMEM: return "out of memory";
+    case MF_EUNSUPPORTED: return "unsupported";
+    case MF_EIO: return "i/o error";
+    case MF_EBACKEND: return "backend failure";
+    case MF_EINTERNAL: return "internal error";
+    case MF_ETIMEOUT: return "timeout";
+    }
+    return "unknown status";
+}
+
+void *mf_calloc(size_t n, size_t size) {
+    if (n == 0 || size == 0) return calloc(1, 1);
+    if (n > SIZE_MAX / size) return NULL;
+    return calloc(n, size);
+}
+
+double mf_now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+

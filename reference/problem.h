@@ -1,0 +1,81 @@
+/* problem.h: the MoE forward problem as the reference sees it: semantic parameters and tensors.
+ *
+ * Canonical forward, per token t (docs/semantics.md has the sources of every variant):
+ *   s   = score(L[t])                   softmax | sigmoid
+ *   key = s + bias                      bias selects only; never enters the weights
+ *   if n_group > 1: gscore[g] = rule(key in group g); keep topk_group groups; others -> -inf
+ *   ids = top_k(key)                    ties: lower index (groups too)
+ *   w   = s[ids]; if renormalize: w /= sum(w) + eps
+ *   rsf: w *= rsf (site weights) or out *= rsf (site output)
+ *   per selected expert e with offset <= e < offset + E_local (expert parallelism):
+ *       [gate; up] = W13[e - offset] x_t   (layout), a = silu(gate) * up, h = bf16(a)
+ *       y_e = W2[e - offset] h
+ *   out[t] = sum_k w_k y_{e_k}  (local experts only: the rank's partial sum)
+ *
+ * Enum values are part of the case file format: never renumber, only append.
+ */
+#ifndef MF_PROBLEM_H
+#define MF_PROBLEM_H
+
+#include <stdint.h>
+
+typedef enum mf_score_fn { MF_SCORE_SOFTMAX = 0, MF_SCORE_SIGMOID = 1 } mf_score_fn;
+typedef enum mf_bias_kind { MF_BIAS_NONE = 0, MF_BIAS_F32 = 1, MF_BIAS_BF16 = 2 } mf_bias_kind;
+typedef enum mf_group_rule { MF_GROUP_TOP2_SUM = 0, MF_GROUP_MAX = 1 } mf_group_rule;
+typedef enum mf_rsf_site { MF_RSF_WEIGHTS = 0, MF_RSF_OUTPUT = 1 } mf_rsf_site;
+typedef enum mf_activation { MF_ACT_SILU_GLU = 0 } mf_activation;
+typedef enum mf_layout { MF_LAYOUT_GATE_UP = 0, MF_LAYOUT_UP_GATE = 1 } mf_layout;
+typedef enum mf_dtype { MF_DTYPE_F32 = 0, MF_DTYPE_BF16 = 1 } mf_dtype;
+
+typedef struct mf_moe_params {
+    int T;             /* tokens */
+    int H;             /* hidden size */
+    int I;             /* intermediate size per expert (GEMM1 has 2I rows) */
+    int E;             /* experts, global */
+    int E_local;       /* experts held by this rank (expert parallelism) */
+    int expert_offset; /* global id of local expert 0 */
+    int top_k;
+    mf_score_fn score;
+    mf_bias_kind bias;
+    int n_group;    /* 1: no grouping; else divides E */
+    int topk_group; /* groups kept, 1 <= topk_group <= n_group */
+    mf_group_rule group_rule;
+    int renormalize;
+    float renorm_eps; /* 0 or 1e-20f, added to the sum of the selected weights */
+    float rsf;        /* routed_scaling_factor */
+    mf_rsf_site rsf_site;
+    mf_activation activation;
+    mf_layout layout;
+    mf_dtype logits_dtype;
+} mf_moe_params;
+
+/* Tensor storage. All row-major; bf16 as bit patterns. */
+typedef struct mf_moe_tensors {
+    const uint16_t *x;   /* [T][H] */
+    const float *logits; /* [T][E]; bf16-representable values when logits_dtype is BF16 */
+    const float *bias;   /* [E] or NULL; bf16-representable when bias is MF_BIAS_BF16 */
+    const uint16_t *w13; /* [E_local][2I][H]: rows [0, I) gate for GATE_UP, up for UP_GATE */
+    const uint16_t *w2;  /* [E_local][H][I] */
+} mf_moe_tensors;
+
+/* Row of W13 that holds gate (or up) unit j, by layout. */
+static inline int mf_gate_row(const mf_moe_params *p, int j) {
+    return p->layout == MF_LAYOUT_GATE_UP ? j : p->I + j;
+}
+static inline int mf_up_row(const mf_moe_params *p, int j) {
+    return p->layout == MF_LAYOUT_GATE_UP ? p->I + j : j;
+}
+static inline int mf_group_size(const mf_moe_params *p) { return p->E / p->n_group; }
+static inline int mf_is_local(const mf_moe_params *p, int e) {
+    return e >= p->expert_offset && e < p->expert_offset + p->E_local;
+}
+
+const char *mf_score_name(mf_score_fn s);
+const char *mf_bias_name(mf_bias_kind b);
+const char *mf_group_rule_name(mf_group_rule r);
+const char *mf_rsf_site_name(mf_rsf_site s);
+const char *mf_activation_name(mf_activation a);
+const char *mf_layout_name(mf_layout l);
+const char *mf_dtype_name(mf_dtype d);
+
+#endif /* MF_PROBLEM_H */

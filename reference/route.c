@@ -1,0 +1,803 @@
+/* route.c: exact routing, key intervals, admissible selections and weights (see route.h).
+ *
+ * Radii (docs/error-model.md, "Routing"); u = 2^-24, one fp32 ulp <= 2^-23 |v|:
+ *   sigmoid  s = 1/(1 + expf(-l)):  rho_s = s((1-s) eps_exp + u + eps_div) + s eta_exp + 2^-149
+ *   softmax  p = expf(l - m) / sum:  rho_p = p(rel_e + rel_S + eps_div) + absolute underflow terms
+ *            rel_e = eps_exp + u|l - m|, rel_S = sum_j rel_j p_j + gamma_{E-1}
+ *   key      k = s + b (fp32 add):   rho_k = rho_s + u(|k| + rho_s) + 2^-149
+ *   group    top-2 sum: [sum top2(lo), sum top2(hi)] widened by one fp32 add; max: [max lo, max hi]
+ * All interval arithmetic in double is widened by 2^-48 of the operand magnitudes.
+ */
+#include "route.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mpfr.h>
+
+#include "bf16.h"
+
+#define ROUTE_PREC 96 /* exact scores to 2^-95 relative; the residue goes into the radii */
+
+static const double U = 0x1p-24;
+static const double ETA = 0x1p-149;
+
+static inline double widen_amount(double mag) { return fabs(mag) * 0x1p-48 + 0x1p-1074; }
+
+void mf_routing_free(mf_routing *r) {
+    if (!r) return;
+    free(r->invariant_only);
+    free(r->n_ambiguous);
+    free(r->n_group_ambiguous);
+    free(r->ref_ids);
+    free(r->s_hi);
+    free(r->s_lo);
+    free(r->s_rad);
+    free(r->key);
+    free(r->key_lo);
+    free(r->key_hi);
+    free(r->cls);
+    free(r->tie);
+    free(r->g_key);
+    free(r->g_lo);
+    free(r->g_hi);
+    free(r->g_cls);
+    free(r->g_tie);
+    memset(r, 0, sizeof *r);
+}
+
+/* ---- scores ---- */
+
+static void mpfr_to_dd(const mpfr_t v, mpfr_t tmp, double *hi, double *lo) {
+    *hi = mpfr_get_d(v, MPFR_RNDN);
+    mpfr_sub_d(tmp, v, *hi, MPFR_RNDN);
+    *lo = mpfr_get_d(tmp, MPFR_RNDN);
+}
+
+static void scores_sigmoid(const mf_contract *c, const float *L, int E, double *s_hi,
+                           double *s_lo, double *s_rad, mpfr_t a, mpfr_t tmp) {
+    double udiv = mf_contract_div_rel(c);
+    for (int e = 0; e < E; e++) {
+        double l = (double)L[e];
+        mpfr_set_d(a, -l, MPFR_RNDN); /* exact */
+        mpfr_exp(a, a, MPFR_RNDN);
+        mpfr_add_ui(a, a, 1, MPFR_RNDN);
+        mpfr_ui_div(a, 1, a, MPFR_RNDN);
+        mpfr_to_dd(a, tmp, &s_hi[e], &s_lo[e]);
+        double s = s_hi[e];
+        double rep = s * 0x1p-90; /* MPFR and double-double representation */
+        if (-l > 88.5) {
+            /* expf(-l) may overflow to inf: the kernel's 1/(1 + inf) is 0 */
+            s_rad[e] = s * (1 + 0x1p-20) + ETA + rep;
+            continue;
+        }
+        double eps_e = mf_contract_exp_rel(c, -l);
+        double abs_e = eps_e * 0x1p23 * ETA; /* same ulps at the subnormal scale */
+        double one_minus = 1.0 - s;
+        if (one_minus < 0) one_minus = 0;
+        s_rad[e] = s * (one_minus * eps_e + U + udiv) * (1 + 0x1p-20) + s * abs_e + ETA + rep;
+    }
+}
+
+static void scores_softmax(const mf_contract *c, const float *L, int E, double *s_hi,
+                           double *s_lo, double *s_rad, mpfr_t a, mpfr_t sum, mpfr_t tmp,
+                           mpfr_t *ex) {
+    double udiv = mf_contract_div_rel(c);
+    float m = L[0];
+    for (int e = 1; e < E; e++)
+        if (L[e] > m) m = L[e];
+    mpfr_set_ui(sum, 0, MPFR_RNDN);
+    for (int e = 0; e < E; e++) {
+        mpfr_set_flt(a, L[e], MPFR_RNDN);
+        mpfr_sub_d(a, a, (double)m, MPFR_RNDN);
+        mpfr_exp(ex[e], a, MPFR_RNDN);
+        mpfr_add(sum, sum, ex[e], MPFR_RNDN);
+    }
+    double eps_max = 0;
+    for (int e = 0; e < E; e++) {
+        mpfr_div(a, ex[e], sum, MPFR_RNDN);
+        mpfr_to_dd(a, tmp, &s_hi[e], &s_lo[e]);
+    }
+    /* relative error of each computed exp (argument rounding u|d| included), and of the sum */
+    double relS = 0, abs_e_max = 0;
+    double gamma = (double)(E - 1) * U / (1 - (double)(E - 1) * U);
+    for (int e = 0; e < E; e++) {
+        double d = (double)L[e] - (double)m;
+        double eps_e = mf_contract_exp_rel(c, d);
+        double abs_e = eps_e * 0x1p23 * ETA + ETA;
+        if (abs_e > abs_e_max) abs_e_max = abs_e;
+        double rel = d < -104 ? 0 : eps_e + 1.01 * U * fabs(d);
+        s_rad[e] = rel; /* temporarily the relative error of the computed exp */
+        relS += rel * s_hi[e];
+        if (eps_e > eps_max) eps_max = eps_e;
+    }
+    relS = relS * (1 + 0x1p-40) + gamma + (double)E * abs_e_max; /* sum >= 1 (the max term) */
+    for (int e = 0; e < E; e++) {
+        double p = s_hi[e];
+        s_rad[e] = p * (s_rad[e] + relS + udiv) * (1 + 0x1p-20) + (1 + E) * abs_e_max + ETA +
+                   p * 0x1p-90;
+    }
+}
+
+/* ---- tie classes: bit-identical (logit, bias) ---- */
+
+typedef struct keyed {
+    uint64_t k;
+    int idx;
+} keyed;
+
+static int cmp_keyed(const void *a, const void *b) {
+    const keyed *x = a, *y = b;
+    if (x->k != y->k) return x->k < y->k ? -1 : 1;
+    return x->idx - y->idx;
+}
+
+static uint64_t input_bits(const float *L, const float *bias, int e) {
+    uint64_t hi = mf_f32_bits(L[e]);
+    uint64_t lo = bias ? mf_f32_bits(bias[e]) : 0;
+    return hi << 32 | lo;
+}
+
+static void tie_classes(const float *L, const float *bias, int E, int *tie, keyed *scratch) {
+    for (int e = 0; e < E; e++) {
+        scratch[e].k = input_bits(L, bias, e);
+        scratch[e].idx = e;
+    }
+    qsort(scratch, (size_t)E, sizeof *scratch, cmp_keyed);
+    int first = 0;
+    for (int i = 0; i < E; i++) {
+        if (i > 0 && scratch[i].k != scratch[i - 1].k) first = i;
+        tie[scratch[i].idx] = scratch[first].idx; /* sorted by idx within equal k */
+    }
+}
+
+static void group_tie_classes(const float *L, const float *bias, int n_group, int G, int *g_tie,
+                              keyed *scratch, uint64_t *sig) {
+    /* signature of a group: its members' sorted input bits */
+    for (int g = 0; g < n_group; g++) {
+        for (int i = 0; i < G; i++) {
+            scratch[i].k = input_bits(L, bias, g * G + i);
+            scratch[i].idx = i;
+        }
+        qsort(scratch, (size_t)G, sizeof *scratch, cmp_keyed);
+        for (int i = 0; i < G; i++) sig[(size_t)g * G + i] = scratch[i].k;
+    }
+    for (int g = 0; g < n_group; g++) {
+        g_tie[g] = g;
+        for (int h = 0; h < g; h++) {
+            if (g_tie[h] != h) continue;
+            if (memcmp(&sig[(size_t)g * G], &sig[(size_t)h * G], sizeof(uint64_t) * G) == 0) {
+                g_tie[g] = h;
+                break;
+            }
+        }
+    }
+}
+
+/* ---- ordering helpers ---- */
+
+typedef struct ranked {
+    double key;
+    int idx;
+} ranked;
+
+static int cmp_ranked_desc(const void *a, const void *b) {
+    const ranked *x = a, *y = b;
+    if (x->key != y->key) return x->key > y->key ? -1 : 1;
+    return x->idx - y->idx;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* number of entries of sorted ascending v[0..n) that are >= x */
+static int count_ge(const double *v, int n, double x) {
+    int lo = 0, hi = n;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (v[mid] >= x) hi = mid;
+        else lo = mid + 1;
+    }
+    return n - lo;
+}
+
+/* number of entries of sorted ascending v[0..n) that are > x */
+static int count_gt(const double *v, int n, double x) {
+    int lo = 0, hi = n;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (v[mid] > x) hi = mid;
+        else lo = mid + 1;
+    }
+    return n - lo;
+}
+
+/* ---- per-token routing ---- */
+
+typedef struct route_scratch {
+    keyed *keyed;
+    uint64_t *sig;
+    ranked *rk;
+    double *sorted_a, *sorted_b;
+    int *ties_before, *ties_after, *ties_in;
+    mpfr_t *ex;
+    int E;
+} route_scratch;
+
+static void group_intervals(const mf_moe_params *p, mf_routing *r, int t) {
+    int E = p->E, G = mf_group_size(p);
+    const double *key = r->key + (size_t)t * E;
+    const double *lo = r->key_lo + (size_t)t * E, *hi = r->key_hi + (size_t)t * E;
+    for (int g = 0; g < p->n_group; g++) {
+        double gk, gl, gh;
+        if (p->group_rule == MF_GROUP_MAX || G == 1) {
+            gk = key[g * G], gl = lo[g * G], gh = hi[g * G];
+            for (int i = 1; i < G; i++) {
+                int e = g * G + i;
+                if (key[e] > gk) gk = key[e];
+                if (lo[e] > gl) gl = lo[e];
+                if (hi[e] > gh) gh = hi[e];
+            }
+        } else {
+            /* sum of the two largest (exact keys; and of the lower / upper bounds separately:
+             * the top-2 sum is monotone in every key) */
+            double k1 = -INFINITY, k2 = -INFINITY, l1 = -INFINITY, l2 = -INFINITY,
+                   h1 = -INFINITY, h2 = -INFINITY;
+            for (int i = 0; i < G; i++) {
+                int e = g * G + i;
+                if (key[e] > k1) k2 = k1, k1 = key[e];
+                else if (key[e] > k2) k2 = key[e];
+                if (lo[e] > l1) l2 = l1, l1 = lo[e];
+                else if (lo[e] > l2) l2 = lo[e];
+                if (hi[e] > h1) h2 = h1, h1 = hi[e];
+                else if (hi[e] > h2) h2 = hi[e];
+            }
+            gk = k1 + k2;
+            gl = l1 + l2;
+            gh = h1 + h2;
+            double mag = fabs(l1) + fabs(l2) + fabs(h1) + fabs(h2);
+            gl -= U * fabs(gl) + ETA + widen_amount(mag); /* the kernel's fp32 add */
+            gh += U * fabs(gh) + ETA + widen_amount(mag);
+        }
+        size_t gi = (size_t)t * p->n_group + g;
+        r->g_key[gi] = gk;
+        r->g_lo[gi] = gl;
+        r->g_hi[gi] = gh;
+    }
+}
+
+/* Classes of groups and experts, and the exact reference selection, for token t. */
+static void classify(const mf_moe_params *p, mf_routing *r, int t, route_scratch *sc) {
+    int E = p->E, G = mf_group_size(p), NG = p->n_group, k = p->top_k;
+    const double *key = r->key + (size_t)t * E;
+    const double *lo = r->key_lo + (size_t)t * E, *hi = r->key_hi + (size_t)t * E;
+    const int *tie = r->tie + (size_t)t * E;
+    uint8_t *cls = r->cls + (size_t)t * E;
+    uint8_t *gcls = r->g_cls + (size_t)t * NG;
+    const double *glo = r->g_lo + (size_t)t * NG, *ghi = r->g_hi + (size_t)t * NG;
+    const int *gtie = r->g_tie + (size_t)t * NG;
+    int namb_g = 0;
+
+    /* groups */
+    if (NG == 1) {
+        gcls[0] = MF_ROUTE_IN;
+    } else {
+        for (int g = 0; g < NG; g++) {
+            int could = 0, sure = 0;
+            for (int h = 0; h < NG; h++) {
+                if (h == g) continue;
+                if (gtie[h] == gtie[g]) {
+                    could += h < g;
+                    sure += h < g;
+                    continue;
+                }
+                could += ghi[h] >= glo[g];
+                sure += glo[h] > ghi[g];
+            }
+            gcls[g] = could < p->topk_group ? MF_ROUTE_IN
+                      : sure >= p->topk_group ? MF_ROUTE_OUT
+                                              : MF_ROUTE_AMBIGUOUS;
+            namb_g += gcls[g] == MF_ROUTE_AMBIGUOUS;
+        }
+    }
+    r->n_group_ambiguous[t] = namb_g;
+
+    /* experts: sorted hi over non-dropped groups, sorted lo over certainly kept groups */
+    int na = 0, nb = 0;
+    for (int e = 0; e < E; e++) {
+        uint8_t gc = gcls[e / G];
+        if (gc != MF_ROUTE_OUT) sc->sorted_a[na++] = hi[e];
+        if (gc == MF_ROUTE_IN) sc->sorted_b[nb++] = lo[e];
+    }
+    qsort(sc->sorted_a, (size_t)na, sizeof(double), cmp_double);
+    qsort(sc->sorted_b, (size_t)nb, sizeof(double), cmp_double);
+    /* identical experts (same tie class) of lower / higher index, among non-dropped groups
+     * (nd) and among certainly kept groups (in); class ids are the lowest member index */
+    int *total_nd = sc->ties_after, *seen_nd = sc->ties_before;
+    for (int e = 0; e < E; e++) total_nd[e] = seen_nd[e] = 0;
+    for (int e = 0; e < E; e++)
+        if (gcls[e / G] != MF_ROUTE_OUT) total_nd[tie[e]]++;
+    int *seen_in = sc->ties_in;
+    for (int e = 0; e < E; e++) seen_in[e] = 0;
+    int namb = 0;
+    for (int e = 0; e < E; e++) {
+        uint8_t gc = gcls[e / G];
+        int before_in = seen_in[tie[e]];
+        if (gc == MF_ROUTE_IN) seen_in[tie[e]]++;
+        if (gc == MF_ROUTE_OUT) {
+            cls[e] = MF_ROUTE_OUT;
+            continue;
+        }
+        int after_nd = total_nd[tie[e]] - seen_nd[tie[e]] - 1;
+        seen_nd[tie[e]]++;
+        /* could beat e: hi_j >= lo_e, minus e itself and identical experts of higher index */
+        int could = count_ge(sc->sorted_a, na, lo[e]) - 1 - after_nd;
+        /* surely beat e: lo_j > hi_e, plus identical experts of lower index in kept groups */
+        int sure = count_gt(sc->sorted_b, nb, hi[e]) + before_in;
+        if (gc == MF_ROUTE_IN && could < k) cls[e] = MF_ROUTE_IN;
+        else if (sure >= k) cls[e] = MF_ROUTE_OUT;
+        else cls[e] = MF_ROUTE_AMBIGUOUS;
+        namb += cls[e] == MF_ROUTE_AMBIGUOUS;
+    }
+    r->n_ambiguous[t] = namb;
+
+    /* exact selection: groups by exact score, then experts, ties to the lower index */
+    uint8_t kept_buf[1024];
+    uint8_t *kept = NG <= 1024 ? kept_buf : malloc((size_t)NG);
+    if (NG == 1) {
+        kept[0] = 1;
+    } else {
+        for (int g = 0; g < NG; g++) {
+            sc->rk[g].key = r->g_key[(size_t)t * NG + g];
+            sc->rk[g].idx = g;
+            kept[g] = 0;
+        }
+        qsort(sc->rk, (size_t)NG, sizeof(ranked), cmp_ranked_desc);
+        for (int i = 0; i < p->topk_group; i++) kept[sc->rk[i].idx] = 1;
+    }
+    int n = 0;
+    for (int e = 0; e < E; e++) {
+        if (!kept[e / G]) continue;
+        sc->rk[n].key = key[e];
+        sc->rk[n].idx = e;
+        n++;
+    }
+    qsort(sc->rk, (size_t)n, sizeof(ranked), cmp_ranked_desc);
+    for (int i = 0; i < k; i++) r->ref_ids[(size_t)t * k + i] = i < n ? sc->rk[i].idx : -1;
+    if (kept != kept_buf) free(kept);
+}
+
+mf_status mf_ref_route(const mf_moe_params *p, const mf_moe_tensors *x, const mf_contract *c,
+                       mf_routing *r, mf_error *err) {
+    memset(r, 0, sizeof *r);
+    int T = p->T, E = p->E, NG = p->n_group, k = p->top_k;
+    if (T < 1 || E < 1 || k < 1 || k > E || k > MF_MAX_TOP_K || NG < 1 || E % NG != 0 ||
+        p->topk_group < 1 || p->topk_group > NG || p->topk_group * (E / NG) < k)
+        return MF_FAIL(err, MF_EINVAL,
+                       "routing parameters out of domain: T=%d E=%d top_k=%d n_group=%d "
+                       "topk_group=%d",
+                       T, E, k, NG, p->topk_group);
+    size_t TE = (size_t)T * E, TG = (size_t)T * NG;
+    r->T = T, r->E = E, r->n_group = NG, r->top_k = k;
+    r->invariant_only = calloc((size_t)T, 1);
+    r->n_ambiguous = calloc((size_t)T, sizeof(int));
+    r->n_group_ambiguous = calloc((size_t)T, sizeof(int));
+    r->ref_ids = calloc((size_t)T * k, sizeof(int));
+    r->s_hi = calloc(TE, sizeof(double));
+    r->s_lo = calloc(TE, sizeof(double));
+    r->s_rad = calloc(TE, sizeof(double));
+    r->key = calloc(TE, sizeof(double));
+    r->key_lo = calloc(TE, sizeof(double));
+    r->key_hi = calloc(TE, sizeof(double));
+    r->cls = calloc(TE, 1);
+    r->tie = calloc(TE, sizeof(int));
+    r->g_key = calloc(TG, sizeof(double));
+    r->g_lo = calloc(TG, sizeof(double));
+    r->g_hi = calloc(TG, sizeof(double));
+    r->g_cls = calloc(TG, 1);
+    r->g_tie = calloc(TG, sizeof(int));
+    route_scratch sc = {0};
+    sc.E = E;
+    sc.keyed = calloc((size_t)E, sizeof(keyed));
+    sc.sig = calloc((size_t)E, sizeof(uint64_t));
+    sc.rk = calloc((size_t)E, sizeof(ranked));
+    sc.sorted_a = calloc((size_t)E, sizeof(double));
+    sc.sorted_b = calloc((size_t)E, sizeof(double));
+    sc.ties_before = calloc((size_t)E, sizeof(int));
+    sc.ties_after = calloc((size_t)E, sizeof(int));
+    sc.ties_in = calloc((size_t)E, sizeof(int));
+    sc.ex = calloc((size_t)E, sizeof(mpfr_t));
+    mf_status st = MF_OK;
+    if (!r->invariant_only || !r->n_ambiguous || !r->n_group_ambiguous || !r->ref_ids ||
+        !r->s_hi || !r->s_lo || !r->s_rad || !r->key || !r->key_lo || !r->key_hi || !r->cls ||
+        !r->tie || !r->g_key || !r->g_lo || !r->g_hi || !r->g_cls || !r->g_tie || !sc.keyed ||
+        !sc.sig || !sc.rk || !sc.sorted_a || !sc.sorted_b || !sc.ties_before ||
+        !sc.ties_after || !sc.ties_in || !sc.ex) {
+        st = MF_FAIL(err, MF_ENOMEM, "routing: out of memory (T=%d, E=%d)", T, E);
+        goto done;
+    }
+    mpfr_t a, sum, tmp;
+    mpfr_inits2(ROUTE_PREC, a, sum, tmp, (mpfr_ptr)0);
+    for (int e = 0; e < E; e++) mpfr_init2(sc.ex[e], ROUTE_PREC);
+
+    const float *bias = p->bias != MF_BIAS_NONE ? x->bias : NULL;
+    int bias_bad = 0;
+    if (bias)
+        for (int e = 0; e < E; e++) bias_bad |= !isfinite(bias[e]);
+
+    for (int t = 0; t < T; t++) {
+        const float *L = x->logits + (size_t)t * E;
+        size_t o = (size_t)t * E;
+        int bad = bias_bad;
+        for (int e = 0; e < E; e++) bad |= !isfinite(L[e]);
+        tie_classes(L, bias, E, r->tie + o, sc.keyed);
+        group_tie_classes(L, bias, NG, E / NG, r->g_tie + (size_t)t * NG, sc.keyed, sc.sig);
+        if (bad) {
+            /* invariants only: every expert ambiguous, no exact selection */
+            r->invariant_only[t] = 1;
+            for (int e = 0; e < E; e++) {
+                r->cls[o + e] = MF_ROUTE_AMBIGUOUS;
+                r->key_lo[o + e] = -INFINITY;
+                r->key_hi[o + e] = INFINITY;
+                r->key[o + e] = NAN;
+            }
+            for (int g = 0; g < NG; g++) r->g_cls[(size_t)t * NG + g] = MF_ROUTE_AMBIGUOUS;
+            for (int i = 0; i < k; i++) r->ref_ids[(size_t)t * k + i] = -1;
+            r->n_ambiguous[t] = E;
+            r->n_group_ambiguous[t] = NG > 1 ? NG : 0;
+            continue;
+        }
+        if (p->score == MF_SCORE_SIGMOID)
+            scores_sigmoid(c, L, E, r->s_hi + o, r->s_lo + o, r->s_rad + o, a, tmp);
+        else
+            scores_softmax(c, L, E, r->s_hi + o, r->s_lo + o, r->s_rad + o, a, sum, tmp, sc.ex);
+        for (int e = 0; e < E; e++) {
+            double s = r->s_hi[o + e], rs = r->s_rad[o + e];
+            double b = bias ? (double)bias[e] : 0.0;
+            double kk = s + b;
+            double rk = bias ? rs + U * (fabs(kk) + rs) + ETA : rs;
+            double mag = fabs(s) + fabs(b) + rk;
+            r->key[o + e] = kk;
+            r->key_lo[o + e] = kk - rk - widen_amount(mag);
+            r->key_hi[o + e] = kk + rk + widen_amount(mag);
+        }
+        group_intervals(p, r, t);
+        classify(p, r, t, &sc);
+    }
+    for (int e = 0; e < E; e++) mpfr_clear(sc.ex[e]);
+    mpfr_clears(a, sum, tmp, (mpfr_ptr)0);
+done:
+    free(sc.keyed);
+    free(sc.sig);
+    free(sc.rk);
+    free(sc.sorted_a);
+    free(sc.sorted_b);
+    free(sc.ties_before);
+    free(sc.ties_after);
+    free(sc.ties_in);
+    free(sc.ex);
+    if (st != MF_OK) mf_routing_free(r);
+    return st;
+}
+
+/* ---- admissibility of a reported selection ---- */
+
+int mf_ref_selection_admissible(const mf_routing *r, const mf_moe_params *p, int t,
+                                const int32_t *ids, char *why, size_t why_len) {
+    int E = p->E, k = p->top_k, NG = p->n_group, G = mf_group_size(p);
+    if (why && why_len) why[0] = '\0';
+    uint8_t sel_buf[1024];
+    uint8_t *sel = E <= 1024 ? sel_buf : calloc((size_t)E, 1);
+    if (!sel) return 0;
+    memset(sel, 0, (size_t)E);
+    int ok = 1;
+    for (int i = 0; i < k && ok; i++) {
+        if (ids[i] < 0 || ids[i] >= E) {
+            snprintf(why, why_len, "slot %d holds id %d, outside [0, %d)", i, ids[i], E);
+            ok = 0;
+        } else if (sel[ids[i]]) {
+            snprintf(why, why_len, "expert %d selected twice (slot %d)", ids[i], i);
+            ok = 0;
+        } else {
+            sel[ids[i]] = 1;
+        }
+    }
+    if (!ok || r->invariant_only[t]) goto out;
+    size_t o = (size_t)t * E;
+    const double *lo = r->key_lo + o, *hi = r->key_hi + o;
+    const int *tie = r->tie + o;
+    /* weakest selected expert */
+    int wi = ids[0];
+    for (int i = 1; i < k; i++)
+        if (hi[ids[i]] < hi[wi]) wi = ids[i];
+    double mS = hi[wi];
+
+    /* strict ties: an unselected bit-identical twin of lower index must have been preferred,
+     * unless it sits in a group that was not kept (checked with the groups below) */
+    uint8_t gsel_buf[1024];
+    uint8_t *gsel = NG <= 1024 ? gsel_buf : calloc((size_t)NG, 1);
+    if (!gsel) {
+        ok = 0;
+        goto out;
+    }
+    memset(gsel, 0, (size_t)NG);
+    int nR = 0;
+    for (int i = 0; i < k; i++) {
+        int g = ids[i] / G;
+        if (!gsel[g]) gsel[g] = 1, nR++;
+    }
+    if (NG > 1 && nR > p->topk_group) {
+        snprintf(why, why_len, "selection spans %d groups but only topk_group=%d are kept", nR,
+                 p->topk_group);
+        ok = 0;
+        goto out_g;
+    }
+    /* experts of the selected groups that are not selected must not outrank the weakest */
+    for (int e = 0; e < E && ok; e++) {
+        if (sel[e] || !gsel[e / G]) continue;
+        if (lo[e] > mS) {
+            snprintf(why, why_len,
+                     "expert %d (key >= %.9g) certainly outranks selected expert %d (key <= %.9g)",
+                     e, lo[e], wi, mS);
+            ok = 0;
+        } else {
+            for (int i = 0; i < k; i++) {
+                int s = ids[i];
+                if (tie[s] == tie[e] && e < s) {
+                    snprintf(why, why_len,
+                             "experts %d and %d have bit-identical inputs: the tie goes to the "
+                             "lower index, %d, which was not selected",
+                             e, s, e);
+                    ok = 0;
+                    break;
+                }
+            }
+        }
+    }
+    if (!ok || NG == 1) goto out_g;
+    {
+        /* choose the other kept groups: some X, |X| = topk_group - nR, of groups whose experts
+         * cannot outrank the weakest selected expert, with min over kept g_hi >= max over
+         * dropped g_lo. Enumerate the threshold theta = max over dropped g_lo. */
+        const double *glo = r->g_lo + (size_t)t * NG, *ghi = r->g_hi + (size_t)t * NG;
+        const int *gtie = r->g_tie + (size_t)t * NG;
+        int need = p->topk_group - nR;
+        /* strict group ties: a dropped group bit-identical to a kept one of higher index */
+        for (int g = 0; g < NG && ok; g++) {
+            if (!gsel[g]) continue;
+            for (int h = 0; h < g; h++)
+                if (!gsel[h] && gtie[h] == gtie[g] && need == 0) {
+                    snprintf(why, why_len,
+                             "groups %d and %d have bit-identical inputs: the tie goes to the "
+                             "lower index, %d, which was not kept",
+                             h, g, h);
+                    ok = 0;
+                    break;
+                }
+        }
+        if (!ok) goto out_g;
+        double minR = INFINITY;
+        for (int g = 0; g < NG; g++)
+            if (gsel[g] && ghi[g] < minR) minR = ghi[g];
+        uint8_t compat_buf[1024];
+        uint8_t *compat = NG <= 1024 ? compat_buf : calloc((size_t)NG, 1);
+        if (!compat) {
+            ok = 0;
+            goto out_g;
+        }
+        for (int g = 0; g < NG; g++) {
+            compat[g] = 0;
+            if (gsel[g]) continue;
+            int c = 1;
+            for (int i = 0; i < G && c; i++) {
+                int e = g * G + i;
+                if (lo[e] > mS) c = 0;
+                for (int j = 0; j < k && c; j++)
+                    if (tie[ids[j]] == tie[e] && e < ids[j]) c = 0;
+            }
+            compat[g] = (uint8_t)c;
+        }
+        int feasible = 0;
+        for (int ti = -1; ti < NG && !feasible; ti++) {
+            if (ti >= 0 && gsel[ti]) continue;
+            double theta = ti < 0 ? -INFINITY : glo[ti];
+            if (minR < theta) continue;
+            int forced = 0, optional = 0, bad = 0;
+            for (int g = 0; g < NG; g++) {
+                if (gsel[g]) continue;
+                if (glo[g] > theta) {
+                    forced++;
+                    if (!compat[g]) bad = 1;
+                } else if (ghi[g] >= theta && compat[g]) {
+                    optional++;
+                }
+            }
+            if (!bad && forced <= need && need <= forced + optional) feasible = 1;
+        }
+        if (!feasible) {
+            /* name the strongest group that was not kept, or the weakest kept one */
+            int best = -1;
+            for (int g = 0; g < NG; g++)
+                if (!gsel[g] && (best < 0 || glo[g] > glo[best])) best = g;
+            if (need == 0 && best >= 0 && glo[best] > minR)
+                snprintf(why, why_len,
+                         "group %d (score >= %.9g) certainly outranks a kept group (score <= "
+                         "%.9g); topk_group=%d",
+                         best, glo[best], minR, p->topk_group);
+            else
+                snprintf(why, why_len,
+                         "no admissible set of %d kept groups contains the selected experts' %d "
+                         "groups without a dropped group outranking a kept one or an unselected "
+                         "expert of a kept group outranking selected expert %d",
+                         p->topk_group, nR, wi);
+            ok = 0;
+        }
+        if (compat != compat_buf) free(compat);
+    }
+out_g:
+    if (gsel != gsel_buf) free(gsel);
+out:
+    if (sel != sel_buf) free(sel);
+    return ok;
+}
+
+/* ---- policy B: enumerate admissible selections ---- */
+
+int mf_ref_enumerate_selections(const mf_routing *r, const mf_moe_params *p, int t, int32_t *sel,
+                                int max_sel) {
+    int E = p->E, k = p->top_k;
+    if (r->invariant_only[t]) return -1;
+    if (r->n_ambiguous[t] == 0 && r->n_group_ambiguous[t] == 0) {
+        if (max_sel < 1) return -1;
+        for (int i = 0; i < k; i++) sel[i] = r->ref_ids[(size_t)t * k + i];
+        return 1;
+    }
+    const uint8_t *cls = r->cls + (size_t)t * E;
+    int in[MF_MAX_TOP_K], nin = 0, amb[64], namb = 0;
+    for (int e = 0; e < E; e++) {
+        if (cls[e] == MF_ROUTE_IN) {
+            if (nin >= k) return -1;
+            in[nin++] = e;
+        } else if (cls[e] == MF_ROUTE_AMBIGUOUS) {
+            if (namb >= 64) return -1;
+            amb[namb++] = e;
+        }
+    }
+    int need = k - nin;
+    if (need < 0 || need > namb) return -1;
+    /* combinations of `need` ambiguous experts, capped */
+    int idx[MF_MAX_TOP_K];
+    for (int i = 0; i < need; i++) idx[i] = i;
+    int found = 0;
+    long tries = 0;
+    int32_t cand[MF_MAX_TOP_K];
+    for (;;) {
+        if (++tries > 20000) return -1;
+        int n = 0;
+        for (int i = 0; i < nin; i++) cand[n++] = in[i];
+        for (int i = 0; i < need; i++) cand[n++] = amb[idx[i]];
+        /* key-descending slot order, ties lower index */
+        const double *key = r->key + (size_t)t * E;
+        for (int i = 1; i < k; i++)
+            for (int j = i; j > 0 && (key[cand[j]] > key[cand[j - 1]] ||
+                                      (key[cand[j]] == key[cand[j - 1]] && cand[j] < cand[j - 1]));
+                 j--) {
+                int32_t tmp = cand[j];
+                cand[j] = cand[j - 1];
+                cand[j - 1] = tmp;
+            }
+        if (mf_ref_selection_admissible(r, p, t, cand, NULL, 0)) {
+            if (found >= max_sel) return -1;
+            memcpy(sel + (size_t)found * k, cand, sizeof(int32_t) * (size_t)k);
+            found++;
+        }
+        /* next combination */
+        int i = need - 1;
+        while (i >= 0 && idx[i] == namb - need + i) i--;
+        if (i < 0) break;
+        idx[i]++;
+        for (int j = i + 1; j < need; j++) idx[j] = idx[j - 1] + 1;
+    }
+    return found > 0 ? found : -1;
+}
+
+/* ---- weights ---- */
+
+mf_status mf_ref_weights(const mf_routing *r, const mf_moe_params *p, const mf_contract *c, int t,
+                         const int32_t *ids, mf_weights *w, mf_error *err) {
+    int k = p->top_k, E = p->E;
+    if (k > MF_MAX_TOP_K) return MF_FAIL(err, MF_EUNSUPPORTED, "top_k=%d > %d", k, MF_MAX_TOP_K);
+    memset(w, 0, sizeof *w);
+    w->k = k;
+    if (r->invariant_only[t]) {
+        for (int i = 0; i < k; i++) {
+            w->lo[i] = -INFINITY;
+            w->hi[i] = INFINITY;
+            w->rad[i] = INFINITY;
+            w->w_hi[i] = NAN;
+        }
+        w->nan_ok = 1;
+        return MF_OK;
+    }
+    size_t o = (size_t)t * E;
+    double udiv = mf_contract_div_rel(c);
+    double rsf_w = p->rsf_site == MF_RSF_WEIGHTS ? (double)p->rsf : 1.0;
+    mpfr_t num, den, tmp;
+    mpfr_inits2(ROUTE_PREC, num, den, tmp, (mpfr_ptr)0);
+    /* exact: w_i = s_i / (sum_j s_j + eps) * rsf_w */
+    mpfr_set_d(den, (double)p->renorm_eps, MPFR_RNDN);
+    for (int i = 0; i < k; i++) {
+        mpfr_add_d(den, den, r->s_hi[o + ids[i]], MPFR_RNDN);
+        mpfr_add_d(den, den, r->s_lo[o + ids[i]], MPFR_RNDN);
+    }
+    /* kernel enclosure, interval arithmetic */
+    double nlo[MF_MAX_TOP_K], nhi[MF_MAX_TOP_K], slo = 0, shi = 0, mag = 0;
+    for (int i = 0; i < k; i++) {
+        double s = r->s_hi[o + ids[i]], rs = r->s_rad[o + ids[i]];
+        nlo[i] = s - rs;
+        if (nlo[i] < 0) nlo[i] = 0; /* scores are never negative */
+        nhi[i] = s + rs;
+        slo += nlo[i];
+        shi += nhi[i];
+        mag += s + rs;
+    }
+    double gk = (double)(k - 1) * U / (1 - (double)(k - 1) * U);
+    double dlo = 0, dhi = 0;
+    if (p->renormalize) {
+        double eps = (double)p->renorm_eps;
+        dlo = (slo * (1 - gk) + eps) * (1 - U) - (double)k * ETA - widen_amount(mag);
+        dhi = (shi * (1 + gk) + eps) * (1 + U) + (double)k * ETA + widen_amount(mag);
+        if (dlo <= 0) {
+            dlo = 0;
+            if (eps == 0) w->nan_ok = 1;
+        }
+    }
+    for (int i = 0; i < k; i++) {
+        double s_hi = r->s_hi[o + ids[i]], s_lo = r->s_lo[o + ids[i]];
+        mpfr_set_d(num, s_hi, MPFR_RNDN);
+        mpfr_add_d(num, num, s_lo, MPFR_RNDN);
+        if (p->renormalize) mpfr_div(num, num, den, MPFR_RNDN);
+        mpfr_mul_d(num, num, rsf_w, MPFR_RNDN);
+        mpfr_to_dd(num, tmp, &w->w_hi[i], &w->w_lo[i]);
+        double qlo, qhi;
+        if (p->renormalize) {
+            /* a selected score over the sum of the selected scores is at most 1 (+ rounding) */
+            double cap = (1 + gk) * (1 + U) * (1 + udiv) + 0x1p-40;
+            qlo = dhi > 0 ? nlo[i] / dhi * (1 - udiv) - ETA : 0;
+            qhi = dlo > 0 ? nhi[i] / dlo * (1 + udiv) + ETA : cap;
+            if (qhi > cap) qhi = cap;
+            if (qlo < 0) qlo = 0;
+        } else {
+            qlo = nlo[i];
+            qhi = nhi[i];
+        }
+        double lo = qlo, hi = qhi;
+        if (rsf_w != 1.0) {
+            lo = qlo * rsf_w * (1 - U) - ETA;
+            hi = qhi * rsf_w * (1 + U) + ETA;
+        }
+        double wm = fabs(w->w_hi[i]) + fabs(hi);
+        lo -= widen_amount(wm) + fabs(w->w_hi[i]) * 0x1p-88;
+        hi += widen_amount(wm) + fabs(w->w_hi[i]) * 0x1p-88;
+        if (c->round_points & MF_RP_WEIGHTS) {
+            /* the kernel rounds its weight to bf16: the representative is RN(w) */
+            lo = (double)mf_bf16_to_f32(mf_f64_to_bf16(lo));
+            hi = (double)mf_bf16_to_f32(mf_f64_to_bf16(hi));
+            mpfr_set_d(tmp, w->w_hi[i], MPFR_RNDN);
+            mpfr_add_d(tmp, tmp, w->w_lo[i], MPFR_RNDN);
+            w->w_hi[i] = (double)mf_bf16_to_f32(mf_mpfr_to_bf16(tmp));
+            w->w_lo[i] = 0;
+        }
+        w->lo[i] = lo;
+        w->hi[i] = hi;
+        double rad = w->w_hi[i] - lo;
+        if (hi - w->w_hi[i] > rad) rad = hi - w->w_hi[i];
+        w->rad[i] = rad;
+    }
+    mpfr_clears(num, den, tmp, (mpfr_ptr)0);
+    return MF_OK;
+}

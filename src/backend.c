@@ -1,0 +1,423 @@
+/* backend.c: opening kernels and running them on poisoned, guarded buffers (see backend.h). */
+#include "backend.h"
+
+#include <dlfcn.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../kernels/cpu/moe_cpu.h"
+#include "bf16.h"
+#include "../kernels/mutants.h"
+
+/* ---- mutant names ---- */
+
+static const char *const mutant_names[] = {"none",
+#define X(id, name, knob, doc) name,
+                                           MF_MUTANT_LIST(X)
+#undef X
+};
+static const char *const mutant_knobs[] = {"-",
+#define X(id, name, knob, doc) knob,
+                                           MF_MUTANT_LIST(X)
+#undef X
+};
+static const char *const mutant_docs[] = {"",
+#define X(id, name, knob, doc) doc,
+                                          MF_MUTANT_LIST(X)
+#undef X
+};
+
+int mf_mutant_count(void) { return MF_MUTANT_COUNT - 1; }
+int mf_mutant_lookup(const char *name) {
+    for (int i = 1; i < MF_MUTANT_COUNT; i++)
+        if (!strcmp(name, mutant_names[i])) return i;
+    return -1;
+}
+const char *mf_mutant_name(int id) {
+    return id > 0 && id < MF_MUTANT_COUNT ? mutant_names[id] : "none";
+}
+const char *mf_mutant_knob(int id) {
+    return id > 0 && id < MF_MUTANT_COUNT ? mutant_knobs[id] : "-";
+}
+const char *mf_mutant_doc(int id) { return id > 0 && id < MF_MUTANT_COUNT ? mutant_docs[id] : ""; }
+
+/* ---- contracts ---- */
+
+mf_status mf_contract_from_abi(const mf_kernel_contract *kc, mf_contract *out, char *name_buf,
+                               size_t name_len, mf_error *err) {
+    if (kc->name) {
+        const mf_contract *c = mf_contract_find(kc->name);
+        if (!c) return MF_FAIL(err, MF_EINVAL, "kernel declares unknown contract '%s'", kc->name);
+        *out = *c;
+        snprintf(name_buf, name_len, "%s", c->name);
+        out->name = name_buf;
+        if (kc->struct_size >= offsetof(mf_kernel_contract, reserved))
+            out->deterministic = c->deterministic && kc->deterministic;
+        return MF_OK;
+    }
+    memset(out, 0, sizeof *out);
+    snprintf(name_buf, name_len, "declared");
+    out->name = name_buf;
+    out->summary = "declared field by field by the kernel";
+    switch (kc->acc_kind) {
+    case MF_ABI_ACC_SEQ_FP32: out->gemm = (mf_acc_model){MF_ACC_SEQ_FP32, 1, 0}; break;
+    case MF_ABI_ACC_FUSED_BLOCK:
+        if (kc->acc_block < 1 || kc->acc_block > 4096 || kc->acc_frac_bits < 22 ||
+            kc->acc_frac_bits > 60)
+            return MF_FAIL(err, MF_EINVAL, "declared fused-block contract B=%d F=%d unsupported",
+                           kc->acc_block, kc->acc_frac_bits);
+        out->gemm = (mf_acc_model){MF_ACC_FUSED_BLOCK, kc->acc_block, kc->acc_frac_bits};
+        break;
+    case MF_ABI_ACC_ANY_ORDER: out->gemm = (mf_acc_model){MF_ACC_ANY_ORDER, 0, 0}; break;
+    default: return MF_FAIL(err, MF_EINVAL, "unknown accumulation kind %d", kc->acc_kind);
+    }
+    out->exp = kc->exp_kind == MF_ABI_EXP_FAST ? MF_EXP_FAST : MF_EXP_ACCURATE;
+    out->exp_ulps = kc->exp_ulps > 0 ? kc->exp_ulps : 2.0;
+    out->div = kc->div_kind == MF_ABI_DIV_FAST ? MF_DIV_FAST : MF_DIV_IEEE;
+    out->round_points = kc->round_points;
+    out->deterministic = kc->deterministic;
+    if (!(out->round_points & MF_RP_ACT_OUT))
+        return MF_FAIL(err, MF_EUNSUPPORTED,
+                       "declared contract must round the activation to bf16 (MF_ABI_RP_ACT_OUT)");
+    return MF_OK;
+}
+
+/* ---- opening ---- */
+
+static mf_status open_api(mf_backend *b, mf_error *err) {
+    char msg[512] = "";
+    if (b->api.abi_version != MF_KERNEL_ABI_VERSION || b->api.struct_size < sizeof(mf_kernel_api))
+        return MF_FAIL(err, MF_EINVAL, "backend %s: ABI version %u / size %u not supported",
+                       b->spec, b->api.abi_version, b->api.struct_size);
+    if (!b->api.create || !b->api.supports || !b->api.workspace_size || !b->api.run ||
+        !b->api.release)
+        return MF_FAIL(err, MF_EINVAL, "backend %s: function table incomplete", b->spec);
+    MF_TRY(mf_contract_from_abi(&b->api.contract, &b->contract, b->contract_name,
+                                sizeof b->contract_name, err));
+    if (b->api.create(&b->ctx, msg, sizeof msg) != 0)
+        return MF_FAIL(err, MF_EBACKEND, "backend %s: create failed: %s", b->spec, msg);
+    return MF_OK;
+}
+
+const char *mf_backend_builtin_names(void) {
+    if (mf_cuda_backend_provider && mf_cuda_backend_provider()) return "cpu, cuda";
+    return "cpu";
+}
+
+mf_status mf_backend_open(const char *spec, mf_backend *b, mf_error *err) {
+    memset(b, 0, sizeof *b);
+    snprintf(b->spec, sizeof b->spec, "%s", spec);
+    int rc = 1;
+    if (!strcmp(spec, "cpu")) {
+        rc = mf_cpu_kernel_get_api(MF_KERNEL_ABI_VERSION, &b->api, sizeof b->api);
+    } else if (!strcmp(spec, "cuda")) {
+        const mf_cuda_provider *cp = mf_cuda_backend_provider ? mf_cuda_backend_provider() : NULL;
+        if (!cp)
+            return MF_FAIL(err, MF_EUNSUPPORTED,
+                           "backend cuda: this moefuzz was built without CUDA");
+        char msg[256] = "";
+        if (!cp->available(msg, sizeof msg))
+            return MF_FAIL(err, MF_EUNSUPPORTED, "backend cuda: no usable device: %s", msg);
+        rc = cp->get_api(MF_KERNEL_ABI_VERSION, &b->api, sizeof b->api);
+        b->dev = cp->ops;
+    } else if (!strncmp(spec, "cpu-mutant:", 11) || !strncmp(spec, "cuda-mutant:", 12)) {
+        int cuda = spec[1] == 'u';
+        const mf_mutant_provider *mp =
+            cuda ? (mf_cuda_mutant_provider ? mf_cuda_mutant_provider() : NULL)
+                 : (mf_cpu_mutant_provider ? mf_cpu_mutant_provider() : NULL);
+        if (!mp)
+            return MF_FAIL(err, MF_EUNSUPPORTED,
+                           "backend %s: mutants exist only in test builds (moefuzz-test)", spec);
+        const char *name = strchr(spec, ':') + 1;
+        b->mutant = mf_mutant_lookup(name);
+        if (b->mutant < 0)
+            return MF_FAIL(err, MF_EINVAL, "unknown mutant '%s' (moefuzz mutants --list)", name);
+        if (cuda) {
+            const mf_cuda_provider *cp =
+                mf_cuda_backend_provider ? mf_cuda_backend_provider() : NULL;
+            char msg[256] = "";
+            if (!cp || !cp->available(msg, sizeof msg))
+                return MF_FAIL(err, MF_EUNSUPPORTED, "backend %s: no usable device: %s", spec,
+                               msg);
+            b->dev = cp->ops;
+        }
+        rc = mp->get_api(MF_KERNEL_ABI_VERSION, &b->api, sizeof b->api);
+        if (rc == 0) {
+            MF_TRY(open_api(b, err));
+            mp->set(b->ctx, b->mutant);
+            return MF_OK;
+        }
+    } else if (!strncmp(spec, "plugin:", 7)) {
+        const char *path = spec + 7;
+        b->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+        if (!b->dl) return MF_FAIL(err, MF_EINVAL, "plugin %s: %s", path, dlerror());
+        mf_kernel_get_api_fn fn;
+        void *sym = dlsym(b->dl, MF_KERNEL_GET_API_SYMBOL);
+        memcpy(&fn, &sym, sizeof fn);
+        if (!fn) {
+            dlclose(b->dl);
+            b->dl = NULL;
+            return MF_FAIL(err, MF_EINVAL, "plugin %s does not export %s", path,
+                           MF_KERNEL_GET_API_SYMBOL);
+        }
+        rc = fn(MF_KERNEL_ABI_VERSION, &b->api, sizeof b->api);
+        if (b->api.memory == MF_ABI_MEM_DEVICE) {
+            const mf_cuda_provider *cp =
+                mf_cuda_backend_provider ? mf_cuda_backend_provider() : NULL;
+            if (!cp)
+                return MF_FAIL(err, MF_EUNSUPPORTED,
+                               "plugin %s wants device memory; this moefuzz has no CUDA", path);
+            b->dev = cp->ops;
+        }
+    } else {
+        return MF_FAIL(err, MF_EINVAL, "unknown backend '%s' (built in: %s; or plugin:PATH.so)",
+                       spec, mf_backend_builtin_names());
+    }
+    if (rc != 0)
+        return MF_FAIL(err, MF_EINVAL, "backend %s refused ABI version %u", spec,
+                       MF_KERNEL_ABI_VERSION);
+    return open_api(b, err);
+}
+
+void mf_backend_close(mf_backend *b) {
+    if (b->ctx && b->api.release) b->api.release(b->ctx);
+    b->ctx = NULL;
+    if (b->dl) dlclose(b->dl);
+    b->dl = NULL;
+}
+
+/* ---- running ---- */
+
+void mf_backend_params(const mf_moe_params *p, mf_kernel_params *kp) {
+    memset(kp, 0, sizeof *kp);
+    kp->abi_version = MF_KERNEL_ABI_VERSION;
+    kp->struct_size = sizeof *kp;
+    kp->T = p->T;
+    kp->H = p->H;
+    kp->I = p->I;
+    kp->E = p->E;
+    kp->E_local = p->E_local;
+    kp->expert_offset = p->expert_offset;
+    kp->top_k = p->top_k;
+    kp->score_fn = p->score == MF_SCORE_SIGMOID ? MF_ABI_SCORE_SIGMOID : MF_ABI_SCORE_SOFTMAX;
+    kp->bias_dtype = p->bias == MF_BIAS_F32    ? MF_ABI_BIAS_F32
+                     : p->bias == MF_BIAS_BF16 ? MF_ABI_BIAS_BF16
+                                               : MF_ABI_BIAS_NONE;
+    kp->n_group = p->n_group;
+    kp->topk_group = p->topk_group;
+    kp->group_rule = p->group_rule == MF_GROUP_MAX ? MF_ABI_GROUP_MAX : MF_ABI_GROUP_TOP2_SUM;
+    kp->renormalize = p->renormalize;
+    kp->renorm_eps = p->renorm_eps;
+    kp->routed_scaling_factor = p->rsf;
+    kp->rsf_site = p->rsf_site == MF_RSF_OUTPUT ? MF_ABI_RSF_OUTPUT : MF_ABI_RSF_WEIGHTS;
+    kp->activation = MF_ABI_ACT_SILU_GLU;
+    kp->layout = p->layout == MF_LAYOUT_UP_GATE ? MF_ABI_LAYOUT_UP_GATE : MF_ABI_LAYOUT_GATE_UP;
+    kp->logits_dtype = p->logits_dtype == MF_DTYPE_BF16 ? MF_ABI_DTYPE_BF16 : MF_ABI_DTYPE_F32;
+}
+
+void mf_run_result_free(mf_run_result *r) {
+    free(r->out);
+    free(r->ids);
+    free(r->weights);
+    memset(r, 0, sizeof *r);
+}
+
+/* Host copies of the inputs in the kernel's formats: logits and bias as bf16 when so typed. */
+typedef struct host_inputs {
+    uint16_t *logits16, *bias16;
+} host_inputs;
+
+static mf_status prepare_inputs(const mf_problem *pb, mf_kernel_params *kp, host_inputs *hi,
+                                mf_error *err) {
+    const mf_moe_params *p = &pb->p;
+    memset(hi, 0, sizeof *hi);
+    kp->x = pb->x;
+    kp->w13 = pb->w13;
+    kp->w2 = pb->w2;
+    kp->logits = pb->logits;
+    kp->bias = p->bias == MF_BIAS_NONE ? NULL : (const void *)pb->bias;
+    if (p->logits_dtype == MF_DTYPE_BF16) {
+        size_t n = (size_t)p->T * p->E;
+        hi->logits16 = malloc(n * 2);
+        if (!hi->logits16) return MF_FAIL(err, MF_ENOMEM, "out of memory");
+        for (size_t i = 0; i < n; i++) hi->logits16[i] = mf_f32_bits(pb->logits[i]) >> 16;
+        kp->logits = hi->logits16;
+    }
+    if (p->bias == MF_BIAS_BF16) {
+        hi->bias16 = malloc((size_t)p->E * 2);
+        if (!hi->bias16) return MF_FAIL(err, MF_ENOMEM, "out of memory");
+        for (int e = 0; e < p->E; e++) hi->bias16[e] = mf_f32_bits(pb->bias[e]) >> 16;
+        kp->bias = hi->bias16;
+    }
+    return MF_OK;
+}
+
+static void check_output(const uint16_t *buf, size_t n, mf_run_result *r) {
+    for (size_t i = 0; i < MF_GUARD_ELEMS; i++)
+        if (buf[i] != MF_GUARD_BF16) {
+            if (!r->guard_broken) r->guard_first = (long)i - MF_GUARD_ELEMS;
+            r->guard_broken = 1;
+        }
+    for (size_t i = 0; i < MF_GUARD_ELEMS; i++)
+        if (buf[MF_GUARD_ELEMS + n + i] != MF_GUARD_BF16 && !r->guard_broken) {
+            r->guard_first = (long)(n + i);
+            r->guard_broken = 1;
+        }
+    for (size_t i = 0; i < n; i++)
+        if (buf[MF_GUARD_ELEMS + i] == MF_POISON_BF16) {
+            if (!r->unwritten) r->first_unwritten = i;
+            r->unwritten++;
+        }
+}
+
+/* ---- device-memory kernels: copy in, run, copy back (generic over mf_device_ops) ---- */
+
+typedef struct dev_bufs {
+    void *x, *logits, *bias, *w13, *w2, *out, *ids, *weights, *ws;
+} dev_bufs;
+
+static void dev_free_all(const mf_device_ops *d, dev_bufs *db) {
+    void **v[] = {&db->x, &db->logits, &db->bias, &db->w13, &db->w2,
+                  &db->out, &db->ids, &db->weights, &db->ws};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+        if (*v[i]) d->free(*v[i]), *v[i] = NULL;
+}
+
+static mf_status dev_upload(const mf_device_ops *d, void **dst, const void *src, size_t bytes,
+                            mf_error *err) {
+    char msg[256] = "";
+    if (d->alloc(dst, bytes ? bytes : 16, msg, sizeof msg) != 0)
+        return MF_FAIL(err, MF_ENOMEM, "device alloc of %zu bytes: %s", bytes, msg);
+    if (src && bytes && d->to_device(*dst, src, bytes, msg, sizeof msg) != 0)
+        return MF_FAIL(err, MF_EBACKEND, "copy to device: %s", msg);
+    return MF_OK;
+}
+
+static mf_status run_device(mf_backend *b, const mf_problem *pb, mf_kernel_params *kp,
+                            uint16_t *obuf, size_t wbytes, mf_run_result *r, mf_error *err) {
+    const mf_device_ops *d = b->dev;
+    const mf_moe_params *p = &pb->p;
+    size_t n_out = (size_t)p->T * p->H, n_sel = (size_t)p->T * p->top_k;
+    size_t logit_bytes = (size_t)p->T * p->E * (p->logits_dtype == MF_DTYPE_BF16 ? 2 : 4);
+    size_t bias_bytes = (size_t)p->E * (p->bias == MF_BIAS_BF16 ? 2 : 4);
+    dev_bufs db = {0};
+    mf_status st = MF_OK;
+    char msg[512] = "";
+#define UP(field, src, bytes)                                                    if ((st = dev_upload(d, &db.field, src, bytes, err)) != MF_OK) goto out;
+    UP(x, kp->x, n_out * 2)
+    UP(logits, kp->logits, logit_bytes)
+    if (kp->bias) UP(bias, kp->bias, bias_bytes)
+    UP(w13, kp->w13, mf_tensor_elems(p, MF_T_W13) * 2)
+    UP(w2, kp->w2, mf_tensor_elems(p, MF_T_W2) * 2)
+    UP(out, obuf, (n_out + 2 * MF_GUARD_ELEMS) * 2)
+    if (r->ids) {
+        UP(ids, r->ids, n_sel * 4)
+        UP(weights, r->weights, n_sel * 4)
+    }
+    UP(ws, NULL, wbytes)
+#undef UP
+    kp->x = db.x;
+    kp->logits = db.logits;
+    kp->bias = kp->bias ? db.bias : NULL;
+    kp->w13 = db.w13;
+    kp->w2 = db.w2;
+    kp->out = (uint16_t *)db.out + MF_GUARD_ELEMS;
+    kp->topk_ids = db.ids;
+    kp->topk_weights = db.weights;
+    kp->workspace = db.ws;
+    kp->workspace_bytes = wbytes;
+    kp->stream = d->stream;
+    double t0 = mf_now_s();
+    int rc = b->api.run(b->ctx, kp, msg, sizeof msg);
+    if (rc != 0) {
+        st = MF_FAIL(err, MF_EBACKEND, "%s: run() failed: %s", b->spec, msg);
+        goto out;
+    }
+    if (d->sync(d->stream, msg, sizeof msg) != 0) {
+        st = MF_FAIL(err, MF_EBACKEND, "%s: kernel failed on the device: %s", b->spec, msg);
+        goto out;
+    }
+    r->seconds = mf_now_s() - t0;
+    if (d->to_host(obuf, db.out, (n_out + 2 * MF_GUARD_ELEMS) * 2, msg, sizeof msg) != 0 ||
+        (r->ids && (d->to_host(r->ids, db.ids, n_sel * 4, msg, sizeof msg) != 0 ||
+                    d->to_host(r->weights, db.weights, n_sel * 4, msg, sizeof msg) != 0)))
+        st = MF_FAIL(err, MF_EBACKEND, "copy from device: %s", msg);
+out:
+    dev_free_all(d, &db);
+    return st;
+}
+
+mf_status mf_backend_run(mf_backend *b, const mf_problem *pb, mf_run_result *r, mf_error *err) {
+    memset(r, 0, sizeof *r);
+    const mf_moe_params *p = &pb->p;
+    mf_kernel_params kp;
+    mf_backend_params(p, &kp);
+    kp.memory = b->api.memory;
+    char msg[512] = "";
+    int sup = b->api.supports(b->ctx, &kp, msg, sizeof msg);
+    if (sup < 0) return MF_FAIL(err, MF_EBACKEND, "%s: supports() failed: %s", b->spec, msg);
+    if (sup == 0) {
+        r->unsupported = 1;
+        snprintf(r->reason, sizeof r->reason, "%s", msg[0] ? msg : "(no reason given)");
+        return MF_OK;
+    }
+    size_t n_out = (size_t)p->T * p->H, n_sel = (size_t)p->T * p->top_k;
+    size_t wbytes = 0;
+    if (b->api.workspace_size(b->ctx, &kp, &wbytes, msg, sizeof msg) != 0)
+        return MF_FAIL(err, MF_EBACKEND, "%s: workspace_size() failed: %s", b->spec, msg);
+    r->out = malloc(n_out * 2);
+    if (b->api.contract.reports_routing) {
+        r->ids = malloc(n_sel * sizeof(int32_t));
+        r->weights = malloc(n_sel * sizeof(float));
+    }
+    uint16_t *obuf = malloc((n_out + 2 * MF_GUARD_ELEMS) * 2);
+    host_inputs hi = {0};
+    mf_status st = MF_OK;
+    if (!r->out || !obuf || (b->api.contract.reports_routing && (!r->ids || !r->weights))) {
+        st = MF_FAIL(err, MF_ENOMEM, "out of memory for outputs");
+        goto done;
+    }
+    for (size_t i = 0; i < n_out + 2 * MF_GUARD_ELEMS; i++)
+        obuf[i] = i < MF_GUARD_ELEMS || i >= MF_GUARD_ELEMS + n_out ? MF_GUARD_BF16
+                                                                     : MF_POISON_BF16;
+    if (r->ids) {
+        for (size_t i = 0; i < n_sel; i++) r->ids[i] = -7777;
+        for (size_t i = 0; i < n_sel; i++) r->weights[i] = NAN;
+    }
+    if ((st = prepare_inputs(pb, &kp, &hi, err)) != MF_OK) goto done;
+    if (b->dev) {
+        if ((st = run_device(b, pb, &kp, obuf, wbytes, r, err)) != MF_OK) goto done;
+        check_output(obuf, n_out, r);
+        memcpy(r->out, obuf + MF_GUARD_ELEMS, n_out * 2);
+        goto done;
+    }
+    void *ws = malloc(wbytes ? wbytes : 1);
+    if (!ws) {
+        st = MF_FAIL(err, MF_ENOMEM, "out of memory for a %zu-byte workspace", wbytes);
+        goto done;
+    }
+    kp.out = obuf + MF_GUARD_ELEMS;
+    kp.topk_ids = r->ids;
+    kp.topk_weights = r->weights;
+    kp.workspace = ws;
+    kp.workspace_bytes = wbytes;
+    double t0 = mf_now_s();
+    int rc = b->api.run(b->ctx, &kp, msg, sizeof msg);
+    r->seconds = mf_now_s() - t0;
+    free(ws);
+    if (rc != 0) {
+        st = MF_FAIL(err, MF_EBACKEND, "%s: run() failed: %s", b->spec, msg);
+        goto done;
+    }
+    check_output(obuf, n_out, r);
+    memcpy(r->out, obuf + MF_GUARD_ELEMS, n_out * 2);
+done:
+    free(obuf);
+    free(hi.logits16);
+    free(hi.bias16);
+    if (st != MF_OK) mf_run_result_free(r);
+    return st;
+}

@@ -1,0 +1,101 @@
+/* backend.h: the kernels moefuzz can run, behind one interface.
+ *
+ * A backend wraps an mf_kernel_api (kernels/include/moefuzz/kernel_abi.h): the built-in CPU
+ * kernel "cpu", the CUDA kernel "cuda" (when built with CUDA), the mutants of the test build
+ * ("cpu-mutant:NAME"), and plugins ("plugin:PATH.so"). Running a backend poisons the output
+ * buffer, surrounds it with guard bands, and reports what the kernel wrote.
+ */
+#ifndef MF_BACKEND_H
+#define MF_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "case.h"
+#include "contract.h"
+#include "mf_base.h"
+#include "moefuzz/kernel_abi.h"
+
+#define MF_POISON_BF16 0x7fa5u /* a NaN payload no arithmetic produces */
+#define MF_GUARD_ELEMS 64      /* bf16 guard elements before and after the output */
+#define MF_GUARD_BF16 0x5a5au
+
+/* Memory operations for kernels that want device memory (set by the CUDA backend module). */
+typedef struct mf_device_ops {
+    int (*alloc)(void **ptr, size_t bytes, char *msg, size_t msg_len);
+    void (*free)(void *ptr);
+    int (*to_device)(void *dst, const void *src, size_t bytes, char *msg, size_t msg_len);
+    int (*to_host)(void *dst, const void *src, size_t bytes, char *msg, size_t msg_len);
+    int (*sync)(void *stream, char *msg, size_t msg_len);
+    void *stream;
+} mf_device_ops;
+
+typedef struct mf_backend {
+    char spec[256];
+    mf_kernel_api api;
+    void *ctx;
+    mf_contract contract; /* the reference's form of the kernel's declared contract */
+    char contract_name[64];
+    void *dl;                  /* dlopen handle of a plugin */
+    const mf_device_ops *dev;  /* non-NULL for device-memory kernels */
+    int mutant;                /* mutant id for cpu-mutant backends */
+} mf_backend;
+
+/* Opens a backend by spec: "cpu", "cuda", "plugin:PATH", "cpu-mutant:NAME" (test builds). */
+mf_status mf_backend_open(const char *spec, mf_backend *b, mf_error *err);
+void mf_backend_close(mf_backend *b);
+
+/* Comma-separated list of the built-in backend names of this build. */
+const char *mf_backend_builtin_names(void);
+
+typedef struct mf_run_result {
+    int unsupported;
+    char reason[256];
+    uint16_t *out;    /* [T][H], malloc'd */
+    int32_t *ids;     /* [T][top_k] or NULL */
+    float *weights;   /* [T][top_k] or NULL */
+    size_t unwritten; /* output elements that still hold the poison pattern */
+    size_t first_unwritten;
+    int guard_broken; /* a guard element changed */
+    long guard_first; /* offset of the first changed guard element from the output start */
+    double seconds;
+} mf_run_result;
+
+/* Runs the kernel on a problem. MF_EBACKEND if the kernel reports an error (message kept). */
+mf_status mf_backend_run(mf_backend *b, const mf_problem *pb, mf_run_result *r, mf_error *err);
+void mf_run_result_free(mf_run_result *r);
+
+/* Fills the kernel ABI params for a problem (pointers left NULL). */
+void mf_backend_params(const mf_moe_params *p, mf_kernel_params *kp);
+
+/* Resolves a declared contract to the reference's form. */
+mf_status mf_contract_from_abi(const mf_kernel_contract *kc, mf_contract *out, char *name_buf,
+                               size_t name_len, mf_error *err);
+
+/* Optional parts of a build, found through weak symbols: a binary has them iff it links the
+ * object library that defines them (the CUDA backend; the mutant zoo of test builds). */
+typedef struct mf_mutant_provider {
+    int (*get_api)(uint32_t abi_version, mf_kernel_api *api, size_t api_size);
+    void (*set)(void *ctx, int mutant);
+    const char *kernel; /* "cpu" or "cuda": the kernel these mutants are built from */
+} mf_mutant_provider;
+
+typedef struct mf_cuda_provider {
+    int (*get_api)(uint32_t abi_version, mf_kernel_api *api, size_t api_size);
+    const mf_device_ops *ops;
+    int (*available)(char *msg, size_t msg_len); /* 1 if a device is usable, else 0 + reason */
+} mf_cuda_provider;
+
+/* NULL when the part is not linked in. */
+const mf_mutant_provider *mf_cpu_mutant_provider(void) __attribute__((weak));
+const mf_mutant_provider *mf_cuda_mutant_provider(void) __attribute__((weak));
+const mf_cuda_provider *mf_cuda_backend_provider(void) __attribute__((weak));
+
+/* Mutant ids by name (kernels/mutants.h): id, or -1. */
+int mf_mutant_lookup(const char *name);
+const char *mf_mutant_name(int id);
+const char *mf_mutant_knob(int id);
+const char *mf_mutant_doc(int id);
+int mf_mutant_count(void); /* ids 1..count */
+
+#endif /* MF_BACKEND_H */

@@ -1,0 +1,164 @@
+/* casegen.c: random cases over the parameter domain (see casegen.h). */
+#include "casegen.h"
+
+#include <string.h>
+
+#include "codec.h"
+
+uint64_t mf_rng_next(mf_rng *r) {
+    uint64_t z = (r->s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+uint32_t mf_rng_below(mf_rng *r, uint32_t n) {
+    return n ? (uint32_t)((mf_rng_next(r) >> 32) % n) : 0;
+}
+
+void mf_case_limits_default(mf_case_limits *l) {
+    l->max_T = 64;
+    l->max_H = 512;
+    l->max_I = 512;
+    l->max_E = 256;
+    l->max_work = 3e6;
+    l->max_bytes = 64.0 * 1024 * 1024;
+}
+
+int mf_dim_boundary(mf_rng *r, int max) {
+    static const int tiles[] = {8, 16, 32, 64, 128, 256, 512, 1024};
+    static const int primes[] = {2, 3, 5, 7, 11, 13, 17, 31, 61, 97, 127, 251, 509, 1021};
+    int v;
+    switch (mf_rng_below(r, 6)) {
+    case 0: v = 1 + (int)mf_rng_below(r, 4); break;
+    case 1: v = 1 + (int)mf_rng_below(r, 16); break;
+    case 2: {
+        int t = tiles[mf_rng_below(r, 8)];
+        v = t - 1 + (int)mf_rng_below(r, 3); /* tile-1, tile, tile+1 */
+        break;
+    }
+    case 3: v = primes[mf_rng_below(r, 14)]; break;
+    case 4: v = 16 * (1 + (int)mf_rng_below(r, 32)); break;
+    default: v = 1 + (int)mf_rng_below(r, (uint32_t)max); break;
+    }
+    if (v > max) v = 1 + (int)mf_rng_below(r, (uint32_t)max);
+    return v < 1 ? 1 : v;
+}
+
+static int pick_divisor(mf_rng *r, int E) {
+    int d[64], n = 0;
+    for (int i = 1; i <= E && n < 64; i++)
+        if (E % i == 0) d[n++] = i;
+    return d[mf_rng_below(r, (uint32_t)n)];
+}
+
+void mf_case_repair(mf_case *c) {
+    mf_moe_params *p = &c->p;
+    if (p->E < 1) p->E = 1;
+    if (p->E > MF_MAX_E) p->E = MF_MAX_E;
+    if (p->top_k < 1) p->top_k = 1;
+    if (p->top_k > p->E) p->top_k = p->E;
+    if (p->top_k > MF_MAX_K) p->top_k = MF_MAX_K;
+    if (p->n_group < 1 || p->E % p->n_group != 0) p->n_group = 1;
+    if (p->topk_group < 1) p->topk_group = 1;
+    if (p->topk_group > p->n_group) p->topk_group = p->n_group;
+    while (p->topk_group * (p->E / p->n_group) < p->top_k) p->topk_group++;
+    if (p->E_local < 1 || p->E_local > p->E) p->E_local = p->E;
+    if (p->expert_offset < 0 || p->expert_offset + p->E_local > p->E)
+        p->expert_offset = p->E - p->E_local;
+}
+
+void mf_case_fit(mf_case *c, const mf_case_limits *lim) {
+    mf_moe_params *p = &c->p;
+    if (p->T > lim->max_T) p->T = lim->max_T;
+    if (p->H > lim->max_H) p->H = lim->max_H;
+    if (p->I > lim->max_I) p->I = lim->max_I;
+    if (p->E > lim->max_E) {
+        p->E = lim->max_E;
+        mf_case_repair(c);
+    }
+    for (int guard = 0; guard < 64; guard++) {
+        int over_work = mf_case_work(c) > lim->max_work;
+        int over_bytes = mf_case_bytes(c) > lim->max_bytes;
+        if (!over_work && !over_bytes) break;
+        if (over_work && p->T > 1) p->T = (p->T + 1) / 2;
+        else if (p->H >= p->I && p->H > 1) p->H = (p->H + 1) / 2;
+        else if (p->I > 1) p->I = (p->I + 1) / 2;
+        else if (p->E_local > 1) {
+            p->E_local = (p->E_local + 1) / 2;
+            mf_case_repair(c);
+        } else break;
+    }
+}
+
+static const uint32_t special_bf16[] = {0x0000, 0x8000, 0x0001, 0x0080, 0x7f7f, 0xff7f,
+                                        0x7f80, 0xff80, 0x7fc0, 0x3f80, 0xbf80, 0x3f81};
+
+void mf_case_random(mf_rng *r, const mf_case_limits *lim, mf_case *c) {
+    mf_case_default(c);
+    mf_moe_params *p = &c->p;
+    static const int Es[] = {1, 2, 3, 4, 6, 8, 12, 16, 32, 48, 64, 72, 128, 160, 256};
+    p->E = mf_rng_below(r, 3) ? Es[mf_rng_below(r, 15)] : mf_dim_boundary(r, lim->max_E);
+    if (p->E > lim->max_E) p->E = lim->max_E;
+    int kmax = p->E < MF_MAX_K ? p->E : MF_MAX_K;
+    static const int ks[] = {1, 2, 4, 6, 8};
+    p->top_k = mf_rng_below(r, 2) ? ks[mf_rng_below(r, 5)] : 1 + (int)mf_rng_below(r, (uint32_t)kmax);
+    if (p->top_k > kmax) p->top_k = kmax;
+    p->score = (mf_score_fn)mf_rng_below(r, 2);
+    p->bias = (mf_bias_kind)mf_rng_below(r, 3);
+    p->group_rule = (mf_group_rule)mf_rng_below(r, 2);
+    p->n_group = mf_rng_below(r, 3) ? pick_divisor(r, p->E) : 1;
+    p->topk_group = 1 + (int)mf_rng_below(r, (uint32_t)p->n_group);
+    if (mf_rng_below(r, 8) == 0) p->topk_group = p->n_group;
+    p->E_local = p->E;
+    p->expert_offset = 0;
+    if (mf_rng_below(r, 10) < 3) {
+        p->E_local = 1 + (int)mf_rng_below(r, (uint32_t)p->E);
+        p->expert_offset = (int)mf_rng_below(r, (uint32_t)(p->E - p->E_local + 1));
+    }
+    p->renormalize = (int)mf_rng_below(r, 2);
+    p->renorm_eps = mf_rng_below(r, 2) ? 1e-20f : 0.0f;
+    if (mf_rng_below(r, 4)) p->rsf = mf_rsf_table[mf_rng_below(r, MF_RSF_TABLE_SIZE)];
+    else p->rsf = 0.25f + (float)mf_rng_below(r, 1 << 12) * (15.75f / 4096.0f);
+    p->rsf_site = (mf_rsf_site)mf_rng_below(r, 2);
+    p->layout = (mf_layout)mf_rng_below(r, 2);
+    p->logits_dtype = (mf_dtype)mf_rng_below(r, 2);
+    p->T = mf_dim_boundary(r, lim->max_T);
+    p->H = mf_dim_boundary(r, lim->max_H);
+    p->I = mf_dim_boundary(r, lim->max_I);
+    mf_case_repair(c);
+    /* generators: mostly the realistic default, every class reachable */
+    for (int t = 0; t < MF_NUM_TENSORS; t++) {
+        mf_gen *g = &c->gen[t];
+        g->seed = mf_rng_next(r);
+        g->scale = 0;
+        uint32_t roll = mf_rng_below(r, 16);
+        if (t == MF_T_LOGITS) {
+            static const uint8_t lc[] = {MF_GEN_NORMAL, MF_GEN_TIES, MF_GEN_NEAR_TIES,
+                                         MF_GEN_NEGATIVE, MF_GEN_UNDERFLOW, MF_GEN_UNIFORM,
+                                         MF_GEN_INTEGER, MF_GEN_HEAVY};
+            g->cls = roll < 8 ? MF_GEN_NORMAL : lc[mf_rng_below(r, 8)];
+            if (mf_rng_below(r, 4) == 0) g->scale = (float)(1u << mf_rng_below(r, 4));
+        } else if (t == MF_T_BIAS) {
+            static const uint8_t bc[] = {MF_GEN_NORMAL, MF_GEN_LARGE_POS, MF_GEN_LARGE_NEG,
+                                         MF_GEN_UNIFORM, MF_GEN_TIES, MF_GEN_INTEGER};
+            g->cls = roll < 8 ? MF_GEN_NORMAL : bc[mf_rng_below(r, 6)];
+        } else {
+            g->cls = roll < 10 ? MF_GEN_NORMAL : (uint8_t)mf_rng_below(r, 5);
+            if (g->cls == MF_GEN_INTEGER) g->scale = 0.125f;
+        }
+    }
+    /* pokes of special values, sometimes */
+    c->n_pokes = 0;
+    if (mf_rng_below(r, 10) == 0) {
+        int n = 1 + (int)mf_rng_below(r, 3);
+        for (int i = 0; i < n; i++) {
+            mf_poke *k = &c->pokes[c->n_pokes++];
+            k->tensor = (uint8_t)mf_rng_below(r, MF_NUM_TENSORS);
+            k->index = (uint32_t)mf_rng_next(r);
+            uint32_t b16 = special_bf16[mf_rng_below(r, 12)];
+            k->bits = mf_tensor_is_bf16(p, (mf_tensor_id)k->tensor) ? b16 : b16 << 16;
+        }
+    }
+    mf_case_fit(c, lim);
+}

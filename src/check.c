@@ -1,0 +1,376 @@
+/* check.c: stage-by-stage verdicts of a kernel against the exact reference (see check.h). */
+#include "check.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bf16.h"
+#include "route.h"
+
+const char *mf_stage_name(mf_stage s) {
+    static const char *n[] = {"routing-ids", "routing-weights", "output", "nonfinite",
+                              "unwritten",   "guard",           "determinism"};
+    return (unsigned)s < MF_STAGE_COUNT ? n[s] : "?";
+}
+
+void mf_check_opts_default(mf_check_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->determinism = 1;
+}
+
+void mf_fmt_value(char *buf, size_t n, double v) {
+    if (isnan(v)) snprintf(buf, n, "NaN");
+    else if (isinf(v)) snprintf(buf, n, "%sInf", v < 0 ? "-" : "+");
+    else snprintf(buf, n, "%a (%.9g)", v, v);
+}
+
+static void add_mismatch(mf_verdict *v, const mf_mismatch *m) {
+    v->n_bad[m->stage]++;
+    v->pass = 0;
+    /* keep the first few of each stage: at most 4 per stage, MF_MAX_REPORTED in all */
+    int same = 0;
+    for (int i = 0; i < v->n_rep; i++) same += v->rep[i].stage == m->stage;
+    if (same < 4 && v->n_rep < MF_MAX_REPORTED) v->rep[v->n_rep++] = *m;
+}
+
+static int elem_ok(uint16_t y, uint16_t lo, uint16_t hi, uint8_t fl) {
+    if (fl & (MF_ELEM_UNCONSTRAINED | MF_ELEM_NOT_CHECKED | MF_ELEM_UNDECIDED)) return 1;
+    if (mf_bf16_is_nan(y)) return (fl & MF_ELEM_NAN_OK) != 0;
+    float yv = mf_bf16_to_f32(y);
+    return mf_bf16_to_f32(lo) <= yv && yv <= mf_bf16_to_f32(hi);
+}
+
+typedef struct row_buf {
+    double *z, *rad;
+    uint16_t *lo, *hi;
+    uint8_t *flags;
+} row_buf;
+
+static int row_alloc(row_buf *r, int H) {
+    r->z = malloc(sizeof(double) * H);
+    r->rad = malloc(sizeof(double) * H);
+    r->lo = malloc(2 * (size_t)H);
+    r->hi = malloc(2 * (size_t)H);
+    r->flags = malloc((size_t)H);
+    return r->z && r->rad && r->lo && r->hi && r->flags;
+}
+
+static void row_free(row_buf *r) {
+    free(r->z);
+    free(r->rad);
+    free(r->lo);
+    free(r->hi);
+    free(r->flags);
+}
+
+static int count_bad(const row_buf *rb, const uint16_t *y, int H) {
+    int bad = 0;
+    for (int c = 0; c < H; c++) bad += !elem_ok(y[c], rb->lo[c], rb->hi[c], rb->flags[c]);
+    return bad;
+}
+
+/* Seeded sample of columns: always the first and the last, the rest spread by a hash. */
+static int *sample_cols(int H, int n, uint64_t seed) {
+    int *cols = malloc(sizeof(int) * (size_t)n);
+    unsigned char *taken = calloc((size_t)H, 1);
+    if (!cols || !taken) {
+        free(cols);
+        free(taken);
+        return NULL;
+    }
+    int m = 0;
+    cols[m++] = 0, taken[0] = 1;
+    if (H > 1) cols[m++] = H - 1, taken[H - 1] = 1;
+    uint64_t s = seed ? seed : 0x5eed;
+    while (m < n) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        int c = (int)((s >> 33) % (uint64_t)H);
+        if (!taken[c]) taken[c] = 1, cols[m++] = c;
+    }
+    free(taken);
+    return cols;
+}
+
+static void compare_runs(const mf_moe_params *p, const mf_run_result *r, const mf_run_result *r2,
+                         mf_verdict *v) {
+    size_t n_out = (size_t)p->T * p->H, n_sel = (size_t)p->T * p->top_k;
+    for (size_t i = 0; i < n_out; i++)
+        if (r->out[i] != r2->out[i]) {
+            mf_mismatch m = {.stage = MF_STAGE_DETERMINISM, .token = (int)(i / p->H),
+                             .col = (int)(i % p->H), .got = r2->out[i], .lo = r->out[i],
+                             .hi = r->out[i]};
+            m.got_d = mf_bf16_to_f32(r2->out[i]);
+            m.want = mf_bf16_to_f32(r->out[i]);
+            snprintf(m.note, sizeof m.note, "second run wrote 0x%04x, first 0x%04x", r2->out[i],
+                     r->out[i]);
+            add_mismatch(v, &m);
+        }
+    if (r->ids && r2->ids)
+        for (size_t i = 0; i < n_sel; i++)
+            if (r->ids[i] != r2->ids[i] ||
+                mf_f32_bits(r->weights[i]) != mf_f32_bits(r2->weights[i])) {
+                mf_mismatch m = {.stage = MF_STAGE_DETERMINISM, .token = (int)(i / p->top_k),
+                                 .col = (int)(i % p->top_k)};
+                snprintf(m.note, sizeof m.note,
+                         "routing slot differs between runs: id %d weight %a vs id %d weight %a",
+                         r->ids[i], (double)r->weights[i], r2->ids[i], (double)r2->weights[i]);
+                add_mismatch(v, &m);
+            }
+}
+
+mf_status mf_check_result(const mf_problem *pb, const mf_contract *c, const mf_run_result *r,
+                          const mf_run_result *r2, const mf_check_opts *o, mf_verdict *v,
+                          mf_error *err) {
+    const mf_moe_params *p = &pb->p;
+    int T = p->T, H = p->H, k = p->top_k;
+    double t_begin = mf_now_s();
+    v->pass = 1;
+    snprintf(v->contract, sizeof v->contract, "%s", c->name);
+    v->tokens = T;
+    v->cols_total = H;
+    /* memory safety and completeness */
+    if (r->guard_broken) {
+        mf_mismatch m = {.stage = MF_STAGE_GUARD, .token = -1, .col = (int)r->guard_first};
+        snprintf(m.note, sizeof m.note, "write outside the output: element offset %ld",
+                 r->guard_first);
+        add_mismatch(v, &m);
+    }
+    if (r->unwritten) {
+        mf_mismatch m = {.stage = MF_STAGE_UNWRITTEN, .token = (int)(r->first_unwritten / H),
+                         .col = (int)(r->first_unwritten % H), .got = MF_POISON_BF16};
+        snprintf(m.note, sizeof m.note, "%zu output elements never written (first shown)",
+                 r->unwritten);
+        v->n_bad[MF_STAGE_UNWRITTEN] += r->unwritten - 1;
+        add_mismatch(v, &m);
+    }
+    if (r2) compare_runs(p, r, r2, v);
+
+    /* reference */
+    mf_routing rt;
+    MF_TRY(mf_ref_route(p, &pb->t, c, &rt, err));
+    mf_ref_options ro = {.strict = o->strict, .profile = o->profile};
+    int *cols = NULL;
+    v->cols_verified = H;
+    if (o->max_cols > 0 && o->max_cols < H) {
+        cols = sample_cols(H, o->max_cols, o->sample_seed);
+        if (!cols) {
+            mf_routing_free(&rt);
+            return MF_FAIL(err, MF_ENOMEM, "out of memory");
+        }
+        ro.cols = cols;
+        ro.ncols = o->max_cols;
+        v->cols_verified = o->max_cols;
+    }
+    mf_ref_ctx *ctx = mf_ref_ctx_new(p, &pb->t, c, &ro, err);
+    if (!ctx) {
+        free(cols);
+        mf_routing_free(&rt);
+        return MF_EINVAL;
+    }
+    enum { MAX_SEL = 16 };
+    row_buf rows[MAX_SEL];
+    memset(rows, 0, sizeof rows);
+    int32_t *sels = malloc(sizeof(int32_t) * MAX_SEL * (size_t)k);
+    mf_status st = MF_OK;
+    for (int i = 0; i < MAX_SEL; i++)
+        if (!row_alloc(&rows[i], H)) st = MF_FAIL(err, MF_ENOMEM, "out of memory");
+    if (!sels) st = MF_FAIL(err, MF_ENOMEM, "out of memory");
+
+    for (int t = 0; t < T && st == MF_OK; t++) {
+        const uint16_t *y = r->out + (size_t)t * H;
+        v->experts_ambiguous += (unsigned long long)rt.n_ambiguous[t];
+        v->groups_ambiguous += (unsigned long long)rt.n_group_ambiguous[t];
+        int amb = rt.n_ambiguous[t] > 0 || rt.n_group_ambiguous[t] > 0;
+        if (rt.invariant_only[t]) v->tokens_invariant++;
+        else v->tokens_ambiguous += amb;
+        int nsel = 0;
+        if (r->ids) {
+            const int32_t *ids = r->ids + (size_t)t * k;
+            char why[320];
+            if (!mf_ref_selection_admissible(&rt, p, t, ids, why, sizeof why)) {
+                mf_mismatch m = {.stage = MF_STAGE_ROUTE_IDS, .token = t, .col = -1};
+                snprintf(m.note, sizeof m.note, "%s", why);
+                add_mismatch(v, &m);
+                continue;
+            }
+            memcpy(sels, ids, sizeof(int32_t) * (size_t)k);
+            nsel = 1;
+        } else if (rt.invariant_only[t]) {
+            nsel = 0;
+        } else {
+            nsel = mf_ref_enumerate_selections(&rt, p, t, sels, MAX_SEL);
+            if (nsel < 0) {
+                v->tokens_undecided++;
+                continue;
+            }
+        }
+        if (rt.invariant_only[t] || nsel == 0) {
+            v->elems_unconstrained += (unsigned long long)H;
+            continue;
+        }
+        int best = 0, best_bad = -1;
+        mf_weights w[MAX_SEL];
+        for (int s = 0; s < nsel && st == MF_OK; s++) {
+            st = mf_ref_weights(&rt, p, c, t, sels + (size_t)s * k, &w[s], err);
+            if (st != MF_OK) break;
+            mf_ref_row row = {rows[s].z, rows[s].rad, rows[s].lo, rows[s].hi, rows[s].flags};
+            st = mf_ref_token_output(ctx, t, sels + (size_t)s * k, &w[s], &row, err);
+            if (st != MF_OK) break;
+            int bad = count_bad(&rows[s], y, H);
+            if (best_bad < 0 || bad < best_bad) best = s, best_bad = bad;
+            if (bad == 0) break;
+        }
+        if (st != MF_OK) break;
+        const int32_t *sel = sels + (size_t)best * k;
+        int any_local = 0;
+        for (int i = 0; i < k; i++) any_local |= mf_is_local(p, sel[i]);
+        v->tokens_no_local += !any_local;
+        /* routing weights the kernel reports */
+        if (r->weights) {
+            const float *rw = r->weights + (size_t)t * k;
+            for (int i = 0; i < k; i++) {
+                double wk = rw[i], want = w[best].w_hi[i], rad = w[best].rad[i];
+                int ok = isnan(wk) ? w[best].nan_ok : (wk >= w[best].lo[i] && wk <= w[best].hi[i]);
+                double util = isnan(wk) ? (ok ? 0 : INFINITY)
+                                        : (rad > 0 ? fabs(wk - want) / rad
+                                                   : (wk == want ? 0 : INFINITY));
+                if (ok && util > v->max_util_w) v->max_util_w = util;
+                if (!ok) {
+                    mf_mismatch m = {.stage = MF_STAGE_ROUTE_WEIGHTS, .token = t, .col = i,
+                                     .got_d = wk, .want = want, .rad = rad, .util = util};
+                    snprintf(m.note, sizeof m.note, "slot %d (expert %d)", i, sel[i]);
+                    add_mismatch(v, &m);
+                    if (util > v->max_util_w) v->max_util_w = util;
+                }
+            }
+        }
+        /* output elements */
+        row_buf *rb = &rows[best];
+        for (int col = 0; col < H; col++) {
+            uint8_t fl = rb->flags[col];
+            if (fl & MF_ELEM_NOT_CHECKED) continue;
+            if (fl & MF_ELEM_UNCONSTRAINED) {
+                v->elems_unconstrained++;
+                continue;
+            }
+            v->elems_checked++;
+            if (fl & MF_ELEM_NAN_OK) v->elems_nan_ok++;
+            uint16_t yb = y[col];
+            double util = mf_ref_utilisation(rb->z[col], rb->rad[col], yb);
+            int ok = elem_ok(yb, rb->lo[col], rb->hi[col], fl);
+            if (ok && !mf_bf16_is_nan(yb) && util > v->max_util_out) {
+                v->max_util_out = util;
+                v->max_util_tok = t;
+                v->max_util_col = col;
+            }
+            if (!ok) {
+                int nonfin = !mf_bf16_is_finite(yb);
+                mf_mismatch m = {.stage = nonfin ? MF_STAGE_NONFINITE : MF_STAGE_OUTPUT,
+                                 .token = t, .col = col, .got = yb, .lo = rb->lo[col],
+                                 .hi = rb->hi[col], .got_d = mf_bf16_to_f32(yb),
+                                 .want = rb->z[col], .rad = rb->rad[col], .util = util};
+                if (nsel > 1)
+                    snprintf(m.note, sizeof m.note, "closest of %d admissible selections",
+                             nsel);
+                add_mismatch(v, &m);
+                if (util > v->max_util_out && !isinf(util)) {
+                    v->max_util_out = util;
+                    v->max_util_tok = t;
+                    v->max_util_col = col;
+                }
+            }
+        }
+    }
+    v->ref_s = mf_now_s() - t_begin;
+    mf_ref_ctx_stats(ctx, &v->ref); /* after the timing: a profile replays the loops */
+    for (int i = 0; i < MAX_SEL; i++) row_free(&rows[i]);
+    free(sels);
+    free(cols);
+    mf_ref_ctx_free(ctx);
+    mf_routing_free(&rt);
+    return st;
+}
+
+mf_status mf_check_problem(const mf_problem *pb, mf_backend *b, const mf_check_opts *o,
+                           mf_verdict *v, mf_error *err) {
+    memset(v, 0, sizeof *v);
+    mf_run_result r, r2;
+    MF_TRY(mf_backend_run(b, pb, &r, err));
+    if (r.unsupported) {
+        v->pass = 1;
+        v->unsupported = 1;
+        snprintf(v->unsupported_reason, sizeof v->unsupported_reason, "%s", r.reason);
+        mf_run_result_free(&r);
+        return MF_OK;
+    }
+    v->kernel_s = r.seconds;
+    int twice = o->determinism && b->contract.deterministic;
+    if (twice) {
+        mf_status st = mf_backend_run(b, pb, &r2, err);
+        if (st != MF_OK) {
+            mf_run_result_free(&r);
+            return st;
+        }
+    }
+    mf_status st = mf_check_result(pb, &b->contract, &r, twice ? &r2 : NULL, o, v, err);
+    mf_run_result_free(&r);
+    if (twice) mf_run_result_free(&r2);
+    return st;
+}
+
+/* ---- printing ---- */
+
+void mf_verdict_print(const mf_verdict *v, FILE *f) {
+    if (v->unsupported) {
+        fprintf(f, "unsupported by the kernel: %s\n", v->unsupported_reason);
+        return;
+    }
+    for (int i = 0; i < v->n_rep; i++) {
+        const mf_mismatch *m = &v->rep[i];
+        char got[96], want[96], rad[64];
+        switch (m->stage) {
+        case MF_STAGE_OUTPUT:
+        case MF_STAGE_NONFINITE:
+            mf_fmt_value(got, sizeof got, m->got_d);
+            mf_fmt_value(want, sizeof want, m->want);
+            snprintf(rad, sizeof rad, "%a", m->rad);
+            fprintf(f, "  %-15s [tok %d, col %d] got %s want %s +- %s", mf_stage_name(m->stage),
+                    m->token, m->col, got, want, rad);
+            if (isinf(m->util)) fprintf(f, ": outside the admissible set");
+            else fprintf(f, ": %.3gx the allowed error", m->util);
+            fprintf(f, " (admissible bf16 [%a, %a])", (double)mf_bf16_to_f32(m->lo),
+                    (double)mf_bf16_to_f32(m->hi));
+            if (m->note[0]) fprintf(f, "; %s", m->note);
+            fprintf(f, "\n");
+            break;
+        case MF_STAGE_ROUTE_WEIGHTS:
+            mf_fmt_value(got, sizeof got, m->got_d);
+            mf_fmt_value(want, sizeof want, m->want);
+            fprintf(f, "  %-15s [tok %d, %s] got %s want %s +- %a: %.3gx the allowed error\n",
+                    mf_stage_name(m->stage), m->token, m->note, got, want, m->rad, m->util);
+            break;
+        default:
+            if (m->token >= 0)
+                fprintf(f, "  %-15s [tok %d] %s\n", mf_stage_name(m->stage), m->token, m->note);
+            else
+                fprintf(f, "  %-15s %s\n", mf_stage_name(m->stage), m->note);
+        }
+    }
+    int any = 0;
+    for (int s = 0; s < MF_STAGE_COUNT; s++) any |= v->n_bad[s] != 0;
+    if (any) {
+        fprintf(f, "  mismatches:");
+        for (int s = 0; s < MF_STAGE_COUNT; s++)
+            if (v->n_bad[s]) fprintf(f, " %s %llu", mf_stage_name(s), v->n_bad[s]);
+        fprintf(f, "\n");
+    }
+    fprintf(f,
+            "  contract %s; %llu elements checked (%d of %d columns), %llu unconstrained; max "
+            "utilisation %.3g (tok %d, col %d), weights %.3g; tokens %d: %d ambiguous, %d "
+            "undecided, %d NaN/Inf rows\n",
+            v->contract, v->elems_checked, v->cols_verified, v->cols_total,
+            v->elems_unconstrained, v->max_util_out, v->max_util_tok, v->max_util_col,
+            v->max_util_w, v->tokens, v->tokens_ambiguous, v->tokens_undecided,
+            v->tokens_invariant);
+}

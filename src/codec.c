@@ -1,0 +1,574 @@
+/* codec.c: binary (format v1) and text case files (see codec.h, docs/case-format.md). */
+#include "codec.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bf16.h"
+#include "fdp.h"
+
+const float mf_rsf_table[MF_RSF_TABLE_SIZE] = {1.0f,   2.5f, 2.446f, 0.5f,  2.826f,
+                                               2.827f, 16.f, 1.5f,   3.0f,  0.25f,
+                                               2.0f,   1.25f, 4.0f,  0.75f, 8.0f};
+#define RSF_RAW_INDEX MF_RSF_TABLE_SIZE /* 15: a raw fp32 follows */
+
+static const uint8_t canon_magic[3] = {'M', 'F', 'C'};
+#define CANON_HEADER 9 /* magic 3 + length 2 + crc 4, after the version byte */
+#define POKE_BYTES 9
+
+/* ---- small helpers ---- */
+
+static uint32_t crc32_ieee(const uint8_t *p, size_t n) {
+    uint32_t c = 0xffffffffu;
+    for (size_t i = 0; i < n; i++) {
+        c ^= p[i];
+        for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1u)));
+    }
+    return ~c;
+}
+
+static int dim_decode(uint16_t raw, int max, int small) {
+    if (raw < 0x8000u) return 1 + (int)(raw % (unsigned)small);
+    return 1 + (int)((raw - 0x8000u) % (unsigned)max);
+}
+
+static uint16_t dim_encode(int v, int small) {
+    if (v <= small) return (uint16_t)(v - 1);
+    return (uint16_t)(0x8000u + (unsigned)(v - 1));
+}
+
+/* divisors of E in increasing order; returns count */
+static int divisors(int E, int *d) {
+    int n = 0;
+    for (int i = 1; i <= E; i++)
+        if (E % i == 0) d[n++] = i;
+    return n;
+}
+
+static float scale_decode(uint32_t bits) {
+    float f = mf_f32_from_bits(bits);
+    if (!isfinite(f) || f <= 0) return 0.0f;
+    if (f < 0x1p-24f) return 0x1p-24f;
+    if (f > 0x1p24f) return 0x1p24f;
+    return f;
+}
+
+static float rsf_decode_raw(uint32_t bits) {
+    float f = mf_f32_from_bits(bits);
+    if (!isfinite(f) || f <= 0) return 1.0f;
+    if (f < 0x1p-8f) return 0x1p-8f;
+    if (f > 0x1p8f) return 0x1p8f;
+    return f;
+}
+
+static int rsf_index(float rsf) {
+    for (int i = 0; i < MF_RSF_TABLE_SIZE; i++)
+        if (mf_f32_bits(mf_rsf_table[i]) == mf_f32_bits(rsf)) return i;
+    return RSF_RAW_INDEX;
+}
+
+static uint32_t get_le32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void put_le32(uint8_t *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* ---- binary v1 ---- */
+
+static void decode_v1(mf_fdp *f, mf_case *c) {
+    memset(c, 0, sizeof *c);
+    mf_moe_params *p = &c->p;
+    p->T = dim_decode(mf_fdp_u16(f), MF_MAX_T, 64);
+    p->H = dim_decode(mf_fdp_u16(f), MF_MAX_H, 256);
+    p->I = dim_decode(mf_fdp_u16(f), MF_MAX_I, 256);
+    p->E = dim_decode(mf_fdp_u16(f), MF_MAX_E, 64);
+    int kmax = p->E < MF_MAX_K ? p->E : MF_MAX_K;
+    p->top_k = 1 + mf_fdp_u8(f) % kmax;
+    p->score = (mf_score_fn)(mf_fdp_u8(f) % 2);
+    p->bias = (mf_bias_kind)(mf_fdp_u8(f) % 3);
+    p->group_rule = (mf_group_rule)(mf_fdp_u8(f) % 2);
+    int d[64];
+    int nd = divisors(p->E, d);
+    p->n_group = d[mf_fdp_u8(f) % nd];
+    p->topk_group = 1 + mf_fdp_u8(f) % p->n_group;
+    int G = p->E / p->n_group;
+    while (p->topk_group * G < p->top_k) p->topk_group++;
+    p->E_local = p->E - mf_fdp_u16(f) % p->E;
+    p->expert_offset = mf_fdp_u16(f) % (p->E - p->E_local + 1);
+    p->renormalize = mf_fdp_u8(f) % 2 == 0;
+    p->renorm_eps = mf_fdp_u8(f) % 2 == 0 ? 1e-20f : 0.0f;
+    int ri = mf_fdp_u8(f) % (MF_RSF_TABLE_SIZE + 1);
+    p->rsf = ri == RSF_RAW_INDEX ? rsf_decode_raw(mf_fdp_u32(f)) : mf_rsf_table[ri];
+    p->rsf_site = (mf_rsf_site)(mf_fdp_u8(f) % 2);
+    p->activation = (mf_activation)(mf_fdp_u8(f) % 1);
+    p->layout = (mf_layout)(mf_fdp_u8(f) % 2);
+    p->logits_dtype = (mf_dtype)(mf_fdp_u8(f) % 2);
+    for (int t = 0; t < MF_NUM_TENSORS; t++) {
+        c->gen[t].cls = (uint8_t)(mf_fdp_u8(f) % MF_GEN_COUNT);
+        c->gen[t].scale = scale_decode(mf_fdp_u32(f));
+        c->gen[t].seed = mf_fdp_u64(f);
+    }
+    /* front: optional canonical header, then pokes */
+    if (f->size >= CANON_HEADER && memcmp(f->data, canon_magic, 3) == 0)
+        mf_fdp_front(f, CANON_HEADER);
+    const uint8_t *k;
+    while (c->n_pokes < MF_MAX_POKES && (k = mf_fdp_front(f, POKE_BYTES)) != NULL) {
+        mf_poke *pk = &c->pokes[c->n_pokes++];
+        pk->tensor = (uint8_t)(k[0] % MF_NUM_TENSORS);
+        pk->index = get_le32(k + 1);
+        pk->bits = get_le32(k + 5);
+    }
+}
+
+static void encode_v1(const mf_case *c, mf_fdp_writer *w) {
+    const mf_moe_params *p = &c->p;
+    mf_fdpw_uint(w, dim_encode(p->T, 64), 2);
+    mf_fdpw_uint(w, dim_encode(p->H, 256), 2);
+    mf_fdpw_uint(w, dim_encode(p->I, 256), 2);
+    mf_fdpw_uint(w, dim_encode(p->E, 64), 2);
+    mf_fdpw_uint(w, (uint64_t)(p->top_k - 1), 1);
+    mf_fdpw_uint(w, (uint64_t)p->score, 1);
+    mf_fdpw_uint(w, (uint64_t)p->bias, 1);
+    mf_fdpw_uint(w, (uint64_t)p->group_rule, 1);
+    int d[64];
+    int nd = divisors(p->E, d), gi = 0;
+    for (int i = 0; i < nd; i++)
+        if (d[i] == p->n_group) gi = i;
+    mf_fdpw_uint(w, (uint64_t)gi, 1);
+    mf_fdpw_uint(w, (uint64_t)(p->topk_group - 1), 1);
+    mf_fdpw_uint(w, (uint64_t)(p->E - p->E_local), 2);
+    mf_fdpw_uint(w, (uint64_t)p->expert_offset, 2);
+    mf_fdpw_uint(w, p->renormalize ? 0 : 1, 1);
+    mf_fdpw_uint(w, p->renorm_eps != 0.0f ? 0 : 1, 1);
+    int ri = rsf_index(p->rsf);
+    mf_fdpw_uint(w, (uint64_t)ri, 1);
+    if (ri == RSF_RAW_INDEX) mf_fdpw_uint(w, mf_f32_bits(p->rsf), 4);
+    mf_fdpw_uint(w, (uint64_t)p->rsf_site, 1);
+    mf_fdpw_uint(w, (uint64_t)p->activation, 1);
+    mf_fdpw_uint(w, (uint64_t)p->layout, 1);
+    mf_fdpw_uint(w, (uint64_t)p->logits_dtype, 1);
+    for (int t = 0; t < MF_NUM_TENSORS; t++) {
+        mf_fdpw_uint(w, c->gen[t].cls, 1);
+        mf_fdpw_uint(w, mf_f32_bits(c->gen[t].scale), 4);
+        mf_fdpw_uint(w, c->gen[t].seed, 8);
+    }
+}
+
+void mf_case_decode(const uint8_t *data, size_t size, mf_case *c, int *version) {
+    int v = size > 0 ? data[0] : MF_CASE_FORMAT_VERSION;
+    if (v != 1) v = 1; /* unknown versions decode as v1 (see codec.h) */
+    mf_fdp f = {size > 0 ? data + 1 : data, size > 0 ? size - 1 : 0};
+    decode_v1(&f, c);
+    if (version) *version = v;
+}
+
+size_t mf_case_encode(const mf_case *c, int canonical, uint8_t *out, size_t cap) {
+    if (mf_case_validate(c, NULL) != MF_OK) return 0;
+    mf_fdp_writer w;
+    memset(&w, 0, sizeof w);
+    encode_v1(c, &w);
+    uint8_t hdr[CANON_HEADER] = {0};
+    if (canonical) {
+        memcpy(hdr, canon_magic, 3);
+        mf_fdpw_front(&w, hdr, CANON_HEADER); /* length and crc filled in below */
+    }
+    for (int i = 0; i < c->n_pokes; i++) {
+        uint8_t b[POKE_BYTES];
+        b[0] = c->pokes[i].tensor;
+        put_le32(b + 1, c->pokes[i].index);
+        put_le32(b + 5, c->pokes[i].bits);
+        mf_fdpw_front(&w, b, POKE_BYTES);
+    }
+    uint8_t ver = MF_CASE_FORMAT_VERSION;
+    size_t n = mf_fdpw_finish(&w, &ver, 1, out, cap);
+    if (n == 0) return 0;
+    if (canonical) {
+        out[4] = (uint8_t)(n & 0xff);
+        out[5] = (uint8_t)(n >> 8);
+        put_le32(out + 6, crc32_ieee(out + 1 + CANON_HEADER, n - 1 - CANON_HEADER));
+    }
+    return n;
+}
+
+mf_bin_kind mf_case_classify(const uint8_t *data, size_t size, char *why, size_t why_len) {
+    if (size >= 1 + CANON_HEADER && memcmp(data + 1, canon_magic, 3) == 0) {
+        size_t len = (size_t)data[4] | (size_t)data[5] << 8;
+        if (len != size) {
+            snprintf(why, why_len, "canonical case of %zu bytes, but the file has %zu: truncated "
+                     "or extended", len, size);
+            return MF_BIN_DAMAGED;
+        }
+        uint32_t crc = crc32_ieee(data + 1 + CANON_HEADER, size - 1 - CANON_HEADER);
+        if (crc != get_le32(data + 6)) {
+            snprintf(why, why_len, "canonical case with a bad checksum (%08x, expected %08x): "
+                     "corrupted", crc, get_le32(data + 6));
+            return MF_BIN_DAMAGED;
+        }
+        if (data[0] != MF_CASE_FORMAT_VERSION) {
+            snprintf(why, why_len, "case format version %u is newer than this moefuzz (v%d)",
+                     data[0], MF_CASE_FORMAT_VERSION);
+            return MF_BIN_DAMAGED;
+        }
+        return MF_BIN_CANONICAL;
+    }
+    snprintf(why, why_len, "raw bytes (%zu): no canonical header", size);
+    return MF_BIN_RAW;
+}
+
+/* ---- text ---- */
+
+static const char *bool_name(int b) { return b ? "true" : "false"; }
+
+void mf_case_print_text(const mf_case *c, FILE *f) {
+    const mf_moe_params *p = &c->p;
+    fprintf(f, "# moefuzz case (format v%d)\n", MF_CASE_FORMAT_VERSION);
+    fprintf(f, "T = %d\nH = %d\nI = %d\nE = %d\nE_local = %d\nexpert_offset = %d\ntop_k = %d\n",
+            p->T, p->H, p->I, p->E, p->E_local, p->expert_offset, p->top_k);
+    fprintf(f, "score = %s\nbias = %s\nn_group = %d\ntopk_group = %d\ngroup_rule = %s\n",
+            mf_score_name(p->score), mf_bias_name(p->bias), p->n_group, p->topk_group,
+            mf_group_rule_name(p->group_rule));
+    fprintf(f, "renormalize = %s\neps = %s\nrsf = %.9g\nrsf_site = %s\n",
+            bool_name(p->renormalize), p->renorm_eps != 0 ? "1e-20" : "0", (double)p->rsf,
+            mf_rsf_site_name(p->rsf_site));
+    fprintf(f, "activation = %s\nlayout = %s\nlogits_dtype = %s\n",
+            mf_activation_name(p->activation), mf_layout_name(p->layout),
+            mf_dtype_name(p->logits_dtype));
+    for (int t = 0; t < MF_NUM_TENSORS; t++) {
+        const mf_gen *g = &c->gen[t];
+        fprintf(f, "gen.%s = %s", mf_tensor_name((mf_tensor_id)t),
+                mf_gen_class_name((mf_gen_class)g->cls));
+        if (g->scale > 0) fprintf(f, " scale=%.9g", (double)g->scale);
+        fprintf(f, " seed=0x%016" PRIx64 "\n", g->seed);
+    }
+    for (int i = 0; i < c->n_pokes; i++)
+        fprintf(f, "poke = %s %" PRIu32 " 0x%08" PRIx32 "\n",
+                mf_tensor_name((mf_tensor_id)c->pokes[i].tensor), c->pokes[i].index,
+                c->pokes[i].bits);
+}
+
+static int parse_int(const char *v, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 0);
+    if (errno || end == v || *end != '\0' || x < lo || x > hi) return 0;
+    *out = x;
+    return 1;
+}
+
+static int parse_u64(const char *v, uint64_t *out) {
+    char *end;
+    errno = 0;
+    if (*v == '-') return 0;
+    unsigned long long x = strtoull(v, &end, 0);
+    if (errno || end == v || *end != '\0') return 0;
+    *out = (uint64_t)x;
+    return 1;
+}
+
+static int parse_float(const char *v, float *out) {
+    char *end;
+    errno = 0;
+    float x = strtof(v, &end);
+    if (errno || end == v || *end != '\0') return 0;
+    *out = x;
+    return 1;
+}
+
+static int parse_bool(const char *v, int *out) {
+    if (!strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes")) return *out = 1, 1;
+    if (!strcmp(v, "false") || !strcmp(v, "0") || !strcmp(v, "no")) return *out = 0, 1;
+    return 0;
+}
+
+static int lookup(const char *v, const char *const *names, int n) {
+    for (int i = 0; i < n; i++)
+        if (!strcmp(v, names[i])) return i;
+    return -1;
+}
+
+static int tensor_of(const char *v) {
+    static const char *const n[] = {"x", "logits", "bias", "w13", "w2"};
+    return lookup(v, n, MF_NUM_TENSORS);
+}
+
+static char *trim(char *s) {
+    while (isspace((unsigned char)*s)) s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1])) *--e = '\0';
+    return s;
+}
+
+static mf_status parse_gen(char *v, mf_gen *g, int line, mf_error *err) {
+    char *save = NULL;
+    char *tok = strtok_r(v, " \t", &save);
+    static const char *const cls[] = {"normal",   "uniform",  "heavy",     "sparse",
+                                      "integer",  "ties",     "near_ties", "negative",
+                                      "underflow", "large_pos", "large_neg"};
+    int ci = tok ? lookup(tok, cls, MF_GEN_COUNT) : -1;
+    if (ci < 0)
+        return MF_FAIL(err, MF_EINVAL, "line %d: unknown generator class '%s'", line,
+                       tok ? tok : "");
+    g->cls = (uint8_t)ci;
+    while ((tok = strtok_r(NULL, " \t", &save)) != NULL) {
+        if (!strncmp(tok, "scale=", 6)) {
+            float s;
+            if (!parse_float(tok + 6, &s) || !(s == 0 || (s >= 0x1p-24f && s <= 0x1p24f)))
+                return MF_FAIL(err, MF_EINVAL,
+                               "line %d: scale '%s' must be 0 (default) or in [2^-24, 2^24]",
+                               line, tok + 6);
+            g->scale = s;
+        } else if (!strncmp(tok, "seed=", 5)) {
+            if (!parse_u64(tok + 5, &g->seed))
+                return MF_FAIL(err, MF_EINVAL, "line %d: bad seed '%s'", line, tok + 5);
+        } else {
+            return MF_FAIL(err, MF_EINVAL, "line %d: unexpected '%s' (scale= or seed=)", line,
+                           tok);
+        }
+    }
+    return MF_OK;
+}
+
+mf_status mf_case_parse_text(const char *text, mf_case *c, mf_error *err) {
+    mf_case_default(c);
+    size_t n = strlen(text);
+    char *buf = malloc(n + 1);
+    if (!buf) return MF_FAIL(err, MF_ENOMEM, "out of memory");
+    memcpy(buf, text, n + 1);
+    mf_status st = MF_OK;
+    int line = 0;
+    char *save = NULL;
+    mf_moe_params *p = &c->p;
+    int npokes = 0;
+    int set_E_local = 0;
+    /* a hand-written case without these keys means: no expert parallelism, no grouping */
+    p->n_group = 1;
+    p->topk_group = 1;
+    for (char *ln = buf; ln && st == MF_OK; ln = save) {
+        char *nl = strchr(ln, '\n');
+        save = nl ? nl + 1 : NULL;
+        if (nl) *nl = '\0';
+        line++;
+        char *hash = strchr(ln, '#');
+        if (hash) *hash = '\0';
+        char *s = trim(ln);
+        if (!*s) continue;
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            st = MF_FAIL(err, MF_EINVAL, "line %d: expected 'key = value', got '%s'", line, s);
+            break;
+        }
+        *eq = '\0';
+        char *key = trim(s), *val = trim(eq + 1);
+        long x;
+        int ok = 1;
+#define INT_KEY(name, field, lo, hi)                 \
+    else if (!strcmp(key, name)) {                   \
+        ok = parse_int(val, lo, hi, &x);             \
+        if (ok) field = (int)x;                      \
+    }
+        if (!strcmp(key, "version")) {
+            ok = parse_int(val, 1, MF_CASE_FORMAT_VERSION, &x);
+        }
+        INT_KEY("T", p->T, 1, MF_MAX_T)
+        INT_KEY("H", p->H, 1, MF_MAX_H)
+        INT_KEY("I", p->I, 1, MF_MAX_I)
+        INT_KEY("E", p->E, 1, MF_MAX_E)
+        else if (!strcmp(key, "E_local")) {
+            ok = parse_int(val, 1, MF_MAX_E, &x);
+            if (ok) p->E_local = (int)x, set_E_local = 1;
+        }
+        INT_KEY("expert_offset", p->expert_offset, 0, MF_MAX_E)
+        INT_KEY("top_k", p->top_k, 1, MF_MAX_K)
+        else if (!strcmp(key, "n_group")) {
+            ok = parse_int(val, 1, MF_MAX_E, &x);
+            if (ok) p->n_group = (int)x;
+        }
+        INT_KEY("topk_group", p->topk_group, 1, MF_MAX_E)
+        else if (!strcmp(key, "score")) {
+            static const char *const v[] = {"softmax", "sigmoid"};
+            int i = lookup(val, v, 2);
+            ok = i >= 0;
+            if (ok) p->score = (mf_score_fn)i;
+        }
+        else if (!strcmp(key, "bias")) {
+            static const char *const v[] = {"none", "f32", "bf16"};
+            int i = lookup(val, v, 3);
+            ok = i >= 0;
+            if (ok) p->bias = (mf_bias_kind)i;
+        }
+        else if (!strcmp(key, "group_rule")) {
+            static const char *const v[] = {"top2_sum", "max"};
+            int i = lookup(val, v, 2);
+            ok = i >= 0;
+            if (ok) p->group_rule = (mf_group_rule)i;
+        }
+        else if (!strcmp(key, "renormalize")) ok = parse_bool(val, &p->renormalize);
+        else if (!strcmp(key, "eps")) {
+            float e;
+            ok = parse_float(val, &e) && (e == 0.0f || e == 1e-20f);
+            if (ok) p->renorm_eps = e;
+        }
+        else if (!strcmp(key, "rsf")) {
+            float r;
+            ok = parse_float(val, &r) && r >= 0x1p-8f && r <= 0x1p8f;
+            if (ok) p->rsf = r;
+        }
+        else if (!strcmp(key, "rsf_site")) {
+            static const char *const v[] = {"weights", "output"};
+            int i = lookup(val, v, 2);
+            ok = i >= 0;
+            if (ok) p->rsf_site = (mf_rsf_site)i;
+        }
+        else if (!strcmp(key, "activation")) {
+            static const char *const v[] = {"silu_glu"};
+            int i = lookup(val, v, 1);
+            ok = i >= 0;
+            if (ok) p->activation = (mf_activation)i;
+        }
+        else if (!strcmp(key, "layout")) {
+            static const char *const v[] = {"gate_up", "up_gate"};
+            int i = lookup(val, v, 2);
+            ok = i >= 0;
+            if (ok) p->layout = (mf_layout)i;
+        }
+        else if (!strcmp(key, "logits_dtype")) {
+            static const char *const v[] = {"f32", "bf16"};
+            int i = lookup(val, v, 2);
+            ok = i >= 0;
+            if (ok) p->logits_dtype = (mf_dtype)i;
+        }
+        else if (!strncmp(key, "gen.", 4)) {
+            int t = tensor_of(key + 4);
+            if (t < 0) {
+                st = MF_FAIL(err, MF_EINVAL, "line %d: unknown tensor '%s' (x, logits, bias, "
+                             "w13, w2)", line, key + 4);
+                break;
+            }
+            st = parse_gen(val, &c->gen[t], line, err);
+            if (st != MF_OK) break;
+        }
+        else if (!strcmp(key, "poke")) {
+            char tn[16];
+            unsigned long long idx, bits;
+            char extra;
+            if (npokes >= MF_MAX_POKES) {
+                st = MF_FAIL(err, MF_EINVAL, "line %d: more than %d pokes", line, MF_MAX_POKES);
+                break;
+            }
+            if (sscanf(val, "%15s %llu %llx %c", tn, &idx, &bits, &extra) != 3 ||
+                tensor_of(tn) < 0 || idx > 0xffffffffull || bits > 0xffffffffull) {
+                st = MF_FAIL(err, MF_EINVAL, "line %d: poke must be '<tensor> <index> <hex bits>'",
+                             line);
+                break;
+            }
+            mf_poke *pk = &c->pokes[npokes++];
+            pk->tensor = (uint8_t)tensor_of(tn);
+            pk->index = (uint32_t)idx;
+            pk->bits = (uint32_t)bits;
+        }
+        else {
+            st = MF_FAIL(err, MF_EINVAL, "line %d: unknown key '%s'", line, key);
+            break;
+        }
+#undef INT_KEY
+        if (!ok) st = MF_FAIL(err, MF_EINVAL, "line %d: bad value '%s' for %s", line, val, key);
+    }
+    c->n_pokes = npokes;
+    free(buf);
+    if (!set_E_local) p->E_local = p->E - p->expert_offset;
+    if (st == MF_OK) {
+        mf_error e2;
+        if (mf_case_validate(c, &e2) != MF_OK)
+            st = MF_FAIL(err, MF_EINVAL, "invalid case: %s", e2.msg);
+    }
+    return st;
+}
+
+/* ---- files ---- */
+
+mf_status mf_read_file(const char *path, uint8_t **data, size_t *size, size_t max_size,
+                       mf_error *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return MF_FAIL(err, MF_EIO, "cannot open %s: %s", path, strerror(errno));
+    size_t cap = 4096, n = 0;
+    uint8_t *buf = malloc(cap + 1);
+    if (!buf) {
+        fclose(f);
+        return MF_FAIL(err, MF_ENOMEM, "out of memory reading %s", path);
+    }
+    for (;;) {
+        if (n == cap) {
+            if (cap >= max_size) {
+                free(buf);
+                fclose(f);
+                return MF_FAIL(err, MF_EINVAL, "%s is larger than %zu bytes", path, max_size);
+            }
+            cap *= 2;
+            uint8_t *nb = realloc(buf, cap + 1);
+            if (!nb) {
+                free(buf);
+                fclose(f);
+                return MF_FAIL(err, MF_ENOMEM, "out of memory reading %s", path);
+            }
+            buf = nb;
+        }
+        size_t r = fread(buf + n, 1, cap - n, f);
+        n += r;
+        if (r == 0) break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        return MF_FAIL(err, MF_EIO, "error reading %s", path);
+    }
+    buf[n] = '\0';
+    *data = buf;
+    *size = n;
+    return MF_OK;
+}
+
+static int looks_like_text(const uint8_t *d, size_t n) {
+    size_t i = 0;
+    while (i < n && isspace(d[i])) i++;
+    if (i == n || !(d[i] == '#' || isalpha(d[i]))) return 0;
+    for (size_t j = 0; j < n; j++)
+        if (d[j] == 0 || (d[j] < 0x20 && d[j] != '\n' && d[j] != '\r' && d[j] != '\t')) return 0;
+    return 1;
+}
+
+mf_status mf_case_load(const char *path, int allow_raw, mf_case *c, const char **kind,
+                       mf_error *err) {
+    uint8_t *d;
+    size_t n;
+    MF_TRY(mf_read_file(path, &d, &n, 1u << 20, err));
+    mf_status st = MF_OK;
+    if (looks_like_text(d, n)) {
+        if (kind) *kind = "text";
+        mf_error e2;
+        st = mf_case_parse_text((const char *)d, c, &e2);
+        if (st != MF_OK) MF_FAIL(err, st, "%.200s: %.700s", path, e2.msg);
+    } else {
+        char why[256];
+        mf_bin_kind bk = mf_case_classify(d, n, why, sizeof why);
+        if (bk == MF_BIN_DAMAGED) {
+            st = MF_FAIL(err, MF_EINVAL, "%s: %s", path, why);
+        } else if (bk == MF_BIN_RAW && !allow_raw) {
+            st = MF_FAIL(err, MF_EINVAL,
+                         "%s is neither a text case nor a canonical binary case (%s); if it is "
+                         "a fuzzer input, use `moefuzz repro` or pass --raw",
+                         path, why);
+        } else {
+            if (kind) *kind = bk == MF_BIN_RAW ? "raw" : "binary";
+            mf_case_decode(d, n, c, NULL);
+        }
+    }
+    free(d);
+    return st;
+}

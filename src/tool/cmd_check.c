@@ -1,0 +1,285 @@
+/* cmd_check.c: `moefuzz check` and `moefuzz explain`. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "bf16.h"
+#include "check.h"
+#include "codec.h"
+#include "route.h"
+#include "tool.h"
+
+void mf_help_check(FILE *f) {
+    fprintf(f,
+            "usage: moefuzz check [options] CASE|DIR...\n\n"
+            "Runs a kernel on each case and checks every stage against the exact reference:\n"
+            "routing ids, routing weights, every output element against its admissible bf16\n"
+            "interval, NaN/Inf rules, unwritten outputs and guard bands, and determinism.\n\n"
+            "options:\n"
+            "  --backend NAME     kernel to check: %s, or plugin:PATH.so (default cpu)\n"
+            "  --contract NAME    check against this contract instead of the kernel's own\n"
+            "                     (cpu-scalar, hopper-tc, any-order)\n"
+            "  --raw              accept raw fuzzer inputs (not canonical case files)\n"
+            "  --sample-cols N    verify a seeded sample of N output columns per token\n"
+            "  --strict           MPFR decides every activation rounding (slower)\n"
+            "  --no-determinism   run the kernel once (skip the bit-identity check)\n"
+            "  --max-mib N        refuse cases whose tensors exceed N MiB (default %d)\n"
+            "  -q, --quiet        one line per case\n\n"
+            "exit: 0 all pass (or unsupported), 1 any mismatch, 2 bad input\n",
+            mf_backend_builtin_names(), MF_DEFAULT_MAX_MIB);
+}
+
+void mf_help_explain(FILE *f) {
+    fprintf(f,
+            "usage: moefuzz explain [--backend NAME] [--tokens N] [--raw] CASE\n\n"
+            "Shows the case as text, its cost, and for the first N tokens (default 2) the\n"
+            "routing table: each candidate expert's exact key, the interval a correct kernel's\n"
+            "key may take, and its class (in / out / ambiguous); groups likewise; the exact\n"
+            "selection and weights. Then runs the backend (default cpu) and lists the worst\n"
+            "elements of each stage with their utilisation of the allowed error.\n");
+}
+
+typedef struct check_args {
+    const char *backend, *contract;
+    int raw, quiet;
+    double max_mib;
+    mf_check_opts opts;
+    int first_path;
+} check_args;
+
+static int parse_check_args(int argc, char **argv, check_args *a) {
+    memset(a, 0, sizeof *a);
+    a->backend = "cpu";
+    a->max_mib = MF_DEFAULT_MAX_MIB;
+    mf_check_opts_default(&a->opts);
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        const char *o = argv[i];
+        int more = i + 1 < argc;
+        if (!strcmp(o, "--backend") && more) a->backend = argv[++i];
+        else if (!strcmp(o, "--contract") && more) a->contract = argv[++i];
+        else if (!strcmp(o, "--raw")) a->raw = 1;
+        else if (!strcmp(o, "--strict")) a->opts.strict = 1;
+        else if (!strcmp(o, "--no-determinism")) a->opts.determinism = 0;
+        else if (!strcmp(o, "--sample-cols") && more) a->opts.max_cols = atoi(argv[++i]);
+        else if (!strcmp(o, "--max-mib") && more) a->max_mib = atof(argv[++i]);
+        else if (!strcmp(o, "-q") || !strcmp(o, "--quiet")) a->quiet = 1;
+        else {
+            fprintf(stderr, "moefuzz check: unknown or incomplete option '%s'\n", o);
+            return -1;
+        }
+    }
+    a->first_path = i;
+    return 0;
+}
+
+static void case_summary(const mf_case *c, char *buf, size_t n) {
+    const mf_moe_params *p = &c->p;
+    snprintf(buf, n, "T=%d H=%d I=%d E=%d/%d+%d k=%d %s%s g=%d/%d rn=%d rsf=%g@%s", p->T, p->H,
+             p->I, p->E_local, p->E, p->expert_offset, p->top_k, mf_score_name(p->score),
+             p->bias != MF_BIAS_NONE ? "+bias" : "", p->n_group, p->topk_group, p->renormalize,
+             (double)p->rsf, mf_rsf_site_name(p->rsf_site));
+}
+
+int mf_cmd_check(int argc, char **argv) {
+    check_args a;
+    if (parse_check_args(argc, argv, &a) != 0) return MF_EXIT_BAD_INPUT;
+    if (a.first_path >= argc) {
+        fprintf(stderr, "moefuzz check: no case files (see --help)\n");
+        return MF_EXIT_BAD_INPUT;
+    }
+    mf_error err = {0};
+    mf_backend b;
+    if (mf_backend_open(a.backend, &b, &err) != MF_OK) {
+        fprintf(stderr, "moefuzz check: %s\n", err.msg);
+        return err.status == MF_EUNSUPPORTED ? MF_EXIT_SKIP : MF_EXIT_BAD_INPUT;
+    }
+    if (a.contract) {
+        const mf_contract *c = mf_contract_find(a.contract);
+        if (!c) {
+            fprintf(stderr, "moefuzz check: unknown contract '%s'\n", a.contract);
+            mf_backend_close(&b);
+            return MF_EXIT_BAD_INPUT;
+        }
+        b.contract = *c;
+    }
+    mf_path_list paths = {0};
+    int bad_input = 0;
+    for (int i = a.first_path; i < argc; i++)
+        if (mf_paths_collect(argv[i], &paths, &err) != MF_OK) {
+            fprintf(stderr, "moefuzz check: %s\n", err.msg);
+            bad_input = 1;
+        }
+    int n_pass = 0, n_fail = 0, n_unsup = 0, n_bad = 0;
+    double max_util = 0;
+    const char *max_util_case = "";
+    double t_start = mf_now_s();
+    for (int i = 0; i < paths.n; i++) {
+        const char *path = paths.paths[i];
+        mf_case c;
+        mf_problem pb;
+        if (mf_tool_load_problem(path, a.raw, a.max_mib, &c, &pb, &err) != MF_OK) {
+            fprintf(stdout, "ERROR %s: %s\n", path, err.msg);
+            n_bad++;
+            continue;
+        }
+        mf_verdict v;
+        char desc[200];
+        case_summary(&c, desc, sizeof desc);
+        if (mf_check_problem(&pb, &b, &a.opts, &v, &err) != MF_OK) {
+            fprintf(stdout, "ERROR %s: %s\n", path, err.msg);
+            n_bad++;
+            mf_problem_free(&pb);
+            continue;
+        }
+        if (v.unsupported) {
+            n_unsup++;
+            fprintf(stdout, "UNSUPPORTED %s (%s): %s\n", path, desc, v.unsupported_reason);
+        } else if (v.pass) {
+            n_pass++;
+            fprintf(stdout, "PASS %s (%s) max util %.3g\n", path, desc, v.max_util_out);
+            if (!a.quiet) mf_verdict_print(&v, stdout);
+        } else {
+            n_fail++;
+            fprintf(stdout, "FAIL %s (%s)\n", path, desc);
+            mf_verdict_print(&v, stdout);
+        }
+        if (!v.unsupported && v.max_util_out > max_util && v.pass) {
+            max_util = v.max_util_out;
+            max_util_case = path;
+        }
+        mf_problem_free(&pb);
+    }
+    double secs = mf_now_s() - t_start;
+    fprintf(stdout,
+            "\nmoefuzz check: %d cases against backend %s (contract %s): %d passed, %d failed, "
+            "%d unsupported, %d bad input; max utilisation of a passing case %.3g%s%s; %.2f s\n",
+            paths.n, a.backend, b.contract.name, n_pass, n_fail, n_unsup, n_bad, max_util,
+            max_util_case[0] ? " in " : "", max_util_case, secs);
+    mf_paths_free(&paths);
+    mf_backend_close(&b);
+    if (bad_input || n_bad) return MF_EXIT_BAD_INPUT;
+    return n_fail ? MF_EXIT_MISMATCH : MF_EXIT_PASS;
+}
+
+/* ---- explain ---- */
+
+static const char *cls_name(int c) {
+    return c == MF_ROUTE_IN ? "in" : c == MF_ROUTE_OUT ? "out" : "AMBIGUOUS";
+}
+
+typedef struct order_ent {
+    double key;
+    int idx;
+} order_ent;
+
+static int cmp_order(const void *a, const void *b) {
+    const order_ent *x = a, *y = b;
+    if (x->key != y->key) return x->key > y->key ? -1 : 1;
+    return x->idx - y->idx;
+}
+
+static void explain_routing(const mf_problem *pb, const mf_contract *con, int ntok) {
+    const mf_moe_params *p = &pb->p;
+    mf_routing rt;
+    mf_error err;
+    if (mf_ref_route(p, &pb->t, con, &rt, &err) != MF_OK) {
+        printf("routing: %s\n", err.msg);
+        return;
+    }
+    int E = p->E, k = p->top_k, NG = p->n_group;
+    order_ent *ord = malloc(sizeof *ord * (size_t)(E > NG ? E : NG));
+    for (int t = 0; t < p->T && t < ntok; t++) {
+        size_t o = (size_t)t * E;
+        printf("\ntoken %d: %d ambiguous experts, %d ambiguous groups%s\n", t, rt.n_ambiguous[t],
+               rt.n_group_ambiguous[t], rt.invariant_only[t] ? " (NaN/Inf logits: invariants only)" : "");
+        if (rt.invariant_only[t]) continue;
+        if (NG > 1) {
+            for (int g = 0; g < NG; g++) ord[g] = (order_ent){rt.g_key[(size_t)t * NG + g], g};
+            qsort(ord, (size_t)NG, sizeof *ord, cmp_order);
+            printf("  groups (rule %s, keep %d of %d):\n", mf_group_rule_name(p->group_rule),
+                   p->topk_group, NG);
+            for (int i = 0; i < NG && i < p->topk_group + 3; i++) {
+                size_t gi = (size_t)t * NG + ord[i].idx;
+                printf("    group %3d  score %-14.9g in [%.9g, %.9g]  %s\n", ord[i].idx,
+                       rt.g_key[gi], rt.g_lo[gi], rt.g_hi[gi], cls_name(rt.g_cls[gi]));
+            }
+        }
+        for (int e = 0; e < E; e++) ord[e] = (order_ent){rt.key[o + e], e};
+        qsort(ord, (size_t)E, sizeof *ord, cmp_order);
+        printf("  experts by exact key (showing top %d):\n", k + 4 < E ? k + 4 : E);
+        for (int i = 0; i < E && i < k + 4; i++) {
+            int e = ord[i].idx;
+            printf("    expert %4d  logit %-12.7g score %-12.7g key %-14.9g in [%.9g, %.9g]  %s%s\n",
+                   e, (double)pb->logits[(size_t)t * E + e], rt.s_hi[o + e], rt.key[o + e],
+                   rt.key_lo[o + e], rt.key_hi[o + e], cls_name(rt.cls[o + e]),
+                   rt.tie[o + e] != e ? " (ties bit-identically with a lower index)" : "");
+        }
+        mf_weights w;
+        const int32_t *ids = (const int32_t *)&rt.ref_ids[(size_t)t * k];
+        if (mf_ref_weights(&rt, p, con, t, ids, &w, &err) == MF_OK) {
+            printf("  exact selection and weights%s:\n",
+                   p->rsf_site == MF_RSF_WEIGHTS ? " (rsf included)" : " (rsf applied to output)");
+            for (int i = 0; i < k; i++)
+                printf("    slot %2d  expert %4d%s  w = %-14.9g admissible [%.9g, %.9g]\n", i,
+                       ids[i], mf_is_local(p, ids[i]) ? "" : " (not local)", w.w_hi[i], w.lo[i],
+                       w.hi[i]);
+        }
+    }
+    free(ord);
+    mf_routing_free(&rt);
+}
+
+int mf_cmd_explain(int argc, char **argv) {
+    const char *backend = "cpu";
+    int ntok = 2, raw = 0, i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (!strcmp(argv[i], "--backend") && i + 1 < argc) backend = argv[++i];
+        else if (!strcmp(argv[i], "--tokens") && i + 1 < argc) ntok = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--raw")) raw = 1;
+        else {
+            fprintf(stderr, "moefuzz explain: unknown option '%s'\n", argv[i]);
+            return MF_EXIT_BAD_INPUT;
+        }
+    }
+    if (i != argc - 1) {
+        fprintf(stderr, "moefuzz explain: give exactly one case file\n");
+        return MF_EXIT_BAD_INPUT;
+    }
+    mf_error err = {0};
+    mf_case c;
+    mf_problem pb;
+    if (mf_tool_load_problem(argv[i], raw, MF_DEFAULT_MAX_MIB, &c, &pb, &err) != MF_OK) {
+        fprintf(stderr, "moefuzz explain: %s\n", err.msg);
+        return MF_EXIT_BAD_INPUT;
+    }
+    mf_case_print_text(&c, stdout);
+    printf("\n# tensors %.2f MiB; reference work %.3g multiply-adds\n",
+           mf_case_bytes(&c) / 1048576.0, mf_case_work(&c));
+    mf_backend b;
+    int rc = MF_EXIT_PASS;
+    if (mf_backend_open(backend, &b, &err) != MF_OK) {
+        fprintf(stderr, "moefuzz explain: %s\n", err.msg);
+        mf_problem_free(&pb);
+        return MF_EXIT_BAD_INPUT;
+    }
+    printf("# contract %s: %s\n", b.contract.name, b.contract.summary);
+    explain_routing(&pb, &b.contract, ntok);
+    mf_check_opts o;
+    mf_check_opts_default(&o);
+    mf_verdict v;
+    printf("\nbackend %s:\n", backend);
+    if (mf_check_problem(&pb, &b, &o, &v, &err) != MF_OK) {
+        printf("  error: %s\n", err.msg);
+        rc = MF_EXIT_BAD_INPUT;
+    } else {
+        printf("  %s\n", v.unsupported ? "UNSUPPORTED" : v.pass ? "PASS" : "FAIL");
+        mf_verdict_print(&v, stdout);
+        rc = v.pass ? MF_EXIT_PASS : MF_EXIT_MISMATCH;
+    }
+    mf_backend_close(&b);
+    mf_problem_free(&pb);
+    return rc;
+}

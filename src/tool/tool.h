@@ -1,0 +1,51 @@
+/* tool.h: shared pieces of the moefuzz command-line tool (src/tool/). */
+#ifndef MF_TOOL_H
+#define MF_TOOL_H
+
+#include <stdio.h>
+
+#include "case.h"
+#include "mf_base.h"
+
+/* Exit codes of every command. */
+enum { MF_EXIT_PASS = 0, MF_EXIT_MISMATCH = 1, MF_EXIT_BAD_INPUT = 2, MF_EXIT_SKIP = 77 };
+
+typedef struct mf_command {
+    const char *name;
+    const char *summary;
+    int (*main)(int argc, char **argv);
+    void (*help)(FILE *f);
+} mf_command;
+
+/* Commands, one per file. */
+int mf_cmd_check(int argc, char **argv);
+void mf_help_check(FILE *f);
+int mf_cmd_explain(int argc, char **argv);
+void mf_help_explain(FILE *f);
+int mf_cmd_decode(int argc, char **argv);
+void mf_help_decode(FILE *f);
+int mf_cmd_encode(int argc, char **argv);
+void mf_help_encode(FILE *f);
+int mf_cmd_bench(int argc, char **argv);
+void mf_help_bench(FILE *f);
+
+/* True if argv[i] is -h or --help. */
+int mf_is_help(const char *a);
+
+/* Expands files and directories (recursively, sorted) into a list of case files. */
+typedef struct mf_path_list {
+    char **paths;
+    int n, cap;
+} mf_path_list;
+mf_status mf_paths_collect(const char *path, mf_path_list *l, mf_error *err);
+void mf_paths_free(mf_path_list *l);
+
+/* Largest case (bytes of tensors) the CPU-side tools build; --max-mib overrides. */
+#define MF_DEFAULT_MAX_MIB 4096
+
+/* Loads a case and builds its problem, refusing cases above max_mib. Returns MF_OK or a status
+ * with the message in err. */
+mf_status mf_tool_load_problem(const char *path, int allow_raw, double max_mib, mf_case *c,
+                               mf_problem *pb, mf_error *err);
+
+#endif /* MF_TOOL_H */
