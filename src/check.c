@@ -245,6 +245,10 @@ mf_status mf_check_result(const mf_problem *pb, const mf_contract *c, const mf_r
                 }
             }
         }
+        /* a weight whose enclosure reaches 0 (underflowed scores) saturates its radius */
+        int degenerate = 0;
+        for (int i = 0; i < k; i++)
+            degenerate |= mf_is_local(p, sel[i]) && w[best].lo[i] <= 0 && w[best].w_hi[i] > 0;
         /* output elements */
         row_buf *rb = &rows[best];
         for (int col = 0; col < H; col++) {
@@ -264,6 +268,9 @@ mf_status mf_check_result(const mf_problem *pb, const mf_contract *c, const mf_r
                 v->max_util_tok = t;
                 v->max_util_col = col;
             }
+            if (ok && !degenerate && !mf_bf16_is_nan(yb) && 2 * rb->rad[col] < fabs(rb->z[col]) &&
+                util > v->max_util_informative)
+                v->max_util_informative = util;
             if (!ok) {
                 int nonfin = !mf_bf16_is_finite(yb);
                 mf_mismatch m = {.stage = nonfin ? MF_STAGE_NONFINITE : MF_STAGE_OUTPUT,
@@ -367,10 +374,10 @@ void mf_verdict_print(const mf_verdict *v, FILE *f) {
     }
     fprintf(f,
             "  contract %s; %llu elements checked (%d of %d columns), %llu unconstrained; max "
-            "utilisation %.3g (tok %d, col %d), weights %.3g; tokens %d: %d ambiguous, %d "
-            "undecided, %d NaN/Inf rows\n",
+            "utilisation %.3g (tok %d, col %d; %.3g where the radius is below |z|/2), weights "
+            "%.3g; tokens %d: %d ambiguous, %d undecided, %d NaN/Inf rows\n",
             v->contract, v->elems_checked, v->cols_verified, v->cols_total,
             v->elems_unconstrained, v->max_util_out, v->max_util_tok, v->max_util_col,
-            v->max_util_w, v->tokens, v->tokens_ambiguous, v->tokens_undecided,
-            v->tokens_invariant);
+            v->max_util_informative, v->max_util_w, v->tokens, v->tokens_ambiguous,
+            v->tokens_undecided, v->tokens_invariant);
 }

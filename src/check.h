@@ -46,6 +46,9 @@ typedef struct mf_verdict {
     int n_rep;
     mf_mismatch rep[MF_MAX_REPORTED];
     double max_util_out, max_util_w; /* utilisation over all checked elements / weights */
+    double max_util_informative;     /* over elements whose radius is below |z|/2 in tokens
+                                        without a weight enclosure reaching 0 (underflowed
+                                        scores saturate the radius there) */
     int max_util_tok, max_util_col;
     unsigned long long elems_checked, elems_unconstrained, elems_nan_ok;
     int tokens, tokens_ambiguous, tokens_undecided, tokens_invariant, tokens_no_local;

@@ -96,7 +96,7 @@ static void decode_v1(mf_fdp *f, mf_case *c) {
     int d[64];
     int nd = divisors(p->E, d);
     p->n_group = d[mf_fdp_u8(f) % nd];
-    p->topk_group = 1 + mf_fdp_u8(f) % p->n_group;
+    p->topk_group = 1 + mf_fdp_u16(f) % p->n_group;
     int G = p->E / p->n_group;
     while (p->topk_group * G < p->top_k) p->topk_group++;
     p->E_local = p->E - mf_fdp_u16(f) % p->E;
@@ -141,7 +141,7 @@ static void encode_v1(const mf_case *c, mf_fdp_writer *w) {
     for (int i = 0; i < nd; i++)
         if (d[i] == p->n_group) gi = i;
     mf_fdpw_uint(w, (uint64_t)gi, 1);
-    mf_fdpw_uint(w, (uint64_t)(p->topk_group - 1), 1);
+    mf_fdpw_uint(w, (uint64_t)(p->topk_group - 1), 2);
     mf_fdpw_uint(w, (uint64_t)(p->E - p->E_local), 2);
     mf_fdpw_uint(w, (uint64_t)p->expert_offset, 2);
     mf_fdpw_uint(w, p->renormalize ? 0 : 1, 1);

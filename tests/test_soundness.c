@@ -30,7 +30,8 @@ int main(int argc, char **argv) {
     mf_check_opts_default(&o);
     o.determinism = 0;
     int fails = 0, unsup = 0;
-    double max_util = 0, max_util_w = 0;
+    double max_util = 0, max_util_w = 0, max_util_inf = 0;
+    mf_case worst_inf;
     unsigned long long elems = 0, amb_tokens = 0, undecided = 0, nan_rows = 0, unconstrained = 0;
     int hist[8] = {0}; /* max utilisation per case: 0, (0,1/64], ..., (1/2,1] */
     mf_case worst;
@@ -69,18 +70,25 @@ int main(int argc, char **argv) {
                    : u <= 1.0 / 8 ? 4 : u <= 1.0 / 4 ? 5 : u <= 1.0 / 2 ? 6 : 7;
         hist[bucket]++;
         if (u > max_util) max_util = u, worst = c;
+        if (v.max_util_informative > max_util_inf) max_util_inf = v.max_util_informative, worst_inf = c;
         if (v.max_util_w > max_util_w) max_util_w = v.max_util_w;
     }
     printf("soundness: %d random cases, %d failed, %d unsupported; %llu output elements checked, "
            "%llu unconstrained; %llu ambiguous tokens, %llu undecided, %llu NaN/Inf rows\n",
            n, fails, unsup, elems, unconstrained, amb_tokens, undecided, nan_rows);
-    printf("max utilisation: outputs %.4g, routing weights %.4g\n", max_util, max_util_w);
+    printf("max utilisation: outputs %.4g (%.4g over elements whose radius is below |z|/2), routing "
+           "weights %.4g\n",
+           max_util, max_util_inf, max_util_w);
     printf("cases by max output utilisation: 0: %d, <=1/64: %d, <=1/32: %d, <=1/16: %d, <=1/8: "
            "%d, <=1/4: %d, <=1/2: %d, <=1: %d\n",
            hist[0], hist[1], hist[2], hist[3], hist[4], hist[5], hist[6], hist[7]);
     if (max_util > 0) {
         printf("case with the highest utilisation:\n");
         mf_case_print_text(&worst, stdout);
+    }
+    if (max_util_inf > 0) {
+        printf("case with the highest utilisation where the radius is below |z|/2:\n");
+        mf_case_print_text(&worst_inf, stdout);
     }
     mf_backend_close(&b);
     return fails ? 1 : 0;

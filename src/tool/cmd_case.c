@@ -7,10 +7,11 @@
 #include "tool.h"
 
 void mf_help_decode(FILE *f) {
-    fprintf(f, "usage: moefuzz decode FILE\n\n"
-               "Prints any case file as an editable text case. Raw fuzzer inputs (crash-*,\n"
-               "corpus entries) decode too: every byte string is a valid case. A damaged\n"
-               "canonical file (truncated, bad checksum) is refused with exit 2.\n");
+    fprintf(f, "usage: moefuzz decode [--raw] FILE\n\n"
+               "Prints a case file as an editable text case. A damaged canonical file\n"
+               "(truncated, bad checksum) is refused with exit 2, and so are bytes that are not a\n"
+               "canonical case unless --raw says they are a raw fuzzer input (crash-*, corpus\n"
+               "entries): every byte string decodes to a valid case.\n");
 }
 
 void mf_help_encode(FILE *f) {
@@ -22,18 +23,20 @@ void mf_help_encode(FILE *f) {
 }
 
 int mf_cmd_decode(int argc, char **argv) {
-    if (argc != 2) {
-        fprintf(stderr, "moefuzz decode: give exactly one file\n");
+    int raw = argc == 3 && !strcmp(argv[1], "--raw");
+    if (argc != 2 + raw) {
+        fprintf(stderr, "moefuzz decode: give exactly one file (and --raw for fuzzer inputs)\n");
         return MF_EXIT_BAD_INPUT;
     }
+    const char *path = argv[1 + raw];
     mf_error err = {0};
     mf_case c;
     const char *kind = "";
-    if (mf_case_load(argv[1], 1, &c, &kind, &err) != MF_OK) {
+    if (mf_case_load(path, raw, &c, &kind, &err) != MF_OK) {
         fprintf(stderr, "moefuzz decode: %s\n", err.msg);
         return MF_EXIT_BAD_INPUT;
     }
-    if (!strcmp(kind, "raw")) printf("# decoded from raw fuzz input %s\n", argv[1]);
+    if (!strcmp(kind, "raw")) printf("# decoded from raw fuzz input %s\n", path);
     mf_case_print_text(&c, stdout);
     return MF_EXIT_PASS;
 }

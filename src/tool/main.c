@@ -106,7 +106,7 @@ mf_status mf_paths_collect(const char *path, mf_path_list *l, mf_error *err) {
         st = push_path(&sub, buf, err);
     }
     closedir(d);
-    if (st == MF_OK) qsort(sub.paths, (size_t)sub.n, sizeof(char *), cmp_str);
+    if (st == MF_OK && sub.n > 1) qsort(sub.paths, (size_t)sub.n, sizeof(char *), cmp_str);
     for (int i = 0; i < sub.n && st == MF_OK; i++) st = mf_paths_collect(sub.paths[i], l, err);
     mf_paths_free(&sub);
     return st;

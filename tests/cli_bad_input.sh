@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# cli_bad_input.sh MOEFUZZ SEED_TEXT: bad input gets a clear message and exit 2, never a crash.
+# Truncated and corrupted canonical binaries, garbage bytes, malformed text cases, missing files,
+# unknown commands and options.
+set -u
+mf=$1
+seed=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+
+expect() { # expect CODE PATTERN -- command...
+  local want=$1 pat=$2
+  shift 3
+  local out code
+  out=$("$@" 2>&1)
+  code=$?
+  if [ "$code" -ne "$want" ] || ! grep -qiE -- "$pat" <<<"$out"; then
+    echo "FAIL: '$*' exited $code (want $want), output:"
+    echo "$out" | head -5
+    fails=$((fails + 1))
+  fi
+}
+
+"$mf" encode "$seed" -o "$tmp/good.bin" >/dev/null 2>&1 || { echo "cannot encode the seed"; exit 1; }
+n=$(stat -c %s "$tmp/good.bin")
+head -c $((n - 3)) "$tmp/good.bin" >"$tmp/truncated.bin"
+head -c 12 "$tmp/good.bin" >"$tmp/truncated_header.bin"
+cp "$tmp/good.bin" "$tmp/corrupt.bin"
+printf '\x55' | dd of="$tmp/corrupt.bin" bs=1 seek=$((n - 5)) conv=notrunc status=none
+head -c 700 /dev/urandom >"$tmp/garbage.bin"
+printf '\x01' >"$tmp/one_byte.bin"
+: >"$tmp/empty.bin"
+printf 'T = 8\nH = lots\n' >"$tmp/bad_value.txt"
+printf 'T = 8\nflavour = strawberry\n' >"$tmp/bad_key.txt"
+printf 'E = 12\nn_group = 5\n' >"$tmp/bad_group.txt"
+printf 'T 8\n' >"$tmp/no_equals.txt"
+
+expect 0 "PASS" -- "$mf" check "$tmp/good.bin"
+for f in truncated truncated_header corrupt; do
+  expect 2 "truncated|corrupted|checksum|canonical" -- "$mf" check "$tmp/$f.bin"
+  expect 2 "truncated|corrupted|checksum|canonical" -- "$mf" decode "$tmp/$f.bin"
+done
+for f in garbage one_byte empty; do
+  expect 2 "neither a text case nor a canonical|raw" -- "$mf" check "$tmp/$f.bin"
+  expect 2 "neither a text case nor a canonical|raw" -- "$mf" decode "$tmp/$f.bin"
+done
+expect 0 "raw fuzz input" -- "$mf" decode --raw "$tmp/garbage.bin"
+expect 2 "line 2: bad value 'lots'" -- "$mf" check "$tmp/bad_value.txt"
+expect 2 "line 2: unknown key 'flavour'" -- "$mf" check "$tmp/bad_key.txt"
+expect 2 "n_group=5 does not divide E=12" -- "$mf" encode "$tmp/bad_group.txt"
+expect 2 "line 1: expected 'key = value'" -- "$mf" explain "$tmp/no_equals.txt"
+expect 2 "cannot access|cannot open" -- "$mf" check "$tmp/does_not_exist.bin"
+expect 2 "unknown command" -- "$mf" frobnicate
+expect 2 "unknown or incomplete option" -- "$mf" check --sideways "$tmp/good.bin"
+expect 2 "unknown backend" -- "$mf" check --backend tpu "$tmp/good.bin"
+expect 2 "unknown contract" -- "$mf" check --contract approximately "$tmp/good.bin"
+expect 0 "usage: moefuzz check" -- "$mf" check --help
+expect 0 "usage: moefuzz bench" -- "$mf" bench --help
+
+echo "cli bad input: $fails failures"
+[ "$fails" -eq 0 ]

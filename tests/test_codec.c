@@ -1,0 +1,140 @@
+/* test_codec.c: case files.
+ *
+ *  - random cases: binary encode -> decode gives the same case; text print -> parse gives the
+ *    same case; canonical files classify as canonical;
+ *  - every byte string decodes to a valid case (random strings of every length 0..300, and
+ *    every truncation of a canonical file);
+ *  - a truncated or corrupted canonical file is classified damaged, never canonical;
+ *  - malformed text cases are rejected with a message naming the line.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "casegen.h"
+#include "codec.h"
+
+static int failures = 0;
+#define EXPECT(cond, ...)                       \
+    do {                                        \
+        if (!(cond)) {                          \
+            printf("FAIL line %d: ", __LINE__); \
+            printf(__VA_ARGS__);                \
+            printf("\n");                       \
+            failures++;                         \
+        }                                       \
+    } while (0)
+
+static int same_case(const mf_case *a, const mf_case *b) {
+    if (memcmp(&a->p, &b->p, sizeof a->p) != 0) return 0;
+    for (int t = 0; t < MF_NUM_TENSORS; t++)
+        if (a->gen[t].cls != b->gen[t].cls || a->gen[t].seed != b->gen[t].seed ||
+            a->gen[t].scale != b->gen[t].scale)
+            return 0;
+    if (a->n_pokes != b->n_pokes) return 0;
+    for (int i = 0; i < a->n_pokes; i++)
+        if (a->pokes[i].tensor != b->pokes[i].tensor || a->pokes[i].index != b->pokes[i].index ||
+            a->pokes[i].bits != b->pokes[i].bits)
+            return 0;
+    return 1;
+}
+
+static void normalize(mf_case *c) {
+    /* padding bytes of the params struct are not part of the case */
+    mf_case d;
+    memset(&d, 0, sizeof d);
+    d.p = c->p;
+    memcpy(d.gen, c->gen, sizeof d.gen);
+    d.n_pokes = c->n_pokes;
+    memcpy(d.pokes, c->pokes, sizeof d.pokes);
+    *c = d;
+}
+
+int main(void) {
+    mf_rng rng = {99};
+    mf_case_limits lim = {MF_MAX_T, MF_MAX_H, MF_MAX_I, MF_MAX_E, 1e30, 1e30};
+    uint8_t buf[MF_CASE_MAX_BYTES];
+    char text[8192];
+    for (int i = 0; i < 3000; i++) {
+        mf_case c, d, e;
+        memset(&c, 0, sizeof c);
+        mf_case_random(&rng, &lim, &c);
+        if (i % 3 == 0) c.p.rsf = 0.3f + (float)i / 1000.0f; /* raw rsf path */
+        if (i % 5 == 0) c.gen[MF_T_X].scale = 0.37f;
+        normalize(&c);
+        EXPECT(mf_case_validate(&c, NULL) == MF_OK, "random case %d invalid", i);
+        size_t n = mf_case_encode(&c, i & 1, buf, sizeof buf);
+        EXPECT(n > 0, "case %d did not encode", i);
+        memset(&d, 0, sizeof d);
+        mf_case_decode(buf, n, &d, NULL);
+        normalize(&d);
+        EXPECT(same_case(&c, &d), "binary round trip of case %d differs", i);
+
+        char why[256];
+        EXPECT(mf_case_classify(buf, n, why, sizeof why) == ((i & 1) ? MF_BIN_CANONICAL
+                                                                     : MF_BIN_RAW),
+               "classification of case %d: %s", i, why);
+        FILE *f = fmemopen(text, sizeof text, "w");
+        mf_case_print_text(&c, f);
+        fclose(f);
+        mf_error err;
+        memset(&e, 0, sizeof e);
+        EXPECT(mf_case_parse_text(text, &e, &err) == MF_OK, "text of case %d rejected: %s", i,
+               err.msg);
+        normalize(&e);
+        EXPECT(same_case(&c, &e), "text round trip of case %d differs:\n%s", i, text);
+        if (i % 1 == 0 && (i & 1)) {
+            /* truncations and single-byte corruptions of a canonical file */
+            for (size_t cut = 0; cut < n; cut++) {
+                mf_case t;
+                mf_case_decode(buf, cut, &t, NULL);
+                EXPECT(mf_case_validate(&t, NULL) == MF_OK, "truncation to %zu invalid", cut);
+                if (cut > 0)
+                    EXPECT(mf_case_classify(buf, cut, why, sizeof why) != MF_BIN_CANONICAL,
+                           "truncation of case %d to %zu bytes classified canonical", i, cut);
+            }
+            uint8_t bad[MF_CASE_MAX_BYTES];
+            memcpy(bad, buf, n);
+            size_t at = 10 + mf_rng_below(&rng, (uint32_t)(n - 10));
+            bad[at] ^= (uint8_t)(1u << mf_rng_below(&rng, 8));
+            EXPECT(mf_case_classify(bad, n, why, sizeof why) == MF_BIN_DAMAGED,
+                   "corrupted byte %zu of case %d not detected", at, i);
+        }
+    }
+    /* every byte string decodes to a valid case */
+    for (int i = 0; i < 20000; i++) {
+        size_t n = mf_rng_below(&rng, 301);
+        for (size_t j = 0; j < n; j++) buf[j] = (uint8_t)mf_rng_next(&rng);
+        mf_case c;
+        mf_case_decode(buf, n, &c, NULL);
+        mf_error err;
+        EXPECT(mf_case_validate(&c, &err) == MF_OK, "random bytes decode to an invalid case: %s",
+               err.msg);
+    }
+    /* malformed text */
+    static const char *bad_text[] = {
+        "T = 0\n",
+        "T = 8\nH = abc\n",
+        "score = cosine\n",
+        "E = 12\nn_group = 5\n",
+        "E = 8\ntop_k = 9\n",
+        "frobnicate = 1\n",
+        "T 8\n",
+        "E = 16\nE_local = 8\nexpert_offset = 12\n",
+        "gen.x = normal seed=zz\n",
+        "gen.q = normal\n",
+        "poke = x 1\n",
+        "eps = 1e-10\n",
+        "rsf = -1\n",
+        "rsf = nan\n",
+        "E = 16\nn_group = 4\ntopk_group = 1\ntop_k = 5\n",
+    };
+    for (size_t i = 0; i < sizeof bad_text / sizeof bad_text[0]; i++) {
+        mf_case c;
+        mf_error err = {0};
+        EXPECT(mf_case_parse_text(bad_text[i], &c, &err) == MF_EINVAL && err.msg[0],
+               "malformed text %zu accepted: %s", i, bad_text[i]);
+    }
+    printf("codec: %d failures\n", failures);
+    return failures ? 1 : 0;
+}

@@ -1,0 +1,268 @@
+/* test_dot.c: the exact dot product and the accumulation-model bounds.
+ *
+ * 1. Exactness: mf_dot_bf16's double-double (hi + lo, error bound err) against mpfr_dot at 2300
+ *    bits (exact) on adversarial bf16 vectors: exponent spread 2^+-30, exact cancellation
+ *    pairs, subnormal bf16 factors, the largest bf16, and zero vectors.
+ * 2. Bound soundness: each accumulation model's radius covers a bit-exact emulation of that
+ *    arithmetic: a sequential fp32 chain (RN), the Hopper fused k16 step (B=16, F=25, RZ;
+ *    docs/hopper-accumulation.md), and random-order fp32 sums for the any-order bound.
+ * Prints the worst utilisation of each bound.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mpfr.h>
+
+#include "bf16.h"
+#include "dot.h"
+
+static uint64_t rng_s = 12345;
+static uint64_t rnd(void) {
+    uint64_t z = (rng_s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+static double unif(void) { return (double)(rnd() >> 11) * 0x1p-53; }
+static double gauss(void) {
+    double s = 0;
+    for (int i = 0; i < 4; i++) s += unif();
+    return (s - 2) * 1.7320508;
+}
+
+enum { K_MAX = 4096 };
+
+typedef enum {
+    V_NORMAL,
+    V_SPREAD,
+    V_CANCEL,
+    V_SUBNORMAL,
+    V_LARGEST,
+    V_ZERO,
+    V_MIXED,
+    V_ACROSS_BINS,
+    V_COUNT
+} vkind;
+
+static void make_vectors(vkind kind, int n, uint16_t *a, uint16_t *b) {
+    for (int i = 0; i < n; i++) {
+        double x = gauss(), y = gauss();
+        switch (kind) {
+        case V_SPREAD:
+            x = ldexp(x, (int)(rnd() % 61) - 30);
+            y = ldexp(y, (int)(rnd() % 61) - 30);
+            break;
+        case V_CANCEL:
+            if (i % 2 == 1) { /* exact cancellation of the previous product */
+                a[i] = a[i - 1] ^ 0x8000u;
+                b[i] = b[i - 1];
+                continue;
+            }
+            break;
+        case V_SUBNORMAL:
+            if (rnd() % 3 == 0) x = ldexp(x, -128 - (int)(rnd() % 6)); /* bf16 subnormal */
+            if (rnd() % 3 == 0) y = ldexp(y, -20);
+            break;
+        case V_LARGEST:
+            if (rnd() % 8 == 0) {
+                a[i] = rnd() & 1 ? MF_BF16_MAX : (MF_BF16_MAX | 0x8000u);
+                b[i] = mf_f32_to_bf16((float)ldexp(gauss(), -110));
+                continue;
+            }
+            break;
+        case V_ZERO: x = 0, y = gauss(); break;
+        case V_ACROSS_BINS: {
+            /* cancellation across exponent bins with a quantity the double-double must drop:
+             * 2^-210 + 2^-150 - 2^-96 - 2^-96 + 2^-95 = 2^-150 + 2^-210 (needs mpfr_sum) */
+            static const int ea[5] = {-105, -75, -48, -48, -47}, eb[5] = {-105, -75, -48, -48, -48};
+            static const int sg[5] = {1, 1, -1, -1, 1};
+            if (i < 5) {
+                x = sg[i] * ldexp(1.0, ea[i]);
+                y = ldexp(1.0, eb[i]);
+            } else {
+                x = 0;
+            }
+            break;
+        }
+        case V_MIXED:
+            if (rnd() % 4 == 0) x = ldexp(x, -12 - (int)(rnd() % 20));
+            break;
+        default: break;
+        }
+        a[i] = mf_f32_to_bf16((float)x);
+        b[i] = mf_f32_to_bf16((float)y);
+    }
+}
+
+/* ---- emulations of kernel arithmetic ---- */
+
+static float seq_fp32(const uint16_t *a, const uint16_t *b, int n) {
+    volatile float s = 0.0f; /* volatile: no reassociation, no contraction */
+    for (int i = 0; i < n; i++) {
+        volatile float p = mf_bf16_to_f32(a[i]) * mf_bf16_to_f32(b[i]);
+        s = s + p;
+    }
+    return s;
+}
+
+static int exp_field(double x) { /* exponent field, subnormals of the format clamped to -126 */
+    int e;
+    frexp(fabs(x), &e);
+    e -= 1;
+    return e < -126 ? -126 : e;
+}
+
+/* x (exact double) truncated toward zero to fp32 with subnormals */
+static float rz_fp32(double x) {
+    if (x == 0) return 0.0f;
+    double ax = fabs(x);
+    double q = ax < 0x1p-126 ? 0x1p-149 : ldexp(1.0, exp_field(ax) - 23);
+    double r = floor(ax / q) * q; /* exact: power-of-two scaling and integer truncation */
+    return (float)(x < 0 ? -r : r);
+}
+
+/* One Hopper k16 step: C plus 16 exact products, aligned to the largest exponent field and
+ * truncated to 25 fraction bits below it, summed exactly, truncated to fp32. */
+static float hopper_step(float c, const uint16_t *a, const uint16_t *b, int m) {
+    double terms[17];
+    int ex[17], nt = 0;
+    if (c != 0) terms[nt] = c, ex[nt++] = exp_field(c);
+    for (int i = 0; i < m; i++) {
+        double x = mf_bf16_to_f32(a[i]), y = mf_bf16_to_f32(b[i]);
+        if (x == 0 || y == 0) continue;
+        terms[nt] = x * y; /* exact */
+        ex[nt++] = exp_field(x) + exp_field(y);
+    }
+    if (nt == 0) return 0.0f;
+    int E = ex[0];
+    for (int i = 1; i < nt; i++) E = ex[i] > E ? ex[i] : E;
+    long long sum = 0;
+    for (int i = 0; i < nt; i++) {
+        double t = ldexp(terms[i], 25 - E); /* exact */
+        sum += (long long)trunc(t);
+    }
+    return rz_fp32(ldexp((double)sum, E - 25));
+}
+
+static float hopper_chain(const uint16_t *a, const uint16_t *b, int n) {
+    float c = 0.0f;
+    for (int j = 0; j < n; j += 16) c = hopper_step(c, a + j, b + j, n - j < 16 ? n - j : 16);
+    return c;
+}
+
+static float shuffled_fp32(const uint16_t *a, const uint16_t *b, int n, int *perm) {
+    for (int i = 0; i < n; i++) perm[i] = i;
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)(rnd() % (uint64_t)(i + 1));
+        int t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
+    /* blocked: partial sums of random block length, then a sum of partials */
+    volatile float total = 0.0f;
+    int blk = 1 + (int)(rnd() % 64);
+    for (int j = 0; j < n; j += blk) {
+        volatile float part = 0.0f;
+        for (int i = j; i < n && i < j + blk; i++)
+            part = part + mf_bf16_to_f32(a[perm[i]]) * mf_bf16_to_f32(b[perm[i]]);
+        total = total + part;
+    }
+    return total;
+}
+
+int main(void) {
+    mf_dot_ws *ws = mf_dot_ws_new();
+    static uint16_t a[K_MAX], b[K_MAX];
+    static double ad[K_MAX];
+    static int perm[K_MAX];
+    mpfr_t exact, diff, pa[K_MAX], pb[K_MAX];
+    mpfr_ptr xa[K_MAX], xb[K_MAX];
+    mpfr_init2(exact, 2400);
+    mpfr_init2(diff, 2400);
+    for (int i = 0; i < K_MAX; i++) {
+        mpfr_init2(pa[i], 8);
+        mpfr_init2(pb[i], 8);
+        xa[i] = pa[i];
+        xb[i] = pb[i];
+    }
+    const mf_acc_model seq = {MF_ACC_SEQ_FP32, 1, 0}, hop = {MF_ACC_FUSED_BLOCK, 16, 25},
+                       any = {MF_ACC_ANY_ORDER, 0, 0};
+    static const int lens[] = {1, 2, 15, 16, 17, 63, 128, 255, 1024, 4096};
+    int exact_bad = 0, bound_bad = 0, tested = 0, fallbacks_expected = 0;
+    double worst[3] = {0, 0, 0};
+    const char *kn[V_COUNT] = {"normal", "spread", "cancel",  "subnormal",
+                               "largest", "zero", "mixed", "across-bins"};
+    for (int rep = 0; rep < 60; rep++) {
+        for (int kind = 0; kind < V_COUNT; kind++) {
+            for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+                int n = lens[li];
+                make_vectors((vkind)kind, n, a, b);
+                for (int i = 0; i < n; i++) {
+                    ad[i] = mf_bf16_to_f32(a[i]);
+                    mpfr_set_flt(pa[i], mf_bf16_to_f32(a[i]), MPFR_RNDN);
+                    mpfr_set_flt(pb[i], mf_bf16_to_f32(b[i]), MPFR_RNDN);
+                }
+                mpfr_dot(exact, xa, xb, (unsigned long)n, MPFR_RNDN);
+                mf_vec_info ai, bi;
+                mf_vec_info_bf16(a, (size_t)n, 1, &ai);
+                mf_vec_info_bf16(b, (size_t)n, 1, &bi);
+                const mf_acc_model *models[3] = {&seq, &hop, &any};
+                float kernel[3] = {seq_fp32(a, b, n), hopper_chain(a, b, n),
+                                   shuffled_fp32(a, b, n, perm)};
+                for (int m = 0; m < 3; m++) {
+                    mf_dot d;
+                    mf_dot_bf16(ws, ad, &ai, NULL, b, &bi, (size_t)n, models[m], &d);
+                    tested++;
+                    /* exactness: |exact - hi - lo| <= err */
+                    mpfr_sub_d(diff, exact, d.hi, MPFR_RNDN);
+                    mpfr_sub_d(diff, diff, d.lo, MPFR_RNDN);
+                    double e = fabs(mpfr_get_d(diff, MPFR_RNDU));
+                    if (e > d.err) {
+                        if (exact_bad < 5)
+                            printf("EXACTNESS %s n=%d model %d: |exact - dd| = %a > err %a\n",
+                                   kn[kind], n, m, e, d.err);
+                        exact_bad++;
+                    }
+                    if (kind == V_ACROSS_BINS && n >= 5) {
+                        fallbacks_expected++;
+                        if (!(d.flags & MF_DOT_MPFR_FALLBACK) || d.err != 0) {
+                            printf("FALLBACK: across-bins vector not finished exactly by mpfr_sum "
+                                   "(flags %u, err %a)\n", d.flags, d.err);
+                            exact_bad++;
+                        }
+                    }
+                    if (d.flags & (MF_DOT_MAY_OVERFLOW | MF_DOT_NONFINITE)) continue;
+                    /* bound: |kernel - exact| <= radius */
+                    mpfr_sub_d(diff, exact, (double)kernel[m], MPFR_RNDN);
+                    double err = fabs(mpfr_get_d(diff, MPFR_RNDU));
+                    double util = d.radius > 0 ? err / d.radius : (err > 0 ? INFINITY : 0);
+                    if (util > worst[m]) worst[m] = util;
+                    if (err > d.radius) {
+                        if (bound_bad < 5)
+                            printf("BOUND %s n=%d model %d: kernel %a exact %a err %a > radius "
+                                   "%a\n",
+                                   kn[kind], n, m, (double)kernel[m], mpfr_get_d(exact, MPFR_RNDN),
+                                   err, d.radius);
+                        bound_bad++;
+                    }
+                }
+            }
+        }
+    }
+    mf_dot_stats st;
+    mf_dot_ws_stats(ws, &st);
+    printf("dot products: %d checked; exactness failures %d; bound violations %d\n", tested,
+           exact_bad, bound_bad);
+    printf("worst utilisation: scalar fp32 chain %.3g, Hopper k16 %.3g, any order %.3g\n",
+           worst[0], worst[1], worst[2]);
+    printf("finished by mpfr_sum: %llu dot products (%d constructed to need it)\n", st.fallbacks,
+           fallbacks_expected);
+    int ok = exact_bad == 0 && bound_bad == 0 && st.fallbacks >= (unsigned long long)fallbacks_expected;
+    for (int i = 0; i < K_MAX; i++) mpfr_clears(pa[i], pb[i], (mpfr_ptr)0);
+    mpfr_clears(exact, diff, (mpfr_ptr)0);
+    mf_dot_ws_free(ws);
+    return ok ? 0 : 1;
+}

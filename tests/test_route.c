@@ -1,0 +1,207 @@
+/* test_route.c: exact routing on hand-computed cases.
+ *
+ *  - grouped top-k with negative biased keys, where masking dropped groups with 0 instead of
+ *    -inf changes the answer: the -inf selection is admissible, the 0-mask selection is not;
+ *  - bit-identical ties go to the lower index (experts and groups), checked strictly;
+ *  - near-ties one ulp apart are ambiguous and both selections are admissible;
+ *  - renormalize with eps on underflowing sigmoid rows: eps 1e-20 gives weights near 0 and
+ *    never 0/0; eps 0 admits 0/0;
+ *  - exact weights of a softmax against values computed independently with MPFR;
+ *  - group score by top-2 sum and by max select different groups.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <mpfr.h>
+
+#include "contract.h"
+#include "route.h"
+
+static int failures = 0;
+#define EXPECT(cond, ...)                     \
+    do {                                      \
+        if (!(cond)) {                        \
+            printf("FAIL line %d: ", __LINE__); \
+            printf(__VA_ARGS__);              \
+            printf("\n");                     \
+            failures++;                       \
+        }                                     \
+    } while (0)
+
+static mf_moe_params params(int E, int k, mf_score_fn score, mf_bias_kind bias, int ng, int tg) {
+    mf_moe_params p;
+    memset(&p, 0, sizeof p);
+    p.T = 1, p.H = 1, p.I = 1, p.E = E, p.E_local = E, p.top_k = k;
+    p.score = score, p.bias = bias, p.n_group = ng, p.topk_group = tg;
+    p.renormalize = 1, p.renorm_eps = 1e-20f, p.rsf = 1.0f;
+    return p;
+}
+
+static void route(const mf_moe_params *p, const float *logits, const float *bias, mf_routing *r) {
+    mf_moe_tensors t = {0};
+    t.logits = logits;
+    t.bias = bias;
+    mf_error err;
+    if (mf_ref_route(p, &t, &mf_contract_cpu_scalar, r, &err) != MF_OK) {
+        printf("route failed: %s\n", err.msg);
+        failures++;
+    }
+}
+
+static int admissible(const mf_routing *r, const mf_moe_params *p, int32_t a, int32_t b,
+                      char *why) {
+    int32_t ids[2] = {a, b};
+    return mf_ref_selection_admissible(r, p, 0, ids, why, 320);
+}
+
+static void test_group_mask(void) {
+    /* 4 groups of 2, keep 1, top-2; sigmoid scores minus a bias of 5: all keys in (-5, -4).
+     * Group 2 (experts 4, 5) wins. A kernel masking the dropped groups with 0 sees keys of 0
+     * there, above every kept key, and selects experts 0 and 1 instead. */
+    mf_moe_params p = params(8, 2, MF_SCORE_SIGMOID, MF_BIAS_F32, 4, 1);
+    float L[8] = {-1.0f, -0.5f, 0.0f, 0.25f, 2.0f, 1.5f, 0.5f, -2.0f};
+    float bias[8];
+    for (int e = 0; e < 8; e++) bias[e] = -5.0f;
+    mf_routing r;
+    route(&p, L, bias, &r);
+    EXPECT(r.ref_ids[0] == 4 && r.ref_ids[1] == 5, "reference selection %d %d, want 4 5",
+           r.ref_ids[0], r.ref_ids[1]);
+    char why[320];
+    EXPECT(admissible(&r, &p, 4, 5, why), "the -inf selection rejected: %s", why);
+    EXPECT(!admissible(&r, &p, 0, 1, why), "the 0-mask selection (0, 1) accepted");
+    EXPECT(!admissible(&r, &p, 4, 6, why), "a selection spanning two groups accepted");
+    EXPECT(r.g_cls[2] == MF_ROUTE_IN && r.g_cls[0] == MF_ROUTE_OUT, "group classes %d %d",
+           r.g_cls[2], r.g_cls[0]);
+    mf_routing_free(&r);
+}
+
+static void test_ties(void) {
+    /* experts 2 and 5 have bit-identical logits above all others: top-1 is expert 2 */
+    mf_moe_params p = params(8, 1, MF_SCORE_SIGMOID, MF_BIAS_NONE, 1, 1);
+    float L[8] = {0.1f, 0.2f, 1.5f, 0.3f, 0.4f, 1.5f, -1.0f, 0.0f};
+    mf_routing r;
+    route(&p, L, NULL, &r);
+    int32_t two = 2, five = 5;
+    char why[320];
+    EXPECT(r.ref_ids[0] == 2, "tie resolved to %d, want 2", r.ref_ids[0]);
+    EXPECT(mf_ref_selection_admissible(&r, &p, 0, &two, why, sizeof why), "expert 2 rejected: %s",
+           why);
+    EXPECT(!mf_ref_selection_admissible(&r, &p, 0, &five, why, sizeof why),
+           "expert 5 accepted against the lower-index tie rule");
+    EXPECT(strstr(why, "bit-identical") != NULL, "reason does not name the tie: %s", why);
+    EXPECT(r.tie[5] == 2 && r.tie[2] == 2, "tie classes %d %d", r.tie[2], r.tie[5]);
+    mf_routing_free(&r);
+
+    /* groups 0 and 2 hold identical inputs and tie for the top group: group 0 must win */
+    mf_moe_params q = params(6, 1, MF_SCORE_SIGMOID, MF_BIAS_NONE, 3, 1);
+    float M[6] = {1.0f, 0.5f, 0.0f, 0.1f, 0.5f, 1.0f};
+    route(&q, M, NULL, &r);
+    int32_t e0 = 0, e5 = 5;
+    EXPECT(mf_ref_selection_admissible(&r, &q, 0, &e0, why, sizeof why),
+           "group-0 selection rejected: %s", why);
+    EXPECT(!mf_ref_selection_admissible(&r, &q, 0, &e5, why, sizeof why),
+           "group-2 selection accepted against the lower-index group tie rule");
+    mf_routing_free(&r);
+}
+
+static void test_near_ties(void) {
+    /* softmax keys of logits one fp32 ulp apart are within the radius: ambiguous, both ok */
+    mf_moe_params p = params(4, 1, MF_SCORE_SOFTMAX, MF_BIAS_NONE, 1, 1);
+    float L[4] = {1.0f, nextafterf(1.0f, 2.0f), -1.0f, -2.0f};
+    mf_routing r;
+    route(&p, L, NULL, &r);
+    int32_t a = 0, b = 1, c = 2;
+    char why[320];
+    EXPECT(r.cls[0] == MF_ROUTE_AMBIGUOUS && r.cls[1] == MF_ROUTE_AMBIGUOUS,
+           "near-tie classes %d %d", r.cls[0], r.cls[1]);
+    EXPECT(mf_ref_selection_admissible(&r, &p, 0, &a, why, sizeof why), "0 rejected: %s", why);
+    EXPECT(mf_ref_selection_admissible(&r, &p, 0, &b, why, sizeof why), "1 rejected: %s", why);
+    EXPECT(!mf_ref_selection_admissible(&r, &p, 0, &c, why, sizeof why), "2 accepted");
+    int32_t sel[16];
+    int n = mf_ref_enumerate_selections(&r, &p, 0, sel, 4);
+    EXPECT(n == 2, "%d admissible selections enumerated, want 2", n);
+    mf_routing_free(&r);
+}
+
+static void test_underflow_eps(void) {
+    mf_moe_params p = params(4, 2, MF_SCORE_SIGMOID, MF_BIAS_NONE, 1, 1);
+    float L[4] = {-100.0f, -101.0f, -102.0f, -103.0f};
+    mf_routing r;
+    route(&p, L, NULL, &r);
+    int32_t ids[2] = {0, 1};
+    mf_weights w;
+    mf_error err;
+    mf_ref_weights(&r, &p, &mf_contract_cpu_scalar, 0, ids, &w, &err);
+    EXPECT(!w.nan_ok, "eps 1e-20 must not admit 0/0");
+    EXPECT(w.lo[0] <= 0.0 && w.hi[0] < 1e-15, "eps 1e-20 weights [%g, %g] should hold 0, be tiny",
+           w.lo[0], w.hi[0]);
+    EXPECT(w.w_hi[0] > 0 && w.w_hi[0] < 1e-17, "exact weight %g", w.w_hi[0]);
+    mf_routing_free(&r);
+    p.renorm_eps = 0.0f;
+    route(&p, L, NULL, &r);
+    mf_ref_weights(&r, &p, &mf_contract_cpu_scalar, 0, ids, &w, &err);
+    EXPECT(w.nan_ok, "eps 0 on underflowing sigmoids must admit 0/0");
+    /* exact weight: sigma(-100) / (sigma(-100) + sigma(-101)) ~ 1 / (1 + e^-1) */
+    EXPECT(fabs(w.w_hi[0] - 1.0 / (1.0 + exp(-1.0))) < 1e-6, "exact weight %.9g", w.w_hi[0]);
+    mf_routing_free(&r);
+}
+
+static void test_softmax_weights(void) {
+    mf_moe_params p = params(3, 2, MF_SCORE_SOFTMAX, MF_BIAS_NONE, 1, 1);
+    p.rsf = 2.5f;
+    p.renorm_eps = 0.0f;
+    float L[3] = {0.0f, 1.0f, 2.0f};
+    mf_routing r;
+    route(&p, L, NULL, &r);
+    EXPECT(r.ref_ids[0] == 2 && r.ref_ids[1] == 1, "selection %d %d", r.ref_ids[0], r.ref_ids[1]);
+    mf_weights w;
+    mf_error err;
+    mf_ref_weights(&r, &p, &mf_contract_cpu_scalar, 0, r.ref_ids, &w, &err);
+    /* independent: w = 2.5 e^2 / (e^2 + e), 2.5 e / (e^2 + e) at 200 bits */
+    mpfr_t e1, e2, s, q;
+    mpfr_inits2(200, e1, e2, s, q, (mpfr_ptr)0);
+    mpfr_set_ui(e1, 1, MPFR_RNDN);
+    mpfr_exp(e1, e1, MPFR_RNDN);
+    mpfr_set_ui(e2, 2, MPFR_RNDN);
+    mpfr_exp(e2, e2, MPFR_RNDN);
+    mpfr_add(s, e1, e2, MPFR_RNDN);
+    mpfr_div(q, e2, s, MPFR_RNDN);
+    mpfr_mul_d(q, q, 2.5, MPFR_RNDN);
+    mpfr_sub_d(q, q, w.w_hi[0], MPFR_RNDN);
+    mpfr_sub_d(q, q, w.w_lo[0], MPFR_RNDN);
+    double d0 = fabs(mpfr_get_d(q, MPFR_RNDN));
+    EXPECT(d0 < 1e-25, "weight 0 differs from the independent value by %g", d0);
+    /* the cpu-scalar enclosure is a few fp32 ulps wide */
+    EXPECT(w.rad[0] > 0 && w.rad[0] < 64 * 0x1p-24 * w.w_hi[0], "radius %g of weight %g",
+           w.rad[0], w.w_hi[0]);
+    mpfr_clears(e1, e2, s, q, (mpfr_ptr)0);
+    mf_routing_free(&r);
+}
+
+static void test_group_rules(void) {
+    /* sigmoid scores: group 0 {0.953, 0.047} (max 0.953, top-2 sum 1.0); group 1 {0.731, 0.711}
+     * (max 0.731, sum 1.44) */
+    mf_moe_params p = params(4, 1, MF_SCORE_SIGMOID, MF_BIAS_NONE, 2, 1);
+    float L[4] = {3.0f, -3.0f, 1.0f, 0.9f};
+    mf_routing r;
+    p.group_rule = MF_GROUP_MAX;
+    route(&p, L, NULL, &r);
+    EXPECT(r.ref_ids[0] == 0, "max rule picks expert %d, want 0", r.ref_ids[0]);
+    mf_routing_free(&r);
+    p.group_rule = MF_GROUP_TOP2_SUM;
+    route(&p, L, NULL, &r);
+    EXPECT(r.ref_ids[0] == 2, "top-2 sum rule picks expert %d, want 2", r.ref_ids[0]);
+    mf_routing_free(&r);
+}
+
+int main(void) {
+    test_group_mask();
+    test_ties();
+    test_near_ties();
+    test_underflow_eps();
+    test_softmax_weights();
+    test_group_rules();
+    printf("routing: %d failures\n", failures);
+    return failures ? 1 : 0;
+}
