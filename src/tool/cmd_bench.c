@@ -15,7 +15,8 @@
 
 void mf_help_bench(FILE *f) {
     fprintf(f,
-            "usage: moefuzz bench reference [--reps N] [--cases N]\n\n"
+            "usage: moefuzz bench reference [--reps N] [--cases N]\n"
+            "       moefuzz bench kernel [--help]   (CUDA builds: the fused kernel vs cuBLAS)\n\n"
             "Measures on one core, in one run:\n"
             "  - exact dot products (binned accumulation + the bound side-sums) in terms/s for\n"
             "    each accumulation model, against an mpfr_fma loop at 128 bits on the same\n"
@@ -177,8 +178,17 @@ static void bench_check(int ncases, int strict) {
 }
 
 int mf_cmd_bench(int argc, char **argv) {
+    if (argc >= 2 && !strcmp(argv[1], "kernel")) {
+        if (!mf_bench_kernel_main) {
+            fprintf(stderr, "moefuzz bench kernel: this moefuzz was built without CUDA "
+                            "(cmake --preset cuda)\n");
+            return MF_EXIT_SKIP;
+        }
+        return mf_bench_kernel_main(argc - 1, argv + 1);
+    }
     if (argc < 2 || strcmp(argv[1], "reference") != 0) {
-        fprintf(stderr, "moefuzz bench: say what to bench: `moefuzz bench reference`\n");
+        fprintf(stderr, "moefuzz bench: say what to bench: `moefuzz bench reference` or "
+                        "`moefuzz bench kernel`\n");
         return MF_EXIT_BAD_INPUT;
     }
     int reps = 5, ncases = 20;

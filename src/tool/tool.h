@@ -29,6 +29,10 @@ void mf_help_encode(FILE *f);
 int mf_cmd_bench(int argc, char **argv);
 void mf_help_bench(FILE *f);
 
+/* `moefuzz bench kernel`: defined by the CUDA benchmark object when the build has CUDA
+ * (kernels/cuda); NULL otherwise. Returns an exit code. */
+int mf_bench_kernel_main(int argc, char **argv) __attribute__((weak));
+
 /* True if argv[i] is -h or --help. */
 int mf_is_help(const char *a);
 
