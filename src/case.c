@@ -275,14 +275,32 @@ void mf_problem_free(mf_problem *pb) {
     memset(pb, 0, sizeof *pb);
 }
 
-mf_status mf_problem_build(const mf_case *c, mf_problem *pb, mf_error *err) {
-    memset(pb, 0, sizeof *pb);
+static int same_gen(const mf_gen *a, const mf_gen *b) {
+    return a->cls == b->cls && a->seed == b->seed && mf_f32_bits(a->scale) == mf_f32_bits(b->scale);
+}
+
+mf_status mf_problem_update(const mf_case *c, mf_problem *pb, mf_error *err) {
     MF_TRY(mf_case_validate(c, err));
     const mf_moe_params *p = &c->p;
+    /* undo the pokes of the previous case on the weights */
+    for (int i = pb->n_saved - 1; i >= 0; i--) *pb->saved[i].at = pb->saved[i].old;
+    pb->n_saved = 0;
+    int keep = pb->w13 && pb->w2 && pb->w_dims[0] == p->E_local && pb->w_dims[1] == p->I &&
+               pb->w_dims[2] == p->H && same_gen(&pb->w_gen[0], &c->gen[MF_T_W13]) &&
+               same_gen(&pb->w_gen[1], &c->gen[MF_T_W2]);
+    free(pb->x);
+    free(pb->logits);
+    free(pb->bias);
+    pb->x = NULL, pb->logits = NULL, pb->bias = NULL;
+    if (!keep) {
+        free(pb->w13);
+        free(pb->w2);
+        pb->w13 = malloc(mf_tensor_elems(p, MF_T_W13) * 2);
+        pb->w2 = malloc(mf_tensor_elems(p, MF_T_W2) * 2);
+        pb->w_dims[0] = -1; /* invalid until filled */
+    }
     pb->p = *p;
     pb->x = malloc(mf_tensor_elems(p, MF_T_X) * 2);
-    pb->w13 = malloc(mf_tensor_elems(p, MF_T_W13) * 2);
-    pb->w2 = malloc(mf_tensor_elems(p, MF_T_W2) * 2);
     pb->logits = malloc(mf_tensor_elems(p, MF_T_LOGITS) * 4);
     pb->bias = malloc(mf_tensor_elems(p, MF_T_BIAS) * 4);
     if (!pb->x || !pb->w13 || !pb->w2 || !pb->logits || !pb->bias) {
@@ -290,9 +308,14 @@ mf_status mf_problem_build(const mf_case *c, mf_problem *pb, mf_error *err) {
         return MF_FAIL(err, MF_ENOMEM, "out of memory for the tensors of a %.1f MiB case",
                        mf_case_bytes(c) / 1048576.0);
     }
+    if (!keep) {
+        fill_bf16(p, MF_T_W13, &c->gen[MF_T_W13], pb->w13);
+        fill_bf16(p, MF_T_W2, &c->gen[MF_T_W2], pb->w2);
+        pb->w_gen[0] = c->gen[MF_T_W13];
+        pb->w_gen[1] = c->gen[MF_T_W2];
+        pb->w_dims[0] = p->E_local, pb->w_dims[1] = p->I, pb->w_dims[2] = p->H;
+    }
     fill_bf16(p, MF_T_X, &c->gen[MF_T_X], pb->x);
-    fill_bf16(p, MF_T_W13, &c->gen[MF_T_W13], pb->w13);
-    fill_bf16(p, MF_T_W2, &c->gen[MF_T_W2], pb->w2);
     fill_f32(p, MF_T_LOGITS, &c->gen[MF_T_LOGITS], p->logits_dtype == MF_DTYPE_BF16, pb->logits);
     fill_f32(p, MF_T_BIAS, &c->gen[MF_T_BIAS], p->bias == MF_BIAS_BF16, pb->bias);
     for (int i = 0; i < c->n_pokes; i++) {
@@ -301,10 +324,16 @@ mf_status mf_problem_build(const mf_case *c, mf_problem *pb, mf_error *err) {
         size_t n = mf_tensor_elems(p, t);
         size_t at = (size_t)k->index % n;
         uint16_t b16 = (uint16_t)(k->bits & 0xffffu);
+        uint16_t *w = t == MF_T_W13 ? &pb->w13[at] : t == MF_T_W2 ? &pb->w2[at] : NULL;
+        if (w) {
+            pb->saved[pb->n_saved].at = w;
+            pb->saved[pb->n_saved].old = *w;
+            pb->n_saved++;
+            *w = b16;
+            continue;
+        }
         switch (t) {
         case MF_T_X: pb->x[at] = b16; break;
-        case MF_T_W13: pb->w13[at] = b16; break;
-        case MF_T_W2: pb->w2[at] = b16; break;
         case MF_T_LOGITS:
             pb->logits[at] = mf_tensor_is_bf16(p, t) ? mf_bf16_to_f32(b16)
                                                      : mf_f32_from_bits(k->bits);
@@ -322,4 +351,9 @@ mf_status mf_problem_build(const mf_case *c, mf_problem *pb, mf_error *err) {
     pb->t.w13 = pb->w13;
     pb->t.w2 = pb->w2;
     return MF_OK;
+}
+
+mf_status mf_problem_build(const mf_case *c, mf_problem *pb, mf_error *err) {
+    memset(pb, 0, sizeof *pb);
+    return mf_problem_update(c, pb, err);
 }

@@ -88,9 +88,21 @@ typedef struct mf_problem {
     uint16_t *x, *w13, *w2;
     float *logits, *bias;
     mf_moe_tensors t; /* views of the arrays above */
+    /* what the weight buffers hold, so mf_problem_update can reuse them */
+    mf_gen w_gen[2];
+    int w_dims[3]; /* E_local, I, H */
+    int n_saved;   /* weight elements overwritten by pokes, restored before reuse */
+    struct {
+        uint16_t *at;
+        uint16_t old;
+    } saved[MF_MAX_POKES];
 } mf_problem;
 
 mf_status mf_problem_build(const mf_case *c, mf_problem *pb, mf_error *err);
+/* Rebuilds pb for c, regenerating the expert weights only when their sizes or generators
+ * changed (the fuzz loop's cache; the weights dominate generation time). pb must come from
+ * mf_problem_build / mf_problem_update or be zeroed. */
+mf_status mf_problem_update(const mf_case *c, mf_problem *pb, mf_error *err);
 void mf_problem_free(mf_problem *pb);
 
 #endif /* MF_CASE_H */

@@ -162,3 +162,130 @@ void mf_case_random(mf_rng *r, const mf_case_limits *lim, mf_case *c) {
     }
     mf_case_fit(c, lim);
 }
+
+/* ---- structured mutation ---- */
+
+static void mutate_routing(mf_case *c, mf_rng *r) {
+    mf_moe_params *p = &c->p;
+    switch (mf_rng_below(r, 11)) {
+    case 0: p->score = (mf_score_fn)!p->score; break;
+    case 1: p->bias = (mf_bias_kind)((p->bias + 1 + mf_rng_below(r, 2)) % 3); break;
+    case 2: p->group_rule = (mf_group_rule)!p->group_rule; break;
+    case 3: p->renormalize = !p->renormalize; break;
+    case 4: p->renorm_eps = p->renorm_eps != 0 ? 0.0f : 1e-20f; break;
+    case 5:
+        p->rsf = mf_rng_below(r, 2) ? mf_rsf_table[mf_rng_below(r, MF_RSF_TABLE_SIZE)]
+                                    : 0.25f + (float)mf_rng_below(r, 1 << 12) * (15.75f / 4096);
+        break;
+    case 6: p->rsf_site = (mf_rsf_site)!p->rsf_site; break;
+    case 7: p->layout = (mf_layout)!p->layout; break;
+    case 8: p->logits_dtype = (mf_dtype)!p->logits_dtype; break;
+    case 9: /* groups */
+        p->n_group = pick_divisor(r, p->E);
+        p->topk_group = 1 + (int)mf_rng_below(r, (uint32_t)p->n_group);
+        break;
+    default: /* expert parallelism */
+        if (mf_rng_below(r, 3) == 0) {
+            p->E_local = p->E;
+            p->expert_offset = 0;
+        } else {
+            p->E_local = 1 + (int)mf_rng_below(r, (uint32_t)p->E);
+            p->expert_offset = (int)mf_rng_below(r, (uint32_t)(p->E - p->E_local + 1));
+        }
+        break;
+    }
+}
+
+static void mutate_dims(mf_case *c, mf_rng *r, const mf_case_limits *lim) {
+    mf_moe_params *p = &c->p;
+    switch (mf_rng_below(r, 6)) {
+    case 0: p->T = mf_dim_boundary(r, lim->max_T); break;
+    case 1: p->H = mf_dim_boundary(r, lim->max_H); break;
+    case 2: p->I = mf_dim_boundary(r, lim->max_I); break;
+    case 3: {
+        static const int Es[] = {1, 2, 4, 8, 16, 32, 64, 128, 160, 256};
+        p->E = mf_rng_below(r, 2) ? Es[mf_rng_below(r, 10)] : mf_dim_boundary(r, lim->max_E);
+        if (p->E > lim->max_E) p->E = lim->max_E;
+        p->E_local = p->E;
+        p->expert_offset = 0;
+        break;
+    }
+    case 4: {
+        int kmax = p->E < MF_MAX_K ? p->E : MF_MAX_K;
+        p->top_k = 1 + (int)mf_rng_below(r, (uint32_t)kmax);
+        break;
+    }
+    default: p->topk_group = 1 + (int)mf_rng_below(r, (uint32_t)p->n_group); break;
+    }
+}
+
+static void mutate_data(mf_case *c, mf_rng *r) {
+    /* weights are reseeded rarely: they are the expensive tensors to regenerate */
+    static const uint8_t pick[] = {MF_T_X, MF_T_X, MF_T_LOGITS, MF_T_LOGITS, MF_T_LOGITS,
+                                   MF_T_BIAS, MF_T_BIAS, MF_T_W13, MF_T_W2};
+    mf_gen *g = &c->gen[pick[mf_rng_below(r, sizeof pick)]];
+    switch (mf_rng_below(r, 4)) {
+    case 0:
+    case 1: g->seed = mf_rng_next(r); break;
+    case 2: g->cls = (uint8_t)mf_rng_below(r, MF_GEN_COUNT); break;
+    default: {
+        static const float scales[] = {0.0f, 0.25f, 0.5f, 1.0f, 2.0f, 4.0f, 8.0f, 0.125f};
+        g->scale = scales[mf_rng_below(r, 8)];
+        break;
+    }
+    }
+}
+
+static void mutate_pokes(mf_case *c, mf_rng *r) {
+    if (c->n_pokes > 0 && mf_rng_below(r, 3) == 0) {
+        int i = (int)mf_rng_below(r, (uint32_t)c->n_pokes);
+        if (mf_rng_below(r, 2)) {
+            c->pokes[i] = c->pokes[--c->n_pokes]; /* remove */
+        } else {
+            c->pokes[i].index = (uint32_t)mf_rng_next(r); /* move */
+        }
+        return;
+    }
+    if (c->n_pokes >= MF_MAX_POKES) return;
+    mf_poke *k = &c->pokes[c->n_pokes++];
+    k->tensor = (uint8_t)mf_rng_below(r, MF_NUM_TENSORS);
+    k->index = (uint32_t)mf_rng_next(r);
+    uint32_t b16 = special_bf16[mf_rng_below(r, 12)];
+    k->bits = mf_tensor_is_bf16(&c->p, (mf_tensor_id)k->tensor) ? b16 : b16 << 16;
+}
+
+void mf_case_mutate(mf_case *c, mf_rng *r, const mf_case_limits *lim) {
+    uint32_t roll = mf_rng_below(r, 16);
+    if (roll < 5) mutate_routing(c, r);
+    else if (roll < 9) mutate_dims(c, r, lim);
+    else if (roll < 14) mutate_data(c, r);
+    else mutate_pokes(c, r);
+    mf_case_repair(c);
+    mf_case_fit(c, lim);
+}
+
+void mf_case_crossover(const mf_case *a, const mf_case *b, mf_rng *r, const mf_case_limits *lim,
+                       mf_case *out) {
+    if (mf_rng_below(r, 2)) {
+        /* shape and routing from a, data from b */
+        *out = *a;
+        for (int t = 0; t < MF_NUM_TENSORS; t++) out->gen[t] = b->gen[t];
+        out->n_pokes = b->n_pokes;
+        for (int i = 0; i < b->n_pokes; i++) out->pokes[i] = b->pokes[i];
+    } else {
+        /* field-wise mix of the routing, dimensions from a */
+        *out = *a;
+        mf_moe_params *p = &out->p;
+        const mf_moe_params *q = &b->p;
+        if (mf_rng_below(r, 2)) p->score = q->score;
+        if (mf_rng_below(r, 2)) p->bias = q->bias;
+        if (mf_rng_below(r, 2)) p->renormalize = q->renormalize, p->renorm_eps = q->renorm_eps;
+        if (mf_rng_below(r, 2)) p->rsf = q->rsf, p->rsf_site = q->rsf_site;
+        if (mf_rng_below(r, 2)) p->layout = q->layout;
+        if (mf_rng_below(r, 2)) p->logits_dtype = q->logits_dtype;
+        if (mf_rng_below(r, 2)) out->gen[MF_T_LOGITS] = b->gen[MF_T_LOGITS];
+        if (mf_rng_below(r, 2)) out->gen[MF_T_BIAS] = b->gen[MF_T_BIAS];
+    }
+    mf_case_repair(out);
+    mf_case_fit(out, lim);
+}

@@ -41,4 +41,17 @@ void mf_case_fit(mf_case *c, const mf_case_limits *lim);
 /* Makes a clamped case valid again after a field changed (n_group divides E, etc.). */
 void mf_case_repair(mf_case *c);
 
+
+/* ---- structured mutation (the fuzz targets' custom mutator and crossover) ---- */
+
+/* One field-level change: a dimension to a boundary class, a routing mode flipped, one tensor
+ * reseeded or given another generator class, a poke added, moved or removed. The result is
+ * valid and fits lim. */
+void mf_case_mutate(mf_case *c, mf_rng *r, const mf_case_limits *lim);
+
+/* A child of two cases: shape and routing from one parent, data from the other (or a field-wise
+ * mix). */
+void mf_case_crossover(const mf_case *a, const mf_case *b, mf_rng *r, const mf_case_limits *lim,
+                       mf_case *out);
+
 #endif /* MF_CASEGEN_H */

@@ -4,14 +4,16 @@
  *   moefuzz explain CASE         parameters, routing table, worst elements per stage
  *   moefuzz decode FILE          binary case -> text
  *   moefuzz encode TEXT -o OUT   text case -> canonical binary
+ *   moefuzz fuzz [--time S]      libFuzzer campaign with a summary
+ *   moefuzz repro FILE           replay a failing input
+ *   moefuzz minimize / merge     libFuzzer crash minimization / corpus merge
+ *   moefuzz models               model presets for --model
  *   moefuzz bench reference      speed of the exact reference
  * `moefuzz COMMAND --help` describes each. Exit codes: 0 pass, 1 mismatch, 2 bad input.
  */
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "codec.h"
 #include "tool.h"
@@ -25,7 +27,15 @@ static const mf_command commands[] = {
      mf_help_decode},
     {"encode", "write a text case as a canonical binary case file", mf_cmd_encode,
      mf_help_encode},
-    {"bench", "benchmarks: `bench reference` (the exact reference)", mf_cmd_bench,
+    {"fuzz", "fuzz a kernel with libFuzzer; summary of failures by signature", mf_cmd_fuzz,
+     mf_help_fuzz},
+    {"repro", "replay a failing input: diagnosis, text case, rerun command", mf_cmd_repro,
+     mf_help_repro},
+    {"minimize", "shrink a failing input (libFuzzer crash minimization)", mf_cmd_minimize,
+     mf_help_minimize},
+    {"merge", "merge fuzz corpora (libFuzzer -merge=1)", mf_cmd_merge, mf_help_merge},
+    {"models", "list the model presets for --model", mf_cmd_models, mf_help_models},
+    {"bench", "benchmarks: `bench reference`, `bench kernel` (CUDA builds)", mf_cmd_bench,
      mf_help_bench},
 };
 
@@ -71,62 +81,3 @@ int main(int argc, char **argv) {
 
 /* ---- shared helpers ---- */
 
-static int cmp_str(const void *a, const void *b) {
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static mf_status push_path(mf_path_list *l, const char *p, mf_error *err) {
-    if (l->n == l->cap) {
-        int cap = l->cap ? 2 * l->cap : 16;
-        char **np = realloc(l->paths, sizeof(char *) * (size_t)cap);
-        if (!np) return MF_FAIL(err, MF_ENOMEM, "out of memory");
-        l->paths = np;
-        l->cap = cap;
-    }
-    l->paths[l->n] = strdup(p);
-    if (!l->paths[l->n]) return MF_FAIL(err, MF_ENOMEM, "out of memory");
-    l->n++;
-    return MF_OK;
-}
-
-mf_status mf_paths_collect(const char *path, mf_path_list *l, mf_error *err) {
-    struct stat sb;
-    if (stat(path, &sb) != 0) return MF_FAIL(err, MF_EIO, "cannot access %s", path);
-    if (!S_ISDIR(sb.st_mode)) return push_path(l, path, err);
-    DIR *d = opendir(path);
-    if (!d) return MF_FAIL(err, MF_EIO, "cannot open directory %s", path);
-    mf_path_list sub = {0};
-    struct dirent *de;
-    mf_status st = MF_OK;
-    while ((de = readdir(d)) != NULL && st == MF_OK) {
-        if (de->d_name[0] == '.') continue;
-        if (strstr(de->d_name, ".md") || strstr(de->d_name, "README")) continue;
-        char buf[4096];
-        snprintf(buf, sizeof buf, "%s/%s", path, de->d_name);
-        st = push_path(&sub, buf, err);
-    }
-    closedir(d);
-    if (st == MF_OK && sub.n > 1) qsort(sub.paths, (size_t)sub.n, sizeof(char *), cmp_str);
-    for (int i = 0; i < sub.n && st == MF_OK; i++) st = mf_paths_collect(sub.paths[i], l, err);
-    mf_paths_free(&sub);
-    return st;
-}
-
-void mf_paths_free(mf_path_list *l) {
-    for (int i = 0; i < l->n; i++) free(l->paths[i]);
-    free(l->paths);
-    memset(l, 0, sizeof *l);
-}
-
-mf_status mf_tool_load_problem(const char *path, int allow_raw, double max_mib, mf_case *c,
-                               mf_problem *pb, mf_error *err) {
-    MF_TRY(mf_case_load(path, allow_raw, c, NULL, err));
-    double mib = mf_case_bytes(c) / 1048576.0;
-    if (mib > max_mib)
-        return MF_FAIL(err, MF_EUNSUPPORTED,
-                       "%s: the tensors need %.0f MiB, more than the limit of %.0f MiB "
-                       "(--max-mib)",
-                       path, mib, max_mib);
-    MF_TRY(mf_problem_build(c, pb, err));
-    return MF_OK;
-}

@@ -7,6 +7,11 @@
 #include "case.h"
 #include "mf_base.h"
 
+/* The source tree (corpus/, fuzz/moe.dict); MOEFUZZ_SOURCE_DIR overrides at run time. */
+#ifndef MF_SOURCE_DIR
+#define MF_SOURCE_DIR "."
+#endif
+
 /* Exit codes of every command. */
 enum { MF_EXIT_PASS = 0, MF_EXIT_MISMATCH = 1, MF_EXIT_BAD_INPUT = 2, MF_EXIT_SKIP = 77 };
 
@@ -28,6 +33,16 @@ int mf_cmd_encode(int argc, char **argv);
 void mf_help_encode(FILE *f);
 int mf_cmd_bench(int argc, char **argv);
 void mf_help_bench(FILE *f);
+int mf_cmd_fuzz(int argc, char **argv);
+void mf_help_fuzz(FILE *f);
+int mf_cmd_repro(int argc, char **argv);
+void mf_help_repro(FILE *f);
+int mf_cmd_minimize(int argc, char **argv);
+void mf_help_minimize(FILE *f);
+int mf_cmd_merge(int argc, char **argv);
+void mf_help_merge(FILE *f);
+int mf_cmd_models(int argc, char **argv);
+void mf_help_models(FILE *f);
 
 /* `moefuzz bench kernel`: defined by the CUDA benchmark object when the build has CUDA
  * (kernels/cuda); NULL otherwise. Returns an exit code. */

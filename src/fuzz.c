@@ -1,0 +1,207 @@
+/* fuzz.c: one fuzz iteration and its statistics (see fuzz.h). */
+#include "fuzz.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "codec.h"
+
+struct mf_fuzz {
+    mf_fuzz_config cfg;
+    int opened;
+    mf_status open_status;
+    char open_error[1024];
+    mf_backend b;
+    mf_problem pb;
+    mf_check_opts opts;
+    mf_fuzz_stats st;
+    uint64_t since_flush;
+};
+
+void mf_fuzz_config_from_env(mf_fuzz_config *cfg, const char *default_backend) {
+    memset(cfg, 0, sizeof *cfg);
+    const char *b = getenv("MOEFUZZ_BACKEND");
+    snprintf(cfg->backend, sizeof cfg->backend, "%s", b && *b ? b : default_backend);
+    const char *m = getenv("MOEFUZZ_MODEL");
+    if (m && *m) cfg->model = mf_model_find(m);
+    cfg->full = getenv("MOEFUZZ_FULL") && atoi(getenv("MOEFUZZ_FULL")) != 0;
+    mf_case_limits_default(&cfg->lim);
+    cfg->lim.max_work = 2e5; /* about a millisecond of reference per case */
+    if (cfg->model) {
+        /* model campaigns keep the model's sizes: allow one twin token per expert slot */
+        cfg->lim.max_E = MF_MAX_E;
+        cfg->lim.max_H = MF_MAX_H;
+        cfg->lim.max_I = MF_MAX_I;
+        cfg->lim.max_work = 3.0 * cfg->model->top_k * cfg->model->H_twin * cfg->model->I_twin * 4;
+        cfg->lim.max_bytes = 512.0 * 1024 * 1024;
+        if (cfg->full) cfg->lim.max_work = 1e13, cfg->lim.max_bytes = 1e12;
+    }
+    const char *w = getenv("MOEFUZZ_MAX_WORK");
+    if (w && *w) cfg->lim.max_work = atof(w);
+    const char *nb = getenv("MOEFUZZ_NO_BUDGET");
+    if (nb && atoi(nb)) { /* replay: every input runs, whatever its size */
+        cfg->lim = (mf_case_limits){MF_MAX_T, MF_MAX_H, MF_MAX_I, MF_MAX_E, 1e30, 64e9};
+    }
+    const char *s = getenv("MOEFUZZ_STATS");
+    if (s && *s) snprintf(cfg->stats_dir, sizeof cfg->stats_dir, "%s", s);
+}
+
+mf_fuzz *mf_fuzz_new(const mf_fuzz_config *cfg) {
+    mf_fuzz *f = calloc(1, sizeof *f);
+    if (!f) return NULL;
+    f->cfg = *cfg;
+    mf_check_opts_default(&f->opts);
+    f->st.magic = MF_FUZZ_STATS_MAGIC;
+    f->st.version = 1;
+    return f;
+}
+
+void mf_fuzz_free(mf_fuzz *f) {
+    if (!f) return;
+    mf_fuzz_stats_flush(f);
+    if (f->opened && f->open_status == MF_OK) mf_backend_close(&f->b);
+    mf_problem_free(&f->pb);
+    free(f);
+}
+
+const mf_fuzz_stats *mf_fuzz_get_stats(const mf_fuzz *f) { return &f->st; }
+
+void mf_fuzz_stats_flush(mf_fuzz *f) {
+    f->since_flush = 0;
+    if (!f->cfg.stats_dir[0] || f->st.execs == 0) return;
+    char path[1200], tmp[1240];
+    snprintf(path, sizeof path, "%s/stats-%ld.bin", f->cfg.stats_dir, (long)getpid());
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *o = fopen(tmp, "wb");
+    if (!o) return;
+    int ok = fwrite(&f->st, sizeof f->st, 1, o) == 1;
+    ok &= fclose(o) == 0;
+    if (ok) rename(tmp, path);
+}
+
+/* ---- configuration cells ---- */
+
+int mf_fuzz_cell(const mf_case *c) {
+    const mf_moe_params *p = &c->p;
+    int rsf = p->rsf == 1.0f ? 0 : 1 + (int)p->rsf_site;
+    int kc = p->top_k == 1 ? 0 : p->top_k <= 8 ? 1 : 2;
+    int tc = p->T == 1 ? 0 : p->T <= 16 ? 1 : 2;
+    int cell = (int)p->score;                 /* 2 */
+    cell = cell * 3 + (int)p->bias;           /* 3 */
+    cell = cell * 2 + (p->n_group > 1);       /* 2 */
+    cell = cell * 2 + p->renormalize;         /* 2 */
+    cell = cell * 3 + rsf;                    /* 3 */
+    cell = cell * 2 + (p->E_local < p->E);    /* 2 */
+    cell = cell * 2 + (int)p->layout;         /* 2 */
+    cell = cell * 2 + (int)p->logits_dtype;   /* 2 */
+    cell = cell * 2 + (p->renorm_eps != 0);   /* 2 */
+    cell = cell * 3 + kc;                     /* 3 */
+    cell = cell * 3 + tc;                     /* 3 */
+    return cell; /* < 2*3*2*2*3*2*2*2*2*3*3 = 10368 */
+}
+
+int mf_fuzz_coarse(const mf_case *c) {
+    const mf_moe_params *p = &c->p;
+    return (((int)p->score * 3 + (int)p->bias) * 2 + (p->n_group > 1)) * 2 + p->renormalize;
+}
+
+int mf_fuzz_util_bucket(double util, int pass) {
+    if (!pass) return 8;
+    if (util <= 0) return 0;
+    int b = 1;
+    for (double edge = 1.0 / 64; util > edge && b < 7; edge *= 2) b++;
+    return b;
+}
+
+int mf_fuzz_features(const mf_fuzz_result *r, uint32_t *idx, int max) {
+    int n = 0;
+    if (r->outcome != MF_FUZZ_PASS && r->outcome != MF_FUZZ_FAIL) return 0;
+    if (n < max) idx[n++] = (uint32_t)(r->cell * 2 + r->ambiguous);
+    if (n < max)
+        idx[n++] = (uint32_t)(MF_FUZZ_CELLS * 2 + r->coarse * MF_FUZZ_UTIL_BUCKETS + r->util_bucket);
+    return n;
+}
+
+void mf_fuzz_shape(const mf_fuzz_config *cfg, mf_case *c) {
+    if (cfg->model) {
+        mf_model_apply(cfg->model, cfg->full, c);
+        if (c->p.T > 64 && !cfg->full) c->p.T = 1 + c->p.T % 64;
+    }
+}
+
+static int over_budget(const mf_fuzz_config *cfg, const mf_case *c) {
+    const mf_moe_params *p = &c->p;
+    if (cfg->lim.max_work >= 1e30) return 0;
+    if (cfg->model && !cfg->full)
+        return mf_case_work(c) > cfg->lim.max_work * 4 || mf_case_bytes(c) > cfg->lim.max_bytes;
+    return mf_case_work(c) > cfg->lim.max_work || mf_case_bytes(c) > cfg->lim.max_bytes ||
+           p->T > cfg->lim.max_T || p->H > cfg->lim.max_H || p->I > cfg->lim.max_I ||
+           p->E > cfg->lim.max_E;
+}
+
+mf_fuzz_outcome mf_fuzz_one(mf_fuzz *f, const uint8_t *data, size_t size, mf_fuzz_result *r) {
+    memset(r, 0, sizeof *r);
+    mf_case_decode(data, size, &r->c, NULL);
+    mf_fuzz_shape(&f->cfg, &r->c);
+    f->st.execs++;
+    if (over_budget(&f->cfg, &r->c)) {
+        f->st.skips++;
+        return r->outcome = MF_FUZZ_SKIP;
+    }
+    mf_error err = {0};
+    if (!f->opened) {
+        f->opened = 1;
+        f->open_status = mf_backend_open(f->cfg.backend, &f->b, &err);
+        snprintf(f->open_error, sizeof f->open_error, "%s", err.msg);
+    }
+    if (f->open_status != MF_OK) {
+        snprintf(r->error, sizeof r->error, "backend %.200s: %.700s", f->cfg.backend,
+                 f->open_error);
+        f->st.errors++;
+        return r->outcome = MF_FUZZ_ERROR;
+    }
+    if (mf_problem_update(&r->c, &f->pb, &err) != MF_OK ||
+        mf_check_problem(&f->pb, &f->b, &f->opts, &r->v, &err) != MF_OK) {
+        snprintf(r->error, sizeof r->error, "%s", err.msg);
+        f->st.errors++;
+        return r->outcome = MF_FUZZ_ERROR;
+    }
+    if (r->v.unsupported) {
+        f->st.unsupported++;
+        f->st.skips++;
+        return r->outcome = MF_FUZZ_SKIP;
+    }
+    r->cell = mf_fuzz_cell(&r->c);
+    r->coarse = mf_fuzz_coarse(&r->c);
+    r->ambiguous = r->v.tokens_ambiguous > 0;
+    r->util_bucket = mf_fuzz_util_bucket(r->v.max_util_informative, r->v.pass);
+    f->st.cells[r->cell] = 1;
+    f->st.cases_by_bucket[r->util_bucket]++;
+    if (r->v.pass) {
+        if (r->v.max_util_out > f->st.max_util) f->st.max_util = r->v.max_util_out;
+        if (r->v.max_util_informative > f->st.max_util_informative)
+            f->st.max_util_informative = r->v.max_util_informative;
+    }
+    if (++f->since_flush >= 256) mf_fuzz_stats_flush(f);
+    if (r->v.pass) {
+        f->st.passes++;
+        return r->outcome = MF_FUZZ_PASS;
+    }
+    f->st.fails++;
+    mf_fuzz_stats_flush(f); /* the trap that follows skips atexit */
+    return r->outcome = MF_FUZZ_FAIL;
+}
+
+void mf_fuzz_report(const mf_fuzz_result *r, const char *backend, FILE *out) {
+    fprintf(out, "\n==== moefuzz: %s on backend %s ====\n",
+            r->outcome == MF_FUZZ_FAIL ? "MISMATCH" : "BACKEND ERROR", backend);
+    fprintf(out, "---- case (save as a .txt file; `moefuzz check --backend %s FILE` replays it)\n",
+            backend);
+    mf_case_print_text(&r->c, out);
+    fprintf(out, "---- diagnosis\n");
+    if (r->outcome == MF_FUZZ_ERROR) fprintf(out, "  %s\n", r->error);
+    else mf_verdict_print(&r->v, out);
+    fprintf(out, "====\n");
+}

@@ -1,0 +1,92 @@
+/* fuzz.h: one fuzz iteration (decode, run the backend, check, classify), shared by the libFuzzer
+ * targets in fuzz/, their replay main and `moefuzz repro`. The targets stay thin: they call
+ * mf_fuzz_one, set the extra counters it names, and trap on a failure.
+ *
+ * Environment (read once): MOEFUZZ_BACKEND (default: the target's build-time backend),
+ * MOEFUZZ_MODEL (a preset of models.h: routing fixed, tokens and data vary), MOEFUZZ_FULL=1
+ * (full model size instead of the twin), MOEFUZZ_MAX_WORK (reference multiply-adds per case;
+ * bigger cases are skipped), MOEFUZZ_NO_BUDGET=1 (replay: run every input whatever its size),
+ * MOEFUZZ_STATS (directory for per-process statistics read by `moefuzz fuzz`).
+ */
+#ifndef MF_FUZZ_H
+#define MF_FUZZ_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "casegen.h"
+#include "check.h"
+#include "models.h"
+
+typedef enum mf_fuzz_outcome {
+    MF_FUZZ_PASS = 0,
+    MF_FUZZ_SKIP = 1,        /* over the work budget, or unsupported by the kernel */
+    MF_FUZZ_FAIL = 2,        /* a mismatch: the kernel is wrong (or the bound is) */
+    MF_FUZZ_ERROR = 3,       /* the backend crashed or reported an error */
+} mf_fuzz_outcome;
+
+/* Configuration cells: the parameter-space coordinates of a case (docs/fuzzing.md). */
+#define MF_FUZZ_CELLS 10368
+/* Extra-counter layout: [cell x ambiguous] | [coarse config x utilisation bucket] */
+#define MF_FUZZ_UTIL_BUCKETS 9
+#define MF_FUZZ_COARSE 24
+#define MF_FUZZ_COUNTERS (MF_FUZZ_CELLS * 2 + MF_FUZZ_COARSE * MF_FUZZ_UTIL_BUCKETS)
+
+typedef struct mf_fuzz_config {
+    char backend[256];
+    const mf_model *model;
+    int full;
+    mf_case_limits lim;
+    char stats_dir[1024];
+} mf_fuzz_config;
+
+/* Defaults from the environment; default_backend is the target's build-time choice. */
+void mf_fuzz_config_from_env(mf_fuzz_config *cfg, const char *default_backend);
+
+typedef struct mf_fuzz mf_fuzz;
+
+mf_fuzz *mf_fuzz_new(const mf_fuzz_config *cfg);
+void mf_fuzz_free(mf_fuzz *f);
+
+typedef struct mf_fuzz_result {
+    mf_fuzz_outcome outcome;
+    mf_case c;      /* the case as run (model applied) */
+    mf_verdict v;
+    char error[1024];
+    int cell, coarse, util_bucket, ambiguous;
+} mf_fuzz_result;
+
+/* Decodes and runs one input. Backends open lazily on the first input (CUDA is initialised in
+ * the process that fuzzes, never in a fork-mode parent). */
+mf_fuzz_outcome mf_fuzz_one(mf_fuzz *f, const uint8_t *data, size_t size, mf_fuzz_result *r);
+
+/* The case as text, the diagnosis, and how to replay it. */
+void mf_fuzz_report(const mf_fuzz_result *r, const char *backend, FILE *out);
+
+/* Indices of the extra counters this result hits (< MF_FUZZ_COUNTERS); returns their number. */
+int mf_fuzz_features(const mf_fuzz_result *r, uint32_t *idx, int max);
+
+/* Configuration cell of a case, and its coarse class. */
+int mf_fuzz_cell(const mf_case *c);
+int mf_fuzz_coarse(const mf_case *c);
+int mf_fuzz_util_bucket(double util, int pass);
+
+/* Per-process statistics, written to cfg.stats_dir/stats-PID.bin every few hundred inputs and
+ * at exit; `moefuzz fuzz` sums them. */
+typedef struct mf_fuzz_stats {
+    uint32_t magic, version;
+    uint64_t execs, passes, skips, fails, errors, unsupported;
+    double max_util, max_util_informative;
+    uint64_t cases_by_bucket[MF_FUZZ_UTIL_BUCKETS];
+    uint8_t cells[MF_FUZZ_CELLS]; /* 1 if reached */
+} mf_fuzz_stats;
+
+#define MF_FUZZ_STATS_MAGIC 0x4d465a53u /* "MFZS" */
+void mf_fuzz_stats_flush(mf_fuzz *f);
+const mf_fuzz_stats *mf_fuzz_get_stats(const mf_fuzz *f);
+
+/* Forces a case into the fuzz configuration (model and budget) the way mf_fuzz_one does. */
+void mf_fuzz_shape(const mf_fuzz_config *cfg, mf_case *c);
+
+#endif /* MF_FUZZ_H */

@@ -1,0 +1,41 @@
+/* models.h: MoE presets of real models (docs/models.md; sources in shared notes
+ * model-configs.md), each with a small twin: the same routing with H and I scaled down so the
+ * exact reference runs in milliseconds.
+ *
+ * A preset fixes the routing (score, E, top_k, groups, bias, renormalize, eps, rsf and where it
+ * applies, layout, logits dtype); campaigns on a model vary tokens and data only.
+ */
+#ifndef MF_MODELS_H
+#define MF_MODELS_H
+
+#include <stdio.h>
+
+#include "case.h"
+
+typedef struct mf_model {
+    const char *name;
+    const char *hf_id;
+    int H, I, E, top_k, n_group, topk_group;
+    mf_score_fn score;
+    mf_bias_kind bias;
+    int renormalize;
+    float eps;
+    float rsf;
+    mf_rsf_site rsf_site;
+    mf_layout layout;
+    mf_dtype logits;
+    int H_twin, I_twin;
+    const char *unsupported; /* NULL, or what case format v1 lacks for this model */
+    const char *note;
+} mf_model;
+
+const mf_model *mf_model_find(const char *name);
+const mf_model *mf_model_list(int *n);
+
+/* Applies the model's routing and sizes to c (the twin's sizes unless full). T, data generators
+ * and pokes are kept. */
+void mf_model_apply(const mf_model *m, int full, mf_case *c);
+
+void mf_models_print(FILE *f);
+
+#endif /* MF_MODELS_H */
