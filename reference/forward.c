@@ -30,6 +30,7 @@ struct mf_ref_ctx {
     mf_dot_ws *ws;
     mf_vec_info *w13_info; /* [E_local][2I] */
     mf_vec_info *w2_info;  /* [E_local][H] */
+    uint8_t *info_ready;   /* [E_local]: infos of that expert's rows computed (on first use) */
     uint8_t *col_mask;     /* [H] verified columns */
     /* current token */
     int cur_t;
@@ -50,6 +51,7 @@ void mf_ref_ctx_free(mf_ref_ctx *ctx) {
     mf_dot_ws_free(ctx->ws);
     free(ctx->w13_info);
     free(ctx->w2_info);
+    free(ctx->info_ready);
     free(ctx->col_mask);
     free(ctx->xd);
     free(ctx->slot_of);
@@ -97,23 +99,20 @@ mf_ref_ctx *mf_ref_ctx_new(const mf_moe_params *p, const mf_moe_tensors *x, cons
     ctx->ws = mf_dot_ws_new();
     ctx->w13_info = calloc((size_t)EL * 2 * I + 1, sizeof(mf_vec_info));
     ctx->w2_info = calloc((size_t)EL * H + 1, sizeof(mf_vec_info));
+    ctx->info_ready = calloc((size_t)EL + 1, 1);
     ctx->col_mask = calloc((size_t)H, 1);
     ctx->xd = calloc((size_t)H, sizeof(double));
     ctx->slot_of = calloc((size_t)EL + 1, sizeof(int));
     ctx->hd = calloc((size_t)I, sizeof(double));
     ctx->delta = calloc((size_t)I, sizeof(double));
     ctx->hb = calloc((size_t)I, sizeof(uint16_t));
-    if (!ctx->ws || !ctx->w13_info || !ctx->w2_info || !ctx->col_mask || !ctx->xd ||
+    if (!ctx->ws || !ctx->w13_info || !ctx->w2_info || !ctx->info_ready || !ctx->col_mask || !ctx->xd ||
         !ctx->slot_of || !ctx->hd || !ctx->delta || !ctx->hb) {
         MF_FAIL(err, MF_ENOMEM, "reference: out of memory (H=%d I=%d E_local=%d)", H, I, EL);
         mf_ref_ctx_free(ctx);
         return NULL;
     }
     mf_dot_ws_profile(ctx->ws, ctx->opt.profile);
-    for (size_t r = 0; r < (size_t)EL * 2 * I; r++)
-        mf_vec_info_bf16(x->w13 + r * H, (size_t)H, 1, &ctx->w13_info[r]);
-    for (size_t r = 0; r < (size_t)EL * H; r++)
-        mf_vec_info_bf16(x->w2 + r * I, (size_t)I, 1, &ctx->w2_info[r]);
     if (ctx->opt.cols) {
         for (int i = 0; i < ctx->opt.ncols; i++)
             if (ctx->opt.cols[i] >= 0 && ctx->opt.cols[i] < H) ctx->col_mask[ctx->opt.cols[i]] = 1;
@@ -272,9 +271,20 @@ static mf_status new_slot(mf_ref_ctx *ctx, int *slot, mf_error *err) {
     return MF_OK;
 }
 
+static void expert_infos(mf_ref_ctx *ctx, int le) {
+    if (ctx->info_ready[le]) return;
+    size_t H = (size_t)ctx->p.H, I = (size_t)ctx->p.I;
+    for (size_t r = (size_t)le * 2 * I; r < (size_t)(le + 1) * 2 * I; r++)
+        mf_vec_info_bf16(ctx->x.w13 + r * H, H, 1, &ctx->w13_info[r]);
+    for (size_t r = (size_t)le * H; r < (size_t)(le + 1) * H; r++)
+        mf_vec_info_bf16(ctx->x.w2 + r * I, I, 1, &ctx->w2_info[r]);
+    ctx->info_ready[le] = 1;
+}
+
 static void compute_expert(mf_ref_ctx *ctx, int le, expert_slot *s) {
     const mf_moe_params *p = &ctx->p;
     int H = p->H, I = p->I;
+    expert_infos(ctx, le);
     const uint16_t *w13 = ctx->x.w13 + (size_t)le * 2 * I * H;
     const mf_vec_info *i13 = ctx->w13_info + (size_t)le * 2 * I;
     const mf_acc_model *m = &ctx->c->gemm;

@@ -135,9 +135,10 @@ static size_t tensor_cols(const mf_moe_params *p, mf_tensor_id t) {
 double mf_gen_scale(const mf_moe_params *p, mf_tensor_id t, const mf_gen *g) {
     if (g->scale > 0) return (double)g->scale;
     switch (t) {
-    case MF_T_BIAS: return 0.1;
-    case MF_T_W13: return 1.0 / sqrt((double)p->H);
-    case MF_T_W2: return 1.0 / sqrt((double)p->I);
+    /* defaults are fp32 values, like every scale a case can carry */
+    case MF_T_BIAS: return (double)0.1f;
+    case MF_T_W13: return (double)(float)(1.0 / sqrt((double)p->H));
+    case MF_T_W2: return (double)(float)(1.0 / sqrt((double)p->I));
     default: return 1.0;
     }
 }
@@ -177,8 +178,12 @@ static inline double u16_01(uint64_t h, int k) { /* in (0, 1), exact */
 }
 
 static inline double normal_of(uint64_t h) {
-    double s = (u16_01(h, 0) + u16_01(h, 1)) + (u16_01(h, 2) + u16_01(h, 3));
-    return (s - 2.0) * 1.7320508075688772; /* Irwin-Hall(4): variance 1/3 -> 1 */
+    /* Irwin-Hall(4) from the four 16-bit chunks: s/65536 - 2 with s = sum(u_k + 1/2) has
+     * variance 1/3; times sqrt(3) gives variance 1. In fp32: the integer is exact, one rounding
+     * for the product (0x1.bb67aep-16 = RN_fp32(sqrt(3) / 65536)). */
+    int32_t s = (int32_t)((h & 0xffffu) + ((h >> 16) & 0xffffu) + ((h >> 32) & 0xffffu) +
+                          ((h >> 48) & 0xffffu)) - 131070;
+    return (double)((float)s * 0x1.bb67aep-16f);
 }
 
 static inline double unif_pm1(uint64_t h) { return (double)(h >> 11) * 0x1p-52 - 1.0; }
@@ -235,8 +240,11 @@ static void fill_bf16(const mf_moe_params *p, mf_tensor_id t, const mf_gen *g, u
     double scale = mf_gen_scale(p, t, g);
     gen_streams st = streams_of(g, t);
     if (g->cls == MF_GEN_NORMAL) { /* the common case, kept branch-free */
+        /* scale and normal are fp32 values: their fp32 product is the double product rounded
+         * once, the same value as the general route below */
+        float fs = (float)scale;
         for (size_t i = 0; i < n; i++)
-            dst[i] = mf_f32_to_bf16((float)(scale * normal_of(stream_at(st.main, i))));
+            dst[i] = mf_f32_to_bf16(fs * (float)normal_of(stream_at(st.main, i)));
         return;
     }
     for (size_t i = 0; i < n; i++) {

@@ -6,8 +6,10 @@
 
 #include "backend.h"
 #include "bf16.h"
+#include "casegen.h"
 #include "check.h"
 #include "codec.h"
+#include "models.h"
 #include "route.h"
 #include "tool.h"
 
@@ -26,7 +28,12 @@ void mf_help_check(FILE *f) {
             "  --strict           MPFR decides every activation rounding (slower)\n"
             "  --no-determinism   run the kernel once (skip the bit-identity check)\n"
             "  --max-mib N        refuse cases whose tensors exceed N MiB (default %d)\n"
-            "  -q, --quiet        one line per case\n\n"
+            "  -q, --quiet        one line per case\n"
+            "  --model NAME       without CASE files: check N random cases of this model's\n"
+            "                     routing (moefuzz models), its small twin unless --full\n"
+            "  --cases N          with --model: how many cases (default 20)\n"
+            "  --full             with --model: the model's full H and I\n"
+            "  --seed N           with --model: seed of the generated cases (default 1)\n\n"
             "exit: 0 all pass (or unsupported), 1 any mismatch, 2 bad input\n",
             mf_backend_builtin_names(), MF_DEFAULT_MAX_MIB);
 }
@@ -42,8 +49,9 @@ void mf_help_explain(FILE *f) {
 }
 
 typedef struct check_args {
-    const char *backend, *contract;
-    int raw, quiet;
+    const char *backend, *contract, *model;
+    int raw, quiet, cases, full;
+    unsigned long long seed;
     double max_mib;
     mf_check_opts opts;
     int first_path;
@@ -53,6 +61,8 @@ static int parse_check_args(int argc, char **argv, check_args *a) {
     memset(a, 0, sizeof *a);
     a->backend = "cpu";
     a->max_mib = MF_DEFAULT_MAX_MIB;
+    a->cases = 20;
+    a->seed = 1;
     mf_check_opts_default(&a->opts);
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
@@ -66,6 +76,10 @@ static int parse_check_args(int argc, char **argv, check_args *a) {
         else if (!strcmp(o, "--sample-cols") && more) a->opts.max_cols = atoi(argv[++i]);
         else if (!strcmp(o, "--max-mib") && more) a->max_mib = atof(argv[++i]);
         else if (!strcmp(o, "-q") || !strcmp(o, "--quiet")) a->quiet = 1;
+        else if (!strcmp(o, "--model") && more) a->model = argv[++i];
+        else if (!strcmp(o, "--cases") && more) a->cases = atoi(argv[++i]);
+        else if (!strcmp(o, "--full")) a->full = 1;
+        else if (!strcmp(o, "--seed") && more) a->seed = strtoull(argv[++i], NULL, 0);
         else {
             fprintf(stderr, "moefuzz check: unknown or incomplete option '%s'\n", o);
             return -1;
@@ -86,7 +100,20 @@ static void case_summary(const mf_case *c, char *buf, size_t n) {
 int mf_cmd_check(int argc, char **argv) {
     check_args a;
     if (parse_check_args(argc, argv, &a) != 0) return MF_EXIT_BAD_INPUT;
-    if (a.first_path >= argc) {
+    const mf_model *model = NULL;
+    if (a.model) {
+        model = mf_model_find(a.model);
+        if (!model) {
+            fprintf(stderr, "moefuzz check: unknown model '%s' (moefuzz models)\n", a.model);
+            return MF_EXIT_BAD_INPUT;
+        }
+        if (model->unsupported) {
+            fprintf(stderr, "moefuzz check: model %s needs %s, not in case format v1\n", a.model,
+                    model->unsupported);
+            return MF_EXIT_BAD_INPUT;
+        }
+    }
+    if (a.first_path >= argc && !model) {
         fprintf(stderr, "moefuzz check: no case files (see --help)\n");
         return MF_EXIT_BAD_INPUT;
     }
@@ -114,16 +141,37 @@ int mf_cmd_check(int argc, char **argv) {
         }
     int n_pass = 0, n_fail = 0, n_unsup = 0, n_bad = 0;
     double max_util = 0;
-    const char *max_util_case = "";
+    char max_util_case[512] = "";
     double t_start = mf_now_s();
-    for (int i = 0; i < paths.n; i++) {
-        const char *path = paths.paths[i];
+    int total = model && paths.n == 0 ? a.cases : paths.n;
+    mf_rng rng = {a.seed};
+    for (int i = 0; i < total; i++) {
+        char path[512];
         mf_case c;
         mf_problem pb;
-        if (mf_tool_load_problem(path, a.raw, a.max_mib, &c, &pb, &err) != MF_OK) {
-            fprintf(stdout, "ERROR %s: %s\n", path, err.msg);
-            n_bad++;
-            continue;
+        if (model && paths.n == 0) {
+            /* a random case of the model: routing fixed, tokens and data vary */
+            mf_case_limits lim = {a.full ? 8 : 64, MF_MAX_H, MF_MAX_I, MF_MAX_E, 1e30, 1e30};
+            mf_case_random(&rng, &lim, &c);
+            mf_model_apply(model, a.full, &c);
+            c.p.T = mf_dim_boundary(&rng, lim.max_T);
+            snprintf(path, sizeof path, "%s#%d", model->name, i + 1);
+            if (mf_case_bytes(&c) / 1048576.0 > a.max_mib ||
+                mf_problem_build(&c, &pb, &err) != MF_OK) {
+                fprintf(stdout, "ERROR %s: %s\n", path,
+                        err.msg[0] ? err.msg : "tensors over --max-mib");
+                n_bad++;
+                continue;
+            }
+        } else {
+            snprintf(path, sizeof path, "%s", paths.paths[i]);
+            if (mf_tool_load_problem(path, a.raw, a.max_mib, &c, &pb, &err) != MF_OK) {
+                fprintf(stdout, "ERROR %s: %s\n", path, err.msg);
+                n_bad++;
+                continue;
+            }
+            if (model) mf_model_apply(model, a.full, &c), mf_problem_free(&pb),
+                mf_problem_build(&c, &pb, &err);
         }
         mf_verdict v;
         char desc[200];
@@ -148,15 +196,16 @@ int mf_cmd_check(int argc, char **argv) {
         }
         if (!v.unsupported && v.max_util_out > max_util && v.pass) {
             max_util = v.max_util_out;
-            max_util_case = path;
+            snprintf(max_util_case, sizeof max_util_case, "%s", path);
         }
+        if (!v.pass && !a.quiet) mf_case_print_text(&c, stdout);
         mf_problem_free(&pb);
     }
     double secs = mf_now_s() - t_start;
     fprintf(stdout,
             "\nmoefuzz check: %d cases against backend %s (contract %s): %d passed, %d failed, "
             "%d unsupported, %d bad input; max utilisation of a passing case %.3g%s%s; %.2f s\n",
-            paths.n, a.backend, b.contract.name, n_pass, n_fail, n_unsup, n_bad, max_util,
+            total, a.backend, b.contract.name, n_pass, n_fail, n_unsup, n_bad, max_util,
             max_util_case[0] ? " in " : "", max_util_case, secs);
     mf_paths_free(&paths);
     mf_backend_close(&b);
