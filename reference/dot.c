@@ -335,7 +335,7 @@ void mf_dot_bf16(mf_dot_ws *ws, const double *a, const mf_vec_info *ai, const do
     double r = model_radius(m, &ss, n, dpert);
     out->abs_sum = ss.pabs;
     out->radius = (r + dpert + out->err) * (1 + 0x1p-30);
-    if (ss.pabs + out->radius >= 0x1.fffffep127) out->flags |= MF_DOT_MAY_OVERFLOW;
+    if (!(ss.pabs + out->radius < 0x1.fffffep127)) out->flags |= MF_DOT_MAY_OVERFLOW; /* or NaN */
     ws->st.dots++;
     ws->st.terms += n;
 }

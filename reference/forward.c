@@ -232,6 +232,11 @@ static void activation(mf_ref_ctx *ctx, const mf_dot *dg, const mf_dot *du, act_
     double d1 = hv - bf16_d(lo), d2 = bf16_d(hi) - hv;
     out->h = h;
     out->delta = d1 > d2 ? d1 : d2;
+    if (!mf_bf16_is_finite(lo) || !mf_bf16_is_finite(hi) || !isfinite(out->delta)) {
+        /* the admissible activations reach the bf16 overflow: nothing downstream is bounded */
+        out->unconstrained = 1;
+        return;
+    }
     if (lo != hi) ctx->st.act_ambiguous++;
 }
 
@@ -445,6 +450,7 @@ mf_status mf_ref_token_output(mf_ref_ctx *ctx, int t, const int32_t *ids, const 
         rad += B * 0x1p-98 + fabs(zl) + fabs(zh) * 0x1p-52; /* dd arithmetic; z as one double */
         rad *= 1 + 0x1p-40;
         if (B + rad >= 0x1p127) fl |= MF_ELEM_UNCONSTRAINED; /* the fp32 combine may overflow */
+        if (!isfinite(rad) || isnan(zh)) fl |= MF_ELEM_UNCONSTRAINED; /* no usable bound */
         row->z[c] = zh;
         row->rad[c] = rad;
         bf16_range(zh, rad, 0, &row->lo[c], &row->hi[c]);

@@ -89,7 +89,7 @@ static int cuda_available(char *msg, size_t msg_len) {
             return 1;
         }
         if (!first[0])
-            snprintf(first, sizeof first, "device %d (%s) has compute capability %d.%d", d,
+            snprintf(first, sizeof first, "device %d (%.64s) has compute capability %d.%d", d,
                      prop.name, prop.major, prop.minor);
     }
     snprintf(msg, msg_len, "%s; the cuda kernel needs 9.0 (Hopper) or newer", first);

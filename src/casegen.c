@@ -255,11 +255,15 @@ static void mutate_pokes(mf_case *c, mf_rng *r) {
 }
 
 void mf_case_mutate(mf_case *c, mf_rng *r, const mf_case_limits *lim) {
-    uint32_t roll = mf_rng_below(r, 16);
-    if (roll < 5) mutate_routing(c, r);
-    else if (roll < 9) mutate_dims(c, r, lim);
-    else if (roll < 14) mutate_data(c, r);
-    else mutate_pokes(c, r);
+    /* one to three field changes, stacked */
+    int n = 1 + (int)mf_rng_below(r, 3);
+    for (int i = 0; i < n; i++) {
+        uint32_t roll = mf_rng_below(r, 16);
+        if (roll < 6) mutate_routing(c, r);
+        else if (roll < 9) mutate_dims(c, r, lim);
+        else if (roll < 14) mutate_data(c, r);
+        else mutate_pokes(c, r);
+    }
     mf_case_repair(c);
     mf_case_fit(c, lim);
 }

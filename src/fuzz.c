@@ -28,8 +28,8 @@ void mf_fuzz_config_from_env(mf_fuzz_config *cfg, const char *default_backend) {
     if (m && *m) cfg->model = mf_model_find(m);
     cfg->full = getenv("MOEFUZZ_FULL") && atoi(getenv("MOEFUZZ_FULL")) != 0;
     mf_case_limits_default(&cfg->lim);
-    cfg->lim.max_work = 2e5;             /* about a millisecond of reference per case */
-    cfg->lim.max_bytes = 8.0 * 1024 * 1024; /* a few milliseconds of tensor generation */
+    cfg->lim.max_work = 2e5;                /* about a millisecond of reference per case */
+    cfg->lim.max_bytes = 2.0 * 1024 * 1024; /* about a millisecond of tensor generation */
     if (cfg->model) {
         /* model campaigns keep the model's sizes: allow one twin token per expert slot */
         cfg->lim.max_E = MF_MAX_E;

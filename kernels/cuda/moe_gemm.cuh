@@ -189,18 +189,17 @@ static __global__ void __launch_bounds__(WM *WN * 32)
             uint32_t af[MI][4], bfr[NJT][2];
 #pragma unroll
             for (int i = 0; i < MI; i++) {
-                /* lanes 0-15: rows 0-15 at k 0; lanes 16-31: rows 0-15 at k 8 -> a[0..3] */
-                const uint16_t *p =
-                    sa + (wm * WTM + i * 16 + (lane & 15)) * LDS + kk * 16 + (lane >> 4) * 8;
+                const uint16_t *p = sa + (wm * WTM + i * 16 + frag_a_row(lane)) * LDS +
+                                    kk * 16 + frag_a_col(lane);
                 ldmatrix_x4(af[i], smem_u32(p));
             }
 #pragma unroll
             for (int j = 0; j + 1 < NJT; j += 2) {
-                /* lanes 0-7: tile j k 0-7, 8-15: tile j k 8-15, 16-23: tile j+1 k 0-7, 24-31:
-                 * tile j+1 k 8-15 -> b[j][0], b[j][1], b[j+1][0], b[j+1][1] */
-                int jt = j + (lane >> 4);
-                const uint16_t *p = sb + (b_tile_row<MODE, BN, WTN, NJH>(wn, jt) + (lane & 7)) * LDS +
-                                    kk * 16 + ((lane >> 3) & 1) * 8;
+                /* the pair (j, j+1) -> b[j][0], b[j][1], b[j+1][0], b[j+1][1] */
+                const int jt = j + frag_b_tile(lane);
+                const uint16_t *p =
+                    sb + (b_tile_row<MODE, BN, WTN, NJH>(wn, jt) + frag_b_row(lane)) * LDS +
+                    kk * 16 + frag_b_col(lane);
                 uint32_t r4[4];
                 ldmatrix_x4(r4, smem_u32(p));
                 bfr[j][0] = r4[0];
@@ -210,8 +209,9 @@ static __global__ void __launch_bounds__(WM *WN * 32)
             }
             if (NJT % 2) {
                 const int j = NJT - 1;
-                const uint16_t *p = sb + (b_tile_row<MODE, BN, WTN, NJH>(wn, j) + (lane & 7)) * LDS +
-                                    kk * 16 + ((lane >> 3) & 1) * 8;
+                const uint16_t *p =
+                    sb + (b_tile_row<MODE, BN, WTN, NJH>(wn, j) + frag_b_row(lane)) * LDS +
+                    kk * 16 + frag_b_col(lane);
                 ldmatrix_x2(bfr[j], smem_u32(p));
             }
 #pragma unroll
@@ -222,20 +222,21 @@ static __global__ void __launch_bounds__(WM *WN * 32)
     }
     cp_async_wait<0>(); /* only empty groups remain; leave nothing in flight */
 
-    /* ---- epilogue: fragment element (i, j, r) is row wm*WTM + i*16 + lane/4 + 8*(r/2),
-     * column wn*WTN + j*8 + 2*(lane%4) + (r%2) of the block's output tile ---- */
+    /* ---- epilogue: fragment element (i, j, r) is row wm*WTM + i*16 + frag_c_row(lane, r),
+     * column wn*WTN + j*8 + frag_c_col(lane, r) of the block's output tile; r = 2*half and
+     * 2*half + 1 are the two adjacent columns of one row ---- */
 #pragma unroll
     for (int i = 0; i < MI; i++) {
 #pragma unroll
         for (int half = 0; half < 2; half++) {
-            const int r = wm * WTM + i * 16 + (lane >> 2) + half * 8;
+            const int r = wm * WTM + i * 16 + frag_c_row(lane, 2 * half);
             if (r >= nrows) continue;
             const int row = row0 + r;
             if (MODE == MODE_UP) {
                 uint16_t *dst = kp.hbuf + (size_t)row * kp.I;
 #pragma unroll
                 for (int j = 0; j < NJH; j++) {
-                    const int c = n0 + wn * WTN + j * 8 + (lane & 3) * 2;
+                    const int c = n0 + wn * WTN + j * 8 + frag_c_col(lane, 0);
                     uint16_t a0 = f32_to_bf16(silu_glu(acc[i][j][2 * half], acc[i][j + NJH][2 * half]));
                     uint16_t a1 =
                         f32_to_bf16(silu_glu(acc[i][j][2 * half + 1], acc[i][j + NJH][2 * half + 1]));
@@ -252,7 +253,7 @@ static __global__ void __launch_bounds__(WM *WN * 32)
                 float *dst = kp.ybuf + (size_t)entry * kp.H;
 #pragma unroll
                 for (int j = 0; j < NJT; j++) {
-                    const int c = n0 + wn * WTN + j * 8 + (lane & 3) * 2;
+                    const int c = n0 + wn * WTN + j * 8 + frag_c_col(lane, 0);
                     /* y = w * o: one rounded fp32 multiply, never fused with the combine's add */
                     float y0 = __fmul_rn(w, acc[i][j][2 * half]);
                     float y1 = __fmul_rn(w, acc[i][j][2 * half + 1]);

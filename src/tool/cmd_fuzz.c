@@ -371,9 +371,11 @@ static int run_campaign(campaign *cp) {
         if (now - last >= 10.0) {
             mf_fuzz_stats sum;
             int cells = count_cells(stats, &sum);
+            unsigned long long ex = sum.execs > pr.execs ? sum.execs : pr.execs;
             printf("[%6.0fs] execs %llu (%.0f/s)  cov %llu  ft %llu  corpus %llu  cells %d  "
                    "failures %d\n",
-                   now - t0, pr.execs, pr.exec_s, pr.cov, pr.ft, pr.corp, cells, pr.crashes);
+                   now - t0, ex, (double)ex / (now - t0), pr.cov, pr.ft, pr.corp, cells,
+                   pr.crashes);
             fflush(stdout);
             last = now;
         }

@@ -105,7 +105,9 @@ int mf_cmd_repro(int argc, char **argv) {
             fprintf(stderr, "moefuzz repro: cannot write %s\n", path);
             rc = MF_EXIT_BAD_INPUT;
         } else {
-            fprintf(out, "# regression: %s (from %s, backend %s)\n", save, file, cfg.backend);
+            const char *base = strrchr(file, '/');
+            fprintf(out, "# regression: %s (from %s, backend %s)\n", save, base ? base + 1 : file,
+                    cfg.backend);
             if (o == MF_FUZZ_FAIL)
                 for (int s = 0; s < MF_STAGE_COUNT; s++)
                     if (r->v.n_bad[s]) {

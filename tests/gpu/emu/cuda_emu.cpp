@@ -1,0 +1,362 @@
+/* cuda_emu.cpp: the fiber scheduler, barriers, warp collectives, cp.async queues and runtime
+ * stubs of the CPU emulator (cuda_emu.h says what is emulated and what is checked). */
+#include "cuda_emu.h"
+
+#include <ucontext.h>
+
+#include <map>
+#include <vector>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define EMU_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define EMU_ASAN 1
+#endif
+#endif
+#ifdef EMU_ASAN
+#include <sanitizer/common_interface_defs.h>
+#endif
+
+dim3 emu_threadIdx, emu_blockIdx, emu_blockDim, emu_gridDim;
+unsigned char smem_raw[EMU_SMEM_BYTES] __attribute__((aligned(128)));
+
+namespace {
+
+const size_t kStack = 512 * 1024; /* per fiber: room for sanitizer redzones */
+
+enum { READY, WAIT_BLOCK, WAIT_WARP, DONE };
+
+struct cp_copy {
+    uint32_t saddr;
+    const void *src;
+    int bytes;
+};
+
+struct fiber {
+    ucontext_t ctx;
+    char *stack = nullptr;
+    unsigned tid = 0;
+    int lane = 0, warp = 0, state = READY;
+    unsigned wait_gen = 0;
+    std::vector<std::vector<cp_copy>> groups; /* committed, oldest first */
+    std::vector<cp_copy> open;                /* not yet committed */
+};
+
+struct warp_state {
+    unsigned gen = 0, count = 0, live = 0, size = 0;
+    const char *what = nullptr;
+    unsigned char buf[32][64];
+};
+
+std::vector<fiber> fibers;
+std::vector<warp_state> warps;
+ucontext_t sched_ctx;
+int cur = -1;
+unsigned bar_gen, bar_count, live;
+size_t smem_limit; /* dynamic shared memory of the running launch */
+const std::function<void()> *kernel_fn;
+const char *kernel_name = "?";
+cudaError_t last_error = cudaSuccess;
+std::map<const void *, int> smem_optin; /* per kernel, as cudaFuncSetAttribute set it */
+uint64_t sched_rng = 0x9e3779b97f4a7c15ull;
+#ifdef EMU_ASAN
+void *fake_stack_save;
+#endif
+
+[[noreturn]] void die(const char *fmt, const char *a = "", const char *b = "") {
+    fprintf(stderr, "cuda_emu: kernel %s, block (%u,%u,%u), thread %d: ", kernel_name,
+            emu_blockIdx.x, emu_blockIdx.y, emu_blockIdx.z, cur >= 0 ? (int)fibers[cur].tid : -1);
+    fprintf(stderr, fmt, a, b);
+    fprintf(stderr, "\n");
+    abort();
+}
+
+fiber &self() {
+    if (cur < 0) die("a device function was called outside a kernel");
+    return fibers[cur];
+}
+
+/* back to the scheduler */
+void yield() {
+    fiber &f = self();
+#ifdef EMU_ASAN
+    __sanitizer_start_switch_fiber(&fake_stack_save, nullptr, 0);
+#endif
+    swapcontext(&f.ctx, &sched_ctx);
+#ifdef EMU_ASAN
+    __sanitizer_finish_switch_fiber(fake_stack_save, nullptr, nullptr);
+#endif
+}
+
+void complete_group(fiber &f) {
+    for (const cp_copy &c : f.groups.front()) {
+        if (c.bytes > 0) memcpy(smem_raw + c.saddr, c.src, (size_t)c.bytes);
+        if (c.bytes < 16) memset(smem_raw + c.saddr + c.bytes, 0, (size_t)(16 - c.bytes));
+    }
+    f.groups.erase(f.groups.begin());
+}
+
+void release_if_complete(void) {
+    if (bar_count > 0 && bar_count == live) bar_count = 0, bar_gen++;
+}
+
+void warp_release_if_complete(warp_state &w) {
+    if (w.count > 0 && w.count == w.live) w.count = 0, w.gen++, w.what = nullptr;
+}
+
+void fiber_entry(void) {
+#ifdef EMU_ASAN
+    __sanitizer_finish_switch_fiber(nullptr, nullptr, nullptr);
+#endif
+    (*kernel_fn)();
+    fiber &f = self();
+    if (!f.open.empty() || !f.groups.empty()) {
+        bool real = !f.open.empty();
+        for (auto &g : f.groups) real |= !g.empty();
+        if (real) die("exits with cp.async copies still in flight");
+    }
+    f.state = DONE;
+    live--;
+    release_if_complete();
+    warp_state &w = warps[f.warp];
+    w.live--;
+    if (w.count > 0) die("exits while its warp waits in %s", w.what ? w.what : "a collective");
+    warp_release_if_complete(w);
+#ifdef EMU_ASAN
+    __sanitizer_start_switch_fiber(nullptr, nullptr, 0); /* this fiber's stack is done */
+#endif
+    /* uc_link returns to the scheduler */
+}
+
+bool runnable(const fiber &f) {
+    switch (f.state) {
+    case READY: return true;
+    case WAIT_BLOCK: return bar_gen != f.wait_gen;
+    case WAIT_WARP: return warps[f.warp].gen != f.wait_gen;
+    default: return false;
+    }
+}
+
+uint64_t next_rand(void) {
+    uint64_t z = (sched_rng += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+void run_block(unsigned nthreads) {
+    fibers.resize(nthreads);
+    warps.assign((nthreads + 31) / 32, warp_state());
+    for (unsigned i = 0; i < nthreads; i++) {
+        fiber &f = fibers[i];
+        if (!f.stack) f.stack = (char *)malloc(kStack);
+        if (!f.stack) die("out of memory for fiber stacks");
+        f.tid = i, f.lane = (int)(i & 31), f.warp = (int)(i >> 5), f.state = READY;
+        f.groups.clear(), f.open.clear();
+        getcontext(&f.ctx);
+        f.ctx.uc_stack.ss_sp = f.stack;
+        f.ctx.uc_stack.ss_size = kStack;
+        f.ctx.uc_link = &sched_ctx;
+        makecontext(&f.ctx, fiber_entry, 0);
+        warps[f.warp].live++, warps[f.warp].size++;
+    }
+    bar_gen = bar_count = 0;
+    live = nthreads;
+    /* thread order of this block: forward, reverse or shuffled */
+    std::vector<unsigned> order(nthreads);
+    for (unsigned i = 0; i < nthreads; i++) order[i] = i;
+    uint64_t mode = next_rand() % 3;
+    if (mode == 1)
+        for (unsigned i = 0; i < nthreads; i++) order[i] = nthreads - 1 - i;
+    if (mode == 2)
+        for (unsigned i = nthreads; i > 1; i--) std::swap(order[i - 1], order[next_rand() % i]);
+    unsigned done = 0;
+    while (done < nthreads) {
+        bool progress = false;
+        for (unsigned oi = 0; oi < nthreads; oi++) {
+            unsigned i = order[oi];
+            fiber &f = fibers[i];
+            if (!runnable(f)) continue;
+            f.state = READY;
+            cur = (int)i;
+            emu_threadIdx = dim3(f.tid, 0, 0);
+#ifdef EMU_ASAN
+            __sanitizer_start_switch_fiber(&fake_stack_save, f.stack, kStack);
+#endif
+            swapcontext(&sched_ctx, &f.ctx);
+#ifdef EMU_ASAN
+            __sanitizer_finish_switch_fiber(fake_stack_save, nullptr, nullptr);
+#endif
+            cur = -1;
+            progress = true;
+            if (f.state == DONE) done++;
+        }
+        if (!progress) {
+            cur = 0;
+            for (unsigned i = 0; i < nthreads; i++)
+                if (fibers[i].state != DONE) {
+                    cur = (int)i;
+                    break;
+                }
+            die("deadlock: %s", fibers[cur].state == WAIT_BLOCK
+                                    ? "__syncthreads not reached by every live thread"
+                                    : "a warp collective not reached by every lane");
+        }
+    }
+}
+
+}  // namespace
+
+/* ---- device side ---- */
+
+size_t __cvta_generic_to_shared(const void *p) {
+    const unsigned char *c = (const unsigned char *)p;
+    if (c < smem_raw || c >= smem_raw + EMU_SMEM_BYTES) die("not a shared-memory pointer");
+    return (size_t)(c - smem_raw);
+}
+
+void emu_check_smem(uint32_t addr, size_t bytes, size_t align, const char *what) {
+    if (addr % align) die("%s: shared address not aligned", what);
+    if (addr + bytes > smem_limit) die("%s: beyond the launch's dynamic shared memory", what);
+}
+
+int emu_lane(void) { return self().lane; }
+
+void __syncthreads(void) {
+    fiber &f = self();
+    if (++bar_count == live) {
+        bar_count = 0, bar_gen++;
+        return;
+    }
+    f.state = WAIT_BLOCK;
+    f.wait_gen = bar_gen;
+    yield();
+}
+
+static void warp_sync(const char *what) {
+    fiber &f = self();
+    warp_state &w = warps[f.warp];
+    if (w.live != 32 || w.size != 32) die("%s with fewer than 32 live lanes", what);
+    if (w.count == 0) w.what = what;
+    else if (strcmp(w.what, what) != 0) die("divergent warp collectives: %s and %s", w.what, what);
+    if (++w.count == w.live) {
+        w.count = 0, w.gen++, w.what = nullptr;
+        return;
+    }
+    f.state = WAIT_WARP;
+    f.wait_gen = w.gen;
+    yield();
+}
+
+void __syncwarp(unsigned mask) {
+    if (mask != 0xffffffffu) die("__syncwarp with a partial mask");
+    warp_sync("__syncwarp");
+}
+
+void emu_warp_gather(const void *mine, size_t bytes, void *all, const char *what) {
+    fiber &f = self();
+    if (bytes > 64) die("internal: gather of more than 64 bytes");
+    warp_state &w = warps[f.warp];
+    memcpy(w.buf[f.lane], mine, bytes);
+    warp_sync(what);
+    for (int l = 0; l < 32; l++) memcpy((unsigned char *)all + l * bytes, w.buf[l], bytes);
+    warp_sync(what); /* nobody overwrites buf before every lane has read it */
+}
+
+unsigned __match_any_sync(unsigned mask, int v) {
+    if (mask != 0xffffffffu) die("__match_any_sync with a partial mask");
+    int all[32];
+    emu_warp_gather(&v, sizeof v, all, "__match_any_sync");
+    unsigned m = 0;
+    for (int l = 0; l < 32; l++)
+        if (all[l] == v) m |= 1u << l;
+    return m;
+}
+
+void emu_cp_async_16(uint32_t saddr, const void *gptr, int src_bytes) {
+    emu_check_smem(saddr, 16, 16, "cp.async destination");
+    if ((uintptr_t)gptr % 16) die("cp.async: global source not 16-byte aligned");
+    if (src_bytes < 0 || src_bytes > 16) die("cp.async: src-size outside [0, 16]");
+    self().open.push_back(cp_copy{saddr, gptr, src_bytes});
+}
+
+void emu_cp_async_commit(void) {
+    fiber &f = self();
+    f.groups.push_back(f.open);
+    f.open.clear();
+}
+
+void emu_cp_async_wait(int n) {
+    fiber &f = self();
+    while ((int)f.groups.size() > n) complete_group(f);
+}
+
+/* ---- host side ---- */
+
+cudaError_t cudaGetLastError(void) {
+    cudaError_t e = last_error;
+    last_error = cudaSuccess;
+    return e;
+}
+const char *cudaGetErrorName(cudaError_t e) {
+    return e == cudaSuccess ? "cudaSuccess"
+           : e == cudaErrorInvalidValue ? "cudaErrorInvalidValue"
+                                        : "cudaErrorInvalidConfiguration";
+}
+const char *cudaGetErrorString(cudaError_t e) {
+    return e == cudaSuccess ? "no error"
+           : e == cudaErrorInvalidValue ? "invalid argument"
+                                        : "invalid configuration argument";
+}
+cudaError_t cudaGetDevice(int *d) {
+    *d = 0;
+    return cudaSuccess;
+}
+/* An H100 SXM as the kernel sees it */
+cudaError_t cudaDeviceGetAttribute(int *v, enum cudaDeviceAttr a, int d) {
+    (void)d;
+    switch (a) {
+    case cudaDevAttrMultiProcessorCount: *v = 132; return cudaSuccess;
+    case cudaDevAttrComputeCapabilityMajor: *v = 9; return cudaSuccess;
+    case cudaDevAttrComputeCapabilityMinor: *v = 0; return cudaSuccess;
+    case cudaDevAttrMaxSharedMemoryPerBlockOptin: *v = 232448; return cudaSuccess;
+    }
+    return cudaErrorInvalidValue;
+}
+cudaError_t cudaFuncSetAttribute(const void *fn, enum cudaFuncAttribute a, int v) {
+    if (a != cudaFuncAttributeMaxDynamicSharedMemorySize || v < 0 || v > 232448)
+        return cudaErrorInvalidValue;
+    smem_optin[fn] = v;
+    return cudaSuccess;
+}
+
+void emu_run_grid(const char *name, const void *fid, dim3 grid, dim3 block, size_t smem,
+                  const std::function<void()> &fn) {
+    size_t nthreads = (size_t)block.x * block.y * block.z;
+    auto it = smem_optin.find(fid);
+    size_t limit = it != smem_optin.end() ? (size_t)it->second : 48 * 1024;
+    if (nthreads == 0 || nthreads > 1024 || block.y != 1 || block.z != 1 || grid.x == 0 ||
+        grid.y == 0 || grid.z == 0 || grid.y > 65535 || grid.z > 65535 ||
+        grid.x > 0x7fffffffu) {
+        last_error = cudaErrorInvalidConfiguration;
+        return;
+    }
+    if (smem > limit) {
+        last_error = cudaErrorInvalidValue;
+        return;
+    }
+    kernel_fn = &fn;
+    kernel_name = name;
+    smem_limit = smem;
+    emu_gridDim = grid;
+    emu_blockDim = block;
+    for (unsigned z = 0; z < grid.z; z++)
+        for (unsigned y = 0; y < grid.y; y++)
+            for (unsigned x = 0; x < grid.x; x++) {
+                emu_blockIdx = dim3(x, y, z);
+                memset(smem_raw, 0xff, smem); /* poison: NaN bf16/fp32, -1 ints */
+                run_block((unsigned)nthreads);
+            }
+    kernel_name = "?";
+}
