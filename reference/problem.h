@@ -27,6 +27,13 @@ typedef enum mf_activation { MF_ACT_SILU_GLU = 0 } mf_activation;
 typedef enum mf_layout { MF_LAYOUT_GATE_UP = 0, MF_LAYOUT_UP_GATE = 1 } mf_layout;
 typedef enum mf_dtype { MF_DTYPE_F32 = 0, MF_DTYPE_BF16 = 1 } mf_dtype;
 
+/* Counterfactual semantics: the ways real bugs change the routing that no parameter expresses.
+ * Used by attribution (src/attribute.c) only; never part of a case. */
+typedef enum mf_variant {
+    MF_VARIANT_MASK_ZERO = 1u << 0,         /* experts of dropped groups keep key 0, not -inf */
+    MF_VARIANT_WEIGHTS_FROM_KEYS = 1u << 1, /* weights from the biased keys, not the scores */
+} mf_variant;
+
 typedef struct mf_moe_params {
     int T;             /* tokens */
     int H;             /* hidden size */
@@ -47,6 +54,7 @@ typedef struct mf_moe_params {
     mf_activation activation;
     mf_layout layout;
     mf_dtype logits_dtype;
+    unsigned variant; /* mf_variant bits; 0 for the problem itself */
 } mf_moe_params;
 
 /* Tensor storage. All row-major; bf16 as bit patterns. */

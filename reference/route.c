@@ -360,9 +360,10 @@ static void classify(const mf_moe_params *p, mf_routing *r, int t, route_scratch
         for (int i = 0; i < p->topk_group; i++) kept[sc->rk[i].idx] = 1;
     }
     int n = 0;
+    int mask_zero = (p->variant & MF_VARIANT_MASK_ZERO) && NG > 1;
     for (int e = 0; e < E; e++) {
-        if (!kept[e / G]) continue;
-        sc->rk[n].key = key[e];
+        if (!kept[e / G] && !mask_zero) continue;
+        sc->rk[n].key = kept[e / G] ? key[e] : 0.0; /* a 0-masking kernel keeps them at 0 */
         sc->rk[n].idx = e;
         n++;
     }
@@ -425,6 +426,7 @@ mf_status mf_ref_route(const mf_moe_params *p, const mf_moe_tensors *x, const mf
     for (int e = 0; e < E; e++) mpfr_init2(sc.ex[e], ROUTE_PREC);
 
     const float *bias = p->bias != MF_BIAS_NONE ? x->bias : NULL;
+    r->bias = bias;
     int bias_bad = 0;
     if (bias)
         for (int e = 0; e < E; e++) bias_bad |= !isfinite(bias[e]);
@@ -486,6 +488,60 @@ done:
 
 /* ---- admissibility of a reported selection ---- */
 
+/* Counterfactual "dropped groups masked with 0": the masked experts' keys are exactly 0
+ * (bit-identical: ties go to the lower index). Some admissible set of kept groups must make the
+ * selection a top-k; the sets are enumerated (combinations of topk_group groups, capped). */
+static int mask_zero_fits(const mf_routing *r, const mf_moe_params *p, int t, const int32_t *ids,
+                          const uint8_t *sel, const uint8_t *kept) {
+    int E = p->E, k = p->top_k, G = mf_group_size(p);
+    size_t o = (size_t)t * E;
+    double mS = INFINITY;
+    int max_masked_sel = -1;
+    for (int i = 0; i < k; i++) {
+        int e = ids[i];
+        double hi = kept[e / G] ? r->key_hi[o + e] : 0.0;
+        if (hi < mS) mS = hi;
+        if (!kept[e / G] && e > max_masked_sel) max_masked_sel = e;
+    }
+    for (int e = 0; e < E; e++) {
+        if (sel[e]) continue;
+        double lo = kept[e / G] ? r->key_lo[o + e] : 0.0;
+        if (lo > mS || (!kept[e / G] && e < max_masked_sel)) return 0;
+    }
+    return 1;
+}
+
+static int admissible_mask_zero(const mf_routing *r, const mf_moe_params *p, int t,
+                                const int32_t *ids, const uint8_t *sel, char *why,
+                                size_t why_len) {
+    int NG = p->n_group, TG = p->topk_group;
+    const double *glo = r->g_lo + (size_t)t * NG, *ghi = r->g_hi + (size_t)t * NG;
+    if (NG > 64) {
+        snprintf(why, why_len, "undecided: too many groups to enumerate");
+        return 0;
+    }
+    int idx[64];
+    uint8_t kept[64];
+    for (int i = 0; i < TG; i++) idx[i] = i;
+    for (long tries = 0; tries < 50000; tries++) {
+        memset(kept, 0, sizeof kept);
+        double min_in = INFINITY, max_out = -INFINITY;
+        for (int i = 0; i < TG; i++) kept[idx[i]] = 1;
+        for (int g = 0; g < NG; g++) {
+            if (kept[g] && ghi[g] < min_in) min_in = ghi[g];
+            if (!kept[g] && glo[g] > max_out) max_out = glo[g];
+        }
+        if (min_in >= max_out && mask_zero_fits(r, p, t, ids, sel, kept)) return 1;
+        int i = TG - 1;
+        while (i >= 0 && idx[i] == NG - TG + i) i--;
+        if (i < 0) break;
+        idx[i]++;
+        for (int j = i + 1; j < TG; j++) idx[j] = idx[j - 1] + 1;
+    }
+    snprintf(why, why_len, "no admissible set of kept groups makes this a top-k under 0-masking");
+    return 0;
+}
+
 int mf_ref_selection_admissible(const mf_routing *r, const mf_moe_params *p, int t,
                                 const int32_t *ids, char *why, size_t why_len) {
     int E = p->E, k = p->top_k, NG = p->n_group, G = mf_group_size(p);
@@ -507,6 +563,10 @@ int mf_ref_selection_admissible(const mf_routing *r, const mf_moe_params *p, int
         }
     }
     if (!ok || r->invariant_only[t]) goto out;
+    if ((p->variant & MF_VARIANT_MASK_ZERO) && NG > 1) {
+        ok = admissible_mask_zero(r, p, t, ids, sel, why, why_len);
+        goto out;
+    }
     size_t o = (size_t)t * E;
     const double *lo = r->key_lo + o, *hi = r->key_hi + o;
     const int *tie = r->tie + o;
@@ -728,43 +788,81 @@ mf_status mf_ref_weights(const mf_routing *r, const mf_moe_params *p, const mf_c
     double rsf_w = p->rsf_site == MF_RSF_WEIGHTS ? (double)p->rsf : 1.0;
     mpfr_t num, den, tmp;
     mpfr_inits2(ROUTE_PREC, num, den, tmp, (mpfr_ptr)0);
-    /* exact: w_i = s_i / (sum_j s_j + eps) * rsf_w */
+    /* exact: w_i = s_i / (sum_j s_j + eps) * rsf_w (keys instead of scores under the
+     * weights-from-keys counterfactual) */
+    int keys_cf = (p->variant & MF_VARIANT_WEIGHTS_FROM_KEYS) && p->bias != MF_BIAS_NONE;
+    const float *bias_cf = keys_cf ? r->bias : NULL;
     mpfr_set_d(den, (double)p->renorm_eps, MPFR_RNDN);
     for (int i = 0; i < k; i++) {
         mpfr_add_d(den, den, r->s_hi[o + ids[i]], MPFR_RNDN);
         mpfr_add_d(den, den, r->s_lo[o + ids[i]], MPFR_RNDN);
+        if (bias_cf) mpfr_add_d(den, den, (double)bias_cf[ids[i]], MPFR_RNDN);
     }
     /* kernel enclosure, interval arithmetic */
     double nlo[MF_MAX_TOP_K], nhi[MF_MAX_TOP_K], slo = 0, shi = 0, mag = 0;
+    int from_keys = (p->variant & MF_VARIANT_WEIGHTS_FROM_KEYS) && p->bias != MF_BIAS_NONE;
     for (int i = 0; i < k; i++) {
         double s = r->s_hi[o + ids[i]], rs = r->s_rad[o + ids[i]];
-        nlo[i] = s - rs;
-        if (nlo[i] < 0) nlo[i] = 0; /* scores are never negative */
-        nhi[i] = s + rs;
+        if (from_keys) { /* counterfactual: the biased key, may be negative */
+            nlo[i] = r->key_lo[o + ids[i]];
+            nhi[i] = r->key_hi[o + ids[i]];
+        } else {
+            nlo[i] = s - rs;
+            if (nlo[i] < 0) nlo[i] = 0; /* scores are never negative */
+            nhi[i] = s + rs;
+        }
         slo += nlo[i];
         shi += nhi[i];
-        mag += s + rs;
+        mag += fabs(nlo[i]) + fabs(nhi[i]);
     }
     double gk = (double)(k - 1) * U / (1 - (double)(k - 1) * U);
     double dlo = 0, dhi = 0;
     if (p->renormalize) {
         double eps = (double)p->renorm_eps;
-        dlo = (slo * (1 - gk) + eps) * (1 - U) - (double)k * ETA - widen_amount(mag);
-        dhi = (shi * (1 + gk) + eps) * (1 + U) + (double)k * ETA + widen_amount(mag);
-        if (dlo <= 0) {
-            dlo = 0;
-            if (eps == 0) w->nan_ok = 1;
+        if (from_keys) { /* signed sums */
+            double slack = (fabs(slo) + fabs(shi)) * (gk + U) + eps * U + (double)k * ETA +
+                           widen_amount(mag);
+            dlo = slo + eps - slack;
+            dhi = shi + eps + slack;
+            if (dlo <= 0 && dhi >= 0) {
+                /* the denominator's sign is undetermined: no bound on the weights */
+                for (int i = 0; i < k; i++) {
+                    w->lo[i] = -INFINITY, w->hi[i] = INFINITY, w->rad[i] = INFINITY;
+                    w->w_hi[i] = NAN;
+                }
+                w->nan_ok = 1;
+                mpfr_clears(num, den, tmp, (mpfr_ptr)0);
+                return MF_OK;
+            }
+        } else {
+            dlo = (slo * (1 - gk) + eps) * (1 - U) - (double)k * ETA - widen_amount(mag);
+            dhi = (shi * (1 + gk) + eps) * (1 + U) + (double)k * ETA + widen_amount(mag);
+            if (dlo <= 0) {
+                dlo = 0;
+                if (eps == 0) w->nan_ok = 1;
+            }
         }
     }
     for (int i = 0; i < k; i++) {
         double s_hi = r->s_hi[o + ids[i]], s_lo = r->s_lo[o + ids[i]];
         mpfr_set_d(num, s_hi, MPFR_RNDN);
         mpfr_add_d(num, num, s_lo, MPFR_RNDN);
+        if (bias_cf) mpfr_add_d(num, num, (double)bias_cf[ids[i]], MPFR_RNDN);
         if (p->renormalize) mpfr_div(num, num, den, MPFR_RNDN);
         mpfr_mul_d(num, num, rsf_w, MPFR_RNDN);
         mpfr_to_dd(num, tmp, &w->w_hi[i], &w->w_lo[i]);
         double qlo, qhi;
-        if (p->renormalize) {
+        if (p->renormalize && from_keys) {
+            /* signed interval division, denominator of known sign */
+            double c[4] = {nlo[i] / dlo, nlo[i] / dhi, nhi[i] / dlo, nhi[i] / dhi};
+            qlo = qhi = c[0];
+            for (int j = 1; j < 4; j++) {
+                if (c[j] < qlo) qlo = c[j];
+                if (c[j] > qhi) qhi = c[j];
+            }
+            qlo -= fabs(qlo) * udiv + ETA;
+            qhi += fabs(qhi) * udiv + ETA;
+        } else if (p->renormalize) {
             /* a selected score over the sum of the selected scores is at most 1 (+ rounding) */
             double cap = (1 + gk) * (1 + U) * (1 + udiv) + 0x1p-40;
             qlo = dhi > 0 ? nlo[i] / dhi * (1 - udiv) - ETA : 0;
@@ -777,8 +875,8 @@ mf_status mf_ref_weights(const mf_routing *r, const mf_moe_params *p, const mf_c
         }
         double lo = qlo, hi = qhi;
         if (rsf_w != 1.0) {
-            lo = qlo * rsf_w * (1 - U) - ETA;
-            hi = qhi * rsf_w * (1 + U) + ETA;
+            lo = qlo * rsf_w - fabs(qlo * rsf_w) * U - ETA;
+            hi = qhi * rsf_w + fabs(qhi * rsf_w) * U + ETA;
         }
         double wm = fabs(w->w_hi[i]) + fabs(hi);
         lo -= widen_amount(wm) + fabs(w->w_hi[i]) * 0x1p-88;

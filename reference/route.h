@@ -41,6 +41,7 @@ typedef struct mf_routing {
     double *g_key, *g_lo, *g_hi;
     uint8_t *g_cls;
     int *g_tie; /* lowest group index with an identical multiset of member inputs */
+    const float *bias; /* the problem's bias (weights-from-keys counterfactual), or NULL */
 } mf_routing;
 
 mf_status mf_ref_route(const mf_moe_params *p, const mf_moe_tensors *x, const mf_contract *c,

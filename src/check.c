@@ -17,6 +17,7 @@ const char *mf_stage_name(mf_stage s) {
 void mf_check_opts_default(mf_check_opts *o) {
     memset(o, 0, sizeof *o);
     o->determinism = 1;
+    o->attribute = 1;
 }
 
 void mf_fmt_value(char *buf, size_t n, double v) {
@@ -321,6 +322,15 @@ mf_status mf_check_problem(const mf_problem *pb, mf_backend *b, const mf_check_o
         }
     }
     mf_status st = mf_check_result(pb, &b->contract, &r, twice ? &r2 : NULL, o, v, err);
+    if (st == MF_OK && o->metamorphic) {
+        st = mf_metamorphic(pb, b, &r, &v->meta, err);
+        v->has_meta = st == MF_OK;
+        if (v->meta.n_violated) v->pass = 0;
+    }
+    if (st == MF_OK && o->attribute && !v->pass) {
+        st = mf_attribute(pb, &b->contract, &r, &v->attr, err);
+        v->has_attribution = st == MF_OK;
+    }
     mf_run_result_free(&r);
     if (twice) mf_run_result_free(&r2);
     return st;
@@ -372,6 +382,8 @@ void mf_verdict_print(const mf_verdict *v, FILE *f) {
             if (v->n_bad[s]) fprintf(f, " %s %llu", mf_stage_name(s), v->n_bad[s]);
         fprintf(f, "\n");
     }
+    if (v->has_meta) mf_meta_print(&v->meta, f);
+    if (v->has_attribution) fprintf(f, "  suspected: %s\n", v->attr.text);
     fprintf(f,
             "  contract %s; %llu elements checked (%d of %d columns), %llu unconstrained; max "
             "utilisation %.3g (tok %d, col %d; %.3g where the radius is below |z|/2), weights "
@@ -380,4 +392,33 @@ void mf_verdict_print(const mf_verdict *v, FILE *f) {
             v->elems_unconstrained, v->max_util_out, v->max_util_tok, v->max_util_col,
             v->max_util_informative, v->max_util_w, v->tokens, v->tokens_ambiguous,
             v->tokens_undecided, v->tokens_invariant);
+}
+
+mf_status mf_reference_outputs(const mf_problem *pb, const mf_contract *c, double *z,
+                               uint8_t *valid, mf_error *err) {
+    const mf_moe_params *p = &pb->p;
+    int T = p->T, H = p->H, k = p->top_k;
+    mf_routing rt;
+    MF_TRY(mf_ref_route(p, &pb->t, c, &rt, err));
+    mf_ref_options ro = {0};
+    mf_ref_ctx *ctx = mf_ref_ctx_new(p, &pb->t, c, &ro, err);
+    row_buf rb;
+    memset(&rb, 0, sizeof rb);
+    mf_status st = MF_OK;
+    if (!ctx || !row_alloc(&rb, H)) st = ctx ? MF_FAIL(err, MF_ENOMEM, "out of memory") : MF_EINVAL;
+    for (int t = 0; t < T && st == MF_OK; t++) {
+        valid[t] = !rt.invariant_only[t] && !rt.n_ambiguous[t] && !rt.n_group_ambiguous[t];
+        if (!valid[t]) continue;
+        const int32_t *ids = (const int32_t *)&rt.ref_ids[(size_t)t * k];
+        mf_weights w;
+        if ((st = mf_ref_weights(&rt, p, c, t, ids, &w, err)) != MF_OK) break;
+        mf_ref_row row = {z + (size_t)t * H, rb.rad, rb.lo, rb.hi, rb.flags};
+        st = mf_ref_token_output(ctx, t, ids, &w, &row, err);
+        for (int col = 0; col < H && st == MF_OK; col++)
+            if (rb.flags[col] & MF_ELEM_UNCONSTRAINED) valid[t] = 0;
+    }
+    row_free(&rb);
+    mf_ref_ctx_free(ctx);
+    mf_routing_free(&rt);
+    return st;
 }

@@ -10,9 +10,11 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "attribute.h"
 #include "backend.h"
 #include "case.h"
 #include "forward.h"
+#include "metamorphic.h"
 #include "mf_base.h"
 
 typedef enum mf_stage {
@@ -57,6 +59,10 @@ typedef struct mf_verdict {
     mf_ref_stats ref;
     double kernel_s, ref_s;
     char contract[64];
+    int has_meta;         /* metamorphic relations were run */
+    mf_meta_result meta;
+    int has_attribution;  /* the case failed and attribution ran */
+    mf_attribution attr;
 } mf_verdict;
 
 typedef struct mf_check_opts {
@@ -65,6 +71,8 @@ typedef struct mf_check_opts {
     int max_cols;    /* > 0: verify a seeded sample of this many output columns */
     uint64_t sample_seed;
     int profile;
+    int metamorphic; /* also run the metamorphic relations (extra kernel runs) */
+    int attribute;   /* on a failure, name the knob whose counterfactual explains it */
 } mf_check_opts;
 
 void mf_check_opts_default(mf_check_opts *o);
@@ -77,6 +85,12 @@ mf_status mf_check_problem(const mf_problem *pb, mf_backend *b, const mf_check_o
 mf_status mf_check_result(const mf_problem *pb, const mf_contract *c, const mf_run_result *r,
                           const mf_run_result *r2, const mf_check_opts *o, mf_verdict *v,
                           mf_error *err);
+
+/* The exact reference output z[T][H] with the reference's own selection (what a high-precision
+ * reference implementation computes); valid[t] = 0 for tokens whose selection is ambiguous or
+ * whose logits are not finite. For comparisons in the style of allclose. */
+mf_status mf_reference_outputs(const mf_problem *pb, const mf_contract *c, double *z,
+                               uint8_t *valid, mf_error *err);
 
 /* Writes the verdict for a person (first mismatches, utilisation, ambiguity). */
 void mf_verdict_print(const mf_verdict *v, FILE *f);

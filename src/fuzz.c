@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "attribute.h"
 #include "codec.h"
 
 struct mf_fuzz {
@@ -55,7 +56,7 @@ mf_fuzz *mf_fuzz_new(const mf_fuzz_config *cfg) {
     f->cfg = *cfg;
     mf_check_opts_default(&f->opts);
     f->st.magic = MF_FUZZ_STATS_MAGIC;
-    f->st.version = 1;
+    f->st.version = 2;
     return f;
 }
 
@@ -119,9 +120,19 @@ int mf_fuzz_util_bucket(double util, int pass) {
 int mf_fuzz_features(const mf_fuzz_result *r, uint32_t *idx, int max) {
     int n = 0;
     if (r->outcome != MF_FUZZ_PASS && r->outcome != MF_FUZZ_FAIL) return 0;
+    uint32_t base = 0;
     if (n < max) idx[n++] = (uint32_t)(r->cell * 2 + r->ambiguous);
-    if (n < max)
-        idx[n++] = (uint32_t)(MF_FUZZ_CELLS * 2 + r->coarse * MF_FUZZ_UTIL_BUCKETS + r->util_bucket);
+    base += MF_FUZZ_CELLS * 2;
+    if (n < max) idx[n++] = base + (uint32_t)(r->coarse * MF_FUZZ_UTIL_BUCKETS + r->util_bucket);
+    base += MF_FUZZ_COARSE * MF_FUZZ_UTIL_BUCKETS;
+    if (r->observed) {
+        /* reward cases that can observe more knobs, and any case observing a knob */
+        int pop = __builtin_popcount(r->knobs);
+        if (n < max) idx[n++] = base + (uint32_t)(r->coarse * (MF_FUZZ_KNOBS + 1) + pop);
+        for (int k = 0; k < MF_FUZZ_KNOBS && n < max; k++)
+            if (r->knobs & (1u << k))
+                idx[n++] = base + MF_FUZZ_COARSE * (MF_FUZZ_KNOBS + 1) + (uint32_t)k;
+    }
     return n;
 }
 
@@ -163,6 +174,7 @@ mf_fuzz_outcome mf_fuzz_one(mf_fuzz *f, const uint8_t *data, size_t size, mf_fuz
         f->st.errors++;
         return r->outcome = MF_FUZZ_ERROR;
     }
+    f->opts.metamorphic = f->st.execs % MF_FUZZ_META_EVERY == 0;
     if (mf_problem_update(&r->c, &f->pb, &err) != MF_OK ||
         mf_check_problem(&f->pb, &f->b, &f->opts, &r->v, &err) != MF_OK) {
         snprintf(r->error, sizeof r->error, "%s", err.msg);
@@ -184,6 +196,16 @@ mf_fuzz_outcome mf_fuzz_one(mf_fuzz *f, const uint8_t *data, size_t size, mf_fuz
         if (r->v.max_util_out > f->st.max_util) f->st.max_util = r->v.max_util_out;
         if (r->v.max_util_informative > f->st.max_util_informative)
             f->st.max_util_informative = r->v.max_util_informative;
+    }
+    if (r->v.has_meta) {
+        f->st.meta_runs++;
+        f->st.meta_violations += r->v.meta.n_violated > 0;
+    }
+    if (r->v.pass && f->st.execs % MF_FUZZ_OBSERVE_EVERY == MF_FUZZ_OBSERVE_EVERY / 2 &&
+        mf_observable_knobs(&f->pb, &f->b.contract, &r->knobs, &err) == MF_OK) {
+        r->observed = 1;
+        f->st.observed_cases++;
+        for (int k = 0; k < MF_FUZZ_KNOBS; k++) f->st.observable[k] += (r->knobs >> k) & 1u;
     }
     if (++f->since_flush >= 256) mf_fuzz_stats_flush(f);
     if (r->v.pass) {

@@ -28,10 +28,18 @@ typedef enum mf_fuzz_outcome {
 
 /* Configuration cells: the parameter-space coordinates of a case (docs/fuzzing.md). */
 #define MF_FUZZ_CELLS 10368
-/* Extra-counter layout: [cell x ambiguous] | [coarse config x utilisation bucket] */
+/* Extra-counter layout: [cell x ambiguous] | [coarse config x utilisation bucket] |
+ * [coarse config x number of observable knobs] | [observable knob] */
 #define MF_FUZZ_UTIL_BUCKETS 9
 #define MF_FUZZ_COARSE 24
-#define MF_FUZZ_COUNTERS (MF_FUZZ_CELLS * 2 + MF_FUZZ_COARSE * MF_FUZZ_UTIL_BUCKETS)
+#define MF_FUZZ_KNOBS 14 /* MF_KNOB_COUNT */
+#define MF_FUZZ_COUNTERS                                                            \
+    (MF_FUZZ_CELLS * 2 + MF_FUZZ_COARSE * MF_FUZZ_UTIL_BUCKETS +                   \
+     MF_FUZZ_COARSE * (MF_FUZZ_KNOBS + 1) + MF_FUZZ_KNOBS)
+/* One input in this many also runs the metamorphic relations; one in this many (offset by half)
+ * computes the knobs the case can observe. */
+#define MF_FUZZ_META_EVERY 8
+#define MF_FUZZ_OBSERVE_EVERY 8
 
 typedef struct mf_fuzz_config {
     char backend[256];
@@ -55,6 +63,8 @@ typedef struct mf_fuzz_result {
     mf_verdict v;
     char error[1024];
     int cell, coarse, util_bucket, ambiguous;
+    int observed;      /* observability was computed for this input */
+    unsigned knobs;    /* the knobs it can observe */
 } mf_fuzz_result;
 
 /* Decodes and runs one input. Backends open lazily on the first input (CUDA is initialised in
@@ -79,6 +89,9 @@ typedef struct mf_fuzz_stats {
     uint64_t execs, passes, skips, fails, errors, unsupported;
     double max_util, max_util_informative;
     uint64_t cases_by_bucket[MF_FUZZ_UTIL_BUCKETS];
+    uint64_t meta_runs, meta_violations;
+    uint64_t observed_cases;                  /* cases whose observability was computed */
+    uint64_t observable[MF_FUZZ_KNOBS];       /* of those, cases that could catch each knob */
     uint8_t cells[MF_FUZZ_CELLS]; /* 1 if reached */
 } mf_fuzz_stats;
 

@@ -131,6 +131,12 @@ static void route_token(const cpu_ctx *ctx, const mf_kernel_params *p, int t, fl
         int best = -1;
         for (int e = 0; e < E; e++) {
             if (taken[e] || masked[e]) continue;
+            if (MF_MUT(NAN_DUPLICATE_IDS)) {
+                /* raw comparisons, default index 0 when nothing compares greater: a NaN row
+                 * (softmax spreads one NaN logit to every score) repeats expert 0 */
+                if (best < 0 ? key[e] > -INFINITY : key[e] > key[best]) best = e;
+                continue;
+            }
             if (best < 0) {
                 best = e;
                 continue;
@@ -138,8 +144,7 @@ static void route_token(const cpu_ctx *ctx, const mf_kernel_params *p, int t, fl
             float a = rank_value(key[e]), b = rank_value(key[best]);
             if (a > b || (MF_MUT(TIE_HIGHER_INDEX) && a == b)) best = e;
         }
-        if (MF_MUT(NAN_DUPLICATE_IDS) && best >= 0 && isnan(key[best]) && n > 0) best = ids[0];
-        if (best < 0) best = 0; /* unreachable: topk_group * G >= top_k */
+        if (best < 0) best = 0; /* unreachable unless mutated: topk_group * G >= top_k */
         taken[best] = 1;
         ids[n] = best;
     }

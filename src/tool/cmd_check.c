@@ -27,6 +27,9 @@ void mf_help_check(FILE *f) {
             "  --sample-cols N    verify a seeded sample of N output columns per token\n"
             "  --strict           MPFR decides every activation rounding (slower)\n"
             "  --no-determinism   run the kernel once (skip the bit-identity check)\n"
+            "  --metamorphic      also run the tolerance-free relations (rsf scaling, bias\n"
+            "                     shift, expert relabelling, EP shards, full groups)\n"
+            "  --no-attribution   do not name the suspected dropped parameter of a failure\n"
             "  --max-mib N        refuse cases whose tensors exceed N MiB (default %d)\n"
             "  -q, --quiet        one line per case\n"
             "  --model NAME       without CASE files: check N random cases of this model's\n"
@@ -45,7 +48,9 @@ void mf_help_explain(FILE *f) {
             "routing table: each candidate expert's exact key, the interval a correct kernel's\n"
             "key may take, and its class (in / out / ambiguous); groups likewise; the exact\n"
             "selection and weights. Then runs the backend (default cpu) and lists the worst\n"
-            "elements of each stage with their utilisation of the allowed error.\n");
+            "elements of each stage with their utilisation of the allowed error, the\n"
+            "metamorphic relations, the suspected knob of a failure, and the knobs whose loss\n"
+            "this case would catch.\n");
 }
 
 typedef struct check_args {
@@ -73,6 +78,8 @@ static int parse_check_args(int argc, char **argv, check_args *a) {
         else if (!strcmp(o, "--raw")) a->raw = 1;
         else if (!strcmp(o, "--strict")) a->opts.strict = 1;
         else if (!strcmp(o, "--no-determinism")) a->opts.determinism = 0;
+        else if (!strcmp(o, "--metamorphic")) a->opts.metamorphic = 1;
+        else if (!strcmp(o, "--no-attribution")) a->opts.attribute = 0;
         else if (!strcmp(o, "--sample-cols") && more) a->opts.max_cols = atoi(argv[++i]);
         else if (!strcmp(o, "--max-mib") && more) a->max_mib = atof(argv[++i]);
         else if (!strcmp(o, "-q") || !strcmp(o, "--quiet")) a->quiet = 1;
@@ -318,6 +325,7 @@ int mf_cmd_explain(int argc, char **argv) {
     explain_routing(&pb, &b.contract, ntok);
     mf_check_opts o;
     mf_check_opts_default(&o);
+    o.metamorphic = 1;
     mf_verdict v;
     printf("\nbackend %s:\n", backend);
     if (mf_check_problem(&pb, &b, &o, &v, &err) != MF_OK) {
@@ -326,6 +334,13 @@ int mf_cmd_explain(int argc, char **argv) {
     } else {
         printf("  %s\n", v.unsupported ? "UNSUPPORTED" : v.pass ? "PASS" : "FAIL");
         mf_verdict_print(&v, stdout);
+        unsigned obs = 0;
+        if (mf_observable_knobs(&pb, &b.contract, &obs, &err) == MF_OK) {
+            printf("  observable knobs (a kernel dropping one of these fails this case):");
+            for (int kn = 0; kn < MF_KNOB_COUNT; kn++)
+                if (obs & (1u << kn)) printf(" %s", mf_knob_name((mf_knob)kn));
+            printf("%s\n", obs ? "" : " none");
+        }
         rc = v.pass ? MF_EXIT_PASS : MF_EXIT_MISMATCH;
     }
     mf_backend_close(&b);

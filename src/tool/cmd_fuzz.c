@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "attribute.h"
 #include "codec.h"
 #include "fuzz.h"
 #include "models.h"
@@ -158,6 +159,10 @@ static int count_cells(const char *stats_dir, mf_fuzz_stats *sum) {
             if (s.max_util_informative > sum->max_util_informative)
                 sum->max_util_informative = s.max_util_informative;
             for (int b = 0; b < MF_FUZZ_UTIL_BUCKETS; b++) sum->cases_by_bucket[b] += s.cases_by_bucket[b];
+            sum->meta_runs += s.meta_runs;
+            sum->meta_violations += s.meta_violations;
+            sum->observed_cases += s.observed_cases;
+            for (int k = 0; k < MF_FUZZ_KNOBS; k++) sum->observable[k] += s.observable[k];
             for (int c = 0; c < MF_FUZZ_CELLS; c++) sum->cells[c] |= s.cells[c];
         }
         fclose(f);
@@ -199,7 +204,16 @@ static void signature_of(const char *path, const campaign *cp, char *sig, size_t
             int first = -1;
             for (int s = 0; s < MF_STAGE_COUNT && first < 0; s++)
                 if (r->v.n_bad[s]) first = s;
-            snprintf(sig, n, "stage %s", mf_stage_name((mf_stage)first));
+            const char *stage = first >= 0 ? mf_stage_name((mf_stage)first)
+                                           : r->v.meta.n_violated ? "metamorphic" : "?";
+            if (r->v.has_attribution && r->v.attr.n_match == 1)
+                snprintf(sig, n, "stage %s; suspected %s (%s)", stage,
+                         mf_knob_name(r->v.attr.match[0]), mf_knob_summary(r->v.attr.match[0]));
+            else if (r->v.has_attribution && r->v.attr.n_match > 1)
+                snprintf(sig, n, "stage %s; suspected one of %d knobs, first %s", stage,
+                         r->v.attr.n_match, mf_knob_name(r->v.attr.match[0]));
+            else
+                snprintf(sig, n, "stage %s; no single knob explains it", stage);
         }
     }
     free(r);
@@ -231,6 +245,13 @@ static void summary(const campaign *cp, const progress *pr, double wall) {
     for (int b = 0; b < MF_FUZZ_UTIL_BUCKETS; b++)
         printf(" %s:%llu", bl[b], (unsigned long long)sum.cases_by_bucket[b]);
     printf("\n");
+    printf("metamorphic      %llu inputs ran the relations, %llu violated one\n",
+           (unsigned long long)sum.meta_runs, (unsigned long long)sum.meta_violations);
+    printf("observability    of %llu cases examined, how many could catch each knob's loss:\n",
+           (unsigned long long)sum.observed_cases);
+    for (int k = 0; k < MF_FUZZ_KNOBS; k++)
+        printf("  %-20s %8llu  %s\n", mf_knob_name((mf_knob)k),
+               (unsigned long long)sum.observable[k], mf_knob_summary((mf_knob)k));
     /* failures */
     failure_group groups[32];
     int ng = 0, nfail = 0;

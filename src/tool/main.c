@@ -35,6 +35,8 @@ static const mf_command commands[] = {
      mf_help_minimize},
     {"merge", "merge fuzz corpora (libFuzzer -merge=1)", mf_cmd_merge, mf_help_merge},
     {"models", "list the model presets for --model", mf_cmd_models, mf_help_models},
+    {"mutants", "the mutant zoo: kill rate, time-to-detect, attribution (test builds)",
+     mf_cmd_mutants, mf_help_mutants},
     {"bench", "benchmarks: `bench reference`, `bench kernel` (CUDA builds)", mf_cmd_bench,
      mf_help_bench},
 };

@@ -41,6 +41,8 @@ int mf_cmd_minimize(int argc, char **argv);
 void mf_help_minimize(FILE *f);
 int mf_cmd_merge(int argc, char **argv);
 void mf_help_merge(FILE *f);
+int mf_cmd_mutants(int argc, char **argv);
+void mf_help_mutants(FILE *f);
 int mf_cmd_models(int argc, char **argv);
 void mf_help_models(FILE *f);
 

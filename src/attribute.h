@@ -1,0 +1,74 @@
+/* attribute.h: naming the dropped parameter.
+ *
+ * A knob is a way real bugs change one parameter (docs/bugs.md): routed_scaling_factor dropped,
+ * squared, or applied only when renormalizing; bias dropped or leaked into the weights; grouping
+ * dropped, masked with 0 instead of -inf, or scored by the other group rule; renormalize
+ * flipped; eps missing; score function swapped; gate/up swapped; EP offset ignored or applied
+ * twice. For a failing case, attribution recomputes the reference with each applicable knob's
+ * counterfactual and names the knobs under which the kernel's output (ids, weights, every
+ * element) is admissible. Observability asks the converse question of any case: which knobs'
+ * counterfactuals would leave the admissible set, i.e. which dropped parameters this case could
+ * catch.
+ */
+#ifndef MF_ATTRIBUTE_H
+#define MF_ATTRIBUTE_H
+
+#include "backend.h"
+#include "case.h"
+
+
+typedef enum mf_knob {
+    MF_KNOB_RSF_DROPPED = 0,
+    MF_KNOB_RSF_SQUARED,
+    MF_KNOB_RSF_GATED_BY_RENORM,
+    MF_KNOB_BIAS_DROPPED,
+    MF_KNOB_BIAS_IN_WEIGHTS,
+    MF_KNOB_GROUPING_DROPPED,
+    MF_KNOB_GROUP_MASK_ZERO,
+    MF_KNOB_GROUP_RULE_SWAPPED,
+    MF_KNOB_RENORMALIZE_FLIPPED,
+    MF_KNOB_EPS_MISSING,
+    MF_KNOB_SCORE_SWAPPED,
+    MF_KNOB_GATE_UP_SWAPPED,
+    MF_KNOB_EP_OFFSET_IGNORED,
+    MF_KNOB_EP_OFFSET_TWICE,
+    MF_KNOB_COUNT
+} mf_knob;
+
+const char *mf_knob_name(mf_knob k);     /* "rsf_dropped", as in kernels/mutants.h */
+const char *mf_knob_summary(mf_knob k);  /* "routed_scaling_factor not applied" */
+int mf_knob_lookup(const char *name);    /* -1 if unknown */
+
+/* The counterfactual parameters of knob k for p; 0 if the knob cannot change this case. The
+ * description says what changed ("rsf = 1"). */
+int mf_knob_apply(mf_knob k, const mf_moe_params *p, mf_moe_params *cf, char *desc, size_t n);
+
+typedef struct mf_knob_result {
+    int applicable;
+    int pass; /* the kernel's whole output is admissible under the counterfactual */
+    unsigned long long bad, checked;
+    char desc[64];
+} mf_knob_result;
+
+typedef struct mf_attribution {
+    mf_knob_result k[MF_KNOB_COUNT];
+    int n_match;
+    mf_knob match[MF_KNOB_COUNT];
+    int best; /* knob with the most admitted elements when none matches, or -1 */
+    char text[640];
+} mf_attribution;
+
+/* Attribution of a kernel run r that failed against contract c. */
+mf_status mf_attribute(const mf_problem *pb, const mf_contract *c, const mf_run_result *r,
+                       mf_attribution *a, mf_error *err);
+
+/* Knobs this case can observe: bit k set iff a kernel with knob k's bug would certainly leave
+ * the admissible set (the counterfactual's admissible outputs and the case's are disjoint at
+ * some element, or its exact selection is inadmissible for some token). */
+mf_status mf_observable_knobs(const mf_problem *pb, const mf_contract *c, unsigned *mask,
+                              mf_error *err);
+/* The same for the knobs in `want` only (cheaper). */
+mf_status mf_observable_knobs_of(const mf_problem *pb, const mf_contract *c, unsigned want,
+                                 unsigned *mask, mf_error *err);
+
+#endif /* MF_ATTRIBUTE_H */

@@ -1,0 +1,271 @@
+/* metamorphic.c: tolerance-free relations between kernel runs (see metamorphic.h). */
+#include "metamorphic.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bf16.h"
+#include "route.h"
+
+const char *mf_meta_name(mf_meta m) {
+    static const char *n[] = {"rsf-scaling", "bias-shift", "relabel", "ep-shards", "full-groups"};
+    return (unsigned)m < MF_META_COUNT ? n[m] : "?";
+}
+
+/* elements where exact comparisons are meaningful */
+static int comparable(uint16_t a) {
+    if (!mf_bf16_is_finite(a)) return 0;
+    float v = fabsf(mf_bf16_to_f32(a));
+    return v == 0.0f || v >= 0x1p-124f;
+}
+
+static void violation(mf_meta_result *m, mf_meta rel, int t, int col, uint16_t got,
+                      uint16_t want, const char *what) {
+    if (m->violations[rel]++ == 0) {
+        m->n_violated++;
+        snprintf(m->first[rel], sizeof m->first[rel], "[tok %d, col %d] %s: got %a, want %a", t,
+                 col, what, (double)mf_bf16_to_f32(got), (double)mf_bf16_to_f32(want));
+    }
+}
+
+/* the reference selection of each token, when unambiguous (else -1 in slot 0) */
+static mf_status selections(const mf_problem *pb, const mf_contract *c, int32_t *sel,
+                            mf_error *err) {
+    mf_routing rt;
+    MF_TRY(mf_ref_route(&pb->p, &pb->t, c, &rt, err));
+    int T = pb->p.T, k = pb->p.top_k;
+    for (int t = 0; t < T; t++) {
+        int ok = !rt.invariant_only[t] && rt.n_ambiguous[t] == 0 && rt.n_group_ambiguous[t] == 0;
+        for (int i = 0; i < k; i++) sel[(size_t)t * k + i] = ok ? rt.ref_ids[(size_t)t * k + i] : -1;
+        if (ok) {
+            /* exact ties anywhere among the selected or the next candidates make relabelling
+             * change the answer; record them as ambiguous too */
+            for (int i = 0; i < k; i++)
+                if (rt.tie[(size_t)t * pb->p.E + rt.ref_ids[(size_t)t * k + i]] !=
+                    rt.ref_ids[(size_t)t * k + i]) {
+                    sel[(size_t)t * k] = -2; /* selected expert ties with a lower index */
+                    break;
+                }
+        }
+    }
+    mf_routing_free(&rt);
+    return MF_OK;
+}
+
+static int same_set(const int32_t *a, const int32_t *b, int k) {
+    for (int i = 0; i < k; i++)
+        if (a[i] != b[i]) return 0;
+    return 1;
+}
+
+static mf_status run(mf_backend *b, const mf_problem *pb, mf_run_result *r, mf_error *err) {
+    MF_TRY(mf_backend_run(b, pb, r, err));
+    return MF_OK;
+}
+
+mf_status mf_metamorphic(const mf_problem *pb, mf_backend *b, const mf_run_result *r0,
+                         mf_meta_result *m, mf_error *err) {
+    memset(m, 0, sizeof *m);
+    const mf_moe_params *p = &pb->p;
+    const mf_contract *c = &b->contract;
+    int T = p->T, H = p->H, k = p->top_k, E = p->E;
+    size_t n_out = (size_t)T * H;
+    mf_run_result r;
+    mf_status st = MF_OK;
+
+    /* rsf-scaling */
+    if ((double)p->rsf * 2 <= 0x1p8) {
+        mf_problem q = *pb;
+        q.p.rsf = p->rsf * 2.0f; /* exact */
+        if ((st = run(b, &q, &r, err)) != MF_OK) return st;
+        if (!r.unsupported) {
+            m->applicable[MF_META_RSF_SCALING] = 1;
+            for (size_t i = 0; i < n_out; i++) {
+                uint16_t a = r0->out[i], a2 = r.out[i];
+                if (!comparable(a) || !comparable(a2)) continue;
+                uint16_t want = mf_f32_to_bf16(2.0f * mf_bf16_to_f32(a));
+                if (!comparable(want)) continue;
+                m->compared[MF_META_RSF_SCALING]++;
+                if (mf_bf16_to_f32(a2) != mf_bf16_to_f32(want))
+                    violation(m, MF_META_RSF_SCALING, (int)(i / H), (int)(i % H), a2, want,
+                              "out(2 rsf) != 2 out(rsf)");
+            }
+        }
+        mf_run_result_free(&r);
+    }
+
+    int32_t *s0 = malloc(sizeof(int32_t) * (size_t)T * k), *s1 = malloc(sizeof(int32_t) * (size_t)T * k);
+    float *bias2 = malloc(sizeof(float) * (size_t)E);
+    if (!s0 || !s1 || !bias2) {
+        st = MF_FAIL(err, MF_ENOMEM, "out of memory");
+        goto done;
+    }
+    if ((st = selections(pb, c, s0, err)) != MF_OK) goto done;
+
+    /* bias-shift */
+    if (p->bias != MF_BIAS_NONE) {
+        mf_problem q = *pb;
+        for (int e = 0; e < E; e++) {
+            float v = pb->bias[e] + 1.0f;
+            bias2[e] = p->bias == MF_BIAS_BF16 ? mf_bf16_to_f32(mf_f32_to_bf16(v)) : v;
+        }
+        q.bias = bias2;
+        q.t.bias = bias2;
+        if ((st = selections(&q, c, s1, err)) != MF_OK) goto done;
+        if ((st = run(b, &q, &r, err)) != MF_OK) goto done;
+        if (!r.unsupported) {
+            m->applicable[MF_META_BIAS_SHIFT] = 1;
+            for (int t = 0; t < T; t++) {
+                const int32_t *a = s0 + (size_t)t * k, *bb = s1 + (size_t)t * k;
+                if (a[0] < 0 || bb[0] < 0 || !same_set(a, bb, k)) continue;
+                for (int col = 0; col < H; col++) {
+                    size_t i = (size_t)t * H + col;
+                    if (!comparable(r0->out[i]) || !comparable(r.out[i])) continue;
+                    m->compared[MF_META_BIAS_SHIFT]++;
+                    if (mf_bf16_to_f32(r.out[i]) != mf_bf16_to_f32(r0->out[i]))
+                        violation(m, MF_META_BIAS_SHIFT, t, col, r.out[i], r0->out[i],
+                                  "bias + 1 changed the output");
+                }
+            }
+        }
+        mf_run_result_free(&r);
+    }
+
+    /* full-groups: topk_group = n_group is no grouping */
+    if (p->n_group > 1) {
+        mf_problem q1 = *pb, q2 = *pb;
+        q1.p.topk_group = p->n_group;
+        q2.p.n_group = 1, q2.p.topk_group = 1;
+        mf_run_result r2;
+        if ((st = run(b, &q1, &r, err)) != MF_OK) goto done;
+        if ((st = run(b, &q2, &r2, err)) != MF_OK) {
+            mf_run_result_free(&r);
+            goto done;
+        }
+        if (!r.unsupported && !r2.unsupported) {
+            m->applicable[MF_META_FULL_GROUPS] = 1;
+            for (size_t i = 0; i < n_out; i++) {
+                if (!comparable(r.out[i]) || !comparable(r2.out[i])) continue;
+                m->compared[MF_META_FULL_GROUPS]++;
+                if (mf_bf16_to_f32(r.out[i]) != mf_bf16_to_f32(r2.out[i]))
+                    violation(m, MF_META_FULL_GROUPS, (int)(i / H), (int)(i % H), r.out[i],
+                              r2.out[i], "all groups kept differs from no grouping");
+            }
+        }
+        mf_run_result_free(&r);
+        mf_run_result_free(&r2);
+    }
+
+    /* ep-shards: two shards of the full expert set */
+    if (p->E_local == E && E >= 2) {
+        int half = E / 2;
+        size_t per13 = (size_t)2 * p->I * H, per2 = (size_t)H * p->I;
+        mf_problem qa = *pb, qb = *pb;
+        qa.p.E_local = half;
+        qb.p.E_local = E - half, qb.p.expert_offset = half;
+        qb.w13 = pb->w13 + (size_t)half * per13, qb.t.w13 = qb.w13;
+        qb.w2 = pb->w2 + (size_t)half * per2, qb.t.w2 = qb.w2;
+        mf_run_result ra, rb;
+        if ((st = run(b, &qa, &ra, err)) != MF_OK) goto done;
+        if ((st = run(b, &qb, &rb, err)) != MF_OK) {
+            mf_run_result_free(&ra);
+            goto done;
+        }
+        if (!ra.unsupported && !rb.unsupported) {
+            m->applicable[MF_META_EP_SHARDS] = 1;
+            for (int t = 0; t < T; t++) {
+                const int32_t *ids = r0->ids ? r0->ids + (size_t)t * k : s0 + (size_t)t * k;
+                if (ids[0] < 0) continue;
+                int in_a = 0, in_b = 0;
+                for (int i = 0; i < k; i++) {
+                    if (ids[i] < half) in_a++;
+                    else in_b++;
+                }
+                if (in_a && in_b) continue; /* split token: partial sums round differently */
+                const uint16_t *own = in_a ? ra.out : rb.out, *other = in_a ? rb.out : ra.out;
+                for (int col = 0; col < H; col++) {
+                    size_t i = (size_t)t * H + col;
+                    if (!comparable(r0->out[i]) || !comparable(own[i])) continue;
+                    m->compared[MF_META_EP_SHARDS]++;
+                    if (mf_bf16_to_f32(own[i]) != mf_bf16_to_f32(r0->out[i]))
+                        violation(m, MF_META_EP_SHARDS, t, col, own[i], r0->out[i],
+                                  "the shard holding every expert differs from unsharded");
+                    if (mf_bf16_to_f32(other[i]) != 0.0f)
+                        violation(m, MF_META_EP_SHARDS, t, col, other[i], 0,
+                                  "a shard without the token's experts wrote non-zero");
+                }
+            }
+        }
+        mf_run_result_free(&ra);
+        mf_run_result_free(&rb);
+    }
+
+    /* relabel (sigmoid): reverse the groups and the experts inside each group */
+    if (p->score == MF_SCORE_SIGMOID && p->E_local == E && E >= 2) {
+        int NG = p->n_group, G = E / NG;
+        int *perm = malloc(sizeof(int) * (size_t)E);
+        mf_problem q = *pb;
+        size_t per13 = (size_t)2 * p->I * H, per2 = (size_t)H * p->I;
+        float *lg = malloc(sizeof(float) * (size_t)T * E);
+        uint16_t *w13 = malloc(2 * per13 * (size_t)E), *w2 = malloc(2 * per2 * (size_t)E);
+        if (!perm || !lg || !w13 || !w2) {
+            free(perm), free(lg), free(w13), free(w2);
+            st = MF_FAIL(err, MF_ENOMEM, "out of memory");
+            goto done;
+        }
+        for (int e = 0; e < E; e++) perm[e] = (NG - 1 - e / G) * G + (G - 1 - e % G);
+        for (int t = 0; t < T; t++)
+            for (int e = 0; e < E; e++)
+                lg[(size_t)t * E + perm[e]] = pb->logits[(size_t)t * E + e];
+        for (int e = 0; e < E; e++) {
+            bias2[perm[e]] = pb->bias[e];
+            memcpy(w13 + (size_t)perm[e] * per13, pb->w13 + (size_t)e * per13, 2 * per13);
+            memcpy(w2 + (size_t)perm[e] * per2, pb->w2 + (size_t)e * per2, 2 * per2);
+        }
+        q.logits = lg, q.t.logits = lg;
+        q.bias = bias2, q.t.bias = p->bias != MF_BIAS_NONE ? bias2 : NULL;
+        q.w13 = w13, q.t.w13 = w13;
+        q.w2 = w2, q.t.w2 = w2;
+        if ((st = selections(&q, c, s1, err)) == MF_OK && (st = run(b, &q, &r, err)) == MF_OK) {
+            if (!r.unsupported) {
+                m->applicable[MF_META_RELABEL] = 1;
+                for (int t = 0; t < T; t++) {
+                    const int32_t *a = s0 + (size_t)t * k, *bb = s1 + (size_t)t * k;
+                    if (a[0] < 0 || bb[0] < 0) continue;
+                    int same = 1;
+                    for (int i = 0; i < k; i++) same &= perm[a[i]] == bb[i];
+                    if (!same) continue;
+                    for (int col = 0; col < H; col++) {
+                        size_t i = (size_t)t * H + col;
+                        if (!comparable(r0->out[i]) || !comparable(r.out[i])) continue;
+                        m->compared[MF_META_RELABEL]++;
+                        if (mf_bf16_to_f32(r.out[i]) != mf_bf16_to_f32(r0->out[i]))
+                            violation(m, MF_META_RELABEL, t, col, r.out[i], r0->out[i],
+                                      "relabelled experts changed the output");
+                    }
+                }
+            }
+            mf_run_result_free(&r);
+        }
+        free(perm), free(lg), free(w13), free(w2);
+    }
+done:
+    free(s0), free(s1), free(bias2);
+    return st;
+}
+
+void mf_meta_print(const mf_meta_result *m, FILE *f) {
+    fprintf(f, "  metamorphic:");
+    for (int i = 0; i < MF_META_COUNT; i++) {
+        if (!m->applicable[i]) continue;
+        fprintf(f, " %s %s (%llu compared)", mf_meta_name((mf_meta)i),
+                m->violations[i] ? "VIOLATED" : "ok", m->compared[i]);
+    }
+    fprintf(f, "\n");
+    for (int i = 0; i < MF_META_COUNT; i++)
+        if (m->violations[i])
+            fprintf(f, "  %-15s %llu violations, first %s\n", mf_meta_name((mf_meta)i),
+                    m->violations[i], m->first[i]);
+}
