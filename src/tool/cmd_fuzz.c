@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/select.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -375,19 +376,40 @@ static int run_campaign(campaign *cp) {
     }
     close(pipefd[1]);
     signal(SIGINT, on_sigint);
-    FILE *in = fdopen(pipefd[0], "r");
     FILE *log = fopen(logp, "w");
     progress pr = {0};
-    char line[4096];
     double last = t0;
     int reporting = 0;
-    while (fgets(line, sizeof line, in)) {
-        if (log) fputs(line, log);
-        parse_line(line, &pr);
-        /* show mismatch reports as they happen */
-        if (strstr(line, "==== moefuzz:")) reporting = 1;
-        if (reporting) fputs(line, stdout);
-        if (reporting && !strncmp(line, "====\n", 5)) reporting = 0;
+    /* read the target's output line by line, and print progress every 10 s even when the
+     * target is quiet (libFuzzer prints status lines only on new coverage and at powers of 2) */
+    char line[4096];
+    size_t used = 0;
+    for (;;) {
+        fd_set rd;
+        FD_ZERO(&rd);
+        FD_SET(pipefd[0], &rd);
+        struct timeval tv = {1, 0};
+        int ready = select(pipefd[0] + 1, &rd, NULL, NULL, &tv);
+        if (ready > 0) {
+            ssize_t got = read(pipefd[0], line + used, sizeof line - 1 - used);
+            if (got <= 0) break;
+            used += (size_t)got;
+            line[used] = '\0';
+            char *start = line, *nl;
+            while ((nl = strchr(start, '\n')) != NULL) {
+                *nl = '\0';
+                if (log) fprintf(log, "%s\n", start);
+                parse_line(start, &pr);
+                /* show mismatch reports as they happen */
+                if (strstr(start, "==== moefuzz:")) reporting = 1;
+                if (reporting) printf("%s\n", start);
+                if (reporting && !strcmp(start, "====")) reporting = 0;
+                start = nl + 1;
+            }
+            used = strlen(start);
+            memmove(line, start, used + 1);
+            if (used >= sizeof line - 1) used = 0; /* an overlong line: drop it */
+        }
         double now = mf_now_s();
         if (now - last >= 10.0) {
             mf_fuzz_stats sum;
@@ -402,7 +424,7 @@ static int run_campaign(campaign *cp) {
         }
         if (interrupted) kill(pid, SIGINT);
     }
-    fclose(in);
+    close(pipefd[0]);
     if (log) fclose(log);
     int status = 0;
     waitpid(pid, &status, 0);
