@@ -15,7 +15,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int main(int argc, char **argv) {
     mf_path_list l = {0};
     mf_error err;
-    setenv("MOEFUZZ_NO_BUDGET", "1", 0); /* a replay runs every file, whatever its size */
+    setenv("MOEFUZZ_NO_BUDGET", "1", 0);  /* a replay runs every file, whatever its size */
+    setenv("MOEFUZZ_META_EVERY", "1", 0); /* and every metamorphic relation on it */
     for (int i = 1; i < argc; i++)
         if (mf_paths_collect(argv[i], &l, &err) != MF_OK) return fprintf(stderr, "%s\n", err.msg), 2;
     for (int i = 0; i < l.n; i++) {

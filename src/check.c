@@ -327,7 +327,11 @@ mf_status mf_check_problem(const mf_problem *pb, mf_backend *b, const mf_check_o
         v->has_meta = st == MF_OK;
         if (v->meta.n_violated) v->pass = 0;
     }
-    if (st == MF_OK && o->attribute && !v->pass) {
+    int checks_failed = 0;
+    for (int s = 0; s < MF_STAGE_COUNT; s++) checks_failed |= v->n_bad[s] != 0;
+    if (st == MF_OK && o->attribute && checks_failed) {
+        /* counterfactuals explain outputs that leave the admissible set; a failure of the
+         * metamorphic relations alone has admissible outputs and is reported as such */
         st = mf_attribute(pb, &b->contract, &r, &v->attr, err);
         v->has_attribution = st == MF_OK;
     }

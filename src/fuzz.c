@@ -46,6 +46,10 @@ void mf_fuzz_config_from_env(mf_fuzz_config *cfg, const char *default_backend) {
     if (nb && atoi(nb)) { /* replay: every input runs, whatever its size */
         cfg->lim = (mf_case_limits){MF_MAX_T, MF_MAX_H, MF_MAX_I, MF_MAX_E, 1e30, 64e9};
     }
+    cfg->meta_every = MF_FUZZ_META_EVERY;
+    cfg->observe_every = MF_FUZZ_OBSERVE_EVERY;
+    const char *me = getenv("MOEFUZZ_META_EVERY");
+    if (me && atoi(me) > 0) cfg->meta_every = atoi(me);
     const char *s = getenv("MOEFUZZ_STATS");
     if (s && *s) snprintf(cfg->stats_dir, sizeof cfg->stats_dir, "%s", s);
 }
@@ -174,7 +178,7 @@ mf_fuzz_outcome mf_fuzz_one(mf_fuzz *f, const uint8_t *data, size_t size, mf_fuz
         f->st.errors++;
         return r->outcome = MF_FUZZ_ERROR;
     }
-    f->opts.metamorphic = f->st.execs % MF_FUZZ_META_EVERY == 0;
+    f->opts.metamorphic = f->st.execs % (uint64_t)f->cfg.meta_every == 0;
     if (mf_problem_update(&r->c, &f->pb, &err) != MF_OK ||
         mf_check_problem(&f->pb, &f->b, &f->opts, &r->v, &err) != MF_OK) {
         snprintf(r->error, sizeof r->error, "%s", err.msg);
@@ -201,7 +205,8 @@ mf_fuzz_outcome mf_fuzz_one(mf_fuzz *f, const uint8_t *data, size_t size, mf_fuz
         f->st.meta_runs++;
         f->st.meta_violations += r->v.meta.n_violated > 0;
     }
-    if (r->v.pass && f->st.execs % MF_FUZZ_OBSERVE_EVERY == MF_FUZZ_OBSERVE_EVERY / 2 &&
+    if (r->v.pass && f->cfg.observe_every > 1 &&
+        f->st.execs % (uint64_t)f->cfg.observe_every == (uint64_t)f->cfg.observe_every / 2 &&
         mf_observable_knobs(&f->pb, &f->b.contract, &r->knobs, &err) == MF_OK) {
         r->observed = 1;
         f->st.observed_cases++;

@@ -6,6 +6,7 @@
  * MOEFUZZ_MODEL (a preset of models.h: routing fixed, tokens and data vary), MOEFUZZ_FULL=1
  * (full model size instead of the twin), MOEFUZZ_MAX_WORK (reference multiply-adds per case;
  * bigger cases are skipped), MOEFUZZ_NO_BUDGET=1 (replay: run every input whatever its size),
+ * MOEFUZZ_META_EVERY (metamorphic relations on one input in N, default 8; replays use 1),
  * MOEFUZZ_STATS (directory for per-process statistics read by `moefuzz fuzz`).
  */
 #ifndef MF_FUZZ_H
@@ -47,6 +48,8 @@ typedef struct mf_fuzz_config {
     int full;
     mf_case_limits lim;
     char stats_dir[1024];
+    int meta_every;    /* run the metamorphic relations on one input in this many (MOEFUZZ_META_EVERY) */
+    int observe_every; /* compute observability on one input in this many */
 } mf_fuzz_config;
 
 /* Defaults from the environment; default_backend is the target's build-time choice. */

@@ -40,14 +40,16 @@ static mf_status selections(const mf_problem *pb, const mf_contract *c, int32_t 
         int ok = !rt.invariant_only[t] && rt.n_ambiguous[t] == 0 && rt.n_group_ambiguous[t] == 0;
         for (int i = 0; i < k; i++) sel[(size_t)t * k + i] = ok ? rt.ref_ids[(size_t)t * k + i] : -1;
         if (ok) {
-            /* exact ties anywhere among the selected or the next candidates make relabelling
-             * change the answer; record them as ambiguous too */
-            for (int i = 0; i < k; i++)
-                if (rt.tie[(size_t)t * pb->p.E + rt.ref_ids[(size_t)t * k + i]] !=
-                    rt.ref_ids[(size_t)t * k + i]) {
-                    sel[(size_t)t * k] = -2; /* selected expert ties with a lower index */
-                    break;
-                }
+            const int32_t *ids = &sel[(size_t)t * k];
+            size_t o = (size_t)t * pb->p.E;
+            /* the combine adds the experts in slot (key) order: if two selected keys may compare
+             * either way in a kernel, the order, and so the rounding, is not determined */
+            for (int i = 0; i + 1 < k && sel[(size_t)t * k] >= 0; i++)
+                if (rt.key_lo[o + ids[i]] <= rt.key_hi[o + ids[i + 1]])
+                    sel[(size_t)t * k] = -3;
+            /* an exact tie with a lower index decides by index, which relabelling changes */
+            for (int i = 0; i < k && sel[(size_t)t * k] >= 0; i++)
+                if (rt.tie[o + ids[i]] != ids[i]) sel[(size_t)t * k] = -2;
         }
     }
     mf_routing_free(&rt);

@@ -1,11 +1,12 @@
 /* metamorphic.h: relations between kernel runs that need no tolerance.
  *
  *   rsf-scaling   out(2 rsf) = 2 out(rsf), bit for bit (scaling by 2 commutes with rounding)
- *   bias-shift    adding 1 to every bias changes no output of a token whose selection is
- *                 unambiguous and unchanged (the bias only selects)
+ *   bias-shift    adding 1 to every bias changes no output of a token whose selection and
+ *                 slot order (the combine's summation order) are unambiguous and unchanged
  *   relabel       permuting experts consistently (logits, bias, W13, W2, whole groups and
- *                 within groups) changes no output of a token without bit-identical ties
- *                 (sigmoid scores: a softmax sums in index order)
+ *                 within groups) changes no output of a token whose selection and slot order
+ *                 are unambiguous and free of bit-identical ties (sigmoid scores: a softmax
+ *                 sums in index order)
  *   ep-shards     split into two expert-parallel shards: a token whose experts all live on one
  *                 shard gets the unsharded output there and exact zeros on the other
  *   full-groups   topk_group = n_group gives the same output as no grouping

@@ -192,6 +192,7 @@ static void signature_of(const char *path, const campaign *cp, char *sig, size_t
     mf_fuzz_config cfg;
     mf_fuzz_config_from_env(&cfg, cp->backend ? cp->backend : "cpu");
     cfg.stats_dir[0] = '\0';
+    cfg.meta_every = 1;
     mf_fuzz *f = mf_fuzz_new(&cfg);
     mf_fuzz_result *r = malloc(sizeof *r);
     if (!f || !r) {

@@ -70,6 +70,7 @@ int mf_cmd_repro(int argc, char **argv) {
     }
     cfg.stats_dir[0] = '\0';
     cfg.lim = (mf_case_limits){MF_MAX_T, MF_MAX_H, MF_MAX_I, MF_MAX_E, 1e30, 64e9}; /* no budget */
+    cfg.meta_every = 1; /* the relations run on a replay whatever share the campaign used */
     mf_fuzz *f = mf_fuzz_new(&cfg);
     mf_fuzz_result *r = malloc(sizeof *r);
     if (!f || !r) {
