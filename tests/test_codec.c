@@ -14,16 +14,7 @@
 #include "casegen.h"
 #include "codec.h"
 
-static int failures = 0;
-#define EXPECT(cond, ...)                       \
-    do {                                        \
-        if (!(cond)) {                          \
-            printf("FAIL line %d: ", __LINE__); \
-            printf(__VA_ARGS__);                \
-            printf("\n");                       \
-            failures++;                         \
-        }                                       \
-    } while (0)
+#include "mf_test.h"
 
 static int same_case(const mf_case *a, const mf_case *b) {
     if (memcmp(&a->p, &b->p, sizeof a->p) != 0) return 0;

@@ -18,16 +18,7 @@
 #include "contract.h"
 #include "route.h"
 
-static int failures = 0;
-#define EXPECT(cond, ...)                     \
-    do {                                      \
-        if (!(cond)) {                        \
-            printf("FAIL line %d: ", __LINE__); \
-            printf(__VA_ARGS__);              \
-            printf("\n");                     \
-            failures++;                       \
-        }                                     \
-    } while (0)
+#include "mf_test.h"
 
 static mf_moe_params params(int E, int k, mf_score_fn score, mf_bias_kind bias, int ng, int tg) {
     mf_moe_params p;
