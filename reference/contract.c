@@ -43,8 +43,45 @@ const mf_contract mf_contract_any_order = {
     .deterministic = 0,
 };
 
-static const mf_contract *const builtin[] = {&mf_contract_cpu_scalar, &mf_contract_hopper_tc,
-                                             &mf_contract_any_order, NULL};
+/* Contracts of external kernel families (shared notes moe-semantics-and-bugs.md 1.8). Their
+ * GEMMs run on tensor cores whose order depends on the card and the tile configuration, so
+ * accumulation is "any order"; exp and division are allowed the fast variants. What sets them
+ * apart is where they round to bf16. */
+const mf_contract mf_contract_vllm_triton = {
+    .name = "vllm-triton",
+    .summary = "vLLM's Triton fused_moe: GEMM1 output (gate, up) rounded to bf16, activation "
+               "rounded to bf16, w * y rounded to bf16 per expert in the GEMM2 epilogue "
+               "(MUL_ROUTED_WEIGHT), moe_sum over top-k in fp32, one final bf16 rounding; any "
+               "accumulation order, fast exp and division",
+    .gemm = {MF_ACC_ANY_ORDER, 0, 0},
+    .exp = MF_EXP_FAST,
+    .exp_ulps = 0,
+    .div = MF_DIV_FAST,
+    .round_points = MF_RP_GEMM1_OUT | MF_RP_ACT_OUT | MF_RP_WEIGHTED,
+    .deterministic = 0,
+};
+
+const mf_contract mf_contract_flashinfer_trtllm_bf16 = {
+    .name = "flashinfer-trtllm-bf16",
+    .summary = "FlashInfer's trtllm-gen BF16 fused MoE: routing weights (rsf included) rounded "
+               "to bf16 by the routing kernel, GEMM1 in fp32 with the activation fused and "
+               "rounded to bf16, GEMM2 output rounded to bf16, finalize over top-k in fp32, one "
+               "final bf16 rounding; any accumulation order, fast exp and division ([up; gate] "
+               "is the case's layout = up_gate, not part of the contract)",
+    .gemm = {MF_ACC_ANY_ORDER, 0, 0},
+    .exp = MF_EXP_FAST,
+    .exp_ulps = 0,
+    .div = MF_DIV_FAST,
+    .round_points = MF_RP_ACT_OUT | MF_RP_GEMM2_OUT | MF_RP_WEIGHTS,
+    .deterministic = 0,
+};
+
+static const mf_contract *const builtin[] = {&mf_contract_cpu_scalar,
+                                             &mf_contract_hopper_tc,
+                                             &mf_contract_any_order,
+                                             &mf_contract_vllm_triton,
+                                             &mf_contract_flashinfer_trtllm_bf16,
+                                             NULL};
 
 const mf_contract *const *mf_contract_list(void) { return builtin; }
 

@@ -42,6 +42,8 @@ typedef struct mf_contract {
 extern const mf_contract mf_contract_cpu_scalar;  /* kernels/cpu: fp32 scalar chain */
 extern const mf_contract mf_contract_hopper_tc;   /* kernels/cuda: wgmma/mma bf16, B=16 F=25 RZ */
 extern const mf_contract mf_contract_any_order;   /* model-free fallback (T0) */
+extern const mf_contract mf_contract_vllm_triton; /* vLLM Triton fused_moe rounding points */
+extern const mf_contract mf_contract_flashinfer_trtllm_bf16; /* FlashInfer trtllm-gen BF16 */
 
 /* Looks a contract up by name; NULL if unknown. */
 const mf_contract *mf_contract_find(const char *name);

@@ -57,6 +57,7 @@ const char *mf_status_name(mf_status st) {
     case MF_EBACKEND: return "backend failure";
     case MF_EINTERNAL: return "internal error";
     case MF_ETIMEOUT: return "timeout";
+    case MF_ECRASH: return "kernel crashed";
     }
     return "unknown status";
 }

@@ -18,6 +18,7 @@ typedef enum mf_status {
     MF_EBACKEND = 5,     /* a kernel under test failed to run (not a wrong answer) */
     MF_EINTERNAL = 6,    /* a broken invariant inside moefuzz */
     MF_ETIMEOUT = 7,     /* an external kernel did not answer in time */
+    MF_ECRASH = 8,       /* a kernel running in another process died (signal or exit) */
 } mf_status;
 
 typedef struct mf_error {

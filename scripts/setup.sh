@@ -7,7 +7,7 @@ set -euo pipefail
 
 need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in cmake make gcc clang libclang-rt-14-dev libmpfr-dev libgmp-dev python3-numpy; do
+for pkg in cmake make gcc clang libclang-rt-14-dev libmpfr-dev libgmp-dev python3-numpy pkgconf; do
   have_pkg "$pkg" || need+=("$pkg")
 done
 

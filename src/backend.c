@@ -10,6 +10,7 @@
 
 #include "../kernels/cpu/moe_cpu.h"
 #include "bf16.h"
+#include "methods.h"
 #include "../kernels/mutants.h"
 
 /* ---- mutant names ---- */
@@ -97,6 +98,14 @@ static mf_status open_api(mf_backend *b, mf_error *err) {
         return MF_FAIL(err, MF_EINVAL, "backend %s: function table incomplete", b->spec);
     MF_TRY(mf_contract_from_abi(&b->api.contract, &b->contract, b->contract_name,
                                 sizeof b->contract_name, err));
+    const mf_kernel_contract *kc = &b->api.contract;
+    if (kc->struct_size >= offsetof(mf_kernel_contract, reserved) && kc->routing_method) {
+        if (!mf_method_find(kc->routing_method))
+            return MF_FAIL(err, MF_EINVAL,
+                           "backend %s declares unknown routing method '%.60s' (moefuzz methods)",
+                           b->spec, kc->routing_method);
+        snprintf(b->routing_method, sizeof b->routing_method, "%s", kc->routing_method);
+    }
     if (b->api.create(&b->ctx, msg, sizeof msg) != 0)
         return MF_FAIL(err, MF_EBACKEND, "backend %s: create failed: %s", b->spec, msg);
     return MF_OK;
@@ -107,9 +116,28 @@ const char *mf_backend_builtin_names(void) {
     return "cpu";
 }
 
+void mf_backend_opts_default(mf_backend_opts *o) {
+    o->isolate = -1;
+    o->timeout_s = MF_BACKEND_TIMEOUT_S;
+    const char *iso = getenv("MOEFUZZ_ISOLATE"), *to = getenv("MOEFUZZ_TIMEOUT");
+    if (iso && *iso) o->isolate = atoi(iso) != 0;
+    if (to && *to && atof(to) > 0) o->timeout_s = atof(to);
+}
+
 mf_status mf_backend_open(const char *spec, mf_backend *b, mf_error *err) {
+    mf_backend_opts o;
+    mf_backend_opts_default(&o);
+    return mf_backend_open_opts(spec, &o, b, err);
+}
+
+mf_status mf_backend_open_opts(const char *spec, const mf_backend_opts *o, mf_backend *b,
+                               mf_error *err) {
     memset(b, 0, sizeof *b);
     snprintf(b->spec, sizeof b->spec, "%s", spec);
+    double timeout = o->timeout_s > 0 ? o->timeout_s : MF_BACKEND_TIMEOUT_S;
+    if (!strncmp(spec, "exec:", 5)) return mf_exec_open(spec + 5, timeout, b, err);
+    int isolate = o->isolate < 0 ? !strncmp(spec, "plugin:", 7) : o->isolate;
+    if (isolate) return mf_isolate_open(spec, timeout, b, err);
     int rc = 1;
     if (!strcmp(spec, "cpu")) {
         rc = mf_cpu_kernel_get_api(MF_KERNEL_ABI_VERSION, &b->api, sizeof b->api);
@@ -173,7 +201,8 @@ mf_status mf_backend_open(const char *spec, mf_backend *b, mf_error *err) {
             b->dev = cp->ops;
         }
     } else {
-        return MF_FAIL(err, MF_EINVAL, "unknown backend '%s' (built in: %s; or plugin:PATH.so)",
+        return MF_FAIL(err, MF_EINVAL,
+                       "unknown backend '%s' (built in: %s; or plugin:PATH.so, exec:COMMAND)",
                        spec, mf_backend_builtin_names());
     }
     if (rc != 0)
@@ -183,6 +212,8 @@ mf_status mf_backend_open(const char *spec, mf_backend *b, mf_error *err) {
 }
 
 void mf_backend_close(mf_backend *b) {
+    if (b->exec) mf_exec_close(b);
+    if (b->iso) mf_isolate_close(b);
     if (b->ctx && b->api.release) b->api.release(b->ctx);
     b->ctx = NULL;
     if (b->dl) dlclose(b->dl);
@@ -351,6 +382,8 @@ out:
 }
 
 mf_status mf_backend_run(mf_backend *b, const mf_problem *pb, mf_run_result *r, mf_error *err) {
+    if (b->exec) return mf_exec_run(b, pb, r, err);
+    if (b->iso) return mf_isolate_run(b, pb, r, err);
     memset(r, 0, sizeof *r);
     const mf_moe_params *p = &pb->p;
     mf_kernel_params kp;

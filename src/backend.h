@@ -3,7 +3,9 @@
  * A backend wraps an mf_kernel_api (kernels/include/moefuzz/kernel_abi.h): the built-in CPU
  * kernel "cpu", the CUDA kernel "cuda" (when built with CUDA), the mutants of the test build
  * ("cpu-mutant:NAME"), and plugins ("plugin:PATH.so"). Running a backend poisons the output
- * buffer, surrounds it with guard bands, and reports what the kernel wrote.
+ * buffer, surrounds it with guard bands, and reports what the kernel wrote. Plugins run in a
+ * worker process by default (backend_isolate.c); "exec:COMMAND" runs a kernel in any language
+ * through case and result files (backend_exec.c, docs/files.md).
  */
 #ifndef MF_BACKEND_H
 #define MF_BACKEND_H
@@ -39,11 +41,42 @@ typedef struct mf_backend {
     void *dl;                  /* dlopen handle of a plugin */
     const mf_device_ops *dev;  /* non-NULL for device-memory kernels */
     int mutant;                /* mutant id for cpu-mutant backends */
+    struct mf_isolate *iso;    /* worker process of an isolated backend (backend_isolate.c) */
+    struct mf_exec *exec;      /* adapter process of an exec: backend (backend_exec.c) */
+    char routing_method[64];   /* routing method of the cases (methods.h): the kernel's declared
+                                  one, or what the tool applies (--method); exec case files
+                                  record it; "" for none */
 } mf_backend;
 
-/* Opens a backend by spec: "cpu", "cuda", "plugin:PATH", "cpu-mutant:NAME" (test builds). */
+/* Opens a backend by spec: "cpu", "cuda", "plugin:PATH", "cpu-mutant:NAME" (test builds),
+ * "exec:COMMAND" (an adapter process speaking the line protocol of docs/files.md). Options
+ * from mf_backend_opts_default. */
 mf_status mf_backend_open(const char *spec, mf_backend *b, mf_error *err);
 void mf_backend_close(mf_backend *b);
+
+/* ---- out-of-process kernels ---- */
+
+#define MF_BACKEND_TIMEOUT_S 60.0 /* default limit per kernel call of a separate process */
+
+typedef struct mf_backend_opts {
+    int isolate;      /* -1: default (plugins in a worker process, built-ins in process);
+                         0: in this process; 1: in a worker process (a crash or hang in the
+                         kernel becomes MF_ECRASH / MF_ETIMEOUT, and the worker restarts) */
+    double timeout_s; /* per call of an isolated or exec backend; <= 0: MF_BACKEND_TIMEOUT_S */
+} mf_backend_opts;
+
+/* Defaults, then MOEFUZZ_ISOLATE (0 or 1) and MOEFUZZ_TIMEOUT (seconds) from the environment:
+ * how `moefuzz fuzz` hands them to the fuzz targets, which open backends by name. */
+void mf_backend_opts_default(mf_backend_opts *o);
+mf_status mf_backend_open_opts(const char *spec, const mf_backend_opts *o, mf_backend *b,
+                               mf_error *err);
+
+/* Implementations (backend_isolate.c, backend_exec.c), reached through mf_backend_open /
+ * mf_backend_run / mf_backend_close. */
+mf_status mf_isolate_open(const char *spec, double timeout_s, mf_backend *b, mf_error *err);
+void mf_isolate_close(mf_backend *b);
+mf_status mf_exec_open(const char *command, double timeout_s, mf_backend *b, mf_error *err);
+void mf_exec_close(mf_backend *b);
 
 /* Comma-separated list of the built-in backend names of this build. */
 const char *mf_backend_builtin_names(void);
@@ -61,9 +94,13 @@ typedef struct mf_run_result {
     double seconds;
 } mf_run_result;
 
-/* Runs the kernel on a problem. MF_EBACKEND if the kernel reports an error (message kept). */
+/* Runs the kernel on a problem. MF_EBACKEND if the kernel reports an error (message kept);
+ * for kernels in another process MF_ECRASH ("crashed with signal 11 on this case") or
+ * MF_ETIMEOUT, after which the process restarts on the next call. */
 mf_status mf_backend_run(mf_backend *b, const mf_problem *pb, mf_run_result *r, mf_error *err);
 void mf_run_result_free(mf_run_result *r);
+mf_status mf_isolate_run(mf_backend *b, const mf_problem *pb, mf_run_result *r, mf_error *err);
+mf_status mf_exec_run(mf_backend *b, const mf_problem *pb, mf_run_result *r, mf_error *err);
 
 /* Fills the kernel ABI params for a problem (pointers left NULL). */
 void mf_backend_params(const mf_moe_params *p, mf_kernel_params *kp);

@@ -52,6 +52,11 @@ void mf_fuzz_config_from_env(mf_fuzz_config *cfg, const char *default_backend) {
     if (me && atoi(me) > 0) cfg->meta_every = atoi(me);
     const char *s = getenv("MOEFUZZ_STATS");
     if (s && *s) snprintf(cfg->stats_dir, sizeof cfg->stats_dir, "%s", s);
+    const char *rm = getenv("MOEFUZZ_METHOD");
+    if (rm && *rm) {
+        snprintf(cfg->method_name, sizeof cfg->method_name, "%s", rm);
+        cfg->method = mf_method_find(rm);
+    }
 }
 
 mf_fuzz *mf_fuzz_new(const mf_fuzz_config *cfg) {
@@ -145,6 +150,7 @@ void mf_fuzz_shape(const mf_fuzz_config *cfg, mf_case *c) {
         mf_model_apply(cfg->model, cfg->full, c);
         if (c->p.T > 64 && !cfg->full) c->p.T = 1 + c->p.T % 64;
     }
+    if (cfg->method) mf_method_apply(cfg->method, c, NULL); /* keeps the case valid */
 }
 
 static int over_budget(const mf_fuzz_config *cfg, const mf_case *c) {
@@ -171,7 +177,25 @@ mf_fuzz_outcome mf_fuzz_one(mf_fuzz *f, const uint8_t *data, size_t size, mf_fuz
         f->opened = 1;
         f->open_status = mf_backend_open(f->cfg.backend, &f->b, &err);
         snprintf(f->open_error, sizeof f->open_error, "%s", err.msg);
+        /* the routing method: asked for, or declared by the kernel; exec case files record it */
+        if (f->open_status == MF_OK && !f->cfg.method && !f->cfg.method_name[0] &&
+            f->b.routing_method[0])
+            f->cfg.method = mf_method_find(f->b.routing_method);
+        mf_case probe;
+        mf_case_default(&probe);
+        if (f->open_status == MF_OK && f->cfg.method_name[0] && !f->cfg.method) {
+            f->open_status = MF_EINVAL;
+            snprintf(f->open_error, sizeof f->open_error,
+                     "unknown routing method '%.60s' (moefuzz methods)", f->cfg.method_name);
+        } else if (f->open_status == MF_OK && f->cfg.method &&
+                   mf_method_apply(f->cfg.method, &probe, &err) != MF_OK) {
+            f->open_status = err.status;
+            snprintf(f->open_error, sizeof f->open_error, "%s", err.msg);
+        } else if (f->open_status == MF_OK && f->cfg.method) {
+            snprintf(f->b.routing_method, sizeof f->b.routing_method, "%s", f->cfg.method->name);
+        }
     }
+    if (f->open_status == MF_OK && f->cfg.method) mf_fuzz_shape(&f->cfg, &r->c);
     if (f->open_status != MF_OK) {
         snprintf(r->error, sizeof r->error, "backend %.200s: %.700s", f->cfg.backend,
                  f->open_error);

@@ -7,7 +7,9 @@
  * (full model size instead of the twin), MOEFUZZ_MAX_WORK (reference multiply-adds per case;
  * bigger cases are skipped), MOEFUZZ_NO_BUDGET=1 (replay: run every input whatever its size),
  * MOEFUZZ_META_EVERY (metamorphic relations on one input in N, default 8; replays use 1),
- * MOEFUZZ_STATS (directory for per-process statistics read by `moefuzz fuzz`).
+ * MOEFUZZ_STATS (directory for per-process statistics read by `moefuzz fuzz`), MOEFUZZ_METHOD (a
+ * routing method of methods.h applied to every case); MOEFUZZ_ISOLATE and MOEFUZZ_TIMEOUT reach
+ * the backend (backend.h).
  */
 #ifndef MF_FUZZ_H
 #define MF_FUZZ_H
@@ -18,6 +20,7 @@
 
 #include "casegen.h"
 #include "check.h"
+#include "methods.h"
 #include "models.h"
 
 typedef enum mf_fuzz_outcome {
@@ -50,6 +53,10 @@ typedef struct mf_fuzz_config {
     char stats_dir[1024];
     int meta_every;    /* run the metamorphic relations on one input in this many (MOEFUZZ_META_EVERY) */
     int observe_every; /* compute observability on one input in this many */
+    /* routing method applied to every case (MOEFUZZ_METHOD; else the one the backend
+     * declares, once it is open); method_name keeps an unknown name for the error */
+    const mf_method *method;
+    char method_name[64];
 } mf_fuzz_config;
 
 /* Defaults from the environment; default_backend is the target's build-time choice. */

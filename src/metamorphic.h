@@ -6,7 +6,8 @@
  *   relabel       permuting experts consistently (logits, bias, W13, W2, whole groups and
  *                 within groups) changes no output of a token whose selection and slot order
  *                 are unambiguous and free of bit-identical ties (sigmoid scores: a softmax
- *                 sums in index order)
+ *                 sums in index order); not for any-order contracts, whose combine may run
+ *                 in expert order
  *   ep-shards     split into two expert-parallel shards: a token whose experts all live on one
  *                 shard gets the unsharded output there and exact zeros on the other
  *   full-groups   topk_group = n_group gives the same output as no grouping

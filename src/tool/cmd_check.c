@@ -1,4 +1,6 @@
 /* cmd_check.c: `moefuzz check` and `moefuzz explain`. */
+#include <ctype.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,8 +11,10 @@
 #include "casegen.h"
 #include "check.h"
 #include "codec.h"
+#include "methods.h"
 #include "models.h"
 #include "route.h"
+#include <sys/stat.h>
 #include "tool.h"
 
 void mf_help_check(FILE *f) {
@@ -20,9 +24,19 @@ void mf_help_check(FILE *f) {
             "routing ids, routing weights, every output element against its admissible bf16\n"
             "interval, NaN/Inf rules, unwritten outputs and guard bands, and determinism.\n\n"
             "options:\n"
-            "  --backend NAME     kernel to check: %s, or plugin:PATH.so (default cpu)\n"
+            "  --backend NAME     kernel to check: %s, plugin:PATH.so, or exec:COMMAND\n"
+            "                     (an adapter process, docs/files.md) (default cpu)\n"
             "  --contract NAME    check against this contract instead of the kernel's own\n"
-            "                     (cpu-scalar, hopper-tc, any-order)\n"
+            "                     (cpu-scalar, hopper-tc, any-order, vllm-triton,\n"
+            "                     flashinfer-trtllm-bf16)\n"
+            "  --method NAME      apply a routing method to every case (moefuzz methods), e.g.\n"
+            "                     flashinfer:DeepSeekV3; default: the kernel's declared method\n"
+            "  --isolate          run the kernel in a worker process: a crash or hang is\n"
+            "                     reported with the case and the run goes on (default for\n"
+            "                     plugin: backends); --no-isolate runs it in this process\n"
+            "  --timeout S        limit per kernel call of an isolated or exec backend (%g s)\n"
+            "  --save-failures D  where crashing and hanging cases are saved as text\n"
+            "                     (default moefuzz-failures)\n"
             "  --raw              accept raw fuzzer inputs (not canonical case files)\n"
             "  --sample-cols N    verify a seeded sample of N output columns per token\n"
             "  --strict           MPFR decides every activation rounding (slower)\n"
@@ -37,8 +51,8 @@ void mf_help_check(FILE *f) {
             "  --cases N          with --model: how many cases (default 20)\n"
             "  --full             with --model: the model's full H and I\n"
             "  --seed N           with --model: seed of the generated cases (default 1)\n\n"
-            "exit: 0 all pass (or unsupported), 1 any mismatch, 2 bad input\n",
-            mf_backend_builtin_names(), MF_DEFAULT_MAX_MIB);
+            "exit: 0 all pass (or unsupported), 1 any mismatch, crash or timeout, 2 bad input\n",
+            mf_backend_builtin_names(), MF_BACKEND_TIMEOUT_S, MF_DEFAULT_MAX_MIB);
 }
 
 void mf_help_explain(FILE *f) {
@@ -54,7 +68,8 @@ void mf_help_explain(FILE *f) {
 }
 
 typedef struct check_args {
-    const char *backend, *contract, *model;
+    const char *backend, *contract, *model, *method, *save_dir;
+    mf_backend_opts bopts;
     int raw, quiet, cases, full;
     unsigned long long seed;
     double max_mib;
@@ -68,6 +83,8 @@ static int parse_check_args(int argc, char **argv, check_args *a) {
     a->max_mib = MF_DEFAULT_MAX_MIB;
     a->cases = 20;
     a->seed = 1;
+    a->save_dir = "moefuzz-failures";
+    mf_backend_opts_default(&a->bopts);
     mf_check_opts_default(&a->opts);
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
@@ -87,6 +104,12 @@ static int parse_check_args(int argc, char **argv, check_args *a) {
         else if (!strcmp(o, "--cases") && more) a->cases = atoi(argv[++i]);
         else if (!strcmp(o, "--full")) a->full = 1;
         else if (!strcmp(o, "--seed") && more) a->seed = strtoull(argv[++i], NULL, 0);
+        else if (!strcmp(o, "--method") && more) a->method = argv[++i];
+        else if (!strcmp(o, "--isolate")) a->bopts.isolate = 1;
+        else if (!strcmp(o, "--no-isolate")) a->bopts.isolate = 0;
+        else if (!strcmp(o, "--timeout") && more && atof(argv[i + 1]) > 0)
+            a->bopts.timeout_s = atof(argv[++i]);
+        else if (!strcmp(o, "--save-failures") && more) a->save_dir = argv[++i];
         else {
             fprintf(stderr, "moefuzz check: unknown or incomplete option '%s'\n", o);
             return -1;
@@ -96,6 +119,48 @@ static int parse_check_args(int argc, char **argv, check_args *a) {
     return 0;
 }
 
+/* Saves a case that crashed or hung the kernel as an editable text case; returns 0 and the
+ * path, or -1. The name comes from the case's file (or model sample) and the kind of failure. */
+static int save_failure(const char *dir, const char *label, const char *kind, const char *backend,
+                        const char *why, const mf_case *c, char *out, size_t n) {
+    char d[4096];
+    snprintf(d, sizeof d, "%s", dir);
+    for (char *p = d + 1; *p; p++)
+        if (*p == '/') {
+            *p = '\0';
+            mkdir(d, 0775);
+            *p = '/';
+        }
+    if (mkdir(d, 0775) != 0 && errno != EEXIST) return -1;
+    const char *base = strrchr(label, '/');
+    base = base ? base + 1 : label;
+    char stem[200];
+    snprintf(stem, sizeof stem, "%.199s", base);
+    char *dot = strrchr(stem, '.');
+    if (dot && dot != stem) *dot = '\0';
+    for (char *p = stem; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_' && *p != '.') *p = '-';
+    for (int i = 1; i < 1000; i++) {
+        if (i == 1) snprintf(out, n, "%s/%s-%s.txt", d, stem, kind);
+        else snprintf(out, n, "%s/%s-%s-%d.txt", d, stem, kind, i);
+        struct stat sb;
+        if (stat(out, &sb) != 0) break;
+    }
+    FILE *f = fopen(out, "w");
+    if (!f) return -1;
+    fprintf(f, "# %s: %s\n", kind, why);
+    fprintf(f, "# replay: moefuzz check --backend '%s' %s\n", backend, out);
+    mf_case_print_text(c, f);
+    return fclose(f) == 0 ? 0 : -1;
+}
+
+/* The message of a crash or timeout without the call sites that MF_TRY appended. */
+static void short_message(const char *msg, char *buf, size_t n) {
+    snprintf(buf, n, "%s", msg);
+    char *at = strstr(buf, " (at ");
+    if (at) *at = '\0';
+}
+
 static void case_summary(const mf_case *c, char *buf, size_t n) {
     const mf_moe_params *p = &c->p;
     snprintf(buf, n, "T=%d H=%d I=%d E=%d/%d+%d k=%d %s%s g=%d/%d rn=%d rsf=%g@%s", p->T, p->H,
@@ -103,6 +168,8 @@ static void case_summary(const mf_case *c, char *buf, size_t n) {
              p->bias != MF_BIAS_NONE ? "+bias" : "", p->n_group, p->topk_group, p->renormalize,
              (double)p->rsf, mf_rsf_site_name(p->rsf_site));
 }
+
+void mf_tool_case_summary(const mf_case *c, char *buf, size_t n) { case_summary(c, buf, n); }
 
 int mf_cmd_check(int argc, char **argv) {
     check_args a;
@@ -126,9 +193,29 @@ int mf_cmd_check(int argc, char **argv) {
     }
     mf_error err = {0};
     mf_backend b;
-    if (mf_backend_open(a.backend, &b, &err) != MF_OK) {
+    if (mf_backend_open_opts(a.backend, &a.bopts, &b, &err) != MF_OK) {
         fprintf(stderr, "moefuzz check: %s\n", err.msg);
         return err.status == MF_EUNSUPPORTED ? MF_EXIT_SKIP : MF_EXIT_BAD_INPUT;
+    }
+    /* the routing method: asked for, or declared by the kernel */
+    const mf_method *method = NULL;
+    const char *method_name = a.method ? a.method : b.routing_method[0] ? b.routing_method : NULL;
+    if (method_name) {
+        method = mf_method_find(method_name);
+        mf_case probe;
+        mf_case_default(&probe);
+        if (!method || mf_method_apply(method, &probe, &err) != MF_OK) {
+            fprintf(stderr, "moefuzz check: %s\n",
+                    method ? err.msg : "unknown routing method (moefuzz methods)");
+            mf_backend_close(&b);
+            return MF_EXIT_BAD_INPUT;
+        }
+        fprintf(stdout, "routing method %s%s: %s\n", method->name,
+                a.method ? "" : " (declared by the kernel)", method->summary);
+        if (a.method && b.routing_method[0] && strcmp(b.routing_method, method->name))
+            fprintf(stdout, "note: the kernel declares %s; --method %s overrides it\n",
+                    b.routing_method, method->name);
+        snprintf(b.routing_method, sizeof b.routing_method, "%s", method->name);
     }
     if (a.contract) {
         const mf_contract *c = mf_contract_find(a.contract);
@@ -146,7 +233,7 @@ int mf_cmd_check(int argc, char **argv) {
             fprintf(stderr, "moefuzz check: %s\n", err.msg);
             bad_input = 1;
         }
-    int n_pass = 0, n_fail = 0, n_unsup = 0, n_bad = 0;
+    int n_pass = 0, n_fail = 0, n_unsup = 0, n_bad = 0, n_crash = 0;
     double max_util = 0;
     char max_util_case[512] = "";
     double t_start = mf_now_s();
@@ -163,7 +250,9 @@ int mf_cmd_check(int argc, char **argv) {
             mf_model_apply(model, a.full, &c);
             c.p.T = mf_dim_boundary(&rng, lim.max_T);
             snprintf(path, sizeof path, "%s#%d", model->name, i + 1);
-            if (mf_case_bytes(&c) / 1048576.0 > a.max_mib ||
+            err.msg[0] = '\0';
+            if ((method && mf_method_apply(method, &c, &err) != MF_OK) ||
+                mf_case_bytes(&c) / 1048576.0 > a.max_mib ||
                 mf_problem_build(&c, &pb, &err) != MF_OK) {
                 fprintf(stdout, "ERROR %s: %s\n", path,
                         err.msg[0] ? err.msg : "tensors over --max-mib");
@@ -179,13 +268,37 @@ int mf_cmd_check(int argc, char **argv) {
             }
             if (model) mf_model_apply(model, a.full, &c), mf_problem_free(&pb),
                 mf_problem_build(&c, &pb, &err);
+            if (method) {
+                mf_problem_free(&pb);
+                if (mf_method_apply(method, &c, &err) != MF_OK ||
+                    mf_problem_build(&c, &pb, &err) != MF_OK) {
+                    fprintf(stdout, "ERROR %s: %s\n", path, err.msg);
+                    n_bad++;
+                    continue;
+                }
+            }
         }
         mf_verdict v;
         char desc[200];
         case_summary(&c, desc, sizeof desc);
         if (mf_check_problem(&pb, &b, &a.opts, &v, &err) != MF_OK) {
-            fprintf(stdout, "ERROR %s: %s\n", path, err.msg);
-            n_bad++;
+            if (err.status == MF_ECRASH || err.status == MF_ETIMEOUT) {
+                /* the kernel's failure, not the input's: save the case and go on */
+                const char *kind = err.status == MF_ECRASH ? "crash" : "timeout";
+                char why[1024], saved[4400];
+                short_message(err.msg, why, sizeof why);
+                fprintf(stdout, "%s %s (%s): %s\n", err.status == MF_ECRASH ? "CRASH" : "TIMEOUT",
+                        path, desc, why);
+                if (save_failure(a.save_dir, path, kind, a.backend, why, &c, saved,
+                                 sizeof saved) == 0)
+                    fprintf(stdout, "  case saved: %s\n", saved);
+                else
+                    fprintf(stdout, "  could not save the case under %s\n", a.save_dir);
+                n_crash++;
+            } else {
+                fprintf(stdout, "ERROR %s: %s\n", path, err.msg);
+                n_bad++;
+            }
             mf_problem_free(&pb);
             continue;
         }
@@ -209,15 +322,18 @@ int mf_cmd_check(int argc, char **argv) {
         mf_problem_free(&pb);
     }
     double secs = mf_now_s() - t_start;
+    char crashes[64] = "";
+    if (n_crash) snprintf(crashes, sizeof crashes, "%d crashed or timed out, ", n_crash);
     fprintf(stdout,
             "\nmoefuzz check: %d cases against backend %s (contract %s): %d passed, %d failed, "
-            "%d unsupported, %d bad input; max utilisation of a passing case %.3g%s%s; %.2f s\n",
-            total, a.backend, b.contract.name, n_pass, n_fail, n_unsup, n_bad, max_util,
+            "%s%d unsupported, %d bad input; max utilisation of a passing case %.3g%s%s; %.2f s\n",
+            total, a.backend, b.contract.name, n_pass, n_fail, crashes, n_unsup, n_bad, max_util,
             max_util_case[0] ? " in " : "", max_util_case, secs);
+    if (n_crash) fprintf(stdout, "crashing and hanging cases saved under %s/\n", a.save_dir);
     mf_paths_free(&paths);
     mf_backend_close(&b);
     if (bad_input || n_bad) return MF_EXIT_BAD_INPUT;
-    return n_fail ? MF_EXIT_MISMATCH : MF_EXIT_PASS;
+    return n_fail || n_crash ? MF_EXIT_MISMATCH : MF_EXIT_PASS;
 }
 
 /* ---- explain ---- */

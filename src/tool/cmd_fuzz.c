@@ -103,8 +103,9 @@ static int seed_corpus(const char *src_dir, const char *dst_dir, const char *pre
 /* ---- the campaign ---- */
 
 typedef struct campaign {
-    const char *target_override, *backend, *model, *workdir;
-    double seconds;
+    const char *target_override, *backend, *model, *workdir, *method;
+    double seconds, timeout; /* timeout: per kernel call of an isolated or exec backend */
+    int isolate;             /* -1 default, 0, 1 (MOEFUZZ_ISOLATE) */
     int jobs, overnight, full, plain, keep_going;
     long runs;
     unsigned seed;
@@ -285,11 +286,12 @@ static void summary(const campaign *cp, const progress *pr, double wall) {
     } else {
         printf("failures         %d artifacts in %s, %d signatures:\n", nfail, art_dir, ng);
         for (int g = 0; g < ng; g++) {
-            printf("  [%d] %s\n      e.g. %s\n      replay: moefuzz repro%s%s%s%s%s %s\n",
+            printf("  [%d] %s\n      e.g. %s\n      replay: moefuzz repro%s%s%s%s%s%s%s %s\n",
                    groups[g].count, groups[g].signature, groups[g].example,
-                   cp->backend ? " --backend " : "", cp->backend ? cp->backend : "",
-                   cp->model ? " --model " : "", cp->model ? cp->model : "",
-                   cp->full ? " --full" : "", groups[g].example);
+                   cp->backend ? " --backend '" : "", cp->backend ? cp->backend : "",
+                   cp->backend ? "'" : "", cp->model ? " --model " : "",
+                   cp->model ? cp->model : "", cp->method ? " --method " : "",
+                   cp->method ? cp->method : "", groups[g].example);
         }
     }
 }
@@ -339,7 +341,13 @@ static int run_campaign(campaign *cp) {
     FLAG("-artifact_prefix=%s", art);
     if (access(dict, R_OK) == 0) FLAG("-dict=%s", dict);
     FLAG("-max_len=%d", 512);
-    FLAG("-timeout=%d", 60);
+    /* libFuzzer's own limit stays above the per-call limit of a kernel in another process,
+     * whose timeout is reported with the case */
+    int external = cp->timeout > 0 || cp->isolate == 1 ||
+                   (cp->backend && (!strncmp(cp->backend, "plugin:", 7) ||
+                                    !strncmp(cp->backend, "exec:", 5)));
+    double call_s = cp->timeout > 0 ? cp->timeout : MF_BACKEND_TIMEOUT_S;
+    FLAG("-timeout=%d", external && call_s * 3 + 30 > 60 ? (int)(call_s * 3 + 30) : 60);
     FLAG("-rss_limit_mb=%d", cp->overnight ? 16384 : 8192);
     FLAG("-print_final_stats=1");
     if (cp->seconds > 0) FLAG("-max_total_time=%d", (int)cp->seconds);
@@ -363,6 +371,13 @@ static int run_campaign(campaign *cp) {
     if (cp->backend) setenv("MOEFUZZ_BACKEND", cp->backend, 1);
     if (cp->model) setenv("MOEFUZZ_MODEL", cp->model, 1);
     if (cp->full) setenv("MOEFUZZ_FULL", "1", 1);
+    if (cp->method) setenv("MOEFUZZ_METHOD", cp->method, 1);
+    if (cp->isolate >= 0) setenv("MOEFUZZ_ISOLATE", cp->isolate ? "1" : "0", 1);
+    if (cp->timeout > 0) {
+        char t[32];
+        snprintf(t, sizeof t, "%g", cp->timeout);
+        setenv("MOEFUZZ_TIMEOUT", t, 1);
+    }
     double t0 = mf_now_s();
     pid_t pid = fork();
     if (pid < 0) return MF_EXIT_BAD_INPUT;
@@ -462,7 +477,12 @@ void mf_help_fuzz(FILE *f) {
             "  --overnight       fork mode over all cores (one per GPU for --backend cuda), 8 h\n"
             "                    unless --time, raised RSS limit, keeps going after failures\n"
             "  --keep-going      fork mode with one worker: continue after a failure\n"
-            "  --backend NAME    kernel under test (default cpu; MOEFUZZ_BACKEND)\n"
+            "  --backend NAME    kernel under test (default cpu; MOEFUZZ_BACKEND): cpu,\n"
+            "                    plugin:PATH.so, exec:COMMAND (docs/files.md)\n"
+            "  --method NAME     apply a routing method to every case (moefuzz methods)\n"
+            "  --isolate         run the kernel in a worker process (default for plugins; a\n"
+            "                    crash or hang becomes a reported failure); --no-isolate\n"
+            "  --timeout S       limit per kernel call of an isolated or exec backend\n"
             "  --model NAME      fuzz one model's routing (moefuzz models); tokens and data vary\n"
             "  --full            with --model: the model's full sizes, not its small twin\n"
             "  --workdir DIR     corpus, artifacts, stats and log (default fuzz-out)\n"
@@ -478,6 +498,7 @@ int mf_cmd_fuzz(int argc, char **argv) {
     cp.jobs = 1;
     cp.runs = -1;
     cp.workdir = "fuzz-out";
+    cp.isolate = -1;
     int time_given = 0;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
@@ -493,6 +514,11 @@ int mf_cmd_fuzz(int argc, char **argv) {
         else if (!strcmp(o, "--overnight")) cp.overnight = 1;
         else if (!strcmp(o, "--keep-going")) cp.keep_going = 1;
         else if (!strcmp(o, "--backend") && more) cp.backend = argv[++i];
+        else if (!strcmp(o, "--method") && more) cp.method = argv[++i];
+        else if (!strcmp(o, "--isolate")) cp.isolate = 1;
+        else if (!strcmp(o, "--no-isolate")) cp.isolate = 0;
+        else if (!strcmp(o, "--timeout") && more && atof(argv[i + 1]) > 0)
+            cp.timeout = atof(argv[++i]);
         else if (!strcmp(o, "--model") && more) cp.model = argv[++i];
         else if (!strcmp(o, "--full")) cp.full = 1;
         else if (!strcmp(o, "--workdir") && more) cp.workdir = argv[++i];
@@ -510,6 +536,11 @@ int mf_cmd_fuzz(int argc, char **argv) {
     if (cp.model && mf_model_find(cp.model)->unsupported) {
         fprintf(stderr, "moefuzz fuzz: model %s needs %s, not in case format v1\n", cp.model,
                 mf_model_find(cp.model)->unsupported);
+        return MF_EXIT_BAD_INPUT;
+    }
+    if (cp.method && !mf_method_find(cp.method)) {
+        fprintf(stderr, "moefuzz fuzz: unknown routing method '%s' (moefuzz methods)\n",
+                cp.method);
         return MF_EXIT_BAD_INPUT;
     }
     if (cp.jobs < 1) cp.jobs = 1;

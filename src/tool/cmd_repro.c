@@ -11,7 +11,8 @@
 
 void mf_help_repro(FILE *f) {
     fprintf(f,
-            "usage: moefuzz repro [--backend NAME] [--model NAME] [--full] [--save NAME] FILE\n\n"
+            "usage: moefuzz repro [--backend NAME] [--model NAME] [--full] [--method NAME]\n"
+            "                     [--save NAME] FILE\n\n"
             "Replays FILE as fuzz_moe would (raw bytes, canonical binary or text; the model's\n"
             "routing applied with --model), then prints the diagnosis, the case as text, and\n"
             "the exact commands that rerun it. --save NAME writes the case as text to\n"
@@ -25,6 +26,8 @@ int mf_cmd_repro(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--backend") && i + 1 < argc) backend = argv[++i];
         else if (!strcmp(argv[i], "--model") && i + 1 < argc) model = argv[++i];
+        else if (!strcmp(argv[i], "--method") && i + 1 < argc)
+            setenv("MOEFUZZ_METHOD", argv[++i], 1);
         else if (!strcmp(argv[i], "--full")) full = 1;
         else if (!strcmp(argv[i], "--save") && i + 1 < argc) save = argv[++i];
         else if (!file && argv[i][0] != '-') file = argv[i];

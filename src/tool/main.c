@@ -9,6 +9,8 @@
  *   moefuzz minimize / merge     libFuzzer crash minimization / corpus merge
  *   moefuzz models               model presets for --model
  *   moefuzz bench reference      speed of the exact reference
+ *   moefuzz export / verify      case files out, result files in (kernels in other languages)
+ *   moefuzz methods              routing methods by project name and number
  * `moefuzz COMMAND --help` describes each. Exit codes: 0 pass, 1 mismatch, 2 bad input.
  */
 #include <stdio.h>
@@ -39,6 +41,12 @@ static const mf_command commands[] = {
      mf_cmd_mutants, mf_help_mutants},
     {"bench", "benchmarks: `bench reference`, `bench kernel` (CUDA builds)", mf_cmd_bench,
      mf_help_bench},
+    {"export", "write cases as safetensors files for kernels outside moefuzz", mf_cmd_export,
+     mf_help_export},
+    {"verify", "check result files (safetensors) of exported cases against the reference",
+     mf_cmd_verify, mf_help_verify},
+    {"methods", "routing methods by project name and number (FlashInfer, vLLM, TRT-LLM)",
+     mf_cmd_methods, mf_help_methods},
 };
 
 int mf_is_help(const char *a) { return !strcmp(a, "-h") || !strcmp(a, "--help"); }

@@ -45,6 +45,16 @@ int mf_cmd_mutants(int argc, char **argv);
 void mf_help_mutants(FILE *f);
 int mf_cmd_models(int argc, char **argv);
 void mf_help_models(FILE *f);
+int mf_cmd_export(int argc, char **argv); /* cmd_exchange.c */
+void mf_help_export(FILE *f);
+int mf_cmd_verify(int argc, char **argv);
+void mf_help_verify(FILE *f);
+int mf_cmd_methods(int argc, char **argv);
+void mf_help_methods(FILE *f);
+
+/* One line describing a case: "T=4 H=64 I=32 E=16/16+0 k=4 sigmoid+bias g=1/1 rn=1
+ * rsf=2.5@weights" (cmd_check.c). */
+void mf_tool_case_summary(const mf_case *c, char *buf, size_t n);
 
 /* `moefuzz bench kernel`: defined by the CUDA benchmark object when the build has CUDA
  * (kernels/cuda); NULL otherwise. Returns an exit code. */

@@ -9,8 +9,15 @@
  * older header reads a newer caller's params up to its own struct_size. Enum values are fixed
  * forever; new values are appended.
  *
- * Semantics of every parameter: docs/semantics.md. Ownership: every pointer in the params is
+ * Semantics of every parameter: docs/design.md ("The problem model"). Ownership: every pointer in the params is
  * owned by the caller and valid for the duration of run() only.
+ *
+ * How moefuzz runs a plugin (`moefuzz check --backend plugin:PATH.so`): by default in a worker
+ * process that loads the .so and calls create() once, then supports / workspace_size / run per
+ * case on shared-memory copies of the tensors. A crash or a hang (--timeout) in any of them is
+ * reported with the case and the worker restarts for the next case (create() runs again).
+ * Build against this header: find_package(moefuzz) (target moefuzz::kernel_abi) or
+ * `pkg-config --cflags moefuzz`; examples/plugin/ is a complete plugin.
  */
 #ifndef MOEFUZZ_KERNEL_ABI_H
 #define MOEFUZZ_KERNEL_ABI_H
@@ -61,7 +68,13 @@ typedef struct mf_kernel_contract {
     uint32_t round_points; /* MF_ABI_RP_* bits */
     int32_t deterministic; /* identical bits on identical input */
     int32_t reports_routing; /* writes topk_ids / topk_weights when the caller passes them */
-    uint64_t reserved[4];
+    /* The routing method the kernel implements, by the name `moefuzz methods` lists (e.g.
+     * "flashinfer:DeepSeekV3"), or NULL. When set, moefuzz applies that method's parameters to
+     * every case (as `--method` does). This slot was reserved[0] in the first header, which
+     * kernels left zero: a contract of any struct_size that reaches it reads NULL there when
+     * nothing is declared, so the size of this struct and of mf_kernel_api did not change. */
+    const char *routing_method;
+    uint64_t reserved[3]; /* zero */
 } mf_kernel_contract;
 
 /* ---- one call ---- */

@@ -1,0 +1,317 @@
+/* moe_example.c: an example kernel plugin for moefuzz, written from scratch against the
+ * installed ABI header (moefuzz/kernel_abi.h) only.
+ *
+ *   cmake -S examples/plugin -B build-plugin -DCMAKE_PREFIX_PATH=/where/moefuzz/is/installed
+ *   cmake --build build-plugin
+ *   moefuzz check --backend plugin:build-plugin/libmoe_example.so corpus/seeds
+ *
+ * What it computes: the whole MoE forward of the ABI in fp32, organised the way fused GPU
+ * kernels are: route every token first, then run each local expert once over the tokens routed
+ * to it (gather, GEMM1, SiLU-GLU, GEMM2, scatter-add of w * y into an fp32 accumulator), and
+ * round the accumulator to bf16 at the end. Dot products keep four partial sums (lanes), so the
+ * summation order is not the sequential one, and the combine adds the experts in expert order,
+ * not slot order: the declared contract is therefore "any-order" (fp32 arithmetic in an order
+ * the reference does not model, activation rounded to bf16 before GEMM2).
+ *
+ * What it refuses (supports() returns 0 with the reason, which moefuzz counts as unsupported):
+ *   - H or I not a multiple of 4: the four-lane dot product has no tail loop;
+ *   - top_k above 32 (its per-token arrays);
+ *   - device memory (it is a host kernel).
+ *
+ * Test builds (examples/plugin/CMakeLists.txt) compile this file with EXAMPLE_MISBEHAVE to
+ * get plugins that crash or hang on some cases (misbehave.c), and with EXAMPLE_ROUTING_METHOD
+ * to declare a routing method.
+ *
+ * Versions:
+ *   1  first version.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "moefuzz/kernel_abi.h"
+
+#define EX_MAX_TOP_K 32
+
+#ifdef EXAMPLE_MISBEHAVE
+void example_misbehave(const mf_kernel_params *p); /* misbehave.c: crash or hang on purpose */
+#else
+static void example_misbehave(const mf_kernel_params *p) { (void)p; }
+#endif
+#ifndef EXAMPLE_ROUTING_METHOD
+#define EXAMPLE_ROUTING_METHOD NULL
+#endif
+
+/* ---- bf16 as bit patterns ---- */
+
+static float from_bf16(uint16_t h) {
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+/* round to nearest, ties to even; NaN stays NaN (quiet) */
+static uint16_t to_bf16(float f) {
+    uint32_t bits;
+    memcpy(&bits, &f, 4);
+    if (isnan(f)) return (uint16_t)((bits >> 16) | 0x0040u);
+    uint32_t lsb = (bits >> 16) & 1u;
+    return (uint16_t)((bits + 0x7fffu + lsb) >> 16);
+}
+
+/* ---- the workspace: everything run() needs besides the caller's tensors ---- */
+
+typedef struct layout {
+    size_t ids, weights, acc, order, xg, act, bytes;
+} layout;
+
+static size_t up64(size_t x) { return (x + 63) & ~(size_t)63; }
+
+static layout plan(const mf_kernel_params *p) {
+    layout l;
+    size_t T = (size_t)p->T, k = (size_t)p->top_k;
+    size_t o = 0;
+    l.ids = o, o = up64(o + T * k * sizeof(int32_t));         /* routing of every token */
+    l.weights = o, o = up64(o + T * k * sizeof(float));
+    l.acc = o, o = up64(o + T * (size_t)p->H * sizeof(float)); /* fp32 output accumulator */
+    l.order = o, o = up64(o + T * k * 2 * sizeof(int32_t));   /* (token, slot) per expert */
+    l.xg = o, o = up64(o + 2 * (size_t)p->I * sizeof(float));  /* gate | up of one token */
+    l.act = o, o = up64(o + (size_t)p->I * sizeof(float));     /* bf16-rounded activation */
+    l.bytes = o + (size_t)p->E * 3 * sizeof(double) + 64;      /* routing scratch */
+    return l;
+}
+
+/* ---- routing ---- */
+
+static double logit(const mf_kernel_params *p, int t, int e) {
+    size_t i = (size_t)t * p->E + e;
+    return p->logits_dtype == MF_ABI_DTYPE_BF16 ? from_bf16(((const uint16_t *)p->logits)[i])
+                                                : ((const float *)p->logits)[i];
+}
+
+static double bias(const mf_kernel_params *p, int e) {
+    if (!p->bias || p->bias_dtype == MF_ABI_BIAS_NONE) return 0.0;
+    return p->bias_dtype == MF_ABI_BIAS_BF16 ? from_bf16(((const uint16_t *)p->bias)[e])
+                                             : ((const float *)p->bias)[e];
+}
+
+/* a before b in the ranking: larger key first, lower index on ties, NaN last */
+static int ranks_before(double ka, int a, double kb, int b) {
+    if (isnan(ka)) ka = -INFINITY;
+    if (isnan(kb)) kb = -INFINITY;
+    return ka > kb || (ka == kb && a < b);
+}
+
+/* Scores in double (more accurate than any fp32 kernel, which "any-order" allows); ids and
+ * weights of token t. scratch: 3E doubles. */
+static void route(const mf_kernel_params *p, int t, double *scratch, int32_t *ids, float *w) {
+    int E = p->E, k = p->top_k;
+    double *score = scratch, *key = scratch + E, *gkey = scratch + 2 * E;
+    if (p->score_fn == MF_ABI_SCORE_SOFTMAX) {
+        double mx = -INFINITY, sum = 0;
+        for (int e = 0; e < E; e++)
+            if (logit(p, t, e) > mx) mx = logit(p, t, e);
+        for (int e = 0; e < E; e++) sum += score[e] = exp(logit(p, t, e) - mx);
+        for (int e = 0; e < E; e++) score[e] /= sum;
+    } else {
+        for (int e = 0; e < E; e++) score[e] = 1.0 / (1.0 + exp(-logit(p, t, e)));
+    }
+    for (int e = 0; e < E; e++) key[e] = score[e] + bias(p, e); /* bias selects, never weighs */
+    if (p->n_group > 1) {
+        /* score the groups, keep the best topk_group, drop the rest to -inf */
+        int G = E / p->n_group;
+        for (int g = 0; g < p->n_group; g++) {
+            double b1 = -INFINITY, b2 = -INFINITY;
+            for (int e = g * G; e < (g + 1) * G; e++) {
+                double v = isnan(key[e]) ? -INFINITY : key[e];
+                if (v > b1) b2 = b1, b1 = v;
+                else if (v > b2) b2 = v;
+            }
+            gkey[g] = p->group_rule == MF_ABI_GROUP_MAX || G == 1 ? b1 : b1 + b2;
+        }
+        for (int g = 0; g < p->n_group; g++) {
+            int better = 0; /* groups ranked before g */
+            for (int h = 0; h < p->n_group; h++)
+                better += h != g && ranks_before(gkey[h], h, gkey[g], g);
+            if (better >= p->topk_group)
+                for (int e = g * G; e < (g + 1) * G; e++) key[e] = -INFINITY;
+        }
+    }
+    /* top-k by insertion into a sorted list of k */
+    int n = 0;
+    for (int e = 0; e < E; e++) {
+        int pos = n;
+        while (pos > 0 && ranks_before(key[e], e, key[ids[pos - 1]], ids[pos - 1])) pos--;
+        if (pos >= k) continue;
+        if (n < k) n++;
+        for (int j = n - 1; j > pos; j--) ids[j] = ids[j - 1];
+        ids[pos] = e;
+    }
+    double sum = 0;
+    for (int j = 0; j < k; j++) sum += score[ids[j]];
+    for (int j = 0; j < k; j++) {
+        double wj = score[ids[j]];
+        if (p->renormalize) wj /= sum + (double)p->renorm_eps;
+        if (p->rsf_site == MF_ABI_RSF_WEIGHTS) wj *= p->routed_scaling_factor;
+        w[j] = (float)wj;
+    }
+}
+
+/* ---- experts ---- */
+
+/* fp32 dot product of a bf16 row with an fp32 vector in four lanes */
+static float dot4(const uint16_t *row, const float *v, int n) {
+    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (int i = 0; i < n; i += 4) {
+        s0 += from_bf16(row[i]) * v[i];
+        s1 += from_bf16(row[i + 1]) * v[i + 1];
+        s2 += from_bf16(row[i + 2]) * v[i + 2];
+        s3 += from_bf16(row[i + 3]) * v[i + 3];
+    }
+    return (s0 + s1) + (s2 + s3);
+}
+
+/* ---- the function table ---- */
+
+typedef struct example_ctx {
+    float *xf; /* one token of x in fp32, grown as needed */
+    size_t xf_len;
+} example_ctx;
+
+static int ex_create(void **ctx, char *msg, size_t msg_len) {
+    example_ctx *c = calloc(1, sizeof *c);
+    if (!c) {
+        snprintf(msg, msg_len, "example kernel: out of memory");
+        return 1;
+    }
+    *ctx = c;
+    return 0;
+}
+
+static void ex_release(void *ctx) {
+    example_ctx *c = ctx;
+    if (c) free(c->xf);
+    free(c);
+}
+
+static int ex_supports(void *ctx, const mf_kernel_params *p, char *msg, size_t msg_len) {
+    (void)ctx;
+    if (p->H % 4 || p->I % 4) {
+        snprintf(msg, msg_len, "H=%d, I=%d: the four-lane dot product needs multiples of 4",
+                 p->H, p->I);
+        return 0;
+    }
+    if (p->top_k < 1 || p->top_k > EX_MAX_TOP_K || p->top_k > p->E) {
+        snprintf(msg, msg_len, "top_k=%d outside [1, %d]", p->top_k, EX_MAX_TOP_K);
+        return 0;
+    }
+    if (p->memory != MF_ABI_MEM_HOST || p->activation != MF_ABI_ACT_SILU_GLU) {
+        snprintf(msg, msg_len, "host memory and SiLU-GLU only");
+        return 0;
+    }
+#ifdef EXAMPLE_REQUIRE_TOP1
+    if (p->top_k != 1) { /* the method it declares routes top-1 */
+        snprintf(msg, msg_len, "top_k=%d: this kernel routes top-1 only", p->top_k);
+        return 0;
+    }
+#endif
+    return 1;
+}
+
+static int ex_workspace_size(void *ctx, const mf_kernel_params *p, size_t *bytes, char *msg,
+                             size_t msg_len) {
+    (void)ctx, (void)msg, (void)msg_len;
+    *bytes = plan(p).bytes;
+    return 0;
+}
+
+static int ex_run(void *vctx, const mf_kernel_params *p, char *msg, size_t msg_len) {
+    example_ctx *c = vctx;
+    if (ex_supports(vctx, p, msg, msg_len) != 1) return 1;
+    example_misbehave(p);
+    layout l = plan(p);
+    if (!p->workspace || p->workspace_bytes < l.bytes) {
+        snprintf(msg, msg_len, "workspace of %zu bytes needed", l.bytes);
+        return 1;
+    }
+    if (c->xf_len < (size_t)p->H) {
+        float *nx = realloc(c->xf, sizeof(float) * (size_t)p->H);
+        if (!nx) {
+            snprintf(msg, msg_len, "out of memory");
+            return 1;
+        }
+        c->xf = nx, c->xf_len = (size_t)p->H;
+    }
+    uint8_t *ws = p->workspace;
+    int32_t *ids = (int32_t *)(ws + l.ids), *order = (int32_t *)(ws + l.order);
+    float *w = (float *)(ws + l.weights), *acc = (float *)(ws + l.acc);
+    float *gu = (float *)(ws + l.xg), *act = (float *)(ws + l.act);
+    double *scratch = (double *)(ws + l.bytes - (size_t)p->E * 3 * sizeof(double) - 64);
+    int T = p->T, H = p->H, I = p->I, k = p->top_k;
+    const uint16_t *x = p->x, *w13 = p->w13, *w2 = p->w2;
+
+    /* 1. route every token */
+    for (int t = 0; t < T; t++) route(p, t, scratch, ids + (size_t)t * k, w + (size_t)t * k);
+    memset(acc, 0, sizeof(float) * (size_t)T * H);
+
+    /* 2. each local expert over its tokens */
+    int gate_half = p->layout == MF_ABI_LAYOUT_GATE_UP ? 0 : I; /* rows of gate in W13 */
+    int up_half = I - gate_half;
+    for (int le = 0; le < p->E_local; le++) {
+        int e = p->expert_offset + le, n = 0;
+        for (int t = 0; t < T; t++)
+            for (int j = 0; j < k; j++)
+                if (ids[(size_t)t * k + j] == e) order[2 * n] = t, order[2 * n + 1] = j, n++;
+        const uint16_t *W13 = w13 + (size_t)le * 2 * I * H, *W2 = w2 + (size_t)le * H * I;
+        for (int r = 0; r < n; r++) {
+            int t = order[2 * r], j = order[2 * r + 1];
+            for (int h = 0; h < H; h++) c->xf[h] = from_bf16(x[(size_t)t * H + h]);
+            for (int i = 0; i < I; i++) {
+                gu[i] = dot4(W13 + (size_t)(gate_half + i) * H, c->xf, H);
+                gu[I + i] = dot4(W13 + (size_t)(up_half + i) * H, c->xf, H);
+            }
+            for (int i = 0; i < I; i++) {
+                float g = gu[i], u = gu[I + i];
+                act[i] = from_bf16(to_bf16(g / (1.0f + expf(-g)) * u)); /* bf16 before GEMM2 */
+            }
+            float wt = w[(size_t)t * k + j];
+            for (int h = 0; h < H; h++)
+                acc[(size_t)t * H + h] += wt * dot4(W2 + (size_t)h * I, act, I);
+        }
+    }
+
+    /* 3. outputs */
+    float scale = p->rsf_site == MF_ABI_RSF_OUTPUT ? p->routed_scaling_factor : 1.0f;
+    uint16_t *out = p->out;
+    for (size_t i = 0; i < (size_t)T * H; i++) out[i] = to_bf16(acc[i] * scale);
+    if (p->topk_ids) memcpy(p->topk_ids, ids, sizeof(int32_t) * (size_t)T * k);
+    if (p->topk_weights) memcpy(p->topk_weights, w, sizeof(float) * (size_t)T * k);
+    return 0;
+}
+
+/* The one exported symbol: fills the table for the caller's ABI version. */
+__attribute__((visibility("default"))) int mf_kernel_get_api(uint32_t abi_version,
+                                                             mf_kernel_api *api,
+                                                             size_t api_size) {
+    if (abi_version != MF_KERNEL_ABI_VERSION || api_size < sizeof *api) return 1;
+    memset(api, 0, api_size);
+    api->abi_version = MF_KERNEL_ABI_VERSION;
+    api->struct_size = sizeof *api;
+    api->name = "example";
+    api->description = "example plugin: fp32 expert-major MoE, four-lane dot products";
+    api->memory = MF_ABI_MEM_HOST;
+    api->contract.struct_size = sizeof api->contract;
+    api->contract.name = "any-order";
+    api->contract.deterministic = 1;
+    api->contract.reports_routing = 1;
+    api->contract.routing_method = EXAMPLE_ROUTING_METHOD;
+    api->create = ex_create;
+    api->supports = ex_supports;
+    api->workspace_size = ex_workspace_size;
+    api->run = ex_run;
+    api->release = ex_release;
+    return 0;
+}

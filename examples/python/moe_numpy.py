@@ -1,0 +1,221 @@
+#!/usr/bin/env python3
+"""moe_numpy.py: an example moefuzz adapter, a fused-MoE forward in numpy.
+
+Replace `moe_forward` with a call into your own kernel (PyTorch, Triton, CUDA via ctypes...)
+and moefuzz checks it against its exact reference. Two ways to run it:
+
+  moefuzz check --backend 'exec:python3 examples/python/moe_numpy.py' corpus/seeds
+      a long-lived process speaking the exec protocol on stdin/stdout (docs/files.md):
+      "hello 1" -> "hello NAME contract=C routing=1"; "run IN OUT" -> "ok" | "unsupported
+      REASON" | "error MESSAGE"; "quit".
+
+  moefuzz export corpus/seeds --out cases/ && python3 moe_numpy.py cases/ && moefuzz verify cases/
+      batch over files: NAME.safetensors in, NAME.out.safetensors out.
+
+Options:
+  --mode any-order              fp32 GEMMs, activation rounded to bf16, fp32 combine (default)
+  --mode vllm-triton            also rounds gate/up and each w*y to bf16 (vLLM's Triton fused_moe)
+  --mode flashinfer-trtllm-bf16 rounds the routing weights and each expert output to bf16
+  --method NAME                 declare a routing method (moefuzz methods); moefuzz then applies
+                                it to every case, and this adapter checks that it did
+The mode is also the contract declared in the hello line. Diagnostics go to stderr: stdout
+belongs to the protocol.
+
+Only numpy is needed; the safetensors files are read and written by the ten lines below.
+MOE_NUMPY_BUG (for moefuzz's own tests) makes it wrong on purpose: drop-rsf (ignores the routed
+scaling factor), crash (SIGSEGV on single-token cases), hang (sleeps on single-token cases).
+"""
+import json
+import os
+import signal
+import struct
+import sys
+import time
+
+import numpy as np
+
+# ---- safetensors: u64 little-endian header length, JSON header, data ----
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + n])
+    meta = header.pop("__metadata__", {})
+    dtypes = {"BF16": "<u2", "F32": "<f4", "I32": "<i4"}
+    tensors = {}
+    for name, t in header.items():
+        begin, end = t["data_offsets"]
+        raw = np.frombuffer(data, dtypes[t["dtype"]], (end - begin) // np.dtype(dtypes[t["dtype"]]).itemsize,
+                            8 + n + begin)
+        arr = raw.reshape(t["shape"])
+        tensors[name] = bf16_to_f32(arr) if t["dtype"] == "BF16" else arr
+    return tensors, meta
+
+
+def write_safetensors(path, tensors, meta):
+    """tensors: name -> (dtype name, numpy array already in that storage type)"""
+    header, blobs, offset = {"__metadata__": meta}, [], 0
+    for name, (dtype, arr) in tensors.items():
+        blob = np.ascontiguousarray(arr).tobytes()
+        header[name] = {"dtype": dtype, "shape": list(arr.shape), "data_offsets": [offset, offset + len(blob)]}
+        blobs.append(blob)
+        offset += len(blob)
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * (-(8 + len(h)) % 8)
+    with open(path + ".tmp", "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+    os.replace(path + ".tmp", path)
+
+# ---- bf16 ----
+
+def bf16_to_f32(bits):
+    return (bits.astype(np.uint32) << 16).view(np.float32)
+
+
+def f32_to_bf16(x):
+    """round to nearest even, as bf16 bit patterns; NaN stays a (quiet) NaN"""
+    u = np.asarray(x, np.float32).view(np.uint32).astype(np.uint64)
+    r = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
+    nan = np.isnan(x)
+    r[nan] = ((u[nan] >> 16) | 0x40).astype(np.uint16)
+    return r
+
+
+def round_bf16(x):
+    return bf16_to_f32(f32_to_bf16(x))
+
+# ---- the MoE forward (replace this with your kernel) ----
+
+def moe_forward(t, meta, mode, bug):
+    """t: tensors of the case file; meta: its parameters (strings). Returns out [T,H] as bf16
+    bits, topk_ids [T,k] int32, topk_weights [T,k] float32."""
+    f32 = np.float32
+    T, H, I, E = (int(meta[k]) for k in ("T", "H", "I", "E"))
+    E_local, offset, k = int(meta["E_local"]), int(meta["expert_offset"]), int(meta["top_k"])
+    n_group, topk_group = int(meta["n_group"]), int(meta["topk_group"])
+    rsf = f32(1.0 if bug == "drop-rsf" else float(meta["rsf"]))
+    x, L = t["x"].astype(f32), t["logits"].astype(f32)
+
+    # routing, in fp32: scores, selection keys (bias selects only), groups, top-k
+    if meta["score"] == "softmax":
+        e = np.exp(L - L.max(axis=1, keepdims=True))
+        s = e / e.sum(axis=1, keepdims=True)
+    else:
+        s = f32(1) / (f32(1) + np.exp(-L))
+    key = s + t["bias"].astype(f32) if meta["bias"] != "none" else s.copy()
+    key = np.where(np.isnan(key), -np.inf, key).astype(f32)  # NaN ranks last
+    if n_group > 1:
+        G = E // n_group
+        kg = key.reshape(T, n_group, G)
+        if meta["group_rule"] == "max" or G == 1:
+            gscore = kg.max(axis=2)
+        else:
+            gscore = np.sort(kg, axis=2)[:, :, -2:].sum(axis=2)
+        kept = np.argsort(-gscore, axis=1, kind="stable")[:, :topk_group]  # ties: lower group
+        keep = np.zeros((T, n_group), bool)
+        keep[np.arange(T)[:, None], kept] = True
+        key = np.where(np.repeat(keep, G, axis=1), key, -np.inf)
+    ids = np.argsort(-key, axis=1, kind="stable")[:, :k].astype(np.int32)  # ties: lower index
+    w = np.take_along_axis(s, ids, axis=1)
+    if meta["renormalize"] == "true":
+        w = w / (w.sum(axis=1, keepdims=True) + f32(float(meta["eps"])))
+    if meta["rsf_site"] == "weights":
+        w = w * rsf
+    if mode == "flashinfer-trtllm-bf16":
+        w = round_bf16(w)  # the routing kernel writes bf16 weights
+    w = w.astype(f32)
+
+    # experts: each local expert over the tokens routed to it
+    acc = np.zeros((T, H), f32)
+    w13, w2 = t["w13"], t["w2"]
+    for le in range(E_local):
+        tok, slot = np.nonzero(ids == offset + le)
+        if len(tok) == 0:
+            continue
+        gu = x[tok] @ w13[le].T  # [n, 2I] in fp32
+        gate, up = (gu[:, :I], gu[:, I:]) if meta["layout"] == "gate_up" else (gu[:, I:], gu[:, :I])
+        if mode == "vllm-triton":
+            gate, up = round_bf16(gate), round_bf16(up)  # GEMM1 writes bf16
+        a = round_bf16(gate / (f32(1) + np.exp(-gate)) * up)  # SiLU-GLU, bf16 before GEMM2
+        y = a @ w2[le].T  # [n, H]
+        if mode == "flashinfer-trtllm-bf16":
+            y = round_bf16(y)  # GEMM2 writes bf16
+        contrib = w[tok, slot][:, None] * y
+        if mode == "vllm-triton":
+            contrib = round_bf16(contrib)  # routed weight multiplied in the GEMM2 epilogue
+        acc[tok] += contrib  # a token meets an expert at most once
+    if meta["rsf_site"] == "output":
+        acc = acc * rsf
+    return f32_to_bf16(acc), ids, w
+
+# ---- one case ----
+
+def run_case(case_path, out_path, mode, method, bug):
+    t, meta = read_safetensors(case_path)
+    if method and meta.get("routing_method") != method:
+        return "error the case was not routed by %s (routing_method=%s)" % (method, meta.get("routing_method"))
+    if meta.get("activation") != "silu_glu":
+        return "unsupported activation %s" % meta.get("activation")
+    if bug in ("crash", "hang") and meta["T"] == "1":
+        if bug == "crash":
+            os.kill(os.getpid(), signal.SIGSEGV)
+        time.sleep(3600)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        out, ids, w = moe_forward(t, meta, mode, bug)
+    write_safetensors(out_path, {"out": ("BF16", out), "topk_ids": ("I32", ids),
+                                 "topk_weights": ("F32", w)}, {"format": "moefuzz-result-1"})
+    return "ok"
+
+
+def main():
+    args, mode, method, dirs = sys.argv[1:], "any-order", None, []
+    while args:
+        a = args.pop(0)
+        if a == "--mode" and args:
+            mode = args.pop(0)
+        elif a == "--method" and args:
+            method = args.pop(0)
+        elif not a.startswith("-"):
+            dirs.append(a)
+        else:
+            sys.exit("usage: moe_numpy.py [--mode any-order|vllm-triton|flashinfer-trtllm-bf16] [--method NAME] [DIR...]")
+    if mode not in ("any-order", "vllm-triton", "flashinfer-trtllm-bf16"):
+        sys.exit("moe_numpy.py: unknown mode %s" % mode)
+    bug = os.environ.get("MOE_NUMPY_BUG", "")
+
+    if dirs:  # batch: every exported case in the directories
+        for d in dirs:
+            for name in sorted(os.listdir(d)):
+                if name.endswith(".safetensors") and not name.endswith(".out.safetensors"):
+                    case = os.path.join(d, name)
+                    reply = run_case(case, case[:-len(".safetensors")] + ".out.safetensors", mode, method, bug)
+                    if reply != "ok":
+                        print("%s: %s" % (name, reply), file=sys.stderr)
+        return
+
+    # the exec protocol: one request per line on stdin, one reply per line on stdout
+    while True:
+        line = sys.stdin.readline()
+        if not line:
+            return  # EOF: moefuzz is gone
+        words = line.split()
+        if not words:
+            continue
+        if words[0] == "hello":
+            reply = "hello moe_numpy contract=%s routing=1" % mode + (" method=%s" % method if method else "")
+        elif words[0] == "run" and len(words) == 3:
+            try:
+                reply = run_case(words[1], words[2], mode, method, bug)
+            except Exception as e:  # a bug in the adapter is an error reply, not a crash
+                reply = "error %s: %s" % (type(e).__name__, str(e).replace("\n", " "))
+        elif words[0] == "quit":
+            return
+        else:
+            reply = "error unknown request %s" % words[0]
+        sys.stdout.write(reply + "\n")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

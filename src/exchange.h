@@ -1,0 +1,46 @@
+/* exchange.h: case and result files for kernels that live outside moefuzz (docs/files.md).
+ *
+ * A case file is a safetensors file holding the problem's input tensors (x, logits, bias when
+ * present, w13, w2) and, in "__metadata__", every parameter of the case as strings with the
+ * names and values of the text case format ("T" = "4", "score" = "sigmoid", "rsf" = "2.5", ...),
+ * plus "format" = "moefuzz-case-1" and, when known, the whole text case ("case"), a name and
+ * the routing method. A result file holds "out" [T, H] BF16 and optionally "topk_ids" [T, k]
+ * I32 and "topk_weights" [T, k] F32, or metadata "unsupported" = REASON. `moefuzz export`
+ * writes case files, `moefuzz verify` checks result files, and the exec backend exchanges both
+ * with an adapter process.
+ */
+#ifndef MF_EXCHANGE_H
+#define MF_EXCHANGE_H
+
+#include "backend.h"
+#include "case.h"
+#include "mf_base.h"
+
+#define MF_XCASE_FORMAT "moefuzz-case-1"
+#define MF_XRESULT_SUFFIX ".out.safetensors" /* NAME.safetensors -> NAME.out.safetensors */
+
+/* Writes the inputs of pb and its parameters. c (may be NULL) adds the text case with its
+ * generators; name and method (may be NULL) are recorded as "name" and "routing_method". */
+mf_status mf_xcase_write(const char *path, const mf_problem *pb, const mf_case *c,
+                         const char *name, const char *method, mf_error *err);
+
+/* Reads a case file: parameters from the metadata, tensors from the file. Checks that every
+ * parameter is present and valid, that the tensors have the dtypes and shapes the parameters
+ * imply, and that the text case, when present, has the same parameters (c then carries its
+ * generators too). pb owns its tensors (mf_problem_free). */
+mf_status mf_xcase_read(const char *path, mf_case *c, mf_problem *pb, mf_error *err);
+mf_status mf_xcase_parse(const uint8_t *data, size_t size, mf_case *c, mf_problem *pb,
+                         mf_error *err);
+
+/* Reads a result file for a problem with parameters p into r (malloc'd like a backend run's).
+ * Metadata "unsupported" sets r->unsupported and its reason. */
+mf_status mf_xresult_read(const char *path, const mf_moe_params *p, mf_run_result *r,
+                          mf_error *err);
+mf_status mf_xresult_parse(const uint8_t *data, size_t size, const mf_moe_params *p,
+                           mf_run_result *r, mf_error *err);
+
+/* Writes a result file (tests, and kernels written in C that use the file path). */
+mf_status mf_xresult_write(const char *path, const mf_moe_params *p, const mf_run_result *r,
+                           mf_error *err);
+
+#endif /* MF_EXCHANGE_H */

@@ -1,0 +1,321 @@
+/* cmd_exchange.c: `moefuzz export`, `moefuzz verify` (case and result files for kernels that
+ * live outside moefuzz, docs/files.md) and `moefuzz methods`. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "check.h"
+#include "codec.h"
+#include "exchange.h"
+#include "methods.h"
+#include "models.h"
+#include "tool.h"
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && !strcmp(s + n - m, suffix);
+}
+
+static int mkdir_p(const char *dir) {
+    char d[4096];
+    snprintf(d, sizeof d, "%s", dir);
+    for (char *p = d + 1; *p; p++)
+        if (*p == '/') {
+            *p = '\0';
+            mkdir(d, 0775);
+            *p = '/';
+        }
+    return mkdir(d, 0775) == 0 || errno == EEXIST ? 0 : -1;
+}
+
+/* ---- export ---- */
+
+static int name_taken(const mf_path_list *l, const char *name) {
+    for (int i = 0; i < l->n; i++)
+        if (!strcmp(l->paths[i], name)) return 1;
+    return 0;
+}
+
+static void names_add(mf_path_list *l, const char *s) {
+    if (l->n == l->cap) {
+        int cap = l->cap ? 2 * l->cap : 16;
+        char **np = realloc(l->paths, sizeof(char *) * (size_t)cap);
+        if (!np) return;
+        l->paths = np;
+        l->cap = cap;
+    }
+    if ((l->paths[l->n] = strdup(s))) l->n++;
+}
+
+void mf_help_export(FILE *f) {
+    fprintf(f,
+            "usage: moefuzz export [options] CASE|DIR... --out DIR\n\n"
+            "Writes each case as DIR/NAME.safetensors for a kernel outside moefuzz: tensors x\n"
+            "[T,H] BF16, logits [T,E] F32 or BF16, bias [E] F32 or BF16 (when the case has one),\n"
+            "w13 [E_local,2I,H] BF16, w2 [E_local,H,I] BF16, and every parameter of the case in\n"
+            "the metadata (docs/files.md). The kernel writes DIR/NAME.out.safetensors with 'out'\n"
+            "[T,H] BF16 (optionally 'topk_ids' [T,k] I32 and 'topk_weights' [T,k] F32);\n"
+            "`moefuzz verify DIR` checks them.\n\n"
+            "options:\n"
+            "  --out DIR        output directory (created)\n"
+            "  --method NAME    apply a routing method to every case (moefuzz methods)\n"
+            "  --model NAME     apply a model's routing and sizes to every case (moefuzz models)\n"
+            "  --full           with --model: the model's full H and I\n"
+            "  --raw            accept raw fuzzer inputs\n"
+            "  --max-mib N      refuse cases whose tensors exceed N MiB (default %d)\n\n"
+            "exit: 0 written, 2 bad input\n",
+            MF_DEFAULT_MAX_MIB);
+}
+
+int mf_cmd_export(int argc, char **argv) {
+    const char *out = NULL, *method_name = NULL, *model_name = NULL;
+    int raw = 0, full = 0;
+    double max_mib = MF_DEFAULT_MAX_MIB;
+    mf_path_list paths = {0};
+    mf_error err = {0};
+    int bad = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *o = argv[i];
+        int more = i + 1 < argc;
+        if (!strcmp(o, "--out") && more) out = argv[++i];
+        else if (!strcmp(o, "--method") && more) method_name = argv[++i];
+        else if (!strcmp(o, "--model") && more) model_name = argv[++i];
+        else if (!strcmp(o, "--full")) full = 1;
+        else if (!strcmp(o, "--raw")) raw = 1;
+        else if (!strcmp(o, "--max-mib") && more) max_mib = atof(argv[++i]);
+        else if (o[0] == '-') {
+            fprintf(stderr, "moefuzz export: unknown or incomplete option '%s'\n", o);
+            mf_paths_free(&paths);
+            return MF_EXIT_BAD_INPUT;
+        } else if (mf_paths_collect(o, &paths, &err) != MF_OK) {
+            fprintf(stderr, "moefuzz export: %s\n", err.msg);
+            bad = 1;
+        }
+    }
+    const mf_method *method = method_name ? mf_method_find(method_name) : NULL;
+    const mf_model *model = model_name ? mf_model_find(model_name) : NULL;
+    if (!out || paths.n == 0 || (method_name && !method) || (model_name && !model)) {
+        fprintf(stderr, "moefuzz export: %s\n",
+                !out            ? "give --out DIR"
+                : paths.n == 0  ? "no case files (see --help)"
+                : !method && method_name ? "unknown routing method (moefuzz methods)"
+                                         : "unknown model (moefuzz models)");
+        mf_paths_free(&paths);
+        return MF_EXIT_BAD_INPUT;
+    }
+    if (mkdir_p(out) != 0) {
+        fprintf(stderr, "moefuzz export: cannot create %s: %s\n", out, strerror(errno));
+        mf_paths_free(&paths);
+        return MF_EXIT_BAD_INPUT;
+    }
+    int written = 0;
+    mf_path_list names = {0}; /* NAMEs written by this run */
+    for (int i = 0; i < paths.n; i++) {
+        const char *path = paths.paths[i];
+        mf_case c;
+        mf_problem pb;
+        if (mf_case_load(path, raw, &c, NULL, &err) != MF_OK) {
+            fprintf(stderr, "ERROR %s\n", err.msg);
+            bad = 1;
+            continue;
+        }
+        if (model) mf_model_apply(model, full, &c);
+        if (method && mf_method_apply(method, &c, &err) != MF_OK) {
+            fprintf(stderr, "ERROR %s: %s\n", path, err.msg);
+            bad = 1;
+            continue;
+        }
+        double mib = mf_case_bytes(&c) / 1048576.0;
+        if (mib > max_mib) {
+            fprintf(stderr, "ERROR %s: the tensors need %.0f MiB, more than --max-mib %.0f\n",
+                    path, mib, max_mib);
+            bad = 1;
+            continue;
+        }
+        if (mf_problem_build(&c, &pb, &err) != MF_OK) {
+            fprintf(stderr, "ERROR %s: %s\n", path, err.msg);
+            bad = 1;
+            continue;
+        }
+        /* NAME: the case file's name without its extension; two cases of one name in this
+         * run get -2, -3 (a file from an earlier run is replaced) */
+        const char *base = strrchr(path, '/');
+        base = base ? base + 1 : path;
+        char stem[256], name[300], dst[4400];
+        snprintf(stem, sizeof stem, "%s", base);
+        char *dot = strrchr(stem, '.');
+        if (dot && dot != stem) *dot = '\0';
+        for (char *p = stem; *p; p++)
+            if (isspace((unsigned char)*p)) *p = '_';
+        snprintf(name, sizeof name, "%s", stem);
+        for (int k = 2; name_taken(&names, name); k++)
+            snprintf(name, sizeof name, "%s-%d", stem, k);
+        snprintf(dst, sizeof dst, "%s/%s" MF_XRESULT_SUFFIX, out, name);
+        remove(dst); /* a stale result must never be verified against a new case */
+        snprintf(dst, sizeof dst, "%s/%s.safetensors", out, name);
+        if (mf_xcase_write(dst, &pb, &c, name, method ? method->name : NULL, &err) != MF_OK) {
+            fprintf(stderr, "ERROR %s: %s\n", path, err.msg);
+            bad = 1;
+        } else {
+            names_add(&names, name);
+            char desc[200];
+            mf_tool_case_summary(&c, desc, sizeof desc);
+            printf("wrote %s (%s)\n", dst, desc);
+            written++;
+        }
+        mf_problem_free(&pb);
+    }
+    printf("\nmoefuzz export: %d case files in %s; the kernel writes NAME%s next to each, then "
+           "`moefuzz verify %s`\n",
+           written, out, MF_XRESULT_SUFFIX, out);
+    mf_paths_free(&names);
+    mf_paths_free(&paths);
+    return bad ? MF_EXIT_BAD_INPUT : MF_EXIT_PASS;
+}
+
+/* ---- verify ---- */
+
+void mf_help_verify(FILE *f) {
+    fprintf(f,
+            "usage: moefuzz verify [options] DIR|CASE.safetensors...\n\n"
+            "For every case file NAME.safetensors (written by `moefuzz export`), reads the\n"
+            "kernel's result NAME.out.safetensors ('out' [T,H] BF16; optionally 'topk_ids'\n"
+            "[T,k] I32 and 'topk_weights' [T,k] F32; or metadata 'unsupported' = REASON) and\n"
+            "checks it against the exact reference: routing ids and weights when given, every\n"
+            "output element against its admissible bf16 interval; a failure names the suspected\n"
+            "dropped parameter. Malformed, truncated or mismatched files are bad input.\n\n"
+            "options:\n"
+            "  --contract NAME    the kernel's numerical contract (default any-order; also\n"
+            "                     cpu-scalar, hopper-tc, vllm-triton, flashinfer-trtllm-bf16)\n"
+            "  --no-attribution   do not name the suspected dropped parameter of a failure\n"
+            "  --sample-cols N    verify a seeded sample of N output columns per token\n"
+            "  --strict           MPFR decides every activation rounding (slower)\n"
+            "  -q, --quiet        one line per case\n\n"
+            "exit: 0 all pass (or unsupported), 1 any mismatch, 2 bad input\n");
+}
+
+int mf_cmd_verify(int argc, char **argv) {
+    const char *contract_name = "any-order";
+    int quiet = 0;
+    mf_check_opts opts;
+    mf_check_opts_default(&opts);
+    opts.determinism = 0;
+    mf_path_list paths = {0};
+    mf_error err = {0};
+    int bad = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *o = argv[i];
+        int more = i + 1 < argc;
+        if (!strcmp(o, "--contract") && more) contract_name = argv[++i];
+        else if (!strcmp(o, "--no-attribution")) opts.attribute = 0;
+        else if (!strcmp(o, "--sample-cols") && more) opts.max_cols = atoi(argv[++i]);
+        else if (!strcmp(o, "--strict")) opts.strict = 1;
+        else if (!strcmp(o, "-q") || !strcmp(o, "--quiet")) quiet = 1;
+        else if (o[0] == '-') {
+            fprintf(stderr, "moefuzz verify: unknown or incomplete option '%s'\n", o);
+            mf_paths_free(&paths);
+            return MF_EXIT_BAD_INPUT;
+        } else if (mf_paths_collect(o, &paths, &err) != MF_OK) {
+            fprintf(stderr, "moefuzz verify: %s\n", err.msg);
+            bad = 1;
+        }
+    }
+    const mf_contract *con = mf_contract_find(contract_name);
+    if (!con) {
+        fprintf(stderr, "moefuzz verify: unknown contract '%s'\n", contract_name);
+        mf_paths_free(&paths);
+        return MF_EXIT_BAD_INPUT;
+    }
+    int n_cases = 0, n_pass = 0, n_fail = 0, n_unsup = 0, n_bad = 0;
+    double t0 = mf_now_s();
+    for (int i = 0; i < paths.n; i++) {
+        const char *path = paths.paths[i];
+        if (!ends_with(path, ".safetensors") || ends_with(path, MF_XRESULT_SUFFIX)) continue;
+        n_cases++;
+        char rpath[4400];
+        snprintf(rpath, sizeof rpath, "%.*s%s", (int)(strlen(path) - strlen(".safetensors")),
+                 path, MF_XRESULT_SUFFIX);
+        mf_case c;
+        mf_problem pb;
+        mf_run_result r;
+        if (mf_xcase_read(path, &c, &pb, &err) != MF_OK) {
+            printf("ERROR %s\n", err.msg);
+            n_bad++;
+            continue;
+        }
+        struct stat sb;
+        if (stat(rpath, &sb) != 0) {
+            printf("ERROR %s: no result file %s (the kernel wrote none?)\n", path, rpath);
+            n_bad++;
+            mf_problem_free(&pb);
+            continue;
+        }
+        if (mf_xresult_read(rpath, &pb.p, &r, &err) != MF_OK) {
+            printf("ERROR %s\n", err.msg);
+            n_bad++;
+            mf_problem_free(&pb);
+            continue;
+        }
+        char desc[200];
+        mf_tool_case_summary(&c, desc, sizeof desc);
+        if (r.unsupported) {
+            printf("UNSUPPORTED %s (%s): %s\n", path, desc, r.reason);
+            n_unsup++;
+            mf_run_result_free(&r);
+            mf_problem_free(&pb);
+            continue;
+        }
+        mf_verdict *v = calloc(1, sizeof *v);
+        mf_status st = v ? mf_check_result(&pb, con, &r, NULL, &opts, v, &err)
+                         : MF_FAIL(&err, MF_ENOMEM, "out of memory");
+        if (st == MF_OK && !v->pass && opts.attribute) {
+            st = mf_attribute(&pb, con, &r, &v->attr, &err);
+            v->has_attribution = st == MF_OK;
+        }
+        if (st != MF_OK) {
+            printf("ERROR %s: %s\n", path, err.msg);
+            n_bad++;
+        } else if (v->pass) {
+            n_pass++;
+            printf("PASS %s (%s) max util %.3g\n", path, desc, v->max_util_out);
+            if (!quiet) mf_verdict_print(v, stdout);
+        } else {
+            n_fail++;
+            printf("FAIL %s (%s)\n", path, desc);
+            mf_verdict_print(v, stdout);
+            if (!quiet) mf_case_print_text(&c, stdout);
+        }
+        free(v);
+        mf_run_result_free(&r);
+        mf_problem_free(&pb);
+    }
+    if (n_cases == 0 && !bad) {
+        fprintf(stderr, "moefuzz verify: no case files (NAME.safetensors) given\n");
+        bad = 1;
+    }
+    printf("\nmoefuzz verify: %d cases (contract %s): %d passed, %d failed, %d unsupported, %d "
+           "bad input; %.2f s\n",
+           n_cases, con->name, n_pass, n_fail, n_unsup, n_bad, mf_now_s() - t0);
+    mf_paths_free(&paths);
+    if (bad || n_bad) return MF_EXIT_BAD_INPUT;
+    return n_fail ? MF_EXIT_MISMATCH : MF_EXIT_PASS;
+}
+
+/* ---- methods ---- */
+
+void mf_help_methods(FILE *f) {
+    fprintf(f, "usage: moefuzz methods\n\n"
+               "Lists the routing methods by the names and numbers FlashInfer, vLLM and\n"
+               "TensorRT-LLM give them (RoutingMethodType), with the case parameters each implies\n"
+               "and whether the kernel applies routed_scaling_factor. Use a name with --method\n"
+               "(check, fuzz, export), or declare it in a plugin's contract (routing_method).\n");
+}
+
+int mf_cmd_methods(int argc, char **argv) {
+    (void)argc, (void)argv;
+    mf_methods_print(stdout);
+    return MF_EXIT_PASS;
+}

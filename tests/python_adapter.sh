@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# python_adapter.sh MOEFUZZ PYTHON SOURCE_DIR SCENARIO: the example Python adapter
+# (examples/python/moe_numpy.py) through both file paths, over corpus/seeds. Skips (77) when
+# PYTHON has no numpy (scripts/setup.sh installs Debian's python3-numpy).
+#
+#   exec            moefuzz check --backend exec:ADAPTER over the seeds: every case passes
+#   export-verify   moefuzz export, the adapter over the directory, moefuzz verify: all pass
+#   rsf-dropped     the adapter made to drop the routed scaling factor (MOE_NUMPY_BUG=drop-rsf)
+#                   fails on every case with rsf != 1 and is attributed to rsf_dropped, through
+#                   exec and through export + verify
+#   crash-hang      the adapter made to crash or hang on single-token cases: reported, the case
+#                   saved, the process restarted, the next case passes; exit 1
+#   contracts       --mode vllm-triton / flashinfer-trtllm-bf16 pass their contracts on every
+#                   seed; the same arithmetic fails the any-order contract, and the cpu kernel
+#                   fails both contracts, on seeds with small hidden sizes (there a bf16
+#                   rounding step is wider than the any-order radius, so rounding points show)
+#   method          an adapter that declares flashinfer:DeepSeekV3 gets every case routed so
+#                   (it refuses any other); --method overrides a declaration
+set -u
+mf=$1 py=$2 src=$3 scenario=$4
+"$py" -c "import numpy" 2>/dev/null || { echo "no numpy for $py: skipped"; exit 77; }
+adapter="$py $src/examples/python/moe_numpy.py"
+seeds=$src/corpus/seeds
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+n_seeds=$(ls "$seeds" | grep -c '\.txt$')
+# rsf != 1 at either site; the routed scaling factor is observable on every one of them
+rsf_cases="$seeds/deepseek-v3-rsf2.446.txt $seeds/kimi-linear-tiny.txt $seeds/rsf-on-output.txt"
+
+case $scenario in
+exec)
+  out=$("$mf" check -q --backend "exec:$adapter" "$seeds" 2>&1) || fail "exit $?"
+  echo "$out" | tail -2
+  grep -q "$n_seeds passed, 0 failed" <<<"$out" || fail "not every seed passed"
+  ;;
+export-verify)
+  "$mf" export "$seeds" --out "$tmp/cases" >/dev/null || fail "export"
+  t0=$(date +%s.%N)
+  $adapter "$tmp/cases" || fail "adapter"
+  t1=$(date +%s.%N)
+  out=$("$mf" verify -q "$tmp/cases" 2>&1) || fail "verify exit $?"
+  echo "$out" | tail -2
+  echo "adapter: $(echo "($t1 - $t0) / $n_seeds * 1000" | bc -l | cut -c1-6) ms per case"
+  grep -q "$n_seeds cases (contract any-order): $n_seeds passed, 0 failed" <<<"$out" ||
+    fail "not every exported case passed"
+  ;;
+rsf-dropped)
+  out=$(MOE_NUMPY_BUG=drop-rsf "$mf" check --backend "exec:$adapter" $rsf_cases 2>&1)
+  [ $? -eq 1 ] || fail "exec: the dropped rsf was not caught"
+  n=$(grep -c "suspected: routed_scaling_factor not applied" <<<"$out")
+  [ "$n" -eq 3 ] || fail "exec: $n of 3 failures attributed to rsf_dropped"
+  mkdir -p "$tmp/x"
+  for c in $rsf_cases; do "$mf" export "$c" --out "$tmp/x" >/dev/null || fail "export $c"; done
+  MOE_NUMPY_BUG=drop-rsf $adapter "$tmp/x" || fail "adapter"
+  out=$("$mf" verify "$tmp/x" 2>&1)
+  [ $? -eq 1 ] || fail "verify: the dropped rsf was not caught"
+  n=$(grep -c "suspected: routed_scaling_factor not applied" <<<"$out")
+  [ "$n" -eq 3 ] || fail "verify: $n of 3 failures attributed to rsf_dropped"
+  grep "suspected" <<<"$out"
+  ;;
+crash-hang)
+  out=$(MOE_NUMPY_BUG=crash "$mf" check -q --save-failures "$tmp/f" --backend "exec:$adapter" \
+    "$seeds/decode-t1-top1.txt" "$seeds/exact-ties.txt" 2>&1)
+  [ $? -eq 1 ] || fail "crash: exit code"
+  echo "$out" | head -3
+  grep -q "^CRASH .*decode-t1-top1.txt.*signal 11" <<<"$out" || fail "crash not reported"
+  grep -q "^PASS .*exact-ties.txt" <<<"$out" || fail "no restart after the crash"
+  [ -f "$tmp/f/decode-t1-top1-crash.txt" ] || fail "crashing case not saved"
+  out=$(MOE_NUMPY_BUG=hang "$mf" check -q --timeout 2 --save-failures "$tmp/f" \
+    --backend "exec:$adapter" "$seeds/decode-t1-top1.txt" "$seeds/exact-ties.txt" 2>&1)
+  [ $? -eq 1 ] || fail "hang: exit code"
+  echo "$out" | head -3
+  grep -q "^TIMEOUT .*decode-t1-top1.txt.*timed out after 2 s on this case" <<<"$out" ||
+    fail "hang not reported"
+  grep -q "^PASS .*exact-ties.txt" <<<"$out" || fail "no restart after the hang"
+  [ -f "$tmp/f/decode-t1-top1-timeout.txt" ] || fail "hanging case not saved"
+  ;;
+contracts)
+  # rounding points show on these seeds: each contract rejects arithmetic that lacks them
+  picks="$seeds/exact-ties.txt $seeds/integer-exact.txt $seeds/up-gate-layout.txt"
+  for mode in vllm-triton flashinfer-trtllm-bf16; do
+    out=$("$mf" check -q --backend "exec:$adapter --mode $mode" "$seeds" 2>&1) ||
+      fail "$mode: its own contract rejects it"
+    echo "$out" | tail -1
+    grep -q "(contract $mode): $n_seeds passed, 0 failed" <<<"$out" || fail "$mode: summary"
+    out=$("$mf" check -q --no-attribution --contract any-order \
+      --backend "exec:$adapter --mode $mode" $picks 2>&1)
+    [ $? -eq 1 ] || fail "$mode arithmetic passes the any-order contract on $picks"
+    out=$("$mf" check -q --no-attribution --contract "$mode" --backend cpu $picks 2>&1)
+    [ $? -eq 1 ] || fail "the cpu kernel passes the $mode contract on $picks"
+  done
+  ;;
+method)
+  picks="$seeds/exact-ties.txt $seeds/model-deepseek-v3.txt $seeds/qwen3-30b-a3b-tiny.txt
+    $seeds/nan-logit-row.txt $seeds/ep-shard-offset32.txt $seeds/up-gate-layout.txt"
+  out=$("$mf" check -q --backend "exec:$adapter --method flashinfer:DeepSeekV3" $picks 2>&1) ||
+    fail "declared method: exit $?"
+  echo "$out" | tail -1
+  grep -q "routing method flashinfer:DeepSeekV3 (declared by the kernel)" <<<"$out" ||
+    fail "the declared method is not applied"
+  grep -q "6 passed, 0 failed" <<<"$out" || fail "declared method: not every case passed"
+  out=$("$mf" check -q --method vllm:Renormalize \
+    --backend "exec:$adapter --method flashinfer:DeepSeekV3" "$seeds/exact-ties.txt" 2>&1)
+  [ $? -eq 2 ] && grep -q "not routed by flashinfer:DeepSeekV3" <<<"$out" ||
+    fail "--method does not override the declaration: $out"
+  ;;
+*)
+  echo "unknown scenario $scenario"
+  exit 2
+  ;;
+esac
+[ "$fails" -eq 0 ] && echo "python_adapter $scenario: all passed"
+exit $((fails > 0))
