@@ -440,6 +440,8 @@ mf_status mf_ref_token_output(mf_ref_ctx *ctx, int t, const int32_t *ids, const 
         }
         if (w->nan_ok) fl |= MF_ELEM_NAN_OK;
         double rad = A + (gk + U) * (B + A) + 2.0 * k * ETA;
+        /* the fp32 combine may overflow before an output-site rsf scales it back */
+        if (B + rad >= 0x1p127) fl |= MF_ELEM_UNCONSTRAINED;
         if (rsf_o != 1.0) {
             double zh2, zl2;
             dd_mul(zh, zl, rsf_o, 0, &zh2, &zl2);
@@ -449,7 +451,7 @@ mf_status mf_ref_token_output(mf_ref_ctx *ctx, int t, const int32_t *ids, const 
         }
         rad += B * 0x1p-98 + fabs(zl) + fabs(zh) * 0x1p-52; /* dd arithmetic; z as one double */
         rad *= 1 + 0x1p-40;
-        if (B + rad >= 0x1p127) fl |= MF_ELEM_UNCONSTRAINED; /* the fp32 combine may overflow */
+        if (B + rad >= 0x1p127) fl |= MF_ELEM_UNCONSTRAINED; /* the scaled result may overflow */
         if (!isfinite(rad) || isnan(zh)) fl |= MF_ELEM_UNCONSTRAINED; /* no usable bound */
         row->z[c] = zh;
         row->rad[c] = rad;
