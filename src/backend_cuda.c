@@ -56,8 +56,7 @@ static int dev_sync(void *stream, char *msg, size_t msg_len) {
 }
 
 static const mf_device_ops cuda_ops = {
-    dev_alloc, dev_free, dev_to_device, dev_to_host, dev_sync,
-    NULL, /* the legacy default stream */
+    dev_alloc, dev_free, dev_to_device, dev_to_host, dev_sync, NULL, /* the legacy default stream */
 };
 
 /* 1 if a device of compute capability >= 9.0 exists (and becomes current), else 0 + reason. */
@@ -102,4 +101,6 @@ static const mf_cuda_provider cuda_provider = {
     cuda_available,
 };
 
-const mf_cuda_provider *mf_cuda_backend_provider(void) { return &cuda_provider; }
+const mf_cuda_provider *mf_cuda_backend_provider(void) {
+    return &cuda_provider;
+}

@@ -13,4 +13,6 @@ static const mf_mutant_provider cuda_mutants = {
     "cuda",
 };
 
-const mf_mutant_provider *mf_cuda_mutant_provider(void) { return &cuda_mutants; }
+const mf_mutant_provider *mf_cuda_mutant_provider(void) {
+    return &cuda_mutants;
+}

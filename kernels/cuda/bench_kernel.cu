@@ -36,8 +36,8 @@
 
 #include "moe_cuda.h"
 
-#define BENCH_SETS 4       /* input sets rotated between replays */
-#define BENCH_MAX_T 8      /* entries of --T */
+#define BENCH_SETS 4  /* input sets rotated between replays */
+#define BENCH_MAX_T 8 /* entries of --T */
 #define BENCH_MAX_REPS 1000
 
 typedef struct bench_shape {
@@ -57,14 +57,14 @@ static const bench_shape shapes[] = {
 };
 #define N_SHAPES ((int)(sizeof shapes / sizeof shapes[0]))
 
-#define CK(call)                                                                                \
-    do {                                                                                        \
-        cudaError_t e_ = (call);                                                                \
-        if (e_ != cudaSuccess) {                                                                \
-            fprintf(stderr, "moefuzz bench kernel: %s failed at %s:%d: %s\n", #call, __FILE__,  \
-                    __LINE__, cudaGetErrorString(e_));                                          \
-            exit(1);                                                                            \
-        }                                                                                       \
+#define CK(call)                                                                               \
+    do {                                                                                       \
+        cudaError_t e_ = (call);                                                               \
+        if (e_ != cudaSuccess) {                                                               \
+            fprintf(stderr, "moefuzz bench kernel: %s failed at %s:%d: %s\n", #call, __FILE__, \
+                    __LINE__, cudaGetErrorString(e_));                                         \
+            exit(1);                                                                           \
+        }                                                                                      \
     } while (0)
 
 /* ---- cuBLAS through dlopen ---- */
@@ -90,11 +90,14 @@ typedef struct cublas_lib {
     char from[256];
 } cublas_lib;
 
-static void *sym(void *dl, const char *name) { return dlsym(dl, name); }
+static void *sym(void *dl, const char *name) {
+    return dlsym(dl, name);
+}
 
 static int cublas_load(cublas_lib *cb, cudaStream_t stream) {
     memset(cb, 0, sizeof *cb);
-    const char *names[] = {"libcublas.so.13", "libcublas.so", "/usr/local/cuda/lib64/libcublas.so.13",
+    const char *names[] = {"libcublas.so.13", "libcublas.so",
+                           "/usr/local/cuda/lib64/libcublas.so.13",
                            "/usr/local/cuda/lib64/libcublas.so"};
     for (size_t i = 0; i < sizeof names / sizeof names[0] && !cb->dl; i++) {
         cb->dl = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
@@ -177,6 +180,7 @@ static __global__ void fill_f32_kernel(float *p, size_t n, uint64_t seed, float 
     }
 }
 
+/* On the legacy default stream: callers synchronise the device before using the data. */
 static void fill_bf16(uint16_t *p, size_t n, uint64_t seed, float scale) {
     fill_bf16_kernel<<<4096, 256>>>(p, n, seed, scale);
     CK(cudaGetLastError());
@@ -188,7 +192,9 @@ static void fill_f32(float *p, size_t n, uint64_t seed, float scale) {
 
 /* ---- baseline kernels ---- */
 
-static __device__ __forceinline__ float b2f(uint16_t b) { return __uint_as_float((uint32_t)b << 16); }
+static __device__ __forceinline__ float b2f(uint16_t b) {
+    return __uint_as_float((uint32_t)b << 16);
+}
 static __device__ __forceinline__ uint16_t f2b(float f) {
     uint32_t u = __float_as_uint(f);
     if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
@@ -221,8 +227,8 @@ static __global__ void base_route_kernel(bench_shape s, int T, const float *logi
         for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
     }
     for (int e = lane; e < E; e += 32) {
-        float sc = s.score_fn == MF_ABI_SCORE_SIGMOID ? 1.0f / (1.0f + expf(-l[e]))
-                                                       : expf(l[e] - m) / sum;
+        float sc =
+            s.score_fn == MF_ABI_SCORE_SIGMOID ? 1.0f / (1.0f + expf(-l[e])) : expf(l[e] - m) / sum;
         score[e] = sc;
         key[e] = bias ? sc + bias[e] : sc;
     }
@@ -232,8 +238,10 @@ static __global__ void base_route_kernel(bench_shape s, int T, const float *logi
             float k1 = -INFINITY, k2 = -INFINITY;
             for (int i = 0; i < G; i++) {
                 float v = key[g * G + i];
-                if (v > k1) k2 = k1, k1 = v;
-                else if (v > k2) k2 = v;
+                if (v > k1)
+                    k2 = k1, k1 = v;
+                else if (v > k2)
+                    k2 = v;
             }
             gsc[g] = G == 1 ? k1 : k1 + k2;
         }
@@ -405,7 +413,7 @@ typedef struct bench_row {
 
 typedef struct shape_data {
     const bench_shape *s;
-    int copies;                 /* weight replicas (rotation when all weights fit near L2) */
+    int copies; /* weight replicas (rotation when all weights fit near L2) */
     uint16_t *w13[BENCH_SETS], *w2[BENCH_SETS];
     float *bias;
 } shape_data;
@@ -444,6 +452,7 @@ static int bench_one(const shape_data *sd, int T, int reps, int use_base, cublas
     }
     CK(cudaMalloc(&out_f, (size_t)T * H * 2));
     CK(cudaMalloc(&out_b, (size_t)T * H * 2));
+    CK(cudaDeviceSynchronize()); /* the fills ran on the legacy stream; st does not wait for it */
 
     /* fused kernel: one graph per input set */
     mf_kernel_params p[BENCH_SETS];
@@ -489,8 +498,8 @@ static int bench_one(const shape_data *sd, int T, int reps, int use_base, cublas
     int32_t *ids_h = (int32_t *)malloc((size_t)BENCH_SETS * n * 4);
     int rsm = 4 * (2 * E + s->n_group) * 4;
     for (int i = 0; i < BENCH_SETS; i++) {
-        base_route_kernel<<<(T + 3) / 4, 128, rsm, st>>>(*s, T, logits[i], sd->bias,
-                                                         ids_d + (size_t)i * n, w_d + (size_t)i * n);
+        base_route_kernel<<<(T + 3) / 4, 128, rsm, st>>>(
+            *s, T, logits[i], sd->bias, ids_d + (size_t)i * n, w_d + (size_t)i * n);
         CK(cudaGetLastError());
     }
     CK(cudaMemcpyAsync(ids_h, ids_d, (size_t)BENCH_SETS * n * 4, cudaMemcpyDeviceToHost, st));
@@ -520,7 +529,8 @@ static int bench_one(const shape_data *sd, int T, int reps, int use_base, cublas
         int32_t *row_token_d, *entry_row_d;
         CK(cudaMalloc(&row_token_d, (size_t)BENCH_SETS * n * 4));
         CK(cudaMalloc(&entry_row_d, (size_t)BENCH_SETS * n * 4));
-        int32_t *row_token = (int32_t *)malloc((size_t)n * 4), *entry_row = (int32_t *)malloc((size_t)n * 4);
+        int32_t *row_token = (int32_t *)malloc((size_t)n * 4),
+                *entry_row = (int32_t *)malloc((size_t)n * 4);
         int *start = (int *)malloc(sizeof(int) * (E + 1));
         cudaGraphExec_t gb[BENCH_SETS];
         int fail = 0;
@@ -542,15 +552,14 @@ static int bench_one(const shape_data *sd, int T, int reps, int use_base, cublas
             int c = i % sd->copies;
             cudaGraph_t g;
             CK(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
-            base_route_kernel<<<(T + 3) / 4, 128, rsm, st>>>(*s, T, logits[i], sd->bias,
-                                                             ids_d + (size_t)i * n,
-                                                             w_d + (size_t)i * n);
+            base_route_kernel<<<(T + 3) / 4, 128, rsm, st>>>(
+                *s, T, logits[i], sd->bias, ids_d + (size_t)i * n, w_d + (size_t)i * n);
             base_gather_kernel<<<1024, 256, 0, st>>>(x[i], rt_d, n, H, xg);
             for (int e = 0; e < E && !fail; e++)
                 if (ci[e])
-                    fail = gemm_rm(cb, xg + (size_t)start[e] * H,
-                                   sd->w13[c] + (size_t)e * 2 * I * H,
-                                   c1 + (size_t)start[e] * 2 * I, ci[e], 2 * I, H);
+                    fail =
+                        gemm_rm(cb, xg + (size_t)start[e] * H, sd->w13[c] + (size_t)e * 2 * I * H,
+                                c1 + (size_t)start[e] * 2 * I, ci[e], 2 * I, H);
             base_swiglu_kernel<<<2048, 256, 0, st>>>(c1, n, I, hb);
             for (int e = 0; e < E && !fail; e++)
                 if (ci[e])
@@ -615,13 +624,19 @@ static int bench_one(const shape_data *sd, int T, int reps, int use_base, cublas
 
 static void print_row(const bench_row *r) {
     printf("%-14s %5d %10.1f ", r->shape, r->T, r->fused_us);
-    if (r->have_base) printf("%10.1f %7.2fx ", r->base_us, r->base_us / r->fused_us);
-    else printf("%10s %8s ", "n/a", "n/a");
+    if (r->have_base)
+        printf("%10.1f %7.2fx ", r->base_us, r->base_us / r->fused_us);
+    else
+        printf("%10s %8s ", "n/a", "n/a");
     printf("%8.1f %8.0f %6.1f%% ", r->tflops, r->gbs, r->pct_mem);
-    if (r->pct_compute >= 0) printf("%6.1f%% ", r->pct_compute);
-    else printf("%7s ", "n/a");
-    if (r->have_base) printf("%s (%.1e)\n", r->agree ? "agree" : "DISAGREE", r->rel_diff);
-    else printf("-\n");
+    if (r->pct_compute >= 0)
+        printf("%6.1f%% ", r->pct_compute);
+    else
+        printf("%7s ", "n/a");
+    if (r->have_base)
+        printf("%s (%.1e)\n", r->agree ? "agree" : "DISAGREE", r->rel_diff);
+    else
+        printf("-\n");
 }
 
 static void usage(FILE *f) {
@@ -639,8 +654,9 @@ static void usage(FILE *f) {
                 shapes[i].score_fn == MF_ABI_SCORE_SIGMOID ? "sigmoid" : "softmax",
                 shapes[i].bias_dtype != MF_ABI_BIAS_NONE ? "+bias" : "", shapes[i].n_group,
                 shapes[i].topk_group, (double)shapes[i].rsf);
-    fprintf(f, "T (default): 1,8,64,512,4096\n"
-               "exit: 0, 1 error or fused/baseline disagreement, 2 bad arguments, 77 no device\n");
+    fprintf(f,
+            "T (default): 1,8,64,512,4096\n"
+            "exit: 0, 1 error or fused/baseline disagreement, 2 bad arguments, 77 no device\n");
 }
 
 extern "C" int mf_bench_kernel_main(int argc, char **argv) {
@@ -784,8 +800,8 @@ extern "C" int mf_bench_kernel_main(int argc, char **argv) {
     printf("\ncard: %s; median of %d CUDA-graph replays; copy %.0f GB/s", prop.name, reps,
            copy_bw * 1e-9);
     if (gemm_rate > 0) printf("; cuBLAS bf16 %.0f TFLOP/s", gemm_rate * 1e-12);
-    printf("\n%-14s %5s %10s %10s %8s %8s %8s %7s %7s %s\n", "shape", "T", "fused_us",
-           "cublas_us", "speedup", "TFLOP/s", "GB/s", "%mem", "%comp", "check");
+    printf("\n%-14s %5s %10s %10s %8s %8s %8s %7s %7s %s\n", "shape", "T", "fused_us", "cublas_us",
+           "speedup", "TFLOP/s", "GB/s", "%mem", "%comp", "check");
     for (int i = 0; i < nrows; i++) print_row(&rows[i]);
     api.release(kctx);
     if (cb.dl) {

@@ -35,8 +35,8 @@ static __device__ __forceinline__ void mma_bf16_16816(float d[4], const uint32_t
         "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
         "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%10, %11, %12, %13};\n"
         : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "f"(c[0]),
-          "f"(c[1]), "f"(c[2]), "f"(c[3]));
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "f"(c[0]), "f"(c[1]),
+          "f"(c[2]), "f"(c[3]));
 }
 
 /* Four 8x8 b16 matrices; lane l supplies the address of row (l % 8) of matrix (l / 8), each row
@@ -91,16 +91,26 @@ static __device__ __forceinline__ uint32_t smem_u32(const void *p) {
  * A, 16x16 at (row 0, k 0) with ldmatrix_x4: lanes 0-15 give rows 0-15 at k 0, lanes 16-31 rows
  * 0-15 at k 8, so the four matrices are (rows 0-7, k 0-7), (rows 8-15, k 0-7), (rows 0-7, k 8-15),
  * (rows 8-15, k 8-15) = a[0], a[1], a[2], a[3]. */
-static __device__ __forceinline__ int frag_a_row(int lane) { return lane & 15; }
-static __device__ __forceinline__ int frag_a_col(int lane) { return (lane >> 4) * 8; }
+static __device__ __forceinline__ int frag_a_row(int lane) {
+    return lane & 15;
+}
+static __device__ __forceinline__ int frag_a_col(int lane) {
+    return (lane >> 4) * 8;
+}
 
 /* B, stored [n][k], two n8 tiles with ldmatrix_x4: lane l addresses row frag_b_row(l) of tile
  * frag_b_tile(l) (0: the first tile, 1: the second) at k frag_b_col(l), so the four matrices are
  * (tile 0, k 0-7), (tile 0, k 8-15), (tile 1, k 0-7), (tile 1, k 8-15) = b0[0], b0[1], b1[0],
  * b1[1]. One n8 tile with ldmatrix_x2 uses the same rows and columns (lanes 16-31 ignored). */
-static __device__ __forceinline__ int frag_b_tile(int lane) { return lane >> 4; }
-static __device__ __forceinline__ int frag_b_row(int lane) { return lane & 7; }
-static __device__ __forceinline__ int frag_b_col(int lane) { return ((lane >> 3) & 1) * 8; }
+static __device__ __forceinline__ int frag_b_tile(int lane) {
+    return lane >> 4;
+}
+static __device__ __forceinline__ int frag_b_row(int lane) {
+    return lane & 7;
+}
+static __device__ __forceinline__ int frag_b_col(int lane) {
+    return ((lane >> 3) & 1) * 8;
+}
 
 /* Row (within the 16x8 tile) and column of accumulator element c[r] in lane `lane`. */
 static __device__ __forceinline__ int frag_c_row(int lane, int r) {

@@ -94,10 +94,14 @@ static __device__ __forceinline__ uint16_t f32_to_bf16(float f) {
     return (uint16_t)(u >> 16);
 }
 
-static __device__ __forceinline__ float neg_inf(void) { return __uint_as_float(0xff800000u); }
+static __device__ __forceinline__ float neg_inf(void) {
+    return __uint_as_float(0xff800000u);
+}
 
 /* NaN keys rank as -inf: a NaN row still yields distinct ids in range. */
-static __device__ __forceinline__ float rank_value(float k) { return isnan(k) ? neg_inf() : k; }
+static __device__ __forceinline__ float rank_value(float k) {
+    return isnan(k) ? neg_inf() : k;
+}
 
 /* Local expert of a global id, or -1 when another rank holds it. */
 static __device__ __forceinline__ int local_expert(const moe_dev &kp, int id) {

@@ -46,8 +46,8 @@
 
 /* Domain limits (supports() refuses the rest with a reason). */
 #define MOE_MAX_T 16384
-#define MOE_MAX_E 1024  /* scan_experts_block: one thread per local expert in 1024 */
-#define MOE_MAX_K 32    /* routing: lane n of the token's warp holds slot n */
+#define MOE_MAX_E 1024   /* scan_experts_block: one thread per local expert in 1024 */
+#define MOE_MAX_K 32     /* routing: lane n of the token's warp holds slot n */
 #define MOE_MAX_HI 32768 /* H and I: covers every real model; any value from 1 works */
 
 /* ---- stage kernels ---- */
@@ -200,16 +200,18 @@ typedef struct gemm_variant {
     gemm_fn fn;
 } gemm_variant;
 
-#define GV(MODE, BM, BN, WM, WN, ST, VEC)                                                      \
-    {MODE, BM, BN, VEC, WM * WN * 32, gemm_smem_bytes(BM, BN, ST),                             \
-     moe_gemm_kernel<MODE, BM, BN, WM, WN, ST, VEC>}
+#define GV(MODE, BM, BN, WM, WN, ST, VEC)                            \
+    {                                                                \
+        MODE, BM, BN, VEC, WM *WN * 32, gemm_smem_bytes(BM, BN, ST), \
+            moe_gemm_kernel<MODE, BM, BN, WM, WN, ST, VEC>           \
+    }
 
 static const gemm_variant gemm_variants[] = {
-    GV(MODE_UP, 16, 64, 1, 4, 4, true),      GV(MODE_UP, 16, 128, 1, 4, 4, true),
-    GV(MODE_UP, 64, 128, 2, 2, 4, true),     GV(MODE_UP, 128, 256, 2, 4, 3, true),
-    GV(MODE_UP, 16, 64, 1, 4, 4, false),     GV(MODE_DOWN, 16, 32, 1, 4, 4, true),
-    GV(MODE_DOWN, 16, 64, 1, 4, 4, true),    GV(MODE_DOWN, 16, 128, 1, 4, 4, true),
-    GV(MODE_DOWN, 64, 128, 2, 2, 4, true),   GV(MODE_DOWN, 128, 256, 2, 4, 3, true),
+    GV(MODE_UP, 16, 64, 1, 4, 4, true),    GV(MODE_UP, 16, 128, 1, 4, 4, true),
+    GV(MODE_UP, 64, 128, 2, 2, 4, true),   GV(MODE_UP, 128, 256, 2, 4, 3, true),
+    GV(MODE_UP, 16, 64, 1, 4, 4, false),   GV(MODE_DOWN, 16, 32, 1, 4, 4, true),
+    GV(MODE_DOWN, 16, 64, 1, 4, 4, true),  GV(MODE_DOWN, 16, 128, 1, 4, 4, true),
+    GV(MODE_DOWN, 64, 128, 2, 2, 4, true), GV(MODE_DOWN, 128, 256, 2, 4, 3, true),
     GV(MODE_DOWN, 16, 64, 1, 4, 4, false),
 };
 #define N_GEMM_VARIANTS ((int)(sizeof gemm_variants / sizeof gemm_variants[0]))
@@ -226,7 +228,8 @@ static const gemm_variant *find_gemm(int mode, int BM, int BN, int vec) {
 
 typedef struct cuda_ctx {
     int device, sm_count, smem_optin;
-    int mutant; /* 0 in production builds */
+    int force_bm; /* MOEFUZZ_CUDA_BM=16|64|128: tile height for tuning runs; 0: by shape */
+    int mutant;   /* 0 in production builds */
 } cuda_ctx;
 
 /* Workspace layout; every region 256-byte aligned. */
@@ -262,9 +265,9 @@ static void ws_plan(const mf_kernel_params *p, ws_layout *L) {
     L->n_tiles = ws_take(&off, 16);
     L->tiles = ws_take(&off, (size_t)L->max_tiles * 16);
     L->chunk_cnt = ws_take(&off, (size_t)L->n_chunks * p->E_local * 4);
-    L->hbuf = ws_take(&off, n * p->I * 2);  /* [T*top_k][I] bf16 */
-    L->ybuf = ws_take(&off, n * p->H * 4);  /* [T*top_k][H] fp32 */
-    L->total = off + 256;                   /* slack to align an unaligned workspace */
+    L->hbuf = ws_take(&off, n * p->I * 2); /* [T*top_k][I] bf16 */
+    L->ybuf = ws_take(&off, n * p->H * 4); /* [T*top_k][H] fp32 */
+    L->total = off + 256;                  /* slack to align an unaligned workspace */
 }
 
 #define MSG(...) (snprintf(msg, msg_len, __VA_ARGS__), 0)
@@ -281,15 +284,14 @@ static int cuda_supports(void *vctx, const mf_kernel_params *p, char *msg, size_
     if (p->E_local < 1 || p->E_local > p->E)
         return MSG("E_local=%d outside [1, E=%d]", p->E_local, p->E);
     if (p->expert_offset < 0 || p->expert_offset > p->E - p->E_local)
-        return MSG("expert_offset=%d with E_local=%d exceeds E=%d", p->expert_offset,
-                   p->E_local, p->E);
+        return MSG("expert_offset=%d with E_local=%d exceeds E=%d", p->expert_offset, p->E_local,
+                   p->E);
     if (p->top_k < 1 || p->top_k > MOE_MAX_K || p->top_k > p->E)
         return MSG("top_k=%d outside [1, min(E, %d)]", p->top_k, MOE_MAX_K);
     if (p->n_group < 1 || p->E % p->n_group != 0)
         return MSG("n_group=%d does not divide E=%d", p->n_group, p->E);
-    if (p->n_group > 1 &&
-        (p->topk_group < 1 || p->topk_group > p->n_group ||
-         p->topk_group * (p->E / p->n_group) < p->top_k))
+    if (p->n_group > 1 && (p->topk_group < 1 || p->topk_group > p->n_group ||
+                           p->topk_group * (p->E / p->n_group) < p->top_k))
         return MSG("topk_group=%d of n_group=%d groups cannot hold top_k=%d", p->topk_group,
                    p->n_group, p->top_k);
     if (p->score_fn != MF_ABI_SCORE_SOFTMAX && p->score_fn != MF_ABI_SCORE_SIGMOID)
@@ -318,7 +320,9 @@ static int cuda_workspace_size(void *vctx, const mf_kernel_params *p, size_t *by
     return 0;
 }
 
-static int aligned16(const void *p) { return ((uintptr_t)p & 15u) == 0; }
+static int aligned16(const void *p) {
+    return ((uintptr_t)p & 15u) == 0;
+}
 
 /* Launch configuration chosen from the shape (never from the data, so a case always runs the
  * same code on the same shape). */
@@ -334,9 +338,16 @@ static int choose_cfg(const cuda_ctx *c, const mf_kernel_params *p, moe_cfg *cfg
     const long long n = (long long)p->T * p->top_k;
     cfg->vec1 = p->H % 8 == 0 && aligned16(p->x) && aligned16(p->w13);
     cfg->vec2 = p->I % 8 == 0 && aligned16(p->w2);
+    /* Tile height by the mean rows per expert: 16 while most experts fit one 16-row tile (decode:
+     * weight streaming, the grid is all N blocks), 64 once they would need several (each extra
+     * tile of an expert re-reads its weights), 128 when the GEMMs are compute-bound. The tiling
+     * never changes a result: every output keeps its one in-order chain. */
     const double rows_per_expert = (double)n / p->E;
     int BM = 16;
-    if (cfg->vec1 && cfg->vec2) BM = rows_per_expert >= 192 ? 128 : rows_per_expert >= 40 ? 64 : 16;
+    if (cfg->vec1 && cfg->vec2) {
+        BM = rows_per_expert >= 192 ? 128 : rows_per_expert >= 12 ? 64 : 16;
+        if (c->force_bm) BM = c->force_bm;
+    }
     cfg->BM = BM;
     /* BM 16: pick BN so the grid is at least two blocks per SM (weights stream from every SM) */
     long long hit = n < p->E_local ? n : p->E_local, est = n / BM > hit ? n / BM : hit;
@@ -373,14 +384,14 @@ static int choose_cfg(const cuda_ctx *c, const mf_kernel_params *p, moe_cfg *cfg
     return 0;
 }
 
-#define LAUNCHED(what)                                                                          \
-    do {                                                                                        \
-        cudaError_t e_ = cudaGetLastError();                                                    \
-        if (e_ != cudaSuccess) {                                                                \
-            snprintf(msg, msg_len, "moe_cuda: launch of %s failed: %s (%s)", what,              \
-                     cudaGetErrorName(e_), cudaGetErrorString(e_));                             \
-            return 1;                                                                           \
-        }                                                                                       \
+#define LAUNCHED(what)                                                             \
+    do {                                                                           \
+        cudaError_t e_ = cudaGetLastError();                                       \
+        if (e_ != cudaSuccess) {                                                   \
+            snprintf(msg, msg_len, "moe_cuda: launch of %s failed: %s (%s)", what, \
+                     cudaGetErrorName(e_), cudaGetErrorString(e_));                \
+            return 1;                                                              \
+        }                                                                          \
     } while (0)
 
 static int cuda_run(void *vctx, const mf_kernel_params *p, char *msg, size_t msg_len) {
@@ -473,15 +484,15 @@ static int cuda_run(void *vctx, const mf_kernel_params *p, char *msg, size_t msg
     return 0;
 }
 
-#define CUDA_CREATE_TRY(call)                                                                   \
-    do {                                                                                        \
-        cudaError_t e_ = (call);                                                                \
-        if (e_ != cudaSuccess) {                                                                \
-            snprintf(msg, msg_len, "moe_cuda: %s: %s (%s)", #call, cudaGetErrorName(e_),        \
-                     cudaGetErrorString(e_));                                                   \
-            free(c);                                                                            \
-            return 1;                                                                           \
-        }                                                                                       \
+#define CUDA_CREATE_TRY(call)                                                            \
+    do {                                                                                 \
+        cudaError_t e_ = (call);                                                         \
+        if (e_ != cudaSuccess) {                                                         \
+            snprintf(msg, msg_len, "moe_cuda: %s: %s (%s)", #call, cudaGetErrorName(e_), \
+                     cudaGetErrorString(e_));                                            \
+            free(c);                                                                     \
+            return 1;                                                                    \
+        }                                                                                \
     } while (0)
 
 static int cuda_create(void **out, char *msg, size_t msg_len) {
@@ -502,13 +513,18 @@ static int cuda_create(void **out, char *msg, size_t msg_len) {
     }
     CUDA_CREATE_TRY(
         cudaDeviceGetAttribute(&c->sm_count, cudaDevAttrMultiProcessorCount, c->device));
-    CUDA_CREATE_TRY(cudaDeviceGetAttribute(&c->smem_optin,
-                                           cudaDevAttrMaxSharedMemoryPerBlockOptin, c->device));
+    CUDA_CREATE_TRY(
+        cudaDeviceGetAttribute(&c->smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, c->device));
+    const char *bm = getenv("MOEFUZZ_CUDA_BM");
+    if (bm && (!strcmp(bm, "16") || !strcmp(bm, "64") || !strcmp(bm, "128")))
+        c->force_bm = atoi(bm);
     /* dynamic shared memory above 48 KB must be opted into, once per kernel */
     for (int i = 0; i < N_GEMM_VARIANTS; i++) {
         if (gemm_variants[i].smem > c->smem_optin) {
-            snprintf(msg, msg_len, "moe_cuda: a GEMM variant needs %d bytes of shared memory, "
-                     "the device offers %d", gemm_variants[i].smem, c->smem_optin);
+            snprintf(msg, msg_len,
+                     "moe_cuda: a GEMM variant needs %d bytes of shared memory, "
+                     "the device offers %d",
+                     gemm_variants[i].smem, c->smem_optin);
             free(c);
             return 1;
         }
@@ -523,37 +539,52 @@ static int cuda_create(void **out, char *msg, size_t msg_len) {
     return 0;
 }
 
-static void cuda_release(void *ctx) { free(ctx); }
+static void cuda_release(void *ctx) {
+    free(ctx);
+}
 
-static const mf_kernel_api cuda_api_template = {
-    MF_KERNEL_ABI_VERSION,
-    sizeof(mf_kernel_api),
-    MOE_KERNEL_NAME,
-    "fused MoE on Hopper tensor cores (mma.sync bf16, fused SwiGLU, fp32 combine; sm_90)",
-    MF_ABI_MEM_DEVICE,
-    /* contract: the name decides; the fields are for readers of the table */
-    {sizeof(mf_kernel_contract), "hopper-tc", MF_ABI_ACC_FUSED_BLOCK, 16, 25,
-     MF_ABI_EXP_ACCURATE, 2.0f, MF_ABI_DIV_IEEE, MF_ABI_RP_ACT_OUT, 1, 1, {0, 0, 0, 0}},
-    cuda_create,
-    cuda_supports,
-    cuda_workspace_size,
-    cuda_run,
-    cuda_release,
-    {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
-};
+/* The function table, field by field (fields appended to the ABI later stay zero). */
+static void fill_api(mf_kernel_api *api) {
+    memset(api, 0, sizeof *api);
+    api->abi_version = MF_KERNEL_ABI_VERSION;
+    api->struct_size = sizeof(mf_kernel_api);
+    api->name = MOE_KERNEL_NAME;
+    api->description =
+        "fused MoE on Hopper tensor cores (mma.sync bf16, fused SwiGLU, fp32 combine; sm_90)";
+    api->memory = MF_ABI_MEM_DEVICE;
+    mf_kernel_contract *k = &api->contract;
+    k->struct_size = sizeof(mf_kernel_contract);
+    k->name = "hopper-tc"; /* the name decides; the fields below are for readers of the table */
+    k->acc_kind = MF_ABI_ACC_FUSED_BLOCK;
+    k->acc_block = 16;
+    k->acc_frac_bits = 25;
+    k->exp_kind = MF_ABI_EXP_ACCURATE;
+    k->exp_ulps = 2.0f;
+    k->div_kind = MF_ABI_DIV_IEEE;
+    k->round_points = MF_ABI_RP_ACT_OUT;
+    k->deterministic = 1;
+    k->reports_routing = 1;
+    api->create = cuda_create;
+    api->supports = cuda_supports;
+    api->workspace_size = cuda_workspace_size;
+    api->run = cuda_run;
+    api->release = cuda_release;
+}
 
 #ifdef MF_CUDA_WITH_MUTANTS
 extern "C" int mf_cuda_mutant_get_api(uint32_t abi_version, mf_kernel_api *api, size_t api_size) {
     if (abi_version != MF_KERNEL_ABI_VERSION || api_size < sizeof *api) return 1;
-    *api = cuda_api_template;
+    fill_api(api);
     return 0;
 }
 
-extern "C" void mf_cuda_mutant_set(void *ctx, int mutant) { ((cuda_ctx *)ctx)->mutant = mutant; }
+extern "C" void mf_cuda_mutant_set(void *ctx, int mutant) {
+    ((cuda_ctx *)ctx)->mutant = mutant;
+}
 #else
 extern "C" int mf_cuda_kernel_get_api(uint32_t abi_version, mf_kernel_api *api, size_t api_size) {
     if (abi_version != MF_KERNEL_ABI_VERSION || api_size < sizeof *api) return 1;
-    *api = cuda_api_template;
+    fill_api(api);
     return 0;
 }
 #endif

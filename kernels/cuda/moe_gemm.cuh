@@ -26,9 +26,10 @@
 #define MODE_UP 0
 #define MODE_DOWN 1
 
-#define GEMM_BK 64            /* K per stage: 4 k16 steps, 128-byte rows (one cache line) */
-#define GEMM_LDS (GEMM_BK + 8) /* smem row pitch in bf16: 144 bytes, so the 8 row addresses of an
-                                  ldmatrix (and 4 rows of cp.async stores) hit distinct banks */
+#define GEMM_BK 64 /* K per stage: 4 k16 steps, 128-byte rows (one cache line) */
+#define GEMM_LDS                                                                     \
+    (GEMM_BK + 8) /* smem row pitch in bf16: 144 bytes, so the 8 row addresses of an \
+                     ldmatrix (and 4 rows of cp.async stores) hit distinct banks */
 
 static __host__ __device__ constexpr int gemm_smem_bytes(int BM, int BN, int STAGES) {
     return STAGES * (BM + BN) * GEMM_LDS * 2;
@@ -43,22 +44,20 @@ static __device__ __forceinline__ float silu_glu(float g, float u) {
  * columns, [NJH, 2 NJH) the matching up columns; MODE_DOWN: consecutive. */
 template <int MODE, int BN, int WTN, int NJH>
 static __device__ __forceinline__ int b_tile_row(int wn, int j) {
-    if (MODE == MODE_UP)
-        return j < NJH ? wn * WTN + j * 8 : BN / 2 + wn * WTN + (j - NJH) * 8;
+    if (MODE == MODE_UP) return j < NJH ? wn * WTN + j * 8 : BN / 2 + wn * WTN + (j - NJH) * 8;
     return wn * WTN + j * 8;
 }
 
 template <int MODE, int BM, int BN, int WM, int WN, int STAGES, bool VEC>
-static __global__ void __launch_bounds__(WM *WN * 32)
-    moe_gemm_kernel(const moe_dev kp) {
+static __global__ void __launch_bounds__(WM *WN * 32) moe_gemm_kernel(const moe_dev kp) {
     constexpr int NT = WM * WN * 32;
     constexpr int BK = GEMM_BK, LDS = GEMM_LDS;
-    constexpr int WTM = BM / WM, MI = WTM / 16;                        /* warp rows, m16 tiles */
-    constexpr int WTN = (MODE == MODE_UP ? BN / 2 : BN) / WN;          /* warp output columns */
-    constexpr int NJH = WTN / 8;                                       /* n8 tiles per half */
-    constexpr int NJT = MODE == MODE_UP ? 2 * NJH : NJH;               /* n8 tiles per warp */
-    constexpr int CPR = BK / 8;                                        /* 16-byte chunks per row */
-    constexpr int A_IT = BM * CPR / NT, B_IT = BN * CPR / NT;          /* chunks per thread */
+    constexpr int WTM = BM / WM, MI = WTM / 16;               /* warp rows, m16 tiles */
+    constexpr int WTN = (MODE == MODE_UP ? BN / 2 : BN) / WN; /* warp output columns */
+    constexpr int NJH = WTN / 8;                              /* n8 tiles per half */
+    constexpr int NJT = MODE == MODE_UP ? 2 * NJH : NJH;      /* n8 tiles per warp */
+    constexpr int CPR = BK / 8;                               /* 16-byte chunks per row */
+    constexpr int A_IT = BM * CPR / NT, B_IT = BN * CPR / NT; /* chunks per thread */
     static_assert(BM % (16 * WM) == 0, "warp rows must be whole m16 tiles");
     static_assert(WTN % 8 == 0 && WTN >= 8, "warp columns must be whole n8 tiles");
     static_assert((BM * CPR) % NT == 0 && (BN * CPR) % NT == 0, "chunks must split evenly");
@@ -72,8 +71,8 @@ static __global__ void __launch_bounds__(WM *WN * 32)
     if (tile >= *kp.n_tiles) return; /* whole block: no barrier skipped */
     const int4 ti = kp.tiles[tile];
     const int le = ti.x, row0 = ti.y, nrows = ti.z;
-    const int K = MODE == MODE_UP ? kp.H : kp.I;  /* reduction length */
-    const int N = MODE == MODE_UP ? kp.I : kp.H;  /* output columns */
+    const int K = MODE == MODE_UP ? kp.H : kp.I; /* reduction length */
+    const int N = MODE == MODE_UP ? kp.I : kp.H; /* output columns */
     const int n0 = blockIdx.x * (MODE == MODE_UP ? BN / 2 : BN);
     if (n0 >= N) return;
 
@@ -162,7 +161,8 @@ static __global__ void __launch_bounds__(WM *WN * 32)
 #pragma unroll
             for (int r = 0; r < 4; r++) acc[i][j][r] = 0.0f;
 
-    /* ---- prologue: stages 0 .. STAGES-2 in flight, one commit group each (maybe empty) ---- */
+                /* ---- prologue: stages 0 .. STAGES-2 in flight, one commit group each (maybe
+                 * empty) ---- */
 #pragma unroll
     for (int s = 0; s < STAGES - 1; s++) {
         if (s < nk) load_stage(s, s);
@@ -185,12 +185,12 @@ static __global__ void __launch_bounds__(WM *WN * 32)
         const int ksteps = (K - kt * BK + 15) / 16; /* k16 steps of this stage inside K */
 #pragma unroll
         for (int kk = 0; kk < BK / 16; kk++) {
-            if (kk >= ksteps) break; /* past K: the chain has exactly ceil(K/16) steps */
+            if (kk >= ksteps) continue; /* past K: the chain has exactly ceil(K/16) steps */
             uint32_t af[MI][4], bfr[NJT][2];
 #pragma unroll
             for (int i = 0; i < MI; i++) {
-                const uint16_t *p = sa + (wm * WTM + i * 16 + frag_a_row(lane)) * LDS +
-                                    kk * 16 + frag_a_col(lane);
+                const uint16_t *p =
+                    sa + (wm * WTM + i * 16 + frag_a_row(lane)) * LDS + kk * 16 + frag_a_col(lane);
                 ldmatrix_x4(af[i], smem_u32(p));
             }
 #pragma unroll
@@ -237,9 +237,10 @@ static __global__ void __launch_bounds__(WM *WN * 32)
 #pragma unroll
                 for (int j = 0; j < NJH; j++) {
                     const int c = n0 + wn * WTN + j * 8 + frag_c_col(lane, 0);
-                    uint16_t a0 = f32_to_bf16(silu_glu(acc[i][j][2 * half], acc[i][j + NJH][2 * half]));
-                    uint16_t a1 =
-                        f32_to_bf16(silu_glu(acc[i][j][2 * half + 1], acc[i][j + NJH][2 * half + 1]));
+                    uint16_t a0 =
+                        f32_to_bf16(silu_glu(acc[i][j][2 * half], acc[i][j + NJH][2 * half]));
+                    uint16_t a1 = f32_to_bf16(
+                        silu_glu(acc[i][j][2 * half + 1], acc[i][j + NJH][2 * half + 1]));
                     if (c + 1 < N && (N % 2) == 0) {
                         *(uint32_t *)(dst + c) = (uint32_t)a0 | ((uint32_t)a1 << 16);
                     } else {

@@ -71,10 +71,10 @@ static __host__ __device__ __forceinline__ int route_scratch_bytes(int E, int NG
 static __device__ void route_token_warp(const moe_dev &kp, int t, unsigned char *scratch,
                                         int lane) {
     const int E = kp.E, k = kp.top_k, NG = kp.n_group, G = E / NG;
-    float *key = (float *)scratch;             /* [E] */
-    float *gscore = key + E;                   /* [NG] */
+    float *key = (float *)scratch;                        /* [E] */
+    float *gscore = key + E;                              /* [NG] */
     unsigned char *flag = (unsigned char *)(gscore + NG); /* [E] */
-    unsigned char *keep = flag + E;            /* [NG] */
+    unsigned char *keep = flag + E;                       /* [NG] */
     const int has_bias = kp.bias_dtype != MF_ABI_BIAS_NONE && kp.bias != NULL;
 
     /* scores: softmax needs the row max and sum first */
@@ -107,8 +107,10 @@ static __device__ void route_token_warp(const moe_dev &kp, int t, unsigned char 
             float k1 = neg_inf(), k2 = neg_inf();
             for (int i = 0; i < G; i++) {
                 float v = rank_value(key[g * G + i]);
-                if (v > k1) k2 = k1, k1 = v;
-                else if (v > k2) k2 = v;
+                if (v > k1)
+                    k2 = k1, k1 = v;
+                else if (v > k2)
+                    k2 = v;
             }
             gscore[g] = (rule_max || G == 1) ? k1 : k1 + k2;
             keep[g] = 0;
@@ -128,8 +130,10 @@ static __device__ void route_token_warp(const moe_dev &kp, int t, unsigned char 
         }
         for (int e = lane; e < E; e += 32)
             if (!keep[e / G]) {
-                if (MF_MUT(GROUP_MASK_ZERO)) key[e] = 0.0f;
-                else flag[e] = RT_MASKED;
+                if (MF_MUT(GROUP_MASK_ZERO))
+                    key[e] = 0.0f;
+                else
+                    flag[e] = RT_MASKED;
             }
         __syncwarp();
     }

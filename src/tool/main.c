@@ -77,7 +77,9 @@ int main(int argc, char **argv) {
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         if (strcmp(argv[1], commands[i].name)) continue;
-        for (int a = 2; a < argc; a++)
+        /* `bench kernel` has its own --help */
+        int own_help = !strcmp(argv[1], "bench") && argc > 2 && !strcmp(argv[2], "kernel");
+        for (int a = 2; a < argc && !own_help; a++)
             if (mf_is_help(argv[a])) {
                 commands[i].help(stdout);
                 return 0;

@@ -104,19 +104,37 @@ static inline float hm_fused_block(const hm_term *t, int n, int F, int rn) {
     return hm_round_f32(S < 0 ? (uint64_t)-S : (uint64_t)S, S < 0, g, rn);
 }
 
-/* One k16 step: c + sum of a[i] b[i], i < 16, under hypothesis h. */
-static inline float hm_step(const hm_hypothesis *h, float c, const uint16_t *a,
-                            const uint16_t *b) {
+/* A bf16 operand decomposed once (sig = 0 for zero), for callers that reuse it. */
+static inline hm_term hm_bf16_term(uint16_t x) {
+    hm_term t = {0, 0, 0, 0};
+    if (!hm_bf16_parts(x, &t.neg, &t.sig, &t.lsb, &t.ef)) t.sig = 0;
+    return t;
+}
+
+/* One k16 step from decomposed operands: c + sum of a[i] b[i], i < 16, under hypothesis h. */
+static inline float hm_step_terms(const hm_hypothesis *h, float c, const hm_term *a,
+                                  const hm_term *b) {
     float acc = c;
     for (int b0 = 0; b0 < 16; b0 += h->block) {
         hm_term t[17];
         int n = 0;
         if (hm_f32_term(acc, &t[n])) n++;
         for (int i = b0; i < b0 + h->block; i++)
-            if (hm_product_term(a[i], b[i], &t[n])) n++;
+            if (a[i].sig && b[i].sig) {
+                t[n].neg = a[i].neg ^ b[i].neg, t[n].sig = a[i].sig * b[i].sig;
+                t[n].lsb = a[i].lsb + b[i].lsb, t[n].ef = a[i].ef + b[i].ef;
+                n++;
+            }
         acc = hm_fused_block(t, n, h->frac, h->rn);
     }
     return acc;
+}
+
+/* One k16 step: c + sum of a[i] b[i], i < 16, under hypothesis h. */
+static inline float hm_step(const hm_hypothesis *h, float c, const uint16_t *a, const uint16_t *b) {
+    hm_term ta[16], tb[16];
+    for (int i = 0; i < 16; i++) ta[i] = hm_bf16_term(a[i]), tb[i] = hm_bf16_term(b[i]);
+    return hm_step_terms(h, c, ta, tb);
 }
 
 /* c + a . b over K (a multiple of 16) as a chain of steps, the accumulator passed on. */

@@ -34,14 +34,14 @@
 #include "../../kernels/cuda/moe_gemm.cuh" /* GEMM_LDS: the kernel's shared-memory row pitch */
 #include "hopper_model.h"
 
-#define CK(call)                                                                                \
-    do {                                                                                        \
-        cudaError_t e_ = (call);                                                                \
-        if (e_ != cudaSuccess) {                                                                \
-            fprintf(stderr, "probe_hopper: %s failed at line %d: %s\n", #call, __LINE__,        \
-                    cudaGetErrorString(e_));                                                    \
-            exit(1);                                                                            \
-        }                                                                                       \
+#define CK(call)                                                                         \
+    do {                                                                                 \
+        cudaError_t e_ = (call);                                                         \
+        if (e_ != cudaSuccess) {                                                         \
+            fprintf(stderr, "probe_hopper: %s failed at line %d: %s\n", #call, __LINE__, \
+                    cudaGetErrorString(e_));                                             \
+            exit(1);                                                                     \
+        }                                                                                \
     } while (0)
 
 /* ---- device: one 16x8 tile per warp, fragments straight from global memory ---- */
@@ -73,8 +73,8 @@ static __global__ void probe_mma_kernel(const uint16_t *A, const uint16_t *B, co
 /* The kernel's path: A [16][K] and B [16][K] (two n8 tiles) staged in shared memory with the
  * kernel's pitch, fragments by ldmatrix with the kernel's lane addressing. D0: [16][16] from
  * the x4 pair load; D1: [16][8] of the second tile again through ldmatrix_x2. K <= 64. */
-static __global__ void probe_ldmatrix_kernel(const uint16_t *A, const uint16_t *B, int K,
-                                             float *D0, float *D1) {
+static __global__ void probe_ldmatrix_kernel(const uint16_t *A, const uint16_t *B, int K, float *D0,
+                                             float *D1) {
     __shared__ __align__(128) uint16_t sA[16 * GEMM_LDS], sB[16 * GEMM_LDS];
     const int lane = threadIdx.x;
     for (int i = lane; i < 16 * 64; i += 32) {
@@ -89,8 +89,8 @@ static __global__ void probe_ldmatrix_kernel(const uint16_t *A, const uint16_t *
         ldmatrix_x4(af, smem_u32(sA + frag_a_row(lane) * GEMM_LDS + kk * 16 + frag_a_col(lane)));
         ldmatrix_x4(r4, smem_u32(sB + (frag_b_tile(lane) * 8 + frag_b_row(lane)) * GEMM_LDS +
                                  kk * 16 + frag_b_col(lane)));
-        ldmatrix_x2(r2, smem_u32(sB + (8 + frag_b_row(lane)) * GEMM_LDS + kk * 16 +
-                                 frag_b_col(lane)));
+        ldmatrix_x2(r2,
+                    smem_u32(sB + (8 + frag_b_row(lane)) * GEMM_LDS + kk * 16 + frag_b_col(lane)));
         uint32_t b0[2] = {r4[0], r4[1]}, b1[2] = {r4[2], r4[3]};
         mma_bf16_16816(acc0, af, b0, acc0);
         mma_bf16_16816(acc1, af, b1, acc1);
@@ -167,7 +167,8 @@ static void batch_free(batch *bt) {
 static void batch_run(batch *bt) {
     uint16_t *A, *B;
     float *C, *D;
-    size_t na = (size_t)bt->n * 16 * bt->K, nb = (size_t)bt->n * 8 * bt->K, nc = (size_t)bt->n * 128;
+    size_t na = (size_t)bt->n * 16 * bt->K, nb = (size_t)bt->n * 8 * bt->K,
+           nc = (size_t)bt->n * 128;
     CK(cudaMalloc(&A, na * 2));
     CK(cudaMalloc(&B, nb * 2));
     CK(cudaMalloc(&C, nc * 4));
@@ -193,7 +194,9 @@ static uint64_t rnd(void) {
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     return z ^ (z >> 31);
 }
-static int rnd_in(int lo, int hi) { return lo + (int)(rnd() % (uint64_t)(hi - lo + 1)); }
+static int rnd_in(int lo, int hi) {
+    return lo + (int)(rnd() % (uint64_t)(hi - lo + 1));
+}
 
 /* random sign, exponent in [emin, emax] (normal), random 7-bit fraction */
 static uint16_t rnd_bf16(int emin, int emax) {
@@ -202,7 +205,8 @@ static uint16_t rnd_bf16(int emin, int emax) {
 }
 static float rnd_f32(int emin, int emax) {
     int e = rnd_in(emin, emax);
-    uint32_t u = (uint32_t)(rnd() & 1) << 31 | (uint32_t)(e + 127) << 23 | (uint32_t)(rnd() & 0x7fffff);
+    uint32_t u =
+        (uint32_t)(rnd() & 1) << 31 | (uint32_t)(e + 127) << 23 | (uint32_t)(rnd() & 0x7fffff);
     float f;
     memcpy(&f, &u, 4);
     return f;
@@ -213,7 +217,8 @@ static const char *set_names[] = {"R1-normal", "R2-wide", "R3-cancel", "R4-mixed
 
 static uint16_t rnd_elem(int set) {
     switch (set) {
-    case R2_WIDE: return rnd_in(0, 9) == 0 ? 0 : rnd_bf16(-20, 20);
+    case R2_WIDE:
+        return rnd_in(0, 9) == 0 ? 0 : rnd_bf16(-20, 20);
     case R4_MIXED: {
         uint16_t x = rnd_bf16(-4, 4);
         if (rnd_in(0, 9) < 3) { /* scale down by 2^-12 .. 2^-32: exponent field lowered */
@@ -222,7 +227,8 @@ static uint16_t rnd_elem(int set) {
         }
         return x;
     }
-    default: return rnd_bf16(-4, 4);
+    default:
+        return rnd_bf16(-4, 4);
     }
 }
 
@@ -238,11 +244,13 @@ static void fill_random(batch *bt, int set) {
             else
                 a[i] = rnd_elem(set);
         }
-        for (int i = 0; i < 8 * K; i++) b[i] = set == R5_SUBNORMAL ? rnd_bf16(-20, 10) : rnd_elem(set);
+        for (int i = 0; i < 8 * K; i++)
+            b[i] = set == R5_SUBNORMAL ? rnd_bf16(-20, 10) : rnd_elem(set);
         for (int i = 0; i < 16; i++)
             for (int j = 0; j < 8; j++) {
                 float cv;
-                if (set == R2_WIDE) cv = rnd_f32(-30, 30);
+                if (set == R2_WIDE)
+                    cv = rnd_f32(-30, 30);
                 else if (set == R5_SUBNORMAL) {
                     uint32_t u = (uint32_t)(rnd() & 1) << 31 | (uint32_t)rnd_in(1, 0x7fffff);
                     memcpy(&cv, &u, 4);
@@ -436,14 +444,18 @@ static int check_layouts(void) {
 
 /* ---- main ---- */
 
-static void fmt(char *buf, size_t n, float v) { snprintf(buf, n, "%a", (double)v); }
+static void fmt(char *buf, size_t n, float v) {
+    snprintf(buf, n, "%a", (double)v);
+}
 
 int main(int argc, char **argv) {
     uint64_t seed = 0x5eed0001;
     int quiet = 0;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--seed") && i + 1 < argc) seed = strtoull(argv[++i], NULL, 0);
-        else if (!strcmp(argv[i], "--quiet")) quiet = 1;
+        if (!strcmp(argv[i], "--seed") && i + 1 < argc)
+            seed = strtoull(argv[++i], NULL, 0);
+        else if (!strcmp(argv[i], "--quiet"))
+            quiet = 1;
         else {
             fprintf(stderr, "usage: probe_hopper [--seed N] [--quiet]\n");
             return 2;
@@ -469,8 +481,9 @@ int main(int argc, char **argv) {
            prop.multiProcessorCount, (unsigned long long)seed);
 
     if (check_layouts() != 0) {
-        printf("verdict: fragment layout mismatch: the mma wrapper or the kernel's ldmatrix "
-               "addressing is wrong; no accumulation measurement is meaningful\n");
+        printf(
+            "verdict: fragment layout mismatch: the mma wrapper or the kernel's ldmatrix "
+            "addressing is wrong; no accumulation measurement is meaningful\n");
         return 1;
     }
 
@@ -504,7 +517,7 @@ int main(int argc, char **argv) {
     /* random validation */
     struct rset {
         int set, K, tiles;
-    } rs[] = {{R1_NORMAL, 16, 64}, {R2_WIDE, 16, 64},  {R3_CANCEL, 16, 64}, {R4_MIXED, 16, 64},
+    } rs[] = {{R1_NORMAL, 16, 64},    {R2_WIDE, 16, 64},   {R3_CANCEL, 16, 64}, {R4_MIXED, 16, 64},
               {R5_SUBNORMAL, 16, 64}, {R1_NORMAL, 64, 32}, {R3_CANCEL, 64, 32}, {R4_MIXED, 64, 32}};
     const int nrs = (int)(sizeof rs / sizeof rs[0]);
     long mism_rnd[N_HYP][8];
@@ -545,18 +558,24 @@ int main(int argc, char **argv) {
     for (int h = 1; h < N_HYP; h++) refuted_all &= tot[h] > 0;
     long n_all = total + n_designed;
     if (tot[0] == 0 && refuted_all) {
-        printf("\nmeasured: B=16 F=25 final rounding RZ (0 mismatches in %ld); every alternative "
-               "refuted\n", n_all);
+        printf(
+            "\nmeasured: B=16 F=25 final rounding RZ (0 mismatches in %ld); every alternative "
+            "refuted\n",
+            n_all);
         return 0;
     }
     int best = 0;
     for (int h = 1; h < N_HYP; h++)
         if (tot[h] < tot[best]) best = h;
     if (tot[0] == 0)
-        printf("\nmeasured: B=16 F=25 final rounding RZ (0 mismatches in %ld), but some "
-               "alternative was not refuted\n", n_all);
+        printf(
+            "\nmeasured: B=16 F=25 final rounding RZ (0 mismatches in %ld), but some "
+            "alternative was not refuted\n",
+            n_all);
     else
-        printf("\nmeasured: the contract's model B=16 F=25 RZ FAILS (%ld mismatches in %ld); "
-               "closest: %s (%ld)\n", tot[0], n_all, hyps[best].name, tot[best]);
+        printf(
+            "\nmeasured: the contract's model B=16 F=25 RZ FAILS (%ld mismatches in %ld); "
+            "closest: %s (%ld)\n",
+            tot[0], n_all, hyps[best].name, tot[best]);
     return 1;
 }

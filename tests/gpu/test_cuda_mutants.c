@@ -87,6 +87,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: test_cuda_mutants SEED_DIR [CONTROL_DIR...]\n");
         return 2;
     }
+    setvbuf(stdout, NULL, _IOLBF, 0); /* progress shows in ctest logs even if a case aborts */
     mf_error err = {0};
     mf_backend prod;
     if (mf_backend_open("cuda", &prod, &err) != MF_OK) {

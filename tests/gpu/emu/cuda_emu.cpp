@@ -2,6 +2,7 @@
  * stubs of the CPU emulator (cuda_emu.h says what is emulated and what is checked). */
 #include "cuda_emu.h"
 
+#include <setjmp.h>
 #include <ucontext.h>
 
 #include <map>
@@ -33,8 +34,12 @@ struct cp_copy {
     int bytes;
 };
 
+/* A fiber starts through makecontext/setcontext and then switches with _setjmp/_longjmp:
+ * swapcontext would save and restore the signal mask (a system call) at every switch. */
 struct fiber {
     ucontext_t ctx;
+    jmp_buf jb;
+    bool started = false;
     char *stack = nullptr;
     unsigned tid = 0;
     int lane = 0, warp = 0, state = READY;
@@ -47,11 +52,16 @@ struct warp_state {
     unsigned gen = 0, count = 0, live = 0, size = 0;
     const char *what = nullptr;
     unsigned char buf[32][64];
+    unsigned computed_gen = ~0u; /* emu_warp_compute: generation whose result is in `result` */
+    unsigned char result[512];
 };
 
 std::vector<fiber> fibers;
+/* one stack per thread slot, reused by every block and never freed (a plain array, so the leak
+ * checker, which runs after the static destructors, still sees them) */
+char *stacks[1024];
 std::vector<warp_state> warps;
-ucontext_t sched_ctx;
+jmp_buf sched_jb;
 int cur = -1;
 unsigned bar_gen, bar_count, live;
 size_t smem_limit; /* dynamic shared memory of the running launch */
@@ -83,7 +93,7 @@ void yield() {
 #ifdef EMU_ASAN
     __sanitizer_start_switch_fiber(&fake_stack_save, nullptr, 0);
 #endif
-    swapcontext(&f.ctx, &sched_ctx);
+    if (!_setjmp(f.jb)) _longjmp(sched_jb, 1);
 #ifdef EMU_ASAN
     __sanitizer_finish_switch_fiber(fake_stack_save, nullptr, nullptr);
 #endif
@@ -105,7 +115,7 @@ void warp_release_if_complete(warp_state &w) {
     if (w.count > 0 && w.count == w.live) w.count = 0, w.gen++, w.what = nullptr;
 }
 
-void fiber_entry(void) {
+[[noreturn]] void fiber_entry(void) {
 #ifdef EMU_ASAN
     __sanitizer_finish_switch_fiber(nullptr, nullptr, nullptr);
 #endif
@@ -126,15 +136,19 @@ void fiber_entry(void) {
 #ifdef EMU_ASAN
     __sanitizer_start_switch_fiber(nullptr, nullptr, 0); /* this fiber's stack is done */
 #endif
-    /* uc_link returns to the scheduler */
+    _longjmp(sched_jb, 1);
 }
 
 bool runnable(const fiber &f) {
     switch (f.state) {
-    case READY: return true;
-    case WAIT_BLOCK: return bar_gen != f.wait_gen;
-    case WAIT_WARP: return warps[f.warp].gen != f.wait_gen;
-    default: return false;
+    case READY:
+        return true;
+    case WAIT_BLOCK:
+        return bar_gen != f.wait_gen;
+    case WAIT_WARP:
+        return warps[f.warp].gen != f.wait_gen;
+    default:
+        return false;
     }
 }
 
@@ -145,19 +159,37 @@ uint64_t next_rand(void) {
     return z ^ (z >> 31);
 }
 
+/* Runs fiber f until it yields or ends. Its own function: nothing of the caller's frame is live
+ * across the _setjmp. */
+__attribute__((noinline)) void resume(fiber &f) {
+#ifdef EMU_ASAN
+    __sanitizer_start_switch_fiber(&fake_stack_save, f.stack, kStack);
+#endif
+    if (!_setjmp(sched_jb)) {
+        if (!f.started) {
+            f.started = true;
+            setcontext(&f.ctx);
+        }
+        _longjmp(f.jb, 1);
+    }
+#ifdef EMU_ASAN
+    __sanitizer_finish_switch_fiber(fake_stack_save, nullptr, nullptr);
+#endif
+}
+
 void run_block(unsigned nthreads) {
-    fibers.resize(nthreads);
+    fibers.assign(nthreads, fiber());
     warps.assign((nthreads + 31) / 32, warp_state());
+    for (unsigned i = 0; i < nthreads; i++)
+        if (!stacks[i] && !(stacks[i] = (char *)malloc(kStack))) die("out of memory for stacks");
     for (unsigned i = 0; i < nthreads; i++) {
         fiber &f = fibers[i];
-        if (!f.stack) f.stack = (char *)malloc(kStack);
-        if (!f.stack) die("out of memory for fiber stacks");
+        f.stack = stacks[i];
         f.tid = i, f.lane = (int)(i & 31), f.warp = (int)(i >> 5), f.state = READY;
-        f.groups.clear(), f.open.clear();
         getcontext(&f.ctx);
         f.ctx.uc_stack.ss_sp = f.stack;
         f.ctx.uc_stack.ss_size = kStack;
-        f.ctx.uc_link = &sched_ctx;
+        f.ctx.uc_link = nullptr; /* fiber_entry never returns */
         makecontext(&f.ctx, fiber_entry, 0);
         warps[f.warp].live++, warps[f.warp].size++;
     }
@@ -181,13 +213,7 @@ void run_block(unsigned nthreads) {
             f.state = READY;
             cur = (int)i;
             emu_threadIdx = dim3(f.tid, 0, 0);
-#ifdef EMU_ASAN
-            __sanitizer_start_switch_fiber(&fake_stack_save, f.stack, kStack);
-#endif
-            swapcontext(&sched_ctx, &f.ctx);
-#ifdef EMU_ASAN
-            __sanitizer_finish_switch_fiber(fake_stack_save, nullptr, nullptr);
-#endif
+            resume(f);
             cur = -1;
             progress = true;
             if (f.state == DONE) done++;
@@ -221,7 +247,9 @@ void emu_check_smem(uint32_t addr, size_t bytes, size_t align, const char *what)
     if (addr + bytes > smem_limit) die("%s: beyond the launch's dynamic shared memory", what);
 }
 
-int emu_lane(void) { return self().lane; }
+int emu_lane(void) {
+    return self().lane;
+}
 
 void __syncthreads(void) {
     fiber &f = self();
@@ -238,8 +266,10 @@ static void warp_sync(const char *what) {
     fiber &f = self();
     warp_state &w = warps[f.warp];
     if (w.live != 32 || w.size != 32) die("%s with fewer than 32 live lanes", what);
-    if (w.count == 0) w.what = what;
-    else if (strcmp(w.what, what) != 0) die("divergent warp collectives: %s and %s", w.what, what);
+    if (w.count == 0)
+        w.what = what;
+    else if (w.what != what && strcmp(w.what, what) != 0)
+        die("divergent warp collectives: %s and %s", w.what, what);
     if (++w.count == w.live) {
         w.count = 0, w.gen++, w.what = nullptr;
         return;
@@ -262,6 +292,35 @@ void emu_warp_gather(const void *mine, size_t bytes, void *all, const char *what
     warp_sync(what);
     for (int l = 0; l < 32; l++) memcpy((unsigned char *)all + l * bytes, w.buf[l], bytes);
     warp_sync(what); /* nobody overwrites buf before every lane has read it */
+}
+
+void emu_warp_pick(const void *mine, size_t bytes, const int *lanes, int n, void *out,
+                   const char *what) {
+    fiber &f = self();
+    if (bytes > 64) die("internal: exchange of more than 64 bytes");
+    warp_state &w = warps[f.warp];
+    memcpy(w.buf[f.lane], mine, bytes);
+    warp_sync(what);
+    for (int i = 0; i < n; i++)
+        memcpy((unsigned char *)out + i * bytes, w.buf[lanes[i] & 31], bytes);
+    warp_sync(what);
+}
+
+void emu_warp_compute(const void *mine, size_t bytes, void (*compute)(const void *, void *),
+                      void *result, size_t result_bytes, const char *what) {
+    fiber &f = self();
+    if (bytes > 64 || result_bytes > 512) die("internal: warp computation too large");
+    warp_state &w = warps[f.warp];
+    memcpy(w.buf[f.lane], mine, bytes);
+    warp_sync(what);
+    if (w.computed_gen != w.gen) {
+        unsigned char all[32 * 64];
+        for (int l = 0; l < 32; l++) memcpy(all + l * bytes, w.buf[l], bytes);
+        compute(all, w.result);
+        w.computed_gen = w.gen;
+    }
+    memcpy(result, w.result, result_bytes);
+    warp_sync(what);
 }
 
 unsigned __match_any_sync(unsigned mask, int v) {
@@ -300,12 +359,12 @@ cudaError_t cudaGetLastError(void) {
     return e;
 }
 const char *cudaGetErrorName(cudaError_t e) {
-    return e == cudaSuccess ? "cudaSuccess"
+    return e == cudaSuccess             ? "cudaSuccess"
            : e == cudaErrorInvalidValue ? "cudaErrorInvalidValue"
                                         : "cudaErrorInvalidConfiguration";
 }
 const char *cudaGetErrorString(cudaError_t e) {
-    return e == cudaSuccess ? "no error"
+    return e == cudaSuccess             ? "no error"
            : e == cudaErrorInvalidValue ? "invalid argument"
                                         : "invalid configuration argument";
 }
@@ -317,10 +376,18 @@ cudaError_t cudaGetDevice(int *d) {
 cudaError_t cudaDeviceGetAttribute(int *v, enum cudaDeviceAttr a, int d) {
     (void)d;
     switch (a) {
-    case cudaDevAttrMultiProcessorCount: *v = 132; return cudaSuccess;
-    case cudaDevAttrComputeCapabilityMajor: *v = 9; return cudaSuccess;
-    case cudaDevAttrComputeCapabilityMinor: *v = 0; return cudaSuccess;
-    case cudaDevAttrMaxSharedMemoryPerBlockOptin: *v = 232448; return cudaSuccess;
+    case cudaDevAttrMultiProcessorCount:
+        *v = 132;
+        return cudaSuccess;
+    case cudaDevAttrComputeCapabilityMajor:
+        *v = 9;
+        return cudaSuccess;
+    case cudaDevAttrComputeCapabilityMinor:
+        *v = 0;
+        return cudaSuccess;
+    case cudaDevAttrMaxSharedMemoryPerBlockOptin:
+        *v = 232448;
+        return cudaSuccess;
     }
     return cudaErrorInvalidValue;
 }
@@ -337,8 +404,7 @@ void emu_run_grid(const char *name, const void *fid, dim3 grid, dim3 block, size
     auto it = smem_optin.find(fid);
     size_t limit = it != smem_optin.end() ? (size_t)it->second : 48 * 1024;
     if (nthreads == 0 || nthreads > 1024 || block.y != 1 || block.z != 1 || grid.x == 0 ||
-        grid.y == 0 || grid.z == 0 || grid.y > 65535 || grid.z > 65535 ||
-        grid.x > 0x7fffffffu) {
+        grid.y == 0 || grid.z == 0 || grid.y > 65535 || grid.z > 65535 || grid.x > 0x7fffffffu) {
         last_error = cudaErrorInvalidConfiguration;
         return;
     }

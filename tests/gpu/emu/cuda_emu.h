@@ -59,9 +59,15 @@ struct __attribute__((aligned(8))) uint2 {
 struct __attribute__((aligned(16))) uint4 {
     unsigned x, y, z, w;
 };
-static inline int4 make_int4(int x, int y, int z, int w) { return int4{x, y, z, w}; }
-static inline float2 make_float2(float x, float y) { return float2{x, y}; }
-static inline uint2 make_uint2(unsigned x, unsigned y) { return uint2{x, y}; }
+static inline int4 make_int4(int x, int y, int z, int w) {
+    return int4{x, y, z, w};
+}
+static inline float2 make_float2(float x, float y) {
+    return float2{x, y};
+}
+static inline uint2 make_uint2(unsigned x, unsigned y) {
+    return uint2{x, y};
+}
 
 /* ---- built-in variables: set by the scheduler before it resumes a thread ---- */
 extern dim3 emu_threadIdx, emu_blockIdx, emu_blockDim, emu_gridDim;
@@ -86,10 +92,18 @@ static inline uint32_t __float_as_uint(float f) {
     return u;
 }
 /* one rounded operation each (the emulator is built with -ffp-contract=off) */
-static inline float __fmul_rn(float a, float b) { return a * b; }
-static inline float __fadd_rn(float a, float b) { return a + b; }
-static inline int __popc(unsigned x) { return __builtin_popcount(x); }
-static inline int __ffs(int x) { return __builtin_ffs(x); }
+static inline float __fmul_rn(float a, float b) {
+    return a * b;
+}
+static inline float __fadd_rn(float a, float b) {
+    return a + b;
+}
+static inline int __popc(unsigned x) {
+    return __builtin_popcount(x);
+}
+static inline int __ffs(int x) {
+    return __builtin_ffs(x);
+}
 /* fibers never preempt one another: a plain add is atomic */
 static inline int atomicAdd(int *p, int v) {
     int o = *p;
@@ -106,7 +120,14 @@ int emu_lane(void);
 /* Each lane contributes `bytes` from `mine`; every lane receives all 32 contributions in `all`
  * (lane-major). `what` names the collective for the divergence check. */
 void emu_warp_gather(const void *mine, size_t bytes, void *all, const char *what);
+/* The same, but a lane receives only the contributions of lanes[0..n): out[i] from lanes[i]. */
+void emu_warp_pick(const void *mine, size_t bytes, const int *lanes, int n, void *out,
+                   const char *what);
 unsigned __match_any_sync(unsigned mask, int v);
+/* Like emu_warp_gather, but the lanes' contributions go to compute(all, result) once per warp
+ * (by the first lane to continue) and every lane receives the result (at most 512 bytes). */
+void emu_warp_compute(const void *mine, size_t bytes, void (*compute)(const void *, void *),
+                      void *result, size_t result_bytes, const char *what);
 
 template <class T>
 static inline T emu_shfl(unsigned mask, T v, int src, const char *what) {
@@ -115,11 +136,12 @@ static inline T emu_shfl(unsigned mask, T v, int src, const char *what) {
         fprintf(stderr, "cuda_emu: %s with a partial mask %#x\n", what, mask);
         abort();
     }
-    uint64_t mine = 0, all[32];
+    uint64_t mine = 0, got;
+    int lane = src & 31;
     memcpy(&mine, &v, sizeof v);
-    emu_warp_gather(&mine, 8, all, what);
+    emu_warp_pick(&mine, 8, &lane, 1, &got, what);
     T r;
-    memcpy(&r, &all[src & 31], sizeof r);
+    memcpy(&r, &got, sizeof r);
     return r;
 }
 template <class T>

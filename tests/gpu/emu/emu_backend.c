@@ -16,7 +16,9 @@ static int emu_alloc(void **ptr, size_t bytes, char *msg, size_t msg_len) {
     memset(*ptr, 0xff, bytes);
     return 0;
 }
-static void emu_free(void *ptr) { free(ptr); }
+static void emu_free(void *ptr) {
+    free(ptr);
+}
 static int emu_copy(void *dst, const void *src, size_t bytes, char *msg, size_t msg_len) {
     (void)msg, (void)msg_len;
     memcpy(dst, src, bytes);
@@ -35,5 +37,9 @@ static const mf_device_ops emu_ops = {emu_alloc, emu_free, emu_copy, emu_copy, e
 static const mf_cuda_provider emu_provider = {mf_cuda_kernel_get_api, &emu_ops, emu_available};
 static const mf_mutant_provider emu_mutants = {mf_cuda_mutant_get_api, mf_cuda_mutant_set, "cuda"};
 
-const mf_cuda_provider *mf_cuda_backend_provider(void) { return &emu_provider; }
-const mf_mutant_provider *mf_cuda_mutant_provider(void) { return &emu_mutants; }
+const mf_cuda_provider *mf_cuda_backend_provider(void) {
+    return &emu_provider;
+}
+const mf_mutant_provider *mf_cuda_mutant_provider(void) {
+    return &emu_mutants;
+}
