@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "bf16.h"
+#include "forward.h"
 #include "route.h"
 
 const char *mf_meta_name(mf_meta m) {
@@ -56,6 +57,48 @@ static mf_status selections(const mf_problem *pb, const mf_contract *c, int32_t 
     return MF_OK;
 }
 
+/* Elements where doubling rsf must double the output bit for bit: every weight and every
+ * product w * o of the element lies well inside the fp32 normal range (a product that rounds in
+ * the subnormal range, or overflows, does not commute with the scaling; sums are exact there). */
+static mf_status scaling_safe(const mf_problem *pb, const mf_contract *c, const mf_run_result *r0,
+                              uint8_t *safe, mf_error *err) {
+    const mf_moe_params *p = &pb->p;
+    int T = p->T, H = p->H, k = p->top_k;
+    memset(safe, 0, (size_t)T * H);
+    mf_routing rt;
+    MF_TRY(mf_ref_route(p, &pb->t, c, &rt, err));
+    mf_ref_options ro = {0};
+    mf_ref_ctx *ctx = mf_ref_ctx_new(p, &pb->t, c, &ro, err);
+    mf_status st = ctx ? MF_OK : MF_EINVAL;
+    const double lo = 0x1p-120, hi = 0x1p120;
+    for (int t = 0; t < T && st == MF_OK; t++) {
+        if (rt.invariant_only[t]) continue;
+        const int32_t *ids = r0->ids ? r0->ids + (size_t)t * k : (const int32_t *)&rt.ref_ids[(size_t)t * k];
+        if (!mf_ref_selection_admissible(&rt, p, t, ids, NULL, 0)) continue;
+        mf_weights w;
+        if ((st = mf_ref_weights(&rt, p, c, t, ids, &w, err)) != MF_OK) break;
+        memset(safe + (size_t)t * H, 1, (size_t)H);
+        for (int i = 0; i < k && st == MF_OK; i++) {
+            if (!mf_is_local(p, ids[i])) continue;
+            double aw = fabs(w.w_hi[i]);
+            if (!(aw == 0 || (aw > lo && aw < hi)) || w.nan_ok) {
+                memset(safe + (size_t)t * H, 0, (size_t)H);
+                break;
+            }
+            mf_expert_out eo;
+            if ((st = mf_ref_expert(ctx, t, ids[i] - p->expert_offset, &eo, err)) != MF_OK) break;
+            for (int col = 0; col < H; col++) {
+                double prod = aw * fabs(eo.o_hi[col]) * (p->rsf_site == MF_RSF_WEIGHTS ? 1.0 : (double)p->rsf);
+                if ((eo.flags[col] & MF_ELEM_UNCONSTRAINED) || !(prod == 0 || (prod > lo && prod < hi)))
+                    safe[(size_t)t * H + col] = 0;
+            }
+        }
+    }
+    mf_ref_ctx_free(ctx);
+    mf_routing_free(&rt);
+    return st;
+}
+
 static int same_set(const int32_t *a, const int32_t *b, int k) {
     for (int i = 0; i < k; i++)
         if (a[i] != b[i]) return 0;
@@ -81,12 +124,21 @@ mf_status mf_metamorphic(const mf_problem *pb, mf_backend *b, const mf_run_resul
     if ((double)p->rsf * 2 <= 0x1p8) {
         mf_problem q = *pb;
         q.p.rsf = p->rsf * 2.0f; /* exact */
-        if ((st = run(b, &q, &r, err)) != MF_OK) return st;
+        uint8_t *safe = malloc(n_out ? n_out : 1);
+        if (!safe) return MF_FAIL(err, MF_ENOMEM, "out of memory");
+        if ((st = scaling_safe(pb, c, r0, safe, err)) != MF_OK) {
+            free(safe);
+            return st;
+        }
+        if ((st = run(b, &q, &r, err)) != MF_OK) {
+            free(safe);
+            return st;
+        }
         if (!r.unsupported) {
             m->applicable[MF_META_RSF_SCALING] = 1;
             for (size_t i = 0; i < n_out; i++) {
                 uint16_t a = r0->out[i], a2 = r.out[i];
-                if (!comparable(a) || !comparable(a2)) continue;
+                if (!safe[i] || !comparable(a) || !comparable(a2)) continue;
                 uint16_t want = mf_f32_to_bf16(2.0f * mf_bf16_to_f32(a));
                 if (!comparable(want)) continue;
                 m->compared[MF_META_RSF_SCALING]++;
@@ -96,6 +148,7 @@ mf_status mf_metamorphic(const mf_problem *pb, mf_backend *b, const mf_run_resul
             }
         }
         mf_run_result_free(&r);
+        free(safe);
     }
 
     int32_t *s0 = malloc(sizeof(int32_t) * (size_t)T * k), *s1 = malloc(sizeof(int32_t) * (size_t)T * k);

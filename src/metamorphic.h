@@ -1,6 +1,7 @@
 /* metamorphic.h: relations between kernel runs that need no tolerance.
  *
- *   rsf-scaling   out(2 rsf) = 2 out(rsf), bit for bit (scaling by 2 commutes with rounding)
+ *   rsf-scaling   out(2 rsf) = 2 out(rsf), bit for bit (scaling by 2 commutes with rounding),
+ *                 on elements whose weights and products w * o stay in the fp32 normal range
  *   bias-shift    adding 1 to every bias changes no output of a token whose selection and
  *                 slot order (the combine's summation order) are unambiguous and unchanged
  *   relabel       permuting experts consistently (logits, bias, W13, W2, whole groups and
