@@ -474,7 +474,7 @@ void mf_help_fuzz(FILE *f) {
             "  --runs N          stop after N inputs (deterministic with --seed)\n"
             "  --seed N          libFuzzer seed\n"
             "  --jobs N          N worker processes (libFuzzer fork mode, crashes do not stop it)\n"
-            "  --overnight       fork mode over all cores (one per GPU for --backend cuda), 8 h\n"
+            "  --overnight       fork mode over all cores (GPU workers share the device), 8 h\n"
             "                    unless --time, raised RSS limit, keeps going after failures\n"
             "  --keep-going      fork mode with one worker: continue after a failure\n"
             "  --backend NAME    kernel under test (default cpu; MOEFUZZ_BACKEND): cpu,\n"
@@ -545,17 +545,17 @@ int mf_cmd_fuzz(int argc, char **argv) {
     }
     if (cp.jobs < 1) cp.jobs = 1;
     if (cp.overnight) {
+        /* all cores, with --backend cuda too: the exact reference on the CPU is the slow side,
+         * and the workers share the GPU (15 workers on one H100: docs/fuzzing.md) */
         long n = sysconf(_SC_NPROCESSORS_ONLN);
-        if (cp.backend && !strncmp(cp.backend, "cuda", 4)) {
-            const char *vis = getenv("CUDA_VISIBLE_DEVICES");
-            n = 1;
-            if (vis && *vis)
-                for (const char *p = vis; *p; p++) n += *p == ',';
-        }
         if (cp.jobs == 1) cp.jobs = n > 0 ? (int)n : 1;
         if (!time_given) cp.seconds = 8 * 3600;
     }
     const char *name = cp.plain ? "fuzz_moe_plain" : "fuzz_moe";
+    /* --backend cuda: the target with the CUDA backend linked in, where it was built */
+    if (!cp.plain && !cp.target_override && cp.backend && !strcmp(cp.backend, "cuda") &&
+        find_target("fuzz_moe_cuda", NULL, cp.target, sizeof cp.target))
+        name = "fuzz_moe_cuda";
     if (!find_target(name, cp.target_override, cp.target, sizeof cp.target)) {
         no_target("fuzz", name);
         return MF_EXIT_BAD_INPUT;
