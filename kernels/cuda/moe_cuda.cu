@@ -8,7 +8,8 @@
  *      one block does all of it (moe_prep_small_kernel); otherwise four kernels (route, count
  *      per chunk, scan, place).
  *   2. GEMM1 on tensor cores over the tiles: gate and up rows of W13 against the gathered token
- *      rows, SwiGLU fused in the epilogue, bf16 rows into hbuf (moe_gemm.cuh, MODE_UP).
+ *      rows, SwiGLU fused in the epilogue, bf16 rows into hbuf (moe_gemm_wg.cuh on sm_90a, else
+ *      moe_gemm.cuh; MODE_UP).
  *   3. GEMM2 on tensor cores: W2 against hbuf, y = w * o into ybuf[entry] (MODE_DOWN).
  *   4. combine: out[t] = bf16(sum over slots, in slot order, of y) (* rsf at the output site).
  * Deterministic: no floating-point atomics; every sum has a fixed order; bitwise identical run
@@ -25,7 +26,12 @@
  * Versions:
  *   1  first version: mma.sync m16n8k16 bf16 GEMMs with a cp.async ring (BM 16 / 64 / 128 by
  *      rows per expert), warp-per-token routing, match_any dispatch, fp32 combine buffer.
+ *   2  wgmma GEMMs on sm_90a (moe_gemm_wg.cuh): persistent, one producer warpgroup feeding 1-3
+ *      consumer warpgroups through mbarriers, 128-byte-swizzled stages; the tile shape chosen
+ *      per shape; programmatic dependent launches behind them; mma.sync kept for small decode
+ *      steps and for devices without sm_90a. Measurements: docs/cuda-perf-notes.md.
  */
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +41,7 @@
 
 #include "moe_common.cuh"
 #include "moe_gemm.cuh"
+#include "moe_gemm_wg.cuh"
 #include "moe_route.cuh"
 #include "moe_cuda.h"
 
@@ -141,6 +148,7 @@ static __global__ void __launch_bounds__(128) moe_place_kernel(const moe_dev kp)
 /* out[t][c] = bf16(acc), acc = sum over local slots in slot order of y (fp32 adds), times rsf
  * at the output site. One thread per 4 columns of a token. */
 static __global__ void __launch_bounds__(256) moe_combine_kernel(const moe_dev kp) {
+    griddep_wait(); /* launched early behind GEMM2 (programmatic dependent launch) */
     const int ncol4 = (kp.H + 3) / 4;
     const long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= (long long)kp.T * ncol4) return;
@@ -187,23 +195,35 @@ static __global__ void __launch_bounds__(256) moe_combine_kernel(const moe_dev k
 }
 
 /* ---- GEMM variants ----
- * BM 16 (decode, few rows per expert): 4 warps side by side along N, 4 stages; BN is chosen so
- *   that the grid covers the SMs at least twice. 83 KB of shared memory at BN 128: two blocks per
- *   SM, about 110 KB of weights in flight per SM, enough for HBM3 latency x bandwidth.
- * BM 64: 2x2 warps of 32 x 64 (or 32 gate + 32 up), 4 stages, 108 KB.
- * BM 128: 2x4 warps of 64 x 64, 3 stages, 162 KB: one block of 8 warps per SM.
- * VEC = false: 2-byte loads for H or I not a multiple of 8 or unaligned tensors (BM 16 only). */
+ * mma.sync (moe_gemm.cuh), any sm_90 device:
+ *   BM 16 (decode, few rows per expert): 4 warps side by side along N, 4 stages; BN is chosen so
+ *   that the grid covers the SMs at least twice. 83 KB of shared memory at BN 128: two blocks
+ *   per SM, about 110 KB of weights in flight per SM.
+ *   BM 64: 2x2 warps of 32 x 64 (or 32 gate + 32 up), 4 stages, 108 KB.
+ *   BM 128: 2x4 warps of 64 x 64, 3 stages, 162 KB: one block of 8 warps per SM.
+ *   VEC = false: 2-byte loads for H or I not a multiple of 8 or unaligned tensors (BM 16 only).
+ * wgmma (moe_gemm_wg.cuh), sm_90a devices (compute capability 9.0) and the 16-byte path only:
+ *   persistent, warp-specialized; CW consumer warpgroups of 64 rows (BM = 64 CW), B tiles of BN
+ *   rows, S stages of 128-byte-swizzled tiles, about 193 KB of shared memory each:
+ *   3x192 (S 4), 3x128 (S 5), 2x256 (S 4) and 2x128 (S 6) for many rows per expert, 1x128
+ *   (S 8) and 1x64 (S 12) for few. */
 typedef void (*gemm_fn)(const moe_dev);
 
 typedef struct gemm_variant {
-    int mode, BM, BN, vec, threads, smem;
+    int mode, BM, BN, vec, threads, smem, wg;
     gemm_fn fn;
+    const char *name;
 } gemm_variant;
 
-#define GV(MODE, BM, BN, WM, WN, ST, VEC)                            \
-    {                                                                \
-        MODE, BM, BN, VEC, WM *WN * 32, gemm_smem_bytes(BM, BN, ST), \
-            moe_gemm_kernel<MODE, BM, BN, WM, WN, ST, VEC>           \
+#define GV(MODE, BM, BN, WM, WN, ST, VEC)                                               \
+    {                                                                                   \
+        MODE, BM, BN, VEC, WM *WN * 32, gemm_smem_bytes(BM, BN, ST), 0,                 \
+            moe_gemm_kernel<MODE, BM, BN, WM, WN, ST, VEC>, "mma" #BM "x" #BN           \
+    }
+#define GW(MODE, BN, CW, ST)                                                            \
+    {                                                                                   \
+        MODE, 64 * CW, BN, 1, 128 * (CW + 1), wg_smem_bytes(BN, CW, ST), 1,             \
+            moe_gemm_wg_kernel<MODE, BN, CW, ST>, "wg" #CW "x" #BN                      \
     }
 
 static const gemm_variant gemm_variants[] = {
@@ -213,13 +233,20 @@ static const gemm_variant gemm_variants[] = {
     GV(MODE_DOWN, 16, 64, 1, 4, 4, true),  GV(MODE_DOWN, 16, 128, 1, 4, 4, true),
     GV(MODE_DOWN, 64, 128, 2, 2, 4, true), GV(MODE_DOWN, 128, 256, 2, 4, 3, true),
     GV(MODE_DOWN, 16, 64, 1, 4, 4, false),
+    GW(MODE_UP, 192, 3, 4),                GW(MODE_DOWN, 192, 3, 4),
+    GW(MODE_UP, 128, 3, 5),                GW(MODE_DOWN, 128, 3, 5),
+    GW(MODE_UP, 256, 2, 4),                GW(MODE_UP, 128, 2, 6),
+    GW(MODE_UP, 128, 1, 8),                GW(MODE_UP, 64, 1, 12),
+    GW(MODE_DOWN, 256, 2, 4),              GW(MODE_DOWN, 128, 2, 6),
+    GW(MODE_DOWN, 128, 1, 8),              GW(MODE_DOWN, 64, 1, 12),
 };
 #define N_GEMM_VARIANTS ((int)(sizeof gemm_variants / sizeof gemm_variants[0]))
 
-static const gemm_variant *find_gemm(int mode, int BM, int BN, int vec) {
+static const gemm_variant *find_gemm(int mode, int BM, int BN, int vec, int wg) {
     for (int i = 0; i < N_GEMM_VARIANTS; i++) {
         const gemm_variant *g = &gemm_variants[i];
-        if (g->mode == mode && g->BM == BM && g->BN == BN && g->vec == vec) return g;
+        if (g->mode == mode && g->BM == BM && g->BN == BN && g->vec == vec && g->wg == wg)
+            return g;
     }
     return NULL;
 }
@@ -228,8 +255,15 @@ static const gemm_variant *find_gemm(int mode, int BM, int BN, int vec) {
 
 typedef struct cuda_ctx {
     int device, sm_count, smem_optin;
-    int force_bm; /* MOEFUZZ_CUDA_BM=16|64|128: tile height for tuning runs; 0: by shape */
-    int mutant;   /* 0 in production builds */
+    int wgmma;    /* compute capability 9.0: the sm_90a code with wgmma runs */
+    int force_bm; /* MOEFUZZ_CUDA_BM=16|64|128: the mma.sync path with this tile height */
+    int force_wg_cw, force_wg_bn; /* MOEFUZZ_CUDA_WG=3x192|2x256|...|1x64: that wgmma variant
+                                     for every shape; -1: MOEFUZZ_CUDA_WG=off (no wgmma) */
+    double wg_min_rows;           /* MOEFUZZ_CUDA_WG_MIN: rows per expert from which wgmma */
+    int wg_grid;                  /* MOEFUZZ_CUDA_WG_GRID: cap on the persistent grids (tests) */
+    int pdl;                      /* programmatic dependent launch (MOEFUZZ_CUDA_PDL=0: off) */
+    int verbose;                  /* MOEFUZZ_CUDA_VERBOSE=1: each run names its GEMM variants */
+    int mutant;                   /* 0 in production builds */
 } cuda_ctx;
 
 /* Workspace layout; every region 256-byte aligned. */
@@ -329,8 +363,37 @@ static int aligned16(const void *p) {
 typedef struct moe_cfg {
     int small, BM, vec1, vec2;
     const gemm_variant *g1, *g2;
+    int grid1, grid2; /* wgmma: persistent grids (at most one block per SM) */
+    int pdl;          /* launch GEMM1, GEMM2 and the combine with programmatic dependence */
     int nrw, prep_smem;
 } moe_cfg;
+
+/* Upper bound of the row tiles, as a count to size grids and choose tile widths. */
+static long long est_tiles(const mf_kernel_params *p, int BM) {
+    long long n = (long long)p->T * p->top_k, hit = n < p->E_local ? n : p->E_local;
+    return n / BM > hit ? n / BM : hit;
+}
+
+/* Expected row tiles of BM rows over the local experts when each holds m rows on average
+ * (normal approximation, sd sqrt(m)): sum over j >= 0 of P(rows > j BM). Shape only. */
+static double expected_tiles(const mf_kernel_params *p, double m, int BM) {
+    const double sd = sqrt(m > 1.0 ? m : 1.0);
+    double t = 0.0;
+    for (int j = 0; j < 1 << 20; j++) {
+        const double pr = 0.5 * erfc((j * (double)BM - m) / (sd * sqrt(2.0)));
+        t += pr;
+        if (pr < 1e-4 && j * (double)BM > m) break;
+    }
+    return t * p->E_local;
+}
+
+/* Work rounds of a persistent GEMM times the bytes each item moves per K stage (A rows that
+ * exist plus the B tile): the model that picks the B tile width of the wgmma kernels. */
+static double wg_cost(double tiles, long long brows, int BN, int BM, double m, int sms) {
+    const double items = tiles * (double)((brows + BN - 1) / BN);
+    const double grid = items < sms ? (items > 1.0 ? items : 1.0) : sms;
+    return ceil(items / grid) * ((m < BM ? m : BM) + BN);
+}
 
 static int choose_cfg(const cuda_ctx *c, const mf_kernel_params *p, moe_cfg *cfg, char *msg,
                       size_t msg_len) {
@@ -338,31 +401,81 @@ static int choose_cfg(const cuda_ctx *c, const mf_kernel_params *p, moe_cfg *cfg
     const long long n = (long long)p->T * p->top_k;
     cfg->vec1 = p->H % 8 == 0 && aligned16(p->x) && aligned16(p->w13);
     cfg->vec2 = p->I % 8 == 0 && aligned16(p->w2);
-    /* Tile height by the mean rows per expert: 16 while most experts fit one 16-row tile (decode:
-     * weight streaming, the grid is all N blocks), 64 once they would need several (each extra
-     * tile of an expert re-reads its weights), 128 when the GEMMs are compute-bound. The tiling
-     * never changes a result: every output keeps its one in-order chain. */
-    const double rows_per_expert = (double)n / p->E;
-    int BM = 16;
-    if (cfg->vec1 && cfg->vec2) {
-        BM = rows_per_expert >= 192 ? 128 : rows_per_expert >= 12 ? 64 : 16;
-        if (c->force_bm) BM = c->force_bm;
+    /* The 16-byte path on sm_90a: the persistent wgmma kernels (tile shapes below), except for
+     * decode steps too small to give every SM a work item. Elsewhere mma.sync: 16 rows while
+     * most experts fit one 16-row tile (decode: weight streaming, the grid is all N blocks), 64
+     * once they would need several (each extra tile of an expert re-reads its weights), 128
+     * when the GEMMs are compute-bound. The tiling never changes a result: every output keeps
+     * its one in-order chain. The choice depends on the shape only. */
+    const double m = (double)n / p->E; /* mean rows per expert */
+    const int vec = cfg->vec1 && cfg->vec2, sms = c->sm_count;
+    const long long b1 = 2LL * p->I, b2 = p->H; /* B rows of GEMM1 (gate + up) and GEMM2 */
+    int BM = 16, wg = 0, wg_bn1 = 0, wg_bn2 = 0;
+    if (vec) {
+        if (c->force_bm) {
+            BM = c->force_bm;
+        } else if (c->wgmma && c->force_wg_cw > 0) {
+            wg = 1, BM = 64 * c->force_wg_cw, wg_bn1 = wg_bn2 = c->force_wg_bn;
+        } else if (c->wgmma && c->force_wg_cw == 0 && m >= c->wg_min_rows) {
+            if (m < 12) {
+                /* decode: 64-row tiles, B tiles of 128 rows streamed 8 stages (128 KB) deep, if
+                 * both GEMMs give every SM an item; else the many-block mma.sync path */
+                const long long t = est_tiles(p, 64);
+                if (t * ((b1 + 127) / 128) >= sms && t * ((b2 + 127) / 128) >= sms)
+                    wg = 1, BM = 64, wg_bn1 = wg_bn2 = 128;
+            } else {
+                /* 3 x 64 or 2 x 64 rows: the tile height whose expected row fill (each tile of
+                 * an expert streams all of its weights) times the tile's reuse (2 BM BN /
+                 * (BM + BN): flops per byte) is higher. Measured on an H100 (docs/cuda-perf-
+                 * notes.md): 192 rows win at 128 and 1024 rows per expert, 128 at 256 rows. */
+                const double t3 = expected_tiles(p, m, 192), t2 = expected_tiles(p, m, 128);
+                const double s3 = m * p->E_local / (192.0 * t3) * (2.0 * 192 * 192 / 384);
+                const double s2 = m * p->E_local / (128.0 * t2) * (2.0 * 128 * 256 / 384);
+                const int cw = s3 >= s2 ? 3 : 2, wide = cw == 3 ? 192 : 256;
+                const double t = cw == 3 ? t3 : t2;
+                wg = 1, BM = 64 * cw;
+                /* per GEMM the B tile width with the fewer rounds x bytes per item */
+                wg_bn1 = wg_cost(t, b1, wide, BM, m, sms) <= wg_cost(t, b1, 128, BM, m, sms)
+                             ? wide
+                             : 128;
+                wg_bn2 = wg_cost(t, b2, wide, BM, m, sms) <= wg_cost(t, b2, 128, BM, m, sms)
+                             ? wide
+                             : 128;
+            }
+        }
+        if (!wg && !c->force_bm) BM = m >= 192 ? 128 : m >= 12 ? 64 : 16;
     }
     cfg->BM = BM;
-    /* BM 16: pick BN so the grid is at least two blocks per SM (weights stream from every SM) */
-    long long hit = n < p->E_local ? n : p->E_local, est = n / BM > hit ? n / BM : hit;
-    long long want = 2LL * c->sm_count;
-    int bn1 = 64, bn2 = 64;
-    if (BM == 16 && cfg->vec1) bn1 = (p->I + 63) / 64 * est >= want ? 128 : 64;
-    if (BM == 16 && cfg->vec2)
-        bn2 = (p->H + 127) / 128 * est >= want ? 128 : (p->H + 63) / 64 * est >= want ? 64 : 32;
-    if (BM == 64) bn1 = bn2 = 128;
-    if (BM == 128) bn1 = bn2 = 256;
-    cfg->g1 = find_gemm(MODE_UP, BM, bn1, cfg->vec1);
-    cfg->g2 = find_gemm(MODE_DOWN, BM, bn2, cfg->vec2);
+    /* programmatic dependent launch for the persistent kernels only: behind a kernel of many
+     * small blocks, early blocks of the next one crowd onto the first SMs that free up */
+    cfg->pdl = c->pdl && wg;
+    if (wg) {
+        cfg->g1 = find_gemm(MODE_UP, BM, wg_bn1, 1, 1);
+        cfg->g2 = find_gemm(MODE_DOWN, BM, wg_bn2, 1, 1);
+        if (cfg->g1 && cfg->g2) {
+            const long long t = max_tiles_for(p, BM);
+            const long long nb1 = (p->I + wg_bn1 / 2 - 1) / (wg_bn1 / 2);
+            const long long nb2 = (p->H + wg_bn2 - 1) / wg_bn2;
+            const long long cap = c->wg_grid < sms ? c->wg_grid : sms;
+            cfg->grid1 = (int)(t * nb1 < cap ? t * nb1 : cap);
+            cfg->grid2 = (int)(t * nb2 < cap ? t * nb2 : cap);
+        }
+    } else {
+        /* BM 16: pick BN so the grid is at least two blocks per SM (weights stream from every
+         * SM) */
+        long long est = est_tiles(p, BM), want = 2LL * sms;
+        int bn1 = 64, bn2 = 64;
+        if (BM == 16 && cfg->vec1) bn1 = (p->I + 63) / 64 * est >= want ? 128 : 64;
+        if (BM == 16 && cfg->vec2)
+            bn2 = (p->H + 127) / 128 * est >= want ? 128 : (p->H + 63) / 64 * est >= want ? 64 : 32;
+        if (BM == 64) bn1 = bn2 = 128;
+        if (BM == 128) bn1 = bn2 = 256;
+        cfg->g1 = find_gemm(MODE_UP, BM, bn1, cfg->vec1, 0);
+        cfg->g2 = find_gemm(MODE_DOWN, BM, bn2, cfg->vec2, 0);
+    }
     if (!cfg->g1 || !cfg->g2) {
-        snprintf(msg, msg_len, "moe_cuda: no GEMM variant for BM=%d BN=%d/%d vec=%d/%d", BM, bn1,
-                 bn2, cfg->vec1, cfg->vec2);
+        snprintf(msg, msg_len, "moe_cuda: no GEMM variant for BM=%d vec=%d/%d wg=%d", BM,
+                 cfg->vec1, cfg->vec2, wg);
         return 1;
     }
     /* small-T path: routing warps limited by shared memory (E=1024, n_group=1024: 10 KB each) */
@@ -394,6 +507,32 @@ static int choose_cfg(const cuda_ctx *c, const mf_kernel_params *p, moe_cfg *cfg
         }                                                                          \
     } while (0)
 
+/* Launches fn; with pdl, as a programmatic dependent launch behind the previous kernel of the
+ * stream (captured into graphs as a programmatic edge). A failure shows in cudaGetLastError. */
+static void launch_kernel(gemm_fn fn, dim3 grid, int threads, int smem, cudaStream_t st, int pdl,
+                          const moe_dev &kp) {
+#ifdef MF_CUDA_EMULATE
+    (void)pdl; /* the emulator runs kernels one after the other */
+    fn<<<grid, threads, smem, st>>>(kp);
+#else
+    if (!pdl) {
+        fn<<<grid, threads, smem, st>>>(kp);
+        return;
+    }
+    cudaLaunchConfig_t lc = {};
+    cudaLaunchAttribute at[1] = {};
+    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at[0].val.programmaticStreamSerializationAllowed = 1;
+    lc.gridDim = grid;
+    lc.blockDim = dim3((unsigned)threads);
+    lc.dynamicSmemBytes = (size_t)smem;
+    lc.stream = st;
+    lc.attrs = at;
+    lc.numAttrs = 1;
+    (void)cudaLaunchKernelEx(&lc, fn, kp); /* its error stays for cudaGetLastError */
+#endif
+}
+
 static int cuda_run(void *vctx, const mf_kernel_params *p, char *msg, size_t msg_len) {
     const cuda_ctx *c = (const cuda_ctx *)vctx;
     if (cuda_supports(vctx, p, msg, msg_len) != 1) return 1;
@@ -410,6 +549,10 @@ static int cuda_run(void *vctx, const mf_kernel_params *p, char *msg, size_t msg
     }
     moe_cfg cfg;
     if (choose_cfg(c, p, &cfg, msg, msg_len)) return 1;
+    if (c->verbose)
+        fprintf(stderr, "moe_cuda: T=%d H=%d I=%d E=%d k=%d: %s, GEMM1 %s grid %d, GEMM2 %s grid %d%s\n",
+                p->T, p->H, p->I, p->E, p->top_k, cfg.small ? "one-block routing" : "routing kernels",
+                cfg.g1->name, cfg.grid1, cfg.g2->name, cfg.grid2, cfg.pdl ? ", PDL" : "");
 
     unsigned char *ws = (unsigned char *)(((uintptr_t)p->workspace + 255) & ~(uintptr_t)255);
     moe_dev kp;
@@ -461,24 +604,28 @@ static int cuda_run(void *vctx, const mf_kernel_params *p, char *msg, size_t msg
         moe_place_kernel<<<chunk_blocks, 128, 4 * p->E_local * 4, st>>>(kp);
         LAUNCHED("moe_place_kernel");
     }
-    /* 2., 3. the expert GEMMs over the tile table */
+    /* 2., 3. the expert GEMMs over the tile table; 4. combine. Each launched behind the one
+     * before with programmatic dependent launch: its blocks start while the previous kernel's
+     * last blocks run, and wait (griddepcontrol.wait) before reading what it wrote. */
     const int tiles = max_tiles_for(p, cfg.BM);
     {
         const gemm_variant *g = cfg.g1;
-        dim3 grid((unsigned)((p->I + g->BN / 2 - 1) / (g->BN / 2)), (unsigned)tiles);
-        g->fn<<<grid, g->threads, g->smem, st>>>(kp);
+        dim3 grid(cfg.grid1);
+        if (!g->wg) grid = dim3((unsigned)((p->I + g->BN / 2 - 1) / (g->BN / 2)), (unsigned)tiles);
+        launch_kernel(g->fn, grid, g->threads, g->smem, st, cfg.pdl, kp);
         LAUNCHED("moe_gemm_kernel (GEMM1)");
     }
     {
         const gemm_variant *g = cfg.g2;
-        dim3 grid((unsigned)((p->H + g->BN - 1) / g->BN), (unsigned)tiles);
-        g->fn<<<grid, g->threads, g->smem, st>>>(kp);
+        dim3 grid(cfg.grid2);
+        if (!g->wg) grid = dim3((unsigned)((p->H + g->BN - 1) / g->BN), (unsigned)tiles);
+        launch_kernel(g->fn, grid, g->threads, g->smem, st, cfg.pdl, kp);
         LAUNCHED("moe_gemm_kernel (GEMM2)");
     }
-    /* 4. combine */
     {
         long long threads = (long long)p->T * ((p->H + 3) / 4);
-        moe_combine_kernel<<<(unsigned)((threads + 255) / 256), 256, 0, st>>>(kp);
+        launch_kernel(moe_combine_kernel, dim3((unsigned)((threads + 255) / 256)), 256, 0, st,
+                      cfg.pdl, kp);
         LAUNCHED("moe_combine_kernel");
     }
     return 0;
@@ -515,9 +662,23 @@ static int cuda_create(void **out, char *msg, size_t msg_len) {
         cudaDeviceGetAttribute(&c->sm_count, cudaDevAttrMultiProcessorCount, c->device));
     CUDA_CREATE_TRY(
         cudaDeviceGetAttribute(&c->smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, c->device));
+    c->wgmma = major == 9 && minor == 0; /* the sm_90a cubin runs (wgmma) */
     const char *bm = getenv("MOEFUZZ_CUDA_BM");
     if (bm && (!strcmp(bm, "16") || !strcmp(bm, "64") || !strcmp(bm, "128")))
         c->force_bm = atoi(bm);
+    const char *wgv = getenv("MOEFUZZ_CUDA_WG");
+    if (wgv && !strcmp(wgv, "off")) c->force_wg_cw = -1;
+    if (wgv && (!strcmp(wgv, "3x192") || !strcmp(wgv, "3x128") || !strcmp(wgv, "2x256") ||
+                !strcmp(wgv, "2x128") || !strcmp(wgv, "1x128") || !strcmp(wgv, "1x64")))
+        c->force_wg_cw = wgv[0] - '0', c->force_wg_bn = atoi(wgv + 2);
+    const char *wmin = getenv("MOEFUZZ_CUDA_WG_MIN");
+    c->wg_min_rows = wmin ? atof(wmin) : 0.0;
+    const char *wgg = getenv("MOEFUZZ_CUDA_WG_GRID");
+    c->wg_grid = wgg && atoi(wgg) > 0 ? atoi(wgg) : c->sm_count;
+    const char *verb = getenv("MOEFUZZ_CUDA_VERBOSE");
+    c->verbose = verb && !strcmp(verb, "1");
+    const char *pdl = getenv("MOEFUZZ_CUDA_PDL");
+    c->pdl = !(pdl && !strcmp(pdl, "0"));
     /* dynamic shared memory above 48 KB must be opted into, once per kernel */
     for (int i = 0; i < N_GEMM_VARIANTS; i++) {
         if (gemm_variants[i].smem > c->smem_optin) {

@@ -16,10 +16,15 @@
  *
  * Grid: x = N blocks (fastest, so the blocks of one row tile run together and share A in L2),
  * y = tiles (an upper bound; blocks past *n_tiles return at once).
+ *
+ * Programmatic dependent launch: GEMM1 waits (griddepcontrol.wait) before it reads anything the
+ * routing wrote, then lets GEMM2 launch; GEMM2 reads the tile table (complete before GEMM1 let it
+ * launch) and issues the weight rows of its first stages, then waits for GEMM1 before hbuf.
  */
 #ifndef MF_CUDA_MOE_GEMM_CUH
 #define MF_CUDA_MOE_GEMM_CUH
 
+#include "hopper.cuh"
 #include "mma.cuh"
 #include "moe_common.cuh"
 
@@ -67,14 +72,24 @@ static __global__ void __launch_bounds__(WM *WN * 32) moe_gemm_kernel(const moe_
     uint16_t *sA = (uint16_t *)smem_raw;   /* [STAGES][BM][LDS] */
     uint16_t *sB = sA + STAGES * BM * LDS; /* [STAGES][BN][LDS] */
 
+    if (MODE == MODE_UP) {
+        griddep_wait();
+        griddep_launch();
+    }
     const int tile = blockIdx.y;
-    if (tile >= *kp.n_tiles) return; /* whole block: no barrier skipped */
+    if (tile >= *kp.n_tiles) { /* whole block: no barrier skipped */
+        if (MODE == MODE_DOWN) griddep_launch();
+        return;
+    }
     const int4 ti = kp.tiles[tile];
     const int le = ti.x, row0 = ti.y, nrows = ti.z;
     const int K = MODE == MODE_UP ? kp.H : kp.I; /* reduction length */
     const int N = MODE == MODE_UP ? kp.I : kp.H; /* output columns */
     const int n0 = blockIdx.x * (MODE == MODE_UP ? BN / 2 : BN);
-    if (n0 >= N) return;
+    if (n0 >= N) {
+        if (MODE == MODE_DOWN) griddep_launch();
+        return;
+    }
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int wm = warp / WN, wn = warp % WN;
@@ -111,10 +126,10 @@ static __global__ void __launch_bounds__(WM *WN * 32) moe_gemm_kernel(const moe_
 
     const int nk = (K + BK - 1) / BK;
 
-    /* ---- stage loader: A and B chunks of k range [kt*BK, kt*BK + BK) into ring slot ---- */
-    auto load_stage = [&](int slot, int kt) {
+    /* ---- stage loaders: A and B chunks of k range [kt*BK, kt*BK + BK) into ring slot ---- */
+    auto load_a = [&](int slot, int kt) {
         const int k0 = kt * BK;
-        uint16_t *sa = sA + slot * BM * LDS, *sb = sB + slot * BN * LDS;
+        uint16_t *sa = sA + slot * BM * LDS;
 #pragma unroll
         for (int it = 0; it < A_IT; it++) {
             int q = tid + it * NT, r = q / CPR, kc = k0 + (q % CPR) * 8;
@@ -129,6 +144,10 @@ static __global__ void __launch_bounds__(WM *WN * 32) moe_gemm_kernel(const moe_
                     dst[e] = (a_off[it] >= 0 && kc + e < K) ? abase[a_off[it] + kc + e] : 0;
             }
         }
+    };
+    auto load_b = [&](int slot, int kt) {
+        const int k0 = kt * BK;
+        uint16_t *sb = sB + slot * BN * LDS;
 #pragma unroll
         for (int it = 0; it < B_IT; it++) {
             int q = tid + it * NT, r = q / CPR, kc = k0 + (q % CPR) * 8;
@@ -161,11 +180,22 @@ static __global__ void __launch_bounds__(WM *WN * 32) moe_gemm_kernel(const moe_
 #pragma unroll
             for (int r = 0; r < 4; r++) acc[i][j][r] = 0.0f;
 
-                /* ---- prologue: stages 0 .. STAGES-2 in flight, one commit group each (maybe
-                 * empty) ---- */
+    /* ---- prologue: stages 0 .. STAGES-2 in flight, one commit group each (maybe empty).
+     * GEMM2 issues the weight rows first, then waits for GEMM1 (hbuf); the first group then holds
+     * every prologue B chunk, which only makes it complete later. ---- */
+    if (MODE == MODE_DOWN) {
+#pragma unroll
+        for (int s = 0; s < STAGES - 1; s++)
+            if (s < nk) load_b(s, s);
+        griddep_wait();
+        griddep_launch();
+    }
 #pragma unroll
     for (int s = 0; s < STAGES - 1; s++) {
-        if (s < nk) load_stage(s, s);
+        if (s < nk) {
+            load_a(s, s);
+            if (MODE == MODE_UP) load_b(s, s);
+        }
         cp_async_commit();
     }
 
@@ -177,7 +207,10 @@ static __global__ void __launch_bounds__(WM *WN * 32) moe_gemm_kernel(const moe_
     for (int kt = 0; kt < nk; kt++) {
         cp_async_wait<STAGES - 2>();
         __syncthreads();
-        if (kt + STAGES - 1 < nk) load_stage((kt + STAGES - 1) % STAGES, kt + STAGES - 1);
+        if (kt + STAGES - 1 < nk) {
+            load_a((kt + STAGES - 1) % STAGES, kt + STAGES - 1);
+            load_b((kt + STAGES - 1) % STAGES, kt + STAGES - 1);
+        }
         cp_async_commit();
 
         const int slot = kt % STAGES;

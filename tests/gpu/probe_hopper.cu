@@ -2,7 +2,12 @@
  * into fp32? Measured on the card it runs on, through the very wrapper the kernel uses
  * (kernels/cuda/mma.cuh: mma_bf16_16816, ldmatrix addressing), against bit-exact host models.
  *
- *   build/cuda/tests/gpu/probe_hopper [--seed N] [--quiet]
+ *   build/cuda/tests/gpu/probe_hopper [--seed N] [--quiet] [--wgmma]
+ *
+ * --wgmma: every tile goes through the kernel's other instruction instead, the warpgroup MMA
+ * (kernels/cuda/hopper.cuh: wgmma m64n8k16 from 128-byte-swizzled shared memory through the
+ * kernel's descriptors; the 16 rows of a tile are rows 0-15 of the 64, the rest zero), so the
+ * same experiments measure wgmma's k16 step and check its layout (E0 direct).
  *
  * Steps (docs/hopper-probe.md describes the method):
  *   E0  fragment layout: small-integer data (every result exact) through direct fragment loads
@@ -30,6 +35,7 @@
 
 #include <cuda_runtime.h>
 
+#include "../../kernels/cuda/hopper.cuh"
 #include "../../kernels/cuda/mma.cuh"
 #include "../../kernels/cuda/moe_gemm.cuh" /* GEMM_LDS: the kernel's shared-memory row pitch */
 #include "hopper_model.h"
@@ -68,6 +74,43 @@ static __global__ void probe_mma_kernel(const uint16_t *A, const uint16_t *B, co
     }
     for (int r = 0; r < 4; r++)
         D[(size_t)tile * 128 + frag_c_row(lane, r) * 8 + frag_c_col(lane, r)] = acc[r];
+}
+
+/* The same chain through wgmma m64n8k16 (sm_90a): one warpgroup per tile; A staged as rows 0-15
+ * of a 64-row K-major tile with the kernel's 128-byte swizzle (rows 16-63 zero), B as an 8-row
+ * tile, K <= 64 (one stage); warp 0 holds rows 0-15 in the mma.sync C layout. */
+static __global__ void __launch_bounds__(128) probe_wgmma_kernel(const uint16_t *A, const uint16_t *B,
+                                                                 const float *C, float *D, int K) {
+#if MF_HAVE_WGMMA
+    __shared__ __align__(128) unsigned char raw[64 * 128 + 8 * 128 + 1024];
+    const uint32_t sa = (smem_u32(raw) + 1023u) & ~1023u, sb = sa + 64 * 128;
+    unsigned char *pa = raw + (sa - smem_u32(raw)), *pb = raw + (sb - smem_u32(raw));
+    const int tile = blockIdx.x, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const uint16_t *a = A + (size_t)tile * 16 * K, *b = B + (size_t)tile * 8 * K;
+    for (int i = tid; i < 64 * 64; i += 128) {
+        const int r = i / 64, k = i % 64;
+        const uint16_t v = r < 16 && k < K ? a[r * K + k] : 0;
+        *(uint16_t *)(pa + wg_swz(r, k / 8) + (k % 8) * 2) = v;
+    }
+    for (int i = tid; i < 8 * 64; i += 128) {
+        const int r = i / 64, k = i % 64;
+        *(uint16_t *)(pb + wg_swz(r, k / 8) + (k % 8) * 2) = k < K ? b[r * K + k] : 0;
+    }
+    fence_proxy_async(); /* generic-proxy stores, then async-proxy reads by wgmma */
+    __syncthreads();
+    float acc[4] = {0, 0, 0, 0};
+    if (warp == 0)
+        for (int r = 0; r < 4; r++)
+            acc[r] = C[(size_t)tile * 128 + frag_c_row(lane, r) * 8 + frag_c_col(lane, r)];
+    wgmma_fence();
+    for (int k0 = 0; k0 < K; k0 += 16) wgmma_bf16<8>(acc, wg_desc(sa + 2 * k0), wg_desc(sb + 2 * k0));
+    wgmma_commit();
+    wgmma_wait<0>();
+    wgmma_fence_acc(acc);
+    if (warp == 0)
+        for (int r = 0; r < 4; r++)
+            D[(size_t)tile * 128 + frag_c_row(lane, r) * 8 + frag_c_col(lane, r)] = acc[r];
+#endif
 }
 
 /* The kernel's path: A [16][K] and B [16][K] (two n8 tiles) staged in shared memory with the
@@ -164,6 +207,8 @@ static void batch_free(batch *bt) {
     free(bt->A), free(bt->B), free(bt->C), free(bt->D);
 }
 
+static int use_wgmma; /* --wgmma */
+
 static void batch_run(batch *bt) {
     uint16_t *A, *B;
     float *C, *D;
@@ -176,7 +221,15 @@ static void batch_run(batch *bt) {
     CK(cudaMemcpy(A, bt->A, na * 2, cudaMemcpyHostToDevice));
     CK(cudaMemcpy(B, bt->B, nb * 2, cudaMemcpyHostToDevice));
     CK(cudaMemcpy(C, bt->C, nc * 4, cudaMemcpyHostToDevice));
-    probe_mma_kernel<<<(bt->n + 3) / 4, 128>>>(A, B, C, D, bt->K, bt->n);
+    if (use_wgmma) {
+        if (bt->K > 64) {
+            fprintf(stderr, "probe_hopper: --wgmma takes K <= 64\n");
+            exit(1);
+        }
+        probe_wgmma_kernel<<<bt->n, 128>>>(A, B, C, D, bt->K);
+    } else {
+        probe_mma_kernel<<<(bt->n + 3) / 4, 128>>>(A, B, C, D, bt->K, bt->n);
+    }
     CK(cudaGetLastError());
     CK(cudaMemcpy(bt->D, D, nc * 4, cudaMemcpyDeviceToHost));
     CK(cudaFree(A));
@@ -456,8 +509,10 @@ int main(int argc, char **argv) {
             seed = strtoull(argv[++i], NULL, 0);
         else if (!strcmp(argv[i], "--quiet"))
             quiet = 1;
+        else if (!strcmp(argv[i], "--wgmma"))
+            use_wgmma = 1;
         else {
-            fprintf(stderr, "usage: probe_hopper [--seed N] [--quiet]\n");
+            fprintf(stderr, "usage: probe_hopper [--seed N] [--quiet] [--wgmma]\n");
             return 2;
         }
     }
@@ -477,8 +532,13 @@ int main(int argc, char **argv) {
     CK(cudaSetDevice(dev));
     CK(cudaGetDeviceProperties(&prop, dev));
     rng_s = seed;
-    printf("card: %s (sm_%d%d, %d SMs); seed %#llx\n", prop.name, prop.major, prop.minor,
-           prop.multiProcessorCount, (unsigned long long)seed);
+    printf("card: %s (sm_%d%d, %d SMs); seed %#llx; instruction %s\n", prop.name, prop.major,
+           prop.minor, prop.multiProcessorCount, (unsigned long long)seed,
+           use_wgmma ? "wgmma m64n8k16 (swizzled shared memory)" : "mma.sync m16n8k16");
+    if (use_wgmma && !(prop.major == 9 && prop.minor == 0)) {
+        printf("probe_hopper: --wgmma needs compute capability 9.0 (sm_90a code)\n");
+        return 77;
+    }
 
     if (check_layouts() != 0) {
         printf(

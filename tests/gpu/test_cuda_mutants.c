@@ -1,7 +1,7 @@
 /* test_cuda_mutants.c: every mutant of kernels/mutants.h, built into the CUDA kernel
  * (library moefuzz_cuda_mutants), must be caught by the seed corpus.
  *
- *   test_cuda_mutants SEED_DIR [CONTROL_DIR...]
+ *   test_cuda_mutants [--controls-only] SEED_DIR [CONTROL_DIR...]
  *
  * First the controls: the production kernel ("cuda") and the mutant build with no mutant set
  * must pass every seed (and every case of the extra control directories), or catching would
@@ -10,6 +10,8 @@
  * is printed). Seeds that need special inputs: nan-logit-row (nan-duplicate-ids),
  * ep-shard-offset32 (ep-offset-*), exact-ties (tie-higher-index), sigmoid-underflow-eps
  * (eps-missing), tile-edges-17-129-63 (partial tiles).
+ * --controls-only: the production kernel on every case, nothing else (the emulator runs it once
+ * more per tuning setting of the environment, e.g. MOEFUZZ_CUDA_WG=off).
  * Exit: 0 all caught and the controls pass, 1 otherwise, 77 without a usable device.
  */
 #include <dirent.h>
@@ -83,8 +85,10 @@ static int check_one(mf_backend *b, const mf_problem *pb, const char *path, char
 }
 
 int main(int argc, char **argv) {
+    int controls_only = argc > 1 && !strcmp(argv[1], "--controls-only");
+    if (controls_only) argc--, argv++;
     if (argc < 2) {
-        fprintf(stderr, "usage: test_cuda_mutants SEED_DIR [CONTROL_DIR...]\n");
+        fprintf(stderr, "usage: test_cuda_mutants [--controls-only] SEED_DIR [CONTROL_DIR...]\n");
         return 2;
     }
     setvbuf(stdout, NULL, _IOLBF, 0); /* progress shows in ctest logs even if a case aborts */
@@ -133,6 +137,17 @@ int main(int argc, char **argv) {
             bad_controls++;
         }
     mf_backend_close(&prod);
+    if (controls_only) {
+        printf("controls: production kernel on %d cases: %s\n", n,
+               bad_controls ? "FAIL" : "all pass");
+        for (int i = 0; i < n; i++) {
+            mf_problem_free(&pbs[i]);
+            free(paths[i]);
+        }
+        free(pbs);
+        free(paths);
+        return bad_controls ? 1 : 0;
+    }
     const mf_mutant_provider *mp = mf_cuda_mutant_provider ? mf_cuda_mutant_provider() : NULL;
     if (!mp) {
         printf("test_cuda_mutants: built without the CUDA mutant provider\n");

@@ -8,6 +8,8 @@
 #include <map>
 #include <vector>
 
+#include "hopper_model.h"
+
 #if defined(__SANITIZE_ADDRESS__)
 #define EMU_ASAN 1
 #elif defined(__has_feature)
@@ -26,12 +28,32 @@ namespace {
 
 const size_t kStack = 512 * 1024; /* per fiber: room for sanitizer redzones */
 
-enum { READY, WAIT_BLOCK, WAIT_WARP, DONE };
+enum { READY, WAIT_BLOCK, WAIT_WARP, WAIT_GROUP, WAIT_MBAR, DONE };
 
 struct cp_copy {
     uint32_t saddr;
     const void *src;
     int bytes;
+};
+
+/* one issued wgmma of one thread: its accumulators, descriptors and the operands it read */
+struct wg_op {
+    float *d;
+    int n;
+    uint64_t da, db;
+    std::vector<uint16_t> a, b; /* [2][16] rows of A, [n/4][16] columns of B */
+};
+
+struct mbar_state {
+    int expected = 0, pending = 0;
+    unsigned phase = 0;          /* completed phases */
+    std::vector<cp_copy> copies; /* tracked copies: land when the current phase completes */
+};
+
+/* a warpgroup's rendezvous (wgmma.commit_group / wait_group) */
+struct group_state {
+    unsigned gen = 0, count = 0, live = 0, size = 0, nops = 0;
+    const char *what = nullptr;
 };
 
 /* A fiber starts through makecontext/setcontext and then switches with _setjmp/_longjmp:
@@ -44,8 +66,11 @@ struct fiber {
     unsigned tid = 0;
     int lane = 0, warp = 0, state = READY;
     unsigned wait_gen = 0;
+    uint32_t wait_bar = 0, wait_parity = 0;   /* WAIT_MBAR */
     std::vector<std::vector<cp_copy>> groups; /* committed, oldest first */
     std::vector<cp_copy> open;                /* not yet committed */
+    std::vector<std::vector<wg_op>> wg_groups; /* committed wgmmas, oldest first */
+    std::vector<wg_op> wg_open;
 };
 
 struct warp_state {
@@ -61,6 +86,8 @@ std::vector<fiber> fibers;
  * checker, which runs after the static destructors, still sees them) */
 char *stacks[1024];
 std::vector<warp_state> warps;
+std::vector<group_state> wgroups; /* per 128 threads */
+std::map<uint32_t, mbar_state> mbars;
 jmp_buf sched_jb;
 int cur = -1;
 unsigned bar_gen, bar_count, live;
@@ -126,6 +153,7 @@ void warp_release_if_complete(warp_state &w) {
         for (auto &g : f.groups) real |= !g.empty();
         if (real) die("exits with cp.async copies still in flight");
     }
+    if (!f.wg_open.empty() || !f.wg_groups.empty()) die("exits with wgmma operations in flight");
     f.state = DONE;
     live--;
     release_if_complete();
@@ -133,6 +161,9 @@ void warp_release_if_complete(warp_state &w) {
     w.live--;
     if (w.count > 0) die("exits while its warp waits in %s", w.what ? w.what : "a collective");
     warp_release_if_complete(w);
+    group_state &gs = wgroups[f.tid / 128];
+    gs.live--;
+    if (gs.count > 0) die("exits while its warpgroup waits in %s", gs.what ? gs.what : "?");
 #ifdef EMU_ASAN
     __sanitizer_start_switch_fiber(nullptr, nullptr, 0); /* this fiber's stack is done */
 #endif
@@ -147,6 +178,12 @@ bool runnable(const fiber &f) {
         return bar_gen != f.wait_gen;
     case WAIT_WARP:
         return warps[f.warp].gen != f.wait_gen;
+    case WAIT_GROUP:
+        return wgroups[f.tid / 128].gen != f.wait_gen;
+    case WAIT_MBAR: {
+        auto it = mbars.find(f.wait_bar);
+        return it != mbars.end() && (it->second.phase & 1u) != f.wait_parity;
+    }
     default:
         return false;
     }
@@ -180,6 +217,8 @@ __attribute__((noinline)) void resume(fiber &f) {
 void run_block(unsigned nthreads) {
     fibers.assign(nthreads, fiber());
     warps.assign((nthreads + 31) / 32, warp_state());
+    wgroups.assign((nthreads + 127) / 128, group_state());
+    mbars.clear();
     for (unsigned i = 0; i < nthreads; i++)
         if (!stacks[i] && !(stacks[i] = (char *)malloc(kStack))) die("out of memory for stacks");
     for (unsigned i = 0; i < nthreads; i++) {
@@ -192,6 +231,7 @@ void run_block(unsigned nthreads) {
         f.ctx.uc_link = nullptr; /* fiber_entry never returns */
         makecontext(&f.ctx, fiber_entry, 0);
         warps[f.warp].live++, warps[f.warp].size++;
+        wgroups[i / 128].live++, wgroups[i / 128].size++;
     }
     bar_gen = bar_count = 0;
     live = nthreads;
@@ -225,11 +265,18 @@ void run_block(unsigned nthreads) {
                     cur = (int)i;
                     break;
                 }
-            die("deadlock: %s", fibers[cur].state == WAIT_BLOCK
-                                    ? "__syncthreads not reached by every live thread"
-                                    : "a warp collective not reached by every lane");
+            const int st = fibers[cur].state;
+            die("deadlock: %s", st == WAIT_BLOCK   ? "__syncthreads not reached by every live thread"
+                                : st == WAIT_WARP  ? "a warp collective not reached by every lane"
+                                : st == WAIT_GROUP ? "a warpgroup collective not reached by all"
+                                                   : "an mbarrier phase that never completes");
         }
     }
+    for (auto &m : mbars)
+        if (!m.second.copies.empty()) {
+            cur = -1;
+            die("the block ends with cp.async copies tracked by an unfinished mbarrier phase");
+        }
 }
 
 }  // namespace
@@ -349,6 +396,161 @@ void emu_cp_async_commit(void) {
 void emu_cp_async_wait(int n) {
     fiber &f = self();
     while ((int)f.groups.size() > n) complete_group(f);
+}
+
+/* ---- Hopper: mbarriers ---- */
+
+static mbar_state &mbar_at(uint32_t bar, const char *what) {
+    auto it = mbars.find(bar);
+    if (it == mbars.end()) die("%s on an mbarrier that was never initialised", what);
+    return it->second;
+}
+
+static void mbar_complete_one(mbar_state &m) {
+    if (m.pending <= 0) die("mbarrier: more arrivals than expected in a phase");
+    if (--m.pending > 0) return;
+    for (const cp_copy &c : m.copies) {
+        if (c.bytes > 0) memcpy(smem_raw + c.saddr, c.src, (size_t)c.bytes);
+        if (c.bytes < 16) memset(smem_raw + c.saddr + c.bytes, 0, (size_t)(16 - c.bytes));
+    }
+    m.copies.clear();
+    m.phase++;
+    m.pending = m.expected;
+}
+
+void emu_mbar_init(uint32_t bar, int count) {
+    emu_check_smem(bar, 8, 8, "mbarrier.init");
+    if (count < 1) die("mbarrier.init with a count below 1");
+    mbar_state m;
+    m.expected = m.pending = count;
+    mbars[bar] = m;
+}
+
+void emu_mbar_arrive(uint32_t bar) {
+    mbar_complete_one(mbar_at(bar, "mbarrier.arrive"));
+}
+
+void emu_mbar_wait(uint32_t bar, uint32_t parity) {
+    fiber &f = self();
+    if (parity > 1) die("mbarrier.try_wait.parity with a parity other than 0 or 1");
+    while ((mbar_at(bar, "mbarrier.try_wait").phase & 1u) == parity) {
+        f.state = WAIT_MBAR;
+        f.wait_bar = bar, f.wait_parity = parity;
+        yield();
+    }
+}
+
+void emu_cp_async_mbar_arrive(uint32_t bar) {
+    fiber &f = self();
+    for (auto &g : f.groups)
+        if (!g.empty()) die("cp.async.mbarrier.arrive after commit_group: not modelled");
+    mbar_state &m = mbar_at(bar, "cp.async.mbarrier.arrive");
+    m.copies.insert(m.copies.end(), f.open.begin(), f.open.end());
+    f.open.clear();
+    mbar_complete_one(m);
+}
+
+/* ---- Hopper: wgmma ---- */
+
+/* Shared address of element (row r, k) of a K-major operand with the 128-byte swizzle. */
+static uint32_t wg_elem_addr(uint64_t desc, int r, int k) {
+    if ((desc >> 62) != 1) die("wgmma: only the 128-byte swizzle is modelled");
+    if (((desc >> 49) & 7) != 0) die("wgmma: a nonzero matrix base offset is not modelled");
+    const uint32_t start = (uint32_t)(desc & 0x3FFF) << 4;
+    const uint32_t sbo = (uint32_t)((desc >> 32) & 0x3FFF) << 4;
+    if ((start & ~127u) % 1024) die("wgmma: swizzle pattern not at a 1024-byte boundary");
+    const uint32_t a = start + (uint32_t)(r >> 3) * sbo + (uint32_t)(r & 7) * 128 + (uint32_t)k * 2;
+    const uint32_t s = a ^ (((a >> 7) & 7u) << 4);
+    emu_check_smem(s, 2, 2, "wgmma operand");
+    return s;
+}
+
+/* The operands this thread's accumulator elements need: A rows 16 w + g, + 8 and B rows
+ * (columns of the product) 8 j + 2 q + c, 16 k values each. */
+static void wg_gather(const fiber &f, uint64_t da, uint64_t db, int n, std::vector<uint16_t> &a,
+                      std::vector<uint16_t> &b) {
+    const int w = (int)(f.tid / 32) & 3, g = f.lane >> 2, q = f.lane & 3;
+    a.resize(2 * 16);
+    b.resize((size_t)n / 4 * 16);
+    for (int h = 0; h < 2; h++)
+        for (int k = 0; k < 16; k++)
+            memcpy(&a[h * 16 + k], smem_raw + wg_elem_addr(da, 16 * w + g + 8 * h, k), 2);
+    for (int j = 0; j < n / 8; j++)
+        for (int c = 0; c < 2; c++)
+            for (int k = 0; k < 16; k++)
+                memcpy(&b[(size_t)(2 * j + c) * 16 + k],
+                       smem_raw + wg_elem_addr(db, 8 * j + 2 * q + c, k), 2);
+}
+
+void emu_wgmma(float *d, int n, uint64_t da, uint64_t db) {
+    fiber &f = self();
+    if (n % 8 || n < 8 || n > 256) die("wgmma: n not a multiple of 8 in [8, 256]");
+    wg_op op;
+    op.d = d, op.n = n, op.da = da, op.db = db;
+    wg_gather(f, da, db, n, op.a, op.b);
+    f.wg_open.push_back(op);
+}
+
+static void group_sync(const char *what, unsigned nops) {
+    fiber &f = self();
+    group_state &g = wgroups[f.tid / 128];
+    if (g.live != 128 || g.size != 128) die("%s with fewer than 128 live threads", what);
+    if (g.count == 0) {
+        g.what = what, g.nops = nops;
+    } else if (strcmp(g.what, what) != 0) {
+        die("divergent warpgroup collectives: %s and %s", g.what, what);
+    } else if (g.nops != nops) {
+        die("%s: the warpgroup's threads issued different numbers of wgmmas", what);
+    }
+    if (++g.count == g.live) {
+        g.count = 0, g.gen++, g.what = nullptr;
+        return;
+    }
+    f.state = WAIT_GROUP;
+    f.wait_gen = g.gen;
+    yield();
+}
+
+void emu_wgmma_commit(void) {
+    fiber &f = self();
+    group_sync("wgmma.commit_group", (unsigned)f.wg_open.size());
+    f.wg_groups.push_back(f.wg_open);
+    f.wg_open.clear();
+}
+
+static float wg_step(float c, const uint16_t *a, const uint16_t *b) {
+    static const hm_hypothesis hopper = {"B=16 F=25 RZ", 16, 25, 0};
+    int finite = isfinite(c);
+    for (int k = 0; k < 16; k++) finite &= (a[k] & 0x7f80) != 0x7f80 && (b[k] & 0x7f80) != 0x7f80;
+    if (finite) return hm_step(&hopper, c, a, b);
+    double s = c; /* non-finite inputs: IEEE classes, as the mma.sync model */
+    for (int k = 0; k < 16; k++)
+        s += (double)__uint_as_float((uint32_t)a[k] << 16) * __uint_as_float((uint32_t)b[k] << 16);
+    return (float)s;
+}
+
+void emu_wgmma_wait(int n) {
+    fiber &f = self();
+    if (!f.wg_open.empty()) die("wgmma.wait_group with uncommitted wgmmas");
+    group_sync("wgmma.wait_group", (unsigned)f.wg_groups.size());
+    while ((int)f.wg_groups.size() > n) {
+        for (wg_op &op : f.wg_groups.front()) {
+            std::vector<uint16_t> a, b;
+            wg_gather(f, op.da, op.db, op.n, a, b);
+            if (a != op.a || b != op.b)
+                die("wgmma: an operand in shared memory changed between issue and completion");
+            for (int h = 0; h < 2; h++)
+                for (int j = 0; j < op.n / 8; j++)
+                    for (int c = 0; c < 2; c++) {
+                        float &acc = op.d[4 * j + 2 * h + c];
+                        acc = wg_step(acc, &op.a[h * 16], &op.b[(size_t)(2 * j + c) * 16]);
+                    }
+        }
+        f.wg_groups.erase(f.wg_groups.begin());
+    }
+    /* the warpgroup leaves the wait together: once any of its threads goes on (and, say, frees
+     * the operands' slot), every thread's wgmmas have completed, as on the hardware */
+    group_sync("wgmma.wait_group (end)", (unsigned)f.wg_groups.size());
 }
 
 /* ---- host side ---- */

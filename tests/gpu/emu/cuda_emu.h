@@ -11,9 +11,11 @@
  * collective. cp.async copies land only when wait_group requires them (lazily), so a wrong wait
  * count reads poison. The thread order inside a block changes from block to block (forward,
  * reverse, shuffled), so two runs of a racy kernel differ. mma.sync computes with the measured
- * Hopper model (B=16, F=25, RZ: tests/gpu/hopper_model.h). Errors (deadlock, divergent
- * collective, misaligned or out-of-range shared access, a cp.async left in flight) abort with a
- * message naming the kernel, block and thread. Global memory is plain host memory: build with
+ * Hopper model (B=16, F=25, RZ: tests/gpu/hopper_model.h). The Hopper primitives of the
+ * warp-specialized GEMM (mbarriers, cp.async tracked by an mbarrier, wgmma) are modelled as
+ * hopper_emu.cuh describes. Errors (deadlock, divergent collective, misaligned or out-of-range
+ * shared access, a cp.async or wgmma left in flight, a wgmma operand changed before completion)
+ * abort with a message naming the kernel, block and thread. Global memory is plain host memory: build with
  * AddressSanitizer to have out-of-bounds accesses reported.
  */
 #ifndef MF_CUDA_EMU_H
@@ -162,6 +164,15 @@ static inline T __shfl_sync(unsigned mask, T v, int src) {
 void emu_cp_async_16(uint32_t saddr, const void *gptr, int src_bytes);
 void emu_cp_async_commit(void);
 void emu_cp_async_wait(int n);
+
+/* ---- Hopper: mbarriers, cp.async tracked by an mbarrier, wgmma (hopper_emu.cuh) ---- */
+void emu_mbar_init(uint32_t bar, int count);
+void emu_mbar_arrive(uint32_t bar);
+void emu_mbar_wait(uint32_t bar, uint32_t parity);
+void emu_cp_async_mbar_arrive(uint32_t bar);
+void emu_wgmma(float *d, int n, uint64_t da, uint64_t db);
+void emu_wgmma_commit(void);
+void emu_wgmma_wait(int n);
 
 /* ---- the runtime API subset of the host code ---- */
 typedef struct emu_stream *cudaStream_t;
