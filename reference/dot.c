@@ -346,6 +346,8 @@ void mf_dot_bf16(mf_dot_ws *ws, const double *a, const mf_vec_info *ai, const do
     }
     if (n == 0 || ai->emin > ai->emax || bi->emin > bi->emax) {
         out->radius = dpert; /* exact zero; only a perturbed a can move it */
+        /* a perturbed a (activations whose representative is 0) can still overflow fp32 */
+        if (!(dpert < 0x1.fffffep127)) out->flags |= MF_DOT_MAY_OVERFLOW;
         return;
     }
     unsigned lo_bin = (unsigned)(ai->emin + bi->emin + 1023) >> 4;

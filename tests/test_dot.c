@@ -6,6 +6,7 @@
  * 2. Bound soundness: each accumulation model's radius covers a bit-exact emulation of that
  *    arithmetic: a sequential fp32 chain (RN), the Hopper fused k16 step (B=16, F=25, RZ;
  *    docs/hopper-accumulation.md), and random-order fp32 sums for the any-order bound.
+ * 3. The fp32 overflow flag, including a perturbed input whose representative is all zero.
  * Prints the worst utilisation of each bound.
  */
 #include <math.h>
@@ -252,6 +253,35 @@ int main(void) {
             }
         }
     }
+    /* 3. The fp32 overflow flag: a perturbed a whose representative is all zero (an activation
+     * RN'd to 0 whose admissible range reaches 2^93) times b = 3.4e38 may overflow fp32, and so
+     * may the ordinary path; small perturbations and products may not. */
+    int flag_bad = 0;
+    {
+        const double z1[1] = {0.0}, big[1] = {0x1p93}, one[1] = {1.0}, tiny[1] = {0x1p-8};
+        const uint16_t bmax[1] = {0x7f7f}, bone[1] = {0x3f80};
+        struct {
+            const double *a, *delta;
+            const uint16_t *b;
+            int want;
+        } fc[] = {{z1, big, bmax, 1},   {z1, tiny, bmax, 0}, {z1, big, bone, 0},
+                  {big, NULL, bmax, 1}, {one, NULL, bmax, 0}, {one, tiny, bone, 0}};
+        for (size_t i = 0; i < sizeof fc / sizeof fc[0]; i++) {
+            mf_vec_info ai, bi;
+            uint16_t abf = mf_f64_to_bf16(fc[i].a[0]);
+            mf_vec_info_bf16(&abf, 1, 1, &ai);
+            mf_vec_info_bf16(fc[i].b, 1, 1, &bi);
+            mf_dot d;
+            mf_dot_bf16(ws, fc[i].a, &ai, fc[i].delta, fc[i].b, &bi, 1, &hop, &d);
+            int got = (d.flags & MF_DOT_MAY_OVERFLOW) != 0;
+            if (got != fc[i].want) {
+                flag_bad++;
+                printf("overflow flag case %zu: got %d want %d (radius %a)\n", i, got, fc[i].want,
+                       d.radius);
+            }
+        }
+        printf("fp32 overflow flag: %d of 6 cases wrong\n", flag_bad);
+    }
     mf_dot_stats st;
     mf_dot_ws_stats(ws, &st);
     printf("dot products: %d checked; exactness failures %d; bound violations %d\n", tested,
@@ -260,7 +290,7 @@ int main(void) {
            worst[0], worst[1], worst[2]);
     printf("finished by mpfr_sum: %llu dot products (%d constructed to need it)\n", st.fallbacks,
            fallbacks_expected);
-    int ok = exact_bad == 0 && bound_bad == 0 && st.fallbacks >= (unsigned long long)fallbacks_expected;
+    int ok = exact_bad == 0 && bound_bad == 0 && flag_bad == 0 && st.fallbacks >= (unsigned long long)fallbacks_expected;
     for (int i = 0; i < K_MAX; i++) mpfr_clears(pa[i], pb[i], (mpfr_ptr)0);
     mpfr_clears(exact, diff, (mpfr_ptr)0);
     mf_dot_ws_free(ws);
