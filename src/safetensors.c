@@ -78,6 +78,16 @@ static void jws(jp *j) {
 
 static int jpeek(jp *j) { return j->i < j->n ? j->s[j->i] : -1; }
 
+/* After an element of an array or object: skips blanks, then consumes ',' (returns 1: another
+ * element follows) or the closing character (returns 0); anything else returns -1 and stays. */
+static int jnext(jp *j, char close) {
+    jws(j);
+    int c = jpeek(j);
+    if (c != ',' && c != close) return -1;
+    j->i++;
+    return c == ',';
+}
+
 static mf_status jexpect(jp *j, char c) {
     jws(j);
     if (jpeek(j) != c) {
@@ -241,16 +251,9 @@ static mf_status juint_array(jp *j, uint64_t *vals, int max, int *n, const char 
     for (;;) {
         if (*n == max) return JFAIL(j, "%s has more than %d entries", what, max);
         MF_TRY(juint(j, &vals[(*n)++], what));
-        jws(j);
-        int c = jpeek(j);
-        if (c == ',') {
-            j->i++;
-            continue;
-        }
-        if (c == ']') {
-            j->i++;
-            return MF_OK;
-        }
+        int nx = jnext(j, ']');
+        if (nx == 1) continue;
+        if (nx == 0) return MF_OK;
         return JFAIL(j, "%s: expected ',' or ']'", what);
     }
 }
@@ -369,16 +372,9 @@ static mf_status parse_tensor(jp *j, mf_st_tensor *t) {
             }
             free(key);
             MF_TRY(st);
-            jws(j);
-            int c = jpeek(j);
-            if (c == ',') {
-                j->i++;
-                continue;
-            }
-            if (c == '}') {
-                j->i++;
-                break;
-            }
+            int nx = jnext(j, '}');
+            if (nx == 1) continue;
+            if (nx == 0) break;
             return JFAIL(j, "tensor '%s': expected ',' or '}'", t->name);
         }
     }
@@ -418,16 +414,9 @@ static mf_status parse_metadata(jp *j, mf_safetensors *st) {
         for (int i = 0; i < st->n_meta - 1; i++)
             if (!strcmp(st->meta[i].key, m->key))
                 return JFAIL(j, "metadata key '%.60s' appears twice", m->key);
-        jws(j);
-        int c = jpeek(j);
-        if (c == ',') {
-            j->i++;
-            continue;
-        }
-        if (c == '}') {
-            j->i++;
-            return MF_OK;
-        }
+        int nx = jnext(j, '}');
+        if (nx == 1) continue;
+        if (nx == 0) return MF_OK;
         return JFAIL(j, "__metadata__: expected ',' or '}'");
     }
 }
@@ -463,16 +452,9 @@ static mf_status parse_header(jp *j, mf_safetensors *st) {
             }
             free(key);
             MF_TRY(s);
-            jws(j);
-            int c = jpeek(j);
-            if (c == ',') {
-                j->i++;
-                continue;
-            }
-            if (c == '}') {
-                j->i++;
-                break;
-            }
+            int nx = jnext(j, '}');
+            if (nx == 1) continue;
+            if (nx == 0) break;
             return JFAIL(j, "expected ',' or '}' after a tensor");
         }
     }
