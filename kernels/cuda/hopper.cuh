@@ -42,6 +42,13 @@
 #define MF_HAVE_WGMMA 0
 #endif
 
+/* A TMA tensor map (the driver's CUtensorMap: 128 opaque bytes, 64-byte aligned), declared here so
+ * that device code and the emulator need no driver header. Passed as a __grid_constant__ kernel
+ * parameter: the TMA instruction takes its generic address. */
+typedef struct __align__(64) mf_tmap {
+    unsigned long long opaque[16];
+} mf_tmap;
+
 /* K-major, 128-byte swizzle operand descriptor of a tile at shared address saddr (see above). */
 static __host__ __device__ __forceinline__ uint64_t wg_desc(uint32_t saddr) {
     return (uint64_t)((saddr & 0x3FFFFu) >> 4) | ((uint64_t)1 << 16) | ((uint64_t)(1024 >> 4) << 32) |
@@ -94,6 +101,48 @@ static __device__ __forceinline__ void cp_async_wait_all(void) {
 static __device__ __forceinline__ void fence_proxy_async(void) {
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
 }
+
+/* ---- clusters of two CTAs and TMA multicast (sm_90a; the GEMM's cluster variants) ---- */
+#if MF_HAVE_WGMMA
+static __device__ __forceinline__ uint32_t cluster_rank(void) {
+    uint32_t r;
+    asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
+    return r;
+}
+/* every thread of both CTAs: arrive (release) and wait (acquire) */
+static __device__ __forceinline__ void cluster_sync(void) {
+    asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::
+                     : "memory");
+}
+/* One arrival on the barrier at the same offset in CTA `peer` of the cluster. Release at CTA
+ * scope, like a local arrival: the GEMM arrives on a slot's "empty" barrier only after its
+ * wgmmas that read the slot have completed (wgmma.wait_group), so no read is outstanding when
+ * the peer's TMA refills it. (.release.cluster made the cluster GEMMs about 50% slower on an
+ * H100: docs/cuda-perf-notes.md.) */
+static __device__ __forceinline__ void mbar_arrive_peer(uint32_t bar, uint32_t peer) {
+    asm volatile(
+        "{\n.reg .b32 ra;\nmapa.shared::cluster.u32 ra, %0, %1;\n"
+        "mbarrier.arrive.shared::cluster.b64 _, [ra];\n}\n" ::"r"(bar),
+        "r"(peer)
+        : "memory");
+}
+/* one arrival that also expects `bytes` more of asynchronous (TMA) completion in this phase */
+static __device__ __forceinline__ void mbar_expect_tx(uint32_t bar, uint32_t bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes)
+                 : "memory");
+}
+/* TMA: the box at (c0, c1, c2) of tensor map tm into shared address dst of every CTA in mask,
+ * each CTA's barrier at offset bar receiving the bytes as complete_tx. */
+static __device__ __forceinline__ void tma_load_3d_mc(uint32_t dst, const mf_tmap *tm, int c0,
+                                                      int c1, int c2, uint32_t bar,
+                                                      uint16_t mask) {
+    asm volatile(
+        "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
+        ".multicast::cluster [%0], [%1, {%2, %3, %4}], [%5], %6;\n" ::"r"(dst),
+        "l"((uint64_t)(uintptr_t)tm), "r"(c0), "r"(c1), "r"(c2), "r"(bar), "h"(mask)
+        : "memory");
+}
+#endif
 
 /* ---- programmatic dependent launch (sm_90) ---- */
 /* Waits until the grids this one depends on have completed and their writes are visible. */

@@ -38,6 +38,9 @@
 #include <string.h>
 
 #include <cuda_runtime.h>
+#ifndef MF_CUDA_EMULATE
+#include <cuda.h> /* CUtensorMap and its enums only: the encoder comes through cudart */
+#endif
 
 #include "moe_common.cuh"
 #include "moe_gemm.cuh"
@@ -208,22 +211,30 @@ static __global__ void __launch_bounds__(256) moe_combine_kernel(const moe_dev k
  *   3x192 (S 4), 3x128 (S 5), 2x256 (S 4) and 2x128 (S 6) for many rows per expert, 1x128
  *   (S 8) and 1x64 (S 12) for few. */
 typedef void (*gemm_fn)(const moe_dev);
+typedef void (*gemm_fn_mc)(const moe_dev, const mf_tmap);
 
+/* BM: rows of the tile table's tiles (the cluster variants: two CTAs of 64 CW rows each) */
 typedef struct gemm_variant {
-    int mode, BM, BN, vec, threads, smem, wg;
+    int mode, BM, BN, vec, threads, smem, wg, mc;
     gemm_fn fn;
     const char *name;
+    gemm_fn_mc fnc;
 } gemm_variant;
 
 #define GV(MODE, BM, BN, WM, WN, ST, VEC)                                               \
     {                                                                                   \
-        MODE, BM, BN, VEC, WM *WN * 32, gemm_smem_bytes(BM, BN, ST), 0,                 \
-            moe_gemm_kernel<MODE, BM, BN, WM, WN, ST, VEC>, "mma" #BM "x" #BN           \
+        MODE, BM, BN, VEC, WM *WN * 32, gemm_smem_bytes(BM, BN, ST), 0, 0,              \
+            moe_gemm_kernel<MODE, BM, BN, WM, WN, ST, VEC>, "mma" #BM "x" #BN, NULL     \
     }
 #define GW(MODE, BN, CW, ST)                                                            \
     {                                                                                   \
-        MODE, 64 * CW, BN, 1, 128 * (CW + 1), wg_smem_bytes(BN, CW, ST), 1,             \
-            moe_gemm_wg_kernel<MODE, BN, CW, ST>, "wg" #CW "x" #BN                      \
+        MODE, 64 * CW, BN, 1, 128 * (CW + 1), wg_smem_bytes(BN, CW, ST), 1, 0,          \
+            moe_gemm_wg_kernel<MODE, BN, CW, ST>, "wg" #CW "x" #BN, NULL                \
+    }
+#define GWC(MODE, BN, CW, ST)                                                           \
+    {                                                                                   \
+        MODE, 128 * CW, BN, 1, 128 * (CW + 1), wg_smem_bytes(BN, CW, ST), 1, 1,         \
+            NULL, "wg" #CW "x" #BN "c", moe_gemm_wgc_kernel<MODE, BN, CW, ST>           \
     }
 
 static const gemm_variant gemm_variants[] = {
@@ -239,13 +250,17 @@ static const gemm_variant gemm_variants[] = {
     GW(MODE_UP, 128, 1, 8),                GW(MODE_UP, 64, 1, 12),
     GW(MODE_DOWN, 256, 2, 4),              GW(MODE_DOWN, 128, 2, 6),
     GW(MODE_DOWN, 128, 1, 8),              GW(MODE_DOWN, 64, 1, 12),
+    GWC(MODE_UP, 256, 2, 4),               GWC(MODE_DOWN, 256, 2, 4),
+    GWC(MODE_UP, 192, 3, 4),               GWC(MODE_DOWN, 192, 3, 4),
 };
 #define N_GEMM_VARIANTS ((int)(sizeof gemm_variants / sizeof gemm_variants[0]))
+static_assert(sizeof gemm_variants / sizeof gemm_variants[0] <= 64, "cuda_ctx.mc_max has 64 slots");
 
-static const gemm_variant *find_gemm(int mode, int BM, int BN, int vec, int wg) {
+static const gemm_variant *find_gemm(int mode, int BM, int BN, int vec, int wg, int mc) {
     for (int i = 0; i < N_GEMM_VARIANTS; i++) {
         const gemm_variant *g = &gemm_variants[i];
-        if (g->mode == mode && g->BM == BM && g->BN == BN && g->vec == vec && g->wg == wg)
+        if (g->mode == mode && g->BM == BM && g->BN == BN && g->vec == vec && g->wg == wg &&
+            g->mc == mc)
             return g;
     }
     return NULL;
@@ -257,11 +272,15 @@ typedef struct cuda_ctx {
     int device, sm_count, smem_optin;
     int wgmma;    /* compute capability 9.0: the sm_90a code with wgmma runs */
     int force_bm; /* MOEFUZZ_CUDA_BM=16|64|128: the mma.sync path with this tile height */
+    int clusters;    /* the cluster (TMA multicast) GEMMs can run: sm_90a, driver entry point */
+    void *encode_fn; /* cuTensorMapEncodeTiled, from the driver */
+    int force_wg_mc; /* MOEFUZZ_CUDA_WG=...c: the cluster variant of that shape */
+    int mc_max[64];  /* per variant (at most 64): clusters of two that fit on the device at once */
     int force_wg_cw, force_wg_bn; /* MOEFUZZ_CUDA_WG=3x192|2x256|...|1x64: that wgmma variant
                                      for every shape; -1: MOEFUZZ_CUDA_WG=off (no wgmma) */
     double wg_min_rows;           /* MOEFUZZ_CUDA_WG_MIN: rows per expert from which wgmma */
     int wg_grid;                  /* MOEFUZZ_CUDA_WG_GRID: cap on the persistent grids (tests) */
-    int pdl;                      /* programmatic dependent launch (MOEFUZZ_CUDA_PDL=0: off) */
+    int pdl; /* programmatic dependent launch (MOEFUZZ_CUDA_PDL=0: off; 2: the mma.sync path too) */
     int verbose;                  /* MOEFUZZ_CUDA_VERBOSE=1: each run names its GEMM variants */
     int mutant;                   /* 0 in production builds */
 } cuda_ctx;
@@ -410,12 +429,13 @@ static int choose_cfg(const cuda_ctx *c, const mf_kernel_params *p, moe_cfg *cfg
     const double m = (double)n / p->E; /* mean rows per expert */
     const int vec = cfg->vec1 && cfg->vec2, sms = c->sm_count;
     const long long b1 = 2LL * p->I, b2 = p->H; /* B rows of GEMM1 (gate + up) and GEMM2 */
-    int BM = 16, wg = 0, wg_bn1 = 0, wg_bn2 = 0;
+    int BM = 16, wg = 0, wg_bn1 = 0, wg_bn2 = 0, mc = 0;
     if (vec) {
         if (c->force_bm) {
             BM = c->force_bm;
         } else if (c->wgmma && c->force_wg_cw > 0) {
             wg = 1, BM = 64 * c->force_wg_cw, wg_bn1 = wg_bn2 = c->force_wg_bn;
+            if (c->force_wg_mc && c->clusters) mc = 1, BM *= 2;
         } else if (c->wgmma && c->force_wg_cw == 0 && m >= c->wg_min_rows) {
             if (m < 12) {
                 /* decode: 64-row tiles, B tiles of 128 rows streamed 8 stages (128 KB) deep, if
@@ -441,6 +461,11 @@ static int choose_cfg(const cuda_ctx *c, const mf_kernel_params *p, moe_cfg *cfg
                 wg_bn2 = wg_cost(t, b2, wide, BM, m, sms) <= wg_cost(t, b2, 128, BM, m, sms)
                              ? wide
                              : 128;
+                /* many rows per expert: the cluster variant, each B tile multicast to two CTAs
+                 * of 192 rows. Measured on an H100 (docs/cuda-perf-notes.md): 5% faster at
+                 * 1024 rows per expert, slower at 128 and 256. */
+                if (cw == 3 && m >= 768 && c->clusters)
+                    mc = 1, BM = 384, wg_bn1 = wg_bn2 = 192;
             }
         }
         if (!wg && !c->force_bm) BM = m >= 192 ? 128 : m >= 12 ? 64 : 16;
@@ -448,10 +473,10 @@ static int choose_cfg(const cuda_ctx *c, const mf_kernel_params *p, moe_cfg *cfg
     cfg->BM = BM;
     /* programmatic dependent launch for the persistent kernels only: behind a kernel of many
      * small blocks, early blocks of the next one crowd onto the first SMs that free up */
-    cfg->pdl = c->pdl && wg;
+    cfg->pdl = c->pdl == 2 || (c->pdl && wg);
     if (wg) {
-        cfg->g1 = find_gemm(MODE_UP, BM, wg_bn1, 1, 1);
-        cfg->g2 = find_gemm(MODE_DOWN, BM, wg_bn2, 1, 1);
+        cfg->g1 = find_gemm(MODE_UP, BM, wg_bn1, 1, 1, mc);
+        cfg->g2 = find_gemm(MODE_DOWN, BM, wg_bn2, 1, 1, mc);
         if (cfg->g1 && cfg->g2) {
             const long long t = max_tiles_for(p, BM);
             const long long nb1 = (p->I + wg_bn1 / 2 - 1) / (wg_bn1 / 2);
@@ -459,6 +484,15 @@ static int choose_cfg(const cuda_ctx *c, const mf_kernel_params *p, moe_cfg *cfg
             const long long cap = c->wg_grid < sms ? c->wg_grid : sms;
             cfg->grid1 = (int)(t * nb1 < cap ? t * nb1 : cap);
             cfg->grid2 = (int)(t * nb2 < cap ? t * nb2 : cap);
+            if (mc) { /* clusters of two CTAs, each cluster one item at a time */
+                const long long m1 = c->mc_max[cfg->g1 - gemm_variants];
+                const long long m2 = c->mc_max[cfg->g2 - gemm_variants];
+                long long k1 = t * nb1 < cap / 2 ? t * nb1 : cap / 2;
+                long long k2 = t * nb2 < cap / 2 ? t * nb2 : cap / 2;
+                cfg->grid1 = 2 * (int)(k1 < m1 ? k1 : m1);
+                cfg->grid2 = 2 * (int)(k2 < m2 ? k2 : m2);
+                if (cfg->grid1 < 2 || cfg->grid2 < 2) cfg->g1 = cfg->g2 = NULL;
+            }
         }
     } else {
         /* BM 16: pick BN so the grid is at least two blocks per SM (weights stream from every
@@ -470,8 +504,8 @@ static int choose_cfg(const cuda_ctx *c, const mf_kernel_params *p, moe_cfg *cfg
             bn2 = (p->H + 127) / 128 * est >= want ? 128 : (p->H + 63) / 64 * est >= want ? 64 : 32;
         if (BM == 64) bn1 = bn2 = 128;
         if (BM == 128) bn1 = bn2 = 256;
-        cfg->g1 = find_gemm(MODE_UP, BM, bn1, cfg->vec1, 0);
-        cfg->g2 = find_gemm(MODE_DOWN, BM, bn2, cfg->vec2, 0);
+        cfg->g1 = find_gemm(MODE_UP, BM, bn1, cfg->vec1, 0, 0);
+        cfg->g2 = find_gemm(MODE_DOWN, BM, bn2, cfg->vec2, 0, 0);
     }
     if (!cfg->g1 || !cfg->g2) {
         snprintf(msg, msg_len, "moe_cuda: no GEMM variant for BM=%d vec=%d/%d wg=%d", BM,
@@ -533,6 +567,55 @@ static void launch_kernel(gemm_fn fn, dim3 grid, int threads, int smem, cudaStre
 #endif
 }
 
+/* Launches a cluster variant (clusters of two CTAs, with PDL when asked) with the tensor map of
+ * its B operand: W13 as [E_local][2 I][H] or W2 as [E_local][H][I], boxes of 64 K x BN / 2 rows,
+ * 128-byte swizzle (the layout the kernel's wgmma descriptors read), zero fill outside. */
+static int launch_mc(const cuda_ctx *c, const gemm_variant *g, int grid, cudaStream_t st, int pdl,
+                     const moe_dev &kp, const mf_kernel_params *p, char *msg, size_t msg_len) {
+#ifdef MF_CUDA_EMULATE
+    (void)c, (void)g, (void)grid, (void)st, (void)pdl, (void)kp, (void)p;
+    snprintf(msg, msg_len, "moe_cuda: cluster variants are not emulated");
+    return 1;
+#else
+    typedef CUresult (*encode_t)(CUtensorMap *, CUtensorMapDataType, cuuint32_t, void *,
+                                 const cuuint64_t *, const cuuint64_t *, const cuuint32_t *,
+                                 const cuuint32_t *, CUtensorMapInterleave, CUtensorMapSwizzle,
+                                 CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
+    static_assert(sizeof(CUtensorMap) == sizeof(mf_tmap), "mf_tmap mirrors CUtensorMap");
+    const int up = g->mode == MODE_UP;
+    const cuuint64_t K = (cuuint64_t)(up ? p->H : p->I), rows = (cuuint64_t)(up ? 2 * p->I : p->H);
+    const cuuint64_t dims[3] = {K, rows, (cuuint64_t)p->E_local};
+    const cuuint64_t strides[2] = {K * 2, K * rows * 2};
+    const cuuint32_t box[3] = {64, (cuuint32_t)(g->BN / 2), 1}, es[3] = {1, 1, 1};
+    CUtensorMap m;
+    CUresult r = ((encode_t)c->encode_fn)(
+        &m, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, (void *)(up ? p->w13 : p->w2), dims, strides, box,
+        es, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+        CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    if (r != CUDA_SUCCESS) {
+        snprintf(msg, msg_len, "moe_cuda: cuTensorMapEncodeTiled failed (%d) for %s", (int)r,
+                 g->name);
+        return 1;
+    }
+    mf_tmap tm;
+    memcpy(&tm, &m, sizeof tm);
+    cudaLaunchConfig_t lc = {};
+    cudaLaunchAttribute at[2] = {};
+    at[0].id = cudaLaunchAttributeClusterDimension;
+    at[0].val.clusterDim.x = 2, at[0].val.clusterDim.y = 1, at[0].val.clusterDim.z = 1;
+    at[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at[1].val.programmaticStreamSerializationAllowed = 1;
+    lc.gridDim = dim3((unsigned)grid);
+    lc.blockDim = dim3((unsigned)g->threads);
+    lc.dynamicSmemBytes = (size_t)g->smem;
+    lc.stream = st;
+    lc.attrs = at;
+    lc.numAttrs = pdl ? 2 : 1;
+    (void)cudaLaunchKernelEx(&lc, g->fnc, kp, tm); /* its error stays for cudaGetLastError */
+    return 0;
+#endif
+}
+
 static int cuda_run(void *vctx, const mf_kernel_params *p, char *msg, size_t msg_len) {
     const cuda_ctx *c = (const cuda_ctx *)vctx;
     if (cuda_supports(vctx, p, msg, msg_len) != 1) return 1;
@@ -553,6 +636,9 @@ static int cuda_run(void *vctx, const mf_kernel_params *p, char *msg, size_t msg
         fprintf(stderr, "moe_cuda: T=%d H=%d I=%d E=%d k=%d: %s, GEMM1 %s grid %d, GEMM2 %s grid %d%s\n",
                 p->T, p->H, p->I, p->E, p->top_k, cfg.small ? "one-block routing" : "routing kernels",
                 cfg.g1->name, cfg.grid1, cfg.g2->name, cfg.grid2, cfg.pdl ? ", PDL" : "");
+    if (c->verbose && cfg.g1->mc)
+        fprintf(stderr, "moe_cuda: clusters of two at once: GEMM1 %d, GEMM2 %d\n",
+                c->mc_max[cfg.g1 - gemm_variants], c->mc_max[cfg.g2 - gemm_variants]);
 
     unsigned char *ws = (unsigned char *)(((uintptr_t)p->workspace + 255) & ~(uintptr_t)255);
     moe_dev kp;
@@ -612,14 +698,22 @@ static int cuda_run(void *vctx, const mf_kernel_params *p, char *msg, size_t msg
         const gemm_variant *g = cfg.g1;
         dim3 grid(cfg.grid1);
         if (!g->wg) grid = dim3((unsigned)((p->I + g->BN / 2 - 1) / (g->BN / 2)), (unsigned)tiles);
-        launch_kernel(g->fn, grid, g->threads, g->smem, st, cfg.pdl, kp);
+        if (g->mc) {
+            if (launch_mc(c, g, cfg.grid1, st, cfg.pdl, kp, p, msg, msg_len)) return 1;
+        } else {
+            launch_kernel(g->fn, grid, g->threads, g->smem, st, cfg.pdl, kp);
+        }
         LAUNCHED("moe_gemm_kernel (GEMM1)");
     }
     {
         const gemm_variant *g = cfg.g2;
         dim3 grid(cfg.grid2);
         if (!g->wg) grid = dim3((unsigned)((p->H + g->BN - 1) / g->BN), (unsigned)tiles);
-        launch_kernel(g->fn, grid, g->threads, g->smem, st, cfg.pdl, kp);
+        if (g->mc) {
+            if (launch_mc(c, g, cfg.grid2, st, cfg.pdl, kp, p, msg, msg_len)) return 1;
+        } else {
+            launch_kernel(g->fn, grid, g->threads, g->smem, st, cfg.pdl, kp);
+        }
         LAUNCHED("moe_gemm_kernel (GEMM2)");
     }
     {
@@ -671,6 +765,8 @@ static int cuda_create(void **out, char *msg, size_t msg_len) {
     if (wgv && (!strcmp(wgv, "3x192") || !strcmp(wgv, "3x128") || !strcmp(wgv, "2x256") ||
                 !strcmp(wgv, "2x128") || !strcmp(wgv, "1x128") || !strcmp(wgv, "1x64")))
         c->force_wg_cw = wgv[0] - '0', c->force_wg_bn = atoi(wgv + 2);
+    if (wgv && (!strcmp(wgv, "2x256c") || !strcmp(wgv, "3x192c")))
+        c->force_wg_cw = wgv[0] - '0', c->force_wg_bn = atoi(wgv + 2), c->force_wg_mc = 1;
     const char *wmin = getenv("MOEFUZZ_CUDA_WG_MIN");
     c->wg_min_rows = wmin ? atof(wmin) : 0.0;
     const char *wgg = getenv("MOEFUZZ_CUDA_WG_GRID");
@@ -678,7 +774,7 @@ static int cuda_create(void **out, char *msg, size_t msg_len) {
     const char *verb = getenv("MOEFUZZ_CUDA_VERBOSE");
     c->verbose = verb && !strcmp(verb, "1");
     const char *pdl = getenv("MOEFUZZ_CUDA_PDL");
-    c->pdl = !(pdl && !strcmp(pdl, "0"));
+    c->pdl = !pdl ? 1 : !strcmp(pdl, "0") ? 0 : !strcmp(pdl, "2") ? 2 : 1;
     /* dynamic shared memory above 48 KB must be opted into, once per kernel */
     for (int i = 0; i < N_GEMM_VARIANTS; i++) {
         if (gemm_variants[i].smem > c->smem_optin) {
@@ -689,10 +785,43 @@ static int cuda_create(void **out, char *msg, size_t msg_len) {
             free(c);
             return 1;
         }
-        CUDA_CREATE_TRY(cudaFuncSetAttribute((const void *)gemm_variants[i].fn,
-                                             cudaFuncAttributeMaxDynamicSharedMemorySize,
+        const void *fn = gemm_variants[i].fn ? (const void *)gemm_variants[i].fn
+                                             : (const void *)gemm_variants[i].fnc;
+        CUDA_CREATE_TRY(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                              gemm_variants[i].smem));
     }
+#ifndef MF_CUDA_EMULATE
+    /* the cluster variants: the tensor-map encoder from the driver, and how many clusters of
+     * two fit at once (the persistent grids) */
+    if (c->wgmma) {
+        cudaDriverEntryPointQueryResult q = cudaDriverEntryPointSymbolNotFound;
+        void *enc = NULL;
+        if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &enc, 12000,
+                                             cudaEnableDefault, &q) == cudaSuccess &&
+            q == cudaDriverEntryPointSuccess && enc) {
+            c->encode_fn = enc, c->clusters = 1;
+            for (int i = 0; i < N_GEMM_VARIANTS && i < 64; i++) {
+                const gemm_variant *g = &gemm_variants[i];
+                if (!g->mc) continue;
+                cudaLaunchConfig_t lc = {};
+                cudaLaunchAttribute at[1] = {};
+                at[0].id = cudaLaunchAttributeClusterDimension;
+                at[0].val.clusterDim.x = 2, at[0].val.clusterDim.y = 1, at[0].val.clusterDim.z = 1;
+                lc.gridDim = dim3(2u * (unsigned)c->sm_count);
+                lc.blockDim = dim3((unsigned)g->threads);
+                lc.dynamicSmemBytes = (size_t)g->smem;
+                lc.attrs = at;
+                lc.numAttrs = 1;
+                int n = 0;
+                if (cudaOccupancyMaxActiveClusters(&n, (const void *)g->fnc, &lc) != cudaSuccess)
+                    n = 0;
+                c->mc_max[i] = n;
+                if (n < 1) c->clusters = 0; /* then no cluster variant is chosen */
+            }
+        }
+        (void)cudaGetLastError();
+    }
+#endif
     CUDA_CREATE_TRY(cudaFuncSetAttribute((const void *)moe_prep_small_kernel,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          c->smem_optin));

@@ -25,11 +25,14 @@
  * block before the next, so the blocks running together read the same weight rows (L2) and the
  * same few A rows. The producer runs ahead into the next item while the consumers finish the
  * epilogue of the last.
+ * Cluster variants (moe_gemm_wgc_kernel, "wg3x192c" / "wg2x256c"): two CTAs share each item and
+ * its B tile, which arrives by TMA multicast (details at moe_gemm_wg_body). The K remainder is
+ * zero there too (TMA's zero fill outside the tensor). GEMM2 waits for GEMM1 before any copy.
  *
  * Numerical contract ("hopper-tc"): unchanged. Every output element is one fp32 accumulator that
  * starts at 0 (registers zeroed, scale-d = 1) and receives one wgmma k16 step per 16 K values in
  * order k = 0, 16, ...; steps wholly past K are not issued (exactly ceil(K/16) steps), the K
- * remainder is zero in both operands (cp.async zero-fill), no split-K, no partial sums. The
+ * remainder is zero in both operands (cp.async or TMA zero fill), no split-K, no partial sums. The
  * wgmmas of one accumulator execute in issue order (the same registers).
  *
  * Programmatic dependent launch: GEMM1 waits (griddepcontrol.wait) before anything that the
@@ -54,17 +57,37 @@ static __host__ __device__ constexpr int wg_smem_bytes(int BN, int CW, int S) {
     return S * wg_stage_bytes(BN, CW) + 16 * S + 1024;
 }
 
-/* Work item w -> (row tile, N block), grouped by WG_GROUP row tiles. */
-static __device__ __forceinline__ void wg_item(int w, int n_tiles, int NB, int &tile, int &nb) {
-    const int per_group = WG_GROUP * NB;
-    const int g = w / per_group, r = w - g * per_group, t0 = g * WG_GROUP;
-    const int gs = n_tiles - t0 < WG_GROUP ? n_tiles - t0 : WG_GROUP;
+/* Work item w -> (row tile, N block), grouped by `group` row tiles (WG_GROUP; WG_GROUP / 2 for
+ * the cluster variants, whose tiles are twice as high: the same rows share an N block). */
+static __device__ __forceinline__ void wg_item(int w, int n_tiles, int NB, int &tile, int &nb,
+                                               int group) {
+    const int per_group = group * NB;
+    const int g = w / per_group, r = w - g * per_group, t0 = g * group;
+    const int gs = n_tiles - t0 < group ? n_tiles - t0 : group;
     nb = r / gs;
     tile = t0 + (r - nb * gs);
 }
 
-template <int MODE, int BN, int CW, int S>
-static __global__ void __launch_bounds__(128 * (CW + 1), 1) moe_gemm_wg_kernel(const moe_dev kp) {
+/* The rows of tile ti this CTA computes: all of them, or (MC) half crank of the tile's 2 BM;
+ * nrows <= 0 when that half is empty. */
+template <bool MC, int BM>
+static __device__ __forceinline__ void wg_rows(int4 ti, uint32_t crank, int &row0, int &nrows) {
+    row0 = ti.y + (int)crank * BM;
+    nrows = MC ? (ti.z - (int)crank * BM < BM ? ti.z - (int)crank * BM : BM) : ti.z;
+}
+
+/* MC = false: one CTA per work item (moe_gemm_wg_kernel). MC = true: a cluster of two CTAs per
+ * item (moe_gemm_wgc_kernel): the tile table's tiles hold 2 BM rows, CTA rank r computes rows
+ * [r BM, r BM + BM) of its tile, and the two share the B tile: rank r's producer loads half r of
+ * it (GEMM1: r = 0 the gate rows, r = 1 the up rows; GEMM2: the first or second BN / 2 rows) with
+ * one TMA multicast into the same slot of both CTAs. A slot is free once the consumer warps of
+ * BOTH CTAs have released it (each arrives on its own and on its peer's "empty" barrier); "full"
+ * completes with the 128 A-copy arrivals of the CTA's own producer, one expect-tx arrival, and
+ * the B tile's bytes from both halves. Both CTAs walk the same items and stages, so the slots'
+ * phases agree. TMA zero-fills outside the tensor (the K remainder, B rows past the expert);
+ * gate rows past I read up rows, which reach only columns that are never stored. */
+template <int MODE, int BN, int CW, int S, bool MC>
+static __device__ __forceinline__ void moe_gemm_wg_body(const moe_dev &kp, const mf_tmap *tmb) {
 #if MF_HAVE_WGMMA
     constexpr int BM = 64 * CW;
     constexpr int STAGE_A = BM * 128, STAGE = wg_stage_bytes(BN, CW);
@@ -78,14 +101,17 @@ static __global__ void __launch_bounds__(128 * (CW + 1), 1) moe_gemm_wg_kernel(c
     const uint32_t sbase = (smem_u32(smem_raw) + 1023u) & ~1023u;
     const uint32_t bar_full = sbase + S * STAGE, bar_empty = bar_full + 8 * S;
 
+    const uint32_t crank = MC ? cluster_rank() : 0;
     if (threadIdx.x == 0) {
         for (int s = 0; s < S; s++) {
-            mbar_init(bar_full + 8 * s, 128);    /* every producer thread's cp.async arrival */
-            mbar_init(bar_empty + 8 * s, 4 * CW); /* one arrival per consumer warp */
+            /* every producer thread's cp.async arrival (and the expect-tx one) */
+            mbar_init(bar_full + 8 * s, MC ? 129 : 128);
+            mbar_init(bar_empty + 8 * s, (MC ? 8 : 4) * CW); /* one per consumer warp, both CTAs */
         }
         mbar_init_fence();
     }
     __syncthreads();
+    if (MC) cluster_sync(); /* the peer's barriers exist before anything reaches them */
 
     /* The tile table was complete before GEMM1 began (GEMM1 waits for the routing before it lets
      * GEMM2 launch), so GEMM2 reads it before its own wait. */
@@ -100,6 +126,9 @@ static __global__ void __launch_bounds__(128 * (CW + 1), 1) moe_gemm_wg_kernel(c
     const int total = n_tiles * NB;
     const int nk = (K + WG_BK - 1) / WG_BK;
     const int wg = threadIdx.x >> 7;
+    /* persistent over items: CTA b (MC: cluster b / 2) takes items b, b + grid, ... */
+    const int w_first = MC ? (int)(blockIdx.x >> 1) : (int)blockIdx.x;
+    const int w_step = MC ? (int)(gridDim.x >> 1) : (int)gridDim.x;
 
     if (wg == 0) {
         /* ---------------- producer ---------------- */
@@ -107,11 +136,20 @@ static __global__ void __launch_bounds__(128 * (CW + 1), 1) moe_gemm_wg_kernel(c
         const uint32_t dst0 = wg_swz(rsub, chunk); /* row rsub + 16 i: + 2048 i */
         const uint16_t *abase = MODE == MODE_UP ? kp.x : kp.hbuf;
         int slot = 0, phase = 0, waited = MODE == MODE_UP;
-        for (int w = blockIdx.x; w < total; w += gridDim.x) {
+        if (MC && !waited) { /* no early weight stages on this path */
+            griddep_wait();
+            griddep_launch();
+            waited = 1;
+        }
+        for (int w = w_first; w < total; w += w_step) {
             int tile, nb;
-            wg_item(w, n_tiles, NB, tile, nb);
+            wg_item(w, n_tiles, NB, tile, nb, MC ? WG_GROUP / 2 : WG_GROUP);
             const int4 ti = kp.tiles[tile];
-            const int le = ti.x, row0 = ti.y, nrows = ti.z, n0 = nb * NOUT;
+            const int le = ti.x, n0 = nb * NOUT;
+            int row0, nrows;
+            wg_rows<MC, BM>(ti, crank, row0, nrows);
+            /* MC: the first weight row of the B half this CTA multicasts */
+            int brow = 0;
 
             /* B rows of this thread: w13 gate/up rows by layout, or w2 rows */
             const uint16_t *bsrc[B_IT];
@@ -120,6 +158,7 @@ static __global__ void __launch_bounds__(128 * (CW + 1), 1) moe_gemm_wg_kernel(c
                 int gate_first = kp.layout == MF_ABI_LAYOUT_GATE_UP;
                 if (MF_MUT(GATE_UP_SWAPPED)) gate_first = !gate_first;
                 const int gate_row0 = gate_first ? 0 : kp.I, up_row0 = gate_first ? kp.I : 0;
+                brow = (crank ? up_row0 : gate_row0) + n0;
 #pragma unroll
                 for (int i = 0; i < B_IT; i++) {
                     const int up = i >= B_IT / 2;
@@ -128,6 +167,7 @@ static __global__ void __launch_bounds__(128 * (CW + 1), 1) moe_gemm_wg_kernel(c
                 }
             } else {
                 const uint16_t *wb = kp.w2 + (size_t)le * kp.H * kp.I;
+                brow = n0 + (int)crank * (BN / 2);
 #pragma unroll
                 for (int i = 0; i < B_IT; i++) {
                     const int col = n0 + rsub + 16 * i;
@@ -178,7 +218,13 @@ static __global__ void __launch_bounds__(128 * (CW + 1), 1) moe_gemm_wg_kernel(c
                 for (int i = 0; i < A_IT; i++)
                     if (asrc[i] != NULL)
                         cp_async_16(sa + dst0 + 2048 * i, kc < K ? asrc[i] + kc : abase, kc < K ? 16 : 0);
-                if (kt >= pre) {
+                if (MC) {
+                    if (t == 0) {
+                        mbar_expect_tx(bar_full + 8 * slot, BN * 128); /* both halves */
+                        tma_load_3d_mc(sb + crank * (BN / 2) * 128, tmb, kt * WG_BK, brow, le,
+                                       bar_full + 8 * slot, 0x3);
+                    }
+                } else if (kt >= pre) {
 #pragma unroll
                     for (int i = 0; i < B_IT; i++)
                         if (bsrc[i] != NULL)
@@ -200,11 +246,13 @@ static __global__ void __launch_bounds__(128 * (CW + 1), 1) moe_gemm_wg_kernel(c
         if (MODE == MODE_DOWN) griddep_launch(); /* the producer waits for GEMM1 */
         float acc[BN / 2];
         int slot = 0, phase = 0;
-        for (int w = blockIdx.x; w < total; w += gridDim.x) {
+        for (int w = w_first; w < total; w += w_step) {
             int tile, nb;
-            wg_item(w, n_tiles, NB, tile, nb);
+            wg_item(w, n_tiles, NB, tile, nb, MC ? WG_GROUP / 2 : WG_GROUP);
             const int4 ti = kp.tiles[tile];
-            const int row0 = ti.y, nrows = ti.z, n0 = nb * NOUT;
+            const int n0 = nb * NOUT;
+            int row0, nrows;
+            wg_rows<MC, BM>(ti, crank, row0, nrows);
             const bool active = cw * 64 < nrows; /* uniform over the warpgroup */
 #pragma unroll
             for (int i = 0; i < BN / 2; i++) acc[i] = 0.0f;
@@ -223,7 +271,10 @@ static __global__ void __launch_bounds__(128 * (CW + 1), 1) moe_gemm_wg_kernel(c
                     wgmma_commit();
                     wgmma_wait<1>(); /* stage kt-1's wgmmas are done: its slot can be refilled */
                 }
-                if (kt > 0 && lane == 0) mbar_arrive(bar_empty + 8 * prev);
+                if (kt > 0 && lane == 0) {
+                    mbar_arrive(bar_empty + 8 * prev);
+                    if (MC) mbar_arrive_peer(bar_empty + 8 * prev, crank ^ 1u);
+                }
                 prev = slot;
                 if (++slot == S) slot = 0, phase ^= 1;
             }
@@ -231,7 +282,10 @@ static __global__ void __launch_bounds__(128 * (CW + 1), 1) moe_gemm_wg_kernel(c
                 wgmma_wait<0>();
                 wgmma_fence_acc(acc);
             }
-            if (lane == 0) mbar_arrive(bar_empty + 8 * prev);
+            if (lane == 0) {
+                mbar_arrive(bar_empty + 8 * prev);
+                if (MC) mbar_arrive_peer(bar_empty + 8 * prev, crank ^ 1u);
+            }
 
             /* ---- epilogue: acc[4 j + 2 h + c] is row 64 cw + 16 wq + g + 8 h, column
              * 8 j + 2 q + c of the item (g = lane / 4, q = lane % 4) ---- */
@@ -277,7 +331,22 @@ static __global__ void __launch_bounds__(128 * (CW + 1), 1) moe_gemm_wg_kernel(c
             }
         }
     }
+    /* no CTA leaves while its peer may still multicast into it or arrive on its barriers */
+    if (MC) cluster_sync();
 #endif /* MF_HAVE_WGMMA */
+}
+
+template <int MODE, int BN, int CW, int S>
+static __global__ void __launch_bounds__(128 * (CW + 1), 1) moe_gemm_wg_kernel(const moe_dev kp) {
+    moe_gemm_wg_body<MODE, BN, CW, S, false>(kp, NULL);
+}
+
+/* Launched in clusters of two CTAs (moe_cuda.cu); tmb: the B operand's tensor map (GEMM1: W13 as
+ * [E_local][2 I][H], GEMM2: W2 as [E_local][H][I]; boxes of 64 K x BN / 2 rows, 128-byte swizzle). */
+template <int MODE, int BN, int CW, int S>
+static __global__ void __launch_bounds__(128 * (CW + 1), 1)
+    moe_gemm_wgc_kernel(const moe_dev kp, const __grid_constant__ mf_tmap tmb) {
+    moe_gemm_wg_body<MODE, BN, CW, S, true>(kp, &tmb);
 }
 
 #endif /* MF_CUDA_MOE_GEMM_WG_CUH */

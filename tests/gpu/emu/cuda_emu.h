@@ -39,6 +39,7 @@
 #define __forceinline__ inline
 #define __launch_bounds__(...)
 #define __align__(n) __attribute__((aligned(n)))
+#define __grid_constant__
 #define __shared__
 
 /* ---- vector types ---- */

@@ -23,6 +23,25 @@
 #ifndef MF_HOPPER_EMU_CUH
 #define MF_HOPPER_EMU_CUH
 
+/* Clusters and TMA are not modelled: the host never selects the cluster variants under the
+ * emulator (moe_cuda.cu), so reaching one of these is an error. */
+static inline uint32_t cluster_rank(void) {
+    fprintf(stderr, "emu: clusters are not modelled\n");
+    abort();
+}
+static inline void cluster_sync(void) {
+    cluster_rank();
+}
+static inline void mbar_arrive_peer(uint32_t, uint32_t) {
+    cluster_rank();
+}
+static inline void mbar_expect_tx(uint32_t, uint32_t) {
+    cluster_rank();
+}
+static inline void tma_load_3d_mc(uint32_t, const mf_tmap *, int, int, int, uint32_t, uint16_t) {
+    cluster_rank();
+}
+
 static inline void mbar_init(uint32_t bar, int count) {
     emu_mbar_init(bar, count);
 }
