@@ -30,6 +30,8 @@
  *      consumer warpgroups through mbarriers, 128-byte-swizzled stages; the tile shape chosen
  *      per shape; programmatic dependent launches behind them; mma.sync kept for small decode
  *      steps and for devices without sm_90a. Measurements: docs/cuda-perf-notes.md.
+ *   3  cluster variants of the wgmma GEMMs: two CTAs per item, the B tile multicast to both by
+ *      TMA; chosen for many rows per expert.
  */
 #include <math.h>
 #include <stdint.h>
