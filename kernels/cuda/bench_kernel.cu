@@ -409,6 +409,7 @@ typedef struct bench_row {
     int T;
     double fused_us, base_us, tflops, gbs, pct_mem, pct_compute, rel_diff;
     int have_base, agree;
+    char gemms[64]; /* the GEMM variants the fused kernel chose (mf_cuda_kernel_describe) */
 } bench_row;
 
 typedef struct shape_data {
@@ -464,6 +465,7 @@ static int bench_one(const shape_data *sd, int T, int reps, int use_base, cublas
                 msg);
         return 1;
     }
+    mf_cuda_kernel_describe(kctx, &p[0], row->gemms, sizeof row->gemms);
     void *ws;
     CK(cudaMalloc(&ws, ws_bytes));
     cudaGraphExec_t gf[BENCH_SETS];
@@ -633,10 +635,10 @@ static void print_row(const bench_row *r) {
         printf("%6.1f%% ", r->pct_compute);
     else
         printf("%7s ", "n/a");
+    char chk[40] = "-";
     if (r->have_base)
-        printf("%s (%.1e)\n", r->agree ? "agree" : "DISAGREE", r->rel_diff);
-    else
-        printf("-\n");
+        snprintf(chk, sizeof chk, "%s (%.1e)", r->agree ? "agree" : "DISAGREE", r->rel_diff);
+    printf("%-18s %s\n", chk, r->gemms);
 }
 
 static void usage(FILE *f) {
@@ -646,7 +648,8 @@ static void usage(FILE *f) {
             "Times the fused CUDA MoE kernel (CUDA-graph replays of routing through combine,\n"
             "median of --reps, default 20) against a cuBLAS baseline built in the same run, and\n"
             "reports TFLOP/s, GB/s and the share of the memory and compute floors measured on\n"
-            "this card (device-to-device copy; cuBLAS bf16 GEMM 8192^3).\n\n"
+            "this card (device-to-device copy; cuBLAS bf16 GEMM 8192^3), and the GEMM variants\n"
+            "the fused kernel chose for the shape (GEMM1/GEMM2; pdl: programmatic launches).\n\n"
             "shapes (default all):\n");
     for (int i = 0; i < N_SHAPES; i++)
         fprintf(f, "  %-14s E=%d k=%d H=%d I=%d %s%s groups %d/%d rsf %g\n", shapes[i].name,
@@ -752,8 +755,8 @@ extern "C" int mf_bench_kernel_main(int argc, char **argv) {
 
     bench_row rows[N_SHAPES * BENCH_MAX_T];
     int nrows = 0, status = 0;
-    printf("\n%-14s %5s %10s %10s %8s %8s %8s %7s %7s %s\n", "shape", "T", "fused_us", "cublas_us",
-           "speedup", "TFLOP/s", "GB/s", "%mem", "%comp", "check");
+    printf("\n%-14s %5s %10s %10s %8s %8s %8s %7s %7s %-18s %s\n", "shape", "T", "fused_us",
+           "cublas_us", "speedup", "TFLOP/s", "GB/s", "%mem", "%comp", "check", "gemms");
     for (int si = 0; si < N_SHAPES; si++) {
         if (!use[si]) continue;
         const bench_shape *s = &shapes[si];
@@ -800,8 +803,8 @@ extern "C" int mf_bench_kernel_main(int argc, char **argv) {
     printf("\ncard: %s; median of %d CUDA-graph replays; copy %.0f GB/s", prop.name, reps,
            copy_bw * 1e-9);
     if (gemm_rate > 0) printf("; cuBLAS bf16 %.0f TFLOP/s", gemm_rate * 1e-12);
-    printf("\n%-14s %5s %10s %10s %8s %8s %8s %7s %7s %s\n", "shape", "T", "fused_us", "cublas_us",
-           "speedup", "TFLOP/s", "GB/s", "%mem", "%comp", "check");
+    printf("\n%-14s %5s %10s %10s %8s %8s %8s %7s %7s %-18s %s\n", "shape", "T", "fused_us",
+           "cublas_us", "speedup", "TFLOP/s", "GB/s", "%mem", "%comp", "check", "gemms");
     for (int i = 0; i < nrows; i++) print_row(&rows[i]);
     api.release(kctx);
     if (cb.dl) {

@@ -879,4 +879,18 @@ extern "C" int mf_cuda_kernel_get_api(uint32_t abi_version, mf_kernel_api *api, 
     fill_api(api);
     return 0;
 }
+
+extern "C" int mf_cuda_kernel_describe(void *vctx, const mf_kernel_params *p, char *buf,
+                                       size_t len) {
+    moe_cfg cfg;
+    char msg[256];
+    if (choose_cfg((const cuda_ctx *)vctx, p, &cfg, msg, sizeof msg) != 0) {
+        snprintf(buf, len, "-");
+        return 1;
+    }
+    const int same = !strcmp(cfg.g1->name, cfg.g2->name);
+    snprintf(buf, len, "%s%s%s%s", cfg.g1->name, same ? "" : "/", same ? "" : cfg.g2->name,
+             cfg.pdl ? ",pdl" : "");
+    return 0;
+}
 #endif
