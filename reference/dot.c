@@ -110,6 +110,20 @@ static inline double clamp_mag(double x) {
     return (a != 0.0 && a < 0x1p-126) ? 0x1p-126 : a;
 }
 
+/* The products a[i + j] * b[i + j], j = 0..3 (exact in double: 24 x 8 significant bits), each
+ * added to bin array j (exact: see finish_bins). Shared by the sequential and blocked loops. */
+static inline void prod4_binned(double (*bins)[NBINS], const double *a, const uint16_t *b,
+                                size_t i, double p[4]) {
+    p[0] = a[i] * bf16_d(b[i]);
+    p[1] = a[i + 1] * bf16_d(b[i + 1]);
+    p[2] = a[i + 2] * bf16_d(b[i + 2]);
+    p[3] = a[i + 3] * bf16_d(b[i + 3]);
+    bins[0][bin_of(p[0])] += p[0];
+    bins[1][bin_of(p[1])] += p[1];
+    bins[2][bin_of(p[2])] += p[2];
+    bins[3][bin_of(p[3])] += p[3];
+}
+
 typedef struct side_sums {
     double s;     /* running double approximation of the exact partial sum */
     double sabs;  /* sum over steps of |S_j| */
@@ -124,12 +138,9 @@ static void loop_seq(double (*bins)[NBINS], const double *a, const uint16_t *b, 
     double s = 0, sabs = 0, pabs = 0;
     size_t i = 0;
     for (; i + 4 <= n; i += 4) {
-        double p0 = a[i] * bf16_d(b[i]), p1 = a[i + 1] * bf16_d(b[i + 1]);
-        double p2 = a[i + 2] * bf16_d(b[i + 2]), p3 = a[i + 3] * bf16_d(b[i + 3]);
-        bins[0][bin_of(p0)] += p0;
-        bins[1][bin_of(p1)] += p1;
-        bins[2][bin_of(p2)] += p2;
-        bins[3][bin_of(p3)] += p3;
+        double p[4];
+        prod4_binned(bins, a, b, i, p);
+        const double p0 = p[0], p1 = p[1], p2 = p[2], p3 = p[3];
         s += p0;
         sabs += fabs(s);
         s += p1;
@@ -167,12 +178,9 @@ static void loop_block(double (*bins)[NBINS], const double *a, const uint16_t *b
              * not matter: es bounds every double addition by 2^-53 sum|p| */
             double bs1 = 0, bs2 = 0, bs3 = 0, m1 = 0, m2 = 0, m3 = 0, q1 = 0, q2 = 0, q3 = 0;
             for (; i + 4 <= j1; i += 4) {
-                double p0 = a[i] * bf16_d(b[i]), p1 = a[i + 1] * bf16_d(b[i + 1]);
-                double p2 = a[i + 2] * bf16_d(b[i + 2]), p3 = a[i + 3] * bf16_d(b[i + 3]);
-                bins[0][bin_of(p0)] += p0;
-                bins[1][bin_of(p1)] += p1;
-                bins[2][bin_of(p2)] += p2;
-                bins[3][bin_of(p3)] += p3;
+                double p[4];
+                prod4_binned(bins, a, b, i, p);
+                const double p0 = p[0], p1 = p[1], p2 = p[2], p3 = p[3];
                 bs += p0;
                 bs1 += p1;
                 bs2 += p2;
