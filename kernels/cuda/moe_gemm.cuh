@@ -45,6 +45,31 @@ static __device__ __forceinline__ float silu_glu(float g, float u) {
     return s * u;
 }
 
+/* The epilogue stores of both GEMM kernels, for two adjacent output columns c, c + 1 of one row
+ * (either may be past N: not stored). GEMM1: a = silu(g) * u rounded to bf16 into the hbuf row.
+ * GEMM2: y = w * o (one rounded fp32 multiply, never fused with the combine's add) into the ybuf
+ * row. One 4- or 8-byte store where both columns exist and N is even (aligned). */
+static __device__ __forceinline__ void store_act2(uint16_t *dst, int c, int N, float g0, float u0,
+                                                  float g1, float u1) {
+    const uint16_t a0 = f32_to_bf16(silu_glu(g0, u0)), a1 = f32_to_bf16(silu_glu(g1, u1));
+    if (c + 1 < N && (N % 2) == 0) {
+        *(uint32_t *)(dst + c) = (uint32_t)a0 | ((uint32_t)a1 << 16);
+    } else {
+        if (c < N) dst[c] = a0;
+        if (c + 1 < N) dst[c + 1] = a1;
+    }
+}
+static __device__ __forceinline__ void store_y2(float *dst, int c, int N, float w, float o0,
+                                                float o1) {
+    const float y0 = __fmul_rn(w, o0), y1 = __fmul_rn(w, o1);
+    if (c + 1 < N && (N % 2) == 0) {
+        *(float2 *)(dst + c) = make_float2(y0, y1);
+    } else {
+        if (c < N) dst[c] = y0;
+        if (c + 1 < N) dst[c + 1] = y1;
+    }
+}
+
 /* First smem row (within the B tile) of the warp's n8 tile j. MODE_UP: tiles [0, NJH) are gate
  * columns, [NJH, 2 NJH) the matching up columns; MODE_DOWN: consecutive. */
 template <int MODE, int BN, int WTN, int NJH>
@@ -270,16 +295,8 @@ static __global__ void __launch_bounds__(WM *WN * 32) moe_gemm_kernel(const moe_
 #pragma unroll
                 for (int j = 0; j < NJH; j++) {
                     const int c = n0 + wn * WTN + j * 8 + frag_c_col(lane, 0);
-                    uint16_t a0 =
-                        f32_to_bf16(silu_glu(acc[i][j][2 * half], acc[i][j + NJH][2 * half]));
-                    uint16_t a1 = f32_to_bf16(
-                        silu_glu(acc[i][j][2 * half + 1], acc[i][j + NJH][2 * half + 1]));
-                    if (c + 1 < N && (N % 2) == 0) {
-                        *(uint32_t *)(dst + c) = (uint32_t)a0 | ((uint32_t)a1 << 16);
-                    } else {
-                        if (c < N) dst[c] = a0;
-                        if (c + 1 < N) dst[c + 1] = a1;
-                    }
+                    store_act2(dst, c, N, acc[i][j][2 * half], acc[i][j + NJH][2 * half],
+                               acc[i][j][2 * half + 1], acc[i][j + NJH][2 * half + 1]);
                 }
             } else {
                 const int entry = kp.row_entry[row];
@@ -288,15 +305,7 @@ static __global__ void __launch_bounds__(WM *WN * 32) moe_gemm_kernel(const moe_
 #pragma unroll
                 for (int j = 0; j < NJT; j++) {
                     const int c = n0 + wn * WTN + j * 8 + frag_c_col(lane, 0);
-                    /* y = w * o: one rounded fp32 multiply, never fused with the combine's add */
-                    float y0 = __fmul_rn(w, acc[i][j][2 * half]);
-                    float y1 = __fmul_rn(w, acc[i][j][2 * half + 1]);
-                    if (c + 1 < N && (N % 2) == 0) {
-                        *(float2 *)(dst + c) = make_float2(y0, y1);
-                    } else {
-                        if (c < N) dst[c] = y0;
-                        if (c + 1 < N) dst[c + 1] = y1;
-                    }
+                    store_y2(dst, c, N, w, acc[i][j][2 * half], acc[i][j][2 * half + 1]);
                 }
             }
         }

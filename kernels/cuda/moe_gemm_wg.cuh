@@ -301,14 +301,7 @@ static __device__ __forceinline__ void moe_gemm_wg_body(const moe_dev &kp, const
                     for (int j = 0; j < BN / 16; j++) {
                         const int c = n0 + 8 * j + 2 * (lane & 3);
                         const int gi = 4 * j + 2 * h, ui = 4 * (j + BN / 16) + 2 * h;
-                        uint16_t a0 = f32_to_bf16(silu_glu(acc[gi], acc[ui]));
-                        uint16_t a1 = f32_to_bf16(silu_glu(acc[gi + 1], acc[ui + 1]));
-                        if (c + 1 < N && (N % 2) == 0) {
-                            *(uint32_t *)(dst + c) = (uint32_t)a0 | ((uint32_t)a1 << 16);
-                        } else {
-                            if (c < N) dst[c] = a0;
-                            if (c + 1 < N) dst[c + 1] = a1;
-                        }
+                        store_act2(dst, c, N, acc[gi], acc[ui], acc[gi + 1], acc[ui + 1]);
                     }
                 } else {
                     const int entry = kp.row_entry[row];
@@ -317,15 +310,7 @@ static __device__ __forceinline__ void moe_gemm_wg_body(const moe_dev &kp, const
 #pragma unroll
                     for (int j = 0; j < BN / 8; j++) {
                         const int c = n0 + 8 * j + 2 * (lane & 3);
-                        /* y = w * o: one rounded fp32 multiply, never fused with the combine */
-                        float y0 = __fmul_rn(wt, acc[4 * j + 2 * h]);
-                        float y1 = __fmul_rn(wt, acc[4 * j + 2 * h + 1]);
-                        if (c + 1 < N && (N % 2) == 0) {
-                            *(float2 *)(dst + c) = make_float2(y0, y1);
-                        } else {
-                            if (c < N) dst[c] = y0;
-                            if (c + 1 < N) dst[c + 1] = y1;
-                        }
+                        store_y2(dst, c, N, wt, acc[4 * j + 2 * h], acc[4 * j + 2 * h + 1]);
                     }
                 }
             }
