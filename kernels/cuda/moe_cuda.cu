@@ -618,6 +618,17 @@ static int launch_mc(const cuda_ctx *c, const gemm_variant *g, int grid, cudaStr
 #endif
 }
 
+/* Launches GEMM variant g: a persistent grid of `persistent` blocks (wgmma; clusters of two for
+ * the cluster variants), or the mma.sync grid of nblocks N blocks x tiles row tiles. */
+static int launch_gemm(const cuda_ctx *c, const gemm_variant *g, int persistent, int nblocks,
+                       int tiles, cudaStream_t st, int pdl, const moe_dev &kp,
+                       const mf_kernel_params *p, char *msg, size_t msg_len) {
+    if (g->mc) return launch_mc(c, g, persistent, st, pdl, kp, p, msg, msg_len);
+    const dim3 grid = g->wg ? dim3((unsigned)persistent) : dim3((unsigned)nblocks, (unsigned)tiles);
+    launch_kernel(g->fn, grid, g->threads, g->smem, st, pdl, kp);
+    return 0;
+}
+
 static int cuda_run(void *vctx, const mf_kernel_params *p, char *msg, size_t msg_len) {
     const cuda_ctx *c = (const cuda_ctx *)vctx;
     if (cuda_supports(vctx, p, msg, msg_len) != 1) return 1;
@@ -696,28 +707,14 @@ static int cuda_run(void *vctx, const mf_kernel_params *p, char *msg, size_t msg
      * before with programmatic dependent launch: its blocks start while the previous kernel's
      * last blocks run, and wait (griddepcontrol.wait) before reading what it wrote. */
     const int tiles = max_tiles_for(p, cfg.BM);
-    {
-        const gemm_variant *g = cfg.g1;
-        dim3 grid(cfg.grid1);
-        if (!g->wg) grid = dim3((unsigned)((p->I + g->BN / 2 - 1) / (g->BN / 2)), (unsigned)tiles);
-        if (g->mc) {
-            if (launch_mc(c, g, cfg.grid1, st, cfg.pdl, kp, p, msg, msg_len)) return 1;
-        } else {
-            launch_kernel(g->fn, grid, g->threads, g->smem, st, cfg.pdl, kp);
-        }
-        LAUNCHED("moe_gemm_kernel (GEMM1)");
-    }
-    {
-        const gemm_variant *g = cfg.g2;
-        dim3 grid(cfg.grid2);
-        if (!g->wg) grid = dim3((unsigned)((p->H + g->BN - 1) / g->BN), (unsigned)tiles);
-        if (g->mc) {
-            if (launch_mc(c, g, cfg.grid2, st, cfg.pdl, kp, p, msg, msg_len)) return 1;
-        } else {
-            launch_kernel(g->fn, grid, g->threads, g->smem, st, cfg.pdl, kp);
-        }
-        LAUNCHED("moe_gemm_kernel (GEMM2)");
-    }
+    if (launch_gemm(c, cfg.g1, cfg.grid1, (p->I + cfg.g1->BN / 2 - 1) / (cfg.g1->BN / 2), tiles,
+                    st, cfg.pdl, kp, p, msg, msg_len))
+        return 1;
+    LAUNCHED("moe_gemm_kernel (GEMM1)");
+    if (launch_gemm(c, cfg.g2, cfg.grid2, (p->H + cfg.g2->BN - 1) / cfg.g2->BN, tiles, st, cfg.pdl,
+                    kp, p, msg, msg_len))
+        return 1;
+    LAUNCHED("moe_gemm_kernel (GEMM2)");
     {
         long long threads = (long long)p->T * ((p->H + 3) / 4);
         launch_kernel(moe_combine_kernel, dim3((unsigned)((threads + 255) / 256)), 256, 0, st,
