@@ -125,7 +125,7 @@ static __device__ __forceinline__ void moe_gemm_wg_body(const moe_dev &kp, const
     const int NB = (N + NOUT - 1) / NOUT;
     const int total = n_tiles * NB;
     const int nk = (K + WG_BK - 1) / WG_BK;
-    const int wg = threadIdx.x >> 7;
+    const int wg = __shfl_sync(0xffffffffu, (int)(threadIdx.x >> 7), 0); /* warp-uniform for ptxas */
     /* persistent over items: CTA b (MC: cluster b / 2) takes items b, b + grid, ... */
     const int w_first = MC ? (int)(blockIdx.x >> 1) : (int)blockIdx.x;
     const int w_step = MC ? (int)(gridDim.x >> 1) : (int)gridDim.x;
@@ -253,7 +253,7 @@ static __device__ __forceinline__ void moe_gemm_wg_body(const moe_dev &kp, const
             const int n0 = nb * NOUT;
             int row0, nrows;
             wg_rows<MC, BM>(ti, crank, row0, nrows);
-            const bool active = cw * 64 < nrows; /* uniform over the warpgroup */
+            const bool active = __shfl_sync(0xffffffffu, cw * 64 < nrows, 0) != 0;
 #pragma unroll
             for (int i = 0; i < BN / 2; i++) acc[i] = 0.0f;
             int prev = 0;
