@@ -131,6 +131,16 @@ static __device__ __forceinline__ void mbar_expect_tx(uint32_t bar, uint32_t byt
     asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes)
                  : "memory");
 }
+/* TMA: the box at (c0, c1, c2) of tensor map tm into shared address dst of this CTA, the
+ * barrier at bar receiving the bytes as complete_tx. */
+static __device__ __forceinline__ void tma_load_3d(uint32_t dst, const mf_tmap *tm, int c0, int c1,
+                                                   int c2, uint32_t bar) {
+    asm volatile(
+        "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
+        " [%0], [%1, {%2, %3, %4}], [%5];\n" ::"r"(dst),
+        "l"((uint64_t)(uintptr_t)tm), "r"(c0), "r"(c1), "r"(c2), "r"(bar)
+        : "memory");
+}
 /* TMA: the box at (c0, c1, c2) of tensor map tm into shared address dst of every CTA in mask,
  * each CTA's barrier at offset bar receiving the bytes as complete_tx. */
 static __device__ __forceinline__ void tma_load_3d_mc(uint32_t dst, const mf_tmap *tm, int c0,

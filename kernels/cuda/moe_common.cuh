@@ -75,6 +75,7 @@ typedef struct moe_dev {
     int n_chunks;    /* ceil(T*top_k / MOE_CHUNK) */
     int route_bytes; /* routing scratch bytes per warp */
     int out_vec;     /* out is 8-byte aligned and H % 4 == 0: combine stores 4 bf16 at once */
+    int b_tma;       /* wgmma GEMMs: B tiles by TMA through the kernel's tensor map */
 #ifdef MF_CUDA_WITH_MUTANTS
     int mutant;
 #endif

@@ -215,7 +215,8 @@ static __global__ void __launch_bounds__(256) moe_combine_kernel(const moe_dev k
 typedef void (*gemm_fn)(const moe_dev);
 typedef void (*gemm_fn_mc)(const moe_dev, const mf_tmap);
 
-/* BM: rows of the tile table's tiles (the cluster variants: two CTAs of 64 CW rows each) */
+/* BM: rows of the tile table's tiles (the cluster variants: two CTAs of 64 CW rows each).
+ * fn: the mma.sync kernels; fnc: the wgmma ones, which take the B operand's tensor map. */
 typedef struct gemm_variant {
     int mode, BM, BN, vec, threads, smem, wg, mc;
     gemm_fn fn;
@@ -231,7 +232,7 @@ typedef struct gemm_variant {
 #define GW(MODE, BN, CW, ST)                                                            \
     {                                                                                   \
         MODE, 64 * CW, BN, 1, 128 * (CW + 1), wg_smem_bytes(BN, CW, ST), 1, 0,          \
-            moe_gemm_wg_kernel<MODE, BN, CW, ST>, "wg" #CW "x" #BN, NULL                \
+            NULL, "wg" #CW "x" #BN, moe_gemm_wg_kernel<MODE, BN, CW, ST>                \
     }
 #define GWC(MODE, BN, CW, ST)                                                           \
     {                                                                                   \
@@ -275,6 +276,7 @@ typedef struct cuda_ctx {
     int wgmma;    /* compute capability 9.0: the sm_90a code with wgmma runs */
     int force_bm; /* MOEFUZZ_CUDA_BM=16|64|128: the mma.sync path with this tile height */
     int clusters;    /* the cluster (TMA multicast) GEMMs can run: sm_90a, driver entry point */
+    int b_tma;       /* the other wgmma GEMMs load B by TMA too (MOEFUZZ_CUDA_TMA=0: cp.async) */
     void *encode_fn; /* cuTensorMapEncodeTiled, from the driver */
     int force_wg_mc; /* MOEFUZZ_CUDA_WG=...c: the cluster variant of that shape */
     int mc_max[64];  /* per variant (at most 64): clusters of two that fit on the device at once */
@@ -408,12 +410,14 @@ static double expected_tiles(const mf_kernel_params *p, double m, int BM) {
     return t * p->E_local;
 }
 
-/* Work rounds of a persistent GEMM times the bytes each item moves per K stage (A rows that
- * exist plus the B tile): the model that picks the B tile width of the wgmma kernels. */
-static double wg_cost(double tiles, long long brows, int BN, int BM, double m, int sms) {
+/* Work rounds of a persistent GEMM times the weight rows each item streams per K stage: the
+ * model that picks the B tile width of the wgmma kernels. The B tile comes from DRAM (by TMA);
+ * the item's A rows are shared by every N block of its row tile and mostly come from L2, so
+ * they are not counted (counting them chose wider tiles that measured up to 2% slower). */
+static double wg_cost(double tiles, long long brows, int BN, int sms) {
     const double items = tiles * (double)((brows + BN - 1) / BN);
     const double grid = items < sms ? (items > 1.0 ? items : 1.0) : sms;
-    return ceil(items / grid) * ((m < BM ? m : BM) + BN);
+    return ceil(items / grid) * BN;
 }
 
 static int choose_cfg(const cuda_ctx *c, const mf_kernel_params *p, moe_cfg *cfg, char *msg,
@@ -422,8 +426,8 @@ static int choose_cfg(const cuda_ctx *c, const mf_kernel_params *p, moe_cfg *cfg
     const long long n = (long long)p->T * p->top_k;
     cfg->vec1 = p->H % 8 == 0 && aligned16(p->x) && aligned16(p->w13);
     cfg->vec2 = p->I % 8 == 0 && aligned16(p->w2);
-    /* The 16-byte path on sm_90a: the persistent wgmma kernels (tile shapes below), except for
-     * decode steps too small to give every SM a work item. Elsewhere mma.sync: 16 rows while
+    /* The 16-byte path on sm_90a: the persistent wgmma kernels (tile shapes below), decode
+     * steps included. Elsewhere (MOEFUZZ_CUDA_WG=off, or no sm_90a) mma.sync: 16 rows while
      * most experts fit one 16-row tile (decode: weight streaming, the grid is all N blocks), 64
      * once they would need several (each extra tile of an expert re-reads its weights), 128
      * when the GEMMs are compute-bound. The tiling never changes a result: every output keeps
@@ -440,11 +444,14 @@ static int choose_cfg(const cuda_ctx *c, const mf_kernel_params *p, moe_cfg *cfg
             if (c->force_wg_mc && c->clusters) mc = 1, BM *= 2;
         } else if (c->wgmma && c->force_wg_cw == 0 && m >= c->wg_min_rows) {
             if (m < 12) {
-                /* decode: 64-row tiles, B tiles of 128 rows streamed 8 stages (128 KB) deep, if
-                 * both GEMMs give every SM an item; else the many-block mma.sync path */
-                const long long t = est_tiles(p, 64);
-                if (t * ((b1 + 127) / 128) >= sms && t * ((b2 + 127) / 128) >= sms)
-                    wg = 1, BM = 64, wg_bn1 = wg_bn2 = 128;
+                /* decode: one consumer warpgroup of 64 rows; per GEMM the B tile width (64 or
+                 * 128) with the fewer rounds x weight rows per item; 128 on a tie (fewer
+                 * items). Measured on an H100 (docs/cuda-perf-notes.md, version 4): this beats
+                 * the 16-row mma.sync path at T = 1 and 8 on all three bench shapes. */
+                const double t = (double)est_tiles(p, 64);
+                wg = 1, BM = 64;
+                wg_bn1 = wg_cost(t, b1, 64, sms) < wg_cost(t, b1, 128, sms) ? 64 : 128;
+                wg_bn2 = wg_cost(t, b2, 64, sms) < wg_cost(t, b2, 128, sms) ? 64 : 128;
             } else {
                 /* 3 x 64 or 2 x 64 rows: the tile height whose expected row fill (each tile of
                  * an expert streams all of its weights) times the tile's reuse (2 BM BN /
@@ -456,15 +463,12 @@ static int choose_cfg(const cuda_ctx *c, const mf_kernel_params *p, moe_cfg *cfg
                 const int cw = s3 >= s2 ? 3 : 2, wide = cw == 3 ? 192 : 256;
                 const double t = cw == 3 ? t3 : t2;
                 wg = 1, BM = 64 * cw;
-                /* per GEMM the B tile width with the fewer rounds x bytes per item */
-                wg_bn1 = wg_cost(t, b1, wide, BM, m, sms) <= wg_cost(t, b1, 128, BM, m, sms)
-                             ? wide
-                             : 128;
-                wg_bn2 = wg_cost(t, b2, wide, BM, m, sms) <= wg_cost(t, b2, 128, BM, m, sms)
-                             ? wide
-                             : 128;
+                /* per GEMM the B tile width with the fewer rounds x weight rows per item (the
+                 * wide one on a tie) */
+                wg_bn1 = wg_cost(t, b1, wide, sms) <= wg_cost(t, b1, 128, sms) ? wide : 128;
+                wg_bn2 = wg_cost(t, b2, wide, sms) <= wg_cost(t, b2, 128, sms) ? wide : 128;
                 /* many rows per expert: the cluster variant, each B tile multicast to two CTAs
-                 * of 192 rows. Measured on an H100 (docs/cuda-perf-notes.md): 5% faster at
+                 * of 192 rows. Measured on an H100 (docs/cuda-perf-notes.md): 5-14% faster at
                  * 1024 rows per expert, slower at 128 and 256. */
                 if (cw == 3 && m >= 768 && c->clusters)
                     mc = 1, BM = 384, wg_bn1 = wg_bn2 = 192;
@@ -569,16 +573,12 @@ static void launch_kernel(gemm_fn fn, dim3 grid, int threads, int smem, cudaStre
 #endif
 }
 
-/* Launches a cluster variant (clusters of two CTAs, with PDL when asked) with the tensor map of
- * its B operand: W13 as [E_local][2 I][H] or W2 as [E_local][H][I], boxes of 64 K x BN / 2 rows,
- * 128-byte swizzle (the layout the kernel's wgmma descriptors read), zero fill outside. */
-static int launch_mc(const cuda_ctx *c, const gemm_variant *g, int grid, cudaStream_t st, int pdl,
-                     const moe_dev &kp, const mf_kernel_params *p, char *msg, size_t msg_len) {
-#ifdef MF_CUDA_EMULATE
-    (void)c, (void)g, (void)grid, (void)st, (void)pdl, (void)kp, (void)p;
-    snprintf(msg, msg_len, "moe_cuda: cluster variants are not emulated");
-    return 1;
-#else
+/* The tensor map of a wgmma variant's B operand: W13 as [E_local][2 I][H] or W2 as
+ * [E_local][H][I], boxes of 64 K x BN / 2 rows, 128-byte swizzle (the layout the kernel's wgmma
+ * descriptors read), zero fill outside. */
+#ifndef MF_CUDA_EMULATE
+static int encode_b_map(const cuda_ctx *c, const gemm_variant *g, const mf_kernel_params *p,
+                        mf_tmap *out, char *msg, size_t msg_len) {
     typedef CUresult (*encode_t)(CUtensorMap *, CUtensorMapDataType, cuuint32_t, void *,
                                  const cuuint64_t *, const cuuint64_t *, const cuuint32_t *,
                                  const cuuint32_t *, CUtensorMapInterleave, CUtensorMapSwizzle,
@@ -599,23 +599,50 @@ static int launch_mc(const cuda_ctx *c, const gemm_variant *g, int grid, cudaStr
                  g->name);
         return 1;
     }
+    memcpy(out, &m, sizeof *out);
+    return 0;
+}
+#endif
+
+/* Launches a wgmma variant on a persistent grid (the cluster variants: clusters of two CTAs),
+ * with PDL when asked, B by TMA for the cluster variants and where c->b_tma. */
+static int launch_wg(const cuda_ctx *c, const gemm_variant *g, int grid, cudaStream_t st, int pdl,
+                     const moe_dev &kp, const mf_kernel_params *p, char *msg, size_t msg_len) {
+    moe_dev k2 = kp;
+    k2.b_tma = g->mc || c->b_tma;
     mf_tmap tm;
-    memcpy(&tm, &m, sizeof tm);
+    memset(&tm, 0, sizeof tm);
+#ifdef MF_CUDA_EMULATE
+    (void)pdl, (void)p;
+    if (k2.b_tma) {
+        snprintf(msg, msg_len, "moe_cuda: clusters and TMA are not emulated (%s)", g->name);
+        return 1;
+    }
+    g->fnc<<<grid, g->threads, g->smem, st>>>(k2, tm);
+#else
+    if (k2.b_tma && encode_b_map(c, g, p, &tm, msg, msg_len)) return 1;
     cudaLaunchConfig_t lc = {};
     cudaLaunchAttribute at[2] = {};
-    at[0].id = cudaLaunchAttributeClusterDimension;
-    at[0].val.clusterDim.x = 2, at[0].val.clusterDim.y = 1, at[0].val.clusterDim.z = 1;
-    at[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    at[1].val.programmaticStreamSerializationAllowed = 1;
+    int na = 0;
+    if (g->mc) {
+        at[na].id = cudaLaunchAttributeClusterDimension;
+        at[na].val.clusterDim.x = 2, at[na].val.clusterDim.y = 1, at[na].val.clusterDim.z = 1;
+        na++;
+    }
+    if (pdl) {
+        at[na].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+        at[na].val.programmaticStreamSerializationAllowed = 1;
+        na++;
+    }
     lc.gridDim = dim3((unsigned)grid);
     lc.blockDim = dim3((unsigned)g->threads);
     lc.dynamicSmemBytes = (size_t)g->smem;
     lc.stream = st;
     lc.attrs = at;
-    lc.numAttrs = pdl ? 2 : 1;
-    (void)cudaLaunchKernelEx(&lc, g->fnc, kp, tm); /* its error stays for cudaGetLastError */
-    return 0;
+    lc.numAttrs = (unsigned)na;
+    (void)cudaLaunchKernelEx(&lc, g->fnc, k2, tm); /* its error stays for cudaGetLastError */
 #endif
+    return 0;
 }
 
 /* Launches GEMM variant g: a persistent grid of `persistent` blocks (wgmma; clusters of two for
@@ -623,9 +650,9 @@ static int launch_mc(const cuda_ctx *c, const gemm_variant *g, int grid, cudaStr
 static int launch_gemm(const cuda_ctx *c, const gemm_variant *g, int persistent, int nblocks,
                        int tiles, cudaStream_t st, int pdl, const moe_dev &kp,
                        const mf_kernel_params *p, char *msg, size_t msg_len) {
-    if (g->mc) return launch_mc(c, g, persistent, st, pdl, kp, p, msg, msg_len);
-    const dim3 grid = g->wg ? dim3((unsigned)persistent) : dim3((unsigned)nblocks, (unsigned)tiles);
-    launch_kernel(g->fn, grid, g->threads, g->smem, st, pdl, kp);
+    if (g->wg) return launch_wg(c, g, persistent, st, pdl, kp, p, msg, msg_len);
+    launch_kernel(g->fn, dim3((unsigned)nblocks, (unsigned)tiles), g->threads, g->smem, st, pdl,
+                  kp);
     return 0;
 }
 
@@ -798,7 +825,8 @@ static int cuda_create(void **out, char *msg, size_t msg_len) {
         if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &enc, 12000,
                                              cudaEnableDefault, &q) == cudaSuccess &&
             q == cudaDriverEntryPointSuccess && enc) {
-            c->encode_fn = enc, c->clusters = 1;
+            const char *tma = getenv("MOEFUZZ_CUDA_TMA");
+            c->encode_fn = enc, c->clusters = 1, c->b_tma = !(tma && !strcmp(tma, "0"));
             for (int i = 0; i < N_GEMM_VARIANTS && i < 64; i++) {
                 const gemm_variant *g = &gemm_variants[i];
                 if (!g->mc) continue;

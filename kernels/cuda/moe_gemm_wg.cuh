@@ -68,17 +68,26 @@ static __device__ __forceinline__ void wg_item(int w, int n_tiles, int NB, int &
     tile = t0 + (r - nb * gs);
 }
 
-/* The rows of tile ti this CTA computes: all of them, or (MC) half crank of the tile's 2 BM;
- * nrows <= 0 when that half is empty. */
+/* The rows of tile ti this CTA computes: all of them, or (MC) a share of the tile's up to 2 BM
+ * rows: the rows are split in 64-row units (one per consumer warpgroup), rank 0 taking the
+ * first half of the units rounded up, rank 1 the rest. The pair advances stage by stage at the
+ * pace of its busier CTA, so a partial tile (an expert's last) is split evenly rather than
+ * filling rank 0 first. nrows <= 0 when this CTA has no rows. */
 template <bool MC, int BM>
 static __device__ __forceinline__ void wg_rows(int4 ti, uint32_t crank, int &row0, int &nrows) {
-    row0 = ti.y + (int)crank * BM;
-    nrows = MC ? (ti.z - (int)crank * BM < BM ? ti.z - (int)crank * BM : BM) : ti.z;
+    if (!MC) {
+        row0 = ti.y, nrows = ti.z;
+        return;
+    }
+    const int units = (ti.z + 63) / 64, r0 = (units + 1) / 2 * 64;
+    const int first = ti.z < r0 ? ti.z : r0; /* <= BM: units <= 2 BM / 64 */
+    row0 = ti.y + (crank ? first : 0);
+    nrows = crank ? ti.z - first : first;
 }
 
 /* MC = false: one CTA per work item (moe_gemm_wg_kernel). MC = true: a cluster of two CTAs per
- * item (moe_gemm_wgc_kernel): the tile table's tiles hold 2 BM rows, CTA rank r computes rows
- * [r BM, r BM + BM) of its tile, and the two share the B tile: rank r's producer loads half r of
+ * item (moe_gemm_wgc_kernel): the tile table's tiles hold 2 BM rows, each CTA computes its share
+ * of them (wg_rows), and the two share the B tile: rank r's producer loads half r of
  * it (GEMM1: r = 0 the gate rows, r = 1 the up rows; GEMM2: the first or second BN / 2 rows) with
  * one TMA multicast into the same slot of both CTAs. A slot is free once the consumer warps of
  * BOTH CTAs have released it (each arrives on its own and on its peer's "empty" barrier); "full"
@@ -102,10 +111,11 @@ static __device__ __forceinline__ void moe_gemm_wg_body(const moe_dev &kp, const
     const uint32_t bar_full = sbase + S * STAGE, bar_empty = bar_full + 8 * S;
 
     const uint32_t crank = MC ? cluster_rank() : 0;
+    const bool btma = MC || kp.b_tma; /* B by TMA (uniform over the grid) */
     if (threadIdx.x == 0) {
         for (int s = 0; s < S; s++) {
             /* every producer thread's cp.async arrival (and the expect-tx one) */
-            mbar_init(bar_full + 8 * s, MC ? 129 : 128);
+            mbar_init(bar_full + 8 * s, btma ? 129 : 128);
             mbar_init(bar_empty + 8 * s, (MC ? 8 : 4) * CW); /* one per consumer warp, both CTAs */
         }
         mbar_init_fence();
@@ -148,8 +158,9 @@ static __device__ __forceinline__ void moe_gemm_wg_body(const moe_dev &kp, const
             const int le = ti.x, n0 = nb * NOUT;
             int row0, nrows;
             wg_rows<MC, BM>(ti, crank, row0, nrows);
-            /* MC: the first weight row of the B half this CTA multicasts */
-            int brow = 0;
+            /* B by TMA: the first weight row of each half of the B tile (MC: this CTA
+             * multicasts half crank) */
+            int brow[2];
 
             /* B rows of this thread: w13 gate/up rows by layout, or w2 rows */
             const uint16_t *bsrc[B_IT];
@@ -158,7 +169,7 @@ static __device__ __forceinline__ void moe_gemm_wg_body(const moe_dev &kp, const
                 int gate_first = kp.layout == MF_ABI_LAYOUT_GATE_UP;
                 if (MF_MUT(GATE_UP_SWAPPED)) gate_first = !gate_first;
                 const int gate_row0 = gate_first ? 0 : kp.I, up_row0 = gate_first ? kp.I : 0;
-                brow = (crank ? up_row0 : gate_row0) + n0;
+                brow[0] = gate_row0 + n0, brow[1] = up_row0 + n0;
 #pragma unroll
                 for (int i = 0; i < B_IT; i++) {
                     const int up = i >= B_IT / 2;
@@ -167,19 +178,36 @@ static __device__ __forceinline__ void moe_gemm_wg_body(const moe_dev &kp, const
                 }
             } else {
                 const uint16_t *wb = kp.w2 + (size_t)le * kp.H * kp.I;
-                brow = n0 + (int)crank * (BN / 2);
+                brow[0] = n0, brow[1] = n0 + BN / 2;
 #pragma unroll
                 for (int i = 0; i < B_IT; i++) {
                     const int col = n0 + rsub + 16 * i;
                     bsrc[i] = col < N ? wb + (size_t)col * K : NULL;
                 }
             }
+            /* thread 0: the B tile of stage kt into slot s by TMA, both halves (MC: this CTA's
+             * half into both CTAs) */
+            auto tma_b = [&](int s, int kt) {
+                const uint32_t sb = sbase + s * STAGE + STAGE_A, bar = bar_full + 8 * s;
+                mbar_expect_tx(bar, BN * 128); /* both halves */
+                if (MC)
+                    tma_load_3d_mc(sb + crank * (BN / 2) * 128, tmb, kt * WG_BK, brow[crank], le,
+                                   bar, 0x3);
+                else
+                    for (int h = 0; h < 2; h++)
+                        tma_load_3d(sb + h * (BN / 2) * 128, tmb, kt * WG_BK, brow[h], le, bar);
+            };
             /* GEMM2: the weight rows of the first stages go out before the wait for GEMM1 */
             int pre = 0;
             if (!waited) {
                 pre = nk < S ? nk : S;
                 int s2 = slot;
                 for (int kt = 0; kt < pre; kt++) {
+                    if (btma) {
+                        if (t == 0) tma_b(s2, kt);
+                        s2 = s2 + 1 == S ? 0 : s2 + 1;
+                        continue;
+                    }
                     /* a fresh ring: every slot is free (the empty phases still read as done) */
                     const uint32_t sb = sbase + s2 * STAGE + STAGE_A;
                     const int kc = kt * WG_BK + chunk * 8;
@@ -218,12 +246,8 @@ static __device__ __forceinline__ void moe_gemm_wg_body(const moe_dev &kp, const
                 for (int i = 0; i < A_IT; i++)
                     if (asrc[i] != NULL)
                         cp_async_16(sa + dst0 + 2048 * i, kc < K ? asrc[i] + kc : abase, kc < K ? 16 : 0);
-                if (MC) {
-                    if (t == 0) {
-                        mbar_expect_tx(bar_full + 8 * slot, BN * 128); /* both halves */
-                        tma_load_3d_mc(sb + crank * (BN / 2) * 128, tmb, kt * WG_BK, brow, le,
-                                       bar_full + 8 * slot, 0x3);
-                    }
+                if (btma) {
+                    if (t == 0 && kt >= pre) tma_b(slot, kt);
                 } else if (kt >= pre) {
 #pragma unroll
                     for (int i = 0; i < B_IT; i++)
@@ -321,13 +345,16 @@ static __device__ __forceinline__ void moe_gemm_wg_body(const moe_dev &kp, const
 #endif /* MF_HAVE_WGMMA */
 }
 
+/* tmb: the B operand's tensor map (GEMM1: W13 as [E_local][2 I][H], GEMM2: W2 as [E_local][H][I];
+ * boxes of 64 K x BN / 2 rows, 128-byte swizzle), read when kp.b_tma is set (else B by
+ * cp.async, the emulator's path). */
 template <int MODE, int BN, int CW, int S>
-static __global__ void __launch_bounds__(128 * (CW + 1), 1) moe_gemm_wg_kernel(const moe_dev kp) {
-    moe_gemm_wg_body<MODE, BN, CW, S, false>(kp, NULL);
+static __global__ void __launch_bounds__(128 * (CW + 1), 1)
+    moe_gemm_wg_kernel(const moe_dev kp, const __grid_constant__ mf_tmap tmb) {
+    moe_gemm_wg_body<MODE, BN, CW, S, false>(kp, &tmb);
 }
 
-/* Launched in clusters of two CTAs (moe_cuda.cu); tmb: the B operand's tensor map (GEMM1: W13 as
- * [E_local][2 I][H], GEMM2: W2 as [E_local][H][I]; boxes of 64 K x BN / 2 rows, 128-byte swizzle). */
+/* Launched in clusters of two CTAs (moe_cuda.cu), B always by TMA multicast. */
 template <int MODE, int BN, int CW, int S>
 static __global__ void __launch_bounds__(128 * (CW + 1), 1)
     moe_gemm_wgc_kernel(const moe_dev kp, const __grid_constant__ mf_tmap tmb) {

@@ -23,10 +23,10 @@
 #ifndef MF_HOPPER_EMU_CUH
 #define MF_HOPPER_EMU_CUH
 
-/* Clusters and TMA are not modelled: the host never selects the cluster variants under the
- * emulator (moe_cuda.cu), so reaching one of these is an error. */
+/* Clusters and TMA are not modelled: under the emulator the host never selects the cluster
+ * variants and loads B with cp.async (moe_cuda.cu), so reaching one of these is an error. */
 static inline uint32_t cluster_rank(void) {
-    fprintf(stderr, "emu: clusters are not modelled\n");
+    fprintf(stderr, "emu: clusters and TMA are not modelled\n");
     abort();
 }
 static inline void cluster_sync(void) {
@@ -36,6 +36,9 @@ static inline void mbar_arrive_peer(uint32_t, uint32_t) {
     cluster_rank();
 }
 static inline void mbar_expect_tx(uint32_t, uint32_t) {
+    cluster_rank();
+}
+static inline void tma_load_3d(uint32_t, const mf_tmap *, int, int, int, uint32_t) {
     cluster_rank();
 }
 static inline void tma_load_3d_mc(uint32_t, const mf_tmap *, int, int, int, uint32_t, uint16_t) {
