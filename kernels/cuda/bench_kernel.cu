@@ -5,7 +5,7 @@
  *
  * For each (shape, T): the median over --reps replays of a CUDA graph of the whole MoE (routing
  * through combine), for the fused kernel (through its ABI, kernels/cuda/moe_cuda.cu) and for
- * the baseline, timed with events in the same process. Inputs are generated on the device
+ * the baseline, timed with events in the same process, their replays alternating. Inputs are generated on the device
  * (hash-based, never zero): x ~ N(0,1), logits ~ N(0,1), W13 ~ N(0, 1/sqrt(H)), W2 ~ N(0,
  * 1/sqrt(I)), bias ~ 0.1 N(0,1). Four input sets rotate between replays so that consecutive
  * replays route to different experts; the weights are replicated too when all of them would fit
@@ -323,26 +323,35 @@ static int cmp_float(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-/* Median milliseconds of `reps` replays of graphs[rep % n], all enqueued before any wait so the
- * GPU never idles on the host. */
-static float time_graphs(cudaGraphExec_t *g, int n, int reps, cudaStream_t st) {
-    cudaEvent_t *ev = (cudaEvent_t *)malloc(sizeof(cudaEvent_t) * 2 * reps);
-    float *ms = (float *)malloc(sizeof(float) * reps);
-    for (int i = 0; i < 2 * reps; i++) CK(cudaEventCreate(&ev[i]));
-    for (int i = 0; i < n; i++) CK(cudaGraphLaunch(g[i], st)); /* warm-up */
-    for (int r = 0; r < reps; r++) {
-        CK(cudaEventRecord(ev[2 * r], st));
-        CK(cudaGraphLaunch(g[r % n], st));
-        CK(cudaEventRecord(ev[2 * r + 1], st));
-    }
+/* Median milliseconds of `reps` replays of each of ng graph sets: replay r runs g[0][r % n],
+ * g[1][r % n], ... in turn, each between two events, all enqueued before any wait so the GPU
+ * never idles on the host. Alternating the fused kernel with its baseline gives both the same
+ * clocks and temperature: a compute-bound shape's run-to-run drift (several percent on an H100)
+ * then moves both medians, not their ratio. */
+static void time_graphs(cudaGraphExec_t *const *g, int ng, int n, int reps, cudaStream_t st,
+                        float *med) {
+    const int m = ng * reps;
+    cudaEvent_t *ev = (cudaEvent_t *)malloc(sizeof(cudaEvent_t) * 2 * m);
+    float *ms = (float *)malloc(sizeof(float) * m);
+    for (int i = 0; i < 2 * m; i++) CK(cudaEventCreate(&ev[i]));
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < ng; j++) CK(cudaGraphLaunch(g[j][i], st)); /* warm-up */
+    for (int r = 0; r < reps; r++)
+        for (int j = 0; j < ng; j++) {
+            CK(cudaEventRecord(ev[2 * (j * reps + r)], st));
+            CK(cudaGraphLaunch(g[j][r % n], st));
+            CK(cudaEventRecord(ev[2 * (j * reps + r) + 1], st));
+        }
     CK(cudaStreamSynchronize(st));
-    for (int r = 0; r < reps; r++) CK(cudaEventElapsedTime(&ms[r], ev[2 * r], ev[2 * r + 1]));
-    qsort(ms, (size_t)reps, sizeof(float), cmp_float);
-    float med = reps % 2 ? ms[reps / 2] : 0.5f * (ms[reps / 2 - 1] + ms[reps / 2]);
-    for (int i = 0; i < 2 * reps; i++) cudaEventDestroy(ev[i]);
+    for (int i = 0; i < m; i++) CK(cudaEventElapsedTime(&ms[i], ev[2 * i], ev[2 * i + 1]));
+    for (int j = 0; j < ng; j++) {
+        float *x = ms + (size_t)j * reps;
+        qsort(x, (size_t)reps, sizeof(float), cmp_float);
+        med[j] = reps % 2 ? x[reps / 2] : 0.5f * (x[reps / 2 - 1] + x[reps / 2]);
+    }
+    for (int i = 0; i < 2 * m; i++) cudaEventDestroy(ev[i]);
     free(ev);
     free(ms);
-    return med;
 }
 
 /* Copy bandwidth (bytes read + written per second) of a device-to-device copy of 1 GiB. */
@@ -486,11 +495,6 @@ static int bench_one(const shape_data *sd, int T, int reps, int use_base, cublas
         CK(cudaGraphInstantiate(&gf[i], g, 0));
         CK(cudaGraphDestroy(g));
     }
-    row->fused_us = 1e3 * time_graphs(gf, BENCH_SETS, reps, st);
-    /* set 0 last, for the comparison below */
-    CK(cudaGraphLaunch(gf[0], st));
-    CK(cudaStreamSynchronize(st));
-
     /* routing of every set (baseline routing kernel), for the baseline's host-side expert lists
      * and the bytes of the distinct experts selected */
     int32_t *ids_d;
@@ -515,13 +519,13 @@ static int bench_one(const shape_data *sd, int T, int reps, int use_base, cublas
     distinct /= BENCH_SETS;
     double bytes = distinct * 3.0 * H * I * 2 + (double)T * H * 2 * 2 + (double)T * E * 4;
     double flops = 2.0 * T * k * 3.0 * H * I;
-    double t = row->fused_us * 1e-6;
-    row->tflops = flops / t * 1e-12;
-    row->gbs = bytes / t * 1e-9;
-    row->pct_mem = 100.0 * bytes / copy_bw / t;
-    row->pct_compute = gemm_rate > 0 ? 100.0 * flops / gemm_rate / t : -1;
 
-    if (use_base && cb->dl) {
+    if (!(use_base && cb->dl)) {
+        float med;
+        cudaGraphExec_t *sets[1] = {gf};
+        time_graphs(sets, 1, BENCH_SETS, reps, st, &med);
+        row->fused_us = 1e3 * med;
+    } else {
         /* permutation per set: rows grouped by expert, in entry order */
         uint16_t *xg, *c1, *hb, *yb;
         CK(cudaMalloc(&xg, (size_t)n * H * 2));
@@ -575,8 +579,13 @@ static int bench_one(const shape_data *sd, int T, int reps, int use_base, cublas
             CK(cudaGraphDestroy(g));
         }
         if (fail) return 1;
-        row->base_us = 1e3 * time_graphs(gb, BENCH_SETS, reps, st);
+        float med[2];
+        cudaGraphExec_t *sets[2] = {gf, gb};
+        time_graphs(sets, 2, BENCH_SETS, reps, st, med);
+        row->fused_us = 1e3 * med[0], row->base_us = 1e3 * med[1];
         row->have_base = 1;
+        /* set 0 of each last, for the comparison below */
+        CK(cudaGraphLaunch(gf[0], st));
         CK(cudaGraphLaunch(gb[0], st));
         CK(cudaStreamSynchronize(st));
         /* loose agreement: a broken baseline (or kernel) shows here */
@@ -609,6 +618,11 @@ static int bench_one(const shape_data *sd, int T, int reps, int use_base, cublas
         CK(cudaFree(row_token_d));
         CK(cudaFree(entry_row_d));
     }
+    double t = row->fused_us * 1e-6;
+    row->tflops = flops / t * 1e-12;
+    row->gbs = bytes / t * 1e-9;
+    row->pct_mem = 100.0 * bytes / copy_bw / t;
+    row->pct_compute = gemm_rate > 0 ? 100.0 * flops / gemm_rate / t : -1;
     for (int i = 0; i < BENCH_SETS; i++) {
         cudaGraphExecDestroy(gf[i]);
         CK(cudaFree(x[i]));
@@ -800,8 +814,9 @@ extern "C" int mf_bench_kernel_main(int argc, char **argv) {
         }
         if (sd.bias) CK(cudaFree(sd.bias));
     }
-    printf("\ncard: %s; median of %d CUDA-graph replays; copy %.0f GB/s", prop.name, reps,
-           copy_bw * 1e-9);
+    printf("\ncard: %s; median of %d CUDA-graph replays (fused and baseline alternating); "
+           "copy %.0f GB/s",
+           prop.name, reps, copy_bw * 1e-9);
     if (gemm_rate > 0) printf("; cuBLAS bf16 %.0f TFLOP/s", gemm_rate * 1e-12);
     printf("\n%-14s %5s %10s %10s %8s %8s %8s %7s %7s %-18s %s\n", "shape", "T", "fused_us",
            "cublas_us", "speedup", "TFLOP/s", "GB/s", "%mem", "%comp", "check", "gemms");
