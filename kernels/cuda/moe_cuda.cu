@@ -151,7 +151,10 @@ static __global__ void __launch_bounds__(128) moe_place_kernel(const moe_dev kp)
 }
 
 /* out[t][c] = bf16(acc), acc = sum over local slots in slot order of y (fp32 adds), times rsf
- * at the output site. One thread per 4 columns of a token. */
+ * at the output site. One thread per 4 columns of a token. The slots go in groups of 8: the
+ * group's row flags, then its y values are all loaded before the first add, so a decode step
+ * waits for two memory round trips per group, not two per slot; the adds keep slot order. */
+#define COMBINE_GROUP 8
 static __global__ void __launch_bounds__(256) moe_combine_kernel(const moe_dev kp) {
     griddep_wait(); /* launched early behind GEMM2 (programmatic dependent launch) */
     const int ncol4 = (kp.H + 3) / 4;
@@ -160,22 +163,33 @@ static __global__ void __launch_bounds__(256) moe_combine_kernel(const moe_dev k
     const int t = (int)(idx / ncol4), c0 = (int)(idx % ncol4) * 4;
     const int k = kp.top_k, vec = (kp.H % 4) == 0;
     float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    for (int s = 0; s < k; s++) {
-        const size_t e = (size_t)t * k + s;
-        if (kp.entry_row[e] < 0) continue; /* another rank's expert (or a dropped row) */
-        const float *y = kp.ybuf + e * kp.H + c0;
-        float v[4];
-        if (vec) {
-            float4 q = *(const float4 *)y;
-            v[0] = q.x, v[1] = q.y, v[2] = q.z, v[3] = q.w;
-        } else {
+    for (int s0 = 0; s0 < k; s0 += COMBINE_GROUP) {
+        bool local[COMBINE_GROUP];
+        float v[COMBINE_GROUP][4];
 #pragma unroll
-            for (int j = 0; j < 4; j++) v[j] = c0 + j < kp.H ? y[j] : 0.0f;
+        for (int j = 0; j < COMBINE_GROUP; j++) /* another rank's expert (or a dropped row): -1 */
+            local[j] = s0 + j < k && kp.entry_row[(size_t)t * k + s0 + j] >= 0;
+#pragma unroll
+        for (int j = 0; j < COMBINE_GROUP; j++) {
+            v[j][0] = v[j][1] = v[j][2] = v[j][3] = 0.0f; /* not added where !local[j] */
+            if (!local[j]) continue;
+            const float *y = kp.ybuf + ((size_t)t * k + s0 + j) * kp.H + c0;
+            if (vec) {
+                float4 q = *(const float4 *)y;
+                v[j][0] = q.x, v[j][1] = q.y, v[j][2] = q.z, v[j][3] = q.w;
+            } else {
+#pragma unroll
+                for (int c = 0; c < 4; c++) v[j][c] = c0 + c < kp.H ? y[c] : 0.0f;
+            }
         }
 #pragma unroll
-        for (int j = 0; j < 4; j++) {
-            acc[j] = __fadd_rn(acc[j], v[j]);
-            if (MF_MUT(BF16_COMBINE)) acc[j] = bf16_to_f32(f32_to_bf16(acc[j]));
+        for (int j = 0; j < COMBINE_GROUP; j++) {
+            if (!local[j]) continue;
+#pragma unroll
+            for (int c = 0; c < 4; c++) {
+                acc[c] = __fadd_rn(acc[c], v[j][c]);
+                if (MF_MUT(BF16_COMBINE)) acc[c] = bf16_to_f32(f32_to_bf16(acc[c]));
+            }
         }
     }
     if (kp.rsf_site == MF_ABI_RSF_OUTPUT && !MF_MUT(RSF_DROPPED)) {
