@@ -32,6 +32,9 @@
  *      steps and for devices without sm_90a. Measurements: docs/cuda-perf-notes.md.
  *   3  cluster variants of the wgmma GEMMs: two CTAs per item, the B tile multicast to both by
  *      TMA; chosen for many rows per expert.
+ *   4  the wgmmas no longer serialized by ptxas (warp-uniform warpgroup index and flags); B by
+ *      TMA in every wgmma kernel; decode steps on the wgmma kernels too; cluster tiles split
+ *      evenly; the combine loads a group of slots before adding them.
  */
 #include <math.h>
 #include <stdint.h>

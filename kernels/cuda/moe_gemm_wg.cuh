@@ -6,14 +6,17 @@
  * y = w * o into ybuf[entry]), over the same tile table (tiles of BM = 64 CW rows).
  *
  * Block: one producer warpgroup and CW consumer warpgroups (CW = 1, 2 or 3).
- *   producer   copies the A rows (BM x 64 per stage) and the B rows (BN x 64) of every K stage
- *              into an S-deep ring of 128-byte-swizzled shared tiles with cp.async; the stage's
- *              "full" mbarrier completes when all 128 threads' copies have landed
- *              (cp.async.mbarrier.arrive.noinc). It waits on the slot's "empty" mbarrier first.
- *              Rows past the tile's rows (A) or past N (B) are not copied at all: whatever the
- *              slot holds there only reaches accumulators of rows or columns that are never
- *              stored (row i of D reads row i of A only, column n row n of B only). The K
- *              remainder of a real row is zero-filled, so it adds nothing to a real output.
+ *   producer   copies the A rows (BM x 64 per stage) of every K stage with cp.async and loads
+ *              its B rows (BN x 64) by TMA (kp.b_tma; else with cp.async too, the CPU
+ *              emulator's path) into an S-deep ring of 128-byte-swizzled shared tiles; the
+ *              stage's "full" mbarrier completes when all 128 threads' copies have landed
+ *              (cp.async.mbarrier.arrive.noinc) and, with TMA, the expect-tx arrival's bytes
+ *              too. It waits on the slot's "empty" mbarrier first. A rows past the tile's rows
+ *              are not copied, B rows past N are not copied (cp.async) or read as zeros or
+ *              other rows of the tensor (TMA): whatever the slot holds there only reaches
+ *              accumulators of rows or columns that are never stored (row i of D reads row i of
+ *              A only, column n row n of B only). The K remainder of a real row is zero in both
+ *              operands, so it adds nothing to a real output.
  *   consumers  warpgroup c owns rows 64 c .. 64 c + 63 of the tile and all BN columns: per stage
  *              it waits on "full", issues one wgmma m64nBNk16 per k16 step (4 per stage), and
  *              keeps one stage of wgmmas in flight: after committing stage kt it waits for stage
