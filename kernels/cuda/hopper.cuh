@@ -102,7 +102,8 @@ static __device__ __forceinline__ void fence_proxy_async(void) {
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
 }
 
-/* ---- clusters of two CTAs and TMA multicast (sm_90a; the GEMM's cluster variants) ---- */
+/* ---- TMA loads (the wgmma GEMMs' B tiles), clusters of two CTAs and TMA multicast (the
+ * cluster variants); sm_90a ---- */
 #if MF_HAVE_WGMMA
 static __device__ __forceinline__ uint32_t cluster_rank(void) {
     uint32_t r;

@@ -230,15 +230,15 @@ static __global__ void __launch_bounds__(256) moe_combine_kernel(const moe_dev k
  *   3x192 (S 4), 3x128 (S 5), 2x256 (S 4) and 2x128 (S 6) for many rows per expert, 1x128
  *   (S 8) and 1x64 (S 12) for few. */
 typedef void (*gemm_fn)(const moe_dev);
-typedef void (*gemm_fn_mc)(const moe_dev, const mf_tmap);
+typedef void (*gemm_fn_wg)(const moe_dev, const mf_tmap);
 
 /* BM: rows of the tile table's tiles (the cluster variants: two CTAs of 64 CW rows each).
- * fn: the mma.sync kernels; fnc: the wgmma ones, which take the B operand's tensor map. */
+ * fn: the mma.sync kernels; fnw: the wgmma ones, which take the B operand's tensor map. */
 typedef struct gemm_variant {
     int mode, BM, BN, vec, threads, smem, wg, mc;
     gemm_fn fn;
     const char *name;
-    gemm_fn_mc fnc;
+    gemm_fn_wg fnw;
 } gemm_variant;
 
 #define GV(MODE, BM, BN, WM, WN, ST, VEC)                                               \
@@ -635,7 +635,7 @@ static int launch_wg(const cuda_ctx *c, const gemm_variant *g, int grid, cudaStr
         snprintf(msg, msg_len, "moe_cuda: clusters and TMA are not emulated (%s)", g->name);
         return 1;
     }
-    g->fnc<<<grid, g->threads, g->smem, st>>>(k2, tm);
+    g->fnw<<<grid, g->threads, g->smem, st>>>(k2, tm);
 #else
     if (k2.b_tma && encode_b_map(c, g, p, &tm, msg, msg_len)) return 1;
     cudaLaunchConfig_t lc = {};
@@ -657,7 +657,7 @@ static int launch_wg(const cuda_ctx *c, const gemm_variant *g, int grid, cudaStr
     lc.stream = st;
     lc.attrs = at;
     lc.numAttrs = (unsigned)na;
-    (void)cudaLaunchKernelEx(&lc, g->fnc, k2, tm); /* its error stays for cudaGetLastError */
+    (void)cudaLaunchKernelEx(&lc, g->fnw, k2, tm); /* its error stays for cudaGetLastError */
 #endif
     return 0;
 }
@@ -829,7 +829,7 @@ static int cuda_create(void **out, char *msg, size_t msg_len) {
             return 1;
         }
         const void *fn = gemm_variants[i].fn ? (const void *)gemm_variants[i].fn
-                                             : (const void *)gemm_variants[i].fnc;
+                                             : (const void *)gemm_variants[i].fnw;
         CUDA_CREATE_TRY(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                              gemm_variants[i].smem));
     }
@@ -857,7 +857,7 @@ static int cuda_create(void **out, char *msg, size_t msg_len) {
                 lc.attrs = at;
                 lc.numAttrs = 1;
                 int n = 0;
-                if (cudaOccupancyMaxActiveClusters(&n, (const void *)g->fnc, &lc) != cudaSuccess)
+                if (cudaOccupancyMaxActiveClusters(&n, (const void *)g->fnw, &lc) != cudaSuccess)
                     n = 0;
                 c->mc_max[i] = n;
                 if (n < 1) c->clusters = 0; /* then no cluster variant is chosen */
