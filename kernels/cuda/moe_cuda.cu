@@ -592,24 +592,33 @@ static void launch_kernel(gemm_fn fn, dim3 grid, int threads, int smem, cudaStre
 
 /* The tensor map of a wgmma variant's B operand: W13 as [E_local][2 I][H] or W2 as
  * [E_local][H][I], boxes of 64 K x BN / 2 rows, 128-byte swizzle (the layout the kernel's wgmma
- * descriptors read), zero fill outside. */
-#ifndef MF_CUDA_EMULATE
+ * descriptors read), zero fill outside. Under the emulator, its own map of the same tensor. */
 static int encode_b_map(const cuda_ctx *c, const gemm_variant *g, const mf_kernel_params *p,
                         mf_tmap *out, char *msg, size_t msg_len) {
+    const int up = g->mode == MODE_UP;
+    const unsigned long long K = (unsigned long long)(up ? p->H : p->I);
+    const unsigned long long rows = (unsigned long long)(up ? 2 * p->I : p->H);
+    void *base = (void *)(up ? p->w13 : p->w2);
+#ifdef MF_CUDA_EMULATE
+    (void)c, (void)msg, (void)msg_len;
+    const unsigned long long dims[3] = {K, rows, (unsigned long long)p->E_local};
+    const unsigned long long strides[2] = {K * 2, K * rows * 2};
+    const unsigned box[3] = {64, (unsigned)(g->BN / 2), 1};
+    emu_tmap_encode(out, base, dims, strides, box);
+    return 0;
+#else
     typedef CUresult (*encode_t)(CUtensorMap *, CUtensorMapDataType, cuuint32_t, void *,
                                  const cuuint64_t *, const cuuint64_t *, const cuuint32_t *,
                                  const cuuint32_t *, CUtensorMapInterleave, CUtensorMapSwizzle,
                                  CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
     static_assert(sizeof(CUtensorMap) == sizeof(mf_tmap), "mf_tmap mirrors CUtensorMap");
-    const int up = g->mode == MODE_UP;
-    const cuuint64_t K = (cuuint64_t)(up ? p->H : p->I), rows = (cuuint64_t)(up ? 2 * p->I : p->H);
     const cuuint64_t dims[3] = {K, rows, (cuuint64_t)p->E_local};
     const cuuint64_t strides[2] = {K * 2, K * rows * 2};
     const cuuint32_t box[3] = {64, (cuuint32_t)(g->BN / 2), 1}, es[3] = {1, 1, 1};
     CUtensorMap m;
     CUresult r = ((encode_t)c->encode_fn)(
-        &m, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, (void *)(up ? p->w13 : p->w2), dims, strides, box,
-        es, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+        &m, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, base, dims, strides, box, es,
+        CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
         CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
     if (r != CUDA_SUCCESS) {
         snprintf(msg, msg_len, "moe_cuda: cuTensorMapEncodeTiled failed (%d) for %s", (int)r,
@@ -618,8 +627,8 @@ static int encode_b_map(const cuda_ctx *c, const gemm_variant *g, const mf_kerne
     }
     memcpy(out, &m, sizeof *out);
     return 0;
-}
 #endif
+}
 
 /* Launches a wgmma variant on a persistent grid (the cluster variants: clusters of two CTAs),
  * with PDL when asked, B by TMA for the cluster variants and where c->b_tma. */
@@ -629,15 +638,15 @@ static int launch_wg(const cuda_ctx *c, const gemm_variant *g, int grid, cudaStr
     k2.b_tma = g->mc || c->b_tma;
     mf_tmap tm;
     memset(&tm, 0, sizeof tm);
+    if (k2.b_tma && encode_b_map(c, g, p, &tm, msg, msg_len)) return 1;
 #ifdef MF_CUDA_EMULATE
-    (void)pdl, (void)p;
-    if (k2.b_tma) {
-        snprintf(msg, msg_len, "moe_cuda: clusters and TMA are not emulated (%s)", g->name);
+    (void)pdl;
+    if (g->mc) {
+        snprintf(msg, msg_len, "moe_cuda: clusters are not emulated (%s)", g->name);
         return 1;
     }
     g->fnw<<<grid, g->threads, g->smem, st>>>(k2, tm);
 #else
-    if (k2.b_tma && encode_b_map(c, g, p, &tm, msg, msg_len)) return 1;
     cudaLaunchConfig_t lc = {};
     cudaLaunchAttribute at[2] = {};
     int na = 0;
@@ -818,6 +827,8 @@ static int cuda_create(void **out, char *msg, size_t msg_len) {
     c->verbose = verb && !strcmp(verb, "1");
     const char *pdl = getenv("MOEFUZZ_CUDA_PDL");
     c->pdl = !pdl ? 1 : !strcmp(pdl, "0") ? 0 : !strcmp(pdl, "2") ? 2 : 1;
+    const char *tma = getenv("MOEFUZZ_CUDA_TMA");
+    const int want_tma = !(tma && !strcmp(tma, "0"));
     /* dynamic shared memory above 48 KB must be opted into, once per kernel */
     for (int i = 0; i < N_GEMM_VARIANTS; i++) {
         if (gemm_variants[i].smem > c->smem_optin) {
@@ -842,8 +853,7 @@ static int cuda_create(void **out, char *msg, size_t msg_len) {
         if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &enc, 12000,
                                              cudaEnableDefault, &q) == cudaSuccess &&
             q == cudaDriverEntryPointSuccess && enc) {
-            const char *tma = getenv("MOEFUZZ_CUDA_TMA");
-            c->encode_fn = enc, c->clusters = 1, c->b_tma = !(tma && !strcmp(tma, "0"));
+            c->encode_fn = enc, c->clusters = 1, c->b_tma = want_tma;
             for (int i = 0; i < N_GEMM_VARIANTS && i < 64; i++) {
                 const gemm_variant *g = &gemm_variants[i];
                 if (!g->mc) continue;
@@ -865,6 +875,8 @@ static int cuda_create(void **out, char *msg, size_t msg_len) {
         }
         (void)cudaGetLastError();
     }
+#else
+    c->b_tma = want_tma && c->wgmma; /* the emulator models TMA loads, not clusters */
 #endif
     CUDA_CREATE_TRY(cudaFuncSetAttribute((const void *)moe_prep_small_kernel,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize,

@@ -7,8 +7,7 @@
  *
  * Block: one producer warpgroup and CW consumer warpgroups (CW = 1, 2 or 3).
  *   producer   copies the A rows (BM x 64 per stage) of every K stage with cp.async and loads
- *              its B rows (BN x 64) by TMA (kp.b_tma; else with cp.async too, the CPU
- *              emulator's path) into an S-deep ring of 128-byte-swizzled shared tiles; the
+ *              its B rows (BN x 64) by TMA (kp.b_tma; else with cp.async too) into an S-deep ring of 128-byte-swizzled shared tiles; the
  *              stage's "full" mbarrier completes when all 128 threads' copies have landed
  *              (cp.async.mbarrier.arrive.noinc) and, with TMA, the expect-tx arrival's bytes
  *              too. It waits on the slot's "empty" mbarrier first. A rows past the tile's rows
@@ -350,7 +349,7 @@ static __device__ __forceinline__ void moe_gemm_wg_body(const moe_dev &kp, const
 
 /* tmb: the B operand's tensor map (GEMM1: W13 as [E_local][2 I][H], GEMM2: W2 as [E_local][H][I];
  * boxes of 64 K x BN / 2 rows, 128-byte swizzle), read when kp.b_tma is set (else B by
- * cp.async, the emulator's path). */
+ * cp.async). */
 template <int MODE, int BN, int CW, int S>
 static __global__ void __launch_bounds__(128 * (CW + 1), 1)
     moe_gemm_wg_kernel(const moe_dev kp, const __grid_constant__ mf_tmap tmb) {

@@ -46,6 +46,7 @@ struct wg_op {
 
 struct mbar_state {
     int expected = 0, pending = 0;
+    long long tx = 0;            /* transaction bytes expected and not yet completed */
     unsigned phase = 0;          /* completed phases */
     std::vector<cp_copy> copies; /* tracked copies: land when the current phase completes */
 };
@@ -273,9 +274,10 @@ void run_block(unsigned nthreads) {
         }
     }
     for (auto &m : mbars)
-        if (!m.second.copies.empty()) {
+        if (!m.second.copies.empty() || m.second.tx != 0) {
             cur = -1;
-            die("the block ends with cp.async copies tracked by an unfinished mbarrier phase");
+            die("the block ends with copies (cp.async or TMA) tracked by an unfinished mbarrier "
+                "phase");
         }
 }
 
@@ -406,9 +408,10 @@ static mbar_state &mbar_at(uint32_t bar, const char *what) {
     return it->second;
 }
 
-static void mbar_complete_one(mbar_state &m) {
-    if (m.pending <= 0) die("mbarrier: more arrivals than expected in a phase");
-    if (--m.pending > 0) return;
+/* The phase completes once every arrival and every expected transaction byte is in: then, and
+ * not before, its tracked copies land. */
+static void mbar_try_complete(mbar_state &m) {
+    if (m.pending > 0 || m.tx > 0) return;
     for (const cp_copy &c : m.copies) {
         if (c.bytes > 0) memcpy(smem_raw + c.saddr, c.src, (size_t)c.bytes);
         if (c.bytes < 16) memset(smem_raw + c.saddr + c.bytes, 0, (size_t)(16 - c.bytes));
@@ -416,6 +419,12 @@ static void mbar_complete_one(mbar_state &m) {
     m.copies.clear();
     m.phase++;
     m.pending = m.expected;
+}
+
+static void mbar_complete_one(mbar_state &m) {
+    if (m.pending <= 0) die("mbarrier: more arrivals than expected in a phase");
+    --m.pending;
+    mbar_try_complete(m);
 }
 
 void emu_mbar_init(uint32_t bar, int count) {
@@ -448,6 +457,71 @@ void emu_cp_async_mbar_arrive(uint32_t bar) {
     m.copies.insert(m.copies.end(), f.open.begin(), f.open.end());
     f.open.clear();
     mbar_complete_one(m);
+}
+
+void emu_mbar_expect_tx(uint32_t bar, uint32_t bytes) {
+    mbar_state &m = mbar_at(bar, "mbarrier.arrive.expect_tx");
+    m.tx += bytes;
+    mbar_complete_one(m);
+}
+
+/* ---- Hopper: TMA (cp.async.bulk.tensor, tile mode, one CTA) ----
+ * The emulator's tensor map (emu_tmap_encode; the kernel only passes it through): the global
+ * base, then per dimension its size, the byte strides of dimensions 1 and 2, and the box. */
+struct emu_tmap {
+    const unsigned char *base;
+    unsigned long long dims[3], strides[2];
+    unsigned box[3];
+    unsigned long long magic;
+};
+static const unsigned long long kTmapMagic = 0x7e6d617054414dull;
+
+void emu_tmap_encode(void *tmap, const void *base, const unsigned long long dims[3],
+                     const unsigned long long strides[2], const unsigned box[3]) {
+    static_assert(sizeof(emu_tmap) <= 128, "a tensor map has 128 bytes");
+    emu_tmap t;
+    memset(&t, 0, sizeof t);
+    t.base = (const unsigned char *)base;
+    memcpy(t.dims, dims, sizeof t.dims);
+    memcpy(t.strides, strides, sizeof t.strides);
+    memcpy(t.box, box, sizeof t.box);
+    t.magic = kTmapMagic;
+    memset(tmap, 0, 128);
+    memcpy(tmap, &t, sizeof t);
+}
+
+/* bf16 elements; the box's rows (dimension 1, and 2) land one after the other, 2 box[0] bytes
+ * each, with the 128-byte swizzle applied to the shared address (16-byte chunk bits [4:6] ^=
+ * bits [7:9]); elements outside the tensor are zeros; the box's bytes count as complete_tx on
+ * the barrier; the data lands when the barrier's phase completes. */
+void emu_tma_load_3d(uint32_t dst, const void *tmap, int c0, int c1, int c2, uint32_t bar) {
+    emu_tmap t;
+    memcpy(&t, tmap, sizeof t);
+    if (t.magic != kTmapMagic) die("cp.async.bulk.tensor: not a tensor map from emu_tmap_encode");
+    if (t.box[0] * 2 != 128) die("cp.async.bulk.tensor: only 128-byte box rows are modelled");
+    if (c0 % 8) die("cp.async.bulk.tensor: only 16-byte aligned inner coordinates are modelled");
+    const unsigned rows = t.box[1] * t.box[2];
+    emu_check_smem(dst, (size_t)rows * 128, 128, "cp.async.bulk.tensor destination");
+    mbar_state &m = mbar_at(bar, "cp.async.bulk.tensor");
+    for (unsigned z = 0; z < t.box[2]; z++)
+        for (unsigned y = 0; y < t.box[1]; y++) {
+            const uint32_t row = dst + (z * t.box[1] + y) * 128u;
+            const long long gy = (long long)c1 + y, gz = (long long)c2 + z;
+            const bool in_row = gy >= 0 && gy < (long long)t.dims[1] && gz >= 0 &&
+                                gz < (long long)t.dims[2];
+            for (int ch = 0; ch < 8; ch++) {
+                const uint32_t a = row + 16u * ch, sw = a ^ (((a >> 7) & 7u) << 4);
+                const long long gx = (long long)c0 + 8 * ch; /* first element of the chunk */
+                long long n = in_row && gx >= 0 ? (long long)t.dims[0] - gx : 0;
+                n = n < 0 ? 0 : n > 8 ? 8 : n;
+                const unsigned char *src =
+                    n > 0 ? t.base + gz * t.strides[1] + gy * t.strides[0] + gx * 2 : nullptr;
+                m.copies.push_back(cp_copy{sw, src, (int)(2 * n)});
+            }
+        }
+    m.tx -= (long long)rows * 128;
+    if (m.tx < 0) die("cp.async.bulk.tensor: more bytes than the barrier's phase expects");
+    mbar_try_complete(m);
 }
 
 /* ---- Hopper: wgmma ---- */

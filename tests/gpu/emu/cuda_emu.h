@@ -171,6 +171,10 @@ void emu_mbar_init(uint32_t bar, int count);
 void emu_mbar_arrive(uint32_t bar);
 void emu_mbar_wait(uint32_t bar, uint32_t parity);
 void emu_cp_async_mbar_arrive(uint32_t bar);
+void emu_mbar_expect_tx(uint32_t bar, uint32_t bytes);
+void emu_tmap_encode(void *tmap, const void *base, const unsigned long long dims[3],
+                     const unsigned long long strides[2], const unsigned box[3]);
+void emu_tma_load_3d(uint32_t dst, const void *tmap, int c0, int c1, int c2, uint32_t bar);
 void emu_wgmma(float *d, int n, uint64_t da, uint64_t db);
 void emu_wgmma_commit(void);
 void emu_wgmma_wait(int n);

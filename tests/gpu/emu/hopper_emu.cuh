@@ -8,6 +8,12 @@
  *              the thread's uncommitted cp.async copies are handed to the barrier and land only
  *              when the barrier's current phase completes (the latest moment the hardware
  *              allows), the arrival counting at once.
+ *   mbarrier.arrive.expect_tx, cp.async.bulk.tensor (TMA, tile mode, one CTA)
+ *              a phase completes when its arrivals and its expected transaction bytes are all
+ *              in; a TMA box counts its bytes at once and its data (zeros outside the tensor,
+ *              rows through the 128-byte swizzle of the shared address) lands only when the
+ *              phase completes, like a tracked cp.async. The tensor map is the emulator's own
+ *              (emu_tmap_encode), which the kernel only passes through.
  *   wgmma      K-major operands through the descriptor (start address, stride byte offset,
  *              128-byte swizzle: address bits [4:6] ^= bits [7:9]; other modes abort), each
  *              thread's accumulator elements by the documented fragment layout, every k16 step
@@ -23,22 +29,16 @@
 #ifndef MF_HOPPER_EMU_CUH
 #define MF_HOPPER_EMU_CUH
 
-/* Clusters and TMA are not modelled: under the emulator the host never selects the cluster
- * variants and loads B with cp.async (moe_cuda.cu), so reaching one of these is an error. */
+/* Clusters (and so TMA multicast and remote arrivals) are not modelled: under the emulator the
+ * host never selects the cluster variants (moe_cuda.cu), so reaching one of these is an error. */
 static inline uint32_t cluster_rank(void) {
-    fprintf(stderr, "emu: clusters and TMA are not modelled\n");
+    fprintf(stderr, "emu: clusters are not modelled\n");
     abort();
 }
 static inline void cluster_sync(void) {
     cluster_rank();
 }
 static inline void mbar_arrive_peer(uint32_t, uint32_t) {
-    cluster_rank();
-}
-static inline void mbar_expect_tx(uint32_t, uint32_t) {
-    cluster_rank();
-}
-static inline void tma_load_3d(uint32_t, const mf_tmap *, int, int, int, uint32_t) {
     cluster_rank();
 }
 static inline void tma_load_3d_mc(uint32_t, const mf_tmap *, int, int, int, uint32_t, uint16_t) {
@@ -57,6 +57,13 @@ static inline void mbar_wait(uint32_t bar, uint32_t parity) {
 }
 static inline void cp_async_mbar_arrive(uint32_t bar) {
     emu_cp_async_mbar_arrive(bar);
+}
+static inline void mbar_expect_tx(uint32_t bar, uint32_t bytes) {
+    emu_mbar_expect_tx(bar, bytes);
+}
+static inline void tma_load_3d(uint32_t dst, const mf_tmap *tm, int c0, int c1, int c2,
+                               uint32_t bar) {
+    emu_tma_load_3d(dst, tm, c0, c1, c2, bar);
 }
 static inline void cp_async_wait_all(void) { /* = commit_group + wait_group 0 */
     emu_cp_async_commit();
