@@ -199,26 +199,27 @@ static __device__ __forceinline__ void moe_gemm_wg_body(const moe_dev &kp, const
                     for (int h = 0; h < 2; h++)
                         tma_load_3d(sb + h * (BN / 2) * 128, tmb, kt * WG_BK, brow[h], le, bar);
             };
-            /* GEMM2: the weight rows of the first stages go out before the wait for GEMM1 */
+            /* the B tile of stage kt into slot s: by TMA (thread 0), or this thread's rows by
+             * cp.async (tracked by its next cp_async_mbar_arrive) */
+            auto load_b = [&](int s, int kt) {
+                if (btma) {
+                    if (t == 0) tma_b(s, kt);
+                    return;
+                }
+                const uint32_t sb = sbase + s * STAGE + STAGE_A;
+                const int kc = kt * WG_BK + chunk * 8;
+#pragma unroll
+                for (int i = 0; i < B_IT; i++)
+                    if (bsrc[i] != NULL)
+                        cp_async_16(sb + dst0 + 2048 * i, kc < K ? bsrc[i] + kc : abase, kc < K ? 16 : 0);
+            };
+            /* GEMM2: the weight rows of the first stages go out before the wait for GEMM1 (a
+             * fresh ring: every slot is free, the empty phases still read as done) */
             int pre = 0;
             if (!waited) {
                 pre = nk < S ? nk : S;
-                int s2 = slot;
-                for (int kt = 0; kt < pre; kt++) {
-                    if (btma) {
-                        if (t == 0) tma_b(s2, kt);
-                        s2 = s2 + 1 == S ? 0 : s2 + 1;
-                        continue;
-                    }
-                    /* a fresh ring: every slot is free (the empty phases still read as done) */
-                    const uint32_t sb = sbase + s2 * STAGE + STAGE_A;
-                    const int kc = kt * WG_BK + chunk * 8;
-#pragma unroll
-                    for (int i = 0; i < B_IT; i++)
-                        if (bsrc[i] != NULL)
-                            cp_async_16(sb + dst0 + 2048 * i, kc < K ? bsrc[i] + kc : kp.w2, kc < K ? 16 : 0);
-                    s2 = s2 + 1 == S ? 0 : s2 + 1;
-                }
+                for (int kt = 0, s2 = slot; kt < pre; kt++, s2 = s2 + 1 == S ? 0 : s2 + 1)
+                    load_b(s2, kt);
                 griddep_wait();
                 griddep_launch();
                 waited = 1;
@@ -242,20 +243,13 @@ static __device__ __forceinline__ void moe_gemm_wg_body(const moe_dev &kp, const
 
             for (int kt = 0; kt < nk; kt++) {
                 mbar_wait(bar_empty + 8 * slot, phase ^ 1);
-                const uint32_t sa = sbase + slot * STAGE, sb = sa + STAGE_A;
+                const uint32_t sa = sbase + slot * STAGE;
                 const int kc = kt * WG_BK + chunk * 8;
 #pragma unroll
                 for (int i = 0; i < A_IT; i++)
                     if (asrc[i] != NULL)
                         cp_async_16(sa + dst0 + 2048 * i, kc < K ? asrc[i] + kc : abase, kc < K ? 16 : 0);
-                if (btma) {
-                    if (t == 0 && kt >= pre) tma_b(slot, kt);
-                } else if (kt >= pre) {
-#pragma unroll
-                    for (int i = 0; i < B_IT; i++)
-                        if (bsrc[i] != NULL)
-                            cp_async_16(sb + dst0 + 2048 * i, kc < K ? bsrc[i] + kc : abase, kc < K ? 16 : 0);
-                }
+                if (kt >= pre) load_b(slot, kt);
                 cp_async_mbar_arrive(bar_full + 8 * slot);
                 if (++slot == S) slot = 0, phase ^= 1;
             }
