@@ -35,10 +35,6 @@
 #define MOE_SMALL_T 64
 #define MOE_PREP_THREADS 1024
 
-/* Routing flags per expert (scratch byte). */
-#define RT_MASKED 1u
-#define RT_TAKEN 2u
-
 /* Everything a kernel needs, by value (about 260 bytes of kernel parameters). Pointers are
  * device pointers: tensors are the caller's (valid during run() and until the stream reaches
  * this call's end), the rest lie in the caller's workspace (layout: moe_cuda.cu, ws_layout). */

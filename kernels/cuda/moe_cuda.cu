@@ -68,6 +68,8 @@
 /* ---- stage kernels ---- */
 
 /* Small T: route every token, count rows per expert, scan, place: one block, 1024 threads.
+ * At most 32 entries (tiny: n <= 32, launched with one warp per routing warp only): the
+ * routing warps also leave the ids in tmp[], and warp 0 dispatches them alone.
  * Shared memory: pos[E_local], cnt[E_local], tmp[68], then nrw routing scratches. */
 static __global__ void __launch_bounds__(MOE_PREP_THREADS, 1)
     moe_prep_small_kernel(const moe_dev kp, int nrw) {
@@ -76,11 +78,21 @@ static __global__ void __launch_bounds__(MOE_PREP_THREADS, 1)
     unsigned char *scratch = (unsigned char *)(tmp + 68);
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int n = kp.T * kp.top_k;
-    for (int e = tid; e < kp.E_local; e += blockDim.x) cnt[e] = 0;
+    const bool tiny = n <= 32;
+    /* GEMM1's blocks may launch now (programmatic dependent launch): they set up their rings
+     * and wait (griddepcontrol.wait) for this grid's end before reading anything it writes */
+    griddep_launch();
+    if (!tiny)
+        for (int e = tid; e < kp.E_local; e += blockDim.x) cnt[e] = 0;
     if (warp < nrw)
         for (int t = warp; t < kp.T; t += nrw)
-            route_token_warp(kp, t, scratch + (size_t)warp * kp.route_bytes, lane);
-    __syncthreads(); /* route_ids (global) and cnt = 0 visible to the whole block */
+            route_token_warp(kp, t, scratch + (size_t)warp * kp.route_bytes, lane,
+                             tiny ? tmp : NULL);
+    __syncthreads(); /* route_ids (global, and tmp[] when tiny) and cnt = 0 visible */
+    if (tiny) {
+        if (warp == 0) dispatch_tiny_warp(kp, tmp, n, lane);
+        return;
+    }
     for (int i = tid; i < n; i += blockDim.x) {
         int le = local_expert(kp, kp.route_ids[i]);
         if (le >= 0) atomicAdd(&cnt[le], 1); /* integer counts: order-free */
@@ -97,7 +109,7 @@ static __global__ void __launch_bounds__(128) moe_route_kernel(const moe_dev kp)
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int t = blockIdx.x * 4 + warp;
     if (t >= kp.T) return; /* whole warp */
-    route_token_warp(kp, t, smem_raw + (size_t)warp * kp.route_bytes, lane);
+    route_token_warp(kp, t, smem_raw + (size_t)warp * kp.route_bytes, lane, NULL);
 }
 
 /* Large T, 2/4: rows per local expert in each chunk of MOE_CHUNK entries (warp per chunk). */
@@ -743,7 +755,9 @@ static int cuda_run(void *vctx, const mf_kernel_params *p, char *msg, size_t msg
 
     /* 1. routing and dispatch */
     if (cfg.small) {
-        moe_prep_small_kernel<<<1, MOE_PREP_THREADS, cfg.prep_smem, st>>>(kp, cfg.nrw);
+        /* <= 32 entries: the routing warps alone (the kernel makes the same test) */
+        const int threads = p->T * p->top_k <= 32 ? 32 * cfg.nrw : MOE_PREP_THREADS;
+        moe_prep_small_kernel<<<1, threads, cfg.prep_smem, st>>>(kp, cfg.nrw);
         LAUNCHED("moe_prep_small_kernel");
     } else {
         int chunk_blocks = (L.n_chunks + 3) / 4;

@@ -61,21 +61,40 @@ static __device__ __forceinline__ int warp_argmax(float v, int i, int tie_high) 
     return i;
 }
 
-/* Bytes of routing scratch per warp: key[E] f32, gscore[NG] f32, flag[E] u8, keep[NG] u8. */
+/* Rank of a key as an unsigned integer, larger for the better key: NaN ranks as -inf, -0 as +0
+ * (the two compare equal, so they tie), and every key maps above 0, which marks an expert that
+ * cannot be chosen (excluded by its group, or taken). */
+static __device__ __forceinline__ uint32_t rank_bits(float k) {
+    const float v = rank_value(k);
+    const uint32_t b = v == 0.0f ? 0u : __float_as_uint(v);
+    return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+}
+
+/* Bytes of routing scratch per warp: key[E] f32, rank[E] u32 (gscore[NG] f32 lives there
+ * during the group stage), keep[NG] u8. */
 static __host__ __device__ __forceinline__ int route_scratch_bytes(int E, int NG) {
-    return (5 * E + 5 * NG + 15) / 16 * 16;
+    return (8 * E + NG + 15) / 16 * 16;
 }
 
 /* Routes token t with the 32 lanes of the calling warp (all must call). Writes route_ids and
- * route_w (and the caller's topk_ids / topk_weights when non-NULL) for entries t*top_k + slot. */
+ * route_w (and the caller's topk_ids / topk_weights when non-NULL) for entries t*top_k + slot,
+ * and the ids into rid_s[entry] too when rid_s is not NULL (shared memory).
+ *
+ * Top-k: each candidate is one 64-bit integer, rank bits above the index (its complement, so
+ * that the lower index wins a tie; the index itself for the tie mutant), 0 for none. The order
+ * of cand_better, without a branch: a lane takes the largest of its experts e = lane + 32 j,
+ * two warp max-reductions the largest of the warp (rank word, then index word), and the lane
+ * that holds the winner clears its rank. Only that lane reads the rank again, so the rounds
+ * need no warp barrier. */
 static __device__ void route_token_warp(const moe_dev &kp, int t, unsigned char *scratch,
-                                        int lane) {
+                                        int lane, int *rid_s) {
     const int E = kp.E, k = kp.top_k, NG = kp.n_group, G = E / NG;
-    float *key = (float *)scratch;                        /* [E] */
-    float *gscore = key + E;                              /* [NG] */
-    unsigned char *flag = (unsigned char *)(gscore + NG); /* [E] */
-    unsigned char *keep = flag + E;                       /* [NG] */
+    float *key = (float *)scratch;                          /* [E] */
+    uint32_t *rank = (uint32_t *)(key + E);                 /* [E] */
+    float *gscore = (float *)rank;                          /* [NG], group stage only */
+    unsigned char *keep = (unsigned char *)(rank + E);      /* [NG] */
     const int has_bias = kp.bias_dtype != MF_ABI_BIAS_NONE && kp.bias != NULL;
+    const int groups = NG > 1 && !MF_MUT(GROUPING_IGNORED);
 
     /* scores: softmax needs the row max and sum first */
     float m = 0.0f, sum = 1.0f;
@@ -95,12 +114,12 @@ static __device__ void route_token_warp(const moe_dev &kp, int t, unsigned char 
         float kv = has_bias ? s + bias_at(kp, e) : s;
         if (MF_MUT(BIAS_DROPPED)) kv = s;
         key[e] = kv;
-        flag[e] = 0;
+        if (!groups) rank[e] = rank_bits(kv);
     }
-    __syncwarp();
+    __syncwarp(); /* key[] complete: the group stage and two mutants read other lanes' keys */
 
     /* groups: keep topk_group by group score (ties: lower group); the rest are excluded */
-    if (NG > 1 && !MF_MUT(GROUPING_IGNORED)) {
+    if (groups) {
         int rule_max = kp.group_rule == MF_ABI_GROUP_MAX;
         if (MF_MUT(GROUP_RULE_SWAPPED)) rule_max = !rule_max;
         for (int g = lane; g < NG; g += 32) {
@@ -128,35 +147,41 @@ static __device__ void route_token_warp(const moe_dev &kp, int t, unsigned char 
             if (lane == 0 && bi >= 0) keep[bi] = 1;
             __syncwarp();
         }
-        for (int e = lane; e < E; e += 32)
-            if (!keep[e / G]) {
-                if (MF_MUT(GROUP_MASK_ZERO))
-                    key[e] = 0.0f;
-                else
-                    flag[e] = RT_MASKED;
+        /* rank[] overwrites gscore[]: every lane is past its last read of it */
+        for (int e = lane; e < E; e += 32) {
+            if (keep[e / G]) {
+                rank[e] = rank_bits(key[e]);
+            } else if (MF_MUT(GROUP_MASK_ZERO)) {
+                key[e] = 0.0f;
+                rank[e] = rank_bits(0.0f);
+            } else {
+                rank[e] = 0u;
             }
-        __syncwarp();
+        }
+        __syncwarp(); /* key[] (GROUP_MASK_ZERO) read below by any lane */
     }
 
-    /* top-k: repeated arg-max over experts neither excluded nor taken; lane n keeps slot n */
+    /* top-k: lane n keeps slot n */
     const int tie_high = MF_MUT(TIE_HIGHER_INDEX);
     int my_id = 0, id0 = 0;
     for (int n = 0; n < k; n++) {
-        float bv = 0.0f;
-        int bi = -1;
+        unsigned long long c = 0ull;
         for (int e = lane; e < E; e += 32) {
-            if (flag[e]) continue;
-            float v = rank_value(key[e]);
-            if (cand_better(v, e, bv, bi, tie_high)) bv = v, bi = e;
+            const uint32_t r = rank[e];
+            const unsigned long long ce =
+                r ? ((unsigned long long)r << 32) | (uint32_t)(tie_high ? e : ~e) : 0ull;
+            c = ce > c ? ce : c;
         }
-        int best = warp_argmax(bv, bi, tie_high);
+        /* the warp's largest: the rank bits first, then the index word among the lanes that
+         * hold that rank */
+        const uint32_t hi = (uint32_t)(c >> 32), whi = __reduce_max_sync(FULL_MASK, hi);
+        const uint32_t wlo = __reduce_max_sync(FULL_MASK, hi == whi ? (uint32_t)c : 0u);
+        int best = whi == 0u ? -1 : (int)(tie_high ? wlo : ~wlo);
         if (MF_MUT(NAN_DUPLICATE_IDS) && best >= 0 && isnan(key[best]) && n > 0) best = id0;
         if (best < 0) best = 0; /* unreachable: supports() demands topk_group * G >= top_k */
         if (n == 0) id0 = best;
         if (lane == n) my_id = best;
-        __syncwarp();
-        if (lane == 0) flag[best] |= RT_TAKEN;
-        __syncwarp();
+        if (lane == (best & 31)) rank[best] = 0u; /* taken; only this lane reads it again */
     }
 
     /* weights from the unbiased scores; the sum in slot order (every lane the same chain) */
@@ -177,6 +202,7 @@ static __device__ void route_token_warp(const moe_dev &kp, int t, unsigned char 
         size_t i = (size_t)t * k + lane;
         kp.route_ids[i] = my_id;
         kp.route_w[i] = w;
+        if (rid_s) rid_s[i] = my_id;
         if (kp.topk_ids) kp.topk_ids[i] = my_id;
         if (kp.topk_weights) kp.topk_weights[i] = w;
     }
@@ -226,6 +252,51 @@ static __device__ void scan_experts_block(const moe_dev &kp, const int *cnt, int
         }
     }
     if (tid == 0) *kp.n_tiles = tmp[65];
+}
+
+/* At most 32 entries (a decode step): one warp counts, scans and places them, from the local
+ * experts of entries 0..n-1 in ids[] (shared memory). The same rows and tile table as
+ * scan_experts_block + place_entries_warp: an expert's rows start after those of every lower
+ * expert and keep entry order (a lane's rank among the lanes of its expert), its tiles after
+ * those of every lower expert. expert_cnt / expert_start are not written: only the large-T
+ * path reads them. */
+static __device__ void dispatch_tiny_warp(const moe_dev &kp, const int *ids, int n, int lane) {
+    const int BM = kp.BM;
+    const int le = lane < n ? local_expert(kp, ids[lane]) : -1;
+    const bool valid = le >= 0;
+    /* radix ranks over the expert's bits, high to low: `same` ends as the lanes of my expert,
+     * `less` as the lanes of lower experts */
+    unsigned same = __ballot_sync(FULL_MASK, valid), less = 0u;
+    const int bits = kp.E_local > 1 ? 32 - __clz(kp.E_local - 1) : 0;
+    for (int b = bits - 1; b >= 0; b--) {
+        const bool one = valid && ((le >> b) & 1);
+        const unsigned ones = __ballot_sync(FULL_MASK, one);
+        if (one) less |= same & ~ones;
+        same &= one ? ones : ~ones;
+    }
+    const int c = valid ? __popc(same) : 0, rank = __popc(same & ((1u << lane) - 1u));
+    const int start = __popc(less);
+    /* the expert's first lane holds its tile count, 1 or 2 (c <= 32, BM >= 16); the
+     * partial-tile mutant forgets the last partial tile (floor, not ceil) */
+    const int nt = valid && rank == 0
+                       ? (MF_MUT(PARTIAL_TILE_DROPPED) ? c / BM : (c + BM - 1) / BM)
+                       : 0;
+    const unsigned one_tile = __ballot_sync(FULL_MASK, nt == 1),
+                   two_tiles = __ballot_sync(FULL_MASK, nt == 2);
+    const int tile0 = __popc(less & one_tile) + 2 * __popc(less & two_tiles);
+    if (lane < n) {
+        int row = valid ? start + rank : -1;
+        if (valid) {
+            kp.row_entry[row] = lane;
+            if (MF_MUT(PARTIAL_TILE_DROPPED) && rank >= c / BM * BM) row = -1;
+        }
+        kp.entry_row[lane] = row;
+    }
+    for (int i = 0; i < nt; i++) {
+        const int rows = c - i * BM < BM ? c - i * BM : BM;
+        kp.tiles[tile0 + i] = make_int4(le, start + i * BM, rows, 0);
+    }
+    if (lane == 0) *kp.n_tiles = __popc(one_tile) + 2 * __popc(two_tiles);
 }
 
 /* One warp assigns rows to entries [i0, i1) in order: pos[e] (shared) holds the next free row

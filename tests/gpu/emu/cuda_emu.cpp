@@ -382,6 +382,24 @@ unsigned __match_any_sync(unsigned mask, int v) {
     return m;
 }
 
+unsigned __ballot_sync(unsigned mask, int pred) {
+    if (mask != 0xffffffffu) die("__ballot_sync with a partial mask");
+    int all[32], p = pred != 0;
+    emu_warp_gather(&p, sizeof p, all, "__ballot_sync");
+    unsigned m = 0;
+    for (int l = 0; l < 32; l++)
+        if (all[l]) m |= 1u << l;
+    return m;
+}
+
+unsigned __reduce_max_sync(unsigned mask, unsigned v) {
+    if (mask != 0xffffffffu) die("__reduce_max_sync with a partial mask");
+    unsigned all[32], m = 0;
+    emu_warp_gather(&v, sizeof v, all, "__reduce_max_sync");
+    for (int l = 0; l < 32; l++) m = all[l] > m ? all[l] : m;
+    return m;
+}
+
 void emu_cp_async_16(uint32_t saddr, const void *gptr, int src_bytes) {
     emu_check_smem(saddr, 16, 16, "cp.async destination");
     if ((uintptr_t)gptr % 16) die("cp.async: global source not 16-byte aligned");

@@ -104,6 +104,9 @@ static inline float __fadd_rn(float a, float b) {
 static inline int __popc(unsigned x) {
     return __builtin_popcount(x);
 }
+static inline int __clz(int x) {
+    return x ? __builtin_clz((unsigned)x) : 32;
+}
 static inline int __ffs(int x) {
     return __builtin_ffs(x);
 }
@@ -127,6 +130,8 @@ void emu_warp_gather(const void *mine, size_t bytes, void *all, const char *what
 void emu_warp_pick(const void *mine, size_t bytes, const int *lanes, int n, void *out,
                    const char *what);
 unsigned __match_any_sync(unsigned mask, int v);
+unsigned __ballot_sync(unsigned mask, int pred);
+unsigned __reduce_max_sync(unsigned mask, unsigned v);
 /* Like emu_warp_gather, but the lanes' contributions go to compute(all, result) once per warp
  * (by the first lane to continue) and every lane receives the result (at most 512 bytes). */
 void emu_warp_compute(const void *mine, size_t bytes, void (*compute)(const void *, void *),
