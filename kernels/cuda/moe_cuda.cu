@@ -238,9 +238,9 @@ static __global__ void __launch_bounds__(256) moe_combine_kernel(const moe_dev k
  *   VEC = false: 2-byte loads for H or I not a multiple of 8 or unaligned tensors (BM 16 only).
  * wgmma (moe_gemm_wg.cuh), sm_90a devices (compute capability 9.0) and the 16-byte path only:
  *   persistent, warp-specialized; CW consumer warpgroups of 64 rows (BM = 64 CW), B tiles of BN
- *   rows, S stages of 128-byte-swizzled tiles, about 193 KB of shared memory each:
+ *   rows, S stages of 128-byte-swizzled tiles, about 193 KB of shared memory each (1x96: 201 KB):
  *   3x192 (S 4), 3x128 (S 5), 2x256 (S 4) and 2x128 (S 6) for many rows per expert, 1x128
- *   (S 8) and 1x64 (S 12) for few. */
+ *   (S 8), 1x96 (S 10) and 1x64 (S 12) for few. */
 typedef void (*gemm_fn)(const moe_dev);
 typedef void (*gemm_fn_wg)(const moe_dev, const mf_tmap);
 
@@ -279,7 +279,8 @@ static const gemm_variant gemm_variants[] = {
     GW(MODE_UP, 192, 3, 4),                GW(MODE_DOWN, 192, 3, 4),
     GW(MODE_UP, 128, 3, 5),                GW(MODE_DOWN, 128, 3, 5),
     GW(MODE_UP, 256, 2, 4),                GW(MODE_UP, 128, 2, 6),
-    GW(MODE_UP, 128, 1, 8),                GW(MODE_UP, 64, 1, 12),
+    GW(MODE_UP, 128, 1, 8),                GW(MODE_UP, 96, 1, 10),
+    GW(MODE_UP, 64, 1, 12),                GW(MODE_DOWN, 96, 1, 10),
     GW(MODE_DOWN, 256, 2, 4),              GW(MODE_DOWN, 128, 2, 6),
     GW(MODE_DOWN, 128, 1, 8),              GW(MODE_DOWN, 64, 1, 12),
     GWC(MODE_UP, 256, 2, 4),               GWC(MODE_DOWN, 256, 2, 4),
@@ -449,6 +450,17 @@ static double wg_cost(double tiles, long long brows, int BN, int sms) {
     return ceil(items / grid) * BN;
 }
 
+/* Decode: the B width of 128, 96 or 64 rows with the least wg_cost, the wider on a tie. 96
+ * fills the SMs where 128 leaves a quarter of them idle: qwen T=1's GEMM1 is 8 experts x 1536
+ * weight rows, 96 items of 128 or 128 items of 96 on 132 SMs. */
+static int decode_bn(double tiles, long long brows, int sms) {
+    static const int bns[3] = {128, 96, 64};
+    int best = bns[0];
+    for (int i = 1; i < 3; i++)
+        if (wg_cost(tiles, brows, bns[i], sms) < wg_cost(tiles, brows, best, sms)) best = bns[i];
+    return best;
+}
+
 static int choose_cfg(const cuda_ctx *c, const mf_kernel_params *p, moe_cfg *cfg, char *msg,
                       size_t msg_len) {
     memset(cfg, 0, sizeof *cfg);
@@ -473,14 +485,14 @@ static int choose_cfg(const cuda_ctx *c, const mf_kernel_params *p, moe_cfg *cfg
             if (c->force_wg_mc && c->clusters) mc = 1, BM *= 2;
         } else if (c->wgmma && c->force_wg_cw == 0 && m >= c->wg_min_rows) {
             if (m < 12) {
-                /* decode: one consumer warpgroup of 64 rows; per GEMM the B tile width (64 or
-                 * 128) with the fewer rounds x weight rows per item; 128 on a tie (fewer
-                 * items). Measured on an H100 (docs/cuda-perf-notes.md, version 4): this beats
-                 * the 16-row mma.sync path at T = 1 and 8 on all three bench shapes. */
+                /* decode: one consumer warpgroup of 64 rows; per GEMM the B tile width (64, 96
+                 * or 128) with the fewer rounds x weight rows per item (decode_bn). Measured on
+                 * an H100 (docs/cuda-perf-notes.md, version 4): this beats the 16-row mma.sync
+                 * path at T = 1 and 8 on all three bench shapes. */
                 const double t = (double)est_tiles(p, 64);
                 wg = 1, BM = 64;
-                wg_bn1 = wg_cost(t, b1, 64, sms) < wg_cost(t, b1, 128, sms) ? 64 : 128;
-                wg_bn2 = wg_cost(t, b2, 64, sms) < wg_cost(t, b2, 128, sms) ? 64 : 128;
+                wg_bn1 = decode_bn(t, b1, sms);
+                wg_bn2 = decode_bn(t, b2, sms);
             } else {
                 /* 3 x 64 or 2 x 64 rows: the tile height whose expected row fill (each tile of
                  * an expert streams all of its weights) times the tile's reuse (2 BM BN /
@@ -829,7 +841,8 @@ static int cuda_create(void **out, char *msg, size_t msg_len) {
     const char *wgv = getenv("MOEFUZZ_CUDA_WG");
     if (wgv && !strcmp(wgv, "off")) c->force_wg_cw = -1;
     if (wgv && (!strcmp(wgv, "3x192") || !strcmp(wgv, "3x128") || !strcmp(wgv, "2x256") ||
-                !strcmp(wgv, "2x128") || !strcmp(wgv, "1x128") || !strcmp(wgv, "1x64")))
+                !strcmp(wgv, "2x128") || !strcmp(wgv, "1x128") || !strcmp(wgv, "1x96") ||
+                !strcmp(wgv, "1x64")))
         c->force_wg_cw = wgv[0] - '0', c->force_wg_bn = atoi(wgv + 2);
     if (wgv && (!strcmp(wgv, "2x256c") || !strcmp(wgv, "3x192c")))
         c->force_wg_cw = wgv[0] - '0', c->force_wg_bn = atoi(wgv + 2), c->force_wg_mc = 1;

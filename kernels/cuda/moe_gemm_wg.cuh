@@ -105,7 +105,8 @@ static __device__ __forceinline__ void moe_gemm_wg_body(const moe_dev &kp, const
     constexpr int NOUT = MODE == MODE_UP ? BN / 2 : BN; /* output columns per item */
     constexpr int A_IT = BM / 16, B_IT = BN / 16;       /* rows per producer thread */
     static_assert(CW >= 1 && CW <= 3, "one to three consumer warpgroups");
-    static_assert(BN == 64 || BN == 128 || BN == 192 || BN == 256, "wgmma n of 64 to 256");
+    static_assert(BN == 64 || BN == 96 || BN == 128 || BN == 192 || BN == 256,
+                  "wgmma n of 64 to 256, whole 8-row swizzle atoms per half");
     static_assert(S >= 2, "a ring needs two stages");
 
     extern __shared__ __align__(128) unsigned char smem_raw[];
