@@ -35,6 +35,9 @@
  *   4  the wgmmas no longer serialized by ptxas (warp-uniform warpgroup index and flags); B by
  *      TMA in every wgmma kernel; decode steps on the wgmma kernels too; cluster tiles split
  *      evenly; the combine loads a group of slots before adding them.
+ *   5  top-k rounds by warp max-reductions over 64-bit candidates; decode steps of <= 32 entries
+ *      dispatched by one warp; the prep kernel lets GEMM1 launch at once; a 96-wide decode
+ *      tile (wg1x96).
  */
 #include <math.h>
 #include <stdint.h>
