@@ -41,26 +41,6 @@ static __device__ __forceinline__ float score_of(const moe_dev &kp, int t, int e
     return expf(l - m) / sum;
 }
 
-/* Candidate order of the arg-max reductions: valid beats invalid (index -1), then the larger
- * rank value, then the lower index (the higher one for the tie mutant). Indices are distinct, so
- * this is a total order and every lane of a butterfly ends with the same winner. */
-static __device__ __forceinline__ int cand_better(float va, int ia, float vb, int ib,
-                                                  int tie_high) {
-    if (ia < 0) return 0;
-    if (ib < 0) return 1;
-    if (va != vb) return va > vb;
-    return tie_high ? ia > ib : ia < ib;
-}
-
-static __device__ __forceinline__ int warp_argmax(float v, int i, int tie_high) {
-    for (int off = 16; off > 0; off >>= 1) {
-        float ov = __shfl_xor_sync(FULL_MASK, v, off);
-        int oi = __shfl_xor_sync(FULL_MASK, i, off);
-        if (cand_better(ov, oi, v, i, tie_high)) v = ov, i = oi;
-    }
-    return i;
-}
-
 /* Rank of a key as an unsigned integer, larger for the better key: NaN ranks as -inf, -0 as +0
  * (the two compare equal, so they tie), and every key maps above 0, which marks an expert that
  * cannot be chosen (excluded by its group, or taken). */
@@ -80,12 +60,12 @@ static __host__ __device__ __forceinline__ int route_scratch_bytes(int E, int NG
  * route_w (and the caller's topk_ids / topk_weights when non-NULL) for entries t*top_k + slot,
  * and the ids into rid_s[entry] too when rid_s is not NULL (shared memory).
  *
- * Top-k: each candidate is one 64-bit integer, rank bits above the index (its complement, so
- * that the lower index wins a tie; the index itself for the tie mutant), 0 for none. The order
- * of cand_better, without a branch: a lane takes the largest of its experts e = lane + 32 j,
- * two warp max-reductions the largest of the warp (rank word, then index word), and the lane
- * that holds the winner clears its rank. Only that lane reads the rank again, so the rounds
- * need no warp barrier. */
+ * Selection order (groups and experts alike): a candidate that can be chosen beats one that
+ * cannot, then the larger key (rank_bits), then the lower index (the higher one for the tie
+ * mutant): a total order, since indices are distinct. Per round a lane takes the best of its
+ * candidates e = lane + 32 j, two warp max-reductions the warp's (the rank word, then the index
+ * word among the lanes that hold that rank), and the lane that holds the winner marks it. Only
+ * that lane reads the mark again within the rounds, so a round needs no warp barrier. */
 static __device__ void route_token_warp(const moe_dev &kp, int t, unsigned char *scratch,
                                         int lane, int *rid_s) {
     const int E = kp.E, k = kp.top_k, NG = kp.n_group, G = E / NG;
@@ -123,30 +103,32 @@ static __device__ void route_token_warp(const moe_dev &kp, int t, unsigned char 
         int rule_max = kp.group_rule == MF_ABI_GROUP_MAX;
         if (MF_MUT(GROUP_RULE_SWAPPED)) rule_max = !rule_max;
         for (int g = lane; g < NG; g += 32) {
+            /* the group's two largest, without a branch (NaN is -inf here; a zero's sign can
+             * differ from the branchy scan's, which no comparison below sees) */
             float k1 = neg_inf(), k2 = neg_inf();
             for (int i = 0; i < G; i++) {
-                float v = rank_value(key[g * G + i]);
-                if (v > k1)
-                    k2 = k1, k1 = v;
-                else if (v > k2)
-                    k2 = v;
+                const float v = rank_value(key[g * G + i]);
+                k2 = fmaxf(k2, fminf(k1, v));
+                k1 = fmaxf(k1, v);
             }
             gscore[g] = (rule_max || G == 1) ? k1 : k1 + k2;
             keep[g] = 0;
         }
-        __syncwarp();
+        /* topk_group rounds as the top-k rounds below (the group's owner lane marks it kept) */
         for (int n = 0; n < kp.topk_group; n++) {
-            float bv = 0.0f;
-            int bi = -1;
+            uint32_t br = 0u;
+            int bg = -1;
             for (int g = lane; g < NG; g += 32) {
-                if (keep[g]) continue;
-                float v = rank_value(gscore[g]);
-                if (cand_better(v, g, bv, bi, 0)) bv = v, bi = g;
+                const uint32_t r = keep[g] ? 0u : rank_bits(gscore[g]);
+                if (r > br) br = r, bg = g;
             }
-            bi = warp_argmax(bv, bi, 0);
-            if (lane == 0 && bi >= 0) keep[bi] = 1;
-            __syncwarp();
+            const uint32_t whi = __reduce_max_sync(FULL_MASK, br);
+            const uint32_t wlo =
+                __reduce_max_sync(FULL_MASK, whi != 0u && br == whi ? ~(uint32_t)bg : 0u);
+            const int best = whi == 0u ? -1 : (int)~wlo;
+            if (best >= 0 && lane == (best & 31)) keep[best] = 1;
         }
+        __syncwarp(); /* keep[] complete */
         /* rank[] overwrites gscore[]: every lane is past its last read of it */
         for (int e = lane; e < E; e += 32) {
             if (keep[e / G]) {
@@ -165,17 +147,19 @@ static __device__ void route_token_warp(const moe_dev &kp, int t, unsigned char 
     const int tie_high = MF_MUT(TIE_HIGHER_INDEX);
     int my_id = 0, id0 = 0;
     for (int n = 0; n < k; n++) {
-        unsigned long long c = 0ull;
+        /* this lane's best: its experts go in increasing index, so a strict '>' keeps the lower
+         * index of a tie ('>=' the higher, for the tie mutant) */
+        uint32_t br = 0u;
+        int be = -1;
         for (int e = lane; e < E; e += 32) {
             const uint32_t r = rank[e];
-            const unsigned long long ce =
-                r ? ((unsigned long long)r << 32) | (uint32_t)(tie_high ? e : ~e) : 0ull;
-            c = ce > c ? ce : c;
+            if (tie_high ? (r != 0u && r >= br) : r > br) br = r, be = e;
         }
-        /* the warp's largest: the rank bits first, then the index word among the lanes that
-         * hold that rank */
-        const uint32_t hi = (uint32_t)(c >> 32), whi = __reduce_max_sync(FULL_MASK, hi);
-        const uint32_t wlo = __reduce_max_sync(FULL_MASK, hi == whi ? (uint32_t)c : 0u);
+        /* the warp's: the rank word, then the index word among the lanes that hold that rank
+         * (complemented, so that the maximum is the lowest index) */
+        const uint32_t whi = __reduce_max_sync(FULL_MASK, br);
+        const uint32_t own = tie_high ? (uint32_t)be : ~(uint32_t)be;
+        const uint32_t wlo = __reduce_max_sync(FULL_MASK, whi != 0u && br == whi ? own : 0u);
         int best = whi == 0u ? -1 : (int)(tie_high ? wlo : ~wlo);
         if (MF_MUT(NAN_DUPLICATE_IDS) && best >= 0 && isnan(key[best]) && n > 0) best = id0;
         if (best < 0) best = 0; /* unreachable: supports() demands topk_group * G >= top_k */
