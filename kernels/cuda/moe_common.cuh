@@ -34,6 +34,9 @@
  * before the GEMMs instead of four. */
 #define MOE_SMALL_T 64
 #define MOE_PREP_THREADS 1024
+/* A decode step of at most this many entries (one per lane) is dispatched by one warp, and the
+ * small-T block is then its routing warps only. */
+#define MOE_TINY_ENTRIES 32
 
 /* Everything a kernel needs, by value (about 260 bytes of kernel parameters). Pointers are
  * device pointers: tensors are the caller's (valid during run() and until the stream reaches

@@ -35,9 +35,9 @@
  *   4  the wgmmas no longer serialized by ptxas (warp-uniform warpgroup index and flags); B by
  *      TMA in every wgmma kernel; decode steps on the wgmma kernels too; cluster tiles split
  *      evenly; the combine loads a group of slots before adding them.
- *   5  top-k rounds by warp max-reductions over 64-bit candidates; decode steps of <= 32 entries
- *      dispatched by one warp; the prep kernel lets GEMM1 launch at once; a 96-wide decode
- *      tile (wg1x96).
+ *   5  routing without branches in its rounds (top-k and kept groups by two warp
+ *      max-reductions each); decode steps of <= 32 entries dispatched by one warp; the prep
+ *      kernel lets GEMM1 launch at once; a 96-wide decode tile (wg1x96).
  */
 #include <math.h>
 #include <stdint.h>
@@ -71,8 +71,8 @@
 /* ---- stage kernels ---- */
 
 /* Small T: route every token, count rows per expert, scan, place: one block, 1024 threads.
- * At most 32 entries (tiny: n <= 32, launched with one warp per routing warp only): the
- * routing warps also leave the ids in tmp[], and warp 0 dispatches them alone.
+ * Tiny (n <= MOE_TINY_ENTRIES; launched with the routing warps only): the routing warps also
+ * leave the ids in tmp[], and warp 0 dispatches them alone.
  * Shared memory: pos[E_local], cnt[E_local], tmp[68], then nrw routing scratches. */
 static __global__ void __launch_bounds__(MOE_PREP_THREADS, 1)
     moe_prep_small_kernel(const moe_dev kp, int nrw) {
@@ -81,7 +81,7 @@ static __global__ void __launch_bounds__(MOE_PREP_THREADS, 1)
     unsigned char *scratch = (unsigned char *)(tmp + 68);
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int n = kp.T * kp.top_k;
-    const bool tiny = n <= 32;
+    const bool tiny = n <= MOE_TINY_ENTRIES;
     /* GEMM1's blocks may launch now (programmatic dependent launch): they set up their rings
      * and wait (griddepcontrol.wait) for this grid's end before reading anything it writes */
     griddep_launch();
@@ -770,8 +770,8 @@ static int cuda_run(void *vctx, const mf_kernel_params *p, char *msg, size_t msg
 
     /* 1. routing and dispatch */
     if (cfg.small) {
-        /* <= 32 entries: the routing warps alone (the kernel makes the same test) */
-        const int threads = p->T * p->top_k <= 32 ? 32 * cfg.nrw : MOE_PREP_THREADS;
+        /* a tiny step: the routing warps alone (the kernel makes the same test) */
+        const int threads = p->T * p->top_k <= MOE_TINY_ENTRIES ? 32 * cfg.nrw : MOE_PREP_THREADS;
         moe_prep_small_kernel<<<1, threads, cfg.prep_smem, st>>>(kp, cfg.nrw);
         LAUNCHED("moe_prep_small_kernel");
     } else {

@@ -50,6 +50,16 @@ static __device__ __forceinline__ uint32_t rank_bits(float k) {
     return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
 }
 
+/* The warp's best of its lanes' bests (lane's rank br, 0 for none, of index be): the largest
+ * rank, then among the lanes that hold it the lowest index (the highest with tie_high), by two
+ * max-reductions (the index complemented for the lowest); -1 when no lane has a candidate. */
+static __device__ __forceinline__ int warp_best(uint32_t br, int be, int tie_high) {
+    const uint32_t whi = __reduce_max_sync(FULL_MASK, br);
+    const uint32_t own = tie_high ? (uint32_t)be : ~(uint32_t)be;
+    const uint32_t wlo = __reduce_max_sync(FULL_MASK, whi != 0u && br == whi ? own : 0u);
+    return whi == 0u ? -1 : (int)(tie_high ? wlo : ~wlo);
+}
+
 /* Bytes of routing scratch per warp: key[E] f32, rank[E] u32 (gscore[NG] f32 lives there
  * during the group stage), keep[NG] u8. */
 static __host__ __device__ __forceinline__ int route_scratch_bytes(int E, int NG) {
@@ -63,16 +73,16 @@ static __host__ __device__ __forceinline__ int route_scratch_bytes(int E, int NG
  * Selection order (groups and experts alike): a candidate that can be chosen beats one that
  * cannot, then the larger key (rank_bits), then the lower index (the higher one for the tie
  * mutant): a total order, since indices are distinct. Per round a lane takes the best of its
- * candidates e = lane + 32 j, two warp max-reductions the warp's (the rank word, then the index
- * word among the lanes that hold that rank), and the lane that holds the winner marks it. Only
- * that lane reads the mark again within the rounds, so a round needs no warp barrier. */
-static __device__ void route_token_warp(const moe_dev &kp, int t, unsigned char *scratch,
-                                        int lane, int *rid_s) {
+ * candidates e = lane + 32 j, warp_best the warp's, and the lane that holds the winner marks
+ * it. Only that lane reads the mark again within the rounds, so a round needs no warp
+ * barrier. */
+static __device__ void route_token_warp(const moe_dev &kp, int t, unsigned char *scratch, int lane,
+                                        int *rid_s) {
     const int E = kp.E, k = kp.top_k, NG = kp.n_group, G = E / NG;
-    float *key = (float *)scratch;                          /* [E] */
-    uint32_t *rank = (uint32_t *)(key + E);                 /* [E] */
-    float *gscore = (float *)rank;                          /* [NG], group stage only */
-    unsigned char *keep = (unsigned char *)(rank + E);      /* [NG] */
+    float *key = (float *)scratch;                     /* [E] */
+    uint32_t *rank = (uint32_t *)(key + E);            /* [E] */
+    float *gscore = (float *)rank;                     /* [NG], group stage only */
+    unsigned char *keep = (unsigned char *)(rank + E); /* [NG] */
     const int has_bias = kp.bias_dtype != MF_ABI_BIAS_NONE && kp.bias != NULL;
     const int groups = NG > 1 && !MF_MUT(GROUPING_IGNORED);
 
@@ -122,10 +132,7 @@ static __device__ void route_token_warp(const moe_dev &kp, int t, unsigned char 
                 const uint32_t r = keep[g] ? 0u : rank_bits(gscore[g]);
                 if (r > br) br = r, bg = g;
             }
-            const uint32_t whi = __reduce_max_sync(FULL_MASK, br);
-            const uint32_t wlo =
-                __reduce_max_sync(FULL_MASK, whi != 0u && br == whi ? ~(uint32_t)bg : 0u);
-            const int best = whi == 0u ? -1 : (int)~wlo;
+            const int best = warp_best(br, bg, 0);
             if (best >= 0 && lane == (best & 31)) keep[best] = 1;
         }
         __syncwarp(); /* keep[] complete */
@@ -155,12 +162,7 @@ static __device__ void route_token_warp(const moe_dev &kp, int t, unsigned char 
             const uint32_t r = rank[e];
             if (tie_high ? (r != 0u && r >= br) : r > br) br = r, be = e;
         }
-        /* the warp's: the rank word, then the index word among the lanes that hold that rank
-         * (complemented, so that the maximum is the lowest index) */
-        const uint32_t whi = __reduce_max_sync(FULL_MASK, br);
-        const uint32_t own = tie_high ? (uint32_t)be : ~(uint32_t)be;
-        const uint32_t wlo = __reduce_max_sync(FULL_MASK, whi != 0u && br == whi ? own : 0u);
-        int best = whi == 0u ? -1 : (int)(tie_high ? wlo : ~wlo);
+        int best = warp_best(br, be, tie_high);
         if (MF_MUT(NAN_DUPLICATE_IDS) && best >= 0 && isnan(key[best]) && n > 0) best = id0;
         if (best < 0) best = 0; /* unreachable: supports() demands topk_group * G >= top_k */
         if (n == 0) id0 = best;
@@ -238,12 +240,12 @@ static __device__ void scan_experts_block(const moe_dev &kp, const int *cnt, int
     if (tid == 0) *kp.n_tiles = tmp[65];
 }
 
-/* At most 32 entries (a decode step): one warp counts, scans and places them, from the local
- * experts of entries 0..n-1 in ids[] (shared memory). The same rows and tile table as
- * scan_experts_block + place_entries_warp: an expert's rows start after those of every lower
- * expert and keep entry order (a lane's rank among the lanes of its expert), its tiles after
- * those of every lower expert. expert_cnt / expert_start are not written: only the large-T
- * path reads them. */
+/* At most MOE_TINY_ENTRIES (32) entries (a decode step): one warp counts, scans and places
+ * them, from the local experts of entries 0..n-1 in ids[] (shared memory). The same rows and
+ * tile table as scan_experts_block + place_entries_warp: an expert's rows start after those of
+ * every lower expert and keep entry order (a lane's rank among the lanes of its expert), its
+ * tiles after those of every lower expert. expert_cnt / expert_start are not written: only the
+ * large-T path reads them. */
 static __device__ void dispatch_tiny_warp(const moe_dev &kp, const int *ids, int n, int lane) {
     const int BM = kp.BM;
     const int le = lane < n ? local_expert(kp, ids[lane]) : -1;
@@ -262,9 +264,8 @@ static __device__ void dispatch_tiny_warp(const moe_dev &kp, const int *ids, int
     const int start = __popc(less);
     /* the expert's first lane holds its tile count, 1 or 2 (c <= 32, BM >= 16); the
      * partial-tile mutant forgets the last partial tile (floor, not ceil) */
-    const int nt = valid && rank == 0
-                       ? (MF_MUT(PARTIAL_TILE_DROPPED) ? c / BM : (c + BM - 1) / BM)
-                       : 0;
+    const int nt =
+        valid && rank == 0 ? (MF_MUT(PARTIAL_TILE_DROPPED) ? c / BM : (c + BM - 1) / BM) : 0;
     const unsigned one_tile = __ballot_sync(FULL_MASK, nt == 1),
                    two_tiles = __ballot_sync(FULL_MASK, nt == 2);
     const int tile0 = __popc(less & one_tile) + 2 * __popc(less & two_tiles);
