@@ -197,16 +197,33 @@ static __device__ void route_token_warp(const moe_dev &kp, int t, unsigned char 
 
 /* ---- dispatch ---- */
 
+/* Tiles of BM rows for an expert of c rows; the partial-tile mutant forgets the last partial
+ * one (floor, not ceil), and the rows of that tile are never computed (tile_row_dropped). */
+static __device__ __forceinline__ int expert_tiles(const moe_dev &kp, int c) {
+    return MF_MUT(PARTIAL_TILE_DROPPED) ? c / kp.BM : (c + kp.BM - 1) / kp.BM;
+}
+static __device__ __forceinline__ bool tile_row_dropped(const moe_dev &kp, int r, int c) {
+    return MF_MUT(PARTIAL_TILE_DROPPED) && r >= c / kp.BM * kp.BM;
+}
+
+/* The nt tile-table entries of local expert le, from tile0: rows start.. start + c - 1. */
+static __device__ __forceinline__ void write_expert_tiles(const moe_dev &kp, int le, int start,
+                                                          int c, int nt, int tile0) {
+    for (int i = 0; i < nt; i++) {
+        const int rows = c - i * kp.BM < kp.BM ? c - i * kp.BM : kp.BM;
+        kp.tiles[tile0 + i] = make_int4(le, start + i * kp.BM, rows, 0);
+    }
+}
+
 /* Block-wide (exactly 1024 threads, E_local <= 1024): from cnt[e] (rows per local expert, in
  * shared memory) writes expert_cnt, expert_start (global, and start_s in shared memory), the
  * tile table and n_tiles. tmp: 66 ints of shared memory. */
 static __device__ void scan_experts_block(const moe_dev &kp, const int *cnt, int *start_s,
                                           int *tmp) {
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    const int e = tid, BM = kp.BM;
+    const int e = tid;
     int c = e < kp.E_local ? cnt[e] : 0;
-    /* tiles of BM rows; the partial-tile mutant forgets the last partial one (floor, not ceil) */
-    int nt = MF_MUT(PARTIAL_TILE_DROPPED) ? c / BM : (c + BM - 1) / BM;
+    int nt = expert_tiles(kp, c);
     int ic = c, it = nt; /* inclusive warp scans */
     for (int off = 1; off < 32; off <<= 1) {
         int yc = __shfl_up_sync(FULL_MASK, ic, off), yt = __shfl_up_sync(FULL_MASK, it, off);
@@ -232,10 +249,7 @@ static __device__ void scan_experts_block(const moe_dev &kp, const int *cnt, int
         start_s[e] = start;
         kp.expert_start[e] = start;
         kp.expert_cnt[e] = c;
-        for (int i = 0; i < nt; i++) {
-            int rows = c - i * BM < BM ? c - i * BM : BM;
-            kp.tiles[tile0 + i] = make_int4(e, start + i * BM, rows, 0);
-        }
+        write_expert_tiles(kp, e, start, c, nt, tile0);
     }
     if (tid == 0) *kp.n_tiles = tmp[65];
 }
@@ -247,7 +261,6 @@ static __device__ void scan_experts_block(const moe_dev &kp, const int *cnt, int
  * tiles after those of every lower expert. expert_cnt / expert_start are not written: only the
  * large-T path reads them. */
 static __device__ void dispatch_tiny_warp(const moe_dev &kp, const int *ids, int n, int lane) {
-    const int BM = kp.BM;
     const int le = lane < n ? local_expert(kp, ids[lane]) : -1;
     const bool valid = le >= 0;
     /* radix ranks over the expert's bits, high to low: `same` ends as the lanes of my expert,
@@ -262,10 +275,8 @@ static __device__ void dispatch_tiny_warp(const moe_dev &kp, const int *ids, int
     }
     const int c = valid ? __popc(same) : 0, rank = __popc(same & ((1u << lane) - 1u));
     const int start = __popc(less);
-    /* the expert's first lane holds its tile count, 1 or 2 (c <= 32, BM >= 16); the
-     * partial-tile mutant forgets the last partial tile (floor, not ceil) */
-    const int nt =
-        valid && rank == 0 ? (MF_MUT(PARTIAL_TILE_DROPPED) ? c / BM : (c + BM - 1) / BM) : 0;
+    /* the expert's first lane holds its tile count, at most 2 (c <= 32, BM >= 16) */
+    const int nt = valid && rank == 0 ? expert_tiles(kp, c) : 0;
     const unsigned one_tile = __ballot_sync(FULL_MASK, nt == 1),
                    two_tiles = __ballot_sync(FULL_MASK, nt == 2);
     const int tile0 = __popc(less & one_tile) + 2 * __popc(less & two_tiles);
@@ -273,14 +284,11 @@ static __device__ void dispatch_tiny_warp(const moe_dev &kp, const int *ids, int
         int row = valid ? start + rank : -1;
         if (valid) {
             kp.row_entry[row] = lane;
-            if (MF_MUT(PARTIAL_TILE_DROPPED) && rank >= c / BM * BM) row = -1;
+            if (tile_row_dropped(kp, rank, c)) row = -1;
         }
         kp.entry_row[lane] = row;
     }
-    for (int i = 0; i < nt; i++) {
-        const int rows = c - i * BM < BM ? c - i * BM : BM;
-        kp.tiles[tile0 + i] = make_int4(le, start + i * BM, rows, 0);
-    }
+    write_expert_tiles(kp, le, start, c, nt, tile0);
     if (lane == 0) *kp.n_tiles = __popc(one_tile) + 2 * __popc(two_tiles);
 }
 
@@ -300,11 +308,9 @@ static __device__ void place_entries_warp(const moe_dev &kp, int *pos, int i0, i
         if (i < i1) {
             if (le >= 0) {
                 kp.row_entry[row] = i;
-                if (MF_MUT(PARTIAL_TILE_DROPPED)) {
-                    /* rows of the forgotten last partial tile are never computed */
-                    int c = kp.expert_cnt[le], r = row - kp.expert_start[le];
-                    if (r >= c / kp.BM * kp.BM) row = -1;
-                }
+                if (MF_MUT(PARTIAL_TILE_DROPPED) &&
+                    tile_row_dropped(kp, row - kp.expert_start[le], kp.expert_cnt[le]))
+                    row = -1;
             }
             kp.entry_row[i] = row;
         }
