@@ -562,7 +562,7 @@ static int choose_cfg(const cuda_ctx *c, const mf_kernel_params *p, moe_cfg *cfg
                  cfg->vec1, cfg->vec2, wg);
         return 1;
     }
-    /* small-T path: routing warps limited by shared memory (E=1024, n_group=1024: 10 KB each) */
+    /* small-T path: routing warps limited by shared memory (E=1024, n_group=1024: 13 KB each) */
     cfg->small = p->T <= MOE_SMALL_T && n <= MOE_CHUNK;
     if (cfg->small) {
         int rb = route_scratch_bytes(p->E, p->n_group);
@@ -909,6 +909,10 @@ static int cuda_create(void **out, char *msg, size_t msg_len) {
     c->b_tma = want_tma && c->wgmma; /* the emulator models TMA loads, not clusters */
 #endif
     CUDA_CREATE_TRY(cudaFuncSetAttribute((const void *)moe_prep_small_kernel,
+                                         cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         c->smem_optin));
+    /* four routing scratches of E = 1024 (13 KB each) pass the 48 KB default */
+    CUDA_CREATE_TRY(cudaFuncSetAttribute((const void *)moe_route_kernel,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          c->smem_optin));
     *out = c;

@@ -32,11 +32,9 @@ static __device__ __forceinline__ float bias_at(const moe_dev &kp, int e) {
     return ((const float *)kp.bias)[e];
 }
 
-/* Unbiased score of expert e of token t. Softmax needs the row's max m and sum; the score is
+/* Unbiased score of an expert of logit l. Softmax needs the row's max m and sum; the score is
  * recomputed (bit-identical: same operations on the same values) instead of kept in scratch. */
-static __device__ __forceinline__ float score_of(const moe_dev &kp, int t, int e, float m,
-                                                 float sum) {
-    float l = logit_at(kp, t, e);
+static __device__ __forceinline__ float score_of(const moe_dev &kp, float l, float m, float sum) {
     if (kp.score_fn == MF_ABI_SCORE_SIGMOID) return 1.0f / (1.0f + expf(-l));
     return expf(l - m) / sum;
 }
@@ -60,10 +58,10 @@ static __device__ __forceinline__ int warp_best(uint32_t br, int be, int tie_hig
     return whi == 0u ? -1 : (int)(tie_high ? wlo : ~wlo);
 }
 
-/* Bytes of routing scratch per warp: key[E] f32, rank[E] u32 (gscore[NG] f32 lives there
- * during the group stage), keep[NG] u8. */
+/* Bytes of routing scratch per warp: key[E] f32, rank[E] u32 (the biases before the keys are
+ * formed, gscore[NG] f32 during the group stage), lgt[E] f32 (the row's logits), keep[NG] u8. */
 static __host__ __device__ __forceinline__ int route_scratch_bytes(int E, int NG) {
-    return (8 * E + NG + 15) / 16 * 16;
+    return (12 * E + NG + 15) / 16 * 16;
 }
 
 /* Routes token t with the 32 lanes of the calling warp (all must call). Writes route_ids and
@@ -79,34 +77,57 @@ static __host__ __device__ __forceinline__ int route_scratch_bytes(int E, int NG
 static __device__ void route_token_warp(const moe_dev &kp, int t, unsigned char *scratch, int lane,
                                         int *rid_s) {
     const int E = kp.E, k = kp.top_k, NG = kp.n_group, G = E / NG;
-    float *key = (float *)scratch;                     /* [E] */
-    uint32_t *rank = (uint32_t *)(key + E);            /* [E] */
-    float *gscore = (float *)rank;                     /* [NG], group stage only */
-    unsigned char *keep = (unsigned char *)(rank + E); /* [NG] */
+    float *key = (float *)scratch;                    /* [E] */
+    uint32_t *rank = (uint32_t *)(key + E);           /* [E] */
+    float *gscore = (float *)rank;                    /* [NG], group stage only */
+    float *lgt = (float *)(rank + E);                 /* [E] */
+    unsigned char *keep = (unsigned char *)(lgt + E); /* [NG] */
     const int has_bias = kp.bias_dtype != MF_ABI_BIAS_NONE && kp.bias != NULL;
     const int groups = NG > 1 && !MF_MUT(GROUPING_IGNORED);
 
+    /* The row's logits into lgt[] and its biases into rank[], a lane's loads issued eight at a
+     * time before any is used: one memory round trip per 256 experts instead of one per expert
+     * and pass (the compiler cannot move a global load above a store to the scratch, which it
+     * must assume may alias). The row max on the way (softmax). */
+    float mx = neg_inf();
+    for (int e0 = 0; e0 < E; e0 += 256) {
+        float lv[8], bv[8];
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            const int e = e0 + 32 * j + lane;
+            lv[j] = e < E ? logit_at(kp, t, e) : 0.0f;
+            bv[j] = has_bias && e < E ? bias_at(kp, e) : 0.0f;
+        }
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            const int e = e0 + 32 * j + lane;
+            if (e >= E) continue;
+            lgt[e] = lv[j];
+            rank[e] = __float_as_uint(bv[j]);
+            mx = fmaxf(mx, lv[j]);
+        }
+    }
     /* scores: softmax needs the row max and sum first */
     float m = 0.0f, sum = 1.0f;
     if (kp.score_fn == MF_ABI_SCORE_SOFTMAX) {
         /* fmaxf skips NaN; the CPU's "if (l > m)" scan can start at a NaN. Either way a NaN in
          * the row makes the sum, hence every score, NaN: the same outcome. */
-        m = neg_inf();
-        for (int e = lane; e < E; e += 32) m = fmaxf(m, logit_at(kp, t, e));
+        m = mx;
         for (int off = 16; off > 0; off >>= 1) m = fmaxf(m, __shfl_xor_sync(FULL_MASK, m, off));
         float s = 0.0f;
-        for (int e = lane; e < E; e += 32) s += expf(logit_at(kp, t, e) - m);
+        for (int e = lane; e < E; e += 32) s += expf(lgt[e] - m);
         for (int off = 16; off > 0; off >>= 1) s += __shfl_xor_sync(FULL_MASK, s, off);
         sum = s;
     }
-    for (int e = lane; e < E; e += 32) {
-        float s = score_of(kp, t, e, m, sum);
-        float kv = has_bias ? s + bias_at(kp, e) : s;
+    for (int e = lane; e < E; e += 32) { /* each lane reads back only what it wrote */
+        float s = score_of(kp, lgt[e], m, sum);
+        float kv = has_bias ? s + __uint_as_float(rank[e]) : s;
         if (MF_MUT(BIAS_DROPPED)) kv = s;
         key[e] = kv;
         if (!groups) rank[e] = rank_bits(kv);
     }
-    __syncwarp(); /* key[] complete: the group stage and two mutants read other lanes' keys */
+    __syncwarp(); /* key[], lgt[] complete: the group stage, the weights and two mutants read
+                   * other lanes' entries */
 
     /* groups: keep topk_group by group score (ties: lower group); the rest are excluded */
     if (groups) {
@@ -172,7 +193,7 @@ static __device__ void route_token_warp(const moe_dev &kp, int t, unsigned char 
 
     /* weights from the unbiased scores; the sum in slot order (every lane the same chain) */
     float w = 0.0f;
-    if (lane < k) w = MF_MUT(BIAS_IN_WEIGHTS) ? key[my_id] : score_of(kp, t, my_id, m, sum);
+    if (lane < k) w = MF_MUT(BIAS_IN_WEIGHTS) ? key[my_id] : score_of(kp, lgt[my_id], m, sum);
     float wsum = 0.0f;
     for (int n = 0; n < k; n++) wsum += __shfl_sync(FULL_MASK, w, n);
     if (kp.renormalize && !MF_MUT(RENORMALIZE_IGNORED)) {
