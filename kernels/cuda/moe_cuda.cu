@@ -591,29 +591,52 @@ static int choose_cfg(const cuda_ctx *c, const mf_kernel_params *p, moe_cfg *cfg
         }                                                                          \
     } while (0)
 
-/* Launches fn; with pdl, as a programmatic dependent launch behind the previous kernel of the
- * stream (captured into graphs as a programmatic edge). A failure shows in cudaGetLastError. */
+#ifndef MF_CUDA_EMULATE
+/* A launch configuration and its attributes (lc.attrs points into the struct: fill it in place
+ * and do not copy it): clusters of two CTAs, and programmatic dependent launch behind the
+ * previous kernel of the stream (captured into graphs as a programmatic edge). Used by both
+ * launchers and by the cluster occupancy query. */
+typedef struct launch_cfg {
+    cudaLaunchConfig_t lc;
+    cudaLaunchAttribute at[2];
+} launch_cfg;
+
+static void fill_launch(launch_cfg *L, dim3 grid, int threads, int smem, cudaStream_t st,
+                        int cluster2, int pdl) {
+    L->lc = cudaLaunchConfig_t{};
+    L->at[0] = L->at[1] = cudaLaunchAttribute{};
+    unsigned na = 0;
+    if (cluster2) {
+        L->at[na].id = cudaLaunchAttributeClusterDimension;
+        L->at[na].val.clusterDim.x = 2, L->at[na].val.clusterDim.y = 1;
+        L->at[na].val.clusterDim.z = 1;
+        na++;
+    }
+    if (pdl) {
+        L->at[na].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+        L->at[na].val.programmaticStreamSerializationAllowed = 1;
+        na++;
+    }
+    L->lc.gridDim = grid;
+    L->lc.blockDim = dim3((unsigned)threads);
+    L->lc.dynamicSmemBytes = (size_t)smem;
+    L->lc.stream = st;
+    L->lc.attrs = L->at;
+    L->lc.numAttrs = na;
+}
+#endif
+
+/* Launches fn; with pdl, as a programmatic dependent launch. A failure shows in
+ * cudaGetLastError. */
 static void launch_kernel(gemm_fn fn, dim3 grid, int threads, int smem, cudaStream_t st, int pdl,
                           const moe_dev &kp) {
 #ifdef MF_CUDA_EMULATE
     (void)pdl; /* the emulator runs kernels one after the other */
     fn<<<grid, threads, smem, st>>>(kp);
 #else
-    if (!pdl) {
-        fn<<<grid, threads, smem, st>>>(kp);
-        return;
-    }
-    cudaLaunchConfig_t lc = {};
-    cudaLaunchAttribute at[1] = {};
-    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    at[0].val.programmaticStreamSerializationAllowed = 1;
-    lc.gridDim = grid;
-    lc.blockDim = dim3((unsigned)threads);
-    lc.dynamicSmemBytes = (size_t)smem;
-    lc.stream = st;
-    lc.attrs = at;
-    lc.numAttrs = 1;
-    (void)cudaLaunchKernelEx(&lc, fn, kp); /* its error stays for cudaGetLastError */
+    launch_cfg L;
+    fill_launch(&L, grid, threads, smem, st, 0, pdl);
+    (void)cudaLaunchKernelEx(&L.lc, fn, kp); /* its error stays for cudaGetLastError */
 #endif
 }
 
@@ -674,26 +697,9 @@ static int launch_wg(const cuda_ctx *c, const gemm_variant *g, int grid, cudaStr
     }
     g->fnw<<<grid, g->threads, g->smem, st>>>(k2, tm);
 #else
-    cudaLaunchConfig_t lc = {};
-    cudaLaunchAttribute at[2] = {};
-    int na = 0;
-    if (g->mc) {
-        at[na].id = cudaLaunchAttributeClusterDimension;
-        at[na].val.clusterDim.x = 2, at[na].val.clusterDim.y = 1, at[na].val.clusterDim.z = 1;
-        na++;
-    }
-    if (pdl) {
-        at[na].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-        at[na].val.programmaticStreamSerializationAllowed = 1;
-        na++;
-    }
-    lc.gridDim = dim3((unsigned)grid);
-    lc.blockDim = dim3((unsigned)g->threads);
-    lc.dynamicSmemBytes = (size_t)g->smem;
-    lc.stream = st;
-    lc.attrs = at;
-    lc.numAttrs = (unsigned)na;
-    (void)cudaLaunchKernelEx(&lc, g->fnw, k2, tm); /* its error stays for cudaGetLastError */
+    launch_cfg L;
+    fill_launch(&L, dim3((unsigned)grid), g->threads, g->smem, st, g->mc, pdl);
+    (void)cudaLaunchKernelEx(&L.lc, g->fnw, k2, tm); /* its error stays for cudaGetLastError */
 #endif
     return 0;
 }
@@ -887,17 +893,10 @@ static int cuda_create(void **out, char *msg, size_t msg_len) {
             for (int i = 0; i < N_GEMM_VARIANTS && i < 64; i++) {
                 const gemm_variant *g = &gemm_variants[i];
                 if (!g->mc) continue;
-                cudaLaunchConfig_t lc = {};
-                cudaLaunchAttribute at[1] = {};
-                at[0].id = cudaLaunchAttributeClusterDimension;
-                at[0].val.clusterDim.x = 2, at[0].val.clusterDim.y = 1, at[0].val.clusterDim.z = 1;
-                lc.gridDim = dim3(2u * (unsigned)c->sm_count);
-                lc.blockDim = dim3((unsigned)g->threads);
-                lc.dynamicSmemBytes = (size_t)g->smem;
-                lc.attrs = at;
-                lc.numAttrs = 1;
+                launch_cfg L;
+                fill_launch(&L, dim3(2u * (unsigned)c->sm_count), g->threads, g->smem, 0, 1, 0);
                 int n = 0;
-                if (cudaOccupancyMaxActiveClusters(&n, (const void *)g->fnw, &lc) != cudaSuccess)
+                if (cudaOccupancyMaxActiveClusters(&n, (const void *)g->fnw, &L.lc) != cudaSuccess)
                     n = 0;
                 c->mc_max[i] = n;
                 if (n < 1) c->clusters = 0; /* then no cluster variant is chosen */
