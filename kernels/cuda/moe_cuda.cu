@@ -38,6 +38,9 @@
  *   5  routing without branches in its rounds (top-k and kept groups by two warp
  *      max-reductions each); decode steps of <= 32 entries dispatched by one warp; the prep
  *      kernel lets GEMM1 launch at once; a 96-wide decode tile (wg1x96).
+ *   6  a routing row's logits and biases loaded in one memory round trip per 256 experts; one
+ *      helper fills every launch configuration. (A one-kernel decode step was built, measured
+ *      slower and not kept: docs/cuda-perf-notes.md, version 6.)
  */
 #include <math.h>
 #include <stdint.h>
