@@ -22,14 +22,22 @@
  * logits + out) / t; %mem = those bytes over the copy bandwidth measured here (a large
  * device-to-device copy, read + write counted) divided by t; %compute = flops over the bf16
  * GEMM rate measured here (cuBLAS 8192^3) divided by t; speedup = baseline / fused.
+ * MHz: the SM clock (median of samples every 2 ms while the replays of both run), P where the
+ * software power cap was holding the clock down in at least half of the samples: a compute-bound
+ * shape on a card at its power limit runs below its top clock, and speed then follows the energy
+ * each kernel spends per step. (NVML's board power is a one-second average on Hopper, too slow
+ * for these runs, so it is not shown.) NVML is loaded with dlopen too; without it the column
+ * reads n/a.
  * Exit: 0, 1 on a CUDA error or when fused and baseline disagree, 2 bad arguments, 77 no device.
  */
 #include <dlfcn.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cublas_api.h> /* types and enum values only: every call goes through dlsym */
 #include <cuda_runtime.h>
@@ -318,6 +326,89 @@ static __global__ void base_combine_kernel(const uint16_t *y, const float *w,
 
 /* ---- timing ---- */
 
+/* ---- clocks and power during the timed replays: NVML through dlopen (no header, no link) ---- */
+typedef struct nvml_lib {
+    void *dl, *dev; /* the library, the card's nvmlDevice_t */
+    int (*clock)(void *, int, unsigned *);        /* nvmlDeviceGetClockInfo */
+    int (*reasons)(void *, unsigned long long *); /* ...ClocksEventReasons, or the older name */
+} nvml_lib;
+#define NVML_CLOCK_SM_ID 1              /* nvmlClockType_t NVML_CLOCK_SM */
+#define NVML_REASON_SW_POWER_CAP 0x4ULL /* nvmlClocksEventReasonSwPowerCap */
+
+/* The CUDA device's NVML handle, matched by PCI bus id; nv->dl stays NULL when anything fails. */
+static void nvml_load(nvml_lib *nv, int cuda_dev) {
+    memset(nv, 0, sizeof *nv);
+    void *dl = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (!dl) return;
+    int (*init)(void) = (int (*)(void))dlsym(dl, "nvmlInit_v2");
+    int (*by_bus)(const char *, void **) =
+        (int (*)(const char *, void **))dlsym(dl, "nvmlDeviceGetHandleByPciBusId_v2");
+    nv->clock = (int (*)(void *, int, unsigned *))dlsym(dl, "nvmlDeviceGetClockInfo");
+    nv->reasons = (int (*)(void *, unsigned long long *))dlsym(dl, "nvmlDeviceGetCurrentClocksEventReasons");
+    if (!nv->reasons)
+        nv->reasons =
+            (int (*)(void *, unsigned long long *))dlsym(dl, "nvmlDeviceGetCurrentClocksThrottleReasons");
+    char bus[64];
+    if (!init || !by_bus || !nv->clock || init() != 0 ||
+        cudaDeviceGetPCIBusId(bus, (int)sizeof bus, cuda_dev) != cudaSuccess ||
+        by_bus(bus, &nv->dev) != 0) {
+        dlclose(dl);
+        nv->dev = NULL;
+        return;
+    }
+    nv->dl = dl;
+}
+
+#define SAMPLER_MAX 8192
+typedef struct clock_sampler {
+    const nvml_lib *nv;
+    int stop, n, n_cap;
+    unsigned mhz[SAMPLER_MAX];
+    pthread_t th;
+} clock_sampler;
+
+static void *sampler_main(void *arg) {
+    clock_sampler *cs = (clock_sampler *)arg;
+    while (!__atomic_load_n(&cs->stop, __ATOMIC_ACQUIRE) && cs->n < SAMPLER_MAX) {
+        unsigned mhz = 0;
+        unsigned long long why = 0;
+        if (cs->nv->clock(cs->nv->dev, NVML_CLOCK_SM_ID, &mhz) == 0) {
+            if (cs->nv->reasons && cs->nv->reasons(cs->nv->dev, &why) == 0 &&
+                (why & NVML_REASON_SW_POWER_CAP))
+                cs->n_cap++;
+            cs->mhz[cs->n++] = mhz;
+        }
+        usleep(2000);
+    }
+    return NULL;
+}
+
+/* Starts sampling (nothing without NVML); returns 0 when it runs. */
+static int sampler_start(clock_sampler *cs, const nvml_lib *nv) {
+    memset(cs, 0, sizeof *cs);
+    cs->nv = nv;
+    if (!nv->dl) return 1;
+    return pthread_create(&cs->th, NULL, sampler_main, cs) != 0;
+}
+
+static int cmp_unsigned(const void *a, const void *b) {
+    unsigned x = *(const unsigned *)a, y = *(const unsigned *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Stops sampling: the median clock (MHz) and the share of samples under the software power
+ * cap, or mhz = 0 when nothing was sampled. */
+static void sampler_stop(clock_sampler *cs, int running, double *mhz, double *cap) {
+    *mhz = *cap = 0.0;
+    if (!running) return;
+    __atomic_store_n(&cs->stop, 1, __ATOMIC_RELEASE);
+    pthread_join(cs->th, NULL);
+    if (cs->n == 0) return;
+    qsort(cs->mhz, (size_t)cs->n, sizeof cs->mhz[0], cmp_unsigned);
+    *mhz = cs->n % 2 ? cs->mhz[cs->n / 2] : 0.5 * (cs->mhz[cs->n / 2 - 1] + cs->mhz[cs->n / 2]);
+    *cap = (double)cs->n_cap / cs->n;
+}
+
 static int cmp_float(const void *a, const void *b) {
     float x = *(const float *)a, y = *(const float *)b;
     return x < y ? -1 : x > y;
@@ -327,15 +418,19 @@ static int cmp_float(const void *a, const void *b) {
  * g[1][r % n], ... in turn, each between two events, all enqueued before any wait so the GPU
  * never idles on the host. Alternating the fused kernel with its baseline gives both the same
  * clocks and temperature: a compute-bound shape's run-to-run drift (several percent on an H100)
- * then moves both medians, not their ratio. */
+ * then moves both medians, not their ratio. The card's SM clock is sampled while the replays
+ * run (clk: median MHz, share of samples under the power cap; see sampler_stop). */
 static void time_graphs(cudaGraphExec_t *const *g, int ng, int n, int reps, cudaStream_t st,
-                        float *med) {
+                        const nvml_lib *nv, float *med, double clk[2]) {
     const int m = ng * reps;
     cudaEvent_t *ev = (cudaEvent_t *)malloc(sizeof(cudaEvent_t) * 2 * m);
     float *ms = (float *)malloc(sizeof(float) * m);
     for (int i = 0; i < 2 * m; i++) CK(cudaEventCreate(&ev[i]));
     for (int i = 0; i < n; i++)
         for (int j = 0; j < ng; j++) CK(cudaGraphLaunch(g[j][i], st)); /* warm-up */
+    /* sampling from here on also sees the warm-up's tail: no host wait between the two */
+    clock_sampler *cs = (clock_sampler *)malloc(sizeof *cs);
+    const int sampling = cs && sampler_start(cs, nv) == 0;
     for (int r = 0; r < reps; r++)
         for (int j = 0; j < ng; j++) {
             CK(cudaEventRecord(ev[2 * (j * reps + r)], st));
@@ -343,6 +438,8 @@ static void time_graphs(cudaGraphExec_t *const *g, int ng, int n, int reps, cuda
             CK(cudaEventRecord(ev[2 * (j * reps + r) + 1], st));
         }
     CK(cudaStreamSynchronize(st));
+    sampler_stop(cs, sampling, &clk[0], &clk[1]);
+    free(cs);
     for (int i = 0; i < m; i++) CK(cudaEventElapsedTime(&ms[i], ev[2 * i], ev[2 * i + 1]));
     for (int j = 0; j < ng; j++) {
         float *x = ms + (size_t)j * reps;
@@ -417,6 +514,7 @@ typedef struct bench_row {
     const char *shape;
     int T;
     double fused_us, base_us, tflops, gbs, pct_mem, pct_compute, rel_diff;
+    double clk[2]; /* during the replays: SM clock (MHz, 0: not sampled), share power-capped */
     int have_base, agree;
     char gemms[64]; /* the GEMM variants the fused kernel chose (mf_cuda_kernel_describe) */
 } bench_row;
@@ -442,8 +540,8 @@ static void params_for(const bench_shape *s, int T, mf_kernel_params *p) {
 }
 
 static int bench_one(const shape_data *sd, int T, int reps, int use_base, cublas_lib *cb,
-                     const mf_kernel_api *api, void *kctx, double copy_bw, double gemm_rate,
-                     cudaStream_t st, bench_row *row) {
+                     const nvml_lib *nv, const mf_kernel_api *api, void *kctx, double copy_bw,
+                     double gemm_rate, cudaStream_t st, bench_row *row) {
     const bench_shape *s = sd->s;
     const int H = s->H, I = s->I, E = s->E, k = s->k, n = T * k;
     char msg[512] = "";
@@ -523,7 +621,7 @@ static int bench_one(const shape_data *sd, int T, int reps, int use_base, cublas
     if (!(use_base && cb->dl)) {
         float med;
         cudaGraphExec_t *sets[1] = {gf};
-        time_graphs(sets, 1, BENCH_SETS, reps, st, &med);
+        time_graphs(sets, 1, BENCH_SETS, reps, st, nv, &med, row->clk);
         row->fused_us = 1e3 * med;
     } else {
         /* permutation per set: rows grouped by expert, in entry order */
@@ -581,7 +679,7 @@ static int bench_one(const shape_data *sd, int T, int reps, int use_base, cublas
         if (fail) return 1;
         float med[2];
         cudaGraphExec_t *sets[2] = {gf, gb};
-        time_graphs(sets, 2, BENCH_SETS, reps, st, med);
+        time_graphs(sets, 2, BENCH_SETS, reps, st, nv, med, row->clk);
         row->fused_us = 1e3 * med[0], row->base_us = 1e3 * med[1];
         row->have_base = 1;
         /* set 0 of each last, for the comparison below */
@@ -649,6 +747,10 @@ static void print_row(const bench_row *r) {
         printf("%6.1f%% ", r->pct_compute);
     else
         printf("%7s ", "n/a");
+    if (r->clk[0] > 0)
+        printf("%5.0f%s ", r->clk[0], r->clk[1] >= 0.5 ? "P" : " ");
+    else
+        printf("%6s ", "n/a");
     char chk[40] = "-";
     if (r->have_base)
         snprintf(chk, sizeof chk, "%s (%.1e)", r->agree ? "agree" : "DISAGREE", r->rel_diff);
@@ -662,8 +764,9 @@ static void usage(FILE *f) {
             "Times the fused CUDA MoE kernel (CUDA-graph replays of routing through combine,\n"
             "median of --reps, default 20) against a cuBLAS baseline built in the same run, and\n"
             "reports TFLOP/s, GB/s and the share of the memory and compute floors measured on\n"
-            "this card (device-to-device copy; cuBLAS bf16 GEMM 8192^3), and the GEMM variants\n"
-            "the fused kernel chose for the shape (GEMM1/GEMM2; pdl: programmatic launches).\n\n"
+            "this card (device-to-device copy; cuBLAS bf16 GEMM 8192^3), the SM clock while the\n"
+            "replays ran (NVML; P: held down by the power cap), and the GEMM variants the fused\n"
+            "kernel chose for the shape (GEMM1/GEMM2; pdl: programmatic launches).\n\n"
             "shapes (default all):\n");
     for (int i = 0; i < N_SHAPES; i++)
         fprintf(f, "  %-14s E=%d k=%d H=%d I=%d %s%s groups %d/%d rsf %g\n", shapes[i].name,
@@ -769,8 +872,12 @@ extern "C" int mf_bench_kernel_main(int argc, char **argv) {
 
     bench_row rows[N_SHAPES * BENCH_MAX_T];
     int nrows = 0, status = 0;
-    printf("\n%-14s %5s %10s %10s %8s %8s %8s %7s %7s %-18s %s\n", "shape", "T", "fused_us",
-           "cublas_us", "speedup", "TFLOP/s", "GB/s", "%mem", "%comp", "check", "gemms");
+    nvml_lib nv;
+    nvml_load(&nv, dev);
+    if (!nv.dl) printf("NVML: not available: no clock column\n");
+    printf("\n%-14s %5s %10s %10s %8s %8s %8s %7s %7s %6s %-18s %s\n", "shape", "T",
+           "fused_us", "cublas_us", "speedup", "TFLOP/s", "GB/s", "%mem", "%comp", "MHz",
+           "check", "gemms");
     for (int si = 0; si < N_SHAPES; si++) {
         if (!use[si]) continue;
         const bench_shape *s = &shapes[si];
@@ -798,8 +905,8 @@ extern "C" int mf_bench_kernel_main(int argc, char **argv) {
         CK(cudaDeviceSynchronize());
         for (int ti = 0; ti < nT; ti++) {
             bench_row *r = &rows[nrows];
-            if (bench_one(&sd, Ts[ti], reps, use_base, &cb, &api, kctx, copy_bw, gemm_rate, st,
-                          r) != 0) {
+            if (bench_one(&sd, Ts[ti], reps, use_base, &cb, &nv, &api, kctx, copy_bw, gemm_rate,
+                          st, r) != 0) {
                 status = 1;
                 continue;
             }
@@ -818,8 +925,10 @@ extern "C" int mf_bench_kernel_main(int argc, char **argv) {
            "copy %.0f GB/s",
            prop.name, reps, copy_bw * 1e-9);
     if (gemm_rate > 0) printf("; cuBLAS bf16 %.0f TFLOP/s", gemm_rate * 1e-12);
-    printf("\n%-14s %5s %10s %10s %8s %8s %8s %7s %7s %-18s %s\n", "shape", "T", "fused_us",
-           "cublas_us", "speedup", "TFLOP/s", "GB/s", "%mem", "%comp", "check", "gemms");
+    printf("; MHz: SM clock during the replays (P: held down by the power cap)");
+    printf("\n%-14s %5s %10s %10s %8s %8s %8s %7s %7s %6s %-18s %s\n", "shape", "T",
+           "fused_us", "cublas_us", "speedup", "TFLOP/s", "GB/s", "%mem", "%comp", "MHz",
+           "check", "gemms");
     for (int i = 0; i < nrows; i++) print_row(&rows[i]);
     api.release(kctx);
     if (cb.dl) {
