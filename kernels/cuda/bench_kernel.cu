@@ -5,11 +5,11 @@
  *
  * For each (shape, T): the median over --reps replays of a CUDA graph of the whole MoE (routing
  * through combine), for the fused kernel (through its ABI, kernels/cuda/moe_cuda.cu) and for
- * the baseline, timed with events in the same process, their replays alternating. Inputs are generated on the device
- * (hash-based, never zero): x ~ N(0,1), logits ~ N(0,1), W13 ~ N(0, 1/sqrt(H)), W2 ~ N(0,
- * 1/sqrt(I)), bias ~ 0.1 N(0,1). Four input sets rotate between replays so that consecutive
- * replays route to different experts; the weights are replicated too when all of them would fit
- * in a few L2 sizes.
+ * the baseline, timed with events in the same process, their replays alternating. Inputs are
+ * generated on the device (hash-based, never zero): x ~ N(0,1), logits ~ N(0,1), W13 ~ N(0,
+ * 1/sqrt(H)), W2 ~ N(0, 1/sqrt(I)), bias ~ 0.1 N(0,1). Four input sets rotate between replays so
+ * that consecutive replays route to different experts; the weights are replicated too when all of
+ * them would fit in a few L2 sizes.
  *
  * Baseline: the same MoE from cuBLAS (cublasGemmEx per expert, bf16 in and out, fp32 compute)
  * plus simple kernels: routing (warp per token), gather, SwiGLU, weighted fp32 combine. Its
@@ -328,7 +328,7 @@ static __global__ void base_combine_kernel(const uint16_t *y, const float *w,
 
 /* ---- clocks and power during the timed replays: NVML through dlopen (no header, no link) ---- */
 typedef struct nvml_lib {
-    void *dl, *dev; /* the library, the card's nvmlDevice_t */
+    void *dl, *dev;                               /* the library, the card's nvmlDevice_t */
     int (*clock)(void *, int, unsigned *);        /* nvmlDeviceGetClockInfo */
     int (*reasons)(void *, unsigned long long *); /* ...ClocksEventReasons, or the older name */
 } nvml_lib;
@@ -344,10 +344,11 @@ static void nvml_load(nvml_lib *nv, int cuda_dev) {
     int (*by_bus)(const char *, void **) =
         (int (*)(const char *, void **))dlsym(dl, "nvmlDeviceGetHandleByPciBusId_v2");
     nv->clock = (int (*)(void *, int, unsigned *))dlsym(dl, "nvmlDeviceGetClockInfo");
-    nv->reasons = (int (*)(void *, unsigned long long *))dlsym(dl, "nvmlDeviceGetCurrentClocksEventReasons");
+    nv->reasons =
+        (int (*)(void *, unsigned long long *))dlsym(dl, "nvmlDeviceGetCurrentClocksEventReasons");
     if (!nv->reasons)
-        nv->reasons =
-            (int (*)(void *, unsigned long long *))dlsym(dl, "nvmlDeviceGetCurrentClocksThrottleReasons");
+        nv->reasons = (int (*)(void *, unsigned long long *))dlsym(
+            dl, "nvmlDeviceGetCurrentClocksThrottleReasons");
     char bus[64];
     if (!init || !by_bus || !nv->clock || init() != 0 ||
         cudaDeviceGetPCIBusId(bus, (int)sizeof bus, cuda_dev) != cudaSuccess ||
@@ -875,9 +876,8 @@ extern "C" int mf_bench_kernel_main(int argc, char **argv) {
     nvml_lib nv;
     nvml_load(&nv, dev);
     if (!nv.dl) printf("NVML: not available: no clock column\n");
-    printf("\n%-14s %5s %10s %10s %8s %8s %8s %7s %7s %6s %-18s %s\n", "shape", "T",
-           "fused_us", "cublas_us", "speedup", "TFLOP/s", "GB/s", "%mem", "%comp", "MHz",
-           "check", "gemms");
+    printf("\n%-14s %5s %10s %10s %8s %8s %8s %7s %7s %6s %-18s %s\n", "shape", "T", "fused_us",
+           "cublas_us", "speedup", "TFLOP/s", "GB/s", "%mem", "%comp", "MHz", "check", "gemms");
     for (int si = 0; si < N_SHAPES; si++) {
         if (!use[si]) continue;
         const bench_shape *s = &shapes[si];
@@ -905,8 +905,8 @@ extern "C" int mf_bench_kernel_main(int argc, char **argv) {
         CK(cudaDeviceSynchronize());
         for (int ti = 0; ti < nT; ti++) {
             bench_row *r = &rows[nrows];
-            if (bench_one(&sd, Ts[ti], reps, use_base, &cb, &nv, &api, kctx, copy_bw, gemm_rate,
-                          st, r) != 0) {
+            if (bench_one(&sd, Ts[ti], reps, use_base, &cb, &nv, &api, kctx, copy_bw, gemm_rate, st,
+                          r) != 0) {
                 status = 1;
                 continue;
             }
@@ -921,14 +921,14 @@ extern "C" int mf_bench_kernel_main(int argc, char **argv) {
         }
         if (sd.bias) CK(cudaFree(sd.bias));
     }
-    printf("\ncard: %s; median of %d CUDA-graph replays (fused and baseline alternating); "
-           "copy %.0f GB/s",
-           prop.name, reps, copy_bw * 1e-9);
+    printf(
+        "\ncard: %s; median of %d CUDA-graph replays (fused and baseline alternating); "
+        "copy %.0f GB/s",
+        prop.name, reps, copy_bw * 1e-9);
     if (gemm_rate > 0) printf("; cuBLAS bf16 %.0f TFLOP/s", gemm_rate * 1e-12);
     printf("; MHz: SM clock during the replays (P: held down by the power cap)");
-    printf("\n%-14s %5s %10s %10s %8s %8s %8s %7s %7s %6s %-18s %s\n", "shape", "T",
-           "fused_us", "cublas_us", "speedup", "TFLOP/s", "GB/s", "%mem", "%comp", "MHz",
-           "check", "gemms");
+    printf("\n%-14s %5s %10s %10s %8s %8s %8s %7s %7s %6s %-18s %s\n", "shape", "T", "fused_us",
+           "cublas_us", "speedup", "TFLOP/s", "GB/s", "%mem", "%comp", "MHz", "check", "gemms");
     for (int i = 0; i < nrows; i++) print_row(&rows[i]);
     api.release(kctx);
     if (cb.dl) {
