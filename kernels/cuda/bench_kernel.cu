@@ -22,12 +22,13 @@
  * logits + out) / t; %mem = those bytes over the copy bandwidth measured here (a large
  * device-to-device copy, read + write counted) divided by t; %compute = flops over the bf16
  * GEMM rate measured here (cuBLAS 8192^3) divided by t; speedup = baseline / fused.
- * MHz: the SM clock (median of samples every 2 ms while the replays of both run), P where the
- * software power cap was holding the clock down in at least half of the samples: a compute-bound
- * shape on a card at its power limit runs below its top clock, and speed then follows the energy
- * each kernel spends per step. (NVML's board power is a one-second average on Hopper, too slow
- * for these runs, so it is not shown.) NVML is loaded with dlopen too; without it the column
- * reads n/a.
+ * MHz: the SM clock (median of samples every 2 ms or more while the replays of both run; n/a
+ * below 5 samples), P where the software power cap was holding the clock down in at least half
+ * of the samples (thermal and hardware slowdowns are not flagged): a compute-bound shape on a
+ * card at its power limit runs below its top clock, and speed then follows the energy each
+ * kernel spends per step. (NVML's board power is a one-second average on Hopper, too slow for
+ * these runs, so it is not shown.) NVML is loaded with dlopen too; without it the column reads
+ * n/a.
  * Exit: 0, 1 on a CUDA error or when fused and baseline disagree, 2 bad arguments, 77 no device.
  */
 #include <dlfcn.h>
@@ -65,13 +66,15 @@ static const bench_shape shapes[] = {
 };
 #define N_SHAPES ((int)(sizeof shapes / sizeof shapes[0]))
 
+static void bench_exit_failed(void); /* stops the clock sampler, then exit(1) */
+
 #define CK(call)                                                                               \
     do {                                                                                       \
         cudaError_t e_ = (call);                                                               \
         if (e_ != cudaSuccess) {                                                               \
             fprintf(stderr, "moefuzz bench kernel: %s failed at %s:%d: %s\n", #call, __FILE__, \
                     __LINE__, cudaGetErrorString(e_));                                         \
-            exit(1);                                                                           \
+            bench_exit_failed();                                                               \
         }                                                                                      \
     } while (0)
 
@@ -324,13 +327,12 @@ static __global__ void base_combine_kernel(const uint16_t *y, const float *w,
     }
 }
 
-/* ---- timing ---- */
-
-/* ---- clocks and power during the timed replays: NVML through dlopen (no header, no link) ---- */
+/* ---- the SM clock during the replays: NVML through dlopen (no header, no link) ---- */
 typedef struct nvml_lib {
     void *dl, *dev;                               /* the library, the card's nvmlDevice_t */
     int (*clock)(void *, int, unsigned *);        /* nvmlDeviceGetClockInfo */
     int (*reasons)(void *, unsigned long long *); /* ...ClocksEventReasons, or the older name */
+    int (*shutdown)(void);                        /* nvmlShutdown */
 } nvml_lib;
 #define NVML_CLOCK_SM_ID 1              /* nvmlClockType_t NVML_CLOCK_SM */
 #define NVML_REASON_SW_POWER_CAP 0x4ULL /* nvmlClocksEventReasonSwPowerCap */
@@ -349,47 +351,84 @@ static void nvml_load(nvml_lib *nv, int cuda_dev) {
     if (!nv->reasons)
         nv->reasons = (int (*)(void *, unsigned long long *))dlsym(
             dl, "nvmlDeviceGetCurrentClocksThrottleReasons");
+    nv->shutdown = (int (*)(void))dlsym(dl, "nvmlShutdown");
     char bus[64];
-    if (!init || !by_bus || !nv->clock || init() != 0 ||
-        cudaDeviceGetPCIBusId(bus, (int)sizeof bus, cuda_dev) != cudaSuccess ||
-        by_bus(bus, &nv->dev) != 0) {
+    if (!init || !by_bus || !nv->clock || !nv->shutdown || init() != 0) {
         dlclose(dl);
-        nv->dev = NULL;
+        memset(nv, 0, sizeof *nv);
+        return;
+    }
+    if (cudaDeviceGetPCIBusId(bus, (int)sizeof bus, cuda_dev) != cudaSuccess ||
+        by_bus(bus, &nv->dev) != 0) {
+        nv->shutdown();
+        dlclose(dl);
+        memset(nv, 0, sizeof *nv);
         return;
     }
     nv->dl = dl;
 }
 
-#define SAMPLER_MAX 8192
+static void nvml_unload(nvml_lib *nv) {
+    if (!nv->dl) return;
+    nv->shutdown();
+    dlclose(nv->dl);
+    memset(nv, 0, sizeof *nv);
+}
+
+/* Samples: the clock in MHz, bit 31 set where the power cap was active. A full buffer keeps
+ * every other sample and doubles the interval, so a long run is sampled evenly to its end. */
+#define SAMPLER_MAX 4096
+#define SAMPLER_MIN 5 /* fewer samples (a run under about 10 ms): no clock reported */
+#define SAMPLE_CAPPED 0x80000000u
 typedef struct clock_sampler {
     const nvml_lib *nv;
-    int stop, n, n_cap;
-    unsigned mhz[SAMPLER_MAX];
+    int stop, n;
+    unsigned s[SAMPLER_MAX];
     pthread_t th;
 } clock_sampler;
 
 static void *sampler_main(void *arg) {
     clock_sampler *cs = (clock_sampler *)arg;
-    while (!__atomic_load_n(&cs->stop, __ATOMIC_ACQUIRE) && cs->n < SAMPLER_MAX) {
+    unsigned interval_us = 2000;
+    while (!__atomic_load_n(&cs->stop, __ATOMIC_ACQUIRE)) {
         unsigned mhz = 0;
         unsigned long long why = 0;
         if (cs->nv->clock(cs->nv->dev, NVML_CLOCK_SM_ID, &mhz) == 0) {
-            if (cs->nv->reasons && cs->nv->reasons(cs->nv->dev, &why) == 0 &&
-                (why & NVML_REASON_SW_POWER_CAP))
-                cs->n_cap++;
-            cs->mhz[cs->n++] = mhz;
+            const int capped = cs->nv->reasons && cs->nv->reasons(cs->nv->dev, &why) == 0 &&
+                               (why & NVML_REASON_SW_POWER_CAP);
+            if (cs->n == SAMPLER_MAX) {
+                for (int i = 0; i < SAMPLER_MAX / 2; i++) cs->s[i] = cs->s[2 * i];
+                cs->n = SAMPLER_MAX / 2, interval_us *= 2;
+            }
+            cs->s[cs->n++] = (mhz & ~SAMPLE_CAPPED) | (capped ? SAMPLE_CAPPED : 0u);
         }
-        usleep(2000);
+        usleep(interval_us);
     }
     return NULL;
 }
+
+/* The sampler running now (for bench_exit_failed), or NULL. */
+static clock_sampler *running_sampler;
 
 /* Starts sampling (nothing without NVML); returns 0 when it runs. */
 static int sampler_start(clock_sampler *cs, const nvml_lib *nv) {
     memset(cs, 0, sizeof *cs);
     cs->nv = nv;
-    if (!nv->dl) return 1;
-    return pthread_create(&cs->th, NULL, sampler_main, cs) != 0;
+    if (!nv->dl || pthread_create(&cs->th, NULL, sampler_main, cs) != 0) return 1;
+    running_sampler = cs;
+    return 0;
+}
+
+static void sampler_join(clock_sampler *cs) {
+    __atomic_store_n(&cs->stop, 1, __ATOMIC_RELEASE);
+    pthread_join(cs->th, NULL);
+    running_sampler = NULL;
+}
+
+/* A CUDA call failed (CK): no thread may still be inside NVML while exit() unloads libraries. */
+static void bench_exit_failed(void) {
+    if (running_sampler) sampler_join(running_sampler);
+    exit(1);
 }
 
 static int cmp_unsigned(const void *a, const void *b) {
@@ -398,17 +437,23 @@ static int cmp_unsigned(const void *a, const void *b) {
 }
 
 /* Stops sampling: the median clock (MHz) and the share of samples under the software power
- * cap, or mhz = 0 when nothing was sampled. */
+ * cap, or mhz = 0 when fewer than SAMPLER_MIN samples were taken. */
 static void sampler_stop(clock_sampler *cs, int running, double *mhz, double *cap) {
     *mhz = *cap = 0.0;
     if (!running) return;
-    __atomic_store_n(&cs->stop, 1, __ATOMIC_RELEASE);
-    pthread_join(cs->th, NULL);
-    if (cs->n == 0) return;
-    qsort(cs->mhz, (size_t)cs->n, sizeof cs->mhz[0], cmp_unsigned);
-    *mhz = cs->n % 2 ? cs->mhz[cs->n / 2] : 0.5 * (cs->mhz[cs->n / 2 - 1] + cs->mhz[cs->n / 2]);
-    *cap = (double)cs->n_cap / cs->n;
+    sampler_join(cs);
+    if (cs->n < SAMPLER_MIN) return;
+    int capped = 0;
+    for (int i = 0; i < cs->n; i++) {
+        capped += (cs->s[i] & SAMPLE_CAPPED) != 0;
+        cs->s[i] &= ~SAMPLE_CAPPED;
+    }
+    qsort(cs->s, (size_t)cs->n, sizeof cs->s[0], cmp_unsigned);
+    *mhz = cs->n % 2 ? cs->s[cs->n / 2] : 0.5 * (cs->s[cs->n / 2 - 1] + cs->s[cs->n / 2]);
+    *cap = (double)capped / cs->n;
 }
+
+/* ---- timing ---- */
 
 static int cmp_float(const void *a, const void *b) {
     float x = *(const float *)a, y = *(const float *)b;
@@ -875,7 +920,7 @@ extern "C" int mf_bench_kernel_main(int argc, char **argv) {
     int nrows = 0, status = 0;
     nvml_lib nv;
     nvml_load(&nv, dev);
-    if (!nv.dl) printf("NVML: not available: no clock column\n");
+    if (!nv.dl) printf("NVML: not available: the MHz column reads n/a\n");
     printf("\n%-14s %5s %10s %10s %8s %8s %8s %7s %7s %6s %-18s %s\n", "shape", "T", "fused_us",
            "cublas_us", "speedup", "TFLOP/s", "GB/s", "%mem", "%comp", "MHz", "check", "gemms");
     for (int si = 0; si < N_SHAPES; si++) {
@@ -931,6 +976,7 @@ extern "C" int mf_bench_kernel_main(int argc, char **argv) {
            "cublas_us", "speedup", "TFLOP/s", "GB/s", "%mem", "%comp", "MHz", "check", "gemms");
     for (int i = 0; i < nrows; i++) print_row(&rows[i]);
     api.release(kctx);
+    nvml_unload(&nv);
     if (cb.dl) {
         cb.destroy(cb.h);
         if (cb.ws) cudaFree(cb.ws);
