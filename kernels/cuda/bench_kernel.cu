@@ -353,19 +353,15 @@ static void nvml_load(nvml_lib *nv, int cuda_dev) {
             dl, "nvmlDeviceGetCurrentClocksThrottleReasons");
     nv->shutdown = (int (*)(void))dlsym(dl, "nvmlShutdown");
     char bus[64];
-    if (!init || !by_bus || !nv->clock || !nv->shutdown || init() != 0) {
-        dlclose(dl);
-        memset(nv, 0, sizeof *nv);
+    const int up = init && by_bus && nv->clock && nv->shutdown && init() == 0;
+    if (up && cudaDeviceGetPCIBusId(bus, (int)sizeof bus, cuda_dev) == cudaSuccess &&
+        by_bus(bus, &nv->dev) == 0) {
+        nv->dl = dl;
         return;
     }
-    if (cudaDeviceGetPCIBusId(bus, (int)sizeof bus, cuda_dev) != cudaSuccess ||
-        by_bus(bus, &nv->dev) != 0) {
-        nv->shutdown();
-        dlclose(dl);
-        memset(nv, 0, sizeof *nv);
-        return;
-    }
-    nv->dl = dl;
+    if (up) nv->shutdown();
+    dlclose(dl);
+    memset(nv, 0, sizeof *nv);
 }
 
 static void nvml_unload(nvml_lib *nv) {
