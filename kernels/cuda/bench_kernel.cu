@@ -778,6 +778,12 @@ static int bench_one(const shape_data *sd, int T, int reps, int use_base, cublas
     return 0;
 }
 
+/* The table's header, after a line break: the columns of print_row. */
+static void print_header(void) {
+    printf("\n%-14s %5s %10s %10s %8s %8s %8s %7s %7s %6s %-18s %s\n", "shape", "T", "fused_us",
+           "cublas_us", "speedup", "TFLOP/s", "GB/s", "%mem", "%comp", "MHz", "check", "gemms");
+}
+
 static void print_row(const bench_row *r) {
     printf("%-14s %5d %10.1f ", r->shape, r->T, r->fused_us);
     if (r->have_base)
@@ -917,8 +923,7 @@ extern "C" int mf_bench_kernel_main(int argc, char **argv) {
     nvml_lib nv;
     nvml_load(&nv, dev);
     if (!nv.dl) printf("NVML: not available: the MHz column reads n/a\n");
-    printf("\n%-14s %5s %10s %10s %8s %8s %8s %7s %7s %6s %-18s %s\n", "shape", "T", "fused_us",
-           "cublas_us", "speedup", "TFLOP/s", "GB/s", "%mem", "%comp", "MHz", "check", "gemms");
+    print_header();
     for (int si = 0; si < N_SHAPES; si++) {
         if (!use[si]) continue;
         const bench_shape *s = &shapes[si];
@@ -968,8 +973,7 @@ extern "C" int mf_bench_kernel_main(int argc, char **argv) {
         prop.name, reps, copy_bw * 1e-9);
     if (gemm_rate > 0) printf("; cuBLAS bf16 %.0f TFLOP/s", gemm_rate * 1e-12);
     printf("; MHz: SM clock during the replays (P: held down by the power cap)");
-    printf("\n%-14s %5s %10s %10s %8s %8s %8s %7s %7s %6s %-18s %s\n", "shape", "T", "fused_us",
-           "cublas_us", "speedup", "TFLOP/s", "GB/s", "%mem", "%comp", "MHz", "check", "gemms");
+    print_header();
     for (int i = 0; i < nrows; i++) print_row(&rows[i]);
     api.release(kctx);
     nvml_unload(&nv);
