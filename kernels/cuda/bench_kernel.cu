@@ -22,6 +22,11 @@
  * logits + out) / t; %mem = those bytes over the copy bandwidth measured here (a large
  * device-to-device copy, read + write counted) divided by t; %compute = flops over the bf16
  * GEMM rate measured here (cuBLAS 8192^3) divided by t; speedup = baseline / fused.
+ * read_us: a graph that only reads the weights of the step's distinct experts once
+ * (read_weights_kernel), timed alternating with the other two: what streaming those bytes costs
+ * on this card with the launch, ramp and tail that the copy bandwidth of %mem leaves out;
+ * %read = read_us / fused_us, the fused step's share of that attainable time. Measured with the
+ * baseline only.
  * MHz: the SM clock (median of samples every 2 ms or more while the replays of both run; n/a
  * below 5 samples), P where the software power cap was holding the clock down in at least half
  * of the samples (thermal and hardware slowdowns are not flagged): a compute-bound shape on a
@@ -456,6 +461,33 @@ static int cmp_float(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+/* Reads the weights of a step's distinct experts once and discards them: how long a step that
+ * did nothing but stream its experts' bytes would take on this card (launch, ramp and tail
+ * included). Segments: seg_ptr[s], 16-byte units seg_start[s] .. seg_start[s + 1] - 1 of the
+ * concatenation. A thread's loads run through the concatenation in increasing order, so it
+ * keeps its segment index; eight loads in flight per thread. */
+static __global__ void read_weights_kernel(const uint4 *const *seg_ptr, const long long *seg_start,
+                                           int nseg, unsigned *sink) {
+    const long long total = seg_start[nseg], nth = (long long)gridDim.x * blockDim.x;
+    int seg = 0;
+    unsigned acc = 0;
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += 8 * nth) {
+        uint4 v[8];
+#pragma unroll
+        for (int u = 0; u < 8; u++) {
+            const long long j = i + u * nth;
+            v[u] = make_uint4(0u, 0u, 0u, 0u);
+            if (j < total) {
+                while (j >= seg_start[seg + 1]) seg++;
+                v[u] = __ldg(seg_ptr[seg] + (j - seg_start[seg]));
+            }
+        }
+#pragma unroll
+        for (int u = 0; u < 8; u++) acc ^= v[u].x ^ v[u].y ^ v[u].z ^ v[u].w;
+    }
+    if (acc == 0x9e3779b9u) sink[0] = acc; /* a sink the compiler cannot drop */
+}
+
 /* Median milliseconds of `reps` replays of each of ng graph sets: replay r runs g[0][r % n],
  * g[1][r % n], ... in turn, each between two events, all enqueued before any wait so the GPU
  * never idles on the host. Alternating the fused kernel with its baseline gives both the same
@@ -556,8 +588,9 @@ typedef struct bench_row {
     const char *shape;
     int T;
     double fused_us, base_us, tflops, gbs, pct_mem, pct_compute, rel_diff;
-    double clk[2]; /* during the replays: SM clock (MHz, 0: not sampled), share power-capped */
-    int have_base, agree;
+    double read_us; /* the distinct experts' weights read alone (read_weights_kernel) */
+    double clk[2];  /* during the replays: SM clock (MHz, 0: not sampled), share power-capped */
+    int have_base, have_read, agree;
     char gemms[64]; /* the GEMM variants the fused kernel chose (mf_cuda_kernel_describe) */
 } bench_row;
 
@@ -719,11 +752,59 @@ static int bench_one(const shape_data *sd, int T, int reps, int use_base, cublas
             CK(cudaGraphDestroy(g));
         }
         if (fail) return 1;
-        float med[2];
-        cudaGraphExec_t *sets[2] = {gf, gb};
-        time_graphs(sets, 2, BENCH_SETS, reps, st, nv, med, row->clk);
-        row->fused_us = 1e3 * med[0], row->base_us = 1e3 * med[1];
-        row->have_base = 1;
+        /* the read-alone graphs: each set's distinct experts, from the weight copy it uses */
+        cudaGraphExec_t gr[BENCH_SETS];
+        const uint4 **seg_ptr_d[BENCH_SETS];
+        long long *seg_start_d[BENCH_SETS];
+        unsigned *sink;
+        CK(cudaMalloc(&sink, 4));
+        const uint4 **seg_ptr = (const uint4 **)malloc(sizeof(uint4 *) * 2 * E);
+        long long *seg_start = (long long *)malloc(sizeof(long long) * (2 * E + 1));
+        int sms = 0;
+        CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+        for (int i = 0; i < BENCH_SETS; i++) {
+            const int c = i % sd->copies;
+            int nseg = 0;
+            seg_start[0] = 0;
+            for (int e = 0; e < E; e++) {
+                if (!cnt[(size_t)i * E + e]) continue;
+                seg_ptr[nseg] = (const uint4 *)(sd->w13[c] + (size_t)e * 2 * I * H);
+                seg_start[nseg + 1] = seg_start[nseg] + (long long)2 * I * H * 2 / 16, nseg++;
+                seg_ptr[nseg] = (const uint4 *)(sd->w2[c] + (size_t)e * H * I);
+                seg_start[nseg + 1] = seg_start[nseg] + (long long)H * I * 2 / 16, nseg++;
+            }
+            CK(cudaMalloc(&seg_ptr_d[i], sizeof(uint4 *) * (nseg > 0 ? nseg : 1)));
+            CK(cudaMalloc(&seg_start_d[i], sizeof(long long) * (nseg + 1)));
+            CK(cudaMemcpy(seg_ptr_d[i], seg_ptr, sizeof(uint4 *) * nseg, cudaMemcpyHostToDevice));
+            CK(cudaMemcpy(seg_start_d[i], seg_start, sizeof(long long) * (nseg + 1),
+                          cudaMemcpyHostToDevice));
+            cudaGraph_t g;
+            CK(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
+            read_weights_kernel<<<2 * sms, 512, 0, st>>>(seg_ptr_d[i], seg_start_d[i], nseg, sink);
+            CK(cudaStreamEndCapture(st, &g));
+            CK(cudaGetLastError());
+            CK(cudaGraphInstantiate(&gr[i], g, 0));
+            CK(cudaGraphDestroy(g));
+        }
+        free(seg_ptr);
+        free(seg_start);
+        /* replay r runs the fused and baseline graphs of set r, then the read of set r + 2:
+         * the fused graph of set r follows the baseline of set r - 1 and the read of set r + 1,
+         * the read of set r + 2 follows the two graphs of set r, so neither finds its own
+         * experts in L2 from the graphs just before it */
+        cudaGraphExec_t grr[BENCH_SETS];
+        for (int i = 0; i < BENCH_SETS; i++) grr[i] = gr[(i + 2) % BENCH_SETS];
+        float med[3];
+        cudaGraphExec_t *sets[3] = {gf, gb, grr};
+        time_graphs(sets, 3, BENCH_SETS, reps, st, nv, med, row->clk);
+        row->fused_us = 1e3 * med[0], row->base_us = 1e3 * med[1], row->read_us = 1e3 * med[2];
+        row->have_base = row->have_read = 1;
+        for (int i = 0; i < BENCH_SETS; i++) {
+            cudaGraphExecDestroy(gr[i]);
+            CK(cudaFree(seg_ptr_d[i]));
+            CK(cudaFree(seg_start_d[i]));
+        }
+        CK(cudaFree(sink));
         /* set 0 of each last, for the comparison below */
         CK(cudaGraphLaunch(gf[0], st));
         CK(cudaGraphLaunch(gb[0], st));
@@ -780,8 +861,9 @@ static int bench_one(const shape_data *sd, int T, int reps, int use_base, cublas
 
 /* The table's header, after a line break: the columns of print_row. */
 static void print_header(void) {
-    printf("\n%-14s %5s %10s %10s %8s %8s %8s %7s %7s %6s %-18s %s\n", "shape", "T", "fused_us",
-           "cublas_us", "speedup", "TFLOP/s", "GB/s", "%mem", "%comp", "MHz", "check", "gemms");
+    printf("\n%-14s %5s %10s %10s %8s %8s %8s %7s %9s %6s %7s %6s %-18s %s\n", "shape", "T",
+           "fused_us", "cublas_us", "speedup", "TFLOP/s", "GB/s", "%mem", "read_us", "%read",
+           "%comp", "MHz", "check", "gemms");
 }
 
 static void print_row(const bench_row *r) {
@@ -791,6 +873,10 @@ static void print_row(const bench_row *r) {
     else
         printf("%10s %8s ", "n/a", "n/a");
     printf("%8.1f %8.0f %6.1f%% ", r->tflops, r->gbs, r->pct_mem);
+    if (r->have_read)
+        printf("%9.1f %5.1f%% ", r->read_us, 100.0 * r->read_us / r->fused_us);
+    else
+        printf("%9s %6s ", "n/a", "n/a");
     if (r->pct_compute >= 0)
         printf("%6.1f%% ", r->pct_compute);
     else
@@ -812,9 +898,11 @@ static void usage(FILE *f) {
             "Times the fused CUDA MoE kernel (CUDA-graph replays of routing through combine,\n"
             "median of --reps, default 20) against a cuBLAS baseline built in the same run, and\n"
             "reports TFLOP/s, GB/s and the share of the memory and compute floors measured on\n"
-            "this card (device-to-device copy; cuBLAS bf16 GEMM 8192^3), the SM clock while the\n"
-            "replays ran (NVML; P: held down by the power cap), and the GEMM variants the fused\n"
-            "kernel chose for the shape (GEMM1/GEMM2; pdl: programmatic launches).\n\n"
+            "this card (device-to-device copy; cuBLAS bf16 GEMM 8192^3), the time of a graph\n"
+            "that only reads the step's expert weights once (read_us, with the baseline only;\n"
+            "%%read = read_us / fused_us), the SM clock while the replays ran (NVML; P: held\n"
+            "down by the power cap), and the GEMM variants the fused kernel chose for the shape\n"
+            "(GEMM1/GEMM2; pdl: programmatic launches).\n\n"
             "shapes (default all):\n");
     for (int i = 0; i < N_SHAPES; i++)
         fprintf(f, "  %-14s E=%d k=%d H=%d I=%d %s%s groups %d/%d rsf %g\n", shapes[i].name,
