@@ -25,8 +25,8 @@
  * read_us: a graph that only reads the weights of the step's distinct experts once
  * (read_weights_kernel), timed alternating with the other two: what streaming those bytes costs
  * on this card with the launch, ramp and tail that the copy bandwidth of %mem leaves out;
- * %read = read_us / fused_us, the fused step's share of that attainable time. Measured with the
- * baseline only.
+ * %read = read_us / fused_us, how close the fused step comes to that attainable time (100%: as
+ * fast as the bare read). Measured with the baseline only.
  * MHz: the SM clock (median of samples every 2 ms or more while the replays of both run; n/a
  * below 5 samples), P where the software power cap was holding the clock down in at least half
  * of the samples (thermal and hardware slowdowns are not flagged): a compute-bound shape on a
