@@ -601,6 +601,47 @@ typedef struct shape_data {
     float *bias;
 } shape_data;
 
+/* The read-alone graph of one input set: read_weights_kernel over the weights (copy c) of every
+ * expert its routing selected (cnt[e] > 0). *segs receives the kernel's segment table in device
+ * memory (nseg pointers, then nseg + 1 prefix sums in 16-byte units), for the caller to free
+ * once the graph is destroyed. */
+static cudaGraphExec_t read_graph(const shape_data *sd, const int *cnt, int c, unsigned *sink,
+                                  cudaStream_t st, void **segs) {
+    const int E = sd->s->E;
+    const size_t w13 = (size_t)2 * sd->s->I * sd->s->H, w2 = (size_t)sd->s->H * sd->s->I;
+    const uint4 **ptr = (const uint4 **)malloc(sizeof(uint4 *) * 2 * E);
+    long long *start = (long long *)malloc(sizeof(long long) * (2 * E + 1));
+    int n = 0;
+    start[0] = 0;
+    for (int e = 0; e < E; e++) {
+        if (!cnt[e]) continue;
+        ptr[n] = (const uint4 *)(sd->w13[c] + e * w13);
+        start[n + 1] = start[n] + (long long)(w13 * 2 / 16), n++;
+        ptr[n] = (const uint4 *)(sd->w2[c] + e * w2);
+        start[n + 1] = start[n] + (long long)(w2 * 2 / 16), n++;
+    }
+    const size_t pb = sizeof(uint4 *) * (n > 0 ? n : 1), sb = sizeof(long long) * (n + 1);
+    char *d;
+    CK(cudaMalloc(&d, pb + sb));
+    CK(cudaMemcpy(d, ptr, sizeof(uint4 *) * n, cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(d + pb, start, sb, cudaMemcpyHostToDevice));
+    free(ptr);
+    free(start);
+    int sms = 0;
+    CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+    cudaGraph_t g;
+    cudaGraphExec_t ge;
+    CK(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
+    read_weights_kernel<<<2 * sms, 512, 0, st>>>((const uint4 *const *)d,
+                                                 (const long long *)(d + pb), n, sink);
+    CK(cudaStreamEndCapture(st, &g));
+    CK(cudaGetLastError());
+    CK(cudaGraphInstantiate(&ge, g, 0));
+    CK(cudaGraphDestroy(g));
+    *segs = d;
+    return ge;
+}
+
 static void params_for(const bench_shape *s, int T, mf_kernel_params *p) {
     memset(p, 0, sizeof *p);
     p->abi_version = MF_KERNEL_ABI_VERSION;
@@ -752,42 +793,13 @@ static int bench_one(const shape_data *sd, int T, int reps, int use_base, cublas
             CK(cudaGraphDestroy(g));
         }
         if (fail) return 1;
-        /* the read-alone graphs: each set's distinct experts, from the weight copy it uses */
+        /* the read-alone graph of each set, from the weight copy that set uses */
         cudaGraphExec_t gr[BENCH_SETS];
-        const uint4 **seg_ptr_d[BENCH_SETS];
-        long long *seg_start_d[BENCH_SETS];
+        void *segs[BENCH_SETS];
         unsigned *sink;
         CK(cudaMalloc(&sink, 4));
-        const uint4 **seg_ptr = (const uint4 **)malloc(sizeof(uint4 *) * 2 * E);
-        long long *seg_start = (long long *)malloc(sizeof(long long) * (2 * E + 1));
-        int sms = 0;
-        CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
-        for (int i = 0; i < BENCH_SETS; i++) {
-            const int c = i % sd->copies;
-            int nseg = 0;
-            seg_start[0] = 0;
-            for (int e = 0; e < E; e++) {
-                if (!cnt[(size_t)i * E + e]) continue;
-                seg_ptr[nseg] = (const uint4 *)(sd->w13[c] + (size_t)e * 2 * I * H);
-                seg_start[nseg + 1] = seg_start[nseg] + (long long)2 * I * H * 2 / 16, nseg++;
-                seg_ptr[nseg] = (const uint4 *)(sd->w2[c] + (size_t)e * H * I);
-                seg_start[nseg + 1] = seg_start[nseg] + (long long)H * I * 2 / 16, nseg++;
-            }
-            CK(cudaMalloc(&seg_ptr_d[i], sizeof(uint4 *) * (nseg > 0 ? nseg : 1)));
-            CK(cudaMalloc(&seg_start_d[i], sizeof(long long) * (nseg + 1)));
-            CK(cudaMemcpy(seg_ptr_d[i], seg_ptr, sizeof(uint4 *) * nseg, cudaMemcpyHostToDevice));
-            CK(cudaMemcpy(seg_start_d[i], seg_start, sizeof(long long) * (nseg + 1),
-                          cudaMemcpyHostToDevice));
-            cudaGraph_t g;
-            CK(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
-            read_weights_kernel<<<2 * sms, 512, 0, st>>>(seg_ptr_d[i], seg_start_d[i], nseg, sink);
-            CK(cudaStreamEndCapture(st, &g));
-            CK(cudaGetLastError());
-            CK(cudaGraphInstantiate(&gr[i], g, 0));
-            CK(cudaGraphDestroy(g));
-        }
-        free(seg_ptr);
-        free(seg_start);
+        for (int i = 0; i < BENCH_SETS; i++)
+            gr[i] = read_graph(sd, cnt + (size_t)i * E, i % sd->copies, sink, st, &segs[i]);
         /* replay r runs the fused and baseline graphs of set r, then the read of set r + 2:
          * the fused graph of set r follows the baseline of set r - 1 and the read of set r + 1,
          * the read of set r + 2 follows the two graphs of set r, so neither finds its own
@@ -801,8 +813,7 @@ static int bench_one(const shape_data *sd, int T, int reps, int use_base, cublas
         row->have_base = row->have_read = 1;
         for (int i = 0; i < BENCH_SETS; i++) {
             cudaGraphExecDestroy(gr[i]);
-            CK(cudaFree(seg_ptr_d[i]));
-            CK(cudaFree(seg_start_d[i]));
+            CK(cudaFree(segs[i]));
         }
         CK(cudaFree(sink));
         /* set 0 of each last, for the comparison below */
