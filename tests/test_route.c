@@ -29,15 +29,30 @@ static mf_moe_params params(int E, int k, mf_score_fn score, mf_bias_kind bias, 
     return p;
 }
 
-static void route(const mf_moe_params *p, const float *logits, const float *bias, mf_routing *r) {
+/* Returns 1 if the reference routed the token; else counts a failure and returns 0 (r is then
+ * not filled and the caller stops). */
+static int route(const mf_moe_params *p, const float *logits, const float *bias, mf_routing *r) {
     mf_moe_tensors t = {0};
     t.logits = logits;
     t.bias = bias;
     mf_error err;
     if (mf_ref_route(p, &t, &mf_contract_cpu_scalar, r, &err) != MF_OK) {
-        printf("route failed: %s\n", err.msg);
+        printf("FAIL: route failed: %s\n", err.msg);
         failures++;
+        return 0;
     }
+    return 1;
+}
+
+/* Weights of a selection; 1 on success, else counts a failure and returns 0. */
+static int weights(const mf_routing *r, const mf_moe_params *p, const int32_t *ids, mf_weights *w) {
+    mf_error err;
+    if (mf_ref_weights(r, p, &mf_contract_cpu_scalar, 0, ids, w, &err) != MF_OK) {
+        printf("FAIL: weights failed: %s\n", err.msg);
+        failures++;
+        return 0;
+    }
+    return 1;
 }
 
 static int admissible(const mf_routing *r, const mf_moe_params *p, int32_t a, int32_t b,
@@ -55,7 +70,7 @@ static void test_group_mask(void) {
     float bias[8];
     for (int e = 0; e < 8; e++) bias[e] = -5.0f;
     mf_routing r;
-    route(&p, L, bias, &r);
+    if (!route(&p, L, bias, &r)) return;
     EXPECT(r.ref_ids[0] == 4 && r.ref_ids[1] == 5, "reference selection %d %d, want 4 5",
            r.ref_ids[0], r.ref_ids[1]);
     char why[320];
@@ -72,7 +87,7 @@ static void test_ties(void) {
     mf_moe_params p = params(8, 1, MF_SCORE_SIGMOID, MF_BIAS_NONE, 1, 1);
     float L[8] = {0.1f, 0.2f, 1.5f, 0.3f, 0.4f, 1.5f, -1.0f, 0.0f};
     mf_routing r;
-    route(&p, L, NULL, &r);
+    if (!route(&p, L, NULL, &r)) return;
     int32_t two = 2, five = 5;
     char why[320];
     EXPECT(r.ref_ids[0] == 2, "tie resolved to %d, want 2", r.ref_ids[0]);
@@ -87,7 +102,7 @@ static void test_ties(void) {
     /* groups 0 and 2 hold identical inputs and tie for the top group: group 0 must win */
     mf_moe_params q = params(6, 1, MF_SCORE_SIGMOID, MF_BIAS_NONE, 3, 1);
     float M[6] = {1.0f, 0.5f, 0.0f, 0.1f, 0.5f, 1.0f};
-    route(&q, M, NULL, &r);
+    if (!route(&q, M, NULL, &r)) return;
     int32_t e0 = 0, e5 = 5;
     EXPECT(mf_ref_selection_admissible(&r, &q, 0, &e0, why, sizeof why),
            "group-0 selection rejected: %s", why);
@@ -101,7 +116,7 @@ static void test_near_ties(void) {
     mf_moe_params p = params(4, 1, MF_SCORE_SOFTMAX, MF_BIAS_NONE, 1, 1);
     float L[4] = {1.0f, nextafterf(1.0f, 2.0f), -1.0f, -2.0f};
     mf_routing r;
-    route(&p, L, NULL, &r);
+    if (!route(&p, L, NULL, &r)) return;
     int32_t a = 0, b = 1, c = 2;
     char why[320];
     EXPECT(r.cls[0] == MF_ROUTE_AMBIGUOUS && r.cls[1] == MF_ROUTE_AMBIGUOUS,
@@ -119,19 +134,24 @@ static void test_underflow_eps(void) {
     mf_moe_params p = params(4, 2, MF_SCORE_SIGMOID, MF_BIAS_NONE, 1, 1);
     float L[4] = {-100.0f, -101.0f, -102.0f, -103.0f};
     mf_routing r;
-    route(&p, L, NULL, &r);
+    if (!route(&p, L, NULL, &r)) return;
     int32_t ids[2] = {0, 1};
     mf_weights w;
-    mf_error err;
-    mf_ref_weights(&r, &p, &mf_contract_cpu_scalar, 0, ids, &w, &err);
+    if (!weights(&r, &p, ids, &w)) {
+        mf_routing_free(&r);
+        return;
+    }
     EXPECT(!w.nan_ok, "eps 1e-20 must not admit 0/0");
     EXPECT(w.lo[0] <= 0.0 && w.hi[0] < 1e-15, "eps 1e-20 weights [%g, %g] should hold 0, be tiny",
            w.lo[0], w.hi[0]);
     EXPECT(w.w_hi[0] > 0 && w.w_hi[0] < 1e-17, "exact weight %g", w.w_hi[0]);
     mf_routing_free(&r);
     p.renorm_eps = 0.0f;
-    route(&p, L, NULL, &r);
-    mf_ref_weights(&r, &p, &mf_contract_cpu_scalar, 0, ids, &w, &err);
+    if (!route(&p, L, NULL, &r)) return;
+    if (!weights(&r, &p, ids, &w)) {
+        mf_routing_free(&r);
+        return;
+    }
     EXPECT(w.nan_ok, "eps 0 on underflowing sigmoids must admit 0/0");
     /* exact weight: sigma(-100) / (sigma(-100) + sigma(-101)) ~ 1 / (1 + e^-1) */
     EXPECT(fabs(w.w_hi[0] - 1.0 / (1.0 + exp(-1.0))) < 1e-6, "exact weight %.9g", w.w_hi[0]);
@@ -144,11 +164,13 @@ static void test_softmax_weights(void) {
     p.renorm_eps = 0.0f;
     float L[3] = {0.0f, 1.0f, 2.0f};
     mf_routing r;
-    route(&p, L, NULL, &r);
+    if (!route(&p, L, NULL, &r)) return;
     EXPECT(r.ref_ids[0] == 2 && r.ref_ids[1] == 1, "selection %d %d", r.ref_ids[0], r.ref_ids[1]);
     mf_weights w;
-    mf_error err;
-    mf_ref_weights(&r, &p, &mf_contract_cpu_scalar, 0, r.ref_ids, &w, &err);
+    if (!weights(&r, &p, r.ref_ids, &w)) {
+        mf_routing_free(&r);
+        return;
+    }
     /* independent: w = 2.5 e^2 / (e^2 + e), 2.5 e / (e^2 + e) at 200 bits */
     mpfr_t e1, e2, s, q;
     mpfr_inits2(200, e1, e2, s, q, (mpfr_ptr)0);
@@ -177,11 +199,11 @@ static void test_group_rules(void) {
     float L[4] = {3.0f, -3.0f, 1.0f, 0.9f};
     mf_routing r;
     p.group_rule = MF_GROUP_MAX;
-    route(&p, L, NULL, &r);
+    if (!route(&p, L, NULL, &r)) return;
     EXPECT(r.ref_ids[0] == 0, "max rule picks expert %d, want 0", r.ref_ids[0]);
     mf_routing_free(&r);
     p.group_rule = MF_GROUP_TOP2_SUM;
-    route(&p, L, NULL, &r);
+    if (!route(&p, L, NULL, &r)) return;
     EXPECT(r.ref_ids[0] == 2, "top-2 sum rule picks expert %d, want 2", r.ref_ids[0]);
     mf_routing_free(&r);
 }
