@@ -31,6 +31,20 @@ st() { # st FILE JSON DATA_BYTES: a safetensors file with DATA_BYTES zero bytes 
   { le64 ${#2}; printf '%s' "$2"; head -c "$3" /dev/zero; } >"$1"
 }
 
+# Fixed-seed pseudo-random bytes (a 32-bit LCG) instead of /dev/urandom, so that a failure
+# replays: rand_bytes N SEED. The seed is printed; MOEFUZZ_TEST_SEED overrides it.
+rand_bytes() {
+  local n=$1 s=$2 h out="" i
+  for ((i = 0; i < n; i++)); do
+    s=$(((s * 1103515245 + 12345) & 0xffffffff))
+    printf -v h '\\x%02x' $(((s >> 16) & 255))
+    out+=$h
+  done
+  printf "$out"
+}
+rseed=${MOEFUZZ_TEST_SEED:-1}
+echo "random bytes from seed $rseed (MOEFUZZ_TEST_SEED=$rseed reruns them)"
+
 # exact-ties: T = 6, H = 64, top_k = 5
 d=$tmp/cases
 expect 0 "wrote .*exact-ties.safetensors" -- "$mf" export "$seeds/exact-ties.txt" --out "$d"
@@ -78,7 +92,7 @@ LC_ALL=C sed 's/"dtype":"F32"/"dtype":"I32"/' "$tmp/good.safetensors" >"$c"
 expect 2 "tensor 'logits' has dtype I32, expected F32" -- "$mf" verify "$d"
 LC_ALL=C sed 's/"format":"moefuzz-case-1"/"format":"moefuzz-case-9"/' "$tmp/good.safetensors" >"$c"
 expect 2 "case file format 'moefuzz-case-9'" -- "$mf" verify "$d"
-head -c 3000 /dev/urandom >"$c"
+rand_bytes 3000 "$rseed" >"$c"
 expect 2 "safetensors|exceeds|shorter" -- "$mf" verify "$d"
 cp "$tmp/good.safetensors" "$c"
 expect 1 "FAIL .*exact-ties" -- "$mf" verify -q "$d"

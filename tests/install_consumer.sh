@@ -12,12 +12,13 @@ test -f "$tmp/prefix/include/moefuzz/kernel_abi.h"
 cmake -S "$src/examples/plugin" -B "$tmp/plugin" -DCMAKE_PREFIX_PATH="$tmp/prefix" \
   -DCMAKE_BUILD_TYPE=Release >"$tmp/configure.log"
 cmake --build "$tmp/plugin" >"$tmp/build.log"
-"$mf" check -q --backend "plugin:$tmp/plugin/libmoe_example.so" "$seed"
+"$mf" check -q --fail-unsupported --backend "plugin:$tmp/plugin/libmoe_example.so" "$seed"
 if ! command -v pkg-config >/dev/null; then
-  echo "pkg-config not installed: find_package checked, pkg-config skipped"
-  exit 0
+  echo "FAIL: pkg-config not installed (scripts/setup.sh installs pkgconf): moefuzz.pc unchecked"
+  exit 1
 fi
 pc=$(find "$tmp/prefix" -name moefuzz.pc)
+[ -n "$pc" ] || { echo "FAIL: no moefuzz.pc installed under $tmp/prefix"; exit 1; }
 cflags=$(PKG_CONFIG_PATH=$(dirname "$pc") pkg-config --cflags moefuzz)
 printf '#include <moefuzz/kernel_abi.h>\nint main(void) { return MF_KERNEL_ABI_VERSION == 1u ? 0 : 1; }\n' >"$tmp/t.c"
 cc $cflags "$tmp/t.c" -o "$tmp/t"

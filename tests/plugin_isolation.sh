@@ -12,7 +12,8 @@ fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 
 cases="$seeds/decode-t1-top1.txt $seeds/bf16-logits-bf16-bias.txt $seeds/exact-ties.txt"
-out=$("$mf" check -q --timeout 5 --save-failures "$tmp/crash" --backend "plugin:$crash" $cases 2>&1)
+out=$("$mf" check -q --fail-unsupported --timeout 5 --save-failures "$tmp/crash" \
+  --backend "plugin:$crash" $cases 2>&1)
 code=$?
 echo "$out"
 [ "$code" -eq 1 ] || fail "crashing plugin: exit $code, want 1"
@@ -29,7 +30,8 @@ grep -q "case saved: $saved" <<<"$out" || fail "the saved path is not printed"
 out2=$("$mf" check -q --save-failures "$tmp/again" --backend "plugin:$crash" "$saved" 2>&1)
 [ $? -eq 1 ] && grep -q "crashed with signal 11" <<<"$out2" || fail "the saved case does not replay: $out2"
 
-out=$("$mf" check -q --timeout 1 --save-failures "$tmp/hang" --backend "plugin:$hang" \
+out=$("$mf" check -q --fail-unsupported --timeout 1 --save-failures "$tmp/hang" \
+  --backend "plugin:$hang" \
   "$seeds/decode-t1-top1.txt" "$seeds/exact-ties.txt" 2>&1)
 code=$?
 echo "$out"
@@ -40,7 +42,8 @@ grep -q "^PASS .*exact-ties.txt" <<<"$out" || fail "the case after the hang did 
 [ -f "$tmp/hang/decode-t1-top1-timeout.txt" ] || fail "the hanging case is not saved"
 
 # a built-in kernel runs isolated on request, with the same verdicts
-out=$("$mf" check -q --isolate "$seeds/exact-ties.txt" "$seeds/nan-logit-row.txt" 2>&1) ||
+out=$("$mf" check -q --fail-unsupported --isolate "$seeds/exact-ties.txt" \
+  "$seeds/nan-logit-row.txt" 2>&1) ||
   fail "cpu --isolate: $out"
 [ "$fails" -eq 0 ] && echo "plugin_isolation: all passed"
 exit $((fails > 0))

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # python_adapter.sh MOEFUZZ PYTHON SOURCE_DIR SCENARIO: the example Python adapter
-# (examples/python/moe_numpy.py) through both file paths, over corpus/seeds. Skips (77) when
-# PYTHON has no numpy (scripts/setup.sh installs Debian's python3-numpy).
+# (examples/python/moe_numpy.py) through both file paths, over corpus/seeds. Fails when PYTHON
+# has no numpy: scripts/setup.sh installs Debian's python3-numpy, so it is no optional package.
 #
 #   exec            moefuzz check --backend exec:ADAPTER over the seeds: every case passes
 #   export-verify   moefuzz export, the adapter over the directory, moefuzz verify: all pass
@@ -18,7 +18,10 @@
 #                   (it refuses any other); --method overrides a declaration
 set -u
 mf=$1 py=$2 src=$3 scenario=$4
-"$py" -c "import numpy" 2>/dev/null || { echo "no numpy for $py: skipped"; exit 77; }
+"$py" -c "import numpy" 2>/dev/null || {
+  echo "FAIL: no numpy for $py (scripts/setup.sh installs python3-numpy; or -DMOEFUZZ_PYTHON=)"
+  exit 1
+}
 adapter="$py $src/examples/python/moe_numpy.py"
 seeds=$src/corpus/seeds
 tmp=$(mktemp -d)
@@ -31,7 +34,8 @@ rsf_cases="$seeds/deepseek-v3-rsf2.446.txt $seeds/kimi-linear-tiny.txt $seeds/rs
 
 case $scenario in
 exec)
-  out=$("$mf" check -q --backend "exec:$adapter" "$seeds" 2>&1) || fail "exit $?"
+  out=$("$mf" check -q --fail-unsupported --backend "exec:$adapter" "$seeds" 2>&1) ||
+    fail "exit $?"
   echo "$out" | tail -2
   grep -q "$n_seeds passed, 0 failed" <<<"$out" || fail "not every seed passed"
   ;;
@@ -61,7 +65,8 @@ rsf-dropped)
   grep "suspected" <<<"$out"
   ;;
 crash-hang)
-  out=$(MOE_NUMPY_BUG=crash "$mf" check -q --save-failures "$tmp/f" --backend "exec:$adapter" \
+  out=$(MOE_NUMPY_BUG=crash "$mf" check -q --fail-unsupported --save-failures "$tmp/f" \
+    --backend "exec:$adapter" \
     "$seeds/decode-t1-top1.txt" "$seeds/exact-ties.txt" 2>&1)
   [ $? -eq 1 ] || fail "crash: exit code"
   echo "$out" | head -3
@@ -81,7 +86,7 @@ contracts)
   # rounding points show on these seeds: each contract rejects arithmetic that lacks them
   picks="$seeds/exact-ties.txt $seeds/integer-exact.txt $seeds/up-gate-layout.txt"
   for mode in vllm-triton flashinfer-trtllm-bf16; do
-    out=$("$mf" check -q --backend "exec:$adapter --mode $mode" "$seeds" 2>&1) ||
+    out=$("$mf" check -q --fail-unsupported --backend "exec:$adapter --mode $mode" "$seeds" 2>&1) ||
       fail "$mode: its own contract rejects it"
     echo "$out" | tail -1
     grep -q "(contract $mode): $n_seeds passed, 0 failed" <<<"$out" || fail "$mode: summary"
@@ -95,7 +100,8 @@ contracts)
 method)
   picks="$seeds/exact-ties.txt $seeds/model-deepseek-v3.txt $seeds/qwen3-30b-a3b-tiny.txt
     $seeds/nan-logit-row.txt $seeds/ep-shard-offset32.txt $seeds/up-gate-layout.txt"
-  out=$("$mf" check -q --backend "exec:$adapter --method flashinfer:DeepSeekV3" $picks 2>&1) ||
+  out=$("$mf" check -q --fail-unsupported \
+    --backend "exec:$adapter --method flashinfer:DeepSeekV3" $picks 2>&1) ||
     fail "declared method: exit $?"
   echo "$out" | tail -1
   grep -q "routing method flashinfer:DeepSeekV3 (declared by the kernel)" <<<"$out" ||

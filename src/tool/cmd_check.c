@@ -50,8 +50,18 @@ void mf_help_check(FILE *f) {
             "                     routing (moefuzz models), its small twin unless --full\n"
             "  --cases N          with --model: how many cases (default 20)\n"
             "  --full             with --model: the model's full H and I\n"
-            "  --seed N           with --model: seed of the generated cases (default 1)\n\n"
-            "exit: 0 all pass (or unsupported), 1 any mismatch, crash or timeout, 2 bad input\n",
+            "  --seed N           with --model: seed of the generated cases (default 1)\n"
+            "  --fail-unsupported a case the kernel refuses (supports() says no) is a failure,\n"
+            "                     not a pass that checked nothing (tests of moefuzz's kernels)\n"
+            "  --expect-unsupported CASE\n"
+            "                     (repeatable; implies --fail-unsupported) the kernel must\n"
+            "                     refuse CASE: a case file by its path or its file name, or\n"
+            "                     MODEL#N with --model; run instead, it is a failure\n\n"
+            "exit: 0 all pass (unsupported cases count as passes unless --fail-unsupported),\n"
+            "1 any mismatch, crash or timeout, unexpected unsupported or expected-unsupported\n"
+            "case run, 2 bad input (an --expect-unsupported CASE among no cases checked\n"
+            "included), 77 no usable GPU for --backend cuda (skipped; a failure, exit 1, with\n"
+            "MOEFUZZ_REQUIRE_GPU=1)\n",
             mf_backend_builtin_names(), MF_BACKEND_TIMEOUT_S, MF_DEFAULT_MAX_MIB);
 }
 
@@ -71,6 +81,9 @@ typedef struct check_args {
     const char *backend, *contract, *model, *method, *save_dir;
     mf_backend_opts bopts;
     int raw, quiet, cases, full;
+    int fail_unsupported;
+    const char **expect_unsup; /* the --expect-unsupported CASEs, pointers into argv */
+    int n_expect_unsup;
     unsigned long long seed;
     double max_mib;
     mf_check_opts opts;
@@ -110,13 +123,35 @@ static int parse_check_args(int argc, char **argv, check_args *a) {
         else if (!strcmp(o, "--timeout") && more && atof(argv[i + 1]) > 0)
             a->bopts.timeout_s = atof(argv[++i]);
         else if (!strcmp(o, "--save-failures") && more) a->save_dir = argv[++i];
-        else {
+        else if (!strcmp(o, "--fail-unsupported")) a->fail_unsupported = 1;
+        else if (!strcmp(o, "--expect-unsupported") && more) {
+            if (!a->expect_unsup) a->expect_unsup = calloc((size_t)argc, sizeof(char *));
+            if (!a->expect_unsup) {
+                fprintf(stderr, "moefuzz check: out of memory\n");
+                return -1;
+            }
+            a->expect_unsup[a->n_expect_unsup++] = argv[++i];
+            a->fail_unsupported = 1;
+        } else {
             fprintf(stderr, "moefuzz check: unknown or incomplete option '%s'\n", o);
             return -1;
         }
     }
     a->first_path = i;
     return 0;
+}
+
+/* Index of the --expect-unsupported entry that names the case at `path` (the path itself, or a
+ * trailing part of it after a '/'), or -1. */
+static int expected_unsupported(const check_args *a, const char *path) {
+    size_t n = strlen(path);
+    for (int j = 0; j < a->n_expect_unsup; j++) {
+        const char *e = a->expect_unsup[j];
+        size_t m = strlen(e);
+        if (!strcmp(path, e) || (m < n && path[n - m - 1] == '/' && !strcmp(path + n - m, e)))
+            return j;
+    }
+    return -1;
 }
 
 /* Saves a case that crashed or hung the kernel as an editable text case; returns 0 and the
@@ -171,9 +206,7 @@ static void case_summary(const mf_case *c, char *buf, size_t n) {
 
 void mf_tool_case_summary(const mf_case *c, char *buf, size_t n) { case_summary(c, buf, n); }
 
-int mf_cmd_check(int argc, char **argv) {
-    check_args a;
-    if (parse_check_args(argc, argv, &a) != 0) return MF_EXIT_BAD_INPUT;
+static int check_run(check_args a, int argc, char **argv) {
     const mf_model *model = NULL;
     if (a.model) {
         model = mf_model_find(a.model);
@@ -194,8 +227,11 @@ int mf_cmd_check(int argc, char **argv) {
     mf_error err = {0};
     mf_backend b;
     if (mf_backend_open_opts(a.backend, &a.bopts, &b, &err) != MF_OK) {
+        char why[256];
+        if (mf_tool_gpu_missing(a.backend, why, sizeof why))
+            return mf_tool_gpu_skip("moefuzz check", why);
         fprintf(stderr, "moefuzz check: %s\n", err.msg);
-        return err.status == MF_EUNSUPPORTED ? MF_EXIT_SKIP : MF_EXIT_BAD_INPUT;
+        return MF_EXIT_BAD_INPUT;
     }
     /* the routing method: asked for, or declared by the kernel */
     const mf_method *method = NULL;
@@ -234,6 +270,15 @@ int mf_cmd_check(int argc, char **argv) {
             bad_input = 1;
         }
     int n_pass = 0, n_fail = 0, n_unsup = 0, n_bad = 0, n_crash = 0;
+    /* under --fail-unsupported: refused cases nobody named, named cases the kernel ran */
+    int n_unsup_unexpected = 0, n_not_refused = 0;
+    int *expect_seen = calloc((size_t)a.n_expect_unsup + 1, sizeof(int));
+    if (!expect_seen) {
+        fprintf(stderr, "moefuzz check: out of memory\n");
+        mf_paths_free(&paths);
+        mf_backend_close(&b);
+        return MF_EXIT_BAD_INPUT;
+    }
     double max_util = 0;
     char max_util_case[512] = "";
     double t_start = mf_now_s();
@@ -281,6 +326,8 @@ int mf_cmd_check(int argc, char **argv) {
         mf_verdict v;
         char desc[200];
         case_summary(&c, desc, sizeof desc);
+        int expect = expected_unsupported(&a, path);
+        if (expect >= 0) expect_seen[expect] = 1;
         if (mf_check_problem(&pb, &b, &a.opts, &v, &err) != MF_OK) {
             if (err.status == MF_ECRASH || err.status == MF_ETIMEOUT) {
                 /* the kernel's failure, not the input's: save the case and go on */
@@ -304,7 +351,24 @@ int mf_cmd_check(int argc, char **argv) {
         }
         if (v.unsupported) {
             n_unsup++;
-            fprintf(stdout, "UNSUPPORTED %s (%s): %s\n", path, desc, v.unsupported_reason);
+            fprintf(stdout, "UNSUPPORTED %s (%s): %s%s\n", path, desc, v.unsupported_reason,
+                    expect >= 0          ? " (expected: --expect-unsupported)"
+                    : a.fail_unsupported ? " (a failure: --fail-unsupported, not expected)"
+                                         : "");
+            if (expect < 0 && a.fail_unsupported) n_unsup_unexpected++;
+        } else if (expect >= 0) {
+            /* the kernel ran a case the test says it refuses: its verdict still counts */
+            n_not_refused++;
+            fprintf(stdout,
+                    "NOT REFUSED %s (%s): named by --expect-unsupported, but the kernel ran it\n",
+                    path, desc);
+            if (v.pass) {
+                n_pass++;
+            } else {
+                n_fail++;
+                fprintf(stdout, "FAIL %s (%s)\n", path, desc);
+                mf_verdict_print(&v, stdout);
+            }
         } else if (v.pass) {
             n_pass++;
             fprintf(stdout, "PASS %s (%s) max util %.3g\n", path, desc, v.max_util_out);
@@ -330,10 +394,32 @@ int mf_cmd_check(int argc, char **argv) {
             total, a.backend, b.contract.name, n_pass, n_fail, crashes, n_unsup, n_bad, max_util,
             max_util_case[0] ? " in " : "", max_util_case, secs);
     if (n_crash) fprintf(stdout, "crashing and hanging cases saved under %s/\n", a.save_dir);
+    if (a.fail_unsupported)
+        fprintf(stdout,
+                "--fail-unsupported: %d unsupported case(s) not expected, %d of %d "
+                "--expect-unsupported case(s) refused, %d run\n",
+                n_unsup_unexpected, n_unsup - n_unsup_unexpected, a.n_expect_unsup, n_not_refused);
+    int expect_missing = 0;
+    for (int j = 0; j < a.n_expect_unsup; j++)
+        if (!expect_seen[j]) {
+            fprintf(stderr,
+                    "moefuzz check: --expect-unsupported %s names none of the cases checked\n",
+                    a.expect_unsup[j]);
+            expect_missing = 1;
+        }
+    free(expect_seen);
     mf_paths_free(&paths);
     mf_backend_close(&b);
-    if (bad_input || n_bad) return MF_EXIT_BAD_INPUT;
-    return n_fail || n_crash ? MF_EXIT_MISMATCH : MF_EXIT_PASS;
+    if (bad_input || n_bad || expect_missing) return MF_EXIT_BAD_INPUT;
+    int failed = n_fail || n_crash || n_unsup_unexpected || n_not_refused;
+    return failed ? MF_EXIT_MISMATCH : MF_EXIT_PASS;
+}
+
+int mf_cmd_check(int argc, char **argv) {
+    check_args a;
+    int rc = parse_check_args(argc, argv, &a) == 0 ? check_run(a, argc, argv) : MF_EXIT_BAD_INPUT;
+    free(a.expect_unsup);
+    return rc;
 }
 
 /* ---- explain ---- */

@@ -11,12 +11,14 @@
  *   moefuzz bench reference      speed of the exact reference
  *   moefuzz export / verify      case files out, result files in (kernels in other languages)
  *   moefuzz methods              routing methods by project name and number
- * `moefuzz COMMAND --help` describes each. Exit codes: 0 pass, 1 mismatch, 2 bad input.
+ * `moefuzz COMMAND --help` describes each. Exit codes: 0 pass, 1 mismatch, 2 bad input, 77 no
+ * usable GPU (skipped; a failure under MOEFUZZ_REQUIRE_GPU=1).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend.h"
 #include "codec.h"
 #include "tool.h"
 
@@ -56,8 +58,9 @@ static void usage(FILE *f) {
                "usage: moefuzz COMMAND [ARGS]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
-    fprintf(f, "\n`moefuzz COMMAND --help` for details. Exit codes: 0 pass, 1 mismatch, 2 bad "
-               "input.\n");
+    fprintf(f,
+            "\n`moefuzz COMMAND --help` for details. Exit codes: 0 pass, 1 mismatch, 2 bad "
+            "input, 77 no usable GPU\n(skipped; 1 with MOEFUZZ_REQUIRE_GPU=1).\n");
 }
 
 int main(int argc, char **argv) {
@@ -93,3 +96,21 @@ int main(int argc, char **argv) {
 
 /* ---- shared helpers ---- */
 
+int mf_tool_gpu_missing(const char *spec, char *why, size_t n) {
+    if (strcmp(spec, "cuda") != 0 && strncmp(spec, "cuda-mutant:", 12) != 0) return 0;
+    const mf_cuda_provider *cp = mf_cuda_backend_provider ? mf_cuda_backend_provider() : NULL;
+    if (!cp) return 0; /* a build without CUDA: the backend does not exist, bad input */
+    snprintf(why, n, "no reason given");
+    return !cp->available(why, n);
+}
+
+int mf_tool_gpu_skip(const char *cmd, const char *why) {
+    const char *req = getenv("MOEFUZZ_REQUIRE_GPU");
+    if (req && !strcmp(req, "1")) {
+        fprintf(stderr, "%s: no usable GPU (%s), and MOEFUZZ_REQUIRE_GPU=1 makes that a failure\n",
+                cmd, why);
+        return MF_EXIT_MISMATCH;
+    }
+    fprintf(stderr, "%s: skipped (77): no usable GPU: %s\n", cmd, why);
+    return MF_EXIT_SKIP;
+}

@@ -12,8 +12,17 @@
 #define MF_SOURCE_DIR "."
 #endif
 
-/* Exit codes of every command. */
+/* Exit codes of every command. MF_EXIT_SKIP only where a GPU is needed and none answers. */
 enum { MF_EXIT_PASS = 0, MF_EXIT_MISMATCH = 1, MF_EXIT_BAD_INPUT = 2, MF_EXIT_SKIP = 77 };
+
+/* 1 if `spec` names a built-in CUDA backend (cuda, cuda-mutant:NAME) that this build has but no
+ * usable device answers, with the reason in why; 0 otherwise (a build without CUDA included:
+ * there the backend does not exist, which is bad input, not a skip). */
+int mf_tool_gpu_missing(const char *spec, char *why, size_t n);
+
+/* The exit of a command that needs a GPU and finds none: prints why, returns MF_EXIT_SKIP, or
+ * MF_EXIT_MISMATCH where MOEFUZZ_REQUIRE_GPU=1 (on the GPU machine a skip is a failure). */
+int mf_tool_gpu_skip(const char *cmd, const char *why);
 
 typedef struct mf_command {
     const char *name;
