@@ -406,7 +406,7 @@ mf_status mf_ref_token_output(mf_ref_ctx *ctx, int t, const int32_t *ids, const 
     double t0 = ctx->opt.profile ? mf_now_s() : 0;
     double gk = (double)k * U / (1 - (double)k * U);
     int weighted_rp = (ctx->c->round_points & MF_RP_WEIGHTED) != 0;
-    double rsf_o = p->rsf_site == MF_RSF_OUTPUT ? (double)p->rsf : 1.0;
+    double rsf_o = w->out_scale;
     for (int c = 0; c < H; c++) {
         uint8_t fl = 0;
         if (!ctx->col_mask[c]) {

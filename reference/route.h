@@ -66,6 +66,9 @@ typedef struct mf_weights {
     double lo[64], hi[64];     /* enclosure of the kernel's weight */
     double rad[64];            /* max(w - lo, hi - w) */
     int nan_ok;                /* eps = 0 and the weight denominator may be 0: 0/0 allowed */
+    double out_scale;          /* applied to the combined row: rsf where rsf_site = output, else 1
+                                  (from the parameters the weights were formed under, so a
+                                  counterfactual's rsf reaches the output too) */
 } mf_weights;
 
 #define MF_MAX_TOP_K 64
