@@ -7,6 +7,7 @@
 #   - the exit codes the README states against `moefuzz --help`;
 #   - the mutants named in the README's zoo table and in docs/bugs.md against `moefuzz mutants
 #     --list`, with their knobs, and the counts of mutants and knob mutants the docs state;
+#   - the findings of docs/fuzzing.md against corpus/regress/;
 #   - the number of seeds the README states against corpus/seeds/, a seed per supported model;
 #   - the model families and the projects of `moefuzz methods` the README names;
 #   - the case counts of the soundness and power tests the README states against their ctest
@@ -86,6 +87,15 @@ claim "$readme" "the CPU kernel's $n_mut mutants"
 claim "$readme" "the $n_knob knob mutants are attributed"
 claim "$src/docs/bugs.md" "The knob mutants (the first ${words[$n_knob]})"
 claim "$src/docs/bugs.md" "the other ${words[$((n_mut - n_knob))]} are caught"
+
+# ---- the regression files of docs/fuzzing.md's findings ----
+n_regress=$(find "$src/corpus/regress" -maxdepth 1 -name '*.txt' | wc -l)
+claim "$src/docs/fuzzing.md" "no kernel bug, and ${words[$n_regress]} false alarms"
+while read -r f; do
+  if [ -f "$src/corpus/regress/$f.txt" ]; then ok; else
+    fail "docs/fuzzing.md's findings name corpus/regress/$f.txt; there is none"
+  fi
+done < <(grep -o '^| `[a-z0-9-]*` |' "$src/docs/fuzzing.md" | tr -d '|` ')
 
 # ---- seeds and models ----
 n_seeds=$(find "$src/corpus/seeds" -maxdepth 1 -name '*.txt' | wc -l)
