@@ -21,7 +21,7 @@ const mf_contract mf_contract_cpu_scalar = {
 const mf_contract mf_contract_hopper_tc = {
     .name = "hopper-tc",
     .summary = "bf16 tensor-core GEMMs (fused k16 steps, 25 fraction bits, truncation, RZ to "
-               "fp32: measured, docs/hopper-accumulation.md), CUDA expf (2 ulp), IEEE division, "
+               "fp32: measured, docs/hopper-probe.md), CUDA expf (2 ulp), IEEE division, "
                "activation rounded to bf16, fp32 combine over k, one final bf16 rounding",
     .gemm = {MF_ACC_FUSED_BLOCK, 16, 25},
     .exp = MF_EXP_ACCURATE,

@@ -313,7 +313,7 @@ static double model_radius(const mf_acc_model *m, const side_sums *ss, size_t n,
     }
     case MF_ACC_FUSED_BLOCK: {
         /* step j: |err_j| < c_al M'_j + uz |S^_j| + eta, c_al = (B + 1) 2^-F (B 2^-F is tight,
-         * hopper-accumulation.md section 5). M'_j uses subnormal-clamped magnitudes; a
+         * docs/notes/hopper-accumulation.md section 5). M'_j uses subnormal-clamped magnitudes; a
          * subnormal accumulator adds at most c_al 2^-126 per step. */
         double cal = (double)(m->block + 1) * ldexp(1.0, -m->frac_bits);
         double base = cal * (ss->msum + steps * (es + dpert)) +

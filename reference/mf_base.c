@@ -26,25 +26,24 @@ mf_status mf_error_set(mf_error *err, mf_status st, const char *file, int line, 
     err->status = st;
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
     va_end(ap);
-    if (n < 0) n = 0;
-    if ((size_t)n < sizeof err->msg)
-        snprintf(err->msg + n, sizeof err->msg - (size_t)n, " (at %s:%d)", short_path(file), line);
+    snprintf(err->where, sizeof err->where, "%s:%d", short_path(file), line);
     return st;
 }
 
 void mf_error_trace(mf_error *err, const char *file, int line) {
     if (!err) return;
-    size_t n = strlen(err->msg);
-    if (n + 1 < sizeof err->msg)
-        snprintf(err->msg + n, sizeof err->msg - n, " (at %s:%d)", short_path(file), line);
+    size_t n = strnlen(err->where, sizeof err->where);
+    if (n + 1 < sizeof err->where)
+        snprintf(err->where + n, sizeof err->where - n, " <- %s:%d", short_path(file), line);
 }
 
 void mf_error_clear(mf_error *err) {
     if (!err) return;
     err->status = MF_OK;
     err->msg[0] = '\0';
+    err->where[0] = '\0';
 }
 
 const char *mf_status_name(mf_status st) {

@@ -23,7 +23,8 @@ typedef enum mf_status {
 
 typedef struct mf_error {
     mf_status status;
-    char msg[1024];
+    char msg[1024]; /* for the user: what went wrong, without source locations */
+    char where[256]; /* for a developer: "file:line" where it was set, then each MF_TRY above */
 } mf_error;
 
 /* Sets err (if not NULL) to status st with a printf-style message and the call site; returns st. */

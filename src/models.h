@@ -1,6 +1,6 @@
-/* models.h: MoE presets of real models (docs/models.md; sources in shared notes
- * model-configs.md), each with a small twin: the same routing with H and I scaled down so the
- * exact reference runs in milliseconds.
+/* models.h: MoE presets of real models (`moefuzz models` lists them; each value from the
+ * model's published config), each with a small twin: the same routing with H and I scaled down
+ * so the exact reference runs in milliseconds.
  *
  * A preset fixes the routing (score, E, top_k, groups, bias, renormalize, eps, rsf and where it
  * applies, layout, logits dtype); campaigns on a model vary tokens and data only.
