@@ -11,11 +11,17 @@
  * inputs that reach new parameter combinations, or come closer to the bound than any before, are
  * kept. The backend opens on the first input, not in LLVMFuzzerInitialize (fork-mode parents run
  * that too and must not hold a GPU context).
+ *
+ * A backend that cannot open stops the process with _exit (77 when no GPU answers, 2 otherwise):
+ * exit() would run libFuzzer's exit hook, which saves the input as a crash artifact.
+ * MOEFUZZ_TRAP_STAGE=NAME (set by `moefuzz minimize`) traps only on failures whose first failing
+ * stage is NAME, so minimization keeps the failure it started from.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "codec.h"
 #include "fuzz.h"
@@ -26,14 +32,15 @@
 
 size_t LLVMFuzzerMutate(uint8_t *data, size_t size, size_t max_size) __attribute__((weak));
 
-__attribute__((used, section("__libfuzzer_extra_counters"))) static uint8_t
-    mf_counters[MF_FUZZ_COUNTERS];
+__attribute__((used,
+               section("__libfuzzer_extra_counters"))) static uint8_t mf_counters[MF_FUZZ_COUNTERS];
 
 /* The one piece of process state libFuzzer's C API leaves no other home for. */
 static struct {
     mf_fuzz_config cfg;
     mf_fuzz *f;
     mf_fuzz_result r;
+    const char *trap_stage;
 } target;
 
 static void target_exit(void) {
@@ -51,6 +58,7 @@ static mf_fuzz *target_get(void) {
         }
         target.f = mf_fuzz_new(&target.cfg);
         if (!target.f) abort();
+        target.trap_stage = getenv("MOEFUZZ_TRAP_STAGE");
         atexit(target_exit);
     }
     return target.f;
@@ -63,11 +71,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     uint32_t idx[4];
     int n = mf_fuzz_features(r, idx, 4);
     for (int i = 0; i < n; i++) mf_counters[idx[i]] = 1;
-    if (o == MF_FUZZ_ERROR && strstr(r->error, "backend ") == r->error &&
-        mf_fuzz_get_stats(f)->passes == 0) {
-        fprintf(stderr, "fuzz_moe: %s\n", r->error); /* no usable backend: stop, not a finding */
-        exit(2);
+    if (o == MF_FUZZ_ERROR && r->backend_unusable) {
+        /* no usable backend: stop, not a finding */
+        fprintf(stderr, "fuzz_moe: %s%s\n", r->error, r->no_device ? " (skipped: exit 77)" : "");
+        fflush(stderr);
+        _exit(r->no_device ? 77 : 2);
     }
+    if (target.trap_stage && (o == MF_FUZZ_FAIL || o == MF_FUZZ_ERROR) &&
+        strcmp(mf_fuzz_failed_stage(r), target.trap_stage) != 0)
+        return 0; /* another failure than the one being minimized */
     if (o == MF_FUZZ_FAIL || o == MF_FUZZ_ERROR) {
         mf_fuzz_report(r, target.cfg.backend, stderr);
         fflush(stderr);
@@ -76,11 +88,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     return 0;
 }
 
+/* Replay builds (fuzz/replay_main.c): what the inputs came to; returns the number not checked. */
+int mf_replay_summary(FILE *out) {
+    const mf_fuzz_stats *st = mf_fuzz_get_stats(target_get());
+    fprintf(out,
+            "fuzz_moe: %llu inputs run on backend %s (contract %s): %llu passed, %llu not "
+            "checked (%llu unsupported by the kernel, %llu over the work budget), "
+            "metamorphic relations on %llu\n",
+            (unsigned long long)st->execs, target.cfg.backend, st->contract[0] ? st->contract : "-",
+            (unsigned long long)st->passes, (unsigned long long)st->skips,
+            (unsigned long long)st->unsupported, (unsigned long long)(st->skips - st->unsupported),
+            (unsigned long long)st->meta_runs);
+    return (int)(st->execs - st->passes);
+}
+
 #ifndef MF_NO_CUSTOM_MUTATOR
 size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsigned int seed) {
     mf_fuzz_get_stats(target_get());
     mf_rng rng = {0x9E3779B97F4A7C15ull * (seed + 1)};
-    if (mf_rng_below(&rng, 8) == 0 && LLVMFuzzerMutate) return LLVMFuzzerMutate(data, size, max_size);
+    if (mf_rng_below(&rng, 8) == 0 && LLVMFuzzerMutate)
+        return LLVMFuzzerMutate(data, size, max_size);
     mf_case c;
     mf_case_decode(data, size, &c, NULL);
     mf_case_mutate(&c, &rng, &target.cfg.lim);

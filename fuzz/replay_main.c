@@ -1,41 +1,61 @@
 /* replay_main.c: runs a fuzz target's LLVMFuzzerTestOneInput over files and directories, with any
- * compiler (no libFuzzer). Text cases are encoded first. The corpus replays in ctest this way.
+ * compiler (no libFuzzer). The corpus replays in ctest this way.
  *
  *   fuzz_moe_replay corpus/seeds corpus/regress
+ *
+ * Files are read as the fuzz tools read them (mf_fuzz_input_load): *.txt is a text case, run as
+ * its canonical encoding, and one that does not parse is an error (exit 2); anything else runs as
+ * the bytes it holds. A failure traps, as under libFuzzer. The summary counts what ran; a target
+ * that can say so (fuzz_moe) reports how many inputs it passed, and an input it did not check
+ * (unsupported, over budget) fails the replay (exit 1).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "codec.h"
+#include "fuzz.h"
 #include "tool.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+/* defined by targets that count their outcomes (fuzz_moe.c) */
+int mf_replay_summary(FILE *out) __attribute__((weak));
 
 int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s FILE|DIR...\n", argv[0]);
+        return 2;
+    }
     mf_path_list l = {0};
     mf_error err;
     setenv("MOEFUZZ_NO_BUDGET", "1", 0);  /* a replay runs every file, whatever its size */
     setenv("MOEFUZZ_META_EVERY", "1", 0); /* and every metamorphic relation on it */
     for (int i = 1; i < argc; i++)
-        if (mf_paths_collect(argv[i], &l, &err) != MF_OK) return fprintf(stderr, "%s\n", err.msg), 2;
-    for (int i = 0; i < l.n; i++) {
-        uint8_t *d, buf[MF_CASE_MAX_BYTES];
-        size_t n;
-        if (mf_read_file(l.paths[i], &d, &n, 1u << 20, &err) != MF_OK)
+        if (mf_paths_collect(argv[i], &l, &err) != MF_OK)
             return fprintf(stderr, "%s\n", err.msg), 2;
-        mf_case c;
-        fprintf(stderr, "replay %s\n", l.paths[i]);
-        if (n > 0 && (d[0] == '#' || (d[0] >= 'A' && d[0] <= 'z')) &&
-            mf_case_parse_text((const char *)d, &c, &err) == MF_OK) {
-            size_t m = mf_case_encode(&c, 1, buf, sizeof buf);
-            LLVMFuzzerTestOneInput(buf, m);
-        } else {
-            LLVMFuzzerTestOneInput(d, n);
-        }
-        free(d);
+    if (l.n == 0) {
+        fprintf(stderr, "%s: no input files under the paths given\n", argv[0]);
+        return 2;
     }
-    printf("%d passed, 0 failed\n", l.n);
+    int by_kind[3] = {0};
+    for (int i = 0; i < l.n; i++) {
+        mf_fuzz_input in;
+        if (mf_fuzz_input_load(l.paths[i], 0, &in, &err) != MF_OK) {
+            fprintf(stderr, "%s: %s\n", argv[0], err.msg);
+            mf_paths_free(&l);
+            return 2;
+        }
+        fprintf(stderr, "replay %s (%s)\n", l.paths[i], mf_fuzz_input_kind_name(in.kind));
+        LLVMFuzzerTestOneInput(in.bytes, in.len);
+        by_kind[in.kind]++;
+        mf_fuzz_input_free(&in);
+    }
+    printf("replayed %d inputs (%d text, %d binary, %d raw), none failed\n", l.n,
+           by_kind[MF_FUZZ_INPUT_TEXT], by_kind[MF_FUZZ_INPUT_CANONICAL],
+           by_kind[MF_FUZZ_INPUT_RAW]);
     mf_paths_free(&l);
+    if (mf_replay_summary && mf_replay_summary(stdout) > 0) {
+        printf("FAIL: not every input was checked\n");
+        return 1;
+    }
     return 0;
 }

@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -19,6 +20,7 @@ struct mf_fuzz {
     mf_check_opts opts;
     mf_fuzz_stats st;
     uint64_t since_flush;
+    double last_flush;
 };
 
 void mf_fuzz_config_from_env(mf_fuzz_config *cfg, const char *default_backend) {
@@ -57,6 +59,8 @@ void mf_fuzz_config_from_env(mf_fuzz_config *cfg, const char *default_backend) {
         snprintf(cfg->method_name, sizeof cfg->method_name, "%s", rm);
         cfg->method = mf_method_find(rm);
     }
+    const char *ct = getenv("MOEFUZZ_CONTRACT");
+    if (ct && *ct) snprintf(cfg->contract_name, sizeof cfg->contract_name, "%s", ct);
 }
 
 mf_fuzz *mf_fuzz_new(const mf_fuzz_config *cfg) {
@@ -65,7 +69,8 @@ mf_fuzz *mf_fuzz_new(const mf_fuzz_config *cfg) {
     f->cfg = *cfg;
     mf_check_opts_default(&f->opts);
     f->st.magic = MF_FUZZ_STATS_MAGIC;
-    f->st.version = 2;
+    f->st.version = MF_FUZZ_STATS_VERSION;
+    f->last_flush = mf_now_s();
     return f;
 }
 
@@ -77,10 +82,17 @@ void mf_fuzz_free(mf_fuzz *f) {
     free(f);
 }
 
-const mf_fuzz_stats *mf_fuzz_get_stats(const mf_fuzz *f) { return &f->st; }
+const mf_fuzz_stats *mf_fuzz_get_stats(const mf_fuzz *f) {
+    return &f->st;
+}
+
+const char *mf_fuzz_contract_name(const mf_fuzz *f) {
+    return f->st.contract;
+}
 
 void mf_fuzz_stats_flush(mf_fuzz *f) {
     f->since_flush = 0;
+    f->last_flush = mf_now_s();
     if (!f->cfg.stats_dir[0] || f->st.execs == 0) return;
     char path[1200], tmp[1240];
     snprintf(path, sizeof path, "%s/stats-%ld.bin", f->cfg.stats_dir, (long)getpid());
@@ -99,18 +111,18 @@ int mf_fuzz_cell(const mf_case *c) {
     int rsf = p->rsf == 1.0f ? 0 : 1 + (int)p->rsf_site;
     int kc = p->top_k == 1 ? 0 : p->top_k <= 8 ? 1 : 2;
     int tc = p->T == 1 ? 0 : p->T <= 16 ? 1 : 2;
-    int cell = (int)p->score;                 /* 2 */
-    cell = cell * 3 + (int)p->bias;           /* 3 */
-    cell = cell * 2 + (p->n_group > 1);       /* 2 */
-    cell = cell * 2 + p->renormalize;         /* 2 */
-    cell = cell * 3 + rsf;                    /* 3 */
-    cell = cell * 2 + (p->E_local < p->E);    /* 2 */
-    cell = cell * 2 + (int)p->layout;         /* 2 */
-    cell = cell * 2 + (int)p->logits_dtype;   /* 2 */
-    cell = cell * 2 + (p->renorm_eps != 0);   /* 2 */
-    cell = cell * 3 + kc;                     /* 3 */
-    cell = cell * 3 + tc;                     /* 3 */
-    return cell; /* < 2*3*2*2*3*2*2*2*2*3*3 = 10368 */
+    int cell = (int)p->score;               /* 2 */
+    cell = cell * 3 + (int)p->bias;         /* 3 */
+    cell = cell * 2 + (p->n_group > 1);     /* 2 */
+    cell = cell * 2 + p->renormalize;       /* 2 */
+    cell = cell * 3 + rsf;                  /* 3 */
+    cell = cell * 2 + (p->E_local < p->E);  /* 2 */
+    cell = cell * 2 + (int)p->layout;       /* 2 */
+    cell = cell * 2 + (int)p->logits_dtype; /* 2 */
+    cell = cell * 2 + (p->renorm_eps != 0); /* 2 */
+    cell = cell * 3 + kc;                   /* 3 */
+    cell = cell * 3 + tc;                   /* 3 */
+    return cell;                            /* < 2*3*2*2*3*2*2*2*2*3*3 = 10368 */
 }
 
 int mf_fuzz_coarse(const mf_case *c) {
@@ -168,11 +180,8 @@ mf_fuzz_outcome mf_fuzz_one(mf_fuzz *f, const uint8_t *data, size_t size, mf_fuz
     mf_case_decode(data, size, &r->c, NULL);
     mf_fuzz_shape(&f->cfg, &r->c);
     f->st.execs++;
-    if (over_budget(&f->cfg, &r->c)) {
-        f->st.skips++;
-        return r->outcome = MF_FUZZ_SKIP;
-    }
     mf_error err = {0};
+    /* the backend opens on the first input, skipped or not: an unusable backend shows at once */
     if (!f->opened) {
         f->opened = 1;
         f->open_status = mf_backend_open(f->cfg.backend, &f->b, &err);
@@ -194,13 +203,36 @@ mf_fuzz_outcome mf_fuzz_one(mf_fuzz *f, const uint8_t *data, size_t size, mf_fuz
         } else if (f->open_status == MF_OK && f->cfg.method) {
             snprintf(f->b.routing_method, sizeof f->b.routing_method, "%s", f->cfg.method->name);
         }
+        const mf_contract *con =
+            f->cfg.contract_name[0] ? mf_contract_find(f->cfg.contract_name) : NULL;
+        if (f->open_status == MF_OK && f->cfg.contract_name[0] && !con) {
+            f->open_status = MF_EINVAL;
+            snprintf(f->open_error, sizeof f->open_error, "unknown contract '%.60s'",
+                     f->cfg.contract_name);
+        } else if (f->open_status == MF_OK && con) {
+            f->b.contract = *con;
+        }
+        if (f->open_status == MF_OK)
+            snprintf(f->st.contract, sizeof f->st.contract, "%s", f->b.contract.name);
     }
     if (f->open_status == MF_OK && f->cfg.method) mf_fuzz_shape(&f->cfg, &r->c);
     if (f->open_status != MF_OK) {
-        snprintf(r->error, sizeof r->error, "backend %.200s: %.700s", f->cfg.backend,
-                 f->open_error);
+        /* backend.c's messages already name the backend */
+        if (!strncmp(f->open_error, "backend ", 8))
+            snprintf(r->error, sizeof r->error, "%.900s", f->open_error);
+        else
+            snprintf(r->error, sizeof r->error, "backend %.200s: %.700s", f->cfg.backend,
+                     f->open_error);
+        r->backend_unusable = 1;
+        /* backend.c says "no usable device" for a GPU backend without a GPU */
+        r->no_device =
+            f->open_status == MF_EUNSUPPORTED && strstr(f->open_error, "no usable device") != NULL;
         f->st.errors++;
         return r->outcome = MF_FUZZ_ERROR;
+    }
+    if (over_budget(&f->cfg, &r->c)) {
+        f->st.skips++;
+        return r->outcome = MF_FUZZ_SKIP;
     }
     f->opts.metamorphic = f->st.execs % (uint64_t)f->cfg.meta_every == 0;
     if (mf_problem_update(&r->c, &f->pb, &err) != MF_OK ||
@@ -236,7 +268,7 @@ mf_fuzz_outcome mf_fuzz_one(mf_fuzz *f, const uint8_t *data, size_t size, mf_fuz
         f->st.observed_cases++;
         for (int k = 0; k < MF_FUZZ_KNOBS; k++) f->st.observable[k] += (r->knobs >> k) & 1u;
     }
-    if (++f->since_flush >= 256) mf_fuzz_stats_flush(f);
+    if (++f->since_flush >= 256 || mf_now_s() - f->last_flush >= 1.0) mf_fuzz_stats_flush(f);
     if (r->v.pass) {
         f->st.passes++;
         return r->outcome = MF_FUZZ_PASS;
@@ -246,14 +278,116 @@ mf_fuzz_outcome mf_fuzz_one(mf_fuzz *f, const uint8_t *data, size_t size, mf_fuz
     return r->outcome = MF_FUZZ_FAIL;
 }
 
+const char *mf_fuzz_failed_stage(const mf_fuzz_result *r) {
+    if (r->outcome == MF_FUZZ_ERROR) return "error";
+    if (r->outcome != MF_FUZZ_FAIL) return NULL;
+    for (int s = 0; s < MF_STAGE_COUNT; s++)
+        if (r->v.n_bad[s]) return mf_stage_name((mf_stage)s);
+    return r->v.has_meta && r->v.meta.n_violated ? "metamorphic" : "unknown";
+}
+
 void mf_fuzz_report(const mf_fuzz_result *r, const char *backend, FILE *out) {
+    char q[600];
+    mf_shell_quote(backend, q, sizeof q);
     fprintf(out, "\n==== moefuzz: %s on backend %s ====\n",
             r->outcome == MF_FUZZ_FAIL ? "MISMATCH" : "BACKEND ERROR", backend);
     fprintf(out, "---- case (save as a .txt file; `moefuzz check --backend %s FILE` replays it)\n",
-            backend);
+            q);
     mf_case_print_text(&r->c, out);
     fprintf(out, "---- diagnosis\n");
-    if (r->outcome == MF_FUZZ_ERROR) fprintf(out, "  %s\n", r->error);
-    else mf_verdict_print(&r->v, out);
+    if (r->outcome == MF_FUZZ_ERROR)
+        fprintf(out, "  %s\n", r->error);
+    else
+        mf_verdict_print(&r->v, out);
     fprintf(out, "====\n");
+}
+
+/* ---- input files of the fuzz tools ---- */
+
+const char *mf_fuzz_input_kind_name(mf_fuzz_input_kind k) {
+    return k == MF_FUZZ_INPUT_TEXT ? "text" : k == MF_FUZZ_INPUT_CANONICAL ? "binary" : "raw";
+}
+
+static int reads_as_text(const uint8_t *d, size_t n) {
+    if (n == 0) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (d[i] == 0 || d[i] >= 0x7f ||
+            (d[i] < 0x20 && d[i] != '\n' && d[i] != '\t' && d[i] != '\r'))
+            return 0;
+    return 1;
+}
+
+mf_status mf_fuzz_input_load(const char *path, int raw, mf_fuzz_input *in, mf_error *err) {
+    memset(in, 0, sizeof *in);
+    uint8_t *d;
+    size_t n;
+    MF_TRY(mf_read_file(path, &d, &n, 1u << 20, err));
+    in->file_len = n;
+    size_t plen = strlen(path);
+    if (!raw && plen > 4 && !strcmp(path + plen - 4, ".txt")) {
+        mf_case c;
+        mf_error e2 = {0};
+        uint8_t *buf = malloc(MF_CASE_MAX_BYTES);
+        mf_status st = buf ? mf_case_parse_text((const char *)d, &c, &e2) : MF_ENOMEM;
+        free(d);
+        if (st != MF_OK) {
+            free(buf);
+            return MF_FAIL(err, st, "%.300s: %.600s", path, buf ? e2.msg : "out of memory");
+        }
+        in->len = mf_case_encode(&c, 1, buf, MF_CASE_MAX_BYTES);
+        if (in->len == 0) {
+            free(buf);
+            return MF_FAIL(err, MF_EINTERNAL, "%.300s: the case does not encode", path);
+        }
+        in->kind = MF_FUZZ_INPUT_TEXT;
+        in->bytes = buf;
+        return MF_OK;
+    }
+    in->bytes = d;
+    in->len = n;
+    in->kind = MF_FUZZ_INPUT_RAW;
+    if (!raw) {
+        char why[256];
+        mf_bin_kind bk = mf_case_classify(d, n, why, sizeof why);
+        if (bk == MF_BIN_DAMAGED) {
+            mf_fuzz_input_free(in);
+            return MF_FAIL(err, MF_EINVAL,
+                           "%.300s: %.250s (pass --raw to run its bytes as a "
+                           "fuzzer input)",
+                           path, why);
+        }
+        if (bk == MF_BIN_CANONICAL) in->kind = MF_FUZZ_INPUT_CANONICAL;
+    }
+    in->printable = in->kind == MF_FUZZ_INPUT_RAW && reads_as_text(d, n);
+    return MF_OK;
+}
+
+void mf_fuzz_input_free(mf_fuzz_input *in) {
+    free(in->bytes);
+    memset(in, 0, sizeof *in);
+}
+
+void mf_shell_quote(const char *s, char *out, size_t n) {
+    if (n == 0) return;
+    int plain = *s != '\0';
+    for (const char *p = s; *p && plain; p++)
+        plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                strchr("@%+=:,./_-", *p) != NULL;
+    if (plain) {
+        snprintf(out, n, "%s", s);
+        return;
+    }
+    /* '...' with every ' written as '\'' */
+    size_t o = 0;
+    out[o++] = '\'';
+    for (const char *p = s; *p && o + 5 < n; p++) {
+        if (*p == '\'') {
+            memcpy(out + o, "'\\''", 4);
+            o += 4;
+        } else {
+            out[o++] = *p;
+        }
+    }
+    if (o + 1 < n) out[o++] = '\'';
+    out[o < n ? o : n - 1] = '\0';
 }

@@ -8,8 +8,9 @@
  * bigger cases are skipped), MOEFUZZ_NO_BUDGET=1 (replay: run every input whatever its size),
  * MOEFUZZ_META_EVERY (metamorphic relations on one input in N, default 8; replays use 1),
  * MOEFUZZ_STATS (directory for per-process statistics read by `moefuzz fuzz`), MOEFUZZ_METHOD (a
- * routing method of methods.h applied to every case); MOEFUZZ_ISOLATE and MOEFUZZ_TIMEOUT reach
- * the backend (backend.h).
+ * routing method of methods.h applied to every case), MOEFUZZ_CONTRACT (check against this
+ * contract instead of the kernel's own); MOEFUZZ_ISOLATE and MOEFUZZ_TIMEOUT reach the backend
+ * (backend.h).
  */
 #ifndef MF_FUZZ_H
 #define MF_FUZZ_H
@@ -25,9 +26,9 @@
 
 typedef enum mf_fuzz_outcome {
     MF_FUZZ_PASS = 0,
-    MF_FUZZ_SKIP = 1,        /* over the work budget, or unsupported by the kernel */
-    MF_FUZZ_FAIL = 2,        /* a mismatch: the kernel is wrong (or the bound is) */
-    MF_FUZZ_ERROR = 3,       /* the backend crashed or reported an error */
+    MF_FUZZ_SKIP = 1,  /* over the work budget, or unsupported by the kernel */
+    MF_FUZZ_FAIL = 2,  /* a mismatch: the kernel is wrong (or the bound is) */
+    MF_FUZZ_ERROR = 3, /* the backend crashed or reported an error */
 } mf_fuzz_outcome;
 
 /* Configuration cells: the parameter-space coordinates of a case (docs/fuzzing.md). */
@@ -37,8 +38,8 @@ typedef enum mf_fuzz_outcome {
 #define MF_FUZZ_UTIL_BUCKETS 9
 #define MF_FUZZ_COARSE 24
 #define MF_FUZZ_KNOBS 14 /* MF_KNOB_COUNT */
-#define MF_FUZZ_COUNTERS                                                            \
-    (MF_FUZZ_CELLS * 2 + MF_FUZZ_COARSE * MF_FUZZ_UTIL_BUCKETS +                   \
+#define MF_FUZZ_COUNTERS                                         \
+    (MF_FUZZ_CELLS * 2 + MF_FUZZ_COARSE * MF_FUZZ_UTIL_BUCKETS + \
      MF_FUZZ_COARSE * (MF_FUZZ_KNOBS + 1) + MF_FUZZ_KNOBS)
 /* One input in this many also runs the metamorphic relations; one in this many (offset by half)
  * computes the knobs the case can observe. */
@@ -51,12 +52,14 @@ typedef struct mf_fuzz_config {
     int full;
     mf_case_limits lim;
     char stats_dir[1024];
-    int meta_every;    /* run the metamorphic relations on one input in this many (MOEFUZZ_META_EVERY) */
+    int meta_every; /* run the metamorphic relations on one input in this many (MOEFUZZ_META_EVERY)
+                     */
     int observe_every; /* compute observability on one input in this many */
     /* routing method applied to every case (MOEFUZZ_METHOD; else the one the backend
      * declares, once it is open); method_name keeps an unknown name for the error */
     const mf_method *method;
     char method_name[64];
+    char contract_name[64]; /* MOEFUZZ_CONTRACT: replaces the kernel's declared contract */
 } mf_fuzz_config;
 
 /* Defaults from the environment; default_backend is the target's build-time choice. */
@@ -69,17 +72,27 @@ void mf_fuzz_free(mf_fuzz *f);
 
 typedef struct mf_fuzz_result {
     mf_fuzz_outcome outcome;
-    mf_case c;      /* the case as run (model applied) */
+    mf_case c; /* the case as run (model applied) */
     mf_verdict v;
     char error[1024];
     int cell, coarse, util_bucket, ambiguous;
-    int observed;      /* observability was computed for this input */
-    unsigned knobs;    /* the knobs it can observe */
+    int observed;         /* observability was computed for this input */
+    unsigned knobs;       /* the knobs it can observe */
+    int backend_unusable; /* MF_FUZZ_ERROR because the backend could not be opened at all */
+    int no_device;        /* ... because no GPU answers: a skip (77), not a finding */
 } mf_fuzz_result;
 
 /* Decodes and runs one input. Backends open lazily on the first input (CUDA is initialised in
  * the process that fuzzes, never in a fork-mode parent). */
 mf_fuzz_outcome mf_fuzz_one(mf_fuzz *f, const uint8_t *data, size_t size, mf_fuzz_result *r);
+
+/* The first failing stage of a failed result ("metamorphic" when only a relation was violated),
+ * "error" for a backend error, NULL for a pass or skip. */
+const char *mf_fuzz_failed_stage(const mf_fuzz_result *r);
+
+/* The name of the contract the result was checked against (the kernel's or MOEFUZZ_CONTRACT);
+ * "" before the backend opened. */
+const char *mf_fuzz_contract_name(const mf_fuzz *f);
 
 /* The case as text, the diagnosis, and how to replay it. */
 void mf_fuzz_report(const mf_fuzz_result *r, const char *backend, FILE *out);
@@ -92,24 +105,53 @@ int mf_fuzz_cell(const mf_case *c);
 int mf_fuzz_coarse(const mf_case *c);
 int mf_fuzz_util_bucket(double util, int pass);
 
-/* Per-process statistics, written to cfg.stats_dir/stats-PID.bin every few hundred inputs and
- * at exit; `moefuzz fuzz` sums them. */
+/* Per-process statistics, written to cfg.stats_dir/stats-PID.bin every few hundred inputs or every
+ * second, and at exit; `moefuzz fuzz` sums them (a worker stopped by a signal loses at most its
+ * last second). */
 typedef struct mf_fuzz_stats {
     uint32_t magic, version;
     uint64_t execs, passes, skips, fails, errors, unsupported;
     double max_util, max_util_informative;
     uint64_t cases_by_bucket[MF_FUZZ_UTIL_BUCKETS];
     uint64_t meta_runs, meta_violations;
-    uint64_t observed_cases;                  /* cases whose observability was computed */
-    uint64_t observable[MF_FUZZ_KNOBS];       /* of those, cases that could catch each knob */
-    uint8_t cells[MF_FUZZ_CELLS]; /* 1 if reached */
+    uint64_t observed_cases;            /* cases whose observability was computed */
+    uint64_t observable[MF_FUZZ_KNOBS]; /* of those, cases that could catch each knob */
+    uint8_t cells[MF_FUZZ_CELLS];       /* 1 if reached */
+    char contract[64];                  /* the contract checked against */
 } mf_fuzz_stats;
 
 #define MF_FUZZ_STATS_MAGIC 0x4d465a53u /* "MFZS" */
+#define MF_FUZZ_STATS_VERSION 3
 void mf_fuzz_stats_flush(mf_fuzz *f);
 const mf_fuzz_stats *mf_fuzz_get_stats(const mf_fuzz *f);
 
 /* Forces a case into the fuzz configuration (model and budget) the way mf_fuzz_one does. */
 void mf_fuzz_shape(const mf_fuzz_config *cfg, mf_case *c);
+
+/* ---- input files of the fuzz tools (replay, repro, minimize) ----
+ * A file named *.txt is a text case (a parse error is an error, never a fallback); a canonical
+ * binary case is that case; anything else is the raw bytes a fuzzer ran, and so is every file
+ * when raw is set. `bytes` is what the target runs: the file itself, or a text case's canonical
+ * encoding. */
+typedef enum mf_fuzz_input_kind {
+    MF_FUZZ_INPUT_TEXT,
+    MF_FUZZ_INPUT_CANONICAL,
+    MF_FUZZ_INPUT_RAW,
+} mf_fuzz_input_kind;
+
+typedef struct mf_fuzz_input {
+    mf_fuzz_input_kind kind;
+    uint8_t *bytes; /* owned; mf_fuzz_input_free */
+    size_t len;
+    size_t file_len;
+    int printable; /* raw bytes that read like text (a text case without the .txt name?) */
+} mf_fuzz_input;
+
+mf_status mf_fuzz_input_load(const char *path, int raw, mf_fuzz_input *in, mf_error *err);
+void mf_fuzz_input_free(mf_fuzz_input *in);
+const char *mf_fuzz_input_kind_name(mf_fuzz_input_kind k);
+
+/* Writes s to out quoted for a POSIX shell (unchanged when it needs no quotes); truncates to n. */
+void mf_shell_quote(const char *s, char *out, size_t n);
 
 #endif /* MF_FUZZ_H */

@@ -1,49 +1,53 @@
 #!/bin/bash -eu
-# build.sh: builds the moefuzz fuzz targets the OSS-Fuzz / ClusterFuzzLite way.
+# build.sh: builds the moefuzz fuzz targets the OSS-Fuzz / ClusterFuzzLite way, through the
+# project's CMake build (its source lists are the only ones).
 #
 # Inputs (set by the fuzzing service): $CC, $CFLAGS (sanitizer and coverage flags),
 # $LIB_FUZZING_ENGINE (the engine to link, e.g. -fsanitize=fuzzer), $OUT (where targets go),
 # $WORK (scratch). Outputs in $OUT, per target: the binary, TARGET.options, TARGET.dict and
-# TARGET_seed_corpus.zip. Needs MPFR and GMP headers (Debian: libmpfr-dev libgmp-dev; the
-# Dockerfile beside this installs them). Run locally:
+# TARGET_seed_corpus.zip. Needs cmake, MPFR and GMP headers (Debian: cmake libmpfr-dev
+# libgmp-dev; the Dockerfile beside this installs them). Run locally:
 #   CC=clang CFLAGS="-O1 -g -fsanitize=address,fuzzer-no-link" \
 #   LIB_FUZZING_ENGINE=-fsanitize=fuzzer OUT=/tmp/out WORK=/tmp/work fuzz/oss-fuzz/build.sh
-SRC=$(cd "$(dirname "$0")/../.." && pwd)
+# fuzz/oss-fuzz/check_build.sh runs it so and runs each target over its seed corpus (ctest).
+# the source tree: around this script, or the working directory where the service copied the
+# script to /src/build.sh (the Dockerfile's WORKDIR is the tree)
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+[ -f "$ROOT/fuzz/oss-fuzz/build.sh" ] || ROOT=$PWD
 : "${WORK:=$(mktemp -d)}"
+: "${CFLAGS:=}"
 B="$WORK/moefuzz-build"
-mkdir -p "$B/obj" "$B/host" "$B/seeds" "$OUT"
-INC="-I$SRC/reference -I$SRC/src -I$SRC/src/tool -I$SRC/kernels/include"
-DEFS="-std=c11 -D_GNU_SOURCE -ffp-contract=off -DMF_SOURCE_DIR=\"$SRC\""
-LIBS="-lmpfr -lgmp -lm -ldl"
-LIB_SOURCES="$(ls "$SRC"/reference/*.c) $SRC/src/case.c $SRC/src/codec.c $SRC/src/casegen.c
-  $SRC/src/models.c $SRC/src/backend.c $SRC/src/check.c $SRC/src/fuzz.c
-  $SRC/kernels/cpu/moe_cpu.c"
+SEEDS="$WORK/moefuzz-seeds"
+mkdir -p "$OUT"
+rm -rf "$SEEDS"
+mkdir -p "$SEEDS"
 
-# the library, instrumented with the service's flags
-objs=()
-for f in $LIB_SOURCES; do
-  o="$B/obj/$(basename "${f%.c}").o"
-  $CC $CFLAGS $DEFS $INC -c "$f" -o "$o"
-  objs+=("$o")
-done
-ar rcs "$B/libmoefuzz.a" "${objs[@]}"
+# CMAKE_BUILD_TYPE=None: the service's CFLAGS alone set optimisation and instrumentation.
+cmake -S "$ROOT" -B "$B" -DCMAKE_C_COMPILER="$CC" -DCMAKE_C_FLAGS="$CFLAGS" \
+  -DCMAKE_BUILD_TYPE=None -DMOEFUZZ_FUZZ=ON -DMOEFUZZ_FUZZ_ENGINE="$LIB_FUZZING_ENGINE" \
+  -DMOEFUZZ_CUDA=OFF -DMOEFUZZ_TESTS=OFF >"$WORK/moefuzz-cmake.log" ||
+  { cat "$WORK/moefuzz-cmake.log"; exit 1; }
+# the moefuzz tool encodes the seeds; it is built with the same flags
+cmake --build "$B" -j"$(nproc)" --target fuzz_moe fuzz_inputs moefuzz
 
 for t in fuzz_moe fuzz_inputs; do
-  $CC $CFLAGS $DEFS $INC -c "$SRC/fuzz/$t.c" -o "$B/$t.o"
-  $CC $CFLAGS $LIB_FUZZING_ENGINE "$B/$t.o" "$B/libmoefuzz.a" $LIBS -o "$OUT/$t"
-  cp "$SRC/fuzz/moe.dict" "$OUT/$t.dict"
+  cp "$B/$t" "$OUT/$t"
+  cp "$ROOT/fuzz/moe.dict" "$OUT/$t.dict"
   printf '[libfuzzer]\nmax_len = 512\ntimeout = 60\nrss_limit_mb = 8192\ndict = %s.dict\n' \
     "$t" >"$OUT/$t.options"
 done
 
-# seed corpus: the text seeds and regressions encoded by a plain (uninstrumented) host build
-cc -O1 $DEFS $INC $LIB_SOURCES "$SRC"/src/tool/*.c $LIBS -o "$B/host/moefuzz"
-for f in "$SRC"/corpus/seeds/*.txt "$SRC"/corpus/regress/*.txt; do
+# seed corpus: the text seeds and regressions as canonical binary cases
+n=0
+for f in "$ROOT"/corpus/seeds/*.txt "$ROOT"/corpus/regress/*.txt; do
   [ -f "$f" ] || continue
-  "$B/host/moefuzz" encode "$f" -o "$B/seeds/$(basename "${f%.txt}")" 2>/dev/null
+  # leak checks of the instrumented tool would only slow this down
+  ASAN_OPTIONS=detect_leaks=0 "$B/moefuzz" encode "$f" -o "$SEEDS/$(basename "${f%.txt}")" \
+    2>"$WORK/moefuzz-encode.log" || { cat "$WORK/moefuzz-encode.log"; exit 1; }
+  n=$((n + 1))
 done
-(cd "$B/seeds" && python3 -c "import sys,zipfile,os
-z=zipfile.ZipFile(sys.argv[1],'w')
-[z.write(f) for f in sorted(os.listdir('.'))]" "$OUT/fuzz_moe_seed_corpus.zip")
+[ "$n" -gt 0 ] || { echo "build.sh: no seed cases under $ROOT/corpus" >&2; exit 1; }
+rm -f "$OUT/fuzz_moe_seed_corpus.zip"
+(cd "$SEEDS" && cmake -E tar cf "$OUT/fuzz_moe_seed_corpus.zip" --format=zip -- *)
 cp "$OUT/fuzz_moe_seed_corpus.zip" "$OUT/fuzz_inputs_seed_corpus.zip"
-echo "built fuzz_moe and fuzz_inputs in $OUT"
+echo "built fuzz_moe and fuzz_inputs in $OUT ($n seed inputs each)"

@@ -296,6 +296,15 @@ static void summary(const campaign *cp, const progress *pr, double wall) {
     }
 }
 
+static int count_artifacts(const char *dir) {
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    int n = 0;
+    while (d && (de = readdir(d))) n += de->d_name[0] != '.';
+    if (d) closedir(d);
+    return n;
+}
+
 static volatile sig_atomic_t interrupted = 0;
 static void on_sigint(int s) {
     (void)s;
@@ -322,6 +331,7 @@ static int run_campaign(campaign *cp) {
         unlink(p);
     }
     if (sd) closedir(sd);
+    int artifacts_before = count_artifacts(art);
     char src[PATH_MAX];
     self_dir(src, sizeof src);
     const char *root = getenv("MOEFUZZ_SOURCE_DIR");
@@ -350,6 +360,9 @@ static int run_campaign(campaign *cp) {
     FLAG("-timeout=%d", external && call_s * 3 + 30 > 60 ? (int)(call_s * 3 + 30) : 60);
     FLAG("-rss_limit_mb=%d", cp->overnight ? 16384 : 8192);
     FLAG("-print_final_stats=1");
+    /* libFuzzer's default crash exit code is 77, which moefuzz keeps for "no GPU" */
+    FLAG("-error_exitcode=1");
+    FLAG("-timeout_exitcode=1");
     if (cp->seconds > 0) FLAG("-max_total_time=%d", (int)cp->seconds);
     if (cp->runs >= 0) FLAG("-runs=%ld", cp->runs);
     if (cp->seed) FLAG("-seed=%u", cp->seed);
@@ -454,13 +467,28 @@ static int run_campaign(campaign *cp) {
         return MF_EXIT_BAD_INPUT;
     }
     summary(cp, &pr, wall);
-    char artdir[PATH_MAX];
-    snprintf(artdir, sizeof artdir, "%s/artifacts", cp->workdir);
-    DIR *d = opendir(artdir);
-    int failures = 0;
-    while (d && (de = readdir(d))) failures += de->d_name[0] != '.';
-    if (d) closedir(d);
-    return failures ? MF_EXIT_MISMATCH : MF_EXIT_PASS;
+    mf_fuzz_stats sum;
+    count_cells(stats, &sum);
+    int fresh = count_artifacts(art) - artifacts_before;
+    if (fresh > 0) return MF_EXIT_MISMATCH;
+    /* no finding: a pass only if the target ran to its end and checked inputs */
+    int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    if (code != 0 && !(interrupted && (code == 72 || WIFSIGNALED(status)))) {
+        if (WIFSIGNALED(status))
+            fprintf(stderr, "moefuzz fuzz: FAIL: the target died of signal %d without leaving an "
+                            "artifact (see %s)\n", WTERMSIG(status), logp);
+        else
+            fprintf(stderr, "moefuzz fuzz: FAIL: the target exited with %d without leaving an "
+                            "artifact (see %s)\n", code, logp);
+        return MF_EXIT_BAD_INPUT;
+    }
+    if (sum.execs == 0 || sum.passes + sum.fails == 0) {
+        fprintf(stderr, "moefuzz fuzz: FAIL: no input was checked (%llu run, %llu skipped); "
+                        "nothing was tested (see %s)\n",
+                (unsigned long long)sum.execs, (unsigned long long)sum.skips, logp);
+        return MF_EXIT_BAD_INPUT;
+    }
+    return MF_EXIT_PASS;
 }
 
 void mf_help_fuzz(FILE *f) {
