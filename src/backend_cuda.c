@@ -12,6 +12,7 @@
 #include <cuda_runtime_api.h>
 
 #include "backend.h"
+#include "../kernels/cuda/cuda_device.h"
 #include "../kernels/cuda/moe_cuda.h"
 
 /* "cudaMalloc: cudaErrorMemoryAllocation (out of memory)" */
@@ -59,40 +60,13 @@ static const mf_device_ops cuda_ops = {
     dev_alloc, dev_free, dev_to_device, dev_to_host, dev_sync, NULL, /* the legacy default stream */
 };
 
-/* 1 if a device of compute capability >= 9.0 exists (and becomes current), else 0 + reason. */
+/* 1 if a device of compute capability >= 9.0 exists (and becomes current); 0 + reason where this
+ * machine has none (no driver, no device, only older devices: the caller skips); -1 + the CUDA
+ * error for anything else, a driver/runtime mismatch included (cuda_device.h): not a skip. A
+ * caller that reads only "0 or not" goes on to create(), which fails with the same error. */
 static int cuda_available(char *msg, size_t msg_len) {
-    int n = 0;
-    cudaError_t e = cudaGetDeviceCount(&n);
-    if (e != cudaSuccess) {
-        cuda_fail(e, "cudaGetDeviceCount", msg, msg_len);
-        return 0;
-    }
-    if (n == 0) {
-        snprintf(msg, msg_len, "no CUDA device");
-        return 0;
-    }
-    struct cudaDeviceProp prop;
-    char first[160] = "";
-    for (int d = 0; d < n; d++) {
-        e = cudaGetDeviceProperties(&prop, d);
-        if (e != cudaSuccess) {
-            cuda_fail(e, "cudaGetDeviceProperties", msg, msg_len);
-            return 0;
-        }
-        if (prop.major >= 9) {
-            e = cudaSetDevice(d);
-            if (e != cudaSuccess) {
-                cuda_fail(e, "cudaSetDevice", msg, msg_len);
-                return 0;
-            }
-            return 1;
-        }
-        if (!first[0])
-            snprintf(first, sizeof first, "device %d (%.64s) has compute capability %d.%d", d,
-                     prop.name, prop.major, prop.minor);
-    }
-    snprintf(msg, msg_len, "%s; the cuda kernel needs 9.0 (Hopper) or newer", first);
-    return 0;
+    int dev = -1;
+    return mf_cuda_device_find(&dev, msg, msg_len);
 }
 
 static const mf_cuda_provider cuda_provider = {

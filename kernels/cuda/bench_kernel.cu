@@ -2,6 +2,7 @@
  * on three real-model shapes, with floors measured in the same run.
  *
  *   moefuzz bench kernel [--shape NAME[,NAME]] [--T LIST] [--reps N] [--no-baseline]
+ *                        [--require-baseline]
  *
  * For each (shape, T): the median over --reps replays of a CUDA graph of the whole MoE (routing
  * through combine), for the fused kernel (through its ABI, kernels/cuda/moe_cuda.cu) and for
@@ -16,7 +17,9 @@
  * per-expert row counts are taken from one routing run before capture (cuBLAS needs them on the
  * host), so the baseline is NOT charged for the permutation that the fused kernel computes on
  * the device: a conservative baseline. cuBLAS is loaded with dlopen, so moefuzz has no link
- * dependency on it; without it the baseline and the compute floor are reported unavailable.
+ * dependency on it; without it the baseline and the compute floor are reported unavailable,
+ * and nothing checks the fused kernel's output: --require-baseline (the smoke test) makes that
+ * an error.
  *
  * Figures: TFLOP/s = 2 T k 3 H I / t; GB/s = (bytes of the distinct experts selected + x +
  * logits + out) / t; %mem = those bytes over the copy bandwidth measured here (a large
@@ -34,7 +37,9 @@
  * kernel spends per step. (NVML's board power is a one-second average on Hopper, too slow for
  * these runs, so it is not shown.) NVML is loaded with dlopen too; without it the column reads
  * n/a.
- * Exit: 0, 1 on a CUDA error or when fused and baseline disagree, 2 bad arguments, 77 no device.
+ * Exit: 0, 1 on a CUDA error, when fused and baseline disagree or (--require-baseline) when
+ * there is no baseline to compare with, 2 bad arguments, 77 no device (cuda_device.h: only the
+ * absence of a device skips; 1 under MOEFUZZ_REQUIRE_GPU=1).
  */
 #include <dlfcn.h>
 #include <math.h>
@@ -48,6 +53,7 @@
 #include <cublas_api.h> /* types and enum values only: every call goes through dlsym */
 #include <cuda_runtime.h>
 
+#include "cuda_device.h"
 #include "moe_cuda.h"
 
 #define BENCH_SETS 4  /* input sets rotated between replays */
@@ -905,7 +911,7 @@ static void print_row(const bench_row *r) {
 static void usage(FILE *f) {
     fprintf(f,
             "usage: moefuzz bench kernel [--shape NAME[,NAME...]] [--T N[,N...]] [--reps N]\n"
-            "                            [--no-baseline]\n\n"
+            "                            [--no-baseline] [--require-baseline]\n\n"
             "Times the fused CUDA MoE kernel (CUDA-graph replays of routing through combine,\n"
             "median of --reps, default 20) against a cuBLAS baseline built in the same run, and\n"
             "reports TFLOP/s, GB/s and the share of the memory and compute floors measured on\n"
@@ -913,7 +919,9 @@ static void usage(FILE *f) {
             "that only reads the step's expert weights once (read_us, with the baseline only;\n"
             "%%read = read_us / fused_us), the SM clock while the replays ran (NVML; P: held\n"
             "down by the power cap), and the GEMM variants the fused kernel chose for the shape\n"
-            "(GEMM1/GEMM2; pdl: programmatic launches).\n\n"
+            "(GEMM1/GEMM2; pdl: programmatic launches).\n"
+            "--require-baseline: an error (exit 1) unless cuBLAS loads and every row is compared\n"
+            "with the baseline (without it nothing checks the fused kernel's output).\n\n"
             "shapes (default all):\n");
     for (int i = 0; i < N_SHAPES; i++)
         fprintf(f, "  %-14s E=%d k=%d H=%d I=%d %s%s groups %d/%d rsf %g\n", shapes[i].name,
@@ -923,12 +931,13 @@ static void usage(FILE *f) {
                 shapes[i].topk_group, (double)shapes[i].rsf);
     fprintf(f,
             "T (default): 1,8,64,512,4096\n"
-            "exit: 0, 1 error or fused/baseline disagreement, 2 bad arguments, 77 no device\n");
+            "exit: 0, 1 error, fused/baseline disagreement or (--require-baseline) no baseline,\n"
+            "2 bad arguments, 77 no device (1 with MOEFUZZ_REQUIRE_GPU=1)\n");
 }
 
 extern "C" int mf_bench_kernel_main(int argc, char **argv) {
     int use[N_SHAPES] = {0}, any_shape = 0;
-    int Ts[BENCH_MAX_T] = {1, 8, 64, 512, 4096}, nT = 5, reps = 20, use_base = 1;
+    int Ts[BENCH_MAX_T] = {1, 8, 64, 512, 4096}, nT = 5, reps = 20, use_base = 1, need_base = 0;
     for (int a = 1; a < argc; a++) {
         const char *o = argv[a];
         int more = a + 1 < argc;
@@ -971,6 +980,8 @@ extern "C" int mf_bench_kernel_main(int argc, char **argv) {
             }
         } else if (!strcmp(o, "--no-baseline")) {
             use_base = 0;
+        } else if (!strcmp(o, "--require-baseline")) {
+            need_base = 1;
         } else {
             fprintf(stderr, "moefuzz bench kernel: unknown or incomplete option '%s'\n", o);
             usage(stderr);
@@ -979,22 +990,24 @@ extern "C" int mf_bench_kernel_main(int argc, char **argv) {
     }
     if (!any_shape)
         for (int i = 0; i < N_SHAPES; i++) use[i] = 1;
+    if (need_base && !use_base) {
+        fprintf(stderr, "moefuzz bench kernel: --require-baseline and --no-baseline contradict\n");
+        return 2;
+    }
 
     /* the device: first of compute capability >= 9.0 */
-    int ndev = 0, dev = -1;
-    cudaError_t e = cudaGetDeviceCount(&ndev);
-    if (e != cudaSuccess) {
-        printf("moefuzz bench kernel: no CUDA device: %s\n", cudaGetErrorString(e));
-        return 77;
+    int dev = -1;
+    char why[256] = "";
+    const int found = mf_cuda_device_find(&dev, why, sizeof why);
+    if (found == MF_CUDA_DEVICE_NONE) {
+        printf("moefuzz bench kernel: no usable device: %s\n", why);
+        return mf_cuda_skip_exit_code();
+    }
+    if (found != MF_CUDA_DEVICE_OK) {
+        fprintf(stderr, "moefuzz bench kernel: %s\n", why);
+        return 1;
     }
     struct cudaDeviceProp prop;
-    for (int d = 0; d < ndev && dev < 0; d++)
-        if (cudaGetDeviceProperties(&prop, d) == cudaSuccess && prop.major >= 9) dev = d;
-    if (dev < 0) {
-        printf("moefuzz bench kernel: no device of compute capability >= 9.0\n");
-        return 77;
-    }
-    CK(cudaSetDevice(dev));
     CK(cudaGetDeviceProperties(&prop, dev));
     printf("card: %s (sm_%d%d, %d SMs, %.0f MB L2, %.1f GB)\n", prop.name, prop.major, prop.minor,
            prop.multiProcessorCount, prop.l2CacheSize / 1e6, prop.totalGlobalMem / 1e9);
@@ -1002,6 +1015,12 @@ extern "C" int mf_bench_kernel_main(int argc, char **argv) {
     CK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
     cublas_lib cb;
     cublas_load(&cb, st);
+    if (need_base && !cb.dl) {
+        fprintf(stderr,
+                "moefuzz bench kernel: --require-baseline: no cuBLAS baseline (above), "
+                "so nothing would check the fused kernel's output\n");
+        return 1;
+    }
 
     double copy_bw = measure_copy_bw(st);
     double gemm_rate = measure_gemm_rate(&cb, st);
@@ -1056,6 +1075,7 @@ extern "C" int mf_bench_kernel_main(int argc, char **argv) {
                 continue;
             }
             if (r->have_base && !r->agree) status = 1;
+            if (need_base && !r->have_base) status = 1;
             print_row(r);
             fflush(stdout);
             nrows++;

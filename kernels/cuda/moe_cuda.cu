@@ -313,6 +313,8 @@ typedef struct cuda_ctx {
     int force_bm; /* MOEFUZZ_CUDA_BM=16|64|128: the mma.sync path with this tile height */
     int clusters;    /* the cluster (TMA multicast) GEMMs can run: sm_90a, driver entry point */
     int b_tma;       /* the other wgmma GEMMs load B by TMA too (MOEFUZZ_CUDA_TMA=0: cp.async) */
+    int no_tma;      /* MOEFUZZ_CUDA_TMA=0: nothing loads B by TMA (no cluster variant either) */
+    int strict;      /* MOEFUZZ_CUDA_STRICT=1: a forced setting runs as forced or not at all */
     void *encode_fn; /* cuTensorMapEncodeTiled, from the driver */
     int force_wg_mc; /* MOEFUZZ_CUDA_WG=...c: the cluster variant of that shape */
     int mc_max[64];  /* per variant (at most 64): clusters of two that fit on the device at once */
@@ -366,7 +368,7 @@ static void ws_plan(const mf_kernel_params *p, ws_layout *L) {
 #define MSG(...) (snprintf(msg, msg_len, __VA_ARGS__), 0)
 
 static int cuda_supports(void *vctx, const mf_kernel_params *p, char *msg, size_t msg_len) {
-    (void)vctx;
+    const cuda_ctx *c = (const cuda_ctx *)vctx;
     if (p->struct_size < offsetof(mf_kernel_params, reserved))
         return MSG("params struct of %u bytes is older than this kernel's", p->struct_size);
     if (p->memory != MF_ABI_MEM_DEVICE) return MSG("the cuda kernel needs device memory");
@@ -401,6 +403,14 @@ static int cuda_supports(void *vctx, const mf_kernel_params *p, char *msg, size_
         return MSG("W13 layout %d not implemented", p->layout);
     if (p->logits_dtype != MF_ABI_DTYPE_F32 && p->logits_dtype != MF_ABI_DTYPE_BF16)
         return MSG("logits dtype %d not implemented", p->logits_dtype);
+    /* a forced wgmma variant or mma.sync tile of 64 or 128 rows runs on the 16-byte path only;
+     * other shapes take the 16-row 2-byte path, which strict mode does not pass off as the
+     * forced one */
+    if (c && c->strict && (c->force_bm > 16 || c->force_wg_cw > 0) && (p->H % 8 || p->I % 8))
+        return MSG(
+            "MOEFUZZ_CUDA_STRICT=1: the forced %s needs H and I multiples of 8 (H=%d, "
+            "I=%d take the 16-row path with 2-byte loads)",
+            c->force_bm ? "MOEFUZZ_CUDA_BM" : "MOEFUZZ_CUDA_WG", p->H, p->I);
     return 1;
 }
 
@@ -483,6 +493,14 @@ static int choose_cfg(const cuda_ctx *c, const mf_kernel_params *p, moe_cfg *cfg
     const int vec = cfg->vec1 && cfg->vec2, sms = c->sm_count;
     const long long b1 = 2LL * p->I, b2 = p->H; /* B rows of GEMM1 (gate + up) and GEMM2 */
     int BM = 16, wg = 0, wg_bn1 = 0, wg_bn2 = 0, mc = 0;
+    if (!vec && c->strict && (c->force_bm > 16 || c->force_wg_cw > 0)) {
+        /* supports() refuses these shapes; here unaligned tensors land too */
+        snprintf(msg, msg_len,
+                 "moe_cuda: MOEFUZZ_CUDA_STRICT=1: the forced %s needs the 16-byte path (H=%d and "
+                 "I=%d multiples of 8, x, w13 and w2 16-byte aligned)",
+                 c->force_bm ? "MOEFUZZ_CUDA_BM" : "MOEFUZZ_CUDA_WG", p->H, p->I);
+        return 1;
+    }
     if (vec) {
         if (c->force_bm) {
             BM = c->force_bm;
@@ -516,8 +534,9 @@ static int choose_cfg(const cuda_ctx *c, const mf_kernel_params *p, moe_cfg *cfg
                 wg_bn2 = wg_cost(t, b2, wide, sms) <= wg_cost(t, b2, 128, sms) ? wide : 128;
                 /* many rows per expert: the cluster variant, each B tile multicast to two CTAs
                  * of 192 rows. Measured on an H100 (docs/cuda-perf-notes.md): 5-14% faster at
-                 * 1024 rows per expert, slower at 128 and 256. */
-                if (cw == 3 && m >= 768 && c->clusters)
+                 * 1024 rows per expert, slower at 128 and 256. Not with MOEFUZZ_CUDA_TMA=0: its
+                 * multicast is a TMA load. */
+                if (cw == 3 && m >= 768 && c->clusters && !c->no_tma)
                     mc = 1, BM = 384, wg_bn1 = wg_bn2 = 192;
             }
         }
@@ -826,6 +845,148 @@ static int cuda_run(void *vctx, const mf_kernel_params *p, char *msg, size_t msg
         }                                                                                \
     } while (0)
 
+/* ---- tuning knobs (environment; docs/cuda-kernel.md lists them) ----
+ * A value that names no setting, or settings that contradict each other, make create() fail,
+ * strict or not: a typo in a knob meant to force a path would otherwise run the default while
+ * the caller believes the path was tested, and no device makes such a value meaningful. Unset
+ * and empty variables take the default. */
+typedef struct knobs {
+    int strict;              /* MOEFUZZ_CUDA_STRICT=0|1 */
+    int bm;                  /* MOEFUZZ_CUDA_BM=16|64|128; 0 unset */
+    int wg_cw, wg_bn, wg_mc; /* MOEFUZZ_CUDA_WG: the variant; wg_cw -1 "off", 0 unset */
+    const char *wg;          /* its value, for messages */
+    double wg_min;           /* MOEFUZZ_CUDA_WG_MIN >= 0 */
+    int wg_min_set;
+    int wg_grid; /* MOEFUZZ_CUDA_WG_GRID >= 1; 0 unset */
+    int verbose; /* MOEFUZZ_CUDA_VERBOSE=0|1 */
+    int pdl;     /* MOEFUZZ_CUDA_PDL=0|1|2, default 1 */
+    int tma;     /* MOEFUZZ_CUDA_TMA=0|1; -1 unset (B by TMA where the device can) */
+} knobs;
+
+static const char *knob_get(const char *name) {
+    const char *v = getenv(name);
+    return v && *v ? v : NULL;
+}
+
+/* Index of v in the NULL-terminated list, or -1. */
+static int knob_pick(const char *v, const char *const *list) {
+    for (int i = 0; list[i]; i++)
+        if (!strcmp(v, list[i])) return i;
+    return -1;
+}
+
+static int knob_bad(const char *name, const char *v, const char *allowed, char *msg,
+                    size_t msg_len) {
+    snprintf(msg, msg_len, "moe_cuda: %s=%.40s names no setting (%s)", name, v, allowed);
+    return 1;
+}
+
+static int knobs_read(knobs *k, char *msg, size_t msg_len) {
+    static const char *const off_on[] = {"0", "1", NULL}, *const pdls[] = {"0", "1", "2", NULL};
+    static const char *const bms[] = {"16", "64", "128", NULL};
+    static const char *const wgs[] = {"3x192", "3x128",  "2x256",  "2x128", "1x128", "1x96",
+                                      "1x64",  "3x192c", "2x256c", "off",   NULL};
+    memset(k, 0, sizeof *k);
+    k->pdl = 1, k->tma = -1;
+    const char *v;
+    if ((v = knob_get("MOEFUZZ_CUDA_STRICT"))) {
+        if ((k->strict = knob_pick(v, off_on)) < 0)
+            return knob_bad("MOEFUZZ_CUDA_STRICT", v, "0 or 1", msg, msg_len);
+    }
+    if ((v = knob_get("MOEFUZZ_CUDA_BM"))) {
+        if (knob_pick(v, bms) < 0)
+            return knob_bad("MOEFUZZ_CUDA_BM", v, "16, 64, 128", msg, msg_len);
+        k->bm = atoi(v);
+    }
+    if ((v = knob_get("MOEFUZZ_CUDA_WG"))) {
+        if (knob_pick(v, wgs) < 0)
+            return knob_bad("MOEFUZZ_CUDA_WG", v,
+                            "3x192, 3x128, 2x256, 2x128, 1x128, 1x96, 1x64, 3x192c, 2x256c, off",
+                            msg, msg_len);
+        k->wg = v;
+        if (!strcmp(v, "off"))
+            k->wg_cw = -1;
+        else
+            k->wg_cw = v[0] - '0', k->wg_bn = atoi(v + 2), k->wg_mc = v[strlen(v) - 1] == 'c';
+    }
+    if ((v = knob_get("MOEFUZZ_CUDA_WG_MIN"))) {
+        char *end;
+        k->wg_min = strtod(v, &end);
+        if (*end || !(k->wg_min >= 0.0 && k->wg_min <= 1e9))
+            return knob_bad("MOEFUZZ_CUDA_WG_MIN", v, "rows per expert, 0 to 1e9", msg, msg_len);
+        k->wg_min_set = 1;
+    }
+    if ((v = knob_get("MOEFUZZ_CUDA_WG_GRID"))) {
+        char *end;
+        long n = strtol(v, &end, 10);
+        if (*end || n < 1 || n > 1 << 20)
+            return knob_bad("MOEFUZZ_CUDA_WG_GRID", v, "blocks, 1 to 1048576", msg, msg_len);
+        k->wg_grid = (int)n;
+    }
+    if ((v = knob_get("MOEFUZZ_CUDA_VERBOSE"))) {
+        if ((k->verbose = knob_pick(v, off_on)) < 0)
+            return knob_bad("MOEFUZZ_CUDA_VERBOSE", v, "0 or 1", msg, msg_len);
+    }
+    if ((v = knob_get("MOEFUZZ_CUDA_PDL"))) {
+        if ((k->pdl = knob_pick(v, pdls)) < 0)
+            return knob_bad("MOEFUZZ_CUDA_PDL", v, "0, 1 or 2", msg, msg_len);
+    }
+    if ((v = knob_get("MOEFUZZ_CUDA_TMA"))) {
+        if ((k->tma = knob_pick(v, off_on)) < 0)
+            return knob_bad("MOEFUZZ_CUDA_TMA", v, "0 or 1", msg, msg_len);
+    }
+#define CONTRADICT(...) (snprintf(msg, msg_len, "moe_cuda: " __VA_ARGS__), 1)
+    if (k->bm && k->wg_cw > 0)
+        return CONTRADICT(
+            "MOEFUZZ_CUDA_BM=%d (mma.sync) and MOEFUZZ_CUDA_WG=%s (wgmma) "
+            "contradict",
+            k->bm, k->wg);
+    if (k->wg_mc && k->tma == 0)
+        return CONTRADICT(
+            "MOEFUZZ_CUDA_WG=%s multicasts B by TMA: MOEFUZZ_CUDA_TMA=0 "
+            "contradicts it (no cluster variant loads B by cp.async)",
+            k->wg);
+    if (k->tma == 1 && (k->bm || k->wg_cw < 0))
+        return CONTRADICT("MOEFUZZ_CUDA_TMA=1: the forced %s runs no kernel that loads B by TMA",
+                          k->bm ? "MOEFUZZ_CUDA_BM" : "MOEFUZZ_CUDA_WG=off");
+    if (k->wg_min_set && (k->bm || k->wg_cw))
+        return CONTRADICT(
+            "MOEFUZZ_CUDA_WG_MIN steers the default choice, which the forced %s "
+            "replaces",
+            k->bm ? "MOEFUZZ_CUDA_BM" : "MOEFUZZ_CUDA_WG");
+#undef CONTRADICT
+    return 0;
+}
+
+/* A forced setting this device cannot run: create() fails under MOEFUZZ_CUDA_STRICT=1 (a test
+ * named for a path runs that path or fails); otherwise the kernel falls back to what runs here
+ * (same results: every tiling keeps each output's in-order chain), and says so under
+ * MOEFUZZ_CUDA_VERBOSE=1. */
+static int knobs_honoured(const cuda_ctx *c, const knobs *k, int major, int minor,
+                          const char *no_clusters, char *msg, size_t msg_len) {
+    char why[256] = "";
+    if (k->wg_cw > 0 && !c->wgmma)
+        snprintf(why, sizeof why,
+                 "MOEFUZZ_CUDA_WG=%s: the wgmma kernels need compute capability 9.0 (sm_90a), "
+                 "device %d has %d.%d",
+                 k->wg, c->device, major, minor);
+    else if (k->wg_mc && !c->clusters)
+        snprintf(why, sizeof why, "MOEFUZZ_CUDA_WG=%s: no cluster variant can run: %s", k->wg,
+                 no_clusters);
+    else if (k->tma == 1 && !c->b_tma)
+        snprintf(why, sizeof why, "MOEFUZZ_CUDA_TMA=1: %s",
+                 !c->wgmma ? "the wgmma kernels (the only ones loading B by TMA) need compute "
+                             "capability 9.0 (sm_90a)"
+                           : "the driver has no cuTensorMapEncodeTiled");
+    if (!why[0]) return 0;
+    if (c->strict) {
+        snprintf(msg, msg_len, "moe_cuda: MOEFUZZ_CUDA_STRICT=1: %s", why);
+        return 1;
+    }
+    if (c->verbose) fprintf(stderr, "moe_cuda: not honoured, falling back: %s\n", why);
+    return 0;
+}
+
 static int cuda_create(void **out, char *msg, size_t msg_len) {
     cuda_ctx *c = (cuda_ctx *)calloc(1, sizeof *c);
     if (!c) {
@@ -847,27 +1008,20 @@ static int cuda_create(void **out, char *msg, size_t msg_len) {
     CUDA_CREATE_TRY(
         cudaDeviceGetAttribute(&c->smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, c->device));
     c->wgmma = major == 9 && minor == 0; /* the sm_90a cubin runs (wgmma) */
-    const char *bm = getenv("MOEFUZZ_CUDA_BM");
-    if (bm && (!strcmp(bm, "16") || !strcmp(bm, "64") || !strcmp(bm, "128")))
-        c->force_bm = atoi(bm);
-    const char *wgv = getenv("MOEFUZZ_CUDA_WG");
-    if (wgv && !strcmp(wgv, "off")) c->force_wg_cw = -1;
-    if (wgv && (!strcmp(wgv, "3x192") || !strcmp(wgv, "3x128") || !strcmp(wgv, "2x256") ||
-                !strcmp(wgv, "2x128") || !strcmp(wgv, "1x128") || !strcmp(wgv, "1x96") ||
-                !strcmp(wgv, "1x64")))
-        c->force_wg_cw = wgv[0] - '0', c->force_wg_bn = atoi(wgv + 2);
-    if (wgv && (!strcmp(wgv, "2x256c") || !strcmp(wgv, "3x192c")))
-        c->force_wg_cw = wgv[0] - '0', c->force_wg_bn = atoi(wgv + 2), c->force_wg_mc = 1;
-    const char *wmin = getenv("MOEFUZZ_CUDA_WG_MIN");
-    c->wg_min_rows = wmin ? atof(wmin) : 0.0;
-    const char *wgg = getenv("MOEFUZZ_CUDA_WG_GRID");
-    c->wg_grid = wgg && atoi(wgg) > 0 ? atoi(wgg) : c->sm_count;
-    const char *verb = getenv("MOEFUZZ_CUDA_VERBOSE");
-    c->verbose = verb && !strcmp(verb, "1");
-    const char *pdl = getenv("MOEFUZZ_CUDA_PDL");
-    c->pdl = !pdl ? 1 : !strcmp(pdl, "0") ? 0 : !strcmp(pdl, "2") ? 2 : 1;
-    const char *tma = getenv("MOEFUZZ_CUDA_TMA");
-    const int want_tma = !(tma && !strcmp(tma, "0"));
+    knobs kn;
+    if (knobs_read(&kn, msg, msg_len)) {
+        free(c);
+        return 1;
+    }
+    c->strict = kn.strict;
+    c->force_bm = kn.bm;
+    c->force_wg_cw = kn.wg_cw, c->force_wg_bn = kn.wg_bn, c->force_wg_mc = kn.wg_mc;
+    c->wg_min_rows = kn.wg_min;
+    c->wg_grid = kn.wg_grid > 0 ? kn.wg_grid : c->sm_count;
+    c->verbose = kn.verbose;
+    c->pdl = kn.pdl;
+    c->no_tma = kn.tma == 0;
+    const int want_tma = kn.tma != 0;
     /* dynamic shared memory above 48 KB must be opted into, once per kernel */
     for (int i = 0; i < N_GEMM_VARIANTS; i++) {
         if (gemm_variants[i].smem > c->smem_optin) {
@@ -907,9 +1061,17 @@ static int cuda_create(void **out, char *msg, size_t msg_len) {
         }
         (void)cudaGetLastError();
     }
+    const char *no_clusters = !c->wgmma       ? "they need compute capability 9.0 (sm_90a)"
+                              : !c->encode_fn ? "the driver has no cuTensorMapEncodeTiled"
+                                              : "the device fits no cluster of two of them";
 #else
     c->b_tma = want_tma && c->wgmma; /* the emulator models TMA loads, not clusters */
+    const char *no_clusters = "the CPU emulator does not model clusters";
 #endif
+    if (knobs_honoured(c, &kn, major, minor, no_clusters, msg, msg_len)) {
+        free(c);
+        return 1;
+    }
     CUDA_CREATE_TRY(cudaFuncSetAttribute((const void *)moe_prep_small_kernel,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          c->smem_optin));

@@ -24,8 +24,11 @@
  * blocks. Exact zeros compare equal whatever their sign.
  * Output: one line per designed experiment, a table of mismatches per hypothesis, and the
  * verdict "measured: B=16 F=25 final rounding RZ (0 mismatches in N)".
- * Exit: 0 the contract's model matches and every alternative is refuted, 1 otherwise, 77 no
- * device of compute capability >= 9.0.
+ * Exit: 0 the contract's model matches, every alternative is refuted and no designed tile has
+ * a nonzero output outside its (0, 0) element (a stray output is a layout error, which would
+ * make every measurement meaningless); 1 otherwise, or on any CUDA error (a driver that does
+ * not match the runtime included); 77 no device of compute capability >= 9.0 (--wgmma: 9.0),
+ * 1 instead under MOEFUZZ_REQUIRE_GPU=1 (kernels/cuda/cuda_device.h).
  */
 #include <math.h>
 #include <stdint.h>
@@ -35,6 +38,7 @@
 
 #include <cuda_runtime.h>
 
+#include "../../kernels/cuda/cuda_device.h"
 #include "../../kernels/cuda/hopper.cuh"
 #include "../../kernels/cuda/mma.cuh"
 #include "../../kernels/cuda/moe_gemm.cuh" /* GEMM_LDS: the kernel's shared-memory row pitch */
@@ -516,20 +520,18 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
-    int ndev = 0, dev = -1;
-    cudaError_t e = cudaGetDeviceCount(&ndev);
-    if (e != cudaSuccess) {
-        printf("probe_hopper: no CUDA device: %s\n", cudaGetErrorString(e));
-        return 77;
+    int dev = -1;
+    char why[256] = "";
+    const int found = mf_cuda_device_find(&dev, why, sizeof why);
+    if (found == MF_CUDA_DEVICE_NONE) {
+        printf("probe_hopper: no usable device: %s\n", why);
+        return mf_cuda_skip_exit_code();
+    }
+    if (found != MF_CUDA_DEVICE_OK) {
+        printf("probe_hopper: %s\n", why);
+        return 1;
     }
     struct cudaDeviceProp prop;
-    for (int d = 0; d < ndev && dev < 0; d++)
-        if (cudaGetDeviceProperties(&prop, d) == cudaSuccess && prop.major >= 9) dev = d;
-    if (dev < 0) {
-        printf("probe_hopper: no device of compute capability >= 9.0\n");
-        return 77;
-    }
-    CK(cudaSetDevice(dev));
     CK(cudaGetDeviceProperties(&prop, dev));
     rng_s = seed;
     printf("card: %s (sm_%d%d, %d SMs); seed %#llx; instruction %s\n", prop.name, prop.major,
@@ -537,7 +539,7 @@ int main(int argc, char **argv) {
            use_wgmma ? "wgmma m64n8k16 (swizzled shared memory)" : "mma.sync m16n8k16");
     if (use_wgmma && !(prop.major == 9 && prop.minor == 0)) {
         printf("probe_hopper: --wgmma needs compute capability 9.0 (sm_90a code)\n");
-        return 77;
+        return mf_cuda_skip_exit_code();
     }
 
     if (check_layouts() != 0) {
@@ -551,7 +553,11 @@ int main(int argc, char **argv) {
     build_designed();
     float hw[96];
     int layout_bad = run_designed(16, hw) + run_designed(32, hw) + run_designed(64, hw);
-    if (layout_bad) printf("WARNING: %d stray nonzero outputs in designed tiles\n", layout_bad);
+    if (layout_bad)
+        printf(
+            "FAIL: %d stray nonzero outputs in designed tiles (each tile sets only its (0, 0) "
+            "element): a layout error\n",
+            layout_bad);
     long mism_des[N_HYP] = {0};
     printf("\n%-12s %-58s %-22s %s\n", "experiment", "inputs", "hardware", "hypotheses matching");
     for (int i = 0; i < n_designed; i++) {
@@ -622,7 +628,10 @@ int main(int argc, char **argv) {
             "\nmeasured: B=16 F=25 final rounding RZ (0 mismatches in %ld); every alternative "
             "refuted\n",
             n_all);
-        return 0;
+        if (!layout_bad) return 0;
+        printf("verdict: FAIL: %d stray nonzero outputs in the designed tiles (above)\n",
+               layout_bad);
+        return 1;
     }
     int best = 0;
     for (int h = 1; h < N_HYP; h++)
