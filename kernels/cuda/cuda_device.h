@@ -31,8 +31,10 @@ static inline int mf_cuda_device_find(int *dev, char *msg, size_t msg_len) {
     *dev = -1;
     cudaError_t e = cudaDriverGetVersion(&driver);
     if (e != cudaSuccess) return mf_cuda_device_error(e, "cudaDriverGetVersion", msg, msg_len);
-    if (driver == 0) { /* the runtime found no libcuda: this machine has no NVIDIA driver */
-        snprintf(msg, msg_len, "no CUDA driver installed (no libcuda)");
+    if (driver == 0) { /* no libcuda, or a stub: this machine has no NVIDIA driver */
+        e = cudaGetDeviceCount(&n);
+        snprintf(msg, msg_len, "no CUDA driver installed (%s)",
+                 e == cudaErrorStubLibrary ? "libcuda is the toolkit's stub" : "no libcuda");
         return MF_CUDA_DEVICE_NONE;
     }
     e = cudaGetDeviceCount(&n);
