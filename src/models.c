@@ -4,6 +4,7 @@
 #include "models.h"
 
 #include <string.h>
+#include <strings.h>
 
 #define SIG MF_SCORE_SIGMOID
 #define SMX MF_SCORE_SOFTMAX
@@ -77,11 +78,12 @@ const mf_model *mf_model_list(int *n) {
     return models;
 }
 
+/* Case-insensitive: the README and the model cards write DeepSeek-V3, the table deepseek-v3. */
 const mf_model *mf_model_find(const char *name) {
     int n;
     const mf_model *m = mf_model_list(&n);
     for (int i = 0; i < n; i++)
-        if (!strcmp(m[i].name, name)) return &m[i];
+        if (!strcasecmp(m[i].name, name)) return &m[i];
     return NULL;
 }
 

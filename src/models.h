@@ -29,6 +29,8 @@ typedef struct mf_model {
     const char *note;
 } mf_model;
 
+/* The preset named name, compared case-insensitively (m->name is the canonical spelling); NULL if
+ * none. */
 const mf_model *mf_model_find(const char *name);
 const mf_model *mf_model_list(int *n);
 
