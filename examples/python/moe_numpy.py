@@ -4,13 +4,16 @@
 Replace `moe_forward` with a call into your own kernel (PyTorch, Triton, CUDA via ctypes...)
 and moefuzz checks it against its exact reference. Two ways to run it:
 
-  moefuzz check --backend 'exec:python3 examples/python/moe_numpy.py' corpus/seeds
+  moefuzz check --backend 'exec:/usr/bin/python3 examples/python/moe_numpy.py' corpus/seeds
       a long-lived process speaking the exec protocol on stdin/stdout (docs/files.md):
       "hello 1" -> "hello NAME contract=C routing=1"; "run IN OUT" -> "ok" | "unsupported
       REASON" | "error MESSAGE"; "quit".
 
-  moefuzz export corpus/seeds --out cases/ && python3 moe_numpy.py cases/ && moefuzz verify cases/
-      batch over files: NAME.safetensors in, NAME.out.safetensors out.
+  moefuzz export CASES --out cases/ && /usr/bin/python3 moe_numpy.py cases/ && moefuzz verify cases/
+      batch over files: NAME.safetensors in, NAME.out.safetensors out (exit 2 when DIR has none).
+
+/usr/bin/python3 is Debian's Python, to which scripts/setup.sh gives numpy; any Python with
+numpy will do.
 
 Options:
   --mode any-order              fp32 GEMMs, activation rounded to bf16, fp32 combine (default)
@@ -184,15 +187,30 @@ def main():
         sys.exit("moe_numpy.py: unknown mode %s" % mode)
     bug = os.environ.get("MOE_NUMPY_BUG", "")
 
-    if dirs:  # batch: every exported case in the directories
+    if dirs:  # batch: every exported case in the directories; none at all is bad input (exit 2)
+        n_cases, n_errors = 0, 0
         for d in dirs:
+            if not os.path.isdir(d):
+                print("moe_numpy.py: %s is not a directory" % d, file=sys.stderr)
+                sys.exit(2)
             for name in sorted(os.listdir(d)):
                 if name.endswith(".safetensors") and not name.endswith(".out.safetensors"):
                     case = os.path.join(d, name)
-                    reply = run_case(case, case[:-len(".safetensors")] + ".out.safetensors", mode, method, bug)
-                    if reply != "ok":
+                    out = case[:-len(".safetensors")] + ".out.safetensors"
+                    reply = run_case(case, out, mode, method, bug)
+                    n_cases += 1
+                    if reply.startswith("unsupported "):  # a result file that says so (docs/files.md)
+                        write_safetensors(out, {}, {"format": "moefuzz-result-1",
+                                                    "unsupported": reply[len("unsupported "):]})
+                    elif reply != "ok":
+                        n_errors += 1
                         print("%s: %s" % (name, reply), file=sys.stderr)
-        return
+        if n_cases == 0:
+            print("moe_numpy.py: no case files (NAME.safetensors) in %s" % " ".join(dirs), file=sys.stderr)
+            sys.exit(2)
+        print("moe_numpy.py: %d case file%s, %d error%s" % (n_cases, "" if n_cases == 1 else "s",
+              n_errors, "" if n_errors == 1 else "s"), file=sys.stderr)
+        sys.exit(1 if n_errors else 0)
 
     # the exec protocol: one request per line on stdin, one reply per line on stdout
     while True:

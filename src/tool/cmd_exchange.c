@@ -19,6 +19,10 @@ static int ends_with(const char *s, const char *suffix) {
     return n >= m && !strcmp(s + n - m, suffix);
 }
 
+static const char *plural_s(int n) {
+    return n == 1 ? "" : "s";
+}
+
 static int mkdir_p(const char *dir) {
     char d[4096];
     snprintf(d, sizeof d, "%s", dir);
@@ -32,6 +36,10 @@ static int mkdir_p(const char *dir) {
 }
 
 /* ---- export ---- */
+
+/* Above this total, export warns before writing: more than a few model twins (the largest is
+ * 144 MiB), as all of corpus/seeds is (about 1330 MiB). */
+#define MF_EXPORT_WARN_MIB 512
 
 static int name_taken(const mf_path_list *l, const char *name) {
     for (int i = 0; i < l->n; i++)
@@ -65,15 +73,19 @@ void mf_help_export(FILE *f) {
             "  --model NAME     apply a model's routing and sizes to every case (moefuzz models)\n"
             "  --full           with --model: the model's full H and I\n"
             "  --raw            accept raw fuzzer inputs\n"
-            "  --max-mib N      refuse cases whose tensors exceed N MiB (default %d)\n\n"
+            "  --max-mib N      refuse cases whose tensors exceed N MiB (default %d)\n"
+            "  --max-total-mib N  refuse to write more than N MiB in all (default: no limit)\n\n"
+            "The number of files and their total size are printed before anything is written,\n"
+            "with a warning above %d MiB: tensors are materialized, and all of corpus/seeds\n"
+            "takes about 1330 MiB.\n\n"
             "exit: 0 written, 2 bad input\n",
-            MF_DEFAULT_MAX_MIB);
+            MF_DEFAULT_MAX_MIB, MF_EXPORT_WARN_MIB);
 }
 
 int mf_cmd_export(int argc, char **argv) {
     const char *out = NULL, *method_name = NULL, *model_name = NULL;
     int raw = 0, full = 0;
-    double max_mib = MF_DEFAULT_MAX_MIB;
+    double max_mib = MF_DEFAULT_MAX_MIB, max_total_mib = 0;
     mf_path_list paths = {0};
     mf_error err = {0};
     int bad = 0;
@@ -86,7 +98,18 @@ int mf_cmd_export(int argc, char **argv) {
         else if (!strcmp(o, "--full")) full = 1;
         else if (!strcmp(o, "--raw")) raw = 1;
         else if (!strcmp(o, "--max-mib") && more) max_mib = atof(argv[++i]);
-        else if (o[0] == '-') {
+        else if (!strcmp(o, "--max-total-mib") && more) {
+            char *end;
+            max_total_mib = strtod(argv[++i], &end);
+            if (*end || end == argv[i] || !(max_total_mib > 0)) {
+                fprintf(stderr,
+                        "moefuzz export: --max-total-mib takes a positive number of MiB, "
+                        "not '%s'\n",
+                        argv[i]);
+                mf_paths_free(&paths);
+                return MF_EXIT_BAD_INPUT;
+            }
+        } else if (o[0] == '-') {
             fprintf(stderr, "moefuzz export: unknown or incomplete option '%s'\n", o);
             mf_paths_free(&paths);
             return MF_EXIT_BAD_INPUT;
@@ -106,6 +129,41 @@ int mf_cmd_export(int argc, char **argv) {
         mf_paths_free(&paths);
         return MF_EXIT_BAD_INPUT;
     }
+    /* DIR/NAME, not DIR//NAME, when DIR is given with a trailing slash */
+    char outdir[4096];
+    snprintf(outdir, sizeof outdir, "%s", out);
+    for (size_t len = strlen(outdir); len > 1 && outdir[len - 1] == '/'; len--)
+        outdir[len - 1] = '\0';
+    out = outdir;
+    /* the size of everything this run would write, told (and bounded) before writing any */
+    double total_mib = 0;
+    int sized = 0;
+    for (int i = 0; i < paths.n; i++) {
+        mf_case c;
+        if (mf_case_load(paths.paths[i], raw, &c, NULL, &err) != MF_OK) continue;
+        if (model) mf_model_apply(model, full, &c);
+        if (method && mf_method_apply(method, &c, &err) != MF_OK) continue;
+        double mib = mf_case_bytes(&c) / 1048576.0;
+        if (mib > max_mib) continue;
+        total_mib += mib;
+        sized++;
+    }
+    if (max_total_mib > 0 && total_mib > max_total_mib) {
+        fprintf(stderr,
+                "moefuzz export: %d case file%s would take %.0f MiB in %s, more than "
+                "--max-total-mib %.0f\n",
+                sized, plural_s(sized), total_mib, out, max_total_mib);
+        mf_paths_free(&paths);
+        return MF_EXIT_BAD_INPUT;
+    }
+    printf("moefuzz export: %d case file%s, %.1f MiB, to %s%s%s\n", sized, plural_s(sized),
+           total_mib, out, model ? ", model " : "", model ? model->name : "");
+    fflush(stdout);
+    if (total_mib > MF_EXPORT_WARN_MIB)
+        fprintf(stderr,
+                "moefuzz export: warning: writing %.0f MiB to %s (Ctrl-C stops it; "
+                "--max-total-mib N refuses more than N MiB)\n",
+                total_mib, out);
     if (mkdir_p(out) != 0) {
         fprintf(stderr, "moefuzz export: cannot create %s: %s\n", out, strerror(errno));
         mf_paths_free(&paths);
@@ -168,9 +226,9 @@ int mf_cmd_export(int argc, char **argv) {
         }
         mf_problem_free(&pb);
     }
-    printf("\nmoefuzz export: %d case files in %s; the kernel writes NAME%s next to each, then "
+    printf("\nmoefuzz export: %d case file%s in %s; the kernel writes NAME%s next to each, then "
            "`moefuzz verify %s`\n",
-           written, out, MF_XRESULT_SUFFIX, out);
+           written, plural_s(written), out, MF_XRESULT_SUFFIX, out);
     mf_paths_free(&names);
     mf_paths_free(&paths);
     return bad ? MF_EXIT_BAD_INPUT : MF_EXIT_PASS;
@@ -296,9 +354,9 @@ int mf_cmd_verify(int argc, char **argv) {
         fprintf(stderr, "moefuzz verify: no case files (NAME.safetensors) given\n");
         bad = 1;
     }
-    printf("\nmoefuzz verify: %d cases (contract %s): %d passed, %d failed, %d unsupported, %d "
+    printf("\nmoefuzz verify: %d case%s (contract %s): %d passed, %d failed, %d unsupported, %d "
            "bad input; %.2f s\n",
-           n_cases, con->name, n_pass, n_fail, n_unsup, n_bad, mf_now_s() - t0);
+           n_cases, plural_s(n_cases), con->name, n_pass, n_fail, n_unsup, n_bad, mf_now_s() - t0);
     mf_paths_free(&paths);
     if (bad || n_bad) return MF_EXIT_BAD_INPUT;
     return n_fail ? MF_EXIT_MISMATCH : MF_EXIT_PASS;
