@@ -334,6 +334,43 @@ static mf_status parse_gen(char *v, mf_gen *g, int line, mf_error *err) {
     return MF_OK;
 }
 
+/* Every key a text case must name, or list on its `defaults = ...` line: a truncated file, or one
+ * that is not a case at all, is refused instead of checked as a different case. */
+static const char *const required_keys[] = {
+    "T",      "H",           "I",      "E",        "E_local",    "expert_offset", "top_k",
+    "score",  "bias",        "n_group", "topk_group", "group_rule", "renormalize", "eps",
+    "rsf",    "rsf_site",    "activation", "layout", "logits_dtype", "gen.x",     "gen.logits",
+    "gen.bias", "gen.w13",   "gen.w2"};
+enum { N_REQUIRED_KEYS = sizeof required_keys / sizeof required_keys[0] };
+
+static int required_key_index(const char *key) {
+    for (int i = 0; i < N_REQUIRED_KEYS; i++)
+        if (!strcmp(key, required_keys[i])) return i;
+    return -1;
+}
+
+/* `defaults = KEY KEY ...` (spaces or commas): the keys this file leaves at their defaults */
+static mf_status parse_defaults(char *v, uint32_t *mask, int line, mf_error *err) {
+    char *save = NULL;
+    for (char *tok = strtok_r(v, " \t,", &save); tok; tok = strtok_r(NULL, " \t,", &save)) {
+        int i = required_key_index(tok);
+        if (i < 0)
+            return MF_FAIL(err, MF_EINVAL, "line %d: '%s' in defaults is not a key of the case",
+                           line, tok);
+        *mask |= 1u << i;
+    }
+    return MF_OK;
+}
+
+static void append_keys(char *buf, size_t n, uint32_t mask) {
+    size_t len = strlen(buf);
+    for (int i = 0; i < N_REQUIRED_KEYS && len + 1 < n; i++)
+        if (mask & (1u << i)) {
+            snprintf(buf + len, n - len, "%s%s", len ? " " : "", required_keys[i]);
+            len = strlen(buf);
+        }
+}
+
 mf_status mf_case_parse_text(const char *text, mf_case *c, mf_error *err) {
     mf_case_default(c);
     size_t n = strlen(text);
@@ -346,6 +383,7 @@ mf_status mf_case_parse_text(const char *text, mf_case *c, mf_error *err) {
     mf_moe_params *p = &c->p;
     int npokes = 0;
     int set_E_local = 0;
+    uint32_t seen = 0, defaulted = 0;
     /* a hand-written case without these keys means: no expert parallelism, no grouping */
     p->n_group = 1;
     p->topk_group = 1;
@@ -367,6 +405,14 @@ mf_status mf_case_parse_text(const char *text, mf_case *c, mf_error *err) {
         char *key = trim(s), *val = trim(eq + 1);
         long x;
         int ok = 1;
+        int ki = required_key_index(key);
+        if (ki >= 0) {
+            if (seen & (1u << ki)) {
+                st = MF_FAIL(err, MF_EINVAL, "line %d: %s given twice", line, key);
+                break;
+            }
+            seen |= 1u << ki;
+        }
 #define INT_KEY(name, field, lo, hi)                 \
     else if (!strcmp(key, name)) {                   \
         ok = parse_int(val, lo, hi, &x);             \
@@ -374,6 +420,10 @@ mf_status mf_case_parse_text(const char *text, mf_case *c, mf_error *err) {
     }
         if (!strcmp(key, "version")) {
             ok = parse_int(val, 1, MF_CASE_FORMAT_VERSION, &x);
+        }
+        else if (!strcmp(key, "defaults")) {
+            st = parse_defaults(val, &defaulted, line, err);
+            if (st != MF_OK) break;
         }
         INT_KEY("T", p->T, 1, MF_MAX_T)
         INT_KEY("H", p->H, 1, MF_MAX_H)
@@ -482,6 +532,20 @@ mf_status mf_case_parse_text(const char *text, mf_case *c, mf_error *err) {
     c->n_pokes = npokes;
     free(buf);
     if (!set_E_local) p->E_local = p->E - p->expert_offset;
+    if (st == MF_OK && (seen & defaulted)) {
+        char both[512] = "";
+        append_keys(both, sizeof both, seen & defaulted);
+        st = MF_FAIL(err, MF_EINVAL, "%s both set and listed in defaults", both);
+    }
+    uint32_t all = (1u << N_REQUIRED_KEYS) - 1;
+    if (st == MF_OK && (all & ~seen & ~defaulted)) {
+        char missing[512] = "";
+        append_keys(missing, sizeof missing, all & ~seen & ~defaulted);
+        st = MF_FAIL(err, MF_EINVAL,
+                     "not a complete case: missing %s (a case file names every key, or lists "
+                     "the keys it leaves at their defaults on a line `defaults = KEY ...`)",
+                     missing);
+    }
     if (st == MF_OK) {
         mf_error e2;
         if (mf_case_validate(c, &e2) != MF_OK)

@@ -128,7 +128,9 @@ static mf_status params_from_meta(const mf_safetensors *st, mf_case *c, mf_error
     if (strcmp(fmt, MF_XCASE_FORMAT))
         return MF_FAIL(err, MF_EINVAL, "case file format '%.60s', this moefuzz reads '%s'", fmt,
                        MF_XCASE_FORMAT);
-    size_t cap = 64;
+    /* the tensors are in the file: the metadata names no generators */
+    static const char no_gens[] = "defaults = gen.x gen.logits gen.bias gen.w13 gen.w2\n";
+    size_t cap = 64 + sizeof no_gens;
     for (int i = 0; i < N_PARAM_KEYS; i++) {
         const char *v = mf_st_meta_get(st, param_keys[i]);
         if (!v) return MF_FAIL(err, MF_EINVAL, "case metadata lacks \"%s\"", param_keys[i]);
@@ -143,6 +145,7 @@ static mf_status params_from_meta(const mf_safetensors *st, mf_case *c, mf_error
     for (int i = 0; i < N_PARAM_KEYS; i++)
         o += (size_t)snprintf(text + o, cap - o, "%s = %s\n", param_keys[i],
                               mf_st_meta_get(st, param_keys[i]));
+    snprintf(text + o, cap - o, "%s", no_gens);
     mf_error e2;
     mf_status s = mf_case_parse_text(text, c, &e2);
     free(text);

@@ -46,7 +46,8 @@ printf '\x01' >"$tmp/one_byte.bin"
 : >"$tmp/empty.bin"
 printf 'T = 8\nH = lots\n' >"$tmp/bad_value.txt"
 printf 'T = 8\nflavour = strawberry\n' >"$tmp/bad_key.txt"
-printf 'E = 12\nn_group = 5\n' >"$tmp/bad_group.txt"
+{ grep -vE '^(E|n_group|topk_group) =' "$seed"; printf 'E = 12\nn_group = 5\ntopk_group = 1\n'; } \
+  >"$tmp/bad_group.txt"
 printf 'T 8\n' >"$tmp/no_equals.txt"
 
 expect 0 "PASS" -- "$mf" check --fail-unsupported "$tmp/good.bin"
@@ -70,6 +71,23 @@ expect 2 "unknown backend" -- "$mf" check --backend tpu "$tmp/good.bin"
 expect 2 "unknown contract" -- "$mf" check --contract approximately "$tmp/good.bin"
 expect 0 "usage: moefuzz check" -- "$mf" check --help
 expect 0 "usage: moefuzz bench" -- "$mf" bench --help
+
+# No false green: an empty input set, a file that is not a complete case (truncated mid-way,
+# comments only), an option after the paths, an unknown option anywhere.
+mkdir "$tmp/empty_dir"
+expect 2 "holds no case files" -- "$mf" check "$tmp/empty_dir"
+expect 2 "holds no case files" -- "$mf" check "$seed" "$tmp/empty_dir"
+"$mf" decode "$seed" >"$tmp/full.txt" 2>/dev/null || { echo "cannot decode the seed"; exit 1; }
+head -n 8 "$tmp/full.txt" >"$tmp/truncated.txt"
+expect 2 "not a complete case: missing score bias" -- "$mf" check "$tmp/truncated.txt"
+printf '# a comment\n\n# another\n' >"$tmp/comments.txt"
+expect 2 "not a complete case: missing T H I" -- "$mf" check "$tmp/comments.txt"
+{ cat "$tmp/full.txt"; echo "defaults = T"; } >"$tmp/set_and_defaulted.txt"
+expect 2 "T both set and listed in defaults" -- "$mf" check "$tmp/set_and_defaulted.txt"
+{ grep -v '^rsf =' "$tmp/full.txt"; echo "defaults = rfs"; } >"$tmp/typo_default.txt"
+expect 2 "'rfs' in defaults is not a key" -- "$mf" check "$tmp/typo_default.txt"
+expect 0 "1 case against" -- "$mf" check "$seed" -q
+expect 2 "unknown or incomplete option '--sideways'" -- "$mf" check "$seed" --sideways
 
 echo "cli bad input: $fails failures"
 [ "$fails" -eq 0 ]

@@ -87,7 +87,8 @@ typedef struct check_args {
     unsigned long long seed;
     double max_mib;
     mf_check_opts opts;
-    int first_path;
+    const char **paths; /* the case files and directories, pointers into argv */
+    int n_paths;
 } check_args;
 
 static int parse_check_args(int argc, char **argv, check_args *a) {
@@ -99,9 +100,23 @@ static int parse_check_args(int argc, char **argv, check_args *a) {
     a->save_dir = "moefuzz-failures";
     mf_backend_opts_default(&a->bopts);
     mf_check_opts_default(&a->opts);
-    int i = 1;
-    for (; i < argc && argv[i][0] == '-'; i++) {
+    a->paths = calloc((size_t)argc, sizeof(char *));
+    if (!a->paths) {
+        fprintf(stderr, "moefuzz check: out of memory\n");
+        return -1;
+    }
+    /* options and paths in any order; "--" ends the options */
+    int only_paths = 0;
+    for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
+        if (only_paths || o[0] != '-' || !o[1]) {
+            a->paths[a->n_paths++] = o;
+            continue;
+        }
+        if (!strcmp(o, "--")) {
+            only_paths = 1;
+            continue;
+        }
         int more = i + 1 < argc;
         if (!strcmp(o, "--backend") && more) a->backend = argv[++i];
         else if (!strcmp(o, "--contract") && more) a->contract = argv[++i];
@@ -137,7 +152,6 @@ static int parse_check_args(int argc, char **argv, check_args *a) {
             return -1;
         }
     }
-    a->first_path = i;
     return 0;
 }
 
@@ -220,7 +234,7 @@ static int check_run(check_args a, int argc, char **argv) {
             return MF_EXIT_BAD_INPUT;
         }
     }
-    if (a.first_path >= argc && !model) {
+    if (a.n_paths == 0 && !model) {
         fprintf(stderr, "moefuzz check: no case files (see --help)\n");
         return MF_EXIT_BAD_INPUT;
     }
@@ -264,11 +278,16 @@ static int check_run(check_args a, int argc, char **argv) {
     }
     mf_path_list paths = {0};
     int bad_input = 0;
-    for (int i = a.first_path; i < argc; i++)
-        if (mf_paths_collect(argv[i], &paths, &err) != MF_OK) {
+    for (int i = 0; i < a.n_paths; i++) {
+        int before = paths.n;
+        if (mf_paths_collect(a.paths[i], &paths, &err) != MF_OK) {
             fprintf(stderr, "moefuzz check: %s\n", err.msg);
-            bad_input = 1;
+            bad_input++;
+        } else if (paths.n == before) {
+            fprintf(stderr, "moefuzz check: %s holds no case files\n", a.paths[i]);
+            bad_input++;
         }
+    }
     int n_pass = 0, n_fail = 0, n_unsup = 0, n_bad = 0, n_crash = 0;
     /* under --fail-unsupported: refused cases nobody named, named cases the kernel ran */
     int n_unsup_unexpected = 0, n_not_refused = 0;
@@ -307,7 +326,11 @@ static int check_run(check_args a, int argc, char **argv) {
         } else {
             snprintf(path, sizeof path, "%s", paths.paths[i]);
             if (mf_tool_load_problem(path, a.raw, a.max_mib, &c, &pb, &err) != MF_OK) {
-                fprintf(stdout, "ERROR %s: %s\n", path, err.msg);
+                /* the loader's messages mostly start with the path already */
+                size_t pl = strlen(path);
+                const char *msg = err.msg;
+                if (!strncmp(msg, path, pl) && !strncmp(msg + pl, ": ", 2)) msg += pl + 2;
+                fprintf(stdout, "ERROR %s: %s\n", path, msg);
                 n_bad++;
                 continue;
             }
@@ -388,11 +411,16 @@ static int check_run(check_args a, int argc, char **argv) {
     double secs = mf_now_s() - t_start;
     char crashes[64] = "";
     if (n_crash) snprintf(crashes, sizeof crashes, "%d crashed or timed out, ", n_crash);
+    char bad_paths[64] = "";
+    if (bad_input) snprintf(bad_paths, sizeof bad_paths, " (and %d unreadable or empty path%s)",
+                            bad_input, bad_input == 1 ? "" : "s");
     fprintf(stdout,
-            "\nmoefuzz check: %d cases against backend %s (contract %s): %d passed, %d failed, "
-            "%s%d unsupported, %d bad input; max utilisation of a passing case %.3g%s%s; %.2f s\n",
-            total, a.backend, b.contract.name, n_pass, n_fail, crashes, n_unsup, n_bad, max_util,
-            max_util_case[0] ? " in " : "", max_util_case, secs);
+            "\nmoefuzz check: %d case%s against backend %s (contract %s): %d passed, %d failed, "
+            "%s%d unsupported, %d bad input%s; max utilisation of a passing case %.3g%s%s; "
+            "%.2f s\n",
+            total, total == 1 ? "" : "s", a.backend, b.contract.name, n_pass, n_fail, crashes,
+            n_unsup, n_bad, bad_paths, max_util, max_util_case[0] ? " in " : "", max_util_case,
+            secs);
     if (n_crash) fprintf(stdout, "crashing and hanging cases saved under %s/\n", a.save_dir);
     if (a.fail_unsupported)
         fprintf(stdout,
@@ -419,6 +447,7 @@ int mf_cmd_check(int argc, char **argv) {
     check_args a;
     int rc = parse_check_args(argc, argv, &a) == 0 ? check_run(a, argc, argv) : MF_EXIT_BAD_INPUT;
     free(a.expect_unsup);
+    free(a.paths);
     return rc;
 }
 

@@ -1,6 +1,7 @@
 /* paths.c: helpers shared by the tool and the replay binaries: collecting case files, loading a
  * case into a problem. */
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,10 +30,13 @@ static mf_status push_path(mf_path_list *l, const char *p, mf_error *err) {
 
 mf_status mf_paths_collect(const char *path, mf_path_list *l, mf_error *err) {
     struct stat sb;
-    if (stat(path, &sb) != 0) return MF_FAIL(err, MF_EIO, "cannot access %s", path);
+    if (stat(path, &sb) != 0)
+        return MF_FAIL(err, MF_EIO, "cannot access %s: %s", path, strerror(errno));
     if (!S_ISDIR(sb.st_mode)) return push_path(l, path, err);
     DIR *d = opendir(path);
-    if (!d) return MF_FAIL(err, MF_EIO, "cannot open directory %s", path);
+    if (!d) return MF_FAIL(err, MF_EIO, "cannot open directory %s: %s", path, strerror(errno));
+    size_t plen = strlen(path);
+    while (plen > 1 && path[plen - 1] == '/') plen--; /* "cases/" joins as "cases/x" */
     mf_path_list sub = {0};
     struct dirent *de;
     mf_status st = MF_OK;
@@ -40,7 +44,7 @@ mf_status mf_paths_collect(const char *path, mf_path_list *l, mf_error *err) {
         if (de->d_name[0] == '.') continue;
         if (strstr(de->d_name, ".md") || strstr(de->d_name, "README")) continue;
         char buf[4096];
-        snprintf(buf, sizeof buf, "%s/%s", path, de->d_name);
+        snprintf(buf, sizeof buf, "%.*s/%s", (int)plen, path, de->d_name);
         st = push_path(&sub, buf, err);
     }
     closedir(d);
