@@ -391,3 +391,105 @@ void mf_shell_quote(const char *s, char *out, size_t n) {
     if (o + 1 < n) out[o++] = '\'';
     out[o < n ? o : n - 1] = '\0';
 }
+
+/* ---- a campaign's settings ---- */
+
+mf_status mf_fuzz_campaign_write(const char *workdir, const mf_fuzz_campaign *c, const char *note,
+                                 mf_error *err) {
+    char path[1200], tmp[1240];
+    snprintf(path, sizeof path, "%s/%s", workdir, MF_FUZZ_CAMPAIGN_FILE);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return MF_FAIL(err, MF_EIO, "cannot write %s", tmp);
+    fprintf(f,
+            "# moefuzz fuzz campaign: `moefuzz repro` and `moefuzz minimize` of inputs under this\n"
+            "# directory use these settings unless told otherwise (empty: none; contract: the\n"
+            "# kernel's own)\n");
+    if (note) fprintf(f, "# %s\n", note);
+    fprintf(f, "backend = %s\nmodel = %s\nfull = %d\nmethod = %s\ncontract = %s\n", c->backend,
+            c->model, c->full, c->method, c->contract);
+    if (fclose(f) != 0 || rename(tmp, path) != 0)
+        return MF_FAIL(err, MF_EIO, "cannot write %s", path);
+    return MF_OK;
+}
+
+mf_status mf_fuzz_campaign_read(const char *workdir, mf_fuzz_campaign *c, mf_error *err) {
+    memset(c, 0, sizeof *c);
+    char path[1200], line[512];
+    snprintf(path, sizeof path, "%s/%s", workdir, MF_FUZZ_CAMPAIGN_FILE);
+    FILE *f = fopen(path, "r");
+    if (!f) return MF_FAIL(err, MF_EIO, "no %s", path);
+    int n = 0, seen = 0;
+    mf_status st = MF_OK;
+    while (st == MF_OK && fgets(line, sizeof line, f)) {
+        n++;
+        line[strcspn(line, "\r\n")] = '\0';
+        if (line[0] == '#' || line[0] == '\0') continue;
+        char *eq = strstr(line, " = ");
+        if (!eq && line[strlen(line) - 1] == '=' && strlen(line) >= 2 &&
+            line[strlen(line) - 2] == ' ')
+            eq = line + strlen(line) - 2; /* "key =" with an empty value */
+        if (!eq) {
+            st = MF_FAIL(err, MF_EINVAL, "%s: line %d: expected 'key = value'", path, n);
+            break;
+        }
+        *eq = '\0';
+        const char *v = eq[1] && eq[2] ? eq + 3 : "";
+        if (!strcmp(line, "backend"))
+            snprintf(c->backend, sizeof c->backend, "%s", v);
+        else if (!strcmp(line, "model"))
+            snprintf(c->model, sizeof c->model, "%s", v);
+        else if (!strcmp(line, "method"))
+            snprintf(c->method, sizeof c->method, "%s", v);
+        else if (!strcmp(line, "contract"))
+            snprintf(c->contract, sizeof c->contract, "%s", v);
+        else if (!strcmp(line, "full"))
+            c->full = atoi(v) != 0;
+        else
+            st = MF_FAIL(err, MF_EINVAL, "%s: line %d: unknown key '%s'", path, n, line);
+        seen++;
+    }
+    fclose(f);
+    if (st == MF_OK && seen < 5)
+        st = MF_FAIL(err, MF_EINVAL, "%s: incomplete (backend, model, full, method, contract)",
+                     path);
+    return st;
+}
+
+int mf_fuzz_campaign_find(const char *input_path, char *dir, size_t n) {
+    char d[1024];
+    snprintf(d, sizeof d, "%s", input_path);
+    for (int up = 0; up < 2; up++) {
+        char *slash = strrchr(d, '/');
+        if (slash)
+            *slash = '\0';
+        else
+            snprintf(d, sizeof d, ".");
+        char path[1200];
+        snprintf(path, sizeof path, "%s/%s", d[0] ? d : "/", MF_FUZZ_CAMPAIGN_FILE);
+        if (access(path, R_OK) == 0) {
+            snprintf(dir, n, "%s", d[0] ? d : "/");
+            return 1;
+        }
+        if (!slash) break;
+    }
+    return 0;
+}
+
+int mf_fuzz_campaign_same(const mf_fuzz_campaign *a, const mf_fuzz_campaign *b) {
+    return !strcmp(a->backend, b->backend) && !strcmp(a->model, b->model) && a->full == b->full &&
+           !strcmp(a->method, b->method) && !strcmp(a->contract, b->contract);
+}
+
+int mf_fuzz_campaign_use(const char *input_path, mf_fuzz_campaign *c, char *dir, size_t n,
+                         mf_error *err) {
+    if (!mf_fuzz_campaign_find(input_path, dir, n)) return 0;
+    if (mf_fuzz_campaign_read(dir, c, err) != MF_OK) return -1;
+    int model_given = getenv("MOEFUZZ_MODEL") != NULL;
+    if (c->backend[0]) setenv("MOEFUZZ_BACKEND", c->backend, 0);
+    if (c->model[0]) setenv("MOEFUZZ_MODEL", c->model, 0);
+    if (!model_given && c->full) setenv("MOEFUZZ_FULL", "1", 0);
+    if (c->method[0]) setenv("MOEFUZZ_METHOD", c->method, 0);
+    if (c->contract[0]) setenv("MOEFUZZ_CONTRACT", c->contract, 0);
+    return 1;
+}

@@ -151,6 +151,32 @@ mf_status mf_fuzz_input_load(const char *path, int raw, mf_fuzz_input *in, mf_er
 void mf_fuzz_input_free(mf_fuzz_input *in);
 const char *mf_fuzz_input_kind_name(mf_fuzz_input_kind k);
 
+/* ---- a campaign's settings, recorded in its work dir (WORKDIR/campaign.txt) ----
+ * `moefuzz fuzz` writes them; `repro` and `minimize` of an input under that dir use them unless
+ * told otherwise. Empty strings: none (contract: the kernel's own). */
+#define MF_FUZZ_CAMPAIGN_FILE "campaign.txt"
+typedef struct mf_fuzz_campaign {
+    char backend[256], model[64], method[64], contract[64];
+    int full;
+} mf_fuzz_campaign;
+
+/* note: an extra comment line (may be NULL) */
+mf_status mf_fuzz_campaign_write(const char *workdir, const mf_fuzz_campaign *c, const char *note,
+                                 mf_error *err);
+/* MF_OK, MF_EIO when the dir holds no campaign file, MF_EINVAL for a malformed one. */
+mf_status mf_fuzz_campaign_read(const char *workdir, mf_fuzz_campaign *c, mf_error *err);
+/* The work dir an input file belongs to: its own directory or the one above (artifacts/, corpus/)
+ * when that holds a campaign file. Returns 1 and fills dir, or 0. */
+int mf_fuzz_campaign_find(const char *input_path, char *dir, size_t n);
+/* Finds the campaign of an input, reads it, and sets MOEFUZZ_BACKEND, _MODEL, _FULL, _METHOD and
+ * _CONTRACT from it where they are not set already (a command line sets its options first).
+ * Returns 1 when applied (c and dir filled), 0 when the input has no campaign, -1 (err) for a
+ * malformed campaign file. */
+int mf_fuzz_campaign_use(const char *input_path, mf_fuzz_campaign *c, char *dir, size_t n,
+                         mf_error *err);
+/* 1 if a and b fuzz the same thing (backend, model, full, method, contract). */
+int mf_fuzz_campaign_same(const mf_fuzz_campaign *a, const mf_fuzz_campaign *b);
+
 /* Writes s to out quoted for a POSIX shell (unchanged when it needs no quotes); truncates to n. */
 void mf_shell_quote(const char *s, char *out, size_t n);
 

@@ -4,12 +4,17 @@
  * good flags, prints a progress line while it runs, and ends with a summary: execs, execs/s,
  * configuration cells covered, highest utilisation, and failures grouped by signature, each with
  * an artifact and the command that replays it.
+ *
+ * moefuzz owns the campaign's clock and processes: the target runs in a process group of its own;
+ * at --time (corpus replay included), on Ctrl-C, SIGTERM or SIGHUP the whole group gets SIGINT
+ * (libFuzzer stops and prints its statistics), and SIGKILL 5 s later; the summary follows.
  */
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +31,7 @@
 #include "models.h"
 #include "tool.h"
 
-/* ---- locating the fuzz targets ---- */
+/* ---- locating the fuzz targets, the seeds and the dictionary ---- */
 
 static void self_dir(char *buf, size_t n) {
     ssize_t r = readlink("/proc/self/exe", buf, n - 1);
@@ -60,6 +65,55 @@ static void no_target(const char *cmd, const char *name) {
             cmd, name, cmd);
 }
 
+/* Where seeds and the dictionary may be, in order: MOEFUZZ_SOURCE_DIR, next to this binary (a
+ * copied tool with corpus/ beside it), the working directory, the source tree it was built from
+ * (two levels up from build/NAME/ too). */
+static int roots(char out[][PATH_MAX], int max) {
+    char self[PATH_MAX];
+    self_dir(self, sizeof self);
+    int n = 0;
+    const char *env = getenv("MOEFUZZ_SOURCE_DIR");
+    if (env && *env && n < max) snprintf(out[n++], PATH_MAX, "%s", env);
+    if (n < max) snprintf(out[n++], PATH_MAX, "%s", self);
+    if (n < max) snprintf(out[n++], PATH_MAX, ".");
+    if (n < max) snprintf(out[n++], PATH_MAX, "%s", MF_SOURCE_DIR);
+    return n;
+}
+
+static int is_dir(const char *p) {
+    struct stat sb;
+    return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+/* The first root with a corpus/ directory; "" and the places looked at when none has one. */
+static void find_corpus(char *found, size_t n, char *looked, size_t ln) {
+    char r[4][PATH_MAX];
+    int nr = roots(r, 4);
+    found[0] = looked[0] = '\0';
+    for (int i = 0; i < nr; i++) {
+        char p[PATH_MAX + 16];
+        snprintf(p, sizeof p, "%s/corpus", r[i]);
+        size_t used = strlen(looked);
+        snprintf(looked + used, ln - used, "%s%s", used ? ", " : "", p);
+        if (is_dir(p)) {
+            snprintf(found, n, "%s", p);
+            return;
+        }
+    }
+}
+
+static void find_dict(char *out, size_t n) {
+    char r[4][PATH_MAX];
+    int nr = roots(r, 4);
+    for (int i = 0; i < nr; i++) {
+        snprintf(out, n, "%.4000s/fuzz/moe.dict", r[i]);
+        if (access(out, R_OK) == 0) return;
+        snprintf(out, n, "%.4000s/moe.dict", r[i]); /* copied next to the binaries */
+        if (access(out, R_OK) == 0) return;
+    }
+    out[0] = '\0';
+}
+
 static int mkdirs(const char *path) {
     char buf[PATH_MAX];
     snprintf(buf, sizeof buf, "%s", path);
@@ -72,16 +126,30 @@ static int mkdirs(const char *path) {
     return mkdir(buf, 0775) != 0 && errno != EEXIST ? -1 : 0;
 }
 
+static int count_files(const char *dir) {
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    int n = 0;
+    while (d && (de = readdir(d))) n += de->d_name[0] != '.';
+    if (d) closedir(d);
+    return n;
+}
+
 /* ---- seeds: text cases -> binary inputs in the working corpus ---- */
 
-static int seed_corpus(const char *src_dir, const char *dst_dir, const char *prefix) {
+/* Returns the number of seeds written; *bad counts the files that are not cases. */
+static int seed_corpus(const char *src_dir, const char *dst_dir, const char *prefix, int *bad) {
     mf_path_list l = {0};
     mf_error err;
-    if (mf_paths_collect(src_dir, &l, &err) != MF_OK) return 0;
+    if (!is_dir(src_dir) || mf_paths_collect(src_dir, &l, &err) != MF_OK) return 0;
     int n = 0;
     for (int i = 0; i < l.n; i++) {
         mf_case c;
-        if (mf_case_load(l.paths[i], 1, &c, NULL, &err) != MF_OK) continue;
+        if (mf_case_load(l.paths[i], 0, &c, NULL, &err) != MF_OK) {
+            fprintf(stderr, "moefuzz fuzz: seed skipped: %s\n", err.msg);
+            (*bad)++;
+            continue;
+        }
         uint8_t buf[MF_CASE_MAX_BYTES];
         size_t len = mf_case_encode(&c, 0, buf, sizeof buf);
         const char *base = strrchr(l.paths[i], '/');
@@ -100,16 +168,47 @@ static int seed_corpus(const char *src_dir, const char *dst_dir, const char *pre
     return n;
 }
 
+/* ---- durations and numbers on the command line ---- */
+
+/* "90", "90s", "10m", "8h", "1d" -> seconds (> 0); anything else -> -1. */
+static double parse_duration(const char *s) {
+    if (!isdigit((unsigned char)s[0]) && s[0] != '.') return -1;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || errno || !isfinite(v) || !(v > 0)) return -1;
+    double unit = 1;
+    if (*end == 's')
+        end++;
+    else if (*end == 'm')
+        unit = 60, end++;
+    else if (*end == 'h')
+        unit = 3600, end++;
+    else if (*end == 'd')
+        unit = 86400, end++;
+    return *end ? -1 : v * unit;
+}
+
+/* A whole number in [lo, hi], or -1. */
+static long parse_count(const char *s, long lo, long hi) {
+    if (!isdigit((unsigned char)s[0])) return -1;
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    return *end || errno || v < lo || v > hi ? -1 : v;
+}
+
 /* ---- the campaign ---- */
 
 typedef struct campaign {
-    const char *target_override, *backend, *model, *workdir, *method;
+    const char *target_override, *backend, *model, *workdir, *method, *contract;
     double seconds, timeout; /* timeout: per kernel call of an isolated or exec backend */
     int isolate;             /* -1 default, 0, 1 (MOEFUZZ_ISOLATE) */
     int jobs, overnight, full, plain, keep_going;
     long runs;
     unsigned seed;
     char target[PATH_MAX];
+    char workdir_buf[PATH_MAX];
     char extra[32][256];
     int n_extra;
 } campaign;
@@ -118,6 +217,7 @@ typedef struct progress {
     unsigned long long execs, cov, ft, corp;
     double exec_s;
     int crashes;
+    int fuzzing; /* past the replay of the existing corpus */
 } progress;
 
 static void parse_line(const char *line, progress *pr) {
@@ -134,6 +234,9 @@ static void parse_line(const char *line, progress *pr) {
         if (q) pr->crashes = atoi(q + 1);
     }
     if (strstr(line, "==== moefuzz: MISMATCH") || strstr(line, "deadly signal")) pr->crashes++;
+    /* the corpus replay ends at INITED (one process) or when the fork-mode parent starts its
+     * workers */
+    if (strstr(line, " INITED ") || strstr(line, "starting to fuzz in")) pr->fuzzing = 1;
 }
 
 static int count_cells(const char *stats_dir, mf_fuzz_stats *sum) {
@@ -149,7 +252,9 @@ static int count_cells(const char *stats_dir, mf_fuzz_stats *sum) {
         FILE *f = fopen(path, "rb");
         if (!f) continue;
         mf_fuzz_stats s;
-        if (fread(&s, sizeof s, 1, f) == 1 && s.magic == MF_FUZZ_STATS_MAGIC) {
+        if (fread(&s, sizeof s, 1, f) == 1 && s.magic == MF_FUZZ_STATS_MAGIC &&
+            s.version == MF_FUZZ_STATS_VERSION) {
+            if (s.contract[0]) memcpy(sum->contract, s.contract, sizeof sum->contract);
             files++;
             sum->execs += s.execs;
             sum->passes += s.passes;
@@ -160,7 +265,8 @@ static int count_cells(const char *stats_dir, mf_fuzz_stats *sum) {
             if (s.max_util > sum->max_util) sum->max_util = s.max_util;
             if (s.max_util_informative > sum->max_util_informative)
                 sum->max_util_informative = s.max_util_informative;
-            for (int b = 0; b < MF_FUZZ_UTIL_BUCKETS; b++) sum->cases_by_bucket[b] += s.cases_by_bucket[b];
+            for (int b = 0; b < MF_FUZZ_UTIL_BUCKETS; b++)
+                sum->cases_by_bucket[b] += s.cases_by_bucket[b];
             sum->meta_runs += s.meta_runs;
             sum->meta_violations += s.meta_violations;
             sum->observed_cases += s.observed_cases;
@@ -200,15 +306,14 @@ static void signature_of(const char *path, const campaign *cp, char *sig, size_t
         snprintf(sig, n, "out of memory");
     } else {
         mf_fuzz_outcome o = mf_fuzz_one(f, d, len, r);
-        if (o == MF_FUZZ_PASS) snprintf(sig, n, "does not reproduce in this process (crash/timeout?)");
-        else if (o == MF_FUZZ_SKIP) snprintf(sig, n, "skipped on replay (budget or unsupported)");
-        else if (o == MF_FUZZ_ERROR) snprintf(sig, n, "backend error: %.120s", r->error);
+        if (o == MF_FUZZ_PASS)
+            snprintf(sig, n, "does not reproduce in this process (crash/timeout?)");
+        else if (o == MF_FUZZ_SKIP)
+            snprintf(sig, n, "skipped on replay (budget or unsupported)");
+        else if (o == MF_FUZZ_ERROR)
+            snprintf(sig, n, "backend error: %.120s", r->error);
         else {
-            int first = -1;
-            for (int s = 0; s < MF_STAGE_COUNT && first < 0; s++)
-                if (r->v.n_bad[s]) first = s;
-            const char *stage = first >= 0 ? mf_stage_name((mf_stage)first)
-                                           : r->v.meta.n_violated ? "metamorphic" : "?";
+            const char *stage = mf_fuzz_failed_stage(r);
             if (r->v.has_attribution && r->v.attr.n_match == 1)
                 snprintf(sig, n, "stage %s; suspected %s (%s)", stage,
                          mf_knob_name(r->v.attr.match[0]), mf_knob_summary(r->v.attr.match[0]));
@@ -224,26 +329,48 @@ static void signature_of(const char *path, const campaign *cp, char *sig, size_t
     free(d);
 }
 
-static void summary(const campaign *cp, const progress *pr, double wall) {
+/* The replay command of an artifact, shell-quoted. */
+static void replay_command(const campaign *cp, const char *artifact, char *out, size_t n) {
+    char q[PATH_MAX + 600];
+    size_t u = (size_t)snprintf(out, n, "moefuzz repro");
+    const char *opt[] = {"--backend", cp->backend, "--model",    cp->model,
+                         "--method",  cp->method,  "--contract", cp->contract};
+    for (int i = 0; i < 8 && u < n; i += 2)
+        if (opt[i + 1]) {
+            mf_shell_quote(opt[i + 1], q, sizeof q);
+            u += (size_t)snprintf(out + u, n - u, " %s %s", opt[i], q);
+        }
+    if (cp->full && u < n) u += (size_t)snprintf(out + u, n - u, " --full");
+    mf_shell_quote(artifact, q, sizeof q);
+    if (u < n) snprintf(out + u, n - u, " %s", q);
+}
+
+/* Prints the summary; returns the number of artifacts this campaign wrote (newer than since). */
+static int summary(const campaign *cp, const progress *pr, double wall, time_t since,
+                   const char *stopped) {
     char stats_dir[PATH_MAX], art_dir[PATH_MAX];
     snprintf(stats_dir, sizeof stats_dir, "%s/stats", cp->workdir);
     snprintf(art_dir, sizeof art_dir, "%s/artifacts", cp->workdir);
     mf_fuzz_stats sum;
     int cells = count_cells(stats_dir, &sum);
-    unsigned long long execs = sum.execs > pr->execs ? sum.execs : pr->execs;
-    printf("\n==== moefuzz fuzz summary (%s backend%s%s, %.0f s, %d job%s) ====\n",
+    unsigned long long execs = sum.execs;
+    printf("\n==== moefuzz fuzz summary (%s backend%s%s, %.0f s, %d job%s%s%s) ====\n",
            cp->backend ? cp->backend : "cpu", cp->model ? ", model " : "",
-           cp->model ? cp->model : "", wall, cp->jobs, cp->jobs == 1 ? "" : "s");
-    printf("execs            %llu (%.1f/s), of which %llu passed, %llu skipped (budget or "
-           "unsupported)\n",
-           execs, wall > 0 ? (double)execs / wall : 0.0, (unsigned long long)sum.passes,
-           (unsigned long long)sum.skips);
+           cp->model ? cp->model : "", wall, cp->jobs, cp->jobs == 1 ? "" : "s",
+           stopped ? ", " : "", stopped ? stopped : "");
+    printf(
+        "execs            %llu (%.1f/s), of which %llu passed, %llu skipped (budget or "
+        "unsupported)\n",
+        execs, wall > 0 ? (double)execs / wall : 0.0, (unsigned long long)sum.passes,
+        (unsigned long long)sum.skips);
+    printf("contract         %s\n", sum.contract[0] ? sum.contract : "- (no input ran)");
     printf("coverage         %llu edges, %llu features, corpus %llu inputs\n", pr->cov, pr->ft,
            pr->corp);
     printf("config cells     %d of %d reached\n", cells, MF_FUZZ_CELLS);
-    printf("utilisation      highest %.3g (%.3g where the radius is below |z|/2); cases by "
-           "bucket:",
-           sum.max_util, sum.max_util_informative);
+    printf(
+        "utilisation      highest %.3g (%.3g where the radius is below |z|/2); cases by "
+        "bucket:",
+        sum.max_util, sum.max_util_informative);
     static const char *bl[] = {"0", "<1/64", "<1/32", "<1/16", "<1/8", "<1/4", "<1/2", "<=1", ">1"};
     for (int b = 0; b < MF_FUZZ_UTIL_BUCKETS; b++)
         printf(" %s:%llu", bl[b], (unsigned long long)sum.cases_by_bucket[b]);
@@ -255,21 +382,31 @@ static void summary(const campaign *cp, const progress *pr, double wall) {
     for (int k = 0; k < MF_FUZZ_KNOBS; k++)
         printf("  %-20s %8llu  %s\n", mf_knob_name((mf_knob)k),
                (unsigned long long)sum.observable[k], mf_knob_summary((mf_knob)k));
-    /* failures */
+    /* failures: the artifacts this campaign wrote */
     failure_group groups[32];
-    int ng = 0, nfail = 0;
+    int ng = 0, nfail = 0, older = 0;
     DIR *d = opendir(art_dir);
     struct dirent *de;
     while (d && (de = readdir(d))) {
         if (de->d_name[0] == '.') continue;
         char path[PATH_MAX + 256], sig[200];
         snprintf(path, sizeof path, "%s/%s", art_dir, de->d_name);
+        struct stat sb;
+        if (stat(path, &sb) != 0 || sb.st_mtime < since) {
+            older++;
+            continue;
+        }
         nfail++;
-        if (!strncmp(de->d_name, "crash-", 6)) signature_of(path, cp, sig, sizeof sig);
-        else if (!strncmp(de->d_name, "timeout-", 8)) snprintf(sig, sizeof sig, "timeout");
-        else if (!strncmp(de->d_name, "oom-", 4)) snprintf(sig, sizeof sig, "out of memory");
-        else if (!strncmp(de->d_name, "leak-", 5)) snprintf(sig, sizeof sig, "memory leak");
-        else snprintf(sig, sizeof sig, "artifact");
+        if (!strncmp(de->d_name, "crash-", 6))
+            signature_of(path, cp, sig, sizeof sig);
+        else if (!strncmp(de->d_name, "timeout-", 8))
+            snprintf(sig, sizeof sig, "timeout");
+        else if (!strncmp(de->d_name, "oom-", 4))
+            snprintf(sig, sizeof sig, "out of memory");
+        else if (!strncmp(de->d_name, "leak-", 5))
+            snprintf(sig, sizeof sig, "memory leak");
+        else
+            snprintf(sig, sizeof sig, "artifact");
         int g = 0;
         while (g < ng && strcmp(groups[g].signature, sig)) g++;
         if (g == ng && ng < 32) {
@@ -284,31 +421,69 @@ static void summary(const campaign *cp, const progress *pr, double wall) {
     if (nfail == 0) {
         printf("failures         none\n");
     } else {
-        printf("failures         %d artifacts in %s, %d signatures:\n", nfail, art_dir, ng);
+        printf("failures         %d artifact%s in %s, %d signature%s:\n", nfail,
+               nfail == 1 ? "" : "s", art_dir, ng, ng == 1 ? "" : "s");
         for (int g = 0; g < ng; g++) {
-            printf("  [%d] %s\n      e.g. %s\n      replay: moefuzz repro%s%s%s%s%s%s%s %s\n",
-                   groups[g].count, groups[g].signature, groups[g].example,
-                   cp->backend ? " --backend '" : "", cp->backend ? cp->backend : "",
-                   cp->backend ? "'" : "", cp->model ? " --model " : "",
-                   cp->model ? cp->model : "", cp->method ? " --method " : "",
-                   cp->method ? cp->method : "", groups[g].example);
+            char cmd[3 * PATH_MAX];
+            replay_command(cp, groups[g].example, cmd, sizeof cmd);
+            printf("  [%d] %s\n      e.g. %s\n      replay: %s\n", groups[g].count,
+                   groups[g].signature, groups[g].example, cmd);
         }
     }
-}
-
-static int count_artifacts(const char *dir) {
-    DIR *d = opendir(dir);
-    struct dirent *de;
-    int n = 0;
-    while (d && (de = readdir(d))) n += de->d_name[0] != '.';
-    if (d) closedir(d);
-    return n;
+    if (older)
+        printf("                 (%d older artifact%s of earlier campaigns in %s)\n", older,
+               older == 1 ? "" : "s", art_dir);
+    return nfail;
 }
 
 static volatile sig_atomic_t interrupted = 0;
-static void on_sigint(int s) {
-    (void)s;
-    interrupted = 1;
+static void on_signal(int s) {
+    interrupted = s;
+}
+
+/* Fork-mode workers are the target's children: a backend that cannot open would only be
+ * restarted there, so one input is run first in a process of its own. Returns the target's exit
+ * code (0 the backend opened). */
+static int preflight(const campaign *cp, const char *art, const char *logp) {
+    char a1[PATH_MAX + 32];
+    snprintf(a1, sizeof a1, "-artifact_prefix=%s", art);
+    char *args[] = {(char *)cp->target, "-runs=0", "-error_exitcode=1", a1, NULL};
+    pid_t pid = fork();
+    if (pid < 0) return 2;
+    if (pid == 0) {
+        int fd = open(logp, O_WRONLY | O_CREAT | O_TRUNC, 0664);
+        if (fd >= 0) dup2(fd, 1), dup2(fd, 2);
+        unsetenv("MOEFUZZ_STATS");
+        execv(cp->target, args);
+        _exit(127);
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* The line of the target's log that says why it stopped ("fuzz_moe: ..."). */
+static void reason_from_log(const char *logp, char *out, size_t n) {
+    FILE *f = fopen(logp, "r");
+    char line[1024];
+    snprintf(out, n, "(see %s)", logp);
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "fuzz_moe: ", 10)) {
+            line[strcspn(line, "\n")] = '\0';
+            snprintf(out, n, "%s", line + 10);
+        }
+    if (f) fclose(f);
+}
+
+static int skipped_no_gpu(const char *reason) {
+    const char *req = getenv("MOEFUZZ_REQUIRE_GPU");
+    if (req && atoi(req)) {
+        fprintf(stderr, "moefuzz fuzz: FAIL: %s (MOEFUZZ_REQUIRE_GPU=1)\n", reason);
+        return MF_EXIT_MISMATCH;
+    }
+    fprintf(stderr, "moefuzz fuzz: skipped: %s\n", reason);
+    return MF_EXIT_SKIP;
 }
 
 static int run_campaign(campaign *cp) {
@@ -318,7 +493,23 @@ static int run_campaign(campaign *cp) {
     snprintf(stats, sizeof stats, "%s/stats", cp->workdir);
     snprintf(logp, sizeof logp, "%s/fuzz.log", cp->workdir);
     if (mkdirs(corpus) || mkdirs(art) || mkdirs(stats)) {
-        fprintf(stderr, "moefuzz fuzz: cannot create %s\n", cp->workdir);
+        fprintf(stderr, "moefuzz fuzz: cannot create %s: %s\n", cp->workdir, strerror(errno));
+        return MF_EXIT_BAD_INPUT;
+    }
+    /* the campaign's settings: recorded for repro and minimize; a corpus of another campaign
+     * is announced (it is replayed first, within --time) */
+    mf_fuzz_campaign now = {0}, before;
+    snprintf(now.backend, sizeof now.backend, "%s", cp->backend ? cp->backend : "cpu");
+    snprintf(now.model, sizeof now.model, "%s", cp->model ? cp->model : "");
+    snprintf(now.method, sizeof now.method, "%s", cp->method ? cp->method : "");
+    snprintf(now.contract, sizeof now.contract, "%s", cp->contract ? cp->contract : "");
+    now.full = cp->full;
+    mf_error err = {0};
+    int old_inputs = count_files(corpus);
+    int foreign = old_inputs > 0 && (mf_fuzz_campaign_read(cp->workdir, &before, &err) != MF_OK ||
+                                     !mf_fuzz_campaign_same(&before, &now));
+    if (mf_fuzz_campaign_write(cp->workdir, &now, NULL, &err) != MF_OK) {
+        fprintf(stderr, "moefuzz fuzz: %s\n", err.msg);
         return MF_EXIT_BAD_INPUT;
     }
     /* fresh statistics for this campaign; the corpus and artifacts accumulate */
@@ -331,16 +522,17 @@ static int run_campaign(campaign *cp) {
         unlink(p);
     }
     if (sd) closedir(sd);
-    int artifacts_before = count_artifacts(art);
-    char src[PATH_MAX];
-    self_dir(src, sizeof src);
-    const char *root = getenv("MOEFUZZ_SOURCE_DIR");
-    char seeds[PATH_MAX], regress[PATH_MAX];
-    snprintf(seeds, sizeof seeds, "%s/corpus/seeds", root ? root : MF_SOURCE_DIR);
-    snprintf(regress, sizeof regress, "%s/corpus/regress", root ? root : MF_SOURCE_DIR);
-    int ns = seed_corpus(seeds, corpus, "seed-") + seed_corpus(regress, corpus, "regress-");
+    char croot[PATH_MAX], looked[4 * PATH_MAX + 64];
+    find_corpus(croot, sizeof croot, looked, sizeof looked);
+    char seeds[PATH_MAX + 16], regress[PATH_MAX + 16];
+    snprintf(seeds, sizeof seeds, "%s/seeds", croot);
+    snprintf(regress, sizeof regress, "%s/regress", croot);
+    int bad = 0, ns = 0;
+    if (croot[0])
+        ns = seed_corpus(seeds, corpus, "seed-", &bad) +
+             seed_corpus(regress, corpus, "regress-", &bad);
     char dict[PATH_MAX];
-    snprintf(dict, sizeof dict, "%s/fuzz/moe.dict", root ? root : MF_SOURCE_DIR);
+    find_dict(dict, sizeof dict);
 
     char *argv[64];
     char buf[24][PATH_MAX + 64];
@@ -349,13 +541,13 @@ static int run_campaign(campaign *cp) {
     argv[a++] = corpus;
 #define FLAG(...) (snprintf(buf[b], sizeof buf[b], __VA_ARGS__), argv[a++] = buf[b++])
     FLAG("-artifact_prefix=%s", art);
-    if (access(dict, R_OK) == 0) FLAG("-dict=%s", dict);
+    if (dict[0]) FLAG("-dict=%s", dict);
     FLAG("-max_len=%d", 512);
     /* libFuzzer's own limit stays above the per-call limit of a kernel in another process,
      * whose timeout is reported with the case */
-    int external = cp->timeout > 0 || cp->isolate == 1 ||
-                   (cp->backend && (!strncmp(cp->backend, "plugin:", 7) ||
-                                    !strncmp(cp->backend, "exec:", 5)));
+    int external =
+        cp->timeout > 0 || cp->isolate == 1 ||
+        (cp->backend && (!strncmp(cp->backend, "plugin:", 7) || !strncmp(cp->backend, "exec:", 5)));
     double call_s = cp->timeout > 0 ? cp->timeout : MF_BACKEND_TIMEOUT_S;
     FLAG("-timeout=%d", external && call_s * 3 + 30 > 60 ? (int)(call_s * 3 + 30) : 60);
     FLAG("-rss_limit_mb=%d", cp->overnight ? 16384 : 8192);
@@ -363,10 +555,12 @@ static int run_campaign(campaign *cp) {
     /* libFuzzer's default crash exit code is 77, which moefuzz keeps for "no GPU" */
     FLAG("-error_exitcode=1");
     FLAG("-timeout_exitcode=1");
-    if (cp->seconds > 0) FLAG("-max_total_time=%d", (int)cp->seconds);
+    /* libFuzzer stops itself at --time once fuzzing; moefuzz stops the corpus replay too */
+    if (cp->seconds > 0) FLAG("-max_total_time=%ld", (long)ceil(cp->seconds));
     if (cp->runs >= 0) FLAG("-runs=%ld", cp->runs);
     if (cp->seed) FLAG("-seed=%u", cp->seed);
-    if (cp->jobs > 1 || cp->overnight || cp->keep_going) {
+    int fork_mode = cp->jobs > 1 || cp->overnight || cp->keep_going;
+    if (fork_mode) {
         FLAG("-fork=%d", cp->jobs);
         FLAG("-ignore_crashes=1");
     }
@@ -374,27 +568,75 @@ static int run_campaign(campaign *cp) {
     for (int i = 0; i < cp->n_extra && a < 62; i++) argv[a++] = cp->extra[i];
     argv[a] = NULL;
 
-    printf("moefuzz fuzz: %s on %s, %d job%s, %s; %d seed inputs; work dir %s\n", cp->target,
-           cp->backend ? cp->backend : "cpu", cp->jobs, cp->jobs == 1 ? "" : "s",
-           cp->runs >= 0 ? "fixed run count" : "timed", ns, cp->workdir);
-    fflush(stdout);
-    int pipefd[2];
-    if (pipe(pipefd) != 0) return MF_EXIT_BAD_INPUT;
     setenv("MOEFUZZ_STATS", stats, 1);
     if (cp->backend) setenv("MOEFUZZ_BACKEND", cp->backend, 1);
     if (cp->model) setenv("MOEFUZZ_MODEL", cp->model, 1);
     if (cp->full) setenv("MOEFUZZ_FULL", "1", 1);
     if (cp->method) setenv("MOEFUZZ_METHOD", cp->method, 1);
+    if (cp->contract) setenv("MOEFUZZ_CONTRACT", cp->contract, 1);
     if (cp->isolate >= 0) setenv("MOEFUZZ_ISOLATE", cp->isolate ? "1" : "0", 1);
     if (cp->timeout > 0) {
         char t[32];
         snprintf(t, sizeof t, "%g", cp->timeout);
         setenv("MOEFUZZ_TIMEOUT", t, 1);
     }
+
+    char clock[96];
+    if (cp->runs >= 0)
+        snprintf(clock, sizeof clock, "stops after %ld inputs", cp->runs);
+    else
+        snprintf(clock, sizeof clock, "stops after %.0f s, corpus replay included", cp->seconds);
+    printf("moefuzz fuzz: %s on %s, %d job%s, %s\n", cp->target, now.backend, cp->jobs,
+           cp->jobs == 1 ? "" : "s", clock);
+    if (croot[0])
+        printf("seeds: %d inputs from %s%s\n", ns, croot, bad ? " (some files skipped above)" : "");
+    else
+        printf(
+            "seeds: none found (looked in %s; put seeds in ./corpus/seeds or set "
+            "MOEFUZZ_SOURCE_DIR)\n",
+            looked);
+    printf("work dir %s: %d corpus inputs%s\n", cp->workdir, old_inputs + ns,
+           old_inputs ? " (replayed first)" : "");
+    if (foreign)
+        printf(
+            "note: %d of them come from another campaign (%s); their replay counts against "
+            "the time limit (use --workdir for a fresh corpus)\n",
+            old_inputs,
+            mf_fuzz_campaign_read(cp->workdir, &before, &err) == MF_OK ? "different settings"
+                                                                       : "settings unknown");
+    fflush(stdout);
+
+    /* stop signals are caught from here on: the campaign ends with its summary */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+
+    if (fork_mode) {
+        int rc = preflight(cp, art, logp);
+        if (rc == 77 || rc == 2 || rc == 127) {
+            char why[1024];
+            reason_from_log(logp, why, sizeof why);
+            if (rc == 77) return skipped_no_gpu(why);
+            fprintf(stderr, "moefuzz fuzz: the target could not start: %s\n", why);
+            return MF_EXIT_BAD_INPUT;
+        }
+    }
+
+    int pipefd[2];
+    if (pipe(pipefd) != 0) return MF_EXIT_BAD_INPUT;
+    time_t since = time(NULL);
     double t0 = mf_now_s();
     pid_t pid = fork();
     if (pid < 0) return MF_EXIT_BAD_INPUT;
     if (pid == 0) {
+        setpgid(0, 0); /* its own group: the terminal's Ctrl-C reaches moefuzz, which stops all */
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGHUP, SIG_DFL);
         dup2(pipefd[1], 2);
         dup2(pipefd[1], 1);
         close(pipefd[0]);
@@ -403,12 +645,13 @@ static int run_campaign(campaign *cp) {
         fprintf(stderr, "cannot execute %s: %s\n", cp->target, strerror(errno));
         _exit(127);
     }
+    setpgid(pid, pid);
     close(pipefd[1]);
-    signal(SIGINT, on_sigint);
     FILE *log = fopen(logp, "w");
     progress pr = {0};
-    double last = t0;
-    int reporting = 0;
+    double last = t0, stop_at = 0;
+    const char *stopped = NULL;
+    int reporting = 0, status = 0, reaped = 0, killed = 0;
     /* read the target's output line by line, and print progress every 10 s even when the
      * target is quiet (libFuzzer prints status lines only on new coverage and at powers of 2) */
     char line[4096];
@@ -417,7 +660,7 @@ static int run_campaign(campaign *cp) {
         fd_set rd;
         FD_ZERO(&rd);
         FD_SET(pipefd[0], &rd);
-        struct timeval tv = {1, 0};
+        struct timeval tv = {0, 250000};
         int ready = select(pipefd[0] + 1, &rd, NULL, NULL, &tv);
         if (ready > 0) {
             ssize_t got = read(pipefd[0], line + used, sizeof line - 1 - used);
@@ -429,9 +672,9 @@ static int run_campaign(campaign *cp) {
                 *nl = '\0';
                 if (log) fprintf(log, "%s\n", start);
                 parse_line(start, &pr);
-                /* show mismatch reports as they happen */
+                /* show mismatch reports as they happen, and the target's own complaints */
                 if (strstr(start, "==== moefuzz:")) reporting = 1;
-                if (reporting) printf("%s\n", start);
+                if (reporting || !strncmp(start, "fuzz_moe: ", 10)) printf("%s\n", start);
                 if (reporting && !strcmp(start, "====")) reporting = 0;
                 start = nl + 1;
             }
@@ -439,52 +682,88 @@ static int run_campaign(campaign *cp) {
             memmove(line, start, used + 1);
             if (used >= sizeof line - 1) used = 0; /* an overlong line: drop it */
         }
-        double now = mf_now_s();
-        if (now - last >= 10.0) {
+        double now_s = mf_now_s();
+        if (!reaped && waitpid(pid, &status, WNOHANG) == pid) {
+            reaped = 1;
+            kill(-pid, SIGKILL); /* workers that outlive their parent */
+        }
+        if (!stop_at && (interrupted || (cp->seconds > 0 && now_s - t0 >= cp->seconds))) {
+            stopped = interrupted == SIGINT    ? "interrupted (SIGINT)"
+                      : interrupted == SIGTERM ? "stopped by SIGTERM"
+                      : interrupted            ? "stopped by SIGHUP"
+                                               : "stopped at the time limit";
+            stop_at = now_s;
+            if (!reaped) kill(-pid, SIGINT);
+        }
+        if (stop_at && !killed && now_s - stop_at >= 5.0) {
+            killed = 1;
+            kill(-pid, SIGKILL);
+        }
+        if (now_s - last >= 10.0) {
             mf_fuzz_stats sum;
             int cells = count_cells(stats, &sum);
-            unsigned long long ex = sum.execs > pr.execs ? sum.execs : pr.execs;
-            printf("[%6.0fs] execs %llu (%.0f/s)  cov %llu  ft %llu  corpus %llu  cells %d  "
-                   "failures %d\n",
-                   now - t0, ex, (double)ex / (now - t0), pr.cov, pr.ft, pr.corp, cells,
-                   pr.crashes);
+            char lim[48] = "";
+            if (cp->seconds > 0) snprintf(lim, sizeof lim, " of %.0fs", cp->seconds);
+            printf(
+                "[%6.0fs%s] %s execs %llu (%.0f/s)  cov %llu  ft %llu  corpus %llu  cells %d  "
+                "failures %d\n",
+                now_s - t0, lim,
+                pr.fuzzing ? "fuzzing" : "replaying the corpus:", (unsigned long long)sum.execs,
+                (double)sum.execs / (now_s - t0), pr.cov, pr.ft, pr.corp, cells, pr.crashes);
             fflush(stdout);
-            last = now;
+            last = now_s;
         }
-        if (interrupted) kill(pid, SIGINT);
     }
     close(pipefd[0]);
     if (log) fclose(log);
-    int status = 0;
-    waitpid(pid, &status, 0);
+    if (!reaped)
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+        }
+    kill(-pid, SIGKILL); /* nothing of the campaign outlives it */
     double wall = mf_now_s() - t0;
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 127) {
+    int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    if (code == 127) {
         fprintf(stderr, "moefuzz fuzz: could not run %s\n", cp->target);
         return MF_EXIT_BAD_INPUT;
     }
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 2 && pr.execs == 0) {
-        fprintf(stderr, "moefuzz fuzz: the target refused to start (see %s)\n", logp);
-        return MF_EXIT_BAD_INPUT;
+    if (code == 77 || code == 2) {
+        char why[1024];
+        reason_from_log(logp, why, sizeof why);
+        if (code == 77) return skipped_no_gpu(why);
+        if (pr.execs == 0) {
+            fprintf(stderr, "moefuzz fuzz: the target refused to start: %s\n", why);
+            return MF_EXIT_BAD_INPUT;
+        }
     }
-    summary(cp, &pr, wall);
     mf_fuzz_stats sum;
     count_cells(stats, &sum);
-    int fresh = count_artifacts(art) - artifacts_before;
+    if (sum.contract[0]) {
+        char note[160];
+        snprintf(note, sizeof note, "checked against contract %s%s", sum.contract,
+                 cp->contract ? "" : " (declared by the kernel)");
+        mf_fuzz_campaign_write(cp->workdir, &now, note, &err);
+    }
+    int fresh = summary(cp, &pr, wall, since, stopped);
     if (fresh > 0) return MF_EXIT_MISMATCH;
-    /* no finding: a pass only if the target ran to its end and checked inputs */
-    int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    if (code != 0 && !(interrupted && (code == 72 || WIFSIGNALED(status)))) {
+    /* no finding: a pass only if the target ran to its end (or was stopped by moefuzz) and
+     * checked inputs */
+    if (!stop_at && code != 0) {
         if (WIFSIGNALED(status))
-            fprintf(stderr, "moefuzz fuzz: FAIL: the target died of signal %d without leaving an "
-                            "artifact (see %s)\n", WTERMSIG(status), logp);
+            fprintf(stderr,
+                    "moefuzz fuzz: FAIL: the target died of signal %d without leaving an "
+                    "artifact (see %s)\n",
+                    WTERMSIG(status), logp);
         else
-            fprintf(stderr, "moefuzz fuzz: FAIL: the target exited with %d without leaving an "
-                            "artifact (see %s)\n", code, logp);
+            fprintf(stderr,
+                    "moefuzz fuzz: FAIL: the target exited with %d without leaving an "
+                    "artifact (see %s)\n",
+                    code, logp);
         return MF_EXIT_BAD_INPUT;
     }
     if (sum.execs == 0 || sum.passes + sum.fails == 0) {
-        fprintf(stderr, "moefuzz fuzz: FAIL: no input was checked (%llu run, %llu skipped); "
-                        "nothing was tested (see %s)\n",
+        fprintf(stderr,
+                "moefuzz fuzz: FAIL: no input was checked (%llu run, %llu skipped); "
+                "nothing was tested (see %s)\n",
                 (unsigned long long)sum.execs, (unsigned long long)sum.skips, logp);
         return MF_EXIT_BAD_INPUT;
     }
@@ -492,31 +771,44 @@ static int run_campaign(campaign *cp) {
 }
 
 void mf_help_fuzz(FILE *f) {
-    fprintf(f,
-            "usage: moefuzz fuzz [options] [-- libFuzzer flags]\n\n"
-            "Fuzzes a kernel with the libFuzzer target fuzz_moe against the exact reference.\n"
-            "Seeds: corpus/seeds and corpus/regress (text cases, converted). Failures land in\n"
-            "WORKDIR/artifacts; the summary groups them by signature with a replay command.\n\n"
-            "options:\n"
-            "  --time S          stop after S seconds (default 60)\n"
-            "  --runs N          stop after N inputs (deterministic with --seed)\n"
-            "  --seed N          libFuzzer seed\n"
-            "  --jobs N          N worker processes (libFuzzer fork mode, crashes do not stop it)\n"
-            "  --overnight       fork mode over all cores (GPU workers share the device), 8 h\n"
-            "                    unless --time, raised RSS limit, keeps going after failures\n"
-            "  --keep-going      fork mode with one worker: continue after a failure\n"
-            "  --backend NAME    kernel under test (default cpu; MOEFUZZ_BACKEND): cpu,\n"
-            "                    plugin:PATH.so, exec:COMMAND (docs/files.md)\n"
-            "  --method NAME     apply a routing method to every case (moefuzz methods)\n"
-            "  --isolate         run the kernel in a worker process (default for plugins; a\n"
-            "                    crash or hang becomes a reported failure); --no-isolate\n"
-            "  --timeout S       limit per kernel call of an isolated or exec backend\n"
-            "  --model NAME      fuzz one model's routing (moefuzz models); tokens and data vary\n"
-            "  --full            with --model: the model's full sizes, not its small twin\n"
-            "  --workdir DIR     corpus, artifacts, stats and log (default fuzz-out)\n"
-            "  --plain           use fuzz_moe_plain: libFuzzer's byte mutation only\n"
-            "  --target PATH     the fuzz target binary\n\n"
-            "exit: 0 no failure, 1 failures found, 2 bad usage\n");
+    fprintf(
+        f,
+        "usage: moefuzz fuzz [options] [-- libFuzzer flags]\n\n"
+        "Fuzzes a kernel with the libFuzzer target fuzz_moe against the exact reference.\n"
+        "Seeds: corpus/seeds and corpus/regress (text cases, converted), from the first of\n"
+        "$MOEFUZZ_SOURCE_DIR, the directory of this binary, the working directory and the\n"
+        "source tree that has a corpus/ (the run says which). Failures land in\n"
+        "WORKDIR/artifacts; the summary groups them by signature with a replay command.\n"
+        "WORKDIR/campaign.txt records the backend, model, method and contract, which\n"
+        "`moefuzz repro` and `moefuzz minimize` of its inputs use.\n\n"
+        "options:\n"
+        "  --time D          stop after D (90, 90s, 10m, 8h, 1d; default 60 s), the replay\n"
+        "                    of the work dir's corpus included; workers get SIGINT, then\n"
+        "                    SIGKILL 5 s later. Ctrl-C, SIGTERM and SIGHUP stop it the same\n"
+        "                    way; the summary follows\n"
+        "  --runs N          stop after N inputs (deterministic with --seed)\n"
+        "  --seed N          libFuzzer seed\n"
+        "  --jobs N          N worker processes (libFuzzer fork mode, crashes do not stop it)\n"
+        "  --overnight       fork mode over all cores (GPU workers share the device), 8 h\n"
+        "                    unless --time, raised RSS limit, keeps going after failures\n"
+        "  --keep-going      fork mode with one worker: continue after a failure\n"
+        "  --backend NAME    kernel under test (default cpu; MOEFUZZ_BACKEND): cpu, cuda\n"
+        "                    (fuzz_moe_cuda of the cuda preset), plugin:PATH.so,\n"
+        "                    exec:COMMAND (docs/files.md)\n"
+        "  --method NAME     apply a routing method to every case (moefuzz methods)\n"
+        "  --contract NAME   check against this contract instead of the kernel's own\n"
+        "  --isolate         run the kernel in a worker process (default for plugins; a\n"
+        "                    crash or hang becomes a reported failure); --no-isolate\n"
+        "  --timeout D       limit per kernel call of an isolated or exec backend\n"
+        "  --model NAME      fuzz one model's routing (moefuzz models); tokens and data vary\n"
+        "  --full            with --model: the model's full sizes, not its small twin\n"
+        "  --workdir DIR     corpus, artifacts, stats, log and campaign.txt (default fuzz-out,\n"
+        "                    fuzz-out-MODEL with --model)\n"
+        "  --plain           use fuzz_moe_plain: libFuzzer's byte mutation only\n"
+        "  --target PATH     the fuzz target binary\n\n"
+        "exit: 0 no failure (and inputs were checked), 1 failures found, 2 bad usage or a\n"
+        "campaign that checked nothing, 77 no usable GPU for --backend cuda (1 with\n"
+        "MOEFUZZ_REQUIRE_GPU=1)\n");
 }
 
 int mf_cmd_fuzz(int argc, char **argv) {
@@ -525,65 +817,139 @@ int mf_cmd_fuzz(int argc, char **argv) {
     cp.seconds = 60;
     cp.jobs = 1;
     cp.runs = -1;
-    cp.workdir = "fuzz-out";
     cp.isolate = -1;
     int time_given = 0;
     for (int i = 1; i < argc; i++) {
-        const char *o = argv[i];
-        int more = i + 1 < argc;
+        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(o, "--")) {
             for (i++; i < argc && cp.n_extra < 32; i++)
                 snprintf(cp.extra[cp.n_extra++], sizeof cp.extra[0], "%s", argv[i]);
             break;
-        } else if (!strcmp(o, "--time") && more) cp.seconds = atof(argv[++i]), time_given = 1;
-        else if (!strcmp(o, "--runs") && more) cp.runs = atol(argv[++i]), cp.seconds = 0;
-        else if (!strcmp(o, "--seed") && more) cp.seed = (unsigned)atol(argv[++i]);
-        else if (!strcmp(o, "--jobs") && more) cp.jobs = atoi(argv[++i]);
-        else if (!strcmp(o, "--overnight")) cp.overnight = 1;
-        else if (!strcmp(o, "--keep-going")) cp.keep_going = 1;
-        else if (!strcmp(o, "--backend") && more) cp.backend = argv[++i];
-        else if (!strcmp(o, "--method") && more) cp.method = argv[++i];
-        else if (!strcmp(o, "--isolate")) cp.isolate = 1;
-        else if (!strcmp(o, "--no-isolate")) cp.isolate = 0;
-        else if (!strcmp(o, "--timeout") && more && atof(argv[i + 1]) > 0)
-            cp.timeout = atof(argv[++i]);
-        else if (!strcmp(o, "--model") && more) cp.model = argv[++i];
-        else if (!strcmp(o, "--full")) cp.full = 1;
-        else if (!strcmp(o, "--workdir") && more) cp.workdir = argv[++i];
-        else if (!strcmp(o, "--plain")) cp.plain = 1;
-        else if (!strcmp(o, "--target") && more) cp.target_override = argv[++i];
+        }
+        int takes = !strcmp(o, "--time") || !strcmp(o, "--runs") || !strcmp(o, "--seed") ||
+                    !strcmp(o, "--jobs") || !strcmp(o, "--backend") || !strcmp(o, "--method") ||
+                    !strcmp(o, "--contract") || !strcmp(o, "--timeout") || !strcmp(o, "--model") ||
+                    !strcmp(o, "--workdir") || !strcmp(o, "--target");
+        if (takes && !v) {
+            fprintf(stderr, "moefuzz fuzz: %s needs a value\n", o);
+            return MF_EXIT_BAD_INPUT;
+        }
+        if (takes) i++;
+        if (!strcmp(o, "--time")) {
+            cp.seconds = parse_duration(v), time_given = 1;
+            if (cp.seconds <= 0) {
+                fprintf(stderr,
+                        "moefuzz fuzz: --time '%s': give a duration above 0 such as 90, "
+                        "90s, 10m, 8h or 1d\n",
+                        v);
+                return MF_EXIT_BAD_INPUT;
+            }
+        } else if (!strcmp(o, "--timeout")) {
+            cp.timeout = parse_duration(v);
+            if (cp.timeout <= 0) {
+                fprintf(stderr, "moefuzz fuzz: --timeout '%s': give a duration above 0\n", v);
+                return MF_EXIT_BAD_INPUT;
+            }
+        } else if (!strcmp(o, "--runs") || !strcmp(o, "--seed") || !strcmp(o, "--jobs")) {
+            long n = parse_count(v, !strcmp(o, "--jobs"), !strcmp(o, "--jobs") ? 4096 : LONG_MAX);
+            if (n < 0 || (!strcmp(o, "--seed") && n > (long)UINT_MAX)) {
+                fprintf(stderr, "moefuzz fuzz: %s '%s': give a whole number%s\n", o, v,
+                        !strcmp(o, "--jobs") ? " from 1" : "");
+                return MF_EXIT_BAD_INPUT;
+            }
+            if (!strcmp(o, "--runs"))
+                cp.runs = n, cp.seconds = 0;
+            else if (!strcmp(o, "--seed"))
+                cp.seed = (unsigned)n;
+            else
+                cp.jobs = (int)n;
+        } else if (!strcmp(o, "--backend"))
+            cp.backend = v;
+        else if (!strcmp(o, "--method"))
+            cp.method = v;
+        else if (!strcmp(o, "--contract"))
+            cp.contract = v;
+        else if (!strcmp(o, "--model"))
+            cp.model = v;
+        else if (!strcmp(o, "--workdir"))
+            cp.workdir = v;
+        else if (!strcmp(o, "--target"))
+            cp.target_override = v;
+        else if (!strcmp(o, "--overnight"))
+            cp.overnight = 1;
+        else if (!strcmp(o, "--keep-going"))
+            cp.keep_going = 1;
+        else if (!strcmp(o, "--isolate"))
+            cp.isolate = 1;
+        else if (!strcmp(o, "--no-isolate"))
+            cp.isolate = 0;
+        else if (!strcmp(o, "--full"))
+            cp.full = 1;
+        else if (!strcmp(o, "--plain"))
+            cp.plain = 1;
         else {
-            fprintf(stderr, "moefuzz fuzz: unknown or incomplete option '%s'\n", o);
+            fprintf(stderr, "moefuzz fuzz: unknown option '%s' (moefuzz fuzz --help)\n", o);
             return MF_EXIT_BAD_INPUT;
         }
     }
-    if (cp.model && !mf_model_find(cp.model)) {
+    if (cp.runs >= 0 && time_given) {
+        fprintf(stderr, "moefuzz fuzz: give --time or --runs, not both\n");
+        return MF_EXIT_BAD_INPUT;
+    }
+    const mf_model *model = cp.model ? mf_model_find(cp.model) : NULL;
+    if (cp.model && !model) {
         fprintf(stderr, "moefuzz fuzz: unknown model '%s' (moefuzz models)\n", cp.model);
         return MF_EXIT_BAD_INPUT;
     }
-    if (cp.model && mf_model_find(cp.model)->unsupported) {
+    if (model && model->unsupported) {
         fprintf(stderr, "moefuzz fuzz: model %s needs %s, not in case format v1\n", cp.model,
-                mf_model_find(cp.model)->unsupported);
+                model->unsupported);
+        return MF_EXIT_BAD_INPUT;
+    }
+    if (cp.full && !model) {
+        fprintf(stderr, "moefuzz fuzz: --full needs --model\n");
         return MF_EXIT_BAD_INPUT;
     }
     if (cp.method && !mf_method_find(cp.method)) {
-        fprintf(stderr, "moefuzz fuzz: unknown routing method '%s' (moefuzz methods)\n",
-                cp.method);
+        fprintf(stderr, "moefuzz fuzz: unknown routing method '%s' (moefuzz methods)\n", cp.method);
         return MF_EXIT_BAD_INPUT;
     }
-    if (cp.jobs < 1) cp.jobs = 1;
+    if (cp.contract && !mf_contract_find(cp.contract)) {
+        fprintf(stderr, "moefuzz fuzz: unknown contract '%s'\n", cp.contract);
+        return MF_EXIT_BAD_INPUT;
+    }
+    if (!cp.workdir) {
+        /* one corpus per model: another model's corpus would be replayed first */
+        if (model)
+            snprintf(cp.workdir_buf, sizeof cp.workdir_buf, "fuzz-out-%s%s", model->name,
+                     cp.full ? "-full" : "");
+        else
+            snprintf(cp.workdir_buf, sizeof cp.workdir_buf, "fuzz-out");
+        cp.workdir = cp.workdir_buf;
+    }
     if (cp.overnight) {
         /* all cores, with --backend cuda too: the exact reference on the CPU is the slow side,
          * and the workers share the GPU (15 workers on one H100: docs/fuzzing.md) */
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         if (cp.jobs == 1) cp.jobs = n > 0 ? (int)n : 1;
-        if (!time_given) cp.seconds = 8 * 3600;
+        if (!time_given && cp.runs < 0) cp.seconds = 8 * 3600;
     }
     const char *name = cp.plain ? "fuzz_moe_plain" : "fuzz_moe";
-    /* --backend cuda: the target with the CUDA backend linked in, where it was built */
-    if (!cp.plain && !cp.target_override && cp.backend && !strcmp(cp.backend, "cuda") &&
-        find_target("fuzz_moe_cuda", NULL, cp.target, sizeof cp.target))
-        name = "fuzz_moe_cuda";
+    if (cp.backend && !strcmp(cp.backend, "cuda") && !cp.target_override) {
+        /* the target with the CUDA backend linked in; fuzz_moe has none */
+        if (cp.plain) {
+            fprintf(stderr, "moefuzz fuzz: --plain has no CUDA target\n");
+            return MF_EXIT_BAD_INPUT;
+        }
+        if (!find_target("fuzz_moe_cuda", NULL, cp.target, sizeof cp.target)) {
+            fprintf(stderr,
+                    "moefuzz fuzz: --backend cuda needs fuzz_moe_cuda, which this build does not "
+                    "have: build the cuda preset (cmake --preset cuda && cmake --build --preset "
+                    "cuda) and run build/cuda/moefuzz\n");
+            return MF_EXIT_BAD_INPUT;
+        }
+        return run_campaign(&cp);
+    }
     if (!find_target(name, cp.target_override, cp.target, sizeof cp.target)) {
         no_target("fuzz", name);
         return MF_EXIT_BAD_INPUT;
@@ -602,61 +968,212 @@ static int exec_target(const char *target, char **args) {
         _exit(127);
     }
     int status;
-    waitpid(pid, &status, 0);
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+/* Runs bytes once as `moefuzz repro` does (every relation, no budget); returns the outcome and
+ * the first failing stage in stage. */
+static mf_fuzz_outcome replay_once(const uint8_t *d, size_t n, char *stage, size_t sn, char *error,
+                                   size_t en) {
+    mf_fuzz_config cfg;
+    mf_fuzz_config_from_env(&cfg, "cpu");
+    cfg.stats_dir[0] = '\0';
+    cfg.lim = (mf_case_limits){MF_MAX_T, MF_MAX_H, MF_MAX_I, MF_MAX_E, 1e30, 64e9};
+    cfg.meta_every = 1;
+    mf_fuzz *f = mf_fuzz_new(&cfg);
+    mf_fuzz_result *r = malloc(sizeof *r);
+    mf_fuzz_outcome o = MF_FUZZ_ERROR;
+    snprintf(error, en, "out of memory");
+    stage[0] = '\0';
+    if (f && r) {
+        o = mf_fuzz_one(f, d, n, r);
+        const char *s = mf_fuzz_failed_stage(r);
+        snprintf(stage, sn, "%s", s ? s : "");
+        snprintf(error, en, "%s", r->error);
+    }
+    free(r);
+    mf_fuzz_free(f);
+    return o;
+}
+
+/* Takes the settings the command line left open from the input's work dir, and says so. */
+static void use_campaign(const char *cmd, const char *file) {
+    char dir[PATH_MAX];
+    mf_fuzz_campaign c;
+    mf_error err;
+    int used = mf_fuzz_campaign_use(file, &c, dir, sizeof dir, &err);
+    if (used < 0) fprintf(stderr, "moefuzz %s: ignored: %s\n", cmd, err.msg);
+    if (used <= 0) return;
+    printf("# campaign settings from %s/%s: backend %s%s%s%s%s%s%s%s (options override them)\n",
+           dir, MF_FUZZ_CAMPAIGN_FILE, c.backend, c.model[0] ? ", model " : "", c.model,
+           c.full ? " (full)" : "", c.method[0] ? ", method " : "", c.method,
+           c.contract[0] ? ", contract " : "", c.contract);
+}
+
 void mf_help_minimize(FILE *f) {
-    fprintf(f, "usage: moefuzz minimize [--runs N] [--backend NAME] [--model NAME] FILE [-o OUT]\n\n"
-               "Shrinks a failing input with libFuzzer's crash minimization (-minimize_crash=1)\n"
-               "and writes the smallest input that still fails to OUT (default FILE.min).\n");
+    fprintf(f,
+            "usage: moefuzz minimize [--runs N] [--backend NAME] [--model NAME] [--full]\n"
+            "                        [--method NAME] [--contract NAME] [--raw] [--target PATH]\n"
+            "                        FILE [-o OUT]\n\n"
+            "Shrinks a failing input with libFuzzer's crash minimization (-minimize_crash=1),\n"
+            "keeping its failure: only inputs that fail at the same first stage count (the\n"
+            "metamorphic relations run on every try). The result is replayed once more and\n"
+            "written to OUT (default FILE.min) as a canonical binary case, or as a text case\n"
+            "when OUT ends in .txt; `moefuzz repro OUT` reads either. FILE is read as repro\n"
+            "reads it (--raw: its bytes are a fuzzer input whatever they look like). The\n"
+            "backend, model, method and contract come from the work dir's campaign.txt\n"
+            "(moefuzz fuzz) unless given.\n"
+            "exit: 0 minimized, 1 the minimized input lost the failure, 2 bad input (or FILE\n"
+            "does not fail)\n");
 }
 
 int mf_cmd_minimize(int argc, char **argv) {
     const char *file = NULL, *out = NULL, *target = NULL;
+    const char *backend = NULL, *model = NULL, *method = NULL, *contract = NULL;
     long runs = 20000;
+    int raw = 0, full = 0;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-o") && i + 1 < argc) out = argv[++i];
-        else if (!strcmp(argv[i], "--runs") && i + 1 < argc) runs = atol(argv[++i]);
-        else if (!strcmp(argv[i], "--backend") && i + 1 < argc) setenv("MOEFUZZ_BACKEND", argv[++i], 1);
-        else if (!strcmp(argv[i], "--model") && i + 1 < argc) setenv("MOEFUZZ_MODEL", argv[++i], 1);
-        else if (!strcmp(argv[i], "--target") && i + 1 < argc) target = argv[++i];
-        else if (!file && argv[i][0] != '-') file = argv[i];
+        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(o, "-o") && v)
+            out = argv[++i];
+        else if (!strcmp(o, "--runs") && v) {
+            runs = parse_count(argv[++i], 1, LONG_MAX);
+            if (runs < 0) {
+                fprintf(stderr, "moefuzz minimize: --runs '%s': give a whole number from 1\n", v);
+                return MF_EXIT_BAD_INPUT;
+            }
+        } else if (!strcmp(o, "--backend") && v)
+            backend = argv[++i];
+        else if (!strcmp(o, "--model") && v)
+            model = argv[++i];
+        else if (!strcmp(o, "--method") && v)
+            method = argv[++i];
+        else if (!strcmp(o, "--contract") && v)
+            contract = argv[++i];
+        else if (!strcmp(o, "--target") && v)
+            target = argv[++i];
+        else if (!strcmp(o, "--full"))
+            full = 1;
+        else if (!strcmp(o, "--raw"))
+            raw = 1;
+        else if (!file && o[0] != '-')
+            file = o;
         else {
-            fprintf(stderr, "moefuzz minimize: unexpected '%s'\n", argv[i]);
+            fprintf(stderr, "moefuzz minimize: unexpected '%s'\n", o);
             return MF_EXIT_BAD_INPUT;
         }
     }
-    if (!file || access(file, R_OK) != 0) {
-        fprintf(stderr, "moefuzz minimize: give a readable failing input\n");
+    if (!file) {
+        fprintf(stderr, "moefuzz minimize: give a failing input\n");
         return MF_EXIT_BAD_INPUT;
     }
-    char path[PATH_MAX], outbuf[PATH_MAX], a1[64], a2[PATH_MAX + 32];
+    if (model && !mf_model_find(model)) {
+        fprintf(stderr, "moefuzz minimize: unknown model '%s' (moefuzz models)\n", model);
+        return MF_EXIT_BAD_INPUT;
+    }
+    char path[PATH_MAX];
     if (!find_target("fuzz_moe", target, path, sizeof path)) {
         no_target("minimize", "fuzz_moe");
         return MF_EXIT_BAD_INPUT;
     }
+    if (backend) setenv("MOEFUZZ_BACKEND", backend, 1);
+    if (model) setenv("MOEFUZZ_MODEL", model, 1);
+    if (full) setenv("MOEFUZZ_FULL", "1", 1);
+    if (method) setenv("MOEFUZZ_METHOD", method, 1);
+    if (contract) setenv("MOEFUZZ_CONTRACT", contract, 1);
+    use_campaign("minimize", file);
+    setenv("MOEFUZZ_META_EVERY", "1", 1); /* a metamorphic failure stays visible */
+    mf_error err = {0};
+    mf_fuzz_input in;
+    if (mf_fuzz_input_load(file, raw, &in, &err) != MF_OK) {
+        fprintf(stderr, "moefuzz minimize: %s\n", err.msg);
+        return MF_EXIT_BAD_INPUT;
+    }
+    char stage[64], error[1024];
+    mf_fuzz_outcome o = replay_once(in.bytes, in.len, stage, sizeof stage, error, sizeof error);
+    if (o != MF_FUZZ_FAIL && !(o == MF_FUZZ_ERROR && strncmp(error, "backend ", 8))) {
+        fprintf(stderr, "moefuzz minimize: %s does not fail here (%s): nothing to minimize\n", file,
+                o == MF_FUZZ_PASS   ? "it passes"
+                : o == MF_FUZZ_SKIP ? "skipped"
+                                    : error);
+        mf_fuzz_input_free(&in);
+        return MF_EXIT_BAD_INPUT;
+    }
+    char outbuf[PATH_MAX], start[PATH_MAX + 16], result[PATH_MAX + 16];
     if (!out) {
         snprintf(outbuf, sizeof outbuf, "%s.min", file);
         out = outbuf;
     }
-    snprintf(a1, sizeof a1, "-runs=%ld", runs);
-    snprintf(a2, sizeof a2, "-exact_artifact_path=%s", out);
-    char *args[] = {path, "-minimize_crash=1", a1, a2, (char *)file, NULL};
-    int rc = exec_target(path, args);
-    if (access(out, R_OK) != 0) {
-        fprintf(stderr, "moefuzz minimize: no minimized input written (exit %d); does %s fail?\n",
-                rc, file);
+    /* libFuzzer minimizes the bytes the target runs: a text case's encoding, not its text */
+    snprintf(start, sizeof start, "%s.start", out);
+    snprintf(result, sizeof result, "%s.raw", out);
+    FILE *sf = fopen(start, "wb");
+    int wrote = sf && fwrite(in.bytes, 1, in.len, sf) == in.len;
+    if (sf) wrote &= fclose(sf) == 0;
+    mf_fuzz_input_free(&in);
+    if (!wrote) {
+        fprintf(stderr, "moefuzz minimize: cannot write %s\n", start);
         return MF_EXIT_BAD_INPUT;
     }
-    printf("minimized input: %s (moefuzz repro %s)\n", out, out);
+    printf("minimizing %s: fails at stage %s; only inputs failing there are kept\n", file, stage);
+    fflush(stdout);
+    setenv("MOEFUZZ_TRAP_STAGE", stage, 1);
+    char a1[64], a2[PATH_MAX + 64];
+    snprintf(a1, sizeof a1, "-runs=%ld", runs);
+    snprintf(a2, sizeof a2, "-exact_artifact_path=%s", result);
+    char *args[] = {path, "-minimize_crash=1", "-error_exitcode=1", a1, a2, start, NULL};
+    unlink(result);
+    int rc = exec_target(path, args);
+    unlink(start);
+    uint8_t *d;
+    size_t n;
+    if (mf_read_file(result, &d, &n, 1u << 20, &err) != MF_OK) {
+        fprintf(stderr, "moefuzz minimize: libFuzzer wrote no minimized input (exit %d)\n", rc);
+        return MF_EXIT_BAD_INPUT;
+    }
+    unlink(result);
+    /* the result as the case it decodes to, checked once more before it is kept */
+    mf_case c;
+    mf_case_decode(d, n, &c, NULL);
+    free(d);
+    uint8_t buf[MF_CASE_MAX_BYTES];
+    size_t len = mf_case_encode(&c, 1, buf, sizeof buf);
+    char stage2[64];
+    o = replay_once(buf, len, stage2, sizeof stage2, error, sizeof error);
+    if (len == 0 || strcmp(stage, stage2)) {
+        fprintf(stderr, "moefuzz minimize: FAIL: the minimized input %s at stage %s\n",
+                o == MF_FUZZ_PASS ? "passes" : "fails elsewhere than", stage);
+        return MF_EXIT_MISMATCH;
+    }
+    size_t ol = strlen(out);
+    int text = ol > 4 && !strcmp(out + ol - 4, ".txt");
+    FILE *f = fopen(out, text ? "w" : "wb");
+    int ok = f != NULL;
+    if (f && text) {
+        fprintf(f, "# minimized from %s; fails at stage %s\n", file, stage);
+        mf_case_print_text(&c, f);
+    } else if (f) {
+        ok = fwrite(buf, 1, len, f) == len;
+    }
+    if (f) ok &= fclose(f) == 0;
+    if (!ok) {
+        fprintf(stderr, "moefuzz minimize: cannot write %s\n", out);
+        return MF_EXIT_BAD_INPUT;
+    }
+    char q[PATH_MAX + 64];
+    mf_shell_quote(out, q, sizeof q);
+    printf("minimized input: %s (%zu bytes, %s), still fails at stage %s: moefuzz repro %s\n", out,
+           len, text ? "text case" : "canonical binary case", stage, q);
     return MF_EXIT_PASS;
 }
 
 void mf_help_merge(FILE *f) {
-    fprintf(f, "usage: moefuzz merge OUT_DIR IN_DIR...\n\n"
-               "Merges corpora with libFuzzer's -merge=1: OUT_DIR receives the inputs of the\n"
-               "IN_DIRs that add coverage (features, configuration cells, utilisation buckets).\n");
+    fprintf(f,
+            "usage: moefuzz merge OUT_DIR IN_DIR...\n\n"
+            "Merges corpora with libFuzzer's -merge=1: OUT_DIR receives the inputs of the\n"
+            "IN_DIRs that add coverage (features, configuration cells, utilisation buckets).\n");
 }
 
 int mf_cmd_merge(int argc, char **argv) {
@@ -684,9 +1201,10 @@ int mf_cmd_merge(int argc, char **argv) {
 }
 
 void mf_help_models(FILE *f) {
-    fprintf(f, "usage: moefuzz models\n\n"
-               "Lists the model presets for --model (check, fuzz): routing, full sizes, the small\n"
-               "twin's sizes, and what case format v1 cannot yet express for some models.\n");
+    fprintf(f,
+            "usage: moefuzz models\n\n"
+            "Lists the model presets for --model (check, fuzz): routing, full sizes, the small\n"
+            "twin's sizes, and what case format v1 cannot yet express for some models.\n");
 }
 
 int mf_cmd_models(int argc, char **argv) {

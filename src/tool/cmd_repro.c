@@ -12,27 +12,50 @@
 void mf_help_repro(FILE *f) {
     fprintf(f,
             "usage: moefuzz repro [--backend NAME] [--model NAME] [--full] [--method NAME]\n"
-            "                     [--save NAME] FILE\n\n"
-            "Replays FILE as fuzz_moe would (raw bytes, canonical binary or text; the model's\n"
-            "routing applied with --model), then prints the diagnosis, the case as text, and\n"
-            "the exact commands that rerun it. --save NAME writes the case as text to\n"
-            "corpus/regress/NAME.txt, named for what it caught, so ctest replays it forever.\n"
+            "                     [--contract NAME] [--raw] [--save NAME] FILE\n\n"
+            "Replays FILE as fuzz_moe would, every metamorphic relation included, then prints\n"
+            "the diagnosis, the case as text, and the exact commands that rerun it. FILE is a\n"
+            "text case if its name ends in .txt, a canonical binary case, or else the raw bytes\n"
+            "a fuzzer ran (--raw: always). The backend, model, method and contract come from\n"
+            "the campaign.txt of FILE's work dir (moefuzz fuzz) unless given. --save NAME\n"
+            "writes the case as text to corpus/regress/NAME.txt, named for what it caught, so\n"
+            "ctest replays it forever.\n"
             "exit: 1 the failure reproduces, 0 it does not, 2 bad input\n");
 }
 
+/* " --opt VALUE" with VALUE shell-quoted, appended to out */
+static void add_opt(char *out, size_t n, const char *opt, const char *value) {
+    if (!value) return;
+    char q[1200];
+    size_t u = strlen(out);
+    mf_shell_quote(value, q, sizeof q);
+    snprintf(out + u, n - u, " %s %s", opt, q);
+}
+
 int mf_cmd_repro(int argc, char **argv) {
-    const char *file = NULL, *save = NULL, *backend = NULL, *model = NULL;
-    int full = 0;
+    const char *file = NULL, *save = NULL, *backend = NULL, *model = NULL, *method = NULL,
+               *contract = NULL;
+    int full = 0, raw = 0;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--backend") && i + 1 < argc) backend = argv[++i];
-        else if (!strcmp(argv[i], "--model") && i + 1 < argc) model = argv[++i];
-        else if (!strcmp(argv[i], "--method") && i + 1 < argc)
-            setenv("MOEFUZZ_METHOD", argv[++i], 1);
-        else if (!strcmp(argv[i], "--full")) full = 1;
-        else if (!strcmp(argv[i], "--save") && i + 1 < argc) save = argv[++i];
-        else if (!file && argv[i][0] != '-') file = argv[i];
+        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(o, "--backend") && v)
+            backend = argv[++i];
+        else if (!strcmp(o, "--model") && v)
+            model = argv[++i];
+        else if (!strcmp(o, "--method") && v)
+            method = argv[++i];
+        else if (!strcmp(o, "--contract") && v)
+            contract = argv[++i];
+        else if (!strcmp(o, "--full"))
+            full = 1;
+        else if (!strcmp(o, "--raw"))
+            raw = 1;
+        else if (!strcmp(o, "--save") && v)
+            save = argv[++i];
+        else if (!file && o[0] != '-')
+            file = o;
         else {
-            fprintf(stderr, "moefuzz repro: unexpected '%s'\n", argv[i]);
+            fprintf(stderr, "moefuzz repro: unexpected '%s'\n", o);
             return MF_EXIT_BAD_INPUT;
         }
     }
@@ -40,35 +63,30 @@ int mf_cmd_repro(int argc, char **argv) {
         fprintf(stderr, "moefuzz repro: give a file\n");
         return MF_EXIT_BAD_INPUT;
     }
+    if (backend) setenv("MOEFUZZ_BACKEND", backend, 1);
     if (model) setenv("MOEFUZZ_MODEL", model, 1);
     if (full) setenv("MOEFUZZ_FULL", "1", 1);
+    if (method) setenv("MOEFUZZ_METHOD", method, 1);
+    if (contract) setenv("MOEFUZZ_CONTRACT", contract, 1);
     mf_error err = {0};
-    uint8_t *d;
-    size_t n;
-    if (mf_read_file(file, &d, &n, 1u << 20, &err) != MF_OK) {
+    mf_fuzz_campaign camp;
+    char dir[1024];
+    int used = mf_fuzz_campaign_use(file, &camp, dir, sizeof dir, &err);
+    if (used < 0) {
         fprintf(stderr, "moefuzz repro: %s\n", err.msg);
         return MF_EXIT_BAD_INPUT;
     }
-    /* text and canonical cases run as their canonical encoding; anything else as raw bytes */
-    mf_case c;
-    const char *kind = "raw";
-    if (mf_case_load(file, 1, &c, &kind, &err) != MF_OK) {
+    mf_fuzz_input in;
+    if (mf_fuzz_input_load(file, raw, &in, &err) != MF_OK) {
         fprintf(stderr, "moefuzz repro: %s\n", err.msg);
-        free(d);
         return MF_EXIT_BAD_INPUT;
-    }
-    uint8_t buf[MF_CASE_MAX_BYTES];
-    const uint8_t *input = d;
-    size_t len = n;
-    if (!strcmp(kind, "text")) {
-        len = mf_case_encode(&c, 0, buf, sizeof buf);
-        input = buf;
     }
     mf_fuzz_config cfg;
-    mf_fuzz_config_from_env(&cfg, backend ? backend : "cpu");
-    if (model && !cfg.model) {
-        fprintf(stderr, "moefuzz repro: unknown model '%s'\n", model);
-        free(d);
+    mf_fuzz_config_from_env(&cfg, "cpu");
+    const char *m = getenv("MOEFUZZ_MODEL");
+    if (m && *m && !cfg.model) {
+        fprintf(stderr, "moefuzz repro: unknown model '%s' (moefuzz models)\n", m);
+        mf_fuzz_input_free(&in);
         return MF_EXIT_BAD_INPUT;
     }
     cfg.stats_dir[0] = '\0';
@@ -77,12 +95,21 @@ int mf_cmd_repro(int argc, char **argv) {
     mf_fuzz *f = mf_fuzz_new(&cfg);
     mf_fuzz_result *r = malloc(sizeof *r);
     if (!f || !r) {
-        free(d);
+        free(r);
+        mf_fuzz_free(f);
+        mf_fuzz_input_free(&in);
         return MF_EXIT_BAD_INPUT;
     }
-    mf_fuzz_outcome o = mf_fuzz_one(f, input, len, r);
+    mf_fuzz_outcome o = mf_fuzz_one(f, in.bytes, in.len, r);
     int rc;
-    printf("# %s (%s input, %zu bytes)\n", file, kind, n);
+    if (used)
+        printf("# campaign settings from %s/%s (options override them)\n", dir,
+               MF_FUZZ_CAMPAIGN_FILE);
+    printf("# %s (%s input, %zu bytes)\n", file, mf_fuzz_input_kind_name(in.kind), in.file_len);
+    if (in.printable)
+        printf(
+            "# note: its bytes read as text, but without a .txt name they are a fuzzer input, "
+            "run as such (name it .txt to replay it as a text case)\n");
     if (o == MF_FUZZ_PASS) {
         printf("PASS: the failure does not reproduce on backend %s\n", cfg.backend);
         mf_case_print_text(&r->c, stdout);
@@ -95,11 +122,34 @@ int mf_cmd_repro(int argc, char **argv) {
         mf_fuzz_report(r, cfg.backend, stdout);
         rc = o == MF_FUZZ_FAIL ? MF_EXIT_MISMATCH : MF_EXIT_BAD_INPUT;
     }
-    printf("\nrerun:\n  moefuzz repro%s%s%s%s%s %s\n", backend ? " --backend " : "",
-           backend ? backend : "", model ? " --model " : "", model ? model : "",
-           full ? " --full" : "", file);
-    printf("  MOEFUZZ_BACKEND=%s%s%s%s fuzz_moe %s\n", cfg.backend, model ? " MOEFUZZ_MODEL=" : "",
-           model ? model : "", full ? " MOEFUZZ_FULL=1" : "", file);
+    /* the rerun commands name every setting in force, quoted for the shell */
+    const char *e_model = getenv("MOEFUZZ_MODEL"), *e_method = getenv("MOEFUZZ_METHOD"),
+               *e_contract = getenv("MOEFUZZ_CONTRACT");
+    int e_full = getenv("MOEFUZZ_FULL") && atoi(getenv("MOEFUZZ_FULL"));
+    char cmd[4096] = "moefuzz repro", q[1200];
+    if (raw) strcat(cmd, " --raw");
+    add_opt(cmd, sizeof cmd, "--backend", cfg.backend);
+    add_opt(cmd, sizeof cmd, "--model", e_model && *e_model ? e_model : NULL);
+    if (e_full) strcat(cmd, " --full");
+    add_opt(cmd, sizeof cmd, "--method", e_method && *e_method ? e_method : NULL);
+    add_opt(cmd, sizeof cmd, "--contract", e_contract && *e_contract ? e_contract : NULL);
+    mf_shell_quote(file, q, sizeof q);
+    printf("\nrerun:\n  %s %s\n", cmd, q);
+    if (in.kind != MF_FUZZ_INPUT_TEXT) {
+        /* the target itself runs the file's bytes; a text case it would not read */
+        char env[3000];
+        mf_shell_quote(cfg.backend, env, sizeof env);
+        printf("  MOEFUZZ_BACKEND=%s", env);
+        const char *names[] = {"MOEFUZZ_MODEL", "MOEFUZZ_METHOD", "MOEFUZZ_CONTRACT"};
+        const char *vals[] = {e_model, e_method, e_contract};
+        for (int k = 0; k < 3; k++)
+            if (vals[k] && *vals[k]) {
+                mf_shell_quote(vals[k], env, sizeof env);
+                printf(" %s=%s", names[k], env);
+            }
+        printf("%s MOEFUZZ_NO_BUDGET=1 MOEFUZZ_META_EVERY=1 fuzz_moe %s\n",
+               e_full ? " MOEFUZZ_FULL=1" : "", q);
+    }
     if (save) {
         char path[1200];
         const char *root = getenv("MOEFUZZ_SOURCE_DIR");
@@ -126,6 +176,6 @@ int mf_cmd_repro(int argc, char **argv) {
     }
     free(r);
     mf_fuzz_free(f);
-    free(d);
+    mf_fuzz_input_free(&in);
     return rc;
 }
