@@ -11,9 +11,37 @@
 #include "bf16.h"
 #include "fdp.h"
 
+/* ---- format v1, frozen ----
+ * What existing v1 bytes mean depends on these numbers and on nothing else: raising a size limit
+ * of the problem model (MF_MAX_*), adding a score function, a tensor, a generator class or an rsf
+ * value changes the current limits and enums, never these. Values a later format adds are out
+ * of v1's reach: encode_v1 refuses a case that uses them. tests/golden/ holds v1 files with the
+ * text they must decode to. */
+enum {
+    V1_MAX_T = 16384, V1_MAX_H = 8192, V1_MAX_I = 4096, V1_MAX_E = 1024, V1_MAX_K = 32,
+    V1_SMALL_T = 64, V1_SMALL_H = 256, V1_SMALL_I = 256, V1_SMALL_E = 64, /* dims below 0x8000 */
+    V1_N_SCORE = 2,      /* softmax, sigmoid */
+    V1_N_BIAS = 3,       /* none, f32, bf16 */
+    V1_N_GROUP_RULE = 2, /* top2_sum, max */
+    V1_N_RSF_SITE = 2,   /* weights, output */
+    V1_N_ACTIVATION = 1, /* silu_glu */
+    V1_N_LAYOUT = 2,     /* gate_up, up_gate */
+    V1_N_DTYPE = 2,      /* f32, bf16 */
+    V1_N_TENSORS = 5,    /* x, logits, bias, w13, w2 */
+    V1_N_GEN = 11,       /* normal ... large_neg, in mf_gen_class order */
+    V1_MAX_POKES = 16,
+};
+_Static_assert((int)MF_NUM_TENSORS >= V1_N_TENSORS && (int)MF_GEN_COUNT >= V1_N_GEN &&
+                   MF_MAX_POKES >= V1_MAX_POKES,
+               "v1's tensors, generators and pokes stay representable");
+_Static_assert(MF_MAX_T >= V1_MAX_T && MF_MAX_H >= V1_MAX_H && MF_MAX_I >= V1_MAX_I &&
+                   MF_MAX_E >= V1_MAX_E && MF_MAX_K >= V1_MAX_K,
+               "v1's sizes stay within the problem model's limits");
+
 const float mf_rsf_table[MF_RSF_TABLE_SIZE] = {1.0f,   2.5f, 2.446f, 0.5f,  2.826f,
                                                2.827f, 16.f, 1.5f,   3.0f,  0.25f,
                                                2.0f,   1.25f, 4.0f,  0.75f, 8.0f};
+_Static_assert(MF_RSF_TABLE_SIZE == 15, "v1's rsf table has 15 entries");
 #define RSF_RAW_INDEX MF_RSF_TABLE_SIZE /* 15: a raw fp32 follows */
 
 static const uint8_t canon_magic[3] = {'M', 'F', 'C'};
@@ -84,15 +112,15 @@ static void put_le32(uint8_t *p, uint32_t v) {
 static void decode_v1(mf_fdp *f, mf_case *c) {
     memset(c, 0, sizeof *c);
     mf_moe_params *p = &c->p;
-    p->T = dim_decode(mf_fdp_u16(f), MF_MAX_T, 64);
-    p->H = dim_decode(mf_fdp_u16(f), MF_MAX_H, 256);
-    p->I = dim_decode(mf_fdp_u16(f), MF_MAX_I, 256);
-    p->E = dim_decode(mf_fdp_u16(f), MF_MAX_E, 64);
-    int kmax = p->E < MF_MAX_K ? p->E : MF_MAX_K;
+    p->T = dim_decode(mf_fdp_u16(f), V1_MAX_T, V1_SMALL_T);
+    p->H = dim_decode(mf_fdp_u16(f), V1_MAX_H, V1_SMALL_H);
+    p->I = dim_decode(mf_fdp_u16(f), V1_MAX_I, V1_SMALL_I);
+    p->E = dim_decode(mf_fdp_u16(f), V1_MAX_E, V1_SMALL_E);
+    int kmax = p->E < V1_MAX_K ? p->E : V1_MAX_K;
     p->top_k = 1 + mf_fdp_u8(f) % kmax;
-    p->score = (mf_score_fn)(mf_fdp_u8(f) % 2);
-    p->bias = (mf_bias_kind)(mf_fdp_u8(f) % 3);
-    p->group_rule = (mf_group_rule)(mf_fdp_u8(f) % 2);
+    p->score = (mf_score_fn)(mf_fdp_u8(f) % V1_N_SCORE);
+    p->bias = (mf_bias_kind)(mf_fdp_u8(f) % V1_N_BIAS);
+    p->group_rule = (mf_group_rule)(mf_fdp_u8(f) % V1_N_GROUP_RULE);
     int d[64];
     int nd = divisors(p->E, d);
     p->n_group = d[mf_fdp_u8(f) % nd];
@@ -105,12 +133,12 @@ static void decode_v1(mf_fdp *f, mf_case *c) {
     p->renorm_eps = mf_fdp_u8(f) % 2 == 0 ? 1e-20f : 0.0f;
     int ri = mf_fdp_u8(f) % (MF_RSF_TABLE_SIZE + 1);
     p->rsf = ri == RSF_RAW_INDEX ? rsf_decode_raw(mf_fdp_u32(f)) : mf_rsf_table[ri];
-    p->rsf_site = (mf_rsf_site)(mf_fdp_u8(f) % 2);
-    p->activation = (mf_activation)(mf_fdp_u8(f) % 1);
-    p->layout = (mf_layout)(mf_fdp_u8(f) % 2);
-    p->logits_dtype = (mf_dtype)(mf_fdp_u8(f) % 2);
-    for (int t = 0; t < MF_NUM_TENSORS; t++) {
-        c->gen[t].cls = (uint8_t)(mf_fdp_u8(f) % MF_GEN_COUNT);
+    p->rsf_site = (mf_rsf_site)(mf_fdp_u8(f) % V1_N_RSF_SITE);
+    p->activation = (mf_activation)(mf_fdp_u8(f) % V1_N_ACTIVATION);
+    p->layout = (mf_layout)(mf_fdp_u8(f) % V1_N_LAYOUT);
+    p->logits_dtype = (mf_dtype)(mf_fdp_u8(f) % V1_N_DTYPE);
+    for (int t = 0; t < V1_N_TENSORS; t++) {
+        c->gen[t].cls = (uint8_t)(mf_fdp_u8(f) % V1_N_GEN);
         c->gen[t].scale = scale_decode(mf_fdp_u32(f));
         c->gen[t].seed = mf_fdp_u64(f);
     }
@@ -118,20 +146,38 @@ static void decode_v1(mf_fdp *f, mf_case *c) {
     if (f->size >= CANON_HEADER && memcmp(f->data, canon_magic, 3) == 0)
         mf_fdp_front(f, CANON_HEADER);
     const uint8_t *k;
-    while (c->n_pokes < MF_MAX_POKES && (k = mf_fdp_front(f, POKE_BYTES)) != NULL) {
+    while (c->n_pokes < V1_MAX_POKES && (k = mf_fdp_front(f, POKE_BYTES)) != NULL) {
         mf_poke *pk = &c->pokes[c->n_pokes++];
-        pk->tensor = (uint8_t)(k[0] % MF_NUM_TENSORS);
+        pk->tensor = (uint8_t)(k[0] % V1_N_TENSORS);
         pk->index = get_le32(k + 1);
         pk->bits = get_le32(k + 5);
     }
 }
 
+/* 1 if v1 can carry the case: every value within v1's limits and enums */
+static int v1_can_encode(const mf_case *c) {
+    const mf_moe_params *p = &c->p;
+    if (p->T > V1_MAX_T || p->H > V1_MAX_H || p->I > V1_MAX_I || p->E > V1_MAX_E ||
+        p->top_k > V1_MAX_K || c->n_pokes > V1_MAX_POKES)
+        return 0;
+    if ((unsigned)p->score >= V1_N_SCORE || (unsigned)p->bias >= V1_N_BIAS ||
+        (unsigned)p->group_rule >= V1_N_GROUP_RULE || (unsigned)p->rsf_site >= V1_N_RSF_SITE ||
+        (unsigned)p->activation >= V1_N_ACTIVATION || (unsigned)p->layout >= V1_N_LAYOUT ||
+        (unsigned)p->logits_dtype >= V1_N_DTYPE)
+        return 0;
+    for (int t = 0; t < MF_NUM_TENSORS; t++)
+        if (t < V1_N_TENSORS ? c->gen[t].cls >= V1_N_GEN : c->gen[t].cls != 0) return 0;
+    for (int i = 0; i < c->n_pokes; i++)
+        if (c->pokes[i].tensor >= V1_N_TENSORS) return 0;
+    return 1;
+}
+
 static void encode_v1(const mf_case *c, mf_fdp_writer *w) {
     const mf_moe_params *p = &c->p;
-    mf_fdpw_uint(w, dim_encode(p->T, 64), 2);
-    mf_fdpw_uint(w, dim_encode(p->H, 256), 2);
-    mf_fdpw_uint(w, dim_encode(p->I, 256), 2);
-    mf_fdpw_uint(w, dim_encode(p->E, 64), 2);
+    mf_fdpw_uint(w, dim_encode(p->T, V1_SMALL_T), 2);
+    mf_fdpw_uint(w, dim_encode(p->H, V1_SMALL_H), 2);
+    mf_fdpw_uint(w, dim_encode(p->I, V1_SMALL_I), 2);
+    mf_fdpw_uint(w, dim_encode(p->E, V1_SMALL_E), 2);
     mf_fdpw_uint(w, (uint64_t)(p->top_k - 1), 1);
     mf_fdpw_uint(w, (uint64_t)p->score, 1);
     mf_fdpw_uint(w, (uint64_t)p->bias, 1);
@@ -153,7 +199,7 @@ static void encode_v1(const mf_case *c, mf_fdp_writer *w) {
     mf_fdpw_uint(w, (uint64_t)p->activation, 1);
     mf_fdpw_uint(w, (uint64_t)p->layout, 1);
     mf_fdpw_uint(w, (uint64_t)p->logits_dtype, 1);
-    for (int t = 0; t < MF_NUM_TENSORS; t++) {
+    for (int t = 0; t < V1_N_TENSORS; t++) {
         mf_fdpw_uint(w, c->gen[t].cls, 1);
         mf_fdpw_uint(w, mf_f32_bits(c->gen[t].scale), 4);
         mf_fdpw_uint(w, c->gen[t].seed, 8);
@@ -169,7 +215,7 @@ void mf_case_decode(const uint8_t *data, size_t size, mf_case *c, int *version) 
 }
 
 size_t mf_case_encode(const mf_case *c, int canonical, uint8_t *out, size_t cap) {
-    if (mf_case_validate(c, NULL) != MF_OK) return 0;
+    if (mf_case_validate(c, NULL) != MF_OK || !v1_can_encode(c)) return 0;
     mf_fdp_writer w;
     memset(&w, 0, sizeof w);
     encode_v1(c, &w);
