@@ -7,7 +7,9 @@ set -euo pipefail
 
 need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in cmake make gcc clang libclang-rt-14-dev libmpfr-dev libgmp-dev python3-numpy pkgconf; do
+# python3 runs scripts/ctest_junit_check.py; numpy the example adapter's tests
+for pkg in cmake make gcc g++ clang libclang-rt-14-dev libmpfr-dev libgmp-dev python3 \
+  python3-numpy pkgconf; do
   have_pkg "$pkg" || need+=("$pkg")
 done
 
