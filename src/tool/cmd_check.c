@@ -11,6 +11,7 @@
 #include "casegen.h"
 #include "check.h"
 #include "codec.h"
+#include "fuzz.h"
 #include "methods.h"
 #include "models.h"
 #include "route.h"
@@ -168,10 +169,31 @@ static int expected_unsupported(const check_args *a, const char *path) {
     return -1;
 }
 
+/* The command that checks one case file again with the settings in force, quoted for the shell
+ * (a model sample has no file: its text case is printed instead). */
+static void format_rerun(const check_args *a, const char *path, char *out, size_t n) {
+    char q[1200];
+    /* the mutant backends exist only in the test build */
+    int mutant = strstr(a->backend, "-mutant:") != NULL;
+    size_t o = (size_t)snprintf(out, n, "%s check", mutant ? "moefuzz-test" : "moefuzz");
+    const char *opt[3][2] = {{"--backend", a->backend},
+                             {"--contract", a->contract},
+                             {"--method", a->method}};
+    for (int i = 0; i < 3 && o < n; i++)
+        if (opt[i][1]) {
+            mf_shell_quote(opt[i][1], q, sizeof q);
+            o += (size_t)snprintf(out + o, n - o, " %s %s", opt[i][0], q);
+        }
+    if (a->raw && o < n) o += (size_t)snprintf(out + o, n - o, " --raw");
+    mf_shell_quote(path, q, sizeof q);
+    if (o < n) snprintf(out + o, n - o, " %s", q);
+}
+
 /* Saves a case that crashed or hung the kernel as an editable text case; returns 0 and the
  * path, or -1. The name comes from the case's file (or model sample) and the kind of failure. */
-static int save_failure(const char *dir, const char *label, const char *kind, const char *backend,
-                        const char *why, const mf_case *c, char *out, size_t n) {
+static int save_failure(const char *dir, const char *label, const char *kind,
+                        const check_args *a, const char *why, const mf_case *c, char *out,
+                        size_t n) {
     char d[4096];
     snprintf(d, sizeof d, "%s", dir);
     for (char *p = d + 1; *p; p++)
@@ -198,7 +220,9 @@ static int save_failure(const char *dir, const char *label, const char *kind, co
     FILE *f = fopen(out, "w");
     if (!f) return -1;
     fprintf(f, "# %s: %s\n", kind, why);
-    fprintf(f, "# replay: moefuzz check --backend '%s' %s\n", backend, out);
+    char rerun[2048];
+    format_rerun(a, out, rerun, sizeof rerun);
+    fprintf(f, "# replay: %s\n", rerun);
     mf_case_print_text(c, f);
     return fclose(f) == 0 ? 0 : -1;
 }
@@ -359,7 +383,7 @@ static int check_run(check_args a, int argc, char **argv) {
                 short_message(err.msg, why, sizeof why);
                 fprintf(stdout, "%s %s (%s): %s\n", err.status == MF_ECRASH ? "CRASH" : "TIMEOUT",
                         path, desc, why);
-                if (save_failure(a.save_dir, path, kind, a.backend, why, &c, saved,
+                if (save_failure(a.save_dir, path, kind, &a, why, &c, saved,
                                  sizeof saved) == 0)
                     fprintf(stdout, "  case saved: %s\n", saved);
                 else
@@ -405,7 +429,14 @@ static int check_run(check_args a, int argc, char **argv) {
             max_util = v.max_util_out;
             snprintf(max_util_case, sizeof max_util_case, "%s", path);
         }
-        if (!v.pass && !a.quiet) mf_case_print_text(&c, stdout);
+        if (!v.pass && !a.quiet) {
+            mf_case_print_text(&c, stdout);
+            if (!(model && paths.n == 0)) {
+                char rerun[2048];
+                format_rerun(&a, path, rerun, sizeof rerun);
+                fprintf(stdout, "rerun: %s\n", rerun);
+            }
+        }
         mf_problem_free(&pb);
     }
     double secs = mf_now_s() - t_start;
