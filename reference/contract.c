@@ -2,6 +2,7 @@
 #include "contract.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "problem.h"
@@ -101,17 +102,40 @@ double mf_contract_div_rel(const mf_contract *c) {
     return c->div == MF_DIV_FAST ? 2 * 0x1p-23 : 0x1p-24;
 }
 
-/* ---- names of the problem enums (problem.h) ---- */
+/* ---- names of the enums (enums.h) ---- */
 
-const char *mf_score_name(mf_score_fn s) { return s == MF_SCORE_SIGMOID ? "sigmoid" : "softmax"; }
-const char *mf_bias_name(mf_bias_kind b) {
-    return b == MF_BIAS_F32 ? "f32" : b == MF_BIAS_BF16 ? "bf16" : "none";
+#define MF_ENUM_NAME_(P, id, name, abi) name,
+#define MF_ENUM_INFO_(var, key, P, LIST)                                            \
+    static const char *const var##_names[] = {LIST(MF_ENUM_NAME_, P)};             \
+    const mf_enum_info var = {key, (int)(sizeof var##_names / sizeof var##_names[0]), \
+                              var##_names};                                         \
+    _Static_assert(sizeof var##_names / sizeof var##_names[0] == P##_COUNT, key)
+MF_ENUM_INFO_(mf_enum_score, "score", MF_SCORE, MF_SCORE_LIST);
+MF_ENUM_INFO_(mf_enum_bias, "bias", MF_BIAS, MF_BIAS_LIST);
+MF_ENUM_INFO_(mf_enum_group_rule, "group_rule", MF_GROUP, MF_GROUP_RULE_LIST);
+MF_ENUM_INFO_(mf_enum_rsf_site, "rsf_site", MF_RSF, MF_RSF_SITE_LIST);
+MF_ENUM_INFO_(mf_enum_activation, "activation", MF_ACT, MF_ACTIVATION_LIST);
+MF_ENUM_INFO_(mf_enum_layout, "layout", MF_LAYOUT, MF_LAYOUT_LIST);
+MF_ENUM_INFO_(mf_enum_dtype, "logits_dtype", MF_DTYPE, MF_DTYPE_LIST);
+MF_ENUM_INFO_(mf_enum_exp, "exp", MF_EXP, MF_EXP_LIST);
+MF_ENUM_INFO_(mf_enum_div, "div", MF_DIV, MF_DIV_LIST);
+MF_ENUM_INFO_(mf_enum_acc, "acc", MF_ACC, MF_ACC_LIST);
+
+const char *mf_enum_name(const mf_enum_info *e, int v) {
+    return v >= 0 && v < e->count ? e->names[v] : "?";
 }
-const char *mf_group_rule_name(mf_group_rule r) { return r == MF_GROUP_MAX ? "max" : "top2_sum"; }
-const char *mf_rsf_site_name(mf_rsf_site s) { return s == MF_RSF_OUTPUT ? "output" : "weights"; }
-const char *mf_activation_name(mf_activation a) {
-    (void)a;
-    return "silu_glu";
+
+int mf_enum_lookup(const mf_enum_info *e, const char *name) {
+    for (int v = 0; v < e->count; v++)
+        if (!strcmp(name, e->names[v])) return v;
+    return -1;
 }
-const char *mf_layout_name(mf_layout l) { return l == MF_LAYOUT_UP_GATE ? "up_gate" : "gate_up"; }
-const char *mf_dtype_name(mf_dtype d) { return d == MF_DTYPE_BF16 ? "bf16" : "f32"; }
+
+const char *mf_enum_choices(const mf_enum_info *e, char *buf, unsigned long n) {
+    size_t o = 0;
+    buf[0] = '\0';
+    for (int v = 0; v < e->count && o < n; v++)
+        o += (size_t)snprintf(buf + o, n - o, "%s%s", v == 0 ? "" : v + 1 == e->count ? " or " : ", ",
+                              e->names[v]);
+    return buf;
+}

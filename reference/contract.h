@@ -9,15 +9,10 @@
 
 #include "dot.h"
 
-typedef enum mf_exp_kind {
-    MF_EXP_ACCURATE = 0, /* expf: at most exp_ulps ulp */
-    MF_EXP_FAST = 1,     /* __expf / ex2.approx: at most 2 + floor(1.173 |x|) ulp */
-} mf_exp_kind;
-
-typedef enum mf_div_kind {
-    MF_DIV_IEEE = 0, /* correctly rounded */
-    MF_DIV_FAST = 1, /* __fdividef: 2 ulp */
-} mf_div_kind;
+/* exp: accurate = expf, at most exp_ulps ulp; fast = __expf / ex2.approx, at most
+ * 2 + floor(1.173 |x|) ulp. division: ieee = correctly rounded; fast = __fdividef, 2 ulp. */
+MF_ENUM_DEFINE(mf_exp_kind, MF_EXP, MF_EXP_LIST);
+MF_ENUM_DEFINE(mf_div_kind, MF_DIV, MF_DIV_LIST);
 
 typedef enum mf_round_point {
     MF_RP_GEMM1_OUT = 1u << 0, /* gate and up rounded to bf16 before the activation */

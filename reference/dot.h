@@ -19,15 +19,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "enums.h"
+
 #define MF_DOT_MAX_TERMS (1u << 22) /* exactness limit of a 16-binade double bin */
 
-typedef enum mf_acc_kind {
-    MF_ACC_SEQ_FP32 = 0,    /* one fp32 chain in K order, each step rounded to nearest */
-    MF_ACC_FUSED_BLOCK = 1, /* chain of fused steps of `block` products (tensor cores): terms
-                               aligned to the largest exponent field and truncated to
-                               `frac_bits` fraction bits, step result truncated (RZ) to fp32 */
-    MF_ACC_ANY_ORDER = 2,   /* any order and blocking with at least 24 fraction bits */
-} mf_acc_kind;
+/* seq_fp32: one fp32 chain in K order, each step rounded to nearest; fused_block: a chain of
+ * fused steps of `block` products (tensor cores), terms aligned to the largest exponent field
+ * and truncated to `frac_bits` fraction bits, step result truncated (RZ) to fp32; any_order: any
+ * order and blocking with at least 24 fraction bits (enums.h) */
+MF_ENUM_DEFINE(mf_acc_kind, MF_ACC, MF_ACC_LIST);
 
 typedef struct mf_acc_model {
     mf_acc_kind kind;

@@ -12,20 +12,22 @@
  *       y_e = W2[e - offset] h
  *   out[t] = sum_k w_k y_{e_k}  (local experts only: the rank's partial sum)
  *
- * Enum values are part of the case file format: never renumber, only append.
+ * The enums come from reference/enums.h: never renumber, only append.
  */
 #ifndef MF_PROBLEM_H
 #define MF_PROBLEM_H
 
 #include <stdint.h>
 
-typedef enum mf_score_fn { MF_SCORE_SOFTMAX = 0, MF_SCORE_SIGMOID = 1 } mf_score_fn;
-typedef enum mf_bias_kind { MF_BIAS_NONE = 0, MF_BIAS_F32 = 1, MF_BIAS_BF16 = 2 } mf_bias_kind;
-typedef enum mf_group_rule { MF_GROUP_TOP2_SUM = 0, MF_GROUP_MAX = 1 } mf_group_rule;
-typedef enum mf_rsf_site { MF_RSF_WEIGHTS = 0, MF_RSF_OUTPUT = 1 } mf_rsf_site;
-typedef enum mf_activation { MF_ACT_SILU_GLU = 0 } mf_activation;
-typedef enum mf_layout { MF_LAYOUT_GATE_UP = 0, MF_LAYOUT_UP_GATE = 1 } mf_layout;
-typedef enum mf_dtype { MF_DTYPE_F32 = 0, MF_DTYPE_BF16 = 1 } mf_dtype;
+#include "enums.h"
+
+MF_ENUM_DEFINE(mf_score_fn, MF_SCORE, MF_SCORE_LIST);
+MF_ENUM_DEFINE(mf_bias_kind, MF_BIAS, MF_BIAS_LIST);
+MF_ENUM_DEFINE(mf_group_rule, MF_GROUP, MF_GROUP_RULE_LIST);
+MF_ENUM_DEFINE(mf_rsf_site, MF_RSF, MF_RSF_SITE_LIST);
+MF_ENUM_DEFINE(mf_activation, MF_ACT, MF_ACTIVATION_LIST);
+MF_ENUM_DEFINE(mf_layout, MF_LAYOUT, MF_LAYOUT_LIST);
+MF_ENUM_DEFINE(mf_dtype, MF_DTYPE, MF_DTYPE_LIST);
 
 /* Counterfactual semantics: the ways real bugs change the routing that no parameter expresses.
  * Used by attribution (src/attribute.c) only; never part of a case. */
@@ -78,12 +80,19 @@ static inline int mf_is_local(const mf_moe_params *p, int e) {
     return e >= p->expert_offset && e < p->expert_offset + p->E_local;
 }
 
-const char *mf_score_name(mf_score_fn s);
-const char *mf_bias_name(mf_bias_kind b);
-const char *mf_group_rule_name(mf_group_rule r);
-const char *mf_rsf_site_name(mf_rsf_site s);
-const char *mf_activation_name(mf_activation a);
-const char *mf_layout_name(mf_layout l);
-const char *mf_dtype_name(mf_dtype d);
+/* Names of the values (enums.h), "?" outside the list. */
+static inline const char *mf_score_name(mf_score_fn v) { return mf_enum_name(&mf_enum_score, v); }
+static inline const char *mf_bias_name(mf_bias_kind v) { return mf_enum_name(&mf_enum_bias, v); }
+static inline const char *mf_group_rule_name(mf_group_rule v) {
+    return mf_enum_name(&mf_enum_group_rule, v);
+}
+static inline const char *mf_rsf_site_name(mf_rsf_site v) {
+    return mf_enum_name(&mf_enum_rsf_site, v);
+}
+static inline const char *mf_activation_name(mf_activation v) {
+    return mf_enum_name(&mf_enum_activation, v);
+}
+static inline const char *mf_layout_name(mf_layout v) { return mf_enum_name(&mf_enum_layout, v); }
+static inline const char *mf_dtype_name(mf_dtype v) { return mf_enum_name(&mf_enum_dtype, v); }
 
 #endif /* MF_PROBLEM_H */

@@ -45,6 +45,31 @@ const char *mf_mutant_knob(int id) {
 }
 const char *mf_mutant_doc(int id) { return id > 0 && id < MF_MUTANT_COUNT ? mutant_docs[id] : ""; }
 
+/* ---- the ABI's enum values ----
+ * Every internal value (reference/enums.h) equals its ABI value; the mapping is the identity on
+ * the values the list knows, and a value outside it is an error, never a default. */
+#define MF_ABI_SAME_(P, id, name, abi) \
+    _Static_assert((int)P##_##id == (int)(abi), #P "_" #id " equals " #abi);
+MF_SCORE_LIST(MF_ABI_SAME_, MF_SCORE)
+MF_BIAS_LIST(MF_ABI_SAME_, MF_BIAS)
+MF_GROUP_RULE_LIST(MF_ABI_SAME_, MF_GROUP)
+MF_RSF_SITE_LIST(MF_ABI_SAME_, MF_RSF)
+MF_ACTIVATION_LIST(MF_ABI_SAME_, MF_ACT)
+MF_LAYOUT_LIST(MF_ABI_SAME_, MF_LAYOUT)
+MF_DTYPE_LIST(MF_ABI_SAME_, MF_DTYPE)
+MF_EXP_LIST(MF_ABI_SAME_, MF_EXP)
+MF_DIV_LIST(MF_ABI_SAME_, MF_DIV)
+MF_ACC_LIST(MF_ABI_SAME_, MF_ACC)
+#undef MF_ABI_SAME_
+
+/* v as the ABI's value of enum e, or an error naming the enum and the value */
+static mf_status abi_value(const mf_enum_info *e, int v, int32_t *out, mf_error *err) {
+    if (v < 0 || v >= e->count)
+        return MF_FAIL(err, MF_EINTERNAL, "%s value %d has no kernel ABI value", e->key, v);
+    *out = v;
+    return MF_OK;
+}
+
 /* ---- contracts ---- */
 
 mf_status mf_contract_from_abi(const mf_kernel_contract *kc, mf_contract *out, char *name_buf,
@@ -75,9 +100,13 @@ mf_status mf_contract_from_abi(const mf_kernel_contract *kc, mf_contract *out, c
     case MF_ABI_ACC_ANY_ORDER: out->gemm = (mf_acc_model){MF_ACC_ANY_ORDER, 0, 0}; break;
     default: return MF_FAIL(err, MF_EINVAL, "unknown accumulation kind %d", kc->acc_kind);
     }
-    out->exp = kc->exp_kind == MF_ABI_EXP_FAST ? MF_EXP_FAST : MF_EXP_ACCURATE;
+    if (kc->exp_kind < 0 || kc->exp_kind >= MF_EXP_COUNT)
+        return MF_FAIL(err, MF_EINVAL, "unknown exp kind %d", kc->exp_kind);
+    if (kc->div_kind < 0 || kc->div_kind >= MF_DIV_COUNT)
+        return MF_FAIL(err, MF_EINVAL, "unknown division kind %d", kc->div_kind);
+    out->exp = (mf_exp_kind)kc->exp_kind;
     out->exp_ulps = kc->exp_ulps > 0 ? kc->exp_ulps : 2.0;
-    out->div = kc->div_kind == MF_ABI_DIV_FAST ? MF_DIV_FAST : MF_DIV_IEEE;
+    out->div = (mf_div_kind)kc->div_kind;
     out->round_points = kc->round_points;
     out->deterministic = kc->deterministic;
     if (!(out->round_points & MF_RP_ACT_OUT))
@@ -222,7 +251,7 @@ void mf_backend_close(mf_backend *b) {
 
 /* ---- running ---- */
 
-void mf_backend_params(const mf_moe_params *p, mf_kernel_params *kp) {
+mf_status mf_backend_params(const mf_moe_params *p, mf_kernel_params *kp, mf_error *err) {
     memset(kp, 0, sizeof *kp);
     kp->abi_version = MF_KERNEL_ABI_VERSION;
     kp->struct_size = sizeof *kp;
@@ -233,20 +262,19 @@ void mf_backend_params(const mf_moe_params *p, mf_kernel_params *kp) {
     kp->E_local = p->E_local;
     kp->expert_offset = p->expert_offset;
     kp->top_k = p->top_k;
-    kp->score_fn = p->score == MF_SCORE_SIGMOID ? MF_ABI_SCORE_SIGMOID : MF_ABI_SCORE_SOFTMAX;
-    kp->bias_dtype = p->bias == MF_BIAS_F32    ? MF_ABI_BIAS_F32
-                     : p->bias == MF_BIAS_BF16 ? MF_ABI_BIAS_BF16
-                                               : MF_ABI_BIAS_NONE;
     kp->n_group = p->n_group;
     kp->topk_group = p->topk_group;
-    kp->group_rule = p->group_rule == MF_GROUP_MAX ? MF_ABI_GROUP_MAX : MF_ABI_GROUP_TOP2_SUM;
     kp->renormalize = p->renormalize;
     kp->renorm_eps = p->renorm_eps;
     kp->routed_scaling_factor = p->rsf;
-    kp->rsf_site = p->rsf_site == MF_RSF_OUTPUT ? MF_ABI_RSF_OUTPUT : MF_ABI_RSF_WEIGHTS;
-    kp->activation = MF_ABI_ACT_SILU_GLU;
-    kp->layout = p->layout == MF_LAYOUT_UP_GATE ? MF_ABI_LAYOUT_UP_GATE : MF_ABI_LAYOUT_GATE_UP;
-    kp->logits_dtype = p->logits_dtype == MF_DTYPE_BF16 ? MF_ABI_DTYPE_BF16 : MF_ABI_DTYPE_F32;
+    MF_TRY(abi_value(&mf_enum_score, p->score, &kp->score_fn, err));
+    MF_TRY(abi_value(&mf_enum_bias, p->bias, &kp->bias_dtype, err));
+    MF_TRY(abi_value(&mf_enum_group_rule, p->group_rule, &kp->group_rule, err));
+    MF_TRY(abi_value(&mf_enum_rsf_site, p->rsf_site, &kp->rsf_site, err));
+    MF_TRY(abi_value(&mf_enum_activation, p->activation, &kp->activation, err));
+    MF_TRY(abi_value(&mf_enum_layout, p->layout, &kp->layout, err));
+    MF_TRY(abi_value(&mf_enum_dtype, p->logits_dtype, &kp->logits_dtype, err));
+    return MF_OK;
 }
 
 void mf_run_result_free(mf_run_result *r) {
@@ -387,7 +415,7 @@ mf_status mf_backend_run(mf_backend *b, const mf_problem *pb, mf_run_result *r, 
     memset(r, 0, sizeof *r);
     const mf_moe_params *p = &pb->p;
     mf_kernel_params kp;
-    mf_backend_params(p, &kp);
+    MF_TRY(mf_backend_params(p, &kp, err));
     kp.memory = b->api.memory;
     char msg[512] = "";
     int sup = b->api.supports(b->ctx, &kp, msg, sizeof msg);

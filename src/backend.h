@@ -102,8 +102,9 @@ void mf_run_result_free(mf_run_result *r);
 mf_status mf_isolate_run(mf_backend *b, const mf_problem *pb, mf_run_result *r, mf_error *err);
 mf_status mf_exec_run(mf_backend *b, const mf_problem *pb, mf_run_result *r, mf_error *err);
 
-/* Fills the kernel ABI params for a problem (pointers left NULL). */
-void mf_backend_params(const mf_moe_params *p, mf_kernel_params *kp);
+/* Fills the kernel ABI params for a problem (pointers left NULL); fails on an enum value the ABI
+ * has no value for. */
+mf_status mf_backend_params(const mf_moe_params *p, mf_kernel_params *kp, mf_error *err);
 
 /* Resolves a declared contract to the reference's form. */
 mf_status mf_contract_from_abi(const mf_kernel_contract *kc, mf_contract *out, char *name_buf,

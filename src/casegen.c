@@ -104,9 +104,9 @@ void mf_case_random(mf_rng *r, const mf_case_limits *lim, mf_case *c) {
     static const int ks[] = {1, 2, 4, 6, 8};
     p->top_k = mf_rng_below(r, 2) ? ks[mf_rng_below(r, 5)] : 1 + (int)mf_rng_below(r, (uint32_t)kmax);
     if (p->top_k > kmax) p->top_k = kmax;
-    p->score = (mf_score_fn)mf_rng_below(r, 2);
-    p->bias = (mf_bias_kind)mf_rng_below(r, 3);
-    p->group_rule = (mf_group_rule)mf_rng_below(r, 2);
+    p->score = (mf_score_fn)mf_rng_below(r, MF_SCORE_COUNT);
+    p->bias = (mf_bias_kind)mf_rng_below(r, MF_BIAS_COUNT);
+    p->group_rule = (mf_group_rule)mf_rng_below(r, MF_GROUP_COUNT);
     p->n_group = mf_rng_below(r, 3) ? pick_divisor(r, p->E) : 1;
     p->topk_group = 1 + (int)mf_rng_below(r, (uint32_t)p->n_group);
     if (mf_rng_below(r, 8) == 0) p->topk_group = p->n_group;
@@ -120,9 +120,9 @@ void mf_case_random(mf_rng *r, const mf_case_limits *lim, mf_case *c) {
     p->renorm_eps = mf_rng_below(r, 2) ? 1e-20f : 0.0f;
     if (mf_rng_below(r, 4)) p->rsf = mf_rsf_table[mf_rng_below(r, MF_RSF_TABLE_SIZE)];
     else p->rsf = 0.25f + (float)mf_rng_below(r, 1 << 12) * (15.75f / 4096.0f);
-    p->rsf_site = (mf_rsf_site)mf_rng_below(r, 2);
-    p->layout = (mf_layout)mf_rng_below(r, 2);
-    p->logits_dtype = (mf_dtype)mf_rng_below(r, 2);
+    p->rsf_site = (mf_rsf_site)mf_rng_below(r, MF_RSF_COUNT);
+    p->layout = (mf_layout)mf_rng_below(r, MF_LAYOUT_COUNT);
+    p->logits_dtype = (mf_dtype)mf_rng_below(r, MF_DTYPE_COUNT);
     p->T = mf_dim_boundary(r, lim->max_T);
     p->H = mf_dim_boundary(r, lim->max_H);
     p->I = mf_dim_boundary(r, lim->max_I);
@@ -168,18 +168,20 @@ void mf_case_random(mf_rng *r, const mf_case_limits *lim, mf_case *c) {
 static void mutate_routing(mf_case *c, mf_rng *r) {
     mf_moe_params *p = &c->p;
     switch (mf_rng_below(r, 11)) {
-    case 0: p->score = (mf_score_fn)!p->score; break;
-    case 1: p->bias = (mf_bias_kind)((p->bias + 1 + mf_rng_below(r, 2)) % 3); break;
-    case 2: p->group_rule = (mf_group_rule)!p->group_rule; break;
+    case 0: p->score = (mf_score_fn)((p->score + 1) % MF_SCORE_COUNT); break;
+    case 1:
+        p->bias = (mf_bias_kind)((p->bias + 1 + mf_rng_below(r, MF_BIAS_COUNT - 1)) % MF_BIAS_COUNT);
+        break;
+    case 2: p->group_rule = (mf_group_rule)((p->group_rule + 1) % MF_GROUP_COUNT); break;
     case 3: p->renormalize = !p->renormalize; break;
     case 4: p->renorm_eps = p->renorm_eps != 0 ? 0.0f : 1e-20f; break;
     case 5:
         p->rsf = mf_rng_below(r, 2) ? mf_rsf_table[mf_rng_below(r, MF_RSF_TABLE_SIZE)]
                                     : 0.25f + (float)mf_rng_below(r, 1 << 12) * (15.75f / 4096);
         break;
-    case 6: p->rsf_site = (mf_rsf_site)!p->rsf_site; break;
-    case 7: p->layout = (mf_layout)!p->layout; break;
-    case 8: p->logits_dtype = (mf_dtype)!p->logits_dtype; break;
+    case 6: p->rsf_site = (mf_rsf_site)((p->rsf_site + 1) % MF_RSF_COUNT); break;
+    case 7: p->layout = (mf_layout)((p->layout + 1) % MF_LAYOUT_COUNT); break;
+    case 8: p->logits_dtype = (mf_dtype)((p->logits_dtype + 1) % MF_DTYPE_COUNT); break;
     case 9: /* groups */
         p->n_group = pick_divisor(r, p->E);
         p->topk_group = 1 + (int)mf_rng_below(r, (uint32_t)p->n_group);

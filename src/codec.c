@@ -464,6 +464,17 @@ mf_status mf_case_parse_text(const char *text, mf_case *c, mf_error *err) {
         ok = parse_int(val, lo, hi, &x);             \
         if (ok) field = (int)x;                      \
     }
+#define ENUM_KEY(name, info, field, type)                                        \
+    else if (!strcmp(key, name)) {                                               \
+        int v = mf_enum_lookup(&info, val);                                      \
+        if (v < 0) {                                                             \
+            char choices[256];                                                   \
+            st = MF_FAIL(err, MF_EINVAL, "line %d: bad value '%s' for %s (%s)", line, \
+                         val, key, mf_enum_choices(&info, choices, sizeof choices)); \
+            break;                                                               \
+        }                                                                        \
+        field = (type)v;                                                         \
+    }
         if (!strcmp(key, "version")) {
             ok = parse_int(val, 1, MF_CASE_FORMAT_VERSION, &x);
         }
@@ -486,24 +497,9 @@ mf_status mf_case_parse_text(const char *text, mf_case *c, mf_error *err) {
             if (ok) p->n_group = (int)x;
         }
         INT_KEY("topk_group", p->topk_group, 1, MF_MAX_E)
-        else if (!strcmp(key, "score")) {
-            static const char *const v[] = {"softmax", "sigmoid"};
-            int i = lookup(val, v, 2);
-            ok = i >= 0;
-            if (ok) p->score = (mf_score_fn)i;
-        }
-        else if (!strcmp(key, "bias")) {
-            static const char *const v[] = {"none", "f32", "bf16"};
-            int i = lookup(val, v, 3);
-            ok = i >= 0;
-            if (ok) p->bias = (mf_bias_kind)i;
-        }
-        else if (!strcmp(key, "group_rule")) {
-            static const char *const v[] = {"top2_sum", "max"};
-            int i = lookup(val, v, 2);
-            ok = i >= 0;
-            if (ok) p->group_rule = (mf_group_rule)i;
-        }
+        ENUM_KEY("score", mf_enum_score, p->score, mf_score_fn)
+        ENUM_KEY("bias", mf_enum_bias, p->bias, mf_bias_kind)
+        ENUM_KEY("group_rule", mf_enum_group_rule, p->group_rule, mf_group_rule)
         else if (!strcmp(key, "renormalize")) ok = parse_bool(val, &p->renormalize);
         else if (!strcmp(key, "eps")) {
             float e;
@@ -515,30 +511,10 @@ mf_status mf_case_parse_text(const char *text, mf_case *c, mf_error *err) {
             ok = parse_float(val, &r) && r >= 0x1p-8f && r <= 0x1p8f;
             if (ok) p->rsf = r;
         }
-        else if (!strcmp(key, "rsf_site")) {
-            static const char *const v[] = {"weights", "output"};
-            int i = lookup(val, v, 2);
-            ok = i >= 0;
-            if (ok) p->rsf_site = (mf_rsf_site)i;
-        }
-        else if (!strcmp(key, "activation")) {
-            static const char *const v[] = {"silu_glu"};
-            int i = lookup(val, v, 1);
-            ok = i >= 0;
-            if (ok) p->activation = (mf_activation)i;
-        }
-        else if (!strcmp(key, "layout")) {
-            static const char *const v[] = {"gate_up", "up_gate"};
-            int i = lookup(val, v, 2);
-            ok = i >= 0;
-            if (ok) p->layout = (mf_layout)i;
-        }
-        else if (!strcmp(key, "logits_dtype")) {
-            static const char *const v[] = {"f32", "bf16"};
-            int i = lookup(val, v, 2);
-            ok = i >= 0;
-            if (ok) p->logits_dtype = (mf_dtype)i;
-        }
+        ENUM_KEY("rsf_site", mf_enum_rsf_site, p->rsf_site, mf_rsf_site)
+        ENUM_KEY("activation", mf_enum_activation, p->activation, mf_activation)
+        ENUM_KEY("layout", mf_enum_layout, p->layout, mf_layout)
+        ENUM_KEY("logits_dtype", mf_enum_dtype, p->logits_dtype, mf_dtype)
         else if (!strncmp(key, "gen.", 4)) {
             int t = tensor_of(key + 4);
             if (t < 0) {
@@ -573,6 +549,7 @@ mf_status mf_case_parse_text(const char *text, mf_case *c, mf_error *err) {
             break;
         }
 #undef INT_KEY
+#undef ENUM_KEY
         if (!ok) st = MF_FAIL(err, MF_EINVAL, "line %d: bad value '%s' for %s", line, val, key);
     }
     c->n_pokes = npokes;

@@ -1,0 +1,92 @@
+/* enums.h: every enum of the problem model and of the contract, declared once.
+ *
+ * Each list is X(P, ID, "name", ABI) with P the prefix (MF_SCORE): the constant is P_ID, its
+ * value its position in the list; "name" is the text form (case files, reports, safetensors
+ * metadata, `moefuzz values`); ABI is the kernel ABI's constant (moefuzz/kernel_abi.h), expanded
+ * only in src/backend.c, which asserts that each equals the internal value and maps between them
+ * with switches that fail on an unknown value. Append only: case format v1 freezes the first
+ * values of each list (src/codec.c), and the kernel ABI keeps its numbers forever.
+ *
+ * From these lists come the enums (problem.h, dot.h, contract.h), the name and lookup functions
+ * (mf_enum_name, mf_enum_lookup), the text codec's value tables, the case generators' draws and
+ * the ABI mapping.
+ */
+#ifndef MF_ENUMS_H
+#define MF_ENUMS_H
+
+/* ---- problem model ---- */
+
+#define MF_SCORE_LIST(X, P)                           \
+    X(P, SOFTMAX, "softmax", MF_ABI_SCORE_SOFTMAX)    \
+    X(P, SIGMOID, "sigmoid", MF_ABI_SCORE_SIGMOID)
+
+#define MF_BIAS_LIST(X, P)                            \
+    X(P, NONE, "none", MF_ABI_BIAS_NONE)              \
+    X(P, F32, "f32", MF_ABI_BIAS_F32)                 \
+    X(P, BF16, "bf16", MF_ABI_BIAS_BF16)
+
+#define MF_GROUP_RULE_LIST(X, P)                      \
+    X(P, TOP2_SUM, "top2_sum", MF_ABI_GROUP_TOP2_SUM) \
+    X(P, MAX, "max", MF_ABI_GROUP_MAX)
+
+#define MF_RSF_SITE_LIST(X, P)                        \
+    X(P, WEIGHTS, "weights", MF_ABI_RSF_WEIGHTS)      \
+    X(P, OUTPUT, "output", MF_ABI_RSF_OUTPUT)
+
+#define MF_ACTIVATION_LIST(X, P)                      \
+    X(P, SILU_GLU, "silu_glu", MF_ABI_ACT_SILU_GLU)
+
+#define MF_LAYOUT_LIST(X, P)                          \
+    X(P, GATE_UP, "gate_up", MF_ABI_LAYOUT_GATE_UP)   \
+    X(P, UP_GATE, "up_gate", MF_ABI_LAYOUT_UP_GATE)
+
+#define MF_DTYPE_LIST(X, P)                           \
+    X(P, F32, "f32", MF_ABI_DTYPE_F32)                \
+    X(P, BF16, "bf16", MF_ABI_DTYPE_BF16)
+
+/* ---- contract ---- */
+
+/* exp: accurate = expf, at most exp_ulps ulp; fast = __expf / ex2.approx, at most
+ * 2 + floor(1.173 |x|) ulp */
+#define MF_EXP_LIST(X, P)                             \
+    X(P, ACCURATE, "accurate", MF_ABI_EXP_ACCURATE)   \
+    X(P, FAST, "fast", MF_ABI_EXP_FAST)
+
+/* division: ieee = correctly rounded; fast = __fdividef, 2 ulp */
+#define MF_DIV_LIST(X, P)                             \
+    X(P, IEEE, "ieee", MF_ABI_DIV_IEEE)               \
+    X(P, FAST, "fast", MF_ABI_DIV_FAST)
+
+/* GEMM accumulation (dot.h): seq_fp32 = one fp32 chain in K order, each step rounded to
+ * nearest; fused_block = a chain of fused steps of `block` products (tensor cores), terms
+ * aligned to the step's maximum and truncated to `frac_bits`; any_order = any order and blocking
+ * with at least 24 fraction bits */
+#define MF_ACC_LIST(X, P)                                 \
+    X(P, SEQ_FP32, "seq_fp32", MF_ABI_ACC_SEQ_FP32)       \
+    X(P, FUSED_BLOCK, "fused_block", MF_ABI_ACC_FUSED_BLOCK) \
+    X(P, ANY_ORDER, "any_order", MF_ABI_ACC_ANY_ORDER)
+
+/* One enum from a list: `typedef enum T { P_ID, ..., P_COUNT } T;` */
+#define MF_ENUM_ITEM(P, id, name, abi) P##_##id,
+#define MF_ENUM_DEFINE(T, P, LIST) typedef enum T { LIST(MF_ENUM_ITEM, P) P##_COUNT } T
+
+/* ---- names ---- */
+
+/* An enum's text names, for lookups and value lists. */
+typedef struct mf_enum_info {
+    const char *key;           /* the case file's key, e.g. "score" */
+    int count;                 /* values 0 .. count-1 */
+    const char *const *names;  /* names[v] */
+} mf_enum_info;
+
+extern const mf_enum_info mf_enum_score, mf_enum_bias, mf_enum_group_rule, mf_enum_rsf_site,
+    mf_enum_activation, mf_enum_layout, mf_enum_dtype, mf_enum_exp, mf_enum_div, mf_enum_acc;
+
+/* The name of value v, or "?" outside the list. */
+const char *mf_enum_name(const mf_enum_info *e, int v);
+/* The value named `name`, or -1. */
+int mf_enum_lookup(const mf_enum_info *e, const char *name);
+/* "a, b or c": the names for a message; returns buf. */
+const char *mf_enum_choices(const mf_enum_info *e, char *buf, unsigned long n);
+
+#endif /* MF_ENUMS_H */
