@@ -11,10 +11,12 @@
 #   scripts/gpu-check.sh build/cuda -R corpus  # extra arguments go to ctest
 #
 # MOEFUZZ_REQUIRE_GPU=1 is set for every test: a test that finds no usable device fails instead
-# of skipping (tests/gpu_test.sh, kernels/cuda/cuda_device.h). The tests run one at a time (they
-# share the GPU; the full-shape cases hold gigabytes). Prints a table of every test with its
-# status and time, and a verdict. Exit: 0 every GPU test ran and passed; 1 any failed, skipped or
-# did not run, or no GPU test was found; 2 bad usage or a build tree that cannot run here.
+# of skipping (tests/gpu_test.sh, kernels/cuda/cuda_device.h). MOEFUZZ_CUDA_* knobs of the
+# caller's environment are unset: each test sets those it forces. The tests run one at a time
+# (they share the GPU; the full-shape cases hold gigabytes). Prints a table of every test with
+# its status and time, and a verdict. Exit: 0 every GPU test ran and passed; 1 any failed,
+# skipped or did not run, or no GPU test was found; 2 bad usage or a build tree that cannot run
+# here.
 set -u
 
 die() {
@@ -36,14 +38,16 @@ fi
 [ -d "$build" ] || die "no build directory '$build' (pass the CUDA build's directory)"
 build=$(cd "$build" && pwd)
 command -v ctest > /dev/null || die "ctest not found (install cmake >= 3.21)"
-[ -f "$build/CTestTestfile.cmake" ] || die "$build has no CTestTestfile.cmake: not a configured build"
+[ -f "$build/CTestTestfile.cmake" ] ||
+  die "$build has no CTestTestfile.cmake: not a configured build"
 [ -x "$build/moefuzz" ] || die "$build/moefuzz missing: build the cuda preset first"
 [ -f "$build/tests/gpu/CTestTestfile.cmake" ] ||
   die "$build has no GPU tests: configured without CUDA (cmake --preset cuda)"
 # ctest's files name the source and build trees by absolute path: they must exist here
 src=$(sed -n 's/^# Source directory: //p' "$build/CTestTestfile.cmake")
 [ -d "${src:-/nonexistent}/corpus/seeds" ] ||
-  die "the source tree '$src' that $build was configured from is not here (copy both to the same path)"
+  die "the source tree '$src' that $build was configured from is not here" \
+    "(copy both to the same path)"
 for lib in "$build/moefuzz" "$build/tests/gpu/probe_hopper"; do
   [ -x "$lib" ] || die "$lib missing: build every target of the cuda preset"
   if command -v ldd > /dev/null && ldd "$lib" 2>&1 | grep -q "not found"; then
@@ -59,6 +63,12 @@ if command -v nvidia-smi > /dev/null; then
 else
   echo "gpu-check: nvidia-smi not found (the tests still say which device they find)"
 fi
+
+# a tuning knob exported by the caller would run the tests that force nothing on a forced path
+for v in $(env | sed -n 's/^\(MOEFUZZ_CUDA_[A-Z_]*\)=.*/\1/p'); do
+  echo "gpu-check: unsetting $v (each test sets the knobs it forces)"
+  unset "$v"
+done
 
 n_listed=$(ctest --test-dir "$build" -N -L gpu "$@" | sed -n 's/^Total Tests: //p')
 [ "${n_listed:-0}" -gt 0 ] || {

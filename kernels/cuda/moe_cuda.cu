@@ -367,6 +367,15 @@ static void ws_plan(const mf_kernel_params *p, ws_layout *L) {
 
 #define MSG(...) (snprintf(msg, msg_len, __VA_ARGS__), 0)
 
+/* The forced setting, for messages: "MOEFUZZ_CUDA_WG=3x192c", "MOEFUZZ_CUDA_BM=64". */
+static void forced_name(const cuda_ctx *c, char *buf, size_t len) {
+    if (c->force_bm)
+        snprintf(buf, len, "MOEFUZZ_CUDA_BM=%d", c->force_bm);
+    else
+        snprintf(buf, len, "MOEFUZZ_CUDA_WG=%dx%d%s", c->force_wg_cw, c->force_wg_bn,
+                 c->force_wg_mc ? "c" : "");
+}
+
 static int cuda_supports(void *vctx, const mf_kernel_params *p, char *msg, size_t msg_len) {
     const cuda_ctx *c = (const cuda_ctx *)vctx;
     if (p->struct_size < offsetof(mf_kernel_params, reserved))
@@ -406,11 +415,14 @@ static int cuda_supports(void *vctx, const mf_kernel_params *p, char *msg, size_
     /* a forced wgmma variant or mma.sync tile of 64 or 128 rows runs on the 16-byte path only;
      * other shapes take the 16-row 2-byte path, which strict mode does not pass off as the
      * forced one */
-    if (c && c->strict && (c->force_bm > 16 || c->force_wg_cw > 0) && (p->H % 8 || p->I % 8))
+    if (c && c->strict && (c->force_bm > 16 || c->force_wg_cw > 0) && (p->H % 8 || p->I % 8)) {
+        char forced[40];
+        forced_name(c, forced, sizeof forced);
         return MSG(
-            "MOEFUZZ_CUDA_STRICT=1: the forced %s needs H and I multiples of 8 (H=%d, "
-            "I=%d take the 16-row path with 2-byte loads)",
-            c->force_bm ? "MOEFUZZ_CUDA_BM" : "MOEFUZZ_CUDA_WG", p->H, p->I);
+            "MOEFUZZ_CUDA_STRICT=1: %s needs H and I multiples of 8 (H=%d, I=%d take the "
+            "16-row path with 2-byte loads)",
+            forced, p->H, p->I);
+    }
     return 1;
 }
 
@@ -495,10 +507,12 @@ static int choose_cfg(const cuda_ctx *c, const mf_kernel_params *p, moe_cfg *cfg
     int BM = 16, wg = 0, wg_bn1 = 0, wg_bn2 = 0, mc = 0;
     if (!vec && c->strict && (c->force_bm > 16 || c->force_wg_cw > 0)) {
         /* supports() refuses these shapes; here unaligned tensors land too */
+        char forced[40];
+        forced_name(c, forced, sizeof forced);
         snprintf(msg, msg_len,
-                 "moe_cuda: MOEFUZZ_CUDA_STRICT=1: the forced %s needs the 16-byte path (H=%d and "
-                 "I=%d multiples of 8, x, w13 and w2 16-byte aligned)",
-                 c->force_bm ? "MOEFUZZ_CUDA_BM" : "MOEFUZZ_CUDA_WG", p->H, p->I);
+                 "moe_cuda: MOEFUZZ_CUDA_STRICT=1: %s needs the 16-byte path (H=%d and I=%d "
+                 "multiples of 8, x, w13 and w2 16-byte aligned)",
+                 forced, p->H, p->I);
         return 1;
     }
     if (vec) {
