@@ -44,7 +44,7 @@ const mf_contract mf_contract_any_order = {
     .deterministic = 0,
 };
 
-/* Contracts of external kernel families (shared notes moe-semantics-and-bugs.md 1.8). Their
+/* Contracts of external kernel families (docs/error-model.md lists their rounding points). Their
  * GEMMs run on tensor cores whose order depends on the card and the tile configuration, so
  * accumulation is "any order"; exp and division are allowed the fast variants. What sets them
  * apart is where they round to bf16. */

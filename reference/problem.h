@@ -1,6 +1,6 @@
 /* problem.h: the MoE forward problem as the reference sees it: semantic parameters and tensors.
  *
- * Canonical forward, per token t (docs/design.md; the shared notes have the sources of every variant):
+ * Canonical forward, per token t (docs/design.md; docs/bugs.md for the variants real kernels run):
  *   s   = score(L[t])                   softmax | sigmoid
  *   key = s + bias                      bias selects only; never enters the weights
  *   if n_group > 1: gscore[g] = rule(key in group g); keep topk_group groups; others -> -inf

@@ -1,6 +1,6 @@
 /* methods.c: the routing-method table (see methods.h).
  *
- * Sources (as collected in the shared notes, moe-semantics-and-bugs.md 1.2 and 1.13):
+ * Sources, each project's RoutingMethodType and the kernels it selects:
  *   flashinfer  include/flashinfer/trtllm/fused_moe/runner.h, RoutingMethodType, and the kernel
  *               mapping in csrc/fused_moe/trtllm_backend/trtllm_fused_moe_routing_runner.cu
  *   vllm        vllm/model_executor/layers/fused_moe/config.py, RoutingMethodType (the values
@@ -8,7 +8,8 @@
  *   trtllm      tensorrt_llm/_torch/modules/fused_moe/routing.py, RoutingMethodType
  * The numbers moved between releases of each project (vLLM once had Custom = 6, Simulated = 7,
  * Unspecified = 8; an older TensorRT-LLM had Unspecified = 6): the table holds the values of the
- * versions the notes record, and `moefuzz methods` prints them so a mismatch is easy to spot.
+ * versions these files were read at, and `moefuzz methods` prints them so a mismatch is easy to
+ * spot.
  */
 #include "methods.h"
 
@@ -17,71 +18,138 @@
 #include <string.h>
 #include <strings.h>
 
-#define SMX MF_SCORE_SOFTMAX
-#define SIG MF_SCORE_SIGMOID
-
 /* clang-format off */
 static const mf_method methods[] = {
     /* ---- FlashInfer trtllm-gen ---- */
-    {"flashinfer:Default", 0, "softmax -> top-k, weights softmax[ids], no renormalization",
-     SMX, 0, 0, 0, 0, 0, 0, NULL, NULL},
-    {"flashinfer:Renormalize", 1, "top-k of the logits -> softmax over the k (= softmax, top-k, "
-     "renormalize without eps)", SMX, 0, 0, 1, 0, 0, 0, NULL, NULL},
-    {"flashinfer:DeepSeekV3", 2, "sigmoid + bias, top-2-sum groups, top-k, weights sigmoid[ids] "
-     "/ (sum + 1e-20) * rsf", SIG, 1, 1, 1, 1, 1, 0, NULL,
-     "the only FlashInfer method besides MiniMax2 that applies rsf; the routing output is bf16 "
-     "(contract flashinfer-trtllm-bf16)"},
-    {"flashinfer:Llama4", 3, "top-1 of the logits, weight sigmoid(logit)", SIG, 0, 0, 0, 0, 0, 1,
-     NULL, "the BF16 launcher applies the weight in finalize (output side)"},
-    {"flashinfer:RenormalizeNaive", 4, "softmax -> top-k -> renormalize (no eps)", SMX, 0, 0, 1,
-     0, 0, 0, NULL, "what vLLM calls Renormalize (notes D15)"},
-    {"flashinfer:TopK", 5, "top-k of the logits, raw logits as weights", SMX, 0, 0, 0, 0, 0, 0,
-     "score function 'none' (raw logits as weights)", NULL},
-    {"flashinfer:SigmoidRenorm", 6, "sigmoid -> top-k -> renormalize (+1e-20) if norm_topk_prob",
-     SIG, 0, 0, -1, 1, 0, 0, NULL, "renormalize is the case's (the norm_topk_prob flag)"},
-    {"flashinfer:MiniMax2", 7, "sigmoid + bias -> top-k -> weights / (sum + 1e-20) * rsf", SIG, 1,
-     0, 1, 1, 1, 0, NULL, "rsf was hard-coded 1.0 until flashinfer #3499"},
-    {"flashinfer:Sigmoid", 8, "sigmoid -> top-k, no renormalization", SIG, 0, 0, 0, 0, 0, 0, NULL,
-     NULL},
-    {"flashinfer:TopKSigmoid", 9, "top-k of the logits, weights sigmoid(logit)", SIG, 0, 0, 0, 0,
-     0, 0, NULL, "selection by logit equals selection by sigmoid (monotone)"},
+    {.name = "flashinfer:Default", .number = 0,
+     .summary = "softmax -> top-k, weights softmax[ids], no renormalization",
+     .score = MF_SCORE_SOFTMAX, .bias = 0, .grouped = 0, .renormalize = 0, .eps_1e20 = 0,
+     .uses_rsf = 0, .top_k = 0},
+    {.name = "flashinfer:Renormalize", .number = 1,
+     .summary = "top-k of the logits -> softmax over the k (= softmax, top-k, renormalize without "
+                "eps)",
+     .score = MF_SCORE_SOFTMAX, .bias = 0, .grouped = 0, .renormalize = 1, .eps_1e20 = 0,
+     .uses_rsf = 0, .top_k = 0},
+    {.name = "flashinfer:DeepSeekV3", .number = 2,
+     .summary = "sigmoid + bias, top-2-sum groups, top-k, weights sigmoid[ids] / (sum + 1e-20) * "
+                "rsf",
+     .score = MF_SCORE_SIGMOID, .bias = 1, .grouped = 1, .renormalize = 1, .eps_1e20 = 1,
+     .uses_rsf = 1, .top_k = 0,
+     .note = "the only FlashInfer method besides MiniMax2 that applies rsf; the routing output is "
+             "bf16 (contract flashinfer-trtllm-bf16)"},
+    {.name = "flashinfer:Llama4", .number = 3,
+     .summary = "top-1 of the logits, weight sigmoid(logit)",
+     .score = MF_SCORE_SIGMOID, .bias = 0, .grouped = 0, .renormalize = 0, .eps_1e20 = 0,
+     .uses_rsf = 0, .top_k = 1,
+     .note = "the BF16 launcher applies the weight in finalize (output side)"},
+    {.name = "flashinfer:RenormalizeNaive", .number = 4,
+     .summary = "softmax -> top-k -> renormalize (no eps)",
+     .score = MF_SCORE_SOFTMAX, .bias = 0, .grouped = 0, .renormalize = 1, .eps_1e20 = 0,
+     .uses_rsf = 0, .top_k = 0,
+     .note = "what vLLM calls Renormalize"},
+    {.name = "flashinfer:TopK", .number = 5,
+     .summary = "top-k of the logits, raw logits as weights",
+     .score = MF_SCORE_SOFTMAX, .bias = 0, .grouped = 0, .renormalize = 0, .eps_1e20 = 0,
+     .uses_rsf = 0, .top_k = 0,
+     .unsupported = "score function 'none' (raw logits as weights)"},
+    {.name = "flashinfer:SigmoidRenorm", .number = 6,
+     .summary = "sigmoid -> top-k -> renormalize (+1e-20) if norm_topk_prob",
+     .score = MF_SCORE_SIGMOID, .bias = 0, .grouped = 0, .renormalize = -1, .eps_1e20 = 1,
+     .uses_rsf = 0, .top_k = 0,
+     .note = "renormalize is the case's (the norm_topk_prob flag)"},
+    {.name = "flashinfer:MiniMax2", .number = 7,
+     .summary = "sigmoid + bias -> top-k -> weights / (sum + 1e-20) * rsf",
+     .score = MF_SCORE_SIGMOID, .bias = 1, .grouped = 0, .renormalize = 1, .eps_1e20 = 1,
+     .uses_rsf = 1, .top_k = 0,
+     .note = "rsf was hard-coded 1.0 until flashinfer #3499"},
+    {.name = "flashinfer:Sigmoid", .number = 8,
+     .summary = "sigmoid -> top-k, no renormalization",
+     .score = MF_SCORE_SIGMOID, .bias = 0, .grouped = 0, .renormalize = 0, .eps_1e20 = 0,
+     .uses_rsf = 0, .top_k = 0},
+    {.name = "flashinfer:TopKSigmoid", .number = 9,
+     .summary = "top-k of the logits, weights sigmoid(logit)",
+     .score = MF_SCORE_SIGMOID, .bias = 0, .grouped = 0, .renormalize = 0, .eps_1e20 = 0,
+     .uses_rsf = 0, .top_k = 0,
+     .note = "selection by logit equals selection by sigmoid (monotone)"},
     /* ---- vLLM ---- */
-    {"vllm:Default", 0, "softmax -> top-k, no renormalization", SMX, 0, 0, 0, 0, 0, 0, NULL, NULL},
-    {"vllm:Renormalize", 1, "softmax -> top-k -> renormalize (no eps)", SMX, 0, 0, 1, 0, 0, 0,
-     NULL, "vLLM's Renormalize is FlashInfer's RenormalizeNaive (vllm #43223; equal in exact "
-     "arithmetic to FlashInfer's Renormalize)"},
-    {"vllm:DeepSeekV3", 2, "sigmoid + bias, top-2-sum groups, top-k, weights / (sum + 1e-20) * "
-     "rsf", SIG, 1, 1, 1, 1, 1, 0, NULL,
-     "the kernel's eps is 1e-20; vLLM's own grouped_topk uses 0; vLLM #43769 dropped rsf here"},
-    {"vllm:Llama4", 3, "top-1 of the logits, weight sigmoid(logit)", SIG, 0, 0, 0, 0, 0, 1, NULL,
-     NULL},
-    {"vllm:RenormalizeNaive", 4, "softmax -> top-k -> renormalize (no eps)", SMX, 0, 0, 1, 0, 0,
-     0, NULL, NULL},
-    {"vllm:TopK", 5, "top-k of the logits, raw logits as weights", SMX, 0, 0, 0, 0, 0, 0,
-     "score function 'none' (raw logits as weights)", NULL},
-    {"vllm:SigmoidRenorm", 6, "sigmoid -> top-k -> renormalize (+1e-20) if norm_topk_prob", SIG,
-     0, 0, -1, 1, 0, 0, NULL, NULL},
-    {"vllm:MiniMax2", 7, "sigmoid + bias -> top-k -> weights / (sum + 1e-20) * rsf", SIG, 1, 0, 1,
-     1, 1, 0, NULL, NULL},
-    {"vllm:Sigmoid", 8, "sigmoid -> top-k, no renormalization", SIG, 0, 0, 0, 0, 0, 0, NULL,
-     "vLLM's Unspecified is 9 (FlashInfer's TopKSigmoid)"},
-    {"vllm:DeepseekV4", 100, "sqrt(softplus) + bias -> top-k -> renormalize", SMX, 1, 0, 1, 0, 1,
-     0, "score function sqrt-softplus", NULL},
+    {.name = "vllm:Default", .number = 0,
+     .summary = "softmax -> top-k, no renormalization",
+     .score = MF_SCORE_SOFTMAX, .bias = 0, .grouped = 0, .renormalize = 0, .eps_1e20 = 0,
+     .uses_rsf = 0, .top_k = 0},
+    {.name = "vllm:Renormalize", .number = 1,
+     .summary = "softmax -> top-k -> renormalize (no eps)",
+     .score = MF_SCORE_SOFTMAX, .bias = 0, .grouped = 0, .renormalize = 1, .eps_1e20 = 0,
+     .uses_rsf = 0, .top_k = 0,
+     .note = "vLLM's Renormalize is FlashInfer's RenormalizeNaive (vllm #43223; equal in exact "
+             "arithmetic to FlashInfer's Renormalize)"},
+    {.name = "vllm:DeepSeekV3", .number = 2,
+     .summary = "sigmoid + bias, top-2-sum groups, top-k, weights / (sum + 1e-20) * rsf",
+     .score = MF_SCORE_SIGMOID, .bias = 1, .grouped = 1, .renormalize = 1, .eps_1e20 = 1,
+     .uses_rsf = 1, .top_k = 0,
+     .note = "the kernel's eps is 1e-20; vLLM's own grouped_topk uses 0; vLLM #43769 dropped rsf "
+             "here"},
+    {.name = "vllm:Llama4", .number = 3,
+     .summary = "top-1 of the logits, weight sigmoid(logit)",
+     .score = MF_SCORE_SIGMOID, .bias = 0, .grouped = 0, .renormalize = 0, .eps_1e20 = 0,
+     .uses_rsf = 0, .top_k = 1},
+    {.name = "vllm:RenormalizeNaive", .number = 4,
+     .summary = "softmax -> top-k -> renormalize (no eps)",
+     .score = MF_SCORE_SOFTMAX, .bias = 0, .grouped = 0, .renormalize = 1, .eps_1e20 = 0,
+     .uses_rsf = 0, .top_k = 0},
+    {.name = "vllm:TopK", .number = 5,
+     .summary = "top-k of the logits, raw logits as weights",
+     .score = MF_SCORE_SOFTMAX, .bias = 0, .grouped = 0, .renormalize = 0, .eps_1e20 = 0,
+     .uses_rsf = 0, .top_k = 0,
+     .unsupported = "score function 'none' (raw logits as weights)"},
+    {.name = "vllm:SigmoidRenorm", .number = 6,
+     .summary = "sigmoid -> top-k -> renormalize (+1e-20) if norm_topk_prob",
+     .score = MF_SCORE_SIGMOID, .bias = 0, .grouped = 0, .renormalize = -1, .eps_1e20 = 1,
+     .uses_rsf = 0, .top_k = 0},
+    {.name = "vllm:MiniMax2", .number = 7,
+     .summary = "sigmoid + bias -> top-k -> weights / (sum + 1e-20) * rsf",
+     .score = MF_SCORE_SIGMOID, .bias = 1, .grouped = 0, .renormalize = 1, .eps_1e20 = 1,
+     .uses_rsf = 1, .top_k = 0},
+    {.name = "vllm:Sigmoid", .number = 8,
+     .summary = "sigmoid -> top-k, no renormalization",
+     .score = MF_SCORE_SIGMOID, .bias = 0, .grouped = 0, .renormalize = 0, .eps_1e20 = 0,
+     .uses_rsf = 0, .top_k = 0,
+     .note = "vLLM's Unspecified is 9 (FlashInfer's TopKSigmoid)"},
+    {.name = "vllm:DeepseekV4", .number = 100,
+     .summary = "sqrt(softplus) + bias -> top-k -> renormalize",
+     .score = MF_SCORE_SOFTMAX, .bias = 1, .grouped = 0, .renormalize = 1, .eps_1e20 = 0,
+     .uses_rsf = 1, .top_k = 0,
+     .unsupported = "score function sqrt-softplus"},
     /* ---- TensorRT-LLM ---- */
-    {"trtllm:Default", 0, "softmax -> top-k, no renormalization", SMX, 0, 0, 0, 0, 0, 0, NULL,
-     NULL},
-    {"trtllm:Renormalize", 1, "top-k of the logits -> softmax over the k", SMX, 0, 0, 1, 0, 0, 0,
-     NULL, NULL},
-    {"trtllm:DeepSeekV3", 2, "sigmoid + bias, top-2-sum groups, top-k, weights / (sum + 1e-20) "
-     "* rsf", SIG, 1, 1, 1, 1, 1, 0, NULL, NULL},
-    {"trtllm:Llama4", 3, "top-1 of the logits, weight sigmoid(logit)", SIG, 0, 0, 0, 0, 0, 1, NULL,
-     NULL},
-    {"trtllm:RenormalizeNaive", 4, "softmax -> top-k -> renormalize", SMX, 0, 0, 1, 0, 0, 0, NULL,
-     NULL},
-    {"trtllm:MiniMax2", 5, "sigmoid + bias -> top-k -> weights / (sum + 1e-20) * rsf", SIG, 1, 0,
-     1, 1, 1, 0, NULL, "5 here, 7 in FlashInfer and vLLM (notes D14)"},
-    {"trtllm:SigmoidRenorm", 6, "sigmoid -> top-k -> renormalize (+1e-20)", SIG, 0, 0, -1, 1, 0,
-     0, NULL, "newer releases; older ones had Unspecified = 6"},
+    {.name = "trtllm:Default", .number = 0,
+     .summary = "softmax -> top-k, no renormalization",
+     .score = MF_SCORE_SOFTMAX, .bias = 0, .grouped = 0, .renormalize = 0, .eps_1e20 = 0,
+     .uses_rsf = 0, .top_k = 0},
+    {.name = "trtllm:Renormalize", .number = 1,
+     .summary = "top-k of the logits -> softmax over the k",
+     .score = MF_SCORE_SOFTMAX, .bias = 0, .grouped = 0, .renormalize = 1, .eps_1e20 = 0,
+     .uses_rsf = 0, .top_k = 0},
+    {.name = "trtllm:DeepSeekV3", .number = 2,
+     .summary = "sigmoid + bias, top-2-sum groups, top-k, weights / (sum + 1e-20) * rsf",
+     .score = MF_SCORE_SIGMOID, .bias = 1, .grouped = 1, .renormalize = 1, .eps_1e20 = 1,
+     .uses_rsf = 1, .top_k = 0},
+    {.name = "trtllm:Llama4", .number = 3,
+     .summary = "top-1 of the logits, weight sigmoid(logit)",
+     .score = MF_SCORE_SIGMOID, .bias = 0, .grouped = 0, .renormalize = 0, .eps_1e20 = 0,
+     .uses_rsf = 0, .top_k = 1},
+    {.name = "trtllm:RenormalizeNaive", .number = 4,
+     .summary = "softmax -> top-k -> renormalize",
+     .score = MF_SCORE_SOFTMAX, .bias = 0, .grouped = 0, .renormalize = 1, .eps_1e20 = 0,
+     .uses_rsf = 0, .top_k = 0},
+    {.name = "trtllm:MiniMax2", .number = 5,
+     .summary = "sigmoid + bias -> top-k -> weights / (sum + 1e-20) * rsf",
+     .score = MF_SCORE_SIGMOID, .bias = 1, .grouped = 0, .renormalize = 1, .eps_1e20 = 1,
+     .uses_rsf = 1, .top_k = 0,
+     .note = "5 here, 7 in FlashInfer and vLLM"},
+    {.name = "trtllm:SigmoidRenorm", .number = 6,
+     .summary = "sigmoid -> top-k -> renormalize (+1e-20)",
+     .score = MF_SCORE_SIGMOID, .bias = 0, .grouped = 0, .renormalize = -1, .eps_1e20 = 1,
+     .uses_rsf = 0, .top_k = 0,
+     .note = "newer releases; older ones had Unspecified = 6"},
 };
 /* clang-format on */
 

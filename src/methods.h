@@ -1,8 +1,8 @@
 /* methods.h: routing methods by the names and numbers the inference projects give them.
  *
  * FlashInfer's trtllm-gen kernels, vLLM and TensorRT-LLM select a routing implementation by an
- * enum (RoutingMethodType) whose names and numbers differ between the projects (shared notes
- * moe-semantics-and-bugs.md, sections 1.2 and 1.13, D14/D15): "DeepSeekV3" is 2 everywhere, but
+ * enum (RoutingMethodType) whose names and numbers differ between the projects (the source
+ * files are named in methods.c): "DeepSeekV3" is 2 everywhere, but
  * MiniMax2 is 7 in FlashInfer and vLLM and 5 in TensorRT-LLM, and vLLM's "Renormalize" is
  * FlashInfer's "RenormalizeNaive". Each entry here says which case parameters the method implies
  * (score function, bias, grouping, renormalization and its eps, whether the kernel applies the

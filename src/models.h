@@ -16,12 +16,14 @@ typedef struct mf_model {
     const char *name;
     const char *hf_id;
     int H, I, E, top_k, n_group, topk_group;
+    mf_group_rule group_rule;
     mf_score_fn score;
     mf_bias_kind bias;
     int renormalize;
     float eps;
     float rsf;
     mf_rsf_site rsf_site;
+    mf_activation activation;
     mf_layout layout;
     mf_dtype logits;
     int H_twin, I_twin;
