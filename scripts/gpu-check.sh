@@ -4,8 +4,8 @@
 #
 # The build comes from elsewhere (the cuda preset links MPFR, GMP and cudart statically, so
 # neither clang, nvcc nor the MPFR headers are needed here): copy the source tree with its build
-# directory to the same absolute path as on the build machine (ctest's files name absolute
-# paths), then run, from the source root,
+# directory inside it (to another path too: the ctest files' absolute paths are rewritten to
+# this checkout's), then run, from the source root,
 #
 #   scripts/gpu-check.sh build/cuda            # or the build directory it was built in
 #   scripts/gpu-check.sh build/cuda -R corpus  # extra arguments go to ctest
@@ -43,11 +43,22 @@ command -v ctest > /dev/null || die "ctest not found (install cmake >= 3.21)"
 [ -x "$build/moefuzz" ] || die "$build/moefuzz missing: build the cuda preset first"
 [ -f "$build/tests/gpu/CTestTestfile.cmake" ] ||
   die "$build has no GPU tests: configured without CUDA (cmake --preset cuda)"
-# ctest's files name the source and build trees by absolute path: they must exist here
+# ctest's files name the source and build trees by absolute path. A tree copied elsewhere (this
+# script's checkout, with the build directory inside it) gets those paths rewritten in its
+# CTestTestfile.cmake files.
 src=$(sed -n 's/^# Source directory: //p' "$build/CTestTestfile.cmake")
+old_build=$(sed -n 's/^# Build directory: //p' "$build/CTestTestfile.cmake")
+here=$(cd "$(dirname "$0")/.." && pwd)
+if [ "$old_build" != "$build" ]; then
+  [ -d "$here/corpus/seeds" ] ||
+    die "$build was configured as $old_build, from $src: neither is here"
+  echo "gpu-check: relocating $build's ctest files: $old_build -> $build, $src -> $here"
+  find "$build" -name CTestTestfile.cmake -exec sed -i -e "s#$old_build#$build#g" \
+    -e "s#$src#$here#g" {} +
+  src=$here
+fi
 [ -d "${src:-/nonexistent}/corpus/seeds" ] ||
-  die "the source tree '$src' that $build was configured from is not here" \
-    "(copy both to the same path)"
+  die "the source tree '$src' that $build was configured from is not here"
 for lib in "$build/moefuzz" "$build/tests/gpu/probe_hopper"; do
   [ -x "$lib" ] || die "$lib missing: build every target of the cuda preset"
   if command -v ldd > /dev/null && ldd "$lib" 2>&1 | grep -q "not found"; then
