@@ -1,51 +1,125 @@
-/* mutants.h: the mutant zoo, one line per seeded bug, shared by every kernel's test build.
+/* mutants.h: the mutant zoo, one row per seeded bug, shared by every kernel's test build.
  *
  * Each mutant reproduces a real bug (ids from docs/bugs.md, the catalogue of fused-MoE bugs in
- * vLLM, SGLang, FlashInfer and TensorRT-LLM). KNOB names the parameter the bug drops, repeats or
- * misplaces, as attribution names it ("-" for mutants that are not a knob bug).
+ * vLLM, SGLang, FlashInfer and TensorRT-LLM). The zoo tests (`moefuzz-test mutants`,
+ * tests/gpu/test_cuda_mutants.c) assert every column:
  *
- * X(ID, name, knob, doc)
+ *   R(X, ID, name, knob, kernels, stages_cpu, stages_cuda, doc)
+ *
+ * knob     the parameter the bug drops, repeats or misplaces, as attribution names it
+ *          (src/attribute.h); "-" for a mutant that is not a knob bug. A knob mutant's failing
+ *          cases must be attributed to that knob and no other.
+ * kernels  the kernels whose test build compiles the mutant in (MF_KERN_*); the zoo of a kernel
+ *          runs exactly these rows.
+ * stages   per kernel, the stages (MF_STG_*, the order of mf_stage in src/check.h) that the
+ *          verdict of a mutant's first failing case may show: the stages with a mismatch in
+ *          that verdict must be a non-empty subset of this set. A mutant that also trips a stage
+ *          it has no business in (a routing bug that leaves outputs unwritten, say) fails the
+ *          zoo. Each set is what the zoo measured on that kernel (the commit that sets it says
+ *          how), no wider.
+ *
+ * R picks the columns: MF_MUTANT_TABLE(X) hands X all seven, MF_MUTANT_LIST(X) the id, name,
+ * knob and doc (what src/backend.c reads).
  */
 #ifndef MF_MUTANTS_H
 #define MF_MUTANTS_H
 
-#define MF_MUTANT_LIST(X)                                                                        \
-    X(RSF_DROPPED, "rsf-dropped", "rsf_dropped",                                                 \
-      "routed_scaling_factor never applied (vLLM #43769, B1-B5)")  \
-    X(RSF_TWICE, "rsf-twice", "rsf_squared",                                                     \
-      "routed_scaling_factor applied in the router and again on the output (B18-B20)")           \
-    X(RSF_ONLY_WITH_RENORM, "rsf-only-with-renorm", "rsf_gated_by_renorm",                       \
-      "routed_scaling_factor nested under `if renormalize` (sglang-jax #1282, sglang #31449)")   \
-    X(BIAS_IN_WEIGHTS, "bias-in-weights", "bias_in_weights",                                     \
-      "weights taken from the biased keys instead of the scores (vllm #12002, B27-B29)")         \
-    X(BIAS_DROPPED, "bias-dropped", "bias_dropped",                                              \
-      "selection bias never reaches the routing kernel (bias mishandled at the adapter, B16, B17)")                              \
-    X(GROUP_MASK_ZERO, "group-mask-zero", "group_mask_zero",                                     \
-      "experts of dropped groups masked with 0 instead of -inf (flashinfer #4639, DeepSeek-V3 "  \
-      "#741)")                                                                                   \
-    X(GROUP_RULE_SWAPPED, "group-rule-swapped", "group_rule_swapped",                            \
-      "group scored by max instead of top-2 sum, or the reverse (Megatron-LM #1502, B35)")       \
-    X(GROUPING_IGNORED, "grouping-ignored", "grouping_dropped",                                  \
-      "n_group / topk_group never applied (grouped softmax mapped to an ungrouped method, B34)")            \
-    X(RENORMALIZE_IGNORED, "renormalize-ignored", "renormalize_flipped",                         \
-      "renormalize flag not honoured (norm_topk_prob ignored, B10)")                             \
-    X(EPS_MISSING, "eps-missing", "eps_missing",                                                 \
-      "renormalization epsilon dropped: underflowing sigmoid rows give 0/0 (flashinfer #3803, "  \
-      "#3946)")                                                                                  \
-    X(GATE_UP_SWAPPED, "gate-up-swapped", "gate_up_swapped",                                     \
-      "gate and up halves of W13 swapped (sglang #32430, Megatron-LM #6045, B46-B47)")        \
-    X(EP_OFFSET_IGNORED, "ep-offset-ignored", "ep_offset_ignored",                               \
-      "global expert ids used as local ids (vllm-gaudi #1796, B50)")                             \
-    X(EP_OFFSET_TWICE, "ep-offset-twice", "ep_offset_twice",                                     \
-      "global-to-local offset subtracted twice (flashinfer #3547, B49)")                         \
-    X(TIE_HIGHER_INDEX, "tie-higher-index", "-",                                                 \
-      "exact ties broken toward the higher expert index (vllm #52679, D10)")                     \
-    X(NAN_DUPLICATE_IDS, "nan-duplicate-ids", "-",                                               \
-      "a NaN logit row yields duplicate expert ids (vllm #39391, sglang #30079, B40-B42)")       \
-    X(PARTIAL_TILE_DROPPED, "partial-tile-dropped", "-",                                         \
-      "the last partial tile of 16 tokens is never computed (block-remainder family, B54-B60)")                                                                                \
-    X(BF16_COMBINE, "bf16-combine", "-",                                                         \
+#define MF_KERN_CPU (1u << 0)
+#define MF_KERN_CUDA (1u << 1)
+
+#define MF_STG_IDS (1u << 0)
+#define MF_STG_WEIGHTS (1u << 1)
+#define MF_STG_OUTPUT (1u << 2)
+#define MF_STG_NONFINITE (1u << 3)
+#define MF_STG_UNWRITTEN (1u << 4)
+#define MF_STG_GUARD (1u << 5)
+#define MF_STG_DETERMINISM (1u << 6)
+
+#define MF_KERN_BOTH (MF_KERN_CPU | MF_KERN_CUDA)
+
+/* clang-format off: one row per mutant, its columns on lines of their own */
+#define MF_MUTANT_ROWS(R, X)                                                                       \
+    R(X, RSF_DROPPED, "rsf-dropped", "rsf_dropped", MF_KERN_BOTH,                                  \
+      /* cpu */ MF_STG_WEIGHTS | MF_STG_OUTPUT,                                                    \
+      /* cuda */ MF_STG_WEIGHTS | MF_STG_OUTPUT,                                                   \
+      "routed_scaling_factor never applied (vLLM #43769, B1-B5)")                                  \
+    R(X, RSF_TWICE, "rsf-twice", "rsf_squared", MF_KERN_BOTH,                                      \
+      /* cpu */ MF_STG_WEIGHTS | MF_STG_OUTPUT,                                                    \
+      /* cuda */ MF_STG_WEIGHTS | MF_STG_OUTPUT,                                                   \
+      "routed_scaling_factor applied in the router and again on the output (B18-B20)")             \
+    R(X, RSF_ONLY_WITH_RENORM, "rsf-only-with-renorm", "rsf_gated_by_renorm", MF_KERN_BOTH,        \
+      /* cpu */ MF_STG_WEIGHTS | MF_STG_OUTPUT,                                                    \
+      /* cuda */ MF_STG_WEIGHTS | MF_STG_OUTPUT,                                                   \
+      "routed_scaling_factor nested under `if renormalize` (sglang-jax #1282, sglang #31449)")     \
+    R(X, BIAS_IN_WEIGHTS, "bias-in-weights", "bias_in_weights", MF_KERN_BOTH,                      \
+      /* cpu */ MF_STG_WEIGHTS | MF_STG_OUTPUT,                                                    \
+      /* cuda */ MF_STG_WEIGHTS | MF_STG_OUTPUT,                                                   \
+      "weights taken from the biased keys instead of the scores (vllm #12002, B27-B29)")           \
+    R(X, BIAS_DROPPED, "bias-dropped", "bias_dropped", MF_KERN_BOTH,                               \
+      /* cpu */ MF_STG_IDS,                                                                        \
+      /* cuda */ MF_STG_IDS,                                                                       \
+      "selection bias never reaches the routing kernel (bias mishandled at the adapter, "          \
+      "B16, B17)")                                                                                 \
+    R(X, GROUP_MASK_ZERO, "group-mask-zero", "group_mask_zero", MF_KERN_BOTH,                      \
+      /* cpu */ MF_STG_IDS,                                                                        \
+      /* cuda */ MF_STG_IDS,                                                                       \
+      "experts of dropped groups masked with 0 instead of -inf (flashinfer #4639, "                \
+      "DeepSeek-V3 #741)")                                                                         \
+    R(X, GROUP_RULE_SWAPPED, "group-rule-swapped", "group_rule_swapped", MF_KERN_BOTH,             \
+      /* cpu */ MF_STG_IDS,                                                                        \
+      /* cuda */ MF_STG_IDS,                                                                       \
+      "group scored by max instead of top-2 sum, or the reverse (Megatron-LM #1502, B35)")         \
+    R(X, GROUPING_IGNORED, "grouping-ignored", "grouping_dropped", MF_KERN_BOTH,                   \
+      /* cpu */ MF_STG_IDS,                                                                        \
+      /* cuda */ MF_STG_IDS,                                                                       \
+      "n_group / topk_group never applied (grouped softmax mapped to an ungrouped "                \
+      "method, B34)")                                                                              \
+    R(X, RENORMALIZE_IGNORED, "renormalize-ignored", "renormalize_flipped", MF_KERN_BOTH,          \
+      /* cpu */ MF_STG_WEIGHTS | MF_STG_OUTPUT,                                                    \
+      /* cuda */ MF_STG_WEIGHTS | MF_STG_OUTPUT,                                                   \
+      "renormalize flag not honoured (norm_topk_prob ignored, B10)")                               \
+    R(X, EPS_MISSING, "eps-missing", "eps_missing", MF_KERN_BOTH,                                  \
+      /* cpu */ MF_STG_WEIGHTS | MF_STG_OUTPUT | MF_STG_NONFINITE,                                 \
+      /* cuda */ MF_STG_WEIGHTS | MF_STG_OUTPUT | MF_STG_NONFINITE,                                \
+      "renormalization epsilon dropped: underflowing sigmoid rows give 0/0 (flashinfer "           \
+      "#3803, #3946)")                                                                             \
+    R(X, GATE_UP_SWAPPED, "gate-up-swapped", "gate_up_swapped", MF_KERN_BOTH,                      \
+      /* cpu */ MF_STG_OUTPUT,                                                                     \
+      /* cuda */ MF_STG_OUTPUT,                                                                    \
+      "gate and up halves of W13 swapped (sglang #32430, Megatron-LM #6045, B46-B47)")             \
+    R(X, EP_OFFSET_IGNORED, "ep-offset-ignored", "ep_offset_ignored", MF_KERN_BOTH,                \
+      /* cpu */ MF_STG_OUTPUT,                                                                     \
+      /* cuda */ MF_STG_OUTPUT,                                                                    \
+      "global expert ids used as local ids (vllm-gaudi #1796, B50)")                               \
+    R(X, EP_OFFSET_TWICE, "ep-offset-twice", "ep_offset_twice", MF_KERN_BOTH,                      \
+      /* cpu */ MF_STG_OUTPUT,                                                                     \
+      /* cuda */ MF_STG_OUTPUT,                                                                    \
+      "global-to-local offset subtracted twice (flashinfer #3547, B49)")                           \
+    R(X, TIE_HIGHER_INDEX, "tie-higher-index", "-", MF_KERN_BOTH,                                  \
+      /* cpu */ MF_STG_IDS,                                                                        \
+      /* cuda */ MF_STG_IDS,                                                                       \
+      "exact ties broken toward the higher expert index (vllm #52679, D10)")                       \
+    R(X, NAN_DUPLICATE_IDS, "nan-duplicate-ids", "-", MF_KERN_BOTH,                                \
+      /* cpu */ MF_STG_IDS,                                                                        \
+      /* cuda */ MF_STG_IDS,                                                                       \
+      "a NaN logit row yields duplicate expert ids (vllm #39391, sglang #30079, B40-B42)")         \
+    R(X, PARTIAL_TILE_DROPPED, "partial-tile-dropped", "-", MF_KERN_BOTH,                          \
+      /* cpu */ MF_STG_IDS | MF_STG_UNWRITTEN,                                                     \
+      /* cuda */ MF_STG_OUTPUT,                                                                    \
+      "the last partial tile of 16 tokens is never computed (block-remainder family, "             \
+      "B54-B60)")                                                                                  \
+    R(X, BF16_COMBINE, "bf16-combine", "-", MF_KERN_BOTH,                                          \
+      /* cpu */ MF_STG_OUTPUT,                                                                     \
+      /* cuda */ MF_STG_OUTPUT,                                                                    \
       "top-k combine accumulated in bf16 instead of fp32 (vllm #15045, B64)")
+/* clang-format on */
+
+#define MF_MUTANT_ALL_COLUMNS(X, id, name, knob, kernels, stages_cpu, stages_cuda, doc) \
+    X(id, name, knob, kernels, stages_cpu, stages_cuda, doc)
+#define MF_MUTANT_NAMED_COLUMNS(X, id, name, knob, kernels, stages_cpu, stages_cuda, doc) \
+    X(id, name, knob, doc)
+#define MF_MUTANT_TABLE(X) MF_MUTANT_ROWS(MF_MUTANT_ALL_COLUMNS, X)
+#define MF_MUTANT_LIST(X) MF_MUTANT_ROWS(MF_MUTANT_NAMED_COLUMNS, X)
 
 typedef enum mf_mutant_id {
     MF_MUTANT_NONE = 0,
@@ -54,5 +128,20 @@ typedef enum mf_mutant_id {
 #undef MF_MUTANT_ENUM
         MF_MUTANT_COUNT
 } mf_mutant_id;
+
+/* The stages a mutant's failing verdict may show on a kernel (MF_KERN_CPU or MF_KERN_CUDA); 0
+ * if the mutant does not apply to that kernel. */
+static inline unsigned mf_mutant_expected_stages(int id, unsigned kernel) {
+    switch (id) {
+#define MF_MUTANT_STAGES(id_, name, knob, kernels, stages_cpu, stages_cuda, doc) \
+    case MF_MUTANT_##id_:                                                        \
+        if (!((kernels)&kernel)) return 0;                                       \
+        return kernel == MF_KERN_CUDA ? (stages_cuda) : (stages_cpu);
+        MF_MUTANT_TABLE(MF_MUTANT_STAGES)
+#undef MF_MUTANT_STAGES
+    default:
+        return 0;
+    }
+}
 
 #endif /* MF_MUTANTS_H */

@@ -1,19 +1,27 @@
-/* cmd_mutants.c: `moefuzz mutants`: the mutant zoo (kernels/mutants.h) against moefuzz.
+/* cmd_mutants.c: `moefuzz-test mutants`: the mutant zoo (kernels/mutants.h) against moefuzz.
  *
- * For each mutant, an in-process fuzz loop (the structured generator and mutator of the fuzz
- * targets, one core) searches for a failing case, starting from the seed corpus (cheapest
- * first, as libFuzzer replays a corpus) and from nothing, once per seed. Reported: killed or
- * not, time-to-detect (median and worst over the seeds), the knob attribution names and whether
- * it is the mutant's knob, and, on one fixed evaluation set (the seeds and random cases), the
- * share of cases each checker rejects: moefuzz, FlashInfer's BF16 allclose (atol 0.1, rtol
- * 0.85, 92.5% of elements) and vLLM's (atol 2e-2, rtol 0). Mutants exist only in test builds:
- * this command works in moefuzz-test.
+ * The assertions, what ctest runs: first the controls, a fixed set of cases (the seeds and
+ * random cases) on which the correct kernel must pass with the determinism check on (moefuzz
+ * raises no false alarm) and the mutant build with no mutant set must give the same bits (or
+ * pass too), or a kill would prove nothing. Then, for each mutant of the kernel, an in-process
+ * fuzz loop (the structured generator and mutator of the fuzz targets, one core) searches for a
+ * failing case, from the seed corpus (cheapest first, as libFuzzer replays a corpus) and from
+ * nothing, once per seed, each run at most a number of cases (so the result does not depend on
+ * the machine's speed). Every run must end in a failing verdict (an error, from the kernel, the
+ * reference or attribution, is not a kill) that shows only the mutant's expected stages on this
+ * kernel, and a knob mutant must be attributed to its knob alone.
+ *
+ * With --tables, also the kill rates on one fixed evaluation set: the share of cases each
+ * checker rejects, moefuzz, FlashInfer's BF16 allclose (atol 0.1, rtol 0.85, 92.5% of elements)
+ * and vLLM's (atol 2e-2, rtol 0), and their false alarms on the correct kernel. Mutants exist
+ * only in test builds: this command works in moefuzz-test.
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../kernels/mutants.h"
 #include "attribute.h"
 #include "bf16.h"
 #include "casegen.h"
@@ -22,16 +30,29 @@
 #include "fuzz.h"
 #include "tool.h"
 
+_Static_assert(MF_STG_IDS == 1u << MF_STAGE_ROUTE_IDS &&
+                   MF_STG_WEIGHTS == 1u << MF_STAGE_ROUTE_WEIGHTS &&
+                   MF_STG_OUTPUT == 1u << MF_STAGE_OUTPUT &&
+                   MF_STG_NONFINITE == 1u << MF_STAGE_NONFINITE &&
+                   MF_STG_UNWRITTEN == 1u << MF_STAGE_UNWRITTEN &&
+                   MF_STG_GUARD == 1u << MF_STAGE_GUARD &&
+                   MF_STG_DETERMINISM == 1u << MF_STAGE_DETERMINISM,
+               "the stage bits of kernels/mutants.h follow mf_stage");
+
 void mf_help_mutants(FILE *f) {
     fprintf(f,
-            "usage: moefuzz-test mutants [--list] [--only NAME] [--seeds N] [--budget S]\n"
-            "                            [--eval N] [--kernel cpu|cuda] [-v]\n\n"
-            "Fuzzes every mutant of the zoo from the seed corpus and from nothing, N seeds each\n"
-            "(default 5), at most S seconds per run (default 30); prints killed, time-to-detect\n"
-            "(median, worst), the attributed knob, and the kill rates of moefuzz, FlashInfer's\n"
-            "and vLLM's allclose rules on an evaluation set of the seeds and N random cases\n"
-            "(default 100). Exit 1 unless every mutant is killed in every run and every knob\n"
-            "mutant is attributed to its knob. Test builds only (moefuzz-test).\n");
+            "usage: moefuzz-test mutants [--list] [--only NAME] [--seeds N] [--cases N]\n"
+            "                            [--budget S] [--eval N] [--kernel cpu|cuda]\n"
+            "                            [--tables] [-v]\n\n"
+            "Controls first: the correct kernel must pass (0 false alarms) and the mutant build\n"
+            "with no mutant must match it on the seeds and N random cases (--eval, default 100).\n"
+            "Then every mutant of the kernel is fuzzed from the seed corpus and from nothing, N\n"
+            "runs each (--seeds, default 5), each run at most N cases (--cases, default 2000)\n"
+            "and, if given, S seconds (--budget). Exit 0 iff the controls pass and every run of\n"
+            "every mutant ends in a failing verdict (not an error) with the mutant's expected\n"
+            "stages (kernels/mutants.h), every knob mutant attributed to its knob alone; 1\n"
+            "otherwise; 2 on bad arguments. --tables adds the kill rates of moefuzz, FlashInfer's\n"
+            "and vLLM's allclose rules on the controls' cases. Test builds only (moefuzz-test).\n");
 }
 
 typedef struct zoo_case {
@@ -44,52 +65,195 @@ static int cmp_work(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-static int load_seeds(zoo_case **out) {
+/* The seed corpus, cheapest first; -1 if it cannot be read. */
+static int load_seeds(zoo_case **out, char *dir, size_t dir_len) {
     mf_path_list l = {0};
     mf_error err;
-    char dir[1200];
     const char *root = getenv("MOEFUZZ_SOURCE_DIR");
-    snprintf(dir, sizeof dir, "%s/corpus/seeds", root ? root : MF_SOURCE_DIR);
-    if (mf_paths_collect(dir, &l, &err) != MF_OK) return 0;
+    snprintf(dir, dir_len, "%s/corpus/seeds", root ? root : MF_SOURCE_DIR);
+    if (mf_paths_collect(dir, &l, &err) != MF_OK) return -1;
     zoo_case *z = calloc((size_t)l.n + 1, sizeof *z);
+    if (!z) {
+        mf_paths_free(&l);
+        return -1;
+    }
     int n = 0;
-    for (int i = 0; i < l.n; i++)
-        if (mf_case_load(l.paths[i], 0, &z[n].c, NULL, &err) == MF_OK) {
-            z[n].work = mf_case_work(&z[n].c) + mf_case_bytes(&z[n].c) / 2; /* ~cost */
-            n++;
+    for (int i = 0; i < l.n; i++) {
+        if (mf_case_load(l.paths[i], 0, &z[n].c, NULL, &err) != MF_OK) {
+            fprintf(stderr, "moefuzz mutants: %s\n", err.msg);
+            free(z);
+            mf_paths_free(&l);
+            return -1;
         }
+        z[n].work = mf_case_work(&z[n].c) + mf_case_bytes(&z[n].c) / 2; /* ~cost */
+        n++;
+    }
     mf_paths_free(&l);
     qsort(z, (size_t)n, sizeof *z, cmp_work);
     *out = z;
     return n;
 }
 
-typedef struct run_out {
-    int detected;
-    double seconds;
-    long cases;
-    mf_case c;          /* the failing case */
-    mf_attribution attr;
-    int has_attr;
-    unsigned exonerated; /* knobs a passing case of the run would have caught */
-    char stage[32];
-} run_out;
+static unsigned stages_of(const mf_verdict *v) {
+    unsigned s = 0;
+    for (int i = 0; i < MF_STAGE_COUNT; i++)
+        if (v->n_bad[i]) s |= 1u << i;
+    return s;
+}
 
-/* One search: until a case fails or the budget runs out. */
-static void search(mf_backend *b, const zoo_case *seeds, int nseeds, uint64_t seed,
-                   double budget, const mf_case_limits *lim, run_out *ro, mf_problem *pb) {
+static void stages_format(unsigned s, char *buf, size_t n) {
+    size_t l = 0;
+    buf[0] = 0;
+    for (int i = 0; i < MF_STAGE_COUNT && l < n; i++)
+        if (s & (1u << i))
+            l += (size_t)snprintf(buf + l, n - l, "%s%s", l ? "+" : "", mf_stage_name((mf_stage)i));
+    if (!buf[0]) snprintf(buf, n, "-");
+}
+
+static void knobs_format(unsigned set, char *buf, size_t n) {
+    size_t l = 0;
+    buf[0] = 0;
+    for (int k = 0; k < MF_KNOB_COUNT && l < n; k++)
+        if (set & (1u << k))
+            l += (size_t)snprintf(buf + l, n - l, "%s%s", l ? "+" : "", mf_knob_name((mf_knob)k));
+    if (!buf[0]) snprintf(buf, n, "none");
+}
+
+/* Same outputs, routing and written/guard state: the verdict against one contract is the same. */
+static int results_equal(const mf_problem *pb, const mf_run_result *a, const mf_run_result *b) {
+    size_t TH = (size_t)pb->p.T * pb->p.H, TK = (size_t)pb->p.T * pb->p.top_k;
+    if (a->unsupported != b->unsupported || a->unwritten != b->unwritten ||
+        a->first_unwritten != b->first_unwritten || a->guard_broken != b->guard_broken ||
+        a->guard_first != b->guard_first || !a->ids != !b->ids || !a->weights != !b->weights)
+        return 0;
+    if (a->unsupported) return 1;
+    return !memcmp(a->out, b->out, TH * sizeof *a->out) &&
+           (!a->ids || !memcmp(a->ids, b->ids, TK * sizeof *a->ids)) &&
+           (!a->weights || !memcmp(a->weights, b->weights, TK * sizeof *a->weights));
+}
+
+/* mf_check_result on a cleared verdict (it adds to the counts it finds there). */
+static mf_status check_result(const mf_problem *pb, const mf_contract *c, const mf_run_result *r,
+                              const mf_run_result *r2, const mf_check_opts *o, mf_verdict *v,
+                              mf_error *err) {
+    memset(v, 0, sizeof *v);
+    return mf_check_result(pb, c, r, r2, o, v, err);
+}
+
+/* The same contract, field by field (each backend keeps its own copy of the name). */
+static int same_contract(const mf_backend *a, const mf_backend *b) {
+    mf_contract x = a->contract, y = b->contract;
+    if (strcmp(x.name, y.name) || strcmp(x.summary ? x.summary : "", y.summary ? y.summary : ""))
+        return 0;
+    x.name = y.name = x.summary = y.summary = NULL;
+    return !memcmp(&x, &y, sizeof x);
+}
+
+/* ---- controls ---- */
+
+/* The correct kernel on every case, twice for determinism; the unmutated mutant build once,
+ * accepted when its result is the correct kernel's bit for bit and checked otherwise. Returns
+ * the number of cases that did not pass (false alarms, refusals, errors), each printed. */
+static int zoo_controls(mf_backend *good, mf_backend *unmutated, const mf_case *cases, int n,
+                        mf_problem *pb, int *false_alarms) {
+    mf_check_opts o;
+    mf_check_opts_default(&o);
+    o.attribute = 0;
+    mf_verdict *v = malloc(sizeof *v);
+    int bad = 0;
+    *false_alarms = 0;
+    for (int i = 0; i < n && v; i++) {
+        mf_error err = {0};
+        mf_run_result r, r2, rm;
+        int have_r = 0, have_r2 = 0, have_rm = 0;
+        const char *what = NULL;
+        if (mf_problem_update(&cases[i], pb, &err) != MF_OK) {
+            what = "the case does not build";
+        } else if (mf_backend_run(good, pb, &r, &err) != MF_OK) {
+            what = "correct kernel error";
+        } else if ((have_r = 1), r.unsupported) {
+            snprintf(err.msg, sizeof err.msg, "%s", r.reason);
+            what = "refused by the correct kernel";
+        } else if (good->contract.deterministic && mf_backend_run(good, pb, &r2, &err) != MF_OK) {
+            what = "correct kernel error";
+        } else if ((have_r2 = good->contract.deterministic),
+                   check_result(pb, &good->contract, &r, have_r2 ? &r2 : NULL, &o, v, &err) !=
+                       MF_OK) {
+            what = "check error";
+        } else if (!v->pass) {
+            (*false_alarms)++;
+            what = "FALSE ALARM on the correct kernel";
+            err.msg[0] = 0;
+        } else if (mf_backend_run(unmutated, pb, &rm, &err) != MF_OK) {
+            what = "unmutated build error";
+        } else if ((have_rm = 1), !results_equal(pb, &r, &rm) || !same_contract(good, unmutated)) {
+            mf_check_opts o1 = o;
+            o1.determinism = 0;
+            if (check_result(pb, &unmutated->contract, &rm, NULL, &o1, v, &err) != MF_OK)
+                what = "check error (unmutated build)";
+            else if (!v->pass) {
+                what = "the unmutated mutant build fails";
+                err.msg[0] = 0;
+            }
+        }
+        if (what) {
+            bad++;
+            printf("  CONTROL case %d: %s%s%s\n", i, what, err.msg[0] ? ": " : "", err.msg);
+            if (v && !v->pass) mf_verdict_print(v, stdout);
+            mf_case_print_text(&cases[i], stdout);
+        }
+        if (have_r) mf_run_result_free(&r);
+        if (have_r2) mf_run_result_free(&r2);
+        if (have_rm) mf_run_result_free(&rm);
+    }
+    free(v);
+    return v ? bad : n;
+}
+
+/* ---- the search ---- */
+
+typedef enum zoo_outcome { ZOO_KILLED, ZOO_SURVIVED, ZOO_ERROR } zoo_outcome;
+
+typedef struct zoo_run {
+    zoo_outcome outcome;
+    double seconds;
+    long cases, unsupported;
+    mf_case c; /* the failing case */
+    unsigned stages;
+    int has_attr;
+    mf_attribution attr;
+    unsigned exonerated; /* knobs a passing case of the run would have caught */
+    char error[1024];
+} zoo_run;
+
+typedef struct zoo_opts {
+    int nseeds, neval, tables, verbose;
+    long max_cases;
+    double budget; /* seconds per run; <= 0: no limit but the number of cases */
+} zoo_opts;
+
+/* One run: until a case fails, an error, or the budget is spent. */
+static void zoo_search(mf_backend *b, const zoo_case *seeds, int nseeds, uint64_t seed,
+                       const zoo_opts *zo, const mf_case_limits *lim, zoo_run *ro, mf_problem *pb) {
     memset(ro, 0, sizeof *ro);
+    ro->outcome = ZOO_SURVIVED;
     mf_rng rng = {seed * 0x9E3779B97F4A7C15ull + 1};
     mf_check_opts o;
     mf_check_opts_default(&o);
+    o.determinism = 0; /* the controls check it; no mutant makes two runs differ */
     enum { POOL = 64, PASSED = 32 };
     mf_case *pool = malloc(sizeof(mf_case) * POOL);
     mf_case *passed = malloc(sizeof(mf_case) * PASSED); /* recent passing cases */
-    int npool = 0, next_seed = 0, npassed = 0;
     mf_verdict *v = malloc(sizeof *v);
+    if (!pool || !passed || !v) {
+        ro->outcome = ZOO_ERROR;
+        snprintf(ro->error, sizeof ro->error, "out of memory");
+    }
+    int npool = 0, next_seed = 0, npassed = 0;
     double t0 = mf_now_s();
-    mf_error err;
-    while (mf_now_s() - t0 < budget) {
+    mf_error err = {0};
+    while (ro->outcome == ZOO_SURVIVED && ro->cases < zo->max_cases &&
+           (zo->budget <= 0 || mf_now_s() - t0 < zo->budget)) {
         mf_case c;
         if (next_seed < nseeds) {
             c = seeds[next_seed++].c;
@@ -99,37 +263,36 @@ static void search(mf_backend *b, const zoo_case *seeds, int nseeds, uint64_t se
         } else {
             mf_case_random(&rng, lim, &c);
         }
-        if (npool < POOL) pool[npool++] = c;
-        else pool[mf_rng_below(&rng, POOL)] = c;
+        if (npool < POOL)
+            pool[npool++] = c;
+        else
+            pool[mf_rng_below(&rng, POOL)] = c;
         ro->cases++;
-        if (mf_problem_update(&c, pb, &err) != MF_OK) continue;
-        if (mf_check_problem(pb, b, &o, v, &err) != MF_OK) {
-            /* a kernel error is a detection too (it would crash a fuzz target) */
-            ro->detected = 1;
-            snprintf(ro->stage, sizeof ro->stage, "backend error");
+        if (mf_problem_update(&c, pb, &err) != MF_OK ||
+            mf_check_problem(pb, b, &o, v, &err) != MF_OK) {
+            ro->outcome = ZOO_ERROR;
             ro->c = c;
+            snprintf(ro->error, sizeof ro->error, "%s", err.msg);
             break;
         }
-        if (v->unsupported) continue;
+        if (v->unsupported) {
+            ro->unsupported++;
+            continue;
+        }
         if (v->pass) {
             passed[npassed++ % PASSED] = c;
             continue;
         }
-        ro->detected = 1;
+        ro->outcome = ZOO_KILLED;
         ro->c = c;
-        for (int s = 0; s < MF_STAGE_COUNT; s++)
-            if (v->n_bad[s]) {
-                snprintf(ro->stage, sizeof ro->stage, "%s", mf_stage_name((mf_stage)s));
-                break;
-            }
+        ro->stages = stages_of(v);
         ro->has_attr = v->has_attribution;
         ro->attr = v->attr;
-        break;
     }
     ro->seconds = mf_now_s() - t0;
     /* several knobs explain the failure equally: a knob whose loss a passing case of this run
      * would have caught is not the bug (the kernel passed that case) */
-    if (ro->detected && ro->has_attr && ro->attr.n_match > 1) {
+    if (ro->outcome == ZOO_KILLED && ro->has_attr && ro->attr.n_match > 1) {
         unsigned cand = 0;
         for (int i = 0; i < ro->attr.n_match; i++) cand |= 1u << ro->attr.match[i];
         int n = npassed < PASSED ? npassed : PASSED;
@@ -146,7 +309,7 @@ static void search(mf_backend *b, const zoo_case *seeds, int nseeds, uint64_t se
     free(v);
 }
 
-/* ---- allclose rules of other projects ---- */
+/* ---- allclose rules of other projects (--tables) ---- */
 
 typedef struct allclose_rule {
     const char *name;
@@ -165,7 +328,8 @@ static int allclose_rejects(const allclose_rule *r, const mf_problem *pb, const 
     for (int t = 0; t < pb->p.T; t++) {
         if (!valid[t]) continue;
         for (int c = 0; c < pb->p.H; c++) {
-            double y = mf_bf16_to_f32(out[(size_t)t * pb->p.H + c]), ref = z[(size_t)t * pb->p.H + c];
+            double y = mf_bf16_to_f32(out[(size_t)t * pb->p.H + c]),
+                   ref = z[(size_t)t * pb->p.H + c];
             n++;
             /* torch.isclose: |y - ref| <= atol + rtol |ref|; NaN never close */
             ok += fabs(y - ref) <= r->atol + r->rtol * fabs(ref);
@@ -176,14 +340,14 @@ static int allclose_rejects(const allclose_rule *r, const mf_problem *pb, const 
 }
 
 typedef struct eval_stats {
-    int cases;                 /* cases with something to compare */
-    int moefuzz, rule[2];      /* rejections */
-    int clean[3], caught[3];   /* cases the checker accepts on the correct kernel, and of those
-                                  the ones it rejects here (moefuzz, rule 0, rule 1) */
+    int cases;               /* cases with something to compare */
+    int moefuzz, rule[2];    /* rejections */
+    int clean[3], caught[3]; /* cases the checker accepts on the correct kernel, and of those
+                                the ones it rejects here (moefuzz, rule 0, rule 1) */
 } eval_stats;
 
-/* accepts[i][checker]: the checker accepted case i on the correct kernel (set when good is
- * NULL, used otherwise) */
+/* accepts[i][checker]: the checker accepted case i on the correct kernel (set when record,
+ * used otherwise) */
 static void evaluate(mf_backend *b, const mf_case *cases, int n, eval_stats *es, mf_problem *pb,
                      uint8_t (*accepts)[3], int record) {
     memset(es, 0, sizeof *es);
@@ -192,10 +356,11 @@ static void evaluate(mf_backend *b, const mf_case *cases, int n, eval_stats *es,
     o.attribute = 0;
     mf_verdict *v = malloc(sizeof *v);
     mf_error err;
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n && v; i++) {
         if (mf_problem_update(&cases[i], pb, &err) != MF_OK) continue;
         mf_run_result r;
-        if (mf_backend_run(b, pb, &r, &err) != MF_OK || r.unsupported) {
+        if (mf_backend_run(b, pb, &r, &err) != MF_OK) continue;
+        if (r.unsupported) {
             mf_run_result_free(&r);
             continue;
         }
@@ -206,7 +371,7 @@ static void evaluate(mf_backend *b, const mf_case *cases, int n, eval_stats *es,
             int r0 = allclose_rejects(&rules[0], pb, r.out, z, valid);
             int r1 = allclose_rejects(&rules[1], pb, r.out, z, valid);
             memset(v, 0, sizeof *v);
-            if (r0 >= 0 && mf_check_result(pb, &b->contract, &r, NULL, &o, v, &err) == MF_OK) {
+            if (r0 >= 0 && check_result(pb, &b->contract, &r, NULL, &o, v, &err) == MF_OK) {
                 int rej[3] = {!v->pass, r0, r1};
                 es->cases++;
                 es->moefuzz += rej[0];
@@ -225,170 +390,296 @@ static void evaluate(mf_backend *b, const mf_case *cases, int n, eval_stats *es,
     free(v);
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
+static int parse_long(const char *s, long lo, long *out) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end || v < lo) return 0;
+    *out = v;
+    return 1;
+}
+
+/* ---- one mutant ---- */
+
+typedef struct zoo_tally {
+    int mutants, passed, knob_mutants, knob_right, runs, errors;
+    double worst_s;
+    long worst_cases;
+} zoo_tally;
+
+/* Every run of mutant m on backend b; prints its row, returns 1 iff every assertion holds. */
+static int zoo_mutant(int m, unsigned kernel, mf_backend *b, const zoo_case *seeds, int ns,
+                      const zoo_opts *zo, const mf_case_limits *lim, mf_problem *pb, zoo_tally *t) {
+    unsigned expected = mf_mutant_expected_stages(m, kernel), seen = 0;
+    int kills = 0, runs = 0, bad_stage = 0, errors = 0, unsupported = 0, attributed_runs = 0;
+    unsigned knobset = ~0u; /* intersection of the knob sets named over every kill */
+    long max_cases = 0;
+    double max_s = 0;
+    for (int start = 0; start < 2; start++)
+        for (int s = 0; s < zo->nseeds; s++) {
+            zoo_run ro;
+            zoo_search(b, seeds, start == 0 ? ns : 0, (uint64_t)(m * 1000 + s + 1), zo, lim, &ro,
+                       pb);
+            runs++;
+            unsupported += ro.unsupported != 0;
+            if (ro.cases > max_cases) max_cases = ro.cases;
+            if (ro.seconds > max_s) max_s = ro.seconds;
+            const char *from = start ? "nothing" : "seeds";
+            if (ro.outcome == ZOO_ERROR) {
+                errors++;
+                printf("  %s run %s/%d: ERROR after %ld cases (not a kill): %s\n",
+                       mf_mutant_name(m), from, s, ro.cases, ro.error);
+                mf_case_print_text(&ro.c, stdout);
+                continue;
+            }
+            if (ro.unsupported)
+                printf("  %s run %s/%d: %ld cases refused by the kernel\n", mf_mutant_name(m), from,
+                       s, ro.unsupported);
+            if (ro.outcome == ZOO_SURVIVED) {
+                printf("  %s run %s/%d: NOT KILLED in %ld cases (%.1f s)\n", mf_mutant_name(m),
+                       from, s, ro.cases, ro.seconds);
+                continue;
+            }
+            kills++;
+            seen |= ro.stages;
+            char st[128];
+            stages_format(ro.stages, st, sizeof st);
+            if (!ro.stages || (ro.stages & ~expected)) {
+                bad_stage++;
+                char ex[128];
+                stages_format(expected, ex, sizeof ex);
+                printf("  %s run %s/%d: failing stages %s, expected a subset of %s\n",
+                       mf_mutant_name(m), from, s, st, ex);
+                mf_case_print_text(&ro.c, stdout);
+            }
+            if (zo->verbose) {
+                printf("  %s run %s/%d: %s after %ld cases, %.3f s: %s\n", mf_mutant_name(m), from,
+                       s, st, ro.cases, ro.seconds, ro.has_attr ? ro.attr.text : "");
+                mf_case_print_text(&ro.c, stdout);
+            }
+            if (ro.has_attr) {
+                unsigned set = 0;
+                for (int i = 0; i < ro.attr.n_match; i++) set |= 1u << ro.attr.match[i];
+                if (set & ~ro.exonerated) set &= ~ro.exonerated;
+                knobset &= set;
+                attributed_runs++;
+            }
+        }
+    if (!attributed_runs) knobset = 0;
+    char named[160], seen_s[128];
+    knobs_format(knobset, named, sizeof named);
+    if (!attributed_runs) snprintf(named, sizeof named, "-");
+    stages_format(seen, seen_s, sizeof seen_s);
+    const char *knob = mf_mutant_knob(m), *right = "-";
+    int attribution_ok = 1;
+    if (strcmp(knob, "-")) {
+        t->knob_mutants++;
+        int kid = mf_knob_lookup(knob);
+        attribution_ok = kid >= 0 && knobset == (1u << kid) && attributed_runs == kills;
+        t->knob_right += attribution_ok;
+        right = attribution_ok ? "yes" : (kid >= 0 && (knobset & (1u << kid))) ? "among" : "NO";
+    }
+    int ok = kills == runs && !errors && !bad_stage && !unsupported && attribution_ok;
+    printf("%-22s %-20s %4d/%-3d %9ld %7.2f s  %-34s %-26s %5s  %s\n", mf_mutant_name(m), knob,
+           kills, runs, max_cases, max_s, seen_s, named, right, ok ? "ok" : "FAIL");
+    fflush(stdout);
+    t->mutants++;
+    t->passed += ok;
+    t->runs += runs;
+    t->errors += errors;
+    if (max_s > t->worst_s) t->worst_s = max_s;
+    if (max_cases > t->worst_cases) t->worst_cases = max_cases;
+    return ok;
 }
 
 int mf_cmd_mutants(int argc, char **argv) {
-    int nseeds = 5, neval = 100, list = 0, verbose = 0;
-    double budget = 30;
+    zoo_opts zo = {.nseeds = 5, .neval = 100, .max_cases = 2000, .budget = 0};
+    int list = 0;
     const char *only = NULL, *kernel = "cpu";
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--list")) list = 1;
-        else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
-        else if (!strcmp(argv[i], "--seeds") && i + 1 < argc) nseeds = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--budget") && i + 1 < argc) budget = atof(argv[++i]);
-        else if (!strcmp(argv[i], "--eval") && i + 1 < argc) neval = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--kernel") && i + 1 < argc) kernel = argv[++i];
-        else if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose")) verbose = 1;
-        else {
-            fprintf(stderr, "moefuzz mutants: unexpected '%s'\n", argv[i]);
+        long v;
+        const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--list")) {
+            list = 1;
+        } else if (!strcmp(a, "--tables")) {
+            zo.tables = 1;
+        } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
+            zo.verbose = 1;
+        } else if (next && !strcmp(a, "--only")) {
+            only = argv[++i];
+        } else if (next && !strcmp(a, "--kernel")) {
+            kernel = argv[++i];
+        } else if (next && !strcmp(a, "--seeds") && parse_long(next, 1, &v) && v <= 32) {
+            zo.nseeds = (int)v, i++;
+        } else if (next && !strcmp(a, "--cases") && parse_long(next, 1, &v)) {
+            zo.max_cases = v, i++;
+        } else if (next && !strcmp(a, "--eval") && parse_long(next, 0, &v) && v <= 100000) {
+            zo.neval = (int)v, i++;
+        } else if (next && !strcmp(a, "--budget") && atof(next) > 0) {
+            zo.budget = atof(argv[++i]);
+        } else {
+            fprintf(stderr,
+                    "moefuzz mutants: unexpected or invalid '%s' (--seeds 1..32, --cases >= 1, "
+                    "--eval >= 0, --budget > 0; see --help)\n",
+                    a);
+            return MF_EXIT_BAD_INPUT;
+        }
+    }
+    unsigned kbit = !strcmp(kernel, "cpu")    ? MF_KERN_CPU
+                    : !strcmp(kernel, "cuda") ? MF_KERN_CUDA
+                                              : 0;
+    if (!kbit) {
+        fprintf(stderr, "moefuzz mutants: unknown kernel '%s' (cpu or cuda)\n", kernel);
+        return MF_EXIT_BAD_INPUT;
+    }
+    int only_id = 0;
+    if (only) {
+        only_id = mf_mutant_lookup(only);
+        if (only_id < 0) {
+            fprintf(stderr, "moefuzz mutants: unknown mutant '%s' (moefuzz-test mutants --list)\n",
+                    only);
+            return MF_EXIT_BAD_INPUT;
+        }
+        if (!mf_mutant_expected_stages(only_id, kbit)) {
+            fprintf(stderr, "moefuzz mutants: mutant '%s' does not apply to the %s kernel\n", only,
+                    kernel);
             return MF_EXIT_BAD_INPUT;
         }
     }
     if (list) {
-        for (int m = 1; m <= mf_mutant_count(); m++)
-            printf("%-22s knob %-20s %s\n", mf_mutant_name(m), mf_mutant_knob(m), mf_mutant_doc(m));
+        for (int m = 1; m <= mf_mutant_count(); m++) {
+            if (only_id && m != only_id) continue;
+            char cpu[128], cuda[128];
+            stages_format(mf_mutant_expected_stages(m, MF_KERN_CPU), cpu, sizeof cpu);
+            stages_format(mf_mutant_expected_stages(m, MF_KERN_CUDA), cuda, sizeof cuda);
+            printf("%-22s knob %-20s cpu %-26s cuda %-26s %s\n", mf_mutant_name(m),
+                   mf_mutant_knob(m), mf_mutant_expected_stages(m, MF_KERN_CPU) ? cpu : "n/a",
+                   mf_mutant_expected_stages(m, MF_KERN_CUDA) ? cuda : "n/a", mf_mutant_doc(m));
+        }
         return MF_EXIT_PASS;
     }
-    const mf_mutant_provider *mp = !strcmp(kernel, "cuda")
-                                       ? (mf_cuda_mutant_provider ? mf_cuda_mutant_provider() : NULL)
-                                       : (mf_cpu_mutant_provider ? mf_cpu_mutant_provider() : NULL);
+    /* a test build without its mutant provider is a broken build, not a skip */
+    const mf_mutant_provider *mp =
+        kbit == MF_KERN_CUDA ? (mf_cuda_mutant_provider ? mf_cuda_mutant_provider() : NULL)
+                             : (mf_cpu_mutant_provider ? mf_cpu_mutant_provider() : NULL);
     if (!mp) {
-        fprintf(stderr, "moefuzz mutants: the %s mutants exist only in test builds: run "
-                        "moefuzz-test mutants (built next to moefuzz)\n", kernel);
-        return MF_EXIT_SKIP;
+        fprintf(stderr,
+                "moefuzz mutants: this binary has no %s mutant provider: the %s mutants exist "
+                "only in test builds (moefuzz-test, built next to moefuzz)\n",
+                kernel, kernel);
+        return MF_EXIT_MISMATCH;
     }
-    if (nseeds < 1) nseeds = 1;
+    char seed_dir[1200];
     zoo_case *seeds = NULL;
-    int ns = load_seeds(&seeds);
-    mf_case_limits lim;
+    int ns = load_seeds(&seeds, seed_dir, sizeof seed_dir);
+    if (ns <= 0) {
+        fprintf(stderr, "moefuzz mutants: no seed cases in %s (MOEFUZZ_SOURCE_DIR)\n", seed_dir);
+        free(seeds);
+        return MF_EXIT_BAD_INPUT;
+    }
     mf_fuzz_config fc;
-    mf_fuzz_config_from_env(&fc, "cpu");
-    lim = fc.lim;
-    /* the evaluation set: every seed, then random cases from nothing */
-    mf_case *eval = malloc(sizeof(mf_case) * (size_t)(ns + neval));
+    mf_fuzz_config_from_env(&fc, kernel);
+    mf_case_limits lim = fc.lim;
+    /* the controls' (and the tables') cases: every seed, then random cases from nothing */
+    int n_eval = ns + zo.neval;
+    mf_case *eval = malloc(sizeof(mf_case) * (size_t)n_eval);
+    uint8_t(*accepts)[3] = calloc((size_t)n_eval + 1, sizeof *accepts);
+    if (!eval || !accepts) {
+        fprintf(stderr, "moefuzz mutants: out of memory\n");
+        return MF_EXIT_MISMATCH;
+    }
     for (int i = 0; i < ns; i++) eval[i] = seeds[i].c;
     mf_rng er = {20261127};
-    for (int i = 0; i < neval; i++) mf_case_random(&er, &lim, &eval[ns + i]);
-    int n_eval = ns + neval;
+    for (int i = 0; i < zo.neval; i++) mf_case_random(&er, &lim, &eval[ns + i]);
     mf_problem pb;
     memset(&pb, 0, sizeof pb);
-    uint8_t(*accepts)[3] = calloc((size_t)n_eval + 1, sizeof *accepts);
-
-    printf("mutant zoo on the %s kernel: %d seeds x {seed corpus, nothing}, budget %.0f s per "
-           "run, evaluation set %d cases (%d seeds + %d random)\n\n",
-           kernel, nseeds, budget, n_eval, ns, neval);
-    printf("%-22s %-20s %-9s %-17s %-17s %-26s %5s %8s %8s %8s\n", "mutant", "knob", "killed",
-           "ttd seeds (med/max)", "ttd nothing", "attributed", "right", "moefuzz", "FI-BF16",
-           "vLLM");
-    int total = 0, killed_all = 0, knob_mutants = 0, knob_right = 0;
-    double worst_ttd = 0;
-    double all_ttd[512];
-    int n_all_ttd = 0;
     mf_error err;
-    /* the correct kernel first: false-positive rates of each checker on the same set */
-    {
-        mf_backend good;
-        char spec[64];
-        snprintf(spec, sizeof spec, "%s", kernel);
-        if (mf_backend_open(spec, &good, &err) == MF_OK) {
-            eval_stats es;
-            evaluate(&good, eval, n_eval, &es, &pb, accepts, 1);
-            printf("%-22s %-20s %-9s %-17s %-17s %-26s %5s %7.0f%% %7.0f%% %7.0f%%   "
-                   "(false alarms on the correct kernel)\n",
-                   "(none: correct kernel)", "-", "-", "-", "-", "-", "-",
-                   100.0 * es.moefuzz / (es.cases ? es.cases : 1),
-                   100.0 * es.rule[0] / (es.cases ? es.cases : 1),
-                   100.0 * es.rule[1] / (es.cases ? es.cases : 1));
-            mf_backend_close(&good);
-        }
+    int status = MF_EXIT_PASS;
+
+    printf(
+        "mutant zoo on the %s kernel: controls on %d cases (%d seeds + %d random); %d runs "
+        "per mutant from the seed corpus and %d from nothing, at most %ld cases%s each\n\n",
+        kernel, n_eval, ns, zo.neval, zo.nseeds, zo.nseeds, zo.max_cases,
+        zo.budget > 0 ? " and the --budget" : "");
+    char spec[96];
+    mf_backend good, unmutated;
+    snprintf(spec, sizeof spec, "%s-mutant:%s", kernel, mf_mutant_name(1));
+    if (mf_backend_open(kernel, &good, &err) != MF_OK) {
+        fprintf(stderr, "moefuzz mutants: %s\n", err.msg);
+        return MF_EXIT_MISMATCH;
     }
+    if (mf_backend_open(spec, &unmutated, &err) != MF_OK) {
+        fprintf(stderr, "moefuzz mutants: %s\n", err.msg);
+        mf_backend_close(&good);
+        return MF_EXIT_MISMATCH;
+    }
+    mp->set(unmutated.ctx, MF_MUTANT_NONE);
+    double t0 = mf_now_s();
+    int false_alarms = 0;
+    int bad_controls = zoo_controls(&good, &unmutated, eval, n_eval, &pb, &false_alarms);
+    printf(
+        "controls: %d cases, false alarms of moefuzz on the correct kernel %d (%.0f%%), other "
+        "failures %d, %.1f s: %s\n\n",
+        n_eval, false_alarms, 100.0 * false_alarms / n_eval, bad_controls - false_alarms,
+        mf_now_s() - t0, bad_controls ? "FAIL" : "pass");
+    if (bad_controls) status = MF_EXIT_MISMATCH;
+    mf_backend_close(&unmutated);
+
+    printf("%-22s %-20s %8s %9s %9s  %-34s %-26s %5s\n", "mutant", "knob", "killed", "max cases",
+           "max time", "failing stages seen", "attributed", "right");
+    zoo_tally t = {0};
     for (int m = 1; m <= mf_mutant_count(); m++) {
-        if (only && strcmp(only, mf_mutant_name(m))) continue;
-        char spec[96];
+        if ((only_id && m != only_id) || !mf_mutant_expected_stages(m, kbit)) continue;
         snprintf(spec, sizeof spec, "%s-mutant:%s", kernel, mf_mutant_name(m));
         mf_backend b;
         if (mf_backend_open(spec, &b, &err) != MF_OK) {
             fprintf(stderr, "moefuzz mutants: %s\n", err.msg);
-            return MF_EXIT_BAD_INPUT;
+            status = MF_EXIT_MISMATCH;
+            t.mutants++;
+            continue;
         }
-        total++;
-        double ttd[2][32];
-        int kills[2] = {0, 0};
-        /* attribution: intersect the knob sets named over every detection */
-        unsigned knobset = ~0u;
-        int attributed_runs = 0;
-        for (int start = 0; start < 2; start++)
-            for (int s = 0; s < nseeds && s < 32; s++) {
-                run_out ro;
-                search(&b, seeds, start == 0 ? ns : 0, (uint64_t)(m * 1000 + s + 1), budget,
-                       &lim, &ro, &pb);
-                ttd[start][s] = ro.detected ? ro.seconds : INFINITY;
-                kills[start] += ro.detected;
-                if (ro.detected) {
-                    if (n_all_ttd < 512) all_ttd[n_all_ttd++] = ro.seconds;
-                    if (ro.seconds > worst_ttd) worst_ttd = ro.seconds;
-                }
-                if (verbose && ro.detected) {
-                    printf("  %s run %s/%d: %s after %.3f s (%ld cases): %s\n",
-                           mf_mutant_name(m), start ? "nothing" : "seeds", s, ro.stage,
-                           ro.seconds, ro.cases, ro.has_attr ? ro.attr.text : "");
-                    mf_case_print_text(&ro.c, stdout);
-                }
-                if (ro.detected && ro.has_attr) {
-                    unsigned set = 0;
-                    for (int i = 0; i < ro.attr.n_match; i++) set |= 1u << ro.attr.match[i];
-                    if (set & ~ro.exonerated) set &= ~ro.exonerated;
-                    knobset &= set;
-                    attributed_runs++;
-                }
-            }
-        if (!attributed_runs) knobset = 0;
-        int killed = kills[0] == nseeds && kills[1] == nseeds;
-        killed_all += killed;
-        char named[160] = "";
-        int n = 0;
-        for (int k = 0; k < MF_KNOB_COUNT; k++)
-            if (knobset & (1u << k))
-                n += snprintf(named + n, sizeof named - (size_t)n, "%s%s", n ? "+" : "",
-                              mf_knob_name((mf_knob)k));
-        if (!named[0]) snprintf(named, sizeof named, "%s", attributed_runs ? "none" : "-");
-        const char *knob = mf_mutant_knob(m);
-        const char *right = "-";
-        if (strcmp(knob, "-")) {
-            knob_mutants++;
-            int kid = mf_knob_lookup(knob);
-            int ok = kid >= 0 && knobset == (1u << kid);
-            knob_right += ok;
-            right = ok ? "yes" : (kid >= 0 && (knobset & (1u << kid))) ? "among" : "NO";
-        }
-        qsort(ttd[0], (size_t)nseeds, sizeof(double), cmp_double);
-        qsort(ttd[1], (size_t)nseeds, sizeof(double), cmp_double);
-        char a[32], bb[32], killed_s[16];
-        snprintf(a, sizeof a, "%.3f/%.3f s", ttd[0][nseeds / 2], ttd[0][nseeds - 1]);
-        snprintf(bb, sizeof bb, "%.3f/%.3f s", ttd[1][nseeds / 2], ttd[1][nseeds - 1]);
-        snprintf(killed_s, sizeof killed_s, "%d+%d/%d", kills[0], kills[1], 2 * nseeds);
-        eval_stats es;
-        evaluate(&b, eval, n_eval, &es, &pb, accepts, 0);
-        double pct[3];
-        for (int k = 0; k < 3; k++) pct[k] = 100.0 * es.caught[k] / (es.clean[k] ? es.clean[k] : 1);
-        printf("%-22s %-20s %-9s %-17s %-17s %-26s %5s %7.0f%% %7.0f%% %7.0f%%\n",
-               mf_mutant_name(m), knob, killed_s, a, bb, named, right, pct[0], pct[1], pct[2]);
-        fflush(stdout);
+        if (!zoo_mutant(m, kbit, &b, seeds, ns, &zo, &lim, &pb, &t)) status = MF_EXIT_MISMATCH;
         mf_backend_close(&b);
     }
-    qsort(all_ttd, (size_t)n_all_ttd, sizeof(double), cmp_double);
-    double med = n_all_ttd ? all_ttd[n_all_ttd / 2] : INFINITY;
-    printf("\nmutation score %d/%d (killed in every run); knob mutants attributed to their knob "
-           "%d/%d; time-to-detect over all runs: median %.3f s, worst %.3f s (one core)\n",
-           killed_all, total, knob_right, knob_mutants, med, worst_ttd);
-    printf("kill rates: share of the evaluation cases, among those each checker accepts on the "
-           "correct kernel, that it rejects with the mutant\n");
+    if (t.mutants == 0) {
+        printf("no mutant of the %s kernel ran\n", kernel);
+        status = MF_EXIT_MISMATCH;
+    }
+    printf(
+        "\nmutants %d/%d pass (killed in every run by a failing verdict with the expected "
+        "stages); knob mutants attributed to their knob alone %d/%d; run errors %d; worst "
+        "run %ld cases, %.2f s (one core)\n",
+        t.passed, t.mutants, t.knob_right, t.knob_mutants, t.errors, t.worst_cases, t.worst_s);
+
+    if (zo.tables) {
+        printf(
+            "\nkill rates: share of the %d control cases, among those each checker accepts on "
+            "the correct kernel, that it rejects with the mutant\n",
+            n_eval);
+        printf("%-22s %8s %8s %8s\n", "mutant", "moefuzz", "FI-BF16", "vLLM");
+        eval_stats es;
+        evaluate(&good, eval, n_eval, &es, &pb, accepts, 1);
+        int d = es.cases ? es.cases : 1;
+        printf("%-22s %7.0f%% %7.0f%% %7.0f%%   (false alarms on the correct kernel)\n",
+               "(none: correct kernel)", 100.0 * es.moefuzz / d, 100.0 * es.rule[0] / d,
+               100.0 * es.rule[1] / d);
+        for (int m = 1; m <= mf_mutant_count(); m++) {
+            if ((only_id && m != only_id) || !mf_mutant_expected_stages(m, kbit)) continue;
+            snprintf(spec, sizeof spec, "%s-mutant:%s", kernel, mf_mutant_name(m));
+            mf_backend b;
+            if (mf_backend_open(spec, &b, &err) != MF_OK) continue;
+            evaluate(&b, eval, n_eval, &es, &pb, accepts, 0);
+            double pct[3];
+            for (int k = 0; k < 3; k++)
+                pct[k] = 100.0 * es.caught[k] / (es.clean[k] ? es.clean[k] : 1);
+            printf("%-22s %7.0f%% %7.0f%% %7.0f%%\n", mf_mutant_name(m), pct[0], pct[1], pct[2]);
+            fflush(stdout);
+            mf_backend_close(&b);
+        }
+    }
+    mf_backend_close(&good);
     mf_problem_free(&pb);
     free(accepts);
     free(seeds);
     free(eval);
-    return killed_all == total && knob_right == knob_mutants ? MF_EXIT_PASS : MF_EXIT_MISMATCH;
+    return status;
 }
