@@ -249,10 +249,12 @@ static void rewrite(const char *src, const char *dst, const char *drop_tensor,
     float *conv = NULL;
     for (int i = 0; i < st.n_meta; i++) {
         if (meta_key && !strcmp(st.meta[i].key, meta_key)) {
-            if (meta_value) mf_st_writer_meta(&w, meta_key, meta_value, &err);
+            if (meta_value)
+                EXPECT(mf_st_writer_meta(&w, meta_key, meta_value, &err) == MF_OK, "%s", err.msg);
             continue;
         }
-        mf_st_writer_meta(&w, st.meta[i].key, st.meta[i].value, &err);
+        EXPECT(mf_st_writer_meta(&w, st.meta[i].key, st.meta[i].value, &err) == MF_OK, "%s",
+               err.msg);
     }
     for (int i = 0; i < st.n_tensors; i++) {
         const mf_st_tensor *t = &st.tensors[i];
@@ -265,10 +267,12 @@ static void rewrite(const char *src, const char *dst, const char *drop_tensor,
                 memcpy(&h, t->data + 2 * j, 2);
                 conv[j] = mf_bf16_to_f32(h);
             }
-            mf_st_writer_add(&w, t->name, MF_ST_F32, t->ndim, t->shape, conv, &err);
+            EXPECT(mf_st_writer_add(&w, t->name, MF_ST_F32, t->ndim, t->shape, conv, &err) == MF_OK,
+                   "%s", err.msg);
             continue;
         }
-        mf_st_writer_add(&w, t->name, t->dtype, t->ndim, t->shape, t->data, &err);
+        EXPECT(mf_st_writer_add(&w, t->name, t->dtype, t->ndim, t->shape, t->data, &err) == MF_OK,
+               "%s", err.msg);
     }
     if (mf_st_writer_save(&w, dst, &err) != MF_OK) {
         printf("FAIL: %s\n", err.msg);
@@ -395,9 +399,10 @@ static void test_case_files(const char *dir) {
         uint16_t out[5 * 24] = {0};
         float wts[5 * 4] = {0};
         uint64_t so[2] = {5, 24}, sk[2] = {5, 4};
-        mf_st_writer_add(&w, "out", MF_ST_BF16, 2, so, out, &err);
-        mf_st_writer_add(&w, "topk_weights", MF_ST_F32, 2, sk, wts, &err);
-        mf_st_writer_save(&w, res, &err);
+        EXPECT(mf_st_writer_add(&w, "out", MF_ST_BF16, 2, so, out, &err) == MF_OK, "%s", err.msg);
+        EXPECT(mf_st_writer_add(&w, "topk_weights", MF_ST_F32, 2, sk, wts, &err) == MF_OK, "%s",
+               err.msg);
+        EXPECT(mf_st_writer_save(&w, res, &err) == MF_OK, "%s", err.msg);
         mf_st_writer_free(&w);
         mf_moe_params p = c.p;
         EXPECT(mf_xresult_read(res, &p, &r2, &err) != MF_OK &&
@@ -405,8 +410,9 @@ static void test_case_files(const char *dir) {
                "%s", err.msg);
         /* an unsupported answer */
         mf_st_writer_init(&w);
-        mf_st_writer_meta(&w, "unsupported", "no groups here", &err);
-        mf_st_writer_save(&w, res, &err);
+        EXPECT(mf_st_writer_meta(&w, "unsupported", "no groups here", &err) == MF_OK, "%s",
+               err.msg);
+        EXPECT(mf_st_writer_save(&w, res, &err) == MF_OK, "%s", err.msg);
         mf_st_writer_free(&w);
         EXPECT(mf_xresult_read(res, &p, &r2, &err) == MF_OK && r2.unsupported &&
                    !strcmp(r2.reason, "no groups here"),
