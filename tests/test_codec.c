@@ -134,6 +134,5 @@ int main(void) {
         EXPECT(mf_case_parse_text(bad_text[i], &c, &err) == MF_EINVAL && err.msg[0],
                "malformed text %zu accepted: %s", i, bad_text[i]);
     }
-    printf("codec: %d failures\n", failures);
-    return failures ? 1 : 0;
+    return mf_test_exit("codec");
 }

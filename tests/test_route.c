@@ -215,6 +215,5 @@ int main(void) {
     test_underflow_eps();
     test_softmax_weights();
     test_group_rules();
-    printf("routing: %d failures\n", failures);
-    return failures ? 1 : 0;
+    return mf_test_exit("routing");
 }

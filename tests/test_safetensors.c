@@ -433,10 +433,5 @@ int main(void) {
     test_round_trip_and_damage(dir);
     test_case_files(dir);
     rmdir(dir);
-    if (failures) {
-        printf("test_safetensors: %d failures\n", failures);
-        return 1;
-    }
-    printf("test_safetensors: all passed\n");
-    return 0;
+    return mf_test_exit("test_safetensors");
 }
