@@ -57,6 +57,7 @@ const char *mf_status_name(mf_status st) {
     case MF_EINTERNAL: return "internal error";
     case MF_ETIMEOUT: return "timeout";
     case MF_ECRASH: return "kernel crashed";
+    case MF_ENODEVICE: return "no usable device";
     }
     return "unknown status";
 }

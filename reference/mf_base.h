@@ -19,6 +19,7 @@ typedef enum mf_status {
     MF_EINTERNAL = 6,    /* a broken invariant inside moefuzz */
     MF_ETIMEOUT = 7,     /* an external kernel did not answer in time */
     MF_ECRASH = 8,       /* a kernel running in another process died (signal or exit) */
+    MF_ENODEVICE = 9,    /* a GPU backend found no usable device (the one reason to skip) */
 } mf_status;
 
 typedef struct mf_error {

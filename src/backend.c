@@ -176,8 +176,9 @@ mf_status mf_backend_open_opts(const char *spec, const mf_backend_opts *o, mf_ba
             return MF_FAIL(err, MF_EUNSUPPORTED,
                            "backend cuda: this moefuzz was built without CUDA");
         char msg[256] = "";
-        if (!cp->available(msg, sizeof msg))
-            return MF_FAIL(err, MF_EUNSUPPORTED, "backend cuda: no usable device: %s", msg);
+        int av = cp->available(msg, sizeof msg);
+        if (av < 0) return MF_FAIL(err, MF_EBACKEND, "backend cuda: %s", msg);
+        if (av == 0) return MF_FAIL(err, MF_ENODEVICE, "backend cuda: no usable device: %s", msg);
         rc = cp->get_api(MF_KERNEL_ABI_VERSION, &b->api, sizeof b->api);
         b->dev = cp->ops;
     } else if (!strncmp(spec, "cpu-mutant:", 11) || !strncmp(spec, "cuda-mutant:", 12)) {
@@ -196,9 +197,11 @@ mf_status mf_backend_open_opts(const char *spec, const mf_backend_opts *o, mf_ba
             const mf_cuda_provider *cp =
                 mf_cuda_backend_provider ? mf_cuda_backend_provider() : NULL;
             char msg[256] = "";
-            if (!cp || !cp->available(msg, sizeof msg))
-                return MF_FAIL(err, MF_EUNSUPPORTED, "backend %s: no usable device: %s", spec,
-                               msg);
+            if (!cp) return MF_FAIL(err, MF_EUNSUPPORTED, "backend %s: built without CUDA", spec);
+            int av = cp->available(msg, sizeof msg);
+            if (av < 0) return MF_FAIL(err, MF_EBACKEND, "backend %s: %s", spec, msg);
+            if (av == 0)
+                return MF_FAIL(err, MF_ENODEVICE, "backend %s: no usable device: %s", spec, msg);
             b->dev = cp->ops;
         }
         rc = mp->get_api(MF_KERNEL_ABI_VERSION, &b->api, sizeof b->api);

@@ -121,7 +121,10 @@ typedef struct mf_mutant_provider {
 typedef struct mf_cuda_provider {
     int (*get_api)(uint32_t abi_version, mf_kernel_api *api, size_t api_size);
     const mf_device_ops *ops;
-    int (*available)(char *msg, size_t msg_len); /* 1 if a device is usable, else 0 + reason */
+    /* 1: a device is usable; 0: none (no driver, no device, compute capability < 9.0: the one
+     * reason a GPU test may skip); -1: a CUDA error (a driver/runtime mismatch...), a failure.
+     * msg says why for 0 and -1. */
+    int (*available)(char *msg, size_t msg_len);
 } mf_cuda_provider;
 
 /* NULL when the part is not linked in. */

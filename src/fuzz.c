@@ -224,9 +224,8 @@ mf_fuzz_outcome mf_fuzz_one(mf_fuzz *f, const uint8_t *data, size_t size, mf_fuz
             snprintf(r->error, sizeof r->error, "backend %.200s: %.700s", f->cfg.backend,
                      f->open_error);
         r->backend_unusable = 1;
-        /* backend.c says "no usable device" for a GPU backend without a GPU */
-        r->no_device =
-            f->open_status == MF_EUNSUPPORTED && strstr(f->open_error, "no usable device") != NULL;
+        /* MF_ENODEVICE: a GPU backend without a GPU */
+        r->no_device = f->open_status == MF_ENODEVICE;
         f->st.errors++;
         return r->outcome = MF_FUZZ_ERROR;
     }

@@ -101,7 +101,7 @@ int mf_tool_gpu_missing(const char *spec, char *why, size_t n) {
     const mf_cuda_provider *cp = mf_cuda_backend_provider ? mf_cuda_backend_provider() : NULL;
     if (!cp) return 0; /* a build without CUDA: the backend does not exist, bad input */
     snprintf(why, n, "no reason given");
-    return !cp->available(why, n);
+    return cp->available(why, n) == 0; /* -1, a CUDA error, is not a skip: open fails with it */
 }
 
 int mf_tool_gpu_skip(const char *cmd, const char *why) {
