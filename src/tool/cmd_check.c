@@ -58,11 +58,11 @@ void mf_help_check(FILE *f) {
             "                     (repeatable; implies --fail-unsupported) the kernel must\n"
             "                     refuse CASE: a case file by its path or its file name, or\n"
             "                     MODEL#N with --model; run instead, it is a failure\n\n"
-            "exit: 0 all pass (unsupported cases count as passes unless --fail-unsupported),\n"
-            "1 any mismatch, crash or timeout, unexpected unsupported or expected-unsupported\n"
-            "case run, 2 bad input (an --expect-unsupported CASE among no cases checked\n"
-            "included), 77 no usable GPU for --backend cuda (skipped; a failure, exit 1, with\n"
-            "MOEFUZZ_REQUIRE_GPU=1)\n",
+            "exit: 0 every case passes (a refused case counts as a pass unless\n"
+            "      --fail-unsupported), 1 a mismatch, crash or timeout, or under\n"
+            "      --fail-unsupported a refused case not named (or a named case run),\n"
+            "      2 bad input (an --expect-unsupported CASE that names no case included),\n"
+            "      77 no usable GPU for --backend cuda (skipped; 1 with MOEFUZZ_REQUIRE_GPU=1)\n",
             mf_backend_builtin_names(), MF_BACKEND_TIMEOUT_S, MF_DEFAULT_MAX_MIB);
 }
 

@@ -59,8 +59,8 @@ static void usage(FILE *f) {
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fprintf(f,
-            "\n`moefuzz COMMAND --help` for details. Exit codes: 0 pass, 1 mismatch, 2 bad "
-            "input, 77 no usable GPU\n(skipped; 1 with MOEFUZZ_REQUIRE_GPU=1).\n");
+            "\n`moefuzz COMMAND --help` for details. Exit codes: 0 pass, 1 mismatch, 2 bad\n"
+            "input, 77 no usable GPU (skipped; 1 with MOEFUZZ_REQUIRE_GPU=1).\n");
 }
 
 int main(int argc, char **argv) {
