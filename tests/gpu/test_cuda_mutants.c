@@ -456,9 +456,9 @@ int main(int argc, char **argv) {
         mf_backend_close(&b);
     }
     printf(
-        "controls: production kernel on %d cases, twice for bit identity (%d refused as "
-        "expected); unmutated mutant build on the %d seeds (%d results not the production's "
-        "bits, checked): %s\n",
+        "controls: production kernel on %d cases, twice for bit identity (%d named by "
+        "--expect-unsupported); unmutated mutant build on the %d seeds (%d results not the "
+        "production's bits, checked): %s\n",
         n, n_expect, n_seeds, unmutated_checked, bad_controls ? "FAIL" : "all pass");
 
     /* the zoo */
