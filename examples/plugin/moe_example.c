@@ -21,9 +21,6 @@
  * Test builds (examples/plugin/CMakeLists.txt) compile this file with EXAMPLE_MISBEHAVE to
  * get plugins that crash or hang on some cases (misbehave.c), and with EXAMPLE_ROUTING_METHOD
  * to declare a routing method.
- *
- * Versions:
- *   1  first version.
  */
 #include <math.h>
 #include <stdint.h>

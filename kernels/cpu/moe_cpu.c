@@ -11,9 +11,6 @@
  *   - combine: acc += w * y in fp32 in slot order, (acc *= rsf at the output site), one bf16
  *     rounding at the end
  * NaN or infinite logits never yield duplicate or out-of-range ids: NaN ranks as -inf.
- *
- * Versions:
- *   1  first version: the whole problem model of case format v1.
  */
 #include <math.h>
 #include <stdint.h>

@@ -119,7 +119,7 @@ static __device__ __forceinline__ void cluster_sync(void) {
  * scope, like a local arrival: the GEMM arrives on a slot's "empty" barrier only after its
  * wgmmas that read the slot have completed (wgmma.wait_group), so no read is outstanding when
  * the peer's TMA refills it. (.release.cluster made the cluster GEMMs about 50% slower on an
- * H100: docs/cuda-perf-notes.md.) */
+ * H100: docs/notes/cuda-perf-notes.md.) */
 static __device__ __forceinline__ void mbar_arrive_peer(uint32_t bar, uint32_t peer) {
     asm volatile(
         "{\n.reg .b32 ra;\nmapa.shared::cluster.u32 ra, %0, %1;\n"

@@ -1,5 +1,5 @@
 /* test_hopper_model.c: the host model of hopper_model.h reproduces the designed experiments
- * measured on an H200 and an H100 (shared notes hopper-accumulation.md, tables E1-E7; 0
+ * measured on an H200 and an H100 (docs/notes/hopper-accumulation.md, tables E1-E7; 0
  * mismatches there), and the alternatives differ where the measurements say they do.
  *
  * CPU only: it checks the model that the Hopper probe tests against hardware and that the CPU
