@@ -23,10 +23,10 @@ phase_end() {
   timings+=("$1 $((ms / 1000)).$((ms % 1000 / 100)) s")
 }
 print_timings() {
-  local ms
+  local ms line=""
   ms=$(ms_since "$t_all")
-  local IFS=';'
-  echo "test.sh timing: ${timings[*]}; total $((ms / 1000)).$((ms % 1000 / 100)) s"
+  for t in "${timings[@]}"; do line+="$t; "; done
+  echo "test.sh timing: ${line}total $((ms / 1000)).$((ms % 1000 / 100)) s"
 }
 trap print_timings EXIT
 
