@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "tool.h"
+#include "paths.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 /* defined by targets that count their outcomes (fuzz_moe.c) */

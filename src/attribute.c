@@ -1,6 +1,6 @@
 /* attribute.c: counterfactual attribution and observability (see attribute.h). */
 #include "attribute.h"
-#include "check.h"
+#include "verdict.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -15,25 +15,7 @@
 
 #include "backend.h"
 #include "case.h"
-
-
-typedef enum mf_knob {
-    MF_KNOB_RSF_DROPPED = 0,
-    MF_KNOB_RSF_SQUARED,
-    MF_KNOB_RSF_GATED_BY_RENORM,
-    MF_KNOB_BIAS_DROPPED,
-    MF_KNOB_BIAS_IN_WEIGHTS,
-    MF_KNOB_GROUPING_DROPPED,
-    MF_KNOB_GROUP_MASK_ZERO,
-    MF_KNOB_GROUP_RULE_SWAPPED,
-    MF_KNOB_RENORMALIZE_FLIPPED,
-    MF_KNOB_EPS_MISSING,
-    MF_KNOB_SCORE_SWAPPED,
-    MF_KNOB_GATE_UP_SWAPPED,
-    MF_KNOB_EP_OFFSET_IGNORED,
-    MF_KNOB_EP_OFFSET_TWICE,
-    MF_KNOB_COUNT
-} mf_knob;
+#include "verdict.h"
 
 const char *mf_knob_name(mf_knob k);     /* "rsf_dropped", as in kernels/mutants.h */
 const char *mf_knob_summary(mf_knob k);  /* "routed_scaling_factor not applied" */
@@ -42,21 +24,6 @@ int mf_knob_lookup(const char *name);    /* -1 if unknown */
 /* The counterfactual parameters of knob k for p; 0 if the knob cannot change this case. The
  * description says what changed ("rsf = 1"). */
 int mf_knob_apply(mf_knob k, const mf_moe_params *p, mf_moe_params *cf, char *desc, size_t n);
-
-typedef struct mf_knob_result {
-    int applicable;
-    int pass; /* the kernel's whole output is admissible under the counterfactual */
-    unsigned long long bad, checked;
-    char desc[64];
-} mf_knob_result;
-
-typedef struct mf_attribution {
-    mf_knob_result k[MF_KNOB_COUNT];
-    int n_match;
-    mf_knob match[MF_KNOB_COUNT];
-    int best; /* knob with the most admitted elements when none matches, or -1 */
-    char text[640];
-} mf_attribution;
 
 /* Attribution of a kernel run r that failed against contract c. */
 mf_status mf_attribute(const mf_problem *pb, const mf_contract *c, const mf_run_result *r,

@@ -1,101 +1,18 @@
-/* check.h: the verdict of a kernel's output against the reference, by stage.
- *
- * Stages: routing ids admissible; routing weights within their radius; every output element in
- * its admissible bf16 interval; NaN/Inf only where admissible; every output element written and
- * the guard bands intact; two runs bit-identical where the contract is deterministic.
- */
+/* check.h: a kernel checked on a problem: it runs (twice where the contract is deterministic),
+ * its results get the verdict of every stage (verdict.h), the metamorphic relations when asked
+ * (metamorphic.h), and a failure the knob that explains it (attribute.h). Above the three. */
 #ifndef MF_CHECK_H
 #define MF_CHECK_H
-
-#include <stdint.h>
-#include <stdio.h>
 
 #include "attribute.h"
 #include "backend.h"
 #include "case.h"
-#include "forward.h"
 #include "metamorphic.h"
 #include "mf_base.h"
+#include "verdict.h"
 
-typedef enum mf_stage {
-    MF_STAGE_ROUTE_IDS = 0,
-    MF_STAGE_ROUTE_WEIGHTS = 1,
-    MF_STAGE_OUTPUT = 2,
-    MF_STAGE_NONFINITE = 3,
-    MF_STAGE_UNWRITTEN = 4,
-    MF_STAGE_GUARD = 5,
-    MF_STAGE_DETERMINISM = 6,
-    MF_STAGE_COUNT = 7
-} mf_stage;
-
-const char *mf_stage_name(mf_stage s);
-
-typedef struct mf_mismatch {
-    mf_stage stage;
-    int token, col; /* col: output column, or routing slot; -1 when not applicable */
-    uint16_t got, lo, hi;
-    double got_d, want, rad, util;
-    char note[320];
-} mf_mismatch;
-
-#define MF_MAX_REPORTED 12
-
-typedef struct mf_verdict {
-    int pass;
-    int unsupported;
-    char unsupported_reason[256];
-    unsigned long long n_bad[MF_STAGE_COUNT];
-    int n_rep;
-    mf_mismatch rep[MF_MAX_REPORTED];
-    double max_util_out, max_util_w; /* utilisation over all checked elements / weights */
-    double max_util_informative;     /* over elements whose radius is below |z|/2 in tokens
-                                        without a weight enclosure reaching 0 (underflowed
-                                        scores saturate the radius there) */
-    int max_util_tok, max_util_col;
-    unsigned long long elems_checked, elems_unconstrained, elems_nan_ok;
-    int tokens, tokens_ambiguous, tokens_undecided, tokens_invariant, tokens_no_local;
-    unsigned long long experts_ambiguous, groups_ambiguous;
-    int cols_verified, cols_total;
-    mf_ref_stats ref;
-    double kernel_s, ref_s;
-    char contract[64];
-    int has_meta;         /* metamorphic relations were run */
-    mf_meta_result meta;
-    int has_attribution;  /* the case failed and attribution ran */
-    mf_attribution attr;
-} mf_verdict;
-
-typedef struct mf_check_opts {
-    int determinism; /* run twice and compare bits when the contract is deterministic */
-    int strict;      /* MPFR decides every activation rounding */
-    int max_cols;    /* > 0: verify a seeded sample of this many output columns */
-    uint64_t sample_seed;
-    int profile;
-    int metamorphic; /* also run the metamorphic relations (extra kernel runs) */
-    int attribute;   /* on a failure, name the knob whose counterfactual explains it */
-} mf_check_opts;
-
-void mf_check_opts_default(mf_check_opts *o);
-
-/* Runs the backend on the problem (twice for determinism) and checks the result. */
+/* Runs the backend on the problem and checks the result. */
 mf_status mf_check_problem(const mf_problem *pb, mf_backend *b, const mf_check_opts *o,
                            mf_verdict *v, mf_error *err);
-
-/* Checks results already computed (r2 may be NULL) against contract c. */
-mf_status mf_check_result(const mf_problem *pb, const mf_contract *c, const mf_run_result *r,
-                          const mf_run_result *r2, const mf_check_opts *o, mf_verdict *v,
-                          mf_error *err);
-
-/* The exact reference output z[T][H] with the reference's own selection (what a high-precision
- * reference implementation computes); valid[t] = 0 for tokens whose selection is ambiguous or
- * whose logits are not finite. For comparisons in the style of allclose. */
-mf_status mf_reference_outputs(const mf_problem *pb, const mf_contract *c, double *z,
-                               uint8_t *valid, mf_error *err);
-
-/* Writes the verdict for a person (first mismatches, utilisation, ambiguity). */
-void mf_verdict_print(const mf_verdict *v, FILE *f);
-
-/* Formats a double as "0x1.8p-3 (0.1875)". */
-void mf_fmt_value(char *buf, size_t n, double v);
 
 #endif /* MF_CHECK_H */

@@ -9,6 +9,7 @@
 
 #include "attribute.h"
 #include "codec.h"
+#include "prepare.h"
 
 struct mf_fuzz {
     mf_fuzz_config cfg;
@@ -158,11 +159,10 @@ int mf_fuzz_features(const mf_fuzz_result *r, uint32_t *idx, int max) {
 }
 
 void mf_fuzz_shape(const mf_fuzz_config *cfg, mf_case *c) {
-    if (cfg->model) {
-        mf_model_apply(cfg->model, cfg->full, c);
-        if (c->p.T > 64 && !cfg->full) c->p.T = 1 + c->p.T % 64;
-    }
-    if (cfg->method) mf_method_apply(cfg->method, c, NULL); /* keeps the case valid */
+    /* the fuzz budget (over_budget), not a size limit, bounds what runs; a method keeps a
+     * decoded case valid */
+    mf_prep pp = {.model = cfg->model, .full = cfg->full, .fold_T = 64, .method = cfg->method};
+    (void)mf_prep_case(&pp, c, NULL);
 }
 
 static int over_budget(const mf_fuzz_config *cfg, const mf_case *c) {

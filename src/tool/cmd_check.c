@@ -244,25 +244,20 @@ static void case_summary(const mf_case *c, char *buf, size_t n) {
 
 void mf_tool_case_summary(const mf_case *c, char *buf, size_t n) { case_summary(c, buf, n); }
 
-static int check_run(check_args a, int argc, char **argv) {
-    const mf_model *model = NULL;
-    if (a.model) {
-        model = mf_model_find(a.model);
-        if (!model) {
-            fprintf(stderr, "moefuzz check: unknown model '%s' (moefuzz models)\n", a.model);
-            return MF_EXIT_BAD_INPUT;
-        }
-        if (model->unsupported) {
-            fprintf(stderr, "moefuzz check: model %s needs %s, not in case format v1\n", a.model,
-                    model->unsupported);
-            return MF_EXIT_BAD_INPUT;
-        }
+static int check_run(check_args a) {
+    mf_error err = {0};
+    mf_prep prep;
+    mf_prep_default(&prep);
+    prep.max_mib = a.max_mib;
+    if (mf_prep_set_model(&prep, a.model, a.full, &err) != MF_OK) {
+        fprintf(stderr, "moefuzz check: %s\n", err.msg);
+        return MF_EXIT_BAD_INPUT;
     }
+    const mf_model *model = prep.model;
     if (a.n_paths == 0 && !model) {
         fprintf(stderr, "moefuzz check: no case files (see --help)\n");
         return MF_EXIT_BAD_INPUT;
     }
-    mf_error err = {0};
     mf_backend b;
     if (mf_backend_open_opts(a.backend, &a.bopts, &b, &err) != MF_OK) {
         char why[256];
@@ -272,18 +267,14 @@ static int check_run(check_args a, int argc, char **argv) {
         return MF_EXIT_BAD_INPUT;
     }
     /* the routing method: asked for, or declared by the kernel */
-    const mf_method *method = NULL;
     const char *method_name = a.method ? a.method : b.routing_method[0] ? b.routing_method : NULL;
-    if (method_name) {
-        method = mf_method_find(method_name);
-        mf_case probe;
-        mf_case_default(&probe);
-        if (!method || mf_method_apply(method, &probe, &err) != MF_OK) {
-            fprintf(stderr, "moefuzz check: %s\n",
-                    method ? err.msg : "unknown routing method (moefuzz methods)");
-            mf_backend_close(&b);
-            return MF_EXIT_BAD_INPUT;
-        }
+    if (mf_prep_set_method(&prep, method_name, &err) != MF_OK) {
+        fprintf(stderr, "moefuzz check: %s\n", err.msg);
+        mf_backend_close(&b);
+        return MF_EXIT_BAD_INPUT;
+    }
+    const mf_method *method = prep.method;
+    if (method) {
         fprintf(stdout, "routing method %s%s: %s\n", method->name,
                 a.method ? "" : " (declared by the kernel)", method->summary);
         if (a.method && b.routing_method[0] && strcmp(b.routing_method, method->name))
@@ -331,44 +322,26 @@ static int check_run(check_args a, int argc, char **argv) {
         char path[512];
         mf_case c;
         mf_problem pb;
+        mf_status st;
         if (model && paths.n == 0) {
             /* a random case of the model: routing fixed, tokens and data vary */
             mf_case_limits lim = {a.full ? 8 : 64, MF_MAX_H, MF_MAX_I, MF_MAX_E, 1e30, 1e30};
             mf_case_random(&rng, &lim, &c);
-            mf_model_apply(model, a.full, &c);
             c.p.T = mf_dim_boundary(&rng, lim.max_T);
             snprintf(path, sizeof path, "%s#%d", model->name, i + 1);
-            err.msg[0] = '\0';
-            if ((method && mf_method_apply(method, &c, &err) != MF_OK) ||
-                mf_case_bytes(&c) / 1048576.0 > a.max_mib ||
-                mf_problem_build(&c, &pb, &err) != MF_OK) {
-                fprintf(stdout, "ERROR %s: %s\n", path,
-                        err.msg[0] ? err.msg : "tensors over --max-mib");
-                n_bad++;
-                continue;
-            }
+            st = mf_prep_problem(&prep, &c, &pb, &err);
         } else {
             snprintf(path, sizeof path, "%s", paths.paths[i]);
-            if (mf_tool_load_problem(path, a.raw, a.max_mib, &c, &pb, &err) != MF_OK) {
-                /* the loader's messages mostly start with the path already */
-                size_t pl = strlen(path);
-                const char *msg = err.msg;
-                if (!strncmp(msg, path, pl) && !strncmp(msg + pl, ": ", 2)) msg += pl + 2;
-                fprintf(stdout, "ERROR %s: %s\n", path, msg);
-                n_bad++;
-                continue;
-            }
-            if (model) mf_model_apply(model, a.full, &c), mf_problem_free(&pb),
-                mf_problem_build(&c, &pb, &err);
-            if (method) {
-                mf_problem_free(&pb);
-                if (mf_method_apply(method, &c, &err) != MF_OK ||
-                    mf_problem_build(&c, &pb, &err) != MF_OK) {
-                    fprintf(stdout, "ERROR %s: %s\n", path, err.msg);
-                    n_bad++;
-                    continue;
-                }
-            }
+            st = mf_prep_load(&prep, path, a.raw, &c, &pb, &err);
+        }
+        if (st != MF_OK) {
+            /* the loader's messages mostly start with the path already */
+            size_t pl = strlen(path);
+            const char *msg = err.msg;
+            if (!strncmp(msg, path, pl) && !strncmp(msg + pl, ": ", 2)) msg += pl + 2;
+            fprintf(stdout, "ERROR %s: %s\n", path, msg);
+            n_bad++;
+            continue;
         }
         mf_verdict v;
         char desc[200];
@@ -476,7 +449,7 @@ static int check_run(check_args a, int argc, char **argv) {
 
 int mf_cmd_check(int argc, char **argv) {
     check_args a;
-    int rc = parse_check_args(argc, argv, &a) == 0 ? check_run(a, argc, argv) : MF_EXIT_BAD_INPUT;
+    int rc = parse_check_args(argc, argv, &a) == 0 ? check_run(a) : MF_EXIT_BAD_INPUT;
     free(a.expect_unsup);
     free(a.paths);
     return rc;
@@ -569,7 +542,9 @@ int mf_cmd_explain(int argc, char **argv) {
     mf_error err = {0};
     mf_case c;
     mf_problem pb;
-    if (mf_tool_load_problem(argv[i], raw, MF_DEFAULT_MAX_MIB, &c, &pb, &err) != MF_OK) {
+    mf_prep prep;
+    mf_prep_default(&prep);
+    if (mf_prep_load(&prep, argv[i], raw, &c, &pb, &err) != MF_OK) {
         fprintf(stderr, "moefuzz explain: %s\n", err.msg);
         return MF_EXIT_BAD_INPUT;
     }

@@ -118,17 +118,20 @@ int mf_cmd_export(int argc, char **argv) {
             bad = 1;
         }
     }
-    const mf_method *method = method_name ? mf_method_find(method_name) : NULL;
-    const mf_model *model = model_name ? mf_model_find(model_name) : NULL;
-    if (!out || paths.n == 0 || (method_name && !method) || (model_name && !model)) {
+    mf_prep prep;
+    mf_prep_default(&prep);
+    prep.max_mib = max_mib;
+    if (!out || paths.n == 0 || mf_prep_set_model(&prep, model_name, full, &err) != MF_OK ||
+        mf_prep_set_method(&prep, method_name, &err) != MF_OK) {
         fprintf(stderr, "moefuzz export: %s\n",
-                !out            ? "give --out DIR"
-                : paths.n == 0  ? "no case files (see --help)"
-                : !method && method_name ? "unknown routing method (moefuzz methods)"
-                                         : "unknown model (moefuzz models)");
+                !out           ? "give --out DIR"
+                : paths.n == 0 ? "no case files (see --help)"
+                               : err.msg);
         mf_paths_free(&paths);
         return MF_EXIT_BAD_INPUT;
     }
+    const mf_model *model = prep.model;
+    const mf_method *method = prep.method;
     /* DIR/NAME, not DIR//NAME, when DIR is given with a trailing slash */
     char outdir[4096];
     snprintf(outdir, sizeof outdir, "%s", out);
@@ -140,12 +143,10 @@ int mf_cmd_export(int argc, char **argv) {
     int sized = 0;
     for (int i = 0; i < paths.n; i++) {
         mf_case c;
-        if (mf_case_load(paths.paths[i], raw, &c, NULL, &err) != MF_OK) continue;
-        if (model) mf_model_apply(model, full, &c);
-        if (method && mf_method_apply(method, &c, &err) != MF_OK) continue;
-        double mib = mf_case_bytes(&c) / 1048576.0;
-        if (mib > max_mib) continue;
-        total_mib += mib;
+        if (mf_case_load(paths.paths[i], raw, &c, NULL, &err) != MF_OK ||
+            mf_prep_case(&prep, &c, &err) != MF_OK)
+            continue;
+        total_mib += mf_case_bytes(&c) / 1048576.0;
         sized++;
     }
     if (max_total_mib > 0 && total_mib > max_total_mib) {
@@ -175,26 +176,8 @@ int mf_cmd_export(int argc, char **argv) {
         const char *path = paths.paths[i];
         mf_case c;
         mf_problem pb;
-        if (mf_case_load(path, raw, &c, NULL, &err) != MF_OK) {
+        if (mf_prep_load(&prep, path, raw, &c, &pb, &err) != MF_OK) {
             fprintf(stderr, "ERROR %s\n", err.msg);
-            bad = 1;
-            continue;
-        }
-        if (model) mf_model_apply(model, full, &c);
-        if (method && mf_method_apply(method, &c, &err) != MF_OK) {
-            fprintf(stderr, "ERROR %s: %s\n", path, err.msg);
-            bad = 1;
-            continue;
-        }
-        double mib = mf_case_bytes(&c) / 1048576.0;
-        if (mib > max_mib) {
-            fprintf(stderr, "ERROR %s: the tensors need %.0f MiB, more than --max-mib %.0f\n",
-                    path, mib, max_mib);
-            bad = 1;
-            continue;
-        }
-        if (mf_problem_build(&c, &pb, &err) != MF_OK) {
-            fprintf(stderr, "ERROR %s: %s\n", path, err.msg);
             bad = 1;
             continue;
         }

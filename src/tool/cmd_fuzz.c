@@ -896,22 +896,18 @@ int mf_cmd_fuzz(int argc, char **argv) {
         fprintf(stderr, "moefuzz fuzz: give --time or --runs, not both\n");
         return MF_EXIT_BAD_INPUT;
     }
-    const mf_model *model = cp.model ? mf_model_find(cp.model) : NULL;
-    if (cp.model && !model) {
-        fprintf(stderr, "moefuzz fuzz: unknown model '%s' (moefuzz models)\n", cp.model);
+    /* the names the target's case preparation (mf_fuzz_shape) will take from the environment */
+    mf_prep prep;
+    mf_prep_default(&prep);
+    mf_error err = {0};
+    if (mf_prep_set_model(&prep, cp.model, cp.full, &err) != MF_OK ||
+        mf_prep_set_method(&prep, cp.method, &err) != MF_OK) {
+        fprintf(stderr, "moefuzz fuzz: %s\n", err.msg);
         return MF_EXIT_BAD_INPUT;
     }
-    if (model && model->unsupported) {
-        fprintf(stderr, "moefuzz fuzz: model %s needs %s, not in case format v1\n", cp.model,
-                model->unsupported);
-        return MF_EXIT_BAD_INPUT;
-    }
+    const mf_model *model = prep.model;
     if (cp.full && !model) {
         fprintf(stderr, "moefuzz fuzz: --full needs --model\n");
-        return MF_EXIT_BAD_INPUT;
-    }
-    if (cp.method && !mf_method_find(cp.method)) {
-        fprintf(stderr, "moefuzz fuzz: unknown routing method '%s' (moefuzz methods)\n", cp.method);
         return MF_EXIT_BAD_INPUT;
     }
     if (cp.contract && !mf_contract_find(cp.contract)) {

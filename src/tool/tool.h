@@ -6,6 +6,8 @@
 
 #include "case.h"
 #include "mf_base.h"
+#include "paths.h"
+#include "prepare.h"
 
 /* The source tree (corpus/, fuzz/moe.dict); MOEFUZZ_SOURCE_DIR overrides at run time. */
 #ifndef MF_SOURCE_DIR
@@ -71,21 +73,5 @@ int mf_bench_kernel_main(int argc, char **argv) __attribute__((weak));
 
 /* True if argv[i] is -h or --help. */
 int mf_is_help(const char *a);
-
-/* Expands files and directories (recursively, sorted) into a list of case files. */
-typedef struct mf_path_list {
-    char **paths;
-    int n, cap;
-} mf_path_list;
-mf_status mf_paths_collect(const char *path, mf_path_list *l, mf_error *err);
-void mf_paths_free(mf_path_list *l);
-
-/* Largest case (bytes of tensors) the CPU-side tools build; --max-mib overrides. */
-#define MF_DEFAULT_MAX_MIB 4096
-
-/* Loads a case and builds its problem, refusing cases above max_mib. Returns MF_OK or a status
- * with the message in err. */
-mf_status mf_tool_load_problem(const char *path, int allow_raw, double max_mib, mf_case *c,
-                               mf_problem *pb, mf_error *err);
 
 #endif /* MF_TOOL_H */

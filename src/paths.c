@@ -1,5 +1,4 @@
-/* paths.c: helpers shared by the tool and the replay binaries: collecting case files, loading a
- * case into a problem. */
+/* paths.c: case files named on a command line (see paths.h). */
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -7,8 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "codec.h"
-#include "tool.h"
+#include "paths.h"
 
 static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -58,17 +56,4 @@ void mf_paths_free(mf_path_list *l) {
     for (int i = 0; i < l->n; i++) free(l->paths[i]);
     free(l->paths);
     memset(l, 0, sizeof *l);
-}
-
-mf_status mf_tool_load_problem(const char *path, int allow_raw, double max_mib, mf_case *c,
-                               mf_problem *pb, mf_error *err) {
-    MF_TRY(mf_case_load(path, allow_raw, c, NULL, err));
-    double mib = mf_case_bytes(c) / 1048576.0;
-    if (mib > max_mib)
-        return MF_FAIL(err, MF_EUNSUPPORTED,
-                       "%s: the tensors need %.0f MiB, more than the limit of %.0f MiB "
-                       "(--max-mib)",
-                       path, mib, max_mib);
-    MF_TRY(mf_problem_build(c, pb, err));
-    return MF_OK;
 }
