@@ -87,9 +87,140 @@ mf_status mf_case_validate(const mf_case *c, mf_error *err) {
     return MF_OK;
 }
 
+/* ---- the tensor table ---- */
+
+#define MF_TENSOR_CHECK_(ID, name, storage, rank, d0, d1, d2, bf16, present, scale, kept, slot, \
+                         level)                                                                 \
+    _Static_assert(rank >= 1 && rank <= MF_TENSOR_MAX_RANK, #name ": rank 1 to 3");             \
+    _Static_assert(sizeof(storage) == 2 || sizeof(storage) == 4, #name ": bf16 bits or float"); \
+    _Static_assert(!(kept) || sizeof(storage) == 2, #name ": pokes of kept tensors are saved "  \
+                                                    "as bf16 bits");
+MF_TENSOR_LIST(MF_TENSOR_CHECK_)
+#undef MF_TENSOR_CHECK_
+
 const char *mf_tensor_name(mf_tensor_id t) {
-    static const char *n[] = {"x", "logits", "bias", "w13", "w2"};
+    static const char *const n[] = {
+#define MF_TENSOR_NAME_(ID, name, ...) #name,
+        MF_TENSOR_LIST(MF_TENSOR_NAME_)
+#undef MF_TENSOR_NAME_
+    };
     return (unsigned)t < MF_NUM_TENSORS ? n[t] : "?";
+}
+
+int mf_tensor_lookup(const char *name) {
+    for (int t = 0; t < MF_NUM_TENSORS; t++)
+        if (!strcmp(name, mf_tensor_name((mf_tensor_id)t))) return t;
+    return -1;
+}
+
+int mf_tensor_is_bf16(const mf_moe_params *p, mf_tensor_id t) {
+    switch (t) {
+#define MF_TENSOR_BF16_(ID, name, storage, rank, d0, d1, d2, bf16, ...) \
+    case MF_T_##ID: return sizeof(storage) == 2 || (bf16);
+        MF_TENSOR_LIST(MF_TENSOR_BF16_)
+#undef MF_TENSOR_BF16_
+    default: return 0;
+    }
+}
+
+int mf_tensor_present(const mf_moe_params *p, mf_tensor_id t) {
+    switch (t) {
+#define MF_TENSOR_PRESENT_(ID, name, storage, rank, d0, d1, d2, bf16, present, ...) \
+    case MF_T_##ID: return (present) != 0;
+        MF_TENSOR_LIST(MF_TENSOR_PRESENT_)
+#undef MF_TENSOR_PRESENT_
+    default: return 0;
+    }
+}
+
+int mf_tensor_shape(const mf_moe_params *p, mf_tensor_id t, uint64_t shape[MF_TENSOR_MAX_RANK]) {
+    switch (t) {
+#define MF_TENSOR_SHAPE_(ID, name, storage, rank, d0, d1, d2, ...)              \
+    case MF_T_##ID:                                                            \
+        shape[0] = (uint64_t)(d0), shape[1] = (uint64_t)(d1), shape[2] = (uint64_t)(d2); \
+        return rank;
+        MF_TENSOR_LIST(MF_TENSOR_SHAPE_)
+#undef MF_TENSOR_SHAPE_
+    default: shape[0] = shape[1] = shape[2] = 0; return 1;
+    }
+}
+
+size_t mf_tensor_elems(const mf_moe_params *p, mf_tensor_id t) {
+    uint64_t s[MF_TENSOR_MAX_RANK];
+    mf_tensor_shape(p, t, s);
+    return (size_t)(s[0] * s[1] * s[2]);
+}
+
+/* elements per row: the last dimension (the ties generator draws per row) */
+static size_t tensor_cols(const mf_moe_params *p, mf_tensor_id t) {
+    uint64_t s[MF_TENSOR_MAX_RANK];
+    int rank = mf_tensor_shape(p, t, s);
+    return (size_t)s[rank - 1];
+}
+
+size_t mf_tensor_host_size(mf_tensor_id t) {
+    switch (t) {
+#define MF_TENSOR_HOST_SIZE_(ID, name, storage, ...) \
+    case MF_T_##ID: return sizeof(storage);
+        MF_TENSOR_LIST(MF_TENSOR_HOST_SIZE_)
+#undef MF_TENSOR_HOST_SIZE_
+    default: return 0;
+    }
+}
+
+size_t mf_tensor_kernel_size(const mf_moe_params *p, mf_tensor_id t) {
+    return mf_tensor_is_bf16(p, t) ? 2 : 4;
+}
+
+int mf_tensor_level(mf_tensor_id t) {
+    switch (t) {
+#define MF_TENSOR_LEVEL_(ID, name, storage, rank, d0, d1, d2, bf16, present, scale, kept, slot, \
+                         level)                                                                 \
+    case MF_T_##ID: return level;
+        MF_TENSOR_LIST(MF_TENSOR_LEVEL_)
+#undef MF_TENSOR_LEVEL_
+    default: return 0;
+    }
+}
+
+static int tensor_kept(mf_tensor_id t) {
+    switch (t) {
+#define MF_TENSOR_KEPT_(ID, name, storage, rank, d0, d1, d2, bf16, present, scale, kept, ...) \
+    case MF_T_##ID: return kept;
+        MF_TENSOR_LIST(MF_TENSOR_KEPT_)
+#undef MF_TENSOR_KEPT_
+    default: return 0;
+    }
+}
+
+void *mf_problem_tensor(const mf_problem *pb, mf_tensor_id t) {
+    switch (t) {
+#define MF_TENSOR_ARRAY_(ID, name, ...) \
+    case MF_T_##ID: return pb->name;
+        MF_TENSOR_LIST(MF_TENSOR_ARRAY_)
+#undef MF_TENSOR_ARRAY_
+    default: return NULL;
+    }
+}
+
+static void problem_tensor_set(mf_problem *pb, mf_tensor_id t, void *a) {
+    switch (t) {
+#define MF_TENSOR_SET_(ID, name, ...) \
+    case MF_T_##ID: pb->name = a; break;
+        MF_TENSOR_LIST(MF_TENSOR_SET_)
+#undef MF_TENSOR_SET_
+    default: break;
+    }
+}
+
+/* pb->t: views of the arrays, NULL for an absent tensor */
+static void problem_views(mf_problem *pb) {
+    const mf_moe_params *p = &pb->p;
+    (void)p;
+#define MF_TENSOR_VIEW_(ID, name, storage, rank, d0, d1, d2, bf16, present, ...) \
+    pb->t.name = (present) ? pb->name : NULL;
+    MF_TENSOR_LIST(MF_TENSOR_VIEW_)
+#undef MF_TENSOR_VIEW_
 }
 
 const char *mf_gen_class_name(mf_gen_class g) {
@@ -99,54 +230,24 @@ const char *mf_gen_class_name(mf_gen_class g) {
     return (unsigned)g < MF_GEN_COUNT ? n[g] : "?";
 }
 
-int mf_tensor_is_bf16(const mf_moe_params *p, mf_tensor_id t) {
-    switch (t) {
-    case MF_T_X:
-    case MF_T_W13:
-    case MF_T_W2: return 1;
-    case MF_T_LOGITS: return p->logits_dtype == MF_DTYPE_BF16;
-    case MF_T_BIAS: return p->bias == MF_BIAS_BF16;
-    default: return 0;
-    }
-}
-
-size_t mf_tensor_elems(const mf_moe_params *p, mf_tensor_id t) {
-    switch (t) {
-    case MF_T_X: return (size_t)p->T * p->H;
-    case MF_T_LOGITS: return (size_t)p->T * p->E;
-    case MF_T_BIAS: return (size_t)p->E;
-    case MF_T_W13: return (size_t)p->E_local * 2 * p->I * p->H;
-    case MF_T_W2: return (size_t)p->E_local * p->H * p->I;
-    default: return 0;
-    }
-}
-
-static size_t tensor_cols(const mf_moe_params *p, mf_tensor_id t) {
-    switch (t) {
-    case MF_T_X: return (size_t)p->H;
-    case MF_T_LOGITS: return (size_t)p->E;
-    case MF_T_BIAS: return (size_t)p->E;
-    case MF_T_W13: return (size_t)p->H;
-    case MF_T_W2: return (size_t)p->I;
-    default: return 1;
-    }
-}
-
 double mf_gen_scale(const mf_moe_params *p, mf_tensor_id t, const mf_gen *g) {
     if (g->scale > 0) return (double)g->scale;
     switch (t) {
-    /* defaults are fp32 values, like every scale a case can carry */
-    case MF_T_BIAS: return (double)0.1f;
-    case MF_T_W13: return (double)(float)(1.0 / sqrt((double)p->H));
-    case MF_T_W2: return (double)(float)(1.0 / sqrt((double)p->I));
+#define MF_TENSOR_SCALE_(ID, name, storage, rank, d0, d1, d2, bf16, present, scale, ...) \
+    case MF_T_##ID: return scale;
+        MF_TENSOR_LIST(MF_TENSOR_SCALE_)
+#undef MF_TENSOR_SCALE_
     default: return 1.0;
     }
 }
 
+/* The tensors' arrays in mf_problem, and the output [T][H] bf16. */
 double mf_case_bytes(const mf_case *c) {
     const mf_moe_params *p = &c->p;
-    return 2.0 * ((double)p->T * p->H * 2 + (double)p->E_local * 3 * p->I * p->H) +
-           4.0 * ((double)p->T * p->E + p->E);
+    double bytes = 2.0 * p->T * p->H;
+    for (int t = 0; t < MF_NUM_TENSORS; t++)
+        bytes += (double)mf_tensor_elems(p, (mf_tensor_id)t) * mf_tensor_host_size((mf_tensor_id)t);
+    return bytes;
 }
 
 double mf_case_work(const mf_case *c) {
@@ -275,11 +376,7 @@ static void fill_f32(const mf_moe_params *p, mf_tensor_id t, const mf_gen *g, in
 
 void mf_problem_free(mf_problem *pb) {
     if (!pb) return;
-    free(pb->x);
-    free(pb->w13);
-    free(pb->w2);
-    free(pb->logits);
-    free(pb->bias);
+    for (int t = 0; t < MF_NUM_TENSORS; t++) free(mf_problem_tensor(pb, (mf_tensor_id)t));
     memset(pb, 0, sizeof *pb);
 }
 
@@ -287,77 +384,124 @@ static int same_gen(const mf_gen *a, const mf_gen *b) {
     return a->cls == b->cls && a->seed == b->seed && mf_f32_bits(a->scale) == mf_f32_bits(b->scale);
 }
 
+/* 1 if pb's kept tensors already hold what c generates for them */
+static int kept_reusable(const mf_case *c, const mf_problem *pb) {
+    if (!pb->kept_valid) return 0;
+    for (int t = 0; t < MF_NUM_TENSORS; t++) {
+        uint64_t s[MF_TENSOR_MAX_RANK];
+        if (!tensor_kept((mf_tensor_id)t)) continue;
+        mf_tensor_shape(&c->p, (mf_tensor_id)t, s);
+        if (!mf_problem_tensor(pb, (mf_tensor_id)t) || memcmp(s, pb->kept_shape[t], sizeof s) ||
+            !same_gen(&pb->kept_gen[t], &c->gen[t]))
+            return 0;
+    }
+    return 1;
+}
+
+static void fill_tensor(const mf_case *c, mf_problem *pb, mf_tensor_id t) {
+    void *a = mf_problem_tensor(pb, t);
+    if (mf_tensor_host_size(t) == 2) fill_bf16(&c->p, t, &c->gen[t], a);
+    else fill_f32(&c->p, t, &c->gen[t], mf_tensor_is_bf16(&c->p, t), a);
+}
+
 mf_status mf_problem_update(const mf_case *c, mf_problem *pb, mf_error *err) {
     MF_TRY(mf_case_validate(c, err));
     const mf_moe_params *p = &c->p;
-    /* undo the pokes of the previous case on the weights */
+    /* undo the pokes of the previous case on the kept tensors */
     for (int i = pb->n_saved - 1; i >= 0; i--) *pb->saved[i].at = pb->saved[i].old;
     pb->n_saved = 0;
-    int keep = pb->w13 && pb->w2 && pb->w_dims[0] == p->E_local && pb->w_dims[1] == p->I &&
-               pb->w_dims[2] == p->H && same_gen(&pb->w_gen[0], &c->gen[MF_T_W13]) &&
-               same_gen(&pb->w_gen[1], &c->gen[MF_T_W2]);
-    free(pb->x);
-    free(pb->logits);
-    free(pb->bias);
-    pb->x = NULL, pb->logits = NULL, pb->bias = NULL;
-    if (!keep) {
-        free(pb->w13);
-        free(pb->w2);
-        pb->w13 = malloc(mf_tensor_elems(p, MF_T_W13) * 2);
-        pb->w2 = malloc(mf_tensor_elems(p, MF_T_W2) * 2);
-        pb->w_dims[0] = -1; /* invalid until filled */
+    int keep = kept_reusable(c, pb);
+    pb->kept_valid = 0; /* invalid until filled */
+    int failed = 0;
+    for (int t = 0; t < MF_NUM_TENSORS; t++) {
+        mf_tensor_id id = (mf_tensor_id)t;
+        if (keep && tensor_kept(id)) continue;
+        free(mf_problem_tensor(pb, id));
+        void *a = malloc(mf_tensor_elems(p, id) * mf_tensor_host_size(id));
+        problem_tensor_set(pb, id, a);
+        failed |= !a;
     }
     pb->p = *p;
-    pb->x = malloc(mf_tensor_elems(p, MF_T_X) * 2);
-    pb->logits = malloc(mf_tensor_elems(p, MF_T_LOGITS) * 4);
-    pb->bias = malloc(mf_tensor_elems(p, MF_T_BIAS) * 4);
-    if (!pb->x || !pb->w13 || !pb->w2 || !pb->logits || !pb->bias) {
+    if (failed) {
         mf_problem_free(pb);
         return MF_FAIL(err, MF_ENOMEM, "out of memory for the tensors of a %.1f MiB case",
                        mf_case_bytes(c) / 1048576.0);
     }
-    if (!keep) {
-        fill_bf16(p, MF_T_W13, &c->gen[MF_T_W13], pb->w13);
-        fill_bf16(p, MF_T_W2, &c->gen[MF_T_W2], pb->w2);
-        pb->w_gen[0] = c->gen[MF_T_W13];
-        pb->w_gen[1] = c->gen[MF_T_W2];
-        pb->w_dims[0] = p->E_local, pb->w_dims[1] = p->I, pb->w_dims[2] = p->H;
+    for (int t = 0; t < MF_NUM_TENSORS; t++) {
+        mf_tensor_id id = (mf_tensor_id)t;
+        if (keep && tensor_kept(id)) continue;
+        fill_tensor(c, pb, id);
+        if (tensor_kept(id)) {
+            pb->kept_gen[t] = c->gen[t];
+            mf_tensor_shape(p, id, pb->kept_shape[t]);
+        }
     }
-    fill_bf16(p, MF_T_X, &c->gen[MF_T_X], pb->x);
-    fill_f32(p, MF_T_LOGITS, &c->gen[MF_T_LOGITS], p->logits_dtype == MF_DTYPE_BF16, pb->logits);
-    fill_f32(p, MF_T_BIAS, &c->gen[MF_T_BIAS], p->bias == MF_BIAS_BF16, pb->bias);
+    pb->kept_valid = 1;
     for (int i = 0; i < c->n_pokes; i++) {
         const mf_poke *k = &c->pokes[i];
         mf_tensor_id t = (mf_tensor_id)k->tensor;
-        size_t n = mf_tensor_elems(p, t);
-        size_t at = (size_t)k->index % n;
+        size_t at = (size_t)k->index % mf_tensor_elems(p, t);
         uint16_t b16 = (uint16_t)(k->bits & 0xffffu);
-        uint16_t *w = t == MF_T_W13 ? &pb->w13[at] : t == MF_T_W2 ? &pb->w2[at] : NULL;
-        if (w) {
-            pb->saved[pb->n_saved].at = w;
-            pb->saved[pb->n_saved].old = *w;
-            pb->n_saved++;
+        if (mf_tensor_host_size(t) == 2) {
+            uint16_t *w = (uint16_t *)mf_problem_tensor(pb, t) + at;
+            if (tensor_kept(t)) {
+                pb->saved[pb->n_saved].at = w;
+                pb->saved[pb->n_saved].old = *w;
+                pb->n_saved++;
+            }
             *w = b16;
-            continue;
-        }
-        switch (t) {
-        case MF_T_X: pb->x[at] = b16; break;
-        case MF_T_LOGITS:
-            pb->logits[at] = mf_tensor_is_bf16(p, t) ? mf_bf16_to_f32(b16)
-                                                     : mf_f32_from_bits(k->bits);
-            break;
-        case MF_T_BIAS:
-            pb->bias[at] = mf_tensor_is_bf16(p, t) ? mf_bf16_to_f32(b16)
-                                                   : mf_f32_from_bits(k->bits);
-            break;
-        default: break;
+        } else {
+            float *f = (float *)mf_problem_tensor(pb, t) + at;
+            *f = mf_tensor_is_bf16(p, t) ? mf_bf16_to_f32(b16) : mf_f32_from_bits(k->bits);
         }
     }
-    pb->t.x = pb->x;
-    pb->t.logits = pb->logits;
-    pb->t.bias = p->bias != MF_BIAS_NONE ? pb->bias : NULL;
-    pb->t.w13 = pb->w13;
-    pb->t.w2 = pb->w2;
+    problem_views(pb);
+    return MF_OK;
+}
+
+mf_status mf_kernel_inputs_make(const mf_problem *pb, mf_kernel_inputs *ki, mf_error *err) {
+    const mf_moe_params *p = &pb->p;
+    memset(ki, 0, sizeof *ki);
+    for (int t = 0; t < MF_NUM_TENSORS; t++) {
+        mf_tensor_id id = (mf_tensor_id)t;
+        if (!mf_tensor_present(p, id)) continue;
+        size_t n = mf_tensor_elems(p, id);
+        ki->bytes[t] = n * mf_tensor_kernel_size(p, id);
+        ki->data[t] = mf_problem_tensor(pb, id);
+        if (mf_tensor_kernel_size(p, id) == mf_tensor_host_size(id)) continue;
+        /* float holding bf16 values: the top half of the bits is the bf16 pattern */
+        const float *src = ki->data[t];
+        uint16_t *b = malloc(n * 2 + 2);
+        if (!b) {
+            mf_kernel_inputs_free(ki);
+            return MF_FAIL(err, MF_ENOMEM, "out of memory for the bf16 form of %s",
+                           mf_tensor_name(id));
+        }
+        for (size_t i = 0; i < n; i++) b[i] = (uint16_t)(mf_f32_bits(src[i]) >> 16);
+        ki->owned[t] = b;
+        ki->data[t] = b;
+    }
+    return MF_OK;
+}
+
+void mf_kernel_inputs_free(mf_kernel_inputs *ki) {
+    for (int t = 0; t < MF_NUM_TENSORS; t++) free(ki->owned[t]);
+    memset(ki, 0, sizeof *ki);
+}
+
+mf_status mf_problem_alloc(const mf_moe_params *p, mf_problem *pb, mf_error *err) {
+    memset(pb, 0, sizeof *pb);
+    pb->p = *p;
+    for (int t = 0; t < MF_NUM_TENSORS; t++) {
+        mf_tensor_id id = (mf_tensor_id)t;
+        void *a = calloc(mf_tensor_elems(p, id), mf_tensor_host_size(id));
+        if (!a) {
+            mf_problem_free(pb);
+            return MF_FAIL(err, MF_ENOMEM, "out of memory for the tensors of a case");
+        }
+        problem_tensor_set(pb, id, a);
+    }
+    problem_views(pb);
     return MF_OK;
 }
 

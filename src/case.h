@@ -12,13 +12,43 @@
 #include "mf_base.h"
 #include "problem.h"
 
+/* The tensors of a case, declared once. Everything that lists tensors follows this table: the
+ * tensor ids and the fields of mf_problem, generation and pokes (case.c), the text case's
+ * gen.NAME and poke keys (codec.c), the kernel's host and device inputs (backend.c), the
+ * isolated worker's shared memory (backend_isolate.c), case files (exchange.c) and the ABI
+ * params (backend.c). Append only: the id is part of the case format (v1 knows the first five).
+ *
+ * ROW(ID, name, storage, rank, d0, d1, d2, bf16, present, scale, kept, slot, level), expressions
+ * in the parameters `p` (const mf_moe_params *):
+ *   ID, name  MF_T_ID; name is the tensor's name everywhere (case files, text cases, reports) and
+ *             its field in mf_problem, mf_moe_tensors and the ABI's params or extension
+ *   storage   element type in mf_problem: uint16_t holds bf16 bit patterns; float holds fp32
+ *             values, bf16-representable when the tensor is bf16
+ *   rank, d0..d2  shape, row-major (unused dimensions 1)
+ *   bf16      1: the kernel gets bf16 (storage uint16_t must say 1); 0: fp32
+ *   present   0: the kernel gets NULL and case files omit it (mf_problem still holds an array)
+ *   scale     a generator's default scale (scale 0 in the case), an fp32 value
+ *   kept      1: mf_problem_update keeps it while its shape and generator stay (the weights)
+ *   slot      where the kernel finds it: `params` = a field of mf_kernel_params
+ *   level     the ABI feature level that first carries it (MF_ABI_LEVEL_*, kernel_abi.h) */
+#define MF_TENSOR_LIST(ROW)                                                                  \
+    ROW(X, x, uint16_t, 2, p->T, p->H, 1, 1, 1, 1.0, 0, params, 1)                            \
+    ROW(LOGITS, logits, float, 2, p->T, p->E, 1, p->logits_dtype == MF_DTYPE_BF16, 1, 1.0, 0,  \
+        params, 1)                                                                             \
+    ROW(BIAS, bias, float, 1, p->E, 1, 1, p->bias == MF_BIAS_BF16, p->bias != MF_BIAS_NONE,    \
+        (double)0.1f, 0, params, 1)                                                            \
+    ROW(W13, w13, uint16_t, 3, p->E_local, 2 * (size_t)p->I, p->H, 1, 1,                       \
+        (double)(float)(1.0 / sqrt((double)p->H)), 1, params, 1)                               \
+    ROW(W2, w2, uint16_t, 3, p->E_local, p->H, p->I, 1, 1,                                     \
+        (double)(float)(1.0 / sqrt((double)p->I)), 1, params, 1)
+
+#define MF_TENSOR_MAX_RANK 3
+
 typedef enum mf_tensor_id {
-    MF_T_X = 0,
-    MF_T_LOGITS = 1,
-    MF_T_BIAS = 2,
-    MF_T_W13 = 3,
-    MF_T_W2 = 4,
-    MF_NUM_TENSORS = 5
+#define MF_TENSOR_ID_(ID, ...) MF_T_##ID,
+    MF_TENSOR_LIST(MF_TENSOR_ID_)
+#undef MF_TENSOR_ID_
+    MF_NUM_TENSORS
 } mf_tensor_id;
 
 /* Generator classes. Values are part of the case format: append only. */
@@ -39,7 +69,7 @@ typedef enum mf_gen_class {
 
 typedef struct mf_gen {
     uint8_t cls;   /* mf_gen_class */
-    float scale;   /* 0: the tensor's default (x 1, logits 1, bias 0.1, w13 1/sqrt(H), w2 1/sqrt(I)) */
+    float scale;   /* 0: the tensor's default (MF_TENSOR_LIST's scale column) */
     uint64_t seed;
 } mf_gen;
 
@@ -72,9 +102,21 @@ void mf_case_default(mf_case *c);
 mf_status mf_case_validate(const mf_case *c, mf_error *err);
 
 const char *mf_tensor_name(mf_tensor_id t);
+/* The id of a tensor name, or -1. */
+int mf_tensor_lookup(const char *name);
 const char *mf_gen_class_name(mf_gen_class g);
+/* 1 if the kernel gets tensor t as bf16, 0 for fp32. */
 int mf_tensor_is_bf16(const mf_moe_params *p, mf_tensor_id t);
+/* 1 if the kernel gets tensor t (else NULL, and case files omit it). */
+int mf_tensor_present(const mf_moe_params *p, mf_tensor_id t);
 size_t mf_tensor_elems(const mf_moe_params *p, mf_tensor_id t);
+/* Shape of tensor t; returns its rank. */
+int mf_tensor_shape(const mf_moe_params *p, mf_tensor_id t, uint64_t shape[MF_TENSOR_MAX_RANK]);
+/* Bytes of one element of tensor t in mf_problem (2: bf16 bits; 4: float) and to the kernel. */
+size_t mf_tensor_host_size(mf_tensor_id t);
+size_t mf_tensor_kernel_size(const mf_moe_params *p, mf_tensor_id t);
+/* The ABI feature level that first carries tensor t. */
+int mf_tensor_level(mf_tensor_id t);
 /* Effective scale of a generator (resolves 0 to the tensor's default). */
 double mf_gen_scale(const mf_moe_params *p, mf_tensor_id t, const mf_gen *g);
 
@@ -82,21 +124,42 @@ double mf_gen_scale(const mf_moe_params *p, mf_tensor_id t, const mf_gen *g);
 double mf_case_bytes(const mf_case *c);
 double mf_case_work(const mf_case *c);
 
-/* A materialized problem: owns its tensors. */
+/* A materialized problem: owns its tensors, one array per row of MF_TENSOR_LIST. */
 typedef struct mf_problem {
     mf_moe_params p;
-    uint16_t *x, *w13, *w2;
-    float *logits, *bias;
+#define MF_TENSOR_FIELD_(ID, name, storage, ...) storage *name;
+    MF_TENSOR_LIST(MF_TENSOR_FIELD_)
+#undef MF_TENSOR_FIELD_
     mf_moe_tensors t; /* views of the arrays above */
-    /* what the weight buffers hold, so mf_problem_update can reuse them */
-    mf_gen w_gen[2];
-    int w_dims[3]; /* E_local, I, H */
-    int n_saved;   /* weight elements overwritten by pokes, restored before reuse */
+    /* what the kept tensors hold, so mf_problem_update can reuse them; kept_valid 0: regenerate */
+    int kept_valid;
+    mf_gen kept_gen[MF_NUM_TENSORS];
+    uint64_t kept_shape[MF_NUM_TENSORS][MF_TENSOR_MAX_RANK];
+    int n_saved; /* kept elements overwritten by pokes, restored before reuse */
     struct {
         uint16_t *at;
         uint16_t old;
     } saved[MF_MAX_POKES];
 } mf_problem;
+
+/* The array of tensor t in pb (uint16_t or float elements: mf_tensor_host_size). */
+void *mf_problem_tensor(const mf_problem *pb, mf_tensor_id t);
+
+/* The tensors of a problem in the form the kernel gets them (MF_TENSOR_LIST's bf16 and present
+ * columns): data[t] is pb's own array where its storage is the kernel's dtype, else a bf16 copy
+ * this owns (float arrays of bf16 tensors); NULL for an absent tensor. */
+typedef struct mf_kernel_inputs {
+    const void *data[MF_NUM_TENSORS];
+    size_t bytes[MF_NUM_TENSORS];
+    void *owned[MF_NUM_TENSORS];
+} mf_kernel_inputs;
+
+mf_status mf_kernel_inputs_make(const mf_problem *pb, mf_kernel_inputs *ki, mf_error *err);
+void mf_kernel_inputs_free(mf_kernel_inputs *ki);
+
+/* Allocates pb's arrays for parameters p, zero-filled, with their views (pb->t): a problem whose
+ * tensors come from elsewhere (case files). mf_problem_update regenerates every tensor of it. */
+mf_status mf_problem_alloc(const mf_moe_params *p, mf_problem *pb, mf_error *err);
 
 mf_status mf_problem_build(const mf_case *c, mf_problem *pb, mf_error *err);
 /* Rebuilds pb for c, regenerating the expert weights only when their sizes or generators

@@ -338,10 +338,12 @@ static int lookup(const char *v, const char *const *names, int n) {
     return -1;
 }
 
-static int tensor_of(const char *v) {
-    static const char *const n[] = {"x", "logits", "bias", "w13", "w2"};
-    return lookup(v, n, MF_NUM_TENSORS);
-}
+static int tensor_of(const char *v) { return mf_tensor_lookup(v); }
+
+/* "x, logits, ...": the tensor names for messages */
+#define MF_TENSOR_NAME_LIST_(ID, name, ...) ", " #name
+static const char tensor_names[] = MF_TENSOR_LIST(MF_TENSOR_NAME_LIST_);
+#undef MF_TENSOR_NAME_LIST_
 
 static char *trim(char *s) {
     while (isspace((unsigned char)*s)) s++;
@@ -385,9 +387,13 @@ static mf_status parse_gen(char *v, mf_gen *g, int line, mf_error *err) {
 static const char *const required_keys[] = {
     "T",      "H",           "I",      "E",        "E_local",    "expert_offset", "top_k",
     "score",  "bias",        "n_group", "topk_group", "group_rule", "renormalize", "eps",
-    "rsf",    "rsf_site",    "activation", "layout", "logits_dtype", "gen.x",     "gen.logits",
-    "gen.bias", "gen.w13",   "gen.w2"};
+    "rsf",    "rsf_site",    "activation", "layout", "logits_dtype",
+#define MF_TENSOR_GEN_KEY_(ID, name, ...) "gen." #name,
+    MF_TENSOR_LIST(MF_TENSOR_GEN_KEY_)
+#undef MF_TENSOR_GEN_KEY_
+};
 enum { N_REQUIRED_KEYS = sizeof required_keys / sizeof required_keys[0] };
+_Static_assert(N_REQUIRED_KEYS <= 32, "the keys a text case names fit the uint32_t masks");
 
 static int required_key_index(const char *key) {
     for (int i = 0; i < N_REQUIRED_KEYS; i++)
@@ -518,8 +524,8 @@ mf_status mf_case_parse_text(const char *text, mf_case *c, mf_error *err) {
         else if (!strncmp(key, "gen.", 4)) {
             int t = tensor_of(key + 4);
             if (t < 0) {
-                st = MF_FAIL(err, MF_EINVAL, "line %d: unknown tensor '%s' (x, logits, bias, "
-                             "w13, w2)", line, key + 4);
+                st = MF_FAIL(err, MF_EINVAL, "line %d: unknown tensor '%s' (%s)", line, key + 4,
+                             tensor_names + 2);
                 break;
             }
             st = parse_gen(val, &c->gen[t], line, err);

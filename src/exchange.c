@@ -62,26 +62,21 @@ static mf_status params_to_text(const mf_moe_params *p, param_text *pt, mf_error
 
 /* ---- case files ---- */
 
+static mf_st_dtype st_dtype(const mf_moe_params *p, mf_tensor_id t) {
+    return mf_tensor_is_bf16(p, t) ? MF_ST_BF16 : MF_ST_F32;
+}
+
 mf_status mf_xcase_write(const char *path, const mf_problem *pb, const mf_case *c,
                          const char *name, const char *method, mf_error *err) {
     const mf_moe_params *p = &pb->p;
     param_text pt;
     MF_TRY(params_to_text(p, &pt, err));
-    size_t nl = (size_t)p->T * p->E;
-    uint16_t *logits16 = NULL, *bias16 = NULL;
     char *case_text = NULL;
     size_t case_len = 0;
+    mf_kernel_inputs ki;
     mf_st_writer w;
     mf_st_writer_init(&w);
-    mf_status st = MF_OK;
-    if (p->logits_dtype == MF_DTYPE_BF16 && !(logits16 = malloc(nl * 2 + 2)))
-        st = MF_FAIL(err, MF_ENOMEM, "out of memory");
-    if (st == MF_OK && p->bias == MF_BIAS_BF16 && !(bias16 = malloc((size_t)p->E * 2)))
-        st = MF_FAIL(err, MF_ENOMEM, "out of memory");
-    if (st == MF_OK && logits16)
-        for (size_t i = 0; i < nl; i++) logits16[i] = (uint16_t)(mf_f32_bits(pb->logits[i]) >> 16);
-    if (st == MF_OK && bias16)
-        for (int e = 0; e < p->E; e++) bias16[e] = (uint16_t)(mf_f32_bits(pb->bias[e]) >> 16);
+    mf_status st = mf_kernel_inputs_make(pb, &ki, err);
     if (st == MF_OK) st = mf_st_writer_meta(&w, "format", MF_XCASE_FORMAT, err);
     for (int i = 0; i < N_PARAM_KEYS && st == MF_OK; i++)
         st = mf_st_writer_meta(&w, param_keys[i], pt.val[i], err);
@@ -96,24 +91,17 @@ mf_status mf_xcase_write(const char *path, const mf_problem *pb, const mf_case *
             st = mf_st_writer_meta(&w, "case", case_text, err);
         }
     }
-    uint64_t sx[2] = {(uint64_t)p->T, (uint64_t)p->H}, sl[2] = {(uint64_t)p->T, (uint64_t)p->E},
-             sb[1] = {(uint64_t)p->E},
-             s13[3] = {(uint64_t)p->E_local, 2 * (uint64_t)p->I, (uint64_t)p->H},
-             s2[3] = {(uint64_t)p->E_local, (uint64_t)p->H, (uint64_t)p->I};
-    if (st == MF_OK) st = mf_st_writer_add(&w, "x", MF_ST_BF16, 2, sx, pb->x, err);
-    if (st == MF_OK)
-        st = logits16 ? mf_st_writer_add(&w, "logits", MF_ST_BF16, 2, sl, logits16, err)
-                      : mf_st_writer_add(&w, "logits", MF_ST_F32, 2, sl, pb->logits, err);
-    if (st == MF_OK && p->bias == MF_BIAS_BF16)
-        st = mf_st_writer_add(&w, "bias", MF_ST_BF16, 1, sb, bias16, err);
-    if (st == MF_OK && p->bias == MF_BIAS_F32)
-        st = mf_st_writer_add(&w, "bias", MF_ST_F32, 1, sb, pb->bias, err);
-    if (st == MF_OK) st = mf_st_writer_add(&w, "w13", MF_ST_BF16, 3, s13, pb->w13, err);
-    if (st == MF_OK) st = mf_st_writer_add(&w, "w2", MF_ST_BF16, 3, s2, pb->w2, err);
+    for (int t = 0; t < MF_NUM_TENSORS && st == MF_OK; t++) {
+        mf_tensor_id id = (mf_tensor_id)t;
+        uint64_t shape[MF_TENSOR_MAX_RANK];
+        int rank = mf_tensor_shape(p, id, shape);
+        if (ki.data[t])
+            st = mf_st_writer_add(&w, mf_tensor_name(id), st_dtype(p, id), rank, shape,
+                                  ki.data[t], err);
+    }
     if (st == MF_OK) st = mf_st_writer_save(&w, path, err);
     mf_st_writer_free(&w);
-    free(logits16);
-    free(bias16);
+    mf_kernel_inputs_free(&ki);
     free(case_text);
     return st;
 }
@@ -129,7 +117,9 @@ static mf_status params_from_meta(const mf_safetensors *st, mf_case *c, mf_error
         return MF_FAIL(err, MF_EINVAL, "case file format '%.60s', this moefuzz reads '%s'", fmt,
                        MF_XCASE_FORMAT);
     /* the tensors are in the file: the metadata names no generators */
-    static const char no_gens[] = "defaults = gen.x gen.logits gen.bias gen.w13 gen.w2\n";
+#define MF_TENSOR_GEN_KEY_(ID, name, ...) " gen." #name
+    static const char no_gens[] = "defaults =" MF_TENSOR_LIST(MF_TENSOR_GEN_KEY_) "\n";
+#undef MF_TENSOR_GEN_KEY_
     size_t cap = 64 + sizeof no_gens;
     for (int i = 0; i < N_PARAM_KEYS; i++) {
         const char *v = mf_st_meta_get(st, param_keys[i]);
@@ -173,61 +163,36 @@ static mf_status params_from_meta(const mf_safetensors *st, mf_case *c, mf_error
 static mf_status problem_from_tensors(const mf_safetensors *st, const mf_case *c, mf_problem *pb,
                                       mf_error *err) {
     const mf_moe_params *p = &c->p;
-    const mf_st_tensor *tx, *tl, *tb = NULL, *t13, *t2;
-    uint64_t sx[2] = {(uint64_t)p->T, (uint64_t)p->H}, sl[2] = {(uint64_t)p->T, (uint64_t)p->E},
-             sb[1] = {(uint64_t)p->E},
-             s13[3] = {(uint64_t)p->E_local, 2 * (uint64_t)p->I, (uint64_t)p->H},
-             s2[3] = {(uint64_t)p->E_local, (uint64_t)p->H, (uint64_t)p->I};
-    int l16 = p->logits_dtype == MF_DTYPE_BF16;
-    MF_TRY(mf_st_expect(st, "x", MF_ST_BF16, 2, sx, &tx, err));
-    MF_TRY(mf_st_expect(st, "logits", l16 ? MF_ST_BF16 : MF_ST_F32, 2, sl, &tl, err));
-    if (p->bias != MF_BIAS_NONE)
-        MF_TRY(mf_st_expect(st, "bias", p->bias == MF_BIAS_BF16 ? MF_ST_BF16 : MF_ST_F32, 1, sb,
-                            &tb, err));
-    else if (mf_st_find(st, "bias"))
-        return MF_FAIL(err, MF_EINVAL, "tensor 'bias' present, but the metadata says bias = none");
-    MF_TRY(mf_st_expect(st, "w13", MF_ST_BF16, 3, s13, &t13, err));
-    MF_TRY(mf_st_expect(st, "w2", MF_ST_BF16, 3, s2, &t2, err));
-    memset(pb, 0, sizeof *pb);
-    pb->p = *p;
-    size_t nx = mf_tensor_elems(p, MF_T_X), nl = mf_tensor_elems(p, MF_T_LOGITS);
-    size_t n13 = mf_tensor_elems(p, MF_T_W13), n2 = mf_tensor_elems(p, MF_T_W2);
-    pb->x = malloc(nx * 2);
-    pb->logits = malloc(nl * 4);
-    pb->bias = calloc((size_t)p->E, 4); /* always allocated, zero without a bias (as case.c) */
-    pb->w13 = malloc(n13 * 2);
-    pb->w2 = malloc(n2 * 2);
-    if (!pb->x || !pb->logits || !pb->bias || !pb->w13 || !pb->w2) {
-        mf_problem_free(pb);
-        return MF_FAIL(err, MF_ENOMEM, "out of memory for the tensors of a case file");
+    const mf_st_tensor *ts[MF_NUM_TENSORS] = {0};
+    for (int t = 0; t < MF_NUM_TENSORS; t++) {
+        mf_tensor_id id = (mf_tensor_id)t;
+        uint64_t shape[MF_TENSOR_MAX_RANK];
+        int rank = mf_tensor_shape(p, id, shape);
+        if (mf_tensor_present(p, id))
+            MF_TRY(mf_st_expect(st, mf_tensor_name(id), st_dtype(p, id), rank, shape, &ts[t],
+                                err));
+        else if (mf_st_find(st, mf_tensor_name(id)))
+            return MF_FAIL(err, MF_EINVAL,
+                           "tensor '%s' present, but the metadata's parameters leave it out",
+                           mf_tensor_name(id));
     }
-    memcpy(pb->x, tx->data, nx * 2);
-    memcpy(pb->w13, t13->data, n13 * 2);
-    memcpy(pb->w2, t2->data, n2 * 2);
-    for (size_t i = 0; i < nl; i++) {
-        if (l16) {
-            uint16_t b;
-            memcpy(&b, tl->data + 2 * i, 2);
-            pb->logits[i] = mf_bf16_to_f32(b);
+    MF_TRY(mf_problem_alloc(p, pb, err)); /* zero where a tensor is absent */
+    for (int t = 0; t < MF_NUM_TENSORS; t++) {
+        mf_tensor_id id = (mf_tensor_id)t;
+        size_t n = mf_tensor_elems(p, id);
+        void *a = mf_problem_tensor(pb, id);
+        if (!ts[t]) continue;
+        if (mf_tensor_host_size(id) == mf_tensor_kernel_size(p, id)) {
+            memcpy(a, ts[t]->data, n * mf_tensor_host_size(id));
         } else {
-            memcpy(&pb->logits[i], tl->data + 4 * i, 4);
+            float *f = a;
+            for (size_t i = 0; i < n; i++) {
+                uint16_t b;
+                memcpy(&b, ts[t]->data + 2 * i, 2);
+                f[i] = mf_bf16_to_f32(b);
+            }
         }
     }
-    for (int e = 0; tb && e < p->E; e++) {
-        if (p->bias == MF_BIAS_BF16) {
-            uint16_t b;
-            memcpy(&b, tb->data + 2 * (size_t)e, 2);
-            pb->bias[e] = mf_bf16_to_f32(b);
-        } else {
-            memcpy(&pb->bias[e], tb->data + 4 * (size_t)e, 4);
-        }
-    }
-    pb->t.x = pb->x;
-    pb->t.logits = pb->logits;
-    pb->t.bias = p->bias != MF_BIAS_NONE ? pb->bias : NULL;
-    pb->t.w13 = pb->w13;
-    pb->t.w2 = pb->w2;
-    pb->w_dims[0] = -1; /* not from generators: mf_problem_update must regenerate */
     return MF_OK;
 }
 

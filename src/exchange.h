@@ -1,7 +1,8 @@
 /* exchange.h: case and result files for kernels that live outside moefuzz (docs/files.md).
  *
- * A case file is a safetensors file holding the problem's input tensors (x, logits, bias when
- * present, w13, w2) and, in "__metadata__", every parameter of the case as strings with the
+ * A case file is a safetensors file holding the problem's input tensors as the kernel gets them
+ * (MF_TENSOR_LIST, case.h: x, logits, bias when present, w13, w2) and, in "__metadata__", every
+ * parameter of the case as strings with the
  * names and values of the text case format ("T" = "4", "score" = "sigmoid", "rsf" = "2.5", ...),
  * plus "format" = "moefuzz-case-1" and, when known, the whole text case ("case"), a name and
  * the routing method. A result file holds "out" [T, H] BF16 and optionally "topk_ids" [T, k]
