@@ -70,6 +70,98 @@ static mf_status abi_value(const mf_enum_info *e, int v, int32_t *out, mf_error 
     return MF_OK;
 }
 
+/* ---- feature levels ---- */
+
+/* The slots the extensions took were reserved in the first header: the layouts did not move. */
+_Static_assert(offsetof(mf_kernel_api, get_ext) ==
+                   offsetof(mf_kernel_api, release) + sizeof(void (*)(void *)),
+               "get_ext is the first header's reserved[0] of mf_kernel_api");
+_Static_assert(sizeof(mf_kernel_api) ==
+                   offsetof(mf_kernel_api, release) + sizeof(void (*)(void *)) + 8 * sizeof(void *),
+               "mf_kernel_api keeps the first header's size");
+_Static_assert(offsetof(mf_kernel_params, ext) + 8 == offsetof(mf_kernel_params, reserved) &&
+                   sizeof(mf_kernel_params) == offsetof(mf_kernel_params, reserved) + 7 * 8,
+               "params.ext is the first header's reserved[0]");
+
+/* The enum values of each level: ABI values below count exist from level on. Level 1 is what the
+ * first header declares, frozen; a level that adds values appends its row with the new count. */
+static const struct {
+    const mf_enum_info *e;
+    int count;
+    uint32_t level;
+} enum_levels[] = {
+    {&mf_enum_score, 2, MF_ABI_LEVEL_1},      {&mf_enum_bias, 3, MF_ABI_LEVEL_1},
+    {&mf_enum_group_rule, 2, MF_ABI_LEVEL_1}, {&mf_enum_rsf_site, 2, MF_ABI_LEVEL_1},
+    {&mf_enum_activation, 1, MF_ABI_LEVEL_1}, {&mf_enum_layout, 2, MF_ABI_LEVEL_1},
+    {&mf_enum_dtype, 2, MF_ABI_LEVEL_1},
+};
+
+/* UINT32_MAX for a value no level has (mf_backend_params refuses it) */
+static uint32_t enum_level(const mf_enum_info *e, int v) {
+    uint32_t lvl = UINT32_MAX;
+    for (size_t i = 0; i < sizeof enum_levels / sizeof enum_levels[0]; i++)
+        if (enum_levels[i].e == e && v >= 0 && v < enum_levels[i].count &&
+            enum_levels[i].level < lvl)
+            lvl = enum_levels[i].level;
+    return lvl;
+}
+
+uint32_t mf_case_level(const mf_moe_params *p, char *what, size_t n) {
+    uint32_t level = MF_ABI_LEVEL_1;
+    snprintf(what, n, "the first header's case");
+    const struct {
+        const mf_enum_info *e;
+        int v;
+    } enums[] = {{&mf_enum_score, p->score},         {&mf_enum_bias, p->bias},
+                 {&mf_enum_group_rule, p->group_rule}, {&mf_enum_rsf_site, p->rsf_site},
+                 {&mf_enum_activation, p->activation}, {&mf_enum_layout, p->layout},
+                 {&mf_enum_dtype, p->logits_dtype}};
+    for (size_t i = 0; i < sizeof enums / sizeof enums[0]; i++) {
+        uint32_t l = enum_level(enums[i].e, enums[i].v);
+        if (l > level) {
+            level = l;
+            snprintf(what, n, "%s = %s", enums[i].e->key, mf_enum_name(enums[i].e, enums[i].v));
+        }
+    }
+    for (int t = 0; t < MF_NUM_TENSORS; t++) {
+        uint32_t l = (uint32_t)mf_tensor_level((mf_tensor_id)t);
+        if (mf_tensor_present(p, (mf_tensor_id)t) && l > level) {
+            level = l;
+            snprintf(what, n, "tensor %s", mf_tensor_name((mf_tensor_id)t));
+        }
+    }
+    return level;
+}
+
+mf_status mf_backend_level(const mf_kernel_features *f, uint32_t *level, mf_error *err) {
+    *level = MF_ABI_LEVEL_1;
+    if (f->ext.kind == 0) return MF_OK; /* nothing declared */
+    if (f->ext.kind != MF_KERNEL_EXT_FEATURES ||
+        f->ext.struct_size < offsetof(mf_kernel_features, level) + sizeof f->level)
+        return MF_FAIL(err, MF_EINVAL,
+                       "kernel's features extension has kind %u and size %u (want kind %u, "
+                       "size >= %zu)",
+                       f->ext.kind, f->ext.struct_size, (unsigned)MF_KERNEL_EXT_FEATURES,
+                       offsetof(mf_kernel_features, level) + sizeof f->level);
+    if (f->level < MF_ABI_LEVEL_1)
+        return MF_FAIL(err, MF_EINVAL, "kernel declares feature level %u (levels start at 1)",
+                       f->level);
+    *level = f->level < MF_KERNEL_FEATURE_LEVEL ? f->level : MF_KERNEL_FEATURE_LEVEL;
+    return MF_OK;
+}
+
+/* The kernel's features extension, copied by value (zero when it declares none). */
+static void api_features(const mf_kernel_api *api, mf_kernel_features *out) {
+    memset(out, 0, sizeof *out);
+    if (api->struct_size < offsetof(mf_kernel_api, get_ext) + sizeof api->get_ext || !api->get_ext)
+        return;
+    const mf_kernel_ext *e = api->get_ext(MF_KERNEL_EXT_FEATURES);
+    if (!e) return;
+    size_t n = e->struct_size < sizeof *out ? e->struct_size : sizeof *out;
+    memcpy(out, e, n < sizeof *e ? sizeof *e : n);
+    out->ext.next = NULL;
+}
+
 /* ---- contracts ---- */
 
 mf_status mf_contract_from_abi(const mf_kernel_contract *kc, mf_contract *out, char *name_buf,
@@ -135,6 +227,8 @@ static mf_status open_api(mf_backend *b, mf_error *err) {
                            b->spec, kc->routing_method);
         snprintf(b->routing_method, sizeof b->routing_method, "%s", kc->routing_method);
     }
+    api_features(&b->api, &b->features);
+    MF_TRY(mf_backend_level(&b->features, &b->level, err));
     if (b->api.create(&b->ctx, msg, sizeof msg) != 0)
         return MF_FAIL(err, MF_EBACKEND, "backend %s: create failed: %s", b->spec, msg);
     return MF_OK;
@@ -287,34 +381,14 @@ void mf_run_result_free(mf_run_result *r) {
     memset(r, 0, sizeof *r);
 }
 
-/* Host copies of the inputs in the kernel's formats: logits and bias as bf16 when so typed. */
-typedef struct host_inputs {
-    uint16_t *logits16, *bias16;
-} host_inputs;
-
-static mf_status prepare_inputs(const mf_problem *pb, mf_kernel_params *kp, host_inputs *hi,
-                                mf_error *err) {
-    const mf_moe_params *p = &pb->p;
-    memset(hi, 0, sizeof *hi);
-    kp->x = pb->x;
-    kp->w13 = pb->w13;
-    kp->w2 = pb->w2;
-    kp->logits = pb->logits;
-    kp->bias = p->bias == MF_BIAS_NONE ? NULL : (const void *)pb->bias;
-    if (p->logits_dtype == MF_DTYPE_BF16) {
-        size_t n = (size_t)p->T * p->E;
-        hi->logits16 = malloc(n * 2);
-        if (!hi->logits16) return MF_FAIL(err, MF_ENOMEM, "out of memory");
-        for (size_t i = 0; i < n; i++) hi->logits16[i] = mf_f32_bits(pb->logits[i]) >> 16;
-        kp->logits = hi->logits16;
-    }
-    if (p->bias == MF_BIAS_BF16) {
-        hi->bias16 = malloc((size_t)p->E * 2);
-        if (!hi->bias16) return MF_FAIL(err, MF_ENOMEM, "out of memory");
-        for (int e = 0; e < p->E; e++) hi->bias16[e] = mf_f32_bits(pb->bias[e]) >> 16;
-        kp->bias = hi->bias16;
-    }
-    return MF_OK;
+/* The kernel's field of each tensor (MF_TENSOR_LIST's slot column). */
+#define MF_ABI_SLOT_params(kp, name) (kp)->name
+static void params_set_tensors(mf_kernel_params *kp, const void *const data[MF_NUM_TENSORS]) {
+#define MF_TENSOR_ABI_(ID, name, storage, rank, d0, d1, d2, bf16, present, scale, kept, slot, \
+                       level)                                                                 \
+    MF_ABI_SLOT_##slot(kp, name) = data[MF_T_##ID];
+    MF_TENSOR_LIST(MF_TENSOR_ABI_)
+#undef MF_TENSOR_ABI_
 }
 
 static void check_output(const uint16_t *buf, size_t n, mf_run_result *r) {
@@ -338,12 +412,14 @@ static void check_output(const uint16_t *buf, size_t n, mf_run_result *r) {
 /* ---- device-memory kernels: copy in, run, copy back (generic over mf_device_ops) ---- */
 
 typedef struct dev_bufs {
-    void *x, *logits, *bias, *w13, *w2, *out, *ids, *weights, *ws;
+    void *in[MF_NUM_TENSORS];
+    void *out, *ids, *weights, *ws;
 } dev_bufs;
 
 static void dev_free_all(const mf_device_ops *d, dev_bufs *db) {
-    void **v[] = {&db->x, &db->logits, &db->bias, &db->w13, &db->w2,
-                  &db->out, &db->ids, &db->weights, &db->ws};
+    for (int t = 0; t < MF_NUM_TENSORS; t++)
+        if (db->in[t]) d->free(db->in[t]), db->in[t] = NULL;
+    void **v[] = {&db->out, &db->ids, &db->weights, &db->ws};
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
         if (*v[i]) d->free(*v[i]), *v[i] = NULL;
 }
@@ -358,34 +434,23 @@ static mf_status dev_upload(const mf_device_ops *d, void **dst, const void *src,
     return MF_OK;
 }
 
-static mf_status run_device(mf_backend *b, const mf_problem *pb, mf_kernel_params *kp,
-                            uint16_t *obuf, size_t wbytes, mf_run_result *r, mf_error *err) {
+static mf_status run_device(mf_backend *b, const mf_problem *pb, const mf_kernel_inputs *ki,
+                            mf_kernel_params *kp, uint16_t *obuf, size_t wbytes,
+                            mf_run_result *r, mf_error *err) {
     const mf_device_ops *d = b->dev;
     const mf_moe_params *p = &pb->p;
     size_t n_out = (size_t)p->T * p->H, n_sel = (size_t)p->T * p->top_k;
-    size_t logit_bytes = (size_t)p->T * p->E * (p->logits_dtype == MF_DTYPE_BF16 ? 2 : 4);
-    size_t bias_bytes = (size_t)p->E * (p->bias == MF_BIAS_BF16 ? 2 : 4);
     dev_bufs db = {0};
     mf_status st = MF_OK;
     char msg[512] = "";
-#define UP(field, src, bytes)                                                    if ((st = dev_upload(d, &db.field, src, bytes, err)) != MF_OK) goto out;
-    UP(x, kp->x, n_out * 2)
-    UP(logits, kp->logits, logit_bytes)
-    if (kp->bias) UP(bias, kp->bias, bias_bytes)
-    UP(w13, kp->w13, mf_tensor_elems(p, MF_T_W13) * 2)
-    UP(w2, kp->w2, mf_tensor_elems(p, MF_T_W2) * 2)
-    UP(out, obuf, (n_out + 2 * MF_GUARD_ELEMS) * 2)
-    if (r->ids) {
-        UP(ids, r->ids, n_sel * 4)
-        UP(weights, r->weights, n_sel * 4)
-    }
-    UP(ws, NULL, wbytes)
-#undef UP
-    kp->x = db.x;
-    kp->logits = db.logits;
-    kp->bias = kp->bias ? db.bias : NULL;
-    kp->w13 = db.w13;
-    kp->w2 = db.w2;
+    for (int t = 0; t < MF_NUM_TENSORS && st == MF_OK; t++)
+        if (ki->data[t]) st = dev_upload(d, &db.in[t], ki->data[t], ki->bytes[t], err);
+    if (st == MF_OK) st = dev_upload(d, &db.out, obuf, (n_out + 2 * MF_GUARD_ELEMS) * 2, err);
+    if (st == MF_OK && r->ids) st = dev_upload(d, &db.ids, r->ids, n_sel * 4, err);
+    if (st == MF_OK && r->ids) st = dev_upload(d, &db.weights, r->weights, n_sel * 4, err);
+    if (st == MF_OK) st = dev_upload(d, &db.ws, NULL, wbytes, err);
+    if (st != MF_OK) goto out;
+    params_set_tensors(kp, (const void *const *)db.in);
     kp->out = (uint16_t *)db.out + MF_GUARD_ELEMS;
     kp->topk_ids = db.ids;
     kp->topk_weights = db.weights;
@@ -413,10 +478,24 @@ out:
 }
 
 mf_status mf_backend_run(mf_backend *b, const mf_problem *pb, mf_run_result *r, mf_error *err) {
-    if (b->exec) return mf_exec_run(b, pb, r, err);
-    if (b->iso) return mf_isolate_run(b, pb, r, err);
     memset(r, 0, sizeof *r);
     const mf_moe_params *p = &pb->p;
+    char what[128];
+    uint32_t need = mf_case_level(p, what, sizeof what);
+    if (need > b->level) {
+        r->unsupported = 1;
+        if (need == UINT32_MAX)
+            snprintf(r->reason, sizeof r->reason,
+                     "needs an ABI feature no level has (%s); the kernel speaks level %u", what,
+                     b->level);
+        else
+            snprintf(r->reason, sizeof r->reason,
+                     "needs ABI feature level %u (%s); the kernel speaks level %u", need, what,
+                     b->level);
+        return MF_OK;
+    }
+    if (b->exec) return mf_exec_run(b, pb, r, err);
+    if (b->iso) return mf_isolate_run(b, pb, r, err);
     mf_kernel_params kp;
     MF_TRY(mf_backend_params(p, &kp, err));
     kp.memory = b->api.memory;
@@ -438,7 +517,7 @@ mf_status mf_backend_run(mf_backend *b, const mf_problem *pb, mf_run_result *r, 
         r->weights = malloc(n_sel * sizeof(float));
     }
     uint16_t *obuf = malloc((n_out + 2 * MF_GUARD_ELEMS) * 2);
-    host_inputs hi = {0};
+    mf_kernel_inputs ki = {0};
     mf_status st = MF_OK;
     if (!r->out || !obuf || (b->api.contract.reports_routing && (!r->ids || !r->weights))) {
         st = MF_FAIL(err, MF_ENOMEM, "out of memory for outputs");
@@ -451,9 +530,10 @@ mf_status mf_backend_run(mf_backend *b, const mf_problem *pb, mf_run_result *r, 
         for (size_t i = 0; i < n_sel; i++) r->ids[i] = -7777;
         for (size_t i = 0; i < n_sel; i++) r->weights[i] = NAN;
     }
-    if ((st = prepare_inputs(pb, &kp, &hi, err)) != MF_OK) goto done;
+    if ((st = mf_kernel_inputs_make(pb, &ki, err)) != MF_OK) goto done;
+    params_set_tensors(&kp, ki.data);
     if (b->dev) {
-        if ((st = run_device(b, pb, &kp, obuf, wbytes, r, err)) != MF_OK) goto done;
+        if ((st = run_device(b, pb, &ki, &kp, obuf, wbytes, r, err)) != MF_OK) goto done;
         check_output(obuf, n_out, r);
         memcpy(r->out, obuf + MF_GUARD_ELEMS, n_out * 2);
         goto done;
@@ -480,8 +560,7 @@ mf_status mf_backend_run(mf_backend *b, const mf_problem *pb, mf_run_result *r, 
     memcpy(r->out, obuf + MF_GUARD_ELEMS, n_out * 2);
 done:
     free(obuf);
-    free(hi.logits16);
-    free(hi.bias16);
+    mf_kernel_inputs_free(&ki);
     if (st != MF_OK) mf_run_result_free(r);
     return st;
 }

@@ -46,6 +46,9 @@ typedef struct mf_backend {
     char routing_method[64];   /* routing method of the cases (methods.h): the kernel's declared
                                   one, or what the tool applies (--method); exec case files
                                   record it; "" for none */
+    uint32_t level;            /* ABI feature level of the cases the kernel is sent (kernel_abi.h):
+                                  the lower of its declared level and this moefuzz's */
+    mf_kernel_features features; /* the kernel's declaration by value (zero: none, level 1) */
 } mf_backend;
 
 /* Opens a backend by spec: "cpu", "cuda", "plugin:PATH", "cpu-mutant:NAME" (test builds),
@@ -94,7 +97,9 @@ typedef struct mf_run_result {
     double seconds;
 } mf_run_result;
 
-/* Runs the kernel on a problem. MF_EBACKEND if the kernel reports an error (message kept);
+/* Runs the kernel on a problem. A case above the kernel's feature level is answered unsupported
+ * ("needs ABI feature level N: WHAT") without reaching the kernel. MF_EBACKEND if the kernel
+ * reports an error (message kept);
  * for kernels in another process MF_ECRASH ("crashed with signal 11 on this case") or
  * MF_ETIMEOUT, after which the process restarts on the next call. */
 mf_status mf_backend_run(mf_backend *b, const mf_problem *pb, mf_run_result *r, mf_error *err);
@@ -105,6 +110,14 @@ mf_status mf_exec_run(mf_backend *b, const mf_problem *pb, mf_run_result *r, mf_
 /* Fills the kernel ABI params for a problem (pointers left NULL); fails on an enum value the ABI
  * has no value for. */
 mf_status mf_backend_params(const mf_moe_params *p, mf_kernel_params *kp, mf_error *err);
+
+/* The ABI feature level a case needs (kernel_abi.h): the highest level among its tensors and
+ * enum values; what names the first thing that needs that level ("score = NAME", "tensor NAME"). */
+uint32_t mf_case_level(const mf_moe_params *p, char *what, size_t n);
+
+/* The level a kernel with this declaration is sent (the lower of the declared level and
+ * MF_KERNEL_FEATURE_LEVEL; 1 without a declaration). A declaration that is not one is an error. */
+mf_status mf_backend_level(const mf_kernel_features *f, uint32_t *level, mf_error *err);
 
 /* Resolves a declared contract to the reference's form. */
 mf_status mf_contract_from_abi(const mf_kernel_contract *kc, mf_contract *out, char *name_buf,

@@ -2,14 +2,21 @@
  * exec:COMMAND`), spoken to through case and result files and one line per message on its stdin
  * and stdout (protocol: docs/files.md).
  *
- *   moefuzz: hello 1                        adapter: hello NAME [contract=C] [routing=0|1]
- *                                                          [method=M]
+ *   moefuzz: hello 2                        adapter: hello NAME [protocol=2] [level=L]
+ *                                                 [contract=C] [routing=0|1] [method=M]
+ *                                                 [cache=weights]
  *   moefuzz: run IN.safetensors OUT.safetensors
  *                                            adapter: ok | unsupported REASON | error MESSAGE
  *   moefuzz: quit                           (the adapter exits; EOF on stdin means the same)
  *
- * COMMAND runs under `sh -c` in its own process group with stdin and stdout on one end of a
- * socket pair (stderr is moefuzz's). Lines that are not protocol replies are skipped, so a
+ * moefuzz's hello gives the highest protocol version it speaks; the adapter's, the version it
+ * speaks (no protocol=: 1, the first adapters' hello) and the ABI feature level of the cases it
+ * understands (no level=: 1); moefuzz sends it no case above that level. cache=weights is
+ * reserved: an adapter announces that it can keep expert weights across cases by their
+ * generator; moefuzz records it and, in protocol 2, still sends every tensor in every case file.
+ *
+ * COMMAND runs under `sh -c` in its own process group (proc.c) with stdin and stdout on one end
+ * of a socket pair (stderr is moefuzz's). Lines that are not protocol replies are skipped, so a
  * stray print does not break the exchange. A process that exits or is killed during a call is
  * a crash on that case; one that does not answer within the timeout has its whole process group
  * killed; either way the next call starts it again (and greets it again). All state lives in
@@ -18,30 +25,25 @@
  */
 #include <errno.h>
 #include <limits.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "backend.h"
 #include "exchange.h"
 #include "methods.h"
+#include "proc.h"
 
-#define EXEC_PROTOCOL_VERSION 1
+#define EXEC_PROTOCOL_VERSION 2
 #define EXEC_START_TIMEOUT_S 60.0 /* an adapter may import torch and compile kernels first */
 #define EXEC_LINE_MAX 4096
 
 struct mf_exec {
     char command[2048];
     double timeout_s;
-    pid_t pid; /* <= 0: not running */
-    int sock;
+    mf_proc proc; /* the adapter; pid <= 0: not running */
     char dir[PATH_MAX], in_path[PATH_MAX + 32], out_path[PATH_MAX + 32];
     char rbuf[EXEC_LINE_MAX];
     size_t rlen;
@@ -49,74 +51,25 @@ struct mf_exec {
     /* from the adapter's hello */
     char name[64], contract[64], method[64];
     int reports_routing, greeted;
+    int protocol;      /* the version the adapter speaks */
+    uint32_t level;    /* the feature level of the cases it understands */
+    int cache_weights; /* announced cache=weights (reserved) */
 };
 
 /* ---- process ---- */
 
-static void describe_status(int status, char *how, size_t n) {
-    if (WIFSIGNALED(status))
-        snprintf(how, n, "was killed by signal %d (%s)", WTERMSIG(status),
-                 strsignal(WTERMSIG(status)));
-    else if (WIFEXITED(status) && WEXITSTATUS(status) > 128 && WEXITSTATUS(status) < 128 + 65)
-        /* sh -c reports a command killed by signal N as status 128 + N */
-        snprintf(how, n, "exited with status %d (killed by signal %d, %s, under sh)",
-                 WEXITSTATUS(status), WEXITSTATUS(status) - 128,
-                 strsignal(WEXITSTATUS(status) - 128));
-    else if (WIFEXITED(status))
-        snprintf(how, n, "exited with status %d", WEXITSTATUS(status));
-    else
-        snprintf(how, n, "ended");
-}
-
-/* Ends the adapter: waits up to wait_s for it to exit by itself, then kills its process group.
- * Describes how it ended. */
+/* Ends the adapter (proc.c): waits up to wait_s for it to exit by itself, then kills its process
+ * group. Describes how it ended. */
 static void stop(struct mf_exec *e, double wait_s, char *how, size_t n) {
-    if (e->pid <= 0) {
-        snprintf(how, n, "was not running");
-        return;
-    }
-    int status = 0, done = 0;
-    double until = mf_now_s() + wait_s;
-    for (;;) {
-        pid_t r = waitpid(e->pid, &status, WNOHANG);
-        if (r == e->pid) {
-            done = 1;
-            break;
-        }
-        if (r < 0 && errno != EINTR) break;
-        if (mf_now_s() >= until) break;
-        struct timespec ts = {0, 2000000};
-        nanosleep(&ts, NULL);
-    }
-    if (done) {
-        describe_status(status, how, n);
-        kill(-e->pid, SIGKILL); /* anything the shell left behind */
-    } else {
-        kill(-e->pid, SIGKILL);
-        kill(e->pid, SIGKILL);
-        while (waitpid(e->pid, &status, 0) < 0 && errno == EINTR) {
-        }
-        snprintf(how, n, "was killed");
-    }
-    if (e->sock >= 0) close(e->sock);
-    e->sock = -1;
-    e->pid = -1;
+    mf_proc_end(&e->proc, wait_s, how, n);
     e->rlen = 0;
 }
 
 static int send_line(struct mf_exec *e, const char *line) {
-    size_t n = strlen(line);
-    while (n) {
-        ssize_t w = send(e->sock, line, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return -1;
-        line += w;
-        n -= (size_t)w;
-    }
-    return 0;
+    return mf_proc_send(e->proc.sock, line, strlen(line)) == MF_IO_OK ? 0 : -1;
 }
 
-enum { LINE_OK = 0, LINE_EOF = -1, LINE_TIMEOUT = -2, LINE_ERROR = -3 };
+enum { LINE_OK = MF_IO_OK, LINE_EOF = MF_IO_EOF, LINE_TIMEOUT = MF_IO_TIMEOUT };
 
 /* Next line (without '\n') before the deadline; overlong lines are cut. */
 static int read_line(struct mf_exec *e, char *out, size_t cap, double deadline) {
@@ -133,17 +86,9 @@ static int read_line(struct mf_exec *e, char *out, size_t cap, double deadline) 
             e->rlen -= used;
             return LINE_OK;
         }
-        double left = deadline - mf_now_s();
-        if (left <= 0) return LINE_TIMEOUT;
-        struct pollfd pf = {e->sock, POLLIN, 0};
-        int pr = poll(&pf, 1, (int)(left * 1000) + 1);
-        if (pr < 0 && errno == EINTR) continue;
-        if (pr < 0) return LINE_ERROR;
-        if (pr == 0) continue;
-        ssize_t r = recv(e->sock, e->rbuf + e->rlen, sizeof e->rbuf - e->rlen, 0);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) return LINE_ERROR;
-        if (r == 0) return LINE_EOF;
+        long r = mf_proc_recv_some(e->proc.sock, e->rbuf + e->rlen, sizeof e->rbuf - e->rlen,
+                                   deadline);
+        if (r < 0) return (int)r;
         e->rlen += (size_t)r;
     }
 }
@@ -173,11 +118,22 @@ static mf_status parse_hello(struct mf_exec *e, const char *line, mf_error *err)
     if (!name)
         return MF_FAIL(err, MF_EINVAL, "exec backend: hello without the adapter's name");
     char contract[64] = "any-order", method[64] = "";
-    int routing = 0;
+    int routing = 0, cache_weights = 0;
+    long protocol = 1, level = MF_ABI_LEVEL_1; /* what the first adapters' hello meant */
     for (char *tok; (tok = strtok_r(NULL, " \t", &save));) {
         if (!strncmp(tok, "contract=", 9)) snprintf(contract, sizeof contract, "%s", tok + 9);
         else if (!strncmp(tok, "routing=", 8)) routing = atoi(tok + 8) != 0;
         else if (!strncmp(tok, "method=", 7)) snprintf(method, sizeof method, "%s", tok + 7);
+        else if (!strncmp(tok, "protocol=", 9) || !strncmp(tok, "level=", 6)) {
+            char *eq = strchr(tok, '='), *end;
+            long v = strtol(eq + 1, &end, 10);
+            if (end == eq + 1 || *end || v < 1 || v > 1000000)
+                return MF_FAIL(err, MF_EINVAL, "exec backend: bad '%.40s' in the adapter's hello "
+                               "(a whole number from 1)", tok);
+            *(tok[0] == 'p' ? &protocol : &level) = v;
+        } else if (!strncmp(tok, "cache=", 6)) {
+            cache_weights = !strcmp(tok + 6, "weights");
+        }
         /* unknown keys: a newer adapter; ignored */
     }
     if (!mf_contract_find(contract))
@@ -195,42 +151,23 @@ static mf_status parse_hello(struct mf_exec *e, const char *line, mf_error *err)
     snprintf(e->contract, sizeof e->contract, "%s", contract);
     snprintf(e->method, sizeof e->method, "%s", method);
     e->reports_routing = routing;
+    e->protocol = (int)(protocol < EXEC_PROTOCOL_VERSION ? protocol : EXEC_PROTOCOL_VERSION);
+    e->level = level < MF_KERNEL_FEATURE_LEVEL ? (uint32_t)level : MF_KERNEL_FEATURE_LEVEL;
+    e->cache_weights = cache_weights;
     e->greeted = 1;
     return MF_OK;
 }
 
 static mf_status start(struct mf_exec *e, mf_error *err) {
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
-        return MF_FAIL(err, MF_EIO, "socketpair: %s", strerror(errno));
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(sv[0]);
-        close(sv[1]);
-        return MF_FAIL(err, MF_EIO, "fork: %s", strerror(errno));
-    }
-    if (pid == 0) {
-        setpgid(0, 0); /* one group: a timeout kills the shell and everything it started */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        dup2(sv[1], 0);
-        dup2(sv[1], 1);
-        signal(SIGPIPE, SIG_DFL);
-        signal(SIGINT, SIG_IGN); /* Ctrl-C goes to moefuzz, which ends the adapter */
-        execl("/bin/sh", "sh", "-c", e->command, (char *)NULL);
-        _exit(127);
-    }
-    setpgid(pid, pid); /* also from here: no race with the first kill(-pid) */
-    close(sv[1]);
-    e->pid = pid;
-    e->sock = sv[0];
+    MF_TRY(mf_proc_spawn_shell(&e->proc, e->command, err));
     e->rlen = 0;
     e->skipped[0] = '\0';
     char line[EXEC_LINE_MAX], how[160];
     double limit = e->timeout_s > EXEC_START_TIMEOUT_S ? e->timeout_s : EXEC_START_TIMEOUT_S;
-    int rc = send_line(e, "hello 1\n") == 0 ? read_reply(e, line, sizeof line,
-                                                          mf_now_s() + limit)
-                                            : LINE_EOF;
+    char hello[32];
+    snprintf(hello, sizeof hello, "hello %d\n", EXEC_PROTOCOL_VERSION);
+    int rc = send_line(e, hello) == 0 ? read_reply(e, line, sizeof line, mf_now_s() + limit)
+                                      : LINE_EOF;
     if (rc == LINE_OK && starts_with_word(line, "hello")) {
         mf_status st = parse_hello(e, line, err);
         if (st != MF_OK) stop(e, 0, how, sizeof how);
@@ -240,8 +177,8 @@ static mf_status start(struct mf_exec *e, mf_error *err) {
     if (rc == LINE_TIMEOUT)
         return MF_FAIL(err, MF_ETIMEOUT,
                        "exec backend '%s': no hello within %g s (the adapter must answer "
-                       "'hello 1' with 'hello NAME ...')",
-                       e->command, limit);
+                       "'hello %d' with 'hello NAME ...')",
+                       e->command, limit, EXEC_PROTOCOL_VERSION);
     if (rc == LINE_OK)
         return MF_FAIL(err, MF_EINVAL, "exec backend '%s': expected 'hello NAME ...', got '%.80s'",
                        e->command, line);
@@ -263,8 +200,8 @@ mf_status mf_exec_open(const char *command, double timeout_s, mf_backend *b, mf_
     }
     snprintf(e->command, sizeof e->command, "%s", command);
     e->timeout_s = timeout_s;
-    e->pid = -1;
-    e->sock = -1;
+    e->proc.pid = -1;
+    e->proc.sock = -1;
     /* file paths travel in a line of words: a directory without spaces */
     const char *tmp = getenv("TMPDIR");
     if (!tmp || !*tmp || strpbrk(tmp, " \t\n") || strlen(tmp) > PATH_MAX - 64) tmp = "/tmp";
@@ -296,16 +233,17 @@ mf_status mf_exec_open(const char *command, double timeout_s, mf_backend *b, mf_
     b->api.contract.deterministic = c->deterministic;
     b->api.contract.reports_routing = e->reports_routing;
     snprintf(b->routing_method, sizeof b->routing_method, "%s", e->method);
+    b->level = e->level;
     return MF_OK;
 }
 
 void mf_exec_close(mf_backend *b) {
     struct mf_exec *e = b->exec;
     if (!e) return;
-    if (e->pid > 0) {
+    if (e->proc.pid > 0) {
         char how[160];
         send_line(e, "quit\n");
-        shutdown(e->sock, SHUT_WR); /* EOF on its stdin as well */
+        shutdown(e->proc.sock, SHUT_WR); /* EOF on its stdin as well */
         stop(e, 2.0, how, sizeof how);
     }
     remove(e->in_path);
@@ -318,7 +256,7 @@ void mf_exec_close(mf_backend *b) {
 mf_status mf_exec_run(mf_backend *b, const mf_problem *pb, mf_run_result *r, mf_error *err) {
     struct mf_exec *e = b->exec;
     memset(r, 0, sizeof *r);
-    if (e->pid <= 0) MF_TRY(start(e, err));
+    if (e->proc.pid <= 0) MF_TRY(start(e, err));
     remove(e->out_path);
     MF_TRY(mf_xcase_write(e->in_path, pb, NULL, NULL, b->routing_method[0] ? b->routing_method
                                                                              : NULL,

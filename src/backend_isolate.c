@@ -10,23 +10,20 @@
  * that dies (EOF on the socket; waitpid gives the signal) is a crash on this case; one that does
  * not answer within the timeout is killed. Either way the next call forks a new worker.
  *
- * Sockets, not pipes: sends use MSG_NOSIGNAL, so a dead worker is an error value, never a
- * SIGPIPE in moefuzz.
+ * The process itself (fork, deadlines, ending it, how it ended) is proc.c's, shared with the
+ * exec backend. The wire format follows the tensor table (MF_TENSOR_LIST: one offset per
+ * tensor) and carries the kernel's extensions by value.
  */
 #include <errno.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "backend.h"
+#include "proc.h"
 
 #define ISO_MAGIC 0x4d46494fu /* "MFIO" */
 #define ISO_ALIGN 64
@@ -39,13 +36,15 @@ typedef struct iso_hello {
     int32_t memory;
     mf_kernel_contract contract; /* pointers cleared; the strings follow */
     char name[64], description[256], contract_name[64], routing_method[64];
+    mf_kernel_features features; /* the kernel's extensions, by value (next cleared) */
 } iso_hello;
 
 typedef struct iso_request {
     uint32_t magic;
     mf_moe_params p;
     uint64_t map_size;
-    uint64_t off_x, off_logits, off_bias, off_w13, off_w2, off_out, off_ids, off_weights;
+    uint64_t off[MF_NUM_TENSORS]; /* each tensor's array as mf_problem holds it */
+    uint64_t off_out, off_ids, off_weights;
 } iso_request;
 
 typedef struct iso_response {
@@ -64,53 +63,13 @@ typedef struct iso_response {
 struct mf_isolate {
     char spec[256];
     double timeout_s;
-    pid_t pid; /* <= 0: no worker */
-    int sock;
+    mf_proc proc; /* the worker; pid <= 0: none */
     int memfd;
     uint8_t *map;
     size_t map_size;
     iso_hello info; /* the strings b->api points to */
     char who[300];  /* "plugin PATH" or "backend SPEC", for messages */
 };
-
-/* ---- transport ---- */
-
-enum { IO_OK = 0, IO_EOF = -1, IO_TIMEOUT = -2, IO_ERROR = -3 };
-
-static int send_all(int fd, const void *buf, size_t n) {
-    const uint8_t *p = buf;
-    while (n) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return IO_ERROR;
-        p += w;
-        n -= (size_t)w;
-    }
-    return IO_OK;
-}
-
-/* deadline < 0: wait forever */
-static int recv_all(int fd, void *buf, size_t n, double deadline) {
-    uint8_t *p = buf;
-    while (n) {
-        if (deadline >= 0) {
-            double left = deadline - mf_now_s();
-            if (left <= 0) return IO_TIMEOUT;
-            struct pollfd pf = {fd, POLLIN, 0};
-            int pr = poll(&pf, 1, (int)(left * 1000) + 1);
-            if (pr < 0 && errno == EINTR) continue;
-            if (pr < 0) return IO_ERROR;
-            if (pr == 0) continue; /* re-check the deadline */
-        }
-        ssize_t r = recv(fd, p, n, 0);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) return IO_ERROR;
-        if (r == 0) return IO_EOF;
-        p += r;
-        n -= (size_t)r;
-    }
-    return IO_OK;
-}
 
 static size_t align_up(size_t x) { return (x + ISO_ALIGN - 1) / ISO_ALIGN * ISO_ALIGN; }
 
@@ -142,13 +101,12 @@ static void worker_call(mf_backend *inner, int memfd, const iso_request *q, uint
     mf_problem pb;
     memset(&pb, 0, sizeof pb);
     pb.p = q->p;
-    pb.x = (uint16_t *)(m + q->off_x);
-    pb.logits = (float *)(m + q->off_logits);
-    pb.bias = (float *)(m + q->off_bias);
-    pb.w13 = (uint16_t *)(m + q->off_w13);
-    pb.w2 = (uint16_t *)(m + q->off_w2);
-    pb.t = (mf_moe_tensors){pb.x, pb.logits, q->p.bias != MF_BIAS_NONE ? pb.bias : NULL, pb.w13,
-                            pb.w2};
+    const mf_moe_params *p = &q->p;
+#define MF_TENSOR_VIEW_(ID, name, storage, rank, d0, d1, d2, bf16, present, ...) \
+    pb.name = (storage *)(m + q->off[MF_T_##ID]);                                 \
+    pb.t.name = (present) ? pb.name : NULL;
+    MF_TENSOR_LIST(MF_TENSOR_VIEW_)
+#undef MF_TENSOR_VIEW_
     mf_run_result r;
     a->status = mf_backend_run(inner, &pb, &r, &err);
     if (a->status != MF_OK) {
@@ -169,14 +127,11 @@ static void worker_call(mf_backend *inner, int memfd, const iso_request *q, uint
     mf_run_result_free(&r);
 }
 
-static void worker_main(int sock, int memfd, const char *spec) {
-    /* die with moefuzz; report the kernel's own signals, not a fuzzer's or sanitizer's
-     * handlers inherited through fork */
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    static const int sigs[] = {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL, SIGTRAP, SIGSYS};
-    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) signal(sigs[i], SIG_DFL);
-    signal(SIGALRM, SIG_DFL);
-    signal(SIGINT, SIG_IGN); /* Ctrl-C goes to moefuzz, which ends the worker */
+/* The worker process (proc.c set up its signals). */
+static void worker_main(int sock, void *arg) {
+    const struct mf_isolate *w = arg;
+    int memfd = w->memfd;
+    const char *spec = w->spec;
     mf_backend inner;
     mf_error err = {0};
     iso_hello *h = calloc(1, sizeof *h);
@@ -199,20 +154,21 @@ static void worker_main(int sock, int memfd, const char *spec) {
         if (inner.api.contract.name)
             snprintf(h->contract_name, sizeof h->contract_name, "%s", inner.contract_name);
         snprintf(h->routing_method, sizeof h->routing_method, "%s", inner.routing_method);
+        h->features = inner.features;
     } else {
         snprintf(h->msg, sizeof h->msg, "%s", err.msg);
     }
-    int ok = send_all(sock, h, sizeof *h) == IO_OK && h->status == MF_OK;
+    int ok = mf_proc_send(sock, h, sizeof *h) == MF_IO_OK && h->status == MF_OK;
     free(h);
     uint8_t *map = NULL;
     size_t mapped = 0;
     iso_request q;
     iso_response *a = malloc(sizeof *a);
-    while (ok && a && recv_all(sock, &q, sizeof q, -1) == IO_OK && q.magic == ISO_MAGIC) {
+    while (ok && a && mf_proc_recv(sock, &q, sizeof q, -1) == MF_IO_OK && q.magic == ISO_MAGIC) {
         memset(a, 0, sizeof *a);
         a->magic = ISO_MAGIC;
         worker_call(&inner, memfd, &q, &map, &mapped, a);
-        if (send_all(sock, a, sizeof *a) != IO_OK) break;
+        if (mf_proc_send(sock, a, sizeof *a) != MF_IO_OK) break;
     }
     /* EOF: moefuzz closed the socket (done, or it gave up on this worker) */
     if (ok) mf_backend_close(&inner);
@@ -221,54 +177,21 @@ static void worker_main(int sock, int memfd, const char *spec) {
 
 /* ---- the parent ---- */
 
-/* Waits for the worker to end and describes how it ended; kills it first when asked. */
+/* Ends the worker and says how it ended: at once (a timeout, a reply that is not one) or after
+ * letting it finish dying (EOF on the socket). */
 static void reap(struct mf_isolate *w, int kill_first, char *how, size_t n) {
-    int status = 0;
-    if (w->pid > 0) {
-        if (kill_first) kill(w->pid, SIGKILL);
-        while (waitpid(w->pid, &status, 0) < 0 && errno == EINTR) {
-        }
-        if (WIFSIGNALED(status))
-            snprintf(how, n, "crashed with signal %d (%s)", WTERMSIG(status),
-                     strsignal(WTERMSIG(status)));
-        else if (WIFEXITED(status))
-            snprintf(how, n, "ended its process with exit status %d", WEXITSTATUS(status));
-        else
-            snprintf(how, n, "ended");
-    } else {
-        snprintf(how, n, "was not running");
-    }
-    if (w->sock >= 0) close(w->sock);
-    w->sock = -1;
-    w->pid = -1;
+    mf_proc_end(&w->proc, kill_first ? 0 : 2.0, how, n);
 }
 
 static mf_status start_worker(struct mf_isolate *w, mf_error *err) {
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
-        return MF_FAIL(err, MF_EIO, "socketpair: %s", strerror(errno));
-    fflush(NULL); /* buffered output must not be written twice */
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(sv[0]);
-        close(sv[1]);
-        return MF_FAIL(err, MF_EIO, "fork: %s", strerror(errno));
-    }
-    if (pid == 0) {
-        close(sv[0]);
-        worker_main(sv[1], w->memfd, w->spec);
-        _exit(0);
-    }
-    close(sv[1]);
-    w->pid = pid;
-    w->sock = sv[0];
+    MF_TRY(mf_proc_fork(&w->proc, worker_main, w, err));
     /* loading a kernel may legitimately take a while (CUDA context, autotuning) */
     double limit = w->timeout_s > 60 ? w->timeout_s : 60;
-    int rc = recv_all(w->sock, &w->info, sizeof w->info, mf_now_s() + limit);
-    if (rc != IO_OK || w->info.magic != ISO_MAGIC) {
+    int rc = mf_proc_recv(w->proc.sock, &w->info, sizeof w->info, mf_now_s() + limit);
+    if (rc != MF_IO_OK || w->info.magic != ISO_MAGIC) {
         char how[160];
-        reap(w, rc == IO_TIMEOUT, how, sizeof how);
-        if (rc == IO_TIMEOUT)
+        reap(w, rc == MF_IO_TIMEOUT, how, sizeof how);
+        if (rc == MF_IO_TIMEOUT)
             return MF_FAIL(err, MF_ETIMEOUT, "%s: loading the kernel timed out after %g s",
                            w->who, limit);
         return MF_FAIL(err, MF_ECRASH, "%s %s while loading the kernel", w->who, how);
@@ -289,8 +212,8 @@ mf_status mf_isolate_open(const char *spec, double timeout_s, mf_backend *b, mf_
     if (!strncmp(spec, "plugin:", 7)) snprintf(w->who, sizeof w->who, "plugin %s", spec + 7);
     else snprintf(w->who, sizeof w->who, "backend %s", spec);
     w->timeout_s = timeout_s;
-    w->pid = -1;
-    w->sock = -1;
+    w->proc.pid = -1;
+    w->proc.sock = -1;
     w->memfd = memfd_create("moefuzz-tensors", MFD_CLOEXEC);
     if (w->memfd < 0) {
         free(w);
@@ -316,9 +239,11 @@ mf_status mf_isolate_open(const char *spec, double timeout_s, mf_backend *b, mf_
     b->api.contract = h->contract;
     b->api.contract.name = h->contract_name[0] ? h->contract_name : NULL;
     snprintf(b->routing_method, sizeof b->routing_method, "%s", h->routing_method);
-    /* the worker resolved it already: this cannot fail where the worker succeeded */
+    b->features = h->features;
+    /* the worker resolved both already: these cannot fail where the worker succeeded */
     mf_status cs = mf_contract_from_abi(&b->api.contract, &b->contract, b->contract_name,
                                         sizeof b->contract_name, err);
+    if (cs == MF_OK) cs = mf_backend_level(&b->features, &b->level, err);
     if (cs != MF_OK) mf_isolate_close(b);
     return cs;
 }
@@ -326,20 +251,11 @@ mf_status mf_isolate_open(const char *spec, double timeout_s, mf_backend *b, mf_
 void mf_isolate_close(mf_backend *b) {
     struct mf_isolate *w = b->iso;
     if (!w) return;
-    if (w->pid > 0) {
+    if (w->proc.pid > 0) {
         /* EOF tells the worker to release the kernel and exit; give it a moment */
-        shutdown(w->sock, SHUT_RDWR);
-        double until = mf_now_s() + 2.0;
-        int status;
-        while (waitpid(w->pid, &status, WNOHANG) == 0 && mf_now_s() < until) {
-            struct timespec ts = {0, 5000000};
-            nanosleep(&ts, NULL);
-        }
-        if (waitpid(w->pid, &status, WNOHANG) == 0) {
-            kill(w->pid, SIGKILL);
-            waitpid(w->pid, &status, 0);
-        }
-        close(w->sock);
+        char how[160];
+        shutdown(w->proc.sock, SHUT_RDWR);
+        mf_proc_end(&w->proc, 2.0, how, sizeof how);
     }
     if (w->map) munmap(w->map, w->map_size);
     close(w->memfd);
@@ -350,7 +266,7 @@ void mf_isolate_close(mf_backend *b) {
 mf_status mf_isolate_run(mf_backend *b, const mf_problem *pb, mf_run_result *r, mf_error *err) {
     struct mf_isolate *w = b->iso;
     memset(r, 0, sizeof *r);
-    if (w->pid <= 0) MF_TRY(start_worker(w, err));
+    if (w->proc.pid <= 0) MF_TRY(start_worker(w, err));
     const mf_moe_params *p = &pb->p;
     size_t n_out = (size_t)p->T * p->H, n_sel = (size_t)p->T * p->top_k;
     iso_request q;
@@ -359,16 +275,12 @@ mf_status mf_isolate_run(mf_backend *b, const mf_problem *pb, mf_run_result *r, 
     q.p = *p;
     size_t o = 0;
 #define PLACE(field, bytes) (q.field = o, o = align_up(o + (bytes)))
-    PLACE(off_x, mf_tensor_elems(p, MF_T_X) * 2);
-    PLACE(off_logits, mf_tensor_elems(p, MF_T_LOGITS) * 4);
-    PLACE(off_bias, (size_t)p->E * 4);
-    PLACE(off_w13, mf_tensor_elems(p, MF_T_W13) * 2);
-    PLACE(off_w2, mf_tensor_elems(p, MF_T_W2) * 2);
+    for (int t = 0; t < MF_NUM_TENSORS; t++)
+        PLACE(off[t], mf_tensor_elems(p, (mf_tensor_id)t) * mf_tensor_host_size((mf_tensor_id)t));
     PLACE(off_out, n_out * 2);
     PLACE(off_ids, n_sel * 4);
     PLACE(off_weights, n_sel * 4);
 #undef PLACE
-    q.map_size = o;
     if (o > w->map_size) {
         if (w->map) munmap(w->map, w->map_size);
         w->map = NULL;
@@ -382,17 +294,15 @@ mf_status mf_isolate_run(mf_backend *b, const mf_problem *pb, mf_run_result *r, 
         w->map_size = o;
     }
     q.map_size = w->map_size; /* the worker maps the whole file */
-    memcpy(w->map + q.off_x, pb->x, mf_tensor_elems(p, MF_T_X) * 2);
-    memcpy(w->map + q.off_logits, pb->logits, mf_tensor_elems(p, MF_T_LOGITS) * 4);
-    memcpy(w->map + q.off_bias, pb->bias, (size_t)p->E * 4);
-    memcpy(w->map + q.off_w13, pb->w13, mf_tensor_elems(p, MF_T_W13) * 2);
-    memcpy(w->map + q.off_w2, pb->w2, mf_tensor_elems(p, MF_T_W2) * 2);
+    for (int t = 0; t < MF_NUM_TENSORS; t++)
+        memcpy(w->map + q.off[t], mf_problem_tensor(pb, (mf_tensor_id)t),
+               mf_tensor_elems(p, (mf_tensor_id)t) * mf_tensor_host_size((mf_tensor_id)t));
     iso_response *a = malloc(sizeof *a);
     if (!a) return MF_FAIL(err, MF_ENOMEM, "out of memory");
     char how[160];
-    int rc = send_all(w->sock, &q, sizeof q);
-    if (rc == IO_OK) rc = recv_all(w->sock, a, sizeof *a, mf_now_s() + w->timeout_s);
-    if (rc == IO_TIMEOUT) {
+    int rc = mf_proc_send(w->proc.sock, &q, sizeof q);
+    if (rc == MF_IO_OK) rc = mf_proc_recv(w->proc.sock, a, sizeof *a, mf_now_s() + w->timeout_s);
+    if (rc == MF_IO_TIMEOUT) {
         reap(w, 1, how, sizeof how);
         free(a);
         return MF_FAIL(err, MF_ETIMEOUT,
@@ -400,8 +310,8 @@ mf_status mf_isolate_run(mf_backend *b, const mf_problem *pb, mf_run_result *r, 
                        "for the next case)",
                        w->who, w->timeout_s);
     }
-    if (rc != IO_OK || a->magic != ISO_MAGIC) {
-        reap(w, rc == IO_OK, how, sizeof how);
+    if (rc != MF_IO_OK || a->magic != ISO_MAGIC) {
+        reap(w, rc == MF_IO_OK, how, sizeof how);
         free(a);
         return MF_FAIL(err, MF_ECRASH, "%s %s on this case", w->who, how);
     }

@@ -19,8 +19,9 @@
  *   - device memory (it is a host kernel).
  *
  * Test builds (examples/plugin/CMakeLists.txt) compile this file with EXAMPLE_MISBEHAVE to
- * get plugins that crash or hang on some cases (misbehave.c), and with EXAMPLE_ROUTING_METHOD
- * to declare a routing method.
+ * get plugins that crash or hang on some cases (misbehave.c), with EXAMPLE_ROUTING_METHOD to
+ * declare a routing method, and against the first ABI header (tests/abi_v1/) to prove that a
+ * kernel built against it still loads and runs.
  */
 #include <math.h>
 #include <stdint.h>
@@ -289,6 +290,17 @@ static int ex_run(void *vctx, const mf_kernel_params *p, char *msg, size_t msg_l
     return 0;
 }
 
+#ifdef MF_KERNEL_FEATURE_LEVEL
+/* The feature level of the header this was built against: moefuzz sends it the cases that level
+ * can express. Static: it stays valid while the library is loaded, as get_ext requires. */
+static const mf_kernel_features ex_features = {
+    {MF_KERNEL_EXT_FEATURES, sizeof(mf_kernel_features), NULL}, MF_KERNEL_FEATURE_LEVEL, 0};
+
+static const mf_kernel_ext *ex_get_ext(uint32_t kind) {
+    return kind == MF_KERNEL_EXT_FEATURES ? &ex_features.ext : NULL;
+}
+#endif
+
 /* The one exported symbol: fills the table for the caller's ABI version. */
 __attribute__((visibility("default"))) int mf_kernel_get_api(uint32_t abi_version,
                                                              mf_kernel_api *api,
@@ -304,11 +316,15 @@ __attribute__((visibility("default"))) int mf_kernel_get_api(uint32_t abi_versio
     api->contract.name = "any-order";
     api->contract.deterministic = 1;
     api->contract.reports_routing = 1;
-    api->contract.routing_method = EXAMPLE_ROUTING_METHOD;
     api->create = ex_create;
     api->supports = ex_supports;
     api->workspace_size = ex_workspace_size;
     api->run = ex_run;
     api->release = ex_release;
+    api->contract.routing_method = EXAMPLE_ROUTING_METHOD;
+#ifdef MF_KERNEL_FEATURE_LEVEL
+    /* not in the first header, against which moefuzz's ABI test builds this file */
+    api->get_ext = ex_get_ext;
+#endif
     return 0;
 }

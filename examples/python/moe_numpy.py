@@ -6,8 +6,8 @@ and moefuzz checks it against its exact reference. Two ways to run it:
 
   moefuzz check --backend 'exec:/usr/bin/python3 examples/python/moe_numpy.py' corpus/seeds
       a long-lived process speaking the exec protocol on stdin/stdout (docs/files.md):
-      "hello 1" -> "hello NAME contract=C routing=1"; "run IN OUT" -> "ok" | "unsupported
-      REASON" | "error MESSAGE"; "quit".
+      "hello 2" -> "hello NAME protocol=2 level=1 contract=C routing=1"; "run IN OUT" -> "ok" |
+      "unsupported REASON" | "error MESSAGE"; "quit".
 
   moefuzz export CASES --out cases/ && /usr/bin/python3 moe_numpy.py cases/ && moefuzz verify cases/
       batch over files: NAME.safetensors in, NAME.out.safetensors out (exit 2 when DIR has none).
@@ -221,7 +221,9 @@ def main():
         if not words:
             continue
         if words[0] == "hello":
-            reply = "hello moe_numpy contract=%s routing=1" % mode + (" method=%s" % method if method else "")
+            # protocol 2; level 1: the cases of the first ABI header (docs/files.md)
+            reply = "hello moe_numpy protocol=2 level=1 contract=%s routing=1" % mode + (
+                " method=%s" % method if method else "")
         elif words[0] == "run" and len(words) == 3:
             try:
                 reply = run_case(words[1], words[2], mode, method, bug)

@@ -7,7 +7,24 @@
  * Versioning rules (DLPack style): abi_version and struct_size come first in every struct and
  * never move; new fields are only appended before the reserved tail; a kernel built against an
  * older header reads a newer caller's params up to its own struct_size. Enum values are fixed
- * forever; new values are appended.
+ * forever; new values are appended. abi_version stays 1 while these layouts hold.
+ *
+ * How the ABI grows (feature levels and extensions):
+ *   - A feature level names what a case can carry: its tensors, params and enum values. Level 1
+ *     (MF_ABI_LEVEL_1) is everything the first header expressed. A header that lets cases carry
+ *     more raises MF_KERNEL_FEATURE_LEVEL and says below what the new level adds.
+ *   - A kernel declares the level of the header it was built against with an extension of kind
+ *     MF_KERNEL_EXT_FEATURES (mf_kernel_api.get_ext); one that declares none, such as every
+ *     kernel built against the first header, has level 1. moefuzz never sends a kernel a case
+ *     above its level: it counts that case as unsupported ("needs ABI feature level N: WHAT").
+ *   - New contract fields and new tensors or params travel in extension structs (mf_kernel_ext
+ *     first: kind, struct_size, next), never in the structs below, whose reserved tails are
+ *     kept for these slots: kernel to moefuzz through get_ext(kind), moefuzz to kernel through
+ *     the chain mf_kernel_params.ext. A reader reads min(its own sizeof, struct_size) bytes of
+ *     an extension and ignores kinds it does not know.
+ *   - Ownership: what get_ext returns is the kernel's, valid while the library stays loaded
+ *     (static data), and moefuzz copies it by value (the isolated worker sends it to moefuzz
+ *     that way); the params chain is moefuzz's, valid for the duration of the call.
  *
  * Semantics of every parameter: docs/design.md ("The problem model"). Ownership: every pointer in the params is
  * owned by the caller and valid for the duration of run() only.
@@ -31,6 +48,36 @@ extern "C" {
 
 #define MF_KERNEL_ABI_VERSION 1u
 #define MF_KERNEL_GET_API_SYMBOL "mf_kernel_get_api"
+
+/* ---- feature levels ---- */
+/* Level 1: tensors x, logits, bias, w13, w2 and the params of mf_kernel_params; the enum values
+ * below. (A later level appends its line here, e.g. "Level 2: ...".) */
+#define MF_ABI_LEVEL_1 1u
+#define MF_KERNEL_FEATURE_LEVEL MF_ABI_LEVEL_1 /* the level of this header */
+
+/* ---- extensions ---- */
+typedef struct mf_kernel_ext {
+    uint32_t kind;                    /* MF_KERNEL_EXT_* */
+    uint32_t struct_size;             /* sizeof the whole extension struct, as its writer has it */
+    const struct mf_kernel_ext *next; /* the next extension of a chain, or NULL */
+} mf_kernel_ext;
+
+enum {
+    /* kernel -> moefuzz (get_ext): mf_kernel_features */
+    MF_KERNEL_EXT_FEATURES = 1,
+    /* kernel -> moefuzz (get_ext): contract fields beyond mf_kernel_contract (the first one
+     * defines its struct; none yet) */
+    MF_KERNEL_EXT_CONTRACT = 2,
+    /* moefuzz -> kernel (params.ext): params and tensors of the levels above 1 (the first one
+     * defines its struct; none yet) */
+    MF_KERNEL_EXT_PARAMS = 3,
+};
+
+typedef struct mf_kernel_features {
+    mf_kernel_ext ext; /* kind MF_KERNEL_EXT_FEATURES, struct_size sizeof(mf_kernel_features) */
+    uint32_t level;    /* MF_KERNEL_FEATURE_LEVEL of the kernel's header */
+    uint32_t reserved; /* zero */
+} mf_kernel_features;
 
 /* ---- parameter enums (values fixed forever) ---- */
 enum { MF_ABI_SCORE_SOFTMAX = 0, MF_ABI_SCORE_SIGMOID = 1 };
@@ -119,7 +166,13 @@ typedef struct mf_kernel_params {
     size_t workspace_bytes;
     void *stream; /* cudaStream_t for device kernels (run may be asynchronous on it), else NULL */
 
-    uint64_t reserved[8]; /* zero */
+    /* Extensions of this call (a chain of MF_KERNEL_EXT_PARAMS...), or NULL; only for a kernel
+     * whose level knows them. The slot was reserved[0] in the first header (zero). */
+    union {
+        const mf_kernel_ext *ext;
+        uint64_t ext_slot_;
+    };
+    uint64_t reserved[7]; /* zero */
 } mf_kernel_params;
 
 /* ---- the function table ---- */
@@ -142,7 +195,11 @@ typedef struct mf_kernel_api {
      * before the work completes; the caller synchronises the stream. */
     int (*run)(void *ctx, const mf_kernel_params *p, char *msg, size_t msg_len);
     void (*release)(void *ctx);
-    void *reserved[8];
+    /* The kernel's extension of a kind (MF_KERNEL_EXT_*), or NULL when it has none; may be NULL
+     * itself (no extensions: level 1). moefuzz calls it before create(). The slot was
+     * reserved[0] in the first header, which kernels left NULL. */
+    const mf_kernel_ext *(*get_ext)(uint32_t kind);
+    void *reserved[7];
 } mf_kernel_api;
 
 /* The symbol a plugin exports. Fills *api (api_size bytes of it) for the caller's abi_version;

@@ -1,0 +1,156 @@
+/* moefuzz/kernel_abi.h: the plain-C ABI between moefuzz and a fused MoE kernel under test.
+ *
+ * A kernel (built in, or a plugin .so) exports one symbol, mf_kernel_get_api, that fills a
+ * function table. moefuzz fills an mf_kernel_params per call. No CUDA types appear here: device
+ * pointers and streams travel as void *.
+ *
+ * Versioning rules (DLPack style): abi_version and struct_size come first in every struct and
+ * never move; new fields are only appended before the reserved tail; a kernel built against an
+ * older header reads a newer caller's params up to its own struct_size. Enum values are fixed
+ * forever; new values are appended.
+ *
+ * Semantics of every parameter: docs/design.md ("The problem model"). Ownership: every pointer in the params is
+ * owned by the caller and valid for the duration of run() only.
+ *
+ * How moefuzz runs a plugin (`moefuzz check --backend plugin:PATH.so`): by default in a worker
+ * process that loads the .so and calls create() once, then supports / workspace_size / run per
+ * case on shared-memory copies of the tensors. A crash or a hang (--timeout) in any of them is
+ * reported with the case and the worker restarts for the next case (create() runs again).
+ * Build against this header: find_package(moefuzz) (target moefuzz::kernel_abi) or
+ * `pkg-config --cflags moefuzz`; examples/plugin/ is a complete plugin.
+ */
+#ifndef MOEFUZZ_KERNEL_ABI_H
+#define MOEFUZZ_KERNEL_ABI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MF_KERNEL_ABI_VERSION 1u
+#define MF_KERNEL_GET_API_SYMBOL "mf_kernel_get_api"
+
+/* ---- parameter enums (values fixed forever) ---- */
+enum { MF_ABI_SCORE_SOFTMAX = 0, MF_ABI_SCORE_SIGMOID = 1 };
+enum { MF_ABI_BIAS_NONE = 0, MF_ABI_BIAS_F32 = 1, MF_ABI_BIAS_BF16 = 2 };
+enum { MF_ABI_GROUP_TOP2_SUM = 0, MF_ABI_GROUP_MAX = 1 };
+enum { MF_ABI_RSF_WEIGHTS = 0, MF_ABI_RSF_OUTPUT = 1 };
+enum { MF_ABI_ACT_SILU_GLU = 0 };
+enum { MF_ABI_LAYOUT_GATE_UP = 0, MF_ABI_LAYOUT_UP_GATE = 1 };
+enum { MF_ABI_DTYPE_F32 = 0, MF_ABI_DTYPE_BF16 = 1 };
+enum { MF_ABI_MEM_HOST = 0, MF_ABI_MEM_DEVICE = 1 };
+
+/* ---- numerical contract a kernel declares (see docs/error-model.md) ---- */
+enum { MF_ABI_ACC_SEQ_FP32 = 0, MF_ABI_ACC_FUSED_BLOCK = 1, MF_ABI_ACC_ANY_ORDER = 2 };
+enum { MF_ABI_EXP_ACCURATE = 0, MF_ABI_EXP_FAST = 1 };
+enum { MF_ABI_DIV_IEEE = 0, MF_ABI_DIV_FAST = 1 };
+enum {
+    MF_ABI_RP_GEMM1_OUT = 1u << 0, /* gate/up rounded to bf16 before the activation */
+    MF_ABI_RP_ACT_OUT = 1u << 1,   /* activation rounded to bf16 before GEMM2 (required) */
+    MF_ABI_RP_GEMM2_OUT = 1u << 2, /* expert output rounded to bf16 before the weight */
+    MF_ABI_RP_WEIGHTED = 1u << 3,  /* w * y rounded to bf16 per expert before the sum */
+    MF_ABI_RP_WEIGHTS = 1u << 4,   /* routing weights rounded to bf16 */
+};
+
+typedef struct mf_kernel_contract {
+    uint32_t struct_size;
+    /* A contract moefuzz knows by name ("cpu-scalar", "hopper-tc", "any-order", ...); when set,
+     * the fields below are ignored. NULL: use the fields. */
+    const char *name;
+    int32_t acc_kind;      /* MF_ABI_ACC_* for GEMM1 and GEMM2 */
+    int32_t acc_block;     /* FUSED_BLOCK: products per fused step */
+    int32_t acc_frac_bits; /* FUSED_BLOCK: fraction bits kept below the step maximum */
+    int32_t exp_kind;      /* MF_ABI_EXP_* */
+    float exp_ulps;        /* EXP_ACCURATE: max error of exp in fp32 ulps */
+    int32_t div_kind;      /* MF_ABI_DIV_* */
+    uint32_t round_points; /* MF_ABI_RP_* bits */
+    int32_t deterministic; /* identical bits on identical input */
+    int32_t reports_routing; /* writes topk_ids / topk_weights when the caller passes them */
+    /* The routing method the kernel implements, by the name `moefuzz methods` lists (e.g.
+     * "flashinfer:DeepSeekV3"), or NULL. When set, moefuzz applies that method's parameters to
+     * every case (as `--method` does). This slot was reserved[0] in the first header, which
+     * kernels left zero: a contract of any struct_size that reaches it reads NULL there when
+     * nothing is declared, so the size of this struct and of mf_kernel_api did not change. */
+    const char *routing_method;
+    uint64_t reserved[3]; /* zero */
+} mf_kernel_contract;
+
+/* ---- one call ---- */
+typedef struct mf_kernel_params {
+    uint32_t abi_version; /* MF_KERNEL_ABI_VERSION of the caller */
+    uint32_t struct_size; /* sizeof(mf_kernel_params) of the caller */
+
+    /* shape */
+    int32_t T, H, I;
+    int32_t E;             /* experts, global */
+    int32_t E_local;       /* experts in w13/w2 (expert parallelism) */
+    int32_t expert_offset; /* global id of local expert 0 */
+    int32_t top_k;
+
+    /* routing */
+    int32_t score_fn;   /* MF_ABI_SCORE_* */
+    int32_t bias_dtype; /* MF_ABI_BIAS_*; bias selects experts only, never enters weights */
+    int32_t n_group;    /* 1: no grouping; else divides E */
+    int32_t topk_group; /* groups kept */
+    int32_t group_rule; /* MF_ABI_GROUP_* */
+    int32_t renormalize;
+    float renorm_eps; /* added to the sum of the selected weights: 0 or 1e-20f */
+    float routed_scaling_factor;
+    int32_t rsf_site; /* MF_ABI_RSF_* */
+
+    /* experts */
+    int32_t activation;   /* MF_ABI_ACT_* */
+    int32_t layout;       /* MF_ABI_LAYOUT_*: which half of W13's 2I rows is gate */
+    int32_t logits_dtype; /* MF_ABI_DTYPE_* */
+    int32_t memory;       /* MF_ABI_MEM_*: where every pointer below lives */
+
+    /* tensors, row-major, caller-owned */
+    const void *x;        /* [T][H] bf16 */
+    const void *logits;   /* [T][E] logits_dtype */
+    const void *bias;     /* [E] fp32 or bf16 (bias_dtype), NULL when MF_ABI_BIAS_NONE */
+    const void *w13;      /* [E_local][2I][H] bf16 */
+    const void *w2;       /* [E_local][H][I] bf16 */
+    void *out;            /* [T][H] bf16: every element written */
+    int32_t *topk_ids;    /* [T][top_k] global ids, or NULL */
+    float *topk_weights;  /* [T][top_k] weights applied to the expert outputs, or NULL */
+    void *workspace;      /* workspace_size() bytes, caller-owned, contents undefined */
+    size_t workspace_bytes;
+    void *stream; /* cudaStream_t for device kernels (run may be asynchronous on it), else NULL */
+
+    uint64_t reserved[8]; /* zero */
+} mf_kernel_params;
+
+/* ---- the function table ---- */
+typedef struct mf_kernel_api {
+    uint32_t abi_version;
+    uint32_t struct_size;
+    const char *name;        /* short, e.g. "cpu" */
+    const char *description; /* one line */
+    int32_t memory;          /* MF_ABI_MEM_*: where the kernel wants the tensors */
+    mf_kernel_contract contract;
+
+    /* All functions return 0 on success. On failure they write a NUL-terminated message of at
+     * most msg_len bytes and return nonzero. */
+    int (*create)(void **ctx, char *msg, size_t msg_len);
+    /* 1: supported; 0: not supported (reason written: an answer, not a failure); <0: error. */
+    int (*supports)(void *ctx, const mf_kernel_params *p, char *msg, size_t msg_len);
+    int (*workspace_size)(void *ctx, const mf_kernel_params *p, size_t *bytes, char *msg,
+                          size_t msg_len);
+    /* Computes out (and topk_ids / topk_weights when non-NULL). Device kernels may return
+     * before the work completes; the caller synchronises the stream. */
+    int (*run)(void *ctx, const mf_kernel_params *p, char *msg, size_t msg_len);
+    void (*release)(void *ctx);
+    void *reserved[8];
+} mf_kernel_api;
+
+/* The symbol a plugin exports. Fills *api (api_size bytes of it) for the caller's abi_version;
+ * returns 0, or nonzero when it cannot serve that version. */
+typedef int (*mf_kernel_get_api_fn)(uint32_t abi_version, mf_kernel_api *api, size_t api_size);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MOEFUZZ_KERNEL_ABI_H */
