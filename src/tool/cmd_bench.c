@@ -182,7 +182,7 @@ int mf_cmd_bench(int argc, char **argv) {
         if (!mf_bench_kernel_main) {
             fprintf(stderr, "moefuzz bench kernel: this moefuzz was built without CUDA "
                             "(cmake --preset cuda)\n");
-            return MF_EXIT_SKIP;
+            return MF_EXIT_BAD_INPUT;
         }
         return mf_bench_kernel_main(argc - 1, argv + 1);
     }

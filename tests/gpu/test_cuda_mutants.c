@@ -347,6 +347,18 @@ static int hunt(int m, const mf_backend *prod, tcase *tc, int n_seeds, mf_proble
     return ok;
 }
 
+static void free_all(mf_backend *prod, tcase *tc, mf_problem *pbs, int n, mf_verdict *v) {
+    mf_backend_close(prod);
+    for (int i = 0; i < n; i++) {
+        mf_problem_free(&pbs[i]);
+        if (tc[i].control_ok) mf_run_result_free(&tc[i].prod);
+        free(tc[i].path);
+    }
+    free(pbs);
+    free(tc);
+    free(v);
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0); /* progress shows in ctest logs even if a case aborts */
     int controls_only = 0, n_expect = 0;
@@ -393,7 +405,7 @@ int main(int argc, char **argv) {
     mf_backend prod;
     if (mf_backend_open("cuda", &prod, &err) != MF_OK) {
         printf("test_cuda_mutants: %s\n", err.msg);
-        return err.status == MF_EUNSUPPORTED ? 77 : 1;
+        return err.status == MF_ENODEVICE ? 77 : 1;
     }
     mf_problem *pbs = calloc((size_t)n, sizeof *pbs);
     mf_verdict *v = malloc(sizeof *v);
@@ -410,6 +422,7 @@ int main(int argc, char **argv) {
     if (controls_only) {
         printf("controls: production kernel on %d cases (%d named by --expect-unsupported): %s\n",
                n, n_expect, bad_controls ? "FAIL" : "all pass");
+        free_all(&prod, tc, pbs, n, v);
         return bad_controls ? 1 : 0;
     }
     const mf_mutant_provider *mp = mf_cuda_mutant_provider ? mf_cuda_mutant_provider() : NULL;
@@ -470,15 +483,7 @@ int main(int argc, char **argv) {
         mutants++;
         passed += hunt(m, &prod, tc, n_seeds, pbs, v);
     }
-    mf_backend_close(&prod);
-    for (int i = 0; i < n; i++) {
-        mf_problem_free(&pbs[i]);
-        if (tc[i].control_ok) mf_run_result_free(&tc[i].prod);
-        free(tc[i].path);
-    }
-    free(pbs);
-    free(tc);
-    free(v);
+    free_all(&prod, tc, pbs, n, v);
     int ok = mutants > 0 && passed == mutants && !bad_controls;
     printf(
         "\ntest_cuda_mutants: %s (%d of %d mutants killed as expected, %d seeds, controls "
