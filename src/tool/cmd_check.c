@@ -16,55 +16,8 @@
 #include "models.h"
 #include "route.h"
 #include <sys/stat.h>
+#include "options.h"
 #include "tool.h"
-
-void mf_help_check(FILE *f) {
-    fprintf(f,
-            "usage: moefuzz check [options] CASE|DIR...\n\n"
-            "Runs a kernel on each case and checks every stage against the exact reference:\n"
-            "routing ids, routing weights, every output element against its admissible bf16\n"
-            "interval, NaN/Inf rules, unwritten outputs and guard bands, and determinism.\n\n"
-            "options:\n"
-            "  --backend NAME     kernel to check: %s, plugin:PATH.so, or exec:COMMAND\n"
-            "                     (an adapter process, docs/files.md) (default cpu)\n"
-            "  --contract NAME    check against this contract instead of the kernel's own\n"
-            "                     (cpu-scalar, hopper-tc, any-order, vllm-triton,\n"
-            "                     flashinfer-trtllm-bf16)\n"
-            "  --method NAME      apply a routing method to every case (moefuzz methods), e.g.\n"
-            "                     flashinfer:DeepSeekV3; default: the kernel's declared method\n"
-            "  --isolate          run the kernel in a worker process: a crash or hang is\n"
-            "                     reported with the case and the run goes on (default for\n"
-            "                     plugin: backends); --no-isolate runs it in this process\n"
-            "  --timeout S        limit per kernel call of an isolated or exec backend (%g s)\n"
-            "  --save-failures D  where crashing and hanging cases are saved as text\n"
-            "                     (default moefuzz-failures)\n"
-            "  --raw              accept raw fuzzer inputs (not canonical case files)\n"
-            "  --sample-cols N    verify a seeded sample of N output columns per token\n"
-            "  --strict           MPFR decides every activation rounding (slower)\n"
-            "  --no-determinism   run the kernel once (skip the bit-identity check)\n"
-            "  --metamorphic      also run the tolerance-free relations (rsf scaling, bias\n"
-            "                     shift, expert relabelling, EP shards, full groups)\n"
-            "  --no-attribution   do not name the suspected dropped parameter of a failure\n"
-            "  --max-mib N        refuse cases whose tensors exceed N MiB (default %d)\n"
-            "  -q, --quiet        one line per case\n"
-            "  --model NAME       without CASE files: check N random cases of this model's\n"
-            "                     routing (moefuzz models), its small twin unless --full\n"
-            "  --cases N          with --model: how many cases (default 20)\n"
-            "  --full             with --model: the model's full H and I\n"
-            "  --seed N           with --model: seed of the generated cases (default 1)\n"
-            "  --fail-unsupported a case the kernel refuses (supports() says no) is a failure,\n"
-            "                     not a pass that checked nothing (tests of moefuzz's kernels)\n"
-            "  --expect-unsupported CASE\n"
-            "                     (repeatable; implies --fail-unsupported) the kernel must\n"
-            "                     refuse CASE: a case file by its path or its file name, or\n"
-            "                     MODEL#N with --model; run instead, it is a failure\n\n"
-            "exit: 0 every case passes (a refused case counts as a pass unless\n"
-            "      --fail-unsupported), 1 a mismatch, crash or timeout, or under\n"
-            "      --fail-unsupported a refused case not named (or a named case run),\n"
-            "      2 bad input (an --expect-unsupported CASE that names no case included),\n"
-            "      77 no usable GPU for --backend cuda (skipped; 1 with MOEFUZZ_REQUIRE_GPU=1)\n",
-            mf_backend_builtin_names(), MF_BACKEND_TIMEOUT_S, MF_DEFAULT_MAX_MIB);
-}
 
 void mf_help_explain(FILE *f) {
     fprintf(f,
@@ -83,14 +36,93 @@ typedef struct check_args {
     mf_backend_opts bopts;
     int raw, quiet, cases, full;
     int fail_unsupported;
-    const char **expect_unsup; /* the --expect-unsupported CASEs, pointers into argv */
-    int n_expect_unsup;
+    mf_opt_list expect_unsup; /* the --expect-unsupported CASEs */
     unsigned long long seed;
     double max_mib;
     mf_check_opts opts;
-    const char **paths; /* the case files and directories, pointers into argv */
-    int n_paths;
+    mf_opt_list paths; /* the case files and directories */
 } check_args;
+
+#define CHECK_N_OPTS 21
+
+/* check's option table, targets in a */
+static void check_table(check_args *a, mf_opt t[CHECK_N_OPTS]) {
+    static char backend_help[300], timeout_help[120], max_mib_help[120];
+    snprintf(backend_help, sizeof backend_help,
+             "kernel to check: %s, plugin:PATH.so, or exec:COMMAND\n(an adapter process, "
+             "docs/files.md) (default cpu)",
+             mf_backend_builtin_names());
+    snprintf(timeout_help, sizeof timeout_help,
+             "limit per kernel call of an isolated or exec backend (%g s)", MF_BACKEND_TIMEOUT_S);
+    snprintf(max_mib_help, sizeof max_mib_help,
+             "refuse cases whose tensors exceed N MiB (default %d)", MF_DEFAULT_MAX_MIB);
+    const mf_opt opts[CHECK_N_OPTS] = {
+        {"--backend", NULL, MF_OPT_STR, &a->backend, .arg = "NAME", .help = backend_help},
+        {"--contract", NULL, MF_OPT_STR, &a->contract, .arg = "NAME",
+         .help = "check against this contract instead of the kernel's own\n(cpu-scalar, "
+                 "hopper-tc, any-order, vllm-triton,\nflashinfer-trtllm-bf16)"},
+        {"--method", NULL, MF_OPT_STR, &a->method, .arg = "NAME",
+         .help = "apply a routing method to every case (moefuzz methods), e.g.\n"
+                 "flashinfer:DeepSeekV3; default: the kernel's declared method"},
+        {"--isolate", NULL, MF_OPT_FLAG, &a->bopts.isolate, 1,
+         .help = "run the kernel in a worker process: a crash or hang is\nreported with the "
+                 "case and the run goes on (default for\nplugin: backends)"},
+        {"--no-isolate", NULL, MF_OPT_FLAG, &a->bopts.isolate, 0,
+         .help = "run the kernel in this process"},
+        {"--timeout", NULL, MF_OPT_NUM, &a->bopts.timeout_s, .min = 0, .max = 1e308, .above = 1,
+         .arg = "S", .help = timeout_help},
+        {"--save-failures", NULL, MF_OPT_STR, &a->save_dir, .arg = "D",
+         .help = "where crashing and hanging cases are saved as text\n(default moefuzz-failures)"},
+        {"--raw", NULL, MF_OPT_FLAG, &a->raw, 1,
+         .help = "accept raw fuzzer inputs (not canonical case files)"},
+        {"--sample-cols", NULL, MF_OPT_INT, &a->opts.max_cols, .min = 0, .max = 1 << 30,
+         .arg = "N", .help = "verify a seeded sample of N output columns per token"},
+        {"--strict", NULL, MF_OPT_FLAG, &a->opts.strict, 1,
+         .help = "MPFR decides every activation rounding (slower)"},
+        {"--no-determinism", NULL, MF_OPT_FLAG, &a->opts.determinism, 0,
+         .help = "run the kernel once (skip the bit-identity check)"},
+        {"--metamorphic", NULL, MF_OPT_FLAG, &a->opts.metamorphic, 1,
+         .help = "also run the tolerance-free relations (rsf scaling, bias\nshift, expert "
+                 "relabelling, EP shards, full groups)"},
+        {"--no-attribution", NULL, MF_OPT_FLAG, &a->opts.attribute, 0,
+         .help = "do not name the suspected dropped parameter of a failure"},
+        {"--max-mib", NULL, MF_OPT_NUM, &a->max_mib, .min = 0, .max = 1e308, .above = 1,
+         .arg = "N", .help = max_mib_help},
+        {"--quiet", "-q", MF_OPT_FLAG, &a->quiet, 1, .help = "one line per case"},
+        {"--model", NULL, MF_OPT_STR, &a->model, .arg = "NAME",
+         .help = "without CASE files: check N random cases of this model's\nrouting (moefuzz "
+                 "models), its small twin unless --full"},
+        {"--cases", NULL, MF_OPT_INT, &a->cases, .min = 1, .max = 1e9, .arg = "N",
+         .help = "with --model: how many cases (default 20)"},
+        {"--full", NULL, MF_OPT_FLAG, &a->full, 1, .help = "with --model: the model's full H and I"},
+        {"--seed", NULL, MF_OPT_U64, &a->seed, .arg = "N",
+         .help = "with --model: seed of the generated cases (default 1)"},
+        {"--fail-unsupported", NULL, MF_OPT_FLAG, &a->fail_unsupported, 1,
+         .help = "a case the kernel refuses (supports() says no) is a failure,\nnot a pass that "
+                 "checked nothing (tests of moefuzz's kernels)"},
+        {"--expect-unsupported", NULL, MF_OPT_LIST, &a->expect_unsup, .arg = "CASE",
+         .help = "(repeatable; implies --fail-unsupported) the kernel must\nrefuse CASE: a case "
+                 "file by its path or its file name, or\nMODEL#N with --model; run instead, it "
+                 "is a failure"},
+    };
+    memcpy(t, opts, sizeof opts);
+}
+
+void mf_help_check(FILE *f) {
+    fprintf(f, "usage: moefuzz check [options] CASE|DIR...\n\n"
+               "Runs a kernel on each case and checks every stage against the exact reference:\n"
+               "routing ids, routing weights, every output element against its admissible bf16\n"
+               "interval, NaN/Inf rules, unwritten outputs and guard bands, and determinism.\n\n");
+    check_args a;
+    mf_opt t[CHECK_N_OPTS];
+    check_table(&a, t);
+    mf_opts_help(f, t, CHECK_N_OPTS);
+    fprintf(f, "\nexit: 0 every case passes (a refused case counts as a pass unless\n"
+               "      --fail-unsupported), 1 a mismatch, crash or timeout, or under\n"
+               "      --fail-unsupported a refused case not named (or a named case run),\n"
+               "      2 bad input (an --expect-unsupported CASE that names no case included),\n"
+               "      77 no usable GPU for --backend cuda (skipped; 1 with MOEFUZZ_REQUIRE_GPU=1)\n");
+}
 
 static int parse_check_args(int argc, char **argv, check_args *a) {
     memset(a, 0, sizeof *a);
@@ -101,58 +133,16 @@ static int parse_check_args(int argc, char **argv, check_args *a) {
     a->save_dir = "moefuzz-failures";
     mf_backend_opts_default(&a->bopts);
     mf_check_opts_default(&a->opts);
-    a->paths = calloc((size_t)argc, sizeof(char *));
-    if (!a->paths) {
+    a->paths.v = calloc((size_t)argc, sizeof(char *));
+    a->expect_unsup.v = calloc((size_t)argc, sizeof(char *));
+    if (!a->paths.v || !a->expect_unsup.v) {
         fprintf(stderr, "moefuzz check: out of memory\n");
         return -1;
     }
-    /* options and paths in any order; "--" ends the options */
-    int only_paths = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *o = argv[i];
-        if (only_paths || o[0] != '-' || !o[1]) {
-            a->paths[a->n_paths++] = o;
-            continue;
-        }
-        if (!strcmp(o, "--")) {
-            only_paths = 1;
-            continue;
-        }
-        int more = i + 1 < argc;
-        if (!strcmp(o, "--backend") && more) a->backend = argv[++i];
-        else if (!strcmp(o, "--contract") && more) a->contract = argv[++i];
-        else if (!strcmp(o, "--raw")) a->raw = 1;
-        else if (!strcmp(o, "--strict")) a->opts.strict = 1;
-        else if (!strcmp(o, "--no-determinism")) a->opts.determinism = 0;
-        else if (!strcmp(o, "--metamorphic")) a->opts.metamorphic = 1;
-        else if (!strcmp(o, "--no-attribution")) a->opts.attribute = 0;
-        else if (!strcmp(o, "--sample-cols") && more) a->opts.max_cols = atoi(argv[++i]);
-        else if (!strcmp(o, "--max-mib") && more) a->max_mib = atof(argv[++i]);
-        else if (!strcmp(o, "-q") || !strcmp(o, "--quiet")) a->quiet = 1;
-        else if (!strcmp(o, "--model") && more) a->model = argv[++i];
-        else if (!strcmp(o, "--cases") && more) a->cases = atoi(argv[++i]);
-        else if (!strcmp(o, "--full")) a->full = 1;
-        else if (!strcmp(o, "--seed") && more) a->seed = strtoull(argv[++i], NULL, 0);
-        else if (!strcmp(o, "--method") && more) a->method = argv[++i];
-        else if (!strcmp(o, "--isolate")) a->bopts.isolate = 1;
-        else if (!strcmp(o, "--no-isolate")) a->bopts.isolate = 0;
-        else if (!strcmp(o, "--timeout") && more && atof(argv[i + 1]) > 0)
-            a->bopts.timeout_s = atof(argv[++i]);
-        else if (!strcmp(o, "--save-failures") && more) a->save_dir = argv[++i];
-        else if (!strcmp(o, "--fail-unsupported")) a->fail_unsupported = 1;
-        else if (!strcmp(o, "--expect-unsupported") && more) {
-            if (!a->expect_unsup) a->expect_unsup = calloc((size_t)argc, sizeof(char *));
-            if (!a->expect_unsup) {
-                fprintf(stderr, "moefuzz check: out of memory\n");
-                return -1;
-            }
-            a->expect_unsup[a->n_expect_unsup++] = argv[++i];
-            a->fail_unsupported = 1;
-        } else {
-            fprintf(stderr, "moefuzz check: unknown or incomplete option '%s'\n", o);
-            return -1;
-        }
-    }
+    mf_opt t[CHECK_N_OPTS];
+    check_table(a, t);
+    if (mf_opts_parse("check", t, CHECK_N_OPTS, argc, argv, &a->paths) != 0) return -1;
+    if (a->expect_unsup.n) a->fail_unsupported = 1;
     return 0;
 }
 
@@ -160,8 +150,8 @@ static int parse_check_args(int argc, char **argv, check_args *a) {
  * trailing part of it after a '/'), or -1. */
 static int expected_unsupported(const check_args *a, const char *path) {
     size_t n = strlen(path);
-    for (int j = 0; j < a->n_expect_unsup; j++) {
-        const char *e = a->expect_unsup[j];
+    for (int j = 0; j < a->expect_unsup.n; j++) {
+        const char *e = a->expect_unsup.v[j];
         size_t m = strlen(e);
         if (!strcmp(path, e) || (m < n && path[n - m - 1] == '/' && !strcmp(path + n - m, e)))
             return j;
@@ -254,7 +244,7 @@ static int check_run(check_args a) {
         return MF_EXIT_BAD_INPUT;
     }
     const mf_model *model = prep.model;
-    if (a.n_paths == 0 && !model) {
+    if (a.paths.n == 0 && !model) {
         fprintf(stderr, "moefuzz check: no case files (see --help)\n");
         return MF_EXIT_BAD_INPUT;
     }
@@ -293,20 +283,20 @@ static int check_run(check_args a) {
     }
     mf_path_list paths = {0};
     int bad_input = 0;
-    for (int i = 0; i < a.n_paths; i++) {
+    for (int i = 0; i < a.paths.n; i++) {
         int before = paths.n;
-        if (mf_paths_collect(a.paths[i], &paths, &err) != MF_OK) {
+        if (mf_paths_collect(a.paths.v[i], &paths, &err) != MF_OK) {
             fprintf(stderr, "moefuzz check: %s\n", err.msg);
             bad_input++;
         } else if (paths.n == before) {
-            fprintf(stderr, "moefuzz check: %s holds no case files\n", a.paths[i]);
+            fprintf(stderr, "moefuzz check: %s holds no case files\n", a.paths.v[i]);
             bad_input++;
         }
     }
     int n_pass = 0, n_fail = 0, n_unsup = 0, n_bad = 0, n_crash = 0;
     /* under --fail-unsupported: refused cases nobody named, named cases the kernel ran */
     int n_unsup_unexpected = 0, n_not_refused = 0;
-    int *expect_seen = calloc((size_t)a.n_expect_unsup + 1, sizeof(int));
+    int *expect_seen = calloc((size_t)a.expect_unsup.n + 1, sizeof(int));
     if (!expect_seen) {
         fprintf(stderr, "moefuzz check: out of memory\n");
         mf_paths_free(&paths);
@@ -430,13 +420,13 @@ static int check_run(check_args a) {
         fprintf(stdout,
                 "--fail-unsupported: %d unsupported case(s) not expected, %d of %d "
                 "--expect-unsupported case(s) refused, %d run\n",
-                n_unsup_unexpected, n_unsup - n_unsup_unexpected, a.n_expect_unsup, n_not_refused);
+                n_unsup_unexpected, n_unsup - n_unsup_unexpected, a.expect_unsup.n, n_not_refused);
     int expect_missing = 0;
-    for (int j = 0; j < a.n_expect_unsup; j++)
+    for (int j = 0; j < a.expect_unsup.n; j++)
         if (!expect_seen[j]) {
             fprintf(stderr,
                     "moefuzz check: --expect-unsupported %s names none of the cases checked\n",
-                    a.expect_unsup[j]);
+                    a.expect_unsup.v[j]);
             expect_missing = 1;
         }
     free(expect_seen);
@@ -450,8 +440,8 @@ static int check_run(check_args a) {
 int mf_cmd_check(int argc, char **argv) {
     check_args a;
     int rc = parse_check_args(argc, argv, &a) == 0 ? check_run(a) : MF_EXIT_BAD_INPUT;
-    free(a.expect_unsup);
-    free(a.paths);
+    free(a.expect_unsup.v);
+    free(a.paths.v);
     return rc;
 }
 

@@ -20,6 +20,7 @@
 
 #include "backend.h"
 #include "codec.h"
+#include "options.h"
 #include "tool.h"
 
 static const mf_command commands[] = {
@@ -51,6 +52,42 @@ static const mf_command commands[] = {
      mf_cmd_methods, mf_help_methods},
 };
 
+/* Every MOEFUZZ_* variable the tool, the fuzz targets and the kernels read. The fuzz targets
+ * take their settings from the environment (libFuzzer owns their command line): `moefuzz fuzz`,
+ * `repro` and `minimize` set them from their options, which are the documented way in. */
+static const struct {
+    const char *name, *help;
+} env_knobs[] = {
+    {"MOEFUZZ_SOURCE_DIR", "where corpus/ and fuzz/moe.dict are looked for\n"
+                           "first (fuzz, repro --save, mutants)"},
+    {"MOEFUZZ_REQUIRE_GPU", "1: no usable GPU is a failure (1), not a skip (77)"},
+    {"MOEFUZZ_ISOLATE", "1 / 0: default of --isolate / --no-isolate"},
+    {"MOEFUZZ_TIMEOUT", "seconds: default of --timeout"},
+    {"MOEFUZZ_BACKEND", "fuzz targets: the kernel (fuzz --backend)"},
+    {"MOEFUZZ_MODEL", "fuzz targets: the model preset (fuzz --model)"},
+    {"MOEFUZZ_FULL", "fuzz targets: 1 for the model's full sizes (fuzz --full)"},
+    {"MOEFUZZ_METHOD", "fuzz targets: the routing method (fuzz --method)"},
+    {"MOEFUZZ_CONTRACT", "fuzz targets: the contract (fuzz --contract)"},
+    {"MOEFUZZ_STATS", "fuzz targets: directory of per-process statistics"},
+    {"MOEFUZZ_MAX_WORK", "fuzz targets: reference multiply-adds above which\n"
+                         "a case is skipped"},
+    {"MOEFUZZ_NO_BUDGET", "fuzz targets: 1 runs every input whatever its size"},
+    {"MOEFUZZ_META_EVERY", "fuzz targets: metamorphic relations on 1 input in N"},
+    {"MOEFUZZ_TRAP_STAGE", "fuzz targets: trap only on failures first failing\n"
+                           "at this stage (minimize sets it)"},
+    {"MOEFUZZ_CUDA_STRICT", "CUDA kernel: 1 makes a forced setting it cannot\n"
+                            "run an error (docs/cuda-kernel.md: the knobs)"},
+    {"MOEFUZZ_CUDA_BM", "CUDA kernel: the mma.sync tile height 16, 64, 128"},
+    {"MOEFUZZ_CUDA_WG", "CUDA kernel: that wgmma variant everywhere, or off"},
+    {"MOEFUZZ_CUDA_WG_MIN", "CUDA kernel: mean rows per expert from which the\n"
+                            "wgmma path is considered"},
+    {"MOEFUZZ_CUDA_WG_GRID", "CUDA kernel: at most N blocks in persistent grids"},
+    {"MOEFUZZ_CUDA_PDL", "CUDA kernel: 0 ordinary launches, 1 (default), 2\n"
+                         "programmatic launches for mma.sync GEMMs too"},
+    {"MOEFUZZ_CUDA_TMA", "CUDA kernel: 0 loads B by cp.async, not TMA"},
+    {"MOEFUZZ_CUDA_VERBOSE", "CUDA kernel: 1 prints each run's GEMM variants"},
+};
+
 int mf_is_help(const char *a) { return !strcmp(a, "-h") || !strcmp(a, "--help"); }
 
 static void usage(FILE *f) {
@@ -58,9 +95,11 @@ static void usage(FILE *f) {
                "usage: moefuzz COMMAND [ARGS]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
-    fprintf(f,
-            "\n`moefuzz COMMAND --help` for details. Exit codes: 0 pass, 1 mismatch, 2 bad\n"
-            "input, 77 no usable GPU (skipped; 1 with MOEFUZZ_REQUIRE_GPU=1).\n");
+    fprintf(f, "\n`moefuzz COMMAND --help` for details.\n"
+               "Exit codes: 0 pass, 1 mismatch, 2 bad input, 77 no usable GPU (skipped; 1 with\n"
+               "MOEFUZZ_REQUIRE_GPU=1).\n\nenvironment:\n");
+    for (size_t i = 0; i < sizeof env_knobs / sizeof env_knobs[0]; i++)
+        mf_opt_print_text(f, 20, env_knobs[i].name, env_knobs[i].help);
 }
 
 int main(int argc, char **argv) {
