@@ -44,44 +44,92 @@ const mf_contract mf_contract_any_order = {
     .deterministic = 0,
 };
 
-/* Contracts of external kernel families (docs/error-model.md lists their rounding points). Their
- * GEMMs run on tensor cores whose order depends on the card and the tile configuration, so
- * accumulation is "any order"; exp and division are allowed the fast variants. What sets them
- * apart is where they round to bf16. */
-const mf_contract mf_contract_vllm_triton = {
-    .name = "vllm-triton",
-    .summary = "vLLM's Triton fused_moe: GEMM1 output (gate, up) rounded to bf16, activation "
-               "rounded to bf16, w * y rounded to bf16 per expert in the GEMM2 epilogue "
-               "(MUL_ROUTED_WEIGHT), moe_sum over top-k in fp32, one final bf16 rounding; any "
-               "accumulation order, fast exp and division",
+/* Contracts named for the code they model: version, path, architecture. Each field is read from
+ * the kernel's source (docs/notes/kernel-arithmetic-from-source.md); where the source does not
+ * settle a point, the field admits every possibility (docs/error-model.md, "Named contracts"). */
+const mf_contract mf_contract_vllm_033_triton_sm90 = {
+    .name = "vllm-0.33-triton-sm90",
+    .summary = "vLLM 0.33.0 bf16 fused MoE on Hopper: Triton fused_moe_kernel GEMMs (fp32 "
+               "accumulator along K; one wgmma chain or per-BLOCK_K chains, unverified: any "
+               "order), GEMM1 output rounded to bf16, silu_and_mul (expf, IEEE division, silu "
+               "rounded to bf16, product rounded to bf16), w * y rounded to bf16 in the GEMM2 "
+               "epilogue, moe_sum in fp32, output-site rsf on the bf16 sum rounded again; "
+               "routers topk_softmax (reciprocal), topk_sigmoid (__expf) and CUDA grouped_topk "
+               "(accurate tanhf), ties to the lower index",
     .gemm = {MF_ACC_ANY_ORDER, 0, 0},
-    .exp = MF_EXP_FAST,
-    .exp_ulps = 0,
-    .div = MF_DIV_FAST,
-    .round_points = MF_RP_GEMM1_OUT | MF_RP_ACT_OUT | MF_RP_WEIGHTED,
+    .exp = MF_EXP_ACCURATE,
+    .exp_ulps = 2.0, /* CUDA expf: 2 ulp (silu_and_mul is built without fast math) */
+    .div = MF_DIV_IEEE,
+    .round_points = MF_RP_GEMM1_OUT | MF_RP_SILU_OUT | MF_RP_ACT_OUT | MF_RP_WEIGHTED |
+                    MF_RP_RSF_OUT,
     .deterministic = 0,
+    /* topk_sigmoid's __expf (ex2.approx without FTZ) bounds topk_softmax's expf as well */
+    .router = {1, MF_EXP_FAST, 0, MF_DIV_IEEE},
+    /* topk_sigmoid (1 / (1 + __expf(-x))) and grouped_topk (0.5 tanhf(0.5 x) + 0.5, 2 ulp):
+     * both forms are admitted, the router path is not declared */
+    .sigmoid_form = MF_SIGMOID_EXP_DIV_OR_TANH,
+    .tanh_rel = 2 * 0x1p-23,
+    .softmax_recip = 1,
+    .weight_form = MF_WEIGHT_PLAIN,
+    .tie_rule = MF_TIE_LOWER_INDEX,
+    .ftz = 0,
+    .combine_dtype = MF_DTYPE_F32,
+    .sources = "vllm 0.33.0: fm/fused_moe.py:fused_moe_kernel l. 522-601 (accumulation, GEMM1 "
+               "bf16 store, MUL_ROUTED_WEIGHT); csrc/activation_kernels.cu:silu_kernel l. 167, "
+               "compute l. 44-81 (silu rounded to bf16, fp32 product); "
+               "csrc/moe/moe_align_sum_kernels.cu:moe_sum l. 420-539 (fp32 slot order); "
+               "fm/runner/moe_runner.py:_maybe_apply_routed_scale_to_output l. 403-420 (rsf on "
+               "the bf16 sum); csrc/moe/topk_softmax_kernels.cu l. 79-139, 157, 414-598 "
+               "(reciprocal softmax, __expf sigmoid, s * fl(rsf / D), lower-index ties); "
+               "csrc/moe/grouped_topk_kernels.cu l. 410, 833-838 (tanhf sigmoid, weight in "
+               "double), moeTopKFuncs.cuh l. 47-66 (packed keys: lower index)",
 };
 
-const mf_contract mf_contract_flashinfer_trtllm_bf16 = {
-    .name = "flashinfer-trtllm-bf16",
-    .summary = "FlashInfer's trtllm-gen BF16 fused MoE: routing weights (rsf included) rounded "
-               "to bf16 by the routing kernel, GEMM1 in fp32 with the activation fused and "
-               "rounded to bf16, GEMM2 output rounded to bf16, finalize over top-k in fp32, one "
-               "final bf16 rounding; any accumulation order, fast exp and division ([up; gate] "
-               "is the case's layout = up_gate, not part of the contract)",
+const mf_contract mf_contract_flashinfer_07_trtllm_bf16 = {
+    .name = "flashinfer-0.7-trtllm-bf16",
+    .summary = "FlashInfer 0.7.4 trtllm-gen BF16 fused MoE with DeepSeek routing, all built "
+               "with -use_fast_math: tanh.approx sigmoid, bias rounded to bf16 before the key "
+               "add, weights fl(s rsf) / (sum + 1e-20) by div.approx rounded to bf16, FTZ; "
+               "GEMMs in SM100 cubins (any order, assumed), activation with __expf and "
+               "rcp.approx rounded to bf16, GEMM2 output rounded to bf16, finalize over top-k in "
+               "fp32, one final bf16 rounding",
     .gemm = {MF_ACC_ANY_ORDER, 0, 0},
     .exp = MF_EXP_FAST,
     .exp_ulps = 0,
     .div = MF_DIV_FAST,
-    .round_points = MF_RP_ACT_OUT | MF_RP_GEMM2_OUT | MF_RP_WEIGHTS,
+    .round_points = MF_RP_ACT_OUT | MF_RP_GEMM2_OUT | MF_RP_WEIGHTS | MF_RP_BIAS,
     .deterministic = 0,
+    .router = {1, MF_EXP_FAST, 0, MF_DIV_FAST},
+    .sigmoid_form = MF_SIGMOID_TANH,
+    .tanh_rel = 0x1.03p-11, /* PTX ISA, tanh.approx.f32: 2^-10.987 relative (not measured) */
+    .softmax_recip = 1,
+    .weight_form = MF_WEIGHT_PLAIN,
+    .tie_rule = MF_TIE_LOWER_INDEX,
+    .ftz = 1,
+    .combine_dtype = MF_DTYPE_F32,
+    .sources = "flashinfer 0.7.4: flashinfer/jit/core.py l. 749, 787 (use_fast_math default); "
+               "include/flashinfer/trtllm/fused_moe/RoutingKernel.cuh l. 128 (sigmoid_accurate "
+               "= tanh form); csrc/fused_moe/trtllm_backend/"
+               "trtllm_fused_moe_routing_deepseek.cu l. 158-199 (bias cast to bf16, keys), l. "
+               "206-260 (top-2 group sum, lower-index ties), l. 336-357 (weight, eps 1e-20, "
+               "bf16); trtllm_fused_moe_routing_runner.cu l. 163, 202; GEMMs: prebuilt cubins "
+               "(trtllm_batched_gemm_runner.cu), accumulation not readable",
+};
+
+/* Names kept for the newest contract of a kernel family. */
+static const struct {
+    const char *alias;
+    const mf_contract *c;
+} aliases[] = {
+    {"vllm-triton", &mf_contract_vllm_033_triton_sm90},
+    {"flashinfer-trtllm-bf16", &mf_contract_flashinfer_07_trtllm_bf16},
 };
 
 static const mf_contract *const builtin[] = {&mf_contract_cpu_scalar,
                                              &mf_contract_hopper_tc,
                                              &mf_contract_any_order,
-                                             &mf_contract_vllm_triton,
-                                             &mf_contract_flashinfer_trtllm_bf16,
+                                             &mf_contract_vllm_033_triton_sm90,
+                                             &mf_contract_flashinfer_07_trtllm_bf16,
                                              NULL};
 
 const mf_contract *const *mf_contract_list(void) { return builtin; }
@@ -89,7 +137,30 @@ const mf_contract *const *mf_contract_list(void) { return builtin; }
 const mf_contract *mf_contract_find(const char *name) {
     for (int i = 0; builtin[i]; i++)
         if (strcmp(builtin[i]->name, name) == 0) return builtin[i];
+    for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++)
+        if (strcmp(aliases[i].alias, name) == 0) return aliases[i].c;
     return NULL;
+}
+
+const char *mf_contract_alias_of(const mf_contract *c) {
+    for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++)
+        if (aliases[i].c == c || !strcmp(aliases[i].c->name, c->name)) return aliases[i].alias;
+    return NULL;
+}
+
+double mf_contract_eta(const mf_contract *c) { return c->ftz ? 0x1p-126 : 0x1p-149; }
+
+double mf_contract_router_exp_rel(const mf_contract *c, double x) {
+    if (!c->router.own) return mf_contract_exp_rel(c, x);
+    mf_contract r = *c;
+    r.exp = c->router.exp;
+    r.exp_ulps = c->router.exp_ulps;
+    return mf_contract_exp_rel(&r, x);
+}
+
+double mf_contract_router_div_rel(const mf_contract *c) {
+    if (!c->router.own) return mf_contract_div_rel(c);
+    return c->router.div == MF_DIV_FAST ? 2 * 0x1p-23 : 0x1p-24;
 }
 
 double mf_contract_exp_rel(const mf_contract *c, double x) {
@@ -120,6 +191,9 @@ MF_ENUM_INFO_(mf_enum_dtype, "logits_dtype", MF_DTYPE, MF_DTYPE_LIST);
 MF_ENUM_INFO_(mf_enum_exp, "exp", MF_EXP, MF_EXP_LIST);
 MF_ENUM_INFO_(mf_enum_div, "div", MF_DIV, MF_DIV_LIST);
 MF_ENUM_INFO_(mf_enum_acc, "acc", MF_ACC, MF_ACC_LIST);
+MF_ENUM_INFO_(mf_enum_sigmoid_form, "sigmoid_form", MF_SIGMOID, MF_SIGMOID_FORM_LIST);
+MF_ENUM_INFO_(mf_enum_tie_rule, "tie_rule", MF_TIE, MF_TIE_RULE_LIST);
+MF_ENUM_INFO_(mf_enum_weight_form, "weight_form", MF_WEIGHT, MF_WEIGHT_FORM_LIST);
 
 const char *mf_enum_name(const mf_enum_info *e, int v) {
     return v >= 0 && v < e->count ? e->names[v] : "?";

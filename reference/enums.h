@@ -66,6 +66,27 @@
     X(P, FUSED_BLOCK, "fused_block", MF_ABI_ACC_FUSED_BLOCK) \
     X(P, ANY_ORDER, "any_order", MF_ABI_ACC_ANY_ORDER)
 
+/* sigmoid form of the router: exp_div = 1 / (1 + exp(-x)) with the router's exp and division;
+ * tanh = 0.5 tanh(0.5 x) + 0.5 with tanh's relative error tanh_rel (absolute in the score);
+ * exp_div_or_tanh = either (a kernel family whose routers use both) */
+#define MF_SIGMOID_FORM_LIST(X, P)                        \
+    X(P, EXP_DIV, "exp_div", MF_ABI_SIGMOID_EXP_DIV)      \
+    X(P, TANH, "tanh", MF_ABI_SIGMOID_TANH)                   \
+    X(P, EXP_DIV_OR_TANH, "exp_div_or_tanh", MF_ABI_SIGMOID_EXP_DIV_OR_TANH)
+
+/* order among experts (and groups) with bit-identical inputs: lower_index = the lower index
+ * first (CUDA routers' packed keys); any = any order (torch.topk) */
+#define MF_TIE_RULE_LIST(X, P)                            \
+    X(P, LOWER_INDEX, "lower_index", MF_ABI_TIE_LOWER_INDEX) \
+    X(P, ANY, "any", MF_ABI_TIE_ANY)
+
+/* how a weight's roundings are formed: plain = from the fp32 score (s / D then rsf, or
+ * s fl(rsf / D), or fl(s rsf) / D: two roundings each); key_minus_bias = the score recovered
+ * as fl(fl(s + b) - b) from the key first (vLLM's single-group warp kernel) */
+#define MF_WEIGHT_FORM_LIST(X, P)                         \
+    X(P, PLAIN, "plain", MF_ABI_WEIGHT_PLAIN)             \
+    X(P, KEY_MINUS_BIAS, "key_minus_bias", MF_ABI_WEIGHT_KEY_MINUS_BIAS)
+
 /* One enum from a list: `typedef enum T { P_ID, ..., P_COUNT } T;` */
 #define MF_ENUM_ITEM(P, id, name, abi) P##_##id,
 #define MF_ENUM_DEFINE(T, P, LIST) typedef enum T { LIST(MF_ENUM_ITEM, P) P##_COUNT } T
@@ -80,7 +101,8 @@ typedef struct mf_enum_info {
 } mf_enum_info;
 
 extern const mf_enum_info mf_enum_score, mf_enum_bias, mf_enum_group_rule, mf_enum_rsf_site,
-    mf_enum_activation, mf_enum_layout, mf_enum_dtype, mf_enum_exp, mf_enum_div, mf_enum_acc;
+    mf_enum_activation, mf_enum_layout, mf_enum_dtype, mf_enum_exp, mf_enum_div, mf_enum_acc,
+    mf_enum_sigmoid_form, mf_enum_tie_rule, mf_enum_weight_form;
 
 /* The name of value v, or "?" outside the list. */
 const char *mf_enum_name(const mf_enum_info *e, int v);

@@ -194,12 +194,24 @@ static void activation(mf_ref_ctx *ctx, const mf_dot *dg, const mf_dot *du, act_
     double sg = g / (1.0 + exp(-g));
     if (!isfinite(sg)) sg = g < 0 ? 0.0 : g; /* exp overflow: silu(g) -> 0 for g << 0 */
     double gmag = fabs(g) + rg;
-    double eps_s = (g - rg < -88.5) ? 1.0
-                                    : (mf_contract_exp_rel(c, gmag) + U + udiv) * (1 + 0x1p-20);
+    /* exp(-g) may overflow, or (fast division) 1 + exp(-g) exceed 2^126: silu may be 0 */
+    double zero_below = mf_contract_div_zero_domain(c->div) ? -87.0 : -88.5;
+    double eps_s = (g - rg < zero_below)
+                       ? 1.0
+                       : (mf_contract_exp_rel(c, gmag) + U + udiv) * (1 + 0x1p-20);
     double su = fabs(sg) + SILU_LIPSCHITZ * rg;
     double uu = fabs(u) + ru;
+    double eta = mf_contract_eta(c);
     double rho = fabs(sg) * ru + (SILU_LIPSCHITZ * rg + eps_s * su) * uu +
-                 U * (1 + eps_s) * su * uu + ETA * (uu + 2);
+                 U * (1 + eps_s) * su * uu + eta * (uu + 2);
+    if (c->round_points & MF_RP_SILU_OUT) {
+        /* silu's fp32 value (within rs of silu(g)) rounded to bf16 (2^-8 relative, 2^-134
+         * below the normal range), then the product rounded once (u) before the bf16 store */
+        double rs = SILU_LIPSCHITZ * rg + eps_s * su;
+        double rs2 = rs * (1 + 0x1p-8) + 0x1p-8 * fabs(sg) + 0x1p-133;
+        double su2 = fabs(sg) + rs2;
+        rho = (fabs(sg) * ru + rs2 * uu + U * su2 * uu + eta * (uu + 2)) * (1 + 0x1p-40);
+    }
     double a_d = sg * u;
     /* |a_d - a| for the double evaluation: relative (|g| + 8) 2^-52 from exp, the division and
      * the products (libm exp within 1 ulp), taken with a 2^8 margin */
@@ -404,8 +416,12 @@ mf_status mf_ref_token_output(mf_ref_ctx *ctx, int t, const int32_t *ids, const 
         local[nloc++] = i;
     }
     double t0 = ctx->opt.profile ? mf_now_s() : 0;
-    double gk = (double)k * U / (1 - (double)k * U);
+    /* the combine's accumulator rounds each add to fp32 (u), or to bf16 (2^-8) */
+    const double uc = ctx->c->combine_dtype == MF_DTYPE_BF16 ? 0x1p-8 : U;
+    const double eta = mf_contract_eta(ctx->c);
+    double gk = (double)k * uc / (1 - (double)k * uc);
     int weighted_rp = (ctx->c->round_points & MF_RP_WEIGHTED) != 0;
+    int rsf_rp = (ctx->c->round_points & MF_RP_RSF_OUT) != 0;
     double rsf_o = w->out_scale;
     for (int c = 0; c < H; c++) {
         uint8_t fl = 0;
@@ -439,10 +455,25 @@ mf_status mf_ref_token_output(mf_ref_ctx *ctx, int t, const int32_t *ids, const 
             B += fabs(ph);
         }
         if (w->nan_ok) fl |= MF_ELEM_NAN_OK;
-        double rad = A + (gk + U) * (B + A) + 2.0 * k * ETA;
+        double rad = A + (gk + U) * (B + A) + 2.0 * k * eta;
         /* the fp32 combine may overflow before an output-site rsf scales it back */
         if (B + rad >= 0x1p127) fl |= MF_ELEM_UNCONSTRAINED;
-        if (rsf_o != 1.0) {
+        if (rsf_o != 1.0 && rsf_rp) {
+            /* the kernel stores the combine as bf16, then multiplies by rsf in fp32 and rounds
+             * again: q = RN_bf16 of the combine, within dlt of every admissible one; the radius
+             * also covers the unrounded combine (q's distance to z plus rad) */
+            double dlt;
+            double r0 = rad + B * 0x1p-98 + fabs(zl) + fabs(zh) * 0x1p-52;
+            uint16_t q = round_point(ctx, zh, zl, B * 0x1p-98, r0, &dlt);
+            double qd = bf16_d(q);
+            double r1 = fabs(qd - zh) + fabs(zl) + r0;
+            if (dlt > r1) r1 = dlt;
+            if (!mf_bf16_is_finite(q)) fl |= MF_ELEM_UNCONSTRAINED;
+            zh = qd * rsf_o; /* a bf16 times an fp32: exact in double */
+            zl = 0;
+            rad = r1 * rsf_o + U * (fabs(zh) + r1 * rsf_o) + eta;
+            B *= rsf_o;
+        } else if (rsf_o != 1.0) {
             double zh2, zl2;
             dd_mul(zh, zl, rsf_o, 0, &zh2, &zl2);
             zh = zh2, zl = zl2;

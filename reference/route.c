@@ -56,9 +56,22 @@ static void mpfr_to_dd(const mpfr_t v, mpfr_t tmp, double *hi, double *lo) {
     *lo = mpfr_get_d(tmp, MPFR_RNDN);
 }
 
+/* Radius of the tanh form s = fma(tanh(0.5 l), 0.5, 0.5): tanh's relative error on t = 2s - 1,
+ * halved, the FMA's rounding and one underflow (0.5 l is exact above the subnormal range). */
+static double tanh_form_radius(const mf_contract *c, double s) {
+    double t = fabs(2 * s - 1);
+    double dt = 0.5 * c->tanh_rel * t;
+    return (dt + U * (s + dt)) * (1 + 0x1p-20) + 2 * mf_contract_eta(c) + s * 0x1p-90;
+}
+
 static void scores_sigmoid(const mf_contract *c, const float *L, int E, double *s_hi,
                            double *s_lo, double *s_rad, mpfr_t a, mpfr_t tmp) {
-    double udiv = mf_contract_div_rel(c);
+    double udiv = mf_contract_router_div_rel(c);
+    double eta = mf_contract_eta(c);
+    /* 1 + exp(-l) above 2^126 (fast division: 0) or above the fp32 range (exp overflows) */
+    double zero_above = mf_contract_div_zero_domain(c->router.own ? c->router.div : c->div)
+                            ? 87.0
+                            : 88.5;
     for (int e = 0; e < E; e++) {
         double l = (double)L[e];
         mpfr_set_d(a, -l, MPFR_RNDN); /* exact */
@@ -68,23 +81,33 @@ static void scores_sigmoid(const mf_contract *c, const float *L, int E, double *
         mpfr_to_dd(a, tmp, &s_hi[e], &s_lo[e]);
         double s = s_hi[e];
         double rep = s * 0x1p-90; /* MPFR and double-double representation */
-        if (-l > 88.5) {
-            /* expf(-l) may overflow to inf: the kernel's 1/(1 + inf) is 0 */
-            s_rad[e] = s * (1 + 0x1p-20) + ETA + rep;
+        double r_tanh = c->sigmoid_form == MF_SIGMOID_EXP_DIV ? 0 : tanh_form_radius(c, s);
+        if (c->sigmoid_form == MF_SIGMOID_TANH) {
+            s_rad[e] = r_tanh;
             continue;
         }
-        double eps_e = mf_contract_exp_rel(c, -l);
+        if (-l > zero_above) {
+            /* expf(-l) may overflow to inf, or the fast division's divisor exceed 2^126: the
+             * kernel's score may be 0 */
+            s_rad[e] = s * (1 + 0x1p-20) + eta + rep;
+            if (r_tanh > s_rad[e]) s_rad[e] = r_tanh;
+            continue;
+        }
+        double eps_e = mf_contract_router_exp_rel(c, -l);
         double abs_e = eps_e * 0x1p23 * ETA; /* same ulps at the subnormal scale */
         double one_minus = 1.0 - s;
         if (one_minus < 0) one_minus = 0;
-        s_rad[e] = s * (one_minus * eps_e + U + udiv) * (1 + 0x1p-20) + s * abs_e + ETA + rep;
+        s_rad[e] = s * (one_minus * eps_e + U + udiv) * (1 + 0x1p-20) + s * abs_e + eta + rep;
+        if (r_tanh > s_rad[e]) s_rad[e] = r_tanh;
     }
 }
 
 static void scores_softmax(const mf_contract *c, const float *L, int E, double *s_hi,
                            double *s_lo, double *s_rad, mpfr_t a, mpfr_t sum, mpfr_t tmp,
                            mpfr_t *ex) {
-    double udiv = mf_contract_div_rel(c);
+    /* e fl(1 / Z) rounds twice: one more u than e / Z */
+    double udiv = mf_contract_router_div_rel(c) + (c->softmax_recip ? U : 0);
+    double eta = mf_contract_eta(c);
     float m = L[0];
     for (int e = 1; e < E; e++)
         if (L[e] > m) m = L[e];
@@ -105,8 +128,8 @@ static void scores_softmax(const mf_contract *c, const float *L, int E, double *
     double gamma = (double)(E - 1) * U / (1 - (double)(E - 1) * U);
     for (int e = 0; e < E; e++) {
         double d = (double)L[e] - (double)m;
-        double eps_e = mf_contract_exp_rel(c, d);
-        double abs_e = eps_e * 0x1p23 * ETA + ETA;
+        double eps_e = mf_contract_router_exp_rel(c, d);
+        double abs_e = eps_e * 0x1p23 * ETA + eta;
         if (abs_e > abs_e_max) abs_e_max = abs_e;
         double rel = d < -104 ? 0 : eps_e + 1.01 * U * fabs(d);
         s_rad[e] = rel; /* temporarily the relative error of the computed exp */
@@ -116,7 +139,7 @@ static void scores_softmax(const mf_contract *c, const float *L, int E, double *
     relS = relS * (1 + 0x1p-40) + gamma + (double)E * abs_e_max; /* sum >= 1 (the max term) */
     for (int e = 0; e < E; e++) {
         double p = s_hi[e];
-        s_rad[e] = p * (s_rad[e] + relS + udiv) * (1 + 0x1p-20) + (1 + E) * abs_e_max + ETA +
+        s_rad[e] = p * (s_rad[e] + relS + udiv) * (1 + 0x1p-20) + (1 + E) * abs_e_max + eta +
                    p * 0x1p-90;
     }
 }
@@ -140,7 +163,12 @@ static uint64_t input_bits(const float *L, const float *bias, int e) {
     return hi << 32 | lo;
 }
 
-static void tie_classes(const float *L, const float *bias, int E, int *tie, keyed *scratch) {
+static void tie_classes(const float *L, const float *bias, int E, int *tie, keyed *scratch,
+                        mf_tie_rule rule) {
+    if (rule == MF_TIE_ANY) { /* no order among twins: each expert is its own class */
+        for (int e = 0; e < E; e++) tie[e] = e;
+        return;
+    }
     for (int e = 0; e < E; e++) {
         scratch[e].k = input_bits(L, bias, e);
         scratch[e].idx = e;
@@ -154,7 +182,11 @@ static void tie_classes(const float *L, const float *bias, int E, int *tie, keye
 }
 
 static void group_tie_classes(const float *L, const float *bias, int n_group, int G, int *g_tie,
-                              keyed *scratch, uint64_t *sig) {
+                              keyed *scratch, uint64_t *sig, mf_tie_rule rule) {
+    if (rule == MF_TIE_ANY) {
+        for (int g = 0; g < n_group; g++) g_tie[g] = g;
+        return;
+    }
     /* signature of a group: its members' sorted input bits */
     for (int g = 0; g < n_group; g++) {
         for (int i = 0; i < G; i++) {
@@ -228,7 +260,8 @@ typedef struct route_scratch {
     int E;
 } route_scratch;
 
-static void group_intervals(const mf_moe_params *p, mf_routing *r, int t) {
+static void group_intervals(const mf_moe_params *p, const mf_contract *c, mf_routing *r, int t) {
+    const double eta = mf_contract_eta(c);
     int E = p->E, G = mf_group_size(p);
     const double *key = r->key + (size_t)t * E;
     const double *lo = r->key_lo + (size_t)t * E, *hi = r->key_hi + (size_t)t * E;
@@ -260,8 +293,8 @@ static void group_intervals(const mf_moe_params *p, mf_routing *r, int t) {
             gl = l1 + l2;
             gh = h1 + h2;
             double mag = fabs(l1) + fabs(l2) + fabs(h1) + fabs(h2);
-            gl -= U * fabs(gl) + ETA + widen_amount(mag); /* the kernel's fp32 add */
-            gh += U * fabs(gh) + ETA + widen_amount(mag);
+            gl -= U * fabs(gl) + eta + widen_amount(mag); /* the kernel's fp32 add */
+            gh += U * fabs(gh) + eta + widen_amount(mag);
         }
         size_t gi = (size_t)t * p->n_group + g;
         r->g_key[gi] = gk;
@@ -436,8 +469,9 @@ mf_status mf_ref_route(const mf_moe_params *p, const mf_moe_tensors *x, const mf
         size_t o = (size_t)t * E;
         int bad = bias_bad;
         for (int e = 0; e < E; e++) bad |= !isfinite(L[e]);
-        tie_classes(L, bias, E, r->tie + o, sc.keyed);
-        group_tie_classes(L, bias, NG, E / NG, r->g_tie + (size_t)t * NG, sc.keyed, sc.sig);
+        tie_classes(L, bias, E, r->tie + o, sc.keyed, c->tie_rule);
+        group_tie_classes(L, bias, NG, E / NG, r->g_tie + (size_t)t * NG, sc.keyed, sc.sig,
+                          c->tie_rule);
         if (bad) {
             /* invariants only: every expert ambiguous, no exact selection */
             r->invariant_only[t] = 1;
@@ -461,13 +495,15 @@ mf_status mf_ref_route(const mf_moe_params *p, const mf_moe_tensors *x, const mf
             double s = r->s_hi[o + e], rs = r->s_rad[o + e];
             double b = bias ? (double)bias[e] : 0.0;
             double kk = s + b;
-            double rk = bias ? rs + U * (fabs(kk) + rs) + ETA : rs;
+            double rk = bias ? rs + U * (fabs(kk) + rs) + mf_contract_eta(c) : rs;
+            if (bias && (c->round_points & MF_RP_BIAS)) /* the kernel adds bf16(b), not b */
+                rk += fabs((double)mf_bf16_to_f32(mf_f32_to_bf16(bias[e])) - b) * (1 + U);
             double mag = fabs(s) + fabs(b) + rk;
             r->key[o + e] = kk;
             r->key_lo[o + e] = kk - rk - widen_amount(mag);
             r->key_hi[o + e] = kk + rk + widen_amount(mag);
         }
-        group_intervals(p, r, t);
+        group_intervals(p, c, r, t);
         classify(p, r, t, &sc);
     }
     for (int e = 0; e < E; e++) mpfr_clear(sc.ex[e]);
@@ -785,7 +821,8 @@ mf_status mf_ref_weights(const mf_routing *r, const mf_moe_params *p, const mf_c
         return MF_OK;
     }
     size_t o = (size_t)t * E;
-    double udiv = mf_contract_div_rel(c);
+    double udiv = mf_contract_router_div_rel(c);
+    const double eta = mf_contract_eta(c); /* 2^-149, or 2^-126 when the router flushes */
     double rsf_w = p->rsf_site == MF_RSF_WEIGHTS ? (double)p->rsf : 1.0;
     mpfr_t num, den, tmp;
     mpfr_inits2(ROUTE_PREC, num, den, tmp, (mpfr_ptr)0);
@@ -821,7 +858,7 @@ mf_status mf_ref_weights(const mf_routing *r, const mf_moe_params *p, const mf_c
     if (p->renormalize) {
         double eps = (double)p->renorm_eps;
         if (from_keys) { /* signed sums */
-            double slack = (fabs(slo) + fabs(shi)) * (gk + U) + eps * U + (double)k * ETA +
+            double slack = (fabs(slo) + fabs(shi)) * (gk + U) + eps * U + (double)k * eta +
                            widen_amount(mag);
             dlo = slo + eps - slack;
             dhi = shi + eps + slack;
@@ -829,6 +866,14 @@ mf_status mf_ref_weights(const mf_routing *r, const mf_moe_params *p, const mf_c
                 /* the denominator's sign is undetermined: no bound on the weights */
                 for (int i = 0; i < k; i++) {
                     w->lo[i] = -INFINITY, w->hi[i] = INFINITY, w->rad[i] = INFINITY;
+        } else if (c->weight_form == MF_WEIGHT_KEY_MINUS_BIAS && r->bias) {
+            /* the score recovered from the fp32 key: fl(key - b), never below 0 since
+             * fl(s + b) >= b for s >= 0 */
+            double b = (double)r->bias[ids[i]];
+            double klo = r->key_lo[o + ids[i]] - b, khi = r->key_hi[o + ids[i]] - b;
+            nlo[i] = klo - U * fabs(klo) - eta - widen_amount(fabs(klo) + fabs(b));
+            nhi[i] = khi + U * fabs(khi) + eta + widen_amount(fabs(khi) + fabs(b));
+            if (nlo[i] < 0) nlo[i] = 0;
                     w->w_hi[i] = NAN;
                 }
                 w->nan_ok = 1;
@@ -836,8 +881,8 @@ mf_status mf_ref_weights(const mf_routing *r, const mf_moe_params *p, const mf_c
                 return MF_OK;
             }
         } else {
-            dlo = (slo * (1 - gk) + eps) * (1 - U) - (double)k * ETA - widen_amount(mag);
-            dhi = (shi * (1 + gk) + eps) * (1 + U) + (double)k * ETA + widen_amount(mag);
+            dlo = (slo * (1 - gk) + eps) * (1 - U) - (double)k * eta - widen_amount(mag);
+            dhi = (shi * (1 + gk) + eps) * (1 + U) + (double)k * eta + widen_amount(mag);
             if (dlo <= 0) {
                 dlo = 0;
                 if (eps == 0) w->nan_ok = 1;
@@ -861,13 +906,13 @@ mf_status mf_ref_weights(const mf_routing *r, const mf_moe_params *p, const mf_c
                 if (c[j] < qlo) qlo = c[j];
                 if (c[j] > qhi) qhi = c[j];
             }
-            qlo -= fabs(qlo) * udiv + ETA;
-            qhi += fabs(qhi) * udiv + ETA;
+            qlo -= fabs(qlo) * udiv + eta;
+            qhi += fabs(qhi) * udiv + eta;
         } else if (p->renormalize) {
             /* a selected score over the sum of the selected scores is at most 1 (+ rounding) */
             double cap = (1 + gk) * (1 + U) * (1 + udiv) + 0x1p-40;
-            qlo = dhi > 0 ? nlo[i] / dhi * (1 - udiv) - ETA : 0;
-            qhi = dlo > 0 ? nhi[i] / dlo * (1 + udiv) + ETA : cap;
+            qlo = dhi > 0 ? nlo[i] / dhi * (1 - udiv) - eta : 0;
+            qhi = dlo > 0 ? nhi[i] / dlo * (1 + udiv) + eta : cap;
             if (qhi > cap) qhi = cap;
             if (qlo < 0) qlo = 0;
         } else {
@@ -876,8 +921,8 @@ mf_status mf_ref_weights(const mf_routing *r, const mf_moe_params *p, const mf_c
         }
         double lo = qlo, hi = qhi;
         if (rsf_w != 1.0) {
-            lo = qlo * rsf_w - fabs(qlo * rsf_w) * U - ETA;
-            hi = qhi * rsf_w + fabs(qhi * rsf_w) * U + ETA;
+            lo = qlo * rsf_w - fabs(qlo * rsf_w) * U - eta;
+            hi = qhi * rsf_w + fabs(qhi * rsf_w) * U + eta;
         }
         double wm = fabs(w->w_hi[i]) + fabs(hi);
         lo -= widen_amount(wm) + fabs(w->w_hi[i]) * 0x1p-88;
