@@ -844,6 +844,14 @@ mf_status mf_ref_weights(const mf_routing *r, const mf_moe_params *p, const mf_c
         if (from_keys) { /* counterfactual: the biased key, may be negative */
             nlo[i] = r->key_lo[o + ids[i]];
             nhi[i] = r->key_hi[o + ids[i]];
+        } else if (c->weight_form == MF_WEIGHT_KEY_MINUS_BIAS && r->bias) {
+            /* the score recovered from the fp32 key: fl(key - b), never below 0 since
+             * fl(s + b) >= b for s >= 0 */
+            double b = (double)r->bias[ids[i]];
+            double klo = r->key_lo[o + ids[i]] - b, khi = r->key_hi[o + ids[i]] - b;
+            nlo[i] = klo - U * fabs(klo) - eta - widen_amount(fabs(klo) + fabs(b));
+            nhi[i] = khi + U * fabs(khi) + eta + widen_amount(fabs(khi) + fabs(b));
+            if (nlo[i] < 0) nlo[i] = 0;
         } else {
             nlo[i] = s - rs;
             if (nlo[i] < 0) nlo[i] = 0; /* scores are never negative */
@@ -866,14 +874,6 @@ mf_status mf_ref_weights(const mf_routing *r, const mf_moe_params *p, const mf_c
                 /* the denominator's sign is undetermined: no bound on the weights */
                 for (int i = 0; i < k; i++) {
                     w->lo[i] = -INFINITY, w->hi[i] = INFINITY, w->rad[i] = INFINITY;
-        } else if (c->weight_form == MF_WEIGHT_KEY_MINUS_BIAS && r->bias) {
-            /* the score recovered from the fp32 key: fl(key - b), never below 0 since
-             * fl(s + b) >= b for s >= 0 */
-            double b = (double)r->bias[ids[i]];
-            double klo = r->key_lo[o + ids[i]] - b, khi = r->key_hi[o + ids[i]] - b;
-            nlo[i] = klo - U * fabs(klo) - eta - widen_amount(fabs(klo) + fabs(b));
-            nhi[i] = khi + U * fabs(khi) + eta + widen_amount(fabs(khi) + fabs(b));
-            if (nlo[i] < 0) nlo[i] = 0;
                     w->w_hi[i] = NAN;
                 }
                 w->nan_ok = 1;
