@@ -1,4 +1,6 @@
-/* backend.c: opening kernels and running them on poisoned, guarded buffers (see backend.h). */
+/* backend.c: the kernel in this process (built-ins, mutants, plugins) run on poisoned, guarded
+ * buffers, and the ABI helpers the worker and exec backends share: params, contract, feature
+ * level and its gate (see backend.h). The factory above (backend_factory.c) picks the kind. */
 #include "backend.h"
 
 #include <dlfcn.h>
@@ -239,28 +241,9 @@ const char *mf_backend_builtin_names(void) {
     return "cpu";
 }
 
-void mf_backend_opts_default(mf_backend_opts *o) {
-    o->isolate = -1;
-    o->timeout_s = MF_BACKEND_TIMEOUT_S;
-    const char *iso = getenv("MOEFUZZ_ISOLATE"), *to = getenv("MOEFUZZ_TIMEOUT");
-    if (iso && *iso) o->isolate = atoi(iso) != 0;
-    if (to && *to && atof(to) > 0) o->timeout_s = atof(to);
-}
-
-mf_status mf_backend_open(const char *spec, mf_backend *b, mf_error *err) {
-    mf_backend_opts o;
-    mf_backend_opts_default(&o);
-    return mf_backend_open_opts(spec, &o, b, err);
-}
-
-mf_status mf_backend_open_opts(const char *spec, const mf_backend_opts *o, mf_backend *b,
-                               mf_error *err) {
+mf_status mf_inproc_open(const char *spec, mf_backend *b, mf_error *err) {
     memset(b, 0, sizeof *b);
     snprintf(b->spec, sizeof b->spec, "%s", spec);
-    double timeout = o->timeout_s > 0 ? o->timeout_s : MF_BACKEND_TIMEOUT_S;
-    if (!strncmp(spec, "exec:", 5)) return mf_exec_open(spec + 5, timeout, b, err);
-    int isolate = o->isolate < 0 ? !strncmp(spec, "plugin:", 7) : o->isolate;
-    if (isolate) return mf_isolate_open(spec, timeout, b, err);
     int rc = 1;
     if (!strcmp(spec, "cpu")) {
         rc = mf_cpu_kernel_get_api(MF_KERNEL_ABI_VERSION, &b->api, sizeof b->api);
@@ -337,9 +320,7 @@ mf_status mf_backend_open_opts(const char *spec, const mf_backend_opts *o, mf_ba
     return open_api(b, err);
 }
 
-void mf_backend_close(mf_backend *b) {
-    if (b->exec) mf_exec_close(b);
-    if (b->iso) mf_isolate_close(b);
+void mf_inproc_close(mf_backend *b) {
     if (b->ctx && b->api.release) b->api.release(b->ctx);
     b->ctx = NULL;
     if (b->dl) dlclose(b->dl);
@@ -374,13 +355,6 @@ mf_status mf_backend_params(const mf_moe_params *p, mf_kernel_params *kp, mf_err
     return MF_OK;
 }
 
-void mf_run_result_free(mf_run_result *r) {
-    free(r->out);
-    free(r->ids);
-    free(r->weights);
-    memset(r, 0, sizeof *r);
-}
-
 /* The kernel's field of each tensor (MF_TENSOR_LIST's slot column). */
 #define MF_ABI_SLOT_params(kp, name) (kp)->name
 static void params_set_tensors(mf_kernel_params *kp, const void *const data[MF_NUM_TENSORS]) {
@@ -391,7 +365,9 @@ static void params_set_tensors(mf_kernel_params *kp, const void *const data[MF_N
 #undef MF_TENSOR_ABI_
 }
 
-static void check_output(const uint16_t *buf, size_t n, mf_run_result *r) {
+/* The guard bands around the n output elements of buf; the output itself is r->out's to count
+ * (mf_run_result_count_unwritten). */
+static void check_guards(const uint16_t *buf, size_t n, mf_run_result *r) {
     for (size_t i = 0; i < MF_GUARD_ELEMS; i++)
         if (buf[i] != MF_GUARD_BF16) {
             if (!r->guard_broken) r->guard_first = (long)i - MF_GUARD_ELEMS;
@@ -401,11 +377,6 @@ static void check_output(const uint16_t *buf, size_t n, mf_run_result *r) {
         if (buf[MF_GUARD_ELEMS + n + i] != MF_GUARD_BF16 && !r->guard_broken) {
             r->guard_first = (long)(n + i);
             r->guard_broken = 1;
-        }
-    for (size_t i = 0; i < n; i++)
-        if (buf[MF_GUARD_ELEMS + i] == MF_POISON_BF16) {
-            if (!r->unwritten) r->first_unwritten = i;
-            r->unwritten++;
         }
 }
 
@@ -477,25 +448,26 @@ out:
     return st;
 }
 
-mf_status mf_backend_run(mf_backend *b, const mf_problem *pb, mf_run_result *r, mf_error *err) {
-    memset(r, 0, sizeof *r);
-    const mf_moe_params *p = &pb->p;
+int mf_backend_gate(const mf_backend *b, const mf_moe_params *p, mf_run_result *r) {
     char what[128];
     uint32_t need = mf_case_level(p, what, sizeof what);
-    if (need > b->level) {
-        r->unsupported = 1;
-        if (need == UINT32_MAX)
-            snprintf(r->reason, sizeof r->reason,
-                     "needs an ABI feature no level has (%s); the kernel speaks level %u", what,
-                     b->level);
-        else
-            snprintf(r->reason, sizeof r->reason,
-                     "needs ABI feature level %u (%s); the kernel speaks level %u", need, what,
-                     b->level);
-        return MF_OK;
-    }
-    if (b->exec) return mf_exec_run(b, pb, r, err);
-    if (b->iso) return mf_isolate_run(b, pb, r, err);
+    if (need <= b->level) return 0;
+    r->unsupported = 1;
+    if (need == UINT32_MAX)
+        snprintf(r->reason, sizeof r->reason,
+                 "needs an ABI feature no level has (%s); the kernel speaks level %u", what,
+                 b->level);
+    else
+        snprintf(r->reason, sizeof r->reason,
+                 "needs ABI feature level %u (%s); the kernel speaks level %u", need, what,
+                 b->level);
+    return 1;
+}
+
+mf_status mf_inproc_run(mf_backend *b, const mf_problem *pb, mf_run_result *r, mf_error *err) {
+    memset(r, 0, sizeof *r);
+    const mf_moe_params *p = &pb->p;
+    if (mf_backend_gate(b, p, r)) return MF_OK;
     mf_kernel_params kp;
     MF_TRY(mf_backend_params(p, &kp, err));
     kp.memory = b->api.memory;
@@ -534,8 +506,9 @@ mf_status mf_backend_run(mf_backend *b, const mf_problem *pb, mf_run_result *r, 
     params_set_tensors(&kp, ki.data);
     if (b->dev) {
         if ((st = run_device(b, pb, &ki, &kp, obuf, wbytes, r, err)) != MF_OK) goto done;
-        check_output(obuf, n_out, r);
+        check_guards(obuf, n_out, r);
         memcpy(r->out, obuf + MF_GUARD_ELEMS, n_out * 2);
+        mf_run_result_count_unwritten(r, n_out);
         goto done;
     }
     void *ws = malloc(wbytes ? wbytes : 1);
@@ -556,8 +529,9 @@ mf_status mf_backend_run(mf_backend *b, const mf_problem *pb, mf_run_result *r, 
         st = MF_FAIL(err, MF_EBACKEND, "%s: run() failed: %s", b->spec, msg);
         goto done;
     }
-    check_output(obuf, n_out, r);
+    check_guards(obuf, n_out, r);
     memcpy(r->out, obuf + MF_GUARD_ELEMS, n_out * 2);
+    mf_run_result_count_unwritten(r, n_out);
 done:
     free(obuf);
     mf_kernel_inputs_free(&ki);

@@ -6,6 +6,11 @@
  * buffer, surrounds it with guard bands, and reports what the kernel wrote. Plugins run in a
  * worker process by default (backend_isolate.c); "exec:COMMAND" runs a kernel in any language
  * through case and result files (backend_exec.c, docs/files.md).
+ *
+ * The modules depend one way: backend_factory.c (mf_backend_open, _run, _close: the kind of a
+ * backend chosen and dispatched on) above backend_isolate.c and backend_exec.c, both above
+ * backend.c (the kernel in this process, and the ABI helpers the other two use); run_result.h
+ * below them all and below the case and result files (exchange.c).
  */
 #ifndef MF_BACKEND_H
 #define MF_BACKEND_H
@@ -17,10 +22,7 @@
 #include "contract.h"
 #include "mf_base.h"
 #include "moefuzz/kernel_abi.h"
-
-#define MF_POISON_BF16 0x7fa5u /* a NaN payload no arithmetic produces */
-#define MF_GUARD_ELEMS 64      /* bf16 guard elements before and after the output */
-#define MF_GUARD_BF16 0x5a5au
+#include "run_result.h"
 
 /* Memory operations for kernels that want device memory (set by the CUDA backend module). */
 typedef struct mf_device_ops {
@@ -51,13 +53,13 @@ typedef struct mf_backend {
     mf_kernel_features features; /* the kernel's declaration by value (zero: none, level 1) */
 } mf_backend;
 
+/* ---- the factory (backend_factory.c) ---- */
+
 /* Opens a backend by spec: "cpu", "cuda", "plugin:PATH", "cpu-mutant:NAME" (test builds),
  * "exec:COMMAND" (an adapter process speaking the line protocol of docs/files.md). Options
  * from mf_backend_opts_default. */
 mf_status mf_backend_open(const char *spec, mf_backend *b, mf_error *err);
 void mf_backend_close(mf_backend *b);
-
-/* ---- out-of-process kernels ---- */
 
 #define MF_BACKEND_TIMEOUT_S 60.0 /* default limit per kernel call of a separate process */
 
@@ -74,38 +76,29 @@ void mf_backend_opts_default(mf_backend_opts *o);
 mf_status mf_backend_open_opts(const char *spec, const mf_backend_opts *o, mf_backend *b,
                                mf_error *err);
 
-/* Implementations (backend_isolate.c, backend_exec.c), reached through mf_backend_open /
- * mf_backend_run / mf_backend_close. */
-mf_status mf_isolate_open(const char *spec, double timeout_s, mf_backend *b, mf_error *err);
-void mf_isolate_close(mf_backend *b);
-mf_status mf_exec_open(const char *command, double timeout_s, mf_backend *b, mf_error *err);
-void mf_exec_close(mf_backend *b);
-
-/* Comma-separated list of the built-in backend names of this build. */
-const char *mf_backend_builtin_names(void);
-
-typedef struct mf_run_result {
-    int unsupported;
-    char reason[256];
-    uint16_t *out;    /* [T][H], malloc'd */
-    int32_t *ids;     /* [T][top_k] or NULL */
-    float *weights;   /* [T][top_k] or NULL */
-    size_t unwritten; /* output elements that still hold the poison pattern */
-    size_t first_unwritten;
-    int guard_broken; /* a guard element changed */
-    long guard_first; /* offset of the first changed guard element from the output start */
-    double seconds;
-} mf_run_result;
-
 /* Runs the kernel on a problem. A case above the kernel's feature level is answered unsupported
  * ("needs ABI feature level N: WHAT") without reaching the kernel. MF_EBACKEND if the kernel
  * reports an error (message kept);
  * for kernels in another process MF_ECRASH ("crashed with signal 11 on this case") or
  * MF_ETIMEOUT, after which the process restarts on the next call. */
 mf_status mf_backend_run(mf_backend *b, const mf_problem *pb, mf_run_result *r, mf_error *err);
-void mf_run_result_free(mf_run_result *r);
-mf_status mf_isolate_run(mf_backend *b, const mf_problem *pb, mf_run_result *r, mf_error *err);
-mf_status mf_exec_run(mf_backend *b, const mf_problem *pb, mf_run_result *r, mf_error *err);
+
+/* ---- the kernel in this process (backend.c) ---- */
+
+/* Opens b (all of it) on a kernel of this process: "cpu", "cuda", "cpu-mutant:NAME",
+ * "cuda-mutant:NAME", "plugin:PATH" (dlopen'd here). */
+mf_status mf_inproc_open(const char *spec, mf_backend *b, mf_error *err);
+/* Runs it on a problem, in the poisoned and guarded buffers (device copies for device-memory
+ * kernels), behind the level gate. */
+mf_status mf_inproc_run(mf_backend *b, const mf_problem *pb, mf_run_result *r, mf_error *err);
+void mf_inproc_close(mf_backend *b);
+
+/* The level gate of every run: 1 when the case needs a higher ABI feature level than the
+ * kernel's (r then says unsupported and why), 0 when the kernel may be sent the case. */
+int mf_backend_gate(const mf_backend *b, const mf_moe_params *p, mf_run_result *r);
+
+/* Comma-separated list of the built-in backend names of this build. */
+const char *mf_backend_builtin_names(void);
 
 /* Fills the kernel ABI params for a problem (pointers left NULL); fails on an enum value the ABI
  * has no value for. */

@@ -31,7 +31,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "backend.h"
+#include "backend_exec.h"
 #include "exchange.h"
 #include "methods.h"
 #include "proc.h"
@@ -256,6 +256,7 @@ void mf_exec_close(mf_backend *b) {
 mf_status mf_exec_run(mf_backend *b, const mf_problem *pb, mf_run_result *r, mf_error *err) {
     struct mf_exec *e = b->exec;
     memset(r, 0, sizeof *r);
+    if (mf_backend_gate(b, &pb->p, r)) return MF_OK;
     if (e->proc.pid <= 0) MF_TRY(start(e, err));
     remove(e->out_path);
     MF_TRY(mf_xcase_write(e->in_path, pb, NULL, NULL, b->routing_method[0] ? b->routing_method

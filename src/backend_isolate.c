@@ -1,14 +1,15 @@
 /* backend_isolate.c: a kernel in a worker process, so its crash or hang cannot take moefuzz
  * down (`moefuzz check --isolate`, the default for plugins).
  *
- * The worker is forked from moefuzz and opens the backend in process (dlopen, create) there;
- * the parent never loads the kernel, so a fresh worker can always be forked, and a device
- * kernel initialises CUDA in the worker only. Per call, the parent copies the tensors into a
- * shared-memory file (memfd) and sends a fixed-size request over a socket pair; the worker runs
- * mf_backend_run on views of that memory (poison, guards, device copies all as in process),
- * writes out / ids / weights back into it and answers with a fixed-size response. A worker
- * that dies (EOF on the socket; waitpid gives the signal) is a crash on this case; one that does
- * not answer within the timeout is killed. Either way the next call forks a new worker.
+ * The worker is forked from moefuzz and opens the backend in its process there
+ * (mf_inproc_open: dlopen, create); the parent never loads the kernel, so a fresh worker can
+ * always be forked, and a device kernel initialises CUDA in the worker only. Per call, the
+ * parent copies the tensors into a shared-memory file (memfd) and sends a fixed-size request
+ * over a socket pair; the worker runs mf_inproc_run on views of that memory (poison, guards,
+ * device copies all as in process), writes out / ids / weights back into it and answers with
+ * a fixed-size response. A worker that dies (EOF on the socket; waitpid gives the signal) is a
+ * crash on this case; one that does not answer within the timeout is killed. Either way the
+ * next call forks a new worker.
  *
  * The process itself (fork, deadlines, ending it, how it ended) is proc.c's, shared with the
  * exec backend. The wire format follows the tensor table (MF_TENSOR_LIST: one offset per
@@ -22,7 +23,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "backend.h"
+#include "backend_isolate.h"
 #include "proc.h"
 
 #define ISO_MAGIC 0x4d46494fu /* "MFIO" */
@@ -108,7 +109,7 @@ static void worker_call(mf_backend *inner, int memfd, const iso_request *q, uint
     MF_TENSOR_LIST(MF_TENSOR_VIEW_)
 #undef MF_TENSOR_VIEW_
     mf_run_result r;
-    a->status = mf_backend_run(inner, &pb, &r, &err);
+    a->status = mf_inproc_run(inner, &pb, &r, &err);
     if (a->status != MF_OK) {
         snprintf(a->msg, sizeof a->msg, "%s", err.msg);
         return;
@@ -137,8 +138,7 @@ static void worker_main(int sock, void *arg) {
     iso_hello *h = calloc(1, sizeof *h);
     if (!h) _exit(3);
     h->magic = ISO_MAGIC;
-    mf_backend_opts o = {.isolate = 0, .timeout_s = 0};
-    h->status = mf_backend_open_opts(spec, &o, &inner, &err);
+    h->status = mf_inproc_open(spec, &inner, &err);
     if (h->status == MF_OK) {
         h->abi_version = inner.api.abi_version;
         h->struct_size = inner.api.struct_size;
@@ -171,7 +171,7 @@ static void worker_main(int sock, void *arg) {
         if (mf_proc_send(sock, a, sizeof *a) != MF_IO_OK) break;
     }
     /* EOF: moefuzz closed the socket (done, or it gave up on this worker) */
-    if (ok) mf_backend_close(&inner);
+    if (ok) mf_inproc_close(&inner);
     _exit(0);
 }
 
@@ -266,6 +266,7 @@ void mf_isolate_close(mf_backend *b) {
 mf_status mf_isolate_run(mf_backend *b, const mf_problem *pb, mf_run_result *r, mf_error *err) {
     struct mf_isolate *w = b->iso;
     memset(r, 0, sizeof *r);
+    if (mf_backend_gate(b, &pb->p, r)) return MF_OK;
     if (w->proc.pid <= 0) MF_TRY(start_worker(w, err));
     const mf_moe_params *p = &pb->p;
     size_t n_out = (size_t)p->T * p->H, n_sel = (size_t)p->T * p->top_k;

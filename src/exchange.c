@@ -262,11 +262,7 @@ mf_status mf_xresult_parse(const uint8_t *data, size_t size, const mf_moe_params
         if (ti) memcpy(r->ids, ti->data, n_sel * 4);
         if (tw) memcpy(r->weights, tw->data, n_sel * 4);
         /* the poison pattern never comes out of arithmetic: count it as unwritten */
-        for (size_t i = 0; i < n_out; i++)
-            if (r->out[i] == MF_POISON_BF16) {
-                if (!r->unwritten) r->first_unwritten = i;
-                r->unwritten++;
-            }
+        mf_run_result_count_unwritten(r, n_out);
     }
     mf_st_free(&st);
     if (s != MF_OK) mf_run_result_free(r);

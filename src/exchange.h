@@ -13,9 +13,9 @@
 #ifndef MF_EXCHANGE_H
 #define MF_EXCHANGE_H
 
-#include "backend.h"
 #include "case.h"
 #include "mf_base.h"
+#include "run_result.h"
 
 #define MF_XCASE_FORMAT "moefuzz-case-1"
 #define MF_XRESULT_SUFFIX ".out.safetensors" /* NAME.safetensors -> NAME.out.safetensors */
