@@ -167,8 +167,8 @@ const() { # const NAME VALUE FILE DOCFILE TEXT
   claim "$src/$4" "$5"
 }
 const MF_FUZZ_CELLS 10368 src/fuzz.h docs/fuzzing.md "10,368 cells"
-const MF_POISON_BF16 0x7fa5u src/backend.h docs/design.md "NaN payload (0x7fa5)"
-const MF_GUARD_ELEMS 64 src/backend.h docs/design.md "64 guard elements"
+const MF_POISON_BF16 0x7fa5u src/run_result.h docs/design.md "NaN payload (0x7fa5)"
+const MF_GUARD_ELEMS 64 src/run_result.h docs/design.md "64 guard elements"
 if grep -q '^limit=(--time 60)' "$src/scripts/main-job.sh"; then ok; else
   fail "scripts/main-job.sh no longer fuzzes for 60 s"
 fi
