@@ -89,5 +89,54 @@ expect 2 "'rfs' in defaults is not a key" -- "$mf" check "$tmp/typo_default.txt"
 expect 0 "1 case against" -- "$mf" check "$seed" -q
 expect 2 "unknown or incomplete option '--sideways'" -- "$mf" check "$seed" --sideways
 
+# Every command's options come from one table: a malformed number is refused naming the option
+# (never read as 0 or a prefix), an unknown option anywhere is refused, and so is a stray
+# argument. Each of these stops before any work, so a build without fuzz targets runs them too.
+num="give a whole number"
+expect 2 "--max-mib '1e999': give a number above 0" -- "$mf" check --max-mib 1e999 "$seed"
+expect 2 "--sample-cols ' 8': $num" -- "$mf" check --sample-cols ' 8' "$seed"
+expect 2 "--tokens 'two': $num from 0" -- "$mf" explain --tokens two "$seed"
+expect 2 "'--tokens': it needs a value" -- "$mf" explain "$seed" --tokens
+expect 2 "unknown or incomplete option '--bogus'" -- "$mf" explain "$seed" --bogus
+expect 2 "unexpected argument" -- "$mf" explain "$seed" "$seed"
+expect 2 "--max-mib '64MiB': give a number above 0" -- \
+  "$mf" export --max-mib 64MiB "$seed" --out "$tmp/x"
+expect 2 "--max-total-mib '0': give a number above 0" -- \
+  "$mf" export "$seed" --out "$tmp/x" --max-total-mib 0
+expect 2 "unknown or incomplete option '--bogus'" -- "$mf" export --bogus "$seed" --out "$tmp/x"
+[ ! -e "$tmp/x" ] || { echo "FAIL: export wrote $tmp/x despite bad options"; fails=$((fails + 1)); }
+expect 2 "--sample-cols '3.5': $num" -- "$mf" verify --sample-cols 3.5 "$tmp"
+expect 2 "unknown or incomplete option '--bogus'" -- "$mf" verify "$tmp" --bogus
+expect 2 "--reps 'x': $num from 1 to 32" -- "$mf" bench reference --reps x
+expect 2 "--reps '33': $num from 1 to 32" -- "$mf" bench reference --reps 33
+expect 2 "--cases '0': $num from 1" -- "$mf" bench reference --cases 0
+expect 2 "unknown or incomplete option '--bogus'" -- "$mf" bench reference --bogus
+expect 2 "--budget 'soon': give a number above 0" -- "$mf" mutants --budget soon
+expect 2 "--seeds '3x': $num from 1 to 32" -- "$mf" mutants --seeds 3x
+expect 2 "--eval '-1': $num from 0" -- "$mf" mutants --eval -1
+expect 2 "unknown or incomplete option '--bogus'" -- "$mf" mutants --list --bogus
+expect 2 "--jobs '2x': $num from 1 to 4096" -- "$mf" fuzz --jobs 2x --workdir "$tmp/w"
+expect 2 "--seed '-1': $num from 0" -- "$mf" fuzz --seed -1 --workdir "$tmp/w"
+expect 2 "--timeout '1q': give a duration" -- "$mf" fuzz --timeout 1q --workdir "$tmp/w"
+expect 2 "unknown or incomplete option '--bogus'" -- "$mf" fuzz --bogus --workdir "$tmp/w"
+expect 2 "unexpected argument 'stray'" -- "$mf" fuzz stray --workdir "$tmp/w"
+[ ! -e "$tmp/w" ] || { echo "FAIL: fuzz made $tmp/w despite bad options"; fails=$((fails + 1)); }
+expect 2 "--runs '0x10': $num from 1" -- "$mf" minimize --runs 0x10 "$tmp/garbage.bin"
+expect 2 "unknown or incomplete option '--bogus'" -- "$mf" minimize "$tmp/garbage.bin" --bogus
+expect 2 "unknown or incomplete option '--bogus'" -- "$mf" repro --bogus "$tmp/garbage.bin"
+expect 2 "unexpected argument" -- "$mf" repro "$tmp/garbage.bin" "$tmp/empty.bin"
+expect 2 "unknown or incomplete option '--bogus'" -- "$mf" merge "$tmp/m" "$tmp" --bogus
+expect 2 "give OUT_DIR and at least one IN_DIR" -- "$mf" merge "$tmp/m"
+[ ! -e "$tmp/m" ] || { echo "FAIL: merge made $tmp/m despite bad options"; fails=$((fails + 1)); }
+expect 2 "unknown or incomplete option '--bogus'" -- "$mf" decode --bogus "$tmp/good.bin"
+expect 2 "give exactly one file" -- "$mf" decode "$tmp/good.bin" "$tmp/good.bin"
+expect 0 "raw fuzz input" -- "$mf" decode "$tmp/garbage.bin" --raw
+expect 2 "unknown or incomplete option '--bogus'" -- "$mf" encode --bogus "$seed"
+expect 2 "'-o': it needs a value" -- "$mf" encode "$seed" -o
+expect 2 "unknown or incomplete option '--bogus'" -- "$mf" models --bogus
+expect 2 "takes no arguments" -- "$mf" models deepseek
+expect 2 "unknown or incomplete option '--bogus'" -- "$mf" methods --bogus
+expect 2 "takes no arguments" -- "$mf" methods flashinfer
+
 echo "cli bad input: $fails failures"
 [ "$fails" -eq 0 ]

@@ -11,11 +11,28 @@
 #include "bf16.h"
 #include "check.h"
 #include "dot.h"
+#include "options.h"
 #include "tool.h"
+
+typedef struct bench_args {
+    int reps, ncases;
+} bench_args;
+
+static int bench_table(bench_args *a, mf_opt *t) {
+    const mf_opt opts[] = {
+        {"--reps", NULL, MF_OPT_INT, &a->reps, .min = 1, .max = 32, .arg = "N",
+         .help = "repetitions of each measurement; medians are reported\n(default 5)"},
+        {"--cases", NULL, MF_OPT_INT, &a->ncases, .min = 1, .max = 1e6, .arg = "N",
+         .help = "cases of each `check` measurement (default 20)"},
+    };
+    _Static_assert(sizeof opts / sizeof opts[0] <= MF_OPTS_MAX, "MF_OPTS_MAX");
+    memcpy(t, opts, sizeof opts);
+    return (int)(sizeof opts / sizeof opts[0]);
+}
 
 void mf_help_bench(FILE *f) {
     fprintf(f,
-            "usage: moefuzz bench reference [--reps N] [--cases N]\n"
+            "usage: moefuzz bench reference [options]\n"
             "       moefuzz bench kernel [--help]   (CUDA builds: the fused kernel vs cuBLAS)\n\n"
             "Measures on one core, in one run:\n"
             "  - exact dot products (binned accumulation + the bound side-sums) in terms/s for\n"
@@ -24,7 +41,10 @@ void mf_help_bench(FILE *f) {
             "  - `check --backend cpu` on T=8 H=256 I=128 E=16 top-8, 4 groups keep 2: cases/s\n"
             "    and the share of reference time spent outside the exact accumulation loop,\n"
             "    default and --strict (MPFR decides every activation rounding).\n"
-            "Reported numbers are medians over N repetitions (default 5).\n");
+            "Reported numbers are medians over N repetitions.\n\n");
+    bench_args a;
+    mf_opt t[MF_OPTS_MAX];
+    mf_opts_help(f, t, bench_table(&a, t));
 }
 
 static int cmp_d(const void *a, const void *b) {
@@ -191,16 +211,14 @@ int mf_cmd_bench(int argc, char **argv) {
                         "`moefuzz bench kernel`\n");
         return MF_EXIT_BAD_INPUT;
     }
-    int reps = 5, ncases = 20;
-    for (int i = 2; i < argc; i++) {
-        if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--cases") && i + 1 < argc) ncases = atoi(argv[++i]);
-        else {
-            fprintf(stderr, "moefuzz bench: unknown option '%s'\n", argv[i]);
-            return MF_EXIT_BAD_INPUT;
-        }
-    }
-    if (reps < 1 || reps > 32) reps = 5;
+    bench_args a = {.reps = 5, .ncases = 20};
+    mf_opt t[MF_OPTS_MAX];
+    mf_opt_list args;
+    int ok = mf_opts_parse_n("bench reference", t, bench_table(&a, t), argc - 1, argv + 1, &args, 0,
+                             0, "") == 0;
+    free(args.v);
+    if (!ok) return MF_EXIT_BAD_INPUT;
+    int reps = a.reps, ncases = a.ncases;
     bench_dots(reps);
     printf("\ncheck --backend cpu, T=8 H=256 I=128 E=16 top-8, 4 groups keep 2, %d cases:\n",
            ncases);

@@ -4,31 +4,62 @@
 #include <string.h>
 
 #include "codec.h"
+#include "options.h"
 #include "tool.h"
+
+static int decode_table(int *raw, mf_opt *t) {
+    const mf_opt opts[] = {
+        {"--raw", NULL, MF_OPT_FLAG, raw, 1,
+         .help = "FILE is a raw fuzzer input (crash-*, corpus entries)"},
+    };
+    _Static_assert(sizeof opts / sizeof opts[0] <= MF_OPTS_MAX, "MF_OPTS_MAX");
+    memcpy(t, opts, sizeof opts);
+    return (int)(sizeof opts / sizeof opts[0]);
+}
+
+static int encode_table(const char **out, mf_opt *t) {
+    const mf_opt opts[] = {
+        {"-o", NULL, MF_OPT_STR, out, .arg = "OUT",
+         .help = "the binary case file (default TEXT with the extension\n.bin)"},
+    };
+    _Static_assert(sizeof opts / sizeof opts[0] <= MF_OPTS_MAX, "MF_OPTS_MAX");
+    memcpy(t, opts, sizeof opts);
+    return (int)(sizeof opts / sizeof opts[0]);
+}
 
 void mf_help_decode(FILE *f) {
     fprintf(f, "usage: moefuzz decode [--raw] FILE\n\n"
                "Prints a case file as an editable text case. A damaged canonical file\n"
                "(truncated, bad checksum) is refused with exit 2, and so are bytes that are not a\n"
                "canonical case unless --raw says they are a raw fuzzer input (crash-*, corpus\n"
-               "entries): every byte string decodes to a valid case.\n");
+               "entries): every byte string decodes to a valid case.\n\n");
+    int raw;
+    mf_opt t[MF_OPTS_MAX];
+    mf_opts_help(f, t, decode_table(&raw, t));
+    fprintf(f, "\nexit: 0 printed, 2 bad input\n");
 }
 
 void mf_help_encode(FILE *f) {
     fprintf(f, "usage: moefuzz encode TEXT [-o OUT]\n\n"
                "Writes a text case (key = value lines, see docs/case-format.md) as a canonical\n"
                "binary case (format v%d, with length and checksum). Without -o the output goes\n"
-               "next to TEXT with the extension .bin.\n",
+               "next to TEXT with the extension .bin.\n\n",
             MF_CASE_FORMAT_VERSION);
+    const char *out;
+    mf_opt t[MF_OPTS_MAX];
+    mf_opts_help(f, t, encode_table(&out, t));
+    fprintf(f, "\nexit: 0 written, 2 bad input\n");
 }
 
 int mf_cmd_decode(int argc, char **argv) {
-    int raw = argc == 3 && !strcmp(argv[1], "--raw");
-    if (argc != 2 + raw) {
-        fprintf(stderr, "moefuzz decode: give exactly one file (and --raw for fuzzer inputs)\n");
-        return MF_EXIT_BAD_INPUT;
-    }
-    const char *path = argv[1 + raw];
+    int raw = 0;
+    mf_opt t[MF_OPTS_MAX];
+    mf_opt_list args;
+    int ok = mf_opts_parse_n("decode", t, decode_table(&raw, t), argc, argv, &args, 1, 1,
+                             "exactly one file (and --raw for fuzzer inputs)") == 0;
+    const char *path = ok ? args.v[0] : NULL;
+    free(args.v);
+    if (!ok) return MF_EXIT_BAD_INPUT;
     mf_error err = {0};
     mf_case c;
     const char *kind = "";
@@ -42,19 +73,14 @@ int mf_cmd_decode(int argc, char **argv) {
 }
 
 int mf_cmd_encode(int argc, char **argv) {
-    const char *in = NULL, *out = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-o") && i + 1 < argc) out = argv[++i];
-        else if (!in) in = argv[i];
-        else {
-            fprintf(stderr, "moefuzz encode: unexpected argument '%s'\n", argv[i]);
-            return MF_EXIT_BAD_INPUT;
-        }
-    }
-    if (!in) {
-        fprintf(stderr, "moefuzz encode: give a text case\n");
-        return MF_EXIT_BAD_INPUT;
-    }
+    const char *out = NULL;
+    mf_opt t[MF_OPTS_MAX];
+    mf_opt_list args;
+    int ok = mf_opts_parse_n("encode", t, encode_table(&out, t), argc, argv, &args, 1, 1,
+                             "one text case") == 0;
+    const char *in = ok ? args.v[0] : NULL;
+    free(args.v);
+    if (!ok) return MF_EXIT_BAD_INPUT;
     mf_error err = {0};
     uint8_t *text;
     size_t n;

@@ -19,16 +19,42 @@
 #include "options.h"
 #include "tool.h"
 
+typedef struct explain_args {
+    const char *backend;
+    int ntok, raw;
+} explain_args;
+
+static int explain_table(explain_args *a, mf_opt *t) {
+    static char backend_help[200];
+    snprintf(backend_help, sizeof backend_help,
+             "kernel to run: %s, plugin:PATH.so, or exec:COMMAND\n(default cpu)",
+             mf_backend_builtin_names());
+    const mf_opt opts[] = {
+        {"--backend", NULL, MF_OPT_STR, &a->backend, .arg = "NAME", .help = backend_help},
+        {"--tokens", NULL, MF_OPT_INT, &a->ntok, .min = 0, .max = 1 << 30, .arg = "N",
+         .help = "routing tables of the first N tokens (default 2)"},
+        {"--raw", NULL, MF_OPT_FLAG, &a->raw, 1,
+         .help = "accept a raw fuzzer input (not a canonical case file)"},
+    };
+    _Static_assert(sizeof opts / sizeof opts[0] <= MF_OPTS_MAX, "MF_OPTS_MAX");
+    memcpy(t, opts, sizeof opts);
+    return (int)(sizeof opts / sizeof opts[0]);
+}
+
 void mf_help_explain(FILE *f) {
     fprintf(f,
-            "usage: moefuzz explain [--backend NAME] [--tokens N] [--raw] CASE\n\n"
+            "usage: moefuzz explain [options] CASE\n\n"
             "Shows the case as text, its cost, and for the first N tokens (default 2) the\n"
             "routing table: each candidate expert's exact key, the interval a correct kernel's\n"
             "key may take, and its class (in / out / ambiguous); groups likewise; the exact\n"
             "selection and weights. Then runs the backend (default cpu) and lists the worst\n"
             "elements of each stage with their utilisation of the allowed error, the\n"
             "metamorphic relations, the suspected knob of a failure, and the knobs whose loss\n"
-            "this case would catch.\n");
+            "this case would catch.\n\n");
+    explain_args a;
+    mf_opt t[MF_OPTS_MAX];
+    mf_opts_help(f, t, explain_table(&a, t));
+    fprintf(f, "\nexit: 0 pass, 1 mismatch, 2 bad input\n");
 }
 
 typedef struct check_args {
@@ -43,10 +69,8 @@ typedef struct check_args {
     mf_opt_list paths; /* the case files and directories */
 } check_args;
 
-#define CHECK_N_OPTS 21
-
-/* check's option table, targets in a */
-static void check_table(check_args *a, mf_opt t[CHECK_N_OPTS]) {
+/* check's option table, targets in a; returns its length */
+static int check_table(check_args *a, mf_opt *t) {
     static char backend_help[300], timeout_help[120], max_mib_help[120];
     snprintf(backend_help, sizeof backend_help,
              "kernel to check: %s, plugin:PATH.so, or exec:COMMAND\n(an adapter process, "
@@ -56,7 +80,7 @@ static void check_table(check_args *a, mf_opt t[CHECK_N_OPTS]) {
              "limit per kernel call of an isolated or exec backend (%g s)", MF_BACKEND_TIMEOUT_S);
     snprintf(max_mib_help, sizeof max_mib_help,
              "refuse cases whose tensors exceed N MiB (default %d)", MF_DEFAULT_MAX_MIB);
-    const mf_opt opts[CHECK_N_OPTS] = {
+    const mf_opt opts[] = {
         {"--backend", NULL, MF_OPT_STR, &a->backend, .arg = "NAME", .help = backend_help},
         {"--contract", NULL, MF_OPT_STR, &a->contract, .arg = "NAME",
          .help = "check against this contract instead of the kernel's own\n(cpu-scalar, "
@@ -105,7 +129,9 @@ static void check_table(check_args *a, mf_opt t[CHECK_N_OPTS]) {
                  "file by its path or its file name, or\nMODEL#N with --model; run instead, it "
                  "is a failure"},
     };
+    _Static_assert(sizeof opts / sizeof opts[0] <= MF_OPTS_MAX, "MF_OPTS_MAX");
     memcpy(t, opts, sizeof opts);
+    return (int)(sizeof opts / sizeof opts[0]);
 }
 
 void mf_help_check(FILE *f) {
@@ -114,9 +140,8 @@ void mf_help_check(FILE *f) {
                "routing ids, routing weights, every output element against its admissible bf16\n"
                "interval, NaN/Inf rules, unwritten outputs and guard bands, and determinism.\n\n");
     check_args a;
-    mf_opt t[CHECK_N_OPTS];
-    check_table(&a, t);
-    mf_opts_help(f, t, CHECK_N_OPTS);
+    mf_opt t[MF_OPTS_MAX];
+    mf_opts_help(f, t, check_table(&a, t));
     fprintf(f, "\nexit: 0 every case passes (a refused case counts as a pass unless\n"
                "      --fail-unsupported), 1 a mismatch, crash or timeout, or under\n"
                "      --fail-unsupported a refused case not named (or a named case run),\n"
@@ -139,9 +164,8 @@ static int parse_check_args(int argc, char **argv, check_args *a) {
         fprintf(stderr, "moefuzz check: out of memory\n");
         return -1;
     }
-    mf_opt t[CHECK_N_OPTS];
-    check_table(a, t);
-    if (mf_opts_parse("check", t, CHECK_N_OPTS, argc, argv, &a->paths) != 0) return -1;
+    mf_opt t[MF_OPTS_MAX];
+    if (mf_opts_parse("check", t, check_table(a, t), argc, argv, &a->paths) != 0) return -1;
     if (a->expect_unsup.n) a->fail_unsupported = 1;
     return 0;
 }
@@ -514,27 +538,22 @@ static void explain_routing(const mf_problem *pb, const mf_contract *con, int nt
 }
 
 int mf_cmd_explain(int argc, char **argv) {
-    const char *backend = "cpu";
-    int ntok = 2, raw = 0, i = 1;
-    for (; i < argc && argv[i][0] == '-'; i++) {
-        if (!strcmp(argv[i], "--backend") && i + 1 < argc) backend = argv[++i];
-        else if (!strcmp(argv[i], "--tokens") && i + 1 < argc) ntok = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--raw")) raw = 1;
-        else {
-            fprintf(stderr, "moefuzz explain: unknown option '%s'\n", argv[i]);
-            return MF_EXIT_BAD_INPUT;
-        }
-    }
-    if (i != argc - 1) {
-        fprintf(stderr, "moefuzz explain: give exactly one case file\n");
-        return MF_EXIT_BAD_INPUT;
-    }
+    explain_args a = {.backend = "cpu", .ntok = 2};
+    mf_opt t[MF_OPTS_MAX];
+    mf_opt_list args;
+    int ok = mf_opts_parse_n("explain", t, explain_table(&a, t), argc, argv, &args, 1, 1,
+                             "exactly one case file") == 0;
+    const char *path = ok ? args.v[0] : NULL;
+    free(args.v);
+    if (!ok) return MF_EXIT_BAD_INPUT;
+    const char *backend = a.backend;
+    int ntok = a.ntok, raw = a.raw;
     mf_error err = {0};
     mf_case c;
     mf_problem pb;
     mf_prep prep;
     mf_prep_default(&prep);
-    if (mf_prep_load(&prep, argv[i], raw, &c, &pb, &err) != MF_OK) {
+    if (mf_prep_load(&prep, path, raw, &c, &pb, &err) != MF_OK) {
         fprintf(stderr, "moefuzz explain: %s\n", err.msg);
         return MF_EXIT_BAD_INPUT;
     }

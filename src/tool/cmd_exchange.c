@@ -2,6 +2,7 @@
  * live outside moefuzz, docs/files.md) and `moefuzz methods`. */
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include "exchange.h"
 #include "methods.h"
 #include "models.h"
+#include "options.h"
 #include "tool.h"
 
 static int ends_with(const char *s, const char *suffix) {
@@ -58,6 +60,35 @@ static void names_add(mf_path_list *l, const char *s) {
     if ((l->paths[l->n] = strdup(s))) l->n++;
 }
 
+typedef struct export_args {
+    const char *out, *method, *model;
+    int raw, full;
+    double max_mib, max_total_mib;
+} export_args;
+
+static int export_table(export_args *a, mf_opt *t) {
+    static char max_mib_help[120];
+    snprintf(max_mib_help, sizeof max_mib_help,
+             "refuse cases whose tensors exceed N MiB (default %d)", MF_DEFAULT_MAX_MIB);
+    const mf_opt opts[] = {
+        {"--out", NULL, MF_OPT_STR, &a->out, .arg = "DIR", .help = "output directory (created)"},
+        {"--method", NULL, MF_OPT_STR, &a->method, .arg = "NAME",
+         .help = "apply a routing method to every case (moefuzz methods)"},
+        {"--model", NULL, MF_OPT_STR, &a->model, .arg = "NAME",
+         .help = "apply a model's routing and sizes to every case\n(moefuzz models)"},
+        {"--full", NULL, MF_OPT_FLAG, &a->full, 1,
+         .help = "with --model: the model's full H and I"},
+        {"--raw", NULL, MF_OPT_FLAG, &a->raw, 1, .help = "accept raw fuzzer inputs"},
+        {"--max-mib", NULL, MF_OPT_NUM, &a->max_mib, .min = 0, .max = 1e308, .above = 1, .arg = "N",
+         .help = max_mib_help},
+        {"--max-total-mib", NULL, MF_OPT_NUM, &a->max_total_mib, .min = 0, .max = 1e308, .above = 1,
+         .arg = "N", .help = "refuse to write more than N MiB in all (default: no\nlimit)"},
+    };
+    _Static_assert(sizeof opts / sizeof opts[0] <= MF_OPTS_MAX, "MF_OPTS_MAX");
+    memcpy(t, opts, sizeof opts);
+    return (int)(sizeof opts / sizeof opts[0]);
+}
+
 void mf_help_export(FILE *f) {
     fprintf(f,
             "usage: moefuzz export [options] CASE|DIR... --out DIR\n\n"
@@ -66,58 +97,38 @@ void mf_help_export(FILE *f) {
             "w13 [E_local,2I,H] BF16, w2 [E_local,H,I] BF16, and every parameter of the case in\n"
             "the metadata (docs/files.md). The kernel writes DIR/NAME.out.safetensors with 'out'\n"
             "[T,H] BF16 (optionally 'topk_ids' [T,k] I32 and 'topk_weights' [T,k] F32);\n"
-            "`moefuzz verify DIR` checks them.\n\n"
-            "options:\n"
-            "  --out DIR        output directory (created)\n"
-            "  --method NAME    apply a routing method to every case (moefuzz methods)\n"
-            "  --model NAME     apply a model's routing and sizes to every case (moefuzz models)\n"
-            "  --full           with --model: the model's full H and I\n"
-            "  --raw            accept raw fuzzer inputs\n"
-            "  --max-mib N      refuse cases whose tensors exceed N MiB (default %d)\n"
-            "  --max-total-mib N  refuse to write more than N MiB in all (default: no limit)\n\n"
-            "The number of files and their total size are printed before anything is written,\n"
+            "`moefuzz verify DIR` checks them.\n\n");
+    export_args a;
+    mf_opt t[MF_OPTS_MAX];
+    mf_opts_help(f, t, export_table(&a, t));
+    fprintf(f,
+            "\nThe number of files and their total size are printed before anything is written,\n"
             "with a warning above %d MiB: tensors are materialized, and all of corpus/seeds\n"
             "takes about 1330 MiB.\n\n"
             "exit: 0 written, 2 bad input\n",
-            MF_DEFAULT_MAX_MIB, MF_EXPORT_WARN_MIB);
+            MF_EXPORT_WARN_MIB);
 }
 
 int mf_cmd_export(int argc, char **argv) {
-    const char *out = NULL, *method_name = NULL, *model_name = NULL;
-    int raw = 0, full = 0;
-    double max_mib = MF_DEFAULT_MAX_MIB, max_total_mib = 0;
+    export_args a = {.max_mib = MF_DEFAULT_MAX_MIB};
+    mf_opt t[MF_OPTS_MAX];
+    mf_opt_list args;
+    if (mf_opts_parse_n("export", t, export_table(&a, t), argc, argv, &args, 0, INT_MAX, "") != 0) {
+        free(args.v);
+        return MF_EXIT_BAD_INPUT;
+    }
+    const char *out = a.out, *method_name = a.method, *model_name = a.model;
+    int raw = a.raw, full = a.full;
+    double max_mib = a.max_mib, max_total_mib = a.max_total_mib;
     mf_path_list paths = {0};
     mf_error err = {0};
     int bad = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *o = argv[i];
-        int more = i + 1 < argc;
-        if (!strcmp(o, "--out") && more) out = argv[++i];
-        else if (!strcmp(o, "--method") && more) method_name = argv[++i];
-        else if (!strcmp(o, "--model") && more) model_name = argv[++i];
-        else if (!strcmp(o, "--full")) full = 1;
-        else if (!strcmp(o, "--raw")) raw = 1;
-        else if (!strcmp(o, "--max-mib") && more) max_mib = atof(argv[++i]);
-        else if (!strcmp(o, "--max-total-mib") && more) {
-            char *end;
-            max_total_mib = strtod(argv[++i], &end);
-            if (*end || end == argv[i] || !(max_total_mib > 0)) {
-                fprintf(stderr,
-                        "moefuzz export: --max-total-mib takes a positive number of MiB, "
-                        "not '%s'\n",
-                        argv[i]);
-                mf_paths_free(&paths);
-                return MF_EXIT_BAD_INPUT;
-            }
-        } else if (o[0] == '-') {
-            fprintf(stderr, "moefuzz export: unknown or incomplete option '%s'\n", o);
-            mf_paths_free(&paths);
-            return MF_EXIT_BAD_INPUT;
-        } else if (mf_paths_collect(o, &paths, &err) != MF_OK) {
+    for (int i = 0; i < args.n; i++)
+        if (mf_paths_collect(args.v[i], &paths, &err) != MF_OK) {
             fprintf(stderr, "moefuzz export: %s\n", err.msg);
             bad = 1;
         }
-    }
+    free(args.v);
     mf_prep prep;
     mf_prep_default(&prep);
     prep.max_mib = max_mib;
@@ -219,6 +230,30 @@ int mf_cmd_export(int argc, char **argv) {
 
 /* ---- verify ---- */
 
+typedef struct verify_args {
+    const char *contract;
+    int quiet;
+    mf_check_opts opts;
+} verify_args;
+
+static int verify_table(verify_args *a, mf_opt *t) {
+    const mf_opt opts[] = {
+        {"--contract", NULL, MF_OPT_STR, &a->contract, .arg = "NAME",
+         .help = "the kernel's numerical contract (default any-order;\nalso cpu-scalar, "
+                 "hopper-tc, vllm-triton,\nflashinfer-trtllm-bf16)"},
+        {"--no-attribution", NULL, MF_OPT_FLAG, &a->opts.attribute, 0,
+         .help = "do not name the suspected dropped parameter of a failure"},
+        {"--sample-cols", NULL, MF_OPT_INT, &a->opts.max_cols, .min = 0, .max = 1 << 30, .arg = "N",
+         .help = "verify a seeded sample of N output columns per token"},
+        {"--strict", NULL, MF_OPT_FLAG, &a->opts.strict, 1,
+         .help = "MPFR decides every activation rounding (slower)"},
+        {"--quiet", "-q", MF_OPT_FLAG, &a->quiet, 1, .help = "one line per case"},
+    };
+    _Static_assert(sizeof opts / sizeof opts[0] <= MF_OPTS_MAX, "MF_OPTS_MAX");
+    memcpy(t, opts, sizeof opts);
+    return (int)(sizeof opts / sizeof opts[0]);
+}
+
 void mf_help_verify(FILE *f) {
     fprintf(f,
             "usage: moefuzz verify [options] DIR|CASE.safetensors...\n\n"
@@ -227,43 +262,35 @@ void mf_help_verify(FILE *f) {
             "[T,k] I32 and 'topk_weights' [T,k] F32; or metadata 'unsupported' = REASON) and\n"
             "checks it against the exact reference: routing ids and weights when given, every\n"
             "output element against its admissible bf16 interval; a failure names the suspected\n"
-            "dropped parameter. Malformed, truncated or mismatched files are bad input.\n\n"
-            "options:\n"
-            "  --contract NAME    the kernel's numerical contract (default any-order; also\n"
-            "                     cpu-scalar, hopper-tc, vllm-triton, flashinfer-trtllm-bf16)\n"
-            "  --no-attribution   do not name the suspected dropped parameter of a failure\n"
-            "  --sample-cols N    verify a seeded sample of N output columns per token\n"
-            "  --strict           MPFR decides every activation rounding (slower)\n"
-            "  -q, --quiet        one line per case\n\n"
-            "exit: 0 all pass (or unsupported), 1 any mismatch, 2 bad input\n");
+            "dropped parameter. Malformed, truncated or mismatched files are bad input.\n\n");
+    verify_args a;
+    mf_opt t[MF_OPTS_MAX];
+    mf_opts_help(f, t, verify_table(&a, t));
+    fprintf(f, "\nexit: 0 all pass (or unsupported), 1 any mismatch, 2 bad input\n");
 }
 
 int mf_cmd_verify(int argc, char **argv) {
-    const char *contract_name = "any-order";
-    int quiet = 0;
-    mf_check_opts opts;
-    mf_check_opts_default(&opts);
-    opts.determinism = 0;
+    verify_args a = {.contract = "any-order"};
+    mf_check_opts_default(&a.opts);
+    a.opts.determinism = 0;
+    mf_opt t[MF_OPTS_MAX];
+    mf_opt_list args;
+    if (mf_opts_parse_n("verify", t, verify_table(&a, t), argc, argv, &args, 0, INT_MAX, "") != 0) {
+        free(args.v);
+        return MF_EXIT_BAD_INPUT;
+    }
+    const char *contract_name = a.contract;
+    int quiet = a.quiet;
+    mf_check_opts opts = a.opts;
     mf_path_list paths = {0};
     mf_error err = {0};
     int bad = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *o = argv[i];
-        int more = i + 1 < argc;
-        if (!strcmp(o, "--contract") && more) contract_name = argv[++i];
-        else if (!strcmp(o, "--no-attribution")) opts.attribute = 0;
-        else if (!strcmp(o, "--sample-cols") && more) opts.max_cols = atoi(argv[++i]);
-        else if (!strcmp(o, "--strict")) opts.strict = 1;
-        else if (!strcmp(o, "-q") || !strcmp(o, "--quiet")) quiet = 1;
-        else if (o[0] == '-') {
-            fprintf(stderr, "moefuzz verify: unknown or incomplete option '%s'\n", o);
-            mf_paths_free(&paths);
-            return MF_EXIT_BAD_INPUT;
-        } else if (mf_paths_collect(o, &paths, &err) != MF_OK) {
+    for (int i = 0; i < args.n; i++)
+        if (mf_paths_collect(args.v[i], &paths, &err) != MF_OK) {
             fprintf(stderr, "moefuzz verify: %s\n", err.msg);
             bad = 1;
         }
-    }
+    free(args.v);
     const mf_contract *con = mf_contract_find(contract_name);
     if (!con) {
         fprintf(stderr, "moefuzz verify: unknown contract '%s'\n", contract_name);
@@ -356,7 +383,10 @@ void mf_help_methods(FILE *f) {
 }
 
 int mf_cmd_methods(int argc, char **argv) {
-    (void)argc, (void)argv;
+    mf_opt_list args;
+    int ok = mf_opts_parse_n("methods", NULL, 0, argc, argv, &args, 0, 0, "") == 0;
+    free(args.v);
+    if (!ok) return MF_EXIT_BAD_INPUT;
     mf_methods_print(stdout);
     return MF_EXIT_PASS;
 }

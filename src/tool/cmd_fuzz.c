@@ -29,6 +29,7 @@
 #include "codec.h"
 #include "fuzz.h"
 #include "models.h"
+#include "options.h"
 #include "tool.h"
 
 /* ---- locating the fuzz targets, the seeds and the dictionary ---- */
@@ -168,36 +169,6 @@ static int seed_corpus(const char *src_dir, const char *dst_dir, const char *pre
     return n;
 }
 
-/* ---- durations and numbers on the command line ---- */
-
-/* "90", "90s", "10m", "8h", "1d" -> seconds (> 0); anything else -> -1. */
-static double parse_duration(const char *s) {
-    if (!isdigit((unsigned char)s[0]) && s[0] != '.') return -1;
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (end == s || errno || !isfinite(v) || !(v > 0)) return -1;
-    double unit = 1;
-    if (*end == 's')
-        end++;
-    else if (*end == 'm')
-        unit = 60, end++;
-    else if (*end == 'h')
-        unit = 3600, end++;
-    else if (*end == 'd')
-        unit = 86400, end++;
-    return *end ? -1 : v * unit;
-}
-
-/* A whole number in [lo, hi], or -1. */
-static long parse_count(const char *s, long lo, long hi) {
-    if (!isdigit((unsigned char)s[0])) return -1;
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    return *end || errno || v < lo || v > hi ? -1 : v;
-}
-
 /* ---- the campaign ---- */
 
 typedef struct campaign {
@@ -231,7 +202,7 @@ static void parse_line(const char *line, progress *pr) {
     if ((p = strstr(line, " exec/s: "))) pr->exec_s = strtod(p + 9, NULL);
     if ((p = strstr(line, "oom/timeout/crash: "))) {
         const char *q = strrchr(p, '/');
-        if (q) pr->crashes = atoi(q + 1);
+        if (q) pr->crashes = (int)strtol(q + 1, NULL, 10);
     }
     if (strstr(line, "==== moefuzz: MISMATCH") || strstr(line, "deadly signal")) pr->crashes++;
     /* the corpus replay ends at INITED (one process) or when the fork-mode parent starts its
@@ -477,8 +448,7 @@ static void reason_from_log(const char *logp, char *out, size_t n) {
 }
 
 static int skipped_no_gpu(const char *reason) {
-    const char *req = getenv("MOEFUZZ_REQUIRE_GPU");
-    if (req && atoi(req)) {
+    if (mf_tool_require_gpu()) {
         fprintf(stderr, "moefuzz fuzz: FAIL: %s (MOEFUZZ_REQUIRE_GPU=1)\n", reason);
         return MF_EXIT_MISMATCH;
     }
@@ -770,45 +740,75 @@ static int run_campaign(campaign *cp) {
     return MF_EXIT_PASS;
 }
 
+/* fuzz's option table, targets in cp (and the time, kept apart to tell whether it was given) */
+static int fuzz_table(campaign *cp, double *time_s, long *seed, mf_opt *t) {
+    const mf_opt opts[] = {
+        {"--time", NULL, MF_OPT_SECS, time_s, .arg = "D",
+         .help = "stop after D (90, 90s, 10m, 8h, 1d; default 60 s), the\n"
+                 "replay of the work dir's corpus included; workers get\n"
+                 "SIGINT, then SIGKILL 5 s later. Ctrl-C, SIGTERM and SIGHUP\n"
+                 "stop it the same way; the summary follows"},
+        {"--runs", NULL, MF_OPT_LONG, &cp->runs, .min = 0, .max = LONG_MAX, .arg = "N",
+         .help = "stop after N inputs (deterministic with --seed)"},
+        {"--seed", NULL, MF_OPT_LONG, seed, .min = 0, .max = UINT_MAX, .arg = "N",
+         .help = "libFuzzer seed (0: libFuzzer picks one)"},
+        {"--jobs", NULL, MF_OPT_INT, &cp->jobs, .min = 1, .max = 4096, .arg = "N",
+         .help = "N worker processes (libFuzzer fork mode, crashes do not\nstop it)"},
+        {"--overnight", NULL, MF_OPT_FLAG, &cp->overnight, 1,
+         .help = "fork mode over all cores (GPU workers share the device),\n8 h unless --time, "
+                 "raised RSS limit, keeps going after\nfailures"},
+        {"--keep-going", NULL, MF_OPT_FLAG, &cp->keep_going, 1,
+         .help = "fork mode with one worker: continue after a failure"},
+        {"--backend", NULL, MF_OPT_STR, &cp->backend, .arg = "NAME",
+         .help = "kernel under test (default cpu; MOEFUZZ_BACKEND): cpu,\ncuda (fuzz_moe_cuda of "
+                 "the cuda preset), plugin:PATH.so,\nexec:COMMAND (docs/files.md)"},
+        {"--method", NULL, MF_OPT_STR, &cp->method, .arg = "NAME",
+         .help = "apply a routing method to every case (moefuzz methods)"},
+        {"--contract", NULL, MF_OPT_STR, &cp->contract, .arg = "NAME",
+         .help = "check against this contract instead of the kernel's own"},
+        {"--isolate", NULL, MF_OPT_FLAG, &cp->isolate, 1,
+         .help = "run the kernel in a worker process (default for plugins;\na crash or hang "
+                 "becomes a reported failure)"},
+        {"--no-isolate", NULL, MF_OPT_FLAG, &cp->isolate, 0,
+         .help = "run the kernel in the target's process"},
+        {"--timeout", NULL, MF_OPT_SECS, &cp->timeout, .arg = "D",
+         .help = "limit per kernel call of an isolated or exec backend"},
+        {"--model", NULL, MF_OPT_STR, &cp->model, .arg = "NAME",
+         .help = "fuzz one model's routing (moefuzz models); tokens and\ndata vary"},
+        {"--full", NULL, MF_OPT_FLAG, &cp->full, 1,
+         .help = "with --model: the model's full sizes, not its small twin"},
+        {"--workdir", NULL, MF_OPT_STR, &cp->workdir, .arg = "DIR",
+         .help = "corpus, artifacts, stats, log and campaign.txt (default\nfuzz-out, "
+                 "fuzz-out-MODEL with --model)"},
+        {"--plain", NULL, MF_OPT_FLAG, &cp->plain, 1,
+         .help = "use fuzz_moe_plain: libFuzzer's byte mutation only"},
+        {"--target", NULL, MF_OPT_STR, &cp->target_override, .arg = "PATH",
+         .help = "the fuzz target binary"},
+    };
+    _Static_assert(sizeof opts / sizeof opts[0] <= MF_OPTS_MAX, "MF_OPTS_MAX");
+    memcpy(t, opts, sizeof opts);
+    return (int)(sizeof opts / sizeof opts[0]);
+}
+
 void mf_help_fuzz(FILE *f) {
-    fprintf(
-        f,
-        "usage: moefuzz fuzz [options] [-- libFuzzer flags]\n\n"
-        "Fuzzes a kernel with the libFuzzer target fuzz_moe against the exact reference.\n"
-        "Seeds: corpus/seeds and corpus/regress (text cases, converted), from the first of\n"
-        "$MOEFUZZ_SOURCE_DIR, the directory of this binary, the working directory and the\n"
-        "source tree that has a corpus/ (the run says which). Failures land in\n"
-        "WORKDIR/artifacts; the summary groups them by signature with a replay command.\n"
-        "WORKDIR/campaign.txt records the backend, model, method and contract, which\n"
-        "`moefuzz repro` and `moefuzz minimize` of its inputs use.\n\n"
-        "options:\n"
-        "  --time D          stop after D (90, 90s, 10m, 8h, 1d; default 60 s), the replay\n"
-        "                    of the work dir's corpus included; workers get SIGINT, then\n"
-        "                    SIGKILL 5 s later. Ctrl-C, SIGTERM and SIGHUP stop it the same\n"
-        "                    way; the summary follows\n"
-        "  --runs N          stop after N inputs (deterministic with --seed)\n"
-        "  --seed N          libFuzzer seed\n"
-        "  --jobs N          N worker processes (libFuzzer fork mode, crashes do not stop it)\n"
-        "  --overnight       fork mode over all cores (GPU workers share the device), 8 h\n"
-        "                    unless --time, raised RSS limit, keeps going after failures\n"
-        "  --keep-going      fork mode with one worker: continue after a failure\n"
-        "  --backend NAME    kernel under test (default cpu; MOEFUZZ_BACKEND): cpu, cuda\n"
-        "                    (fuzz_moe_cuda of the cuda preset), plugin:PATH.so,\n"
-        "                    exec:COMMAND (docs/files.md)\n"
-        "  --method NAME     apply a routing method to every case (moefuzz methods)\n"
-        "  --contract NAME   check against this contract instead of the kernel's own\n"
-        "  --isolate         run the kernel in a worker process (default for plugins; a\n"
-        "                    crash or hang becomes a reported failure); --no-isolate\n"
-        "  --timeout D       limit per kernel call of an isolated or exec backend\n"
-        "  --model NAME      fuzz one model's routing (moefuzz models); tokens and data vary\n"
-        "  --full            with --model: the model's full sizes, not its small twin\n"
-        "  --workdir DIR     corpus, artifacts, stats, log and campaign.txt (default fuzz-out,\n"
-        "                    fuzz-out-MODEL with --model)\n"
-        "  --plain           use fuzz_moe_plain: libFuzzer's byte mutation only\n"
-        "  --target PATH     the fuzz target binary\n\n"
-        "exit: 0 no failure (and inputs were checked), 1 failures found, 2 bad usage or a\n"
-        "campaign that checked nothing, 77 no usable GPU for --backend cuda (1 with\n"
-        "MOEFUZZ_REQUIRE_GPU=1)\n");
+    fprintf(f,
+            "usage: moefuzz fuzz [options] [-- libFuzzer flags]\n\n"
+            "Fuzzes a kernel with the libFuzzer target fuzz_moe against the exact reference.\n"
+            "Seeds: corpus/seeds and corpus/regress (text cases, converted), from the first of\n"
+            "$MOEFUZZ_SOURCE_DIR, the directory of this binary, the working directory and the\n"
+            "source tree that has a corpus/ (the run says which). Failures land in\n"
+            "WORKDIR/artifacts; the summary groups them by signature with a replay command.\n"
+            "WORKDIR/campaign.txt records the backend, model, method and contract, which\n"
+            "`moefuzz repro` and `moefuzz minimize` of its inputs use.\n\n");
+    campaign cp;
+    double time_s;
+    long seed;
+    mf_opt t[MF_OPTS_MAX];
+    mf_opts_help(f, t, fuzz_table(&cp, &time_s, &seed, t));
+    fprintf(f,
+            "\nexit: 0 no failure (and inputs were checked), 1 failures found, 2 bad usage or a\n"
+            "campaign that checked nothing, 77 no usable GPU for --backend cuda (1 with\n"
+            "MOEFUZZ_REQUIRE_GPU=1)\n");
 }
 
 int mf_cmd_fuzz(int argc, char **argv) {
@@ -818,80 +818,38 @@ int mf_cmd_fuzz(int argc, char **argv) {
     cp.jobs = 1;
     cp.runs = -1;
     cp.isolate = -1;
-    int time_given = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(o, "--")) {
-            for (i++; i < argc && cp.n_extra < 32; i++)
-                snprintf(cp.extra[cp.n_extra++], sizeof cp.extra[0], "%s", argv[i]);
-            break;
-        }
-        int takes = !strcmp(o, "--time") || !strcmp(o, "--runs") || !strcmp(o, "--seed") ||
-                    !strcmp(o, "--jobs") || !strcmp(o, "--backend") || !strcmp(o, "--method") ||
-                    !strcmp(o, "--contract") || !strcmp(o, "--timeout") || !strcmp(o, "--model") ||
-                    !strcmp(o, "--workdir") || !strcmp(o, "--target");
-        if (takes && !v) {
-            fprintf(stderr, "moefuzz fuzz: %s needs a value\n", o);
-            return MF_EXIT_BAD_INPUT;
-        }
-        if (takes) i++;
-        if (!strcmp(o, "--time")) {
-            cp.seconds = parse_duration(v), time_given = 1;
-            if (cp.seconds <= 0) {
-                fprintf(stderr,
-                        "moefuzz fuzz: --time '%s': give a duration above 0 such as 90, "
-                        "90s, 10m, 8h or 1d\n",
-                        v);
-                return MF_EXIT_BAD_INPUT;
-            }
-        } else if (!strcmp(o, "--timeout")) {
-            cp.timeout = parse_duration(v);
-            if (cp.timeout <= 0) {
-                fprintf(stderr, "moefuzz fuzz: --timeout '%s': give a duration above 0\n", v);
-                return MF_EXIT_BAD_INPUT;
-            }
-        } else if (!strcmp(o, "--runs") || !strcmp(o, "--seed") || !strcmp(o, "--jobs")) {
-            long n = parse_count(v, !strcmp(o, "--jobs"), !strcmp(o, "--jobs") ? 4096 : LONG_MAX);
-            if (n < 0 || (!strcmp(o, "--seed") && n > (long)UINT_MAX)) {
-                fprintf(stderr, "moefuzz fuzz: %s '%s': give a whole number%s\n", o, v,
-                        !strcmp(o, "--jobs") ? " from 1" : "");
-                return MF_EXIT_BAD_INPUT;
-            }
-            if (!strcmp(o, "--runs"))
-                cp.runs = n, cp.seconds = 0;
-            else if (!strcmp(o, "--seed"))
-                cp.seed = (unsigned)n;
-            else
-                cp.jobs = (int)n;
-        } else if (!strcmp(o, "--backend"))
-            cp.backend = v;
-        else if (!strcmp(o, "--method"))
-            cp.method = v;
-        else if (!strcmp(o, "--contract"))
-            cp.contract = v;
-        else if (!strcmp(o, "--model"))
-            cp.model = v;
-        else if (!strcmp(o, "--workdir"))
-            cp.workdir = v;
-        else if (!strcmp(o, "--target"))
-            cp.target_override = v;
-        else if (!strcmp(o, "--overnight"))
-            cp.overnight = 1;
-        else if (!strcmp(o, "--keep-going"))
-            cp.keep_going = 1;
-        else if (!strcmp(o, "--isolate"))
-            cp.isolate = 1;
-        else if (!strcmp(o, "--no-isolate"))
-            cp.isolate = 0;
-        else if (!strcmp(o, "--full"))
-            cp.full = 1;
-        else if (!strcmp(o, "--plain"))
-            cp.plain = 1;
-        else {
-            fprintf(stderr, "moefuzz fuzz: unknown option '%s' (moefuzz fuzz --help)\n", o);
-            return MF_EXIT_BAD_INPUT;
-        }
+    double time_s = 0;
+    long seed = 0;
+    mf_opt t[MF_OPTS_MAX];
+    mf_opt_list args;
+    if (mf_opts_parse_n("fuzz", t, fuzz_table(&cp, &time_s, &seed, t), argc, argv, &args, 0,
+                        INT_MAX, "") != 0) {
+        free(args.v);
+        return MF_EXIT_BAD_INPUT;
     }
+    /* the arguments after "--" go to libFuzzer; fuzz takes none of its own */
+    int n_own = args.n_before_end < 0 ? args.n : args.n_before_end, bad = n_own > 0;
+    if (bad)
+        fprintf(stderr,
+                "moefuzz fuzz: unexpected argument '%s' (libFuzzer flags go after \"--\"; "
+                "moefuzz fuzz --help)\n",
+                args.v[0]);
+    for (int i = n_own; i < args.n && !bad; i++) {
+        bad = cp.n_extra == 32 || strlen(args.v[i]) >= sizeof cp.extra[0];
+        if (bad)
+            fprintf(stderr,
+                    "moefuzz fuzz: at most 32 libFuzzer flags of at most 255 characters, not "
+                    "'%.80s'\n",
+                    args.v[i]);
+        else
+            snprintf(cp.extra[cp.n_extra++], sizeof cp.extra[0], "%s", args.v[i]);
+    }
+    free(args.v);
+    if (bad) return MF_EXIT_BAD_INPUT;
+    int time_given = time_s > 0;
+    if (time_given) cp.seconds = time_s;
+    if (cp.runs >= 0) cp.seconds = 0;
+    cp.seed = (unsigned)seed;
     if (cp.runs >= 0 && time_given) {
         fprintf(stderr, "moefuzz fuzz: give --time or --runs, not both\n");
         return MF_EXIT_BAD_INPUT;
@@ -1008,11 +966,40 @@ static void use_campaign(const char *cmd, const char *file) {
            c.contract[0] ? ", contract " : "", c.contract);
 }
 
+typedef struct minimize_args {
+    const char *out, *target, *backend, *model, *method, *contract;
+    long runs;
+    int raw, full;
+} minimize_args;
+
+static int minimize_table(minimize_args *a, mf_opt *t) {
+    const mf_opt opts[] = {
+        {"-o", NULL, MF_OPT_STR, &a->out, .arg = "OUT",
+         .help = "the minimized input (default FILE.min; text if it ends\nin .txt)"},
+        {"--runs", NULL, MF_OPT_LONG, &a->runs, .min = 1, .max = LONG_MAX, .arg = "N",
+         .help = "libFuzzer tries at most N inputs (default 20000)"},
+        {"--backend", NULL, MF_OPT_STR, &a->backend, .arg = "NAME",
+         .help = "the kernel (default: the campaign's, else cpu)"},
+        {"--model", NULL, MF_OPT_STR, &a->model, .arg = "NAME",
+         .help = "the model preset of the campaign (moefuzz models)"},
+        {"--full", NULL, MF_OPT_FLAG, &a->full, 1, .help = "with --model: the model's full sizes"},
+        {"--method", NULL, MF_OPT_STR, &a->method, .arg = "NAME",
+         .help = "the routing method (moefuzz methods)"},
+        {"--contract", NULL, MF_OPT_STR, &a->contract, .arg = "NAME",
+         .help = "check against this contract instead of the kernel's own"},
+        {"--raw", NULL, MF_OPT_FLAG, &a->raw, 1,
+         .help = "FILE's bytes are a fuzzer input whatever they look like"},
+        {"--target", NULL, MF_OPT_STR, &a->target, .arg = "PATH",
+         .help = "the fuzz target binary (default fuzz_moe of this build)"},
+    };
+    _Static_assert(sizeof opts / sizeof opts[0] <= MF_OPTS_MAX, "MF_OPTS_MAX");
+    memcpy(t, opts, sizeof opts);
+    return (int)(sizeof opts / sizeof opts[0]);
+}
+
 void mf_help_minimize(FILE *f) {
     fprintf(f,
-            "usage: moefuzz minimize [--runs N] [--backend NAME] [--model NAME] [--full]\n"
-            "                        [--method NAME] [--contract NAME] [--raw] [--target PATH]\n"
-            "                        FILE [-o OUT]\n\n"
+            "usage: moefuzz minimize [options] FILE [-o OUT]\n\n"
             "Shrinks a failing input with libFuzzer's crash minimization (-minimize_crash=1),\n"
             "keeping its failure: only inputs that fail at the same first stage count (the\n"
             "metamorphic relations run on every try). The result is replayed once more and\n"
@@ -1020,51 +1007,28 @@ void mf_help_minimize(FILE *f) {
             "when OUT ends in .txt; `moefuzz repro OUT` reads either. FILE is read as repro\n"
             "reads it (--raw: its bytes are a fuzzer input whatever they look like). The\n"
             "backend, model, method and contract come from the work dir's campaign.txt\n"
-            "(moefuzz fuzz) unless given.\n"
-            "exit: 0 minimized, 1 the minimized input lost the failure, 2 bad input (or FILE\n"
+            "(moefuzz fuzz) unless given.\n\n");
+    minimize_args a;
+    mf_opt t[MF_OPTS_MAX];
+    mf_opts_help(f, t, minimize_table(&a, t));
+    fprintf(f,
+            "\nexit: 0 minimized, 1 the minimized input lost the failure, 2 bad input (or FILE\n"
             "does not fail)\n");
 }
 
 int mf_cmd_minimize(int argc, char **argv) {
-    const char *file = NULL, *out = NULL, *target = NULL;
-    const char *backend = NULL, *model = NULL, *method = NULL, *contract = NULL;
-    long runs = 20000;
-    int raw = 0, full = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(o, "-o") && v)
-            out = argv[++i];
-        else if (!strcmp(o, "--runs") && v) {
-            runs = parse_count(argv[++i], 1, LONG_MAX);
-            if (runs < 0) {
-                fprintf(stderr, "moefuzz minimize: --runs '%s': give a whole number from 1\n", v);
-                return MF_EXIT_BAD_INPUT;
-            }
-        } else if (!strcmp(o, "--backend") && v)
-            backend = argv[++i];
-        else if (!strcmp(o, "--model") && v)
-            model = argv[++i];
-        else if (!strcmp(o, "--method") && v)
-            method = argv[++i];
-        else if (!strcmp(o, "--contract") && v)
-            contract = argv[++i];
-        else if (!strcmp(o, "--target") && v)
-            target = argv[++i];
-        else if (!strcmp(o, "--full"))
-            full = 1;
-        else if (!strcmp(o, "--raw"))
-            raw = 1;
-        else if (!file && o[0] != '-')
-            file = o;
-        else {
-            fprintf(stderr, "moefuzz minimize: unexpected '%s'\n", o);
-            return MF_EXIT_BAD_INPUT;
-        }
-    }
-    if (!file) {
-        fprintf(stderr, "moefuzz minimize: give a failing input\n");
-        return MF_EXIT_BAD_INPUT;
-    }
+    minimize_args a = {.runs = 20000};
+    mf_opt t[MF_OPTS_MAX];
+    mf_opt_list pos;
+    int parsed = mf_opts_parse_n("minimize", t, minimize_table(&a, t), argc, argv, &pos, 1, 1,
+                                 "one failing input") == 0;
+    const char *file = parsed ? pos.v[0] : NULL;
+    free(pos.v);
+    if (!parsed) return MF_EXIT_BAD_INPUT;
+    const char *out = a.out, *target = a.target;
+    const char *backend = a.backend, *model = a.model, *method = a.method, *contract = a.contract;
+    long runs = a.runs;
+    int raw = a.raw, full = a.full;
     if (model && !mf_model_find(model)) {
         fprintf(stderr, "moefuzz minimize: unknown model '%s' (moefuzz models)\n", model);
         return MF_EXIT_BAD_INPUT;
@@ -1167,33 +1131,37 @@ int mf_cmd_minimize(int argc, char **argv) {
 
 void mf_help_merge(FILE *f) {
     fprintf(f,
-            "usage: moefuzz merge OUT_DIR IN_DIR...\n\n"
+            "usage: moefuzz merge OUT_DIR IN_DIR... [-- libFuzzer flags]\n\n"
             "Merges corpora with libFuzzer's -merge=1: OUT_DIR receives the inputs of the\n"
-            "IN_DIRs that add coverage (features, configuration cells, utilisation buckets).\n");
+            "IN_DIRs that add coverage (features, configuration cells, utilisation buckets).\n"
+            "It takes no options; arguments after \"--\" go to libFuzzer.\n\n"
+            "exit: 0 merged, 2 bad input or a libFuzzer error\n");
 }
 
 int mf_cmd_merge(int argc, char **argv) {
-    if (argc < 3) {
-        fprintf(stderr, "moefuzz merge: give OUT_DIR and at least one IN_DIR\n");
+    mf_opt_list args;
+    if (mf_opts_parse_n("merge", NULL, 0, argc, argv, &args, 2, 61,
+                        "OUT_DIR and at least one IN_DIR (at most 60 in all)") != 0) {
+        free(args.v);
         return MF_EXIT_BAD_INPUT;
     }
     char path[PATH_MAX];
+    int rc = MF_EXIT_BAD_INPUT;
     if (!find_target("fuzz_moe", NULL, path, sizeof path)) {
         no_target("merge", "fuzz_moe");
-        return MF_EXIT_BAD_INPUT;
+    } else if (mkdirs(args.v[0]) != 0) {
+        fprintf(stderr, "moefuzz merge: cannot create %s\n", args.v[0]);
+    } else {
+        char *targs[64];
+        int a = 0;
+        targs[a++] = path;
+        targs[a++] = "-merge=1";
+        for (int i = 0; i < args.n; i++) targs[a++] = (char *)args.v[i];
+        targs[a] = NULL;
+        rc = exec_target(path, targs) == 0 ? MF_EXIT_PASS : MF_EXIT_BAD_INPUT;
     }
-    if (mkdirs(argv[1]) != 0) {
-        fprintf(stderr, "moefuzz merge: cannot create %s\n", argv[1]);
-        return MF_EXIT_BAD_INPUT;
-    }
-    char *args[64];
-    int a = 0;
-    args[a++] = path;
-    args[a++] = "-merge=1";
-    for (int i = 1; i < argc && a < 62; i++) args[a++] = argv[i];
-    args[a] = NULL;
-    int rc = exec_target(path, args);
-    return rc == 0 ? MF_EXIT_PASS : MF_EXIT_BAD_INPUT;
+    free(args.v);
+    return rc;
 }
 
 void mf_help_models(FILE *f) {
@@ -1204,7 +1172,10 @@ void mf_help_models(FILE *f) {
 }
 
 int mf_cmd_models(int argc, char **argv) {
-    (void)argc, (void)argv;
+    mf_opt_list args;
+    int ok = mf_opts_parse_n("models", NULL, 0, argc, argv, &args, 0, 0, "") == 0;
+    free(args.v);
+    if (!ok) return MF_EXIT_BAD_INPUT;
     mf_models_print(stdout);
     return MF_EXIT_PASS;
 }

@@ -16,6 +16,7 @@
  * and vLLM's (atol 2e-2, rtol 0), and their false alarms on the correct kernel. Mutants exist
  * only in test builds: this command works in moefuzz-test.
  */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,7 @@
 #include "check.h"
 #include "codec.h"
 #include "fuzz.h"
+#include "options.h"
 #include "tool.h"
 
 _Static_assert(MF_STG_IDS == 1u << MF_STAGE_ROUTE_IDS &&
@@ -38,22 +40,6 @@ _Static_assert(MF_STG_IDS == 1u << MF_STAGE_ROUTE_IDS &&
                    MF_STG_GUARD == 1u << MF_STAGE_GUARD &&
                    MF_STG_DETERMINISM == 1u << MF_STAGE_DETERMINISM,
                "the stage bits of kernels/mutants.h follow mf_stage");
-
-void mf_help_mutants(FILE *f) {
-    fprintf(f,
-            "usage: moefuzz-test mutants [--list] [--only NAME] [--seeds N] [--cases N]\n"
-            "                            [--budget S] [--eval N] [--kernel cpu|cuda]\n"
-            "                            [--tables] [-v]\n\n"
-            "Controls first: the correct kernel must pass (0 false alarms) and the mutant build\n"
-            "with no mutant must match it on the seeds and N random cases (--eval, default 100).\n"
-            "Then every mutant of the kernel is fuzzed from the seed corpus and from nothing, N\n"
-            "runs each (--seeds, default 5), each run at most N cases (--cases, default 2000)\n"
-            "and, if given, S seconds (--budget). Exit 0 iff the controls pass and every run of\n"
-            "every mutant ends in a failing verdict (not an error) with the mutant's expected\n"
-            "stages (kernels/mutants.h), every knob mutant attributed to its knob alone; 1\n"
-            "otherwise; 2 on bad arguments. --tables adds the kill rates of moefuzz, FlashInfer's\n"
-            "and vLLM's allclose rules on the controls' cases. Test builds only (moefuzz-test).\n");
-}
 
 typedef struct zoo_case {
     mf_case c;
@@ -395,14 +381,6 @@ static int cmp_double(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-static int parse_long(const char *s, long lo, long *out) {
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (end == s || *end || v < lo) return 0;
-    *out = v;
-    return 1;
-}
-
 /* ---- one mutant ---- */
 
 typedef struct zoo_tally {
@@ -504,39 +482,67 @@ static int zoo_mutant(int m, unsigned kernel, mf_backend *b, const zoo_case *see
     return ok;
 }
 
+typedef struct mutants_args {
+    zoo_opts zo;
+    int list;
+    const char *only, *kernel;
+} mutants_args;
+
+static int mutants_table(mutants_args *a, mf_opt *t) {
+    const mf_opt opts[] = {
+        {"--list", NULL, MF_OPT_FLAG, &a->list, 1,
+         .help = "list the mutants, their knobs and expected stages (every\nbuild)"},
+        {"--only", NULL, MF_OPT_STR, &a->only, .arg = "NAME", .help = "this mutant alone"},
+        {"--seeds", NULL, MF_OPT_INT, &a->zo.nseeds, .min = 1, .max = 32, .arg = "N",
+         .help = "runs per mutant from the seed corpus and from nothing\n(default 5)"},
+        {"--cases", NULL, MF_OPT_LONG, &a->zo.max_cases, .min = 1, .max = LONG_MAX, .arg = "N",
+         .help = "at most N cases per run (default 2000)"},
+        {"--budget", NULL, MF_OPT_NUM, &a->zo.budget, .min = 0, .max = 1e308, .above = 1,
+         .arg = "S", .help = "and at most S seconds per run (default: no limit)"},
+        {"--eval", NULL, MF_OPT_INT, &a->zo.neval, .min = 0, .max = 100000, .arg = "N",
+         .help = "random cases of the controls, besides the seeds\n(default 100)"},
+        {"--kernel", NULL, MF_OPT_STR, &a->kernel, .arg = "K",
+         .help = "the mutated kernel: cpu (default) or cuda"},
+        {"--tables", NULL, MF_OPT_FLAG, &a->zo.tables, 1,
+         .help = "also the kill rates of moefuzz, FlashInfer's and vLLM's\nallclose rules on "
+                 "the controls' cases"},
+        {"--verbose", "-v", MF_OPT_FLAG, &a->zo.verbose, 1, .help = "every run of every mutant"},
+    };
+    _Static_assert(sizeof opts / sizeof opts[0] <= MF_OPTS_MAX, "MF_OPTS_MAX");
+    memcpy(t, opts, sizeof opts);
+    return (int)(sizeof opts / sizeof opts[0]);
+}
+
+void mf_help_mutants(FILE *f) {
+    fprintf(f,
+            "usage: moefuzz-test mutants [options]\n\n"
+            "Controls first: the correct kernel must pass (0 false alarms) and the mutant build\n"
+            "with no mutant must match it on the seeds and N random cases (--eval, default 100).\n"
+            "Then every mutant of the kernel is fuzzed from the seed corpus and from nothing, N\n"
+            "runs each (--seeds, default 5), each run at most N cases (--cases, default 2000)\n"
+            "and, if given, S seconds (--budget). Exit 0 iff the controls pass and every run of\n"
+            "every mutant ends in a failing verdict (not an error) with the mutant's expected\n"
+            "stages (kernels/mutants.h), every knob mutant attributed to its knob alone; 1\n"
+            "otherwise; 2 on bad arguments. --tables adds the kill rates of moefuzz, FlashInfer's\n"
+            "and vLLM's allclose rules on the controls' cases. Test builds only (moefuzz-test);\n"
+            "--list in every build.\n\n");
+    mutants_args a;
+    mf_opt t[MF_OPTS_MAX];
+    mf_opts_help(f, t, mutants_table(&a, t));
+}
+
 int mf_cmd_mutants(int argc, char **argv) {
-    zoo_opts zo = {.nseeds = 5, .neval = 100, .max_cases = 2000, .budget = 0};
-    int list = 0;
-    const char *only = NULL, *kernel = "cpu";
-    for (int i = 1; i < argc; i++) {
-        long v;
-        const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--list")) {
-            list = 1;
-        } else if (!strcmp(a, "--tables")) {
-            zo.tables = 1;
-        } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
-            zo.verbose = 1;
-        } else if (next && !strcmp(a, "--only")) {
-            only = argv[++i];
-        } else if (next && !strcmp(a, "--kernel")) {
-            kernel = argv[++i];
-        } else if (next && !strcmp(a, "--seeds") && parse_long(next, 1, &v) && v <= 32) {
-            zo.nseeds = (int)v, i++;
-        } else if (next && !strcmp(a, "--cases") && parse_long(next, 1, &v)) {
-            zo.max_cases = v, i++;
-        } else if (next && !strcmp(a, "--eval") && parse_long(next, 0, &v) && v <= 100000) {
-            zo.neval = (int)v, i++;
-        } else if (next && !strcmp(a, "--budget") && atof(next) > 0) {
-            zo.budget = atof(argv[++i]);
-        } else {
-            fprintf(stderr,
-                    "moefuzz mutants: unexpected or invalid '%s' (--seeds 1..32, --cases >= 1, "
-                    "--eval >= 0, --budget > 0; see --help)\n",
-                    a);
-            return MF_EXIT_BAD_INPUT;
-        }
-    }
+    mutants_args a = {.zo = {.nseeds = 5, .neval = 100, .max_cases = 2000, .budget = 0},
+                      .kernel = "cpu"};
+    mf_opt table[MF_OPTS_MAX];
+    mf_opt_list args;
+    int ok = mf_opts_parse_n("mutants", table, mutants_table(&a, table), argc, argv, &args, 0, 0,
+                             "") == 0;
+    free(args.v);
+    if (!ok) return MF_EXIT_BAD_INPUT;
+    zoo_opts zo = a.zo;
+    int list = a.list;
+    const char *only = a.only, *kernel = a.kernel;
     unsigned kbit = !strcmp(kernel, "cpu")    ? MF_KERN_CPU
                     : !strcmp(kernel, "cuda") ? MF_KERN_CUDA
                                               : 0;

@@ -7,20 +7,49 @@
 
 #include "codec.h"
 #include "fuzz.h"
+#include "options.h"
 #include "tool.h"
+
+typedef struct repro_args {
+    const char *save, *backend, *model, *method, *contract;
+    int full, raw;
+} repro_args;
+
+static int repro_table(repro_args *a, mf_opt *t) {
+    const mf_opt opts[] = {
+        {"--backend", NULL, MF_OPT_STR, &a->backend, .arg = "NAME",
+         .help = "the kernel (default: the campaign's, else cpu)"},
+        {"--model", NULL, MF_OPT_STR, &a->model, .arg = "NAME",
+         .help = "the model preset of the campaign (moefuzz models)"},
+        {"--full", NULL, MF_OPT_FLAG, &a->full, 1, .help = "with --model: the model's full sizes"},
+        {"--method", NULL, MF_OPT_STR, &a->method, .arg = "NAME",
+         .help = "the routing method (moefuzz methods)"},
+        {"--contract", NULL, MF_OPT_STR, &a->contract, .arg = "NAME",
+         .help = "check against this contract instead of the kernel's own"},
+        {"--raw", NULL, MF_OPT_FLAG, &a->raw, 1,
+         .help = "FILE's bytes are a fuzzer input whatever they look like"},
+        {"--save", NULL, MF_OPT_STR, &a->save, .arg = "NAME",
+         .help = "write the case as text to corpus/regress/NAME.txt"},
+    };
+    _Static_assert(sizeof opts / sizeof opts[0] <= MF_OPTS_MAX, "MF_OPTS_MAX");
+    memcpy(t, opts, sizeof opts);
+    return (int)(sizeof opts / sizeof opts[0]);
+}
 
 void mf_help_repro(FILE *f) {
     fprintf(f,
-            "usage: moefuzz repro [--backend NAME] [--model NAME] [--full] [--method NAME]\n"
-            "                     [--contract NAME] [--raw] [--save NAME] FILE\n\n"
+            "usage: moefuzz repro [options] FILE\n\n"
             "Replays FILE as fuzz_moe would, every metamorphic relation included, then prints\n"
             "the diagnosis, the case as text, and the exact commands that rerun it. FILE is a\n"
             "text case if its name ends in .txt, a canonical binary case, or else the raw bytes\n"
             "a fuzzer ran (--raw: always). The backend, model, method and contract come from\n"
             "the campaign.txt of FILE's work dir (moefuzz fuzz) unless given. --save NAME\n"
             "writes the case as text to corpus/regress/NAME.txt, named for what it caught, so\n"
-            "ctest replays it forever.\n"
-            "exit: 1 the failure reproduces, 0 it does not, 2 bad input\n");
+            "ctest replays it forever.\n\n");
+    repro_args a;
+    mf_opt t[MF_OPTS_MAX];
+    mf_opts_help(f, t, repro_table(&a, t));
+    fprintf(f, "\nexit: 1 the failure reproduces, 0 it does not, 2 bad input\n");
 }
 
 /* " --opt VALUE" with VALUE shell-quoted, appended to out */
@@ -33,36 +62,17 @@ static void add_opt(char *out, size_t n, const char *opt, const char *value) {
 }
 
 int mf_cmd_repro(int argc, char **argv) {
-    const char *file = NULL, *save = NULL, *backend = NULL, *model = NULL, *method = NULL,
-               *contract = NULL;
-    int full = 0, raw = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(o, "--backend") && v)
-            backend = argv[++i];
-        else if (!strcmp(o, "--model") && v)
-            model = argv[++i];
-        else if (!strcmp(o, "--method") && v)
-            method = argv[++i];
-        else if (!strcmp(o, "--contract") && v)
-            contract = argv[++i];
-        else if (!strcmp(o, "--full"))
-            full = 1;
-        else if (!strcmp(o, "--raw"))
-            raw = 1;
-        else if (!strcmp(o, "--save") && v)
-            save = argv[++i];
-        else if (!file && o[0] != '-')
-            file = o;
-        else {
-            fprintf(stderr, "moefuzz repro: unexpected '%s'\n", o);
-            return MF_EXIT_BAD_INPUT;
-        }
-    }
-    if (!file) {
-        fprintf(stderr, "moefuzz repro: give a file\n");
-        return MF_EXIT_BAD_INPUT;
-    }
+    repro_args a = {0};
+    mf_opt t[MF_OPTS_MAX];
+    mf_opt_list args;
+    int ok =
+        mf_opts_parse_n("repro", t, repro_table(&a, t), argc, argv, &args, 1, 1, "one file") == 0;
+    const char *file = ok ? args.v[0] : NULL;
+    free(args.v);
+    if (!ok) return MF_EXIT_BAD_INPUT;
+    const char *save = a.save, *backend = a.backend, *model = a.model, *method = a.method,
+               *contract = a.contract;
+    int full = a.full, raw = a.raw;
     if (backend) setenv("MOEFUZZ_BACKEND", backend, 1);
     if (model) setenv("MOEFUZZ_MODEL", model, 1);
     if (full) setenv("MOEFUZZ_FULL", "1", 1);
@@ -125,12 +135,11 @@ int mf_cmd_repro(int argc, char **argv) {
     /* the rerun commands name every setting in force, quoted for the shell */
     const char *e_model = getenv("MOEFUZZ_MODEL"), *e_method = getenv("MOEFUZZ_METHOD"),
                *e_contract = getenv("MOEFUZZ_CONTRACT");
-    int e_full = getenv("MOEFUZZ_FULL") && atoi(getenv("MOEFUZZ_FULL"));
     char cmd[4096] = "moefuzz repro", q[1200];
     if (raw) strcat(cmd, " --raw");
     add_opt(cmd, sizeof cmd, "--backend", cfg.backend);
     add_opt(cmd, sizeof cmd, "--model", e_model && *e_model ? e_model : NULL);
-    if (e_full) strcat(cmd, " --full");
+    if (cfg.full) strcat(cmd, " --full");
     add_opt(cmd, sizeof cmd, "--method", e_method && *e_method ? e_method : NULL);
     add_opt(cmd, sizeof cmd, "--contract", e_contract && *e_contract ? e_contract : NULL);
     mf_shell_quote(file, q, sizeof q);
@@ -148,7 +157,7 @@ int mf_cmd_repro(int argc, char **argv) {
                 printf(" %s=%s", names[k], env);
             }
         printf("%s MOEFUZZ_NO_BUDGET=1 MOEFUZZ_META_EVERY=1 fuzz_moe %s\n",
-               e_full ? " MOEFUZZ_FULL=1" : "", q);
+               cfg.full ? " MOEFUZZ_FULL=1" : "", q);
     }
     if (save) {
         char path[1200];

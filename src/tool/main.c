@@ -143,9 +143,13 @@ int mf_tool_gpu_missing(const char *spec, char *why, size_t n) {
     return cp->available(why, n) == 0; /* -1, a CUDA error, is not a skip: open fails with it */
 }
 
-int mf_tool_gpu_skip(const char *cmd, const char *why) {
+int mf_tool_require_gpu(void) {
     const char *req = getenv("MOEFUZZ_REQUIRE_GPU");
-    if (req && !strcmp(req, "1")) {
+    return req && !strcmp(req, "1");
+}
+
+int mf_tool_gpu_skip(const char *cmd, const char *why) {
+    if (mf_tool_require_gpu()) {
         fprintf(stderr, "%s: no usable GPU (%s), and MOEFUZZ_REQUIRE_GPU=1 makes that a failure\n",
                 cmd, why);
         return MF_EXIT_MISMATCH;

@@ -22,6 +22,9 @@ enum { MF_EXIT_PASS = 0, MF_EXIT_MISMATCH = 1, MF_EXIT_BAD_INPUT = 2, MF_EXIT_SK
  * there the backend does not exist, which is bad input, not a skip). */
 int mf_tool_gpu_missing(const char *spec, char *why, size_t n);
 
+/* 1 where MOEFUZZ_REQUIRE_GPU=1: no usable GPU is a failure, not a skip. */
+int mf_tool_require_gpu(void);
+
 /* The exit of a command that needs a GPU and finds none: prints why, returns MF_EXIT_SKIP, or
  * MF_EXIT_MISMATCH where MOEFUZZ_REQUIRE_GPU=1 (on the GPU machine a skip is a failure). */
 int mf_tool_gpu_skip(const char *cmd, const char *why);
