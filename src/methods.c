@@ -36,7 +36,7 @@ static const mf_method methods[] = {
      .score = MF_SCORE_SIGMOID, .bias = 1, .grouped = 1, .renormalize = 1, .eps_1e20 = 1,
      .uses_rsf = 1, .top_k = 0,
      .note = "the only FlashInfer method besides MiniMax2 that applies rsf; the routing output is "
-             "bf16 (contract flashinfer-trtllm-bf16)"},
+             "bf16 (contract flashinfer-0.7-trtllm-bf16)"},
     {.name = "flashinfer:Llama4", .number = 3,
      .summary = "top-1 of the logits, weight sigmoid(logit)",
      .score = MF_SCORE_SIGMOID, .bias = 0, .grouped = 0, .renormalize = 0, .eps_1e20 = 0,

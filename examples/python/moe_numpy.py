@@ -17,8 +17,10 @@ numpy will do.
 
 Options:
   --mode any-order              fp32 GEMMs, activation rounded to bf16, fp32 combine (default)
-  --mode vllm-triton            also rounds gate/up and each w*y to bf16 (vLLM's Triton fused_moe)
-  --mode flashinfer-trtllm-bf16 rounds the routing weights and each expert output to bf16
+  --mode vllm-triton            as vLLM 0.33's Triton fused_moe: gate/up, silu(g), each w*y and an
+                                output-site rsf's product rounded to bf16
+  --mode flashinfer-trtllm-bf16 as FlashInfer 0.7's trtllm-gen bf16 MoE: tanh-form sigmoid, the
+                                routing weights and each expert output rounded to bf16
   --method NAME                 declare a routing method (moefuzz methods); moefuzz then applies
                                 it to every case, and this adapter checks that it did
 The mode is also the contract declared in the hello line. Diagnostics go to stderr: stdout
@@ -104,6 +106,8 @@ def moe_forward(t, meta, mode, bug):
     if meta["score"] == "softmax":
         e = np.exp(L - L.max(axis=1, keepdims=True))
         s = e / e.sum(axis=1, keepdims=True)
+    elif mode == "flashinfer-trtllm-bf16":
+        s = (f32(0.5) * np.tanh(f32(0.5) * L) + f32(0.5)).astype(f32)  # FlashInfer's tanh form
     else:
         s = f32(1) / (f32(1) + np.exp(-L))
     key = s + t["bias"].astype(f32) if meta["bias"] != "none" else s.copy()
@@ -140,7 +144,10 @@ def moe_forward(t, meta, mode, bug):
         gate, up = (gu[:, :I], gu[:, I:]) if meta["layout"] == "gate_up" else (gu[:, I:], gu[:, :I])
         if mode == "vllm-triton":
             gate, up = round_bf16(gate), round_bf16(up)  # GEMM1 writes bf16
-        a = round_bf16(gate / (f32(1) + np.exp(-gate)) * up)  # SiLU-GLU, bf16 before GEMM2
+        silu = gate / (f32(1) + np.exp(-gate))
+        if mode == "vllm-triton":
+            silu = round_bf16(silu)  # silu_and_mul: silu(g) in bf16 before the multiply
+        a = round_bf16(silu * up)  # SiLU-GLU, bf16 before GEMM2
         y = a @ w2[le].T  # [n, H]
         if mode == "flashinfer-trtllm-bf16":
             y = round_bf16(y)  # GEMM2 writes bf16
@@ -149,7 +156,10 @@ def moe_forward(t, meta, mode, bug):
             contrib = round_bf16(contrib)  # routed weight multiplied in the GEMM2 epilogue
         acc[tok] += contrib  # a token meets an expert at most once
     if meta["rsf_site"] == "output":
-        acc = acc * rsf
+        if mode == "vllm-triton":
+            acc = round_bf16(round_bf16(acc) * rsf)  # rsf times moe_sum's bf16 output, in bf16
+        else:
+            acc = acc * rsf
     return f32_to_bf16(acc), ids, w
 
 # ---- one case ----
