@@ -544,16 +544,29 @@ void emu_tma_load_3d(uint32_t dst, const void *tmap, int c0, int c1, int c2, uin
 
 /* ---- Hopper: wgmma ---- */
 
-/* Shared address of element (row r, k) of a K-major operand with the 128-byte swizzle. */
-static uint32_t wg_elem_addr(uint64_t desc, int r, int k) {
+/* A K-major operand's descriptor with the 128-byte swizzle, decoded and checked once. */
+struct wg_desc {
+    uint32_t start, sbo;
+};
+
+static wg_desc wg_decode(uint64_t desc) {
     if ((desc >> 62) != 1) die("wgmma: only the 128-byte swizzle is modelled");
     if (((desc >> 49) & 7) != 0) die("wgmma: a nonzero matrix base offset is not modelled");
-    const uint32_t start = (uint32_t)(desc & 0x3FFF) << 4;
-    const uint32_t sbo = (uint32_t)((desc >> 32) & 0x3FFF) << 4;
-    if ((start & ~127u) % 1024) die("wgmma: swizzle pattern not at a 1024-byte boundary");
-    const uint32_t a = start + (uint32_t)(r >> 3) * sbo + (uint32_t)(r & 7) * 128 + (uint32_t)k * 2;
+    wg_desc d;
+    d.start = (uint32_t)(desc & 0x3FFF) << 4;
+    d.sbo = (uint32_t)((desc >> 32) & 0x3FFF) << 4;
+    if ((d.start & ~127u) % 1024) die("wgmma: swizzle pattern not at a 1024-byte boundary");
+    return d;
+}
+
+/* Shared address of elements (row r, k .. k + 7), k a multiple of 8: one 16-byte chunk, which
+ * the swizzle moves as a whole (it permutes address bits 4-6, and the chunk's row offset is a
+ * multiple of 16). */
+static uint32_t wg_chunk_addr(const wg_desc &d, int r, int k) {
+    const uint32_t a = d.start + (uint32_t)(r >> 3) * d.sbo + (uint32_t)(r & 7) * 128 +
+                       (uint32_t)k * 2;
     const uint32_t s = a ^ (((a >> 7) & 7u) << 4);
-    emu_check_smem(s, 2, 2, "wgmma operand");
+    emu_check_smem(s, 16, 16, "wgmma operand");
     return s;
 }
 
@@ -562,16 +575,17 @@ static uint32_t wg_elem_addr(uint64_t desc, int r, int k) {
 static void wg_gather(const fiber &f, uint64_t da, uint64_t db, int n, std::vector<uint16_t> &a,
                       std::vector<uint16_t> &b) {
     const int w = (int)(f.tid / 32) & 3, g = f.lane >> 2, q = f.lane & 3;
+    const wg_desc A = wg_decode(da), B = wg_decode(db);
     a.resize(2 * 16);
     b.resize((size_t)n / 4 * 16);
     for (int h = 0; h < 2; h++)
-        for (int k = 0; k < 16; k++)
-            memcpy(&a[h * 16 + k], smem_raw + wg_elem_addr(da, 16 * w + g + 8 * h, k), 2);
+        for (int k = 0; k < 16; k += 8)
+            memcpy(&a[h * 16 + k], smem_raw + wg_chunk_addr(A, 16 * w + g + 8 * h, k), 16);
     for (int j = 0; j < n / 8; j++)
         for (int c = 0; c < 2; c++)
-            for (int k = 0; k < 16; k++)
+            for (int k = 0; k < 16; k += 8)
                 memcpy(&b[(size_t)(2 * j + c) * 16 + k],
-                       smem_raw + wg_elem_addr(db, 8 * j + 2 * q + c, k), 2);
+                       smem_raw + wg_chunk_addr(B, 8 * j + 2 * q + c, k), 16);
 }
 
 void emu_wgmma(float *d, int n, uint64_t da, uint64_t db) {
