@@ -11,6 +11,8 @@
 #include <string.h>
 
 #include "bf16.h"
+#include "contract.h"
+#include "route.h"
 
 void mf_case_default(mf_case *c) {
     memset(c, 0, sizeof *c);
@@ -241,13 +243,36 @@ double mf_gen_scale(const mf_moe_params *p, mf_tensor_id t, const mf_gen *g) {
     }
 }
 
-/* The tensors' arrays in mf_problem, and the output [T][H] bf16. */
+/* Bytes of all experts' blocks of the kept tensors, and of the other tensors. */
+static double expert_bytes(const mf_moe_params *p) {
+    double bytes = 0;
+    for (int t = 0; t < MF_NUM_TENSORS; t++)
+        if (tensor_kept((mf_tensor_id)t))
+            bytes += (double)mf_tensor_elems(p, (mf_tensor_id)t) *
+                     mf_tensor_host_size((mf_tensor_id)t);
+    return bytes;
+}
+
+static double other_bytes(const mf_moe_params *p) {
+    double bytes = 0;
+    for (int t = 0; t < MF_NUM_TENSORS; t++)
+        if (!tensor_kept((mf_tensor_id)t))
+            bytes += (double)mf_tensor_elems(p, (mf_tensor_id)t) *
+                     mf_tensor_host_size((mf_tensor_id)t);
+    return bytes;
+}
+
+int mf_case_experts_lazy(const mf_case *c) { return expert_bytes(&c->p) > MF_EAGER_EXPERT_BYTES; }
+
+static int routable_count(const mf_case *c);
+
+/* The tensors' arrays in mf_problem (a lazy case's routable experts), and the output [T][H]. */
 double mf_case_bytes(const mf_case *c) {
     const mf_moe_params *p = &c->p;
-    double bytes = 2.0 * p->T * p->H;
-    for (int t = 0; t < MF_NUM_TENSORS; t++)
-        bytes += (double)mf_tensor_elems(p, (mf_tensor_id)t) * mf_tensor_host_size((mf_tensor_id)t);
-    return bytes;
+    /* routing a lazy case costs little up to a few thousand token-expert pairs */
+    int route = mf_case_experts_lazy(c) && (double)p->T * p->E <= MF_ROUTED_BYTES_PAIRS;
+    double experts = route ? routable_count(c) : p->E_local;
+    return 2.0 * p->T * p->H + other_bytes(p) + expert_bytes(p) / p->E_local * experts;
 }
 
 double mf_case_work(const mf_case *c) {
@@ -336,19 +361,22 @@ static float nudge_f32(float f, uint64_t h) {
     return f;
 }
 
-static void fill_bf16(const mf_moe_params *p, mf_tensor_id t, const mf_gen *g, uint16_t *dst) {
-    size_t n = mf_tensor_elems(p, t), cols = tensor_cols(p, t);
+/* Elements [i0, i1) of a bf16 tensor: each a function of (generator, index) alone, so a range
+ * holds the same bits as the whole tensor there. */
+static void fill_bf16(const mf_moe_params *p, mf_tensor_id t, const mf_gen *g, size_t i0,
+                      size_t i1, uint16_t *dst) {
+    size_t cols = tensor_cols(p, t);
     double scale = mf_gen_scale(p, t, g);
     gen_streams st = streams_of(g, t);
     if (g->cls == MF_GEN_NORMAL) { /* the common case, kept branch-free */
         /* scale and normal are fp32 values: their fp32 product is the double product rounded
          * once, the same value as the general route below */
         float fs = (float)scale;
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = i0; i < i1; i++)
             dst[i] = mf_f32_to_bf16(fs * (float)normal_of(stream_at(st.main, i)));
         return;
     }
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = i0; i < i1; i++) {
         uint16_t b = mf_f32_to_bf16((float)gen_value(g, &st, scale, i, cols));
         if (g->cls == MF_GEN_NEAR_TIES && (i & 1)) b = nudge_bf16(b, stream_at(st.nudge, i));
         dst[i] = b;
@@ -377,6 +405,7 @@ static void fill_f32(const mf_moe_params *p, mf_tensor_id t, const mf_gen *g, in
 void mf_problem_free(mf_problem *pb) {
     if (!pb) return;
     for (int t = 0; t < MF_NUM_TENSORS; t++) free(mf_problem_tensor(pb, (mf_tensor_id)t));
+    free(pb->experts);
     memset(pb, 0, sizeof *pb);
 }
 
@@ -398,10 +427,112 @@ static int kept_reusable(const mf_case *c, const mf_problem *pb) {
     return 1;
 }
 
-static void fill_tensor(const mf_case *c, mf_problem *pb, mf_tensor_id t) {
+/* A tensor that is not kept, whole. */
+static void fill_f32_or_bf16(const mf_case *c, mf_problem *pb, mf_tensor_id t) {
     void *a = mf_problem_tensor(pb, t);
-    if (mf_tensor_host_size(t) == 2) fill_bf16(&c->p, t, &c->gen[t], a);
+    if (mf_tensor_host_size(t) == 2)
+        fill_bf16(&c->p, t, &c->gen[t], 0, mf_tensor_elems(&c->p, t), a);
     else fill_f32(&c->p, t, &c->gen[t], mf_tensor_is_bf16(&c->p, t), a);
+}
+
+/* Elements of one expert's block of kept tensor t (its d0 is E_local). */
+static size_t expert_elems(const mf_moe_params *p, mf_tensor_id t) {
+    return mf_tensor_elems(p, t) / (size_t)p->E_local;
+}
+
+/* Applies the case's pokes that land in kept tensors' elements [expert le's blocks], saving what
+ * they overwrite; le < 0: the pokes of the other tensors. */
+static void apply_pokes(mf_problem *pb, int le) {
+    const mf_moe_params *p = &pb->p;
+    const mf_case *c = &pb->src;
+    for (int i = 0; i < c->n_pokes; i++) {
+        const mf_poke *k = &c->pokes[i];
+        mf_tensor_id t = (mf_tensor_id)k->tensor;
+        size_t at = (size_t)k->index % mf_tensor_elems(p, t);
+        uint16_t b16 = (uint16_t)(k->bits & 0xffffu);
+        if (tensor_kept(t) ? (le < 0 || at / expert_elems(p, t) != (size_t)le) : le >= 0)
+            continue;
+        if (mf_tensor_host_size(t) == 2) {
+            uint16_t *w = (uint16_t *)mf_problem_tensor(pb, t) + at;
+            if (tensor_kept(t)) {
+                pb->saved[pb->n_saved].at = w;
+                pb->saved[pb->n_saved].old = *w;
+                pb->n_saved++;
+            }
+            *w = b16;
+        } else {
+            float *f = (float *)mf_problem_tensor(pb, t) + at;
+            *f = mf_tensor_is_bf16(p, t) ? mf_bf16_to_f32(b16) : mf_f32_from_bits(k->bits);
+        }
+    }
+}
+
+int mf_problem_expert_ready(const mf_problem *pb, int le) {
+    return le >= 0 && le < pb->p.E_local && pb->experts && pb->experts[le] == MF_EXPERT_READY;
+}
+
+int mf_problem_experts_ready(const mf_problem *pb) {
+    int n = 0;
+    for (int le = 0; le < pb->p.E_local; le++) n += mf_problem_expert_ready(pb, le);
+    return n;
+}
+
+double mf_problem_bytes(const mf_problem *pb) {
+    const mf_moe_params *p = &pb->p;
+    return other_bytes(p) + expert_bytes(p) / p->E_local * mf_problem_experts_ready(pb);
+}
+
+mf_status mf_problem_materialise(mf_problem *pb, int le, mf_error *err) {
+    const mf_moe_params *p = &pb->p;
+    if (le < 0 || le >= p->E_local || !pb->experts)
+        return MF_FAIL(err, MF_EINVAL, "local expert %d outside [0, E_local=%d)", le, p->E_local);
+    if (pb->experts[le] == MF_EXPERT_READY) return MF_OK;
+    if (!pb->has_src)
+        return MF_FAIL(err, MF_EINTERNAL, "expert %d of a problem without generators", le);
+    for (int t = 0; t < MF_NUM_TENSORS; t++) {
+        mf_tensor_id id = (mf_tensor_id)t;
+        if (!tensor_kept(id)) continue;
+        size_t n = expert_elems(p, id);
+        fill_bf16(p, id, &pb->src.gen[t], (size_t)le * n, (size_t)(le + 1) * n,
+                  mf_problem_tensor(pb, id));
+    }
+    pb->experts[le] = MF_EXPERT_READY;
+    apply_pokes(pb, le);
+    return MF_OK;
+}
+
+mf_status mf_problem_materialise_all(mf_problem *pb, mf_error *err) {
+    for (int le = 0; le < pb->p.E_local; le++) MF_TRY(mf_problem_materialise(pb, le, err));
+    return MF_OK;
+}
+
+/* NaN in the rows of expert le that every output of a token routed to it reads: unit 0's gate
+ * and up rows of W13 (the activation of unit 0 reaches every column) and output column 0's row
+ * of W2. A few pages per expert: the rest stays unwritten. */
+static void poison_expert(mf_problem *pb, int le) {
+    const mf_moe_params *p = &pb->p;
+    size_t H = (size_t)p->H, I = (size_t)p->I;
+    uint16_t *g = pb->w13 + (size_t)le * 2 * I * H, *u = g + I * H;
+    uint16_t *w2 = pb->w2 + (size_t)le * H * I;
+    for (size_t i = 0; i < H; i++) g[i] = u[i] = MF_EXPERT_POISON_BF16;
+    for (size_t i = 0; i < I; i++) w2[i] = MF_EXPERT_POISON_BF16;
+    pb->experts[le] = MF_EXPERT_POISON;
+}
+
+/* The experts the case needs: all of them, or for a lazy case the routable ones (poison for the
+ * rest). */
+static mf_status case_experts(mf_problem *pb, mf_error *err) {
+    int EL = pb->p.E_local;
+    if (!mf_case_experts_lazy(&pb->src)) return mf_problem_materialise_all(pb, err);
+    uint8_t *mask = malloc((size_t)EL);
+    if (!mask) return MF_FAIL(err, MF_ENOMEM, "out of memory");
+    mf_status st = mf_problem_routable(pb, mask, err);
+    for (int le = 0; le < EL && st == MF_OK; le++) {
+        if (mask[le]) st = mf_problem_materialise(pb, le, err);
+        else if (pb->experts[le] == MF_EXPERT_ABSENT) poison_expert(pb, le);
+    }
+    free(mask);
+    return st;
 }
 
 mf_status mf_problem_update(const mf_case *c, mf_problem *pb, mf_error *err) {
@@ -417,11 +548,19 @@ mf_status mf_problem_update(const mf_case *c, mf_problem *pb, mf_error *err) {
         mf_tensor_id id = (mf_tensor_id)t;
         if (keep && tensor_kept(id)) continue;
         free(mf_problem_tensor(pb, id));
+        /* a kept tensor's experts are written on demand: pages never written cost nothing */
         void *a = malloc(mf_tensor_elems(p, id) * mf_tensor_host_size(id));
         problem_tensor_set(pb, id, a);
         failed |= !a;
     }
+    if (!keep) {
+        free(pb->experts);
+        pb->experts = calloc((size_t)p->E_local, 1); /* MF_EXPERT_ABSENT */
+        failed |= !pb->experts;
+    }
     pb->p = *p;
+    pb->src = *c;
+    pb->has_src = 1;
     if (failed) {
         mf_problem_free(pb);
         return MF_FAIL(err, MF_ENOMEM, "out of memory for the tensors of a %.1f MiB case",
@@ -429,34 +568,21 @@ mf_status mf_problem_update(const mf_case *c, mf_problem *pb, mf_error *err) {
     }
     for (int t = 0; t < MF_NUM_TENSORS; t++) {
         mf_tensor_id id = (mf_tensor_id)t;
-        if (keep && tensor_kept(id)) continue;
-        fill_tensor(c, pb, id);
         if (tensor_kept(id)) {
             pb->kept_gen[t] = c->gen[t];
             mf_tensor_shape(p, id, pb->kept_shape[t]);
+            continue;
         }
+        fill_f32_or_bf16(c, pb, id);
     }
     pb->kept_valid = 1;
-    for (int i = 0; i < c->n_pokes; i++) {
-        const mf_poke *k = &c->pokes[i];
-        mf_tensor_id t = (mf_tensor_id)k->tensor;
-        size_t at = (size_t)k->index % mf_tensor_elems(p, t);
-        uint16_t b16 = (uint16_t)(k->bits & 0xffffu);
-        if (mf_tensor_host_size(t) == 2) {
-            uint16_t *w = (uint16_t *)mf_problem_tensor(pb, t) + at;
-            if (tensor_kept(t)) {
-                pb->saved[pb->n_saved].at = w;
-                pb->saved[pb->n_saved].old = *w;
-                pb->n_saved++;
-            }
-            *w = b16;
-        } else {
-            float *f = (float *)mf_problem_tensor(pb, t) + at;
-            *f = mf_tensor_is_bf16(p, t) ? mf_bf16_to_f32(b16) : mf_f32_from_bits(k->bits);
-        }
-    }
+    apply_pokes(pb, -1);
+    for (int le = 0; le < p->E_local; le++)
+        if (pb->experts[le] == MF_EXPERT_READY) apply_pokes(pb, le);
     problem_views(pb);
-    return MF_OK;
+    mf_status st = case_experts(pb, err);
+    if (st != MF_OK) mf_problem_free(pb);
+    return st;
 }
 
 mf_status mf_kernel_inputs_make(const mf_problem *pb, mf_kernel_inputs *ki, mf_error *err) {
@@ -501,6 +627,12 @@ mf_status mf_problem_alloc(const mf_moe_params *p, mf_problem *pb, mf_error *err
         }
         problem_tensor_set(pb, id, a);
     }
+    pb->experts = malloc((size_t)p->E_local);
+    if (!pb->experts) {
+        mf_problem_free(pb);
+        return MF_FAIL(err, MF_ENOMEM, "out of memory for the tensors of a case");
+    }
+    memset(pb->experts, MF_EXPERT_READY, (size_t)p->E_local);
     problem_views(pb);
     return MF_OK;
 }
@@ -508,4 +640,114 @@ mf_status mf_problem_alloc(const mf_moe_params *p, mf_problem *pb, mf_error *err
 mf_status mf_problem_build(const mf_case *c, mf_problem *pb, mf_error *err) {
     memset(pb, 0, sizeof *pb);
     return mf_problem_update(c, pb, err);
+}
+
+/* ---- the experts some routing can select ---- */
+
+/* Marks in mask the local experts of routing rt (parameters v) that are not certainly out for
+ * some finite token, and its exact selections (a counterfactual's variant may select outside its
+ * classes: 0-masked groups). cap > 0: a token with more than cap experts not certainly out adds
+ * its exact selection only. */
+static void mark_routable(const mf_routing *rt, const mf_moe_params *v, int cap, int E_local,
+                          uint8_t *mask) {
+    int T = v->T, E = v->E, k = v->top_k;
+    for (int t = 0; t < T; t++) {
+        if (rt->invariant_only[t]) continue;
+        const uint8_t *cls = rt->cls + (size_t)t * E;
+        int n = 0;
+        for (int e = 0; e < E; e++) n += cls[e] != MF_ROUTE_OUT;
+        for (int e = 0; e < E && (cap <= 0 || n <= cap); e++) {
+            int le = e - v->expert_offset;
+            if (cls[e] != MF_ROUTE_OUT && le >= 0 && le < E_local) mask[le] = 1;
+        }
+        for (int i = 0; i < k; i++) {
+            int e = rt->ref_ids[(size_t)t * k + i], le = e - v->expert_offset;
+            if (e >= 0 && le >= 0 && le < E_local) mask[le] = 1;
+        }
+    }
+}
+
+/* The counterfactuals of attribution's knobs (src/attribute.c, mf_knob_apply) that change which
+ * experts are selected, restated here since the case sits below attribution: bias dropped,
+ * grouping dropped, dropped groups masked with 0, the other group rule, the other score function,
+ * the expert-parallel offset ignored or applied twice. 0 where the knob cannot apply. */
+enum { MF_SELECTION_KNOBS = 7 };
+static int selection_knob(int k, const mf_moe_params *p, mf_moe_params *cf) {
+    *cf = *p;
+    int grouped = p->n_group > 1 && p->topk_group < p->n_group;
+    switch (k) {
+    case 0: cf->bias = MF_BIAS_NONE; return p->bias != MF_BIAS_NONE;
+    case 1: cf->n_group = cf->topk_group = 1; return grouped;
+    case 2: cf->variant |= MF_VARIANT_MASK_ZERO; return grouped;
+    case 3:
+        cf->group_rule = p->group_rule == MF_GROUP_MAX ? MF_GROUP_TOP2_SUM : MF_GROUP_MAX;
+        return grouped && p->E / p->n_group >= 2;
+    case 4:
+        cf->score = p->score == MF_SCORE_SIGMOID ? MF_SCORE_SOFTMAX : MF_SCORE_SIGMOID;
+        return 1;
+    case 5: cf->expert_offset = 0; return p->expert_offset != 0;
+    default: cf->expert_offset = 2 * p->expert_offset; return p->expert_offset != 0;
+    }
+}
+
+mf_status mf_problem_routable(const mf_problem *pb, uint8_t *mask, mf_error *err) {
+    const mf_moe_params *p = &pb->p;
+    memset(mask, 0, (size_t)p->E_local);
+    /* wider than every built-in contract: 2^15 fp32 ulps (2^-8) of relative error in each exp
+     * dominates the fast exp's 2 + 1.173 |x| ulps wherever exp is finite */
+    mf_contract wide = mf_contract_any_order;
+    wide.name = "routable";
+    wide.exp = MF_EXP_ACCURATE;
+    wide.exp_ulps = 0x1p15;
+    /* the case and its bias shift: every admissible selection, since a correct kernel may make
+     * any; a counterfactual: its exact selection where more than 2 top_k experts are in doubt
+     * (saturated scores), so that a kernel with that bug reads real weights where it can */
+    mf_moe_params v[2 + MF_SELECTION_KNOBS];
+    const float *vbias[2 + MF_SELECTION_KNOBS];
+    int vcap[2 + MF_SELECTION_KNOBS], nv = 0;
+    v[nv] = *p, vbias[nv] = pb->bias, vcap[nv++] = 0;
+    for (int k = 0; k < MF_SELECTION_KNOBS; k++)
+        if (selection_knob(k, p, &v[nv])) vbias[nv] = pb->bias, vcap[nv++] = 2 * p->top_k;
+    float *shifted = NULL; /* the metamorphic bias shift: every bias + 1, in the bias's dtype */
+    if (p->bias != MF_BIAS_NONE) {
+        shifted = malloc(sizeof(float) * (size_t)p->E);
+        if (!shifted) return MF_FAIL(err, MF_ENOMEM, "out of memory");
+        for (int e = 0; e < p->E; e++) {
+            float b = pb->bias[e] + 1.0f;
+            shifted[e] = p->bias == MF_BIAS_BF16 ? mf_bf16_to_f32(mf_f32_to_bf16(b)) : b;
+        }
+        v[nv] = *p, vbias[nv] = shifted, vcap[nv++] = 0;
+    }
+    mf_status st = MF_OK;
+    for (int i = 0; i < nv && st == MF_OK; i++) {
+        mf_moe_tensors tv = pb->t;
+        tv.bias = v[i].bias != MF_BIAS_NONE ? vbias[i] : NULL;
+        mf_routing rt;
+        st = mf_ref_route(&v[i], &tv, &wide, &rt, err);
+        if (st != MF_OK) break;
+        mark_routable(&rt, &v[i], vcap[i], p->E_local, mask);
+        mf_routing_free(&rt);
+    }
+    free(shifted);
+    return st;
+}
+
+/* How many experts c's problem generates when lazy: its routing does not depend on H, I, x or
+ * the weights, so a problem of H = I = 1 gives it. E_local where that cannot be built. */
+static int routable_count(const mf_case *c) {
+    mf_case s = *c;
+    s.p.H = s.p.I = 1;
+    mf_problem pb;
+    mf_error err = {0};
+    memset(&pb, 0, sizeof pb);
+    uint8_t *mask = malloc((size_t)c->p.E_local);
+    int n = c->p.E_local;
+    if (mask && mf_problem_build(&s, &pb, &err) == MF_OK &&
+        mf_problem_routable(&pb, mask, &err) == MF_OK) {
+        n = 0;
+        for (int le = 0; le < c->p.E_local; le++) n += mask[le];
+    }
+    mf_problem_free(&pb);
+    free(mask);
+    return n;
 }

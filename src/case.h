@@ -28,7 +28,9 @@
  *   bf16      1: the kernel gets bf16 (storage uint16_t must say 1); 0: fp32
  *   present   0: the kernel gets NULL and case files omit it (mf_problem still holds an array)
  *   scale     a generator's default scale (scale 0 in the case), an fp32 value
- *   kept      1: mf_problem_update keeps it while its shape and generator stay (the weights)
+ *   kept      1: a per-expert tensor (d0 = E_local): generated one expert at a time, on demand
+ *             (mf_problem_materialise), and kept by mf_problem_update while its shape and
+ *             generator stay (the weights)
  *   slot      where the kernel finds it: `params` = a field of mf_kernel_params
  *   level     the ABI feature level that first carries it (MF_ABI_LEVEL_*, kernel_abi.h) */
 #define MF_TENSOR_LIST(ROW)                                                                  \
@@ -120,11 +122,34 @@ int mf_tensor_level(mf_tensor_id t);
 /* Effective scale of a generator (resolves 0 to the tensor's default). */
 double mf_gen_scale(const mf_moe_params *p, mf_tensor_id t, const mf_gen *g);
 
-/* Bytes of all tensors, and reference cost in multiply-adds (T * top_k * 3 * H * I). */
+/* Expert weights up to this size are generated whole; above it, a problem generates only the
+ * experts some routing can select (mf_problem_update). */
+#define MF_EAGER_EXPERT_BYTES (256.0 * 1024 * 1024)
+
+/* 1 if c's problem generates its experts on demand (their weights exceed MF_EAGER_EXPERT_BYTES). */
+int mf_case_experts_lazy(const mf_case *c);
+
+/* Bytes a problem of c holds, and reference cost in multiply-adds (T * top_k * 3 * H * I). The
+ * bytes of a lazy case of at most MF_ROUTED_BYTES_PAIRS tokens times experts count its other
+ * tensors and the experts some routing can select (found by routing it); of any other case,
+ * every tensor whole. */
+#define MF_ROUTED_BYTES_PAIRS 8192
 double mf_case_bytes(const mf_case *c);
 double mf_case_work(const mf_case *c);
 
-/* A materialized problem: owns its tensors, one array per row of MF_TENSOR_LIST. */
+/* The state of one expert's blocks in the kept (per-expert) tensors. */
+typedef enum mf_expert_state {
+    MF_EXPERT_ABSENT = 0, /* never written: zero pages, not resident */
+    MF_EXPERT_POISON = 1, /* MF_EXPERT_POISON_BF16 in unit 0's rows of w13, column 0's of w2 */
+    MF_EXPERT_READY = 2,  /* generated, with the case's pokes */
+} mf_expert_state;
+
+/* A quiet NaN: a kernel that reads an expert no routing selects outputs NaN for its token. */
+#define MF_EXPERT_POISON_BF16 0x7fc5u
+
+/* A materialized problem: owns its tensors, one array per row of MF_TENSOR_LIST. The kept
+ * tensors hold, per expert, its generated values (READY), or, for the experts no routing can
+ * select in a lazy problem, poison or nothing (mf_expert_state). */
 typedef struct mf_problem {
     mf_moe_params p;
 #define MF_TENSOR_FIELD_(ID, name, storage, ...) storage *name;
@@ -140,6 +165,9 @@ typedef struct mf_problem {
         uint16_t *at;
         uint16_t old;
     } saved[MF_MAX_POKES];
+    uint8_t *experts; /* [p.E_local] mf_expert_state */
+    int has_src;      /* 1: src generates the experts (else every expert is READY: a file's) */
+    mf_case src;
 } mf_problem;
 
 /* The array of tensor t in pb (uint16_t or float elements: mf_tensor_host_size). */
@@ -161,11 +189,36 @@ void mf_kernel_inputs_free(mf_kernel_inputs *ki);
  * tensors come from elsewhere (case files). mf_problem_update regenerates every tensor of it. */
 mf_status mf_problem_alloc(const mf_moe_params *p, mf_problem *pb, mf_error *err);
 
+/* Builds the problem of c: every tensor but the expert weights, then the experts: all of them
+ * for an eager case; for a lazy one (mf_case_experts_lazy) every expert some routing can select
+ * (mf_problem_routable), with the others poisoned. The same case gives the same bits in every
+ * expert it generates. */
 mf_status mf_problem_build(const mf_case *c, mf_problem *pb, mf_error *err);
 /* Rebuilds pb for c, regenerating the expert weights only when their sizes or generators
- * changed (the fuzz loop's cache; the weights dominate generation time). pb must come from
- * mf_problem_build / mf_problem_update or be zeroed. */
+ * changed (the fuzz loop's cache; the weights dominate generation time): experts generated for
+ * an earlier case stay READY. pb must come from mf_problem_build / mf_problem_update or be
+ * zeroed. */
 mf_status mf_problem_update(const mf_case *c, mf_problem *pb, mf_error *err);
 void mf_problem_free(mf_problem *pb);
+
+/* Generates local expert le's weights (with the case's pokes) unless they are READY: what a
+ * reader of an expert the routable set left out calls first. MF_EINVAL for le out of range. */
+mf_status mf_problem_materialise(mf_problem *pb, int le, mf_error *err);
+/* Every expert READY (a kernel or a file that needs all of them). */
+mf_status mf_problem_materialise_all(mf_problem *pb, mf_error *err);
+int mf_problem_expert_ready(const mf_problem *pb, int le);
+int mf_problem_experts_ready(const mf_problem *pb); /* how many */
+/* Bytes pb's arrays hold resident: every non-kept tensor, and the READY experts. */
+double mf_problem_bytes(const mf_problem *pb);
+
+/* The local experts some routing of pb's parameters can select, into mask[E_local] (1: can),
+ * under a routing contract wider than any built-in one (scores with a relative error of 2^-8,
+ * bf16-rounded scores included): for the case's parameters and the metamorphic bias shift, every
+ * expert not certainly out for some finite token; for each applicable counterfactual that
+ * changes the selection (attribution's knobs, src/attribute.h), the same where at most 2 top_k
+ * experts of a token are in doubt, else its exact selection. The other metamorphic relations
+ * select the same experts or their images. Tokens with a NaN or infinite logit or bias
+ * constrain nothing and add none. Reads the logits and the bias only. */
+mf_status mf_problem_routable(const mf_problem *pb, uint8_t *mask, mf_error *err);
 
 #endif /* MF_CASE_H */
