@@ -363,6 +363,11 @@ mf_status mf_ref_expert(mf_ref_ctx *ctx, int t, int le, mf_expert_out *out, mf_e
     if (t < 0 || t >= ctx->p.T || le < 0 || le >= ctx->p.E_local)
         return MF_FAIL(err, MF_EINVAL, "reference: token %d / local expert %d out of range", t,
                        le);
+    if (ctx->x.expert_state && ctx->x.expert_state[le] != MF_REF_EXPERT_READY)
+        return MF_FAIL(err, MF_EINTERNAL,
+                       "reference: local expert %d was not generated (token %d selects it): the "
+                       "routable set missed it",
+                       le, t);
     double t0 = ctx->opt.profile ? mf_now_s() : 0;
     load_token(ctx, t);
     int slot = ctx->slot_of[le];

@@ -66,7 +66,13 @@ typedef struct mf_moe_tensors {
     const float *bias;   /* [E] or NULL; bf16-representable when bias is MF_BIAS_BF16 */
     const uint16_t *w13; /* [E_local][2I][H]: rows [0, I) gate for GATE_UP, up for UP_GATE */
     const uint16_t *w2;  /* [E_local][H][I] */
+    /* [E_local] or NULL (every expert generated): which experts' weights hold their values
+     * (MF_REF_EXPERT_READY); the others may be poison, and reading one is an error, never a
+     * silent pass */
+    const uint8_t *expert_state;
 } mf_moe_tensors;
+
+#define MF_REF_EXPERT_READY 2 /* expert_state of a generated expert (src/case.h MF_EXPERT_READY) */
 
 /* Row of W13 that holds gate (or up) unit j, by layout. */
 static inline int mf_gate_row(const mf_moe_params *p, int j) {

@@ -223,6 +223,7 @@ static void problem_views(mf_problem *pb) {
     pb->t.name = (present) ? pb->name : NULL;
     MF_TENSOR_LIST(MF_TENSOR_VIEW_)
 #undef MF_TENSOR_VIEW_
+    pb->t.expert_state = pb->experts;
 }
 
 const char *mf_gen_class_name(mf_gen_class g) {

@@ -146,6 +146,7 @@ typedef enum mf_expert_state {
 
 /* A quiet NaN: a kernel that reads an expert no routing selects outputs NaN for its token. */
 #define MF_EXPERT_POISON_BF16 0x7fc5u
+_Static_assert(MF_EXPERT_READY == MF_REF_EXPERT_READY, "the reference reads READY experts only");
 
 /* A materialized problem: owns its tensors, one array per row of MF_TENSOR_LIST. The kept
  * tensors hold, per expert, its generated values (READY), or, for the experts no routing can

@@ -12,6 +12,7 @@
 #include "backend.h"
 #include "case.h"
 #include "check.h"
+#include "forward.h"
 #include "mf_test.h"
 #include "route.h"
 
@@ -70,6 +71,19 @@ static void test_lazy_bits(void) {
                        a13[(size_t)c.p.I * c.p.H] == MF_EXPERT_POISON_BF16 &&
                        a2[0] == MF_EXPERT_POISON_BF16,
                    "expert %d not poisoned", le);
+        }
+        /* the reference refuses to read an expert that was not generated: poison must never
+         * turn into an unconstrained element that passes */
+        if (absent >= 0) {
+            mf_ref_options ro = {0};
+            mf_ref_ctx *ctx = mf_ref_ctx_new(&lazy.p, &lazy.t, &mf_contract_cpu_scalar, &ro, &err);
+            EXPECT(ctx != NULL, "reference context: %s", err.msg);
+            if (ctx) {
+                mf_expert_out eo;
+                EXPECT(mf_ref_expert(ctx, 0, absent, &eo, &err) == MF_EINTERNAL,
+                       "the reference read expert %d, which was not generated", absent);
+                mf_ref_ctx_free(ctx);
+            }
         }
         /* a poke in an expert left out lands when the expert is generated, and is undone by
          * the next case */
