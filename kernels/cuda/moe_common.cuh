@@ -13,6 +13,7 @@
 #include <math.h>
 #include <stdint.h>
 
+#include "moe_plan.h" /* MOE_CHUNK, MOE_SMALL_T, MOE_PREP_THREADS, MOE_TINY_ENTRIES */
 #include "moefuzz/kernel_abi.h"
 
 #ifdef MF_CUDA_WITH_MUTANTS
@@ -24,23 +25,9 @@
 
 #define FULL_MASK 0xffffffffu
 
-/* Entries (token, slot) per dispatch chunk: one warp ranks a chunk in order, 32 at a time.
- * 1024 keeps the per-chunk count table (n_chunks x E_local ints) at 2 MiB for the largest case
- * (T*top_k = 2^19, E_local = 1024) and a chunk at 32 warp steps. */
-#define MOE_CHUNK 1024
-
-/* The small-T path routes and dispatches in one block of 1024 threads when T <= 64 and
- * T*top_k <= MOE_CHUNK (one chunk: no cross-chunk prefix). Decode steps then cost one launch
- * before the GEMMs instead of four. */
-#define MOE_SMALL_T 64
-#define MOE_PREP_THREADS 1024
-/* A decode step of at most this many entries (one per lane) is dispatched by one warp, and the
- * small-T block is then its routing warps only. */
-#define MOE_TINY_ENTRIES 32
-
 /* Everything a kernel needs, by value (about 260 bytes of kernel parameters). Pointers are
  * device pointers: tensors are the caller's (valid during run() and until the stream reaches
- * this call's end), the rest lie in the caller's workspace (layout: moe_cuda.cu, ws_layout). */
+ * this call's end), the rest lie in the caller's workspace (layout: mf_cuda_ws_plan). */
 typedef struct moe_dev {
     /* shape */
     int T, H, I, E, E_local, offset, top_k;

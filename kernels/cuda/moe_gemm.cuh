@@ -28,9 +28,6 @@
 #include "mma.cuh"
 #include "moe_common.cuh"
 
-#define MODE_UP 0
-#define MODE_DOWN 1
-
 #define GEMM_BK 64 /* K per stage: 4 k16 steps, 128-byte rows (one cache line) */
 #define GEMM_LDS                                                                     \
     (GEMM_BK + 8) /* smem row pitch in bf16: 144 bytes, so the 8 row addresses of an \

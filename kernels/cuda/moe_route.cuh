@@ -61,7 +61,7 @@ static __device__ __forceinline__ int warp_best(uint32_t br, int be, int tie_hig
 /* Bytes of routing scratch per warp: key[E] f32, rank[E] u32 (the biases before the keys are
  * formed, gscore[NG] f32 during the group stage), lgt[E] f32 (the row's logits), keep[NG] u8. */
 static __host__ __device__ __forceinline__ int route_scratch_bytes(int E, int NG) {
-    return (12 * E + NG + 15) / 16 * 16;
+    return MOE_ROUTE_SCRATCH_BYTES(E, NG);
 }
 
 /* Routes token t with the 32 lanes of the calling warp (all must call). Writes route_ids and
