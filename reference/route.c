@@ -578,165 +578,187 @@ static int admissible_mask_zero(const mf_routing *r, const mf_moe_params *p, int
     return 0;
 }
 
-int mf_ref_selection_admissible(const mf_routing *r, const mf_moe_params *p, int t,
-                                const int32_t *ids, char *why, size_t why_len) {
-    int E = p->E, k = p->top_k, NG = p->n_group, G = mf_group_size(p);
-    if (why && why_len) why[0] = '\0';
-    uint8_t sel_buf[1024];
-    uint8_t *sel = E <= 1024 ? sel_buf : calloc((size_t)E, 1);
-    if (!sel) return 0;
-    memset(sel, 0, (size_t)E);
-    int ok = 1;
-    for (int i = 0; i < k && ok; i++) {
+/* Marks the selected experts in sel (E entries, zeroed): 0 with a reason when an id is out of
+ * range or repeated. */
+static int selection_mark(const int32_t *ids, int k, int E, uint8_t *sel, char *why,
+                          size_t why_len) {
+    for (int i = 0; i < k; i++) {
         if (ids[i] < 0 || ids[i] >= E) {
             snprintf(why, why_len, "slot %d holds id %d, outside [0, %d)", i, ids[i], E);
-            ok = 0;
-        } else if (sel[ids[i]]) {
+            return 0;
+        }
+        if (sel[ids[i]]) {
             snprintf(why, why_len, "expert %d selected twice (slot %d)", ids[i], i);
-            ok = 0;
-        } else {
-            sel[ids[i]] = 1;
+            return 0;
+        }
+        sel[ids[i]] = 1;
+    }
+    return 1;
+}
+
+/* Does unselected expert e lose to the selection: no key certainly above mS, the weakest
+ * selected key, and no bit-identical twin of higher index among the selected? 0 with a reason
+ * in why (when why is not NULL) otherwise. */
+static int expert_loses(const mf_routing *r, const mf_moe_params *p, int t, const int32_t *ids,
+                        int e, int wi, double mS, char *why, size_t why_len) {
+    const size_t o = (size_t)t * p->E;
+    const double lo = r->key_lo[o + e];
+    const int *tie = r->tie + o;
+    if (lo > mS) {
+        if (why)
+            snprintf(why, why_len,
+                     "expert %d (key >= %.9g) certainly outranks selected expert %d (key <= %.9g)",
+                     e, lo, wi, mS);
+        return 0;
+    }
+    for (int i = 0; i < p->top_k; i++) {
+        int s = ids[i];
+        if (tie[s] == tie[e] && e < s) {
+            if (why)
+                snprintf(why, why_len,
+                         "experts %d and %d have bit-identical inputs: the tie goes to the "
+                         "lower index, %d, which was not selected",
+                         e, s, e);
+            return 0;
         }
     }
-    if (!ok || r->invariant_only[t]) goto out;
-    if ((p->variant & MF_VARIANT_MASK_ZERO) && NG > 1) {
-        ok = admissible_mask_zero(r, p, t, ids, sel, why, why_len);
-        goto out;
+    return 1;
+}
+
+/* A dropped group bit-identical to a kept one of higher index, when no other group may be kept
+ * (need == 0): the tie went the wrong way. */
+static int group_ties_admissible(const mf_routing *r, const mf_moe_params *p, int t,
+                                 const uint8_t *gsel, int need, char *why, size_t why_len) {
+    const int NG = p->n_group;
+    const int *gtie = r->g_tie + (size_t)t * NG;
+    for (int g = 0; g < NG; g++) {
+        if (!gsel[g]) continue;
+        for (int h = 0; h < g; h++)
+            if (!gsel[h] && gtie[h] == gtie[g] && need == 0) {
+                snprintf(why, why_len,
+                         "groups %d and %d have bit-identical inputs: the tie goes to the "
+                         "lower index, %d, which was not kept",
+                         h, g, h);
+                return 0;
+            }
     }
-    size_t o = (size_t)t * E;
-    const double *lo = r->key_lo + o, *hi = r->key_hi + o;
-    const int *tie = r->tie + o;
+    return 1;
+}
+
+/* Can the other kept groups be chosen: some X, |X| = topk_group - nR, of groups whose experts
+ * cannot outrank the weakest selected expert (wi, key <= mS), with min over kept g_hi >= max
+ * over dropped g_lo? Enumerates the threshold theta = max over dropped g_lo. */
+static int kept_groups_feasible(const mf_routing *r, const mf_moe_params *p, int t,
+                                const int32_t *ids, const uint8_t *gsel, int nR, int wi, double mS,
+                                char *why, size_t why_len) {
+    const int NG = p->n_group, G = mf_group_size(p), need = p->topk_group - nR;
+    const double *glo = r->g_lo + (size_t)t * NG, *ghi = r->g_hi + (size_t)t * NG;
+    double minR = INFINITY;
+    for (int g = 0; g < NG; g++)
+        if (gsel[g] && ghi[g] < minR) minR = ghi[g];
+    uint8_t compat_buf[1024];
+    uint8_t *compat = NG <= 1024 ? compat_buf : calloc((size_t)NG, 1);
+    if (!compat) return 0;
+    /* compat[g]: dropped-or-optional group g holds no expert that must have been selected */
+    for (int g = 0; g < NG; g++) {
+        compat[g] = 0;
+        if (gsel[g]) continue;
+        int c = 1;
+        for (int i = 0; i < G && c; i++) c = expert_loses(r, p, t, ids, g * G + i, wi, mS, NULL, 0);
+        compat[g] = (uint8_t)c;
+    }
+    int feasible = 0;
+    for (int ti = -1; ti < NG && !feasible; ti++) {
+        if (ti >= 0 && gsel[ti]) continue;
+        double theta = ti < 0 ? -INFINITY : glo[ti];
+        if (minR < theta) continue;
+        int forced = 0, optional = 0, bad = 0;
+        for (int g = 0; g < NG; g++) {
+            if (gsel[g]) continue;
+            if (glo[g] > theta) {
+                forced++;
+                if (!compat[g]) bad = 1;
+            } else if (ghi[g] >= theta && compat[g]) {
+                optional++;
+            }
+        }
+        if (!bad && forced <= need && need <= forced + optional) feasible = 1;
+    }
+    if (!feasible) {
+        /* name the strongest group that was not kept, or the weakest kept one */
+        int best = -1;
+        for (int g = 0; g < NG; g++)
+            if (!gsel[g] && (best < 0 || glo[g] > glo[best])) best = g;
+        if (need == 0 && best >= 0 && glo[best] > minR)
+            snprintf(why, why_len,
+                     "group %d (score >= %.9g) certainly outranks a kept group (score <= "
+                     "%.9g); topk_group=%d",
+                     best, glo[best], minR, p->topk_group);
+        else
+            snprintf(why, why_len,
+                     "no admissible set of %d kept groups contains the selected experts' %d "
+                     "groups without a dropped group outranking a kept one or an unselected "
+                     "expert of a kept group outranking selected expert %d",
+                     p->topk_group, nR, wi);
+    }
+    if (compat != compat_buf) free(compat);
+    return feasible;
+}
+
+/* The selection of distinct in-range ids (sel marks them) against the key intervals: its groups
+ * fit topk_group, no unselected expert of a selected group outranks the weakest selected one,
+ * and the other kept groups can be chosen. */
+static int admissible_keys(const mf_routing *r, const mf_moe_params *p, int t, const int32_t *ids,
+                           const uint8_t *sel, char *why, size_t why_len) {
+    const int E = p->E, k = p->top_k, NG = p->n_group, G = mf_group_size(p);
+    const double *hi = r->key_hi + (size_t)t * E;
     /* weakest selected expert */
     int wi = ids[0];
     for (int i = 1; i < k; i++)
         if (hi[ids[i]] < hi[wi]) wi = ids[i];
-    double mS = hi[wi];
+    const double mS = hi[wi];
 
-    /* strict ties: an unselected bit-identical twin of lower index must have been preferred,
-     * unless it sits in a group that was not kept (checked with the groups below) */
     uint8_t gsel_buf[1024];
     uint8_t *gsel = NG <= 1024 ? gsel_buf : calloc((size_t)NG, 1);
-    if (!gsel) {
-        ok = 0;
-        goto out;
-    }
+    if (!gsel) return 0;
     memset(gsel, 0, (size_t)NG);
     int nR = 0;
     for (int i = 0; i < k; i++) {
         int g = ids[i] / G;
         if (!gsel[g]) gsel[g] = 1, nR++;
     }
+    int ok = 1;
     if (NG > 1 && nR > p->topk_group) {
         snprintf(why, why_len, "selection spans %d groups but only topk_group=%d are kept", nR,
                  p->topk_group);
         ok = 0;
-        goto out_g;
     }
-    /* experts of the selected groups that are not selected must not outrank the weakest */
-    for (int e = 0; e < E && ok; e++) {
-        if (sel[e] || !gsel[e / G]) continue;
-        if (lo[e] > mS) {
-            snprintf(why, why_len,
-                     "expert %d (key >= %.9g) certainly outranks selected expert %d (key <= %.9g)",
-                     e, lo[e], wi, mS);
-            ok = 0;
-        } else {
-            for (int i = 0; i < k; i++) {
-                int s = ids[i];
-                if (tie[s] == tie[e] && e < s) {
-                    snprintf(why, why_len,
-                             "experts %d and %d have bit-identical inputs: the tie goes to the "
-                             "lower index, %d, which was not selected",
-                             e, s, e);
-                    ok = 0;
-                    break;
-                }
-            }
-        }
-    }
-    if (!ok || NG == 1) goto out_g;
-    {
-        /* choose the other kept groups: some X, |X| = topk_group - nR, of groups whose experts
-         * cannot outrank the weakest selected expert, with min over kept g_hi >= max over
-         * dropped g_lo. Enumerate the threshold theta = max over dropped g_lo. */
-        const double *glo = r->g_lo + (size_t)t * NG, *ghi = r->g_hi + (size_t)t * NG;
-        const int *gtie = r->g_tie + (size_t)t * NG;
-        int need = p->topk_group - nR;
-        /* strict group ties: a dropped group bit-identical to a kept one of higher index */
-        for (int g = 0; g < NG && ok; g++) {
-            if (!gsel[g]) continue;
-            for (int h = 0; h < g; h++)
-                if (!gsel[h] && gtie[h] == gtie[g] && need == 0) {
-                    snprintf(why, why_len,
-                             "groups %d and %d have bit-identical inputs: the tie goes to the "
-                             "lower index, %d, which was not kept",
-                             h, g, h);
-                    ok = 0;
-                    break;
-                }
-        }
-        if (!ok) goto out_g;
-        double minR = INFINITY;
-        for (int g = 0; g < NG; g++)
-            if (gsel[g] && ghi[g] < minR) minR = ghi[g];
-        uint8_t compat_buf[1024];
-        uint8_t *compat = NG <= 1024 ? compat_buf : calloc((size_t)NG, 1);
-        if (!compat) {
-            ok = 0;
-            goto out_g;
-        }
-        for (int g = 0; g < NG; g++) {
-            compat[g] = 0;
-            if (gsel[g]) continue;
-            int c = 1;
-            for (int i = 0; i < G && c; i++) {
-                int e = g * G + i;
-                if (lo[e] > mS) c = 0;
-                for (int j = 0; j < k && c; j++)
-                    if (tie[ids[j]] == tie[e] && e < ids[j]) c = 0;
-            }
-            compat[g] = (uint8_t)c;
-        }
-        int feasible = 0;
-        for (int ti = -1; ti < NG && !feasible; ti++) {
-            if (ti >= 0 && gsel[ti]) continue;
-            double theta = ti < 0 ? -INFINITY : glo[ti];
-            if (minR < theta) continue;
-            int forced = 0, optional = 0, bad = 0;
-            for (int g = 0; g < NG; g++) {
-                if (gsel[g]) continue;
-                if (glo[g] > theta) {
-                    forced++;
-                    if (!compat[g]) bad = 1;
-                } else if (ghi[g] >= theta && compat[g]) {
-                    optional++;
-                }
-            }
-            if (!bad && forced <= need && need <= forced + optional) feasible = 1;
-        }
-        if (!feasible) {
-            /* name the strongest group that was not kept, or the weakest kept one */
-            int best = -1;
-            for (int g = 0; g < NG; g++)
-                if (!gsel[g] && (best < 0 || glo[g] > glo[best])) best = g;
-            if (need == 0 && best >= 0 && glo[best] > minR)
-                snprintf(why, why_len,
-                         "group %d (score >= %.9g) certainly outranks a kept group (score <= "
-                         "%.9g); topk_group=%d",
-                         best, glo[best], minR, p->topk_group);
-            else
-                snprintf(why, why_len,
-                         "no admissible set of %d kept groups contains the selected experts' %d "
-                         "groups without a dropped group outranking a kept one or an unselected "
-                         "expert of a kept group outranking selected expert %d",
-                         p->topk_group, nR, wi);
-            ok = 0;
-        }
-        if (compat != compat_buf) free(compat);
-    }
-out_g:
+    /* strict ties: an unselected bit-identical twin of lower index must have been preferred,
+     * unless it sits in a group that was not kept (checked with the groups below) */
+    for (int e = 0; e < E && ok; e++)
+        if (!sel[e] && gsel[e / G]) ok = expert_loses(r, p, t, ids, e, wi, mS, why, why_len);
+    if (ok && NG > 1)
+        ok = group_ties_admissible(r, p, t, gsel, p->topk_group - nR, why, why_len) &&
+             kept_groups_feasible(r, p, t, ids, gsel, nR, wi, mS, why, why_len);
     if (gsel != gsel_buf) free(gsel);
-out:
+    return ok;
+}
+
+int mf_ref_selection_admissible(const mf_routing *r, const mf_moe_params *p, int t,
+                                const int32_t *ids, char *why, size_t why_len) {
+    const int E = p->E;
+    if (why && why_len) why[0] = '\0';
+    uint8_t sel_buf[1024];
+    uint8_t *sel = E <= 1024 ? sel_buf : calloc((size_t)E, 1);
+    if (!sel) return 0;
+    memset(sel, 0, (size_t)E);
+    int ok = selection_mark(ids, p->top_k, E, sel, why, why_len);
+    if (ok && !r->invariant_only[t]) {
+        if ((p->variant & MF_VARIANT_MASK_ZERO) && p->n_group > 1)
+            ok = admissible_mask_zero(r, p, t, ids, sel, why, why_len);
+        else
+            ok = admissible_keys(r, p, t, ids, sel, why, why_len);
+    }
     if (sel != sel_buf) free(sel);
     return ok;
 }

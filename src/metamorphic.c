@@ -10,11 +10,6 @@
 #include "forward.h"
 #include "route.h"
 
-const char *mf_meta_name(mf_meta m) {
-    static const char *n[] = {"rsf-scaling", "bias-shift", "relabel", "ep-shards", "full-groups"};
-    return (unsigned)m < MF_META_COUNT ? n[m] : "?";
-}
-
 /* elements where exact comparisons are meaningful */
 static int comparable(uint16_t a) {
     if (!mf_bf16_is_finite(a)) return 0;
@@ -22,8 +17,8 @@ static int comparable(uint16_t a) {
     return v == 0.0f || v >= 0x1p-124f;
 }
 
-static void violation(mf_meta_result *m, mf_meta rel, int t, int col, uint16_t got,
-                      uint16_t want, const char *what) {
+static void violation(mf_meta_result *m, mf_meta rel, int t, int col, uint16_t got, uint16_t want,
+                      const char *what) {
     if (m->violations[rel]++ == 0) {
         m->n_violated++;
         snprintf(m->first[rel], sizeof m->first[rel], "[tok %d, col %d] %s: got %a, want %a", t,
@@ -39,15 +34,15 @@ static mf_status selections(const mf_problem *pb, const mf_contract *c, int32_t 
     int T = pb->p.T, k = pb->p.top_k;
     for (int t = 0; t < T; t++) {
         int ok = !rt.invariant_only[t] && rt.n_ambiguous[t] == 0 && rt.n_group_ambiguous[t] == 0;
-        for (int i = 0; i < k; i++) sel[(size_t)t * k + i] = ok ? rt.ref_ids[(size_t)t * k + i] : -1;
+        for (int i = 0; i < k; i++)
+            sel[(size_t)t * k + i] = ok ? rt.ref_ids[(size_t)t * k + i] : -1;
         if (ok) {
             const int32_t *ids = &sel[(size_t)t * k];
             size_t o = (size_t)t * pb->p.E;
             /* the combine adds the experts in slot (key) order: if two selected keys may compare
              * either way in a kernel, the order, and so the rounding, is not determined */
             for (int i = 0; i + 1 < k && sel[(size_t)t * k] >= 0; i++)
-                if (rt.key_lo[o + ids[i]] <= rt.key_hi[o + ids[i + 1]])
-                    sel[(size_t)t * k] = -3;
+                if (rt.key_lo[o + ids[i]] <= rt.key_hi[o + ids[i + 1]]) sel[(size_t)t * k] = -3;
             /* an exact tie with a lower index decides by index, which relabelling changes */
             for (int i = 0; i < k && sel[(size_t)t * k] >= 0; i++)
                 if (rt.tie[o + ids[i]] != ids[i]) sel[(size_t)t * k] = -2;
@@ -73,7 +68,8 @@ static mf_status scaling_safe(const mf_problem *pb, const mf_contract *c, const 
     const double lo = 0x1p-120, hi = 0x1p120;
     for (int t = 0; t < T && st == MF_OK; t++) {
         if (rt.invariant_only[t]) continue;
-        const int32_t *ids = r0->ids ? r0->ids + (size_t)t * k : (const int32_t *)&rt.ref_ids[(size_t)t * k];
+        const int32_t *ids =
+            r0->ids ? r0->ids + (size_t)t * k : (const int32_t *)&rt.ref_ids[(size_t)t * k];
         if (!mf_ref_selection_admissible(&rt, p, t, ids, NULL, 0)) continue;
         mf_weights w;
         if ((st = mf_ref_weights(&rt, p, c, t, ids, &w, err)) != MF_OK) break;
@@ -88,8 +84,10 @@ static mf_status scaling_safe(const mf_problem *pb, const mf_contract *c, const 
             mf_expert_out eo;
             if ((st = mf_ref_expert(ctx, t, ids[i] - p->expert_offset, &eo, err)) != MF_OK) break;
             for (int col = 0; col < H; col++) {
-                double prod = aw * fabs(eo.o_hi[col]) * (p->rsf_site == MF_RSF_WEIGHTS ? 1.0 : (double)p->rsf);
-                if ((eo.flags[col] & MF_ELEM_UNCONSTRAINED) || !(prod == 0 || (prod > lo && prod < hi)))
+                double prod = aw * fabs(eo.o_hi[col]) *
+                              (p->rsf_site == MF_RSF_WEIGHTS ? 1.0 : (double)p->rsf);
+                if ((eo.flags[col] & MF_ELEM_UNCONSTRAINED) ||
+                    !(prod == 0 || (prod > lo && prod < hi)))
                     safe[(size_t)t * H + col] = 0;
             }
         }
@@ -110,207 +108,299 @@ static mf_status run(mf_backend *b, const mf_problem *pb, mf_run_result *r, mf_e
     return MF_OK;
 }
 
-mf_status mf_metamorphic(const mf_problem *pb, mf_backend *b, const mf_run_result *r0,
-                         mf_meta_result *m, mf_error *err) {
-    memset(m, 0, sizeof *m);
-    const mf_moe_params *p = &pb->p;
-    const mf_contract *c = &b->contract;
-    int T = p->T, H = p->H, k = p->top_k, E = p->E;
-    size_t n_out = (size_t)T * H;
+/* ---- the relations ---- */
+
+/* What every relation reads: the problem, the kernel and its first run r0, the reference
+ * selection of each token (selections(), computed when the first relation needs it), and the
+ * result that the relations fill. */
+typedef struct meta_ctx {
+    const mf_problem *pb;
+    mf_backend *b;
+    const mf_contract *c;
+    const mf_run_result *r0;
+    int32_t *s0; /* [T][top_k]; NULL until computed */
+    mf_meta_result *m;
+} meta_ctx;
+
+static mf_status ctx_selections(meta_ctx *x, mf_error *err) {
+    if (x->s0) return MF_OK;
+    x->s0 = malloc(sizeof(int32_t) * (size_t)x->pb->p.T * x->pb->p.top_k);
+    if (!x->s0) return MF_FAIL(err, MF_ENOMEM, "out of memory");
+    return selections(x->pb, x->c, x->s0, err);
+}
+
+/* Token t of a run against the same token of another: every comparable element equal. */
+static void compare_token(const meta_ctx *x, mf_meta rel, int t, const uint16_t *got,
+                          const uint16_t *want, const char *what) {
+    const int H = x->pb->p.H;
+    for (int col = 0; col < H; col++) {
+        size_t i = (size_t)t * H + col;
+        if (!comparable(want[i]) || !comparable(got[i])) continue;
+        x->m->compared[rel]++;
+        if (mf_bf16_to_f32(got[i]) != mf_bf16_to_f32(want[i]))
+            violation(x->m, rel, t, col, got[i], want[i], what);
+    }
+}
+
+/* rsf-scaling: out(2 rsf) = 2 out(rsf) where the scaling commutes with every rounding. */
+static int rsf_scaling_applies(const meta_ctx *x) {
+    return (double)x->pb->p.rsf * 2 <= 0x1p8;
+}
+
+static mf_status rsf_scaling_check(meta_ctx *x, mf_error *err) {
+    const mf_problem *pb = x->pb;
+    const int H = pb->p.H;
+    const size_t n_out = (size_t)pb->p.T * H;
+    mf_problem q = *pb;
+    q.p.rsf = pb->p.rsf * 2.0f; /* exact */
+    uint8_t *safe = malloc(n_out ? n_out : 1);
+    if (!safe) return MF_FAIL(err, MF_ENOMEM, "out of memory");
     mf_run_result r;
-    mf_status st = MF_OK;
-
-    /* rsf-scaling */
-    if ((double)p->rsf * 2 <= 0x1p8) {
-        mf_problem q = *pb;
-        q.p.rsf = p->rsf * 2.0f; /* exact */
-        uint8_t *safe = malloc(n_out ? n_out : 1);
-        if (!safe) return MF_FAIL(err, MF_ENOMEM, "out of memory");
-        if ((st = scaling_safe(pb, c, r0, safe, err)) != MF_OK) {
-            free(safe);
-            return st;
-        }
-        if ((st = run(b, &q, &r, err)) != MF_OK) {
-            free(safe);
-            return st;
-        }
-        if (!r.unsupported) {
-            m->applicable[MF_META_RSF_SCALING] = 1;
-            for (size_t i = 0; i < n_out; i++) {
-                uint16_t a = r0->out[i], a2 = r.out[i];
-                if (!safe[i] || !comparable(a) || !comparable(a2)) continue;
-                uint16_t want = mf_f32_to_bf16(2.0f * mf_bf16_to_f32(a));
-                if (!comparable(want)) continue;
-                m->compared[MF_META_RSF_SCALING]++;
-                if (mf_bf16_to_f32(a2) != mf_bf16_to_f32(want))
-                    violation(m, MF_META_RSF_SCALING, (int)(i / H), (int)(i % H), a2, want,
-                              "out(2 rsf) != 2 out(rsf)");
-            }
-        }
-        mf_run_result_free(&r);
+    mf_status st = scaling_safe(pb, x->c, x->r0, safe, err);
+    if (st == MF_OK) st = run(x->b, &q, &r, err);
+    if (st != MF_OK) {
         free(safe);
+        return st;
     }
+    if (!r.unsupported) {
+        x->m->applicable[MF_META_RSF_SCALING] = 1;
+        for (size_t i = 0; i < n_out; i++) {
+            uint16_t a = x->r0->out[i], a2 = r.out[i];
+            if (!safe[i] || !comparable(a) || !comparable(a2)) continue;
+            uint16_t want = mf_f32_to_bf16(2.0f * mf_bf16_to_f32(a));
+            if (!comparable(want)) continue;
+            x->m->compared[MF_META_RSF_SCALING]++;
+            if (mf_bf16_to_f32(a2) != mf_bf16_to_f32(want))
+                violation(x->m, MF_META_RSF_SCALING, (int)(i / H), (int)(i % H), a2, want,
+                          "out(2 rsf) != 2 out(rsf)");
+        }
+    }
+    mf_run_result_free(&r);
+    free(safe);
+    return MF_OK;
+}
 
-    int32_t *s0 = malloc(sizeof(int32_t) * (size_t)T * k), *s1 = malloc(sizeof(int32_t) * (size_t)T * k);
+/* bias-shift: every bias + 1 changes no token whose selection and slot order stay unambiguous
+ * and the same. */
+static int bias_shift_applies(const meta_ctx *x) {
+    return x->pb->p.bias != MF_BIAS_NONE;
+}
+
+static mf_status bias_shift_check(meta_ctx *x, mf_error *err) {
+    const mf_problem *pb = x->pb;
+    const int T = pb->p.T, k = pb->p.top_k, E = pb->p.E;
     float *bias2 = malloc(sizeof(float) * (size_t)E);
-    if (!s0 || !s1 || !bias2) {
-        st = MF_FAIL(err, MF_ENOMEM, "out of memory");
-        goto done;
-    }
-    if ((st = selections(pb, c, s0, err)) != MF_OK) goto done;
-
-    /* bias-shift */
-    if (p->bias != MF_BIAS_NONE) {
-        mf_problem q = *pb;
+    int32_t *s1 = malloc(sizeof(int32_t) * (size_t)T * k);
+    mf_status st = bias2 && s1 ? MF_OK : MF_FAIL(err, MF_ENOMEM, "out of memory");
+    mf_problem q = *pb;
+    if (st == MF_OK) {
         for (int e = 0; e < E; e++) {
             float v = pb->bias[e] + 1.0f;
-            bias2[e] = p->bias == MF_BIAS_BF16 ? mf_bf16_to_f32(mf_f32_to_bf16(v)) : v;
+            bias2[e] = pb->p.bias == MF_BIAS_BF16 ? mf_bf16_to_f32(mf_f32_to_bf16(v)) : v;
         }
         q.bias = bias2;
         q.t.bias = bias2;
-        if ((st = selections(&q, c, s1, err)) != MF_OK) goto done;
-        if ((st = run(b, &q, &r, err)) != MF_OK) goto done;
+        st = selections(&q, x->c, s1, err);
+    }
+    mf_run_result r;
+    if (st == MF_OK && (st = run(x->b, &q, &r, err)) == MF_OK) {
         if (!r.unsupported) {
-            m->applicable[MF_META_BIAS_SHIFT] = 1;
+            x->m->applicable[MF_META_BIAS_SHIFT] = 1;
             for (int t = 0; t < T; t++) {
-                const int32_t *a = s0 + (size_t)t * k, *bb = s1 + (size_t)t * k;
+                const int32_t *a = x->s0 + (size_t)t * k, *bb = s1 + (size_t)t * k;
                 if (a[0] < 0 || bb[0] < 0 || !same_set(a, bb, k)) continue;
-                for (int col = 0; col < H; col++) {
-                    size_t i = (size_t)t * H + col;
-                    if (!comparable(r0->out[i]) || !comparable(r.out[i])) continue;
-                    m->compared[MF_META_BIAS_SHIFT]++;
-                    if (mf_bf16_to_f32(r.out[i]) != mf_bf16_to_f32(r0->out[i]))
-                        violation(m, MF_META_BIAS_SHIFT, t, col, r.out[i], r0->out[i],
-                                  "bias + 1 changed the output");
-                }
+                compare_token(x, MF_META_BIAS_SHIFT, t, r.out, x->r0->out,
+                              "bias + 1 changed the output");
             }
         }
         mf_run_result_free(&r);
     }
+    free(bias2), free(s1);
+    return st;
+}
 
-    /* full-groups: topk_group = n_group is no grouping */
-    if (p->n_group > 1) {
-        mf_problem q1 = *pb, q2 = *pb;
-        q1.p.topk_group = p->n_group;
-        q2.p.n_group = 1, q2.p.topk_group = 1;
-        mf_run_result r2;
-        if ((st = run(b, &q1, &r, err)) != MF_OK) goto done;
-        if ((st = run(b, &q2, &r2, err)) != MF_OK) {
-            mf_run_result_free(&r);
-            goto done;
-        }
-        if (!r.unsupported && !r2.unsupported) {
-            m->applicable[MF_META_FULL_GROUPS] = 1;
-            for (size_t i = 0; i < n_out; i++) {
-                if (!comparable(r.out[i]) || !comparable(r2.out[i])) continue;
-                m->compared[MF_META_FULL_GROUPS]++;
-                if (mf_bf16_to_f32(r.out[i]) != mf_bf16_to_f32(r2.out[i]))
-                    violation(m, MF_META_FULL_GROUPS, (int)(i / H), (int)(i % H), r.out[i],
-                              r2.out[i], "all groups kept differs from no grouping");
-            }
-        }
+/* full-groups: topk_group = n_group is no grouping. */
+static int full_groups_applies(const meta_ctx *x) {
+    return x->pb->p.n_group > 1;
+}
+
+static mf_status full_groups_check(meta_ctx *x, mf_error *err) {
+    const mf_problem *pb = x->pb;
+    const int H = pb->p.H;
+    const size_t n_out = (size_t)pb->p.T * H;
+    mf_problem q1 = *pb, q2 = *pb;
+    q1.p.topk_group = pb->p.n_group;
+    q2.p.n_group = 1, q2.p.topk_group = 1;
+    mf_run_result r, r2;
+    MF_TRY(run(x->b, &q1, &r, err));
+    mf_status st = run(x->b, &q2, &r2, err);
+    if (st != MF_OK) {
         mf_run_result_free(&r);
-        mf_run_result_free(&r2);
+        return st;
     }
+    if (!r.unsupported && !r2.unsupported) {
+        x->m->applicable[MF_META_FULL_GROUPS] = 1;
+        for (size_t i = 0; i < n_out; i++) {
+            if (!comparable(r.out[i]) || !comparable(r2.out[i])) continue;
+            x->m->compared[MF_META_FULL_GROUPS]++;
+            if (mf_bf16_to_f32(r.out[i]) != mf_bf16_to_f32(r2.out[i]))
+                violation(x->m, MF_META_FULL_GROUPS, (int)(i / H), (int)(i % H), r.out[i],
+                          r2.out[i], "all groups kept differs from no grouping");
+        }
+    }
+    mf_run_result_free(&r);
+    mf_run_result_free(&r2);
+    return MF_OK;
+}
 
-    /* ep-shards: two shards of the full expert set */
-    if (p->E_local == E && E >= 2) {
-        int half = E / 2;
-        size_t per13 = (size_t)2 * p->I * H, per2 = (size_t)H * p->I;
-        mf_problem qa = *pb, qb = *pb;
-        qa.p.E_local = half;
-        qb.p.E_local = E - half, qb.p.expert_offset = half;
-        qb.w13 = pb->w13 + (size_t)half * per13, qb.t.w13 = qb.w13;
-        qb.w2 = pb->w2 + (size_t)half * per2, qb.t.w2 = qb.w2;
-        mf_run_result ra, rb;
-        if ((st = run(b, &qa, &ra, err)) != MF_OK) goto done;
-        if ((st = run(b, &qb, &rb, err)) != MF_OK) {
-            mf_run_result_free(&ra);
-            goto done;
-        }
-        if (!ra.unsupported && !rb.unsupported) {
-            m->applicable[MF_META_EP_SHARDS] = 1;
-            for (int t = 0; t < T; t++) {
-                const int32_t *ids = r0->ids ? r0->ids + (size_t)t * k : s0 + (size_t)t * k;
-                if (ids[0] < 0) continue;
-                int in_a = 0, in_b = 0;
-                for (int i = 0; i < k; i++) {
-                    if (ids[i] < half) in_a++;
-                    else in_b++;
-                }
-                if (in_a && in_b) continue; /* split token: partial sums round differently */
-                const uint16_t *own = in_a ? ra.out : rb.out, *other = in_a ? rb.out : ra.out;
-                for (int col = 0; col < H; col++) {
-                    size_t i = (size_t)t * H + col;
-                    if (!comparable(r0->out[i]) || !comparable(own[i])) continue;
-                    m->compared[MF_META_EP_SHARDS]++;
-                    if (mf_bf16_to_f32(own[i]) != mf_bf16_to_f32(r0->out[i]))
-                        violation(m, MF_META_EP_SHARDS, t, col, own[i], r0->out[i],
-                                  "the shard holding every expert differs from unsharded");
-                    if (mf_bf16_to_f32(other[i]) != 0.0f)
-                        violation(m, MF_META_EP_SHARDS, t, col, other[i], 0,
-                                  "a shard without the token's experts wrote non-zero");
-                }
-            }
-        }
+/* ep-shards: two expert-parallel shards of the full expert set; a token whose experts all live
+ * on one shard gets the unsharded output there and exact zeros on the other. */
+static int ep_shards_applies(const meta_ctx *x) {
+    return x->pb->p.E_local == x->pb->p.E && x->pb->p.E >= 2;
+}
+
+static mf_status ep_shards_check(meta_ctx *x, mf_error *err) {
+    const mf_problem *pb = x->pb;
+    const int T = pb->p.T, H = pb->p.H, k = pb->p.top_k, E = pb->p.E, half = E / 2;
+    const size_t per13 = (size_t)2 * pb->p.I * H, per2 = (size_t)H * pb->p.I;
+    mf_problem qa = *pb, qb = *pb;
+    qa.p.E_local = half;
+    qb.p.E_local = E - half, qb.p.expert_offset = half;
+    qb.w13 = pb->w13 + (size_t)half * per13, qb.t.w13 = qb.w13;
+    qb.w2 = pb->w2 + (size_t)half * per2, qb.t.w2 = qb.w2;
+    mf_run_result ra, rb;
+    MF_TRY(run(x->b, &qa, &ra, err));
+    mf_status st = run(x->b, &qb, &rb, err);
+    if (st != MF_OK) {
         mf_run_result_free(&ra);
-        mf_run_result_free(&rb);
+        return st;
     }
-
-    /* relabel (sigmoid): reverse the groups and the experts inside each group. Not for an
-     * any-order contract: such a kernel may combine its experts in expert order (an
-     * expert-major scatter-add), which relabelling changes, so the bits may differ. */
-    if (p->score == MF_SCORE_SIGMOID && p->E_local == E && E >= 2 &&
-        c->gemm.kind != MF_ACC_ANY_ORDER) {
-        int NG = p->n_group, G = E / NG;
-        int *perm = malloc(sizeof(int) * (size_t)E);
-        mf_problem q = *pb;
-        size_t per13 = (size_t)2 * p->I * H, per2 = (size_t)H * p->I;
-        float *lg = malloc(sizeof(float) * (size_t)T * E);
-        uint16_t *w13 = malloc(2 * per13 * (size_t)E), *w2 = malloc(2 * per2 * (size_t)E);
-        if (!perm || !lg || !w13 || !w2) {
-            free(perm), free(lg), free(w13), free(w2);
-            st = MF_FAIL(err, MF_ENOMEM, "out of memory");
-            goto done;
-        }
-        for (int e = 0; e < E; e++) perm[e] = (NG - 1 - e / G) * G + (G - 1 - e % G);
-        for (int t = 0; t < T; t++)
-            for (int e = 0; e < E; e++)
-                lg[(size_t)t * E + perm[e]] = pb->logits[(size_t)t * E + e];
-        for (int e = 0; e < E; e++) {
-            bias2[perm[e]] = pb->bias[e];
-            memcpy(w13 + (size_t)perm[e] * per13, pb->w13 + (size_t)e * per13, 2 * per13);
-            memcpy(w2 + (size_t)perm[e] * per2, pb->w2 + (size_t)e * per2, 2 * per2);
-        }
-        q.logits = lg, q.t.logits = lg;
-        q.bias = bias2, q.t.bias = p->bias != MF_BIAS_NONE ? bias2 : NULL;
-        q.w13 = w13, q.t.w13 = w13;
-        q.w2 = w2, q.t.w2 = w2;
-        if ((st = selections(&q, c, s1, err)) == MF_OK && (st = run(b, &q, &r, err)) == MF_OK) {
-            if (!r.unsupported) {
-                m->applicable[MF_META_RELABEL] = 1;
-                for (int t = 0; t < T; t++) {
-                    const int32_t *a = s0 + (size_t)t * k, *bb = s1 + (size_t)t * k;
-                    if (a[0] < 0 || bb[0] < 0) continue;
-                    int same = 1;
-                    for (int i = 0; i < k; i++) same &= perm[a[i]] == bb[i];
-                    if (!same) continue;
-                    for (int col = 0; col < H; col++) {
-                        size_t i = (size_t)t * H + col;
-                        if (!comparable(r0->out[i]) || !comparable(r.out[i])) continue;
-                        m->compared[MF_META_RELABEL]++;
-                        if (mf_bf16_to_f32(r.out[i]) != mf_bf16_to_f32(r0->out[i]))
-                            violation(m, MF_META_RELABEL, t, col, r.out[i], r0->out[i],
-                                      "relabelled experts changed the output");
-                    }
-                }
+    if (!ra.unsupported && !rb.unsupported) {
+        x->m->applicable[MF_META_EP_SHARDS] = 1;
+        for (int t = 0; t < T; t++) {
+            const int32_t *ids = x->r0->ids ? x->r0->ids + (size_t)t * k : x->s0 + (size_t)t * k;
+            if (ids[0] < 0) continue;
+            int in_a = 0, in_b = 0;
+            for (int i = 0; i < k; i++) {
+                if (ids[i] < half)
+                    in_a++;
+                else
+                    in_b++;
             }
-            mf_run_result_free(&r);
+            if (in_a && in_b) continue; /* split token: partial sums round differently */
+            const uint16_t *own = in_a ? ra.out : rb.out, *other = in_a ? rb.out : ra.out;
+            for (int col = 0; col < H; col++) {
+                size_t i = (size_t)t * H + col;
+                if (!comparable(x->r0->out[i]) || !comparable(own[i])) continue;
+                x->m->compared[MF_META_EP_SHARDS]++;
+                if (mf_bf16_to_f32(own[i]) != mf_bf16_to_f32(x->r0->out[i]))
+                    violation(x->m, MF_META_EP_SHARDS, t, col, own[i], x->r0->out[i],
+                              "the shard holding every expert differs from unsharded");
+                if (mf_bf16_to_f32(other[i]) != 0.0f)
+                    violation(x->m, MF_META_EP_SHARDS, t, col, other[i], 0,
+                              "a shard without the token's experts wrote non-zero");
+            }
         }
-        free(perm), free(lg), free(w13), free(w2);
+    }
+    mf_run_result_free(&ra);
+    mf_run_result_free(&rb);
+    return MF_OK;
+}
+
+/* relabel (sigmoid): reverse the groups and the experts inside each group. Not for an
+ * any-order contract: such a kernel may combine its experts in expert order (an expert-major
+ * scatter-add), which relabelling changes, so the bits may differ. */
+static int relabel_applies(const meta_ctx *x) {
+    const mf_moe_params *p = &x->pb->p;
+    return p->score == MF_SCORE_SIGMOID && p->E_local == p->E && p->E >= 2 &&
+           x->c->gemm.kind != MF_ACC_ANY_ORDER;
+}
+
+static mf_status relabel_check(meta_ctx *x, mf_error *err) {
+    const mf_problem *pb = x->pb;
+    const mf_moe_params *p = &pb->p;
+    const int T = p->T, H = p->H, k = p->top_k, E = p->E, NG = p->n_group, G = E / NG;
+    const size_t per13 = (size_t)2 * p->I * H, per2 = (size_t)H * p->I;
+    int *perm = malloc(sizeof(int) * (size_t)E);
+    float *lg = malloc(sizeof(float) * (size_t)T * E), *bias2 = malloc(sizeof(float) * (size_t)E);
+    uint16_t *w13 = malloc(2 * per13 * (size_t)E), *w2 = malloc(2 * per2 * (size_t)E);
+    int32_t *s1 = malloc(sizeof(int32_t) * (size_t)T * k);
+    mf_status st = MF_OK;
+    if (!perm || !lg || !bias2 || !w13 || !w2 || !s1) {
+        st = MF_FAIL(err, MF_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (int e = 0; e < E; e++) perm[e] = (NG - 1 - e / G) * G + (G - 1 - e % G);
+    for (int t = 0; t < T; t++)
+        for (int e = 0; e < E; e++) lg[(size_t)t * E + perm[e]] = pb->logits[(size_t)t * E + e];
+    for (int e = 0; e < E; e++) {
+        bias2[perm[e]] = pb->bias[e];
+        memcpy(w13 + (size_t)perm[e] * per13, pb->w13 + (size_t)e * per13, 2 * per13);
+        memcpy(w2 + (size_t)perm[e] * per2, pb->w2 + (size_t)e * per2, 2 * per2);
+    }
+    mf_problem q = *pb;
+    q.logits = lg, q.t.logits = lg;
+    q.bias = bias2, q.t.bias = p->bias != MF_BIAS_NONE ? bias2 : NULL;
+    q.w13 = w13, q.t.w13 = w13;
+    q.w2 = w2, q.t.w2 = w2;
+    mf_run_result r;
+    if ((st = selections(&q, x->c, s1, err)) == MF_OK && (st = run(x->b, &q, &r, err)) == MF_OK) {
+        if (!r.unsupported) {
+            x->m->applicable[MF_META_RELABEL] = 1;
+            for (int t = 0; t < T; t++) {
+                const int32_t *a = x->s0 + (size_t)t * k, *bb = s1 + (size_t)t * k;
+                if (a[0] < 0 || bb[0] < 0) continue;
+                int same = 1;
+                for (int i = 0; i < k; i++) same &= perm[a[i]] == bb[i];
+                if (!same) continue;
+                compare_token(x, MF_META_RELABEL, t, r.out, x->r0->out,
+                              "relabelled experts changed the output");
+            }
+        }
+        mf_run_result_free(&r);
     }
 done:
-    free(s0), free(s1), free(bias2);
+    free(perm), free(lg), free(bias2), free(w13), free(w2), free(s1);
+    return st;
+}
+
+/* The relations, in the order they run. needs_selections: the check reads the reference
+ * selections of the problem (x->s0). */
+typedef struct meta_relation {
+    mf_meta id;
+    const char *name;
+    int needs_selections;
+    int (*applies)(const meta_ctx *x);
+    mf_status (*check)(meta_ctx *x, mf_error *err);
+} meta_relation;
+
+static const meta_relation relations[] = {
+    {MF_META_RSF_SCALING, "rsf-scaling", 0, rsf_scaling_applies, rsf_scaling_check},
+    {MF_META_BIAS_SHIFT, "bias-shift", 1, bias_shift_applies, bias_shift_check},
+    {MF_META_FULL_GROUPS, "full-groups", 1, full_groups_applies, full_groups_check},
+    {MF_META_EP_SHARDS, "ep-shards", 1, ep_shards_applies, ep_shards_check},
+    {MF_META_RELABEL, "relabel", 1, relabel_applies, relabel_check},
+};
+#define N_RELATIONS ((int)(sizeof relations / sizeof relations[0]))
+_Static_assert(sizeof relations / sizeof relations[0] == MF_META_COUNT,
+               "every relation of mf_meta has a row");
+
+const char *mf_meta_name(mf_meta m) {
+    for (int i = 0; i < N_RELATIONS; i++)
+        if (relations[i].id == m) return relations[i].name;
+    return "?";
+}
+
+mf_status mf_metamorphic(const mf_problem *pb, mf_backend *b, const mf_run_result *r0,
+                         mf_meta_result *m, mf_error *err) {
+    memset(m, 0, sizeof *m);
+    meta_ctx x = {.pb = pb, .b = b, .c = &b->contract, .r0 = r0, .s0 = NULL, .m = m};
+    mf_status st = MF_OK;
+    for (int i = 0; i < N_RELATIONS && st == MF_OK; i++) {
+        if (relations[i].needs_selections && (st = ctx_selections(&x, err)) != MF_OK) break;
+        if (relations[i].applies(&x)) st = relations[i].check(&x, err);
+    }
+    free(x.s0);
     return st;
 }
 
