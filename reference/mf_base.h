@@ -2,7 +2,7 @@
  *
  * Library code never prints and never exits: it returns an mf_status and, on failure, writes a
  * message into a caller-owned mf_error. MF_TRY propagates a failure and appends the call site,
- * so a message reads like a short backtrace ("bad shape (at src/case.c:120) (at src/tool.c:88)").
+ * so a message reads like a short backtrace ("bad shape (at src/case.c:120) (at src/codec.c:88)").
  */
 #ifndef MF_BASE_H
 #define MF_BASE_H
