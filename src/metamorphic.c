@@ -268,6 +268,7 @@ static mf_status ep_shards_check(meta_ctx *x, mf_error *err) {
     qb.p.E_local = E - half, qb.p.expert_offset = half;
     qb.w13 = pb->w13 + (size_t)half * per13, qb.t.w13 = qb.w13;
     qb.w2 = pb->w2 + (size_t)half * per2, qb.t.w2 = qb.w2;
+    if (pb->experts) qb.experts = pb->experts + half, qb.t.expert_state = qb.experts;
     mf_run_result ra, rb;
     MF_TRY(run(x->b, &qa, &ra, err));
     mf_status st = run(x->b, &qb, &rb, err);
@@ -312,8 +313,11 @@ static mf_status ep_shards_check(meta_ctx *x, mf_error *err) {
  * scatter-add), which relabelling changes, so the bits may differ. */
 static int relabel_applies(const meta_ctx *x) {
     const mf_moe_params *p = &x->pb->p;
+    /* the relabelled copy holds every expert: not for a problem that generated only some (a
+     * full-size model case) */
     return p->score == MF_SCORE_SIGMOID && p->E_local == p->E && p->E >= 2 &&
-           x->c->gemm.kind != MF_ACC_ANY_ORDER;
+           x->c->gemm.kind != MF_ACC_ANY_ORDER &&
+           (!x->pb->experts || mf_problem_experts_ready(x->pb) == p->E_local);
 }
 
 static mf_status relabel_check(meta_ctx *x, mf_error *err) {
@@ -325,8 +329,9 @@ static mf_status relabel_check(meta_ctx *x, mf_error *err) {
     float *lg = malloc(sizeof(float) * (size_t)T * E), *bias2 = malloc(sizeof(float) * (size_t)E);
     uint16_t *w13 = malloc(2 * per13 * (size_t)E), *w2 = malloc(2 * per2 * (size_t)E);
     int32_t *s1 = malloc(sizeof(int32_t) * (size_t)T * k);
+    uint8_t *state = pb->experts ? malloc((size_t)E) : NULL; /* which experts were generated */
     mf_status st = MF_OK;
-    if (!perm || !lg || !bias2 || !w13 || !w2 || !s1) {
+    if (!perm || !lg || !bias2 || !w13 || !w2 || !s1 || (pb->experts && !state)) {
         st = MF_FAIL(err, MF_ENOMEM, "out of memory");
         goto done;
     }
@@ -337,8 +342,10 @@ static mf_status relabel_check(meta_ctx *x, mf_error *err) {
         bias2[perm[e]] = pb->bias[e];
         memcpy(w13 + (size_t)perm[e] * per13, pb->w13 + (size_t)e * per13, 2 * per13);
         memcpy(w2 + (size_t)perm[e] * per2, pb->w2 + (size_t)e * per2, 2 * per2);
+        if (state) state[perm[e]] = pb->experts[e];
     }
     mf_problem q = *pb;
+    if (state) q.experts = state, q.t.expert_state = state;
     q.logits = lg, q.t.logits = lg;
     q.bias = bias2, q.t.bias = p->bias != MF_BIAS_NONE ? bias2 : NULL;
     q.w13 = w13, q.t.w13 = w13;
@@ -360,7 +367,7 @@ static mf_status relabel_check(meta_ctx *x, mf_error *err) {
         mf_run_result_free(&r);
     }
 done:
-    free(perm), free(lg), free(bias2), free(w13), free(w2), free(s1);
+    free(perm), free(lg), free(bias2), free(w13), free(w2), free(s1), free(state);
     return st;
 }
 

@@ -105,7 +105,7 @@ static void test_lazy_bits(void) {
     }
 }
 
-static int check_case(const char *spec, const mf_case *c, mf_verdict *v) {
+static int check_case_opts(const char *spec, const mf_case *c, int metamorphic, mf_verdict *v) {
     mf_backend b;
     mf_error err = {0};
     if (mf_backend_open(spec, &b, &err) != MF_OK) {
@@ -118,11 +118,16 @@ static int check_case(const char *spec, const mf_case *c, mf_verdict *v) {
     mf_check_opts o;
     mf_check_opts_default(&o);
     o.attribute = 0;
+    o.metamorphic = metamorphic;
     ok = ok && mf_check_problem(&pb, &b, &o, v, &err) == MF_OK;
     if (!ok) printf("%s: %s\n", spec, err.msg);
     mf_problem_free(&pb);
     mf_backend_close(&b);
     return ok;
+}
+
+static int check_case(const char *spec, const mf_case *c, mf_verdict *v) {
+    return check_case_opts(spec, c, 0, v);
 }
 
 static void test_lazy_check(void) {
@@ -132,6 +137,13 @@ static void test_lazy_check(void) {
     EXPECT(check_case("cpu", &c, &v) && v.pass && v.elems_checked > 0,
            "the CPU kernel on a lazy case: pass %d, %llu elements checked", v.pass,
            v.elems_checked);
+    /* the metamorphic relations on a lazy case: the ep-shards halves read the experts' states
+     * at their own offsets (a misread state would read poison or fail as not generated) */
+    EXPECT(check_case_opts("cpu", &c, 1, &v) && v.pass && v.has_meta &&
+               v.meta.applicable[MF_META_EP_SHARDS] && !v.meta.n_violated,
+           "the CPU kernel on a lazy case with the relations: pass %d, ep-shards %d, %d violated",
+           v.pass, v.has_meta ? v.meta.applicable[MF_META_EP_SHARDS] : -1,
+           v.has_meta ? v.meta.n_violated : -1);
     /* expert parallelism: the rank holds 32 of 64 experts from 16; a kernel that ignores the
      * offset reads local experts the routing never selects */
     c.p.E_local = 32;
