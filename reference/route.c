@@ -221,6 +221,18 @@ static int cmp_ranked_desc(const void *a, const void *b) {
     return x->idx - y->idx;
 }
 
+void mf_ref_rank(const double *key, int n, int *order) {
+    ranked *rk = malloc(sizeof *rk * (size_t)(n > 0 ? n : 1));
+    if (!rk) { /* index order: still a permutation */
+        for (int i = 0; i < n; i++) order[i] = i;
+        return;
+    }
+    for (int i = 0; i < n; i++) rk[i] = (ranked){key[i], i};
+    qsort(rk, (size_t)n, sizeof *rk, cmp_ranked_desc);
+    for (int i = 0; i < n; i++) order[i] = rk[i].idx;
+    free(rk);
+}
+
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;

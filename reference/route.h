@@ -59,6 +59,10 @@ int mf_ref_selection_admissible(const mf_routing *r, const mf_moe_params *p, int
 int mf_ref_enumerate_selections(const mf_routing *r, const mf_moe_params *p, int t, int32_t *sel,
                                 int max_sel);
 
+/* The reference's ranking of n keys: order[i] is the index of the i-th largest key, equal keys
+ * lower index first (the order selections and group choices are made in). */
+void mf_ref_rank(const double *key, int n, int *order);
+
 /* Routing weights of token t for a selection. */
 typedef struct mf_weights {
     int k;

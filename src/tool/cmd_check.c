@@ -475,17 +475,6 @@ static const char *cls_name(int c) {
     return c == MF_ROUTE_IN ? "in" : c == MF_ROUTE_OUT ? "out" : "AMBIGUOUS";
 }
 
-typedef struct order_ent {
-    double key;
-    int idx;
-} order_ent;
-
-static int cmp_order(const void *a, const void *b) {
-    const order_ent *x = a, *y = b;
-    if (x->key != y->key) return x->key > y->key ? -1 : 1;
-    return x->idx - y->idx;
-}
-
 static void explain_routing(const mf_problem *pb, const mf_contract *con, int ntok) {
     const mf_moe_params *p = &pb->p;
     mf_routing rt;
@@ -495,28 +484,26 @@ static void explain_routing(const mf_problem *pb, const mf_contract *con, int nt
         return;
     }
     int E = p->E, k = p->top_k, NG = p->n_group;
-    order_ent *ord = malloc(sizeof *ord * (size_t)(E > NG ? E : NG));
+    int *ord = malloc(sizeof *ord * (size_t)(E > NG ? E : NG));
     for (int t = 0; t < p->T && t < ntok; t++) {
         size_t o = (size_t)t * E;
         printf("\ntoken %d: %d ambiguous experts, %d ambiguous groups%s\n", t, rt.n_ambiguous[t],
                rt.n_group_ambiguous[t], rt.invariant_only[t] ? " (NaN/Inf logits: invariants only)" : "");
         if (rt.invariant_only[t]) continue;
         if (NG > 1) {
-            for (int g = 0; g < NG; g++) ord[g] = (order_ent){rt.g_key[(size_t)t * NG + g], g};
-            qsort(ord, (size_t)NG, sizeof *ord, cmp_order);
+            mf_ref_rank(rt.g_key + (size_t)t * NG, NG, ord);
             printf("  groups (rule %s, keep %d of %d):\n", mf_group_rule_name(p->group_rule),
                    p->topk_group, NG);
             for (int i = 0; i < NG && i < p->topk_group + 3; i++) {
-                size_t gi = (size_t)t * NG + ord[i].idx;
-                printf("    group %3d  score %-14.9g in [%.9g, %.9g]  %s\n", ord[i].idx,
+                size_t gi = (size_t)t * NG + ord[i];
+                printf("    group %3d  score %-14.9g in [%.9g, %.9g]  %s\n", ord[i],
                        rt.g_key[gi], rt.g_lo[gi], rt.g_hi[gi], cls_name(rt.g_cls[gi]));
             }
         }
-        for (int e = 0; e < E; e++) ord[e] = (order_ent){rt.key[o + e], e};
-        qsort(ord, (size_t)E, sizeof *ord, cmp_order);
+        mf_ref_rank(rt.key + o, E, ord);
         printf("  experts by exact key (showing top %d):\n", k + 4 < E ? k + 4 : E);
         for (int i = 0; i < E && i < k + 4; i++) {
-            int e = ord[i].idx;
+            int e = ord[i];
             printf("    expert %4d  logit %-12.7g score %-12.7g key %-14.9g in [%.9g, %.9g]  %s%s\n",
                    e, (double)pb->logits[(size_t)t * E + e], rt.s_hi[o + e], rt.key[o + e],
                    rt.key_lo[o + e], rt.key_hi[o + e], cls_name(rt.cls[o + e]),
