@@ -213,3 +213,11 @@ const char *mf_enum_choices(const mf_enum_info *e, char *buf, unsigned long n) {
                               e->names[v]);
     return buf;
 }
+
+int mf_contract_equal(const mf_contract *a, const mf_contract *b) {
+    mf_contract x = *a, y = *b;
+    if (strcmp(x.name, y.name) || strcmp(x.summary ? x.summary : "", y.summary ? y.summary : ""))
+        return 0;
+    x.name = y.name = x.summary = y.summary = NULL;
+    return !memcmp(&x, &y, sizeof x);
+}

@@ -67,6 +67,9 @@ extern const mf_contract mf_contract_any_order;   /* model-free fallback (T0) */
 extern const mf_contract mf_contract_vllm_033_triton_sm90;    /* vLLM 0.33.0, Triton, Hopper */
 extern const mf_contract mf_contract_flashinfer_07_trtllm_bf16; /* FlashInfer 0.7.4 trtllm-gen */
 
+/* 1 if a and b are the same contract field by field (names compared as strings). */
+int mf_contract_equal(const mf_contract *a, const mf_contract *b);
+
 /* Looks a contract up by name or alias; NULL if unknown. An alias returns the contract it names,
  * whose name (the resolved one) is what reports print. */
 const mf_contract *mf_contract_find(const char *name);

@@ -33,6 +33,15 @@ const char *mf_knob_name(mf_knob k) { return (unsigned)k < MF_KNOB_COUNT ? knobs
 const char *mf_knob_summary(mf_knob k) {
     return (unsigned)k < MF_KNOB_COUNT ? knobs[k].summary : "?";
 }
+void mf_knobs_format(unsigned knobs, char *buf, size_t n) {
+    size_t l = 0;
+    buf[0] = 0;
+    for (int k = 0; k < MF_KNOB_COUNT && l < n; k++)
+        if (knobs & (1u << k))
+            l += (size_t)snprintf(buf + l, n - l, "%s%s", l ? "+" : "", mf_knob_name((mf_knob)k));
+    if (!buf[0]) snprintf(buf, n, "none");
+}
+
 int mf_knob_lookup(const char *name) {
     for (int k = 0; k < MF_KNOB_COUNT; k++)
         if (!strcmp(name, knobs[k].name)) return k;

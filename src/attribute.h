@@ -20,6 +20,8 @@
 const char *mf_knob_name(mf_knob k);     /* "rsf_dropped", as in kernels/mutants.h */
 const char *mf_knob_summary(mf_knob k);  /* "routed_scaling_factor not applied" */
 int mf_knob_lookup(const char *name);    /* -1 if unknown */
+/* "rsf_dropped+bias_dropped" for a set of knobs, one bit per mf_knob ("none" for none). */
+void mf_knobs_format(unsigned knobs, char *buf, size_t n);
 
 /* The counterfactual parameters of knob k for p; 0 if the knob cannot change this case. The
  * description says what changed ("rsf = 1"). */

@@ -20,3 +20,15 @@ void mf_run_result_free(mf_run_result *r) {
     free(r->weights);
     memset(r, 0, sizeof *r);
 }
+
+int mf_run_result_equal(const mf_run_result *a, const mf_run_result *b, size_t n_out,
+                        size_t n_sel) {
+    if (a->unsupported != b->unsupported || a->unwritten != b->unwritten ||
+        a->first_unwritten != b->first_unwritten || a->guard_broken != b->guard_broken ||
+        a->guard_first != b->guard_first || !a->ids != !b->ids || !a->weights != !b->weights)
+        return 0;
+    if (a->unsupported) return 1;
+    return !memcmp(a->out, b->out, n_out * sizeof *a->out) &&
+           (!a->ids || !memcmp(a->ids, b->ids, n_sel * sizeof *a->ids)) &&
+           (!a->weights || !memcmp(a->weights, b->weights, n_sel * sizeof *a->weights));
+}

@@ -30,6 +30,10 @@ typedef struct mf_run_result {
 /* Sets unwritten and first_unwritten from the n elements of r->out: the elements that still
  * hold MF_POISON_BF16, which no arithmetic produces. */
 void mf_run_result_count_unwritten(mf_run_result *r, size_t n);
+/* 1 if a and b hold the same outputs (n_out), routing (n_sel) and written/guard state: the
+ * verdict of one contract on them is the same. */
+int mf_run_result_equal(const mf_run_result *a, const mf_run_result *b, size_t n_out,
+                        size_t n_sel);
 
 /* Frees the arrays and zeroes r. */
 void mf_run_result_free(mf_run_result *r);

@@ -434,3 +434,30 @@ mf_status mf_reference_outputs(const mf_problem *pb, const mf_contract *c, doubl
     mf_routing_free(&rt);
     return st;
 }
+
+mf_status mf_check_result_fresh(const mf_problem *pb, const mf_contract *c,
+                                const mf_run_result *r, const mf_run_result *r2,
+                                const mf_check_opts *o, mf_verdict *v, mf_error *err) {
+    memset(v, 0, sizeof *v);
+    return mf_check_result(pb, c, r, r2, o, v, err);
+}
+
+unsigned mf_verdict_stages(const mf_verdict *v) {
+    unsigned s = 0;
+    for (int i = 0; i < MF_STAGE_COUNT; i++)
+        if (v->n_bad[i]) s |= 1u << i;
+    return s;
+}
+
+void mf_stages_format(unsigned stages, char *buf, size_t n) {
+    size_t l = 0;
+    buf[0] = 0;
+    for (int i = 0; i < MF_STAGE_COUNT && l < n; i++)
+        if (stages & (1u << i))
+            l += (size_t)snprintf(buf + l, n - l, "%s%s", l ? "+" : "", mf_stage_name((mf_stage)i));
+    if (!buf[0]) snprintf(buf, n, "-");
+}
+
+int mf_results_equal(const mf_problem *pb, const mf_run_result *a, const mf_run_result *b) {
+    return mf_run_result_equal(a, b, (size_t)pb->p.T * pb->p.H, (size_t)pb->p.T * pb->p.top_k);
+}

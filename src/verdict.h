@@ -111,10 +111,22 @@ typedef struct mf_check_opts {
 
 void mf_check_opts_default(mf_check_opts *o);
 
-/* Checks results already computed (r2 may be NULL) against contract c. */
+/* Checks results already computed (r2 may be NULL) against contract c. It adds to the counts it
+ * finds in v: mf_check_result_fresh clears v first. */
 mf_status mf_check_result(const mf_problem *pb, const mf_contract *c, const mf_run_result *r,
                           const mf_run_result *r2, const mf_check_opts *o, mf_verdict *v,
                           mf_error *err);
+mf_status mf_check_result_fresh(const mf_problem *pb, const mf_contract *c,
+                                const mf_run_result *r, const mf_run_result *r2,
+                                const mf_check_opts *o, mf_verdict *v, mf_error *err);
+
+/* The stages that failed in v, one bit per mf_stage; "routing-ids+output" for a set ("-" for
+ * none). */
+unsigned mf_verdict_stages(const mf_verdict *v);
+/* 1 if two runs of pb gave the same outputs, routing and written/guard state (so one contract's
+ * verdict on them is the same). */
+int mf_results_equal(const mf_problem *pb, const mf_run_result *a, const mf_run_result *b);
+void mf_stages_format(unsigned stages, char *buf, size_t n);
 
 /* The exact reference output z[T][H] with the reference's own selection (what a high-precision
  * reference implementation computes); valid[t] = 0 for tokens whose selection is ambiguous or

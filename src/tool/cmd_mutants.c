@@ -80,60 +80,6 @@ static int load_seeds(zoo_case **out, char *dir, size_t dir_len) {
     return n;
 }
 
-static unsigned stages_of(const mf_verdict *v) {
-    unsigned s = 0;
-    for (int i = 0; i < MF_STAGE_COUNT; i++)
-        if (v->n_bad[i]) s |= 1u << i;
-    return s;
-}
-
-static void stages_format(unsigned s, char *buf, size_t n) {
-    size_t l = 0;
-    buf[0] = 0;
-    for (int i = 0; i < MF_STAGE_COUNT && l < n; i++)
-        if (s & (1u << i))
-            l += (size_t)snprintf(buf + l, n - l, "%s%s", l ? "+" : "", mf_stage_name((mf_stage)i));
-    if (!buf[0]) snprintf(buf, n, "-");
-}
-
-static void knobs_format(unsigned set, char *buf, size_t n) {
-    size_t l = 0;
-    buf[0] = 0;
-    for (int k = 0; k < MF_KNOB_COUNT && l < n; k++)
-        if (set & (1u << k))
-            l += (size_t)snprintf(buf + l, n - l, "%s%s", l ? "+" : "", mf_knob_name((mf_knob)k));
-    if (!buf[0]) snprintf(buf, n, "none");
-}
-
-/* Same outputs, routing and written/guard state: the verdict against one contract is the same. */
-static int results_equal(const mf_problem *pb, const mf_run_result *a, const mf_run_result *b) {
-    size_t TH = (size_t)pb->p.T * pb->p.H, TK = (size_t)pb->p.T * pb->p.top_k;
-    if (a->unsupported != b->unsupported || a->unwritten != b->unwritten ||
-        a->first_unwritten != b->first_unwritten || a->guard_broken != b->guard_broken ||
-        a->guard_first != b->guard_first || !a->ids != !b->ids || !a->weights != !b->weights)
-        return 0;
-    if (a->unsupported) return 1;
-    return !memcmp(a->out, b->out, TH * sizeof *a->out) &&
-           (!a->ids || !memcmp(a->ids, b->ids, TK * sizeof *a->ids)) &&
-           (!a->weights || !memcmp(a->weights, b->weights, TK * sizeof *a->weights));
-}
-
-/* mf_check_result on a cleared verdict (it adds to the counts it finds there). */
-static mf_status check_result(const mf_problem *pb, const mf_contract *c, const mf_run_result *r,
-                              const mf_run_result *r2, const mf_check_opts *o, mf_verdict *v,
-                              mf_error *err) {
-    memset(v, 0, sizeof *v);
-    return mf_check_result(pb, c, r, r2, o, v, err);
-}
-
-/* The same contract, field by field (each backend keeps its own copy of the name). */
-static int same_contract(const mf_backend *a, const mf_backend *b) {
-    mf_contract x = a->contract, y = b->contract;
-    if (strcmp(x.name, y.name) || strcmp(x.summary ? x.summary : "", y.summary ? y.summary : ""))
-        return 0;
-    x.name = y.name = x.summary = y.summary = NULL;
-    return !memcmp(&x, &y, sizeof x);
-}
 
 /* ---- controls ---- */
 
@@ -163,7 +109,7 @@ static int zoo_controls(mf_backend *good, mf_backend *unmutated, const mf_case *
         } else if (good->contract.deterministic && mf_backend_run(good, pb, &r2, &err) != MF_OK) {
             what = "correct kernel error";
         } else if ((have_r2 = good->contract.deterministic),
-                   check_result(pb, &good->contract, &r, have_r2 ? &r2 : NULL, &o, v, &err) !=
+                   mf_check_result_fresh(pb, &good->contract, &r, have_r2 ? &r2 : NULL, &o, v, &err) !=
                        MF_OK) {
             what = "check error";
         } else if (!v->pass) {
@@ -172,10 +118,11 @@ static int zoo_controls(mf_backend *good, mf_backend *unmutated, const mf_case *
             err.msg[0] = 0;
         } else if (mf_backend_run(unmutated, pb, &rm, &err) != MF_OK) {
             what = "unmutated build error";
-        } else if ((have_rm = 1), !results_equal(pb, &r, &rm) || !same_contract(good, unmutated)) {
+        } else if ((have_rm = 1), !mf_results_equal(pb, &r, &rm) ||
+                                      !mf_contract_equal(&good->contract, &unmutated->contract)) {
             mf_check_opts o1 = o;
             o1.determinism = 0;
-            if (check_result(pb, &unmutated->contract, &rm, NULL, &o1, v, &err) != MF_OK)
+            if (mf_check_result_fresh(pb, &unmutated->contract, &rm, NULL, &o1, v, &err) != MF_OK)
                 what = "check error (unmutated build)";
             else if (!v->pass) {
                 what = "the unmutated mutant build fails";
@@ -271,7 +218,7 @@ static void zoo_search(mf_backend *b, const zoo_case *seeds, int nseeds, uint64_
         }
         ro->outcome = ZOO_KILLED;
         ro->c = c;
-        ro->stages = stages_of(v);
+        ro->stages = mf_verdict_stages(v);
         ro->has_attr = v->has_attribution;
         ro->attr = v->attr;
     }
@@ -357,7 +304,7 @@ static void evaluate(mf_backend *b, const mf_case *cases, int n, eval_stats *es,
             int r0 = allclose_rejects(&rules[0], pb, r.out, z, valid);
             int r1 = allclose_rejects(&rules[1], pb, r.out, z, valid);
             memset(v, 0, sizeof *v);
-            if (r0 >= 0 && check_result(pb, &b->contract, &r, NULL, &o, v, &err) == MF_OK) {
+            if (r0 >= 0 && mf_check_result_fresh(pb, &b->contract, &r, NULL, &o, v, &err) == MF_OK) {
                 int rej[3] = {!v->pass, r0, r1};
                 es->cases++;
                 es->moefuzz += rej[0];
@@ -428,11 +375,11 @@ static int zoo_mutant(int m, unsigned kernel, mf_backend *b, const zoo_case *see
             kills_from[start]++;
             seen |= ro.stages;
             char st[128];
-            stages_format(ro.stages, st, sizeof st);
+            mf_stages_format(ro.stages, st, sizeof st);
             if (!ro.stages || (ro.stages & ~expected)) {
                 bad_stage++;
                 char ex[128];
-                stages_format(expected, ex, sizeof ex);
+                mf_stages_format(expected, ex, sizeof ex);
                 printf("  %s run %s/%d: failing stages %s, expected a subset of %s\n",
                        mf_mutant_name(m), from, s, st, ex);
                 mf_case_print_text(&ro.c, stdout);
@@ -452,9 +399,9 @@ static int zoo_mutant(int m, unsigned kernel, mf_backend *b, const zoo_case *see
         }
     if (!attributed_runs) knobset = 0;
     char named[160], seen_s[128];
-    knobs_format(knobset, named, sizeof named);
+    mf_knobs_format(knobset, named, sizeof named);
     if (!attributed_runs) snprintf(named, sizeof named, "-");
-    stages_format(seen, seen_s, sizeof seen_s);
+    mf_stages_format(seen, seen_s, sizeof seen_s);
     const char *knob = mf_mutant_knob(m), *right = "-";
     int attribution_ok = 1;
     if (strcmp(knob, "-")) {
@@ -568,8 +515,8 @@ int mf_cmd_mutants(int argc, char **argv) {
         for (int m = 1; m <= mf_mutant_count(); m++) {
             if (only_id && m != only_id) continue;
             char cpu[128], cuda[128];
-            stages_format(mf_mutant_expected_stages(m, MF_KERN_CPU), cpu, sizeof cpu);
-            stages_format(mf_mutant_expected_stages(m, MF_KERN_CUDA), cuda, sizeof cuda);
+            mf_stages_format(mf_mutant_expected_stages(m, MF_KERN_CPU), cpu, sizeof cpu);
+            mf_stages_format(mf_mutant_expected_stages(m, MF_KERN_CUDA), cuda, sizeof cuda);
             printf("%-22s knob %-20s cpu %-26s cuda %-26s %s\n", mf_mutant_name(m),
                    mf_mutant_knob(m), mf_mutant_expected_stages(m, MF_KERN_CPU) ? cpu : "n/a",
                    mf_mutant_expected_stages(m, MF_KERN_CUDA) ? cuda : "n/a", mf_mutant_doc(m));

@@ -119,64 +119,10 @@ static int add_cases(const char *dir, int seed, tcase **v, int *n) {
     return rc;
 }
 
-static unsigned stages_of(const mf_verdict *v) {
-    unsigned s = 0;
-    for (int i = 0; i < MF_STAGE_COUNT; i++)
-        if (v->n_bad[i]) s |= 1u << i;
-    return s;
-}
-
-static void stages_format(unsigned s, char *buf, size_t n) {
-    size_t l = 0;
-    buf[0] = 0;
-    for (int i = 0; i < MF_STAGE_COUNT && l < n; i++)
-        if (s & (1u << i))
-            l += (size_t)snprintf(buf + l, n - l, "%s%s", l ? "+" : "", mf_stage_name((mf_stage)i));
-    if (!buf[0]) snprintf(buf, n, "-");
-}
-
-static void knobs_format(unsigned set, char *buf, size_t n) {
-    size_t l = 0;
-    buf[0] = 0;
-    for (int k = 0; k < MF_KNOB_COUNT && l < n; k++)
-        if (set & (1u << k))
-            l += (size_t)snprintf(buf + l, n - l, "%s%s", l ? "+" : "", mf_knob_name((mf_knob)k));
-    if (!buf[0]) snprintf(buf, n, "none");
-}
-
-/* Same outputs, routing and written/guard state: the verdict against one contract is the same. */
-static int results_equal(const mf_problem *pb, const mf_run_result *a, const mf_run_result *b) {
-    size_t TH = (size_t)pb->p.T * pb->p.H, TK = (size_t)pb->p.T * pb->p.top_k;
-    if (a->unsupported != b->unsupported || a->unwritten != b->unwritten ||
-        a->first_unwritten != b->first_unwritten || a->guard_broken != b->guard_broken ||
-        a->guard_first != b->guard_first || !a->ids != !b->ids || !a->weights != !b->weights)
-        return 0;
-    if (a->unsupported) return 1;
-    return !memcmp(a->out, b->out, TH * sizeof *a->out) &&
-           (!a->ids || !memcmp(a->ids, b->ids, TK * sizeof *a->ids)) &&
-           (!a->weights || !memcmp(a->weights, b->weights, TK * sizeof *a->weights));
-}
-
-/* mf_check_result on a cleared verdict (it adds to the counts it finds there). */
-static mf_status check_result(const mf_problem *pb, const mf_contract *c, const mf_run_result *r,
-                              const mf_run_result *r2, const mf_check_opts *o, mf_verdict *v,
-                              mf_error *err) {
-    memset(v, 0, sizeof *v);
-    return mf_check_result(pb, c, r, r2, o, v, err);
-}
-
-/* The same contract, field by field (each backend keeps its own copy of the name). */
-static int same_contract(const mf_backend *a, const mf_backend *b) {
-    mf_contract x = a->contract, y = b->contract;
-    if (strcmp(x.name, y.name) || strcmp(x.summary ? x.summary : "", y.summary ? y.summary : ""))
-        return 0;
-    x.name = y.name = x.summary = y.summary = NULL;
-    return !memcmp(&x, &y, sizeof x);
-}
 
 static void print_failure(const char *who, const tcase *t, const mf_verdict *v) {
     char st[128];
-    stages_format(stages_of(v), st, sizeof st);
+    mf_stages_format(mf_verdict_stages(v), st, sizeof st);
     printf("CONTROL FAILS: %s on %s (%s)\n", who, base_name(t->path), st);
     mf_verdict_print(v, stdout);
 }
@@ -210,7 +156,7 @@ static int control_prod(mf_backend *b, tcase *t, mf_problem *pb, mf_verdict *v) 
         mf_run_result_free(&r);
         return 0;
     }
-    mf_status st = check_result(pb, &b->contract, &r, twice ? &r2 : NULL, &o, v, &err);
+    mf_status st = mf_check_result_fresh(pb, &b->contract, &r, twice ? &r2 : NULL, &o, v, &err);
     if (twice) mf_run_result_free(&r2);
     if (verbose)
         printf("  control %-34s kernel %.3f s x%d, check %.3f s\n", base_name(t->path), r.seconds,
@@ -247,8 +193,10 @@ static int mutant_on(mf_backend *b, const mf_backend *prod, tcase *t, mf_problem
         return -1;
     }
     if (verbose) printf("  %s on %s: kernel %.3f s\n", b->spec, base_name(t->path), r->seconds);
-    if (t->control_ok && same_contract(b, prod) && results_equal(pb, r, &t->prod)) return 1;
-    if (check_result(pb, &b->contract, r, NULL, &o, v, &err) != MF_OK) {
+    if (t->control_ok && mf_contract_equal(&b->contract, &prod->contract) &&
+        mf_results_equal(pb, r, &t->prod))
+        return 1;
+    if (mf_check_result_fresh(pb, &b->contract, r, NULL, &o, v, &err) != MF_OK) {
         printf("  ERROR checking %s: %s\n", base_name(t->path), err.msg);
         mf_run_result_free(r);
         return -1;
@@ -303,7 +251,7 @@ static int hunt(int m, const mf_backend *prod, tcase *tc, int n_seeds, mf_proble
         }
         if (res == 0 && by < 0) {
             by = i;
-            stages = stages_of(v);
+            stages = mf_verdict_stages(v);
             if (!stages || (stages & ~expected)) ok = 0;
         }
         if (res == 0 && kid >= 0) { /* every failing seed narrows the knobs that explain it */
@@ -333,13 +281,13 @@ static int hunt(int m, const mf_backend *prod, tcase *tc, int n_seeds, mf_proble
     if (by < 0) ok = 0;
     if (kid >= 0 && named != (1u << kid)) ok = 0;
     char stage_s[128], knobs_s[160];
-    stages_format(stages, stage_s, sizeof stage_s);
-    knobs_format(named, knobs_s, sizeof knobs_s);
+    mf_stages_format(stages, stage_s, sizeof stage_s);
+    mf_knobs_format(named, knobs_s, sizeof knobs_s);
     printf("%-22s %-34s %-34s %-22s %s\n", name, by >= 0 ? base_name(tc[by].path) : "NOT CAUGHT",
            stage_s, kid >= 0 && by >= 0 ? knobs_s : "-", ok ? "ok" : "FAIL");
     if (!ok) {
         char ex[128];
-        stages_format(expected, ex, sizeof ex);
+        mf_stages_format(expected, ex, sizeof ex);
         printf("  expected: killed, stages within %s%s%s; %d seeds run; last attribution: %s\n", ex,
                kid >= 0 ? ", attributed to " : "", kid >= 0 ? knob : "", checked, text);
     }
@@ -453,9 +401,10 @@ int main(int argc, char **argv) {
                 bad_controls++;
                 continue;
             }
-            if (!same_contract(&b, &prod) || !results_equal(&pbs[i], &r, &tc[i].prod)) {
+            if (!mf_contract_equal(&b.contract, &prod.contract) ||
+                !mf_results_equal(&pbs[i], &r, &tc[i].prod)) {
                 unmutated_checked++;
-                if (check_result(&pbs[i], &b.contract, &r, NULL, &o, v, &err) != MF_OK) {
+                if (mf_check_result_fresh(&pbs[i], &b.contract, &r, NULL, &o, v, &err) != MF_OK) {
                     printf("CONTROL ERROR: checking unmutated cuda-mutant on %s: %s\n",
                            base_name(tc[i].path), err.msg);
                     bad_controls++;
