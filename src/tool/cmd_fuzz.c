@@ -205,9 +205,9 @@ static void parse_line(const char *line, progress *pr) {
         if (q) pr->crashes = (int)strtol(q + 1, NULL, 10);
     }
     if (strstr(line, "==== moefuzz: MISMATCH") || strstr(line, "deadly signal")) pr->crashes++;
-    /* the corpus replay ends at INITED (one process) or when the fork-mode parent starts its
-     * workers */
-    if (strstr(line, " INITED ") || strstr(line, "starting to fuzz in")) pr->fuzzing = 1;
+    /* the corpus replay ends at INITED ("#50\tINITED cov: ...", one process) or when the
+     * fork-mode parent starts its workers */
+    if (strstr(line, "INITED cov:") || strstr(line, "starting to fuzz in")) pr->fuzzing = 1;
 }
 
 static int count_cells(const char *stats_dir, mf_fuzz_stats *sum) {
