@@ -700,6 +700,17 @@ mf_status mf_problem_routable(const mf_problem *pb, uint8_t *mask, mf_error *err
     wide.name = "routable";
     wide.exp = MF_EXP_ACCURATE;
     wide.exp_ulps = 0x1p15;
+    /* and every built-in contract's other routing terms: the tanh sigmoid's error is absolute
+     * (2^-12 on a score near 0 under tanh.approx), the bf16 bias and FTZ add to the keys */
+    for (const mf_contract *const *b = mf_contract_list(); *b; b++) {
+        if ((*b)->sigmoid_form != MF_SIGMOID_EXP_DIV)
+            wide.sigmoid_form = MF_SIGMOID_EXP_DIV_OR_TANH;
+        if ((*b)->tanh_rel > wide.tanh_rel) wide.tanh_rel = (*b)->tanh_rel;
+        wide.softmax_recip |= (*b)->softmax_recip;
+        wide.ftz |= (*b)->ftz;
+        wide.round_points |= (*b)->round_points & MF_RP_BIAS;
+        if ((*b)->tie_rule == MF_TIE_ANY) wide.tie_rule = MF_TIE_ANY;
+    }
     /* the case and its bias shift: every admissible selection, since a correct kernel may make
      * any; a counterfactual: its exact selection where more than 2 top_k experts are in doubt
      * (saturated scores), so that a kernel with that bug reads real weights where it can */

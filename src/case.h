@@ -214,7 +214,8 @@ double mf_problem_bytes(const mf_problem *pb);
 
 /* The local experts some routing of pb's parameters can select, into mask[E_local] (1: can),
  * under a routing contract wider than any built-in one (scores with a relative error of 2^-8,
- * bf16-rounded scores included): for the case's parameters and the metamorphic bias shift, every
+ * bf16-rounded scores included, and each built-in contract's tanh sigmoid, bf16 bias and FTZ
+ * terms): for the case's parameters and the metamorphic bias shift, every
  * expert not certainly out for some finite token; for each applicable counterfactual that
  * changes the selection (attribution's knobs, src/attribute.h), the same where at most 2 top_k
  * experts of a token are in doubt, else its exact selection. The other metamorphic relations

@@ -5,6 +5,8 @@
  *     poison; every expert the case's own routing can select is generated
  *   - the CPU kernel passes the check of a lazy case, and a kernel that reads other experts
  *     (the expert-parallel offset ignored) fails it
+ *   - the routable experts include every expert a built-in contract admits (the tanh sigmoid's
+ *     absolute error, the bias rounded to bf16)
  */
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +14,7 @@
 #include "backend.h"
 #include "case.h"
 #include "check.h"
+#include "codec.h"
 #include "forward.h"
 #include "mf_test.h"
 #include "route.h"
@@ -157,7 +160,65 @@ static void test_lazy_check(void) {
            v.n_bad[MF_STAGE_OUTPUT], v.n_bad[MF_STAGE_NONFINITE]);
 }
 
+/* Random decoded cases (H = I = 1) whose admissible experts under flashinfer-0.7-trtllm-bf16
+ * lay outside the routable set: the tanh sigmoid's absolute error on a scaled-down score, and
+ * a tiny bias rounded to bf16. */
+static const char *const routable_cases[] = {
+    "T = 1\nH = 1\nI = 1\nE = 646\nE_local = 189\nexpert_offset = 380\ntop_k = 4\n"
+    "score = sigmoid\nbias = none\nn_group = 38\ntopk_group = 29\ngroup_rule = top2_sum\n"
+    "renormalize = true\neps = 0\nrsf = 8\nrsf_site = output\nactivation = silu_glu\n"
+    "layout = up_gate\nlogits_dtype = bf16\n"
+    "gen.x = normal scale=5.96046448e-08 seed=0xdff01f97daf78623\n"
+    "gen.logits = heavy seed=0x43d99a8f2c56f2af\n"
+    "gen.bias = uniform scale=4472.11279 seed=0xb4bbf887ecbd2cb2\n"
+    "gen.w13 = heavy scale=16777216 seed=0xb86b1b31cd40a6c3\n"
+    "gen.w2 = uniform scale=5.96046448e-08 seed=0xa50cfed316905d63\n",
+    "T = 5\nH = 1\nI = 1\nE = 178\nE_local = 158\nexpert_offset = 6\ntop_k = 5\n"
+    "score = softmax\nbias = f32\nn_group = 178\ntopk_group = 126\ngroup_rule = top2_sum\n"
+    "renormalize = true\neps = 1e-20\nrsf = 4\nrsf_site = output\nactivation = silu_glu\n"
+    "layout = up_gate\nlogits_dtype = f32\n"
+    "gen.x = normal seed=0xe0610b65855a10c2\n"
+    "gen.logits = large_pos scale=5.5657739e-07 seed=0x795d83448c8b1c86\n"
+    "gen.bias = underflow scale=27.4232559 seed=0xfe0541afbc4f8bac\n"
+    "gen.w13 = sparse seed=0xe693c42f6d37071f\n"
+    "gen.w2 = heavy seed=0x9e13e15c2ed86339\n",
+};
+
+static void test_routable_every_contract(void) {
+    for (size_t i = 0; i < sizeof routable_cases / sizeof routable_cases[0]; i++) {
+        mf_case c;
+        mf_problem pb;
+        mf_error err = {0};
+        EXPECT(mf_case_parse_text(routable_cases[i], &c, &err) == MF_OK, "parse: %s", err.msg);
+        EXPECT(mf_problem_build(&c, &pb, &err) == MF_OK, "build: %s", err.msg);
+        uint8_t *mask = calloc((size_t)c.p.E_local, 1);
+        EXPECT(mask && mf_problem_routable(&pb, mask, &err) == MF_OK, "routable: %s", err.msg);
+        for (const mf_contract *const *cl = mf_contract_list(); *cl && mask; cl++) {
+            mf_routing rt;
+            EXPECT(mf_ref_route(&pb.p, &pb.t, *cl, &rt, &err) == MF_OK, "route: %s", err.msg);
+            int missed = 0, first = -1;
+            for (int t = 0; t < c.p.T; t++) {
+                if (rt.invariant_only[t]) continue;
+                for (int e = 0; e < c.p.E; e++) {
+                    int le = e - c.p.expert_offset;
+                    if (rt.cls[(size_t)t * c.p.E + e] == MF_ROUTE_OUT || le < 0 ||
+                        le >= c.p.E_local || mask[le])
+                        continue;
+                    missed++;
+                    if (first < 0) first = e;
+                }
+            }
+            EXPECT(missed == 0, "case %zu, %s: %d admissible experts not routable (first %d)", i,
+                   (*cl)->name, missed, first);
+            mf_routing_free(&rt);
+        }
+        free(mask);
+        mf_problem_free(&pb);
+    }
+}
+
 int main(void) {
+    test_routable_every_contract();
     test_lazy_bits();
     test_lazy_check();
     return mf_test_exit("test_sizes");
