@@ -204,13 +204,19 @@ static void activation(mf_ref_ctx *ctx, const mf_dot *dg, const mf_dot *du, act_
     double eta = mf_contract_eta(c);
     double rho = fabs(sg) * ru + (SILU_LIPSCHITZ * rg + eps_s * su) * uu +
                  U * (1 + eps_s) * su * uu + eta * (uu + 2);
+    /* flush to zero also flushes subnormal operands: u below 2^-126 read as 0 moves the product
+     * by |silu(g)| 2^-126 at most, g below 2^-126 read as 0 moves silu(g) by its Lipschitz
+     * constant times 2^-126 */
+    double ftz_in = c->ftz ? (su + SILU_LIPSCHITZ * uu) * 0x1p-126 : 0.0;
+    rho += ftz_in;
     if (c->round_points & MF_RP_SILU_OUT) {
         /* silu's fp32 value (within rs of silu(g)) rounded to bf16 (2^-8 relative, 2^-134
          * below the normal range), then the product rounded once (u) before the bf16 store */
         double rs = SILU_LIPSCHITZ * rg + eps_s * su;
         double rs2 = rs * (1 + 0x1p-8) + 0x1p-8 * fabs(sg) + 0x1p-133;
         double su2 = fabs(sg) + rs2;
-        rho = (fabs(sg) * ru + rs2 * uu + U * su2 * uu + eta * (uu + 2)) * (1 + 0x1p-40);
+        rho = (fabs(sg) * ru + rs2 * uu + U * su2 * uu + eta * (uu + 2) + ftz_in) *
+              (1 + 0x1p-40);
     }
     double a_d = sg * u;
     /* |a_d - a| for the double evaluation: relative (|g| + 8) 2^-52 from exp, the division and
@@ -424,6 +430,9 @@ mf_status mf_ref_token_output(mf_ref_ctx *ctx, int t, const int32_t *ids, const 
     /* the combine's accumulator rounds each add to fp32 (u), or to bf16 (2^-8) */
     const double uc = ctx->c->combine_dtype == MF_DTYPE_BF16 ? 0x1p-8 : U;
     const double eta = mf_contract_eta(ctx->c);
+    /* flush to zero of operands: a subnormal weight or expert output read as 0 moves its product
+     * by the other factor times 2^-126 (results below 2^-126 are eta's) */
+    const double ftz_in = ctx->c->ftz ? 0x1p-126 : 0.0;
     double gk = (double)k * uc / (1 - (double)k * uc);
     int weighted_rp = (ctx->c->round_points & MF_RP_WEIGHTED) != 0;
     int rsf_rp = (ctx->c->round_points & MF_RP_RSF_OUT) != 0;
@@ -445,7 +454,8 @@ mf_status mf_ref_token_output(mf_ref_ctx *ctx, int t, const int32_t *ids, const 
             double wh = w->w_hi[i], wl = w->w_lo[i], rw = w->rad[i];
             double ph, pl;
             dd_mul(wh, wl, oh, ol, &ph, &pl);
-            double a_term = fabs(wh) * ro + rw * fabs(oh) + rw * ro;
+            double a_term = fabs(wh) * ro + rw * fabs(oh) + rw * ro +
+                            ftz_in * (fabs(wh) + rw + fabs(oh) + ro);
             if (weighted_rp) {
                 /* the kernel rounds w * y to bf16 per expert (vLLM fused_moe epilogue) */
                 double dlt;
@@ -476,7 +486,7 @@ mf_status mf_ref_token_output(mf_ref_ctx *ctx, int t, const int32_t *ids, const 
             if (!mf_bf16_is_finite(q)) fl |= MF_ELEM_UNCONSTRAINED;
             zh = qd * rsf_o; /* a bf16 times an fp32: exact in double */
             zl = 0;
-            rad = r1 * rsf_o + U * (fabs(zh) + r1 * rsf_o) + eta;
+            rad = r1 * rsf_o + U * (fabs(zh) + r1 * rsf_o) + eta + ftz_in * rsf_o;
             B *= rsf_o;
         } else if (rsf_o != 1.0) {
             double zh2, zl2;
