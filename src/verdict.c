@@ -8,6 +8,17 @@
 
 #include "bf16.h"
 #include "route.h"
+#include "../kernels/mutants.h"
+
+/* the mutant zoo states expected stages with these bits (mf_verdict_stages gives them) */
+_Static_assert(MF_STG_IDS == 1u << MF_STAGE_ROUTE_IDS &&
+                   MF_STG_WEIGHTS == 1u << MF_STAGE_ROUTE_WEIGHTS &&
+                   MF_STG_OUTPUT == 1u << MF_STAGE_OUTPUT &&
+                   MF_STG_NONFINITE == 1u << MF_STAGE_NONFINITE &&
+                   MF_STG_UNWRITTEN == 1u << MF_STAGE_UNWRITTEN &&
+                   MF_STG_GUARD == 1u << MF_STAGE_GUARD &&
+                   MF_STG_DETERMINISM == 1u << MF_STAGE_DETERMINISM,
+               "the stage bits of kernels/mutants.h follow mf_stage");
 
 const char *mf_stage_name(mf_stage s) {
     static const char *n[] = {"routing-ids", "routing-weights", "output", "nonfinite",

@@ -32,15 +32,6 @@
 #include "options.h"
 #include "tool.h"
 
-_Static_assert(MF_STG_IDS == 1u << MF_STAGE_ROUTE_IDS &&
-                   MF_STG_WEIGHTS == 1u << MF_STAGE_ROUTE_WEIGHTS &&
-                   MF_STG_OUTPUT == 1u << MF_STAGE_OUTPUT &&
-                   MF_STG_NONFINITE == 1u << MF_STAGE_NONFINITE &&
-                   MF_STG_UNWRITTEN == 1u << MF_STAGE_UNWRITTEN &&
-                   MF_STG_GUARD == 1u << MF_STAGE_GUARD &&
-                   MF_STG_DETERMINISM == 1u << MF_STAGE_DETERMINISM,
-               "the stage bits of kernels/mutants.h follow mf_stage");
-
 typedef struct zoo_case {
     mf_case c;
     double work;

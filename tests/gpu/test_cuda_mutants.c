@@ -34,15 +34,6 @@
 #include "codec.h"
 #include "../../kernels/mutants.h"
 
-_Static_assert(MF_STG_IDS == 1u << MF_STAGE_ROUTE_IDS &&
-                   MF_STG_WEIGHTS == 1u << MF_STAGE_ROUTE_WEIGHTS &&
-                   MF_STG_OUTPUT == 1u << MF_STAGE_OUTPUT &&
-                   MF_STG_NONFINITE == 1u << MF_STAGE_NONFINITE &&
-                   MF_STG_UNWRITTEN == 1u << MF_STAGE_UNWRITTEN &&
-                   MF_STG_GUARD == 1u << MF_STAGE_GUARD &&
-                   MF_STG_DETERMINISM == 1u << MF_STAGE_DETERMINISM,
-               "the stage bits of kernels/mutants.h follow mf_stage");
-
 static int verbose; /* -v: the time of each control and of each mutant's seeds */
 
 typedef struct tcase {
