@@ -310,6 +310,27 @@ static __device__ __forceinline__ void wgmma_m64n192k16(float d[96], uint64_t da
         : "memory");
 }
 
+/* wgmma m64n8k32 with FP8 operands (e4m3 or e5m2; both K-major, which FP8 requires): one k32
+ * step, 32 bytes of a K-major swizzled row, so the descriptors advance as for a bf16 k16 step.
+ * Measured by tests/gpu/probe_hopper_fp8.cu (docs/hopper-probe.md). */
+template <int E5M2>
+static __device__ __forceinline__ void wgmma_m64n8k32_f8(float d[4], uint64_t da, uint64_t db) {
+    if constexpr (E5M2)
+        asm volatile(
+            "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
+            "wgmma.mma_async.sync.aligned.m64n8k32.f32.e5m2.e5m2 {%0, %1, %2, %3}, %4, %5, p, 1, 1;\n}\n"
+            : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+            : "l"(da), "l"(db)
+            : "memory");
+    else
+        asm volatile(
+            "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
+            "wgmma.mma_async.sync.aligned.m64n8k32.f32.e4m3.e4m3 {%0, %1, %2, %3}, %4, %5, p, 1, 1;\n}\n"
+            : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+            : "l"(da), "l"(db)
+            : "memory");
+}
+
 template <int N>
 static __device__ __forceinline__ void wgmma_bf16(float *d, uint64_t da, uint64_t db) {
     if constexpr (N == 8) wgmma_m64n8k16(d, da, db);
