@@ -417,6 +417,30 @@ static void classify(const mf_moe_params *p, mf_routing *r, int t, route_scratch
     if (kept != kept_buf) free(kept);
 }
 
+/* Token t routes as token src (bit-identical logits; the bias is shared). */
+static void copy_token(mf_routing *r, int src, int t) {
+    size_t E = (size_t)r->E, NG = (size_t)r->n_group, k = (size_t)r->top_k;
+#define COPY_(a, n) memcpy(r->a + (size_t)t * (n), r->a + (size_t)src * (n), sizeof *r->a * (n))
+    COPY_(invariant_only, 1);
+    COPY_(n_ambiguous, 1);
+    COPY_(n_group_ambiguous, 1);
+    COPY_(ref_ids, k);
+    COPY_(s_hi, E);
+    COPY_(s_lo, E);
+    COPY_(s_rad, E);
+    COPY_(key, E);
+    COPY_(key_lo, E);
+    COPY_(key_hi, E);
+    COPY_(cls, E);
+    COPY_(tie, E);
+    COPY_(g_key, NG);
+    COPY_(g_lo, NG);
+    COPY_(g_hi, NG);
+    COPY_(g_cls, NG);
+    COPY_(g_tie, NG);
+#undef COPY_
+}
+
 mf_status mf_ref_route(const mf_moe_params *p, const mf_moe_tensors *x, const mf_contract *c,
                        mf_routing *r, mf_error *err) {
     memset(r, 0, sizeof *r);
@@ -476,9 +500,19 @@ mf_status mf_ref_route(const mf_moe_params *p, const mf_moe_tensors *x, const mf
     if (bias)
         for (int e = 0; e < E; e++) bias_bad |= !isfinite(bias[e]);
 
+    /* a logits row seen at an earlier token routes the same: copied, not recomputed */
+    int *first = malloc(sizeof(int) * (size_t)T);
+    if (!first || mf_rows_first_equal(x->logits, sizeof(float) * (size_t)E, T, first) < 0) {
+        free(first);
+        first = NULL; /* every row computed */
+    }
     for (int t = 0; t < T; t++) {
         const float *L = x->logits + (size_t)t * E;
         size_t o = (size_t)t * E;
+        if (first && first[t] != t) {
+            copy_token(r, first[t], t);
+            continue;
+        }
         int bad = bias_bad;
         for (int e = 0; e < E; e++) bad |= !isfinite(L[e]);
         tie_classes(L, bias, E, r->tie + o, sc.keyed, c->tie_rule);
@@ -518,6 +552,7 @@ mf_status mf_ref_route(const mf_moe_params *p, const mf_moe_tensors *x, const mf
         group_intervals(p, c, r, t);
         classify(p, r, t, &sc);
     }
+    free(first);
     for (int e = 0; e < E; e++) mpfr_clear(sc.ex[e]);
     mpfr_clears(a, sum, tmp, (mpfr_ptr)0);
 done:
