@@ -603,23 +603,38 @@ static int admissible_mask_zero(const mf_routing *r, const mf_moe_params *p, int
         snprintf(why, why_len, "undecided: too many groups to enumerate");
         return 0;
     }
-    int idx[64];
-    uint8_t kept[64];
-    for (int i = 0; i < TG; i++) idx[i] = i;
-    for (long tries = 0; tries < 50000; tries++) {
-        memset(kept, 0, sizeof kept);
+    /* a set passes the test below (min kept hi >= max dropped lo) only if it keeps every group
+     * fewer than TG others could outrank, and drops every group TG others certainly outrank:
+     * the rest are enumerated */
+    int idx[64], free_g[64], nfree = 0, nmust = 0;
+    uint8_t must[64], kept[64];
+    for (int g = 0; g < NG; g++) {
+        int could = 0, sure = 0;
+        for (int h = 0; h < NG; h++) {
+            if (h == g) continue;
+            could += ghi[h] >= glo[g];
+            sure += glo[h] > ghi[g];
+        }
+        must[g] = could < TG;
+        nmust += must[g];
+        if (!must[g] && sure < TG) free_g[nfree++] = g;
+    }
+    int pick = TG - nmust;
+    for (int i = 0; i < pick; i++) idx[i] = i;
+    for (long tries = 0; tries < 50000 && pick >= 0 && pick <= nfree; tries++) {
+        memcpy(kept, must, sizeof kept);
         double min_in = INFINITY, max_out = -INFINITY;
-        for (int i = 0; i < TG; i++) kept[idx[i]] = 1;
+        for (int i = 0; i < pick; i++) kept[free_g[idx[i]]] = 1;
         for (int g = 0; g < NG; g++) {
             if (kept[g] && ghi[g] < min_in) min_in = ghi[g];
             if (!kept[g] && glo[g] > max_out) max_out = glo[g];
         }
         if (min_in >= max_out && mask_zero_fits(r, p, t, ids, sel, kept)) return 1;
-        int i = TG - 1;
-        while (i >= 0 && idx[i] == NG - TG + i) i--;
+        int i = pick - 1;
+        while (i >= 0 && idx[i] == nfree - pick + i) i--;
         if (i < 0) break;
         idx[i]++;
-        for (int j = i + 1; j < TG; j++) idx[j] = idx[j - 1] + 1;
+        for (int j = i + 1; j < pick; j++) idx[j] = idx[j - 1] + 1;
     }
     snprintf(why, why_len, "no admissible set of kept groups makes this a top-k under 0-masking");
     return 0;
