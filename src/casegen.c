@@ -100,6 +100,12 @@ void mf_case_repair(mf_case *c) {
         p->expert_offset = p->E - p->E_local;
 }
 
+/* A full-size case: H or I above the mix's limits, with at most full_T tokens. */
+static int full_class(const mf_case *c, const mf_case_limits *lim) {
+    const mf_moe_params *p = &c->p;
+    return lim->full_T > 0 && p->T <= lim->full_T && (p->H > lim->max_H || p->I > lim->max_I);
+}
+
 /* Bytes of the per-token tensors: x, logits and the output. */
 static double token_bytes(const mf_moe_params *p) {
     return (double)p->T * (4.0 * p->H + 4.0 * p->E);
@@ -108,7 +114,7 @@ static double token_bytes(const mf_moe_params *p) {
 void mf_case_fit(mf_case *c, const mf_case_limits *lim) {
     mf_moe_params *p = &c->p;
     if (p->T > lim->max_T) p->T = lim->max_T;
-    int full = lim->full_T > 0 && p->T <= lim->full_T;
+    int full = full_class(c, lim);
     if (p->H > (full ? MF_MAX_H : lim->max_H)) p->H = full ? MF_MAX_H : lim->max_H;
     if (p->I > (full ? MF_MAX_I : lim->max_I)) p->I = full ? MF_MAX_I : lim->max_I;
     if (p->E > lim->max_E) {
@@ -141,7 +147,7 @@ void mf_case_fit(mf_case *c, const mf_case_limits *lim) {
 
 int mf_case_fits(const mf_case *c, const mf_case_limits *lim) {
     const mf_moe_params *p = &c->p;
-    int full = lim->full_T > 0 && p->T <= lim->full_T;
+    int full = full_class(c, lim);
     double kernel = (double)p->T * p->top_k * 3.0 * p->H * p->I;
     return p->T <= lim->max_T && p->E <= lim->max_E &&
            p->H <= (full ? MF_MAX_H : lim->max_H) && p->I <= (full ? MF_MAX_I : lim->max_I) &&

@@ -29,7 +29,8 @@ typedef struct mf_case_limits {
      * rows_T 0: rows as the case says */
     int rows_T, max_rows;
     /* full model sizes: a case of at most full_T tokens may take H and I up to the case
-     * format's limits, within max_work_full and max_bytes_full (0: never) */
+     * format's limits, within max_work_full and max_bytes_full (0: never); a case within
+     * max_H and max_I keeps max_work and max_bytes */
     int full_T;
     double max_work_full, max_bytes_full;
 } mf_case_limits;

@@ -57,9 +57,7 @@ void mf_fuzz_config_from_env(mf_fuzz_config *cfg, const char *default_backend) {
     if (w && *w) cfg->lim.max_work = atof(w);
     const char *nb = getenv("MOEFUZZ_NO_BUDGET");
     if (nb && atoi(nb)) { /* replay: every input runs, whatever its size */
-        int rows_T = cfg->lim.rows_T, max_rows = cfg->lim.max_rows; /* what the inputs meant */
-        cfg->lim = (mf_case_limits){MF_MAX_T, MF_MAX_H, MF_MAX_I, MF_MAX_E, 1e30, 64e9,
-                                    rows_T, max_rows, 0, 0, 0};
+        mf_fuzz_config_no_budget(cfg);
     }
     cfg->meta_every = MF_FUZZ_META_EVERY;
     cfg->observe_every = MF_FUZZ_OBSERVE_EVERY;
@@ -74,6 +72,12 @@ void mf_fuzz_config_from_env(mf_fuzz_config *cfg, const char *default_backend) {
     }
     const char *ct = getenv("MOEFUZZ_CONTRACT");
     if (ct && *ct) snprintf(cfg->contract_name, sizeof cfg->contract_name, "%s", ct);
+}
+
+void mf_fuzz_config_no_budget(mf_fuzz_config *cfg) {
+    int rows_T = cfg->lim.rows_T, max_rows = cfg->lim.max_rows; /* what the inputs meant */
+    cfg->lim = (mf_case_limits){MF_MAX_T, MF_MAX_H, MF_MAX_I, MF_MAX_E, 1e30, 64e9,
+                                rows_T, max_rows, 0, 0, 0};
 }
 
 mf_fuzz *mf_fuzz_new(const mf_fuzz_config *cfg) {

@@ -64,6 +64,9 @@ typedef struct mf_fuzz_config {
 
 /* Defaults from the environment; default_backend is the target's build-time choice. */
 void mf_fuzz_config_from_env(mf_fuzz_config *cfg, const char *default_backend);
+/* No budget (replays: every input runs, whatever its size), the same rows rule (mf_case_rows):
+ * a replayed input runs the case the campaign ran. */
+void mf_fuzz_config_no_budget(mf_fuzz_config *cfg);
 
 typedef struct mf_fuzz mf_fuzz;
 

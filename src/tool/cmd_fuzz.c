@@ -947,7 +947,7 @@ static mf_fuzz_outcome replay_once(const uint8_t *d, size_t n, char *stage, size
     mf_fuzz_config cfg;
     mf_fuzz_config_from_env(&cfg, "cpu");
     cfg.stats_dir[0] = '\0';
-    cfg.lim = (mf_case_limits){MF_MAX_T, MF_MAX_H, MF_MAX_I, MF_MAX_E, 1e30, 64e9};
+    mf_fuzz_config_no_budget(&cfg);
     cfg.meta_every = 1;
     mf_fuzz *f = mf_fuzz_new(&cfg);
     mf_fuzz_result *r = malloc(sizeof *r);
