@@ -191,7 +191,7 @@ void mf_case_random(mf_rng *r, const mf_case_limits *lim, mf_case *c) {
     p->T = mf_dim_boundary(r, lim->max_T);
     p->H = mf_dim_boundary(r, lim->max_H);
     p->I = mf_dim_boundary(r, lim->max_I);
-    if (lim->full_T > 0 && mf_rng_below(r, 64) == 0) {
+    if (lim->full_T > 0 && mf_rng_below(r, 256) == 0) {
         p->T = 1 + (int)mf_rng_below(r, (uint32_t)lim->full_T);
         full_dims(r, p);
     }
@@ -269,7 +269,7 @@ static void mutate_routing(mf_case *c, mf_rng *r) {
 
 static void mutate_dims(mf_case *c, mf_rng *r, const mf_case_limits *lim) {
     mf_moe_params *p = &c->p;
-    if (lim->full_T > 0 && mf_rng_below(r, 32) == 0) { /* a model's H and I, a few tokens */
+    if (lim->full_T > 0 && mf_rng_below(r, 128) == 0) { /* a model's H and I, a few tokens */
         p->T = 1 + (int)mf_rng_below(r, (uint32_t)lim->full_T);
         full_dims(r, p);
         return;

@@ -36,13 +36,13 @@ void mf_fuzz_config_from_env(mf_fuzz_config *cfg, const char *default_backend) {
     cfg->lim.max_bytes = 2.0 * 1024 * 1024; /* about a millisecond of tensor generation */
     /* large T past the kernels' path switches (the CPU kernel's 128-token launches, the CUDA
      * kernel's routing above 64 tokens) from a few distinct rows; model H and I with 1 to 4
-     * tokens (one random case in 64, one dimension mutation in 32) */
+     * tokens (one random case in 256, one dimension mutation in 128: a second each) */
     cfg->lim.max_T = 4096;
     cfg->lim.rows_T = 64;
     cfg->lim.max_rows = 16;
     cfg->lim.full_T = 4;
     cfg->lim.max_work_full = 5e7;
-    cfg->lim.max_bytes_full = 192.0 * 1024 * 1024;
+    cfg->lim.max_bytes_full = 128.0 * 1024 * 1024;
     if (cfg->model) {
         /* model campaigns keep the model's sizes: allow one twin token per expert slot */
         cfg->lim.max_E = MF_MAX_E;
