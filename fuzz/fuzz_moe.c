@@ -112,6 +112,7 @@ size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsi
     mf_case_decode(data, size, &c, NULL);
     mf_case_mutate(&c, &rng, &target.cfg.lim);
     mf_fuzz_shape(&target.cfg, &c);
+    c.rows = 0; /* v1 cannot carry it: mf_fuzz_shape derives it again from the decoded input */
     size_t n = mf_case_encode(&c, 0, data, max_size);
     if (n == 0 && LLVMFuzzerMutate) return LLVMFuzzerMutate(data, size, max_size);
     return n;
@@ -126,6 +127,7 @@ size_t LLVMFuzzerCustomCrossOver(const uint8_t *d1, size_t s1, const uint8_t *d2
     mf_case_decode(d2, s2, &b, NULL);
     mf_case_crossover(&a, &b, &rng, &target.cfg.lim, &c);
     mf_fuzz_shape(&target.cfg, &c);
+    c.rows = 0; /* as in the mutator */
     return mf_case_encode(&c, 0, out, max_out);
 }
 #endif /* MF_NO_CUSTOM_MUTATOR */

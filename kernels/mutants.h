@@ -111,7 +111,14 @@
     R(X, BF16_COMBINE, "bf16-combine", "-", MF_KERN_BOTH,                                          \
       /* cpu */ MF_STG_OUTPUT,                                                                     \
       /* cuda */ MF_STG_OUTPUT,                                                                    \
-      "top-k combine accumulated in bf16 instead of fp32 (vllm #15045, B64)")
+      "top-k combine accumulated in bf16 instead of fp32 (vllm #15045, B64)")                   \
+    R(X, RSF_DROPPED_AFTER_FIRST_CHUNK, "rsf-dropped-after-first-chunk", "-",                    \
+      MF_KERN_CPU,                                                                               \
+      /* cpu */ MF_STG_WEIGHTS | MF_STG_OUTPUT,                                                    \
+      /* cuda */ 0,                                                                                \
+      "routed_scaling_factor missing from every launch after the first of a chunked launch "      \
+      "(128 tokens a chunk; a parameter missing from a second chunk; knob -: attribution's "     \
+      "counterfactuals drop rsf for every token, so no single knob explains it)")
 /* clang-format on */
 
 #define MF_MUTANT_ALL_COLUMNS(X, id, name, knob, kernels, stages_cpu, stages_cuda, doc) \

@@ -17,6 +17,10 @@
 static const double U = 0x1p-24;
 static const double ETA = 0x1p-149;
 
+/* Expert outputs kept for tokens whose x row repeats, at most this many bytes; past it a copy's
+ * experts are computed again (the same bits: the computation reads the row's values only). */
+#define KEEP_BYTES (256.0 * 1024 * 1024)
+
 typedef struct expert_slot {
     double *o_hi, *o_lo, *o_rad;
     uint8_t *flags;
@@ -43,8 +47,32 @@ struct mf_ref_ctx {
     double *hd, *delta;
     uint16_t *hb;
     mpfr_t m_a, m_b, m_t;
+    /* repeated x rows: row_first[t] is the first token with t's row; a row with copies keeps its
+     * experts' outputs in kept[], found by key (first token) * E_local + expert */
+    int *row_first;      /* [T] */
+    uint8_t *row_copies; /* [T] 1: the row first seen at this token occurs again */
+    int64_t *keep_key;   /* [keep_cap] open addressing; -1: empty */
+    int *keep_slot;
+    size_t keep_cap, keep_n;
+    expert_slot *kept;
+    int nkept, cap_kept;
     mf_ref_stats st;
 };
+
+static void slot_free(expert_slot *s) {
+    free(s->o_hi);
+    free(s->o_lo);
+    free(s->o_rad);
+    free(s->flags);
+}
+
+static int slot_alloc(expert_slot *s, size_t H) {
+    s->o_hi = malloc(H * sizeof(double));
+    s->o_lo = malloc(H * sizeof(double));
+    s->o_rad = malloc(H * sizeof(double));
+    s->flags = malloc(H);
+    return s->o_hi && s->o_lo && s->o_rad && s->flags;
+}
 
 void mf_ref_ctx_free(mf_ref_ctx *ctx) {
     if (!ctx) return;
@@ -55,13 +83,14 @@ void mf_ref_ctx_free(mf_ref_ctx *ctx) {
     free(ctx->col_mask);
     free(ctx->xd);
     free(ctx->slot_of);
-    for (int i = 0; i < ctx->cap_slots; i++) {
-        free(ctx->slots[i].o_hi);
-        free(ctx->slots[i].o_lo);
-        free(ctx->slots[i].o_rad);
-        free(ctx->slots[i].flags);
-    }
+    for (int i = 0; i < ctx->cap_slots; i++) slot_free(&ctx->slots[i]);
     free(ctx->slots);
+    for (int i = 0; i < ctx->nkept; i++) slot_free(&ctx->kept[i]);
+    free(ctx->kept);
+    free(ctx->keep_key);
+    free(ctx->keep_slot);
+    free(ctx->row_first);
+    free(ctx->row_copies);
     free(ctx->hd);
     free(ctx->delta);
     free(ctx->hb);
@@ -120,6 +149,18 @@ mf_ref_ctx *mf_ref_ctx_new(const mf_moe_params *p, const mf_moe_tensors *x, cons
         memset(ctx->col_mask, 1, (size_t)H);
     }
     for (int e = 0; e < EL; e++) ctx->slot_of[e] = -1;
+    if (!ctx->opt.no_reuse && p->T > 1 && x->x) {
+        ctx->row_first = malloc(sizeof(int) * (size_t)p->T);
+        ctx->row_copies = calloc((size_t)p->T, 1);
+        if (!ctx->row_first || !ctx->row_copies ||
+            mf_rows_first_equal(x->x, sizeof(uint16_t) * (size_t)H, p->T, ctx->row_first) < 0) {
+            MF_FAIL(err, MF_ENOMEM, "reference: out of memory (T=%d)", p->T);
+            mf_ref_ctx_free(ctx);
+            return NULL;
+        }
+        for (int t = 0; t < p->T; t++)
+            if (ctx->row_first[t] != t) ctx->row_copies[ctx->row_first[t]] = 1;
+    }
     return ctx;
 }
 
@@ -279,11 +320,7 @@ static mf_status new_slot(mf_ref_ctx *ctx, int *slot, mf_error *err) {
         ctx->slots = s;
         size_t H = (size_t)ctx->p.H;
         for (int i = ctx->cap_slots; i < cap; i++) {
-            s[i].o_hi = malloc(H * sizeof(double));
-            s[i].o_lo = malloc(H * sizeof(double));
-            s[i].o_rad = malloc(H * sizeof(double));
-            s[i].flags = malloc(H);
-            if (!s[i].o_hi || !s[i].o_lo || !s[i].o_rad || !s[i].flags) {
+            if (!slot_alloc(&s[i], H)) {
                 ctx->cap_slots = i + 1;
                 return MF_FAIL(err, MF_ENOMEM, "reference: out of memory");
             }
@@ -365,6 +402,67 @@ static void compute_expert(mf_ref_ctx *ctx, int le, expert_slot *s) {
     }
 }
 
+/* The kept output of expert le for the row first seen at token `first` (t is a token with that
+ * row), computed on its first use; *out NULL when the kept outputs reached KEEP_BYTES. */
+static mf_status kept_expert(mf_ref_ctx *ctx, int t, int first, int le, expert_slot **out,
+                             mf_error *err) {
+    *out = NULL;
+    if (2 * (ctx->keep_n + 1) > ctx->keep_cap) {
+        size_t cap = ctx->keep_cap ? 2 * ctx->keep_cap : 64;
+        int64_t *key = malloc(cap * sizeof(int64_t));
+        int *slot = malloc(cap * sizeof(int));
+        if (!key || !slot) {
+            free(key);
+            free(slot);
+            return MF_FAIL(err, MF_ENOMEM, "reference: out of memory");
+        }
+        for (size_t i = 0; i < cap; i++) key[i] = -1;
+        for (size_t i = 0; i < ctx->keep_cap; i++) {
+            if (ctx->keep_key[i] < 0) continue;
+            size_t at = (size_t)((uint64_t)ctx->keep_key[i] * 0x9E3779B97F4A7C15ull >> 17) &
+                        (cap - 1);
+            while (key[at] >= 0) at = (at + 1) & (cap - 1);
+            key[at] = ctx->keep_key[i];
+            slot[at] = ctx->keep_slot[i];
+        }
+        free(ctx->keep_key);
+        free(ctx->keep_slot);
+        ctx->keep_key = key;
+        ctx->keep_slot = slot;
+        ctx->keep_cap = cap;
+    }
+    int64_t k = (int64_t)first * ctx->p.E_local + le;
+    size_t at = (size_t)((uint64_t)k * 0x9E3779B97F4A7C15ull >> 17) & (ctx->keep_cap - 1);
+    for (; ctx->keep_key[at] >= 0; at = (at + 1) & (ctx->keep_cap - 1))
+        if (ctx->keep_key[at] == k) {
+            *out = &ctx->kept[ctx->keep_slot[at]];
+            ctx->st.experts_reused++;
+            return MF_OK;
+        }
+    double slot_bytes = (double)ctx->p.H * (3 * sizeof(double) + 1);
+    if ((ctx->nkept + 1) * slot_bytes > KEEP_BYTES) return MF_OK;
+    if (ctx->nkept == ctx->cap_kept) {
+        int cap = ctx->cap_kept ? 2 * ctx->cap_kept : 16;
+        expert_slot *s = realloc(ctx->kept, sizeof *s * (size_t)cap);
+        if (!s) return MF_FAIL(err, MF_ENOMEM, "reference: out of memory");
+        ctx->kept = s;
+        ctx->cap_kept = cap;
+    }
+    expert_slot *s = &ctx->kept[ctx->nkept];
+    if (!slot_alloc(s, (size_t)ctx->p.H)) {
+        slot_free(s);
+        return MF_FAIL(err, MF_ENOMEM, "reference: out of memory");
+    }
+    ctx->nkept++;
+    load_token(ctx, t);
+    compute_expert(ctx, le, s);
+    ctx->keep_key[at] = k;
+    ctx->keep_slot[at] = ctx->nkept - 1;
+    ctx->keep_n++;
+    *out = s;
+    return MF_OK;
+}
+
 mf_status mf_ref_expert(mf_ref_ctx *ctx, int t, int le, mf_expert_out *out, mf_error *err) {
     if (t < 0 || t >= ctx->p.T || le < 0 || le >= ctx->p.E_local)
         return MF_FAIL(err, MF_EINVAL, "reference: token %d / local expert %d out of range", t,
@@ -375,6 +473,19 @@ mf_status mf_ref_expert(mf_ref_ctx *ctx, int t, int le, mf_expert_out *out, mf_e
                        "routable set missed it",
                        le, t);
     double t0 = ctx->opt.profile ? mf_now_s() : 0;
+    int first = ctx->row_first ? ctx->row_first[t] : t;
+    if (ctx->row_copies && ctx->row_copies[first]) {
+        expert_slot *ks;
+        MF_TRY(kept_expert(ctx, t, first, le, &ks, err));
+        if (ks) {
+            out->o_hi = ks->o_hi;
+            out->o_lo = ks->o_lo;
+            out->o_rad = ks->o_rad;
+            out->flags = ks->flags;
+            if (ctx->opt.profile) ctx->st.total_s += mf_now_s() - t0;
+            return MF_OK;
+        }
+    }
     load_token(ctx, t);
     int slot = ctx->slot_of[le];
     if (slot < 0) {

@@ -9,6 +9,9 @@
  *   o_c = W2[e] h* exactly, radius: sum_j delta_j |W2_cj| + accumulation bound
  * Output: z_c = sum_k w_k o_{k,c} with rho_z = sum(|w| rho_o + rho_w |o| + rho_w rho_o)
  *         + (gamma_k + u)(sum|w o| + that); admissible [RN_bf16(z - rho), RN_bf16(z + rho)].
+ * Tokens whose x rows are bit-identical share their expert outputs: each (row, expert) pair is
+ * computed once, on its first use, and every copy reads the same values and radii (up to
+ * 256 MiB of kept outputs; past it a copy computes its own, the same bits).
  */
 #ifndef MF_FORWARD_H
 #define MF_FORWARD_H
@@ -35,11 +38,13 @@ typedef struct mf_ref_options {
     int profile;       /* collect loop / outside-loop timing */
     const int *cols;   /* verify only these output columns (NULL: all) */
     int ncols;
+    int no_reuse;      /* compute every (token, expert) pair, even for a repeated x row */
 } mf_ref_options;
 
 /* Statistics of one reference run. */
 typedef struct mf_ref_stats {
     unsigned long long experts;      /* (token, expert) pairs computed */
+    unsigned long long experts_reused; /* pairs of a repeated x row served from its first copy */
     unsigned long long act_elems;    /* activations computed */
     unsigned long long act_mpfr;     /* activations whose rounding MPFR decided */
     unsigned long long act_ambiguous;/* activations with more than one admissible bf16 value */

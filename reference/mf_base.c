@@ -74,3 +74,40 @@ double mf_now_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+
+int mf_rows_first_equal(const void *rows, size_t row_bytes, int n, int *first) {
+    size_t cap = 16;
+    while (cap < 2 * (size_t)n) cap *= 2;
+    int *table = malloc(cap * sizeof(int)); /* row index + 1; 0: empty */
+    uint64_t *hash = malloc(((size_t)n + 1) * sizeof(uint64_t));
+    if (!table || !hash) {
+        free(table);
+        free(hash);
+        return -1;
+    }
+    memset(table, 0, cap * sizeof(int));
+    const unsigned char *base = rows;
+    int distinct = 0;
+    for (int i = 0; i < n; i++) {
+        const unsigned char *r = base + (size_t)i * row_bytes;
+        uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+        for (size_t b = 0; b < row_bytes; b++) h = (h ^ r[b]) * 0x100000001b3ull;
+        hash[i] = h;
+        size_t at = (size_t)(h ^ (h >> 29)) & (cap - 1);
+        first[i] = i;
+        for (; table[at]; at = (at + 1) & (cap - 1)) {
+            int j = table[at] - 1;
+            if (hash[j] == h && !memcmp(base + (size_t)j * row_bytes, r, row_bytes)) {
+                first[i] = j;
+                break;
+            }
+        }
+        if (first[i] == i) {
+            table[at] = i + 1;
+            distinct++;
+        }
+    }
+    free(table);
+    free(hash);
+    return distinct;
+}

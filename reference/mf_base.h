@@ -54,4 +54,9 @@ double mf_now_s(void);
 /* Allocation helpers: zeroed, overflow-checked; NULL on failure. */
 void *mf_calloc(size_t n, size_t size);
 
+/* first[i] = the lowest index j <= i whose row (row_bytes bytes at rows + j * row_bytes) is
+ * bit-identical to row i (hash, then full compare). Returns the number of distinct rows, or -1
+ * out of memory. */
+int mf_rows_first_equal(const void *rows, size_t row_bytes, int n, int *first);
+
 #endif /* MF_BASE_H */

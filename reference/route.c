@@ -417,6 +417,30 @@ static void classify(const mf_moe_params *p, mf_routing *r, int t, route_scratch
     if (kept != kept_buf) free(kept);
 }
 
+/* Token t routes as token src (bit-identical logits; the bias is shared). */
+static void copy_token(mf_routing *r, int src, int t) {
+    size_t E = (size_t)r->E, NG = (size_t)r->n_group, k = (size_t)r->top_k;
+#define COPY_(a, n) memcpy(r->a + (size_t)t * (n), r->a + (size_t)src * (n), sizeof *r->a * (n))
+    COPY_(invariant_only, 1);
+    COPY_(n_ambiguous, 1);
+    COPY_(n_group_ambiguous, 1);
+    COPY_(ref_ids, k);
+    COPY_(s_hi, E);
+    COPY_(s_lo, E);
+    COPY_(s_rad, E);
+    COPY_(key, E);
+    COPY_(key_lo, E);
+    COPY_(key_hi, E);
+    COPY_(cls, E);
+    COPY_(tie, E);
+    COPY_(g_key, NG);
+    COPY_(g_lo, NG);
+    COPY_(g_hi, NG);
+    COPY_(g_cls, NG);
+    COPY_(g_tie, NG);
+#undef COPY_
+}
+
 mf_status mf_ref_route(const mf_moe_params *p, const mf_moe_tensors *x, const mf_contract *c,
                        mf_routing *r, mf_error *err) {
     memset(r, 0, sizeof *r);
@@ -476,9 +500,19 @@ mf_status mf_ref_route(const mf_moe_params *p, const mf_moe_tensors *x, const mf
     if (bias)
         for (int e = 0; e < E; e++) bias_bad |= !isfinite(bias[e]);
 
+    /* a logits row seen at an earlier token routes the same: copied, not recomputed */
+    int *first = malloc(sizeof(int) * (size_t)T);
+    if (!first || mf_rows_first_equal(x->logits, sizeof(float) * (size_t)E, T, first) < 0) {
+        free(first);
+        first = NULL; /* every row computed */
+    }
     for (int t = 0; t < T; t++) {
         const float *L = x->logits + (size_t)t * E;
         size_t o = (size_t)t * E;
+        if (first && first[t] != t) {
+            copy_token(r, first[t], t);
+            continue;
+        }
         int bad = bias_bad;
         for (int e = 0; e < E; e++) bad |= !isfinite(L[e]);
         tie_classes(L, bias, E, r->tie + o, sc.keyed, c->tie_rule);
@@ -518,6 +552,7 @@ mf_status mf_ref_route(const mf_moe_params *p, const mf_moe_tensors *x, const mf
         group_intervals(p, c, r, t);
         classify(p, r, t, &sc);
     }
+    free(first);
     for (int e = 0; e < E; e++) mpfr_clear(sc.ex[e]);
     mpfr_clears(a, sum, tmp, (mpfr_ptr)0);
 done:
@@ -568,23 +603,38 @@ static int admissible_mask_zero(const mf_routing *r, const mf_moe_params *p, int
         snprintf(why, why_len, "undecided: too many groups to enumerate");
         return 0;
     }
-    int idx[64];
-    uint8_t kept[64];
-    for (int i = 0; i < TG; i++) idx[i] = i;
-    for (long tries = 0; tries < 50000; tries++) {
-        memset(kept, 0, sizeof kept);
+    /* a set passes the test below (min kept hi >= max dropped lo) only if it keeps every group
+     * fewer than TG others could outrank, and drops every group TG others certainly outrank:
+     * the rest are enumerated */
+    int idx[64], free_g[64], nfree = 0, nmust = 0;
+    uint8_t must[64], kept[64];
+    for (int g = 0; g < NG; g++) {
+        int could = 0, sure = 0;
+        for (int h = 0; h < NG; h++) {
+            if (h == g) continue;
+            could += ghi[h] >= glo[g];
+            sure += glo[h] > ghi[g];
+        }
+        must[g] = could < TG;
+        nmust += must[g];
+        if (!must[g] && sure < TG) free_g[nfree++] = g;
+    }
+    int pick = TG - nmust;
+    for (int i = 0; i < pick; i++) idx[i] = i;
+    for (long tries = 0; tries < 50000 && pick >= 0 && pick <= nfree; tries++) {
+        memcpy(kept, must, sizeof kept);
         double min_in = INFINITY, max_out = -INFINITY;
-        for (int i = 0; i < TG; i++) kept[idx[i]] = 1;
+        for (int i = 0; i < pick; i++) kept[free_g[idx[i]]] = 1;
         for (int g = 0; g < NG; g++) {
             if (kept[g] && ghi[g] < min_in) min_in = ghi[g];
             if (!kept[g] && glo[g] > max_out) max_out = glo[g];
         }
         if (min_in >= max_out && mask_zero_fits(r, p, t, ids, sel, kept)) return 1;
-        int i = TG - 1;
-        while (i >= 0 && idx[i] == NG - TG + i) i--;
+        int i = pick - 1;
+        while (i >= 0 && idx[i] == nfree - pick + i) i--;
         if (i < 0) break;
         idx[i]++;
-        for (int j = i + 1; j < TG; j++) idx[j] = idx[j - 1] + 1;
+        for (int j = i + 1; j < pick; j++) idx[j] = idx[j - 1] + 1;
     }
     snprintf(why, why_len, "no admissible set of kept groups makes this a top-k under 0-masking");
     return 0;

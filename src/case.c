@@ -85,6 +85,7 @@ mf_status mf_case_validate(const mf_case *c, mf_error *err) {
           MF_MAX_POKES);
     for (int i = 0; i < c->n_pokes; i++)
         CHECK(c->pokes[i].tensor < MF_NUM_TENSORS, "poke %d: bad tensor", i);
+    CHECK(c->rows >= 0 && c->rows <= MF_MAX_T, "rows=%d outside [0, %d]", c->rows, MF_MAX_T);
 #undef CHECK
     return MF_OK;
 }
@@ -278,7 +279,11 @@ double mf_case_bytes(const mf_case *c) {
 
 double mf_case_work(const mf_case *c) {
     const mf_moe_params *p = &c->p;
-    return (double)p->T * p->top_k * 3.0 * p->H * p->I;
+    /* the reference computes each distinct x row once (reference/forward.h); a poke may make
+     * one more row distinct */
+    int rows = p->T;
+    if (c->rows > 0 && c->rows + c->n_pokes < p->T) rows = c->rows + c->n_pokes;
+    return (double)rows * p->top_k * 3.0 * p->H * p->I;
 }
 
 /* ---- generation ---- */
@@ -536,6 +541,20 @@ static mf_status case_experts(mf_problem *pb, mf_error *err) {
     return st;
 }
 
+/* c->rows: every token from rows on takes the x and logits rows of a prototype < rows. */
+static void repeat_rows(const mf_case *c, mf_problem *pb) {
+    const mf_moe_params *p = &c->p;
+    int D = c->rows;
+    if (D < 1 || D >= p->T) return;
+    uint64_t base = stream_base(c->gen[MF_T_X].seed, 24);
+    for (int t = D; t < p->T; t++) {
+        size_t src = (size_t)(stream_at(base, (uint64_t)t) % (uint64_t)D);
+        memcpy(pb->x + (size_t)t * p->H, pb->x + src * p->H, sizeof *pb->x * (size_t)p->H);
+        memcpy(pb->logits + (size_t)t * p->E, pb->logits + src * p->E,
+               sizeof *pb->logits * (size_t)p->E);
+    }
+}
+
 mf_status mf_problem_update(const mf_case *c, mf_problem *pb, mf_error *err) {
     MF_TRY(mf_case_validate(c, err));
     const mf_moe_params *p = &c->p;
@@ -576,6 +595,7 @@ mf_status mf_problem_update(const mf_case *c, mf_problem *pb, mf_error *err) {
         }
         fill_f32_or_bf16(c, pb, id);
     }
+    repeat_rows(c, pb);
     pb->kept_valid = 1;
     apply_pokes(pb, -1);
     for (int le = 0; le < p->E_local; le++)

@@ -95,6 +95,10 @@ typedef struct mf_case {
     mf_gen gen[MF_NUM_TENSORS];
     int n_pokes;
     mf_poke pokes[MF_MAX_POKES];
+    /* x and logits rows drawn from this many prototype rows (0: every row its own; >= T: the
+     * same): token t < rows is prototype t, a later token a prototype picked from x's seed, and
+     * the pokes land after the copies. Text cases only: binary v1 cannot carry it. */
+    int rows;
 } mf_case;
 
 /* A small valid default case (sigmoid, bias, grouped, renormalized, rsf 2.5). */

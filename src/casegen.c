@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "codec.h"
+#include "models.h"
 
 uint64_t mf_rng_next(mf_rng *r) {
     uint64_t z = (r->s += 0x9E3779B97F4A7C15ull);
@@ -23,6 +24,37 @@ void mf_case_limits_default(mf_case_limits *l) {
     l->max_E = 256;
     l->max_work = 3e6;
     l->max_bytes = 64.0 * 1024 * 1024;
+    l->rows_T = l->max_rows = l->full_T = 0;
+    l->max_work_full = l->max_bytes_full = 0;
+}
+
+void mf_case_rows(mf_case *c, const mf_case_limits *lim) {
+    if (lim->rows_T <= 0) return;
+    c->rows = 0;
+    if (c->p.T > lim->rows_T && lim->max_rows > 0) {
+        mf_rng r = {c->gen[MF_T_X].seed ^ 0x524f5753u};
+        c->rows = 1 + (int)mf_rng_below(&r, (uint32_t)lim->max_rows);
+    }
+}
+
+mf_size_class mf_case_size_class(const mf_case *c) {
+    const mf_moe_params *p = &c->p;
+    if (p->H > 512 || p->I > 512) return MF_SIZE_FULL_HI;
+    return p->T > 64 ? MF_SIZE_LARGE_T : MF_SIZE_SMALL;
+}
+
+const char *mf_size_class_name(mf_size_class s) {
+    static const char *n[] = {"small", "large-T", "full-H/I"};
+    return (unsigned)s < MF_SIZE_COUNT ? n[s] : "?";
+}
+
+/* A model preset's full H and I (within the case format's limits). */
+static void full_dims(mf_rng *r, mf_moe_params *p) {
+    int n;
+    const mf_model *m = mf_model_list(&n);
+    const mf_model *pick = &m[mf_rng_below(r, (uint32_t)n)];
+    p->H = pick->H < MF_MAX_H ? pick->H : MF_MAX_H;
+    p->I = pick->I < MF_MAX_I ? pick->I : MF_MAX_I;
 }
 
 int mf_dim_boundary(mf_rng *r, int max) {
@@ -68,20 +100,41 @@ void mf_case_repair(mf_case *c) {
         p->expert_offset = p->E - p->E_local;
 }
 
+/* A full-size case: H or I above the mix's limits, with at most full_T tokens. */
+static int full_class(const mf_case *c, const mf_case_limits *lim) {
+    const mf_moe_params *p = &c->p;
+    return lim->full_T > 0 && p->T <= lim->full_T && (p->H > lim->max_H || p->I > lim->max_I);
+}
+
+/* Bytes of the per-token tensors: x, logits and the output. */
+static double token_bytes(const mf_moe_params *p) {
+    return (double)p->T * (4.0 * p->H + 4.0 * p->E);
+}
+
 void mf_case_fit(mf_case *c, const mf_case_limits *lim) {
     mf_moe_params *p = &c->p;
     if (p->T > lim->max_T) p->T = lim->max_T;
-    if (p->H > lim->max_H) p->H = lim->max_H;
-    if (p->I > lim->max_I) p->I = lim->max_I;
+    int full = full_class(c, lim);
+    if (p->H > (full ? MF_MAX_H : lim->max_H)) p->H = full ? MF_MAX_H : lim->max_H;
+    if (p->I > (full ? MF_MAX_I : lim->max_I)) p->I = full ? MF_MAX_I : lim->max_I;
     if (p->E > lim->max_E) {
         p->E = lim->max_E;
         mf_case_repair(c);
     }
+    double max_work = full ? lim->max_work_full : lim->max_work;
+    double max_bytes = full ? lim->max_bytes_full : lim->max_bytes;
     for (int guard = 0; guard < 64; guard++) {
-        int over_work = mf_case_work(c) > lim->max_work;
-        int over_bytes = mf_case_bytes(c) > lim->max_bytes;
+        mf_case_rows(c, lim);
+        double kernel = (double)p->T * p->top_k * 3.0 * p->H * p->I;
+        int over_work = mf_case_work(c) > max_work || (c->rows && kernel > 16 * lim->max_work);
+        int over_bytes = mf_case_bytes(c) > max_bytes;
         if (!over_work && !over_bytes) break;
-        if (over_work && p->T > 1) p->T = (p->T + 1) / 2;
+        if (over_work && full && p->top_k > 1) {
+            p->top_k = (p->top_k + 1) / 2;
+            mf_case_repair(c);
+        } else if ((over_work || (over_bytes && token_bytes(p) > mf_case_bytes(c) / 2)) &&
+                   p->T > 1)
+            p->T = (p->T + 1) / 2;
         else if (p->H >= p->I && p->H > 1) p->H = (p->H + 1) / 2;
         else if (p->I > 1) p->I = (p->I + 1) / 2;
         else if (p->E_local > 1) {
@@ -89,6 +142,18 @@ void mf_case_fit(mf_case *c, const mf_case_limits *lim) {
             mf_case_repair(c);
         } else break;
     }
+    mf_case_rows(c, lim);
+}
+
+int mf_case_fits(const mf_case *c, const mf_case_limits *lim) {
+    const mf_moe_params *p = &c->p;
+    int full = full_class(c, lim);
+    double kernel = (double)p->T * p->top_k * 3.0 * p->H * p->I;
+    return p->T <= lim->max_T && p->E <= lim->max_E &&
+           p->H <= (full ? MF_MAX_H : lim->max_H) && p->I <= (full ? MF_MAX_I : lim->max_I) &&
+           mf_case_work(c) <= (full ? lim->max_work_full : lim->max_work) &&
+           mf_case_bytes(c) <= (full ? lim->max_bytes_full : lim->max_bytes) &&
+           (!c->rows || kernel <= 16 * lim->max_work);
 }
 
 static const uint32_t special_bf16[] = {0x0000, 0x8000, 0x0001, 0x0080, 0x7f7f, 0xff7f,
@@ -126,6 +191,10 @@ void mf_case_random(mf_rng *r, const mf_case_limits *lim, mf_case *c) {
     p->T = mf_dim_boundary(r, lim->max_T);
     p->H = mf_dim_boundary(r, lim->max_H);
     p->I = mf_dim_boundary(r, lim->max_I);
+    if (lim->full_T > 0 && mf_rng_below(r, 256) == 0) {
+        p->T = 1 + (int)mf_rng_below(r, (uint32_t)lim->full_T);
+        full_dims(r, p);
+    }
     mf_case_repair(c);
     /* generators: mostly the realistic default, every class reachable */
     for (int t = 0; t < MF_NUM_TENSORS; t++) {
@@ -200,6 +269,11 @@ static void mutate_routing(mf_case *c, mf_rng *r) {
 
 static void mutate_dims(mf_case *c, mf_rng *r, const mf_case_limits *lim) {
     mf_moe_params *p = &c->p;
+    if (lim->full_T > 0 && mf_rng_below(r, 128) == 0) { /* a model's H and I, a few tokens */
+        p->T = 1 + (int)mf_rng_below(r, (uint32_t)lim->full_T);
+        full_dims(r, p);
+        return;
+    }
     switch (mf_rng_below(r, 6)) {
     case 0: p->T = mf_dim_boundary(r, lim->max_T); break;
     case 1: p->H = mf_dim_boundary(r, lim->max_H); break;

@@ -169,6 +169,7 @@ static int v1_can_encode(const mf_case *c) {
         if (t < V1_N_TENSORS ? c->gen[t].cls >= V1_N_GEN : c->gen[t].cls != 0) return 0;
     for (int i = 0; i < c->n_pokes; i++)
         if (c->pokes[i].tensor >= V1_N_TENSORS) return 0;
+    if (c->rows != 0) return 0;
     return 1;
 }
 
@@ -292,6 +293,7 @@ void mf_case_print_text(const mf_case *c, FILE *f) {
         if (g->scale > 0) fprintf(f, " scale=%.9g", (double)g->scale);
         fprintf(f, " seed=0x%016" PRIx64 "\n", g->seed);
     }
+    if (c->rows) fprintf(f, "rows = %d\n", c->rows);
     for (int i = 0; i < c->n_pokes; i++)
         fprintf(f, "poke = %s %" PRIu32 " 0x%08" PRIx32 "\n",
                 mf_tensor_name((mf_tensor_id)c->pokes[i].tensor), c->pokes[i].index,
@@ -503,6 +505,7 @@ mf_status mf_case_parse_text(const char *text, mf_case *c, mf_error *err) {
             if (ok) p->n_group = (int)x;
         }
         INT_KEY("topk_group", p->topk_group, 1, MF_MAX_E)
+        INT_KEY("rows", c->rows, 0, MF_MAX_T)
         ENUM_KEY("score", mf_enum_score, p->score, mf_score_fn)
         ENUM_KEY("bias", mf_enum_bias, p->bias, mf_bias_kind)
         ENUM_KEY("group_rule", mf_enum_group_rule, p->group_rule, mf_group_rule)

@@ -34,6 +34,15 @@ void mf_fuzz_config_from_env(mf_fuzz_config *cfg, const char *default_backend) {
     mf_case_limits_default(&cfg->lim);
     cfg->lim.max_work = 2e5;                /* about a millisecond of reference per case */
     cfg->lim.max_bytes = 2.0 * 1024 * 1024; /* about a millisecond of tensor generation */
+    /* large T past the kernels' path switches (the CPU kernel's 128-token launches, the CUDA
+     * kernel's routing above 64 tokens) from a few distinct rows; model H and I with 1 to 4
+     * tokens (one random case in 256, one dimension mutation in 128: a second each) */
+    cfg->lim.max_T = 4096;
+    cfg->lim.rows_T = 64;
+    cfg->lim.max_rows = 16;
+    cfg->lim.full_T = 4;
+    cfg->lim.max_work_full = 5e7;
+    cfg->lim.max_bytes_full = 128.0 * 1024 * 1024;
     if (cfg->model) {
         /* model campaigns keep the model's sizes: allow one twin token per expert slot */
         cfg->lim.max_E = MF_MAX_E;
@@ -41,13 +50,14 @@ void mf_fuzz_config_from_env(mf_fuzz_config *cfg, const char *default_backend) {
         cfg->lim.max_I = MF_MAX_I;
         cfg->lim.max_work = 3.0 * cfg->model->top_k * cfg->model->H_twin * cfg->model->I_twin * 4;
         cfg->lim.max_bytes = 512.0 * 1024 * 1024;
+        cfg->lim.rows_T = cfg->lim.full_T = 0; /* the model's own sizes */
         if (cfg->full) cfg->lim.max_work = 1e13, cfg->lim.max_bytes = 1e12;
     }
     const char *w = getenv("MOEFUZZ_MAX_WORK");
     if (w && *w) cfg->lim.max_work = atof(w);
     const char *nb = getenv("MOEFUZZ_NO_BUDGET");
     if (nb && atoi(nb)) { /* replay: every input runs, whatever its size */
-        cfg->lim = (mf_case_limits){MF_MAX_T, MF_MAX_H, MF_MAX_I, MF_MAX_E, 1e30, 64e9};
+        mf_fuzz_config_no_budget(cfg);
     }
     cfg->meta_every = MF_FUZZ_META_EVERY;
     cfg->observe_every = MF_FUZZ_OBSERVE_EVERY;
@@ -62,6 +72,12 @@ void mf_fuzz_config_from_env(mf_fuzz_config *cfg, const char *default_backend) {
     }
     const char *ct = getenv("MOEFUZZ_CONTRACT");
     if (ct && *ct) snprintf(cfg->contract_name, sizeof cfg->contract_name, "%s", ct);
+}
+
+void mf_fuzz_config_no_budget(mf_fuzz_config *cfg) {
+    int rows_T = cfg->lim.rows_T, max_rows = cfg->lim.max_rows; /* what the inputs meant */
+    cfg->lim = (mf_case_limits){MF_MAX_T, MF_MAX_H, MF_MAX_I, MF_MAX_E, 1e30, 64e9,
+                                rows_T, max_rows, 0, 0, 0};
 }
 
 mf_fuzz *mf_fuzz_new(const mf_fuzz_config *cfg) {
@@ -163,16 +179,14 @@ void mf_fuzz_shape(const mf_fuzz_config *cfg, mf_case *c) {
      * decoded case valid */
     mf_prep pp = {.model = cfg->model, .full = cfg->full, .fold_T = 64, .method = cfg->method};
     (void)mf_prep_case(&pp, c, NULL);
+    mf_case_rows(c, &cfg->lim);
 }
 
 static int over_budget(const mf_fuzz_config *cfg, const mf_case *c) {
-    const mf_moe_params *p = &c->p;
     if (cfg->lim.max_work >= 1e30) return 0;
     if (cfg->model && !cfg->full)
         return mf_case_work(c) > cfg->lim.max_work * 4 || mf_case_bytes(c) > cfg->lim.max_bytes;
-    return mf_case_work(c) > cfg->lim.max_work || mf_case_bytes(c) > cfg->lim.max_bytes ||
-           p->T > cfg->lim.max_T || p->H > cfg->lim.max_H || p->I > cfg->lim.max_I ||
-           p->E > cfg->lim.max_E;
+    return !mf_case_fits(c, &cfg->lim);
 }
 
 mf_fuzz_outcome mf_fuzz_one(mf_fuzz *f, const uint8_t *data, size_t size, mf_fuzz_result *r) {
@@ -251,6 +265,11 @@ mf_fuzz_outcome mf_fuzz_one(mf_fuzz *f, const uint8_t *data, size_t size, mf_fuz
     r->util_bucket = mf_fuzz_util_bucket(r->v.max_util_informative, r->v.pass);
     f->st.cells[r->cell] = 1;
     f->st.cases_by_bucket[r->util_bucket]++;
+    mf_size_class sc = mf_case_size_class(&r->c);
+    f->st.cases_by_size[sc]++;
+    if ((uint64_t)r->c.p.T > f->st.size_max[sc][0]) f->st.size_max[sc][0] = (uint64_t)r->c.p.T;
+    if ((uint64_t)r->c.p.H > f->st.size_max[sc][1]) f->st.size_max[sc][1] = (uint64_t)r->c.p.H;
+    if ((uint64_t)r->c.p.I > f->st.size_max[sc][2]) f->st.size_max[sc][2] = (uint64_t)r->c.p.I;
     if (r->v.pass) {
         if (r->v.max_util_out > f->st.max_util) f->st.max_util = r->v.max_util_out;
         if (r->v.max_util_informative > f->st.max_util_informative)

@@ -64,6 +64,9 @@ typedef struct mf_fuzz_config {
 
 /* Defaults from the environment; default_backend is the target's build-time choice. */
 void mf_fuzz_config_from_env(mf_fuzz_config *cfg, const char *default_backend);
+/* No budget (replays: every input runs, whatever its size), the same rows rule (mf_case_rows):
+ * a replayed input runs the case the campaign ran. */
+void mf_fuzz_config_no_budget(mf_fuzz_config *cfg);
 
 typedef struct mf_fuzz mf_fuzz;
 
@@ -118,10 +121,12 @@ typedef struct mf_fuzz_stats {
     uint64_t observable[MF_FUZZ_KNOBS]; /* of those, cases that could catch each knob */
     uint8_t cells[MF_FUZZ_CELLS];       /* 1 if reached */
     char contract[64];                  /* the contract checked against */
+    uint64_t cases_by_size[MF_SIZE_COUNT]; /* checked cases by mf_case_size_class */
+    uint64_t size_max[MF_SIZE_COUNT][3];   /* the largest T, H and I checked in each class */
 } mf_fuzz_stats;
 
 #define MF_FUZZ_STATS_MAGIC 0x4d465a53u /* "MFZS" */
-#define MF_FUZZ_STATS_VERSION 3
+#define MF_FUZZ_STATS_VERSION 4
 void mf_fuzz_stats_flush(mf_fuzz *f);
 const mf_fuzz_stats *mf_fuzz_get_stats(const mf_fuzz *f);
 

@@ -47,7 +47,7 @@ static void normalize(mf_case *c) {
 
 int main(void) {
     mf_rng rng = {99};
-    mf_case_limits lim = {MF_MAX_T, MF_MAX_H, MF_MAX_I, MF_MAX_E, 1e30, 1e30};
+    mf_case_limits lim = {MF_MAX_T, MF_MAX_H, MF_MAX_I, MF_MAX_E, 1e30, 1e30, 0, 0, 0, 0, 0};
     uint8_t buf[MF_CASE_MAX_BYTES];
     char text[8192];
     for (int i = 0; i < 3000; i++) {

@@ -11,6 +11,8 @@
  *   - combine: acc += w * y in fp32 in slot order, (acc *= rsf at the output site), one bf16
  *     rounding at the end
  * NaN or infinite logits never yield duplicate or out-of-range ids: NaN ranks as -inf.
+ * Tokens run in launches of CPU_CHUNK_TOKENS, each from its own copy of the parameters, as
+ * vLLM's fused_moe launches chunks of VLLM_FUSED_MOE_CHUNK_SIZE tokens.
  */
 #include <math.h>
 #include <stdint.h>
@@ -22,6 +24,7 @@
 #include "mutant_hooks.h"
 
 #define CPU_MAX_TOP_K 64
+#define CPU_CHUNK_TOKENS 128
 
 /* ---- bf16 ---- */
 
@@ -219,6 +222,8 @@ static int cpu_workspace_size(void *ctx, const mf_kernel_params *p, size_t *byte
     return 0;
 }
 
+static void run_chunk(const cpu_ctx *ctx, const mf_kernel_params *p, int t0, int t1);
+
 static int cpu_run(void *vctx, const mf_kernel_params *p, char *msg, size_t msg_len) {
     const cpu_ctx *ctx = vctx;
     if (cpu_supports(vctx, p, msg, msg_len) != 1) return 1;
@@ -229,15 +234,27 @@ static int cpu_run(void *vctx, const mf_kernel_params *p, char *msg, size_t msg_
                  p->workspace_bytes);
         return 1;
     }
-    int T = p->T, H = p->H, I = p->I, E = p->E, k = p->top_k;
+    int T = p->T;
+    int T_run = MF_MUT(PARTIAL_TILE_DROPPED) ? T - T % 16 : T;
+    if (T_run == 0 && MF_MUT(PARTIAL_TILE_DROPPED)) T_run = T; /* a tile always runs */
+    for (int t0 = 0; t0 < T_run; t0 += CPU_CHUNK_TOKENS) {
+        mf_kernel_params launch = *p;
+        if (MF_MUT(RSF_DROPPED_AFTER_FIRST_CHUNK) && t0 > 0) launch.routed_scaling_factor = 1.0f;
+        int t1 = T_run - t0 > CPU_CHUNK_TOKENS ? t0 + CPU_CHUNK_TOKENS : T_run;
+        run_chunk(ctx, &launch, t0, t1);
+    }
+    return 0;
+}
+
+/* Tokens [t0, t1): one launch. */
+static void run_chunk(const cpu_ctx *ctx, const mf_kernel_params *p, int t0, int t1) {
+    int H = p->H, I = p->I, E = p->E, k = p->top_k;
     float *score = p->workspace, *key = score + E, *gscore = key + E, *acc = gscore + E;
     uint16_t *h = (uint16_t *)(acc + H);
     unsigned char *masked = (unsigned char *)(h + I);
     const uint16_t *x = p->x, *w13 = p->w13, *w2 = p->w2;
     uint16_t *out = p->out;
-    int T_run = MF_MUT(PARTIAL_TILE_DROPPED) ? T - T % 16 : T;
-    if (T_run == 0 && MF_MUT(PARTIAL_TILE_DROPPED)) T_run = T; /* a tile always runs */
-    for (int t = 0; t < T_run; t++) {
+    for (int t = t0; t < t1; t++) {
         int32_t ids[CPU_MAX_TOP_K];
         float w[CPU_MAX_TOP_K];
         route_token(ctx, p, t, score, key, gscore, masked, ids, w);
@@ -273,7 +290,6 @@ static int cpu_run(void *vctx, const mf_kernel_params *p, char *msg, size_t msg_
             }
         for (int c = 0; c < H; c++) out[(size_t)t * H + c] = f32_to_bf16(acc[c]);
     }
-    return 0;
 }
 
 static const mf_kernel_api cpu_api_template = {

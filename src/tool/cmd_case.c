@@ -98,7 +98,10 @@ int mf_cmd_encode(int argc, char **argv) {
     uint8_t buf[MF_CASE_MAX_BYTES];
     size_t len = mf_case_encode(&c, 1, buf, sizeof buf);
     if (len == 0) {
-        fprintf(stderr, "moefuzz encode: %s: cannot encode\n", in);
+        if (c.rows)
+            fprintf(stderr, "moefuzz encode: %s: cannot encode rows = %d: binary v1 cannot "
+                    "carry it (text cases only)\n", in, c.rows);
+        else fprintf(stderr, "moefuzz encode: %s: cannot encode\n", in);
         return MF_EXIT_BAD_INPUT;
     }
     char def[4096];

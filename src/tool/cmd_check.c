@@ -339,7 +339,8 @@ static int check_run(check_args a) {
         mf_status st;
         if (model && paths.n == 0) {
             /* a random case of the model: routing fixed, tokens and data vary */
-            mf_case_limits lim = {a.full ? 8 : 64, MF_MAX_H, MF_MAX_I, MF_MAX_E, 1e30, 1e30};
+            mf_case_limits lim = {a.full ? 8 : 64, MF_MAX_H, MF_MAX_I, MF_MAX_E, 1e30, 1e30,
+                                  0, 0, 0, 0, 0};
             mf_case_random(&rng, &lim, &c);
             c.p.T = mf_dim_boundary(&rng, lim.max_T);
             snprintf(path, sizeof path, "%s#%d", model->name, i + 1);

@@ -243,6 +243,12 @@ static int count_cells(const char *stats_dir, mf_fuzz_stats *sum) {
             sum->observed_cases += s.observed_cases;
             for (int k = 0; k < MF_FUZZ_KNOBS; k++) sum->observable[k] += s.observable[k];
             for (int c = 0; c < MF_FUZZ_CELLS; c++) sum->cells[c] |= s.cells[c];
+            for (int z = 0; z < MF_SIZE_COUNT; z++) {
+                sum->cases_by_size[z] += s.cases_by_size[z];
+                for (int d = 0; d < 3; d++)
+                    if (s.size_max[z][d] > sum->size_max[z][d])
+                        sum->size_max[z][d] = s.size_max[z][d];
+            }
         }
         fclose(f);
     }
@@ -345,6 +351,13 @@ static int summary(const campaign *cp, const progress *pr, double wall, time_t s
     static const char *bl[] = {"0", "<1/64", "<1/32", "<1/16", "<1/8", "<1/4", "<1/2", "<=1", ">1"};
     for (int b = 0; b < MF_FUZZ_UTIL_BUCKETS; b++)
         printf(" %s:%llu", bl[b], (unsigned long long)sum.cases_by_bucket[b]);
+    printf("\n");
+    printf("sizes            cases checked by size class:");
+    for (int z = 0; z < MF_SIZE_COUNT; z++)
+        printf(" %s %llu (max T %llu, H %llu, I %llu)%s", mf_size_class_name((mf_size_class)z),
+               (unsigned long long)sum.cases_by_size[z],
+               (unsigned long long)sum.size_max[z][0], (unsigned long long)sum.size_max[z][1],
+               (unsigned long long)sum.size_max[z][2], z + 1 < MF_SIZE_COUNT ? ";" : "");
     printf("\n");
     printf("metamorphic      %llu inputs ran the relations, %llu violated one\n",
            (unsigned long long)sum.meta_runs, (unsigned long long)sum.meta_violations);
@@ -934,7 +947,7 @@ static mf_fuzz_outcome replay_once(const uint8_t *d, size_t n, char *stage, size
     mf_fuzz_config cfg;
     mf_fuzz_config_from_env(&cfg, "cpu");
     cfg.stats_dir[0] = '\0';
-    cfg.lim = (mf_case_limits){MF_MAX_T, MF_MAX_H, MF_MAX_I, MF_MAX_E, 1e30, 64e9};
+    mf_fuzz_config_no_budget(&cfg);
     cfg.meta_every = 1;
     mf_fuzz *f = mf_fuzz_new(&cfg);
     mf_fuzz_result *r = malloc(sizeof *r);

@@ -536,6 +536,7 @@ int mf_cmd_mutants(int argc, char **argv) {
     mf_fuzz_config fc;
     mf_fuzz_config_from_env(&fc, kernel);
     mf_case_limits lim = fc.lim;
+    lim.full_T = 0; /* the campaign's full-H/I class costs seconds a case; no mutant needs it */
     /* the controls' (and the tables') cases: every seed, then random cases from nothing */
     int n_eval = ns + zo.neval;
     mf_case *eval = malloc(sizeof(mf_case) * (size_t)n_eval);

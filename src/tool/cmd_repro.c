@@ -100,7 +100,7 @@ int mf_cmd_repro(int argc, char **argv) {
         return MF_EXIT_BAD_INPUT;
     }
     cfg.stats_dir[0] = '\0';
-    cfg.lim = (mf_case_limits){MF_MAX_T, MF_MAX_H, MF_MAX_I, MF_MAX_E, 1e30, 64e9}; /* no budget */
+    mf_fuzz_config_no_budget(&cfg);
     cfg.meta_every = 1; /* the relations run on a replay whatever share the campaign used */
     mf_fuzz *f = mf_fuzz_new(&cfg);
     mf_fuzz_result *r = malloc(sizeof *r);
