@@ -152,7 +152,8 @@ class Case:
         [T, H], logits [T, E], w13 [E_local, 2I, H], w2 [E_local, H, I] (bf16 values: float
         arrays must hold bf16-representable values; uint16 arrays are bf16 bits), bias [E] or
         None, and the parameters by their case file names (top_k=..., score="sigmoid", rsf=...;
-        the others default as in a text case)."""
+        the others default as in a text case), the case's `bias` (f32 or bf16: its dtype) as
+        bias_dtype."""
         np = _np()
         import json
         import struct
@@ -161,11 +162,14 @@ class Case:
         T, H = x.shape
         E = logits.shape[1]
         E_local, two_i, _ = w13.shape
-        meta = _params_text(_core.parse("T = %d\nH = %d\nI = %d\nE = %d\nE_local = %d\ntop_k = 1\n"
-                                        "score = softmax\nbias = none\nrsf = 1\n" %
-                                        (T, H, two_i // 2, E, E_local)).text())
-        if bias is not None:
-            params.setdefault("bias", "f32")
+        meta = _params_text(_core.parse(
+            "T = %d\nH = %d\nI = %d\nE = %d\nE_local = %d\ntop_k = 1\nscore = softmax\n"
+            "bias = none\nrsf = 1\ndefaults = expert_offset n_group topk_group group_rule "
+            "renormalize eps rsf_site activation layout logits_dtype gen.x gen.logits gen.bias "
+            "gen.w13 gen.w2\n" % (T, H, two_i // 2, E, E_local)).text())
+        if "bias" in params:
+            raise MoefuzzError("bias is the bias tensor; its dtype is bias_dtype=f32|bf16")
+        params["bias"] = params.pop("bias_dtype", "none" if bias is None else "f32")
         for k, v in params.items():
             if k not in meta:
                 raise MoefuzzError("unknown case parameter '%s'" % k)

@@ -238,6 +238,7 @@ static PyObject *problem_check(PyObject *self, PyObject *args, PyObject *kw) {
     api.contract.struct_size = sizeof api.contract;
     api.contract.name = contract;
     api.contract.reports_routing = routing;
+    api.contract.deterministic = 1; /* the named contract says whether runs must agree */
     api.create = pk_create;
     api.supports = pk_supports;
     api.workspace_size = pk_workspace;
