@@ -36,6 +36,18 @@ def pytest_addoption(parser):
                 help="where the cases of failing tests are saved (default moefuzz-failures)")
 
 
+def pytest_configure(config):
+    """Bad options are usage errors before collection (exit 4)."""
+    known = set(moefuzz.models())
+    for m in _models(config):
+        if m not in known:
+            raise pytest.UsageError("moefuzz: unknown model '%s' (moefuzz.models())" % m)
+
+
+def _models(config):
+    return [m for m in config.getoption("moefuzz_models").split(",") if m]
+
+
 def default_corpus():
     """corpus/seeds and corpus/regress: shipped in the package, else under MOEFUZZ_SOURCE_DIR."""
     roots = [os.path.join(os.path.dirname(moefuzz.__file__), "corpus")]
@@ -80,13 +92,10 @@ def _case_refs(config):
         for p in paths:
             rel = os.path.relpath(p, base) if base else os.path.basename(p)
             refs.append(_CaseRef(path=p, id=re.sub(r"\.txt$", "", rel)))
-    models = [m for m in config.getoption("moefuzz_models").split(",") if m]
+    models = _models(config)
     n = config.getoption("moefuzz_random") or (4 if models else 0)
-    known = set(moefuzz.models())
     seed = config.getoption("moefuzz_seed")
     for m in models:
-        if m not in known:
-            raise pytest.UsageError("moefuzz: unknown model '%s' (moefuzz.models())" % m)
         for i in range(n):
             refs.append(_CaseRef(model=m, seed=seed + i, id="%s#seed=%d" % (m, seed + i)))
     return refs
