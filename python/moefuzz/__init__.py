@@ -419,12 +419,18 @@ def _sized(a, shape, what):
 
 
 def check(fn, case, contract="any-order", determinism=True, metamorphic=False, routing=False,
-          attribute=True, name="python"):
+          attribute=True, supports=None, name="python"):
     """Runs fn as a kernel on the case and returns its Verdict, as `moefuzz check` checks a
     backend: the output poisoned before the call and guarded, two runs compared bit for bit
     where the contract is deterministic, the metamorphic relations with metamorphic=True,
     routing (topk_ids, topk_weights) checked with routing=True, a failure attributed. An
-    exception raised by fn propagates."""
+    exception raised by fn propagates.
+
+    supports(params) (params: the case file's parameters as strings, like KernelCall.params)
+    returns None when fn handles the case, else the reason it does not: the metamorphic
+    relations' variants (rsf scaled, experts split into shards, ...) go through it, and a
+    variant it refuses is left out, as a backend's supports() does. fn raising Unsupported
+    answers for the case itself only."""
     case = _as_case(case)
 
     def call(params, ptrs):
@@ -436,7 +442,13 @@ def check(fn, case, contract="any-order", determinism=True, metamorphic=False, r
         _write_result(k, res, routing)
         return None
 
-    d = case._pb.check(call, contract, determinism, metamorphic, attribute, routing, name)
+    sup = None
+    if supports is not None:
+        def sup(params):
+            r = supports(_abi_params_text(params))
+            return None if r is None or r is True else str(r or "unsupported")
+
+    d = case._pb.check((call, sup), contract, determinism, metamorphic, attribute, routing, name)
     return Verdict(d, case, contract)
 
 

@@ -114,14 +114,51 @@ static PyObject *opening_callable;
 static PyObject *call_exc_type, *call_exc_value, *call_exc_tb;
 static char call_unsupported[256];
 
+static int call_count; /* kernel calls of this check */
+
 static int pk_create(void **ctx, char *msg, size_t msg_len) {
     Py_INCREF(opening_callable);
     *ctx = opening_callable;
     return 0;
 }
 
+static PyObject *params_dict(const mf_kernel_params *p) {
+    return Py_BuildValue(
+        "{si,si,si,si,si,si,si,si,si,si,si,si,si,sd,sd,si,si,si,si}", "T", p->T, "H", p->H, "I",
+        p->I, "E", p->E, "E_local", p->E_local, "expert_offset", p->expert_offset, "top_k",
+        p->top_k, "score_fn", p->score_fn, "bias_dtype", p->bias_dtype, "n_group", p->n_group,
+        "topk_group", p->topk_group, "group_rule", p->group_rule, "renormalize", p->renormalize,
+        "renorm_eps", (double)p->renorm_eps, "rsf", (double)p->routed_scaling_factor, "rsf_site",
+        p->rsf_site, "activation", p->activation, "layout", p->layout, "logits_dtype",
+        p->logits_dtype);
+}
+
+static void keep_exception(void) {
+    if (!call_exc_type) PyErr_Fetch(&call_exc_type, &call_exc_value, &call_exc_tb);
+    PyErr_Clear();
+}
+
+/* ctx is (call, supports): supports(params) returns None for yes or the reason for no; None
+ * supports everything. */
 static int pk_supports(void *ctx, const mf_kernel_params *p, char *msg, size_t msg_len) {
-    return 1;
+    PyObject *sup = PyTuple_GetItem((PyObject *)ctx, 1);
+    if (!sup || sup == Py_None) return 1;
+    PyObject *params = params_dict(p);
+    PyObject *res = params ? PyObject_CallFunctionObjArgs(sup, params, NULL) : NULL;
+    Py_XDECREF(params);
+    if (!res) {
+        keep_exception();
+        snprintf(msg, msg_len, "the Python supports callable raised an exception");
+        return -1;
+    }
+    int rc = 1;
+    if (PyUnicode_Check(res)) {
+        const char *why = PyUnicode_AsUTF8AndSize(res, NULL);
+        snprintf(msg, msg_len, "%s", why ? why : "(no reason)");
+        rc = 0;
+    }
+    Py_DECREF(res);
+    return rc;
 }
 
 static int pk_workspace(void *ctx, const mf_kernel_params *p, size_t *bytes, char *msg,
@@ -137,28 +174,24 @@ static PyObject *ptr(const void *p) {
 
 /* The callable gets (params, pointers): the ABI's parameters as a dict of numbers and the
  * addresses of its tensors; it returns None, or a string: the reason it does not support the
- * case. An exception is kept and re-raised once mf_check_problem returns. */
+ * case, an answer only on the first call (the case itself: later calls are the second run and
+ * the metamorphic relations' variants, which supports() must refuse beforehand). An exception
+ * is kept and re-raised once mf_check_problem returns. */
 static int pk_run(void *ctx, const mf_kernel_params *p, char *msg, size_t msg_len) {
-    PyObject *params = Py_BuildValue(
-        "{si,si,si,si,si,si,si,si,si,si,si,si,si,sd,sd,si,si,si,si}", "T", p->T, "H", p->H, "I",
-        p->I, "E", p->E, "E_local", p->E_local, "expert_offset", p->expert_offset, "top_k",
-        p->top_k, "score_fn", p->score_fn, "bias_dtype", p->bias_dtype, "n_group", p->n_group,
-        "topk_group", p->topk_group, "group_rule", p->group_rule, "renormalize", p->renormalize,
-        "renorm_eps", (double)p->renorm_eps, "rsf", (double)p->routed_scaling_factor, "rsf_site",
-        p->rsf_site, "activation", p->activation, "layout", p->layout, "logits_dtype",
-        p->logits_dtype);
+    call_count++;
+    PyObject *params = params_dict(p);
     PyObject *ptrs = params ? Py_BuildValue("{sNsNsNsNsNsNsNsN}", "x", ptr(p->x), "logits",
                                             ptr(p->logits), "bias", ptr(p->bias), "w13",
                                             ptr(p->w13), "w2", ptr(p->w2), "out", ptr(p->out),
                                             "topk_ids", ptr(p->topk_ids), "topk_weights",
                                             ptr(p->topk_weights))
                             : NULL;
-    PyObject *res = ptrs ? PyObject_CallFunctionObjArgs((PyObject *)ctx, params, ptrs, NULL) : NULL;
+    PyObject *call = PyTuple_GetItem((PyObject *)ctx, 0);
+    PyObject *res = ptrs && call ? PyObject_CallFunctionObjArgs(call, params, ptrs, NULL) : NULL;
     Py_XDECREF(params);
     Py_XDECREF(ptrs);
     if (!res) {
-        if (!call_exc_type) PyErr_Fetch(&call_exc_type, &call_exc_value, &call_exc_tb);
-        PyErr_Clear();
+        keep_exception();
         snprintf(msg, msg_len, "the Python callable raised an exception");
         return 1;
     }
@@ -217,7 +250,8 @@ static void clear_call_state(void) {
     call_unsupported[0] = '\0';
 }
 
-/* check(call, contract, determinism, metamorphic, attribute, reports_routing, name) */
+/* check(call, contract, determinism, metamorphic, attribute, reports_routing, name): call is
+ * (run, supports), supports None or a callable (pk_supports) */
 static PyObject *problem_check(PyObject *self, PyObject *args, PyObject *kw) {
     ProblemObject *po = (ProblemObject *)self;
     static char *kwlist[] = {"call", "contract", "determinism", "metamorphic", "attribute",
@@ -225,9 +259,12 @@ static PyObject *problem_check(PyObject *self, PyObject *args, PyObject *kw) {
     PyObject *call;
     const char *contract = "any-order", *name = "python";
     int determinism = 1, metamorphic = 0, attribute = 1, routing = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|spppps", kwlist, &call, &contract,
-                                     &determinism, &metamorphic, &attribute, &routing, &name))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!|spppps", kwlist, &PyTuple_Type, &call,
+                                     &contract, &determinism, &metamorphic, &attribute, &routing,
+                                     &name))
         return NULL;
+    if (PyTuple_Size(call) != 2)
+        return PyErr_Format(PyExc_TypeError, "check: call must be (run, supports)");
     mf_error err = {0};
     mf_kernel_api api = {0};
     api.abi_version = MF_KERNEL_ABI_VERSION;
@@ -257,6 +294,7 @@ static PyObject *problem_check(PyObject *self, PyObject *args, PyObject *kw) {
     o.metamorphic = metamorphic;
     o.attribute = attribute;
     clear_call_state();
+    call_count = 0;
     mf_verdict *v = malloc(sizeof *v);
     if (!v) {
         mf_inproc_close(&b);
@@ -268,6 +306,11 @@ static PyObject *problem_check(PyObject *self, PyObject *args, PyObject *kw) {
     if (call_exc_type) {
         PyErr_Restore(call_exc_type, call_exc_value, call_exc_tb);
         call_exc_type = call_exc_value = call_exc_tb = NULL;
+    } else if (st != MF_OK && call_unsupported[0] && call_count > 1) {
+        PyErr_Format(MoefuzzError,
+                     "the kernel refused call %d of the check (the second run or a metamorphic "
+                     "variant: %s); refuse such cases in supports= instead",
+                     call_count, call_unsupported);
     } else if (st != MF_OK && call_unsupported[0]) {
         memset(v, 0, sizeof *v);
         v->pass = 1;

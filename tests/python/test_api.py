@@ -51,6 +51,27 @@ def test_metamorphic_relations_run_and_pass(name):
     assert v.passed and "metamorphic" in v.report and not v.metamorphic_violated, str(v)
 
 
+def test_metamorphic_relations_catch_an_ignored_parameter_and_honour_supports():
+    case = seed("mixtral-tiny.txt")  # rsf 1: the dropped rsf leaves the case's output right
+    assert case.params["rsf"] == "1"
+    assert moefuzz.check(numpy_kernel("drop-rsf"), case).passed
+    v = moefuzz.check(numpy_kernel("drop-rsf"), case, metamorphic=True)
+    assert not v.passed and v.metamorphic_violated and "rsf-scaling VIOLATED" in v.report
+    # a kernel that refuses rsf != 1 in supports= is not sent the rsf-scaling variant
+    v = moefuzz.check(numpy_kernel("drop-rsf"), case, metamorphic=True,
+                      supports=lambda p: None if p["rsf"] == "1" else "rsf != 1")
+    assert v.passed and "rsf-scaling VIOLATED" not in v.report, str(v)
+    # refusing a variant by raising Unsupported inside the call is an error, not a verdict
+
+    def refuses_variants(k):
+        if k.params["rsf"] != "1":
+            raise moefuzz.Unsupported("rsf != 1")
+        return numpy_kernel()(k)
+
+    with pytest.raises(moefuzz.MoefuzzError, match="supports="):
+        moefuzz.check(refuses_variants, case, metamorphic=True)
+
+
 @pytest.mark.parametrize("name", RSF_CASES)
 def test_dropped_rsf_fails_and_is_attributed(name):
     v = moefuzz.check(numpy_kernel("drop-rsf"), seed(name))
@@ -137,21 +158,23 @@ def test_check_outputs_and_assert_moe_close():
 
 
 def test_cases_from_text_random_and_tensors():
-    a = moefuzz.Case.random(7, model="deepseek-v3")
-    b = moefuzz.Case.random(7, model="deepseek-v3")
+    a = moefuzz.Case.random(7, model="mixtral-8x7b")
+    b = moefuzz.Case.random(7, model="mixtral-8x7b")
     assert a.text == b.text and np.array_equal(a.bits("w13"), b.bits("w13"))
-    assert a.params["score"] == "sigmoid" and a.params["n_group"] == "8"
+    assert a.params["score"] == "softmax" and a.params["top_k"] == "2" and a.params["E"] == "8"
     c = moefuzz.Case.from_text(a.text)
     assert np.array_equal(c.bits("x"), a.bits("x"))
     r = moefuzz.Case.random(3)
     assert moefuzz.check(numpy_kernel(), r).passed
-    # the caller's own tensors: the same problem, the same verdicts
-    s = seed("deepseek-v3-rsf2.446.txt")
+    # the caller's own tensors (bf16 logits and bias here): the same problem, the same verdicts
+    s = seed("bf16-logits-bf16-bias.txt")
     p = s.params
+    assert p["bias"] == "bf16" and p["logits_dtype"] == "bf16"
     keys = ("top_k", "score", "n_group", "topk_group", "group_rule", "renormalize",
             "eps", "rsf", "rsf_site")
     own = moefuzz.Case.from_tensors(s.bits("x"), s.logits, s.bits("w13"), s.bits("w2"),
                                     bias=s.bias, bias_dtype=p["bias"],
+                                    logits_dtype=p["logits_dtype"],
                                     **{k: p[k] for k in keys})
     assert own.params == p
     assert moefuzz.check(numpy_kernel(), own).passed
