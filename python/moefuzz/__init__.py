@@ -64,8 +64,9 @@ def _np():
     return numpy
 
 
-def _view(addr, shape, dtype, owner):
-    """A numpy array over memory moefuzz owns at addr; owner is kept alive by the array."""
+def _view(addr, shape, dtype, owner, readonly=True):
+    """A numpy array over memory moefuzz owns at addr; owner is kept alive by the array. Inputs
+    are read-only: a kernel gets the problem's own arrays, as the C ABI's const pointers."""
     np = _np()
     n = 1
     for d in shape:
@@ -73,7 +74,7 @@ def _view(addr, shape, dtype, owner):
     nbytes = n * np.dtype(dtype).itemsize
 
     class _Mem:  # the array interface keeps `owner` referenced for the array's lifetime
-        __array_interface__ = {"shape": (nbytes,), "typestr": "|u1", "data": (addr, False),
+        __array_interface__ = {"shape": (nbytes,), "typestr": "|u1", "data": (addr, readonly),
                                "version": 3}
         keep = owner
 
@@ -174,15 +175,16 @@ class Case:
             if k not in meta:
                 raise MoefuzzError("unknown case parameter '%s'" % k)
             meta[k] = ("true" if v else "false") if isinstance(v, bool) else str(v)
-        tensors = {"x": ("BF16", _bits(x)), "w13": ("BF16", _bits(w13)), "w2": ("BF16", _bits(w2))}
-        tensors["logits"] = (("BF16", _bits(logits)) if meta["logits_dtype"] == "bf16"
-                             else ("F32", np.asarray(logits, np.float32)))
+        tensors = {n: ("BF16", _bits(a, strict=n)) for n, a in (("x", x), ("w13", w13),
+                                                                ("w2", w2))}
+        tensors["logits"] = (("BF16", _bits(logits, strict="logits"))
+                             if meta["logits_dtype"] == "bf16" else ("F32", _values(logits)))
         if meta["bias"] != "none":
             if bias is None:
                 raise MoefuzzError("bias = %s needs a bias tensor" % meta["bias"])
             bias = _host_array(bias)
-            tensors["bias"] = (("BF16", _bits(bias)) if meta["bias"] == "bf16"
-                               else ("F32", np.asarray(bias, np.float32)))
+            tensors["bias"] = (("BF16", _bits(bias, strict="bias")) if meta["bias"] == "bf16"
+                               else ("F32", _values(bias)))
         meta["format"] = "moefuzz-case-1"
         header, blobs, off = {"__metadata__": meta}, [], 0
         for name, (dt, arr) in tensors.items():
@@ -271,15 +273,31 @@ def _host_array(a):
     return np.asarray(a)
 
 
-def _bits(a):
-    """bf16 bit patterns of an array: uint16/int16 taken as bits, floats rounded to bf16."""
+def _bits(a, strict=None):
+    """bf16 bit patterns of an array: uint16/int16 taken as bits, floats rounded to bf16 (with
+    strict=NAME, floats must be bf16 values already: an input tensor is not rounded)."""
     np = _np()
     a = _host_array(a)
     if a.dtype in (np.uint16, np.int16):
         return np.ascontiguousarray(a).view(np.uint16)
     if a.dtype.kind != "f":
         raise TypeError("moefuzz: expected a float or bf16 tensor, got %s" % a.dtype)
-    return f32_to_bf16(a)
+    b = f32_to_bf16(a)
+    if strict:
+        same = bf16_to_f32(b) == np.asarray(a, np.float32)
+        if not np.all(same | np.isnan(np.asarray(a, np.float32))):
+            raise MoefuzzError("%s holds values bf16 cannot represent (round them first, or "
+                               "pass bf16 tensors)" % strict)
+    return b
+
+
+def _values(a):
+    """float32 values of an array: uint16/int16 taken as bf16 bits."""
+    np = _np()
+    a = _host_array(a)
+    if a.dtype in (np.uint16, np.int16):
+        return bf16_to_f32(np.ascontiguousarray(a).view(np.uint16))
+    return np.asarray(a, np.float32)
 
 
 class KernelCall:
@@ -300,7 +318,7 @@ class KernelCall:
             if ptrs[name] is not None:
                 self._bits[name] = _view(ptrs[name], shapes[name],
                                          np.uint16 if bf16[name] else np.float32, owner)
-        self.out = _view(ptrs["out"], (p["T"], p["H"]), np.uint16, owner)
+        self.out = _view(ptrs["out"], (p["T"], p["H"]), np.uint16, owner, readonly=False)
         self._ids_ptr, self._w_ptr = ptrs["topk_ids"], ptrs["topk_weights"]
         self._owner = owner
         self._f32 = {}
@@ -402,8 +420,10 @@ def _write_result(k, res, routing):
                             % len(res))
         out, ids, w = res
         T, K = k.p["T"], k.p["top_k"]
-        _view(k._ids_ptr, (T, K), np.int32, k._owner)[...] = _sized(ids, (T, K), "topk_ids")
-        _view(k._w_ptr, (T, K), np.float32, k._owner)[...] = _sized(w, (T, K), "topk_weights")
+        _view(k._ids_ptr, (T, K), np.int32, k._owner, readonly=False)[...] = \
+            _sized(ids, (T, K), "topk_ids")
+        _view(k._w_ptr, (T, K), np.float32, k._owner, readonly=False)[...] = \
+            _sized(w, (T, K), "topk_weights")
     elif routing:
         raise TypeError("moefuzz: routing=True, but the kernel returned the output alone")
     else:

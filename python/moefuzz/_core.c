@@ -115,6 +115,7 @@ static PyObject *call_exc_type, *call_exc_value, *call_exc_tb;
 static char call_unsupported[256];
 
 static int call_count; /* kernel calls of this check */
+static int in_check;   /* the state above belongs to one check at a time */
 
 static int pk_create(void **ctx, char *msg, size_t msg_len) {
     Py_INCREF(opening_callable);
@@ -283,11 +284,17 @@ static PyObject *problem_check(PyObject *self, PyObject *args, PyObject *kw) {
     api.release = pk_release;
     if (!mf_contract_find(contract))
         return PyErr_Format(MoefuzzError, "unknown contract '%s'", contract);
+    if (in_check)
+        return PyErr_Format(MoefuzzError, "moefuzz.check called from inside a checked kernel");
+    in_check = 1;
     mf_backend b;
     opening_callable = call;
     mf_status st = mf_inproc_open_api(name, &api, &b, &err);
     opening_callable = NULL;
-    if (st != MF_OK) return raise_err(&err);
+    if (st != MF_OK) {
+        in_check = 0;
+        return raise_err(&err);
+    }
     mf_check_opts o;
     mf_check_opts_default(&o);
     o.determinism = determinism;
@@ -298,6 +305,7 @@ static PyObject *problem_check(PyObject *self, PyObject *args, PyObject *kw) {
     mf_verdict *v = malloc(sizeof *v);
     if (!v) {
         mf_inproc_close(&b);
+        in_check = 0;
         return PyErr_NoMemory();
     }
     st = mf_check_problem(&po->pb, &b, &o, v, &err);
@@ -324,6 +332,7 @@ static PyObject *problem_check(PyObject *self, PyObject *args, PyObject *kw) {
     }
     clear_call_state();
     free(v);
+    in_check = 0;
     return res;
 }
 

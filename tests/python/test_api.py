@@ -180,10 +180,32 @@ def test_cases_from_text_random_and_tensors():
     assert moefuzz.check(numpy_kernel(), own).passed
     v = moefuzz.check(numpy_kernel("drop-rsf"), own)
     assert not v.passed and "routed_scaling_factor" in v.attribution
+    with pytest.raises(moefuzz.MoefuzzError, match="x holds values bf16 cannot represent"):
+        moefuzz.Case.from_tensors(s.x + np.float32(1e-3), s.logits, s.w13, s.w2, top_k=2)
     with pytest.raises(moefuzz.MoefuzzError, match="unknown case parameter"):
         moefuzz.Case.from_tensors(s.x, s.logits, s.w13, s.w2, topk=2)
     with pytest.raises(moefuzz.MoefuzzError):
         moefuzz.Case.from_tensors(s.x, s.logits, s.w13, s.w2[:, :3], top_k=2)
+
+
+def test_inputs_are_read_only_and_check_is_not_reentrant():
+    case = seed("mixtral-tiny.txt")
+
+    def writes_input(k):
+        k.bits("x")[0, 0] = 0
+        return numpy_kernel()(k)
+
+    with pytest.raises(ValueError, match="read-only"):
+        moefuzz.check(writes_input, case)
+    with pytest.raises(ValueError, match="read-only"):
+        case.bits("w13")[0, 0, 0] = 0
+
+    def nested(k):
+        return moefuzz.check(numpy_kernel(), case)
+
+    with pytest.raises(moefuzz.MoefuzzError, match="inside a checked kernel"):
+        moefuzz.check(nested, case)
+    assert moefuzz.check(numpy_kernel(), case).passed  # and the next check runs
 
 
 def test_bad_input_is_a_clear_error():
