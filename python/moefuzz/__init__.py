@@ -117,7 +117,37 @@ def _params_text(text):
     return meta
 
 
-class Case:
+class _Tensors:
+    """Tensor access of Case and KernelCall, over their bits(name) (read-only views)."""
+
+    def tensor(self, name):
+        """Tensor `name` as float32 values (bf16 widened exactly); None when absent."""
+        if name not in self._f32:
+            b = self.bits(name)
+            self._f32[name] = None if b is None else (
+                bf16_to_f32(b) if b.dtype == _np().uint16 else b)
+        return self._f32[name]
+
+    def torch(self, name, device=None):
+        """Tensor `name` as a torch tensor through DLPack (bf16 where the kernel gets bf16)."""
+        b = self.bits(name)
+        if b is None:
+            return None
+        if b.dtype == _np().uint16:
+            return _torch_bf16(b, device)
+        import torch
+
+        t = torch.from_dlpack(b)
+        return t.to(device) if device is not None else t
+
+    x = property(lambda self: self.tensor("x"))
+    logits = property(lambda self: self.tensor("logits"))
+    bias = property(lambda self: self.tensor("bias"))
+    w13 = property(lambda self: self.tensor("w13"))
+    w2 = property(lambda self: self.tensor("w2"))
+
+
+class Case(_Tensors):
     """A moefuzz case: its parameters, how its tensors are generated, and the tensors.
 
     Case.load(path), Case.from_text(text), Case.random(seed, model=...) and
@@ -208,32 +238,6 @@ class Case:
         np = _np()
         return _view(addr, shape, np.uint16 if kind == "bf16" else np.float32, self)
 
-    def tensor(self, name):
-        """Tensor `name` as float32 values (bf16 widened exactly); None when absent."""
-        if name not in self._f32:
-            b = self.bits(name)
-            self._f32[name] = None if b is None else (
-                bf16_to_f32(b) if b.dtype == _np().uint16 else b.copy())
-        return self._f32[name]
-
-    def torch(self, name, device=None):
-        """Tensor `name` as a torch tensor through DLPack (bf16 where the kernel gets bf16)."""
-        b = self.bits(name)
-        if b is None:
-            return None
-        if b.dtype == _np().uint16:
-            return _torch_bf16(b, device)
-        import torch
-
-        t = torch.from_dlpack(b)
-        return t.to(device) if device is not None else t
-
-    x = property(lambda self: self.tensor("x"))
-    logits = property(lambda self: self.tensor("logits"))
-    bias = property(lambda self: self.tensor("bias"))
-    w13 = property(lambda self: self.tensor("w13"))
-    w2 = property(lambda self: self.tensor("w2"))
-
     def save(self, path):
         """Writes the case as text (`moefuzz check PATH` and Case.load read it back)."""
         with open(path, "w") as f:
@@ -300,7 +304,7 @@ def _values(a):
     return np.asarray(a, np.float32)
 
 
-class KernelCall:
+class KernelCall(_Tensors):
     """One call of a kernel callable: the tensors and parameters of the (possibly transformed,
     for the metamorphic relations) problem moefuzz runs it on. See the module's doc."""
 
@@ -326,34 +330,10 @@ class KernelCall:
     def bits(self, name):
         return self._bits.get(name)
 
-    def tensor(self, name):
-        if name not in self._f32:
-            b = self._bits.get(name)
-            self._f32[name] = None if b is None else (
-                bf16_to_f32(b) if b.dtype == _np().uint16 else b)
-        return self._f32[name]
-
-    def torch(self, name, device=None):
-        b = self._bits.get(name)
-        if b is None:
-            return None
-        if b.dtype == _np().uint16:
-            return _torch_bf16(b, device)
-        import torch
-
-        t = torch.from_dlpack(b)
-        return t.to(device) if device is not None else t
-
     @property
     def tensors(self):
         """{name: float32 array} of the tensors the case has (what a case file holds)."""
         return {n: self.tensor(n) for n in self._bits}
-
-    x = property(lambda self: self.tensor("x"))
-    logits = property(lambda self: self.tensor("logits"))
-    bias = property(lambda self: self.tensor("bias"))
-    w13 = property(lambda self: self.tensor("w13"))
-    w2 = property(lambda self: self.tensor("w2"))
 
 
 def _abi_params_text(p):

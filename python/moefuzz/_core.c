@@ -427,11 +427,28 @@ static PyType_Spec problem_spec = {"moefuzz._core.Problem", sizeof(ProblemObject
 
 /* ---- constructors ---- */
 
-static mf_status prep_from(const char *model, int full, const char *method, mf_prep *pp,
-                           mf_error *err) {
+/* po once its problem is built (st MF_OK), or NULL with err raised and po released */
+static PyObject *problem_done(ProblemObject *po, mf_status st, const mf_error *err) {
+    if (st != MF_OK) {
+        Py_DECREF(po);
+        return raise_err(err);
+    }
+    po->built = 1;
+    return (PyObject *)po;
+}
+
+/* A new, empty Problem, and in pp the preparation a model and a method ask for (NULL: none);
+ * NULL with the error raised for an unknown model or method */
+static ProblemObject *problem_start(const char *model, int full, const char *method,
+                                   mf_prep *pp) {
+    mf_error err = {0};
     mf_prep_default(pp);
-    MF_TRY(mf_prep_set_model(pp, model, full, err));
-    return mf_prep_set_method(pp, method, err);
+    if (mf_prep_set_model(pp, model, full, &err) != MF_OK ||
+        mf_prep_set_method(pp, method, &err) != MF_OK) {
+        raise_err(&err);
+        return NULL;
+    }
+    return problem_new();
 }
 
 /* load(path, model=None, full=False, method=None, raw=False) */
@@ -444,15 +461,9 @@ static PyObject *mod_load(PyObject *m, PyObject *args, PyObject *kw) {
         return NULL;
     mf_error err = {0};
     mf_prep pp;
-    if (prep_from(model, full, method, &pp, &err) != MF_OK) return raise_err(&err);
-    ProblemObject *po = problem_new();
+    ProblemObject *po = problem_start(model, full, method, &pp);
     if (!po) return NULL;
-    if (mf_prep_load(&pp, path, raw, &po->c, &po->pb, &err) != MF_OK) {
-        Py_DECREF(po);
-        return raise_err(&err);
-    }
-    po->built = 1;
-    return (PyObject *)po;
+    return problem_done(po, mf_prep_load(&pp, path, raw, &po->c, &po->pb, &err), &err);
 }
 
 /* parse(text, model=None, full=False, method=None) */
@@ -464,16 +475,11 @@ static PyObject *mod_parse(PyObject *m, PyObject *args, PyObject *kw) {
         return NULL;
     mf_error err = {0};
     mf_prep pp;
-    if (prep_from(model, full, method, &pp, &err) != MF_OK) return raise_err(&err);
-    ProblemObject *po = problem_new();
+    ProblemObject *po = problem_start(model, full, method, &pp);
     if (!po) return NULL;
-    if (mf_case_parse_text(text, &po->c, &err) != MF_OK ||
-        mf_prep_problem(&pp, &po->c, &po->pb, &err) != MF_OK) {
-        Py_DECREF(po);
-        return raise_err(&err);
-    }
-    po->built = 1;
-    return (PyObject *)po;
+    mf_status st = mf_case_parse_text(text, &po->c, &err);
+    if (st == MF_OK) st = mf_prep_problem(&pp, &po->c, &po->pb, &err);
+    return problem_done(po, st, &err);
 }
 
 /* random(seed, model=None, full=False, method=None): the generator of `moefuzz fuzz`'s mix
@@ -488,8 +494,7 @@ static PyObject *mod_random(PyObject *m, PyObject *args, PyObject *kw) {
         return NULL;
     mf_error err = {0};
     mf_prep pp;
-    if (prep_from(model, full, method, &pp, &err) != MF_OK) return raise_err(&err);
-    ProblemObject *po = problem_new();
+    ProblemObject *po = problem_start(model, full, method, &pp);
     if (!po) return NULL;
     mf_rng rng = {seed};
     mf_case_limits lim;
@@ -502,12 +507,7 @@ static PyObject *mod_random(PyObject *m, PyObject *args, PyObject *kw) {
         mf_case_limits_default(&lim);
         mf_case_random(&rng, &lim, &po->c);
     }
-    if (mf_prep_problem(&pp, &po->c, &po->pb, &err) != MF_OK) {
-        Py_DECREF(po);
-        return raise_err(&err);
-    }
-    po->built = 1;
-    return (PyObject *)po;
+    return problem_done(po, mf_prep_problem(&pp, &po->c, &po->pb, &err), &err);
 }
 
 /* from_safetensors(data): a case file's bytes (docs/files.md), as `moefuzz verify` reads one:
@@ -519,12 +519,8 @@ static PyObject *mod_from_safetensors(PyObject *m, PyObject *args) {
     mf_error err = {0};
     ProblemObject *po = problem_new();
     if (!po) return NULL;
-    if (mf_xcase_parse((const uint8_t *)data, (size_t)n, &po->c, &po->pb, &err) != MF_OK) {
-        Py_DECREF(po);
-        return raise_err(&err);
-    }
-    po->built = 1;
-    return (PyObject *)po;
+    return problem_done(po, mf_xcase_parse((const uint8_t *)data, (size_t)n, &po->c, &po->pb, &err),
+                        &err);
 }
 
 /* paths(path) -> the case files under path, as `moefuzz check PATH` collects them */

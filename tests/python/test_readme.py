@@ -1,7 +1,7 @@
 """README.md's "From Python" works as written: its ```python blocks run, in order, in one
-namespace, from a directory holding the clone's corpus/ and examples/; its `.venv/bin/python`
-commands run with this interpreter and the package under test (tests/readme_commands.sh skips
-them: they need the venv that `pip install .` makes, marked long there)."""
+namespace, from a directory holding the clone's corpus/ and examples/; its `.venv/bin/python -m
+pytest` command runs with this interpreter and the package under test (tests/readme_commands.sh
+skips it: it needs the venv that `pip install .` makes, marked long there)."""
 import os
 import re
 import shlex
@@ -34,7 +34,7 @@ def test_python_blocks_run(tmp_path, monkeypatch, capsys):
 
 def test_venv_commands_run(tmp_path):
     lines = [l for b in re.findall(r"```sh\n(.*?)```", section(), re.S) for l in b.splitlines()
-             if l.startswith(".venv/bin/python ")]
+             if l.startswith(".venv/bin/python -m pytest ")]
     assert len(lines) == 1
     for d in ("corpus", "examples"):
         os.symlink(os.path.join(SRC, d), tmp_path / d)
