@@ -145,6 +145,8 @@ def test_check_outputs_and_assert_moe_close():
         out, ids, w = moe_numpy.moe_forward(tensors, meta, "any-order", "")
     v = moefuzz.assert_moe_close(out, case, topk_ids=ids, topk_weights=w)
     assert v.passed
+    v = moefuzz.check_outputs(case, out, topk_ids=ids, topk_weights=w * np.float32(1.01))
+    assert not v.passed and v.stages == "routing-weights", str(v)
     # float outputs are rounded to bf16 by moefuzz: the same verdict
     assert moefuzz.check_outputs(case, moefuzz.bf16_to_f32(out)).passed
     bad = out.copy()
