@@ -7,9 +7,10 @@ set -euo pipefail
 
 need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-# python3 runs scripts/ctest_junit_check.py; numpy the example adapter's tests
+# python3 runs scripts/ctest_junit_check.py; numpy the example adapter's tests; python3-dev
+# (headers) and python3-pytest the Python package's build and tests (ctest python.package)
 for pkg in cmake make gcc g++ clang libclang-rt-14-dev libmpfr-dev libgmp-dev python3 \
-  python3-numpy pkgconf; do
+  python3-numpy python3-dev python3-pytest pkgconf; do
   have_pkg "$pkg" || need+=("$pkg")
 done
 

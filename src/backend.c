@@ -320,6 +320,14 @@ mf_status mf_inproc_open(const char *spec, mf_backend *b, mf_error *err) {
     return open_api(b, err);
 }
 
+mf_status mf_inproc_open_api(const char *spec, const mf_kernel_api *api, mf_backend *b,
+                             mf_error *err) {
+    memset(b, 0, sizeof *b);
+    snprintf(b->spec, sizeof b->spec, "%s", spec);
+    b->api = *api;
+    return open_api(b, err);
+}
+
 void mf_inproc_close(mf_backend *b) {
     if (b->ctx && b->api.release) b->api.release(b->ctx);
     b->ctx = NULL;

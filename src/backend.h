@@ -88,6 +88,10 @@ mf_status mf_backend_run(mf_backend *b, const mf_problem *pb, mf_run_result *r, 
 /* Opens b (all of it) on a kernel of this process: "cpu", "cuda", "cpu-mutant:NAME",
  * "cuda-mutant:NAME", "plugin:PATH" (dlopen'd here). */
 mf_status mf_inproc_open(const char *spec, mf_backend *b, mf_error *err);
+/* Opens b on a function table of this process that no spec names (the Python package's
+ * callables): spec is only its name in reports. */
+mf_status mf_inproc_open_api(const char *spec, const mf_kernel_api *api, mf_backend *b,
+                             mf_error *err);
 /* Runs it on a problem, in the poisoned and guarded buffers (device copies for device-memory
  * kernels), behind the level gate. */
 mf_status mf_inproc_run(mf_backend *b, const mf_problem *pb, mf_run_result *r, mf_error *err);

@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""bench_overhead.py MOEFUZZ [CASES]: the cost per case of checking the numpy example
+(moe_numpy.py's moe_forward, contract any-order) through the exec protocol and through the
+Python package's in-process API, side by side in one run, over CASES (default corpus/seeds).
+
+  exec        `MOEFUZZ check -q --backend exec:'PYTHON moe_numpy.py' CASES`: wall time per case
+  in-process  moefuzz.check(fn, case) per case: wall time, of which the kernel (time inside fn)
+              and the check itself (moefuzz.check_outputs on the same output: reference and
+              verdict); overhead = in-process - kernel - check
+
+Prints one line per path and the per-case overhead; a measurement, not a test.
+"""
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+import moefuzz
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import moe_numpy  # noqa: E402
+
+
+def main():
+    if len(sys.argv) < 2:
+        sys.exit("usage: bench_overhead.py MOEFUZZ [CASES]")
+    mf = sys.argv[1]
+    cases_dir = sys.argv[2] if len(sys.argv) > 2 else os.path.join(HERE, "..", "..", "corpus",
+                                                                   "seeds")
+    paths = moefuzz._core.paths(cases_dir)
+    n = len(paths)
+
+    t0 = time.perf_counter()
+    r = subprocess.run([mf, "check", "-q", "--backend",
+                        "exec:%s %s" % (sys.executable, os.path.join(HERE, "moe_numpy.py")),
+                        cases_dir], capture_output=True, text=True)
+    t_exec = time.perf_counter() - t0
+    summary = [l for l in r.stdout.splitlines() if l.startswith("moefuzz check:")]
+    if r.returncode != 0 or not summary:
+        sys.exit("exec run failed (exit %d):\n%s%s" % (r.returncode, r.stdout[-2000:], r.stderr))
+
+    t_in = t_kernel = t_check = 0.0
+    passed = 0
+    for p in paths:
+        case = moefuzz.Case.load(p)
+        spent = [0.0]
+        outs = []
+
+        def fn(k):
+            t = time.perf_counter()
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                out = moe_numpy.moe_forward(k.tensors, k.params, "any-order", "")[0]
+            spent[0] += time.perf_counter() - t
+            outs.append(out)
+            return out
+
+        t = time.perf_counter()
+        v = moefuzz.check(fn, case)
+        t_in += time.perf_counter() - t
+        t_kernel += spent[0]
+        passed += v.passed
+        t = time.perf_counter()
+        moefuzz.check_outputs(case, outs[0])
+        t_check += time.perf_counter() - t
+
+    ms = lambda s: 1000.0 * s / n  # noqa: E731
+    print("%d cases of %s" % (n, cases_dir))
+    print("exec:       %.1f ms/case (%s)" % (ms(t_exec), summary[0].split(": ", 1)[1][:60]))
+    print("in-process: %.1f ms/case (%d passed): kernel %.1f, check %.1f, overhead %.1f ms/case"
+          % (ms(t_in), passed, ms(t_kernel), ms(t_check), ms(t_in - t_kernel - t_check)))
+    print("exec - in-process: %.1f ms/case" % (ms(t_exec) - ms(t_in)))
+
+
+if __name__ == "__main__":
+    main()

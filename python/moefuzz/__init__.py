@@ -1,0 +1,481 @@
+"""moefuzz in Python: check a fused MoE kernel against moefuzz's exact (MPFR) reference.
+
+    import moefuzz
+    case = moefuzz.Case.load("corpus/seeds/deepseek-v3-rsf2.446.txt")
+    v = moefuzz.check(my_kernel, case, contract="any-order")   # runs my_kernel(call)
+    assert v, v.report
+    moefuzz.assert_moe_close(out, case)                        # outputs computed elsewhere
+
+The checks are moefuzz's own C code (the extension module moefuzz._core links the library the
+`moefuzz` tool is built from): a callable runs as `moefuzz check` runs a backend, into a
+poisoned output between guard bands, twice where the contract is deterministic, and under the
+metamorphic relations when asked; a failure is attributed to the knob that explains it.
+
+A kernel callable gets one argument, a KernelCall `k`: k.x, k.logits, k.bias, k.w13, k.w2 as
+float32 numpy arrays (bf16 values widened exactly), k.params (the case file's parameters as
+strings: "T", "score", "rsf", ...; docs/files.md), k.bits(name) (the bf16 bit patterns, no
+copy), k.torch(name) (a torch bf16 tensor through DLPack, when torch is installed) and k.out
+(the output buffer, bf16 bits, poisoned). It returns the output [T, H] (float arrays are rounded
+to bf16 to nearest even; uint16/int16 arrays and torch bf16 tensors are taken as bf16 bits), or
+(out, topk_ids, topk_weights) with routing=True, or None after writing k.out itself. It raises
+moefuzz.Unsupported(reason) for a case it does not handle.
+"""
+import os
+
+from . import _core
+from ._core import MoefuzzError
+
+__all__ = ["Case", "KernelCall", "Verdict", "Unsupported", "MoefuzzError", "cases", "check",
+           "check_outputs", "assert_moe_close", "contracts", "models"]
+
+TENSORS = ("x", "logits", "bias", "w13", "w2")
+
+# the ABI's enum values (kernels/include/moefuzz/kernel_abi.h) -> the text case's names
+_ABI_NAMES = {
+    "score": ("score_fn", ("softmax", "sigmoid")),
+    "bias": ("bias_dtype", ("none", "f32", "bf16")),
+    "group_rule": ("group_rule", ("top2_sum", "max")),
+    "rsf_site": ("rsf_site", ("weights", "output")),
+    "activation": ("activation", ("silu_glu",)),
+    "layout": ("layout", ("gate_up", "up_gate")),
+    "logits_dtype": ("logits_dtype", ("f32", "bf16")),
+}
+
+
+class Unsupported(Exception):
+    """Raised by a kernel callable for a case it does not handle (the reason is reported)."""
+
+
+def contracts():
+    """Names of the built-in contracts (`moefuzz contracts`)."""
+    return _core.contracts()
+
+
+def models():
+    """Names of the model presets (`moefuzz models`)."""
+    return _core.models()
+
+
+def _np():
+    try:
+        import numpy
+    except ImportError:
+        raise ImportError("moefuzz: tensors need numpy (pip install numpy)") from None
+    return numpy
+
+
+def _view(addr, shape, dtype, owner, readonly=True):
+    """A numpy array over memory moefuzz owns at addr; owner is kept alive by the array. Inputs
+    are read-only: a kernel gets the problem's own arrays, as the C ABI's const pointers."""
+    np = _np()
+    n = 1
+    for d in shape:
+        n *= d
+    nbytes = n * np.dtype(dtype).itemsize
+
+    class _Mem:  # the array interface keeps `owner` referenced for the array's lifetime
+        __array_interface__ = {"shape": (nbytes,), "typestr": "|u1", "data": (addr, readonly),
+                               "version": 3}
+        keep = owner
+
+    return np.asarray(_Mem()).view(dtype).reshape(shape)
+
+
+def bf16_to_f32(bits):
+    """bf16 bit patterns (uint16) -> float32 values (exact)."""
+    np = _np()
+    return (np.asarray(bits).astype(np.uint32) << 16).view(np.float32)
+
+
+def f32_to_bf16(x):
+    """float values -> bf16 bit patterns, rounded to nearest even; NaN stays a quiet NaN."""
+    np = _np()
+    x = np.asarray(x, np.float32)
+    u = x.view(np.uint32).astype(np.uint64)
+    r = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
+    nan = np.isnan(x)
+    r[nan] = ((u[nan] >> 16) | 0x40).astype(np.uint16)
+    return r
+
+
+def _torch_bf16(bits, device=None):
+    import torch  # only when asked for: torch is never a dependency
+
+    t = torch.from_dlpack(_np().ascontiguousarray(bits).view(_np().int16)).view(torch.bfloat16)
+    return t.to(device) if device is not None else t
+
+
+def _params_text(text):
+    """The parameters of a text case as the case file's metadata has them (strings)."""
+    meta = {}
+    for line in text.splitlines():
+        if line.startswith("#") or " = " not in line:
+            continue
+        k, v = line.split(" = ", 1)
+        if not k.startswith(("gen.", "poke", "defaults")):
+            meta[k] = v
+    return meta
+
+
+class _Tensors:
+    """Tensor access of Case and KernelCall, over their bits(name) (read-only views)."""
+
+    def tensor(self, name):
+        """Tensor `name` as float32 values (bf16 widened exactly); None when absent."""
+        if name not in self._f32:
+            b = self.bits(name)
+            self._f32[name] = None if b is None else (
+                bf16_to_f32(b) if b.dtype == _np().uint16 else b)
+        return self._f32[name]
+
+    def torch(self, name, device=None):
+        """Tensor `name` as a torch tensor through DLPack (bf16 where the kernel gets bf16)."""
+        b = self.bits(name)
+        if b is None:
+            return None
+        if b.dtype == _np().uint16:
+            return _torch_bf16(b, device)
+        import torch
+
+        t = torch.from_dlpack(b)
+        return t.to(device) if device is not None else t
+
+    x = property(lambda self: self.tensor("x"))
+    logits = property(lambda self: self.tensor("logits"))
+    bias = property(lambda self: self.tensor("bias"))
+    w13 = property(lambda self: self.tensor("w13"))
+    w2 = property(lambda self: self.tensor("w2"))
+
+
+class Case(_Tensors):
+    """A moefuzz case: its parameters, how its tensors are generated, and the tensors.
+
+    Case.load(path), Case.from_text(text), Case.random(seed, model=...) and
+    Case.from_tensors(...) make one; `model` applies a model preset (its routing and small
+    sizes, or its full sizes with full=True), `method` a routing method (`moefuzz methods`)."""
+
+    def __init__(self, problem, label):
+        self._pb = problem
+        self.label = label
+        self.text = problem.text()
+        self.params = _params_text(self.text)
+        self._f32 = {}
+
+    @classmethod
+    def load(cls, path, model=None, full=False, method=None, raw=False):
+        """A case file: text, a binary corpus input, or a safetensors case file."""
+        return cls(_core.load(os.fspath(path), model, full, method, raw), os.fspath(path))
+
+    @classmethod
+    def from_text(cls, text, model=None, full=False, method=None, label="<text>"):
+        return cls(_core.parse(text, model, full, method), label)
+
+    @classmethod
+    def random(cls, seed, model=None, full=False, method=None):
+        """A random case: `moefuzz fuzz`'s generator, or one of a model as `moefuzz check
+        --model M --cases N` draws it. The same seed gives the same case."""
+        label = "%s#seed=%d" % (model or "random", seed)
+        return cls(_core.random(seed, model, full, method), label)
+
+    @classmethod
+    def from_tensors(cls, x, logits, w13, w2, bias=None, label="<tensors>", **params):
+        """A case from the caller's own tensors, as `moefuzz verify` reads a case file: x
+        [T, H], logits [T, E], w13 [E_local, 2I, H], w2 [E_local, H, I] (bf16 values: float
+        arrays must hold bf16-representable values; uint16 arrays are bf16 bits), bias [E] or
+        None, and the parameters by their case file names (top_k=..., score="sigmoid", rsf=...;
+        the others default as in a text case), the case's `bias` (f32 or bf16: its dtype) as
+        bias_dtype."""
+        np = _np()
+        import json
+        import struct
+
+        x, logits, w13, w2 = (_host_array(a) for a in (x, logits, w13, w2))
+        T, H = x.shape
+        E = logits.shape[1]
+        E_local, two_i, _ = w13.shape
+        meta = _params_text(_core.parse(
+            "T = %d\nH = %d\nI = %d\nE = %d\nE_local = %d\ntop_k = 1\nscore = softmax\n"
+            "bias = none\nrsf = 1\ndefaults = expert_offset n_group topk_group group_rule "
+            "renormalize eps rsf_site activation layout logits_dtype gen.x gen.logits gen.bias "
+            "gen.w13 gen.w2\n" % (T, H, two_i // 2, E, E_local)).text())
+        if "bias" in params:
+            raise MoefuzzError("bias is the bias tensor; its dtype is bias_dtype=f32|bf16")
+        params["bias"] = params.pop("bias_dtype", "none" if bias is None else "f32")
+        for k, v in params.items():
+            if k not in meta:
+                raise MoefuzzError("unknown case parameter '%s'" % k)
+            meta[k] = ("true" if v else "false") if isinstance(v, bool) else str(v)
+        tensors = {n: ("BF16", _bits(a, strict=n)) for n, a in (("x", x), ("w13", w13),
+                                                                ("w2", w2))}
+        tensors["logits"] = (("BF16", _bits(logits, strict="logits"))
+                             if meta["logits_dtype"] == "bf16" else ("F32", _values(logits)))
+        if meta["bias"] != "none":
+            if bias is None:
+                raise MoefuzzError("bias = %s needs a bias tensor" % meta["bias"])
+            bias = _host_array(bias)
+            tensors["bias"] = (("BF16", _bits(bias, strict="bias")) if meta["bias"] == "bf16"
+                               else ("F32", _values(bias)))
+        meta["format"] = "moefuzz-case-1"
+        header, blobs, off = {"__metadata__": meta}, [], 0
+        for name, (dt, arr) in tensors.items():
+            blob = np.ascontiguousarray(arr).tobytes()
+            header[name] = {"dtype": dt, "shape": list(arr.shape),
+                            "data_offsets": [off, off + len(blob)]}
+            blobs.append(blob)
+            off += len(blob)
+        h = json.dumps(header, separators=(",", ":")).encode()
+        h += b" " * (-(8 + len(h)) % 8)
+        data = struct.pack("<Q", len(h)) + h + b"".join(blobs)
+        return cls(_core.from_safetensors(data), label)
+
+    def bits(self, name):
+        """Tensor `name` as moefuzz holds it, without a copy: bf16 tensors as uint16 bit
+        patterns, fp32 ones as float32; None for a tensor the case does not have."""
+        t = self._pb.tensor(name)
+        if t is None:
+            return None
+        addr, shape, kind = t
+        np = _np()
+        return _view(addr, shape, np.uint16 if kind == "bf16" else np.float32, self)
+
+    def save(self, path):
+        """Writes the case as text (`moefuzz check PATH` and Case.load read it back)."""
+        with open(path, "w") as f:
+            f.write(self.text)
+        return path
+
+    def __repr__(self):
+        p = self.params
+        return "Case(%s: T=%s H=%s I=%s E=%s top_k=%s %s)" % (
+            self.label, p["T"], p["H"], p["I"], p["E"], p["top_k"], p["score"])
+
+
+def cases(path, model=None, full=False, method=None):
+    """The cases under path (a file or a directory, as `moefuzz check PATH` collects them)."""
+    for p in _core.paths(os.fspath(path)):
+        yield Case.load(p, model, full, method)
+
+
+def _host_array(a):
+    """numpy array of a numpy, torch (any device: copied to the host) or DLPack tensor; torch
+    bf16 comes back as uint16 bit patterns."""
+    np = _np()
+    mod = type(a).__module__
+    if mod.startswith("torch"):
+        import torch
+
+        a = a.detach()
+        if a.dtype == torch.bfloat16:
+            return a.view(torch.int16).cpu().numpy().view(np.uint16)
+        return a.cpu().numpy()
+    if isinstance(a, np.ndarray):
+        return a
+    if hasattr(a, "__dlpack__") and not hasattr(a, "__array__"):
+        return np.from_dlpack(a)
+    if hasattr(a, "get") and mod.startswith("cupy"):
+        return a.get()
+    return np.asarray(a)
+
+
+def _bits(a, strict=None):
+    """bf16 bit patterns of an array: uint16/int16 taken as bits, floats rounded to bf16 (with
+    strict=NAME, floats must be bf16 values already: an input tensor is not rounded)."""
+    np = _np()
+    a = _host_array(a)
+    if a.dtype in (np.uint16, np.int16):
+        return np.ascontiguousarray(a).view(np.uint16)
+    if a.dtype.kind != "f":
+        raise TypeError("moefuzz: expected a float or bf16 tensor, got %s" % a.dtype)
+    b = f32_to_bf16(a)
+    if strict:
+        same = bf16_to_f32(b) == np.asarray(a, np.float32)
+        if not np.all(same | np.isnan(np.asarray(a, np.float32))):
+            raise MoefuzzError("%s holds values bf16 cannot represent (round them first, or "
+                               "pass bf16 tensors)" % strict)
+    return b
+
+
+def _values(a):
+    """float32 values of an array: uint16/int16 taken as bf16 bits."""
+    np = _np()
+    a = _host_array(a)
+    if a.dtype in (np.uint16, np.int16):
+        return bf16_to_f32(np.ascontiguousarray(a).view(np.uint16))
+    return np.asarray(a, np.float32)
+
+
+class KernelCall(_Tensors):
+    """One call of a kernel callable: the tensors and parameters of the (possibly transformed,
+    for the metamorphic relations) problem moefuzz runs it on. See the module's doc."""
+
+    def __init__(self, params, ptrs, owner):
+        self.p = params  # the ABI's numbers: T, H, I, E, E_local, top_k, rsf, score_fn, ...
+        self.params = _abi_params_text(params)
+        p = params
+        shapes = {"x": (p["T"], p["H"]), "logits": (p["T"], p["E"]), "bias": (p["E"],),
+                  "w13": (p["E_local"], 2 * p["I"], p["H"]), "w2": (p["E_local"], p["H"], p["I"])}
+        bf16 = {"x": True, "w13": True, "w2": True, "logits": p["logits_dtype"] == 1,
+                "bias": p["bias_dtype"] == 2}
+        np = _np()
+        self._bits = {}
+        for name in TENSORS:
+            if ptrs[name] is not None:
+                self._bits[name] = _view(ptrs[name], shapes[name],
+                                         np.uint16 if bf16[name] else np.float32, owner)
+        self.out = _view(ptrs["out"], (p["T"], p["H"]), np.uint16, owner, readonly=False)
+        self._ids_ptr, self._w_ptr = ptrs["topk_ids"], ptrs["topk_weights"]
+        self._owner = owner
+        self._f32 = {}
+
+    def bits(self, name):
+        return self._bits.get(name)
+
+    @property
+    def tensors(self):
+        """{name: float32 array} of the tensors the case has (what a case file holds)."""
+        return {n: self.tensor(n) for n in self._bits}
+
+
+def _abi_params_text(p):
+    meta = {k: str(p[k]) for k in ("T", "H", "I", "E", "E_local", "expert_offset", "top_k",
+                                   "n_group", "topk_group")}
+    for key, (abi, names) in _ABI_NAMES.items():
+        meta[key] = names[p[abi]]
+    meta["renormalize"] = "true" if p["renormalize"] else "false"
+    meta["eps"] = "1e-20" if p["renorm_eps"] != 0 else "0"
+    meta["rsf"] = "%.9g" % p["rsf"]
+    return meta
+
+
+class Verdict:
+    """The verdict on one case: passed (also its truth value), unsupported, stages (the failed
+    stages, "-" for none), n_bad (per stage), report (moefuzz check's text), attribution."""
+
+    def __init__(self, d, case, contract):
+        self.__dict__.update(d)
+        self.case = case
+        self.contract = contract
+
+    def __bool__(self):
+        return bool(self.passed)
+
+    def __str__(self):
+        head = "%s %s (contract %s)" % (
+            "UNSUPPORTED" if self.unsupported else "PASS" if self.passed else "FAIL",
+            self.case.label, self.contract)
+        if self.unsupported:
+            return head + ": " + self.unsupported_reason
+        return head + "\n" + self.report
+
+    def explain(self):
+        """The report, the case as text, and how to replay it."""
+        return "%s\n%s\nreplay: moefuzz explain CASE (with the case above saved as CASE), or " \
+               "moefuzz.Case.from_text(...) in Python\n" % (self, self.case.text)
+
+    __repr__ = __str__
+
+
+def _as_case(case):
+    if isinstance(case, Case):
+        return case
+    if isinstance(case, (str, os.PathLike)):
+        return Case.load(case)
+    raise TypeError("moefuzz: expected a Case or a path, got %r" % type(case).__name__)
+
+
+def _write_result(k, res, routing):
+    """Copies what a kernel callable returned into its output (and routing) buffers."""
+    np = _np()
+    if res is None:
+        if routing:
+            raise TypeError("moefuzz: routing=True, but the kernel returned nothing "
+                            "(return (out, topk_ids, topk_weights))")
+        return
+    if isinstance(res, tuple):
+        if not routing:
+            raise TypeError("moefuzz: the kernel returned a tuple; pass routing=True to have "
+                            "topk_ids and topk_weights checked, or return the output alone")
+        if len(res) != 3:
+            raise TypeError("moefuzz: expected (out, topk_ids, topk_weights), got %d items"
+                            % len(res))
+        out, ids, w = res
+        T, K = k.p["T"], k.p["top_k"]
+        _view(k._ids_ptr, (T, K), np.int32, k._owner, readonly=False)[...] = \
+            _sized(ids, (T, K), "topk_ids")
+        _view(k._w_ptr, (T, K), np.float32, k._owner, readonly=False)[...] = \
+            _sized(w, (T, K), "topk_weights")
+    elif routing:
+        raise TypeError("moefuzz: routing=True, but the kernel returned the output alone")
+    else:
+        out = res
+    k.out[...] = _sized(_bits(out), (k.p["T"], k.p["H"]), "out")
+
+
+def _sized(a, shape, what):
+    a = _host_array(a)
+    if a.size != shape[0] * shape[1]:
+        raise ValueError("moefuzz: %s has shape %s, the case needs %s" % (what, a.shape, shape))
+    return a.reshape(shape)
+
+
+def check(fn, case, contract="any-order", determinism=True, metamorphic=False, routing=False,
+          attribute=True, supports=None, name="python"):
+    """Runs fn as a kernel on the case and returns its Verdict, as `moefuzz check` checks a
+    backend: the output poisoned before the call and guarded, two runs compared bit for bit
+    where the contract is deterministic, the metamorphic relations with metamorphic=True,
+    routing (topk_ids, topk_weights) checked with routing=True, a failure attributed. An
+    exception raised by fn propagates.
+
+    supports(params) (params: the case file's parameters as strings, like KernelCall.params)
+    returns None when fn handles the case, else the reason it does not: the metamorphic
+    relations' variants (rsf scaled, experts split into shards, ...) go through it, and a
+    variant it refuses is left out, as a backend's supports() does. fn raising Unsupported
+    answers for the case itself only."""
+    case = _as_case(case)
+
+    def call(params, ptrs):
+        k = KernelCall(params, ptrs, case)
+        try:
+            res = fn(k)
+        except Unsupported as e:
+            return str(e) or "unsupported"
+        _write_result(k, res, routing)
+        return None
+
+    sup = None
+    if supports is not None:
+        def sup(params):
+            r = supports(_abi_params_text(params))
+            return None if r is None or r is True else str(r or "unsupported")
+
+    d = case._pb.check((call, sup), contract, determinism, metamorphic, attribute, routing, name)
+    return Verdict(d, case, contract)
+
+
+def check_outputs(case, out, topk_ids=None, topk_weights=None, contract="any-order",
+                  attribute=True):
+    """The verdict on outputs computed elsewhere: out [T, H] (bf16 tensor, uint16 bits, or
+    floats rounded to bf16) and optionally the routing (topk_ids [T, k], topk_weights [T, k])."""
+    np = _np()
+    case = _as_case(case)
+    p = case.params
+    T, H, K = int(p["T"]), int(p["H"]), int(p["top_k"])
+    ob = _sized(_bits(out), (T, H), "out").astype(np.uint16).tobytes()
+    ib = wb = None
+    if (topk_ids is None) != (topk_weights is None):
+        raise ValueError("moefuzz: topk_ids and topk_weights go together")
+    if topk_ids is not None:
+        ib = _sized(topk_ids, (T, K), "topk_ids").astype(np.int32).tobytes()
+        wb = _sized(topk_weights, (T, K), "topk_weights").astype(np.float32).tobytes()
+    d = case._pb.check_outputs(ob, ib, wb, contract, attribute)
+    return Verdict(d, case, contract)
+
+
+def assert_moe_close(out, case, topk_ids=None, topk_weights=None, contract="any-order"):
+    """Where a MoE test calls assert_close(out, ref): raises AssertionError with moefuzz's
+    report (the stages that failed, the first mismatches, the suspected cause, the case) when
+    out is not admissible under the contract. An unsupported case is not a pass: it raises."""
+    v = check_outputs(case, out, topk_ids, topk_weights, contract)
+    if not v.passed or v.unsupported:
+        raise AssertionError(v.explain())
+    return v

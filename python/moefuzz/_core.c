@@ -1,0 +1,591 @@
+/* _core.c: the moefuzz Python package's extension module, on the CPython limited API (abi3,
+ * 3.10 and later). It holds no checking logic of its own: cases are loaded, parsed, generated
+ * and prepared by src/prepare.c, src/codec.c, src/casegen.c and src/exchange.c; a Python
+ * callable becomes a kernel behind the ABI's function table (mf_inproc_open_api), so
+ * mf_check_problem runs it as `moefuzz check` runs a backend (poisoned output between guard
+ * bands, twice for determinism, the metamorphic relations, attribution); outputs computed
+ * elsewhere go through mf_check_result and mf_attribute. Tensors cross as addresses into the
+ * problem's own arrays; moefuzz/__init__.py wraps them (numpy, DLPack) and keeps the owner
+ * alive. The GIL is held throughout: a kernel call re-enters Python. */
+#ifndef Py_LIMITED_API
+#define Py_LIMITED_API 0x030A0000
+#endif
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attribute.h"
+#include "backend.h"
+#include "casegen.h"
+#include "check.h"
+#include "codec.h"
+#include "exchange.h"
+#include "models.h"
+#include "paths.h"
+#include "prepare.h"
+#include "verdict.h"
+
+static PyObject *MoefuzzError; /* bad input: a case, a contract, a model that is not one */
+
+static PyObject *raise_err(const mf_error *err) {
+    PyErr_SetString(MoefuzzError, err->msg);
+    return NULL;
+}
+
+/* ---- Problem: a case and its materialised tensors ---- */
+
+typedef struct {
+    PyObject_HEAD
+    mf_case c;
+    mf_problem pb;
+    int built;
+} ProblemObject;
+
+static PyTypeObject *ProblemType; /* a heap type (PyType_FromSpec) */
+
+static void problem_dealloc(PyObject *self) {
+    ProblemObject *po = (ProblemObject *)self;
+    if (po->built) mf_problem_free(&po->pb);
+    PyTypeObject *tp = Py_TYPE(self);
+    freefunc tp_free = (freefunc)PyType_GetSlot(tp, Py_tp_free);
+    tp_free(self);
+    Py_DECREF(tp);
+}
+
+static ProblemObject *problem_new(void) {
+    allocfunc alloc = (allocfunc)PyType_GetSlot(ProblemType, Py_tp_alloc);
+    ProblemObject *po = (ProblemObject *)alloc(ProblemType, 0);
+    if (!po) return NULL;
+    memset(&po->c, 0, sizeof po->c);
+    memset(&po->pb, 0, sizeof po->pb);
+    po->built = 0;
+    return po;
+}
+
+/* the case's text form, as `moefuzz case` prints it */
+static PyObject *problem_text(PyObject *self, PyObject *unused) {
+    ProblemObject *po = (ProblemObject *)self;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) return PyErr_NoMemory();
+    mf_case_print_text(&po->c, f);
+    fclose(f);
+    PyObject *s = PyUnicode_FromStringAndSize(buf, (Py_ssize_t)len);
+    free(buf);
+    return s;
+}
+
+/* tensor(name) -> (address, shape, "bf16" | "f32") of the problem's own array, or None for a
+ * tensor the kernel does not get. bf16 tensors are uint16 bit patterns; every expert is
+ * generated first (lazy cases generate on demand). */
+static PyObject *problem_tensor(PyObject *self, PyObject *args) {
+    ProblemObject *po = (ProblemObject *)self;
+    const char *name;
+    if (!PyArg_ParseTuple(args, "s", &name)) return NULL;
+    int t = mf_tensor_lookup(name);
+    if (t < 0) return PyErr_Format(PyExc_KeyError, "no tensor '%s'", name);
+    const mf_moe_params *p = &po->pb.p;
+    if (!mf_tensor_present(p, (mf_tensor_id)t)) Py_RETURN_NONE;
+    mf_error err = {0};
+    if (mf_problem_materialise_all(&po->pb, &err) != MF_OK) return raise_err(&err);
+    uint64_t shape[MF_TENSOR_MAX_RANK];
+    int rank = mf_tensor_shape(p, (mf_tensor_id)t, shape);
+    PyObject *sh = PyTuple_New(rank);
+    if (!sh) return NULL;
+    for (int i = 0; i < rank; i++)
+        PyTuple_SetItem(sh, i, PyLong_FromUnsignedLongLong(shape[i]));
+    /* storage: uint16_t holds bf16 bits; float holds fp32 values (bf16-representable when the
+     * kernel gets bf16: the wrapper rounds nothing, it narrows exactly) */
+    const char *kind = mf_tensor_host_size((mf_tensor_id)t) == 2 ? "bf16" : "f32";
+    return Py_BuildValue("(NNs)", PyLong_FromVoidPtr(mf_problem_tensor(&po->pb, (mf_tensor_id)t)),
+                         sh, kind);
+}
+
+/* ---- a Python callable as a kernel behind the ABI ---- */
+
+/* The callable of the backend being opened (create() has no argument to carry it), and the
+ * exception or unsupported answer of the last call, which mf_check_problem cannot carry. */
+static PyObject *opening_callable;
+static PyObject *call_exc_type, *call_exc_value, *call_exc_tb;
+static char call_unsupported[256];
+
+static int call_count; /* kernel calls of this check */
+static int in_check;   /* the state above belongs to one check at a time */
+
+static int pk_create(void **ctx, char *msg, size_t msg_len) {
+    Py_INCREF(opening_callable);
+    *ctx = opening_callable;
+    return 0;
+}
+
+static PyObject *params_dict(const mf_kernel_params *p) {
+    return Py_BuildValue(
+        "{si,si,si,si,si,si,si,si,si,si,si,si,si,sd,sd,si,si,si,si}", "T", p->T, "H", p->H, "I",
+        p->I, "E", p->E, "E_local", p->E_local, "expert_offset", p->expert_offset, "top_k",
+        p->top_k, "score_fn", p->score_fn, "bias_dtype", p->bias_dtype, "n_group", p->n_group,
+        "topk_group", p->topk_group, "group_rule", p->group_rule, "renormalize", p->renormalize,
+        "renorm_eps", (double)p->renorm_eps, "rsf", (double)p->routed_scaling_factor, "rsf_site",
+        p->rsf_site, "activation", p->activation, "layout", p->layout, "logits_dtype",
+        p->logits_dtype);
+}
+
+static void keep_exception(void) {
+    if (!call_exc_type) PyErr_Fetch(&call_exc_type, &call_exc_value, &call_exc_tb);
+    PyErr_Clear();
+}
+
+/* ctx is (call, supports): supports(params) returns None for yes or the reason for no; None
+ * supports everything. */
+static int pk_supports(void *ctx, const mf_kernel_params *p, char *msg, size_t msg_len) {
+    PyObject *sup = PyTuple_GetItem((PyObject *)ctx, 1);
+    if (!sup || sup == Py_None) return 1;
+    PyObject *params = params_dict(p);
+    PyObject *res = params ? PyObject_CallFunctionObjArgs(sup, params, NULL) : NULL;
+    Py_XDECREF(params);
+    if (!res) {
+        keep_exception();
+        snprintf(msg, msg_len, "the Python supports callable raised an exception");
+        return -1;
+    }
+    int rc = 1;
+    if (PyUnicode_Check(res)) {
+        const char *why = PyUnicode_AsUTF8AndSize(res, NULL);
+        snprintf(msg, msg_len, "%s", why ? why : "(no reason)");
+        rc = 0;
+    }
+    Py_DECREF(res);
+    return rc;
+}
+
+static int pk_workspace(void *ctx, const mf_kernel_params *p, size_t *bytes, char *msg,
+                        size_t msg_len) {
+    *bytes = 0;
+    return 0;
+}
+
+static PyObject *ptr(const void *p) {
+    if (!p) Py_RETURN_NONE;
+    return PyLong_FromVoidPtr((void *)p);
+}
+
+/* The callable gets (params, pointers): the ABI's parameters as a dict of numbers and the
+ * addresses of its tensors; it returns None, or a string: the reason it does not support the
+ * case, an answer only on the first call (the case itself: later calls are the second run and
+ * the metamorphic relations' variants, which supports() must refuse beforehand). An exception
+ * is kept and re-raised once mf_check_problem returns. */
+static int pk_run(void *ctx, const mf_kernel_params *p, char *msg, size_t msg_len) {
+    call_count++;
+    PyObject *params = params_dict(p);
+    PyObject *ptrs = params ? Py_BuildValue("{sNsNsNsNsNsNsNsN}", "x", ptr(p->x), "logits",
+                                            ptr(p->logits), "bias", ptr(p->bias), "w13",
+                                            ptr(p->w13), "w2", ptr(p->w2), "out", ptr(p->out),
+                                            "topk_ids", ptr(p->topk_ids), "topk_weights",
+                                            ptr(p->topk_weights))
+                            : NULL;
+    PyObject *call = PyTuple_GetItem((PyObject *)ctx, 0);
+    PyObject *res = ptrs && call ? PyObject_CallFunctionObjArgs(call, params, ptrs, NULL) : NULL;
+    Py_XDECREF(params);
+    Py_XDECREF(ptrs);
+    if (!res) {
+        keep_exception();
+        snprintf(msg, msg_len, "the Python callable raised an exception");
+        return 1;
+    }
+    int rc = 0;
+    if (PyUnicode_Check(res)) {
+        const char *why = PyUnicode_AsUTF8AndSize(res, NULL);
+        snprintf(call_unsupported, sizeof call_unsupported, "%s", why ? why : "(no reason)");
+        snprintf(msg, msg_len, "unsupported: %s", call_unsupported);
+        rc = 1;
+    }
+    Py_DECREF(res);
+    return rc;
+}
+
+static void pk_release(void *ctx) { Py_XDECREF((PyObject *)ctx); }
+
+/* ---- verdicts ---- */
+
+static PyObject *verdict_dict(const mf_verdict *v) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) return PyErr_NoMemory();
+    mf_verdict_print(v, f);
+    fclose(f);
+    char stages[160];
+    mf_stages_format(mf_verdict_stages(v), stages, sizeof stages);
+    PyObject *bad = PyDict_New();
+    for (int s = 0; bad && s < MF_STAGE_COUNT; s++) {
+        PyObject *n = PyLong_FromUnsignedLongLong(v->n_bad[s]);
+        PyDict_SetItemString(bad, mf_stage_name((mf_stage)s), n);
+        Py_XDECREF(n);
+    }
+    PyObject *d = Py_BuildValue(
+        "{sOsOsssssNss#sssdsdsKsO}", "passed", v->pass ? Py_True : Py_False, "unsupported",
+        v->unsupported ? Py_True : Py_False, "unsupported_reason", v->unsupported_reason,
+        "stages", stages, "n_bad", bad, "report", buf ? buf : "", (Py_ssize_t)len, "attribution",
+        v->has_attribution ? v->attr.text : "", "max_util", v->max_util_out, "kernel_s",
+        v->kernel_s, "elems_checked", v->elems_checked, "metamorphic_violated",
+        v->has_meta && v->meta.n_violated ? Py_True : Py_False);
+    free(buf);
+    return d;
+}
+
+static mf_status pick_contract(const char *name, mf_contract *out, mf_error *err) {
+    const mf_contract *c = mf_contract_find(name);
+    if (!c) return MF_FAIL(err, MF_EINVAL, "unknown contract '%s'", name);
+    *out = *c;
+    return MF_OK;
+}
+
+static void clear_call_state(void) {
+    Py_CLEAR(call_exc_type);
+    Py_CLEAR(call_exc_value);
+    Py_CLEAR(call_exc_tb);
+    call_unsupported[0] = '\0';
+}
+
+/* check(call, contract, determinism, metamorphic, attribute, reports_routing, name): call is
+ * (run, supports), supports None or a callable (pk_supports) */
+static PyObject *problem_check(PyObject *self, PyObject *args, PyObject *kw) {
+    ProblemObject *po = (ProblemObject *)self;
+    static char *kwlist[] = {"call", "contract", "determinism", "metamorphic", "attribute",
+                             "reports_routing", "name", NULL};
+    PyObject *call;
+    const char *contract = "any-order", *name = "python";
+    int determinism = 1, metamorphic = 0, attribute = 1, routing = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!|spppps", kwlist, &PyTuple_Type, &call,
+                                     &contract, &determinism, &metamorphic, &attribute, &routing,
+                                     &name))
+        return NULL;
+    if (PyTuple_Size(call) != 2)
+        return PyErr_Format(PyExc_TypeError, "check: call must be (run, supports)");
+    mf_error err = {0};
+    mf_kernel_api api = {0};
+    api.abi_version = MF_KERNEL_ABI_VERSION;
+    api.struct_size = sizeof api;
+    api.name = name;
+    api.description = "a Python callable";
+    api.memory = MF_ABI_MEM_HOST;
+    api.contract.struct_size = sizeof api.contract;
+    api.contract.name = contract;
+    api.contract.reports_routing = routing;
+    api.contract.deterministic = 1; /* the named contract says whether runs must agree */
+    api.create = pk_create;
+    api.supports = pk_supports;
+    api.workspace_size = pk_workspace;
+    api.run = pk_run;
+    api.release = pk_release;
+    if (!mf_contract_find(contract))
+        return PyErr_Format(MoefuzzError, "unknown contract '%s'", contract);
+    if (in_check)
+        return PyErr_Format(MoefuzzError, "moefuzz.check called from inside a checked kernel");
+    in_check = 1;
+    mf_backend b;
+    opening_callable = call;
+    mf_status st = mf_inproc_open_api(name, &api, &b, &err);
+    opening_callable = NULL;
+    if (st != MF_OK) {
+        in_check = 0;
+        return raise_err(&err);
+    }
+    mf_check_opts o;
+    mf_check_opts_default(&o);
+    o.determinism = determinism;
+    o.metamorphic = metamorphic;
+    o.attribute = attribute;
+    clear_call_state();
+    call_count = 0;
+    mf_verdict *v = malloc(sizeof *v);
+    if (!v) {
+        mf_inproc_close(&b);
+        in_check = 0;
+        return PyErr_NoMemory();
+    }
+    st = mf_check_problem(&po->pb, &b, &o, v, &err);
+    mf_inproc_close(&b);
+    PyObject *res = NULL;
+    if (call_exc_type) {
+        PyErr_Restore(call_exc_type, call_exc_value, call_exc_tb);
+        call_exc_type = call_exc_value = call_exc_tb = NULL;
+    } else if (st != MF_OK && call_unsupported[0] && call_count > 1) {
+        PyErr_Format(MoefuzzError,
+                     "the kernel refused call %d of the check (the second run or a metamorphic "
+                     "variant: %s); refuse such cases in supports= instead",
+                     call_count, call_unsupported);
+    } else if (st != MF_OK && call_unsupported[0]) {
+        memset(v, 0, sizeof *v);
+        v->pass = 1;
+        v->unsupported = 1;
+        snprintf(v->unsupported_reason, sizeof v->unsupported_reason, "%s", call_unsupported);
+        res = verdict_dict(v);
+    } else if (st != MF_OK) {
+        raise_err(&err);
+    } else {
+        res = verdict_dict(v);
+    }
+    clear_call_state();
+    free(v);
+    in_check = 0;
+    return res;
+}
+
+/* bytes-like b of exactly n bytes, or NULL with a ValueError naming what */
+static const char *exact_bytes(PyObject *o, size_t n, const char *what) {
+    char *data;
+    Py_ssize_t len;
+    if (PyBytes_AsStringAndSize(o, &data, &len) < 0) return NULL;
+    if ((size_t)len != n) {
+        PyErr_Format(PyExc_ValueError, "%s: %zd bytes, the case needs %zu", what, len, n);
+        return NULL;
+    }
+    return data;
+}
+
+/* check_outputs(out, ids, weights, contract, attribute): out [T][H] bf16 bits, ids [T][k]
+ * int32 and weights [T][k] float32 as bytes (ids and weights both or neither) */
+static PyObject *problem_check_outputs(PyObject *self, PyObject *args, PyObject *kw) {
+    ProblemObject *po = (ProblemObject *)self;
+    static char *kwlist[] = {"out", "ids", "weights", "contract", "attribute", NULL};
+    PyObject *out, *ids = Py_None, *weights = Py_None;
+    const char *contract = "any-order";
+    int attribute = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OOsp", kwlist, &out, &ids, &weights,
+                                     &contract, &attribute))
+        return NULL;
+    const mf_moe_params *p = &po->pb.p;
+    size_t n_out = (size_t)p->T * p->H, n_sel = (size_t)p->T * p->top_k;
+    mf_error err = {0};
+    mf_contract con;
+    if (pick_contract(contract, &con, &err) != MF_OK) return raise_err(&err);
+    if ((ids == Py_None) != (weights == Py_None))
+        return PyErr_Format(PyExc_ValueError, "topk_ids and topk_weights go together");
+    const char *o_b = exact_bytes(out, n_out * 2, "out");
+    if (!o_b) return NULL;
+    const char *i_b = NULL, *w_b = NULL;
+    if (ids != Py_None) {
+        if (!(i_b = exact_bytes(ids, n_sel * 4, "topk_ids"))) return NULL;
+        if (!(w_b = exact_bytes(weights, n_sel * 4, "topk_weights"))) return NULL;
+    }
+    mf_run_result r = {0};
+    r.out = malloc(n_out * 2);
+    if (i_b) {
+        r.ids = malloc(n_sel * 4);
+        r.weights = malloc(n_sel * 4);
+    }
+    mf_verdict *v = malloc(sizeof *v);
+    if (!r.out || !v || (i_b && (!r.ids || !r.weights))) {
+        mf_run_result_free(&r);
+        free(v);
+        return PyErr_NoMemory();
+    }
+    memcpy(r.out, o_b, n_out * 2);
+    if (i_b) {
+        memcpy(r.ids, i_b, n_sel * 4);
+        memcpy(r.weights, w_b, n_sel * 4);
+    }
+    mf_run_result_count_unwritten(&r, n_out);
+    mf_check_opts o;
+    mf_check_opts_default(&o);
+    o.determinism = 0;
+    mf_status st = mf_check_result_fresh(&po->pb, &con, &r, NULL, &o, v, &err);
+    int failed = 0;
+    for (int s = 0; s < MF_STAGE_COUNT; s++) failed |= v->n_bad[s] != 0;
+    if (st == MF_OK && attribute && failed) {
+        st = mf_attribute(&po->pb, &con, &r, &v->attr, &err);
+        v->has_attribution = st == MF_OK;
+    }
+    mf_run_result_free(&r);
+    PyObject *res = st == MF_OK ? verdict_dict(v) : raise_err(&err);
+    free(v);
+    return res;
+}
+
+static PyMethodDef problem_methods[] = {
+    {"text", problem_text, METH_NOARGS, "the case as text"},
+    {"tensor", problem_tensor, METH_VARARGS, "(address, shape, kind) of a tensor, or None"},
+    {"check", (PyCFunction)(void (*)(void))problem_check, METH_VARARGS | METH_KEYWORDS,
+     "run a callable as the kernel and check it"},
+    {"check_outputs", (PyCFunction)(void (*)(void))problem_check_outputs,
+     METH_VARARGS | METH_KEYWORDS, "check outputs already computed"},
+    {NULL, NULL, 0, NULL}};
+
+static PyType_Slot problem_slots[] = {
+    {Py_tp_dealloc, problem_dealloc},
+    {Py_tp_methods, problem_methods},
+    {Py_tp_doc, "a moefuzz case and its tensors (moefuzz.Case wraps it)"},
+    {0, NULL}};
+
+static PyType_Spec problem_spec = {"moefuzz._core.Problem", sizeof(ProblemObject), 0,
+                                   Py_TPFLAGS_DEFAULT, problem_slots};
+
+/* ---- constructors ---- */
+
+/* po once its problem is built (st MF_OK), or NULL with err raised and po released */
+static PyObject *problem_done(ProblemObject *po, mf_status st, const mf_error *err) {
+    if (st != MF_OK) {
+        Py_DECREF(po);
+        return raise_err(err);
+    }
+    po->built = 1;
+    return (PyObject *)po;
+}
+
+/* A new, empty Problem, and in pp the preparation a model and a method ask for (NULL: none);
+ * NULL with the error raised for an unknown model or method */
+static ProblemObject *problem_start(const char *model, int full, const char *method,
+                                   mf_prep *pp) {
+    mf_error err = {0};
+    mf_prep_default(pp);
+    if (mf_prep_set_model(pp, model, full, &err) != MF_OK ||
+        mf_prep_set_method(pp, method, &err) != MF_OK) {
+        raise_err(&err);
+        return NULL;
+    }
+    return problem_new();
+}
+
+/* load(path, model=None, full=False, method=None, raw=False) */
+static PyObject *mod_load(PyObject *m, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"path", "model", "full", "method", "raw", NULL};
+    const char *path, *model = NULL, *method = NULL;
+    int full = 0, raw = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "s|zpzp", kwlist, &path, &model, &full, &method,
+                                     &raw))
+        return NULL;
+    mf_error err = {0};
+    mf_prep pp;
+    ProblemObject *po = problem_start(model, full, method, &pp);
+    if (!po) return NULL;
+    return problem_done(po, mf_prep_load(&pp, path, raw, &po->c, &po->pb, &err), &err);
+}
+
+/* parse(text, model=None, full=False, method=None) */
+static PyObject *mod_parse(PyObject *m, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"text", "model", "full", "method", NULL};
+    const char *text, *model = NULL, *method = NULL;
+    int full = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "s|zpz", kwlist, &text, &model, &full, &method))
+        return NULL;
+    mf_error err = {0};
+    mf_prep pp;
+    ProblemObject *po = problem_start(model, full, method, &pp);
+    if (!po) return NULL;
+    mf_status st = mf_case_parse_text(text, &po->c, &err);
+    if (st == MF_OK) st = mf_prep_problem(&pp, &po->c, &po->pb, &err);
+    return problem_done(po, st, &err);
+}
+
+/* random(seed, model=None, full=False, method=None): the generator of `moefuzz fuzz`'s mix
+ * (mf_case_random under the default limits), or with a model a case of it as `moefuzz check
+ * --model M --cases N` draws one (routing fixed, tokens and data vary) */
+static PyObject *mod_random(PyObject *m, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"seed", "model", "full", "method", NULL};
+    unsigned long long seed;
+    const char *model = NULL, *method = NULL;
+    int full = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "K|zpz", kwlist, &seed, &model, &full, &method))
+        return NULL;
+    mf_error err = {0};
+    mf_prep pp;
+    ProblemObject *po = problem_start(model, full, method, &pp);
+    if (!po) return NULL;
+    mf_rng rng = {seed};
+    mf_case_limits lim;
+    if (pp.model) {
+        mf_case_limits ml = {full ? 8 : 64, MF_MAX_H, MF_MAX_I, MF_MAX_E, 1e30, 1e30};
+        lim = ml;
+        mf_case_random(&rng, &lim, &po->c);
+        po->c.p.T = mf_dim_boundary(&rng, lim.max_T);
+    } else {
+        mf_case_limits_default(&lim);
+        mf_case_random(&rng, &lim, &po->c);
+    }
+    return problem_done(po, mf_prep_problem(&pp, &po->c, &po->pb, &err), &err);
+}
+
+/* from_safetensors(data): a case file's bytes (docs/files.md), as `moefuzz verify` reads one:
+ * the caller's own tensors with the case's parameters in the metadata */
+static PyObject *mod_from_safetensors(PyObject *m, PyObject *args) {
+    const char *data;
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "y#", &data, &n)) return NULL;
+    mf_error err = {0};
+    ProblemObject *po = problem_new();
+    if (!po) return NULL;
+    return problem_done(po, mf_xcase_parse((const uint8_t *)data, (size_t)n, &po->c, &po->pb, &err),
+                        &err);
+}
+
+/* paths(path) -> the case files under path, as `moefuzz check PATH` collects them */
+static PyObject *mod_paths(PyObject *m, PyObject *args) {
+    const char *path;
+    if (!PyArg_ParseTuple(args, "s", &path)) return NULL;
+    mf_path_list l = {0};
+    mf_error err = {0};
+    if (mf_paths_collect(path, &l, &err) != MF_OK) {
+        mf_paths_free(&l);
+        return raise_err(&err);
+    }
+    PyObject *list = PyList_New(l.n);
+    for (int i = 0; list && i < l.n; i++) PyList_SetItem(list, i, PyUnicode_FromString(l.paths[i]));
+    mf_paths_free(&l);
+    return list;
+}
+
+static PyObject *mod_contracts(PyObject *m, PyObject *unused) {
+    PyObject *list = PyList_New(0);
+    for (const mf_contract *const *c = mf_contract_list(); list && *c; c++) {
+        PyObject *s = PyUnicode_FromString((*c)->name);
+        PyList_Append(list, s);
+        Py_XDECREF(s);
+    }
+    return list;
+}
+
+static PyObject *mod_models(PyObject *m, PyObject *unused) {
+    int n = 0;
+    const mf_model *ms = mf_model_list(&n);
+    PyObject *list = PyList_New(n);
+    for (int i = 0; list && i < n; i++) PyList_SetItem(list, i, PyUnicode_FromString(ms[i].name));
+    return list;
+}
+
+static PyMethodDef mod_methods[] = {
+    {"load", (PyCFunction)(void (*)(void))mod_load, METH_VARARGS | METH_KEYWORDS,
+     "a case file (text, binary corpus input, or safetensors case file)"},
+    {"parse", (PyCFunction)(void (*)(void))mod_parse, METH_VARARGS | METH_KEYWORDS,
+     "a text case"},
+    {"random", (PyCFunction)(void (*)(void))mod_random, METH_VARARGS | METH_KEYWORDS,
+     "a random case"},
+    {"from_safetensors", mod_from_safetensors, METH_VARARGS, "a case file's bytes"},
+    {"paths", mod_paths, METH_VARARGS, "case files under a path"},
+    {"contracts", mod_contracts, METH_NOARGS, "contract names"},
+    {"models", mod_models, METH_NOARGS, "model preset names"},
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_core", NULL, -1, mod_methods,
+                                    NULL, NULL, NULL, NULL};
+
+PyMODINIT_FUNC PyInit__core(void) {
+    PyObject *m = PyModule_Create(&moddef);
+    if (!m) return NULL;
+    ProblemType = (PyTypeObject *)PyType_FromSpec(&problem_spec);
+    MoefuzzError = PyErr_NewException("moefuzz.MoefuzzError", PyExc_ValueError, NULL);
+    if (!ProblemType || !MoefuzzError) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(ProblemType);
+    PyModule_AddObject(m, "Problem", (PyObject *)ProblemType);
+    Py_INCREF(MoefuzzError);
+    PyModule_AddObject(m, "MoefuzzError", MoefuzzError);
+    PyModule_AddStringConstant(m, "version", "0.1.0");
+    return m;
+}
