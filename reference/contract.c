@@ -49,14 +49,17 @@ const mf_contract mf_contract_any_order = {
  * settle a point, the field admits every possibility (docs/error-model.md, "Named contracts"). */
 const mf_contract mf_contract_vllm_033_triton_sm90 = {
     .name = "vllm-0.33-triton-sm90",
-    .summary = "vLLM 0.33.0 bf16 fused MoE on Hopper: Triton fused_moe_kernel GEMMs (fp32 "
-               "accumulator along K; one wgmma chain or per-BLOCK_K chains, unverified: any "
-               "order), GEMM1 output rounded to bf16, silu_and_mul (expf, IEEE division, silu "
+    .summary = "vLLM 0.33.0 bf16 fused MoE on Hopper: Triton fused_moe_kernel GEMMs (one fp32 "
+               "accumulator along K, no split-K; ordered blocks of <= 16 products keeping 25 "
+               "bits, assuming Triton lowers it to one wgmma chain), GEMM1 output rounded to "
+               "bf16, silu_and_mul (expf, IEEE division, silu "
                "rounded to bf16, product rounded to bf16), w * y rounded to bf16 in the GEMM2 "
                "epilogue, moe_sum in fp32, output-site rsf on the bf16 sum rounded again; "
                "routers topk_softmax (reciprocal), topk_sigmoid (__expf) and CUDA grouped_topk "
                "(accurate tanhf), ties to the lower index",
-    .gemm = {MF_ACC_ANY_ORDER, 0, 0},
+    /* ordered blocks B 16, F 25: the measured wgmma chain (docs/hopper-probe.md) with any block
+     * boundaries; assumes Triton's dot rewrite fires (docs/error-model.md, vllm-0.33-triton-sm90) */
+    .gemm = {MF_ACC_ORDERED_BLOCKS, 16, 25},
     .exp = MF_EXP_ACCURATE,
     .exp_ulps = 2.0, /* CUDA expf: 2 ulp (silu_and_mul is built without fast math) */
     .div = MF_DIV_IEEE,
@@ -74,8 +77,12 @@ const mf_contract mf_contract_vllm_033_triton_sm90 = {
     .tie_rule = MF_TIE_LOWER_INDEX,
     .ftz = 0,
     .combine_dtype = MF_DTYPE_F32,
-    .sources = "vllm 0.33.0: fm/fused_moe.py:fused_moe_kernel l. 522-601 (accumulation, GEMM1 "
-               "bf16 store, MUL_ROUTED_WEIGHT); csrc/activation_kernels.cu:silu_kernel l. 167, "
+    .sources = "vllm 0.33.0: fm/fused_moe.py:fused_moe_kernel l. 517-518 (one fp32 "
+               "accumulator, K loop in order), l. 527-535 (masked tail loads 0), l. 561 "
+               "(bf16: accumulator += tl.dot(a, b)), SPLIT_K unused in the body, l. 841 "
+               "(SPLIT_K = 1); ASSUMED, not measurable here: Triton's combine pass rewrites it "
+               "into dot(a, b, acc), one wgmma chain on sm_90 (B 16, F 25, RZ measured: "
+               "docs/hopper-probe.md); l. 597-601 (MUL_ROUTED_WEIGHT, GEMM1 bf16 store); csrc/activation_kernels.cu:silu_kernel l. 167, "
                "compute l. 44-81 (silu rounded to bf16, fp32 product); "
                "csrc/moe/moe_align_sum_kernels.cu:moe_sum l. 420-539 (fp32 slot order); "
                "fm/runner/moe_runner.py:_maybe_apply_routed_scale_to_output l. 403-420 (rsf on "

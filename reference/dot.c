@@ -225,6 +225,56 @@ static void loop_block(double (*bins)[NBINS], const double *a, const uint16_t *b
     ss->adds = n + 4 * steps; /* chains, their 3 joins and the step */
 }
 
+/* ordered_blocks: any partition of the K-ordered products into blocks of at most B. The
+ * running double s gives every exact partial sum S_i (to es) and sabs = sum_i |S_i|; per tile of
+ * B products aligned at 0, G_t = max ||p|| and H_t = max |S_l| over the tile's prefix indices
+ * (its start included). Every block containing product i lies within tiles t-1..t+1 of i's tile
+ * t, so its maximum M'_j <= Y_t = max(H_{t-1}, H_t, G_{t-1}, G_t, G_{t+1}); msum = sum_t n_t Y_t
+ * bounds sum_i max over the blocks that may contain i (docs/error-model.md). */
+static void loop_ordered(double (*bins)[NBINS], const double *a, const uint16_t *b, size_t n,
+                         size_t block, int clamp, side_sums *ss) {
+    double s = 0, sabs = 0, msum = 0, pabs = 0;
+    double g_pp = 0, h_pp = 0, g_p = 0, h_p = 0; /* tiles t-2 and t-1 */
+    size_t n_p = 0;
+    for (size_t j0 = 0; j0 < n; j0 += block) {
+        size_t j1 = j0 + block < n ? j0 + block : n;
+        double g = 0, h = fabs(s);
+        for (size_t i = j0; i < j1; i++) {
+            double bv = bf16_d(b[i]);
+            double p = a[i] * bv;
+            bins[i & 3][bin_of(p)] += p;
+            s += p;
+            double fs = fabs(s), fp = fabs(p);
+            double m = clamp ? clamp_mag(a[i]) * clamp_mag(bv) : fp;
+            g = m > g ? m : g;
+            h = fs > h ? fs : h;
+            sabs += fs;
+            pabs += fp;
+        }
+        if (n_p) { /* tile t-1 is complete: its Y needs G_t */
+            double y = h_pp > h_p ? h_pp : h_p;
+            y = g_pp > y ? g_pp : y;
+            y = g_p > y ? g_p : y;
+            y = g > y ? g : y;
+            msum += (double)n_p * y;
+        }
+        g_pp = g_p, h_pp = h_p, g_p = g, h_p = h, n_p = j1 - j0;
+    }
+    if (n_p) {
+        double y = h_pp > h_p ? h_pp : h_p;
+        y = g_pp > y ? g_pp : y;
+        y = g_p > y ? g_p : y;
+        msum += (double)n_p * y;
+    }
+    ss->s = s;
+    ss->sabs = sabs;
+    ss->msum = msum * (1 + 0x1p-40); /* the double products and sums of msum */
+    ss->pabs = pabs * (1 + ((double)n + 2) * 0x1p-52);
+    ss->sabs *= 1 + ((double)n + 2) * 0x1p-52;
+    ss->steps = n;
+    ss->adds = n;
+}
+
 static void loop_any(double (*bins)[NBINS], const double *a, const uint16_t *b, size_t n,
                      side_sums *ss) {
     double pabs = 0;
@@ -321,6 +371,18 @@ static double model_radius(const mf_acc_model *m, const side_sums *ss, size_t n,
         r = base / (1 - steps * (cal + uz));
         break;
     }
+    case MF_ACC_ORDERED_BLOCKS: {
+        /* every partition into blocks of at most B: step j (b_j products, at most B) errs by
+         * < (b_j + 1) 2^-F M'_j + u_z |S^_j| + eta <= 2 b_j 2^-F M'_j + ...; charging each
+         * product's share to Y of its tile and every index as a possible boundary gives
+         * (sum over n indices, R the radius in every partial sum and maximum) */
+        double c2 = ldexp(1.0, 1 - m->frac_bits);
+        double nn = (double)n;
+        double base = c2 * (ss->msum + nn * (es + dpert)) + uz * (ss->sabs + nn * (es + dpert)) +
+                      nn * (eta + c2 * 0x1p-126);
+        r = base / (1 - nn * (c2 + uz));
+        break;
+    }
     case MF_ACC_ANY_ORDER:
     default: {
         /* T0: gamma_n(2^-23) sum|p'| for any order, RN or RZ, fraction bits >= 24 */
@@ -369,6 +431,10 @@ void mf_dot_bf16(mf_dot_ws *ws, const double *a, const mf_vec_info *ai, const do
         loop_block(ws->bins, a, b, n, (size_t)m->block, ai->has_subnormal || bi->has_subnormal,
                    &ss);
         break;
+    case MF_ACC_ORDERED_BLOCKS:
+        loop_ordered(ws->bins, a, b, n, (size_t)m->block, ai->has_subnormal || bi->has_subnormal,
+                     &ss);
+        break;
     default: loop_any(ws->bins, a, b, n, &ss); break;
     }
     finish_bins(ws, lo_bin, hi_bin, out);
@@ -414,6 +480,9 @@ double mf_dot_ws_replay_loops(mf_dot_ws *ws) {
         case MF_ACC_SEQ_FP32: loop_seq(ws->bins, r->a, r->b, r->n, &ss); break;
         case MF_ACC_FUSED_BLOCK:
             loop_block(ws->bins, r->a, r->b, r->n, (size_t)r->m.block, r->clamp, &ss);
+            break;
+        case MF_ACC_ORDERED_BLOCKS:
+            loop_ordered(ws->bins, r->a, r->b, r->n, (size_t)r->m.block, r->clamp, &ss);
             break;
         default: loop_any(ws->bins, r->a, r->b, r->n, &ss); break;
         }

@@ -60,11 +60,13 @@
 /* GEMM accumulation (dot.h): seq_fp32 = one fp32 chain in K order, each step rounded to
  * nearest; fused_block = a chain of fused steps of `block` products (tensor cores), terms
  * aligned to the step's maximum and truncated to `frac_bits`; any_order = any order and blocking
- * with at least 24 fraction bits */
+ * with at least 24 fraction bits; ordered_blocks = one fp32 accumulator in K order, blocks of at
+ * most `block` products with any boundaries, at least `frac_bits` kept, RN or RZ */
 #define MF_ACC_LIST(X, P)                                 \
     X(P, SEQ_FP32, "seq_fp32", MF_ABI_ACC_SEQ_FP32)       \
     X(P, FUSED_BLOCK, "fused_block", MF_ABI_ACC_FUSED_BLOCK) \
-    X(P, ANY_ORDER, "any_order", MF_ABI_ACC_ANY_ORDER)
+    X(P, ANY_ORDER, "any_order", MF_ABI_ACC_ANY_ORDER)    \
+    X(P, ORDERED_BLOCKS, "ordered_blocks", MF_ABI_ACC_ORDERED_BLOCKS)
 
 /* sigmoid form of the router: exp_div = 1 / (1 + exp(-x)) with the router's exp and division;
  * tanh = 0.5 tanh(0.5 x) + 0.5 with tanh's relative error tanh_rel (absolute in the score);

@@ -856,7 +856,7 @@ int mf_ref_enumerate_selections(const mf_routing *r, const mf_moe_params *p, int
     long tries = 0;
     int32_t cand[MF_MAX_TOP_K];
     for (;;) {
-        if (++tries > 20000) return -1;
+        if (++tries > 20000 + 16L * max_sel) return -1; /* combinations tried, admissible or not */
         int n = 0;
         for (int i = 0; i < nin; i++) cand[n++] = in[i];
         for (int i = 0; i < need; i++) cand[n++] = amb[idx[i]];

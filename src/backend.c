@@ -191,6 +191,13 @@ mf_status mf_contract_from_abi(const mf_kernel_contract *kc, mf_contract *out, c
                            kc->acc_block, kc->acc_frac_bits);
         out->gemm = (mf_acc_model){MF_ACC_FUSED_BLOCK, kc->acc_block, kc->acc_frac_bits};
         break;
+    case MF_ABI_ACC_ORDERED_BLOCKS:
+        if (kc->acc_block < 1 || kc->acc_block > 4096 || kc->acc_frac_bits < 22 ||
+            kc->acc_frac_bits > 60)
+            return MF_FAIL(err, MF_EINVAL, "declared ordered-blocks contract B=%d F=%d unsupported",
+                           kc->acc_block, kc->acc_frac_bits);
+        out->gemm = (mf_acc_model){MF_ACC_ORDERED_BLOCKS, kc->acc_block, kc->acc_frac_bits};
+        break;
     case MF_ABI_ACC_ANY_ORDER: out->gemm = (mf_acc_model){MF_ACC_ANY_ORDER, 0, 0}; break;
     default: return MF_FAIL(err, MF_EINVAL, "unknown accumulation kind %d", kc->acc_kind);
     }

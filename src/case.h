@@ -83,10 +83,11 @@ typedef struct mf_poke {
 
 #define MF_MAX_POKES 16
 
-/* Domain limits of the case format (v1). */
-#define MF_MAX_T 16384
+/* Domain limits of the problem model: T to vLLM's 32768-token chunk, H to 8192 (DeepSeek-V3 has
+ * 7168), I to Mixtral's 14336. The frozen v1 binary format keeps its own (MF_V1_MAX_*, codec.h). */
+#define MF_MAX_T 32768
 #define MF_MAX_H 8192
-#define MF_MAX_I 4096
+#define MF_MAX_I 16384
 #define MF_MAX_E 1024
 #define MF_MAX_K 32
 

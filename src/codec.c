@@ -18,7 +18,8 @@
  * of v1's reach: encode_v1 refuses a case that uses them. tests/golden/ holds v1 files with the
  * text they must decode to. */
 enum {
-    V1_MAX_T = 16384, V1_MAX_H = 8192, V1_MAX_I = 4096, V1_MAX_E = 1024, V1_MAX_K = 32,
+    V1_MAX_T = MF_V1_MAX_T, V1_MAX_H = MF_V1_MAX_H, V1_MAX_I = MF_V1_MAX_I, V1_MAX_E = MF_V1_MAX_E,
+    V1_MAX_K = 32,
     V1_SMALL_T = 64, V1_SMALL_H = 256, V1_SMALL_I = 256, V1_SMALL_E = 64, /* dims below 0x8000 */
     V1_N_SCORE = 2,      /* softmax, sigmoid */
     V1_N_BIAS = 3,       /* none, f32, bf16 */

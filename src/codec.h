@@ -20,6 +20,13 @@
 #define MF_CASE_FORMAT_VERSION 1
 #define MF_CASE_MAX_BYTES 1024 /* canonical encodings are far smaller */
 
+/* Dimension limits of the frozen v1 binary format (the problem model's, MF_MAX_*, may exceed
+ * them: encode refuses such a case) */
+#define MF_V1_MAX_T 16384
+#define MF_V1_MAX_H 8192
+#define MF_V1_MAX_I 4096
+#define MF_V1_MAX_E 1024
+
 /* Decodes any byte string. Sets *version to the format version used. Never fails. */
 void mf_case_decode(const uint8_t *data, size_t size, mf_case *c, int *version);
 

@@ -153,30 +153,34 @@ static void check_determinism(const mf_moe_params *p, const mf_run_result *r,
 
 /* ---- per-token stages against the reference: routing ids, routing weights, output ---- */
 
-enum { MAX_SEL = 16 }; /* admissible selections tried for a kernel that reports no ids */
-
-/* What the reference side of one check needs, allocated once for all tokens. */
+/* What the reference side of one check needs, allocated once for all tokens. A kernel that
+ * reports no ids is checked against every admissible selection of a token, up to max_sel (more
+ * leave the token undecided); the experts' outputs are cached per token, so each further
+ * selection costs one combine. */
 typedef struct token_ref {
     const mf_problem *pb;
     const mf_contract *c;
     mf_routing rt;
     mf_ref_ctx *ctx;
+    int owns_ctx; /* 0: ctx is another token_ref's (mf_check_results) */
     int *cols;
-    row_buf rows[MAX_SEL];
-    int32_t *sels; /* [MAX_SEL][top_k] */
-    mf_weights w[MAX_SEL];
+    int max_sel;
+    row_buf rows[2]; /* the selection being tried and the closest so far */
+    int32_t *sels;   /* [max_sel][top_k] */
+    mf_weights w[2];
 } token_ref;
 
 static void token_ref_free(token_ref *tr) {
-    for (int i = 0; i < MAX_SEL; i++) row_free(&tr->rows[i]);
+    for (int i = 0; i < 2; i++) row_free(&tr->rows[i]);
     free(tr->sels);
     free(tr->cols);
-    mf_ref_ctx_free(tr->ctx);
+    if (tr->owns_ctx) mf_ref_ctx_free(tr->ctx);
     mf_routing_free(&tr->rt);
 }
 
 static mf_status token_ref_init(token_ref *tr, const mf_problem *pb, const mf_contract *c,
-                                const mf_check_opts *o, mf_verdict *v, mf_error *err) {
+                                const mf_check_opts *o, mf_ref_ctx *shared, mf_verdict *v,
+                                mf_error *err) {
     const mf_moe_params *p = &pb->p;
     memset(tr, 0, sizeof *tr);
     tr->pb = pb;
@@ -191,11 +195,13 @@ static mf_status token_ref_init(token_ref *tr, const mf_problem *pb, const mf_co
         ro.ncols = o->max_cols;
         v->cols_verified = o->max_cols;
     }
-    tr->ctx = mf_ref_ctx_new(p, &pb->t, c, &ro, err);
+    tr->ctx = shared ? shared : mf_ref_ctx_new(p, &pb->t, c, &ro, err);
     if (!tr->ctx) return MF_EINVAL;
-    tr->sels = malloc(sizeof(int32_t) * MAX_SEL * (size_t)p->top_k);
+    tr->owns_ctx = shared == NULL;
+    tr->max_sel = o->max_selections > 0 ? o->max_selections : MF_CHECK_MAX_SELECTIONS;
+    tr->sels = malloc(sizeof(int32_t) * (size_t)tr->max_sel * (size_t)p->top_k);
     int ok = tr->sels != NULL;
-    for (int i = 0; i < MAX_SEL; i++) ok &= row_alloc(&tr->rows[i], p->H);
+    for (int i = 0; i < 2; i++) ok &= row_alloc(&tr->rows[i], p->H);
     return ok ? MF_OK : MF_FAIL(err, MF_ENOMEM, "out of memory");
 }
 
@@ -225,28 +231,35 @@ static int check_route_ids(token_ref *tr, const mf_run_result *r, int t, mf_verd
         return 1;
     }
     if (rt->invariant_only[t]) return 0;
-    int nsel = mf_ref_enumerate_selections(rt, p, t, tr->sels, MAX_SEL);
+    int nsel = mf_ref_enumerate_selections(rt, p, t, tr->sels, tr->max_sel);
     if (nsel < 0) v->tokens_undecided++;
     return nsel;
 }
 
-/* The reference rows of token t's selections, up to the first the kernel's row y fits; *best is
- * the one with the fewest inadmissible elements. */
+/* The reference rows of token t's selections, up to the first the kernel's row y fits (a kernel
+ * computes a token with one selection, so the row must fit one: stronger than the union over
+ * selections element by element, and as sound). *best is 1 when the closest (fewest inadmissible
+ * elements) is in tr->rows[1] and tr->w[1], else 0; *best_sel its index. */
 static mf_status token_rows(token_ref *tr, int t, int nsel, const uint16_t *y, int *best,
-                            mf_error *err) {
+                            int *best_sel, int *best_bad_out, mf_error *err) {
     const mf_moe_params *p = &tr->pb->p;
-    int k = p->top_k, best_bad = -1;
+    int k = p->top_k, best_bad = -1, cur = 0;
     *best = 0;
+    *best_sel = 0;
     for (int s = 0; s < nsel; s++) {
         const int32_t *sel = tr->sels + (size_t)s * k;
-        MF_TRY(mf_ref_weights(&tr->rt, p, tr->c, t, sel, &tr->w[s], err));
-        row_buf *rb = &tr->rows[s];
+        MF_TRY(mf_ref_weights(&tr->rt, p, tr->c, t, sel, &tr->w[cur], err));
+        row_buf *rb = &tr->rows[cur];
         mf_ref_row row = {rb->z, rb->rad, rb->lo, rb->hi, rb->flags};
-        MF_TRY(mf_ref_token_output(tr->ctx, t, sel, &tr->w[s], &row, err));
+        MF_TRY(mf_ref_token_output(tr->ctx, t, sel, &tr->w[cur], &row, err));
         int bad = count_bad(rb, y, p->H);
-        if (best_bad < 0 || bad < best_bad) *best = s, best_bad = bad;
+        if (best_bad < 0 || bad < best_bad) {
+            *best = cur, *best_sel = s, best_bad = bad;
+            cur = 1 - cur; /* keep the closest, try the next in the other buffer */
+        }
         if (bad == 0) break;
     }
+    *best_bad_out = best_bad;
     return MF_OK;
 }
 
@@ -323,10 +336,14 @@ static mf_status check_token(token_ref *tr, const mf_run_result *r, int t, mf_ve
         v->elems_unconstrained += (unsigned long long)H;
         return MF_OK;
     }
-    int best;
-    MF_TRY(token_rows(tr, t, nsel, y, &best, err));
-    const int32_t *sel = tr->sels + (size_t)best * k;
+    int best, best_sel, best_bad;
+    MF_TRY(token_rows(tr, t, nsel, y, &best, &best_sel, &best_bad, err));
+    const int32_t *sel = tr->sels + (size_t)best_sel * k;
     const mf_weights *w = &tr->w[best];
+    if (nsel > MF_CHECK_MANY_SELECTIONS) {
+        v->tokens_many_selections++;
+        v->tokens_many_rejected += best_bad > 0;
+    }
     int any_local = 0;
     for (int i = 0; i < k; i++) any_local |= mf_is_local(p, sel[i]);
     v->tokens_no_local += !any_local;
@@ -351,11 +368,48 @@ mf_status mf_check_result(const mf_problem *pb, const mf_contract *c, const mf_r
     check_memory(p, r, v);
     if (r2) check_determinism(p, r, r2, v);
     token_ref tr;
-    mf_status st = token_ref_init(&tr, pb, c, o, v, err);
+    mf_status st = token_ref_init(&tr, pb, c, o, NULL, v, err);
     for (int t = 0; t < p->T && st == MF_OK; t++) st = check_token(&tr, r, t, v, err);
     v->ref_s = mf_now_s() - t_begin;
     if (tr.ctx) mf_ref_ctx_stats(tr.ctx, &v->ref); /* after the timing: a profile replays */
     token_ref_free(&tr);
+    return st;
+}
+
+/* The problems may differ in rsf alone: the experts' outputs (the reference's cost) do not
+ * depend on it, so one reference context serves them all, token by token. */
+static int same_but_rsf(const mf_problem *a, const mf_problem *b) {
+    mf_moe_params x = a->p, y = b->p;
+    x.rsf = y.rsf = 1.0f;
+    return !memcmp(&x, &y, sizeof x) && !memcmp(&a->t, &b->t, sizeof a->t);
+}
+
+mf_status mf_check_results(const mf_problem *const *pbs, const mf_run_result *const *rs, int n,
+                           const mf_contract *c, const mf_check_opts *o, mf_verdict *vs,
+                           mf_error *err) {
+    if (n < 1) return MF_FAIL(err, MF_EINVAL, "mf_check_results: no result");
+    for (int i = 1; i < n; i++)
+        if (!same_but_rsf(pbs[0], pbs[i]))
+            return MF_FAIL(err, MF_EINVAL,
+                           "mf_check_results: problem %d differs from the first beyond rsf", i);
+    token_ref *tr = calloc((size_t)n, sizeof *tr);
+    if (!tr) return MF_FAIL(err, MF_ENOMEM, "out of memory");
+    mf_status st = MF_OK;
+    int ready = 0;
+    for (int i = 0; i < n && st == MF_OK; i++, ready++) {
+        mf_verdict *v = &vs[i];
+        memset(v, 0, sizeof *v);
+        v->pass = 1;
+        snprintf(v->contract, sizeof v->contract, "%s", c->name);
+        v->tokens = pbs[i]->p.T;
+        v->cols_total = pbs[i]->p.H;
+        check_memory(&pbs[i]->p, rs[i], v);
+        st = token_ref_init(&tr[i], pbs[i], c, o, i ? tr[0].ctx : NULL, v, err);
+    }
+    for (int t = 0; t < pbs[0]->p.T && st == MF_OK; t++)
+        for (int i = 0; i < n && st == MF_OK; i++) st = check_token(&tr[i], rs[i], t, &vs[i], err);
+    for (int i = ready - 1; i >= 0; i--) token_ref_free(&tr[i]); /* tr[0] owns the context */
+    free(tr);
     return st;
 }
 

@@ -88,6 +88,8 @@ typedef struct mf_verdict {
     int max_util_tok, max_util_col;
     unsigned long long elems_checked, elems_unconstrained, elems_nan_ok;
     int tokens, tokens_ambiguous, tokens_undecided, tokens_invariant, tokens_no_local;
+    int tokens_many_selections, tokens_many_rejected; /* withheld routing judged over more than
+                                                          MF_CHECK_MANY_SELECTIONS; of them, failed */
     unsigned long long experts_ambiguous, groups_ambiguous;
     int cols_verified, cols_total;
     mf_ref_stats ref;
@@ -107,7 +109,15 @@ typedef struct mf_check_opts {
     int profile;
     int metamorphic; /* also run the metamorphic relations (extra kernel runs) */
     int attribute;   /* on a failure, name the knob whose counterfactual explains it */
+    int max_selections; /* > 0: admissible selections enumerated per token whose routing the
+                           kernel withholds (default MF_CHECK_MAX_SELECTIONS) */
 } mf_check_opts;
+
+/* Admissible selections enumerated per token whose routing is withheld; more make the token
+ * undecided (counted, never failed). Tokens judged over more than MF_CHECK_MANY_SELECTIONS are
+ * counted apart (tokens_many_selections, tokens_many_rejected). */
+#define MF_CHECK_MAX_SELECTIONS 16384
+#define MF_CHECK_MANY_SELECTIONS 16
 
 void mf_check_opts_default(mf_check_opts *o);
 
@@ -116,6 +126,13 @@ void mf_check_opts_default(mf_check_opts *o);
 mf_status mf_check_result(const mf_problem *pb, const mf_contract *c, const mf_run_result *r,
                           const mf_run_result *r2, const mf_check_opts *o, mf_verdict *v,
                           mf_error *err);
+/* Checks n results at once, rs[i] against pbs[i] (clearing vs[i]); the problems may differ in
+ * rsf alone (same tensors, every other parameter equal): one reference serves all, so a power
+ * measurement of many mutants costs one reference per case. No determinism check. */
+mf_status mf_check_results(const mf_problem *const *pbs, const mf_run_result *const *rs, int n,
+                           const mf_contract *c, const mf_check_opts *o, mf_verdict *vs,
+                           mf_error *err);
+
 mf_status mf_check_result_fresh(const mf_problem *pb, const mf_contract *c,
                                 const mf_run_result *r, const mf_run_result *r2,
                                 const mf_check_opts *o, mf_verdict *v, mf_error *err);

@@ -47,7 +47,9 @@ static void normalize(mf_case *c) {
 
 int main(void) {
     mf_rng rng = {99};
-    mf_case_limits lim = {MF_MAX_T, MF_MAX_H, MF_MAX_I, MF_MAX_E, 1e30, 1e30, 0, 0, 0, 0, 0};
+    /* binary round trips: within the frozen v1 format's limits */
+    mf_case_limits lim = {MF_V1_MAX_T, MF_V1_MAX_H, MF_V1_MAX_I, MF_V1_MAX_E, 1e30, 1e30,
+                          0,           0,           0,           0,           0};
     uint8_t buf[MF_CASE_MAX_BYTES];
     char text[8192];
     for (int i = 0; i < 3000; i++) {
@@ -110,9 +112,36 @@ int main(void) {
         EXPECT(mf_case_validate(&c, &err) == MF_OK, "random bytes decode to an invalid case: %s",
                err.msg);
     }
+    /* full model sizes beyond v1: valid, carried by the text format; v1 refuses them */
+    {
+        static const int dims[][3] = {{32768, 64, 64}, {4, 4096, 14336}, {4, 7168, 2048}};
+        for (int i = 0; i < 3; i++) {
+            mf_case c, e;
+            memset(&c, 0, sizeof c);
+            mf_case_random(&rng, &lim, &c);
+            c.p.T = dims[i][0], c.p.H = dims[i][1], c.p.I = dims[i][2];
+            normalize(&c);
+            mf_error err = {0};
+            EXPECT(mf_case_validate(&c, &err) == MF_OK, "full-size case %d invalid: %s", i,
+                   err.msg);
+            int beyond = c.p.T > MF_V1_MAX_T || c.p.I > MF_V1_MAX_I;
+            EXPECT((mf_case_encode(&c, 1, buf, sizeof buf) == 0) == beyond,
+                   "full-size case %d: v1 encoding %s", i, beyond ? "accepted" : "refused");
+            FILE *f = fmemopen(text, sizeof text, "w");
+            mf_case_print_text(&c, f);
+            fclose(f);
+            memset(&e, 0, sizeof e);
+            EXPECT(mf_case_parse_text(text, &e, &err) == MF_OK, "full-size case %d text: %s", i,
+                   err.msg);
+            normalize(&e);
+            EXPECT(same_case(&c, &e), "text round trip of full-size case %d differs", i);
+        }
+    }
     /* malformed text */
     static const char *bad_text[] = {
         "T = 0\n",
+        "T = 32769\n",
+        "I = 16385\n",
         "T = 8\nH = abc\n",
         "score = cosine\n",
         "E = 12\nn_group = 5\n",

@@ -75,8 +75,9 @@ static const guard GUARDS[G_COUNT] = {
      * loosened 4x moves them below 1/4; at least 1% (3 cases in 300). */
     [G_NEAR_BOUND] = {"share of cases above 1/4 utilisation", 1, 0.01},
     /* Ambiguous tokens of the slice left undecided (more admissible selections than the checker
-     * enumerates, MAX_SEL of check.c): their outputs are not checked at all. 49% (10,000);
-     * 3.6-71% (300: 12-17 cases with ambiguity, a few with many tokens dominate); at most 80%. */
+     * enumerates, MF_CHECK_MAX_SELECTIONS of verdict.h, or 64 or more ambiguous experts): their
+     * outputs are not checked at all. 31% (10,000; 49% when 16 were enumerated); 61% (300, seed
+     * 1: 12-17 cases with ambiguity, a few with many tokens dominate); at most 80%. */
     [G_UNDECIDED] = {"share of ambiguous tokens undecided (withheld)", 0, 0.80},
     /* Ambiguous tokens that the enumeration decides, and so checks, per random case: 0.23
      * (10,000), 0.073-0.53 (300); at least 0.03 (9 tokens in 300 cases). */

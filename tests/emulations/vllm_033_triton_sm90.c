@@ -12,8 +12,9 @@
  * Refused (unsupported): grouped routing without a bias or with softmax or the max rule (the torch
  * grouped_topk path), shapes beyond the small-expert-count kernel, an rsf without a bias or
  * groups (vLLM sends it to the torch path), keys below the topk kernels' floors.
- * Experts: GEMMs accumulate in fp32 per BLOCK_K block (128 for T <= 64, else 64), each block from
- * 0 and added to the accumulator (the chain if Triton's dot rewrite does not fire); GEMM1 output
+ * Experts: GEMMs accumulate as the contract assumes Triton lowers `accumulator += tl.dot(a, b)` on
+ * sm_90 (its dot rewrite into dot(a, b, acc), one wgmma chain): fused k16 steps in K order under
+ * the measured Hopper model (B 16, F 25, RZ; tests/gpu/hopper_model.h), masked tail 0; GEMM1 output
  * stored as bf16; silu_and_mul: bf16(g / (1 + expf(-g))), product in fp32, one bf16 rounding;
  * GEMM2's accumulator times the fp32 weight, stored as bf16; moe_sum in fp32 in slot order; an
  * output-site rsf multiplies the bf16 sum in fp32 and rounds again.
@@ -24,6 +25,7 @@
  * rounding removed: admissible by construction).
  */
 #include "emu_common.h"
+#include "../gpu/hopper_model.h"
 
 typedef struct emu {
     const char *mut;
@@ -170,13 +172,19 @@ static int route_topk(const emu *m, const mf_kernel_params *p, int t, int *ids, 
 
 /* ---- experts ---- */
 
-/* Triton's loop: for each BLOCK_K block, a fresh fp32 partial from 0, added to the accumulator */
-static float block_dot(const float *a, const uint16_t *b, int n, int block_k) {
+/* Triton's loop after its dot rewrite: one accumulator through k16 wgmma steps in K order, the
+ * masked tail loaded as 0 */
+static float block_dot(const float *a, const uint16_t *b, int n) {
+    static const hm_hypothesis wgmma = {"B=16 F=25 RZ", 16, 25, 0};
     float acc = 0;
-    for (int k0 = 0; k0 < n; k0 += block_k) {
-        float part = 0;
-        for (int k = k0; k < n && k < k0 + block_k; k++) part += a[k] * emu_bf16_to_f32(b[k]);
-        acc += part;
+    for (int k0 = 0; k0 < n; k0 += 16) {
+        uint16_t ta[16], tb[16];
+        for (int i = 0; i < 16; i++) {
+            int in = k0 + i < n;
+            ta[i] = in ? emu_f32_to_bf16(a[k0 + i]) : 0; /* exact: a holds bf16 values */
+            tb[i] = in ? b[k0 + i] : 0;
+        }
+        acc = hm_step(&wgmma, acc, ta, tb);
     }
     return acc;
 }
@@ -184,7 +192,6 @@ static float block_dot(const float *a, const uint16_t *b, int n, int block_k) {
 static int emu_run(void *ctx, const mf_kernel_params *p, char *msg, size_t len) {
     const emu *m = ctx;
     int T = p->T, H = p->H, I = p->I, k = p->top_k;
-    int block_k = T <= 64 ? 128 : 64;
     float *xf = malloc(sizeof(float) * (size_t)H), *hf = malloc(sizeof(float) * (size_t)I);
     float *acc = malloc(sizeof(float) * (size_t)H);
     if (!xf || !hf || !acc) {
@@ -212,14 +219,14 @@ static int emu_run(void *ctx, const mf_kernel_params *p, char *msg, size_t len) 
             if (le < 0 || le >= p->E_local) continue; /* moe_sum skips experts off this rank */
             const uint16_t *W13 = w13 + (size_t)le * 2 * I * H, *W2 = w2 + (size_t)le * H * I;
             for (int j = 0; j < I; j++) {
-                float g = emu_bf16(block_dot(xf, W13 + (size_t)emu_gate_row(p, j) * H, H, block_k));
-                float u = emu_bf16(block_dot(xf, W13 + (size_t)emu_up_row(p, j) * H, H, block_k));
+                float g = emu_bf16(block_dot(xf, W13 + (size_t)emu_gate_row(p, j) * H, H));
+                float u = emu_bf16(block_dot(xf, W13 + (size_t)emu_up_row(p, j) * H, H));
                 float sg = g / (1.0f + expf(-g));
                 if (!is_mut(m, "silu-unrounded")) sg = emu_bf16(sg);
                 hf[j] = emu_bf16(sg * u);
             }
             for (int h = 0; h < H; h++) {
-                float y = block_dot(hf, W2 + (size_t)h * I, I, block_k) * w[i];
+                float y = block_dot(hf, W2 + (size_t)h * I, I) * w[i];
                 float yb = emu_bf16(y); /* MUL_ROUTED_WEIGHT, then the bf16 store */
                 acc[h] = acc[h] + yb;
                 if (is_mut(m, "bf16-combine")) acc[h] = emu_bf16(acc[h]);

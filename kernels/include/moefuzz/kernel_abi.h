@@ -90,7 +90,12 @@ enum { MF_ABI_DTYPE_F32 = 0, MF_ABI_DTYPE_BF16 = 1 };
 enum { MF_ABI_MEM_HOST = 0, MF_ABI_MEM_DEVICE = 1 };
 
 /* ---- numerical contract a kernel declares (see docs/error-model.md) ---- */
-enum { MF_ABI_ACC_SEQ_FP32 = 0, MF_ABI_ACC_FUSED_BLOCK = 1, MF_ABI_ACC_ANY_ORDER = 2 };
+enum {
+    MF_ABI_ACC_SEQ_FP32 = 0,
+    MF_ABI_ACC_FUSED_BLOCK = 1,
+    MF_ABI_ACC_ANY_ORDER = 2,
+    MF_ABI_ACC_ORDERED_BLOCKS = 3 /* K order, blocks of <= acc_block, >= acc_frac_bits, RN/RZ */
+};
 enum { MF_ABI_EXP_ACCURATE = 0, MF_ABI_EXP_FAST = 1 };
 enum { MF_ABI_DIV_IEEE = 0, MF_ABI_DIV_FAST = 1 };
 enum {
@@ -107,7 +112,7 @@ typedef struct mf_kernel_contract {
      * the fields below are ignored. NULL: use the fields. */
     const char *name;
     int32_t acc_kind;      /* MF_ABI_ACC_* for GEMM1 and GEMM2 */
-    int32_t acc_block;     /* FUSED_BLOCK: products per fused step */
+    int32_t acc_block;     /* FUSED_BLOCK: products per fused step; ORDERED_BLOCKS: at most */
     int32_t acc_frac_bits; /* FUSED_BLOCK: fraction bits kept below the step maximum */
     int32_t exp_kind;      /* MF_ABI_EXP_* */
     float exp_ulps;        /* EXP_ACCURATE: max error of exp in fp32 ulps */
