@@ -136,6 +136,13 @@ static void set_det(mf_contract *c, int v) { c->deterministic = !v; }
 static int get_det(const mf_contract *c) { return !c->deterministic; }
 static const char *name_det(int v) { return v ? "no" : "yes"; }
 
+/* The order of the visit decides between roundings whose bounds cover each other's effect (the
+ * reference bounds a rounding of silu by 2^-8 of the activation whatever its value, which covers
+ * a rounding of GEMM1's output, and its propagation through GEMM2 covers the roundings after
+ * it; a bf16 combine covers the roundings of y and w * y): the search keeps the last of them it
+ * visits. It visits the activation's roundings from the input on, then the combine, then the
+ * output side's roundings from the output back, so the combine is charged only what no rounding
+ * of y explains. docs/calibrate.md, "What the probes cannot tell apart". */
 static const mf_calib_field fields[] = {
     {"gemm", "GEMM accumulation", 3, set_acc, get_acc, name_acc, 1},
     {"round.gemm1_out", "gate and up rounded to bf16", 2, set_rp_gemm1, get_rp_gemm1,
@@ -144,14 +151,15 @@ static const mf_calib_field fields[] = {
      name_off_on, 1},
     {"round.act_out", "activation rounded to bf16 before GEMM2", 1, set_rp_act, get_rp_act,
      name_required_on, 1},
-    {"round.gemm2_out", "expert output rounded to bf16", 2, set_rp_gemm2, get_rp_gemm2,
+    {"combine", "the combine's accumulator", 2, set_combine, get_combine, name_combine, 1},
+    {"round.rsf_out", "output-site rsf on the bf16 sum, rounded again", 2, set_rp_rsf, get_rp_rsf,
      name_off_on, 1},
     {"round.weighted", "w * y rounded to bf16 per expert", 2, set_rp_weighted, get_rp_weighted,
      name_off_on, 1},
+    {"round.gemm2_out", "expert output rounded to bf16", 2, set_rp_gemm2, get_rp_gemm2,
+     name_off_on, 1},
     {"round.weights", "routing weights rounded to bf16", 2, set_rp_weights, get_rp_weights,
      name_off_on, 0},
-    {"round.rsf_out", "output-site rsf on the bf16 sum, rounded again", 2, set_rp_rsf, get_rp_rsf,
-     name_off_on, 1},
     {"round.bias", "bias rounded to bf16 before the key add", 2, set_rp_bias, get_rp_bias,
      name_off_on, 1},
     {"exp", "the activation's exp", 2, set_exp, get_exp, name_exp, 1},
@@ -164,7 +172,6 @@ static const mf_calib_field fields[] = {
     {"tie_rule", "order among bit-identical keys", MF_TIE_COUNT, set_tie, get_tie, name_tie, 1},
     {"ftz", "subnormal router/activation/combine results flushed", 2, set_ftz, get_ftz,
      name_off_on, 1},
-    {"combine", "the combine's accumulator", 2, set_combine, get_combine, name_combine, 1},
     {"deterministic", "identical bits on identical input", 2, set_det, get_det, name_det, 1},
 };
 #define N_FIELDS (int)(sizeof fields / sizeof fields[0])
@@ -397,22 +404,47 @@ static void set_free(calib_set *s) {
     memset(s, 0, sizeof *s);
 }
 
+/* Runs the kernel on pb twice into cc (which views pb). *refused: 0 ran, 1 the kernel refused
+ * the case, 2 it failed on it (an error, a crash or a timeout: counted in res, the first
+ * message kept; no contract is about such a case, and the others still decide). */
+static mf_status run_twice(mf_backend *b, const mf_problem *pb, calib_case *cc, int *refused,
+                           mf_calib_result *res, mf_error *err) {
+    memset(&cc->r, 0, sizeof cc->r);
+    memset(&cc->r2, 0, sizeof cc->r2);
+    cc->has_r2 = 0;
+    mf_status st = mf_backend_run(b, pb, &cc->r, err);
+    *refused = st == MF_OK && cc->r.unsupported;
+    if (st == MF_OK && !*refused) {
+        st = mf_backend_run(b, pb, &cc->r2, err);
+        cc->has_r2 = st == MF_OK;
+    }
+    if (st == MF_EBACKEND || st == MF_ECRASH || st == MF_ETIMEOUT) {
+        if (!res->errored++)
+            snprintf(res->first_error, sizeof res->first_error, "%.100s: %.150s", cc->name,
+                     err->msg);
+        mf_error_clear(err);
+        *refused = 2;
+        st = MF_OK;
+    }
+    if (st != MF_OK || *refused) {
+        mf_run_result_free(&cc->r);
+        mf_run_result_free(&cc->r2);
+        cc->has_r2 = 0;
+    }
+    return st;
+}
+
 /* Runs the kernel twice on pb (taken over by the set) and appends the case; 1 if the kernel
  * refused it (pb freed), 0 if appended. */
 static mf_status set_add(calib_set *s, mf_backend *b, const char *name, mf_problem *pb,
-                         int *refused, mf_error *err) {
+                         int *refused, mf_calib_result *res, mf_error *err) {
     calib_case cc;
     memset(&cc, 0, sizeof cc);
     snprintf(cc.name, sizeof cc.name, "%s", name);
-    mf_status st = mf_backend_run(b, pb, &cc.r, err);
-    if (st == MF_OK && !cc.r.unsupported) {
-        st = mf_backend_run(b, pb, &cc.r2, err);
-        cc.has_r2 = st == MF_OK;
-    }
-    if (st != MF_OK || cc.r.unsupported) {
-        *refused = st == MF_OK;
-        mf_run_result_free(&cc.r);
-        if (cc.has_r2) mf_run_result_free(&cc.r2);
+    int refused2 = 0;
+    mf_status st = run_twice(b, pb, &cc, &refused2, res, err);
+    if (st != MF_OK || refused2) {
+        *refused = refused2;
         mf_problem_free(pb);
         if (st != MF_OK) mf_error_trace(err, __FILE__, __LINE__);
         return st;
@@ -465,7 +497,7 @@ static mf_status first_failure(checker *ck, const mf_contract *c, const calib_se
             mf_stages_format(mf_verdict_stages(ck->v), stages, sizeof stages);
             unsigned long long bad = 0;
             for (int st = 0; st < MF_STAGE_COUNT; st++) bad += ck->v->n_bad[st];
-            snprintf(why, why_len, "%s fails %s (%llu element%s)", s->v[i].name, stages, bad,
+            snprintf(why, why_len, "%.150s fails %.60s (%llu element%s)", s->v[i].name, stages, bad,
                      bad == 1 ? "" : "s");
         }
         return MF_OK;
@@ -535,7 +567,7 @@ static mf_status search(checker *ck, const calib_set *s, mf_calib_result *res, m
                 }
                 last_fail[f] = fail;
                 /* the value just tighter than the one kept is what the report cites */
-                snprintf(prev, sizeof prev, "%s: %s", fields[f].value_name(v), why);
+                snprintf(prev, sizeof prev, "%.40s: %.200s", fields[f].value_name(v), why);
                 if (v == value[f] - 1) memcpy(res->d[f].by, prev, sizeof prev);
             }
         }
@@ -562,30 +594,9 @@ typedef struct validation {
     const mf_contract *c;   /* the contract under validation */
     unsigned cand;          /* built-ins still in the running (bits of mf_contract_list()) */
     calib_set *dec;         /* failing cases go here */
+    mf_calib_result *res;   /* counts the cases the kernel failed to run */
     int run, refused, failed;
 } validation;
-
-/* Runs the kernel on pb twice into cc (which views pb); 1 in *refused if it refused. */
-static mf_status run_twice(mf_backend *b, const mf_problem *pb, calib_case *cc, int *refused,
-                           mf_error *err) {
-    memset(&cc->r, 0, sizeof cc->r);
-    memset(&cc->r2, 0, sizeof cc->r2);
-    cc->has_r2 = 0;
-    MF_TRY(mf_backend_run(b, pb, &cc->r, err));
-    *refused = cc->r.unsupported;
-    if (*refused) {
-        mf_run_result_free(&cc->r);
-        return MF_OK;
-    }
-    mf_status st = mf_backend_run(b, pb, &cc->r2, err);
-    if (st != MF_OK) {
-        mf_run_result_free(&cc->r);
-        mf_error_trace(err, __FILE__, __LINE__);
-        return st;
-    }
-    cc->has_r2 = 1;
-    return MF_OK;
-}
 
 static mf_status set_push(calib_set *s, const calib_case *cc, mf_error *err) {
     if (s->n == s->cap) {
@@ -638,12 +649,12 @@ static mf_status validate_corpus(validation *va, const mf_prep *pp, const char *
         }
         if (st != MF_OK) break;
         int refused, keep = 0;
-        st = run_twice(va->b, &cc.pb, &cc, &refused, err);
-        if (st == MF_OK && refused) va->refused++;
+        st = run_twice(va->b, &cc.pb, &cc, &refused, va->res, err);
+        if (st == MF_OK && refused == 1) va->refused++;
         if (st == MF_OK && !refused) st = validate_one(va, &cc, &keep, err);
         if (!keep) {
             mf_problem_free(&cc.pb);
-            if (!refused) mf_run_result_free(&cc.r), mf_run_result_free(&cc.r2);
+            mf_run_result_free(&cc.r), mf_run_result_free(&cc.r2);
         }
     }
     mf_paths_free(&l);
@@ -695,8 +706,8 @@ static mf_status validate_random(validation *va, const mf_prep *pp, int per_mode
                      m[i].name, (unsigned long long)seed);
             cc.pb = shared; /* a view; a kept case gets a problem of its own below */
             int refused, keep = 0;
-            st = run_twice(va->b, &shared, &cc, &refused, err);
-            if (st == MF_OK && refused) va->refused++;
+            st = run_twice(va->b, &shared, &cc, &refused, va->res, err);
+            if (st == MF_OK && refused == 1) va->refused++;
             if (st == MF_OK && !refused) st = validate_one(va, &cc, &keep, err);
             if (keep) {
                 calib_case *kept = &va->dec->v[va->dec->n - 1];
@@ -706,7 +717,7 @@ static mf_status validate_random(validation *va, const mf_prep *pp, int per_mode
                     mf_run_result_free(&kept->r), mf_run_result_free(&kept->r2);
                     va->dec->n--;
                 }
-            } else if (!refused) {
+            } else {
                 mf_run_result_free(&cc.r), mf_run_result_free(&cc.r2);
             }
         }
@@ -820,8 +831,8 @@ mf_status mf_calibrate(mf_backend *b, const mf_prep *pp, const mf_calib_opts *o,
         char name[160];
         snprintf(name, sizeof name, "probe %s", probes[i].name);
         int refused;
-        st = set_add(&dec, b, name, &pb, &refused, err);
-        res->probes_unsupported += st == MF_OK && refused;
+        st = set_add(&dec, b, name, &pb, &refused, res, err);
+        res->probes_unsupported += st == MF_OK && refused == 1;
         res->probes_run += st == MF_OK && !refused;
     }
     progress(o, "calibrate: %s%d probes run\n", "", res->probes_run);
@@ -842,7 +853,7 @@ mf_status mf_calibrate(mf_backend *b, const mf_prep *pp, const mf_calib_opts *o,
         if (st == MF_OK && fail < 0) res->probe_builtins |= 1u << nb;
     }
     /* validation: every failing case joins the decision set, and the search runs again */
-    validation va = {&ck, b, &res->contract, nearest_candidate(res), &dec, 0, 0, 0};
+    validation va = {&ck, b, &res->contract, nearest_candidate(res), &dec, res, 0, 0, 0};
     while (st == MF_OK && res->fits) {
         st = validate(&va, pp, o, err);
         if (st != MF_OK) break;
@@ -909,6 +920,9 @@ void mf_calib_print(const mf_calib_result *res, FILE *f) {
         fprintf(f, ", %d failed the probes' contract and joined the search (%d searches)",
                 res->valid_failed_first, res->rounds);
     fprintf(f, " (%.1f s)\n", res->seconds);
+    if (res->errored)
+        fprintf(f, "the kernel failed to run %d case(s), left out (first: %s)\n", res->errored,
+                res->first_error);
     if (!res->fits) {
         fprintf(f, "no contract fits: %s\n", res->none_fits);
         return;

@@ -67,6 +67,8 @@ typedef struct mf_calib_result {
     int probes_run, probes_unsupported;
     int valid_run, valid_unsupported, valid_failed_first; /* validation set */
     int rounds;                   /* searches run (1 + those after validation failures) */
+    int errored;                  /* cases the kernel failed to run (error, crash, timeout) */
+    char first_error[300];
     unsigned probe_builtins;      /* bit i: mf_contract_list()[i] passes every probe */
     /* the built-in contract that passes every case run (probes and validation) and differs from
      * the calibrated one in the fewest fields, or NULL; nearest_diff: those fields' bits (bit f:
