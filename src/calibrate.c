@@ -144,35 +144,36 @@ static const char *name_det(int v) { return v ? "no" : "yes"; }
  * output side's roundings from the output back, so the combine is charged only what no rounding
  * of y explains. docs/calibrate.md, "What the probes cannot tell apart". */
 static const mf_calib_field fields[] = {
-    {"gemm", "GEMM accumulation", 3, set_acc, get_acc, name_acc, 1},
-    {"round.gemm1_out", "gate and up rounded to bf16", 2, set_rp_gemm1, get_rp_gemm1,
-     name_off_on, 1},
-    {"round.silu_out", "silu(g) rounded to bf16 before the multiply", 2, set_rp_silu, get_rp_silu,
-     name_off_on, 1},
-    {"round.act_out", "activation rounded to bf16 before GEMM2", 1, set_rp_act, get_rp_act,
-     name_required_on, 1},
-    {"combine", "the combine's accumulator", 2, set_combine, get_combine, name_combine, 1},
-    {"round.rsf_out", "output-site rsf on the bf16 sum, rounded again", 2, set_rp_rsf, get_rp_rsf,
-     name_off_on, 1},
-    {"round.weighted", "w * y rounded to bf16 per expert", 2, set_rp_weighted, get_rp_weighted,
-     name_off_on, 1},
-    {"round.gemm2_out", "expert output rounded to bf16", 2, set_rp_gemm2, get_rp_gemm2,
-     name_off_on, 1},
-    {"round.weights", "routing weights rounded to bf16", 2, set_rp_weights, get_rp_weights,
-     name_off_on, 0},
-    {"round.bias", "bias rounded to bf16 before the key add", 2, set_rp_bias, get_rp_bias,
-     name_off_on, 1},
-    {"exp", "the activation's exp", 2, set_exp, get_exp, name_exp, 1},
-    {"div", "the activation's division", 2, set_div, get_div, name_div, 1},
-    {"router", "the router's exp and division", 5, set_router, get_router, name_router, 1},
-    {"sigmoid", "the router's sigmoid form", N_SIGMOID, set_sigmoid, get_sigmoid, name_sigmoid, 1},
-    {"softmax_recip", "softmax as e / Z or e fl(1 / Z)", 2, set_recip, get_recip, name_recip, 1},
-    {"weight_form", "how a weight is formed from its score", MF_WEIGHT_COUNT, set_wform, get_wform,
-     name_wform, 0},
-    {"tie_rule", "order among bit-identical keys", MF_TIE_COUNT, set_tie, get_tie, name_tie, 1},
+    {"gemm", "GEMM accumulation", 3, set_acc, get_acc, name_acc, MF_CALIB_LOOSEST},
+    {"tie_rule", "order among bit-identical keys", MF_TIE_COUNT, set_tie, get_tie, name_tie,
+     MF_CALIB_ALTERNATIVE},
+    {"deterministic", "identical bits on identical input", 2, set_det, get_det, name_det, MF_CALIB_LOOSEST},
     {"ftz", "subnormal router/activation/combine results flushed", 2, set_ftz, get_ftz,
-     name_off_on, 1},
-    {"deterministic", "identical bits on identical input", 2, set_det, get_det, name_det, 1},
+     name_off_on, MF_CALIB_LOOSEST},
+    {"round.gemm1_out", "gate and up rounded to bf16", 2, set_rp_gemm1, get_rp_gemm1,
+     name_off_on, MF_CALIB_ADDED},
+    {"round.silu_out", "silu(g) rounded to bf16 before the multiply", 2, set_rp_silu, get_rp_silu,
+     name_off_on, MF_CALIB_ADDED},
+    {"round.act_out", "activation rounded to bf16 before GEMM2", 1, set_rp_act, get_rp_act,
+     name_required_on, MF_CALIB_LOOSEST},
+    {"combine", "the combine's accumulator", 2, set_combine, get_combine, name_combine, MF_CALIB_ADDED},
+    {"round.rsf_out", "output-site rsf on the bf16 sum, rounded again", 2, set_rp_rsf, get_rp_rsf,
+     name_off_on, MF_CALIB_ADDED},
+    {"round.weighted", "w * y rounded to bf16 per expert", 2, set_rp_weighted, get_rp_weighted,
+     name_off_on, MF_CALIB_ADDED},
+    {"round.gemm2_out", "expert output rounded to bf16", 2, set_rp_gemm2, get_rp_gemm2,
+     name_off_on, MF_CALIB_ADDED},
+    {"round.weights", "routing weights rounded to bf16", 2, set_rp_weights, get_rp_weights,
+     name_off_on, MF_CALIB_ADDED},
+    {"round.bias", "bias rounded to bf16 before the key add", 2, set_rp_bias, get_rp_bias,
+     name_off_on, MF_CALIB_ADDED},
+    {"exp", "the activation's exp", 2, set_exp, get_exp, name_exp, MF_CALIB_LOOSEST},
+    {"div", "the activation's division", 2, set_div, get_div, name_div, MF_CALIB_LOOSEST},
+    {"router", "the router's exp and division", 5, set_router, get_router, name_router, MF_CALIB_LOOSEST},
+    {"sigmoid", "the router's sigmoid form", N_SIGMOID, set_sigmoid, get_sigmoid, name_sigmoid, MF_CALIB_LOOSEST},
+    {"softmax_recip", "softmax as e / Z or e fl(1 / Z)", 2, set_recip, get_recip, name_recip, MF_CALIB_LOOSEST},
+    {"weight_form", "how a weight is formed from its score", MF_WEIGHT_COUNT, set_wform, get_wform,
+     name_wform, MF_CALIB_ALTERNATIVE},
 };
 #define N_FIELDS (int)(sizeof fields / sizeof fields[0])
 _Static_assert(N_FIELDS <= MF_CALIB_MAX_FIELDS, "MF_CALIB_MAX_FIELDS");
@@ -202,7 +203,7 @@ typedef struct probe {
     void (*edit)(mf_problem *pb); /* NULL: the generated tensors */
 } probe;
 
-#define SHAPE "T = 8\nH = 256\nI = 128\n"
+#define SHAPE "T = 4\nH = 128\nI = 64\n"
 #define DATA "gen.x = normal seed=0xca1\ngen.w13 = normal seed=0xca2\ngen.w2 = normal seed=0xca3\n"
 #define SIGMOID_BIAS "score = sigmoid\nbias = f32\nrenormalize = true\neps = 1e-20\n"
 #define GROUPED "E = 64\ntop_k = 8\nn_group = 8\ntopk_group = 4\n"
@@ -259,7 +260,7 @@ static const probe probes[] = {
      SHAPE "E = 16\ntop_k = 4\n" SIGMOID_BIAS "rsf = 1\ngen.logits = normal seed=0xcc0\n"
            "gen.bias = normal scale=0.01 seed=0xcc1\n" DATA, edit_gate_24},
     {"gemm2-top1", "round.gemm2_out apart from the combine (one expert: nothing to combine)",
-     "T = 16\nH = 256\nI = 128\nE = 16\ntop_k = 1\n" SIGMOID_BIAS "rsf = 2.5\n"
+     "T = 8\nH = 128\nI = 64\nE = 16\ntop_k = 1\n" SIGMOID_BIAS "rsf = 2.5\n"
      "gen.logits = normal seed=0xcc2\ngen.bias = normal scale=0.01 seed=0xcc3\n" DATA, NULL},
     {"tiny-scores-eps", "the renormalisation's denominator (sum against 1e-20)",
      "T = 4\nH = 64\nI = 32\nE = 16\ntop_k = 4\n" SIGMOID_BIAS "rsf = 1\n"
@@ -505,6 +506,96 @@ static mf_status first_failure(checker *ck, const mf_contract *c, const calib_se
     return MF_OK;
 }
 
+/* How badly c fails the cases of s: cases failed, then elements out. */
+static mf_status badness(checker *ck, const mf_contract *c, const calib_set *s, int *n_fail,
+                         unsigned long long *n_bad, double *util, mf_error *err) {
+    *n_fail = 0, *n_bad = 0, *util = 0;
+    for (int i = 0; i < s->n; i++) {
+        int pass;
+        MF_TRY(passes(ck, c, &s->v[i], &pass, err));
+        *util += ck->v->max_util_out + ck->v->max_util_w;
+        if (pass) continue;
+        (*n_fail)++;
+        for (int st = 0; st < MF_STAGE_COUNT; st++) *n_bad += ck->v->n_bad[st];
+    }
+    return MF_OK;
+}
+
+/* How tight c is on the cases of s, all of which it passes: the kernel's utilisation of the
+ * radii (outputs and weights), summed; 1 in *pass_all when every case passes. */
+static mf_status tightness(checker *ck, const mf_contract *c, const calib_set *s, int *pass_all,
+                           double *t, mf_error *err) {
+    *pass_all = 1, *t = 0;
+    for (int i = 0; i < s->n && *pass_all; i++) {
+        MF_TRY(passes(ck, c, &s->v[i], pass_all, err));
+        *t += ck->v->max_util_out + ck->v->max_util_w;
+    }
+    return MF_OK;
+}
+
+/* Swaps of one ADDED field that is set for one that is not, kept while the contract still
+ * passes and gets tighter (the kernel uses more of its radii): between roundings whose bounds
+ * cover each other the one that explains the cases with the narrowest bound stays. */
+static mf_status swap_roundings(checker *ck, const calib_set *s, mf_contract *c, int *value,
+                               int *any, mf_error *err) {
+    int pass;
+    *any = 0;
+    double cur;
+    MF_TRY(tightness(ck, c, s, &pass, &cur, err));
+    for (int swapped = 1, rounds = 0; swapped && rounds < N_FIELDS; rounds++) {
+        swapped = 0;
+        for (int f = 0; f < N_FIELDS && !swapped; f++) {
+            if (fields[f].start != MF_CALIB_ADDED || value[f] == 0) continue;
+            for (int g = 0; g < N_FIELDS && !swapped; g++) {
+                if (fields[g].start != MF_CALIB_ADDED || value[g] != 0) continue;
+                mf_contract t = *c;
+                fields[f].set(&t, 0);
+                fields[g].set(&t, fields[g].n_values - 1);
+                double tt;
+                MF_TRY(tightness(ck, &t, s, &pass, &tt, err));
+                if (!pass || tt <= cur) continue;
+                *c = t, cur = tt, swapped = 1, *any = 1;
+                value[f] = 0, value[g] = fields[g].n_values - 1;
+            }
+        }
+    }
+    return MF_OK;
+}
+
+/* Forward selection of the ADDED fields: while some case fails, the rounding (or bf16 combine)
+ * under which the fewest cases fail (then the fewest elements) is added, if it helps. */
+static mf_status add_roundings(checker *ck, const calib_set *s, mf_contract *c, int *value,
+                               mf_error *err) {
+    int cur_fail;
+    unsigned long long cur_bad;
+    double util;
+    MF_TRY(badness(ck, c, s, &cur_fail, &cur_bad, &util, err));
+    while (cur_fail > 0) {
+        int best = -1, best_fail = cur_fail;
+        unsigned long long best_bad = cur_bad;
+        double best_util = -1;
+        for (int f = 0; f < N_FIELDS; f++) {
+            if (fields[f].start != MF_CALIB_ADDED || value[f] == fields[f].n_values - 1) continue;
+            mf_contract t = *c;
+            fields[f].set(&t, fields[f].n_values - 1);
+            int nf;
+            unsigned long long nb;
+            double nu;
+            MF_TRY(badness(ck, &t, s, &nf, &nb, &nu, err));
+            /* fewest cases failed, then fewest elements out, then the narrowest bound (the
+             * kernel uses most of its radii) */
+            if (nf < best_fail || (nf == best_fail && nb < best_bad) ||
+                (best >= 0 && nf == best_fail && nb == best_bad && nu > best_util))
+                best = f, best_fail = nf, best_bad = nb, best_util = nu;
+        }
+        if (best < 0) break;
+        value[best] = fields[best].n_values - 1;
+        fields[best].set(c, value[best]);
+        cur_fail = best_fail, cur_bad = best_bad;
+    }
+    return MF_OK;
+}
+
 /* The loosest contract of the field table. */
 static void loosest(mf_contract *c) {
     *c = mf_contract_any_order;
@@ -521,22 +612,30 @@ static mf_status search(checker *ck, const calib_set *s, mf_calib_result *res, m
     int value[N_FIELDS], last_fail[N_FIELDS];
     int fail = -1, first_fail = -1;
     char why[256], first_why[256] = "";
-    /* the start: every monotone field at its loosest; the alternatives of the others tried in
-     * order (their product is small) until every case passes */
+    /* the start: the LOOSEST fields at their loosest, the ALTERNATIVE ones at each combination
+     * in turn (their product is small), the ADDED ones (roundings) off, then added one at a time,
+     * each time the one under which the fewest cases fail, until every case passes */
     int n_alt = 1;
     for (int f = 0; f < N_FIELDS; f++)
-        if (!fields[f].monotone) n_alt *= fields[f].n_values;
+        if (fields[f].start == MF_CALIB_ALTERNATIVE) n_alt *= fields[f].n_values;
     for (int a = 0; a < n_alt; a++) {
         loosest(&c);
         int rest = a;
         for (int f = 0; f < N_FIELDS; f++) {
             value[f] = fields[f].n_values - 1, last_fail[f] = -1;
-            if (fields[f].monotone) continue;
-            value[f] = rest % fields[f].n_values;
-            rest /= fields[f].n_values;
+            if (fields[f].start == MF_CALIB_LOOSEST) continue;
+            if (fields[f].start == MF_CALIB_ADDED) {
+                value[f] = 0;
+            } else {
+                value[f] = rest % fields[f].n_values;
+                rest /= fields[f].n_values;
+            }
             fields[f].set(&c, value[f]);
         }
+        MF_TRY(add_roundings(ck, s, &c, value, err));
         MF_TRY(first_failure(ck, &c, s, fail, &fail, why, sizeof why, err));
+        int swapped;
+        if (fail < 0) MF_TRY(swap_roundings(ck, s, &c, value, &swapped, err));
         if (a == 0) first_fail = fail, memcpy(first_why, why, sizeof why);
         if (fail < 0) break;
     }
@@ -545,12 +644,20 @@ static mf_status search(checker *ck, const calib_set *s, mf_calib_result *res, m
         memcpy(why, first_why, sizeof why);
         res->fits = 0;
         snprintf(res->none_fits, sizeof res->none_fits,
-                 "the loosest contract the search knows fails: %s", why);
+                 "no contract the search knows passes: %s", why);
         return MF_OK;
     }
     res->fits = 1;
     for (int f = 0; f < N_FIELDS; f++) snprintf(res->d[f].by, sizeof res->d[f].by, "-");
-    for (int changed = 1; changed;) {
+    /* tightening; then swaps again, now that the other fields are tight (a rounding that was
+     * needed only against a loose field's bound may give way), and tightening again */
+    for (int round = 0, changed = 1; round < 2; round++, changed = 1) {
+        if (round == 1) {
+            int swapped;
+            MF_TRY(swap_roundings(ck, s, &c, value, &swapped, err));
+            if (!swapped) break;
+        }
+        while (changed) {
         changed = 0;
         for (int f = 0; f < N_FIELDS; f++) {
             char prev[sizeof res->d[f].by] = "";
@@ -570,6 +677,7 @@ static mf_status search(checker *ck, const calib_set *s, mf_calib_result *res, m
                 snprintf(prev, sizeof prev, "%.40s: %.200s", fields[f].value_name(v), why);
                 if (v == value[f] - 1) memcpy(res->d[f].by, prev, sizeof prev);
             }
+        }
         }
     }
     for (int f = 0; f < N_FIELDS; f++) {

@@ -20,6 +20,15 @@
 #include "mf_base.h"
 #include "prepare.h"
 
+/* Where the search starts a field. A bound [RN(z - R), RN(z + R)] does not contain every value
+ * within R of z, so a rounding point is not a looser contract for a kernel that does not round
+ * there: such fields start at their tightest value and are added one at a time. */
+typedef enum mf_calib_start {
+    MF_CALIB_LOOSEST = 0,     /* the last value admits what the others admit: start there */
+    MF_CALIB_ALTERNATIVE = 1, /* values are alternatives: each tried as a start */
+    MF_CALIB_ADDED = 2,       /* a rounding: start off, added while it makes more cases pass */
+} mf_calib_start;
+
 /* One contract field the search sets: its candidate values, tightest first. */
 typedef struct mf_calib_field {
     const char *name;   /* "gemm", "round.silu_out", ... */
@@ -30,10 +39,8 @@ typedef struct mf_calib_field {
     /* the value of the field in c, or -1 when c holds none of the candidates */
     int (*get)(const mf_contract *c);
     const char *(*value_name)(int v);
-    /* 1: the last value admits every answer the others admit (a rounding point: [RN(z - R),
-     * RN(z + R)] grows with R); 0: the values are alternatives (weights rounded to bf16 admit
-     * only bf16 weights), and the search tries each as a starting point */
-    int monotone;
+    /* where the search starts the field (mf_calib_start) */
+    int start;
 } mf_calib_field;
 
 /* The fields, in the order the search visits them; *n gets their number. */
