@@ -19,21 +19,31 @@
 /* ---- fields: candidate values, tightest first ---- */
 
 static const char *const off_on[] = {"off", "on"};
-static const char *name_off_on(int v) { return off_on[v]; }
+static const char *name_off_on(int v) {
+    return off_on[v];
+}
 
 /* round points: one field per bit */
-#define RP_FIELD(id, bit)                                                               \
-    static void set_rp_##id(mf_contract *c, int v) {                                    \
+#define RP_FIELD(id, bit)                                                                   \
+    static void set_rp_##id(mf_contract *c, int v) {                                        \
         c->round_points = v ? c->round_points | (bit) : c->round_points & ~(unsigned)(bit); \
-    }                                                                                   \
-    static int get_rp_##id(const mf_contract *c) { return (c->round_points & (bit)) != 0; }
+    }                                                                                       \
+    static int get_rp_##id(const mf_contract *c) {                                          \
+        return (c->round_points & (bit)) != 0;                                              \
+    }
 RP_FIELD(gemm1, MF_RP_GEMM1_OUT)
 RP_FIELD(silu, MF_RP_SILU_OUT)
 /* the activation's rounding is no hypothesis: GEMM2 reads bf16 (the reference refuses a
  * contract without it, and so does the ABI) */
-static void set_rp_act(mf_contract *c, int v) { (void)v, c->round_points |= MF_RP_ACT_OUT; }
-static int get_rp_act(const mf_contract *c) { return (c->round_points & MF_RP_ACT_OUT) ? 0 : -1; }
-static const char *name_required_on(int v) { return v ? "?" : "on (required)"; }
+static void set_rp_act(mf_contract *c, int v) {
+    (void)v, c->round_points |= MF_RP_ACT_OUT;
+}
+static int get_rp_act(const mf_contract *c) {
+    return (c->round_points & MF_RP_ACT_OUT) ? 0 : -1;
+}
+static const char *name_required_on(int v) {
+    return v ? "?" : "on (required)";
+}
 RP_FIELD(gemm2, MF_RP_GEMM2_OUT)
 RP_FIELD(weighted, MF_RP_WEIGHTED)
 RP_FIELD(weights, MF_RP_WEIGHTS)
@@ -44,13 +54,17 @@ RP_FIELD(bias, MF_RP_BIAS)
 static const mf_acc_model acc_values[] = {
     {MF_ACC_SEQ_FP32, 1, 0}, {MF_ACC_FUSED_BLOCK, 16, 25}, {MF_ACC_ANY_ORDER, 0, 0}};
 static const char *const acc_names[] = {"seq_fp32", "fused_block B=16 F=25", "any_order"};
-static void set_acc(mf_contract *c, int v) { c->gemm = acc_values[v]; }
+static void set_acc(mf_contract *c, int v) {
+    c->gemm = acc_values[v];
+}
 static int get_acc(const mf_contract *c) {
     for (int v = 0; v < 3; v++)
         if (!memcmp(&c->gemm, &acc_values[v], sizeof c->gemm)) return v;
     return -1;
 }
-static const char *name_acc(int v) { return acc_names[v]; }
+static const char *name_acc(int v) {
+    return acc_names[v];
+}
 
 /* exp: expf-class at 2 ulp (the built-in contracts' figure), or the fast exp */
 static void set_exp(mf_contract *c, int v) {
@@ -61,11 +75,19 @@ static int get_exp(const mf_contract *c) {
     if (c->exp == MF_EXP_FAST && c->exp_ulps == 0) return 1;
     return c->exp == MF_EXP_ACCURATE && c->exp_ulps == 2.0 ? 0 : -1;
 }
-static const char *name_exp(int v) { return v ? "fast" : "accurate (2 ulp)"; }
+static const char *name_exp(int v) {
+    return v ? "fast" : "accurate (2 ulp)";
+}
 
-static void set_div(mf_contract *c, int v) { c->div = v ? MF_DIV_FAST : MF_DIV_IEEE; }
-static int get_div(const mf_contract *c) { return c->div == MF_DIV_FAST; }
-static const char *name_div(int v) { return v ? "fast" : "ieee"; }
+static void set_div(mf_contract *c, int v) {
+    c->div = v ? MF_DIV_FAST : MF_DIV_IEEE;
+}
+static int get_div(const mf_contract *c) {
+    return c->div == MF_DIV_FAST;
+}
+static const char *name_div(int v) {
+    return v ? "fast" : "ieee";
+}
 
 /* the router's exp and division: the contract's own, or declared apart */
 static const mf_fn_kinds router_values[] = {{0, 0, 0, 0},
@@ -73,10 +95,12 @@ static const mf_fn_kinds router_values[] = {{0, 0, 0, 0},
                                             {1, MF_EXP_FAST, 0, MF_DIV_IEEE},
                                             {1, MF_EXP_ACCURATE, 2.0, MF_DIV_FAST},
                                             {1, MF_EXP_FAST, 0, MF_DIV_FAST}};
-static const char *const router_names[] = {"as the contract's exp and div", "exp accurate, div ieee",
-                                           "exp fast, div ieee", "exp accurate, div fast",
-                                           "exp fast, div fast"};
-static void set_router(mf_contract *c, int v) { c->router = router_values[v]; }
+static const char *const router_names[] = {"as the contract's exp and div",
+                                           "exp accurate, div ieee", "exp fast, div ieee",
+                                           "exp accurate, div fast", "exp fast, div fast"};
+static void set_router(mf_contract *c, int v) {
+    c->router = router_values[v];
+}
 static int get_router(const mf_contract *c) {
     for (int v = 0; v < 5; v++)
         if (c->router.own == router_values[v].own &&
@@ -86,7 +110,9 @@ static int get_router(const mf_contract *c) {
             return v;
     return -1;
 }
-static const char *name_router(int v) { return router_names[v]; }
+static const char *name_router(int v) {
+    return router_names[v];
+}
 
 /* sigmoid form with the tanh's error: tanhf (2 ulp) or tanh.approx (PTX ISA: 2^-10.987) */
 static const struct {
@@ -111,67 +137,106 @@ static int get_sigmoid(const mf_contract *c) {
             return v;
     return -1;
 }
-static const char *name_sigmoid(int v) { return sigmoid_values[v].name; }
+static const char *name_sigmoid(int v) {
+    return sigmoid_values[v].name;
+}
 
-static void set_recip(mf_contract *c, int v) { c->softmax_recip = v; }
-static int get_recip(const mf_contract *c) { return c->softmax_recip != 0; }
-static const char *name_recip(int v) { return v ? "e fl(1 / Z)" : "e / Z"; }
+static void set_recip(mf_contract *c, int v) {
+    c->softmax_recip = v;
+}
+static int get_recip(const mf_contract *c) {
+    return c->softmax_recip != 0;
+}
+static const char *name_recip(int v) {
+    return v ? "e fl(1 / Z)" : "e / Z";
+}
 
-static void set_wform(mf_contract *c, int v) { c->weight_form = (mf_weight_form)v; }
-static int get_wform(const mf_contract *c) { return (int)c->weight_form; }
-static const char *name_wform(int v) { return mf_enum_name(&mf_enum_weight_form, v); }
+static void set_wform(mf_contract *c, int v) {
+    c->weight_form = (mf_weight_form)v;
+}
+static int get_wform(const mf_contract *c) {
+    return (int)c->weight_form;
+}
+static const char *name_wform(int v) {
+    return mf_enum_name(&mf_enum_weight_form, v);
+}
 
-static void set_tie(mf_contract *c, int v) { c->tie_rule = (mf_tie_rule)v; }
-static int get_tie(const mf_contract *c) { return (int)c->tie_rule; }
-static const char *name_tie(int v) { return mf_enum_name(&mf_enum_tie_rule, v); }
+static void set_tie(mf_contract *c, int v) {
+    c->tie_rule = (mf_tie_rule)v;
+}
+static int get_tie(const mf_contract *c) {
+    return (int)c->tie_rule;
+}
+static const char *name_tie(int v) {
+    return mf_enum_name(&mf_enum_tie_rule, v);
+}
 
-static void set_ftz(mf_contract *c, int v) { c->ftz = v; }
-static int get_ftz(const mf_contract *c) { return c->ftz != 0; }
+static void set_ftz(mf_contract *c, int v) {
+    c->ftz = v;
+}
+static int get_ftz(const mf_contract *c) {
+    return c->ftz != 0;
+}
 
-static void set_combine(mf_contract *c, int v) { c->combine_dtype = v ? MF_DTYPE_BF16 : MF_DTYPE_F32; }
-static int get_combine(const mf_contract *c) { return c->combine_dtype == MF_DTYPE_BF16; }
-static const char *name_combine(int v) { return v ? "bf16" : "fp32"; }
+static void set_combine(mf_contract *c, int v) {
+    c->combine_dtype = v ? MF_DTYPE_BF16 : MF_DTYPE_F32;
+}
+static int get_combine(const mf_contract *c) {
+    return c->combine_dtype == MF_DTYPE_BF16;
+}
+static const char *name_combine(int v) {
+    return v ? "bf16" : "fp32";
+}
 
-static void set_det(mf_contract *c, int v) { c->deterministic = !v; }
-static int get_det(const mf_contract *c) { return !c->deterministic; }
-static const char *name_det(int v) { return v ? "no" : "yes"; }
+static void set_det(mf_contract *c, int v) {
+    c->deterministic = !v;
+}
+static int get_det(const mf_contract *c) {
+    return !c->deterministic;
+}
+static const char *name_det(int v) {
+    return v ? "no" : "yes";
+}
 
-/* The order of the visit decides between roundings whose bounds cover each other's effect (the
- * reference bounds a rounding of silu by 2^-8 of the activation whatever its value, which covers
- * a rounding of GEMM1's output, and its propagation through GEMM2 covers the roundings after
- * it; a bf16 combine covers the roundings of y and w * y): the search keeps the last of them it
- * visits. It visits the activation's roundings from the input on, then the combine, then the
- * output side's roundings from the output back, so the combine is charged only what no rounding
- * of y explains. docs/calibrate.md, "What the probes cannot tell apart". */
+/* The fields in the order tightening visits them: the routing's alternatives and the run-level
+ * fields first, then the roundings from the activation to the output, then the functions. Where
+ * two roundings' bounds cover each other's effect, which one the result keeps comes from the
+ * forward selection and the swaps (search()), not from this order: docs/calibrate.md, "What the
+ * probes cannot tell apart". */
 static const mf_calib_field fields[] = {
     {"gemm", "GEMM accumulation", 3, set_acc, get_acc, name_acc, MF_CALIB_LOOSEST},
     {"tie_rule", "order among bit-identical keys", MF_TIE_COUNT, set_tie, get_tie, name_tie,
      MF_CALIB_ALTERNATIVE},
-    {"deterministic", "identical bits on identical input", 2, set_det, get_det, name_det, MF_CALIB_LOOSEST},
-    {"ftz", "subnormal router/activation/combine results flushed", 2, set_ftz, get_ftz,
-     name_off_on, MF_CALIB_LOOSEST},
-    {"round.gemm1_out", "gate and up rounded to bf16", 2, set_rp_gemm1, get_rp_gemm1,
-     name_off_on, MF_CALIB_ADDED},
+    {"deterministic", "identical bits on identical input", 2, set_det, get_det, name_det,
+     MF_CALIB_LOOSEST},
+    {"ftz", "subnormal router/activation/combine results flushed", 2, set_ftz, get_ftz, name_off_on,
+     MF_CALIB_LOOSEST},
+    {"round.gemm1_out", "gate and up rounded to bf16", 2, set_rp_gemm1, get_rp_gemm1, name_off_on,
+     MF_CALIB_ADDED},
     {"round.silu_out", "silu(g) rounded to bf16 before the multiply", 2, set_rp_silu, get_rp_silu,
      name_off_on, MF_CALIB_ADDED},
     {"round.act_out", "activation rounded to bf16 before GEMM2", 1, set_rp_act, get_rp_act,
      name_required_on, MF_CALIB_LOOSEST},
-    {"combine", "the combine's accumulator", 2, set_combine, get_combine, name_combine, MF_CALIB_ADDED},
+    {"combine", "the combine's accumulator", 2, set_combine, get_combine, name_combine,
+     MF_CALIB_ADDED},
     {"round.rsf_out", "output-site rsf on the bf16 sum, rounded again", 2, set_rp_rsf, get_rp_rsf,
      name_off_on, MF_CALIB_ADDED},
     {"round.weighted", "w * y rounded to bf16 per expert", 2, set_rp_weighted, get_rp_weighted,
      name_off_on, MF_CALIB_ADDED},
-    {"round.gemm2_out", "expert output rounded to bf16", 2, set_rp_gemm2, get_rp_gemm2,
-     name_off_on, MF_CALIB_ADDED},
+    {"round.gemm2_out", "expert output rounded to bf16", 2, set_rp_gemm2, get_rp_gemm2, name_off_on,
+     MF_CALIB_ADDED},
     {"round.weights", "routing weights rounded to bf16", 2, set_rp_weights, get_rp_weights,
      name_off_on, MF_CALIB_ADDED},
     {"round.bias", "bias rounded to bf16 before the key add", 2, set_rp_bias, get_rp_bias,
      name_off_on, MF_CALIB_ADDED},
     {"exp", "the activation's exp", 2, set_exp, get_exp, name_exp, MF_CALIB_LOOSEST},
     {"div", "the activation's division", 2, set_div, get_div, name_div, MF_CALIB_LOOSEST},
-    {"router", "the router's exp and division", 5, set_router, get_router, name_router, MF_CALIB_LOOSEST},
-    {"sigmoid", "the router's sigmoid form", N_SIGMOID, set_sigmoid, get_sigmoid, name_sigmoid, MF_CALIB_LOOSEST},
-    {"softmax_recip", "softmax as e / Z or e fl(1 / Z)", 2, set_recip, get_recip, name_recip, MF_CALIB_LOOSEST},
+    {"router", "the router's exp and division", 5, set_router, get_router, name_router,
+     MF_CALIB_LOOSEST},
+    {"sigmoid", "the router's sigmoid form", N_SIGMOID, set_sigmoid, get_sigmoid, name_sigmoid,
+     MF_CALIB_LOOSEST},
+    {"softmax_recip", "softmax as e / Z or e fl(1 / Z)", 2, set_recip, get_recip, name_recip,
+     MF_CALIB_LOOSEST},
     {"weight_form", "how a weight is formed from its score", MF_WEIGHT_COUNT, set_wform, get_wform,
      name_wform, MF_CALIB_ALTERNATIVE},
 };
@@ -216,52 +281,69 @@ static void edit_tiny_scores(mf_problem *pb);
 static const probe probes[] = {
     {"data-softmax", "roundings, exp, div, softmax_recip, combine",
      SHAPE "E = 16\ntop_k = 4\nscore = softmax\nbias = none\nrenormalize = true\neps = 0\n"
-           "rsf = 1\ngen.logits = normal scale=2 seed=0xca4\n" DATA, NULL},
+           "rsf = 1\ngen.logits = normal scale=2 seed=0xca4\n" DATA,
+     NULL},
     {"data-sigmoid-bias", "roundings (weights, weighted), router exp/div, combine",
      SHAPE "E = 32\ntop_k = 8\n" SIGMOID_BIAS "rsf = 2.5\ngen.logits = normal seed=0xca5\n"
-           "gen.bias = normal scale=0.01 seed=0xca6\n" DATA, NULL},
+           "gen.bias = normal scale=0.01 seed=0xca6\n" DATA,
+     NULL},
     {"data-grouped", "roundings, router of grouped (DeepSeek) routing",
      SHAPE GROUPED SIGMOID_BIAS "rsf = 2.5\ngen.logits = normal seed=0xca7\n"
-           "gen.bias = normal scale=0.01 seed=0xca8\n" DATA, NULL},
+                                "gen.bias = normal scale=0.01 seed=0xca8\n" DATA,
+     NULL},
     {"rsf-output-softmax", "round.rsf_out",
      SHAPE "E = 16\ntop_k = 4\nscore = softmax\nbias = none\nrenormalize = true\nrsf = 2.5\n"
-           "rsf_site = output\ngen.logits = normal seed=0xca9\n" DATA, NULL},
+           "rsf_site = output\ngen.logits = normal seed=0xca9\n" DATA,
+     NULL},
     {"rsf-output-sigmoid", "round.rsf_out",
      SHAPE "E = 32\ntop_k = 8\n" SIGMOID_BIAS "rsf = 2.5\nrsf_site = output\n"
-           "gen.logits = normal seed=0xcaa\ngen.bias = normal scale=0.01 seed=0xcab\n" DATA, NULL},
+           "gen.logits = normal seed=0xcaa\ngen.bias = normal scale=0.01 seed=0xcab\n" DATA,
+     NULL},
     {"sigmoid-deep-negative", "sigmoid form (tanh loses the score's relative accuracy)",
      SHAPE "E = 32\ntop_k = 4\n" SIGMOID_BIAS "rsf = 1\ngen.logits = large_neg scale=3 "
-           "seed=0xcac\ngen.bias = normal scale=0.00001 seed=0xcad\n" DATA, NULL},
+           "seed=0xcac\ngen.bias = normal scale=0.00001 seed=0xcad\n" DATA,
+     NULL},
     {"sigmoid-deep-negative-grouped", "sigmoid form, grouped routing",
      SHAPE GROUPED SIGMOID_BIAS "rsf = 2.5\ngen.logits = large_neg scale=3 seed=0xcae\n"
-           "gen.bias = normal scale=0.00001 seed=0xcaf\n" DATA, NULL},
-    {"ties-softmax", "tie_rule", "T = 8\nH = 64\nI = 32\nE = 32\ntop_k = 5\nscore = softmax\n"
-                                "bias = none\nrenormalize = true\nrsf = 1\n"
-                                "gen.logits = ties seed=0xcb0\n" DATA, NULL},
+                                "gen.bias = normal scale=0.00001 seed=0xcaf\n" DATA,
+     NULL},
+    {"ties-softmax", "tie_rule",
+     "T = 8\nH = 64\nI = 32\nE = 32\ntop_k = 5\nscore = softmax\n"
+     "bias = none\nrenormalize = true\nrsf = 1\n"
+     "gen.logits = ties seed=0xcb0\n" DATA,
+     NULL},
     {"ties-grouped", "tie_rule, grouped routing",
      "T = 8\nH = 64\nI = 32\n" GROUPED SIGMOID_BIAS "rsf = 2.5\ngen.logits = ties seed=0xcb1\n"
-     "gen.bias = ties scale=0.5 seed=0xcb2\n" DATA, NULL},
+     "gen.bias = ties scale=0.5 seed=0xcb2\n" DATA,
+     NULL},
     {"large-bias", "weight_form, round.bias",
      SHAPE "E = 64\ntop_k = 8\n" SIGMOID_BIAS "rsf = 2.5\ngen.logits = normal seed=0xcb3\n"
-           "gen.bias = large_pos seed=0xcb4\n" DATA, NULL},
+           "gen.bias = large_pos seed=0xcb4\n" DATA,
+     NULL},
     {"large-bias-grouped", "weight_form, round.bias, grouped routing",
      SHAPE GROUPED SIGMOID_BIAS "rsf = 2.5\ngen.logits = normal seed=0xcb5\n"
-           "gen.bias = large_pos seed=0xcb6\n" DATA, NULL},
+                                "gen.bias = large_pos seed=0xcb6\n" DATA,
+     NULL},
     {"underflow-eps", "ftz, the renormalisation's denominator",
      "T = 8\nH = 64\nI = 32\nE = 16\ntop_k = 4\n" SIGMOID_BIAS "rsf = 2.5\n"
-     "gen.logits = underflow seed=0xcb7\ngen.bias = normal scale=0.01 seed=0xcb8\n" DATA, NULL},
+     "gen.logits = underflow seed=0xcb7\ngen.bias = normal scale=0.01 seed=0xcb8\n" DATA,
+     NULL},
     {"underflow-no-eps", "ftz, the renormalisation's denominator",
      "T = 8\nH = 64\nI = 32\nE = 16\ntop_k = 4\nscore = sigmoid\nbias = none\nrenormalize = true\n"
-     "eps = 0\nrsf = 1\ngen.logits = underflow seed=0xcb9\n" DATA, NULL},
+     "eps = 0\nrsf = 1\ngen.logits = underflow seed=0xcb9\n" DATA,
+     NULL},
     {"bf16-logits", "routing in bf16 logits",
      SHAPE "E = 32\ntop_k = 8\n" SIGMOID_BIAS "rsf = 2.5\nlogits_dtype = bf16\n"
-           "gen.logits = normal seed=0xcba\ngen.bias = normal scale=0.01 seed=0xcbb\n" DATA, NULL},
+           "gen.logits = normal seed=0xcba\ngen.bias = normal scale=0.01 seed=0xcbb\n" DATA,
+     NULL},
     {"gemm1-up-rounding", "round.gemm1_out apart from round.silu_out",
      SHAPE "E = 16\ntop_k = 4\n" SIGMOID_BIAS "rsf = 1\ngen.logits = normal seed=0xcc0\n"
-           "gen.bias = normal scale=0.01 seed=0xcc1\n" DATA, edit_gate_24},
+           "gen.bias = normal scale=0.01 seed=0xcc1\n" DATA,
+     edit_gate_24},
     {"gemm2-top1", "round.gemm2_out apart from the combine (one expert: nothing to combine)",
      "T = 8\nH = 128\nI = 64\nE = 16\ntop_k = 1\n" SIGMOID_BIAS "rsf = 2.5\n"
-     "gen.logits = normal seed=0xcc2\ngen.bias = normal scale=0.01 seed=0xcc3\n" DATA, NULL},
+     "gen.logits = normal seed=0xcc2\ngen.bias = normal scale=0.01 seed=0xcc3\n" DATA,
+     NULL},
     {"tiny-scores-eps", "the renormalisation's denominator (sum against 1e-20)",
      "T = 4\nH = 64\nI = 32\nE = 16\ntop_k = 4\n" SIGMOID_BIAS "rsf = 1\n"
      "gen.logits = normal seed=0xcc4\ngen.bias = normal scale=0.01 seed=0xcc5\n" DATA,
@@ -269,7 +351,8 @@ static const probe probes[] = {
     {"tiny-scores-no-eps", "the renormalisation's denominator (sum against 1e-20)",
      "T = 4\nH = 64\nI = 32\nE = 16\ntop_k = 4\nscore = sigmoid\nbias = f32\n"
      "renormalize = true\neps = 0\nrsf = 1\ngen.logits = normal seed=0xcc6\n"
-     "gen.bias = normal scale=0.01 seed=0xcc7\n" DATA, edit_tiny_scores},
+     "gen.bias = normal scale=0.01 seed=0xcc7\n" DATA,
+     edit_tiny_scores},
     {"acc-block-boundary", "gemm: a K-order chain, not per-block partial sums",
      "T = 2\nH = 256\nI = 8\nE = 8\ntop_k = 2\n" SIGMOID_BIAS "rsf = 1\n"
      "gen.logits = normal seed=0xcbc\ngen.bias = normal scale=0.01 seed=0xcbd\n",
@@ -333,12 +416,27 @@ static void edit_acc_lanes(mf_problem *pb) {
 /* A probe's text with a `defaults = ...` line for the keys it leaves out (codec.h: a text case
  * names every key or lists it there). */
 static mf_status probe_case(const probe *pr, mf_case *c, mf_error *err) {
-    static const char *const keys[] = {
-        "T", "H", "I", "E", "E_local", "expert_offset", "top_k", "score", "bias", "n_group",
-        "topk_group", "group_rule", "renormalize", "eps", "rsf", "rsf_site", "activation",
-        "layout", "logits_dtype",
+    static const char *const keys[] = {"T",
+                                       "H",
+                                       "I",
+                                       "E",
+                                       "E_local",
+                                       "expert_offset",
+                                       "top_k",
+                                       "score",
+                                       "bias",
+                                       "n_group",
+                                       "topk_group",
+                                       "group_rule",
+                                       "renormalize",
+                                       "eps",
+                                       "rsf",
+                                       "rsf_site",
+                                       "activation",
+                                       "layout",
+                                       "logits_dtype",
 #define GEN_KEY_(ID, name, ...) "gen." #name,
-        MF_TENSOR_LIST(GEN_KEY_)
+                                       MF_TENSOR_LIST(GEN_KEY_)
 #undef GEN_KEY_
     };
     char text[4096];
@@ -476,8 +574,8 @@ typedef struct checker {
 /* 1 if the kernel's results on cc pass contract c; the verdict stays in ck->v. */
 static mf_status passes(checker *ck, const mf_contract *c, const calib_case *cc, int *pass,
                         mf_error *err) {
-    MF_TRY(mf_check_result_fresh(&cc->pb, c, &cc->r, cc->has_r2 ? &cc->r2 : NULL, &ck->o, ck->v,
-                                 err));
+    MF_TRY(
+        mf_check_result_fresh(&cc->pb, c, &cc->r, cc->has_r2 ? &cc->r2 : NULL, &ck->o, ck->v, err));
     *pass = ck->v->pass;
     return MF_OK;
 }
@@ -537,7 +635,7 @@ static mf_status tightness(checker *ck, const mf_contract *c, const calib_set *s
  * passes and gets tighter (the kernel uses more of its radii): between roundings whose bounds
  * cover each other the one that explains the cases with the narrowest bound stays. */
 static mf_status swap_roundings(checker *ck, const calib_set *s, mf_contract *c, int *value,
-                               int *any, mf_error *err) {
+                                int *any, mf_error *err) {
     int pass;
     *any = 0;
     double cur;
@@ -643,8 +741,8 @@ static mf_status search(checker *ck, const calib_set *s, mf_calib_result *res, m
         (void)first_fail;
         memcpy(why, first_why, sizeof why);
         res->fits = 0;
-        snprintf(res->none_fits, sizeof res->none_fits,
-                 "no contract the search knows passes: %s", why);
+        snprintf(res->none_fits, sizeof res->none_fits, "no contract the search knows passes: %s",
+                 why);
         return MF_OK;
     }
     res->fits = 1;
@@ -658,26 +756,26 @@ static mf_status search(checker *ck, const calib_set *s, mf_calib_result *res, m
             if (!swapped) break;
         }
         while (changed) {
-        changed = 0;
-        for (int f = 0; f < N_FIELDS; f++) {
-            char prev[sizeof res->d[f].by] = "";
-            for (int v = 0; v < value[f]; v++) {
-                mf_contract t = c;
-                fields[f].set(&t, v);
-                MF_TRY(first_failure(ck, &t, s, last_fail[f], &fail, why, sizeof why, err));
-                if (fail < 0) {
-                    fields[f].set(&c, v);
-                    value[f] = v;
-                    changed = 1;
-                    if (v > 0) memcpy(res->d[f].by, prev, sizeof prev);
-                    break;
+            changed = 0;
+            for (int f = 0; f < N_FIELDS; f++) {
+                char prev[sizeof res->d[f].by] = "";
+                for (int v = 0; v < value[f]; v++) {
+                    mf_contract t = c;
+                    fields[f].set(&t, v);
+                    MF_TRY(first_failure(ck, &t, s, last_fail[f], &fail, why, sizeof why, err));
+                    if (fail < 0) {
+                        fields[f].set(&c, v);
+                        value[f] = v;
+                        changed = 1;
+                        if (v > 0) memcpy(res->d[f].by, prev, sizeof prev);
+                        break;
+                    }
+                    last_fail[f] = fail;
+                    /* the value just tighter than the one kept is what the report cites */
+                    snprintf(prev, sizeof prev, "%.40s: %.200s", fields[f].value_name(v), why);
+                    if (v == value[f] - 1) memcpy(res->d[f].by, prev, sizeof prev);
                 }
-                last_fail[f] = fail;
-                /* the value just tighter than the one kept is what the report cites */
-                snprintf(prev, sizeof prev, "%.40s: %.200s", fields[f].value_name(v), why);
-                if (v == value[f] - 1) memcpy(res->d[f].by, prev, sizeof prev);
             }
-        }
         }
     }
     for (int f = 0; f < N_FIELDS; f++) {
@@ -699,10 +797,10 @@ static mf_status search(checker *ck, const calib_set *s, mf_calib_result *res, m
 typedef struct validation {
     checker *ck;
     mf_backend *b;
-    const mf_contract *c;   /* the contract under validation */
-    unsigned cand;          /* built-ins still in the running (bits of mf_contract_list()) */
-    calib_set *dec;         /* failing cases go here */
-    mf_calib_result *res;   /* counts the cases the kernel failed to run */
+    const mf_contract *c; /* the contract under validation */
+    unsigned cand;        /* built-ins still in the running (bits of mf_contract_list()) */
+    calib_set *dec;       /* failing cases go here */
+    mf_calib_result *res; /* counts the cases the kernel failed to run */
     int run, refused, failed;
 } validation;
 
@@ -837,9 +935,9 @@ static mf_status validate_random(validation *va, const mf_prep *pp, int per_mode
 static mf_status validate(validation *va, const mf_prep *pp, const mf_calib_opts *o,
                           mf_error *err) {
     va->run = va->refused = va->failed = 0;
-    for (int i = 0; o->corpus && o->corpus[i]; i++) MF_TRY(validate_corpus(va, pp, o->corpus[i], err));
-    if (o->random_per_model > 0)
-        MF_TRY(validate_random(va, pp, o->random_per_model, o->seed, err));
+    for (int i = 0; o->corpus && o->corpus[i]; i++)
+        MF_TRY(validate_corpus(va, pp, o->corpus[i], err));
+    if (o->random_per_model > 0) MF_TRY(validate_random(va, pp, o->random_per_model, o->seed, err));
     return MF_OK;
 }
 
@@ -1051,7 +1149,8 @@ void mf_calib_print(const mf_calib_result *res, FILE *f) {
     fprintf(f, "\nfields (contract.FIELD = VALUE):\n");
     for (int i = 0; i < res->n_fields; i++) {
         int v = fields[i].get(c);
-        fprintf(f, "    contract.%s = %s\n", fields[i].name, v >= 0 ? fields[i].value_name(v) : "?");
+        fprintf(f, "    contract.%s = %s\n", fields[i].name,
+                v >= 0 ? fields[i].value_name(v) : "?");
     }
     fprintf(f, "\nbuilt-in contracts the kernel passes on every probe:");
     int i = 0, any = 0;
@@ -1059,7 +1158,8 @@ void mf_calib_print(const mf_calib_result *res, FILE *f) {
         if (res->probe_builtins & (1u << i)) fprintf(f, " %s", (*b)->name), any = 1;
     fprintf(f, "%s\n", any ? "" : " none");
     if (res->nearest && !res->builtin) {
-        fprintf(f, "nearest built-in that passes every case run: %s; it differs in", res->nearest->name);
+        fprintf(f, "nearest built-in that passes every case run: %s; it differs in",
+                res->nearest->name);
         for (int j = 0; j < res->n_fields; j++)
             if (res->nearest_diff & (1u << j)) {
                 int v = fields[j].get(res->nearest);
@@ -1084,19 +1184,22 @@ void mf_calib_print(const mf_calib_result *res, FILE *f) {
                     c->gemm.block, c->gemm.frac_bits);
         fprintf(f, "    api->contract.exp_kind = %s;\n",
                 c->exp == MF_EXP_FAST ? "MF_ABI_EXP_FAST" : "MF_ABI_EXP_ACCURATE");
-        if (c->exp == MF_EXP_ACCURATE) fprintf(f, "    api->contract.exp_ulps = %g;\n", c->exp_ulps);
+        if (c->exp == MF_EXP_ACCURATE)
+            fprintf(f, "    api->contract.exp_ulps = %g;\n", c->exp_ulps);
         fprintf(f, "    api->contract.div_kind = %s;\n",
                 c->div == MF_DIV_FAST ? "MF_ABI_DIV_FAST" : "MF_ABI_DIV_IEEE");
         fprintf(f, "    api->contract.round_points = ");
         int first = 1;
         for (int b = 0; b < 5; b++)
-            if (c->round_points & (1u << b)) fprintf(f, "%s%s", first ? "" : " | ", rp[b]), first = 0;
+            if (c->round_points & (1u << b))
+                fprintf(f, "%s%s", first ? "" : " | ", rp[b]), first = 0;
         fprintf(f, "%s;\n    api->contract.deterministic = %d;\n", first ? "0" : "",
                 c->deterministic);
     } else {
-        fprintf(f, "    (none yet: the ABI's mf_kernel_contract carries the accumulation, exp, "
-                   "division,\n     round points gemm1_out..weights and determinism; the fields "
-                   "above need the\n     reference's mf_contract, as reference/contract.c "
-                   "declares the built-ins)\n");
+        fprintf(f,
+                "    (none yet: the ABI's mf_kernel_contract carries the accumulation, exp, "
+                "division,\n     round points gemm1_out..weights and determinism; the fields "
+                "above need the\n     reference's mf_contract, as reference/contract.c "
+                "declares the built-ins)\n");
     }
 }

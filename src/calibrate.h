@@ -31,8 +31,8 @@ typedef enum mf_calib_start {
 
 /* One contract field the search sets: its candidate values, tightest first. */
 typedef struct mf_calib_field {
-    const char *name;   /* "gemm", "round.silu_out", ... */
-    const char *what;   /* one line for a person */
+    const char *name; /* "gemm", "round.silu_out", ... */
+    const char *what; /* one line for a person */
     int n_values;
     /* sets value v (0 = tightest) of the field in c */
     void (*set)(mf_contract *c, int v);
@@ -47,11 +47,11 @@ typedef struct mf_calib_field {
 const mf_calib_field *mf_calib_fields(int *n);
 
 typedef struct mf_calib_opts {
-    int random_per_model;   /* random validation cases per model preset (20) */
-    uint64_t seed;          /* of the random validation cases */
+    int random_per_model;      /* random validation cases per model preset (20) */
+    uint64_t seed;             /* of the random validation cases */
     const char *const *corpus; /* directories or files of the validation set, NULL-terminated */
-    int max_rounds;         /* searches after validation failures before giving up (4) */
-    FILE *progress;         /* a line per stage, or NULL */
+    int max_rounds;            /* searches after validation failures before giving up (4) */
+    FILE *progress;            /* a line per stage, or NULL */
 } mf_calib_opts;
 
 void mf_calib_opts_default(mf_calib_opts *o);
@@ -59,30 +59,30 @@ void mf_calib_opts_default(mf_calib_opts *o);
 #define MF_CALIB_MAX_FIELDS 32
 
 typedef struct mf_calib_decision {
-    int value;           /* index into the field's candidates */
-    int loosened;        /* a validation case made it looser than the probes alone */
-    char by[256];        /* the case and verdict that ruled out the next tighter value */
+    int value;    /* index into the field's candidates */
+    int loosened; /* a validation case made it looser than the probes alone */
+    char by[256]; /* the case and verdict that ruled out the next tighter value */
 } mf_calib_decision;
 
 typedef struct mf_calib_result {
-    int fits;                     /* 0: the kernel fails even the loosest contract */
-    char none_fits[512];          /* why, when !fits */
-    mf_contract contract;         /* name "calibrated" unless builtin */
-    const mf_contract *builtin;   /* the built-in contract equal to it field by field, or NULL */
+    int fits;                   /* 0: the kernel fails even the loosest contract */
+    char none_fits[512];        /* why, when !fits */
+    mf_contract contract;       /* name "calibrated" unless builtin */
+    const mf_contract *builtin; /* the built-in contract equal to it field by field, or NULL */
     int n_fields;
     mf_calib_decision d[MF_CALIB_MAX_FIELDS];
     int probes_run, probes_unsupported;
     int valid_run, valid_unsupported, valid_failed_first; /* validation set */
-    int rounds;                   /* searches run (1 + those after validation failures) */
-    int errored;                  /* cases the kernel failed to run (error, crash, timeout) */
+    int rounds;  /* searches run (1 + those after validation failures) */
+    int errored; /* cases the kernel failed to run (error, crash, timeout) */
     char first_error[300];
-    unsigned probe_builtins;      /* bit i: mf_contract_list()[i] passes every probe */
+    unsigned probe_builtins; /* bit i: mf_contract_list()[i] passes every probe */
     /* the built-in contract that passes every case run (probes and validation) and differs from
      * the calibrated one in the fewest fields, or NULL; nearest_diff: those fields' bits (bit f:
      * field f of mf_calib_fields) */
     const mf_contract *nearest;
     unsigned nearest_diff;
-    char renorm[256];             /* what the kernel's renormalisation divides by, as observed */
+    char renorm[256]; /* what the kernel's renormalisation divides by, as observed */
     double seconds;
 } mf_calib_result;
 

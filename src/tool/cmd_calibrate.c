@@ -51,8 +51,9 @@ void mf_help_calibrate(FILE *f) {
     calib_args a;
     mf_opt t[MF_OPTS_MAX];
     mf_opts_help(f, t, calib_table(&a, t));
-    fprintf(f, "\nexit: 0 a contract found, 1 none fits (or the kernel crashed), 2 bad input, "
-               "77 no usable GPU\n");
+    fprintf(f,
+            "\nexit: 0 a contract found, 1 none fits (or the kernel crashed), 2 bad input, "
+            "77 no usable GPU\n");
 }
 
 int mf_cmd_calibrate(int argc, char **argv) {
@@ -69,8 +70,9 @@ int mf_cmd_calibrate(int argc, char **argv) {
                              "no arguments") == 0;
     free(args.v);
     if (ok && !a.backend) {
-        fprintf(stderr, "moefuzz calibrate: give the kernel with --backend NAME (moefuzz "
-                        "calibrate --help)\n");
+        fprintf(stderr,
+                "moefuzz calibrate: give the kernel with --backend NAME (moefuzz "
+                "calibrate --help)\n");
         ok = 0;
     }
     if (!ok) {
@@ -111,8 +113,8 @@ int mf_cmd_calibrate(int argc, char **argv) {
     }
     if (prep.method) snprintf(b.routing_method, sizeof b.routing_method, "%s", prep.method->name);
     printf("calibrate: backend %s (kernel %s, declares %s%s%s)\n", a.backend,
-           b.api.name ? b.api.name : "?", b.contract.name,
-           prep.method ? "; routing method " : "", prep.method ? prep.method->name : "");
+           b.api.name ? b.api.name : "?", b.contract.name, prep.method ? "; routing method " : "",
+           prep.method ? prep.method->name : "");
     mf_calib_result *res = malloc(sizeof *res);
     mf_status st = res ? mf_calibrate(&b, &prep, &o, res, &err) : MF_ENOMEM;
     mf_backend_close(&b);
