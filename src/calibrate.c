@@ -533,6 +533,17 @@ static mf_status run_twice(mf_backend *b, const mf_problem *pb, calib_case *cc, 
     return st;
 }
 
+static mf_status set_push(calib_set *s, const calib_case *cc, mf_error *err) {
+    if (s->n == s->cap) {
+        int cap = s->cap ? 2 * s->cap : 32;
+        calib_case *v = realloc(s->v, sizeof *v * (size_t)cap);
+        if (!v) return MF_FAIL(err, MF_ENOMEM, "out of memory");
+        s->v = v, s->cap = cap;
+    }
+    s->v[s->n++] = *cc;
+    return MF_OK;
+}
+
 /* Runs the kernel twice on pb (taken over by the set) and appends the case; 1 if the kernel
  * refused it (pb freed), 0 if appended. */
 static mf_status set_add(calib_set *s, mf_backend *b, const char *name, mf_problem *pb,
@@ -549,20 +560,15 @@ static mf_status set_add(calib_set *s, mf_backend *b, const char *name, mf_probl
         return st;
     }
     *refused = 0;
-    if (s->n == s->cap) {
-        int cap = s->cap ? 2 * s->cap : 32;
-        calib_case *v = realloc(s->v, sizeof *v * (size_t)cap);
-        if (!v) {
-            mf_run_result_free(&cc.r);
-            mf_run_result_free(&cc.r2);
-            mf_problem_free(pb);
-            return MF_FAIL(err, MF_ENOMEM, "out of memory");
-        }
-        s->v = v, s->cap = cap;
-    }
     cc.pb = *pb;
+    st = set_push(s, &cc, err);
+    if (st != MF_OK) {
+        mf_run_result_free(&cc.r);
+        mf_run_result_free(&cc.r2);
+        mf_problem_free(pb);
+        return st;
+    }
     memset(pb, 0, sizeof *pb);
-    s->v[s->n++] = cc;
     return MF_OK;
 }
 
@@ -708,7 +714,7 @@ static void loosest(mf_contract *c) {
 static mf_status search(checker *ck, const calib_set *s, mf_calib_result *res, mf_error *err) {
     mf_contract c;
     int value[N_FIELDS], last_fail[N_FIELDS];
-    int fail = -1, first_fail = -1;
+    int fail = -1;
     char why[256], first_why[256] = "";
     /* the start: the LOOSEST fields at their loosest, the ALTERNATIVE ones at each combination
      * in turn (their product is small), the ADDED ones (roundings) off, then added one at a time,
@@ -734,11 +740,10 @@ static mf_status search(checker *ck, const calib_set *s, mf_calib_result *res, m
         MF_TRY(first_failure(ck, &c, s, fail, &fail, why, sizeof why, err));
         int swapped;
         if (fail < 0) MF_TRY(swap_roundings(ck, s, &c, value, &swapped, err));
-        if (a == 0) first_fail = fail, memcpy(first_why, why, sizeof why);
+        if (a == 0) memcpy(first_why, why, sizeof why);
         if (fail < 0) break;
     }
     if (fail >= 0) {
-        (void)first_fail;
         memcpy(why, first_why, sizeof why);
         res->fits = 0;
         snprintf(res->none_fits, sizeof res->none_fits, "no contract the search knows passes: %s",
@@ -804,16 +809,6 @@ typedef struct validation {
     int run, refused, failed;
 } validation;
 
-static mf_status set_push(calib_set *s, const calib_case *cc, mf_error *err) {
-    if (s->n == s->cap) {
-        int cap = s->cap ? 2 * s->cap : 32;
-        calib_case *v = realloc(s->v, sizeof *v * (size_t)cap);
-        if (!v) return MF_FAIL(err, MF_ENOMEM, "out of memory");
-        s->v = v, s->cap = cap;
-    }
-    s->v[s->n++] = *cc;
-    return MF_OK;
-}
 
 /* Checks one validation case (results in cc, problem cc->pb). *keep: the contract fails it and
  * the set now owns cc (its results; its problem when own_pb). */
