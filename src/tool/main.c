@@ -11,6 +11,7 @@
  *   moefuzz bench reference      speed of the exact reference
  *   moefuzz export / verify      case files out, result files in (kernels in other languages)
  *   moefuzz methods              routing methods by project name and number
+ *   moefuzz calibrate --backend B  the tightest contract a kernel satisfies, by probing it
  * `moefuzz COMMAND --help` describes each. Exit codes: 0 pass, 1 mismatch, 2 bad input, 77 no
  * usable GPU (skipped; a failure under MOEFUZZ_REQUIRE_GPU=1).
  */
@@ -50,6 +51,8 @@ static const mf_command commands[] = {
      mf_cmd_verify, mf_help_verify},
     {"methods", "routing methods by project name and number (FlashInfer, vLLM, TRT-LLM)",
      mf_cmd_methods, mf_help_methods},
+    {"calibrate", "probe a kernel: the tightest contract it satisfies, field by field",
+     mf_cmd_calibrate, mf_help_calibrate},
 };
 
 /* Every MOEFUZZ_* variable the tool, the fuzz targets and the kernels read. The fuzz targets

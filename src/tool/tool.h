@@ -65,6 +65,8 @@ int mf_cmd_verify(int argc, char **argv);
 void mf_help_verify(FILE *f);
 int mf_cmd_methods(int argc, char **argv);
 void mf_help_methods(FILE *f);
+int mf_cmd_calibrate(int argc, char **argv);
+void mf_help_calibrate(FILE *f);
 
 /* One line describing a case: "T=4 H=64 I=32 E=16/16+0 k=4 sigmoid+bias g=1/1 rn=1
  * rsf=2.5@weights" (cmd_check.c). */
