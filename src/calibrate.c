@@ -50,15 +50,20 @@ RP_FIELD(weights, MF_RP_WEIGHTS)
 RP_FIELD(rsf, MF_RP_RSF_OUT)
 RP_FIELD(bias, MF_RP_BIAS)
 
-/* GEMM accumulation: the K-order fp32 chain, Hopper's measured fused steps, any order */
-static const mf_acc_model acc_values[] = {
-    {MF_ACC_SEQ_FP32, 1, 0}, {MF_ACC_FUSED_BLOCK, 16, 25}, {MF_ACC_ANY_ORDER, 0, 0}};
-static const char *const acc_names[] = {"seq_fp32", "fused_block B=16 F=25", "any_order"};
+/* GEMM accumulation, tightest first: the K-order fp32 chain, Hopper's measured fused steps, the
+ * class of K-order blocks of at most 16 products keeping 25 bits, any order */
+static const mf_acc_model acc_values[] = {{MF_ACC_SEQ_FP32, 1, 0},
+                                          {MF_ACC_FUSED_BLOCK, 16, 25},
+                                          {MF_ACC_ORDERED_BLOCKS, 16, 25},
+                                          {MF_ACC_ANY_ORDER, 0, 0}};
+#define N_ACC_VALUES ((int)(sizeof acc_values / sizeof acc_values[0]))
+static const char *const acc_names[N_ACC_VALUES] = {"seq_fp32", "fused_block B=16 F=25",
+                                                    "ordered_blocks B=16 F=25", "any_order"};
 static void set_acc(mf_contract *c, int v) {
     c->gemm = acc_values[v];
 }
 static int get_acc(const mf_contract *c) {
-    for (int v = 0; v < 3; v++)
+    for (int v = 0; v < N_ACC_VALUES; v++)
         if (!memcmp(&c->gemm, &acc_values[v], sizeof c->gemm)) return v;
     return -1;
 }
@@ -204,7 +209,7 @@ static const char *name_det(int v) {
  * forward selection and the swaps (search()), not from this order: docs/calibrate.md, "What the
  * probes cannot tell apart". */
 static const mf_calib_field fields[] = {
-    {"gemm", "GEMM accumulation", 3, set_acc, get_acc, name_acc, MF_CALIB_LOOSEST},
+    {"gemm", "GEMM accumulation", N_ACC_VALUES, set_acc, get_acc, name_acc, MF_CALIB_LOOSEST},
     {"tie_rule", "order among bit-identical keys", MF_TIE_COUNT, set_tie, get_tie, name_tie,
      MF_CALIB_ALTERNATIVE},
     {"deterministic", "identical bits on identical input", 2, set_det, get_det, name_det,
@@ -1168,13 +1173,13 @@ void mf_calib_print(const mf_calib_result *res, FILE *f) {
                 res->builtin->name, c->deterministic);
     } else if (abi_expressible(c)) {
         static const char *const acc[] = {"MF_ABI_ACC_SEQ_FP32", "MF_ABI_ACC_FUSED_BLOCK",
-                                          "MF_ABI_ACC_ANY_ORDER"};
+                                          "MF_ABI_ACC_ANY_ORDER", "MF_ABI_ACC_ORDERED_BLOCKS"};
         static const char *const rp[] = {"MF_ABI_RP_GEMM1_OUT", "MF_ABI_RP_ACT_OUT",
                                          "MF_ABI_RP_GEMM2_OUT", "MF_ABI_RP_WEIGHTED",
                                          "MF_ABI_RP_WEIGHTS"};
         fprintf(f, "    api->contract.name = NULL;\n    api->contract.acc_kind = %s;\n",
                 acc[c->gemm.kind]);
-        if (c->gemm.kind == MF_ACC_FUSED_BLOCK)
+        if (c->gemm.kind == MF_ACC_FUSED_BLOCK || c->gemm.kind == MF_ACC_ORDERED_BLOCKS)
             fprintf(f, "    api->contract.acc_block = %d;\n    api->contract.acc_frac_bits = %d;\n",
                     c->gemm.block, c->gemm.frac_bits);
         fprintf(f, "    api->contract.exp_kind = %s;\n",

@@ -4,7 +4,8 @@
  * host models of tests/gpu/hopper_fp8_model.h.
  *
  *   build/cuda/tests/gpu/probe_hopper_fp8 [--format e4m3|e5m2] [--seed N] [--quiet]
- *                                         [--expect "B=32 F=13 RZ fused"]
+ *                                         [--expect "B=32 F=13 RZ fused"] [--dump FILE]
+ *   build/cuda/tests/gpu/probe_hopper_fp8 --format F --replay FILE   # no device: a dump judged again
  *
  * Steps (docs/hopper-probe.md, "FP8"):
  *   E0  layout: small-integer data (every result exact under every hypothesis with F >= 10)
@@ -92,6 +93,15 @@ static __global__ void __launch_bounds__(128) probe_kernel(const uint8_t *A, con
 /* ---- host ---- */
 
 static h8_format fmtv = H8_E4M3;
+static FILE *dump; /* --dump: every dot product measured, for offline analysis */
+
+/* one record: K (int32), C (float), the hardware's result (float), a[K], b[K] */
+static void dump_dot(int K, float c, float got, const uint8_t *a, const uint8_t *b) {
+    if (!dump) return;
+    int32_t k = K;
+    fwrite(&k, 4, 1, dump), fwrite(&c, 4, 1, dump), fwrite(&got, 4, 1, dump);
+    fwrite(a, 1, (size_t)K, dump), fwrite(b, 1, (size_t)K, dump);
+}
 
 typedef struct batch {
     int K, n;         /* n tiles of 64 x 8 outputs */
@@ -194,20 +204,26 @@ static float rnd_f32(int emin, int emax) {
 
 /* ---- hypotheses ---- */
 
-#define N_HYP (4 * 16 * 2 * 2)
+#define N_HYP (4 * 16 * 2 * 6)
 static h8_hypothesis hyps[N_HYP];
-static char hyp_name[N_HYP][32];
+static char hyp_name[N_HYP][40];
 
 static void hyps_init(void) {
     static const int blocks[4] = {32, 16, 8, 4};
+    /* C's treatment: fused, apart, or wide with 24, 25, 26 fraction bits or exact */
+    static const struct {
+        int sep, frac_c;
+        const char *name;
+    } modes[6] = {{0, 0, "fused"},   {1, 0, "C-apart"}, {2, 24, "C-F24"},
+                  {2, 25, "C-F25"}, {2, 26, "C-F26"},  {2, 0, "C-exact"}};
     int n = 0;
-    for (int sep = 0; sep < 2; sep++)
+    for (int mi = 0; mi < 6; mi++)
         for (int bi = 0; bi < 4; bi++)
             for (int F = 10; F <= 25; F++)
                 for (int rn = 0; rn < 2; rn++) {
-                    hyps[n] = (h8_hypothesis){blocks[bi], F, rn, sep};
+                    hyps[n] = (h8_hypothesis){blocks[bi], F, rn, modes[mi].sep, modes[mi].frac_c};
                     snprintf(hyp_name[n], sizeof hyp_name[n], "B=%d F=%d %s %s", blocks[bi], F,
-                             rn ? "RN" : "RZ", sep ? "C-apart" : "fused");
+                             rn ? "RN" : "RZ", modes[mi].name);
                     n++;
                 }
 }
@@ -371,10 +387,94 @@ static void fill_random(batch *bt, int set) {
     }
 }
 
+/* the ten hypotheses with the fewest mismatches and the verdict line; the exit status */
+static int report(const long *mism, long total, const char *expect) {
+    int order[N_HYP];
+    for (int h = 0; h < N_HYP; h++) order[h] = h;
+    for (int i = 1; i < N_HYP; i++)
+        for (int j = i; j > 0 && mism[order[j]] < mism[order[j - 1]]; j--) {
+            int t = order[j];
+            order[j] = order[j - 1], order[j - 1] = t;
+        }
+    printf("\nfewest mismatches (of %ld results):\n", total);
+    for (int i = 0; i < 10; i++) printf("  %-24s %ld\n", hyp_name[order[i]], mism[order[i]]);
+    int nsurv = 0, expect_ok = 0;
+    char surv[4096] = "";
+    for (int h = 0; h < N_HYP; h++)
+        if (mism[h] == 0) {
+            if (nsurv++) strncat(surv, ", ", sizeof surv - strlen(surv) - 1);
+            strncat(surv, hyp_name[h], sizeof surv - strlen(surv) - 1);
+            if (expect && !strcmp(expect, hyp_name[h])) expect_ok = 1;
+        }
+    if (!nsurv) {
+        printf("\nmeasured: no hypothesis of the grid matches (closest: %s, %ld mismatches)\n",
+               hyp_name[order[0]], mism[order[0]]);
+        return 1;
+    }
+    printf("\nmeasured: %s (0 mismatches in %ld; %d of %d hypotheses survive)\n", surv, total,
+           nsurv, N_HYP);
+    if (expect && !expect_ok) {
+        printf("verdict: FAIL: the expected '%s' is refuted\n", expect);
+        return 1;
+    }
+    return 0;
+}
+
+/* --replay FILE: the records of an earlier --dump judged again by this build's grid, no device
+ * needed; prints the first mismatches of the closest hypothesis */
+static int replay(const char *path, const char *expect) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "probe_hopper_fp8: cannot read %s\n", path);
+        return 2;
+    }
+    static long mism[N_HYP];
+    long total = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        int best = 0, shown = 0;
+        for (int h = 1; h < N_HYP && pass; h++)
+            if (mism[h] < mism[best]) best = h;
+        if (pass) printf("first mismatches of %s:\n", hyp_name[best]);
+        rewind(f);
+        for (;;) {
+            int32_t K;
+            float c, got;
+            uint8_t a[KMAX], b[KMAX];
+            if (fread(&K, 4, 1, f) != 1) break;
+            if (K <= 0 || K > KMAX || K % 32 || fread(&c, 4, 1, f) != 1 ||
+                fread(&got, 4, 1, f) != 1 || fread(a, 1, (size_t)K, f) != (size_t)K ||
+                fread(b, 1, (size_t)K, f) != (size_t)K) {
+                fprintf(stderr, "probe_hopper_fp8: %s: truncated or malformed record\n", path);
+                fclose(f);
+                return 2;
+            }
+            if (!pass) {
+                for (int h = 0; h < N_HYP; h++)
+                    if (!same_value(h8_dot(&hyps[h], fmtv, c, a, b, K), got)) mism[h]++;
+                total++;
+            } else if (shown < 12) {
+                const float m = h8_dot(&hyps[best], fmtv, c, a, b, K);
+                if (same_value(m, got)) continue;
+                double exact = c, maxp = 0;
+                for (int k = 0; k < K; k++) {
+                    const double p = h8_value(a[k], fmtv) * h8_value(b[k], fmtv);
+                    exact += p;
+                    if (fabs(p) > maxp) maxp = fabs(p);
+                }
+                printf("  K=%-3d C=%-16a max|p|=%-10a exact=%-22a hw=%-16a model=%a\n", K,
+                       (double)c, maxp, exact, (double)got, (double)m);
+                shown++;
+            }
+        }
+    }
+    fclose(f);
+    return report(mism, total, expect);
+}
+
 int main(int argc, char **argv) {
     uint64_t seed = 0x5eed0008;
     int quiet = 0;
-    const char *expect = NULL;
+    const char *expect = NULL, *replay_path = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--seed") && i + 1 < argc)
             seed = strtoull(argv[++i], NULL, 0);
@@ -382,6 +482,14 @@ int main(int argc, char **argv) {
             quiet = 1;
         else if (!strcmp(argv[i], "--expect") && i + 1 < argc)
             expect = argv[++i];
+        else if (!strcmp(argv[i], "--replay") && i + 1 < argc)
+            replay_path = argv[++i];
+        else if (!strcmp(argv[i], "--dump") && i + 1 < argc) {
+            if (!(dump = fopen(argv[++i], "wb"))) {
+                fprintf(stderr, "probe_hopper_fp8: cannot write %s\n", argv[i]);
+                return 2;
+            }
+        }
         else if (!strcmp(argv[i], "--format") && i + 1 < argc) {
             const char *f = argv[++i];
             if (!strcmp(f, "e4m3"))
@@ -395,7 +503,7 @@ int main(int argc, char **argv) {
         } else {
             fprintf(stderr,
                     "usage: probe_hopper_fp8 [--format e4m3|e5m2] [--seed N] [--quiet] "
-                    "[--expect HYPOTHESIS]\n");
+                    "[--expect HYPOTHESIS] [--dump FILE | --replay FILE]\n");
             return 2;
         }
     }
@@ -409,6 +517,7 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
+    if (replay_path) return replay(replay_path, expect);
     int dev = -1;
     char why[256] = "";
     const int found = mf_cuda_device_find(&dev, why, sizeof why);
@@ -443,6 +552,7 @@ int main(int argc, char **argv) {
     printf("\n%-8s %-52s %-18s %s\n", "exp", "inputs", "hardware", "hypotheses matching");
     for (int i = 0; i < n_des; i++) {
         const designed *d = &des[i];
+        dump_dot(d->K, d->c, hw[i], d->a, d->b);
         int nm = 0, first = -1;
         for (int h = 0; h < N_HYP; h++) {
             if (same_value(h8_dot(&hyps[h], fmtv, d->c, d->a, d->b, d->K), hw[i])) {
@@ -475,6 +585,7 @@ int main(int argc, char **argv) {
                     const uint8_t *a = bt.A + ((size_t)t * 64 + i) * K;
                     const uint8_t *b = bt.B + ((size_t)t * 8 + j) * K;
                     const float c = bt.C[t * 512 + i * 8 + j], got = bt.D[t * 512 + i * 8 + j];
+                    dump_dot(K, c, got, a, b);
                     for (int h = 0; h < N_HYP; h++)
                         if (!same_value(h8_dot(&hyps[h], fmtv, c, a, b, K), got)) mism[h]++;
                     total++;
@@ -483,34 +594,5 @@ int main(int argc, char **argv) {
         batch_free(&bt);
     }
 
-    /* the ten hypotheses with the fewest mismatches */
-    int order[N_HYP];
-    for (int h = 0; h < N_HYP; h++) order[h] = h;
-    for (int i = 1; i < N_HYP; i++)
-        for (int j = i; j > 0 && mism[order[j]] < mism[order[j - 1]]; j--) {
-            int t = order[j];
-            order[j] = order[j - 1], order[j - 1] = t;
-        }
-    printf("\nfewest mismatches (of %ld results):\n", total);
-    for (int i = 0; i < 10; i++) printf("  %-24s %ld\n", hyp_name[order[i]], mism[order[i]]);
-    int nsurv = 0, expect_ok = 0;
-    char surv[4096] = "";
-    for (int h = 0; h < N_HYP; h++)
-        if (mism[h] == 0) {
-            if (nsurv++) strncat(surv, ", ", sizeof surv - strlen(surv) - 1);
-            strncat(surv, hyp_name[h], sizeof surv - strlen(surv) - 1);
-            if (expect && !strcmp(expect, hyp_name[h])) expect_ok = 1;
-        }
-    if (!nsurv) {
-        printf("\nmeasured: no hypothesis of the grid matches (closest: %s, %ld mismatches)\n",
-               hyp_name[order[0]], mism[order[0]]);
-        return 1;
-    }
-    printf("\nmeasured: %s (0 mismatches in %ld; %d of %d hypotheses survive)\n", surv, total,
-           nsurv, N_HYP);
-    if (expect && !expect_ok) {
-        printf("verdict: FAIL: the expected '%s' is refuted\n", expect);
-        return 1;
-    }
-    return 0;
+    return report(mism, total, expect);
 }

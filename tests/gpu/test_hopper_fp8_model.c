@@ -60,7 +60,7 @@ int main(void) {
             for (int bi = 0; bi < 4; bi++)
                 for (int F = 10; F <= 25; F++)
                     for (int rn = 0; rn < 2; rn++) {
-                        const h8_hypothesis h = {blocks[bi], F, rn, sep};
+                        const h8_hypothesis h = {blocks[bi], F, rn, sep, 0};
                         /* small integers: exact */
                         for (int trial = 0; trial < 4; trial++) {
                             uint8_t a[128], b[128];
