@@ -453,8 +453,9 @@ static int bias_shift_holds(const mf_contract *c, char *why, size_t n) {
 static int full_groups_holds(const mf_contract *c, char *why, size_t n) {
     if (!needs_deterministic(c, why, n)) return 0;
     if (c->sigmoid_form == MF_SIGMOID_EXP_DIV_OR_TANH) {
-        snprintf(why, n, "sigmoid_form exp_div_or_tanh: grouped and ungrouped routing may take "
-                         "different router paths");
+        snprintf(why, n,
+                 "sigmoid_form exp_div_or_tanh: grouped and ungrouped routing may take "
+                 "different router paths");
         return 0;
     }
     snprintf(why, n, "deterministic, one sigmoid form: one router path for both");
@@ -470,8 +471,9 @@ static int ep_shards_holds(const mf_contract *c, char *why, size_t n) {
 static int relabel_holds(const mf_contract *c, char *why, size_t n) {
     if (!needs_deterministic(c, why, n)) return 0;
     if (c->gemm.kind == MF_ACC_ANY_ORDER) {
-        snprintf(why, n, "acc any_order: the combine may add the experts in expert order, which "
-                         "relabelling changes");
+        snprintf(why, n,
+                 "acc any_order: the combine may add the experts in expert order, which "
+                 "relabelling changes");
         return 0;
     }
     snprintf(why, n, "deterministic, acc %s: the combine adds in slot order",

@@ -236,6 +236,51 @@ static int emu_run(void *ctx, const mf_kernel_params *p, char *msg, size_t len) 
     return rc;
 }
 
+#ifdef EMU_FIELDS
+/* The contract vllm-0.33-triton-sm90 (reference/contract.c) declared field by field through the
+ * contract extension, deterministic (as this emulation is). MOEFUZZ_EMU_FIELD=NAME changes one
+ * field: tighter than the arithmetic (no-silu-out, no-rsf-out, no-gemm1-out) or outside its list
+ * or range (bad-*), which moefuzz must refuse when it loads the kernel. */
+static mf_kernel_contract_ext emu_contract = {
+    .ext = {MF_KERNEL_EXT_CONTRACT, sizeof(mf_kernel_contract_ext), NULL},
+    .acc_kind = MF_ABI_ACC_ANY_ORDER,
+    .exp_kind = MF_ABI_EXP_ACCURATE,
+    .exp_ulps = 2.0f,
+    .div_kind = MF_ABI_DIV_IEEE,
+    .round_points = MF_ABI_RP_GEMM1_OUT | MF_ABI_RP_SILU_OUT | MF_ABI_RP_ACT_OUT |
+                    MF_ABI_RP_WEIGHTED | MF_ABI_RP_RSF_OUT,
+    .deterministic = 1,
+    .router_own = 1,
+    .router_exp_kind = MF_ABI_EXP_FAST,
+    .router_div_kind = MF_ABI_DIV_IEEE,
+    .sigmoid_form = MF_ABI_SIGMOID_EXP_DIV_OR_TANH,
+    .tanh_rel = 2 * 0x1p-23f,
+    .softmax_recip = 1,
+    .weight_form = MF_ABI_WEIGHT_PLAIN,
+    .tie_rule = MF_ABI_TIE_LOWER_INDEX,
+    .ftz = 0,
+    .combine_dtype = MF_ABI_DTYPE_F32,
+};
+
+static void emu_fields_change(const char *f) {
+    mf_kernel_contract_ext *c = &emu_contract;
+    if (!strcmp(f, "no-silu-out")) c->round_points &= ~(uint32_t)MF_ABI_RP_SILU_OUT;
+    if (!strcmp(f, "no-rsf-out")) c->round_points &= ~(uint32_t)MF_ABI_RP_RSF_OUT;
+    if (!strcmp(f, "no-gemm1-out")) c->round_points &= ~(uint32_t)MF_ABI_RP_GEMM1_OUT;
+    if (!strcmp(f, "bad-sigmoid-form")) c->sigmoid_form = 3;
+    if (!strcmp(f, "bad-tie-rule")) c->tie_rule = -1;
+    if (!strcmp(f, "bad-tanh-rel")) c->tanh_rel = 0.5f;
+    if (!strcmp(f, "bad-round-point")) c->round_points |= 1u << 12;
+    if (!strcmp(f, "bad-fused-block")) c->acc_kind = MF_ABI_ACC_FUSED_BLOCK, c->acc_block = 0;
+    if (!strcmp(f, "bad-ftz")) c->ftz = 2;
+    if (!strcmp(f, "bad-combine-dtype")) c->combine_dtype = 2;
+}
+
+static const mf_kernel_ext *emu_fields_get_ext(uint32_t kind) {
+    return kind == MF_KERNEL_EXT_CONTRACT ? &emu_contract.ext : emu_get_ext(kind);
+}
+#endif
+
 __attribute__((visibility("default"))) int mf_kernel_get_api(uint32_t abi_version,
                                                              mf_kernel_api *api,
                                                              size_t api_size) {
@@ -254,7 +299,7 @@ __attribute__((visibility("default"))) int mf_kernel_get_api(uint32_t abi_versio
     api->contract.div_kind = MF_ABI_DIV_FAST;
     api->contract.round_points = MF_ABI_RP_GEMM1_OUT | MF_ABI_RP_ACT_OUT | MF_ABI_RP_WEIGHTED;
     api->contract.deterministic = 0;
-#else
+#elif !defined(EMU_FIELDS)
     api->contract.name = "vllm-0.33-triton-sm90";
     api->contract.deterministic = 1;
 #endif
@@ -265,5 +310,10 @@ __attribute__((visibility("default"))) int mf_kernel_get_api(uint32_t abi_versio
     api->run = emu_run;
     api->release = emu_release;
     api->get_ext = emu_get_ext;
+#ifdef EMU_FIELDS
+    const char *f = getenv("MOEFUZZ_EMU_FIELD");
+    if (f) emu_fields_change(f);
+    api->get_ext = emu_fields_get_ext;
+#endif
     return 0;
 }
