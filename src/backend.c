@@ -97,7 +97,7 @@ _Static_assert(sizeof(mf_kernel_api) ==
                    offsetof(mf_kernel_api, release) + sizeof(void (*)(void *)) + 8 * sizeof(void *),
                "mf_kernel_api keeps the first header's size");
 _Static_assert(sizeof(mf_kernel_contract_ext) == 128 &&
-                   offsetof(mf_kernel_contract_ext, reserved) == 92,
+                   offsetof(mf_kernel_contract_ext, reserved) == 96,
                "mf_kernel_contract_ext's layout is fixed: fields are appended into reserved");
 _Static_assert(offsetof(mf_kernel_params, ext) + 8 == offsetof(mf_kernel_params, reserved) &&
                    sizeof(mf_kernel_params) == offsetof(mf_kernel_params, reserved) + 7 * 8,
@@ -301,6 +301,8 @@ mf_status mf_contract_from_ext(const mf_kernel_contract_ext *x, mf_contract *out
     MF_TRY(ext_flag("ftz", x->ftz, &out->ftz, err));
     MF_TRY(ext_enum("combine_dtype", &mf_enum_dtype, x->combine_dtype, &v, err));
     out->combine_dtype = (mf_dtype)v;
+    MF_TRY(ext_flag("router_logits_dtype", x->router_logits_dtype, &out->router_logits_dtype,
+                    err));
     for (size_t i = 0; i < sizeof x->reserved / sizeof x->reserved[0]; i++)
         if (x->reserved[i])
             return MF_FAIL(err, MF_EINVAL,

@@ -6,7 +6,9 @@
 #      report names the contract "declared";
 #   2. declaring a field tighter than its arithmetic (a rounding point it has, left out) fails;
 #   3. a value outside a field's list or range is refused when moefuzz loads the kernel, with
-#      the field named, isolated and in process.
+#      the field named, isolated and in process;
+#   4. the declared fields decide how each metamorphic relation runs: identity where the
+#      contract gives what it needs, independent checks (and why) where a field takes it away.
 set -u
 M=$1 F=$2 CORPUS=$3
 cases=$(ls "$CORPUS"/seeds/*.txt "$CORPUS"/regress/*.txt)
@@ -45,6 +47,21 @@ for spec in bad-sigmoid-form:sigmoid_form bad-tie-rule:tie_rule bad-tanh-rel:tan
   done
   echo "$field refused: $(echo "$o" | tail -1)"
 done
+
+g=$CORPUS/seeds/grouped-negative-bias.txt
+meta() { # FIELD RELATION MODE WHY: the relation ran in MODE, saying WHY
+  o=$(MOEFUZZ_EMU_FIELD=$1 "$M" check --metamorphic --backend "plugin:$F" "$g" 2>&1)
+  r=$?
+  if [ $r -eq 0 ] && echo "$o" | grep -Eq "^    $2 +$3 +ok .*$4"; then
+    echo "field '$1': $2 $3 ($4)"; else
+    echo "$o" | grep -A6 "metamorphic:"; bad "field '$1': $2 not $3 ($4), exit $r"; fi
+}
+meta none rsf-scaling identity "ftz = 0"
+meta none bias-shift identity "weight_form plain"
+meta none relabel independent "acc any_order"
+meta none full-groups independent "sigmoid_form exp_div_or_tanh"
+meta ftz rsf-scaling independent "ftz = 1"
+meta key-minus-bias bias-shift independent "weight_form key_minus_bias"
 
 [ $fails -eq 0 ] || exit 1
 echo "contract_fields.sh: ok"

@@ -238,7 +238,10 @@ typedef struct mf_kernel_contract_ext {
     int32_t tie_rule;      /* MF_ABI_TIE_* */
     int32_t ftz;           /* 1: router, activation and combine flush subnormal results to 0 */
     int32_t combine_dtype; /* MF_ABI_DTYPE_* of the combine's accumulator */
-    uint32_t reserved[9];  /* zero */
+    int32_t router_logits_dtype; /* 1: the router computes in the logits' dtype (bf16 logits:
+                                    scores, bf16 keys, group sums and each weight step rounded
+                                    to bf16); 0: in fp32 */
+    uint32_t reserved[8]; /* zero */
 } mf_kernel_contract_ext;
 
 /* The symbol a plugin exports. Fills *api (api_size bytes of it) for the caller's abi_version;
