@@ -85,7 +85,8 @@ static int torch_supports(const mf_kernel_params *p, char *msg, size_t len) {
         return emu_msg(msg, len, "top-2 group sum without a bias: vLLM's torch path takes the max");
     if (p->renormalize && p->renorm_eps != 0.0f)
         return emu_msg(msg, len, "sum + eps: vLLM's torch grouped_topk adds no eps");
-    if (p->E > 1024 || p->n_group > 64) return emu_msg(msg, len, "E above 1024 or n_group above 64");
+    if (p->E > 1024 || p->n_group > 64)
+        return emu_msg(msg, len, "E above 1024 or n_group above 64");
     return 1;
 }
 
