@@ -9,7 +9,6 @@
 #include "bf16.h"
 #include "forward.h"
 #include "route.h"
-#include "verdict.h"
 
 /* elements where exact comparisons are meaningful */
 static int comparable(uint16_t a) {
@@ -122,6 +121,7 @@ typedef struct meta_ctx {
     int32_t *s0; /* [T][top_k]; NULL until computed */
     mf_meta_result *m;
     int identity; /* the relation being run compares runs bit for bit (else: check_alone) */
+    mf_meta_checker checker;
 } meta_ctx;
 
 static mf_status ctx_selections(meta_ctx *x, mf_error *err) {
@@ -136,30 +136,17 @@ static mf_status ctx_selections(meta_ctx *x, mf_error *err) {
 static mf_status check_alone(meta_ctx *x, mf_meta rel, const mf_problem *q, const mf_run_result *r,
                              const char *what, mf_error *err) {
     if (r->unsupported) return MF_OK;
-    mf_verdict *v = malloc(sizeof *v);
-    if (!v) return MF_FAIL(err, MF_ENOMEM, "out of memory");
-    mf_check_opts o;
-    mf_check_opts_default(&o);
-    o.determinism = 0, o.attribute = 0;
-    mf_status st = mf_check_result_fresh(q, x->c, r, NULL, &o, v, err);
-    if (st == MF_OK) {
-        mf_meta_result *m = x->m;
-        m->applicable[rel] = 1;
-        m->runs[rel]++;
-        m->compared[rel] += v->elems_checked;
-        if (!v->pass && m->violations[rel]++ == 0) {
-            m->n_violated++;
-            const mf_mismatch *mm = &v->rep[0];
-            if (v->n_rep)
-                snprintf(m->first[rel], sizeof m->first[rel],
-                         "%s: [tok %d, col %d] %s: got %a, want %a (radius %a)", what, mm->token,
-                         mm->col, mf_stage_name(mm->stage), mm->got_d, mm->want, mm->rad);
-            else
-                snprintf(m->first[rel], sizeof m->first[rel], "%s: fails its check", what);
-        }
+    mf_meta_check v;
+    MF_TRY(x->checker(q, x->c, r, &v, err));
+    mf_meta_result *m = x->m;
+    m->applicable[rel] = 1;
+    m->runs[rel]++;
+    m->compared[rel] += v.checked;
+    if (!v.pass && m->violations[rel]++ == 0) {
+        m->n_violated++;
+        snprintf(m->first[rel], sizeof m->first[rel], "%s: %s", what, v.first);
     }
-    free(v);
-    return st;
+    return MF_OK;
 }
 
 /* Token t of a run against the same token of another: every comparable element equal. */
@@ -512,9 +499,10 @@ const char *mf_meta_name(mf_meta m) {
 }
 
 mf_status mf_metamorphic(const mf_problem *pb, mf_backend *b, const mf_run_result *r0,
-                         mf_meta_result *m, mf_error *err) {
+                         mf_meta_checker checker, mf_meta_result *m, mf_error *err) {
     memset(m, 0, sizeof *m);
-    meta_ctx x = {.pb = pb, .b = b, .c = &b->contract, .r0 = r0, .s0 = NULL, .m = m};
+    meta_ctx x = {
+        .pb = pb, .b = b, .c = &b->contract, .r0 = r0, .s0 = NULL, .m = m, .checker = checker};
     mf_status st = MF_OK;
     for (int i = 0; i < N_RELATIONS && st == MF_OK; i++) {
         const meta_relation *rel = &relations[i];

@@ -54,9 +54,21 @@ typedef struct mf_meta_result {
     char why[MF_META_COUNT][160]; /* the contract fields that decided the mode */
 } mf_meta_result;
 
-/* Runs every applicable relation. r0 is the kernel's run on pb (with routing if reported). */
+/* The normal checker of one run, for the independent checks (src/check.c gives it: the verdict
+ * lies above this layer). Checks run r of problem q against contract c: pass, the elements
+ * checked and, on a failure, the first mismatch in words. */
+typedef struct mf_meta_check {
+    int pass;
+    unsigned long long checked;
+    char first[200];
+} mf_meta_check;
+typedef mf_status (*mf_meta_checker)(const mf_problem *q, const mf_contract *c,
+                                     const mf_run_result *r, mf_meta_check *out, mf_error *err);
+
+/* Runs every applicable relation. r0 is the kernel's run on pb (with routing if reported);
+ * checker checks a transformed run where a relation runs as independent checks. */
 mf_status mf_metamorphic(const mf_problem *pb, mf_backend *b, const mf_run_result *r0,
-                         mf_meta_result *m, mf_error *err);
+                         mf_meta_checker checker, mf_meta_result *m, mf_error *err);
 
 void mf_meta_print(const mf_meta_result *m, FILE *f);
 
