@@ -123,6 +123,42 @@ const mf_contract mf_contract_flashinfer_07_trtllm_bf16 = {
                "(trtllm_batched_gemm_runner.cu), accumulation not readable",
 };
 
+/* vLLM 0.33.0 when its router factory takes the torch grouped_topk (grouped routing without a
+ * bias, or an rsf without a bias or groups): the experts as vllm-0.33-triton-sm90, the router in
+ * the logits' dtype. Inductor may fuse the bf16 steps (rounded or not: the radii admit both);
+ * the exp and division of its lowering are not settled (fast admits accurate). */
+const mf_contract mf_contract_vllm_033_triton_sm90_torch_router = {
+    .name = "vllm-0.33-triton-sm90-torch-router",
+    .summary = "vLLM 0.33.0 bf16 fused MoE on Hopper with the torch grouped_topk router: "
+               "softmax or sigmoid computed in fp32 and rounded to the logits' dtype, group max, "
+               "torch.topk (ties and slot order in any order), weights w / sum(w) with no eps "
+               "and w * rsf each rounded to the logits' dtype; experts as "
+               "vllm-0.33-triton-sm90 (Triton GEMMs as ordered blocks B 16 F 25, GEMM1 output, silu and "
+               "product rounded to bf16, w * y rounded to bf16, moe_sum in fp32)",
+    .gemm = {MF_ACC_ORDERED_BLOCKS, 16, 25}, /* the experts of vllm-0.33-triton-sm90 */
+    .exp = MF_EXP_ACCURATE,
+    .exp_ulps = 2.0,
+    .div = MF_DIV_IEEE,
+    .round_points = MF_RP_GEMM1_OUT | MF_RP_SILU_OUT | MF_RP_ACT_OUT | MF_RP_WEIGHTED |
+                    MF_RP_RSF_OUT,
+    .deterministic = 0,
+    .router = {1, MF_EXP_FAST, 0, MF_DIV_FAST},
+    .sigmoid_form = MF_SIGMOID_EXP_DIV,
+    .tanh_rel = 0,
+    .softmax_recip = 1,
+    .weight_form = MF_WEIGHT_PLAIN,
+    .tie_rule = MF_TIE_ANY,
+    .ftz = 0,
+    .combine_dtype = MF_DTYPE_F32,
+    .sources = "vllm 0.33.0: fm/router/router_factory.py l. 166-210 (grouped unless degenerate "
+               "with rsf 1 or a bias); fm/router/grouped_topk_router.py:grouped_topk l. 76-162 "
+               "(CUDA op only with a bias l. 92-109; scores in the logits' dtype l. 113-116; "
+               "group max without a bias l. 129-131; torch.topk sorted=VLLM_BATCH_INVARIANT "
+               "l. 135-155; w / w.sum() without eps l. 157-158; w * rsf l. 160-161); experts as "
+               "vllm-0.33-triton-sm90",
+    .router_logits_dtype = 1,
+};
+
 /* Names kept for the newest contract of a kernel family. */
 static const struct {
     const char *alias;
@@ -130,6 +166,7 @@ static const struct {
 } aliases[] = {
     {"vllm-triton", &mf_contract_vllm_033_triton_sm90},
     {"flashinfer-trtllm-bf16", &mf_contract_flashinfer_07_trtllm_bf16},
+    {"vllm-triton-torch-router", &mf_contract_vllm_033_triton_sm90_torch_router},
 };
 
 static const mf_contract *const builtin[] = {&mf_contract_cpu_scalar,
@@ -137,6 +174,7 @@ static const mf_contract *const builtin[] = {&mf_contract_cpu_scalar,
                                              &mf_contract_any_order,
                                              &mf_contract_vllm_033_triton_sm90,
                                              &mf_contract_flashinfer_07_trtllm_bf16,
+                                             &mf_contract_vllm_033_triton_sm90_torch_router,
                                              NULL};
 
 const mf_contract *const *mf_contract_list(void) { return builtin; }

@@ -58,6 +58,9 @@ typedef struct mf_contract {
                               flushed to 0 (fast math; tensor-core GEMMs are not affected) */
     mf_dtype combine_dtype; /* the combine's accumulator: fp32, or bf16 (each add rounded) */
     const char *sources;   /* where each rounding point and approximation was read, or NULL */
+    int router_logits_dtype; /* the router computes in the logits' dtype: with bf16 logits its
+                                scores, bf16 keys, group sums, denominator, quotient and rsf
+                                product are each rounded to bf16 (vLLM's torch grouped_topk) */
 } mf_contract;
 
 /* Built-in contracts. */
@@ -66,6 +69,7 @@ extern const mf_contract mf_contract_hopper_tc;   /* kernels/cuda: wgmma/mma bf1
 extern const mf_contract mf_contract_any_order;   /* model-free fallback (T0) */
 extern const mf_contract mf_contract_vllm_033_triton_sm90;    /* vLLM 0.33.0, Triton, Hopper */
 extern const mf_contract mf_contract_flashinfer_07_trtllm_bf16; /* FlashInfer 0.7.4 trtllm-gen */
+extern const mf_contract mf_contract_vllm_033_triton_sm90_torch_router; /* its torch router */
 
 /* 1 if a and b are the same contract field by field (names compared as strings). */
 int mf_contract_equal(const mf_contract *a, const mf_contract *b);

@@ -6,6 +6,8 @@
  *            rel_e = eps_exp + u|l - m|, rel_S = sum_j rel_j p_j + gamma_{E-1}
  *   key      k = s + b (fp32 add):   rho_k = rho_s + u(|k| + rho_s) + 2^-149
  *   group    top-2 sum: [sum top2(lo), sum top2(hi)] widened by one fp32 add; max: [max lo, max hi]
+ *   routing in the logits' dtype (router_logits_dtype, bf16 logits): each of the above, and each
+ *   step of the weight, also rounded to bf16: + u_b |v| + 2^-134, u_b = 2^-8
  * All interval arithmetic in double is widened by 2^-48 of the operand magnitudes.
  */
 #include "route.h"
@@ -25,6 +27,15 @@ static const double U = 0x1p-24;
 static const double ETA = 0x1p-149;
 
 static inline double widen_amount(double mag) { return fabs(mag) * 0x1p-48 + 0x1p-1074; }
+
+/* One rounding to bf16: at most UB |v| + ETA_B (half the bf16 subnormal spacing 2^-133). */
+static const double UB = 0x1p-8;
+static const double ETA_B = 0x1p-134;
+
+/* The router computes in bf16 (router_logits_dtype with bf16 logits). */
+static int route_bf16(const mf_moe_params *p, const mf_contract *c) {
+    return c->router_logits_dtype && p->logits_dtype == MF_DTYPE_BF16;
+}
 
 void mf_routing_free(mf_routing *r) {
     if (!r) return;
@@ -307,6 +318,10 @@ static void group_intervals(const mf_moe_params *p, const mf_contract *c, mf_rou
             double mag = fabs(l1) + fabs(l2) + fabs(h1) + fabs(h2);
             gl -= U * fabs(gl) + eta + widen_amount(mag); /* the kernel's fp32 add */
             gh += U * fabs(gh) + eta + widen_amount(mag);
+            if (route_bf16(p, c)) { /* the sum in the keys' dtype, bf16 */
+                gl -= UB * fabs(gl) + ETA_B;
+                gh += UB * fabs(gh) + ETA_B;
+            }
         }
         size_t gi = (size_t)t * p->n_group + g;
         r->g_key[gi] = gk;
@@ -537,11 +552,16 @@ mf_status mf_ref_route(const mf_moe_params *p, const mf_moe_tensors *x, const mf
             scores_sigmoid(c, L, E, r->s_hi + o, r->s_lo + o, r->s_rad + o, a, tmp);
         else
             scores_softmax(c, L, E, r->s_hi + o, r->s_lo + o, r->s_rad + o, a, sum, tmp, sc.ex);
+        if (route_bf16(p, c)) /* the scores rounded to bf16 */
+            for (int e = 0; e < E; e++)
+                r->s_rad[o + e] += UB * (r->s_hi[o + e] + r->s_rad[o + e]) + ETA_B;
         for (int e = 0; e < E; e++) {
             double s = r->s_hi[o + e], rs = r->s_rad[o + e];
             double b = bias ? (double)bias[e] : 0.0;
             double kk = s + b;
             double rk = bias ? rs + U * (fabs(kk) + rs) + mf_contract_eta(c) : rs;
+            if (bias && route_bf16(p, c) && p->bias == MF_BIAS_BF16) /* a bf16 + bf16 add */
+                rk += UB * (fabs(kk) + rk) + ETA_B;
             if (bias && (c->round_points & MF_RP_BIAS)) /* the kernel adds bf16(b), not b */
                 rk += fabs((double)mf_bf16_to_f32(mf_f32_to_bf16(bias[e])) - b) * (1 + U);
             double mag = fabs(s) + fabs(b) + rk;
@@ -906,7 +926,11 @@ mf_status mf_ref_weights(const mf_routing *r, const mf_moe_params *p, const mf_c
     }
     size_t o = (size_t)t * E;
     double udiv = mf_contract_router_div_rel(c);
-    const double eta = mf_contract_eta(c); /* 2^-149, or 2^-126 when the router flushes */
+    double eta = mf_contract_eta(c); /* 2^-149, or 2^-126 when the router flushes */
+    /* in bf16: the sum, the quotient and the rsf product each rounded to bf16 as well */
+    const int wb = route_bf16(p, c);
+    const double ub = wb ? UB : 0;
+    if (wb) udiv += UB * (1 + udiv), eta += ETA_B;
     double rsf_w = p->rsf_site == MF_RSF_WEIGHTS ? (double)p->rsf : 1.0;
     mpfr_t num, den, tmp;
     mpfr_inits2(ROUTE_PREC, num, den, tmp, (mpfr_ptr)0);
@@ -965,8 +989,8 @@ mf_status mf_ref_weights(const mf_routing *r, const mf_moe_params *p, const mf_c
                 return MF_OK;
             }
         } else {
-            dlo = (slo * (1 - gk) + eps) * (1 - U) - (double)k * eta - widen_amount(mag);
-            dhi = (shi * (1 + gk) + eps) * (1 + U) + (double)k * eta + widen_amount(mag);
+            dlo = (slo * (1 - gk) + eps) * (1 - U) * (1 - ub) - (double)k * eta - widen_amount(mag);
+            dhi = (shi * (1 + gk) + eps) * (1 + U) * (1 + ub) + (double)k * eta + widen_amount(mag);
             if (dlo <= 0) {
                 dlo = 0;
                 if (eps == 0) w->nan_ok = 1;
@@ -994,7 +1018,7 @@ mf_status mf_ref_weights(const mf_routing *r, const mf_moe_params *p, const mf_c
             qhi += fabs(qhi) * udiv + eta;
         } else if (p->renormalize) {
             /* a selected score over the sum of the selected scores is at most 1 (+ rounding) */
-            double cap = (1 + gk) * (1 + U) * (1 + udiv) + 0x1p-40;
+            double cap = (1 + gk) * (1 + U) * (1 + ub) * (1 + udiv) + 0x1p-40;
             qlo = dhi > 0 ? nlo[i] / dhi * (1 - udiv) - eta : 0;
             qhi = dlo > 0 ? nhi[i] / dlo * (1 + udiv) + eta : cap;
             if (qhi > cap) qhi = cap;
@@ -1004,9 +1028,9 @@ mf_status mf_ref_weights(const mf_routing *r, const mf_moe_params *p, const mf_c
             qhi = nhi[i];
         }
         double lo = qlo, hi = qhi;
-        if (rsf_w != 1.0) {
-            lo = qlo * rsf_w - fabs(qlo * rsf_w) * U - eta;
-            hi = qhi * rsf_w + fabs(qhi * rsf_w) * U + eta;
+        if (rsf_w != 1.0) { /* in bf16: the fp32 product rounded to bf16 again */
+            lo = qlo * rsf_w - fabs(qlo * rsf_w) * (U + ub * (1 + U)) - eta;
+            hi = qhi * rsf_w + fabs(qhi * rsf_w) * (U + ub * (1 + U)) + eta;
         }
         double wm = fabs(w->w_hi[i]) + fabs(hi);
         lo -= widen_amount(wm) + fabs(w->w_hi[i]) * 0x1p-88;

@@ -62,7 +62,22 @@ MF_DTYPE_LIST(MF_ABI_SAME_, MF_DTYPE)
 MF_EXP_LIST(MF_ABI_SAME_, MF_EXP)
 MF_DIV_LIST(MF_ABI_SAME_, MF_DIV)
 MF_ACC_LIST(MF_ABI_SAME_, MF_ACC)
+MF_SIGMOID_FORM_LIST(MF_ABI_SAME_, MF_SIGMOID)
+MF_TIE_RULE_LIST(MF_ABI_SAME_, MF_TIE)
+MF_WEIGHT_FORM_LIST(MF_ABI_SAME_, MF_WEIGHT)
 #undef MF_ABI_SAME_
+#define MF_RP_SAME_(id) _Static_assert((unsigned)MF_RP_##id == (unsigned)MF_ABI_RP_##id, #id);
+MF_RP_SAME_(GEMM1_OUT)
+MF_RP_SAME_(ACT_OUT)
+MF_RP_SAME_(GEMM2_OUT)
+MF_RP_SAME_(WEIGHTED)
+MF_RP_SAME_(WEIGHTS)
+MF_RP_SAME_(SILU_OUT)
+MF_RP_SAME_(RSF_OUT)
+MF_RP_SAME_(BIAS)
+#undef MF_RP_SAME_
+/* the round points the ABI knows; a declared bit outside them is an error */
+#define MF_ABI_RP_KNOWN_ (2u * MF_ABI_RP_BIAS - 1u)
 
 /* v as the ABI's value of enum e, or an error naming the enum and the value */
 static mf_status abi_value(const mf_enum_info *e, int v, int32_t *out, mf_error *err) {
@@ -81,6 +96,9 @@ _Static_assert(offsetof(mf_kernel_api, get_ext) ==
 _Static_assert(sizeof(mf_kernel_api) ==
                    offsetof(mf_kernel_api, release) + sizeof(void (*)(void *)) + 8 * sizeof(void *),
                "mf_kernel_api keeps the first header's size");
+_Static_assert(sizeof(mf_kernel_contract_ext) == 128 &&
+                   offsetof(mf_kernel_contract_ext, reserved) == 96,
+               "mf_kernel_contract_ext's layout is fixed: fields are appended into reserved");
 _Static_assert(offsetof(mf_kernel_params, ext) + 8 == offsetof(mf_kernel_params, reserved) &&
                    sizeof(mf_kernel_params) == offsetof(mf_kernel_params, reserved) + 7 * 8,
                "params.ext is the first header's reserved[0]");
@@ -152,19 +170,168 @@ mf_status mf_backend_level(const mf_kernel_features *f, uint32_t *level, mf_erro
     return MF_OK;
 }
 
-/* The kernel's features extension, copied by value (zero when it declares none). */
-static void api_features(const mf_kernel_api *api, mf_kernel_features *out) {
-    memset(out, 0, sizeof *out);
+/* The kernel's extension of a kind, copied by value into out (size bytes: the reader's struct;
+ * the bytes past the writer's struct_size stay zero; all zero when it declares none). */
+static void api_ext(const mf_kernel_api *api, uint32_t kind, mf_kernel_ext *out, size_t size) {
+    memset(out, 0, size);
     if (api->struct_size < offsetof(mf_kernel_api, get_ext) + sizeof api->get_ext || !api->get_ext)
         return;
-    const mf_kernel_ext *e = api->get_ext(MF_KERNEL_EXT_FEATURES);
+    const mf_kernel_ext *e = api->get_ext(kind);
     if (!e) return;
-    size_t n = e->struct_size < sizeof *out ? e->struct_size : sizeof *out;
+    size_t n = e->struct_size < size ? e->struct_size : size;
     memcpy(out, e, n < sizeof *e ? sizeof *e : n);
-    out->ext.next = NULL;
+    out->next = NULL;
 }
 
 /* ---- contracts ---- */
+
+static mf_status acc_from_abi(int32_t kind, int32_t block, int32_t frac_bits, mf_acc_model *out,
+                              mf_error *err) {
+    switch (kind) {
+    case MF_ABI_ACC_SEQ_FP32:
+        *out = (mf_acc_model){MF_ACC_SEQ_FP32, 1, 0};
+        break;
+    case MF_ABI_ACC_FUSED_BLOCK:
+        if (block < 1 || block > 4096 || frac_bits < 22 || frac_bits > 60)
+            return MF_FAIL(err, MF_EINVAL,
+                           "declared fused-block contract B=%d F=%d unsupported (B in 1 .. 4096, "
+                           "F in 22 .. 60)",
+                           block, frac_bits);
+        *out = (mf_acc_model){MF_ACC_FUSED_BLOCK, block, frac_bits};
+        break;
+    case MF_ABI_ACC_ORDERED_BLOCKS:
+        if (block < 1 || block > 4096 || frac_bits < 22 || frac_bits > 60)
+            return MF_FAIL(err, MF_EINVAL,
+                           "declared ordered-blocks contract B=%d F=%d unsupported (B in 1 .. "
+                           "4096, F in 22 .. 60)",
+                           block, frac_bits);
+        *out = (mf_acc_model){MF_ACC_ORDERED_BLOCKS, block, frac_bits};
+        break;
+    case MF_ABI_ACC_ANY_ORDER:
+        *out = (mf_acc_model){MF_ACC_ANY_ORDER, 0, 0};
+        break;
+    default:
+        return MF_FAIL(err, MF_EINVAL, "unknown accumulation kind %d", kind);
+    }
+    return MF_OK;
+}
+
+/* One field of the contract extension: an enum value in its list, a flag 0 or 1, a number in
+ * its range; anything else names the field and the value. */
+static mf_status ext_enum(const char *field, const mf_enum_info *e, int32_t v, int *out,
+                          mf_error *err) {
+    char names[160];
+    if (v < 0 || v >= e->count)
+        return MF_FAIL(err, MF_EINVAL,
+                       "kernel's contract extension: %s = %d is not one of %s "
+                       "(0 .. %d)",
+                       field, v, mf_enum_choices(e, names, sizeof names), e->count - 1);
+    *out = v;
+    return MF_OK;
+}
+
+static mf_status ext_flag(const char *field, int32_t v, int *out, mf_error *err) {
+    if (v != 0 && v != 1)
+        return MF_FAIL(err, MF_EINVAL, "kernel's contract extension: %s = %d (0 or 1)", field, v);
+    *out = v;
+    return MF_OK;
+}
+
+/* an exp kind and its ulps: accurate needs ulps in (0, 1024], fast takes none */
+static mf_status ext_exp(const char *kind_field, const char *field, int32_t kind, float ulps,
+                         mf_exp_kind *k, double *u, mf_error *err) {
+    int v = 0;
+    MF_TRY(ext_enum(kind_field, &mf_enum_exp, kind, &v, err));
+    *k = (mf_exp_kind)v;
+    if (v == MF_EXP_ACCURATE ? !(ulps > 0 && ulps <= 1024) : ulps != 0)
+        return MF_FAIL(err, MF_EINVAL,
+                       "kernel's contract extension: %s = %g with exp kind %s (accurate: "
+                       "(0, 1024] ulps; fast: 0)",
+                       field, (double)ulps, mf_enum_name(&mf_enum_exp, v));
+    *u = v == MF_EXP_ACCURATE ? ulps : 0;
+    return MF_OK;
+}
+
+mf_status mf_contract_from_ext(const mf_kernel_contract_ext *x, mf_contract *out, char *name_buf,
+                               size_t name_len, mf_error *err) {
+    if (x->ext.kind != MF_KERNEL_EXT_CONTRACT ||
+        x->ext.struct_size < offsetof(mf_kernel_contract_ext, reserved))
+        return MF_FAIL(err, MF_EINVAL,
+                       "kernel's contract extension has kind %u and size %u (want kind %u, size "
+                       ">= %zu)",
+                       x->ext.kind, x->ext.struct_size, (unsigned)MF_KERNEL_EXT_CONTRACT,
+                       offsetof(mf_kernel_contract_ext, reserved));
+    memset(out, 0, sizeof *out);
+    snprintf(name_buf, name_len, "declared");
+    out->name = name_buf;
+    out->summary = "declared field by field by the kernel (MF_KERNEL_EXT_CONTRACT)";
+    MF_TRY(acc_from_abi(x->acc_kind, x->acc_block, x->acc_frac_bits, &out->gemm, err));
+    MF_TRY(
+        ext_exp("exp_kind", "exp_ulps", x->exp_kind, x->exp_ulps, &out->exp, &out->exp_ulps, err));
+    int v = 0;
+    MF_TRY(ext_enum("div_kind", &mf_enum_div, x->div_kind, &v, err));
+    out->div = (mf_div_kind)v;
+    if (x->round_points & ~MF_ABI_RP_KNOWN_)
+        return MF_FAIL(err, MF_EINVAL,
+                       "kernel's contract extension: round_points 0x%x has bits this moefuzz "
+                       "does not know (0x%x)",
+                       x->round_points, x->round_points & ~MF_ABI_RP_KNOWN_);
+    if (!(x->round_points & MF_ABI_RP_ACT_OUT))
+        return MF_FAIL(err, MF_EUNSUPPORTED,
+                       "declared contract must round the activation to bf16 (MF_ABI_RP_ACT_OUT)");
+    out->round_points = x->round_points;
+    MF_TRY(ext_flag("deterministic", x->deterministic, &out->deterministic, err));
+    MF_TRY(ext_flag("router_own", x->router_own, &out->router.own, err));
+    if (out->router.own) {
+        MF_TRY(ext_exp("router_exp_kind", "router_exp_ulps", x->router_exp_kind, x->router_exp_ulps,
+                       &out->router.exp, &out->router.exp_ulps, err));
+        MF_TRY(ext_enum("router_div_kind", &mf_enum_div, x->router_div_kind, &v, err));
+        out->router.div = (mf_div_kind)v;
+    } else if (x->router_exp_kind || x->router_exp_ulps != 0 || x->router_div_kind) {
+        return MF_FAIL(err, MF_EINVAL,
+                       "kernel's contract extension: router_exp_kind, router_exp_ulps or "
+                       "router_div_kind set with router_own = 0");
+    }
+    MF_TRY(ext_enum("sigmoid_form", &mf_enum_sigmoid_form, x->sigmoid_form, &v, err));
+    out->sigmoid_form = (mf_sigmoid_form)v;
+    int tanh_form = v != MF_SIGMOID_EXP_DIV;
+    if (tanh_form ? !(x->tanh_rel > 0 && x->tanh_rel <= 0x1p-8f) : x->tanh_rel != 0)
+        return MF_FAIL(err, MF_EINVAL,
+                       "kernel's contract extension: tanh_rel = %g with sigmoid_form %s (a tanh "
+                       "form: (0, 2^-8]; exp_div: 0)",
+                       (double)x->tanh_rel, mf_enum_name(&mf_enum_sigmoid_form, v));
+    out->tanh_rel = x->tanh_rel;
+    MF_TRY(ext_flag("softmax_recip", x->softmax_recip, &out->softmax_recip, err));
+    MF_TRY(ext_enum("weight_form", &mf_enum_weight_form, x->weight_form, &v, err));
+    out->weight_form = (mf_weight_form)v;
+    MF_TRY(ext_enum("tie_rule", &mf_enum_tie_rule, x->tie_rule, &v, err));
+    out->tie_rule = (mf_tie_rule)v;
+    MF_TRY(ext_flag("ftz", x->ftz, &out->ftz, err));
+    MF_TRY(ext_enum("combine_dtype", &mf_enum_dtype, x->combine_dtype, &v, err));
+    out->combine_dtype = (mf_dtype)v;
+    MF_TRY(ext_flag("router_logits_dtype", x->router_logits_dtype, &out->router_logits_dtype,
+                    err));
+    for (size_t i = 0; i < sizeof x->reserved / sizeof x->reserved[0]; i++)
+        if (x->reserved[i])
+            return MF_FAIL(err, MF_EINVAL,
+                           "kernel's contract extension: reserved[%zu] = %u is not zero (a field "
+                           "this moefuzz does not know)",
+                           i, x->reserved[i]);
+    return MF_OK;
+}
+
+mf_status mf_backend_contract(mf_backend *b, mf_error *err) {
+    if (b->contract_ext.ext.kind == 0)
+        return mf_contract_from_abi(&b->api.contract, &b->contract, b->contract_name,
+                                    sizeof b->contract_name, err);
+    if (b->api.contract.name)
+        return MF_FAIL(err, MF_EINVAL,
+                       "kernel declares contract '%.60s' by name and field by field "
+                       "(MF_KERNEL_EXT_CONTRACT): declare one or the other",
+                       b->api.contract.name);
+    return mf_contract_from_ext(&b->contract_ext, &b->contract, b->contract_name,
+                                sizeof b->contract_name, err);
+}
 
 mf_status mf_contract_from_abi(const mf_kernel_contract *kc, mf_contract *out, char *name_buf,
                                size_t name_len, mf_error *err) {
@@ -182,25 +349,7 @@ mf_status mf_contract_from_abi(const mf_kernel_contract *kc, mf_contract *out, c
     snprintf(name_buf, name_len, "declared");
     out->name = name_buf;
     out->summary = "declared field by field by the kernel";
-    switch (kc->acc_kind) {
-    case MF_ABI_ACC_SEQ_FP32: out->gemm = (mf_acc_model){MF_ACC_SEQ_FP32, 1, 0}; break;
-    case MF_ABI_ACC_FUSED_BLOCK:
-        if (kc->acc_block < 1 || kc->acc_block > 4096 || kc->acc_frac_bits < 22 ||
-            kc->acc_frac_bits > 60)
-            return MF_FAIL(err, MF_EINVAL, "declared fused-block contract B=%d F=%d unsupported",
-                           kc->acc_block, kc->acc_frac_bits);
-        out->gemm = (mf_acc_model){MF_ACC_FUSED_BLOCK, kc->acc_block, kc->acc_frac_bits};
-        break;
-    case MF_ABI_ACC_ORDERED_BLOCKS:
-        if (kc->acc_block < 1 || kc->acc_block > 4096 || kc->acc_frac_bits < 22 ||
-            kc->acc_frac_bits > 60)
-            return MF_FAIL(err, MF_EINVAL, "declared ordered-blocks contract B=%d F=%d unsupported",
-                           kc->acc_block, kc->acc_frac_bits);
-        out->gemm = (mf_acc_model){MF_ACC_ORDERED_BLOCKS, kc->acc_block, kc->acc_frac_bits};
-        break;
-    case MF_ABI_ACC_ANY_ORDER: out->gemm = (mf_acc_model){MF_ACC_ANY_ORDER, 0, 0}; break;
-    default: return MF_FAIL(err, MF_EINVAL, "unknown accumulation kind %d", kc->acc_kind);
-    }
+    MF_TRY(acc_from_abi(kc->acc_kind, kc->acc_block, kc->acc_frac_bits, &out->gemm, err));
     if (kc->exp_kind < 0 || kc->exp_kind >= MF_EXP_COUNT)
         return MF_FAIL(err, MF_EINVAL, "unknown exp kind %d", kc->exp_kind);
     if (kc->div_kind < 0 || kc->div_kind >= MF_DIV_COUNT)
@@ -226,8 +375,8 @@ static mf_status open_api(mf_backend *b, mf_error *err) {
     if (!b->api.create || !b->api.supports || !b->api.workspace_size || !b->api.run ||
         !b->api.release)
         return MF_FAIL(err, MF_EINVAL, "backend %s: function table incomplete", b->spec);
-    MF_TRY(mf_contract_from_abi(&b->api.contract, &b->contract, b->contract_name,
-                                sizeof b->contract_name, err));
+    api_ext(&b->api, MF_KERNEL_EXT_CONTRACT, &b->contract_ext.ext, sizeof b->contract_ext);
+    MF_TRY(mf_backend_contract(b, err));
     const mf_kernel_contract *kc = &b->api.contract;
     if (kc->struct_size >= offsetof(mf_kernel_contract, reserved) && kc->routing_method) {
         if (!mf_method_find(kc->routing_method))
@@ -236,7 +385,7 @@ static mf_status open_api(mf_backend *b, mf_error *err) {
                            b->spec, kc->routing_method);
         snprintf(b->routing_method, sizeof b->routing_method, "%s", kc->routing_method);
     }
-    api_features(&b->api, &b->features);
+    api_ext(&b->api, MF_KERNEL_EXT_FEATURES, &b->features.ext, sizeof b->features);
     MF_TRY(mf_backend_level(&b->features, &b->level, err));
     if (b->api.create(&b->ctx, msg, sizeof msg) != 0)
         return MF_FAIL(err, MF_EBACKEND, "backend %s: create failed: %s", b->spec, msg);

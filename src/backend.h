@@ -51,6 +51,8 @@ typedef struct mf_backend {
     uint32_t level;            /* ABI feature level of the cases the kernel is sent (kernel_abi.h):
                                   the lower of its declared level and this moefuzz's */
     mf_kernel_features features; /* the kernel's declaration by value (zero: none, level 1) */
+    mf_kernel_contract_ext contract_ext; /* the kernel's contract field by field, by value
+                                            (zero: none; then api.contract declares it) */
 } mf_backend;
 
 /* ---- the factory (backend_factory.c) ---- */
@@ -115,6 +117,15 @@ uint32_t mf_case_level(const mf_moe_params *p, char *what, size_t n);
 /* The level a kernel with this declaration is sent (the lower of the declared level and
  * MF_KERNEL_FEATURE_LEVEL; 1 without a declaration). A declaration that is not one is an error. */
 mf_status mf_backend_level(const mf_kernel_features *f, uint32_t *level, mf_error *err);
+
+/* The contract a kernel declared field by field (MF_KERNEL_EXT_CONTRACT, copied by value), in
+ * the reference's form; every field validated (a value outside its list or range: MF_EINVAL
+ * naming the field). */
+mf_status mf_contract_from_ext(const mf_kernel_contract_ext *x, mf_contract *out, char *name_buf,
+                               size_t name_len, mf_error *err);
+/* b->contract from b->api.contract, or from b->contract_ext when the kernel declared one (with
+ * no name in api.contract: both is an error). */
+mf_status mf_backend_contract(mf_backend *b, mf_error *err);
 
 /* Resolves a declared contract to the reference's form. */
 mf_status mf_contract_from_abi(const mf_kernel_contract *kc, mf_contract *out, char *name_buf,

@@ -38,6 +38,7 @@ typedef struct iso_hello {
     mf_kernel_contract contract; /* pointers cleared; the strings follow */
     char name[64], description[256], contract_name[64], routing_method[64];
     mf_kernel_features features; /* the kernel's extensions, by value (next cleared) */
+    mf_kernel_contract_ext contract_ext;
 } iso_hello;
 
 typedef struct iso_request {
@@ -155,6 +156,7 @@ static void worker_main(int sock, void *arg) {
             snprintf(h->contract_name, sizeof h->contract_name, "%s", inner.contract_name);
         snprintf(h->routing_method, sizeof h->routing_method, "%s", inner.routing_method);
         h->features = inner.features;
+        h->contract_ext = inner.contract_ext;
     } else {
         snprintf(h->msg, sizeof h->msg, "%s", err.msg);
     }
@@ -240,9 +242,9 @@ mf_status mf_isolate_open(const char *spec, double timeout_s, mf_backend *b, mf_
     b->api.contract.name = h->contract_name[0] ? h->contract_name : NULL;
     snprintf(b->routing_method, sizeof b->routing_method, "%s", h->routing_method);
     b->features = h->features;
+    b->contract_ext = h->contract_ext;
     /* the worker resolved both already: these cannot fail where the worker succeeded */
-    mf_status cs = mf_contract_from_abi(&b->api.contract, &b->contract, b->contract_name,
-                                        sizeof b->contract_name, err);
+    mf_status cs = mf_backend_contract(b, err);
     if (cs == MF_OK) cs = mf_backend_level(&b->features, &b->level, err);
     if (cs != MF_OK) mf_isolate_close(b);
     return cs;

@@ -730,6 +730,7 @@ mf_status mf_problem_routable(const mf_problem *pb, uint8_t *mask, mf_error *err
         wide.ftz |= (*b)->ftz;
         wide.round_points |= (*b)->round_points & MF_RP_BIAS;
         if ((*b)->tie_rule == MF_TIE_ANY) wide.tie_rule = MF_TIE_ANY;
+        wide.router_logits_dtype |= (*b)->router_logits_dtype;
     }
     /* the case and its bias shift: every admissible selection, since a correct kernel may make
      * any; a counterfactual: its exact selection where more than 2 top_k experts are in doubt

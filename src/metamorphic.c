@@ -120,6 +120,8 @@ typedef struct meta_ctx {
     const mf_run_result *r0;
     int32_t *s0; /* [T][top_k]; NULL until computed */
     mf_meta_result *m;
+    int identity; /* the relation being run compares runs bit for bit (else: check_alone) */
+    mf_meta_checker checker;
 } meta_ctx;
 
 static mf_status ctx_selections(meta_ctx *x, mf_error *err) {
@@ -127,6 +129,24 @@ static mf_status ctx_selections(meta_ctx *x, mf_error *err) {
     x->s0 = malloc(sizeof(int32_t) * (size_t)x->pb->p.T * x->pb->p.top_k);
     if (!x->s0) return MF_FAIL(err, MF_ENOMEM, "out of memory");
     return selections(x->pb, x->c, x->s0, err);
+}
+
+/* Independent mode: run r of the transformed problem q checked against the reference on its
+ * own, as the normal checker checks any case; a failure counts as one violation. */
+static mf_status check_alone(meta_ctx *x, mf_meta rel, const mf_problem *q, const mf_run_result *r,
+                             const char *what, mf_error *err) {
+    if (r->unsupported) return MF_OK;
+    mf_meta_check v;
+    MF_TRY(x->checker(q, x->c, r, &v, err));
+    mf_meta_result *m = x->m;
+    m->applicable[rel] = 1;
+    m->runs[rel]++;
+    m->compared[rel] += v.checked;
+    if (!v.pass && m->violations[rel]++ == 0) {
+        m->n_violated++;
+        snprintf(m->first[rel], sizeof m->first[rel], "%s: %s", what, v.first);
+    }
+    return MF_OK;
 }
 
 /* Token t of a run against the same token of another: every comparable element equal. */
@@ -153,9 +173,15 @@ static mf_status rsf_scaling_check(meta_ctx *x, mf_error *err) {
     const size_t n_out = (size_t)pb->p.T * H;
     mf_problem q = *pb;
     q.p.rsf = pb->p.rsf * 2.0f; /* exact */
+    mf_run_result r;
+    if (!x->identity) {
+        MF_TRY(run(x->b, &q, &r, err));
+        mf_status st = check_alone(x, MF_META_RSF_SCALING, &q, &r, "the case with 2 rsf", err);
+        mf_run_result_free(&r);
+        return st;
+    }
     uint8_t *safe = malloc(n_out ? n_out : 1);
     if (!safe) return MF_FAIL(err, MF_ENOMEM, "out of memory");
-    mf_run_result r;
     mf_status st = scaling_safe(pb, x->c, x->r0, safe, err);
     if (st == MF_OK) st = run(x->b, &q, &r, err);
     if (st != MF_OK) {
@@ -200,11 +226,13 @@ static mf_status bias_shift_check(meta_ctx *x, mf_error *err) {
         }
         q.bias = bias2;
         q.t.bias = bias2;
-        st = selections(&q, x->c, s1, err);
+        if (x->identity) st = selections(&q, x->c, s1, err);
     }
     mf_run_result r;
     if (st == MF_OK && (st = run(x->b, &q, &r, err)) == MF_OK) {
-        if (!r.unsupported) {
+        if (!x->identity) {
+            st = check_alone(x, MF_META_BIAS_SHIFT, &q, &r, "the case with bias + 1", err);
+        } else if (!r.unsupported) {
             x->m->applicable[MF_META_BIAS_SHIFT] = 1;
             for (int t = 0; t < T; t++) {
                 const int32_t *a = x->s0 + (size_t)t * k, *bb = s1 + (size_t)t * k;
@@ -238,7 +266,11 @@ static mf_status full_groups_check(meta_ctx *x, mf_error *err) {
         mf_run_result_free(&r);
         return st;
     }
-    if (!r.unsupported && !r2.unsupported) {
+    if (!x->identity) {
+        st = check_alone(x, MF_META_FULL_GROUPS, &q1, &r, "the case with every group kept", err);
+        if (st == MF_OK)
+            st = check_alone(x, MF_META_FULL_GROUPS, &q2, &r2, "the case without groups", err);
+    } else if (!r.unsupported && !r2.unsupported) {
         x->m->applicable[MF_META_FULL_GROUPS] = 1;
         for (size_t i = 0; i < n_out; i++) {
             if (!comparable(r.out[i]) || !comparable(r2.out[i])) continue;
@@ -250,7 +282,7 @@ static mf_status full_groups_check(meta_ctx *x, mf_error *err) {
     }
     mf_run_result_free(&r);
     mf_run_result_free(&r2);
-    return MF_OK;
+    return st;
 }
 
 /* ep-shards: two expert-parallel shards of the full expert set; a token whose experts all live
@@ -276,7 +308,10 @@ static mf_status ep_shards_check(meta_ctx *x, mf_error *err) {
         mf_run_result_free(&ra);
         return st;
     }
-    if (!ra.unsupported && !rb.unsupported) {
+    if (!x->identity) {
+        st = check_alone(x, MF_META_EP_SHARDS, &qa, &ra, "shard 0", err);
+        if (st == MF_OK) st = check_alone(x, MF_META_EP_SHARDS, &qb, &rb, "shard 1", err);
+    } else if (!ra.unsupported && !rb.unsupported) {
         x->m->applicable[MF_META_EP_SHARDS] = 1;
         for (int t = 0; t < T; t++) {
             const int32_t *ids = x->r0->ids ? x->r0->ids + (size_t)t * k : x->s0 + (size_t)t * k;
@@ -305,18 +340,15 @@ static mf_status ep_shards_check(meta_ctx *x, mf_error *err) {
     }
     mf_run_result_free(&ra);
     mf_run_result_free(&rb);
-    return MF_OK;
+    return st;
 }
 
-/* relabel (sigmoid): reverse the groups and the experts inside each group. Not for an
- * any-order contract: such a kernel may combine its experts in expert order (an expert-major
- * scatter-add), which relabelling changes, so the bits may differ. */
+/* relabel (sigmoid): reverse the groups and the experts inside each group. */
 static int relabel_applies(const meta_ctx *x) {
     const mf_moe_params *p = &x->pb->p;
     /* the relabelled copy holds every expert: not for a problem that generated only some (a
      * full-size model case) */
     return p->score == MF_SCORE_SIGMOID && p->E_local == p->E && p->E >= 2 &&
-           x->c->gemm.kind != MF_ACC_ANY_ORDER &&
            (!x->pb->experts || mf_problem_experts_ready(x->pb) == p->E_local);
 }
 
@@ -351,8 +383,11 @@ static mf_status relabel_check(meta_ctx *x, mf_error *err) {
     q.w13 = w13, q.t.w13 = w13;
     q.w2 = w2, q.t.w2 = w2;
     mf_run_result r;
-    if ((st = selections(&q, x->c, s1, err)) == MF_OK && (st = run(x->b, &q, &r, err)) == MF_OK) {
-        if (!r.unsupported) {
+    if ((!x->identity || (st = selections(&q, x->c, s1, err)) == MF_OK) &&
+        (st = run(x->b, &q, &r, err)) == MF_OK) {
+        if (!x->identity) {
+            st = check_alone(x, MF_META_RELABEL, &q, &r, "the relabelled case", err);
+        } else if (!r.unsupported) {
             x->m->applicable[MF_META_RELABEL] = 1;
             for (int t = 0; t < T; t++) {
                 const int32_t *a = x->s0 + (size_t)t * k, *bb = s1 + (size_t)t * k;
@@ -371,22 +406,87 @@ done:
     return st;
 }
 
-/* The relations, in the order they run. needs_selections: the check reads the reference
- * selections of the problem (x->s0). */
+/* ---- the contract fields each relation's identity needs ----
+ * Each writes why it holds or not (for the report) and returns 1 when the relation may compare
+ * runs bit for bit. Every identity compares two runs, so every one needs determinism first. */
+
+static int needs_deterministic(const mf_contract *c, char *why, size_t n) {
+    if (c->deterministic) return 1;
+    snprintf(why, n, "deterministic = 0: two runs on one input may differ in their bits");
+    return 0;
+}
+
+static int rsf_scaling_holds(const mf_contract *c, char *why, size_t n) {
+    if (!needs_deterministic(c, why, n)) return 0;
+    if (c->ftz) {
+        snprintf(why, n, "ftz = 1: a partial sum flushed to 0 at one scale is kept at twice it");
+        return 0;
+    }
+    snprintf(why, n, "deterministic, ftz = 0: every rounding commutes with scaling by 2");
+    return 1;
+}
+
+static int bias_shift_holds(const mf_contract *c, char *why, size_t n) {
+    if (!needs_deterministic(c, why, n)) return 0;
+    if (c->weight_form == MF_WEIGHT_KEY_MINUS_BIAS) {
+        snprintf(why, n, "weight_form key_minus_bias: the weight fl(fl(s + b) - b) moves with b");
+        return 0;
+    }
+    snprintf(why, n, "deterministic, weight_form %s: the bias only selects",
+             mf_enum_name(&mf_enum_weight_form, c->weight_form));
+    return 1;
+}
+
+static int full_groups_holds(const mf_contract *c, char *why, size_t n) {
+    if (!needs_deterministic(c, why, n)) return 0;
+    if (c->sigmoid_form == MF_SIGMOID_EXP_DIV_OR_TANH) {
+        snprintf(why, n,
+                 "sigmoid_form exp_div_or_tanh: grouped and ungrouped routing may take "
+                 "different router paths");
+        return 0;
+    }
+    snprintf(why, n, "deterministic, one sigmoid form: one router path for both");
+    return 1;
+}
+
+static int ep_shards_holds(const mf_contract *c, char *why, size_t n) {
+    if (!needs_deterministic(c, why, n)) return 0;
+    snprintf(why, n, "deterministic: a shard holding all of a token's experts combines the same");
+    return 1;
+}
+
+static int relabel_holds(const mf_contract *c, char *why, size_t n) {
+    if (!needs_deterministic(c, why, n)) return 0;
+    if (c->gemm.kind == MF_ACC_ANY_ORDER) {
+        snprintf(why, n,
+                 "acc any_order: the combine may add the experts in expert order, which "
+                 "relabelling changes");
+        return 0;
+    }
+    snprintf(why, n, "deterministic, acc %s: the combine adds in slot order",
+             mf_enum_name(&mf_enum_acc, c->gemm.kind));
+    return 1;
+}
+
+/* The relations, in the order they run. needs_selections: the identity reads the reference
+ * selections of the problem (x->s0). holds: the contract gives what the identity needs. */
 typedef struct meta_relation {
     mf_meta id;
     const char *name;
     int needs_selections;
     int (*applies)(const meta_ctx *x);
+    int (*holds)(const mf_contract *c, char *why, size_t n);
     mf_status (*check)(meta_ctx *x, mf_error *err);
 } meta_relation;
 
 static const meta_relation relations[] = {
-    {MF_META_RSF_SCALING, "rsf-scaling", 0, rsf_scaling_applies, rsf_scaling_check},
-    {MF_META_BIAS_SHIFT, "bias-shift", 1, bias_shift_applies, bias_shift_check},
-    {MF_META_FULL_GROUPS, "full-groups", 1, full_groups_applies, full_groups_check},
-    {MF_META_EP_SHARDS, "ep-shards", 1, ep_shards_applies, ep_shards_check},
-    {MF_META_RELABEL, "relabel", 1, relabel_applies, relabel_check},
+    {MF_META_RSF_SCALING, "rsf-scaling", 0, rsf_scaling_applies, rsf_scaling_holds,
+     rsf_scaling_check},
+    {MF_META_BIAS_SHIFT, "bias-shift", 1, bias_shift_applies, bias_shift_holds, bias_shift_check},
+    {MF_META_FULL_GROUPS, "full-groups", 1, full_groups_applies, full_groups_holds,
+     full_groups_check},
+    {MF_META_EP_SHARDS, "ep-shards", 1, ep_shards_applies, ep_shards_holds, ep_shards_check},
+    {MF_META_RELABEL, "relabel", 1, relabel_applies, relabel_holds, relabel_check},
 };
 #define N_RELATIONS ((int)(sizeof relations / sizeof relations[0]))
 _Static_assert(sizeof relations / sizeof relations[0] == MF_META_COUNT,
@@ -399,26 +499,37 @@ const char *mf_meta_name(mf_meta m) {
 }
 
 mf_status mf_metamorphic(const mf_problem *pb, mf_backend *b, const mf_run_result *r0,
-                         mf_meta_result *m, mf_error *err) {
+                         mf_meta_checker checker, mf_meta_result *m, mf_error *err) {
     memset(m, 0, sizeof *m);
-    meta_ctx x = {.pb = pb, .b = b, .c = &b->contract, .r0 = r0, .s0 = NULL, .m = m};
+    meta_ctx x = {
+        .pb = pb, .b = b, .c = &b->contract, .r0 = r0, .s0 = NULL, .m = m, .checker = checker};
     mf_status st = MF_OK;
     for (int i = 0; i < N_RELATIONS && st == MF_OK; i++) {
-        if (relations[i].needs_selections && (st = ctx_selections(&x, err)) != MF_OK) break;
-        if (relations[i].applies(&x)) st = relations[i].check(&x, err);
+        const meta_relation *rel = &relations[i];
+        if (!rel->applies(&x)) continue;
+        x.identity = rel->holds(x.c, m->why[rel->id], sizeof m->why[rel->id]);
+        m->identity[rel->id] = x.identity;
+        if (x.identity && rel->needs_selections && (st = ctx_selections(&x, err)) != MF_OK) break;
+        st = rel->check(&x, err);
     }
     free(x.s0);
     return st;
 }
 
 void mf_meta_print(const mf_meta_result *m, FILE *f) {
-    fprintf(f, "  metamorphic:");
+    fprintf(f, "  metamorphic:\n");
     for (int i = 0; i < MF_META_COUNT; i++) {
         if (!m->applicable[i]) continue;
-        fprintf(f, " %s %s (%llu compared)", mf_meta_name((mf_meta)i),
-                m->violations[i] ? "VIOLATED" : "ok", m->compared[i]);
+        const char *verdict = m->violations[i] ? "VIOLATED" : "ok";
+        if (m->identity[i])
+            fprintf(f, "    %-12s identity     %-8s %llu elements compared bit for bit (%s)\n",
+                    mf_meta_name((mf_meta)i), verdict, m->compared[i], m->why[i]);
+        else
+            fprintf(f,
+                    "    %-12s independent  %-8s %u transformed runs checked against the "
+                    "reference, %llu elements (%s)\n",
+                    mf_meta_name((mf_meta)i), verdict, m->runs[i], m->compared[i], m->why[i]);
     }
-    fprintf(f, "\n");
     for (int i = 0; i < MF_META_COUNT; i++)
         if (m->violations[i])
             fprintf(f, "  %-15s %llu violations, first %s\n", mf_meta_name((mf_meta)i),

@@ -41,6 +41,22 @@ static void example_misbehave(const mf_kernel_params *p) { (void)p; }
 #ifndef EXAMPLE_ROUTING_METHOD
 #define EXAMPLE_ROUTING_METHOD NULL
 #endif
+#ifdef EXAMPLE_NONDET_COMBINE
+/* test variant (tests/emulations/): the scatter-add starts at an expert that changes from run to
+ * run, as with atomics, so the combine order is not deterministic; MOEFUZZ_EMU_MUTATION=
+ * rsf-dropped drops the routed scaling factor (a real bug) */
+static unsigned ex_runs;
+#define EX_FIRST_EXPERT(p) (int)((++ex_runs * 2654435761u >> 8) % (unsigned)(p)->E_local)
+#define EX_DETERMINISTIC 0
+static int ex_rsf_dropped(void) {
+    const char *m = getenv("MOEFUZZ_EMU_MUTATION");
+    return m && !strcmp(m, "rsf-dropped");
+}
+#else
+#define EX_FIRST_EXPERT(p) 0
+#define EX_DETERMINISTIC 1
+static int ex_rsf_dropped(void) { return 0; }
+#endif
 
 /* ---- bf16 as bit patterns ---- */
 
@@ -153,7 +169,7 @@ static void route(const mf_kernel_params *p, int t, double *scratch, int32_t *id
     for (int j = 0; j < k; j++) {
         double wj = score[ids[j]];
         if (p->renormalize) wj /= sum + (double)p->renorm_eps;
-        if (p->rsf_site == MF_ABI_RSF_WEIGHTS) wj *= p->routed_scaling_factor;
+        if (p->rsf_site == MF_ABI_RSF_WEIGHTS && !ex_rsf_dropped()) wj *= p->routed_scaling_factor;
         w[j] = (float)wj;
     }
 }
@@ -258,7 +274,9 @@ static int ex_run(void *vctx, const mf_kernel_params *p, char *msg, size_t msg_l
     /* 2. each local expert over its tokens */
     int gate_half = p->layout == MF_ABI_LAYOUT_GATE_UP ? 0 : I; /* rows of gate in W13 */
     int up_half = I - gate_half;
-    for (int le = 0; le < p->E_local; le++) {
+    int first = EX_FIRST_EXPERT(p);
+    for (int le_n = 0; le_n < p->E_local; le_n++) {
+        int le = (le_n + first) % p->E_local;
         int e = p->expert_offset + le, n = 0;
         for (int t = 0; t < T; t++)
             for (int j = 0; j < k; j++)
@@ -282,7 +300,8 @@ static int ex_run(void *vctx, const mf_kernel_params *p, char *msg, size_t msg_l
     }
 
     /* 3. outputs */
-    float scale = p->rsf_site == MF_ABI_RSF_OUTPUT ? p->routed_scaling_factor : 1.0f;
+    float scale =
+        p->rsf_site == MF_ABI_RSF_OUTPUT && !ex_rsf_dropped() ? p->routed_scaling_factor : 1.0f;
     uint16_t *out = p->out;
     for (size_t i = 0; i < (size_t)T * H; i++) out[i] = to_bf16(acc[i] * scale);
     if (p->topk_ids) memcpy(p->topk_ids, ids, sizeof(int32_t) * (size_t)T * k);
@@ -314,7 +333,18 @@ __attribute__((visibility("default"))) int mf_kernel_get_api(uint32_t abi_versio
     api->memory = MF_ABI_MEM_HOST;
     api->contract.struct_size = sizeof api->contract;
     api->contract.name = "any-order";
-    api->contract.deterministic = 1;
+    api->contract.deterministic = EX_DETERMINISTIC;
+#ifdef EXAMPLE_NONDET_COMBINE
+    const char *mut = getenv("MOEFUZZ_EMU_MUTATION");
+    if (mut && !strcmp(mut, "claims-deterministic")) { /* any-order's fields, deterministic */
+        api->contract.name = NULL;
+        api->contract.acc_kind = MF_ABI_ACC_ANY_ORDER;
+        api->contract.exp_kind = MF_ABI_EXP_FAST;
+        api->contract.div_kind = MF_ABI_DIV_FAST;
+        api->contract.round_points = MF_ABI_RP_ACT_OUT;
+        api->contract.deterministic = 1;
+    }
+#endif
     api->contract.reports_routing = 1;
     api->create = ex_create;
     api->supports = ex_supports;

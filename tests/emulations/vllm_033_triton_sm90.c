@@ -10,14 +10,27 @@
  *   n_group == 1, softmax: topk_softmax: p = expf(l - m) fl(1 / Z), w = fl(p fl(1 / D)), rsf
  *     applied afterwards in fp32 (fused_topk_bias).
  * Refused (unsupported): grouped routing without a bias or with softmax or the max rule (the torch
- * grouped_topk path), shapes beyond the small-expert-count kernel, an rsf without a bias or
- * groups (vLLM sends it to the torch path), keys below the topk kernels' floors.
+ * grouped_topk path: EMU_TORCH_ROUTER below), shapes beyond the small-expert-count kernel, an
+ * rsf without a bias or groups (vLLM sends it to the torch path), keys below the topk kernels'
+ * floors.
  * Experts: GEMMs accumulate as the contract assumes Triton lowers `accumulator += tl.dot(a, b)` on
  * sm_90 (its dot rewrite into dot(a, b, acc), one wgmma chain): fused k16 steps in K order under
  * the measured Hopper model (B 16, F 25, RZ; tests/gpu/hopper_model.h), masked tail 0; GEMM1 output
  * stored as bf16; silu_and_mul: bf16(g / (1 + expf(-g))), product in fp32, one bf16 rounding;
  * GEMM2's accumulator times the fp32 weight, stored as bf16; moe_sum in fp32 in slot order; an
  * output-site rsf multiplies the bf16 sum in fp32 and rounds again.
+ *
+ * Built with EMU_TORCH_ROUTER (contract vllm-0.33-triton-sm90-torch-router), it takes the other
+ * path instead, the torch grouped_topk (fm/router/grouped_topk_router.py l. 113-162), for the
+ * cases vLLM sends there (no bias; grouped by the max, or an rsf in the weights without groups)
+ * and refuses the others: scores softmax (expf, sequential sum, e / Z) or 1 / (1 + expf(-x)) in
+ * fp32 rounded to the logits' dtype L; group score the max; torch.topk with sorted=False, here
+ * ties to the higher index and the slots in ascending order (torch promises neither way);
+ * w = the L scores, renormalised w / fl_L(sum w) rounded to L (no eps), times rsf rounded to L.
+ * Its mutations: rsf-dropped, renorm-dropped, softmax-for-sigmoid (the scores of vLLM's
+ * fused_topk fallback, which takes no scoring function), weights-truncated (each L rounding a
+ * truncation), weights-unrounded (the L roundings removed, as an Inductor fusion may:
+ * admissible).
  *
  * Mutations (MOEFUZZ_EMU_MUTATION): rsf-dropped, bf16-combine (moe_sum accumulated in bf16, vLLM
  * issue 15045), eps-dropped (grouped: sum without 1e-20), tanh-approx (grouped: tanh.approx, a
@@ -54,22 +67,48 @@ static int grouped(const mf_kernel_params *p) { return p->n_group > 1; }
 static int route_topk(const emu *m, const mf_kernel_params *p, int t, int *ids, float *w,
                       char *msg, size_t len);
 
+#ifdef EMU_TORCH_ROUTER
+#define EMU_TORCH 1
+#else
+#define EMU_TORCH 0
+#endif
+
+/* the cases vLLM's router factory sends to the torch grouped_topk (router_factory.py l. 166-210,
+ * grouped_topk_router.py l. 92-109, 298-330) */
+static int torch_supports(const mf_kernel_params *p, char *msg, size_t len) {
+    float rsf_router = p->rsf_site == MF_ABI_RSF_WEIGHTS ? p->routed_scaling_factor : 1.0f;
+    if (p->bias_dtype != MF_ABI_BIAS_NONE)
+        return emu_msg(msg, len, "a bias: vLLM's CUDA grouped_topk or topk kernels");
+    if (p->n_group <= 1 && p->topk_group <= 1 && rsf_router == 1.0f)
+        return emu_msg(msg, len, "no groups and no rsf in the weights: vLLM's topk kernels");
+    if (p->n_group > 1 && p->E <= p->n_group)
+        return emu_msg(msg, len, "E <= n_group: vLLM's fused_topk fallback");
+    if (p->n_group > 1 && p->group_rule != MF_ABI_GROUP_MAX)
+        return emu_msg(msg, len, "top-2 group sum without a bias: vLLM's torch path takes the max");
+    if (p->renormalize && p->renorm_eps != 0.0f)
+        return emu_msg(msg, len, "sum + eps: vLLM's torch grouped_topk adds no eps");
+    if (p->E > 1024 || p->n_group > 64)
+        return emu_msg(msg, len, "E above 1024 or n_group above 64");
+    return 1;
+}
+
 static int emu_supports(void *ctx, const mf_kernel_params *p, char *msg, size_t len) {
     if (p->memory != MF_ABI_MEM_HOST) return emu_msg(msg, len, "host memory only");
     if (p->top_k > EMU_MAX_TOP_K) return emu_msg(msg, len, "top_k above 32");
+    if (EMU_TORCH) return torch_supports(p, msg, len);
     int has_bias = p->bias_dtype != MF_ABI_BIAS_NONE;
     if (grouped(p)) {
         int G = p->E / p->n_group;
         if (!has_bias || p->score_fn != MF_ABI_SCORE_SIGMOID || p->group_rule != MF_ABI_GROUP_TOP2_SUM)
             return emu_msg(msg, len, "grouped routing without a bias, with softmax or the max "
-                                     "rule: vLLM's torch grouped_topk path (not emulated)");
+                                     "rule: vLLM's torch grouped_topk path (its own contract)");
         if (p->E > 256 || G > 32 || G * p->topk_group > 128 || p->top_k > 8 || p->topk_group > 4)
             return emu_msg(msg, len, "grouped shape beyond the small-expert-count kernel");
         if (p->renormalize && p->renorm_eps != 1e-20f)
             return emu_msg(msg, len, "the grouped kernel's denominator is sum + 1e-20");
     } else if (!has_bias && p->routed_scaling_factor != 1.0f && p->rsf_site == MF_ABI_RSF_WEIGHTS) {
         return emu_msg(msg, len, "rsf in the weights without a bias or groups: vLLM's torch "
-                                 "grouped_topk path (not emulated)");
+                                 "grouped_topk path (its own contract)");
     }
     if (!grouped(p) && p->E <= 1024 && p->logits)
         for (int t = 0; t < p->T; t++) { /* keys below the kernel's floor: outside its domain */
@@ -170,6 +209,63 @@ static int route_topk(const emu *m, const mf_kernel_params *p, int t, int *ids, 
     return 0;
 }
 
+/* a result in the logits' dtype: eager torch rounds each op's fp32 result to bf16 */
+static float in_l(const emu *m, const mf_kernel_params *p, float v) {
+    if (p->logits_dtype != MF_ABI_DTYPE_BF16 || is_mut(m, "weights-unrounded")) return v;
+    if (is_mut(m, "weights-truncated")) {
+        uint32_t bits;
+        memcpy(&bits, &v, 4);
+        return emu_bf16_to_f32((uint16_t)(bits >> 16));
+    }
+    return emu_bf16(v);
+}
+
+/* torch.topk(sorted=False): the k largest of keys[0..n) (allowed: NULL or a mask), here ties to
+ * the higher index and the slots in ascending order */
+static void topk_any(const float *keys, const uint8_t *allowed, int n, int k, int *out) {
+    float rk[1024];
+    uint8_t ra[1024];
+    int desc[EMU_MAX_TOP_K > 64 ? EMU_MAX_TOP_K : 64];
+    for (int i = 0; i < n; i++) rk[i] = keys[n - 1 - i], ra[i] = allowed ? allowed[n - 1 - i] : 1;
+    emu_topk(rk, ra, n, k, desc);
+    for (int i = 0; i < k; i++) out[i] = n - 1 - desc[k - 1 - i];
+}
+
+static int route_torch(const emu *m, const mf_kernel_params *p, int t, int *ids, float *w) {
+    int E = p->E, NG = p->n_group > 1 ? p->n_group : 1, G = E / NG, k = p->top_k;
+    float s[1024], gscore[64];
+    if (p->score_fn == MF_ABI_SCORE_SOFTMAX || is_mut(m, "softmax-for-sigmoid")) {
+        float mx = -INFINITY, Z = 0;
+        for (int e = 0; e < E; e++) mx = fmaxf(mx, emu_logit(p, t, e));
+        for (int e = 0; e < E; e++) Z += expf(emu_logit(p, t, e) - mx);
+        for (int e = 0; e < E; e++) s[e] = in_l(m, p, expf(emu_logit(p, t, e) - mx) / Z);
+    } else {
+        for (int e = 0; e < E; e++) s[e] = in_l(m, p, 1.0f / (1.0f + expf(-emu_logit(p, t, e))));
+    }
+    for (int g = 0; g < NG; g++) {
+        gscore[g] = s[g * G];
+        for (int j = 1; j < G; j++) gscore[g] = fmaxf(gscore[g], s[g * G + j]);
+    }
+    int kept[64];
+    uint8_t allowed[1024] = {0};
+    int tg = NG > 1 ? p->topk_group : 1;
+    topk_any(gscore, NULL, NG, tg, kept);
+    for (int i = 0; i < tg; i++)
+        for (int j = 0; j < G; j++) allowed[kept[i] * G + j] = 1;
+    topk_any(s, allowed, E, k, ids);
+    for (int i = 0; i < k; i++) w[i] = s[ids[i]];
+    if (p->renormalize && !is_mut(m, "renorm-dropped")) {
+        float sum = 0;
+        for (int i = 0; i < k; i++) sum += w[i]; /* fp32 accumulation, one L rounding */
+        sum = in_l(m, p, sum);
+        for (int i = 0; i < k; i++) w[i] = in_l(m, p, w[i] / sum);
+    }
+    float rsf = p->rsf_site == MF_ABI_RSF_WEIGHTS ? p->routed_scaling_factor : 1.0f;
+    if (rsf != 1.0f && !is_mut(m, "rsf-dropped"))
+        for (int i = 0; i < k; i++) w[i] = in_l(m, p, w[i] * rsf);
+    return 0;
+}
+
 /* ---- experts ---- */
 
 /* Triton's loop after its dot rewrite: one accumulator through k16 wgmma steps in K order, the
@@ -204,7 +300,9 @@ static int emu_run(void *ctx, const mf_kernel_params *p, char *msg, size_t len) 
     for (int t = 0; t < T && !rc; t++) {
         int ids[EMU_MAX_TOP_K];
         float w[EMU_MAX_TOP_K];
-        rc = grouped(p) ? route_grouped(m, p, t, ids, w) : route_topk(m, p, t, ids, w, msg, len);
+        rc = EMU_TORCH  ? route_torch(m, p, t, ids, w)
+             : grouped(p) ? route_grouped(m, p, t, ids, w)
+                          : route_topk(m, p, t, ids, w, msg, len);
         if (rc) break;
         if (is_mut(m, "bf16-weights"))
             for (int i = 0; i < k; i++) w[i] = emu_bf16(w[i]);
@@ -243,6 +341,54 @@ static int emu_run(void *ctx, const mf_kernel_params *p, char *msg, size_t len) 
     return rc;
 }
 
+#ifdef EMU_FIELDS
+/* The contract vllm-0.33-triton-sm90 (reference/contract.c) declared field by field through the
+ * contract extension, deterministic (as this emulation is). MOEFUZZ_EMU_FIELD=NAME changes one
+ * field: tighter than the arithmetic (no-silu-out, no-rsf-out, no-gemm1-out), a field that turns
+ * a metamorphic identity into independent checks (ftz, key-minus-bias), or outside its list or
+ * range (bad-*), which moefuzz must refuse when it loads the kernel. */
+static mf_kernel_contract_ext emu_contract = {
+    .ext = {MF_KERNEL_EXT_CONTRACT, sizeof(mf_kernel_contract_ext), NULL},
+    .acc_kind = MF_ABI_ACC_ANY_ORDER,
+    .exp_kind = MF_ABI_EXP_ACCURATE,
+    .exp_ulps = 2.0f,
+    .div_kind = MF_ABI_DIV_IEEE,
+    .round_points = MF_ABI_RP_GEMM1_OUT | MF_ABI_RP_SILU_OUT | MF_ABI_RP_ACT_OUT |
+                    MF_ABI_RP_WEIGHTED | MF_ABI_RP_RSF_OUT,
+    .deterministic = 1,
+    .router_own = 1,
+    .router_exp_kind = MF_ABI_EXP_FAST,
+    .router_div_kind = MF_ABI_DIV_IEEE,
+    .sigmoid_form = MF_ABI_SIGMOID_EXP_DIV_OR_TANH,
+    .tanh_rel = 2 * 0x1p-23f,
+    .softmax_recip = 1,
+    .weight_form = MF_ABI_WEIGHT_PLAIN,
+    .tie_rule = MF_ABI_TIE_LOWER_INDEX,
+    .ftz = 0,
+    .combine_dtype = MF_ABI_DTYPE_F32,
+};
+
+static void emu_fields_change(const char *f) {
+    mf_kernel_contract_ext *c = &emu_contract;
+    if (!strcmp(f, "no-silu-out")) c->round_points &= ~(uint32_t)MF_ABI_RP_SILU_OUT;
+    if (!strcmp(f, "no-rsf-out")) c->round_points &= ~(uint32_t)MF_ABI_RP_RSF_OUT;
+    if (!strcmp(f, "no-gemm1-out")) c->round_points &= ~(uint32_t)MF_ABI_RP_GEMM1_OUT;
+    if (!strcmp(f, "ftz")) c->ftz = 1; /* looser: admits more */
+    if (!strcmp(f, "key-minus-bias")) c->weight_form = MF_ABI_WEIGHT_KEY_MINUS_BIAS;
+    if (!strcmp(f, "bad-sigmoid-form")) c->sigmoid_form = 3;
+    if (!strcmp(f, "bad-tie-rule")) c->tie_rule = -1;
+    if (!strcmp(f, "bad-tanh-rel")) c->tanh_rel = 0.5f;
+    if (!strcmp(f, "bad-round-point")) c->round_points |= 1u << 12;
+    if (!strcmp(f, "bad-fused-block")) c->acc_kind = MF_ABI_ACC_FUSED_BLOCK, c->acc_block = 0;
+    if (!strcmp(f, "bad-ftz")) c->ftz = 2;
+    if (!strcmp(f, "bad-combine-dtype")) c->combine_dtype = 2;
+}
+
+static const mf_kernel_ext *emu_fields_get_ext(uint32_t kind) {
+    return kind == MF_KERNEL_EXT_CONTRACT ? &emu_contract.ext : emu_get_ext(kind);
+}
+#endif
+
 __attribute__((visibility("default"))) int mf_kernel_get_api(uint32_t abi_version,
                                                              mf_kernel_api *api,
                                                              size_t api_size) {
@@ -254,14 +400,21 @@ __attribute__((visibility("default"))) int mf_kernel_get_api(uint32_t abi_versio
     api->description = "C emulation of vLLM 0.33.0's bf16 fused MoE (Triton, Hopper)";
     api->memory = MF_ABI_MEM_HOST;
     api->contract.struct_size = sizeof api->contract;
-#ifdef EMU_OLD_CONTRACT
+#if defined(EMU_TORCH_ROUTER) && defined(EMU_OLD_CONTRACT)
+    /* the contract of vLLM's other router paths, which does not cover this one */
+    api->contract.name = "vllm-0.33-triton-sm90";
+    api->contract.deterministic = 1;
+#elif defined(EMU_TORCH_ROUTER)
+    api->contract.name = "vllm-0.33-triton-sm90-torch-router";
+    api->contract.deterministic = 1;
+#elif defined(EMU_OLD_CONTRACT)
     /* the definition vllm-triton had before it named vLLM 0.33.0 (issue 19's false alarms) */
     api->contract.acc_kind = MF_ABI_ACC_ANY_ORDER;
     api->contract.exp_kind = MF_ABI_EXP_FAST;
     api->contract.div_kind = MF_ABI_DIV_FAST;
     api->contract.round_points = MF_ABI_RP_GEMM1_OUT | MF_ABI_RP_ACT_OUT | MF_ABI_RP_WEIGHTED;
     api->contract.deterministic = 0;
-#else
+#elif !defined(EMU_FIELDS)
     api->contract.name = "vllm-0.33-triton-sm90";
     api->contract.deterministic = 1;
 #endif
@@ -272,5 +425,10 @@ __attribute__((visibility("default"))) int mf_kernel_get_api(uint32_t abi_versio
     api->run = emu_run;
     api->release = emu_release;
     api->get_ext = emu_get_ext;
+#ifdef EMU_FIELDS
+    const char *f = getenv("MOEFUZZ_EMU_FIELD");
+    if (f) emu_fields_change(f);
+    api->get_ext = emu_fields_get_ext;
+#endif
     return 0;
 }

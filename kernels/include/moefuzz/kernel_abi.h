@@ -65,8 +65,7 @@ typedef struct mf_kernel_ext {
 enum {
     /* kernel -> moefuzz (get_ext): mf_kernel_features */
     MF_KERNEL_EXT_FEATURES = 1,
-    /* kernel -> moefuzz (get_ext): contract fields beyond mf_kernel_contract (the first one
-     * defines its struct; none yet) */
+    /* kernel -> moefuzz (get_ext): mf_kernel_contract_ext, the contract field by field */
     MF_KERNEL_EXT_CONTRACT = 2,
     /* moefuzz -> kernel (params.ext): params and tensors of the levels above 1 (the first one
      * defines its struct; none yet) */
@@ -206,6 +205,49 @@ typedef struct mf_kernel_api {
     const mf_kernel_ext *(*get_ext)(uint32_t kind);
     void *reserved[7];
 } mf_kernel_api;
+
+/* ---- the contract field by field (MF_KERNEL_EXT_CONTRACT) ----
+ * A kernel whose get_ext(MF_KERNEL_EXT_CONTRACT) returns this declares every field of its
+ * contract here (docs/error-model.md derives each); mf_kernel_contract's name must then be NULL
+ * and its fields acc_kind .. deterministic are not read (reports_routing and routing_method
+ * are). moefuzz validates every field when it loads the kernel: a value outside its list or
+ * range is an error, never a default. A field past the writer's struct_size reads as 0, which is
+ * each appended field's first behaviour. */
+enum { MF_ABI_SIGMOID_EXP_DIV = 0, MF_ABI_SIGMOID_TANH = 1, MF_ABI_SIGMOID_EXP_DIV_OR_TANH = 2 };
+enum { MF_ABI_TIE_LOWER_INDEX = 0, MF_ABI_TIE_ANY = 1 };
+enum { MF_ABI_WEIGHT_PLAIN = 0, MF_ABI_WEIGHT_KEY_MINUS_BIAS = 1 };
+enum {
+    MF_ABI_RP_SILU_OUT = 1u << 5, /* silu(g) rounded to bf16 before the multiply by up */
+    MF_ABI_RP_RSF_OUT = 1u << 6,  /* output-site rsf on the bf16 combine, rounded again */
+    MF_ABI_RP_BIAS = 1u << 7,     /* the bias rounded to bf16 before the key add */
+};
+
+typedef struct mf_kernel_contract_ext {
+    mf_kernel_ext ext;     /* kind MF_KERNEL_EXT_CONTRACT, struct_size sizeof(this struct) */
+    int32_t acc_kind;      /* MF_ABI_ACC_* for GEMM1 and GEMM2 */
+    int32_t acc_block;     /* FUSED_BLOCK: products per fused step, 1 .. 4096 */
+    int32_t acc_frac_bits; /* FUSED_BLOCK: fraction bits kept below the step maximum, 22 .. 60 */
+    int32_t exp_kind;      /* MF_ABI_EXP_* of the activation (and the router, unless router_own) */
+    float exp_ulps;        /* EXP_ACCURATE: max error in fp32 ulps, (0, 1024]; else 0 */
+    int32_t div_kind;      /* MF_ABI_DIV_* */
+    uint32_t round_points; /* MF_ABI_RP_* bits; MF_ABI_RP_ACT_OUT required */
+    int32_t deterministic; /* 1: identical bits on identical input; 0 */
+    int32_t router_own;    /* 1: the router's exp and division are the three below; 0: the above */
+    int32_t router_exp_kind;
+    float router_exp_ulps;
+    int32_t router_div_kind;
+    int32_t sigmoid_form;  /* MF_ABI_SIGMOID_* */
+    float tanh_rel;        /* a tanh form: max relative error of tanh, (0, 2^-8]; else 0 */
+    int32_t softmax_recip; /* 1: softmax as e fl(1 / Z); 0: e / Z */
+    int32_t weight_form;   /* MF_ABI_WEIGHT_* */
+    int32_t tie_rule;      /* MF_ABI_TIE_* */
+    int32_t ftz;           /* 1: router, activation and combine flush subnormal results to 0 */
+    int32_t combine_dtype; /* MF_ABI_DTYPE_* of the combine's accumulator */
+    int32_t router_logits_dtype; /* 1: the router computes in the logits' dtype (bf16 logits:
+                                    scores, bf16 keys, group sums and each weight step rounded
+                                    to bf16); 0: in fp32 */
+    uint32_t reserved[8]; /* zero */
+} mf_kernel_contract_ext;
 
 /* The symbol a plugin exports. Fills *api (api_size bytes of it) for the caller's abi_version;
  * returns 0, or nonzero when it cannot serve that version. */
