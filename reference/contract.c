@@ -133,8 +133,9 @@ const mf_contract mf_contract_vllm_033_triton_sm90_torch_router = {
                "softmax or sigmoid computed in fp32 and rounded to the logits' dtype, group max, "
                "torch.topk (ties and slot order in any order), weights w / sum(w) with no eps "
                "and w * rsf each rounded to the logits' dtype; experts as "
-               "vllm-0.33-triton-sm90 (Triton GEMMs as ordered blocks B 16 F 25, GEMM1 output, silu and "
-               "product rounded to bf16, w * y rounded to bf16, moe_sum in fp32)",
+               "vllm-0.33-triton-sm90 (Triton GEMMs as ordered blocks B 16 F 25, GEMM1 "
+               "output, silu and product rounded to bf16, w * y rounded to bf16, moe_sum in "
+               "fp32)",
     .gemm = {MF_ACC_ORDERED_BLOCKS, 16, 25}, /* the experts of vllm-0.33-triton-sm90 */
     .exp = MF_EXP_ACCURATE,
     .exp_ulps = 2.0,
