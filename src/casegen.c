@@ -123,6 +123,10 @@ void mf_case_random(mf_rng *r, const mf_case_limits *lim, mf_case *c) {
     p->rsf_site = (mf_rsf_site)mf_rng_below(r, MF_RSF_COUNT);
     p->layout = (mf_layout)mf_rng_below(r, MF_LAYOUT_COUNT);
     p->logits_dtype = (mf_dtype)mf_rng_below(r, MF_DTYPE_COUNT);
+    if (mf_rng_below(r, 4) == 0) { /* case format v2's routing parameters */
+        p->renorm_denom = (mf_renorm_denom)mf_rng_below(r, MF_RENORM_COUNT);
+        p->nonfinite = (mf_nonfinite)mf_rng_below(r, MF_NONFINITE_COUNT);
+    }
     p->T = mf_dim_boundary(r, lim->max_T);
     p->H = mf_dim_boundary(r, lim->max_H);
     p->I = mf_dim_boundary(r, lim->max_I);
@@ -160,6 +164,15 @@ void mf_case_random(mf_rng *r, const mf_case_limits *lim, mf_case *c) {
             k->bits = mf_tensor_is_bf16(p, (mf_tensor_id)k->tensor) ? b16 : b16 << 16;
         }
     }
+    /* the policy that zeroes non-finite scores matters only where a logit is NaN or infinite */
+    if (p->nonfinite == MF_NONFINITE_ZERO && c->n_pokes < MF_MAX_POKES && mf_rng_below(r, 2)) {
+        static const uint32_t nonfinite_f32[] = {0x7fc00000u, 0x7f800000u, 0xff800000u};
+        mf_poke *k = &c->pokes[c->n_pokes++];
+        k->tensor = MF_T_LOGITS;
+        k->index = (uint32_t)mf_rng_next(r);
+        k->bits = nonfinite_f32[mf_rng_below(r, 3)];
+        if (p->logits_dtype == MF_DTYPE_BF16) k->bits >>= 16;
+    }
     mf_case_fit(c, lim);
 }
 
@@ -167,7 +180,9 @@ void mf_case_random(mf_rng *r, const mf_case_limits *lim, mf_case *c) {
 
 static void mutate_routing(mf_case *c, mf_rng *r) {
     mf_moe_params *p = &c->p;
-    switch (mf_rng_below(r, 11)) {
+    switch (mf_rng_below(r, 13)) {
+    case 11: p->renorm_denom = (mf_renorm_denom)((p->renorm_denom + 1) % MF_RENORM_COUNT); break;
+    case 12: p->nonfinite = (mf_nonfinite)((p->nonfinite + 1) % MF_NONFINITE_COUNT); break;
     case 0: p->score = (mf_score_fn)((p->score + 1) % MF_SCORE_COUNT); break;
     case 1:
         p->bias = (mf_bias_kind)((p->bias + 1 + mf_rng_below(r, MF_BIAS_COUNT - 1)) % MF_BIAS_COUNT);
@@ -285,7 +300,10 @@ void mf_case_crossover(const mf_case *a, const mf_case *b, mf_rng *r, const mf_c
         const mf_moe_params *q = &b->p;
         if (mf_rng_below(r, 2)) p->score = q->score;
         if (mf_rng_below(r, 2)) p->bias = q->bias;
-        if (mf_rng_below(r, 2)) p->renormalize = q->renormalize, p->renorm_eps = q->renorm_eps;
+        if (mf_rng_below(r, 2))
+            p->renormalize = q->renormalize, p->renorm_eps = q->renorm_eps,
+            p->renorm_denom = q->renorm_denom;
+        if (mf_rng_below(r, 2)) p->nonfinite = q->nonfinite;
         if (mf_rng_below(r, 2)) p->rsf = q->rsf, p->rsf_site = q->rsf_site;
         if (mf_rng_below(r, 2)) p->layout = q->layout;
         if (mf_rng_below(r, 2)) p->logits_dtype = q->logits_dtype;

@@ -89,7 +89,7 @@ static void route_token(const cpu_ctx *ctx, const mf_kernel_params *p, int t, fl
     }
     /* the non-finite policy "zero": a score that is not finite becomes 0 */
     const mf_kernel_params_v2 *v2 = mf_kernel_params_v2_of(p);
-    if (v2 && v2->nonfinite == MF_ABI_NONFINITE_ZERO)
+    if (v2 && v2->nonfinite == MF_ABI_NONFINITE_ZERO && !MF_MUT(NONFINITE_KEPT))
         for (int e = 0; e < E; e++)
             if (!isfinite(score[e])) score[e] = 0.0f;
     /* selection keys: the bias selects, it never enters the weights */
