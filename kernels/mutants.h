@@ -79,7 +79,7 @@
       /* cuda */ MF_STG_WEIGHTS | MF_STG_OUTPUT,                                                   \
       "renormalize flag not honoured (norm_topk_prob ignored, B10)")                               \
     R(X, EPS_MISSING, "eps-missing", "eps_missing", MF_KERN_BOTH,                                  \
-      /* cpu */ MF_STG_WEIGHTS | MF_STG_NONFINITE,                                                 \
+      /* cpu */ MF_STG_IDS | MF_STG_WEIGHTS | MF_STG_NONFINITE,                                   \
       /* cuda */ MF_STG_WEIGHTS | MF_STG_OUTPUT | MF_STG_NONFINITE,                                \
       "renormalization epsilon dropped: underflowing sigmoid rows give 0/0 (flashinfer "           \
       "#3803, #3946)")                                                                             \
@@ -113,10 +113,15 @@
       /* cuda */ MF_STG_OUTPUT,                                                                    \
       "top-k combine accumulated in bf16 instead of fp32 (vllm #15045, B64)")                     \
     R(X, NONFINITE_KEPT, "nonfinite-kept", "-", MF_KERN_CPU,                                       \
-      /* cpu */ MF_STG_WEIGHTS | MF_STG_NONFINITE,                                                 \
+      /* cpu */ MF_STG_IDS | MF_STG_WEIGHTS | MF_STG_NONFINITE,                                   \
       /* cuda */ 0,                                                                                \
       "non-finite scores kept under the policy that zeroes them (vllm #39391: topk_softmax "       \
-      "before its NaN/Inf clamp)")
+      "before its NaN/Inf clamp)")                                                                 \
+    R(X, DOWN_BIAS_UNWEIGHTED, "down-bias-unweighted", "b2_unweighted", MF_KERN_CPU,               \
+      /* cpu */ MF_STG_OUTPUT,                                                                     \
+      /* cuda */ 0,                                                                                \
+      "the down projection's bias added after the routing weight, unweighted: about k times "      \
+      "the bias (NeMo-Automodel #2591)")
 /* clang-format on */
 
 #define MF_MUTANT_ALL_COLUMNS(X, id, name, knob, kernels, stages_cpu, stages_cuda, doc) \

@@ -60,6 +60,15 @@
     X(P, PROPAGATE, "propagate", MF_ABI_NONFINITE_PROPAGATE)   \
     X(P, ZERO, "zero", MF_ABI_NONFINITE_ZERO)
 
+/* expert biases (bf16 tensors): b13 [E_local][2I] added to GEMM1's output before the
+ * activation (in W13's row order), b2 [E_local][H] added to the expert's output before the
+ * routing weight (gpt-oss) */
+#define MF_EXPERT_BIAS_LIST(X, P)                              \
+    X(P, NONE, "none", MF_ABI_EXPERT_BIAS_NONE)                \
+    X(P, B13_B2, "b13_b2", MF_ABI_EXPERT_BIAS_B13_B2)          \
+    X(P, B13, "b13", MF_ABI_EXPERT_BIAS_B13)                   \
+    X(P, B2, "b2", MF_ABI_EXPERT_BIAS_B2)
+
 /* ---- contract ---- */
 
 /* exp: accurate = expf, at most exp_ulps ulp; fast = __expf / ex2.approx, at most
@@ -119,7 +128,7 @@ typedef struct mf_enum_info {
 extern const mf_enum_info mf_enum_score, mf_enum_bias, mf_enum_group_rule, mf_enum_rsf_site,
     mf_enum_activation, mf_enum_layout, mf_enum_dtype, mf_enum_exp, mf_enum_div, mf_enum_acc,
     mf_enum_sigmoid_form, mf_enum_tie_rule, mf_enum_weight_form, mf_enum_renorm_denom,
-    mf_enum_nonfinite;
+    mf_enum_nonfinite, mf_enum_expert_bias;
 
 /* The name of value v, or "?" outside the list. */
 const char *mf_enum_name(const mf_enum_info *e, int v);

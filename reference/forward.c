@@ -129,6 +129,12 @@ void mf_ref_ctx_stats(mf_ref_ctx *ctx, mf_ref_stats *st) {
     mf_dot_ws_stats(ctx->ws, &st->dot);
 }
 
+static inline void two_sum_(double x, double y, double *s, double *e) {
+    double t = x + y, yv = t - x, xv = t - yv;
+    *s = t;
+    *e = (x - xv) + (y - yv);
+}
+
 /* ---- rounding points ---- */
 
 /* bf16 enclosure of [v - r, v + r] for a double v with |error| <= slack: outward, sound. */
@@ -260,6 +266,26 @@ static void activation(mf_ref_ctx *ctx, const mf_dot *dg, const mf_dot *du, act_
 
 /* ---- experts ---- */
 
+/* An expert bias b (bf16 bits) added in fp32 to a GEMM's result d, one rounding after the dot
+ * (docs/error-model.md "Expert biases"): the exact value moves by b, the kernel's by
+ * fl(d_k + b), within u (|d + b| + radius) + eta of d_k + b. A non-finite bias, or a sum that
+ * may leave the fp32 range, leaves d unbounded. */
+static void add_bias(const mf_ref_ctx *ctx, mf_dot *d, uint16_t bits) {
+    double b = bf16_d(bits), s, e;
+    if (!isfinite(b)) {
+        d->flags |= MF_DOT_NONFINITE;
+        return;
+    }
+    two_sum_(d->hi, b, &s, &e);
+    e += d->lo;
+    two_sum_(s, e, &d->hi, &d->lo);
+    d->err += (fabs(d->hi) + fabs(b)) * 0x1p-104;
+    d->radius += U * (fabs(d->hi) + d->radius) + mf_contract_eta(ctx->c) +
+                 (ctx->c->ftz ? 0x1p-126 : 0.0) + fabs(d->hi) * 0x1p-100;
+    d->abs_sum += fabs(b);
+    if (fabs(d->hi) + d->radius >= 0x1p127) d->flags |= MF_DOT_MAY_OVERFLOW;
+}
+
 static void load_token(mf_ref_ctx *ctx, int t) {
     if (ctx->cur_t == t) return;
     int H = ctx->p.H;
@@ -319,6 +345,11 @@ static void compute_expert(mf_ref_ctx *ctx, int le, expert_slot *s) {
                     (size_t)H, m, &dg);
         mf_dot_bf16(ctx->ws, ctx->xd, &ctx->x_info, NULL, w13 + (size_t)ru * H, &i13[ru],
                     (size_t)H, m, &du);
+        if (ctx->x.b13) {
+            const uint16_t *b13 = ctx->x.b13 + (size_t)le * 2 * I;
+            add_bias(ctx, &dg, b13[rg]);
+            add_bias(ctx, &du, b13[ru]);
+        }
         act_out a;
         activation(ctx, &dg, &du, &a);
         unconstrained |= a.unconstrained;
@@ -350,6 +381,8 @@ static void compute_expert(mf_ref_ctx *ctx, int le, expert_slot *s) {
         mf_dot d;
         mf_dot_bf16(ctx->ws, ctx->hd, &hi_info, any_delta ? ctx->delta : NULL,
                     w2 + (size_t)c * I, &i2[c], (size_t)I, m, &d);
+        if (ctx->x.b2 && !(p->variant & MF_VARIANT_B2_UNWEIGHTED))
+            add_bias(ctx, &d, ctx->x.b2[(size_t)le * H + c]);
         s->flags[c] = (d.flags & (MF_DOT_NONFINITE | MF_DOT_MAY_OVERFLOW)) ? MF_ELEM_UNCONSTRAINED
                                                                             : 0;
         if (ctx->c->round_points & MF_RP_GEMM2_OUT) {
@@ -433,7 +466,10 @@ mf_status mf_ref_token_output(mf_ref_ctx *ctx, int t, const int32_t *ids, const 
     /* flush to zero of operands: a subnormal weight or expert output read as 0 moves its product
      * by the other factor times 2^-126 (results below 2^-126 are eta's) */
     const double ftz_in = ctx->c->ftz ? 0x1p-126 : 0.0;
-    double gk = (double)k * uc / (1 - (double)k * uc);
+    /* the counterfactual "b2 unweighted" adds each local expert's b2 as one more term */
+    const uint16_t *b2_cf = (p->variant & MF_VARIANT_B2_UNWEIGHTED) ? ctx->x.b2 : NULL;
+    int n_adds = b2_cf ? 2 * k : k;
+    double gk = (double)n_adds * uc / (1 - (double)n_adds * uc);
     int weighted_rp = (ctx->c->round_points & MF_RP_WEIGHTED) != 0;
     int rsf_rp = (ctx->c->round_points & MF_RP_RSF_OUT) != 0;
     double rsf_o = w->out_scale;
@@ -468,6 +504,12 @@ mf_status mf_ref_token_output(mf_ref_ctx *ctx, int t, const int32_t *ids, const 
             dd_add(&zh, &zl, ph, pl);
             A += a_term;
             B += fabs(ph);
+            if (b2_cf) {
+                double b = bf16_d(b2_cf[(size_t)(ids[i] - p->expert_offset) * H + c]);
+                dd_add(&zh, &zl, b, 0);
+                B += fabs(b);
+                if (!isfinite(b)) fl |= MF_ELEM_UNCONSTRAINED;
+            }
         }
         if (w->nan_ok) fl |= MF_ELEM_NAN_OK;
         double rad = A + (gk + U) * (B + A) + 2.0 * k * eta;

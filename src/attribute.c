@@ -27,6 +27,7 @@ static const struct {
     {"gate_up_swapped", "gate and up halves of W13 swapped"},
     {"ep_offset_ignored", "expert-parallel offset ignored (global ids used as local)"},
     {"ep_offset_twice", "expert-parallel offset applied twice"},
+    {"b2_unweighted", "expert output bias b2 added after the routing weight, unweighted"},
 };
 
 const char *mf_knob_name(mf_knob k) { return (unsigned)k < MF_KNOB_COUNT ? knobs[k].name : "?"; }
@@ -118,6 +119,11 @@ int mf_knob_apply(mf_knob k, const mf_moe_params *p, mf_moe_params *cf, char *de
         if (p->expert_offset == 0) return 0;
         cf->expert_offset = 2 * p->expert_offset;
         snprintf(desc, n, "expert_offset = %d", cf->expert_offset);
+        return 1;
+    case MF_KNOB_B2_UNWEIGHTED:
+        if (!mf_has_b2(p)) return 0;
+        cf->variant |= MF_VARIANT_B2_UNWEIGHTED;
+        snprintf(desc, n, "out += w y + b2 (b2 unweighted)");
         return 1;
     default: return 0;
     }

@@ -61,6 +61,7 @@ MF_LAYOUT_LIST(MF_ABI_SAME_, MF_LAYOUT)
 MF_DTYPE_LIST(MF_ABI_SAME_, MF_DTYPE)
 MF_RENORM_DENOM_LIST(MF_ABI_SAME_, MF_RENORM)
 MF_NONFINITE_LIST(MF_ABI_SAME_, MF_NONFINITE)
+MF_EXPERT_BIAS_LIST(MF_ABI_SAME_, MF_EBIAS)
 MF_EXP_LIST(MF_ABI_SAME_, MF_EXP)
 MF_DIV_LIST(MF_ABI_SAME_, MF_DIV)
 MF_ACC_LIST(MF_ABI_SAME_, MF_ACC)
@@ -351,6 +352,7 @@ mf_status mf_backend_params(const mf_moe_params *p, uint32_t level, mf_kernel_pa
     }
     MF_TRY(abi_value(&mf_enum_renorm_denom, p->renorm_denom, &ext->renorm_denom, err));
     MF_TRY(abi_value(&mf_enum_nonfinite, p->nonfinite, &ext->nonfinite, err));
+    MF_TRY(abi_value(&mf_enum_expert_bias, p->expert_bias, &ext->expert_bias, err));
     kp->abi_version = MF_KERNEL_ABI_VERSION;
     kp->struct_size = sizeof *kp;
     kp->T = p->T;

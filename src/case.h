@@ -42,7 +42,9 @@
     ROW(W13, w13, uint16_t, 3, p->E_local, 2 * (size_t)p->I, p->H, 1, 1,                       \
         (double)(float)(1.0 / sqrt((double)p->H)), 1, params, 1)                               \
     ROW(W2, w2, uint16_t, 3, p->E_local, p->H, p->I, 1, 1,                                     \
-        (double)(float)(1.0 / sqrt((double)p->I)), 1, params, 1)
+        (double)(float)(1.0 / sqrt((double)p->I)), 1, params, 1)                               \
+    ROW(B13, b13, uint16_t, 2, p->E_local, 2 * (size_t)p->I, 1, 1, mf_has_b13(p), 0.5, 1, ext, 2) \
+    ROW(B2, b2, uint16_t, 2, p->E_local, p->H, 1, 1, mf_has_b2(p), 0.25, 1, ext, 2)
 
 #define MF_TENSOR_MAX_RANK 3
 
@@ -58,7 +60,8 @@
  *   level   the ABI feature level that carries it (kernel_abi.h), when it is not 0 */
 #define MF_PARAM_V2_LIST(ROW)                                                        \
     ROW(0, renorm_denom, ENUM, &mf_enum_renorm_denom, 0, 0, 2)                       \
-    ROW(1, nonfinite, ENUM, &mf_enum_nonfinite, 0, 0, 2)
+    ROW(1, nonfinite, ENUM, &mf_enum_nonfinite, 0, 0, 2)                             \
+    ROW(2, expert_bias, ENUM, &mf_enum_expert_bias, 0, 0, 2)
 
 typedef enum mf_param_kind { MF_PK_ENUM, MF_PK_INT, MF_PK_F32 } mf_param_kind;
 

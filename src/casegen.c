@@ -91,6 +91,15 @@ void mf_case_fit(mf_case *c, const mf_case_limits *lim) {
     }
 }
 
+/* A tensor to poke: any of v1's, a later one only where the case has it (a poke of an absent
+ * tensor changes nothing but would need format v2) */
+static int poke_tensor(mf_rng *r, const mf_moe_params *p) {
+    int t = (int)mf_rng_below(r, MF_NUM_TENSORS);
+    if (mf_tensor_level((mf_tensor_id)t) > 1 && !mf_tensor_present(p, (mf_tensor_id)t))
+        t = MF_T_X;
+    return t;
+}
+
 static const uint32_t special_bf16[] = {0x0000, 0x8000, 0x0001, 0x0080, 0x7f7f, 0xff7f,
                                         0x7f80, 0xff80, 0x7fc0, 0x3f80, 0xbf80, 0x3f81};
 
@@ -126,6 +135,7 @@ void mf_case_random(mf_rng *r, const mf_case_limits *lim, mf_case *c) {
     if (mf_rng_below(r, 4) == 0) { /* case format v2's routing parameters */
         p->renorm_denom = (mf_renorm_denom)mf_rng_below(r, MF_RENORM_COUNT);
         p->nonfinite = (mf_nonfinite)mf_rng_below(r, MF_NONFINITE_COUNT);
+        p->expert_bias = (mf_expert_bias)mf_rng_below(r, MF_EBIAS_COUNT);
     }
     p->T = mf_dim_boundary(r, lim->max_T);
     p->H = mf_dim_boundary(r, lim->max_H);
@@ -158,7 +168,7 @@ void mf_case_random(mf_rng *r, const mf_case_limits *lim, mf_case *c) {
         int n = 1 + (int)mf_rng_below(r, 3);
         for (int i = 0; i < n; i++) {
             mf_poke *k = &c->pokes[c->n_pokes++];
-            k->tensor = (uint8_t)mf_rng_below(r, MF_NUM_TENSORS);
+            k->tensor = (uint8_t)poke_tensor(r, p);
             k->index = (uint32_t)mf_rng_next(r);
             uint32_t b16 = special_bf16[mf_rng_below(r, 12)];
             k->bits = mf_tensor_is_bf16(p, (mf_tensor_id)k->tensor) ? b16 : b16 << 16;
@@ -180,7 +190,8 @@ void mf_case_random(mf_rng *r, const mf_case_limits *lim, mf_case *c) {
 
 static void mutate_routing(mf_case *c, mf_rng *r) {
     mf_moe_params *p = &c->p;
-    switch (mf_rng_below(r, 13)) {
+    switch (mf_rng_below(r, 14)) {
+    case 13: p->expert_bias = (mf_expert_bias)((p->expert_bias + 1) % MF_EBIAS_COUNT); break;
     case 11: p->renorm_denom = (mf_renorm_denom)((p->renorm_denom + 1) % MF_RENORM_COUNT); break;
     case 12: p->nonfinite = (mf_nonfinite)((p->nonfinite + 1) % MF_NONFINITE_COUNT); break;
     case 0: p->score = (mf_score_fn)((p->score + 1) % MF_SCORE_COUNT); break;
@@ -265,7 +276,7 @@ static void mutate_pokes(mf_case *c, mf_rng *r) {
     }
     if (c->n_pokes >= MF_MAX_POKES) return;
     mf_poke *k = &c->pokes[c->n_pokes++];
-    k->tensor = (uint8_t)mf_rng_below(r, MF_NUM_TENSORS);
+    k->tensor = (uint8_t)poke_tensor(r, &c->p);
     k->index = (uint32_t)mf_rng_next(r);
     uint32_t b16 = special_bf16[mf_rng_below(r, 12)];
     k->bits = mf_tensor_is_bf16(&c->p, (mf_tensor_id)k->tensor) ? b16 : b16 << 16;
@@ -304,6 +315,7 @@ void mf_case_crossover(const mf_case *a, const mf_case *b, mf_rng *r, const mf_c
             p->renormalize = q->renormalize, p->renorm_eps = q->renorm_eps,
             p->renorm_denom = q->renorm_denom;
         if (mf_rng_below(r, 2)) p->nonfinite = q->nonfinite;
+        if (mf_rng_below(r, 2)) p->expert_bias = q->expert_bias;
         if (mf_rng_below(r, 2)) p->rsf = q->rsf, p->rsf_site = q->rsf_site;
         if (mf_rng_below(r, 2)) p->layout = q->layout;
         if (mf_rng_below(r, 2)) p->logits_dtype = q->logits_dtype;

@@ -13,7 +13,8 @@
  * not slot order: the declared contract is therefore "any-order" (fp32 arithmetic in an order
  * the reference does not model, activation rounded to bf16 before GEMM2).
  *
- * Level 2 (kernel_abi.h): the renormalisation denominator and the non-finite policy.
+ * Level 2 (kernel_abi.h): the renormalisation denominator, the non-finite policy and the
+ * expert biases b13, b2 (added in fp32 after each dot product).
  *
  * What it refuses (supports() returns 0 with the reason, which moefuzz counts as unsupported):
  *   - H or I not a multiple of 4: the four-lane dot product has no tail loop;
@@ -230,9 +231,11 @@ static int ex_supports(void *ctx, const mf_kernel_params *p, char *msg, size_t m
     const mf_kernel_params_v2 *v2 = mf_kernel_params_v2_of(p);
     if (v2 && (v2->ext.struct_size < sizeof *v2 || v2->renorm_denom < 0 ||
                v2->renorm_denom > MF_ABI_RENORM_MAX_EPS || v2->nonfinite < 0 ||
-               v2->nonfinite > MF_ABI_NONFINITE_ZERO)) {
-        snprintf(msg, msg_len, "level-2 params of %u bytes: renorm_denom %d, nonfinite %d",
-                 v2->ext.struct_size, v2->renorm_denom, v2->nonfinite);
+               v2->nonfinite > MF_ABI_NONFINITE_ZERO || v2->expert_bias < 0 ||
+               v2->expert_bias > MF_ABI_EXPERT_BIAS_B2)) {
+        snprintf(msg, msg_len, "level-2 params of %u bytes: renorm_denom %d, nonfinite %d, "
+                 "expert_bias %d", v2->ext.struct_size, v2->renorm_denom, v2->nonfinite,
+                 v2->expert_bias);
         return 0;
     }
 #endif
@@ -276,6 +279,11 @@ static int ex_run(void *vctx, const mf_kernel_params *p, char *msg, size_t msg_l
     double *scratch = (double *)(ws + l.bytes - (size_t)p->E * 3 * sizeof(double) - 64);
     int T = p->T, H = p->H, I = p->I, k = p->top_k;
     const uint16_t *x = p->x, *w13 = p->w13, *w2 = p->w2;
+    const uint16_t *b13 = NULL, *b2 = NULL; /* level 2: expert biases */
+#ifdef MF_ABI_LEVEL_2
+    const mf_kernel_params_v2 *v2 = mf_kernel_params_v2_of(p);
+    if (v2) b13 = v2->b13, b2 = v2->b2;
+#endif
 
     /* 1. route every token */
     for (int t = 0; t < T; t++) route(p, t, scratch, ids + (size_t)t * k, w + (size_t)t * k);
@@ -296,14 +304,21 @@ static int ex_run(void *vctx, const mf_kernel_params *p, char *msg, size_t msg_l
             for (int i = 0; i < I; i++) {
                 gu[i] = dot4(W13 + (size_t)(gate_half + i) * H, c->xf, H);
                 gu[I + i] = dot4(W13 + (size_t)(up_half + i) * H, c->xf, H);
+                if (b13) { /* GEMM1's bias, in W13's row order */
+                    gu[i] += from_bf16(b13[(size_t)le * 2 * I + gate_half + i]);
+                    gu[I + i] += from_bf16(b13[(size_t)le * 2 * I + up_half + i]);
+                }
             }
             for (int i = 0; i < I; i++) {
                 float g = gu[i], u = gu[I + i];
                 act[i] = from_bf16(to_bf16(g / (1.0f + expf(-g)) * u)); /* bf16 before GEMM2 */
             }
             float wt = w[(size_t)t * k + j];
-            for (int h = 0; h < H; h++)
-                acc[(size_t)t * H + h] += wt * dot4(W2 + (size_t)h * I, act, I);
+            for (int h = 0; h < H; h++) {
+                float y = dot4(W2 + (size_t)h * I, act, I);
+                if (b2) y += from_bf16(b2[(size_t)le * H + h]);
+                acc[(size_t)t * H + h] += wt * y;
+            }
         }
     }
 

@@ -8,7 +8,8 @@
  *     sum > 0 ? sum : 1 or max(sum, eps)), one division, * rsf; non-finite scores 0 under the
  *     policy "zero"
  *   - GEMMs as one fp32 chain per output in K order (s = s + a * b, products of bf16 exact,
- *     no contraction into FMA: build with -ffp-contract=off)
+ *     no contraction into FMA: build with -ffp-contract=off); expert biases (b13, b2) added in
+ *     fp32 after the chain
  *   - silu(g) = g / (1 + expf(-g)), a = silu(g) * u, rounded to bf16 (round to nearest even)
  *   - combine: acc += w * y in fp32 in slot order, (acc *= rsf at the output site), one bf16
  *     rounding at the end
@@ -213,9 +214,11 @@ static int cpu_supports(void *ctx, const mf_kernel_params *p, char *msg, size_t 
     const mf_kernel_params_v2 *v2 = mf_kernel_params_v2_of(p);
     if (v2 && (v2->ext.struct_size < sizeof *v2 || v2->renorm_denom < 0 ||
                v2->renorm_denom > MF_ABI_RENORM_MAX_EPS || v2->nonfinite < 0 ||
-               v2->nonfinite > MF_ABI_NONFINITE_ZERO)) {
-        snprintf(msg, msg_len, "level-2 params of %u bytes, renorm_denom %d, nonfinite %d",
-                 v2->ext.struct_size, v2->renorm_denom, v2->nonfinite);
+               v2->nonfinite > MF_ABI_NONFINITE_ZERO || v2->expert_bias < 0 ||
+               v2->expert_bias > MF_ABI_EXPERT_BIAS_B2)) {
+        snprintf(msg, msg_len, "level-2 params of %u bytes, renorm_denom %d, nonfinite %d, "
+                 "expert_bias %d", v2->ext.struct_size, v2->renorm_denom, v2->nonfinite,
+                 v2->expert_bias);
         return 0;
     }
     if (p->top_k < 1 || p->top_k > CPU_MAX_TOP_K || p->top_k > p->E) {
@@ -261,6 +264,8 @@ static int cpu_run(void *vctx, const mf_kernel_params *p, char *msg, size_t msg_
     uint16_t *h = (uint16_t *)(acc + H);
     unsigned char *masked = (unsigned char *)(h + I);
     const uint16_t *x = p->x, *w13 = p->w13, *w2 = p->w2;
+    const mf_kernel_params_v2 *v2 = mf_kernel_params_v2_of(p);
+    const uint16_t *b13 = v2 ? v2->b13 : NULL, *b2 = v2 ? v2->b2 : NULL;
     uint16_t *out = p->out;
     int T_run = MF_MUT(PARTIAL_TILE_DROPPED) ? T - T % 16 : T;
     if (T_run == 0 && MF_MUT(PARTIAL_TILE_DROPPED)) T_run = T; /* a tile always runs */
@@ -284,12 +289,23 @@ static int cpu_run(void *vctx, const mf_kernel_params *p, char *msg, size_t msg_
                 int rg = gate_first ? j : I + j, ru = gate_first ? I + j : j;
                 float g = dot_bf16(xt, w13e + (size_t)rg * H, H);
                 float u = dot_bf16(xt, w13e + (size_t)ru * H, H);
+                if (b13) { /* GEMM1's bias, in W13's row order */
+                    g = g + bf16_to_f32(b13[(size_t)le * 2 * I + rg]);
+                    u = u + bf16_to_f32(b13[(size_t)le * 2 * I + ru]);
+                }
                 h[j] = f32_to_bf16(silu(g) * u);
             }
             const uint16_t *w2e = w2 + (size_t)le * H * I;
             for (int c = 0; c < H; c++) {
                 float y = dot_bf16(h, w2e + (size_t)c * I, I);
-                acc[c] = acc[c] + w[n] * y;
+                float b = b2 ? bf16_to_f32(b2[(size_t)le * H + c]) : 0.0f;
+                if (MF_MUT(DOWN_BIAS_UNWEIGHTED)) {
+                    acc[c] = acc[c] + w[n] * y; /* the bias added after the weight, unweighted */
+                    acc[c] = acc[c] + b;
+                } else {
+                    if (b2) y = y + b;
+                    acc[c] = acc[c] + w[n] * y;
+                }
                 if (MF_MUT(BF16_COMBINE)) acc[c] = bf16_to_f32(f32_to_bf16(acc[c]));
             }
         }

@@ -96,6 +96,12 @@ enum { MF_ABI_MEM_HOST = 0, MF_ABI_MEM_DEVICE = 1 };
 /* level 2 */
 enum { MF_ABI_RENORM_SUM_EPS = 0, MF_ABI_RENORM_SUM_OR_ONE = 1, MF_ABI_RENORM_MAX_EPS = 2 };
 enum { MF_ABI_NONFINITE_PROPAGATE = 0, MF_ABI_NONFINITE_ZERO = 1 };
+enum {
+    MF_ABI_EXPERT_BIAS_NONE = 0,
+    MF_ABI_EXPERT_BIAS_B13_B2 = 1,
+    MF_ABI_EXPERT_BIAS_B13 = 2,
+    MF_ABI_EXPERT_BIAS_B2 = 3,
+};
 
 /* ---- numerical contract a kernel declares (see docs/error-model.md) ---- */
 enum { MF_ABI_ACC_SEQ_FP32 = 0, MF_ABI_ACC_FUSED_BLOCK = 1, MF_ABI_ACC_ANY_ORDER = 2 };
@@ -190,6 +196,14 @@ typedef struct mf_kernel_params_v2 {
     mf_kernel_ext ext;    /* kind MF_KERNEL_EXT_PARAMS, struct_size sizeof(mf_kernel_params_v2) */
     int32_t renorm_denom; /* MF_ABI_RENORM_*: the renormalisation's denominator */
     int32_t nonfinite;    /* MF_ABI_NONFINITE_*: the router's policy for non-finite scores */
+    int32_t expert_bias;  /* MF_ABI_EXPERT_BIAS_*: which of b13, b2 the experts add */
+    int32_t reserved0_;   /* zero */
+    /* [E_local][2I] bf16, added in fp32 to GEMM1's output row by row (W13's row order) before
+     * the activation; NULL without it */
+    const void *b13;
+    /* [E_local][H] bf16, added in fp32 to the expert's GEMM2 output before the routing weight
+     * (each local expert's own); NULL without it */
+    const void *b2;
 } mf_kernel_params_v2;
 
 /* The level-2 extension of params, or NULL (a caller of level 1): a kernel of level 2 reads the
