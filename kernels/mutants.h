@@ -121,7 +121,12 @@
       /* cpu */ MF_STG_OUTPUT,                                                                     \
       /* cuda */ 0,                                                                                \
       "the down projection's bias added after the routing weight, unweighted: about k times "      \
-      "the bias (NeMo-Automodel #2591)")
+      "the bias (NeMo-Automodel #2591)")                                                          \
+    R(X, CLAMP_DROPPED, "clamp-dropped", "clamp_dropped", MF_KERN_CPU,                             \
+      /* cpu */ MF_STG_OUTPUT,                                                                     \
+      /* cuda */ 0,                                                                                \
+      "the clamped activation's limit never applied (SGLang #39939, vLLM #45738, "                \
+      "TensorRT-LLM #13767)")
 /* clang-format on */
 
 #define MF_MUTANT_ALL_COLUMNS(X, id, name, knob, kernels, stages_cpu, stages_cuda, doc) \

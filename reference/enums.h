@@ -33,8 +33,15 @@
     X(P, WEIGHTS, "weights", MF_ABI_RSF_WEIGHTS)      \
     X(P, OUTPUT, "output", MF_ABI_RSF_OUTPUT)
 
-#define MF_ACTIVATION_LIST(X, P)                      \
-    X(P, SILU_GLU, "silu_glu", MF_ABI_ACT_SILU_GLU)
+/* silu_glu: silu(g) u. Case format v2 (ABI level 2), with act_limit L and act_alpha:
+ * swiglu_oai (gpt-oss): g' = min(g, L), u' = clamp(u, -L, L), (u' + 1) g' sigmoid(alpha g');
+ * silu_clamp (vLLM silu_and_mul_with_clamp, DeepSeek-V4): silu(min(g, L)) clamp(u, -L, L);
+ * silu_clamp_after (vLLM swiglustep): min(silu(g), L) clamp(u, -L, L) */
+#define MF_ACTIVATION_LIST(X, P)                                   \
+    X(P, SILU_GLU, "silu_glu", MF_ABI_ACT_SILU_GLU)                \
+    X(P, SWIGLU_OAI, "swiglu_oai", MF_ABI_ACT_SWIGLU_OAI)          \
+    X(P, SILU_CLAMP, "silu_clamp", MF_ABI_ACT_SILU_CLAMP)          \
+    X(P, SILU_CLAMP_AFTER, "silu_clamp_after", MF_ABI_ACT_SILU_CLAMP_AFTER)
 
 #define MF_LAYOUT_LIST(X, P)                          \
     X(P, GATE_UP, "gate_up", MF_ABI_LAYOUT_GATE_UP)   \

@@ -38,6 +38,7 @@ typedef enum mf_variant {
     MF_VARIANT_MASK_ZERO = 1u << 0,         /* experts of dropped groups keep key 0, not -inf */
     MF_VARIANT_WEIGHTS_FROM_KEYS = 1u << 1, /* weights from the biased keys, not the scores */
     MF_VARIANT_B2_UNWEIGHTED = 1u << 2,     /* out += w y + b2: the expert bias not weighted */
+    MF_VARIANT_CLAMP_DROPPED = 1u << 3,     /* the activation's clamps never applied */
 } mf_variant;
 
 typedef struct mf_moe_params {
@@ -65,6 +66,8 @@ typedef struct mf_moe_params {
     mf_renorm_denom renorm_denom;
     mf_nonfinite nonfinite;
     mf_expert_bias expert_bias;
+    float act_alpha; /* swiglu_oai's alpha (gpt-oss 1.702); 0 for the other activations */
+    float act_limit; /* the clamped activations' limit L (gpt-oss 7); 0 for silu_glu */
 } mf_moe_params;
 
 /* Tensor storage. All row-major; bf16 as bit patterns. */

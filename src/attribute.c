@@ -28,6 +28,7 @@ static const struct {
     {"ep_offset_ignored", "expert-parallel offset ignored (global ids used as local)"},
     {"ep_offset_twice", "expert-parallel offset applied twice"},
     {"b2_unweighted", "expert output bias b2 added after the routing weight, unweighted"},
+    {"clamp_dropped", "the clamped activation's limit not applied"},
 };
 
 const char *mf_knob_name(mf_knob k) { return (unsigned)k < MF_KNOB_COUNT ? knobs[k].name : "?"; }
@@ -124,6 +125,12 @@ int mf_knob_apply(mf_knob k, const mf_moe_params *p, mf_moe_params *cf, char *de
         if (!mf_has_b2(p)) return 0;
         cf->variant |= MF_VARIANT_B2_UNWEIGHTED;
         snprintf(desc, n, "out += w y + b2 (b2 unweighted)");
+        return 1;
+    case MF_KNOB_CLAMP_DROPPED:
+        if (p->activation == MF_ACT_SILU_GLU) return 0;
+        cf->variant |= MF_VARIANT_CLAMP_DROPPED;
+        snprintf(desc, n, "activation %s without its limit %g", mf_activation_name(p->activation),
+                 (double)p->act_limit);
         return 1;
     default: return 0;
     }

@@ -98,7 +98,7 @@ static const struct {
     {&mf_enum_score, 2, MF_ABI_LEVEL_1},      {&mf_enum_bias, 3, MF_ABI_LEVEL_1},
     {&mf_enum_group_rule, 2, MF_ABI_LEVEL_1}, {&mf_enum_rsf_site, 2, MF_ABI_LEVEL_1},
     {&mf_enum_activation, 1, MF_ABI_LEVEL_1}, {&mf_enum_layout, 2, MF_ABI_LEVEL_1},
-    {&mf_enum_dtype, 2, MF_ABI_LEVEL_1},
+    {&mf_enum_dtype, 2, MF_ABI_LEVEL_1},      {&mf_enum_activation, 4, MF_ABI_LEVEL_2},
 };
 
 /* UINT32_MAX for a value no level has (mf_backend_params refuses it) */
@@ -353,6 +353,8 @@ mf_status mf_backend_params(const mf_moe_params *p, uint32_t level, mf_kernel_pa
     MF_TRY(abi_value(&mf_enum_renorm_denom, p->renorm_denom, &ext->renorm_denom, err));
     MF_TRY(abi_value(&mf_enum_nonfinite, p->nonfinite, &ext->nonfinite, err));
     MF_TRY(abi_value(&mf_enum_expert_bias, p->expert_bias, &ext->expert_bias, err));
+    ext->act_alpha = p->act_alpha;
+    ext->act_limit = p->act_limit;
     kp->abi_version = MF_KERNEL_ABI_VERSION;
     kp->struct_size = sizeof *kp;
     kp->T = p->T;

@@ -65,6 +65,14 @@ int mf_param_v2_valid(const mf_param_v2 *d, double v) {
     }
 }
 
+void mf_case_fix_v2(mf_case *c) {
+    mf_moe_params *p = &c->p;
+    if (p->activation == MF_ACT_SILU_GLU) p->act_limit = 0;
+    else if (p->act_limit == 0) p->act_limit = 7.0f;
+    if (p->activation != MF_ACT_SWIGLU_OAI) p->act_alpha = 0;
+    else if (p->act_alpha == 0) p->act_alpha = 1.702f;
+}
+
 void mf_case_default(mf_case *c) {
     memset(c, 0, sizeof *c);
     mf_moe_params *p = &c->p;
@@ -123,9 +131,15 @@ mf_status mf_case_validate(const mf_case *c, mf_error *err) {
     for (int i = 0; i < mf_n_params_v2; i++)
         CHECK(mf_param_v2_valid(&mf_params_v2[i], mf_param_v2_get(p, &mf_params_v2[i])),
               "bad value %g for %s", mf_param_v2_get(p, &mf_params_v2[i]), mf_params_v2[i].key);
+    CHECK((unsigned)p->activation < MF_ACT_COUNT, "bad activation");
+    CHECK((p->act_limit != 0) == (p->activation != MF_ACT_SILU_GLU),
+          "act_limit = %g with activation %s (a clamped activation needs one, silu_glu none)",
+          (double)p->act_limit, mf_activation_name(p->activation));
+    CHECK((p->act_alpha != 0) == (p->activation == MF_ACT_SWIGLU_OAI),
+          "act_alpha = %g with activation %s (swiglu_oai needs one, the others none)",
+          (double)p->act_alpha, mf_activation_name(p->activation));
     CHECK(isfinite(p->rsf) && p->rsf > 0, "rsf=%g must be finite and positive", (double)p->rsf);
     CHECK(p->rsf_site == MF_RSF_WEIGHTS || p->rsf_site == MF_RSF_OUTPUT, "bad rsf site");
-    CHECK(p->activation == MF_ACT_SILU_GLU, "bad activation");
     CHECK(p->layout == MF_LAYOUT_GATE_UP || p->layout == MF_LAYOUT_UP_GATE, "bad layout");
     CHECK(p->logits_dtype == MF_DTYPE_F32 || p->logits_dtype == MF_DTYPE_BF16, "bad logits dtype");
     for (int t = 0; t < MF_NUM_TENSORS; t++) {

@@ -61,7 +61,9 @@
 #define MF_PARAM_V2_LIST(ROW)                                                        \
     ROW(0, renorm_denom, ENUM, &mf_enum_renorm_denom, 0, 0, 2)                       \
     ROW(1, nonfinite, ENUM, &mf_enum_nonfinite, 0, 0, 2)                             \
-    ROW(2, expert_bias, ENUM, &mf_enum_expert_bias, 0, 0, 2)
+    ROW(2, expert_bias, ENUM, &mf_enum_expert_bias, 0, 0, 2)                         \
+    ROW(3, act_alpha, F32, NULL, 0x1p-8, 0x1p8, 2)                                   \
+    ROW(4, act_limit, F32, NULL, 0x1p-8, 0x1p16, 2)
 
 typedef enum mf_param_kind { MF_PK_ENUM, MF_PK_INT, MF_PK_F32 } mf_param_kind;
 
@@ -135,6 +137,10 @@ typedef struct mf_case {
     int n_pokes;
     mf_poke pokes[MF_MAX_POKES];
 } mf_case;
+
+/* Makes the v2 parameters of c consistent with its activation: act_limit 7 (act_alpha 1.702)
+ * where a clamped activation (swiglu_oai) has none, 0 where the activation has no use for it. */
+void mf_case_fix_v2(mf_case *c);
 
 /* A small valid default case (sigmoid, bias, grouped, renormalized, rsf 2.5). */
 void mf_case_default(mf_case *c);

@@ -45,6 +45,18 @@ int mf_dim_boundary(mf_rng *r, int max) {
     return v < 1 ? 1 : v;
 }
 
+/* An activation with its parameters: a clamp matters only where pre-activations pass the limit,
+ * and with unit-variance inputs most gates are within a few units, so limits are drawn down to
+ * 1/4 (and gpt-oss's 7, DeepSeek-V4's 10) */
+static void random_activation(mf_rng *r, mf_moe_params *p) {
+    static const float limits[] = {0.25f, 0.5f, 1.0f, 1.5f, 2.0f, 7.0f, 10.0f};
+    p->activation = (mf_activation)mf_rng_below(r, MF_ACT_COUNT);
+    p->act_limit = p->activation == MF_ACT_SILU_GLU ? 0.0f : limits[mf_rng_below(r, 7)];
+    p->act_alpha = p->activation != MF_ACT_SWIGLU_OAI ? 0.0f
+                   : mf_rng_below(r, 2)                ? 1.702f
+                                                        : 0.5f + 0.25f * (float)mf_rng_below(r, 8);
+}
+
 static int pick_divisor(mf_rng *r, int E) {
     int d[64], n = 0;
     for (int i = 1; i <= E && n < 64; i++)
@@ -54,6 +66,7 @@ static int pick_divisor(mf_rng *r, int E) {
 
 void mf_case_repair(mf_case *c) {
     mf_moe_params *p = &c->p;
+    mf_case_fix_v2(c);
     if (p->E < 1) p->E = 1;
     if (p->E > MF_MAX_E) p->E = MF_MAX_E;
     if (p->top_k < 1) p->top_k = 1;
@@ -136,6 +149,7 @@ void mf_case_random(mf_rng *r, const mf_case_limits *lim, mf_case *c) {
         p->renorm_denom = (mf_renorm_denom)mf_rng_below(r, MF_RENORM_COUNT);
         p->nonfinite = (mf_nonfinite)mf_rng_below(r, MF_NONFINITE_COUNT);
         p->expert_bias = (mf_expert_bias)mf_rng_below(r, MF_EBIAS_COUNT);
+        random_activation(r, p);
     }
     p->T = mf_dim_boundary(r, lim->max_T);
     p->H = mf_dim_boundary(r, lim->max_H);
@@ -191,7 +205,11 @@ void mf_case_random(mf_rng *r, const mf_case_limits *lim, mf_case *c) {
 static void mutate_routing(mf_case *c, mf_rng *r) {
     mf_moe_params *p = &c->p;
     switch (mf_rng_below(r, 14)) {
-    case 13: p->expert_bias = (mf_expert_bias)((p->expert_bias + 1) % MF_EBIAS_COUNT); break;
+    case 13:
+        if (mf_rng_below(r, 2))
+            p->expert_bias = (mf_expert_bias)((p->expert_bias + 1) % MF_EBIAS_COUNT);
+        else random_activation(r, p);
+        break;
     case 11: p->renorm_denom = (mf_renorm_denom)((p->renorm_denom + 1) % MF_RENORM_COUNT); break;
     case 12: p->nonfinite = (mf_nonfinite)((p->nonfinite + 1) % MF_NONFINITE_COUNT); break;
     case 0: p->score = (mf_score_fn)((p->score + 1) % MF_SCORE_COUNT); break;
@@ -316,6 +334,8 @@ void mf_case_crossover(const mf_case *a, const mf_case *b, mf_rng *r, const mf_c
             p->renorm_denom = q->renorm_denom;
         if (mf_rng_below(r, 2)) p->nonfinite = q->nonfinite;
         if (mf_rng_below(r, 2)) p->expert_bias = q->expert_bias;
+        if (mf_rng_below(r, 2))
+            p->activation = q->activation, p->act_limit = q->act_limit, p->act_alpha = q->act_alpha;
         if (mf_rng_below(r, 2)) p->rsf = q->rsf, p->rsf_site = q->rsf_site;
         if (mf_rng_below(r, 2)) p->layout = q->layout;
         if (mf_rng_below(r, 2)) p->logits_dtype = q->logits_dtype;

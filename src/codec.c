@@ -312,6 +312,7 @@ static void decode_v2(mf_fdp *f, mf_case *c) {
             mf_param_v2_set(p, d, param_decode(f, d));
         }
     }
+    mf_case_fix_v2(c);
     decode_front(f, c, 2);
 }
 

@@ -73,6 +73,8 @@ int main(void) {
                 c.gen[t].cls = (uint8_t)mf_rng_below(&rng, MF_GEN_COUNT);
                 c.gen[t].seed = mf_rng_next(&rng);
             }
+            c.p.activation = (mf_activation)mf_rng_below(&rng, MF_ACT_COUNT);
+            mf_case_fix_v2(&c); /* act_limit, act_alpha as the activation needs them */
         }
         normalize(&c);
         EXPECT(mf_case_validate(&c, NULL) == MF_OK, "random case %d invalid", i);

@@ -2,7 +2,10 @@
  *
  *  - expert biases: b13 moves gate and up before the activation (in W13's row order), b2 the
  *    expert's output before the weight; the exact output is the hand value, the radius a few
- *    fp32 ulps; the counterfactual "b2 unweighted" adds b2 after the weight.
+ *    fp32 ulps; the counterfactual "b2 unweighted" adds b2 after the weight;
+ *  - clamped activations (swiglu_oai, silu_clamp, silu_clamp_after): the activation is RN_bf16
+ *    of the hand value, clamps applied; the counterfactual "clamp dropped" differs where the
+ *    clamp mattered.
  */
 #include <math.h>
 #include <stdio.h>
@@ -73,7 +76,76 @@ static void test_biases(void) {
     mf_ref_ctx_free(ctx);
 }
 
+/* One unit of gate g and up u through each activation, by hand in double (the values are far from
+ * bf16 midpoints): the reference's activation is RN_bf16 of it, so its output through W2 = 1 is
+ * that value exactly. */
+static void test_activations(void) {
+    static const struct {
+        mf_activation act;
+        float alpha, limit;
+        double g, u, want;
+    } cases[] = {
+        /* swiglu_oai: g = min(9, 7) = 7, u = clamp(-8) = -7: (-7 + 1) 7 sigmoid(1.702 * 7) */
+        {MF_ACT_SWIGLU_OAI, 1.702f, 7.0f, 9.0, -8.0, 0},
+        /* swiglu_oai inside the limits: (0.5 + 1) 1.5 sigmoid(1.702 * 1.5) */
+        {MF_ACT_SWIGLU_OAI, 1.702f, 7.0f, 1.5, 0.5, 0},
+        /* silu_clamp: silu(min(3, 2)) clamp(-3, -2, 2) = silu(2) * -2 */
+        {MF_ACT_SILU_CLAMP, 0, 2.0f, 3.0, -3.0, 0},
+        /* silu_clamp_after: min(silu(3), 2) clamp(1.5) = 2 * 1.5 */
+        {MF_ACT_SILU_CLAMP_AFTER, 0, 2.0f, 3.0, 1.5, 0},
+        /* silu_clamp_after below the limit: silu(1) * 0.75 */
+        {MF_ACT_SILU_CLAMP_AFTER, 0, 2.0f, 1.0, 0.75, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        double g = cases[i].g, u = cases[i].u, L = cases[i].limit, al = cases[i].alpha, want;
+        switch (cases[i].act) {
+        case MF_ACT_SWIGLU_OAI:
+            g = fmin(g, L), u = fmax(fmin(u, L), -L);
+            want = (u + 1) * g / (1 + exp(-al * g));
+            break;
+        case MF_ACT_SILU_CLAMP:
+            g = fmin(g, L), u = fmax(fmin(u, L), -L);
+            want = g / (1 + exp(-g)) * u;
+            break;
+        default:
+            u = fmax(fmin(u, L), -L);
+            want = fmin(g / (1 + exp(-g)), L) * u;
+            break;
+        }
+        mf_moe_params p;
+        memset(&p, 0, sizeof p);
+        p.T = 1, p.H = 1, p.I = 1, p.E = 1, p.E_local = 1, p.top_k = 1, p.n_group = 1;
+        p.topk_group = 1, p.rsf = 1.0f;
+        p.activation = cases[i].act, p.act_alpha = cases[i].alpha, p.act_limit = cases[i].limit;
+        /* x = 1, gate row = g, up row = u, W2 = 1 */
+        uint16_t x[1] = {bf(1)}, w13[2] = {bf(cases[i].g), bf(cases[i].u)}, w2[1] = {bf(1)};
+        float logits[1] = {0};
+        mf_moe_tensors t = {0};
+        t.x = x, t.logits = logits, t.w13 = w13, t.w2 = w2;
+        mf_error err = {0};
+        for (int cf = 0; cf < 2; cf++) {
+            p.variant = cf ? MF_VARIANT_CLAMP_DROPPED : 0;
+            mf_ref_ctx *ctx = mf_ref_ctx_new(&p, &t, &mf_contract_cpu_scalar, NULL, &err);
+            mf_expert_out eo;
+            if (!ctx || mf_ref_expert(ctx, 0, 0, &eo, &err) != MF_OK) {
+                EXPECT(0, "case %zu: %s", i, err.msg);
+                mf_ref_ctx_free(ctx);
+                continue;
+            }
+            double h = (double)mf_bf16_to_f32(bf(want));
+            if (!cf)
+                EXPECT(eo.o_hi[0] == h, "case %zu (%s): %.9g, want RN_bf16(%.9g) = %.9g", i,
+                       mf_activation_name(cases[i].act), eo.o_hi[0], want, h);
+            else if (cases[i].g > L || fabs(cases[i].u) > L) /* the clamp mattered */
+                EXPECT(eo.o_hi[0] != h, "case %zu: dropping the clamp changes nothing (%.9g)", i,
+                       eo.o_hi[0]);
+            mf_ref_ctx_free(ctx);
+        }
+    }
+}
+
 int main(void) {
+    test_activations();
     test_biases();
     return mf_test_exit("expert");
 }

@@ -13,8 +13,8 @@
  * not slot order: the declared contract is therefore "any-order" (fp32 arithmetic in an order
  * the reference does not model, activation rounded to bf16 before GEMM2).
  *
- * Level 2 (kernel_abi.h): the renormalisation denominator, the non-finite policy and the
- * expert biases b13, b2 (added in fp32 after each dot product).
+ * Level 2 (kernel_abi.h): the renormalisation denominator, the non-finite policy, the
+ * expert biases b13, b2 (added in fp32 after each dot product) and the clamped activations.
  *
  * What it refuses (supports() returns 0 with the reason, which moefuzz counts as unsupported):
  *   - H or I not a multiple of 4: the four-lane dot product has no tail loop;
@@ -177,6 +177,21 @@ static void route(const mf_kernel_params *p, int t, double *scratch, int32_t *id
 
 /* ---- experts ---- */
 
+/* Level 2's clamped activations (kernel_abi.h), in fp32 */
+static float clamped_act(const mf_kernel_params *p, float limit, float alpha, float g, float u) {
+#ifdef MF_ABI_LEVEL_2
+    u = fmaxf(fminf(u, limit), -limit);
+    if (p->activation == MF_ABI_ACT_SILU_CLAMP_AFTER)
+        return fminf(g / (1.0f + expf(-g)), limit) * u;
+    g = fminf(g, limit);
+    if (p->activation == MF_ABI_ACT_SILU_CLAMP) return g / (1.0f + expf(-g)) * u;
+    return (u + 1.0f) * g / (1.0f + expf(-g * alpha)); /* swiglu_oai */
+#else
+    (void)p, (void)limit, (void)alpha, (void)g, (void)u;
+    return NAN; /* supports() refuses every activation but SiLU-GLU below level 2 */
+#endif
+}
+
 /* fp32 dot product of a bf16 row with an fp32 vector in four lanes */
 static float dot4(const uint16_t *row, const float *v, int n) {
     float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
@@ -223,8 +238,17 @@ static int ex_supports(void *ctx, const mf_kernel_params *p, char *msg, size_t m
         snprintf(msg, msg_len, "top_k=%d outside [1, %d]", p->top_k, EX_MAX_TOP_K);
         return 0;
     }
-    if (p->memory != MF_ABI_MEM_HOST || p->activation != MF_ABI_ACT_SILU_GLU) {
-        snprintf(msg, msg_len, "host memory and SiLU-GLU only");
+    if (p->memory != MF_ABI_MEM_HOST) {
+        snprintf(msg, msg_len, "host memory only");
+        return 0;
+    }
+#ifdef MF_ABI_LEVEL_2
+    if (p->activation > MF_ABI_ACT_SILU_CLAMP_AFTER) {
+#else
+    if (p->activation != MF_ABI_ACT_SILU_GLU) {
+#endif
+        snprintf(msg, msg_len, "activation %d: SiLU-GLU and level 2's clamped ones only",
+                 p->activation);
         return 0;
     }
 #ifdef MF_ABI_LEVEL_2
@@ -280,9 +304,10 @@ static int ex_run(void *vctx, const mf_kernel_params *p, char *msg, size_t msg_l
     int T = p->T, H = p->H, I = p->I, k = p->top_k;
     const uint16_t *x = p->x, *w13 = p->w13, *w2 = p->w2;
     const uint16_t *b13 = NULL, *b2 = NULL; /* level 2: expert biases */
+    float limit = 0, alpha = 0;              /* level 2: clamped activations */
 #ifdef MF_ABI_LEVEL_2
     const mf_kernel_params_v2 *v2 = mf_kernel_params_v2_of(p);
-    if (v2) b13 = v2->b13, b2 = v2->b2;
+    if (v2) b13 = v2->b13, b2 = v2->b2, limit = v2->act_limit, alpha = v2->act_alpha;
 #endif
 
     /* 1. route every token */
@@ -311,7 +336,9 @@ static int ex_run(void *vctx, const mf_kernel_params *p, char *msg, size_t msg_l
             }
             for (int i = 0; i < I; i++) {
                 float g = gu[i], u = gu[I + i];
-                act[i] = from_bf16(to_bf16(g / (1.0f + expf(-g)) * u)); /* bf16 before GEMM2 */
+                float a = p->activation == MF_ABI_ACT_SILU_GLU ? g / (1.0f + expf(-g)) * u
+                                                               : clamped_act(p, limit, alpha, g, u);
+                act[i] = from_bf16(to_bf16(a)); /* bf16 before GEMM2 */
             }
             float wt = w[(size_t)t * k + j];
             for (int h = 0; h < H; h++) {

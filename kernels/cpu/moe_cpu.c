@@ -10,7 +10,8 @@
  *   - GEMMs as one fp32 chain per output in K order (s = s + a * b, products of bf16 exact,
  *     no contraction into FMA: build with -ffp-contract=off); expert biases (b13, b2) added in
  *     fp32 after the chain
- *   - silu(g) = g / (1 + expf(-g)), a = silu(g) * u, rounded to bf16 (round to nearest even)
+ *   - silu(g) = g / (1 + expf(-g)), a = silu(g) * u, rounded to bf16 (round to nearest even);
+ *     the clamped activations of level 2 in vLLM's fp32 order (act())
  *   - combine: acc += w * y in fp32 in slot order, (acc *= rsf at the output site), one bf16
  *     rounding at the end
  * NaN or infinite logits never yield duplicate or out-of-range ids: NaN ranks as -inf.
@@ -189,6 +190,25 @@ static float dot_bf16(const uint16_t *a, const uint16_t *b, int n) {
 
 static float silu(float g) { return g / (1.0f + expf(-g)); }
 
+/* The gated activation of GEMM1's gate g and up u, in fp32 in vLLM's order
+ * (csrc/activation_kernels.cu swigluoai_and_mul, masked_swiglustep_and_mul_kernel;
+ * fused_moe/activation.py silu_and_mul_with_clamp). */
+static float act(const cpu_ctx *ctx, const mf_kernel_params *p, const mf_kernel_params_v2 *v2,
+                 float g, float u) {
+    (void)ctx;
+    if (p->activation == MF_ABI_ACT_SILU_GLU || !v2) return silu(g) * u;
+    float L = v2->act_limit;
+    int clamps = !MF_MUT(CLAMP_DROPPED);
+    if (clamps) u = fmaxf(fminf(u, L), -L);
+    if (p->activation == MF_ABI_ACT_SILU_CLAMP_AFTER) {
+        float s = silu(g);
+        return (clamps ? fminf(s, L) : s) * u;
+    }
+    if (clamps) g = fminf(g, L);
+    if (p->activation == MF_ABI_ACT_SILU_CLAMP) return silu(g) * u;
+    return (u + 1.0f) * g / (1.0f + expf(-g * v2->act_alpha)); /* swiglu_oai */
+}
+
 /* The level of kernel_abi.h this kernel implements. */
 static const mf_kernel_features cpu_features = {
     {MF_KERNEL_EXT_FEATURES, sizeof(mf_kernel_features), NULL}, MF_KERNEL_FEATURE_LEVEL, 0};
@@ -229,8 +249,10 @@ static int cpu_supports(void *ctx, const mf_kernel_params *p, char *msg, size_t 
         snprintf(msg, msg_len, "E=%d > 2048 or n_group=%d > 1024", p->E, p->n_group);
         return 0;
     }
-    if (p->activation != MF_ABI_ACT_SILU_GLU) {
-        snprintf(msg, msg_len, "activation %d not implemented", p->activation);
+    if (p->activation < MF_ABI_ACT_SILU_GLU || p->activation > MF_ABI_ACT_SILU_CLAMP_AFTER ||
+        (p->activation != MF_ABI_ACT_SILU_GLU && (!v2 || !(v2->act_limit > 0)))) {
+        snprintf(msg, msg_len, "activation %d (limit %g) not implemented", p->activation,
+                 v2 ? (double)v2->act_limit : 0.0);
         return 0;
     }
     if (p->memory != MF_ABI_MEM_HOST) {
@@ -293,7 +315,7 @@ static int cpu_run(void *vctx, const mf_kernel_params *p, char *msg, size_t msg_
                     g = g + bf16_to_f32(b13[(size_t)le * 2 * I + rg]);
                     u = u + bf16_to_f32(b13[(size_t)le * 2 * I + ru]);
                 }
-                h[j] = f32_to_bf16(silu(g) * u);
+                h[j] = f32_to_bf16(act(ctx, p, v2, g, u));
             }
             const uint16_t *w2e = w2 + (size_t)le * H * I;
             for (int c = 0; c < H; c++) {

@@ -89,7 +89,12 @@ enum { MF_ABI_SCORE_SOFTMAX = 0, MF_ABI_SCORE_SIGMOID = 1 };
 enum { MF_ABI_BIAS_NONE = 0, MF_ABI_BIAS_F32 = 1, MF_ABI_BIAS_BF16 = 2 };
 enum { MF_ABI_GROUP_TOP2_SUM = 0, MF_ABI_GROUP_MAX = 1 };
 enum { MF_ABI_RSF_WEIGHTS = 0, MF_ABI_RSF_OUTPUT = 1 };
-enum { MF_ABI_ACT_SILU_GLU = 0 };
+enum {
+    MF_ABI_ACT_SILU_GLU = 0,
+    MF_ABI_ACT_SWIGLU_OAI = 1,       /* level 2 */
+    MF_ABI_ACT_SILU_CLAMP = 2,       /* level 2 */
+    MF_ABI_ACT_SILU_CLAMP_AFTER = 3, /* level 2 */
+};
 enum { MF_ABI_LAYOUT_GATE_UP = 0, MF_ABI_LAYOUT_UP_GATE = 1 };
 enum { MF_ABI_DTYPE_F32 = 0, MF_ABI_DTYPE_BF16 = 1 };
 enum { MF_ABI_MEM_HOST = 0, MF_ABI_MEM_DEVICE = 1 };
@@ -204,6 +209,12 @@ typedef struct mf_kernel_params_v2 {
     /* [E_local][H] bf16, added in fp32 to the expert's GEMM2 output before the routing weight
      * (each local expert's own); NULL without it */
     const void *b2;
+    /* MF_ABI_ACT_SWIGLU_OAI: g' = min(g, limit), u' = clamp(u, -limit, limit),
+     * a = (u' + 1) g' / (1 + exp(-alpha g')); MF_ABI_ACT_SILU_CLAMP: silu(min(g, limit))
+     * clamp(u, -limit, limit); MF_ABI_ACT_SILU_CLAMP_AFTER: min(silu(g), limit)
+     * clamp(u, -limit, limit). 0 where the activation has none. */
+    float act_alpha;
+    float act_limit;
 } mf_kernel_params_v2;
 
 /* The level-2 extension of params, or NULL (a caller of level 1): a kernel of level 2 reads the
