@@ -126,7 +126,12 @@
       /* cpu */ MF_STG_OUTPUT,                                                                     \
       /* cuda */ 0,                                                                                \
       "the clamped activation's limit never applied (SGLang #39939, vLLM #45738, "                \
-      "TensorRT-LLM #13767)")
+      "TensorRT-LLM #13767)")                                                                      \
+    R(X, INTERLEAVE_IGNORED, "interleave-ignored", "interleave_ignored", MF_KERN_CPU,              \
+      /* cpu */ MF_STG_OUTPUT,                                                                     \
+      /* cuda */ 0,                                                                                \
+      "interleaved gate/up rows read as two halves (SGLang #27201: gpt-oss GSM8K 0.04 at "         \
+      "TP >= 2)")
 /* clang-format on */
 
 #define MF_MUTANT_ALL_COLUMNS(X, id, name, knob, kernels, stages_cpu, stages_cuda, doc) \

@@ -43,9 +43,12 @@
     X(P, SILU_CLAMP, "silu_clamp", MF_ABI_ACT_SILU_CLAMP)          \
     X(P, SILU_CLAMP_AFTER, "silu_clamp_after", MF_ABI_ACT_SILU_CLAMP_AFTER)
 
-#define MF_LAYOUT_LIST(X, P)                          \
-    X(P, GATE_UP, "gate_up", MF_ABI_LAYOUT_GATE_UP)   \
-    X(P, UP_GATE, "up_gate", MF_ABI_LAYOUT_UP_GATE)
+/* gate_up: rows [0, I) of W13 gate, [I, 2I) up; up_gate the reverse; interleaved (case format
+ * v2, ABI level 2; gpt-oss, vLLM swigluoai's `[..., ::2]`): row 2j gate j, row 2j + 1 up j */
+#define MF_LAYOUT_LIST(X, P)                                     \
+    X(P, GATE_UP, "gate_up", MF_ABI_LAYOUT_GATE_UP)              \
+    X(P, UP_GATE, "up_gate", MF_ABI_LAYOUT_UP_GATE)              \
+    X(P, INTERLEAVED, "interleaved", MF_ABI_LAYOUT_INTERLEAVED)
 
 #define MF_DTYPE_LIST(X, P)                           \
     X(P, F32, "f32", MF_ABI_DTYPE_F32)                \

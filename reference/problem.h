@@ -90,9 +90,11 @@ typedef struct mf_moe_tensors {
 
 /* Row of W13 that holds gate (or up) unit j, by layout. */
 static inline int mf_gate_row(const mf_moe_params *p, int j) {
+    if (p->layout == MF_LAYOUT_INTERLEAVED) return 2 * j;
     return p->layout == MF_LAYOUT_GATE_UP ? j : p->I + j;
 }
 static inline int mf_up_row(const mf_moe_params *p, int j) {
+    if (p->layout == MF_LAYOUT_INTERLEAVED) return 2 * j + 1;
     return p->layout == MF_LAYOUT_GATE_UP ? p->I + j : j;
 }
 static inline int mf_group_size(const mf_moe_params *p) { return p->E / p->n_group; }

@@ -140,7 +140,7 @@ mf_status mf_case_validate(const mf_case *c, mf_error *err) {
           (double)p->act_alpha, mf_activation_name(p->activation));
     CHECK(isfinite(p->rsf) && p->rsf > 0, "rsf=%g must be finite and positive", (double)p->rsf);
     CHECK(p->rsf_site == MF_RSF_WEIGHTS || p->rsf_site == MF_RSF_OUTPUT, "bad rsf site");
-    CHECK(p->layout == MF_LAYOUT_GATE_UP || p->layout == MF_LAYOUT_UP_GATE, "bad layout");
+    CHECK((unsigned)p->layout < MF_LAYOUT_COUNT, "bad layout");
     CHECK(p->logits_dtype == MF_DTYPE_F32 || p->logits_dtype == MF_DTYPE_BF16, "bad logits dtype");
     for (int t = 0; t < MF_NUM_TENSORS; t++) {
         const mf_gen *g = &c->gen[t];

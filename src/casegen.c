@@ -143,13 +143,14 @@ void mf_case_random(mf_rng *r, const mf_case_limits *lim, mf_case *c) {
     if (mf_rng_below(r, 4)) p->rsf = mf_rsf_table[mf_rng_below(r, MF_RSF_TABLE_SIZE)];
     else p->rsf = 0.25f + (float)mf_rng_below(r, 1 << 12) * (15.75f / 4096.0f);
     p->rsf_site = (mf_rsf_site)mf_rng_below(r, MF_RSF_COUNT);
-    p->layout = (mf_layout)mf_rng_below(r, MF_LAYOUT_COUNT);
+    p->layout = (mf_layout)mf_rng_below(r, 2); /* v1's; interleaved with the v2 draws */
     p->logits_dtype = (mf_dtype)mf_rng_below(r, MF_DTYPE_COUNT);
     if (mf_rng_below(r, 4) == 0) { /* case format v2's routing parameters */
         p->renorm_denom = (mf_renorm_denom)mf_rng_below(r, MF_RENORM_COUNT);
         p->nonfinite = (mf_nonfinite)mf_rng_below(r, MF_NONFINITE_COUNT);
         p->expert_bias = (mf_expert_bias)mf_rng_below(r, MF_EBIAS_COUNT);
         random_activation(r, p);
+        if (mf_rng_below(r, 3) == 0) p->layout = MF_LAYOUT_INTERLEAVED;
     }
     p->T = mf_dim_boundary(r, lim->max_T);
     p->H = mf_dim_boundary(r, lim->max_H);

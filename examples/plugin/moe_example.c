@@ -315,8 +315,11 @@ static int ex_run(void *vctx, const mf_kernel_params *p, char *msg, size_t msg_l
     memset(acc, 0, sizeof(float) * (size_t)T * H);
 
     /* 2. each local expert over its tokens */
-    int gate_half = p->layout == MF_ABI_LAYOUT_GATE_UP ? 0 : I; /* rows of gate in W13 */
-    int up_half = I - gate_half;
+    /* row of gate i: gate_half + gstep i (up likewise): halves, or level 2's interleaved rows */
+    int gate_half = p->layout == MF_ABI_LAYOUT_UP_GATE ? I : 0, up_half = I - gate_half, gstep = 1;
+#ifdef MF_ABI_LEVEL_2
+    if (p->layout == MF_ABI_LAYOUT_INTERLEAVED) gate_half = 0, up_half = 1, gstep = 2;
+#endif
     for (int le = 0; le < p->E_local; le++) {
         int e = p->expert_offset + le, n = 0;
         for (int t = 0; t < T; t++)
@@ -327,11 +330,12 @@ static int ex_run(void *vctx, const mf_kernel_params *p, char *msg, size_t msg_l
             int t = order[2 * r], j = order[2 * r + 1];
             for (int h = 0; h < H; h++) c->xf[h] = from_bf16(x[(size_t)t * H + h]);
             for (int i = 0; i < I; i++) {
-                gu[i] = dot4(W13 + (size_t)(gate_half + i) * H, c->xf, H);
-                gu[I + i] = dot4(W13 + (size_t)(up_half + i) * H, c->xf, H);
+                int rg = gate_half + gstep * i, ru = up_half + gstep * i;
+                gu[i] = dot4(W13 + (size_t)rg * H, c->xf, H);
+                gu[I + i] = dot4(W13 + (size_t)ru * H, c->xf, H);
                 if (b13) { /* GEMM1's bias, in W13's row order */
-                    gu[i] += from_bf16(b13[(size_t)le * 2 * I + gate_half + i]);
-                    gu[I + i] += from_bf16(b13[(size_t)le * 2 * I + up_half + i]);
+                    gu[i] += from_bf16(b13[(size_t)le * 2 * I + rg]);
+                    gu[I + i] += from_bf16(b13[(size_t)le * 2 * I + ru]);
                 }
             }
             for (int i = 0; i < I; i++) {

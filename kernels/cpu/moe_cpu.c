@@ -255,6 +255,10 @@ static int cpu_supports(void *ctx, const mf_kernel_params *p, char *msg, size_t 
                  v2 ? (double)v2->act_limit : 0.0);
         return 0;
     }
+    if (p->layout < MF_ABI_LAYOUT_GATE_UP || p->layout > MF_ABI_LAYOUT_INTERLEAVED) {
+        snprintf(msg, msg_len, "layout %d not implemented", p->layout);
+        return 0;
+    }
     if (p->memory != MF_ABI_MEM_HOST) {
         snprintf(msg, msg_len, "the cpu kernel needs host memory");
         return 0;
@@ -306,9 +310,13 @@ static int cpu_run(void *vctx, const mf_kernel_params *p, char *msg, size_t msg_
             if (le < 0 || le >= p->E_local) continue; /* not on this rank */
             const uint16_t *w13e = w13 + (size_t)le * 2 * I * H;
             for (int j = 0; j < I; j++) {
-                int gate_first = p->layout == MF_ABI_LAYOUT_GATE_UP;
-                if (MF_MUT(GATE_UP_SWAPPED)) gate_first = !gate_first;
+                int gate_first = p->layout != MF_ABI_LAYOUT_UP_GATE;
+                /* the bug swaps stacked halves ([gate; up] for [up; gate]) */
+                if (MF_MUT(GATE_UP_SWAPPED) && p->layout != MF_ABI_LAYOUT_INTERLEAVED)
+                    gate_first = !gate_first;
                 int rg = gate_first ? j : I + j, ru = gate_first ? I + j : j;
+                if (p->layout == MF_ABI_LAYOUT_INTERLEAVED && !MF_MUT(INTERLEAVE_IGNORED))
+                    rg = gate_first ? 2 * j : 2 * j + 1, ru = gate_first ? 2 * j + 1 : 2 * j;
                 float g = dot_bf16(xt, w13e + (size_t)rg * H, H);
                 float u = dot_bf16(xt, w13e + (size_t)ru * H, H);
                 if (b13) { /* GEMM1's bias, in W13's row order */

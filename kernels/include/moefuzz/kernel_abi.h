@@ -95,7 +95,11 @@ enum {
     MF_ABI_ACT_SILU_CLAMP = 2,       /* level 2 */
     MF_ABI_ACT_SILU_CLAMP_AFTER = 3, /* level 2 */
 };
-enum { MF_ABI_LAYOUT_GATE_UP = 0, MF_ABI_LAYOUT_UP_GATE = 1 };
+enum {
+    MF_ABI_LAYOUT_GATE_UP = 0,
+    MF_ABI_LAYOUT_UP_GATE = 1,
+    MF_ABI_LAYOUT_INTERLEAVED = 2, /* level 2: row 2j of W13 is gate j, row 2j + 1 up j */
+};
 enum { MF_ABI_DTYPE_F32 = 0, MF_ABI_DTYPE_BF16 = 1 };
 enum { MF_ABI_MEM_HOST = 0, MF_ABI_MEM_DEVICE = 1 };
 /* level 2 */
