@@ -238,6 +238,14 @@ static void activation(mf_ref_ctx *ctx, const mf_dot *dg, const mf_dot *du, act_
     double sgc = clamp_after && clamps && sg > L ? L : sg;
     double su = fabs(sg) + SILU_LIPSCHITZ * rg;
     double uu = fabs(u) + ru;
+    if (oai && gmag * uu >= 0x1p127) {
+        /* swiglu_oai forms (u + 1) g before the division: it may overflow to inf (and inf / inf
+         * is NaN) although the activation is small */
+        out->unconstrained = 1;
+        out->h = MF_BF16_QNAN;
+        out->delta = INFINITY;
+        return;
+    }
     double eta = mf_contract_eta(c);
     double rho = fabs(sgc) * ru + (SILU_LIPSCHITZ * rg + eps_s * su) * uu +
                  U * (1 + eps_s) * su * uu + eta * (uu + 2);
