@@ -16,9 +16,12 @@
 
 /* ---- problem model ---- */
 
-#define MF_SCORE_LIST(X, P)                           \
-    X(P, SOFTMAX, "softmax", MF_ABI_SCORE_SOFTMAX)    \
-    X(P, SIGMOID, "sigmoid", MF_ABI_SCORE_SIGMOID)
+/* sqrt_softplus (case format v2, ABI level 2; DeepSeek-V4): sqrt(log(1 + exp(l))), computed as
+ * torch's softplus (l itself above 20) */
+#define MF_SCORE_LIST(X, P)                                          \
+    X(P, SOFTMAX, "softmax", MF_ABI_SCORE_SOFTMAX)                   \
+    X(P, SIGMOID, "sigmoid", MF_ABI_SCORE_SIGMOID)                   \
+    X(P, SQRT_SOFTPLUS, "sqrt_softplus", MF_ABI_SCORE_SQRT_SOFTPLUS)
 
 #define MF_BIAS_LIST(X, P)                            \
     X(P, NONE, "none", MF_ABI_BIAS_NONE)              \

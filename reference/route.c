@@ -106,6 +106,38 @@ static void scores_sigmoid(const mf_contract *c, const float *L, int E, double *
     }
 }
 
+/* sqrt(softplus(l)) (DeepSeek-V4), the kernel's fp32 form sqrt(log1p(exp(l))), or sqrt(l) for
+ * l > 20 (torch's threshold: softplus(l) - l < 2.1e-9 there). With e' = exp(l)(1 + d_e) (plus
+ * the subnormal scale's absolute error), log1p within 4 ulps, sqrt correctly rounded: the
+ * softplus p' is within dp = sigmoid(l) d_e (1 + 2 d_e) + 4u (sp + ...) + abs of sp, and
+ * |sqrt(p') - sqrt(sp)| <= min(dp / s, sqrt(dp)) (docs/error-model.md). */
+static void scores_sqrt_softplus(const mf_contract *c, const float *L, int E, double *s_hi,
+                                 double *s_lo, double *s_rad, mpfr_t a, mpfr_t tmp) {
+    double eta = mf_contract_eta(c);
+    for (int e = 0; e < E; e++) {
+        double l = (double)L[e];
+        mpfr_set_d(a, l, MPFR_RNDN); /* exact */
+        mpfr_exp(a, a, MPFR_RNDN);
+        mpfr_log1p(a, a, MPFR_RNDN);
+        double sp = mpfr_get_d(a, MPFR_RNDN);
+        mpfr_sqrt(a, a, MPFR_RNDN);
+        mpfr_to_dd(a, tmp, &s_hi[e], &s_lo[e]);
+        double s = s_hi[e];
+        if (isinf(l)) { /* -inf: exactly 0; +inf: inf (zeroed under nonfinite = zero) */
+            s_rad[e] = l < 0 ? eta : INFINITY;
+            continue;
+        }
+        double de = mf_contract_router_exp_rel(c, l);
+        double sig = 1.0 / (1.0 + exp(-l));
+        double abs_e = de * 0x1p23 * ETA + eta; /* exp's error at the subnormal scale */
+        double dp = sig * de * (1 + 2 * de) + 4 * U * (sp + sig * de) + 2 * abs_e +
+                    (l > 15 ? 2.2e-9 * sp : 0) + sp * 0x1p-60;
+        double ds = s > 0 ? dp / s : INFINITY, dr = sqrt(dp);
+        double d = ds < dr ? ds : dr;
+        s_rad[e] = (d + U * (s + d)) * (1 + 0x1p-20) + eta + s * 0x1p-90;
+    }
+}
+
 static void scores_softmax(const mf_contract *c, const float *L, int E, double *s_hi,
                            double *s_lo, double *s_rad, mpfr_t a, mpfr_t sum, mpfr_t tmp,
                            mpfr_t *ex) {
@@ -436,7 +468,10 @@ static int zero_scores_logits(mf_score_fn score, const float *L, int E, float *L
         Lz[e] = isnan(L[e]) ? -INFINITY : L[e];
         if (isfinite(L[e])) nan_row = 0;
     }
-    if (score == MF_SCORE_SIGMOID) return 0;
+    if (score == MF_SCORE_SQRT_SOFTPLUS) /* +inf gives an infinite score: zeroed */
+        for (int e = 0; e < E; e++)
+            if (L[e] == INFINITY) Lz[e] = -INFINITY;
+    if (score != MF_SCORE_SOFTMAX) return 0;
     for (int e = 0; e < E; e++)
         if (isnan(L[e]) || L[e] == INFINITY) nan_row = 1;
     if (nan_row)
@@ -539,6 +574,8 @@ mf_status mf_ref_route(const mf_moe_params *p, const mf_moe_tensors *x, const mf
         }
         if (all_zero)
             for (int e = 0; e < E; e++) r->s_hi[o + e] = r->s_lo[o + e] = r->s_rad[o + e] = 0;
+        else if (p->score == MF_SCORE_SQRT_SOFTPLUS)
+            scores_sqrt_softplus(c, L, E, r->s_hi + o, r->s_lo + o, r->s_rad + o, a, tmp);
         else if (p->score == MF_SCORE_SIGMOID)
             scores_sigmoid(c, L, E, r->s_hi + o, r->s_lo + o, r->s_rad + o, a, tmp);
         else

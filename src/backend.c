@@ -99,7 +99,7 @@ static const struct {
     {&mf_enum_group_rule, 2, MF_ABI_LEVEL_1}, {&mf_enum_rsf_site, 2, MF_ABI_LEVEL_1},
     {&mf_enum_activation, 1, MF_ABI_LEVEL_1}, {&mf_enum_layout, 2, MF_ABI_LEVEL_1},
     {&mf_enum_dtype, 2, MF_ABI_LEVEL_1},      {&mf_enum_activation, 4, MF_ABI_LEVEL_2},
-    {&mf_enum_layout, 3, MF_ABI_LEVEL_2},
+    {&mf_enum_layout, 3, MF_ABI_LEVEL_2},     {&mf_enum_score, 3, MF_ABI_LEVEL_2},
 };
 
 /* UINT32_MAX for a value no level has (mf_backend_params refuses it) */

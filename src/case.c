@@ -116,7 +116,7 @@ mf_status mf_case_validate(const mf_case *c, mf_error *err) {
           "expert_offset=%d with E_local=%d exceeds E=%d", p->expert_offset, p->E_local, p->E);
     CHECK(p->top_k >= 1 && p->top_k <= p->E && p->top_k <= MF_MAX_K,
           "top_k=%d outside [1, min(E=%d, %d)]", p->top_k, p->E, MF_MAX_K);
-    CHECK(p->score == MF_SCORE_SOFTMAX || p->score == MF_SCORE_SIGMOID, "bad score function");
+    CHECK((unsigned)p->score < MF_SCORE_COUNT, "bad score function");
     CHECK(p->bias >= MF_BIAS_NONE && p->bias <= MF_BIAS_BF16, "bad bias kind");
     CHECK(p->n_group >= 1 && p->E % p->n_group == 0, "n_group=%d does not divide E=%d",
           p->n_group, p->E);

@@ -126,7 +126,7 @@ void mf_case_random(mf_rng *r, const mf_case_limits *lim, mf_case *c) {
     static const int ks[] = {1, 2, 4, 6, 8};
     p->top_k = mf_rng_below(r, 2) ? ks[mf_rng_below(r, 5)] : 1 + (int)mf_rng_below(r, (uint32_t)kmax);
     if (p->top_k > kmax) p->top_k = kmax;
-    p->score = (mf_score_fn)mf_rng_below(r, MF_SCORE_COUNT);
+    p->score = (mf_score_fn)mf_rng_below(r, 2); /* v1's; sqrt_softplus with the v2 draws */
     p->bias = (mf_bias_kind)mf_rng_below(r, MF_BIAS_COUNT);
     p->group_rule = (mf_group_rule)mf_rng_below(r, MF_GROUP_COUNT);
     p->n_group = mf_rng_below(r, 3) ? pick_divisor(r, p->E) : 1;
@@ -151,6 +151,7 @@ void mf_case_random(mf_rng *r, const mf_case_limits *lim, mf_case *c) {
         p->expert_bias = (mf_expert_bias)mf_rng_below(r, MF_EBIAS_COUNT);
         random_activation(r, p);
         if (mf_rng_below(r, 3) == 0) p->layout = MF_LAYOUT_INTERLEAVED;
+        if (mf_rng_below(r, 3) == 0) p->score = MF_SCORE_SQRT_SOFTPLUS;
     }
     p->T = mf_dim_boundary(r, lim->max_T);
     p->H = mf_dim_boundary(r, lim->max_H);

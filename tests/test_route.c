@@ -288,7 +288,37 @@ static void test_nonfinite_and_denominators(void) {
     mf_routing_free(&r);
 }
 
+/* sqrt(softplus(l)): the exact score by hand where it is simple, and the fp32 evaluation the CPU
+ * kernel makes (sqrtf of log1pf(expf(l)), l above 20) inside the enclosure over l in [-110, 100] */
+static void test_sqrt_softplus(void) {
+    enum { N = 64 };
+    float L[N];
+    for (int i = 0; i < N; i++) L[i] = -110.0f + 210.0f * (float)i / (N - 1) + 0.013f * (float)i;
+    L[0] = 0.0f, L[1] = 25.0f;
+    mf_moe_params p = params(N, 2, MF_SCORE_SQRT_SOFTPLUS, MF_BIAS_NONE, 1, 1);
+    mf_routing r;
+    if (!route(&p, L, NULL, &r)) return;
+    EXPECT(fabs(r.s_hi[0] - sqrt(log(2.0))) < 1e-15 && fabs(r.s_hi[1] - 5.0) < 1e-11,
+           "sqrt(softplus(0)) = %.17g, of 25 = %.17g", r.s_hi[0], r.s_hi[1]);
+    EXPECT(r.ref_ids[0] == N - 1, "the largest logit is selected first: %d", r.ref_ids[0]);
+    int inside = 0;
+    double worst = 0;
+    for (int i = 0; i < N; i++) {
+        float l = L[i];
+        double k = (double)sqrtf(l > 20.0f ? l : log1pf(expf(l)));
+        double d = fabs(k - r.s_hi[i]);
+        inside += d <= r.s_rad[i];
+        if (r.s_rad[i] > 0 && d / r.s_rad[i] > worst) worst = d / r.s_rad[i];
+    }
+    EXPECT(inside == N, "%d of %d fp32 scores inside their enclosure (worst %.3g)", inside, N,
+           worst);
+    /* the enclosure is tight where the score is normal: a few ulps */
+    EXPECT(r.s_rad[0] < 8 * 0x1p-24 * r.s_hi[0], "radius %g of %g", r.s_rad[0], r.s_hi[0]);
+    mf_routing_free(&r);
+}
+
 int main(void) {
+    test_sqrt_softplus();
     test_nonfinite_and_denominators();
     test_group_mask();
     test_ties();

@@ -117,6 +117,13 @@ static void route(const mf_kernel_params *p, int t, double *scratch, int32_t *id
             if (logit(p, t, e) > mx) mx = logit(p, t, e);
         for (int e = 0; e < E; e++) sum += score[e] = exp(logit(p, t, e) - mx);
         for (int e = 0; e < E; e++) score[e] /= sum;
+#ifdef MF_ABI_LEVEL_2
+    } else if (p->score_fn == MF_ABI_SCORE_SQRT_SOFTPLUS) { /* torch's softplus, then sqrt */
+        for (int e = 0; e < E; e++) {
+            double l = logit(p, t, e);
+            score[e] = sqrt(l > 20 ? l : log1p(exp(l)));
+        }
+#endif
     } else {
         for (int e = 0; e < E; e++) score[e] = 1.0 / (1.0 + exp(-logit(p, t, e)));
     }

@@ -106,6 +106,8 @@ def moe_forward(t, meta, mode, bug):
     if meta["score"] == "softmax":
         e = np.exp(L - L.max(axis=1, keepdims=True))
         s = e / e.sum(axis=1, keepdims=True)
+    elif meta["score"] == "sqrt_softplus":  # level 2: torch's softplus (l above 20), then sqrt
+        s = np.sqrt(np.where(L > 20, L, np.log1p(np.exp(L)))).astype(f32)
     elif mode == "flashinfer-trtllm-bf16":
         s = (f32(0.5) * np.tanh(f32(0.5) * L) + f32(0.5)).astype(f32)  # FlashInfer's tanh form
     else:

@@ -71,7 +71,12 @@ static void route_token(const cpu_ctx *ctx, const mf_kernel_params *p, int t, fl
     (void)ctx;
     int E = p->E, k = p->top_k, NG = p->n_group, G = E / NG;
     /* scores */
-    if (p->score_fn == MF_ABI_SCORE_SIGMOID) {
+    if (p->score_fn == MF_ABI_SCORE_SQRT_SOFTPLUS) { /* torch's softplus, then sqrt */
+        for (int e = 0; e < E; e++) {
+            float l = logit_at(p, t, e);
+            score[e] = sqrtf(l > 20.0f ? l : log1pf(expf(l)));
+        }
+    } else if (p->score_fn == MF_ABI_SCORE_SIGMOID) {
         for (int e = 0; e < E; e++) {
             float l = logit_at(p, t, e);
             score[e] = 1.0f / (1.0f + expf(-l));

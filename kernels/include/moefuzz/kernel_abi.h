@@ -85,7 +85,12 @@ typedef struct mf_kernel_features {
 } mf_kernel_features;
 
 /* ---- parameter enums (values fixed forever) ---- */
-enum { MF_ABI_SCORE_SOFTMAX = 0, MF_ABI_SCORE_SIGMOID = 1 };
+enum {
+    MF_ABI_SCORE_SOFTMAX = 0,
+    MF_ABI_SCORE_SIGMOID = 1,
+    /* level 2: sqrt(softplus(l)), softplus(l) = log1p(exp(l)), or l itself above 20 (torch) */
+    MF_ABI_SCORE_SQRT_SOFTPLUS = 2,
+};
 enum { MF_ABI_BIAS_NONE = 0, MF_ABI_BIAS_F32 = 1, MF_ABI_BIAS_BF16 = 2 };
 enum { MF_ABI_GROUP_TOP2_SUM = 0, MF_ABI_GROUP_MAX = 1 };
 enum { MF_ABI_RSF_WEIGHTS = 0, MF_ABI_RSF_OUTPUT = 1 };
