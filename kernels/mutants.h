@@ -79,7 +79,7 @@
       /* cuda */ MF_STG_WEIGHTS | MF_STG_OUTPUT,                                                   \
       "renormalize flag not honoured (norm_topk_prob ignored, B10)")                               \
     R(X, EPS_MISSING, "eps-missing", "eps_missing", MF_KERN_BOTH,                                  \
-      /* cpu */ MF_STG_IDS | MF_STG_WEIGHTS | MF_STG_NONFINITE,                                   \
+      /* cpu */ MF_STG_WEIGHTS | MF_STG_OUTPUT | MF_STG_NONFINITE,                                 \
       /* cuda */ MF_STG_WEIGHTS | MF_STG_OUTPUT | MF_STG_NONFINITE,                                \
       "renormalization epsilon dropped: underflowing sigmoid rows give 0/0 (flashinfer "           \
       "#3803, #3946)")                                                                             \

@@ -116,9 +116,11 @@ static void scores_sqrt_softplus(const mf_contract *c, const float *L, int E, do
     double eta = mf_contract_eta(c);
     for (int e = 0; e < E; e++) {
         double l = (double)L[e];
-        mpfr_set_d(a, l, MPFR_RNDN); /* exact */
+        /* softplus(l) = max(l, 0) + log1p(exp(-|l|)): no overflow for large logits */
+        mpfr_set_d(a, -fabs(l), MPFR_RNDN); /* exact */
         mpfr_exp(a, a, MPFR_RNDN);
         mpfr_log1p(a, a, MPFR_RNDN);
+        if (l > 0) mpfr_add_d(a, a, l, MPFR_RNDN);
         double sp = mpfr_get_d(a, MPFR_RNDN);
         mpfr_sqrt(a, a, MPFR_RNDN);
         mpfr_to_dd(a, tmp, &s_hi[e], &s_lo[e]);
@@ -127,11 +129,15 @@ static void scores_sqrt_softplus(const mf_contract *c, const float *L, int E, do
             s_rad[e] = l < 0 ? eta : INFINITY;
             continue;
         }
-        double de = mf_contract_router_exp_rel(c, l);
-        double sig = 1.0 / (1.0 + exp(-l));
-        double abs_e = de * 0x1p23 * ETA + eta; /* exp's error at the subnormal scale */
-        double dp = sig * de * (1 + 2 * de) + 4 * U * (sp + sig * de) + 2 * abs_e +
-                    (l > 15 ? 2.2e-9 * sp : 0) + sp * 0x1p-60;
+        double dp;
+        if (l > 20) { /* the kernel takes l itself: softplus(l) - l = log1p(exp(-l)) < 2.1e-9 */
+            dp = 2.1e-9 + sp * 0x1p-60;
+        } else {
+            double de = mf_contract_router_exp_rel(c, l);
+            double sig = 1.0 / (1.0 + exp(-l));
+            double abs_e = de * 0x1p23 * ETA + eta; /* exp's error at the subnormal scale */
+            dp = sig * de * (1 + 2 * de) + 4 * U * (sp + sig * de) + 2 * abs_e + sp * 0x1p-60;
+        }
         double ds = s > 0 ? dp / s : INFINITY, dr = sqrt(dp);
         double d = ds < dr ? ds : dr;
         s_rad[e] = (d + U * (s + d)) * (1 + 0x1p-20) + eta + s * 0x1p-90;
