@@ -111,14 +111,34 @@
     R(X, BF16_COMBINE, "bf16-combine", "-", MF_KERN_BOTH,                                          \
       /* cpu */ MF_STG_OUTPUT,                                                                     \
       /* cuda */ MF_STG_OUTPUT,                                                                    \
-      "top-k combine accumulated in bf16 instead of fp32 (vllm #15045, B64)")                   \
+      "top-k combine accumulated in bf16 instead of fp32 (vllm #15045, B64)")                     \
     R(X, RSF_DROPPED_AFTER_FIRST_CHUNK, "rsf-dropped-after-first-chunk", "-",                    \
       MF_KERN_CPU,                                                                               \
       /* cpu */ MF_STG_WEIGHTS | MF_STG_OUTPUT,                                                    \
       /* cuda */ 0,                                                                                \
       "routed_scaling_factor missing from every launch after the first of a chunked launch "      \
       "(128 tokens a chunk; a parameter missing from a second chunk; knob -: attribution's "     \
-      "counterfactuals drop rsf for every token, so no single knob explains it)")
+      "counterfactuals drop rsf for every token, so no single knob explains it)")                  \
+    R(X, NONFINITE_KEPT, "nonfinite-kept", "-", MF_KERN_CPU,                                       \
+      /* cpu */ MF_STG_IDS | MF_STG_WEIGHTS | MF_STG_NONFINITE,                                   \
+      /* cuda */ 0,                                                                                \
+      "non-finite scores kept under the policy that zeroes them (vllm #39391: topk_softmax "       \
+      "before its NaN/Inf clamp)")                                                                 \
+    R(X, DOWN_BIAS_UNWEIGHTED, "down-bias-unweighted", "b2_unweighted", MF_KERN_CPU,               \
+      /* cpu */ MF_STG_OUTPUT,                                                                     \
+      /* cuda */ 0,                                                                                \
+      "the down projection's bias added after the routing weight, unweighted: about k times "      \
+      "the bias (NeMo-Automodel #2591)")                                                          \
+    R(X, CLAMP_DROPPED, "clamp-dropped", "clamp_dropped", MF_KERN_CPU,                             \
+      /* cpu */ MF_STG_OUTPUT,                                                                     \
+      /* cuda */ 0,                                                                                \
+      "the clamped activation's limit never applied (SGLang #39939, vLLM #45738, "                \
+      "TensorRT-LLM #13767)")                                                                      \
+    R(X, INTERLEAVE_IGNORED, "interleave-ignored", "interleave_ignored", MF_KERN_CPU,              \
+      /* cpu */ MF_STG_OUTPUT,                                                                     \
+      /* cuda */ 0,                                                                                \
+      "interleaved gate/up rows read as two halves (SGLang #27201: gpt-oss GSM8K 0.04 at "         \
+      "TP >= 2)")
 /* clang-format on */
 
 #define MF_MUTANT_ALL_COLUMNS(X, id, name, knob, kernels, stages_cpu, stages_cuda, doc) \

@@ -16,9 +16,12 @@
 
 /* ---- problem model ---- */
 
-#define MF_SCORE_LIST(X, P)                           \
-    X(P, SOFTMAX, "softmax", MF_ABI_SCORE_SOFTMAX)    \
-    X(P, SIGMOID, "sigmoid", MF_ABI_SCORE_SIGMOID)
+/* sqrt_softplus (case format v2, ABI level 2; DeepSeek-V4): sqrt(log(1 + exp(l))), computed as
+ * torch's softplus (l itself above 20) */
+#define MF_SCORE_LIST(X, P)                                          \
+    X(P, SOFTMAX, "softmax", MF_ABI_SCORE_SOFTMAX)                   \
+    X(P, SIGMOID, "sigmoid", MF_ABI_SCORE_SIGMOID)                   \
+    X(P, SQRT_SOFTPLUS, "sqrt_softplus", MF_ABI_SCORE_SQRT_SOFTPLUS)
 
 #define MF_BIAS_LIST(X, P)                            \
     X(P, NONE, "none", MF_ABI_BIAS_NONE)              \
@@ -33,16 +36,51 @@
     X(P, WEIGHTS, "weights", MF_ABI_RSF_WEIGHTS)      \
     X(P, OUTPUT, "output", MF_ABI_RSF_OUTPUT)
 
-#define MF_ACTIVATION_LIST(X, P)                      \
-    X(P, SILU_GLU, "silu_glu", MF_ABI_ACT_SILU_GLU)
+/* silu_glu: silu(g) u. Case format v2 (ABI level 2), with act_limit L and act_alpha:
+ * swiglu_oai (gpt-oss): g' = min(g, L), u' = clamp(u, -L, L), (u' + 1) g' sigmoid(alpha g');
+ * silu_clamp (vLLM silu_and_mul_with_clamp, DeepSeek-V4): silu(min(g, L)) clamp(u, -L, L);
+ * silu_clamp_after (vLLM swiglustep): min(silu(g), L) clamp(u, -L, L) */
+#define MF_ACTIVATION_LIST(X, P)                                   \
+    X(P, SILU_GLU, "silu_glu", MF_ABI_ACT_SILU_GLU)                \
+    X(P, SWIGLU_OAI, "swiglu_oai", MF_ABI_ACT_SWIGLU_OAI)          \
+    X(P, SILU_CLAMP, "silu_clamp", MF_ABI_ACT_SILU_CLAMP)          \
+    X(P, SILU_CLAMP_AFTER, "silu_clamp_after", MF_ABI_ACT_SILU_CLAMP_AFTER)
 
-#define MF_LAYOUT_LIST(X, P)                          \
-    X(P, GATE_UP, "gate_up", MF_ABI_LAYOUT_GATE_UP)   \
-    X(P, UP_GATE, "up_gate", MF_ABI_LAYOUT_UP_GATE)
+/* gate_up: rows [0, I) of W13 gate, [I, 2I) up; up_gate the reverse; interleaved (case format
+ * v2, ABI level 2; gpt-oss, vLLM swigluoai's `[..., ::2]`): row 2j gate j, row 2j + 1 up j */
+#define MF_LAYOUT_LIST(X, P)                                     \
+    X(P, GATE_UP, "gate_up", MF_ABI_LAYOUT_GATE_UP)              \
+    X(P, UP_GATE, "up_gate", MF_ABI_LAYOUT_UP_GATE)              \
+    X(P, INTERLEAVED, "interleaved", MF_ABI_LAYOUT_INTERLEAVED)
 
 #define MF_DTYPE_LIST(X, P)                           \
     X(P, F32, "f32", MF_ABI_DTYPE_F32)                \
     X(P, BF16, "bf16", MF_ABI_DTYPE_BF16)
+
+/* Case format v2 (ABI level 2) from here on: docs/case-format.md. */
+
+/* the renormalisation's denominator D over the selected scores' sum S: sum_eps = S + eps (v1);
+ * sum_or_one = S > 0 ? S : 1 (vLLM topk_softmax / topk_sigmoid); max_eps = max(S, eps) */
+#define MF_RENORM_DENOM_LIST(X, P)                             \
+    X(P, SUM_EPS, "sum_eps", MF_ABI_RENORM_SUM_EPS)            \
+    X(P, SUM_OR_ONE, "sum_or_one", MF_ABI_RENORM_SUM_OR_ONE)   \
+    X(P, MAX_EPS, "max_eps", MF_ABI_RENORM_MAX_EPS)
+
+/* the router's non-finite policy: propagate = a NaN or infinite logit (or bias) makes the
+ * token's routing undefined and its output may be NaN (v1); zero = a score that is not finite is
+ * replaced by 0 before selection and weights (vLLM topk_softmax / topk_sigmoid) */
+#define MF_NONFINITE_LIST(X, P)                                \
+    X(P, PROPAGATE, "propagate", MF_ABI_NONFINITE_PROPAGATE)   \
+    X(P, ZERO, "zero", MF_ABI_NONFINITE_ZERO)
+
+/* expert biases (bf16 tensors): b13 [E_local][2I] added to GEMM1's output before the
+ * activation (in W13's row order), b2 [E_local][H] added to the expert's output before the
+ * routing weight (gpt-oss) */
+#define MF_EXPERT_BIAS_LIST(X, P)                              \
+    X(P, NONE, "none", MF_ABI_EXPERT_BIAS_NONE)                \
+    X(P, B13_B2, "b13_b2", MF_ABI_EXPERT_BIAS_B13_B2)          \
+    X(P, B13, "b13", MF_ABI_EXPERT_BIAS_B13)                   \
+    X(P, B2, "b2", MF_ABI_EXPERT_BIAS_B2)
 
 /* ---- contract ---- */
 
@@ -104,7 +142,8 @@ typedef struct mf_enum_info {
 
 extern const mf_enum_info mf_enum_score, mf_enum_bias, mf_enum_group_rule, mf_enum_rsf_site,
     mf_enum_activation, mf_enum_layout, mf_enum_dtype, mf_enum_exp, mf_enum_div, mf_enum_acc,
-    mf_enum_sigmoid_form, mf_enum_tie_rule, mf_enum_weight_form;
+    mf_enum_sigmoid_form, mf_enum_tie_rule, mf_enum_weight_form, mf_enum_renorm_denom,
+    mf_enum_nonfinite, mf_enum_expert_bias;
 
 /* The name of value v, or "?" outside the list. */
 const char *mf_enum_name(const mf_enum_info *e, int v);

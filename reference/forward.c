@@ -170,6 +170,12 @@ void mf_ref_ctx_stats(mf_ref_ctx *ctx, mf_ref_stats *st) {
     mf_dot_ws_stats(ctx->ws, &st->dot);
 }
 
+static inline void two_sum_(double x, double y, double *s, double *e) {
+    double t = x + y, yv = t - x, xv = t - yv;
+    *s = t;
+    *e = (x - xv) + (y - yv);
+}
+
 /* ---- rounding points ---- */
 
 /* bf16 enclosure of [v - r, v + r] for a double v with |error| <= slack: outward, sound. */
@@ -210,6 +216,12 @@ typedef struct act_out {
     int unconstrained;
 } act_out;
 
+/* v = hi + lo clamped to [lo_lim, hi_lim] (exact: the limits are fp32 values) */
+static void clamp_dd(double *hi, double *lo, double lo_lim, double hi_lim) {
+    if (*hi > hi_lim || (*hi == hi_lim && *lo > 0)) *hi = hi_lim, *lo = 0;
+    if (*hi < lo_lim || (*hi == lo_lim && *lo < 0)) *hi = lo_lim, *lo = 0;
+}
+
 static void activation(mf_ref_ctx *ctx, const mf_dot *dg, const mf_dot *du, act_out *out) {
     const mf_contract *c = ctx->c;
     out->unconstrained = 0;
@@ -230,27 +242,62 @@ static void activation(mf_ref_ctx *ctx, const mf_dot *dg, const mf_dot *du, act_
         u_lo = 0;
         ru = dlt;
     }
+    /* the clamped activations (docs/error-model.md): clamps are exact and 1-Lipschitz, so the
+     * radii carry over; swiglu_oai's u + 1 adds one fp32 rounding */
+    const mf_moe_params *p = &ctx->p;
+    const int oai = p->activation == MF_ACT_SWIGLU_OAI;
+    const int clamp_after = p->activation == MF_ACT_SILU_CLAMP_AFTER;
+    const int clamps = p->activation != MF_ACT_SILU_GLU && !(p->variant & MF_VARIANT_CLAMP_DROPPED);
+    const double L = (double)p->act_limit, alpha = oai ? (double)p->act_alpha : 1.0;
+    if (clamps) {
+        if (!clamp_after) clamp_dd(&g, &g_lo, -INFINITY, L);
+        clamp_dd(&u, &u_lo, -L, L);
+    }
+    if (oai) {
+        double s, e;
+        two_sum_(u, 1.0, &s, &e);
+        e += u_lo;
+        two_sum_(s, e, &u, &u_lo);
+        ru += U * (fabs(u) + ru);
+    }
     /* bound on the kernel's deviation from a = silu(g) u */
     double udiv = mf_contract_div_rel(c);
-    double sg = g / (1.0 + exp(-g));
+    /* sg = g sigmoid(alpha g) (silu for alpha 1), Lipschitz SILU_LIPSCHITZ for every alpha */
+    double sg = g / (1.0 + exp(-alpha * g));
     if (!isfinite(sg)) sg = g < 0 ? 0.0 : g; /* exp overflow: silu(g) -> 0 for g << 0 */
     double gmag = fabs(g) + rg;
     /* exp(-g) may overflow, or (fast division) 1 + exp(-g) exceed 2^126: silu may be 0 */
     double zero_below = mf_contract_div_zero_domain(c->div) ? -87.0 : -88.5;
-    double eps_s = (g - rg < zero_below)
+    /* swiglu_oai: the argument -g alpha is rounded (a relative error of the exp of u alpha |g|)
+     * and (u + 1) g is rounded before the division */
+    double eps_oai = oai ? 1.01 * U * alpha * gmag + U : 0.0;
+    double eps_s = (alpha * (g - rg) < zero_below)
                        ? 1.0
-                       : (mf_contract_exp_rel(c, gmag) + U + udiv) * (1 + 0x1p-20);
+                       : (mf_contract_exp_rel(c, alpha * gmag) + U + udiv + eps_oai) *
+                             (1 + 0x1p-20);
+    /* silu_clamp_after: min(silu(g), L), exact and 1-Lipschitz in silu's value */
+    double sgc = clamp_after && clamps && sg > L ? L : sg;
     double su = fabs(sg) + SILU_LIPSCHITZ * rg;
     double uu = fabs(u) + ru;
+    if (oai && gmag * uu >= 0x1p127) {
+        /* swiglu_oai forms (u + 1) g before the division: it may overflow to inf (and inf / inf
+         * is NaN) although the activation is small */
+        out->unconstrained = 1;
+        out->h = MF_BF16_QNAN;
+        out->delta = INFINITY;
+        return;
+    }
     double eta = mf_contract_eta(c);
-    double rho = fabs(sg) * ru + (SILU_LIPSCHITZ * rg + eps_s * su) * uu +
+    double rho = fabs(sgc) * ru + (SILU_LIPSCHITZ * rg + eps_s * su) * uu +
                  U * (1 + eps_s) * su * uu + eta * (uu + 2);
     /* flush to zero also flushes subnormal operands: u below 2^-126 read as 0 moves the product
      * by |silu(g)| 2^-126 at most, g below 2^-126 read as 0 moves silu(g) by its Lipschitz
      * constant times 2^-126 */
     double ftz_in = c->ftz ? (su + SILU_LIPSCHITZ * uu) * 0x1p-126 : 0.0;
     rho += ftz_in;
-    if (c->round_points & MF_RP_SILU_OUT) {
+    /* a rounding of silu before the multiply: only where the activation is silu(g) u */
+    if ((c->round_points & MF_RP_SILU_OUT) &&
+        (p->activation == MF_ACT_SILU_GLU || p->activation == MF_ACT_SILU_CLAMP)) {
         /* silu's fp32 value (within rs of silu(g)) rounded to bf16 (2^-8 relative, 2^-134
          * below the normal range), then the product rounded once (u) before the bf16 store */
         double rs = SILU_LIPSCHITZ * rg + eps_s * su;
@@ -259,11 +306,11 @@ static void activation(mf_ref_ctx *ctx, const mf_dot *dg, const mf_dot *du, act_
         rho = (fabs(sg) * ru + rs2 * uu + U * su2 * uu + eta * (uu + 2) + ftz_in) *
               (1 + 0x1p-40);
     }
-    double a_d = sg * u;
+    double a_d = sgc * u;
     /* |a_d - a| for the double evaluation: relative (|g| + 8) 2^-52 from exp, the division and
      * the products (libm exp within 1 ulp), taken with a 2^8 margin */
-    int fast = !ctx->opt.strict && fabs(g) < 1024;
-    double ea = (fabs(a_d) + 0x1p-1000) * (fabs(g) + 8) * 0x1p-44;
+    int fast = !ctx->opt.strict && alpha * fabs(g) < 1024;
+    double ea = (fabs(a_d) + 0x1p-1000) * (alpha * fabs(g) + 8) * 0x1p-44;
     uint16_t h;
     ctx->st.act_elems++;
     if (fast && mf_f64_to_bf16(a_d - ea) == mf_f64_to_bf16(a_d + ea)) {
@@ -273,10 +320,11 @@ static void activation(mf_ref_ctx *ctx, const mf_dot *dg, const mf_dot *du, act_
         mpfr_t *A = &ctx->m_a, *B = &ctx->m_b;
         mpfr_set_d(*A, g, MPFR_RNDN);
         mpfr_add_d(*A, *A, g_lo, MPFR_RNDN);
-        mpfr_neg(*B, *A, MPFR_RNDN);
+        mpfr_mul_d(*B, *A, -alpha, MPFR_RNDN);
         mpfr_exp(*B, *B, MPFR_RNDN);
         mpfr_add_ui(*B, *B, 1, MPFR_RNDN);
         mpfr_div(*A, *A, *B, MPFR_RNDN);
+        if (clamp_after && clamps && mpfr_cmp_d(*A, L) > 0) mpfr_set_d(*A, L, MPFR_RNDN);
         mpfr_set_d(*B, u, MPFR_RNDN);
         mpfr_add_d(*B, *B, u_lo, MPFR_RNDN);
         mpfr_mul(*A, *A, *B, MPFR_RNDN);
@@ -300,6 +348,26 @@ static void activation(mf_ref_ctx *ctx, const mf_dot *dg, const mf_dot *du, act_
 }
 
 /* ---- experts ---- */
+
+/* An expert bias b (bf16 bits) added in fp32 to a GEMM's result d, one rounding after the dot
+ * (docs/error-model.md "Expert biases"): the exact value moves by b, the kernel's by
+ * fl(d_k + b), within u (|d + b| + radius) + eta of d_k + b. A non-finite bias, or a sum that
+ * may leave the fp32 range, leaves d unbounded. */
+static void add_bias(const mf_ref_ctx *ctx, mf_dot *d, uint16_t bits) {
+    double b = bf16_d(bits), s, e;
+    if (!isfinite(b)) {
+        d->flags |= MF_DOT_NONFINITE;
+        return;
+    }
+    two_sum_(d->hi, b, &s, &e);
+    e += d->lo;
+    two_sum_(s, e, &d->hi, &d->lo);
+    d->err += (fabs(d->hi) + fabs(b)) * 0x1p-104;
+    d->radius += U * (fabs(d->hi) + d->radius) + mf_contract_eta(ctx->c) +
+                 (ctx->c->ftz ? 0x1p-126 : 0.0) + fabs(d->hi) * 0x1p-100;
+    d->abs_sum += fabs(b);
+    if (fabs(d->hi) + d->radius >= 0x1p127) d->flags |= MF_DOT_MAY_OVERFLOW;
+}
 
 static void load_token(mf_ref_ctx *ctx, int t) {
     if (ctx->cur_t == t) return;
@@ -356,6 +424,11 @@ static void compute_expert(mf_ref_ctx *ctx, int le, expert_slot *s) {
                     (size_t)H, m, &dg);
         mf_dot_bf16(ctx->ws, ctx->xd, &ctx->x_info, NULL, w13 + (size_t)ru * H, &i13[ru],
                     (size_t)H, m, &du);
+        if (ctx->x.b13) {
+            const uint16_t *b13 = ctx->x.b13 + (size_t)le * 2 * I;
+            add_bias(ctx, &dg, b13[rg]);
+            add_bias(ctx, &du, b13[ru]);
+        }
         act_out a;
         activation(ctx, &dg, &du, &a);
         unconstrained |= a.unconstrained;
@@ -387,6 +460,8 @@ static void compute_expert(mf_ref_ctx *ctx, int le, expert_slot *s) {
         mf_dot d;
         mf_dot_bf16(ctx->ws, ctx->hd, &hi_info, any_delta ? ctx->delta : NULL,
                     w2 + (size_t)c * I, &i2[c], (size_t)I, m, &d);
+        if (ctx->x.b2 && !(p->variant & MF_VARIANT_B2_UNWEIGHTED))
+            add_bias(ctx, &d, ctx->x.b2[(size_t)le * H + c]);
         s->flags[c] = (d.flags & (MF_DOT_NONFINITE | MF_DOT_MAY_OVERFLOW)) ? MF_ELEM_UNCONSTRAINED
                                                                             : 0;
         if (ctx->c->round_points & MF_RP_GEMM2_OUT) {
@@ -544,7 +619,10 @@ mf_status mf_ref_token_output(mf_ref_ctx *ctx, int t, const int32_t *ids, const 
     /* flush to zero of operands: a subnormal weight or expert output read as 0 moves its product
      * by the other factor times 2^-126 (results below 2^-126 are eta's) */
     const double ftz_in = ctx->c->ftz ? 0x1p-126 : 0.0;
-    double gk = (double)k * uc / (1 - (double)k * uc);
+    /* the counterfactual "b2 unweighted" adds each local expert's b2 as one more term */
+    const uint16_t *b2_cf = (p->variant & MF_VARIANT_B2_UNWEIGHTED) ? ctx->x.b2 : NULL;
+    int n_adds = b2_cf ? 2 * k : k;
+    double gk = (double)n_adds * uc / (1 - (double)n_adds * uc);
     int weighted_rp = (ctx->c->round_points & MF_RP_WEIGHTED) != 0;
     int rsf_rp = (ctx->c->round_points & MF_RP_RSF_OUT) != 0;
     double rsf_o = w->out_scale;
@@ -579,6 +657,12 @@ mf_status mf_ref_token_output(mf_ref_ctx *ctx, int t, const int32_t *ids, const 
             dd_add(&zh, &zl, ph, pl);
             A += a_term;
             B += fabs(ph);
+            if (b2_cf) {
+                double b = bf16_d(b2_cf[(size_t)(ids[i] - p->expert_offset) * H + c]);
+                dd_add(&zh, &zl, b, 0);
+                B += fabs(b);
+                if (!isfinite(b)) fl |= MF_ELEM_UNCONSTRAINED;
+            }
         }
         if (w->nan_ok) fl |= MF_ELEM_NAN_OK;
         double rad = A + (gk + U) * (B + A) + 2.0 * k * eta;

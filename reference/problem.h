@@ -8,8 +8,8 @@
  *   w   = s[ids]; if renormalize: w /= sum(w) + eps
  *   rsf: w *= rsf (site weights) or out *= rsf (site output)
  *   per selected expert e with offset <= e < offset + E_local (expert parallelism):
- *       [gate; up] = W13[e - offset] x_t   (layout), a = silu(gate) * up, h = bf16(a)
- *       y_e = W2[e - offset] h
+ *       [gate; up] = W13[e - offset] x_t (+ b13)   (layout), a = silu(gate) * up, h = bf16(a)
+ *       y_e = W2[e - offset] h (+ b2)
  *   out[t] = sum_k w_k y_{e_k}  (local experts only: the rank's partial sum)
  *
  * The enums come from reference/enums.h: never renumber, only append.
@@ -28,12 +28,17 @@ MF_ENUM_DEFINE(mf_rsf_site, MF_RSF, MF_RSF_SITE_LIST);
 MF_ENUM_DEFINE(mf_activation, MF_ACT, MF_ACTIVATION_LIST);
 MF_ENUM_DEFINE(mf_layout, MF_LAYOUT, MF_LAYOUT_LIST);
 MF_ENUM_DEFINE(mf_dtype, MF_DTYPE, MF_DTYPE_LIST);
+MF_ENUM_DEFINE(mf_renorm_denom, MF_RENORM, MF_RENORM_DENOM_LIST);
+MF_ENUM_DEFINE(mf_nonfinite, MF_NONFINITE, MF_NONFINITE_LIST);
+MF_ENUM_DEFINE(mf_expert_bias, MF_EBIAS, MF_EXPERT_BIAS_LIST);
 
 /* Counterfactual semantics: the ways real bugs change the routing that no parameter expresses.
  * Used by attribution (src/attribute.c) only; never part of a case. */
 typedef enum mf_variant {
     MF_VARIANT_MASK_ZERO = 1u << 0,         /* experts of dropped groups keep key 0, not -inf */
     MF_VARIANT_WEIGHTS_FROM_KEYS = 1u << 1, /* weights from the biased keys, not the scores */
+    MF_VARIANT_B2_UNWEIGHTED = 1u << 2,     /* out += w y + b2: the expert bias not weighted */
+    MF_VARIANT_CLAMP_DROPPED = 1u << 3,     /* the activation's clamps never applied */
 } mf_variant;
 
 typedef struct mf_moe_params {
@@ -57,6 +62,12 @@ typedef struct mf_moe_params {
     mf_layout layout;
     mf_dtype logits_dtype;
     unsigned variant; /* mf_variant bits; 0 for the problem itself */
+    /* case format v2 (src/case.h MF_PARAM_V2_LIST): each value 0 means v1's semantics */
+    mf_renorm_denom renorm_denom;
+    mf_nonfinite nonfinite;
+    mf_expert_bias expert_bias;
+    float act_alpha; /* swiglu_oai's alpha (gpt-oss 1.702); 0 for the other activations */
+    float act_limit; /* the clamped activations' limit L (gpt-oss 7); 0 for silu_glu */
 } mf_moe_params;
 
 /* Tensor storage. All row-major; bf16 as bit patterns. */
@@ -70,18 +81,29 @@ typedef struct mf_moe_tensors {
      * (MF_REF_EXPERT_READY); the others may be poison, and reading one is an error, never a
      * silent pass */
     const uint8_t *expert_state;
+    /* case format v2 */
+    const uint16_t *b13; /* [E_local][2I] bf16 or NULL: GEMM1's bias, in W13's row order */
+    const uint16_t *b2;  /* [E_local][H] bf16 or NULL: the expert output's bias */
 } mf_moe_tensors;
 
 #define MF_REF_EXPERT_READY 2 /* expert_state of a generated expert (src/case.h MF_EXPERT_READY) */
 
 /* Row of W13 that holds gate (or up) unit j, by layout. */
 static inline int mf_gate_row(const mf_moe_params *p, int j) {
+    if (p->layout == MF_LAYOUT_INTERLEAVED) return 2 * j;
     return p->layout == MF_LAYOUT_GATE_UP ? j : p->I + j;
 }
 static inline int mf_up_row(const mf_moe_params *p, int j) {
+    if (p->layout == MF_LAYOUT_INTERLEAVED) return 2 * j + 1;
     return p->layout == MF_LAYOUT_GATE_UP ? p->I + j : j;
 }
 static inline int mf_group_size(const mf_moe_params *p) { return p->E / p->n_group; }
+static inline int mf_has_b13(const mf_moe_params *p) {
+    return p->expert_bias == MF_EBIAS_B13_B2 || p->expert_bias == MF_EBIAS_B13;
+}
+static inline int mf_has_b2(const mf_moe_params *p) {
+    return p->expert_bias == MF_EBIAS_B13_B2 || p->expert_bias == MF_EBIAS_B2;
+}
 static inline int mf_is_local(const mf_moe_params *p, int e) {
     return e >= p->expert_offset && e < p->expert_offset + p->E_local;
 }
@@ -100,5 +122,11 @@ static inline const char *mf_activation_name(mf_activation v) {
 }
 static inline const char *mf_layout_name(mf_layout v) { return mf_enum_name(&mf_enum_layout, v); }
 static inline const char *mf_dtype_name(mf_dtype v) { return mf_enum_name(&mf_enum_dtype, v); }
+static inline const char *mf_renorm_denom_name(mf_renorm_denom v) {
+    return mf_enum_name(&mf_enum_renorm_denom, v);
+}
+static inline const char *mf_nonfinite_name(mf_nonfinite v) {
+    return mf_enum_name(&mf_enum_nonfinite, v);
+}
 
 #endif /* MF_PROBLEM_H */

@@ -27,6 +27,9 @@ static const struct {
     {"gate_up_swapped", "gate and up halves of W13 swapped"},
     {"ep_offset_ignored", "expert-parallel offset ignored (global ids used as local)"},
     {"ep_offset_twice", "expert-parallel offset applied twice"},
+    {"b2_unweighted", "expert output bias b2 added after the routing weight, unweighted"},
+    {"clamp_dropped", "the clamped activation's limit not applied"},
+    {"interleave_ignored", "interleaved gate/up rows of W13 read as two halves"},
 };
 
 const char *mf_knob_name(mf_knob k) { return (unsigned)k < MF_KNOB_COUNT ? knobs[k].name : "?"; }
@@ -106,6 +109,7 @@ int mf_knob_apply(mf_knob k, const mf_moe_params *p, mf_moe_params *cf, char *de
         snprintf(desc, n, "score = %s", mf_score_name(cf->score));
         return 1;
     case MF_KNOB_GATE_UP_SWAPPED:
+        if (p->layout == MF_LAYOUT_INTERLEAVED) return 0; /* a swap of stacked halves */
         cf->layout = p->layout == MF_LAYOUT_GATE_UP ? MF_LAYOUT_UP_GATE : MF_LAYOUT_GATE_UP;
         snprintf(desc, n, "layout = %s", mf_layout_name(cf->layout));
         return 1;
@@ -118,6 +122,22 @@ int mf_knob_apply(mf_knob k, const mf_moe_params *p, mf_moe_params *cf, char *de
         if (p->expert_offset == 0) return 0;
         cf->expert_offset = 2 * p->expert_offset;
         snprintf(desc, n, "expert_offset = %d", cf->expert_offset);
+        return 1;
+    case MF_KNOB_B2_UNWEIGHTED:
+        if (!mf_has_b2(p)) return 0;
+        cf->variant |= MF_VARIANT_B2_UNWEIGHTED;
+        snprintf(desc, n, "out += w y + b2 (b2 unweighted)");
+        return 1;
+    case MF_KNOB_INTERLEAVE_IGNORED:
+        if (p->layout != MF_LAYOUT_INTERLEAVED) return 0;
+        cf->layout = MF_LAYOUT_GATE_UP;
+        snprintf(desc, n, "layout = gate_up (interleaved ignored)");
+        return 1;
+    case MF_KNOB_CLAMP_DROPPED:
+        if (p->activation == MF_ACT_SILU_GLU) return 0;
+        cf->variant |= MF_VARIANT_CLAMP_DROPPED;
+        snprintf(desc, n, "activation %s without its limit %g", mf_activation_name(p->activation),
+                 (double)p->act_limit);
         return 1;
     default: return 0;
     }

@@ -77,6 +77,18 @@ int mf_dim_boundary(mf_rng *r, int max) {
     return v < 1 ? 1 : v;
 }
 
+/* An activation with its parameters: a clamp matters only where pre-activations pass the limit,
+ * and with unit-variance inputs most gates are within a few units, so limits are drawn down to
+ * 1/4 (and gpt-oss's 7, DeepSeek-V4's 10) */
+static void random_activation(mf_rng *r, mf_moe_params *p) {
+    static const float limits[] = {0.25f, 0.5f, 1.0f, 1.5f, 2.0f, 7.0f, 10.0f};
+    p->activation = (mf_activation)mf_rng_below(r, MF_ACT_COUNT);
+    p->act_limit = p->activation == MF_ACT_SILU_GLU ? 0.0f : limits[mf_rng_below(r, 7)];
+    p->act_alpha = p->activation != MF_ACT_SWIGLU_OAI ? 0.0f
+                   : mf_rng_below(r, 2)                ? 1.702f
+                                                        : 0.5f + 0.25f * (float)mf_rng_below(r, 8);
+}
+
 static int pick_divisor(mf_rng *r, int E) {
     int d[64], n = 0;
     for (int i = 1; i <= E && n < 64; i++)
@@ -86,6 +98,7 @@ static int pick_divisor(mf_rng *r, int E) {
 
 void mf_case_repair(mf_case *c) {
     mf_moe_params *p = &c->p;
+    mf_case_fix_v2(c);
     if (p->E < 1) p->E = 1;
     if (p->E > MF_MAX_E) p->E = MF_MAX_E;
     if (p->top_k < 1) p->top_k = 1;
@@ -156,6 +169,15 @@ int mf_case_fits(const mf_case *c, const mf_case_limits *lim) {
            (!c->rows || kernel <= 16 * lim->max_work);
 }
 
+/* A tensor to poke: any of v1's, a later one only where the case has it (a poke of an absent
+ * tensor changes nothing but would need format v2) */
+static int poke_tensor(mf_rng *r, const mf_moe_params *p) {
+    int t = (int)mf_rng_below(r, MF_NUM_TENSORS);
+    if (mf_tensor_level((mf_tensor_id)t) > 1 && !mf_tensor_present(p, (mf_tensor_id)t))
+        t = MF_T_X;
+    return t;
+}
+
 static const uint32_t special_bf16[] = {0x0000, 0x8000, 0x0001, 0x0080, 0x7f7f, 0xff7f,
                                         0x7f80, 0xff80, 0x7fc0, 0x3f80, 0xbf80, 0x3f81};
 
@@ -169,7 +191,7 @@ void mf_case_random(mf_rng *r, const mf_case_limits *lim, mf_case *c) {
     static const int ks[] = {1, 2, 4, 6, 8};
     p->top_k = mf_rng_below(r, 2) ? ks[mf_rng_below(r, 5)] : 1 + (int)mf_rng_below(r, (uint32_t)kmax);
     if (p->top_k > kmax) p->top_k = kmax;
-    p->score = (mf_score_fn)mf_rng_below(r, MF_SCORE_COUNT);
+    p->score = (mf_score_fn)mf_rng_below(r, 2); /* v1's; sqrt_softplus with the v2 draws */
     p->bias = (mf_bias_kind)mf_rng_below(r, MF_BIAS_COUNT);
     p->group_rule = (mf_group_rule)mf_rng_below(r, MF_GROUP_COUNT);
     p->n_group = mf_rng_below(r, 3) ? pick_divisor(r, p->E) : 1;
@@ -186,8 +208,16 @@ void mf_case_random(mf_rng *r, const mf_case_limits *lim, mf_case *c) {
     if (mf_rng_below(r, 4)) p->rsf = mf_rsf_table[mf_rng_below(r, MF_RSF_TABLE_SIZE)];
     else p->rsf = 0.25f + (float)mf_rng_below(r, 1 << 12) * (15.75f / 4096.0f);
     p->rsf_site = (mf_rsf_site)mf_rng_below(r, MF_RSF_COUNT);
-    p->layout = (mf_layout)mf_rng_below(r, MF_LAYOUT_COUNT);
+    p->layout = (mf_layout)mf_rng_below(r, 2); /* v1's; interleaved with the v2 draws */
     p->logits_dtype = (mf_dtype)mf_rng_below(r, MF_DTYPE_COUNT);
+    if (mf_rng_below(r, 4) == 0) { /* case format v2's routing parameters */
+        p->renorm_denom = (mf_renorm_denom)mf_rng_below(r, MF_RENORM_COUNT);
+        p->nonfinite = (mf_nonfinite)mf_rng_below(r, MF_NONFINITE_COUNT);
+        p->expert_bias = (mf_expert_bias)mf_rng_below(r, MF_EBIAS_COUNT);
+        random_activation(r, p);
+        if (mf_rng_below(r, 3) == 0) p->layout = MF_LAYOUT_INTERLEAVED;
+        if (mf_rng_below(r, 3) == 0) p->score = MF_SCORE_SQRT_SOFTPLUS;
+    }
     p->T = mf_dim_boundary(r, lim->max_T);
     p->H = mf_dim_boundary(r, lim->max_H);
     p->I = mf_dim_boundary(r, lim->max_I);
@@ -223,11 +253,20 @@ void mf_case_random(mf_rng *r, const mf_case_limits *lim, mf_case *c) {
         int n = 1 + (int)mf_rng_below(r, 3);
         for (int i = 0; i < n; i++) {
             mf_poke *k = &c->pokes[c->n_pokes++];
-            k->tensor = (uint8_t)mf_rng_below(r, MF_NUM_TENSORS);
+            k->tensor = (uint8_t)poke_tensor(r, p);
             k->index = (uint32_t)mf_rng_next(r);
             uint32_t b16 = special_bf16[mf_rng_below(r, 12)];
             k->bits = mf_tensor_is_bf16(p, (mf_tensor_id)k->tensor) ? b16 : b16 << 16;
         }
+    }
+    /* the policy that zeroes non-finite scores matters only where a logit is NaN or infinite */
+    if (p->nonfinite == MF_NONFINITE_ZERO && c->n_pokes < MF_MAX_POKES && mf_rng_below(r, 2)) {
+        static const uint32_t nonfinite_f32[] = {0x7fc00000u, 0x7f800000u, 0xff800000u};
+        mf_poke *k = &c->pokes[c->n_pokes++];
+        k->tensor = MF_T_LOGITS;
+        k->index = (uint32_t)mf_rng_next(r);
+        k->bits = nonfinite_f32[mf_rng_below(r, 3)];
+        if (p->logits_dtype == MF_DTYPE_BF16) k->bits >>= 16;
     }
     mf_case_fit(c, lim);
 }
@@ -236,7 +275,14 @@ void mf_case_random(mf_rng *r, const mf_case_limits *lim, mf_case *c) {
 
 static void mutate_routing(mf_case *c, mf_rng *r) {
     mf_moe_params *p = &c->p;
-    switch (mf_rng_below(r, 11)) {
+    switch (mf_rng_below(r, 14)) {
+    case 13:
+        if (mf_rng_below(r, 2))
+            p->expert_bias = (mf_expert_bias)((p->expert_bias + 1) % MF_EBIAS_COUNT);
+        else random_activation(r, p);
+        break;
+    case 11: p->renorm_denom = (mf_renorm_denom)((p->renorm_denom + 1) % MF_RENORM_COUNT); break;
+    case 12: p->nonfinite = (mf_nonfinite)((p->nonfinite + 1) % MF_NONFINITE_COUNT); break;
     case 0: p->score = (mf_score_fn)((p->score + 1) % MF_SCORE_COUNT); break;
     case 1:
         p->bias = (mf_bias_kind)((p->bias + 1 + mf_rng_below(r, MF_BIAS_COUNT - 1)) % MF_BIAS_COUNT);
@@ -324,7 +370,7 @@ static void mutate_pokes(mf_case *c, mf_rng *r) {
     }
     if (c->n_pokes >= MF_MAX_POKES) return;
     mf_poke *k = &c->pokes[c->n_pokes++];
-    k->tensor = (uint8_t)mf_rng_below(r, MF_NUM_TENSORS);
+    k->tensor = (uint8_t)poke_tensor(r, &c->p);
     k->index = (uint32_t)mf_rng_next(r);
     uint32_t b16 = special_bf16[mf_rng_below(r, 12)];
     k->bits = mf_tensor_is_bf16(&c->p, (mf_tensor_id)k->tensor) ? b16 : b16 << 16;
@@ -359,7 +405,13 @@ void mf_case_crossover(const mf_case *a, const mf_case *b, mf_rng *r, const mf_c
         const mf_moe_params *q = &b->p;
         if (mf_rng_below(r, 2)) p->score = q->score;
         if (mf_rng_below(r, 2)) p->bias = q->bias;
-        if (mf_rng_below(r, 2)) p->renormalize = q->renormalize, p->renorm_eps = q->renorm_eps;
+        if (mf_rng_below(r, 2))
+            p->renormalize = q->renormalize, p->renorm_eps = q->renorm_eps,
+            p->renorm_denom = q->renorm_denom;
+        if (mf_rng_below(r, 2)) p->nonfinite = q->nonfinite;
+        if (mf_rng_below(r, 2)) p->expert_bias = q->expert_bias;
+        if (mf_rng_below(r, 2))
+            p->activation = q->activation, p->act_limit = q->act_limit, p->act_alpha = q->act_alpha;
         if (mf_rng_below(r, 2)) p->rsf = q->rsf, p->rsf_site = q->rsf_site;
         if (mf_rng_below(r, 2)) p->layout = q->layout;
         if (mf_rng_below(r, 2)) p->logits_dtype = q->logits_dtype;

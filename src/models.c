@@ -198,18 +198,22 @@ static const mf_model models[] = {
      .n_group = 1, .topk_group = 1, .group_rule = MF_GROUP_TOP2_SUM,
      .score = MF_SCORE_SOFTMAX, .bias = MF_BIAS_NONE, .logits = MF_DTYPE_BF16,
      .renormalize = 1, .eps = 0.0f, .rsf = 1.0f, .rsf_site = MF_RSF_WEIGHTS,
-     .activation = MF_ACT_SILU_GLU, .layout = MF_LAYOUT_GATE_UP,
+     .activation = MF_ACT_SWIGLU_OAI, .layout = MF_LAYOUT_INTERLEAVED,
+     .expert_bias = MF_EBIAS_B13_B2, .act_alpha = 1.702f, .act_limit = 7.0f,
      .H_twin = 320, .I_twin = 320,
-     .unsupported = "clamped SwiGLU (alpha 1.702, limit 7), interleaved layout, expert biases"},
+     .note = "format v2: SwiGLU-OAI (alpha 1.702, limit 7), interleaved, expert biases; MXFP4 "
+             "weights modelled as bf16"},
     {.name = "gpt-oss-20b",
      .hf_id = "openai/gpt-oss-20b",
      .H = 2880, .I = 2880, .E = 32, .top_k = 4,
      .n_group = 1, .topk_group = 1, .group_rule = MF_GROUP_TOP2_SUM,
      .score = MF_SCORE_SOFTMAX, .bias = MF_BIAS_NONE, .logits = MF_DTYPE_BF16,
      .renormalize = 1, .eps = 0.0f, .rsf = 1.0f, .rsf_site = MF_RSF_WEIGHTS,
-     .activation = MF_ACT_SILU_GLU, .layout = MF_LAYOUT_GATE_UP,
+     .activation = MF_ACT_SWIGLU_OAI, .layout = MF_LAYOUT_INTERLEAVED,
+     .expert_bias = MF_EBIAS_B13_B2, .act_alpha = 1.702f, .act_limit = 7.0f,
      .H_twin = 320, .I_twin = 320,
-     .unsupported = "clamped SwiGLU (alpha 1.702, limit 7), interleaved layout, expert biases"},
+     .note = "format v2: SwiGLU-OAI (alpha 1.702, limit 7), interleaved, expert biases; MXFP4 "
+             "weights modelled as bf16"},
     {.name = "phi-3.5-moe",
      .hf_id = "microsoft/Phi-3.5-MoE-instruct",
      .H = 4096, .I = 6400, .E = 16, .top_k = 2,
@@ -234,9 +238,11 @@ static const mf_model models[] = {
      .n_group = 1, .topk_group = 1, .group_rule = MF_GROUP_TOP2_SUM,
      .score = MF_SCORE_SIGMOID, .bias = MF_BIAS_F32, .logits = MF_DTYPE_F32,
      .renormalize = 1, .eps = 1e-20f, .rsf = 3.0f, .rsf_site = MF_RSF_WEIGHTS,
-     .activation = MF_ACT_SILU_GLU, .layout = MF_LAYOUT_GATE_UP,
+     .activation = MF_ACT_SILU_CLAMP_AFTER, .layout = MF_LAYOUT_GATE_UP,
      .H_twin = 256, .I_twin = 64,
-     .unsupported = "SwigluStep activation (limit 7)"},
+     .act_limit = 7.0f,
+     .note = "format v2: SwigluStep as silu_clamp_after, limit 7 as vLLM's swiglustep (per-layer "
+             "limits unverified)"},
 };
 
 const mf_model *mf_model_list(int *n) {
@@ -273,6 +279,9 @@ void mf_model_apply(const mf_model *m, int full, mf_case *c) {
     p->activation = m->activation;
     p->layout = m->layout;
     p->logits_dtype = m->logits;
+    p->expert_bias = m->expert_bias;
+    p->act_alpha = m->act_alpha;
+    p->act_limit = m->act_limit;
 }
 
 void mf_models_print(FILE *f) {
@@ -288,7 +297,7 @@ void mf_models_print(FILE *f) {
                 m[i].H, m[i].I, m[i].E, m[i].top_k, g, mf_score_name(m[i].score),
                 mf_bias_name(m[i].bias), m[i].renormalize ? "y" : "n", (double)m[i].rsf,
                 mf_rsf_site_name(m[i].rsf_site), twin,
-                m[i].unsupported ? "NOT IN CASE FORMAT v1: needs " : "",
+                m[i].unsupported ? "NOT IN CASE FORMAT: needs " : "",
                 m[i].unsupported ? m[i].unsupported : "", m[i].note ? m[i].note : "");
     }
 }

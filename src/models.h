@@ -27,7 +27,10 @@ typedef struct mf_model {
     mf_layout layout;
     mf_dtype logits;
     int H_twin, I_twin;
-    const char *unsupported; /* NULL, or what case format v1 lacks for this model */
+    const char *unsupported; /* NULL, or what the case format lacks for this model */
+    /* case format v2 (0: v1's semantics) */
+    mf_expert_bias expert_bias;
+    float act_alpha, act_limit;
     const char *note;
 } mf_model;
 

@@ -208,7 +208,118 @@ static void test_group_rules(void) {
     mf_routing_free(&r);
 }
 
+/* Case format v2's routing parameters, by hand: the non-finite policy and the denominators. */
+static void test_nonfinite_and_denominators(void) {
+    mf_routing r;
+    mf_weights w;
+    /* sigmoid, policy zero: scores 0 (NaN), 1 (+inf), 0 (-inf), 1/2 (0) -> ids 1, 3; weights
+     * 1 / 1.5 and 0.5 / 1.5, exactly */
+    mf_moe_params p = params(4, 2, MF_SCORE_SIGMOID, MF_BIAS_NONE, 1, 1);
+    p.nonfinite = MF_NONFINITE_ZERO;
+    float L[4] = {NAN, INFINITY, -INFINITY, 0.0f};
+    if (!route(&p, L, NULL, &r)) return;
+    EXPECT(!r.invariant_only[0] && r.ref_ids[0] == 1 && r.ref_ids[1] == 3,
+           "zero policy, sigmoid: invariant_only %d, ids %d %d", r.invariant_only[0],
+           r.ref_ids[0], r.ref_ids[1]);
+    if (weights(&r, &p, r.ref_ids, &w)) {
+        double s = 1.0 + 0.5 + 1e-20; /* eps 1e-20f, 1e-20 to 5 digits */
+        EXPECT(fabs(w.w_hi[0] - 1.0 / s) < 1e-15 && fabs(w.w_hi[1] - 0.5 / s) < 1e-15 &&
+                   !w.nan_ok,
+               "zero policy weights %.17g %.17g", w.w_hi[0], w.w_hi[1]);
+    }
+    mf_routing_free(&r);
+    /* the same token under propagate: invariants only */
+    p.nonfinite = MF_NONFINITE_PROPAGATE;
+    if (route(&p, L, NULL, &r)) {
+        EXPECT(r.invariant_only[0], "propagate: a NaN logit leaves the token unconstrained");
+        mf_routing_free(&r);
+    }
+    /* softmax, policy zero, a NaN in the row: every score 0, ids 0, 1 by the lower index (2, 3
+     * are not admissible); (sum > 0 ? sum : 1) gives weights exactly 0, sum + 0 admits 0/0 */
+    p = params(4, 2, MF_SCORE_SOFTMAX, MF_BIAS_NONE, 1, 1);
+    p.nonfinite = MF_NONFINITE_ZERO;
+    p.renorm_denom = MF_RENORM_SUM_OR_ONE;
+    p.renorm_eps = 0.0f;
+    float Ls[4] = {1.0f, NAN, 2.0f, 3.0f};
+    if (!route(&p, Ls, NULL, &r)) return;
+    char why[320];
+    EXPECT(r.ref_ids[0] == 0 && r.ref_ids[1] == 1 && admissible(&r, &p, 0, 1, why) &&
+               !admissible(&r, &p, 2, 3, why),
+           "NaN softmax row: ids %d %d", r.ref_ids[0], r.ref_ids[1]);
+    if (weights(&r, &p, r.ref_ids, &w))
+        EXPECT(w.w_hi[0] == 0 && w.w_hi[1] == 0 && !w.nan_ok && w.lo[0] <= 0 && w.hi[0] >= 0,
+               "sum_or_one on a zero row: %g %g nan_ok %d", w.w_hi[0], w.w_hi[1], w.nan_ok);
+    p.renorm_denom = MF_RENORM_SUM_EPS;
+    if (weights(&r, &p, r.ref_ids, &w)) EXPECT(w.nan_ok, "sum + 0 on a zero row admits 0/0");
+    mf_routing_free(&r);
+    /* softmax, policy zero, a -inf logit: its score is exactly 0, the others softmax of the
+     * finite ones: e^1 / (e^1 + e^0) for expert 1 */
+    float Lm[3] = {0.0f, 1.0f, -INFINITY};
+    p = params(3, 2, MF_SCORE_SOFTMAX, MF_BIAS_NONE, 1, 1);
+    p.nonfinite = MF_NONFINITE_ZERO;
+    p.renormalize = 0;
+    if (route(&p, Lm, NULL, &r)) {
+        EXPECT(r.s_hi[2] == 0 && r.s_rad[2] < 1e-40 &&
+                   fabs(r.s_hi[1] - exp(1.0) / (exp(1.0) + 1.0)) < 1e-15 && r.s_rad[1] < 1e-6,
+               "-inf softmax logit: scores %g (rad %g), %.17g (rad %g)", r.s_hi[2], r.s_rad[2],
+               r.s_hi[1], r.s_rad[1]);
+        mf_routing_free(&r);
+    }
+    /* underflowing sigmoids: S = s0 + s1 ~ 5.09e-44 */
+    float Lu[4] = {-100.0f, -101.0f, -102.0f, -103.0f};
+    int32_t ids[2] = {0, 1};
+    double s0 = 1 / (1 + exp(100.0)), s1 = 1 / (1 + exp(101.0));
+    p = params(4, 2, MF_SCORE_SIGMOID, MF_BIAS_NONE, 1, 1);
+    p.renorm_denom = MF_RENORM_SUM_OR_ONE;
+    p.renorm_eps = 0.0f;
+    if (!route(&p, Lu, NULL, &r)) return;
+    /* S > 0 ? S : 1: exactly s0 / S; the kernel's scores may all be 0 (weights 0): admitted */
+    if (weights(&r, &p, ids, &w))
+        EXPECT(fabs(w.w_hi[0] - s0 / (s0 + s1)) < 1e-12 && !w.nan_ok && w.lo[0] <= 0 &&
+                   w.hi[0] >= s0 / (s0 + s1),
+               "sum_or_one, underflow: %.17g in [%g, %g] nan_ok %d", w.w_hi[0], w.lo[0], w.hi[0],
+               w.nan_ok);
+    /* max(S, eps) with eps 1e-20f: D = eps, w = s0 / eps ~ 3.7e-24 */
+    p.renorm_denom = MF_RENORM_MAX_EPS;
+    p.renorm_eps = 1e-20f;
+    if (weights(&r, &p, ids, &w))
+        EXPECT(fabs(w.w_hi[0] / (s0 / (double)1e-20f) - 1) < 1e-12 && !w.nan_ok,
+               "max_eps, underflow: %.17g, want %.17g", w.w_hi[0], s0 / (double)1e-20f);
+    mf_routing_free(&r);
+}
+
+/* sqrt(softplus(l)): the exact score by hand where it is simple, and the fp32 evaluation the CPU
+ * kernel makes (sqrtf of log1pf(expf(l)), l above 20) inside the enclosure over l in [-110, 100] */
+static void test_sqrt_softplus(void) {
+    enum { N = 64 };
+    float L[N];
+    for (int i = 0; i < N; i++) L[i] = -110.0f + 210.0f * (float)i / (N - 1) + 0.013f * (float)i;
+    L[0] = 0.0f, L[1] = 25.0f;
+    mf_moe_params p = params(N, 2, MF_SCORE_SQRT_SOFTPLUS, MF_BIAS_NONE, 1, 1);
+    mf_routing r;
+    if (!route(&p, L, NULL, &r)) return;
+    EXPECT(fabs(r.s_hi[0] - sqrt(log(2.0))) < 1e-15 && fabs(r.s_hi[1] - 5.0) < 1e-11,
+           "sqrt(softplus(0)) = %.17g, of 25 = %.17g", r.s_hi[0], r.s_hi[1]);
+    EXPECT(r.ref_ids[0] == N - 1, "the largest logit is selected first: %d", r.ref_ids[0]);
+    int inside = 0;
+    double worst = 0;
+    for (int i = 0; i < N; i++) {
+        float l = L[i];
+        double k = (double)sqrtf(l > 20.0f ? l : log1pf(expf(l)));
+        double d = fabs(k - r.s_hi[i]);
+        inside += d <= r.s_rad[i];
+        if (r.s_rad[i] > 0 && d / r.s_rad[i] > worst) worst = d / r.s_rad[i];
+    }
+    EXPECT(inside == N, "%d of %d fp32 scores inside their enclosure (worst %.3g)", inside, N,
+           worst);
+    /* the enclosure is tight where the score is normal: a few ulps */
+    EXPECT(r.s_rad[0] < 8 * 0x1p-24 * r.s_hi[0], "radius %g of %g", r.s_rad[0], r.s_hi[0]);
+    mf_routing_free(&r);
+}
+
 int main(void) {
+    test_sqrt_softplus();
+    test_nonfinite_and_denominators();
     test_group_mask();
     test_ties();
     test_near_ties();

@@ -13,6 +13,9 @@
  * not slot order: the declared contract is therefore "any-order" (fp32 arithmetic in an order
  * the reference does not model, activation rounded to bf16 before GEMM2).
  *
+ * Level 2 (kernel_abi.h): the renormalisation denominator, the non-finite policy, the
+ * expert biases b13, b2 (added in fp32 after each dot product) and the clamped activations.
+ *
  * What it refuses (supports() returns 0 with the reason, which moefuzz counts as unsupported):
  *   - H or I not a multiple of 4: the four-lane dot product has no tail loop;
  *   - top_k above 32 (its per-token arrays);
@@ -130,9 +133,26 @@ static void route(const mf_kernel_params *p, int t, double *scratch, int32_t *id
             if (logit(p, t, e) > mx) mx = logit(p, t, e);
         for (int e = 0; e < E; e++) sum += score[e] = exp(logit(p, t, e) - mx);
         for (int e = 0; e < E; e++) score[e] /= sum;
+#ifdef MF_ABI_LEVEL_2
+    } else if (p->score_fn == MF_ABI_SCORE_SQRT_SOFTPLUS) { /* torch's softplus, then sqrt */
+        for (int e = 0; e < E; e++) {
+            double l = logit(p, t, e);
+            score[e] = sqrt(l > 20 ? l : log1p(exp(l)));
+        }
+#endif
     } else {
         for (int e = 0; e < E; e++) score[e] = 1.0 / (1.0 + exp(-logit(p, t, e)));
     }
+#ifdef MF_ABI_LEVEL_2
+    /* level 2: the renormalisation denominator and the non-finite policy */
+    const mf_kernel_params_v2 *v2 = mf_kernel_params_v2_of(p);
+    int denom = v2 ? v2->renorm_denom : MF_ABI_RENORM_SUM_EPS;
+    if (v2 && v2->nonfinite == MF_ABI_NONFINITE_ZERO)
+        for (int e = 0; e < E; e++)
+            if (!isfinite(score[e])) score[e] = 0; /* a softmax row with a NaN is NaN throughout */
+#else
+    int denom = 0; /* sum + eps */
+#endif
     for (int e = 0; e < E; e++) key[e] = score[e] + bias(p, e); /* bias selects, never weighs */
     if (p->n_group > 1) {
         /* score the groups, keep the best topk_group, drop the rest to -inf */
@@ -164,17 +184,36 @@ static void route(const mf_kernel_params *p, int t, double *scratch, int32_t *id
         for (int j = n - 1; j > pos; j--) ids[j] = ids[j - 1];
         ids[pos] = e;
     }
-    double sum = 0;
+    double sum = 0, eps = (double)p->renorm_eps;
     for (int j = 0; j < k; j++) sum += score[ids[j]];
+    double den = denom == 1   ? (sum > 0 ? sum : 1)
+                 : denom == 2 ? (sum < eps ? eps : sum)
+                              : sum + eps; /* MF_ABI_RENORM_* */
+
     for (int j = 0; j < k; j++) {
         double wj = score[ids[j]];
-        if (p->renormalize) wj /= sum + (double)p->renorm_eps;
+        if (p->renormalize) wj /= den;
         if (p->rsf_site == MF_ABI_RSF_WEIGHTS && !ex_rsf_dropped()) wj *= p->routed_scaling_factor;
         w[j] = (float)wj;
     }
 }
 
 /* ---- experts ---- */
+
+/* Level 2's clamped activations (kernel_abi.h), in fp32 */
+static float clamped_act(const mf_kernel_params *p, float limit, float alpha, float g, float u) {
+#ifdef MF_ABI_LEVEL_2
+    u = fmaxf(fminf(u, limit), -limit);
+    if (p->activation == MF_ABI_ACT_SILU_CLAMP_AFTER)
+        return fminf(g / (1.0f + expf(-g)), limit) * u;
+    g = fminf(g, limit);
+    if (p->activation == MF_ABI_ACT_SILU_CLAMP) return g / (1.0f + expf(-g)) * u;
+    return (u + 1.0f) * g / (1.0f + expf(-g * alpha)); /* swiglu_oai */
+#else
+    (void)p, (void)limit, (void)alpha, (void)g, (void)u;
+    return NAN; /* supports() refuses every activation but SiLU-GLU below level 2 */
+#endif
+}
 
 /* fp32 dot product of a bf16 row with an fp32 vector in four lanes */
 static float dot4(const uint16_t *row, const float *v, int n) {
@@ -222,10 +261,31 @@ static int ex_supports(void *ctx, const mf_kernel_params *p, char *msg, size_t m
         snprintf(msg, msg_len, "top_k=%d outside [1, %d]", p->top_k, EX_MAX_TOP_K);
         return 0;
     }
-    if (p->memory != MF_ABI_MEM_HOST || p->activation != MF_ABI_ACT_SILU_GLU) {
-        snprintf(msg, msg_len, "host memory and SiLU-GLU only");
+    if (p->memory != MF_ABI_MEM_HOST) {
+        snprintf(msg, msg_len, "host memory only");
         return 0;
     }
+#ifdef MF_ABI_LEVEL_2
+    if (p->activation > MF_ABI_ACT_SILU_CLAMP_AFTER) {
+#else
+    if (p->activation != MF_ABI_ACT_SILU_GLU) {
+#endif
+        snprintf(msg, msg_len, "activation %d: SiLU-GLU and level 2's clamped ones only",
+                 p->activation);
+        return 0;
+    }
+#ifdef MF_ABI_LEVEL_2
+    const mf_kernel_params_v2 *v2 = mf_kernel_params_v2_of(p);
+    if (v2 && (v2->ext.struct_size < sizeof *v2 || v2->renorm_denom < 0 ||
+               v2->renorm_denom > MF_ABI_RENORM_MAX_EPS || v2->nonfinite < 0 ||
+               v2->nonfinite > MF_ABI_NONFINITE_ZERO || v2->expert_bias < 0 ||
+               v2->expert_bias > MF_ABI_EXPERT_BIAS_B2)) {
+        snprintf(msg, msg_len, "level-2 params of %u bytes: renorm_denom %d, nonfinite %d, "
+                 "expert_bias %d", v2->ext.struct_size, v2->renorm_denom, v2->nonfinite,
+                 v2->expert_bias);
+        return 0;
+    }
+#endif
 #ifdef EXAMPLE_REQUIRE_TOP1
     if (p->top_k != 1) { /* the method it declares routes top-1 */
         snprintf(msg, msg_len, "top_k=%d: this kernel routes top-1 only", p->top_k);
@@ -266,14 +326,23 @@ static int ex_run(void *vctx, const mf_kernel_params *p, char *msg, size_t msg_l
     double *scratch = (double *)(ws + l.bytes - (size_t)p->E * 3 * sizeof(double) - 64);
     int T = p->T, H = p->H, I = p->I, k = p->top_k;
     const uint16_t *x = p->x, *w13 = p->w13, *w2 = p->w2;
+    const uint16_t *b13 = NULL, *b2 = NULL; /* level 2: expert biases */
+    float limit = 0, alpha = 0;              /* level 2: clamped activations */
+#ifdef MF_ABI_LEVEL_2
+    const mf_kernel_params_v2 *v2 = mf_kernel_params_v2_of(p);
+    if (v2) b13 = v2->b13, b2 = v2->b2, limit = v2->act_limit, alpha = v2->act_alpha;
+#endif
 
     /* 1. route every token */
     for (int t = 0; t < T; t++) route(p, t, scratch, ids + (size_t)t * k, w + (size_t)t * k);
     memset(acc, 0, sizeof(float) * (size_t)T * H);
 
     /* 2. each local expert over its tokens */
-    int gate_half = p->layout == MF_ABI_LAYOUT_GATE_UP ? 0 : I; /* rows of gate in W13 */
-    int up_half = I - gate_half;
+    /* row of gate i: gate_half + gstep i (up likewise): halves, or level 2's interleaved rows */
+    int gate_half = p->layout == MF_ABI_LAYOUT_UP_GATE ? I : 0, up_half = I - gate_half, gstep = 1;
+#ifdef MF_ABI_LEVEL_2
+    if (p->layout == MF_ABI_LAYOUT_INTERLEAVED) gate_half = 0, up_half = 1, gstep = 2;
+#endif
     int first = EX_FIRST_EXPERT(p);
     for (int le_n = 0; le_n < p->E_local; le_n++) {
         int le = (le_n + first) % p->E_local;
@@ -286,16 +355,26 @@ static int ex_run(void *vctx, const mf_kernel_params *p, char *msg, size_t msg_l
             int t = order[2 * r], j = order[2 * r + 1];
             for (int h = 0; h < H; h++) c->xf[h] = from_bf16(x[(size_t)t * H + h]);
             for (int i = 0; i < I; i++) {
-                gu[i] = dot4(W13 + (size_t)(gate_half + i) * H, c->xf, H);
-                gu[I + i] = dot4(W13 + (size_t)(up_half + i) * H, c->xf, H);
+                int rg = gate_half + gstep * i, ru = up_half + gstep * i;
+                gu[i] = dot4(W13 + (size_t)rg * H, c->xf, H);
+                gu[I + i] = dot4(W13 + (size_t)ru * H, c->xf, H);
+                if (b13) { /* GEMM1's bias, in W13's row order */
+                    gu[i] += from_bf16(b13[(size_t)le * 2 * I + rg]);
+                    gu[I + i] += from_bf16(b13[(size_t)le * 2 * I + ru]);
+                }
             }
             for (int i = 0; i < I; i++) {
                 float g = gu[i], u = gu[I + i];
-                act[i] = from_bf16(to_bf16(g / (1.0f + expf(-g)) * u)); /* bf16 before GEMM2 */
+                float a = p->activation == MF_ABI_ACT_SILU_GLU ? g / (1.0f + expf(-g)) * u
+                                                               : clamped_act(p, limit, alpha, g, u);
+                act[i] = from_bf16(to_bf16(a)); /* bf16 before GEMM2 */
             }
             float wt = w[(size_t)t * k + j];
-            for (int h = 0; h < H; h++)
-                acc[(size_t)t * H + h] += wt * dot4(W2 + (size_t)h * I, act, I);
+            for (int h = 0; h < H; h++) {
+                float y = dot4(W2 + (size_t)h * I, act, I);
+                if (b2) y += from_bf16(b2[(size_t)le * H + h]);
+                acc[(size_t)t * H + h] += wt * y;
+            }
         }
     }
 

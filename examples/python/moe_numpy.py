@@ -6,7 +6,7 @@ and moefuzz checks it against its exact reference. Two ways to run it:
 
   moefuzz check --backend 'exec:/usr/bin/python3 examples/python/moe_numpy.py' corpus/seeds
       a long-lived process speaking the exec protocol on stdin/stdout (docs/files.md):
-      "hello 2" -> "hello NAME protocol=2 level=1 contract=C routing=1"; "run IN OUT" -> "ok" |
+      "hello 2" -> "hello NAME protocol=2 level=2 contract=C routing=1"; "run IN OUT" -> "ok" |
       "unsupported REASON" | "error MESSAGE"; "quit".
 
   moefuzz export CASES --out cases/ && /usr/bin/python3 moe_numpy.py cases/ && moefuzz verify cases/
@@ -106,10 +106,14 @@ def moe_forward(t, meta, mode, bug):
     if meta["score"] == "softmax":
         e = np.exp(L - L.max(axis=1, keepdims=True))
         s = e / e.sum(axis=1, keepdims=True)
+    elif meta["score"] == "sqrt_softplus":  # level 2: torch's softplus (l above 20), then sqrt
+        s = np.sqrt(np.where(L > 20, L, np.log1p(np.exp(L)))).astype(f32)
     elif mode == "flashinfer-trtllm-bf16":
         s = (f32(0.5) * np.tanh(f32(0.5) * L) + f32(0.5)).astype(f32)  # FlashInfer's tanh form
     else:
         s = f32(1) / (f32(1) + np.exp(-L))
+    if meta.get("nonfinite", "propagate") == "zero":  # level 2: a non-finite score becomes 0
+        s = np.where(np.isfinite(s), s, f32(0)).astype(f32)
     key = s + t["bias"].astype(f32) if meta["bias"] != "none" else s.copy()
     key = np.where(np.isnan(key), -np.inf, key).astype(f32)  # NaN ranks last
     if n_group > 1:
@@ -126,7 +130,15 @@ def moe_forward(t, meta, mode, bug):
     ids = np.argsort(-key, axis=1, kind="stable")[:, :k].astype(np.int32)  # ties: lower index
     w = np.take_along_axis(s, ids, axis=1)
     if meta["renormalize"] == "true":
-        w = w / (w.sum(axis=1, keepdims=True) + f32(float(meta["eps"])))
+        S, eps = w.sum(axis=1, keepdims=True), f32(float(meta["eps"]))
+        denom = meta.get("renorm_denom", "sum_eps")  # level 2: the denominator
+        if denom == "sum_or_one":
+            D = np.where(S > 0, S, f32(1))
+        elif denom == "max_eps":
+            D = np.where(S < eps, eps, S)
+        else:
+            D = S + eps
+        w = w / D.astype(f32)
     if meta["rsf_site"] == "weights":
         w = w * rsf
     if mode == "flashinfer-trtllm-bf16":
@@ -136,19 +148,41 @@ def moe_forward(t, meta, mode, bug):
     # experts: each local expert over the tokens routed to it
     acc = np.zeros((T, H), f32)
     w13, w2 = t["w13"], t["w2"]
+    b13, b2 = t.get("b13"), t.get("b2")  # level 2: expert biases (absent: none)
+    act = meta.get("activation", "silu_glu")
+    lim = f32(float(meta.get("act_limit", "0")))
+    alpha = f32(float(meta.get("act_alpha", "0")))
     for le in range(E_local):
         tok, slot = np.nonzero(ids == offset + le)
         if len(tok) == 0:
             continue
         gu = x[tok] @ w13[le].T  # [n, 2I] in fp32
-        gate, up = (gu[:, :I], gu[:, I:]) if meta["layout"] == "gate_up" else (gu[:, I:], gu[:, :I])
+        if b13 is not None:
+            gu = (gu + b13[le].astype(f32)).astype(f32)  # GEMM1's bias, in W13's row order
+        if meta["layout"] == "interleaved":  # level 2: row 2j gate j, 2j + 1 up j
+            gate, up = gu[:, 0::2], gu[:, 1::2]
+        elif meta["layout"] == "gate_up":
+            gate, up = gu[:, :I], gu[:, I:]
+        else:
+            gate, up = gu[:, I:], gu[:, :I]
         if mode == "vllm-triton":
             gate, up = round_bf16(gate), round_bf16(up)  # GEMM1 writes bf16
-        silu = gate / (f32(1) + np.exp(-gate))
-        if mode == "vllm-triton":
-            silu = round_bf16(silu)  # silu_and_mul: silu(g) in bf16 before the multiply
-        a = round_bf16(silu * up)  # SiLU-GLU, bf16 before GEMM2
+        if act != "silu_glu":  # level 2's clamped activations (moefuzz/kernel_abi.h)
+            up = np.clip(up, -lim, lim).astype(f32)
+            if act != "silu_clamp_after":
+                gate = np.minimum(gate, lim).astype(f32)
+        if act == "swiglu_oai":
+            a = round_bf16((up + f32(1)) * gate / (f32(1) + np.exp(-gate * alpha)))
+        else:
+            silu = gate / (f32(1) + np.exp(-gate))
+            if mode == "vllm-triton" and act != "silu_clamp_after":
+                silu = round_bf16(silu)  # silu_and_mul: silu(g) in bf16 before the multiply
+            if act == "silu_clamp_after":
+                silu = np.minimum(silu, lim).astype(f32)
+            a = round_bf16(silu * up)  # bf16 before GEMM2
         y = a @ w2[le].T  # [n, H]
+        if b2 is not None:
+            y = (y + b2[le].astype(f32)).astype(f32)  # the expert output's bias
         if mode == "flashinfer-trtllm-bf16":
             y = round_bf16(y)  # GEMM2 writes bf16
         contrib = w[tok, slot][:, None] * y
@@ -168,7 +202,7 @@ def run_case(case_path, out_path, mode, method, bug):
     t, meta = read_safetensors(case_path)
     if method and meta.get("routing_method") != method:
         return "error the case was not routed by %s (routing_method=%s)" % (method, meta.get("routing_method"))
-    if meta.get("activation") != "silu_glu":
+    if meta.get("activation") not in ("silu_glu", "swiglu_oai", "silu_clamp", "silu_clamp_after"):
         return "unsupported activation %s" % meta.get("activation")
     if bug in ("crash", "hang") and meta["T"] == "1":
         if bug == "crash":
@@ -231,8 +265,8 @@ def main():
         if not words:
             continue
         if words[0] == "hello":
-            # protocol 2; level 1: the cases of the first ABI header (docs/files.md)
-            reply = "hello moe_numpy protocol=2 level=1 contract=%s routing=1" % mode + (
+            # protocol 2; level 2: the cases of case format v2 too (docs/case-format.md)
+            reply = "hello moe_numpy protocol=2 level=2 contract=%s routing=1" % mode + (
                 " method=%s" % method if method else "")
         elif words[0] == "run" and len(words) == 3:
             try:

@@ -4,10 +4,14 @@
  * and as the "known good" kernel of the mutant zoo. Its numerical contract is "cpu-scalar":
  *   - routing in fp32: sigmoid as 1 / (1 + expf(-l)); softmax as expf(l - max) / sum in index
  *     order; key = score + bias; top-2-sum or max group scores; ties to the lower index;
- *     weights from the unbiased scores, sum in slot order, + eps, one division, * rsf
+ *     weights from the unbiased scores, sum in slot order, the denominator (sum + eps,
+ *     sum > 0 ? sum : 1 or max(sum, eps)), one division, * rsf; non-finite scores 0 under the
+ *     policy "zero"
  *   - GEMMs as one fp32 chain per output in K order (s = s + a * b, products of bf16 exact,
- *     no contraction into FMA: build with -ffp-contract=off)
- *   - silu(g) = g / (1 + expf(-g)), a = silu(g) * u, rounded to bf16 (round to nearest even)
+ *     no contraction into FMA: build with -ffp-contract=off); expert biases (b13, b2) added in
+ *     fp32 after the chain
+ *   - silu(g) = g / (1 + expf(-g)), a = silu(g) * u, rounded to bf16 (round to nearest even);
+ *     the clamped activations of level 2 in vLLM's fp32 order (act())
  *   - combine: acc += w * y in fp32 in slot order, (acc *= rsf at the output site), one bf16
  *     rounding at the end
  * NaN or infinite logits never yield duplicate or out-of-range ids: NaN ranks as -inf.
@@ -70,7 +74,12 @@ static void route_token(const cpu_ctx *ctx, const mf_kernel_params *p, int t, fl
     (void)ctx;
     int E = p->E, k = p->top_k, NG = p->n_group, G = E / NG;
     /* scores */
-    if (p->score_fn == MF_ABI_SCORE_SIGMOID) {
+    if (p->score_fn == MF_ABI_SCORE_SQRT_SOFTPLUS) { /* torch's softplus, then sqrt */
+        for (int e = 0; e < E; e++) {
+            float l = logit_at(p, t, e);
+            score[e] = sqrtf(l > 20.0f ? l : log1pf(expf(l)));
+        }
+    } else if (p->score_fn == MF_ABI_SCORE_SIGMOID) {
         for (int e = 0; e < E; e++) {
             float l = logit_at(p, t, e);
             score[e] = 1.0f / (1.0f + expf(-l));
@@ -88,6 +97,11 @@ static void route_token(const cpu_ctx *ctx, const mf_kernel_params *p, int t, fl
         }
         for (int e = 0; e < E; e++) score[e] = score[e] / sum;
     }
+    /* the non-finite policy "zero": a score that is not finite becomes 0 */
+    const mf_kernel_params_v2 *v2 = mf_kernel_params_v2_of(p);
+    if (v2 && v2->nonfinite == MF_ABI_NONFINITE_ZERO && !MF_MUT(NONFINITE_KEPT))
+        for (int e = 0; e < E; e++)
+            if (!isfinite(score[e])) score[e] = 0.0f;
     /* selection keys: the bias selects, it never enters the weights */
     for (int e = 0; e < E; e++) {
         key[e] = p->bias_dtype != MF_ABI_BIAS_NONE ? score[e] + bias_at(p, e) : score[e];
@@ -157,7 +171,11 @@ static void route_token(const cpu_ctx *ctx, const mf_kernel_params *p, int t, fl
     }
     int renorm = p->renormalize && !MF_MUT(RENORMALIZE_IGNORED);
     if (renorm) {
-        float den = MF_MUT(EPS_MISSING) ? sum : sum + p->renorm_eps;
+        int denom = v2 ? v2->renorm_denom : MF_ABI_RENORM_SUM_EPS;
+        float den = sum + p->renorm_eps;
+        if (MF_MUT(EPS_MISSING)) den = sum;
+        else if (denom == MF_ABI_RENORM_SUM_OR_ONE) den = sum > 0 ? sum : 1.0f;
+        else if (denom == MF_ABI_RENORM_MAX_EPS) den = sum < p->renorm_eps ? p->renorm_eps : sum;
         for (int n = 0; n < k; n++) w[n] = w[n] / den;
     }
     if (p->rsf_site == MF_ABI_RSF_WEIGHTS) {
@@ -180,6 +198,33 @@ static float dot_bf16(const uint16_t *a, const uint16_t *b, int n) {
 
 static float silu(float g) { return g / (1.0f + expf(-g)); }
 
+/* The gated activation of GEMM1's gate g and up u, in fp32 in vLLM's order
+ * (csrc/activation_kernels.cu swigluoai_and_mul, masked_swiglustep_and_mul_kernel;
+ * fused_moe/activation.py silu_and_mul_with_clamp). */
+static float act(const cpu_ctx *ctx, const mf_kernel_params *p, const mf_kernel_params_v2 *v2,
+                 float g, float u) {
+    (void)ctx;
+    if (p->activation == MF_ABI_ACT_SILU_GLU || !v2) return silu(g) * u;
+    float L = v2->act_limit;
+    int clamps = !MF_MUT(CLAMP_DROPPED);
+    if (clamps) u = fmaxf(fminf(u, L), -L);
+    if (p->activation == MF_ABI_ACT_SILU_CLAMP_AFTER) {
+        float s = silu(g);
+        return (clamps ? fminf(s, L) : s) * u;
+    }
+    if (clamps) g = fminf(g, L);
+    if (p->activation == MF_ABI_ACT_SILU_CLAMP) return silu(g) * u;
+    return (u + 1.0f) * g / (1.0f + expf(-g * v2->act_alpha)); /* swiglu_oai */
+}
+
+/* The level of kernel_abi.h this kernel implements. */
+static const mf_kernel_features cpu_features = {
+    {MF_KERNEL_EXT_FEATURES, sizeof(mf_kernel_features), NULL}, MF_KERNEL_FEATURE_LEVEL, 0};
+
+static const mf_kernel_ext *cpu_get_ext(uint32_t kind) {
+    return kind == MF_KERNEL_EXT_FEATURES ? &cpu_features.ext : NULL;
+}
+
 static int cpu_create(void **ctx, char *msg, size_t msg_len) {
     cpu_ctx *c = calloc(1, sizeof *c);
     if (!c) {
@@ -194,6 +239,16 @@ static void cpu_release(void *ctx) { free(ctx); }
 
 static int cpu_supports(void *ctx, const mf_kernel_params *p, char *msg, size_t msg_len) {
     (void)ctx;
+    const mf_kernel_params_v2 *v2 = mf_kernel_params_v2_of(p);
+    if (v2 && (v2->ext.struct_size < sizeof *v2 || v2->renorm_denom < 0 ||
+               v2->renorm_denom > MF_ABI_RENORM_MAX_EPS || v2->nonfinite < 0 ||
+               v2->nonfinite > MF_ABI_NONFINITE_ZERO || v2->expert_bias < 0 ||
+               v2->expert_bias > MF_ABI_EXPERT_BIAS_B2)) {
+        snprintf(msg, msg_len, "level-2 params of %u bytes, renorm_denom %d, nonfinite %d, "
+                 "expert_bias %d", v2->ext.struct_size, v2->renorm_denom, v2->nonfinite,
+                 v2->expert_bias);
+        return 0;
+    }
     if (p->top_k < 1 || p->top_k > CPU_MAX_TOP_K || p->top_k > p->E) {
         snprintf(msg, msg_len, "top_k=%d outside [1, min(E, %d)]", p->top_k, CPU_MAX_TOP_K);
         return 0;
@@ -202,8 +257,14 @@ static int cpu_supports(void *ctx, const mf_kernel_params *p, char *msg, size_t 
         snprintf(msg, msg_len, "E=%d > 2048 or n_group=%d > 1024", p->E, p->n_group);
         return 0;
     }
-    if (p->activation != MF_ABI_ACT_SILU_GLU) {
-        snprintf(msg, msg_len, "activation %d not implemented", p->activation);
+    if (p->activation < MF_ABI_ACT_SILU_GLU || p->activation > MF_ABI_ACT_SILU_CLAMP_AFTER ||
+        (p->activation != MF_ABI_ACT_SILU_GLU && (!v2 || !(v2->act_limit > 0)))) {
+        snprintf(msg, msg_len, "activation %d (limit %g) not implemented", p->activation,
+                 v2 ? (double)v2->act_limit : 0.0);
+        return 0;
+    }
+    if (p->layout < MF_ABI_LAYOUT_GATE_UP || p->layout > MF_ABI_LAYOUT_INTERLEAVED) {
+        snprintf(msg, msg_len, "layout %d not implemented", p->layout);
         return 0;
     }
     if (p->memory != MF_ABI_MEM_HOST) {
@@ -253,6 +314,8 @@ static void run_chunk(const cpu_ctx *ctx, const mf_kernel_params *p, int t0, int
     uint16_t *h = (uint16_t *)(acc + H);
     unsigned char *masked = (unsigned char *)(h + I);
     const uint16_t *x = p->x, *w13 = p->w13, *w2 = p->w2;
+    const mf_kernel_params_v2 *v2 = mf_kernel_params_v2_of(p);
+    const uint16_t *b13 = v2 ? v2->b13 : NULL, *b2 = v2 ? v2->b2 : NULL;
     uint16_t *out = p->out;
     for (int t = t0; t < t1; t++) {
         int32_t ids[CPU_MAX_TOP_K];
@@ -269,17 +332,32 @@ static void run_chunk(const cpu_ctx *ctx, const mf_kernel_params *p, int t0, int
             if (le < 0 || le >= p->E_local) continue; /* not on this rank */
             const uint16_t *w13e = w13 + (size_t)le * 2 * I * H;
             for (int j = 0; j < I; j++) {
-                int gate_first = p->layout == MF_ABI_LAYOUT_GATE_UP;
-                if (MF_MUT(GATE_UP_SWAPPED)) gate_first = !gate_first;
+                int gate_first = p->layout != MF_ABI_LAYOUT_UP_GATE;
+                /* the bug swaps stacked halves ([gate; up] for [up; gate]) */
+                if (MF_MUT(GATE_UP_SWAPPED) && p->layout != MF_ABI_LAYOUT_INTERLEAVED)
+                    gate_first = !gate_first;
                 int rg = gate_first ? j : I + j, ru = gate_first ? I + j : j;
+                if (p->layout == MF_ABI_LAYOUT_INTERLEAVED && !MF_MUT(INTERLEAVE_IGNORED))
+                    rg = gate_first ? 2 * j : 2 * j + 1, ru = gate_first ? 2 * j + 1 : 2 * j;
                 float g = dot_bf16(xt, w13e + (size_t)rg * H, H);
                 float u = dot_bf16(xt, w13e + (size_t)ru * H, H);
-                h[j] = f32_to_bf16(silu(g) * u);
+                if (b13) { /* GEMM1's bias, in W13's row order */
+                    g = g + bf16_to_f32(b13[(size_t)le * 2 * I + rg]);
+                    u = u + bf16_to_f32(b13[(size_t)le * 2 * I + ru]);
+                }
+                h[j] = f32_to_bf16(act(ctx, p, v2, g, u));
             }
             const uint16_t *w2e = w2 + (size_t)le * H * I;
             for (int c = 0; c < H; c++) {
                 float y = dot_bf16(h, w2e + (size_t)c * I, I);
-                acc[c] = acc[c] + w[n] * y;
+                float b = b2 ? bf16_to_f32(b2[(size_t)le * H + c]) : 0.0f;
+                if (MF_MUT(DOWN_BIAS_UNWEIGHTED)) {
+                    acc[c] = acc[c] + w[n] * y; /* the bias added after the weight, unweighted */
+                    acc[c] = acc[c] + b;
+                } else {
+                    if (b2) y = y + b;
+                    acc[c] = acc[c] + w[n] * y;
+                }
                 if (MF_MUT(BF16_COMBINE)) acc[c] = bf16_to_f32(f32_to_bf16(acc[c]));
             }
         }
@@ -307,6 +385,7 @@ static const mf_kernel_api cpu_api_template = {
     .workspace_size = cpu_workspace_size,
     .run = cpu_run,
     .release = cpu_release,
+    .get_ext = cpu_get_ext,
 };
 
 MF_CPU_EXPORT_GET_API

@@ -124,8 +124,10 @@ static inline int emu_up_row(const mf_kernel_params *p, int j) {
     return p->layout == MF_ABI_LAYOUT_GATE_UP ? p->I + j : j;
 }
 
+/* Level 1: the emulated kernels' semantics are those of the first header (case format v1); the
+ * gate refuses them every case of a later level */
 static const mf_kernel_features emu_features = {
-    {MF_KERNEL_EXT_FEATURES, sizeof(mf_kernel_features), NULL}, MF_KERNEL_FEATURE_LEVEL, 0};
+    {MF_KERNEL_EXT_FEATURES, sizeof(mf_kernel_features), NULL}, MF_ABI_LEVEL_1, 0};
 
 static inline const mf_kernel_ext *emu_get_ext(uint32_t kind) {
     return kind == MF_KERNEL_EXT_FEATURES ? &emu_features.ext : NULL;

@@ -53,7 +53,11 @@ extern "C" {
 /* Level 1: tensors x, logits, bias, w13, w2 and the params of mf_kernel_params; the enum values
  * below. (A later level appends its line here, e.g. "Level 2: ...".) */
 #define MF_ABI_LEVEL_1 1u
-#define MF_KERNEL_FEATURE_LEVEL MF_ABI_LEVEL_1 /* the level of this header */
+/* Level 2 (case format v2): the extension mf_kernel_params_v2 in params.ext, whose fields hold
+ * the parameters of case format v2 (each 0 means level 1's semantics) and the enum values below
+ * marked "level 2". A kernel of level 1 is never sent a case that sets any of them. */
+#define MF_ABI_LEVEL_2 2u
+#define MF_KERNEL_FEATURE_LEVEL MF_ABI_LEVEL_2 /* the level of this header */
 
 /* ---- extensions ---- */
 typedef struct mf_kernel_ext {
@@ -67,8 +71,9 @@ enum {
     MF_KERNEL_EXT_FEATURES = 1,
     /* kernel -> moefuzz (get_ext): mf_kernel_contract_ext, the contract field by field */
     MF_KERNEL_EXT_CONTRACT = 2,
-    /* moefuzz -> kernel (params.ext): params and tensors of the levels above 1 (the first one
-     * defines its struct; none yet) */
+    /* moefuzz -> kernel (params.ext): params and tensors of the levels above 1:
+     * mf_kernel_params_v2 (a later level appends its fields to that struct and raises the
+     * level; a reader reads min(its sizeof, struct_size) bytes) */
     MF_KERNEL_EXT_PARAMS = 3,
 };
 
@@ -79,14 +84,37 @@ typedef struct mf_kernel_features {
 } mf_kernel_features;
 
 /* ---- parameter enums (values fixed forever) ---- */
-enum { MF_ABI_SCORE_SOFTMAX = 0, MF_ABI_SCORE_SIGMOID = 1 };
+enum {
+    MF_ABI_SCORE_SOFTMAX = 0,
+    MF_ABI_SCORE_SIGMOID = 1,
+    /* level 2: sqrt(softplus(l)), softplus(l) = log1p(exp(l)), or l itself above 20 (torch) */
+    MF_ABI_SCORE_SQRT_SOFTPLUS = 2,
+};
 enum { MF_ABI_BIAS_NONE = 0, MF_ABI_BIAS_F32 = 1, MF_ABI_BIAS_BF16 = 2 };
 enum { MF_ABI_GROUP_TOP2_SUM = 0, MF_ABI_GROUP_MAX = 1 };
 enum { MF_ABI_RSF_WEIGHTS = 0, MF_ABI_RSF_OUTPUT = 1 };
-enum { MF_ABI_ACT_SILU_GLU = 0 };
-enum { MF_ABI_LAYOUT_GATE_UP = 0, MF_ABI_LAYOUT_UP_GATE = 1 };
+enum {
+    MF_ABI_ACT_SILU_GLU = 0,
+    MF_ABI_ACT_SWIGLU_OAI = 1,       /* level 2 */
+    MF_ABI_ACT_SILU_CLAMP = 2,       /* level 2 */
+    MF_ABI_ACT_SILU_CLAMP_AFTER = 3, /* level 2 */
+};
+enum {
+    MF_ABI_LAYOUT_GATE_UP = 0,
+    MF_ABI_LAYOUT_UP_GATE = 1,
+    MF_ABI_LAYOUT_INTERLEAVED = 2, /* level 2: row 2j of W13 is gate j, row 2j + 1 up j */
+};
 enum { MF_ABI_DTYPE_F32 = 0, MF_ABI_DTYPE_BF16 = 1 };
 enum { MF_ABI_MEM_HOST = 0, MF_ABI_MEM_DEVICE = 1 };
+/* level 2 */
+enum { MF_ABI_RENORM_SUM_EPS = 0, MF_ABI_RENORM_SUM_OR_ONE = 1, MF_ABI_RENORM_MAX_EPS = 2 };
+enum { MF_ABI_NONFINITE_PROPAGATE = 0, MF_ABI_NONFINITE_ZERO = 1 };
+enum {
+    MF_ABI_EXPERT_BIAS_NONE = 0,
+    MF_ABI_EXPERT_BIAS_B13_B2 = 1,
+    MF_ABI_EXPERT_BIAS_B13 = 2,
+    MF_ABI_EXPERT_BIAS_B2 = 3,
+};
 
 /* ---- numerical contract a kernel declares (see docs/error-model.md) ---- */
 enum {
@@ -178,6 +206,37 @@ typedef struct mf_kernel_params {
     };
     uint64_t reserved[7]; /* zero */
 } mf_kernel_params;
+
+/* Level 2: the parameters of case format v2 (docs/case-format.md), in params.ext (kind
+ * MF_KERNEL_EXT_PARAMS). moefuzz passes it to every kernel of level 2 or above, with each field 0
+ * where the case uses level 1's semantics. */
+typedef struct mf_kernel_params_v2 {
+    mf_kernel_ext ext;    /* kind MF_KERNEL_EXT_PARAMS, struct_size sizeof(mf_kernel_params_v2) */
+    int32_t renorm_denom; /* MF_ABI_RENORM_*: the renormalisation's denominator */
+    int32_t nonfinite;    /* MF_ABI_NONFINITE_*: the router's policy for non-finite scores */
+    int32_t expert_bias;  /* MF_ABI_EXPERT_BIAS_*: which of b13, b2 the experts add */
+    int32_t reserved0_;   /* zero */
+    /* [E_local][2I] bf16, added in fp32 to GEMM1's output row by row (W13's row order) before
+     * the activation; NULL without it */
+    const void *b13;
+    /* [E_local][H] bf16, added in fp32 to the expert's GEMM2 output before the routing weight
+     * (each local expert's own); NULL without it */
+    const void *b2;
+    /* MF_ABI_ACT_SWIGLU_OAI: g' = min(g, limit), u' = clamp(u, -limit, limit),
+     * a = (u' + 1) g' / (1 + exp(-alpha g')); MF_ABI_ACT_SILU_CLAMP: silu(min(g, limit))
+     * clamp(u, -limit, limit); MF_ABI_ACT_SILU_CLAMP_AFTER: min(silu(g), limit)
+     * clamp(u, -limit, limit). 0 where the activation has none. */
+    float act_alpha;
+    float act_limit;
+} mf_kernel_params_v2;
+
+/* The level-2 extension of params, or NULL (a caller of level 1): a kernel of level 2 reads the
+ * fields it knows, up to the struct_size the caller wrote. */
+static inline const mf_kernel_params_v2 *mf_kernel_params_v2_of(const mf_kernel_params *p) {
+    for (const mf_kernel_ext *e = p->ext; e; e = e->next)
+        if (e->kind == MF_KERNEL_EXT_PARAMS) return (const mf_kernel_params_v2 *)e;
+    return NULL;
+}
 
 /* ---- the function table ---- */
 typedef struct mf_kernel_api {

@@ -1,0 +1,151 @@
+/* test_expert.c: the reference's experts on hand-computed cases (case format v2 semantics).
+ *
+ *  - expert biases: b13 moves gate and up before the activation (in W13's row order), b2 the
+ *    expert's output before the weight; the exact output is the hand value, the radius a few
+ *    fp32 ulps; the counterfactual "b2 unweighted" adds b2 after the weight;
+ *  - clamped activations (swiglu_oai, silu_clamp, silu_clamp_after): the activation is RN_bf16
+ *    of the hand value, clamps applied; the counterfactual "clamp dropped" differs where the
+ *    clamp mattered.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "bf16.h"
+#include "contract.h"
+#include "forward.h"
+
+#include "mf_test.h"
+
+static uint16_t bf(double v) { return mf_f64_to_bf16(v); }
+
+static void test_biases(void) {
+    mf_moe_params p;
+    memset(&p, 0, sizeof p);
+    p.T = 1, p.H = 2, p.I = 1, p.E = 1, p.E_local = 1, p.top_k = 1, p.n_group = 1;
+    p.topk_group = 1, p.rsf = 1.0f, p.expert_bias = MF_EBIAS_B13_B2;
+    /* x = [1, 2]; gate row [0.5, 0.25] (g = 1), up row [1, 0] (u = 1); b13 = [0.5, -0.25]:
+     * g = 1.5, u = 0.75; W2 = [1; 2], b2 = [0.125, -1] */
+    uint16_t x[2] = {bf(1), bf(2)}, w13[4] = {bf(0.5), bf(0.25), bf(1), bf(0)};
+    uint16_t w2[2] = {bf(1), bf(2)}, b13[2] = {bf(0.5), bf(-0.25)}, b2[2] = {bf(0.125), bf(-1)};
+    float logits[1] = {0};
+    mf_moe_tensors t = {0};
+    t.x = x, t.logits = logits, t.w13 = w13, t.w2 = w2, t.b13 = b13, t.b2 = b2;
+    double a = 1.5 / (1 + exp(-1.5)) * 0.75; /* 0.6136..., far from a bf16 midpoint */
+    double h = (double)mf_bf16_to_f32(bf(a));
+    double want[2] = {h + 0.125, 2 * h - 1};
+    mf_error err = {0};
+    for (int cf = 0; cf < 2; cf++) {
+        p.variant = cf ? MF_VARIANT_B2_UNWEIGHTED : 0;
+        mf_ref_ctx *ctx = mf_ref_ctx_new(&p, &t, &mf_contract_cpu_scalar, NULL, &err);
+        EXPECT(ctx != NULL, "%s", err.msg);
+        if (!ctx) return;
+        mf_expert_out eo;
+        EXPECT(mf_ref_expert(ctx, 0, 0, &eo, &err) == MF_OK, "%s", err.msg);
+        for (int c = 0; c < 2 && !cf; c++)
+            EXPECT(eo.o_hi[c] + eo.o_lo[c] == want[c] && eo.o_rad[c] > 0 &&
+                       eo.o_rad[c] < 16 * 0x1p-24 * (fabs(want[c]) + 1),
+                   "expert output %d: %.17g (rad %g), want %.17g", c, eo.o_hi[c], eo.o_rad[c],
+                   want[c]);
+        /* weight 0.5: 0.5 (h W2 + b2), or under the counterfactual 0.5 h W2 + b2 */
+        mf_weights w;
+        memset(&w, 0, sizeof w);
+        w.k = 1, w.w_hi[0] = 0.5, w.out_scale = 1.0;
+        int32_t ids[1] = {0};
+        double z[2], rad[2];
+        uint16_t lo[2], hi[2];
+        uint8_t fl[2];
+        mf_ref_row row = {z, rad, lo, hi, fl};
+        EXPECT(mf_ref_token_output(ctx, 0, ids, &w, &row, &err) == MF_OK, "%s", err.msg);
+        double want_z[2] = {cf ? 0.5 * h + 0.125 : 0.5 * want[0],
+                            cf ? 0.5 * 2 * h - 1 : 0.5 * want[1]};
+        for (int c = 0; c < 2; c++)
+            EXPECT(fabs(z[c] - want_z[c]) <= 1e-15 && fl[c] == 0,
+                   "variant %d output %d: %.17g, want %.17g (flags %d)", cf, c, z[c], want_z[c],
+                   fl[c]);
+        mf_ref_ctx_free(ctx);
+    }
+    /* a NaN bias leaves the expert unconstrained */
+    p.variant = 0;
+    b13[0] = 0x7fc0;
+    mf_ref_ctx *ctx = mf_ref_ctx_new(&p, &t, &mf_contract_cpu_scalar, NULL, &err);
+    mf_expert_out eo;
+    if (ctx && mf_ref_expert(ctx, 0, 0, &eo, &err) == MF_OK)
+        EXPECT(eo.flags[0] & MF_ELEM_UNCONSTRAINED, "a NaN b13 leaves the output unconstrained");
+    else EXPECT(0, "%s", err.msg);
+    mf_ref_ctx_free(ctx);
+}
+
+/* One unit of gate g and up u through each activation, by hand in double (the values are far from
+ * bf16 midpoints): the reference's activation is RN_bf16 of it, so its output through W2 = 1 is
+ * that value exactly. */
+static void test_activations(void) {
+    static const struct {
+        mf_activation act;
+        float alpha, limit;
+        double g, u, want;
+    } cases[] = {
+        /* swiglu_oai: g = min(9, 7) = 7, u = clamp(-8) = -7: (-7 + 1) 7 sigmoid(1.702 * 7) */
+        {MF_ACT_SWIGLU_OAI, 1.702f, 7.0f, 9.0, -8.0, 0},
+        /* swiglu_oai inside the limits: (0.5 + 1) 1.5 sigmoid(1.702 * 1.5) */
+        {MF_ACT_SWIGLU_OAI, 1.702f, 7.0f, 1.5, 0.5, 0},
+        /* silu_clamp: silu(min(3, 2)) clamp(-3, -2, 2) = silu(2) * -2 */
+        {MF_ACT_SILU_CLAMP, 0, 2.0f, 3.0, -3.0, 0},
+        /* silu_clamp_after: min(silu(3), 2) clamp(1.5) = 2 * 1.5 */
+        {MF_ACT_SILU_CLAMP_AFTER, 0, 2.0f, 3.0, 1.5, 0},
+        /* silu_clamp_after below the limit: silu(1) * 0.75 */
+        {MF_ACT_SILU_CLAMP_AFTER, 0, 2.0f, 1.0, 0.75, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        double g = cases[i].g, u = cases[i].u, L = cases[i].limit, al = cases[i].alpha, want;
+        switch (cases[i].act) {
+        case MF_ACT_SWIGLU_OAI:
+            g = fmin(g, L), u = fmax(fmin(u, L), -L);
+            want = (u + 1) * g / (1 + exp(-al * g));
+            break;
+        case MF_ACT_SILU_CLAMP:
+            g = fmin(g, L), u = fmax(fmin(u, L), -L);
+            want = g / (1 + exp(-g)) * u;
+            break;
+        default:
+            u = fmax(fmin(u, L), -L);
+            want = fmin(g / (1 + exp(-g)), L) * u;
+            break;
+        }
+        mf_moe_params p;
+        memset(&p, 0, sizeof p);
+        p.T = 1, p.H = 1, p.I = 1, p.E = 1, p.E_local = 1, p.top_k = 1, p.n_group = 1;
+        p.topk_group = 1, p.rsf = 1.0f;
+        p.activation = cases[i].act, p.act_alpha = cases[i].alpha, p.act_limit = cases[i].limit;
+        /* x = 1, gate row = g, up row = u, W2 = 1 */
+        uint16_t x[1] = {bf(1)}, w13[2] = {bf(cases[i].g), bf(cases[i].u)}, w2[1] = {bf(1)};
+        float logits[1] = {0};
+        mf_moe_tensors t = {0};
+        t.x = x, t.logits = logits, t.w13 = w13, t.w2 = w2;
+        mf_error err = {0};
+        for (int cf = 0; cf < 2; cf++) {
+            p.variant = cf ? MF_VARIANT_CLAMP_DROPPED : 0;
+            mf_ref_ctx *ctx = mf_ref_ctx_new(&p, &t, &mf_contract_cpu_scalar, NULL, &err);
+            mf_expert_out eo;
+            if (!ctx || mf_ref_expert(ctx, 0, 0, &eo, &err) != MF_OK) {
+                EXPECT(0, "case %zu: %s", i, err.msg);
+                mf_ref_ctx_free(ctx);
+                continue;
+            }
+            double h = (double)mf_bf16_to_f32(bf(want));
+            if (!cf)
+                EXPECT(eo.o_hi[0] == h, "case %zu (%s): %.9g, want RN_bf16(%.9g) = %.9g", i,
+                       mf_activation_name(cases[i].act), eo.o_hi[0], want, h);
+            else if (cases[i].g > L || fabs(cases[i].u) > L) /* the clamp mattered */
+                EXPECT(eo.o_hi[0] != h, "case %zu: dropping the clamp changes nothing (%.9g)", i,
+                       eo.o_hi[0]);
+            mf_ref_ctx_free(ctx);
+        }
+    }
+}
+
+int main(void) {
+    test_activations();
+    test_biases();
+    return mf_test_exit("expert");
+}
