@@ -167,12 +167,18 @@ static void decode_v1(mf_fdp *f, mf_case *c) {
     decode_front(f, c, 1);
 }
 
+/* 1 if the binary formats can carry the case's sizes: v2 keeps v1's dimension fields, so a case
+ * beyond v1's dimensions (the full model sizes the text format takes) has no binary form */
+static int binary_dims_fit(const mf_case *c) {
+    const mf_moe_params *p = &c->p;
+    return p->T <= V1_MAX_T && p->H <= V1_MAX_H && p->I <= V1_MAX_I && p->E <= V1_MAX_E &&
+           p->top_k <= V1_MAX_K && c->n_pokes <= V1_MAX_POKES;
+}
+
 /* 1 if v1 can carry the case: every value within v1's limits and enums */
 static int v1_can_encode(const mf_case *c) {
     const mf_moe_params *p = &c->p;
-    if (p->T > V1_MAX_T || p->H > V1_MAX_H || p->I > V1_MAX_I || p->E > V1_MAX_E ||
-        p->top_k > V1_MAX_K || c->n_pokes > V1_MAX_POKES)
-        return 0;
+    if (!binary_dims_fit(c)) return 0;
     if ((unsigned)p->score >= V1_N_SCORE || (unsigned)p->bias >= V1_N_BIAS ||
         (unsigned)p->group_rule >= V1_N_GROUP_RULE || (unsigned)p->rsf_site >= V1_N_RSF_SITE ||
         (unsigned)p->activation >= V1_N_ACTIVATION || (unsigned)p->layout >= V1_N_LAYOUT ||
@@ -233,6 +239,7 @@ static void encode_v1(const mf_case *c, mf_fdp_writer *w) {
 enum {
     V2_TAG_PARAM = 0,      /* 0..63: the parameter of that tag in MF_PARAM_V2_LIST */
     V2_TAG_V1_ENUM = 64,   /* 64..71: a v1 enum field with a value past v1's (v1_enum_fields) */
+    V2_TAG_ROWS = 72,      /* the case's rows (u32), when not 0 */
     V2_TAG_GEN = 128,      /* 128 + t: tensor t's generator (class u8, scale u32, seed u64) */
 };
 
@@ -306,6 +313,8 @@ static void decode_v2(mf_fdp *f, mf_case *c) {
             c->gen[t].cls = (uint8_t)(cls < MF_GEN_COUNT ? cls : cls % V1_N_GEN);
             c->gen[t].scale = scale_decode(mf_fdp_u32(f));
             c->gen[t].seed = mf_fdp_u64(f);
+        } else if (tag == V2_TAG_ROWS) {
+            c->rows = (int)(mf_fdp_u32(f) % (MF_MAX_T + 1u));
         } else if (tag >= V2_TAG_V1_ENUM) {
             int j = tag - V2_TAG_V1_ENUM;
             if (j >= N_V1_ENUM_FIELDS) continue;
@@ -328,7 +337,12 @@ static void encode_v2_tags(const mf_case *c, mf_fdp_writer *w) {
     for (int t = 0; t < MF_NUM_TENSORS; t++)
         n += t < V1_N_TENSORS ? c->gen[t].cls >= V1_N_GEN
                               : (c->gen[t].cls || c->gen[t].scale != 0 || c->gen[t].seed);
+    n += c->rows != 0;
     mf_fdpw_uint(w, (uint64_t)n, 1);
+    if (c->rows) {
+        mf_fdpw_uint(w, V2_TAG_ROWS, 1);
+        mf_fdpw_uint(w, (uint64_t)c->rows, 4);
+    }
     for (int i = 0; i < mf_n_params_v2; i++) {
         double v = mf_param_v2_get(p, &mf_params_v2[i]);
         if (v == 0) continue;
@@ -374,7 +388,7 @@ void mf_case_decode(const uint8_t *data, size_t size, mf_case *c, int *version) 
 }
 
 size_t mf_case_encode(const mf_case *c, int canonical, uint8_t *out, size_t cap) {
-    if (mf_case_validate(c, NULL) != MF_OK) return 0;
+    if (mf_case_validate(c, NULL) != MF_OK || !binary_dims_fit(c)) return 0;
     int version = mf_case_format(c);
     mf_fdp_writer w;
     memset(&w, 0, sizeof w);

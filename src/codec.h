@@ -30,7 +30,8 @@
 /* Decodes any byte string. Sets *version to the format version used. Never fails. */
 void mf_case_decode(const uint8_t *data, size_t size, mf_case *c, int *version);
 
-/* Binary encoding of a valid case; returns bytes written or 0 (invalid case / cap too small).
+/* Binary encoding of a valid case, as v1 when v1 can carry it, else v2; returns bytes written or
+ * 0 (invalid case, dimensions beyond the binary formats' (v1's), or cap too small).
  * With `canonical`, a 9-byte header after the version byte ("MFC", total length, CRC-32 of the
  * rest) lets tools reject truncated or corrupted files; fuzz inputs go without it. */
 size_t mf_case_encode(const mf_case *c, int canonical, uint8_t *out, size_t cap);

@@ -258,7 +258,7 @@ static int power_table(int argc, char **argv) {
         double tm = mf_now_s();
         for (int ci = 0; ci < ncases; ci++) {
             mf_case c;
-            mf_case_limits lim = {T, MF_MAX_H, MF_MAX_I, MF_MAX_E, 1e30, 1e30};
+            mf_case_limits lim = {T, MF_MAX_H, MF_MAX_I, MF_MAX_E, 1e30, 1e30, 0, 0, 0, 0, 0};
             mf_case_random(&rng, &lim, &c);
             c.p.T = T;
             c.n_pokes = 0;

@@ -83,7 +83,14 @@ static void test_case_rows(void) {
     EXPECT(mf_case_parse_text(buf, &back, &err) == MF_OK && back.rows == 5,
            "text round trip: %s, rows %d", err.msg, back.rows);
     uint8_t bin[4096];
-    EXPECT(mf_case_encode(&c, 1, bin, sizeof bin) == 0, "binary v1 encoded rows = 5");
+    /* binary: v1 cannot carry rows, v2 carries it in a tag */
+    size_t nb = mf_case_encode(&c, 1, bin, sizeof bin);
+    EXPECT(nb > 0 && mf_case_format(&c) == 2 && bin[0] == 2, "rows = 5 not encoded as v2");
+    mf_case dec;
+    int ver = 0;
+    mf_case_decode(bin, nb, &dec, &ver);
+    EXPECT(ver == 2 && dec.rows == 5 && dec.p.T == c.p.T, "binary round trip: v%d rows %d", ver,
+           dec.rows);
 }
 
 /* CPU seconds of this process: the machine is shared, wall time is not the reference's. */

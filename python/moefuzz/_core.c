@@ -499,7 +499,7 @@ static PyObject *mod_random(PyObject *m, PyObject *args, PyObject *kw) {
     mf_rng rng = {seed};
     mf_case_limits lim;
     if (pp.model) {
-        mf_case_limits ml = {full ? 8 : 64, MF_MAX_H, MF_MAX_I, MF_MAX_E, 1e30, 1e30};
+        mf_case_limits ml = {full ? 8 : 64, MF_MAX_H, MF_MAX_I, MF_MAX_E, 1e30, 1e30, 0, 0, 0, 0, 0};
         lim = ml;
         mf_case_random(&rng, &lim, &po->c);
         po->c.p.T = mf_dim_boundary(&rng, lim.max_T);

@@ -98,10 +98,10 @@ int mf_cmd_encode(int argc, char **argv) {
     uint8_t buf[MF_CASE_MAX_BYTES];
     size_t len = mf_case_encode(&c, 1, buf, sizeof buf);
     if (len == 0) {
-        if (c.rows)
-            fprintf(stderr, "moefuzz encode: %s: cannot encode rows = %d: binary v1 cannot "
-                    "carry it (text cases only)\n", in, c.rows);
-        else fprintf(stderr, "moefuzz encode: %s: cannot encode\n", in);
+        fprintf(stderr,
+                "moefuzz encode: %s: cannot encode: the binary formats carry T <= %d, H <= %d, "
+                "I <= %d and E <= %d; keep this case as text\n",
+                in, MF_V1_MAX_T, MF_V1_MAX_H, MF_V1_MAX_I, MF_V1_MAX_E);
         return MF_EXIT_BAD_INPUT;
     }
     char def[4096];
