@@ -28,6 +28,8 @@ MF_ENUM_DEFINE(mf_rsf_site, MF_RSF, MF_RSF_SITE_LIST);
 MF_ENUM_DEFINE(mf_activation, MF_ACT, MF_ACTIVATION_LIST);
 MF_ENUM_DEFINE(mf_layout, MF_LAYOUT, MF_LAYOUT_LIST);
 MF_ENUM_DEFINE(mf_dtype, MF_DTYPE, MF_DTYPE_LIST);
+MF_ENUM_DEFINE(mf_weight_format, MF_WFMT, MF_WEIGHT_FORMAT_LIST);
+MF_ENUM_DEFINE(mf_scale_format, MF_SCALE, MF_SCALE_FORMAT_LIST);
 
 /* Counterfactual semantics: the ways real bugs change the routing that no parameter expresses.
  * Used by attribution (src/attribute.c) only; never part of a case. */
@@ -57,6 +59,10 @@ typedef struct mf_moe_params {
     mf_layout layout;
     mf_dtype logits_dtype;
     unsigned variant; /* mf_variant bits; 0 for the problem itself */
+    /* quantized weights (reference/fp8.h); 0 = bf16 weights */
+    mf_weight_format weight_format;
+    mf_scale_format scale_format; /* fp8_block: activation scales */
+    int block_n, block_k;         /* fp8_block: weight scale blocks (128 x 128 in the models) */
 } mf_moe_params;
 
 /* Tensor storage. All row-major; bf16 as bit patterns. */
@@ -70,6 +76,14 @@ typedef struct mf_moe_tensors {
      * (MF_REF_EXPERT_READY); the others may be poison, and reading one is an error, never a
      * silent pass */
     const uint8_t *expert_state;
+    /* weight_format fp8_block: e4m3 codes w13_q [E_local][2I][H], w2_q [E_local][H][I] and fp32
+     * scales w13_s [E_local][2I / block_n][ceil(H / block_k)], w2_s [E_local][ceil(H / block_n)]
+     * [ceil(I / block_k)]. mxfp4: w13_q [E_local][2I][H / 2] and w2_q [E_local][H][I / 2] packed
+     * e2m1 (element 2i in the low nibble of byte i), UE8M0 scales w13_mx [E_local][2I][H / 32],
+     * w2_mx [E_local][H][I / 32]; w13 and w2 unused. */
+    const uint8_t *w13_q, *w2_q;
+    const float *w13_s, *w2_s;
+    const uint8_t *w13_mx, *w2_mx;
 } mf_moe_tensors;
 
 #define MF_REF_EXPERT_READY 2 /* expert_state of a generated expert (src/case.h MF_EXPERT_READY) */

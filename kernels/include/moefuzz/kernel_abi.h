@@ -88,6 +88,8 @@ enum { MF_ABI_ACT_SILU_GLU = 0 };
 enum { MF_ABI_LAYOUT_GATE_UP = 0, MF_ABI_LAYOUT_UP_GATE = 1 };
 enum { MF_ABI_DTYPE_F32 = 0, MF_ABI_DTYPE_BF16 = 1 };
 enum { MF_ABI_MEM_HOST = 0, MF_ABI_MEM_DEVICE = 1 };
+enum { MF_ABI_WFMT_BF16 = 0, MF_ABI_WFMT_FP8_BLOCK = 1, MF_ABI_WFMT_MXFP4 = 2 };
+enum { MF_ABI_SCALE_F32 = 0, MF_ABI_SCALE_UE8M0 = 1 };
 
 /* ---- numerical contract a kernel declares (see docs/error-model.md) ---- */
 enum { MF_ABI_ACC_SEQ_FP32 = 0, MF_ABI_ACC_FUSED_BLOCK = 1, MF_ABI_ACC_ANY_ORDER = 2 };
