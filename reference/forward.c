@@ -572,6 +572,7 @@ typedef struct fp8_state {
     double *xdelta, *hdelta; /* [H], [I] radii of the dequantized inputs */
     float *lo, *hi, *rep;    /* [I] the admissible activations */
     double *dlo, *dhi;       /* [max(H, I)] dequantized enclosures */
+    uint8_t *w13q, *w2q;     /* [2I][H], [H][I]: the e4m3 codes of the expert being computed */
     int x_undecided;
 } fp8_state;
 
@@ -589,6 +590,8 @@ static void fp8_state_free(fp8_state *f) {
     free(f->rep);
     free(f->dlo);
     free(f->dhi);
+    free(f->w13q);
+    free(f->w2q);
     free(f);
 }
 
@@ -602,8 +605,8 @@ static mf_status fp8_init(mf_ref_ctx *ctx, mf_error *err) {
                        p->block_n, p->block_k, p->I);
     if (p->block_k > MF_FP8_MAX_BLOCK || p->block_k > 4096)
         return MF_FAIL(err, MF_EINVAL, "fp8_block: block_k=%d above 4096", p->block_k);
-    if (!ctx->x.w13_q || !ctx->x.w13_s || !ctx->x.w2_q || !ctx->x.w2_s)
-        return MF_FAIL(err, MF_EINVAL, "fp8_block: the e4m3 weights and their scales are missing");
+    if (!ctx->x.w13_s || !ctx->x.w2_s)
+        return MF_FAIL(err, MF_EINVAL, "fp8_block: the weights' block scales are missing");
     if (c->gemm.kind != MF_ACC_SEQ_FP32 || (c->round_points & ~MF_RP_ACT_OUT) || c->ftz)
         return MF_FAIL(err, MF_EUNSUPPORTED,
                        "contract %s: the FP8 block-scale path has the CPU FP8 contract only "
@@ -630,8 +633,10 @@ static mf_status fp8_init(mf_ref_ctx *ctx, mf_error *err) {
     f->rep = malloc(sizeof(float) * M);
     f->dlo = malloc(sizeof(double) * M);
     f->dhi = malloc(sizeof(double) * M);
+    f->w13q = malloc(2 * I * H);
+    f->w2q = malloc(H * I);
     if (!f->ws || !f->xq || !f->hq || !f->xs || !f->hs || !f->xdelta || !f->hdelta || !f->lo ||
-        !f->hi || !f->rep || !f->dlo || !f->dhi)
+        !f->hi || !f->rep || !f->dlo || !f->dhi || !f->w13q || !f->w2q)
         return MF_FAIL(err, MF_ENOMEM, "reference: out of memory (fp8 buffers)");
     return MF_OK;
 }
@@ -641,21 +646,29 @@ static mf_status mxfp4_init(mf_ref_ctx *ctx, mf_error *err) {
     if (p->H % 32 || p->I % 32)
         return MF_FAIL(err, MF_EINVAL, "mxfp4: H=%d and I=%d must be multiples of 32", p->H,
                        p->I);
-    if (!ctx->x.w13_q || !ctx->x.w13_mx || !ctx->x.w2_q || !ctx->x.w2_mx)
-        return MF_FAIL(err, MF_EINVAL, "mxfp4: the packed e2m1 weights or their scales are missing");
-    size_t H = (size_t)p->H, I = (size_t)p->I, EL = (size_t)p->E_local;
+    size_t H = (size_t)p->H, I = (size_t)p->I, EL = (size_t)p->E_local, M = H > I ? H : I;
     ctx->mx_w13 = calloc(EL * 2 * I * H + 1, sizeof(uint16_t));
     ctx->mx_w2 = calloc(EL * H * I + 1, sizeof(uint16_t));
-    if (!ctx->mx_w13 || !ctx->mx_w2) return MF_FAIL(err, MF_ENOMEM, "reference: out of memory");
+    uint8_t *packed = malloc(M / 2 + 1), *scales = malloc(M / 32 + 1);
+    if (!ctx->mx_w13 || !ctx->mx_w2 || !packed || !scales) {
+        free(packed);
+        free(scales);
+        return MF_FAIL(err, MF_ENOMEM, "reference: out of memory");
+    }
+    /* the values the kernel gets: the canonical packing of the case's weights, dequantized */
     for (size_t e = 0; e < EL; e++) {
         if (ctx->x.expert_state && ctx->x.expert_state[e] != MF_REF_EXPERT_READY) continue;
-        for (size_t r = e * 2 * I; r < (e + 1) * 2 * I; r++)
-            mf_mxfp4_dequant_bf16(ctx->x.w13_q + r * H / 2, ctx->x.w13_mx + r * H / 32, H,
-                                  ctx->mx_w13 + r * H);
-        for (size_t r = e * H; r < (e + 1) * H; r++)
-            mf_mxfp4_dequant_bf16(ctx->x.w2_q + r * I / 2, ctx->x.w2_mx + r * I / 32, I,
-                                  ctx->mx_w2 + r * I);
+        for (size_t r = e * 2 * I; r < (e + 1) * 2 * I; r++) {
+            mf_mxfp4_pack_bf16(ctx->x.w13 + r * H, H, packed, scales);
+            mf_mxfp4_dequant_bf16(packed, scales, H, ctx->mx_w13 + r * H);
+        }
+        for (size_t r = e * H; r < (e + 1) * H; r++) {
+            mf_mxfp4_pack_bf16(ctx->x.w2 + r * I, I, packed, scales);
+            mf_mxfp4_dequant_bf16(packed, scales, I, ctx->mx_w2 + r * I);
+        }
     }
+    free(packed);
+    free(scales);
     ctx->x.w13 = ctx->mx_w13;
     ctx->x.w2 = ctx->mx_w2;
     return MF_OK;
@@ -731,7 +744,9 @@ static void compute_expert_fp8(mf_ref_ctx *ctx, int le, expert_slot *s) {
     }
     int x_delta = 0;
     for (int h = 0; h < H; h++) x_delta |= f->xdelta[h] != 0;
-    const uint8_t *w13 = ctx->x.w13_q + (size_t)le * 2 * I * H;
+    mf_e4m3_from_bf16(ctx->x.w13 + (size_t)le * 2 * I * H, (size_t)2 * I * H, f->w13q);
+    mf_e4m3_from_bf16(ctx->x.w2 + (size_t)le * H * I, (size_t)H * I, f->w2q);
+    const uint8_t *w13 = f->w13q;
     const float *s13 = ctx->x.w13_s + (size_t)le * (2 * I / bn) * f->nbh;
     int unconstrained = 0;
     for (int j = 0; j < I; j++) {
@@ -762,7 +777,7 @@ static void compute_expert_fp8(mf_ref_ctx *ctx, int le, expert_slot *s) {
     }
     int h_delta = 0;
     for (int j = 0; j < I; j++) h_delta |= f->hdelta[j] != 0;
-    const uint8_t *w2 = ctx->x.w2_q + (size_t)le * H * I;
+    const uint8_t *w2 = f->w2q;
     const float *s2 = ctx->x.w2_s + (size_t)le * ((H + bn - 1) / bn) * f->nbi;
     for (int c = 0; c < H; c++) {
         if (!ctx->col_mask[c]) {

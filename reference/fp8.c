@@ -275,7 +275,7 @@ void mf_fp8_dot(mf_fp8_dot_ws *ws, const uint8_t *qa, const float *sa, const dou
         size_t j0 = (size_t)b * (size_t)bk, j1 = j0 + (size_t)bk < n ? j0 + (size_t)bk : n;
         double S = (double)sa[b] * (double)sw[b]; /* exact: 24 x 24 bits */
         double P = 0, sum_abs_part = 0, sum_p = 0, D = 0;
-        int bad = !isfinite(S) || !(S >= 0);
+        int bad = !isfinite(S);
         for (size_t j = j0; j < j1; j++) {
             double a = mf_fp8_decode(MF_FP8_E4M3, qa[j]), w = mf_fp8_decode(MF_FP8_E4M3, qw[j]);
             if (isnan(a) || isnan(w)) bad = 1;
@@ -291,20 +291,20 @@ void mf_fp8_dot(mf_fp8_dot_ws *ws, const uint8_t *qa, const float *sa, const dou
             out->radius = INFINITY;
             return;
         }
-        D *= (double)sw[b] * (1 + 0x1p-40); /* dequantized units; the double roundings */
+        D *= fabs((double)sw[b]) * (1 + 0x1p-40); /* dequantized units; the double roundings */
         double nbk = (double)(j1 - j0);
         /* the block's fp32 chain on the kernel's inputs, in dequantized units */
-        double Rb = U * (sum_abs_part * S + nbk * D) / (1 - nbk * U);
+        double Rb = U * (sum_abs_part * fabs(S) + nbk * D) / (1 - nbk * U);
         double c_hi = P * S, c_lo = fma(P, S, -c_hi); /* exact: no underflow (|c| >= 2^-316) */
         double cabs = fabs(c_hi) + D + Rb;
-        double e = D + Rb + (2 * U + U * U) * cabs + ETA * ((double)sw[b] * (1 + U) + 1);
+        double e = D + Rb + (2 * U + U * U) * cabs + ETA * (fabs((double)sw[b]) * (1 + U) + 1);
         /* the intermediate fl(P s_a) and the block's term must stay below the fp32 range */
-        if (cabs >= 0x1p127 * (double)sw[b] || cabs + e >= 0x1p127) out->may_overflow = 1;
+        if (cabs >= 0x1p127 * fabs((double)sw[b]) || cabs + e >= 0x1p127) out->may_overflow = 1;
         sum_e += e;
         acc_d += c_hi;
         abs_c += fabs(c_hi);
         sum_abs_acc += fabs(acc_d);
-        abs_sum += sum_p * S + D;
+        abs_sum += sum_p * fabs(S) + D;
         mpfr_set_d(ws->vals[2 * b], c_hi, MPFR_RNDN);
         mpfr_set_d(ws->vals[2 * b + 1], c_lo, MPFR_RNDN);
         ws->ptrs[2 * b] = ws->vals[2 * b];
@@ -329,6 +329,61 @@ void mf_fp8_dot(mf_fp8_dot_ws *ws, const uint8_t *qa, const float *sa, const dou
 }
 
 /* ---- MXFP4 ---- */
+
+void mf_e4m3_from_bf16(const uint16_t *in, size_t n, uint8_t *out) {
+    for (size_t i = 0; i < n; i++)
+        out[i] = mf_fp8_encode(MF_FP8_E4M3, (double)mf_bf16_to_f32(in[i]), 1);
+}
+
+/* the nearest e2m1 code to v (ties to even: the code with an even significand), saturating */
+static uint8_t e2m1_encode(double v) {
+    uint8_t sign = signbit(v) ? 8 : 0;
+    double a = fabs(v);
+    static const double grid[8] = {0, 0.5, 1, 1.5, 2, 3, 4, 6};
+    uint8_t best = 7;
+    for (uint8_t c = 0; c < 7; c++) {
+        double mid = (grid[c] + grid[c + 1]) / 2;
+        if (a < mid || (a == mid && (c & 1) == 0)) {
+            best = c;
+            break;
+        }
+    }
+    return (uint8_t)(sign | best);
+}
+
+void mf_mxfp4_pack_bf16(const uint16_t *in, size_t K, uint8_t *packed, uint8_t *scales) {
+    memset(packed, 0, K / 2);
+    for (size_t b = 0; b < K / 32; b++) {
+        const uint16_t *v = in + b * 32;
+        double amax = 0;
+        int nan = 0;
+        for (int i = 0; i < 32; i++) {
+            double x = (double)mf_bf16_to_f32(v[i]);
+            if (isnan(x)) nan = 1;
+            else if (fabs(x) > amax) amax = fabs(x);
+        }
+        int e = 0;
+        if (nan) {
+            scales[b] = 0xff;
+        } else {
+            if (amax > 0 && isfinite(amax)) {
+                frexp(amax, &e);
+                e = e - 1 - 2; /* floor(log2 amax) - 2 */
+            } else {
+                e = isinf(amax) ? 127 : 0;
+            }
+            if (e < -127) e = -127;
+            if (e > 127) e = 127;
+            scales[b] = (uint8_t)(e + 127);
+        }
+        for (int i = 0; i < 32; i++) {
+            double x = (double)mf_bf16_to_f32(v[i]);
+            uint8_t c = nan ? 0 : e2m1_encode(ldexp(x, -e));
+            size_t at = b * 32 + (size_t)i;
+            packed[at / 2] |= (uint8_t)((at & 1) ? c << 4 : c);
+        }
+    }
+}
 
 void mf_mxfp4_dequant_bf16(const uint8_t *packed, const uint8_t *scales, size_t K, uint16_t *out) {
     for (size_t i = 0; i < K; i++) {

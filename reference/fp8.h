@@ -128,4 +128,15 @@ void mf_fp8_dot(mf_fp8_dot_ws *ws, const uint8_t *qa, const float *sa, const dou
  * (becomes +-inf) and the scale 0xff (NaN). K must be a multiple of 32. */
 void mf_mxfp4_dequant_bf16(const uint8_t *packed, const uint8_t *scales, size_t K, uint16_t *out);
 
+/* The canonical MXFP4 form of a row of K bf16 values (K a multiple of 32), how a case's weights
+ * reach an MXFP4 kernel: per block of 32, a NaN gives the scale 0xff; else the scale is
+ * 2^(floor(log2 amax) - 2) (OCP MX: the largest value lands in [4, 8)) clamped to [2^-127,
+ * 2^127], and each value is rounded to the nearest e2m1 value (ties to even), saturating at 6.
+ * A block of e2m1 values times one power of two is recovered exactly. */
+void mf_mxfp4_pack_bf16(const uint16_t *in, size_t K, uint8_t *packed, uint8_t *scales);
+
+/* e4m3 codes of a row of bf16 values (saturating encode): how a case's weights reach an FP8
+ * kernel. */
+void mf_e4m3_from_bf16(const uint16_t *in, size_t n, uint8_t *out);
+
 #endif /* MF_FP8_H */

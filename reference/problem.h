@@ -76,14 +76,13 @@ typedef struct mf_moe_tensors {
      * (MF_REF_EXPERT_READY); the others may be poison, and reading one is an error, never a
      * silent pass */
     const uint8_t *expert_state;
-    /* weight_format fp8_block: e4m3 codes w13_q [E_local][2I][H], w2_q [E_local][H][I] and fp32
-     * scales w13_s [E_local][2I / block_n][ceil(H / block_k)], w2_s [E_local][ceil(H / block_n)]
-     * [ceil(I / block_k)]. mxfp4: w13_q [E_local][2I][H / 2] and w2_q [E_local][H][I / 2] packed
-     * e2m1 (element 2i in the low nibble of byte i), UE8M0 scales w13_mx [E_local][2I][H / 32],
-     * w2_mx [E_local][H][I / 32]; w13 and w2 unused. */
-    const uint8_t *w13_q, *w2_q;
+    /* Quantized weights are carried as bf16 values in w13 and w2 and reach the kernel in its
+     * format (reference/fp8.h): fp8_block: the e4m3 codes mf_e4m3_from_bf16(w13), with the fp32
+     * block scales below; mxfp4: the canonical packing mf_mxfp4_pack_bf16(w13), whose
+     * dequantized values the reference uses.
+     * fp8_block scales: w13_s [E_local][2I / block_n][ceil(H / block_k)],
+     * w2_s [E_local][ceil(H / block_n)][ceil(I / block_k)]; NULL otherwise. */
     const float *w13_s, *w2_s;
-    const uint8_t *w13_mx, *w2_mx;
 } mf_moe_tensors;
 
 #define MF_REF_EXPERT_READY 2 /* expert_state of a generated expert (src/case.h MF_EXPERT_READY) */

@@ -27,6 +27,7 @@ static const struct {
     {"gate_up_swapped", "gate and up halves of W13 swapped"},
     {"ep_offset_ignored", "expert-parallel offset ignored (global ids used as local)"},
     {"ep_offset_twice", "expert-parallel offset applied twice"},
+    {"ue8m0_dropped", "fp8 activation scales not rounded up to a power of two (UE8M0)"},
 };
 
 const char *mf_knob_name(mf_knob k) { return (unsigned)k < MF_KNOB_COUNT ? knobs[k].name : "?"; }
@@ -118,6 +119,11 @@ int mf_knob_apply(mf_knob k, const mf_moe_params *p, mf_moe_params *cf, char *de
         if (p->expert_offset == 0) return 0;
         cf->expert_offset = 2 * p->expert_offset;
         snprintf(desc, n, "expert_offset = %d", cf->expert_offset);
+        return 1;
+    case MF_KNOB_UE8M0_DROPPED:
+        if (p->weight_format != MF_WFMT_FP8_BLOCK || p->scale_format != MF_SCALE_UE8M0) return 0;
+        cf->scale_format = MF_SCALE_F32;
+        snprintf(desc, n, "scale_format = f32");
         return 1;
     default: return 0;
     }

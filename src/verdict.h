@@ -56,6 +56,7 @@ typedef enum mf_knob {
     MF_KNOB_GATE_UP_SWAPPED,
     MF_KNOB_EP_OFFSET_IGNORED,
     MF_KNOB_EP_OFFSET_TWICE,
+    MF_KNOB_UE8M0_DROPPED,
     MF_KNOB_COUNT
 } mf_knob;
 

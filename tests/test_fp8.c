@@ -334,6 +334,24 @@ static void test_mxfp4(void) {
     scales[0] = 0xff;
     mf_mxfp4_dequant_bf16(packed, scales, 32, out);
     EXPECT(mf_bf16_is_nan(out[0]) && mf_bf16_is_nan(out[5]), "scale 0xff is NaN");
+    /* the canonical packing recovers e2m1 values times one power of two per block exactly */
+    uint16_t in[64], back[64];
+    uint8_t pk[32], sc[2];
+    for (int rep = 0; rep < 2000; rep++) {
+        for (int b = 0; b < 2; b++) {
+            int k = (int)(rnd() % 250) - 126;
+            for (int i = 0; i < 32; i++)
+                in[b * 32 + i] = mf_f64_to_bf16(ldexp(mf_e2m1_decode((uint8_t)(rnd() & 15)), k));
+        }
+        mf_mxfp4_pack_bf16(in, 64, pk, sc);
+        mf_mxfp4_dequant_bf16(pk, sc, 64, back);
+        for (int i = 0; i < 64; i++)
+            EXPECT((mf_bf16_to_f32(back[i]) == mf_bf16_to_f32(in[i])), "pack round trip %d: %a -> %a",
+                   i, (double)mf_bf16_to_f32(in[i]), (double)mf_bf16_to_f32(back[i]));
+    }
+    in[3] = MF_BF16_QNAN;
+    mf_mxfp4_pack_bf16(in, 64, pk, sc);
+    EXPECT(sc[0] == 0xff && sc[1] != 0xff, "a NaN makes its block's scale NaN only");
 }
 
 int main(int argc, char **argv) {
