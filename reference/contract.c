@@ -194,6 +194,8 @@ MF_ENUM_INFO_(mf_enum_acc, "acc", MF_ACC, MF_ACC_LIST);
 MF_ENUM_INFO_(mf_enum_sigmoid_form, "sigmoid_form", MF_SIGMOID, MF_SIGMOID_FORM_LIST);
 MF_ENUM_INFO_(mf_enum_tie_rule, "tie_rule", MF_TIE, MF_TIE_RULE_LIST);
 MF_ENUM_INFO_(mf_enum_weight_form, "weight_form", MF_WEIGHT, MF_WEIGHT_FORM_LIST);
+MF_ENUM_INFO_(mf_enum_renorm_denom, "renorm_denom", MF_RENORM, MF_RENORM_DENOM_LIST);
+MF_ENUM_INFO_(mf_enum_nonfinite, "nonfinite", MF_NONFINITE, MF_NONFINITE_LIST);
 MF_ENUM_INFO_(mf_enum_weight_format, "weight_format", MF_WFMT, MF_WEIGHT_FORMAT_LIST);
 MF_ENUM_INFO_(mf_enum_scale_format, "scale_format", MF_SCALE, MF_SCALE_FORMAT_LIST);
 

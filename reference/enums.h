@@ -44,6 +44,22 @@
     X(P, F32, "f32", MF_ABI_DTYPE_F32)                \
     X(P, BF16, "bf16", MF_ABI_DTYPE_BF16)
 
+/* Case format v2 (ABI level 2) from here on: docs/case-format.md. */
+
+/* the renormalisation's denominator D over the selected scores' sum S: sum_eps = S + eps (v1);
+ * sum_or_one = S > 0 ? S : 1 (vLLM topk_softmax / topk_sigmoid); max_eps = max(S, eps) */
+#define MF_RENORM_DENOM_LIST(X, P)                             \
+    X(P, SUM_EPS, "sum_eps", MF_ABI_RENORM_SUM_EPS)            \
+    X(P, SUM_OR_ONE, "sum_or_one", MF_ABI_RENORM_SUM_OR_ONE)   \
+    X(P, MAX_EPS, "max_eps", MF_ABI_RENORM_MAX_EPS)
+
+/* the router's non-finite policy: propagate = a NaN or infinite logit (or bias) makes the
+ * token's routing undefined and its output may be NaN (v1); zero = a score that is not finite is
+ * replaced by 0 before selection and weights (vLLM topk_softmax / topk_sigmoid) */
+#define MF_NONFINITE_LIST(X, P)                                \
+    X(P, PROPAGATE, "propagate", MF_ABI_NONFINITE_PROPAGATE)   \
+    X(P, ZERO, "zero", MF_ABI_NONFINITE_ZERO)
+
 /* expert weights: bf16 (v1); fp8_block = e4m3 weights with an fp32 scale per block_n x block_k
  * block and activations quantized per (token, block_k columns), the intermediate re-quantized
  * (the DeepSeek recipe); mxfp4 = e2m1 weights, two per byte, a UE8M0 scale per 32 along K, bf16
@@ -116,8 +132,8 @@ typedef struct mf_enum_info {
 
 extern const mf_enum_info mf_enum_score, mf_enum_bias, mf_enum_group_rule, mf_enum_rsf_site,
     mf_enum_activation, mf_enum_layout, mf_enum_dtype, mf_enum_exp, mf_enum_div, mf_enum_acc,
-    mf_enum_sigmoid_form, mf_enum_tie_rule, mf_enum_weight_form, mf_enum_weight_format,
-    mf_enum_scale_format;
+    mf_enum_sigmoid_form, mf_enum_tie_rule, mf_enum_weight_form, mf_enum_renorm_denom,
+    mf_enum_nonfinite, mf_enum_weight_format, mf_enum_scale_format;
 
 /* The name of value v, or "?" outside the list. */
 const char *mf_enum_name(const mf_enum_info *e, int v);

@@ -28,6 +28,8 @@ MF_ENUM_DEFINE(mf_rsf_site, MF_RSF, MF_RSF_SITE_LIST);
 MF_ENUM_DEFINE(mf_activation, MF_ACT, MF_ACTIVATION_LIST);
 MF_ENUM_DEFINE(mf_layout, MF_LAYOUT, MF_LAYOUT_LIST);
 MF_ENUM_DEFINE(mf_dtype, MF_DTYPE, MF_DTYPE_LIST);
+MF_ENUM_DEFINE(mf_renorm_denom, MF_RENORM, MF_RENORM_DENOM_LIST);
+MF_ENUM_DEFINE(mf_nonfinite, MF_NONFINITE, MF_NONFINITE_LIST);
 MF_ENUM_DEFINE(mf_weight_format, MF_WFMT, MF_WEIGHT_FORMAT_LIST);
 MF_ENUM_DEFINE(mf_scale_format, MF_SCALE, MF_SCALE_FORMAT_LIST);
 
@@ -59,6 +61,9 @@ typedef struct mf_moe_params {
     mf_layout layout;
     mf_dtype logits_dtype;
     unsigned variant; /* mf_variant bits; 0 for the problem itself */
+    /* case format v2 (src/case.h MF_PARAM_V2_LIST): each value 0 means v1's semantics */
+    mf_renorm_denom renorm_denom;
+    mf_nonfinite nonfinite;
     /* quantized weights (reference/fp8.h); 0 = bf16 weights */
     mf_weight_format weight_format;
     mf_scale_format scale_format; /* fp8_block: activation scales */
@@ -113,5 +118,11 @@ static inline const char *mf_activation_name(mf_activation v) {
 }
 static inline const char *mf_layout_name(mf_layout v) { return mf_enum_name(&mf_enum_layout, v); }
 static inline const char *mf_dtype_name(mf_dtype v) { return mf_enum_name(&mf_enum_dtype, v); }
+static inline const char *mf_renorm_denom_name(mf_renorm_denom v) {
+    return mf_enum_name(&mf_enum_renorm_denom, v);
+}
+static inline const char *mf_nonfinite_name(mf_nonfinite v) {
+    return mf_enum_name(&mf_enum_nonfinite, v);
+}
 
 #endif /* MF_PROBLEM_H */

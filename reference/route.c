@@ -80,6 +80,10 @@ static void scores_sigmoid(const mf_contract *c, const float *L, int E, double *
         mpfr_ui_div(a, 1, a, MPFR_RNDN);
         mpfr_to_dd(a, tmp, &s_hi[e], &s_lo[e]);
         double s = s_hi[e];
+        if (isinf(l)) { /* (nonfinite = zero only) every form gives exactly 0 or 1 */
+            s_rad[e] = eta;
+            continue;
+        }
         double rep = s * 0x1p-90; /* MPFR and double-double representation */
         double r_tanh = c->sigmoid_form == MF_SIGMOID_EXP_DIV ? 0 : tanh_form_radius(c, s);
         if (c->sigmoid_form == MF_SIGMOID_TANH) {
@@ -128,6 +132,10 @@ static void scores_softmax(const mf_contract *c, const float *L, int E, double *
     double gamma = (double)(E - 1) * U / (1 - (double)(E - 1) * U);
     for (int e = 0; e < E; e++) {
         double d = (double)L[e] - (double)m;
+        if (isinf(d)) { /* a -inf logit (nonfinite = zero only): exp gives exactly 0 */
+            s_rad[e] = 0;
+            continue;
+        }
         double eps_e = mf_contract_router_exp_rel(c, d);
         double abs_e = eps_e * 0x1p23 * ETA + eta;
         if (abs_e > abs_e_max) abs_e_max = abs_e;
@@ -417,6 +425,25 @@ static void classify(const mf_moe_params *p, mf_routing *r, int t, route_scratch
     if (kept != kept_buf) free(kept);
 }
 
+/* The router's non-finite policy "zero" (vLLM topk_softmax / topk_sigmoid): a score that is
+ * not finite becomes 0. As logits, into Lz: sigmoid maps a NaN logit to -inf (score 0; +-inf
+ * give exactly 1 and 0); softmax of a row with a NaN or +inf logit, or with no finite one, is
+ * NaN everywhere, so every score is 0: returns 1 (Lz all -inf, the tie classes of equal
+ * scores); otherwise its -inf logits have score exactly 0. */
+static int zero_scores_logits(mf_score_fn score, const float *L, int E, float *Lz) {
+    int nan_row = 1;
+    for (int e = 0; e < E; e++) {
+        Lz[e] = isnan(L[e]) ? -INFINITY : L[e];
+        if (isfinite(L[e])) nan_row = 0;
+    }
+    if (score == MF_SCORE_SIGMOID) return 0;
+    for (int e = 0; e < E; e++)
+        if (isnan(L[e]) || L[e] == INFINITY) nan_row = 1;
+    if (nan_row)
+        for (int e = 0; e < E; e++) Lz[e] = -INFINITY;
+    return nan_row;
+}
+
 mf_status mf_ref_route(const mf_moe_params *p, const mf_moe_tensors *x, const mf_contract *c,
                        mf_routing *r, mf_error *err) {
     memset(r, 0, sizeof *r);
@@ -476,11 +503,22 @@ mf_status mf_ref_route(const mf_moe_params *p, const mf_moe_tensors *x, const mf
     if (bias)
         for (int e = 0; e < E; e++) bias_bad |= !isfinite(bias[e]);
 
+    int zero_policy = p->nonfinite == MF_NONFINITE_ZERO;
+    float *Lz = zero_policy ? malloc(sizeof(float) * (size_t)E) : NULL;
+    if (zero_policy && !Lz) {
+        st = MF_FAIL(err, MF_ENOMEM, "routing: out of memory (E=%d)", E);
+        goto scores_done;
+    }
     for (int t = 0; t < T; t++) {
         const float *L = x->logits + (size_t)t * E;
         size_t o = (size_t)t * E;
-        int bad = bias_bad;
-        for (int e = 0; e < E; e++) bad |= !isfinite(L[e]);
+        int bad = bias_bad, all_zero = 0;
+        if (zero_policy) {
+            L = Lz;
+            all_zero = zero_scores_logits(p->score, x->logits + (size_t)t * E, E, Lz);
+        } else {
+            for (int e = 0; e < E; e++) bad |= !isfinite(L[e]);
+        }
         tie_classes(L, bias, E, r->tie + o, sc.keyed, c->tie_rule);
         group_tie_classes(L, bias, NG, E / NG, r->g_tie + (size_t)t * NG, sc.keyed, sc.sig,
                           c->tie_rule);
@@ -499,7 +537,9 @@ mf_status mf_ref_route(const mf_moe_params *p, const mf_moe_tensors *x, const mf
             r->n_group_ambiguous[t] = NG > 1 ? NG : 0;
             continue;
         }
-        if (p->score == MF_SCORE_SIGMOID)
+        if (all_zero)
+            for (int e = 0; e < E; e++) r->s_hi[o + e] = r->s_lo[o + e] = r->s_rad[o + e] = 0;
+        else if (p->score == MF_SCORE_SIGMOID)
             scores_sigmoid(c, L, E, r->s_hi + o, r->s_lo + o, r->s_rad + o, a, tmp);
         else
             scores_softmax(c, L, E, r->s_hi + o, r->s_lo + o, r->s_rad + o, a, sum, tmp, sc.ex);
@@ -518,6 +558,8 @@ mf_status mf_ref_route(const mf_moe_params *p, const mf_moe_tensors *x, const mf
         group_intervals(p, c, r, t);
         classify(p, r, t, &sc);
     }
+    free(Lz);
+scores_done:
     for (int e = 0; e < E; e++) mpfr_clear(sc.ex[e]);
     mpfr_clears(a, sum, tmp, (mpfr_ptr)0);
 done:
@@ -864,11 +906,21 @@ mf_status mf_ref_weights(const mf_routing *r, const mf_moe_params *p, const mf_c
      * weights-from-keys counterfactual) */
     int keys_cf = (p->variant & MF_VARIANT_WEIGHTS_FROM_KEYS) && p->bias != MF_BIAS_NONE;
     const float *bias_cf = keys_cf ? r->bias : NULL;
-    mpfr_set_d(den, (double)p->renorm_eps, MPFR_RNDN);
+    mpfr_set_zero(den, 1);
     for (int i = 0; i < k; i++) {
         mpfr_add_d(den, den, r->s_hi[o + ids[i]], MPFR_RNDN);
         mpfr_add_d(den, den, r->s_lo[o + ids[i]], MPFR_RNDN);
         if (bias_cf) mpfr_add_d(den, den, (double)bias_cf[ids[i]], MPFR_RNDN);
+    }
+    /* the denominator D of the sum S: S + eps, S > 0 ? S : 1, or max(S, eps) (exact: the sum
+     * is exact at ROUTE_PREC) */
+    double eps = (double)p->renorm_eps;
+    if (p->renorm_denom == MF_RENORM_SUM_OR_ONE) {
+        if (mpfr_sgn(den) <= 0) mpfr_set_ui(den, 1, MPFR_RNDN);
+    } else if (p->renorm_denom == MF_RENORM_MAX_EPS) {
+        if (mpfr_cmp_d(den, eps) < 0) mpfr_set_d(den, eps, MPFR_RNDN);
+    } else {
+        mpfr_add_d(den, den, eps, MPFR_RNDN);
     }
     /* kernel enclosure, interval arithmetic */
     double nlo[MF_MAX_TOP_K], nhi[MF_MAX_TOP_K], slo = 0, shi = 0, mag = 0;
@@ -898,13 +950,21 @@ mf_status mf_ref_weights(const mf_routing *r, const mf_moe_params *p, const mf_c
     double gk = (double)(k - 1) * U / (1 - (double)(k - 1) * U);
     double dlo = 0, dhi = 0;
     if (p->renormalize) {
-        double eps = (double)p->renorm_eps;
+        /* the kernel's D: its fp32 sum S' (eps added with one more rounding), then
+         * S' > 0 ? S' : 1 (S' = 0 only where every selected score is 0 in the kernel: the
+         * weights are then 0, inside [0, cap] below), or max(S', eps) (no rounding) */
+        int sum_eps = p->renorm_denom == MF_RENORM_SUM_EPS;
+        double add = sum_eps ? eps : 0;
         if (from_keys) { /* signed sums */
-            double slack = (fabs(slo) + fabs(shi)) * (gk + U) + eps * U + (double)k * eta +
+            double slack = (fabs(slo) + fabs(shi)) * (gk + U) + add * U + (double)k * eta +
                            widen_amount(mag);
-            dlo = slo + eps - slack;
-            dhi = shi + eps + slack;
-            if (dlo <= 0 && dhi >= 0) {
+            dlo = slo + add - slack;
+            dhi = shi + add + slack;
+            if (p->renorm_denom == MF_RENORM_MAX_EPS && eps > 0) {
+                if (dlo < eps) dlo = eps;
+                if (dhi < eps) dhi = eps;
+            }
+            if (dlo <= 0 && (dhi >= 0 || !sum_eps)) {
                 /* the denominator's sign is undetermined: no bound on the weights */
                 for (int i = 0; i < k; i++) {
                     w->lo[i] = -INFINITY, w->hi[i] = INFINITY, w->rad[i] = INFINITY;
@@ -915,11 +975,16 @@ mf_status mf_ref_weights(const mf_routing *r, const mf_moe_params *p, const mf_c
                 return MF_OK;
             }
         } else {
-            dlo = (slo * (1 - gk) + eps) * (1 - U) - (double)k * eta - widen_amount(mag);
-            dhi = (shi * (1 + gk) + eps) * (1 + U) + (double)k * eta + widen_amount(mag);
+            dlo = (slo * (1 - gk) + add) * (1 - U) - (double)k * eta - widen_amount(mag);
+            dhi = (shi * (1 + gk) + add) * (1 + U) + (double)k * eta + widen_amount(mag);
+            if (p->renorm_denom == MF_RENORM_MAX_EPS && eps > 0) {
+                if (dlo < eps) dlo = eps;
+                if (dhi < eps) dhi = eps;
+            }
             if (dlo <= 0) {
                 dlo = 0;
-                if (eps == 0) w->nan_ok = 1;
+                /* 0 / 0 where the kernel's sum may be 0: S + 0, max(S, 0) */
+                if (eps == 0 && p->renorm_denom != MF_RENORM_SUM_OR_ONE) w->nan_ok = 1;
             }
         }
     }

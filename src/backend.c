@@ -59,6 +59,8 @@ MF_RSF_SITE_LIST(MF_ABI_SAME_, MF_RSF)
 MF_ACTIVATION_LIST(MF_ABI_SAME_, MF_ACT)
 MF_LAYOUT_LIST(MF_ABI_SAME_, MF_LAYOUT)
 MF_DTYPE_LIST(MF_ABI_SAME_, MF_DTYPE)
+MF_RENORM_DENOM_LIST(MF_ABI_SAME_, MF_RENORM)
+MF_NONFINITE_LIST(MF_ABI_SAME_, MF_NONFINITE)
 MF_EXP_LIST(MF_ABI_SAME_, MF_EXP)
 MF_DIV_LIST(MF_ABI_SAME_, MF_DIV)
 MF_ACC_LIST(MF_ABI_SAME_, MF_ACC)
@@ -123,6 +125,15 @@ uint32_t mf_case_level(const mf_moe_params *p, char *what, size_t n) {
         if (l > level) {
             level = l;
             snprintf(what, n, "%s = %s", enums[i].e->key, mf_enum_name(enums[i].e, enums[i].v));
+        }
+    }
+    for (int i = 0; i < mf_n_params_v2; i++) {
+        const mf_param_v2 *d = &mf_params_v2[i];
+        double v = mf_param_v2_get(p, d);
+        if (v != 0 && (uint32_t)d->level > level) {
+            level = (uint32_t)d->level;
+            if (d->kind == MF_PK_ENUM) snprintf(what, n, "%s = %s", d->key, mf_enum_name(d->e, (int)v));
+            else snprintf(what, n, "%s = %g", d->key, v);
         }
     }
     for (int t = 0; t < MF_NUM_TENSORS; t++) {
@@ -329,8 +340,17 @@ void mf_inproc_close(mf_backend *b) {
 
 /* ---- running ---- */
 
-mf_status mf_backend_params(const mf_moe_params *p, mf_kernel_params *kp, mf_error *err) {
+mf_status mf_backend_params(const mf_moe_params *p, uint32_t level, mf_kernel_params *kp,
+                            mf_kernel_params_v2 *ext, mf_error *err) {
     memset(kp, 0, sizeof *kp);
+    memset(ext, 0, sizeof *ext);
+    if (level >= MF_ABI_LEVEL_2) {
+        ext->ext.kind = MF_KERNEL_EXT_PARAMS;
+        ext->ext.struct_size = sizeof *ext;
+        kp->ext = &ext->ext;
+    }
+    MF_TRY(abi_value(&mf_enum_renorm_denom, p->renorm_denom, &ext->renorm_denom, err));
+    MF_TRY(abi_value(&mf_enum_nonfinite, p->nonfinite, &ext->nonfinite, err));
     kp->abi_version = MF_KERNEL_ABI_VERSION;
     kp->struct_size = sizeof *kp;
     kp->T = p->T;
@@ -356,11 +376,15 @@ mf_status mf_backend_params(const mf_moe_params *p, mf_kernel_params *kp, mf_err
 }
 
 /* The kernel's field of each tensor (MF_TENSOR_LIST's slot column). */
-#define MF_ABI_SLOT_params(kp, name) (kp)->name
-static void params_set_tensors(mf_kernel_params *kp, const void *const data[MF_NUM_TENSORS]) {
+#define MF_ABI_SLOT_params(kp, ext, name) (kp)->name
+#define MF_ABI_SLOT_ext(kp, ext, name) (ext)->name
+static void params_set_tensors(mf_kernel_params *kp, mf_kernel_params_v2 *ext,
+                               const void *const data[MF_NUM_TENSORS]) {
+    mf_kernel_params_v2 unused; /* a kernel below level 2 gets no ext: nor any ext tensor */
+    if (!ext) ext = &unused;
 #define MF_TENSOR_ABI_(ID, name, storage, rank, d0, d1, d2, bf16, present, scale, kept, slot, \
                        level)                                                                 \
-    MF_ABI_SLOT_##slot(kp, name) = data[MF_T_##ID];
+    MF_ABI_SLOT_##slot(kp, ext, name) = data[MF_T_##ID];
     MF_TENSOR_LIST(MF_TENSOR_ABI_)
 #undef MF_TENSOR_ABI_
 }
@@ -421,7 +445,7 @@ static mf_status run_device(mf_backend *b, const mf_problem *pb, const mf_kernel
     if (st == MF_OK && r->ids) st = dev_upload(d, &db.weights, r->weights, n_sel * 4, err);
     if (st == MF_OK) st = dev_upload(d, &db.ws, NULL, wbytes, err);
     if (st != MF_OK) goto out;
-    params_set_tensors(kp, (const void *const *)db.in);
+    params_set_tensors(kp, (mf_kernel_params_v2 *)kp->ext, (const void *const *)db.in);
     kp->out = (uint16_t *)db.out + MF_GUARD_ELEMS;
     kp->topk_ids = db.ids;
     kp->topk_weights = db.weights;
@@ -469,7 +493,8 @@ mf_status mf_inproc_run(mf_backend *b, const mf_problem *pb, mf_run_result *r, m
     const mf_moe_params *p = &pb->p;
     if (mf_backend_gate(b, p, r)) return MF_OK;
     mf_kernel_params kp;
-    MF_TRY(mf_backend_params(p, &kp, err));
+    mf_kernel_params_v2 ext;
+    MF_TRY(mf_backend_params(p, b->level, &kp, &ext, err));
     kp.memory = b->api.memory;
     char msg[512] = "";
     int sup = b->api.supports(b->ctx, &kp, msg, sizeof msg);
@@ -503,7 +528,7 @@ mf_status mf_inproc_run(mf_backend *b, const mf_problem *pb, mf_run_result *r, m
         for (size_t i = 0; i < n_sel; i++) r->weights[i] = NAN;
     }
     if ((st = mf_kernel_inputs_make(pb, &ki, err)) != MF_OK) goto done;
-    params_set_tensors(&kp, ki.data);
+    params_set_tensors(&kp, &ext, ki.data);
     if (b->dev) {
         if ((st = run_device(b, pb, &ki, &kp, obuf, wbytes, r, err)) != MF_OK) goto done;
         check_guards(obuf, n_out, r);

@@ -100,12 +100,14 @@ int mf_backend_gate(const mf_backend *b, const mf_moe_params *p, mf_run_result *
 /* Comma-separated list of the built-in backend names of this build. */
 const char *mf_backend_builtin_names(void);
 
-/* Fills the kernel ABI params for a problem (pointers left NULL); fails on an enum value the ABI
- * has no value for. */
-mf_status mf_backend_params(const mf_moe_params *p, mf_kernel_params *kp, mf_error *err);
+/* Fills the kernel ABI params for a problem (pointers left NULL), and for a kernel of level 2 or
+ * above the extension ext that kp->ext then points to (NULL below level 2); fails on an enum
+ * value the ABI has no value for. */
+mf_status mf_backend_params(const mf_moe_params *p, uint32_t level, mf_kernel_params *kp,
+                            mf_kernel_params_v2 *ext, mf_error *err);
 
-/* The ABI feature level a case needs (kernel_abi.h): the highest level among its tensors and
- * enum values; what names the first thing that needs that level ("score = NAME", "tensor NAME"). */
+/* The ABI feature level a case needs (kernel_abi.h): the highest level among its tensors, enum
+ * values and v2 parameters (those not 0); what names the first thing that needs that level ("score = NAME", "tensor NAME"). */
 uint32_t mf_case_level(const mf_moe_params *p, char *what, size_t n);
 
 /* The level a kernel with this declaration is sent (the lower of the declared level and

@@ -14,6 +14,57 @@
 #include "contract.h"
 #include "route.h"
 
+/* ---- the parameters of case format v2 ---- */
+
+#define MF_PARAM_V2_ROW_(tag, field, kind, e, lo, hi, level) \
+    {tag, #field, MF_PK_##kind, e, lo, hi, level, offsetof(mf_moe_params, field)},
+const mf_param_v2 mf_params_v2[] = {MF_PARAM_V2_LIST(MF_PARAM_V2_ROW_)};
+#undef MF_PARAM_V2_ROW_
+const int mf_n_params_v2 = (int)(sizeof mf_params_v2 / sizeof mf_params_v2[0]);
+/* ENUM and INT fields are read as int, F32 fields as float */
+#define MF_PARAM_V2_SIZE_(tag, field, kind, ...)                                           \
+    _Static_assert(sizeof(((mf_moe_params *)0)->field) == 4, #field " is int- or float-sized");
+MF_PARAM_V2_LIST(MF_PARAM_V2_SIZE_)
+#undef MF_PARAM_V2_SIZE_
+
+const mf_param_v2 *mf_param_v2_lookup(const char *key) {
+    for (int i = 0; i < mf_n_params_v2; i++)
+        if (!strcmp(key, mf_params_v2[i].key)) return &mf_params_v2[i];
+    return NULL;
+}
+
+double mf_param_v2_get(const mf_moe_params *p, const mf_param_v2 *d) {
+    const char *at = (const char *)p + d->offset;
+    if (d->kind == MF_PK_F32) {
+        float f;
+        memcpy(&f, at, sizeof f);
+        return (double)f;
+    }
+    int v;
+    memcpy(&v, at, sizeof v);
+    return (double)v;
+}
+
+void mf_param_v2_set(mf_moe_params *p, const mf_param_v2 *d, double v) {
+    char *at = (char *)p + d->offset;
+    if (d->kind == MF_PK_F32) {
+        float f = (float)v;
+        memcpy(at, &f, sizeof f);
+    } else {
+        int i = (int)v;
+        memcpy(at, &i, sizeof i);
+    }
+}
+
+int mf_param_v2_valid(const mf_param_v2 *d, double v) {
+    if (v == 0) return 1;
+    switch (d->kind) {
+    case MF_PK_ENUM: return v == floor(v) && v >= 0 && v < d->e->count;
+    case MF_PK_INT: return v == floor(v) && v >= d->lo && v <= d->hi;
+    default: return v == (double)(float)v && v >= d->lo && v <= d->hi;
+    }
+}
+
 void mf_case_default(mf_case *c) {
     memset(c, 0, sizeof *c);
     mf_moe_params *p = &c->p;
@@ -69,6 +120,9 @@ mf_status mf_case_validate(const mf_case *c, mf_error *err) {
     CHECK(p->group_rule == MF_GROUP_TOP2_SUM || p->group_rule == MF_GROUP_MAX, "bad group rule");
     CHECK(p->renormalize == 0 || p->renormalize == 1, "renormalize must be 0 or 1");
     CHECK(p->renorm_eps == 0.0f || p->renorm_eps == 1e-20f, "eps must be 0 or 1e-20");
+    for (int i = 0; i < mf_n_params_v2; i++)
+        CHECK(mf_param_v2_valid(&mf_params_v2[i], mf_param_v2_get(p, &mf_params_v2[i])),
+              "bad value %g for %s", mf_param_v2_get(p, &mf_params_v2[i]), mf_params_v2[i].key);
     CHECK(isfinite(p->rsf) && p->rsf > 0, "rsf=%g must be finite and positive", (double)p->rsf);
     CHECK(p->rsf_site == MF_RSF_WEIGHTS || p->rsf_site == MF_RSF_OUTPUT, "bad rsf site");
     CHECK(p->activation == MF_ACT_SILU_GLU, "bad activation");

@@ -46,6 +46,42 @@
 
 #define MF_TENSOR_MAX_RANK 3
 
+/* The parameters of case format v2, beyond v1's (docs/case-format.md). Each is a field of
+ * mf_moe_params whose value 0 means v1's semantics, so a case that leaves every one at 0 is a v1
+ * case (encoded as v1, sent to kernels of ABI level 1). Append only: the tag is the field's
+ * number in the binary format v2 and never changes.
+ *
+ * ROW(tag, field, kind, enum_info, lo, hi, level):
+ *   tag     binary v2 tag, 0..127
+ *   field   the field of mf_moe_params, and the text case's key
+ *   kind    ENUM (int-sized enum, values of enum_info), INT (lo..hi), F32 (0 or in [lo, hi])
+ *   level   the ABI feature level that carries it (kernel_abi.h), when it is not 0 */
+#define MF_PARAM_V2_LIST(ROW)                                                        \
+    ROW(0, renorm_denom, ENUM, &mf_enum_renorm_denom, 0, 0, 2)                       \
+    ROW(1, nonfinite, ENUM, &mf_enum_nonfinite, 0, 0, 2)
+
+typedef enum mf_param_kind { MF_PK_ENUM, MF_PK_INT, MF_PK_F32 } mf_param_kind;
+
+typedef struct mf_param_v2 {
+    int tag;
+    const char *key;
+    mf_param_kind kind;
+    const mf_enum_info *e; /* ENUM */
+    double lo, hi;         /* INT, F32 */
+    int level;
+    size_t offset; /* in mf_moe_params */
+} mf_param_v2;
+
+extern const mf_param_v2 mf_params_v2[];
+extern const int mf_n_params_v2;
+/* The parameter with this text key, or NULL. */
+const mf_param_v2 *mf_param_v2_lookup(const char *key);
+/* Its value in p (an enum or INT as a whole number). */
+double mf_param_v2_get(const mf_moe_params *p, const mf_param_v2 *d);
+void mf_param_v2_set(mf_moe_params *p, const mf_param_v2 *d, double v);
+/* 1 if v is a value of d's domain (0 always is). */
+int mf_param_v2_valid(const mf_param_v2 *d, double v);
+
 typedef enum mf_tensor_id {
 #define MF_TENSOR_ID_(ID, ...) MF_T_##ID,
     MF_TENSOR_LIST(MF_TENSOR_ID_)

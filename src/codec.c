@@ -109,7 +109,8 @@ static void put_le32(uint8_t *p, uint32_t v) {
 
 /* ---- binary v1 ---- */
 
-static void decode_v1(mf_fdp *f, mf_case *c) {
+/* v1's fields, from the end (also the first fields of v2) */
+static void decode_v1_fields(mf_fdp *f, mf_case *c) {
     memset(c, 0, sizeof *c);
     mf_moe_params *p = &c->p;
     p->T = dim_decode(mf_fdp_u16(f), V1_MAX_T, V1_SMALL_T);
@@ -142,16 +143,27 @@ static void decode_v1(mf_fdp *f, mf_case *c) {
         c->gen[t].scale = scale_decode(mf_fdp_u32(f));
         c->gen[t].seed = mf_fdp_u64(f);
     }
-    /* front: optional canonical header, then pokes */
+}
+
+/* The front of a v1 or v2 file: the optional canonical header, then pokes. v1 takes a poke's
+ * tensor byte modulo its 5 tensors; v2 takes the byte as the tensor id and drops a poke of an id
+ * this build does not know. */
+static void decode_front(mf_fdp *f, mf_case *c, int version) {
     if (f->size >= CANON_HEADER && memcmp(f->data, canon_magic, 3) == 0)
         mf_fdp_front(f, CANON_HEADER);
     const uint8_t *k;
     while (c->n_pokes < V1_MAX_POKES && (k = mf_fdp_front(f, POKE_BYTES)) != NULL) {
+        if (version >= 2 && k[0] >= MF_NUM_TENSORS) continue;
         mf_poke *pk = &c->pokes[c->n_pokes++];
-        pk->tensor = (uint8_t)(k[0] % V1_N_TENSORS);
+        pk->tensor = (uint8_t)(version >= 2 ? k[0] : k[0] % V1_N_TENSORS);
         pk->index = get_le32(k + 1);
         pk->bits = get_le32(k + 5);
     }
+}
+
+static void decode_v1(mf_fdp *f, mf_case *c) {
+    decode_v1_fields(f, c);
+    decode_front(f, c, 1);
 }
 
 /* 1 if v1 can carry the case: every value within v1's limits and enums */
@@ -165,10 +177,16 @@ static int v1_can_encode(const mf_case *c) {
         (unsigned)p->activation >= V1_N_ACTIVATION || (unsigned)p->layout >= V1_N_LAYOUT ||
         (unsigned)p->logits_dtype >= V1_N_DTYPE)
         return 0;
-    for (int t = 0; t < MF_NUM_TENSORS; t++)
-        if (t < V1_N_TENSORS ? c->gen[t].cls >= V1_N_GEN : c->gen[t].cls != 0) return 0;
+    for (int t = 0; t < V1_N_TENSORS; t++)
+        if (c->gen[t].cls >= V1_N_GEN) return 0;
     for (int i = 0; i < c->n_pokes; i++)
         if (c->pokes[i].tensor >= V1_N_TENSORS) return 0;
+    /* the v2 parameters at 0; the tensors v1 does not know are then absent (their generators
+     * do not matter) */
+    for (int i = 0; i < mf_n_params_v2; i++)
+        if (mf_param_v2_get(p, &mf_params_v2[i]) != 0) return 0;
+    for (int t = V1_N_TENSORS; t < MF_NUM_TENSORS; t++)
+        if (mf_tensor_present(p, (mf_tensor_id)t)) return 0;
     return 1;
 }
 
@@ -206,19 +224,160 @@ static void encode_v1(const mf_case *c, mf_fdp_writer *w) {
     }
 }
 
+/* ---- binary v2: v1's fields, then tagged fields, then v1's front ----
+ * After v1's fields, a u8 count n and n tagged fields, each a u8 tag and its value. Tags are
+ * assigned once and never change (docs/case-format.md): a tag this build does not know carries
+ * no value and is skipped. Tag ranges: */
+enum {
+    V2_TAG_PARAM = 0,      /* 0..63: the parameter of that tag in MF_PARAM_V2_LIST */
+    V2_TAG_V1_ENUM = 64,   /* 64..71: a v1 enum field with a value past v1's (v1_enum_fields) */
+    V2_TAG_GEN = 128,      /* 128 + t: tensor t's generator (class u8, scale u32, seed u64) */
+};
+
+/* v1's enum fields, by tag V2_TAG_V1_ENUM + index: the v1 field holds 0 and this tag the value,
+ * when a later level appends values to their lists. Append only. */
+static const struct {
+    size_t offset;
+    const mf_enum_info *e;
+    int v1_count;
+} v1_enum_fields[] = {
+    {offsetof(mf_moe_params, score), &mf_enum_score, V1_N_SCORE},
+    {offsetof(mf_moe_params, bias), &mf_enum_bias, V1_N_BIAS},
+    {offsetof(mf_moe_params, group_rule), &mf_enum_group_rule, V1_N_GROUP_RULE},
+    {offsetof(mf_moe_params, rsf_site), &mf_enum_rsf_site, V1_N_RSF_SITE},
+    {offsetof(mf_moe_params, activation), &mf_enum_activation, V1_N_ACTIVATION},
+    {offsetof(mf_moe_params, layout), &mf_enum_layout, V1_N_LAYOUT},
+    {offsetof(mf_moe_params, logits_dtype), &mf_enum_dtype, V1_N_DTYPE},
+};
+enum { N_V1_ENUM_FIELDS = (int)(sizeof v1_enum_fields / sizeof v1_enum_fields[0]) };
+_Static_assert(N_V1_ENUM_FIELDS <= 8, "v1 enum tags fit 64..71");
+
+static int enum_field_get(const mf_moe_params *p, int i) {
+    int v;
+    memcpy(&v, (const char *)p + v1_enum_fields[i].offset, sizeof v);
+    return v;
+}
+static void enum_field_set(mf_moe_params *p, int i, int v) {
+    memcpy((char *)p + v1_enum_fields[i].offset, &v, sizeof v);
+}
+
+static const mf_param_v2 *param_of_tag(int tag) {
+    for (int i = 0; i < mf_n_params_v2; i++)
+        if (mf_params_v2[i].tag == tag) return &mf_params_v2[i];
+    return NULL;
+}
+
+static double param_decode(mf_fdp *f, const mf_param_v2 *d) {
+    switch (d->kind) {
+    case MF_PK_ENUM: return (double)(mf_fdp_u8(f) % (unsigned)d->e->count);
+    case MF_PK_INT: {
+        uint32_t raw = mf_fdp_u32(f);
+        if (raw == 0) return 0;
+        return d->lo + (double)(raw % (uint32_t)(d->hi - d->lo + 1));
+    }
+    default: {
+        double v = (double)mf_f32_from_bits(mf_fdp_u32(f));
+        return mf_param_v2_valid(d, v) ? v : 0;
+    }
+    }
+}
+
+static void param_encode(mf_fdp_writer *w, const mf_param_v2 *d, double v) {
+    switch (d->kind) {
+    case MF_PK_ENUM: mf_fdpw_uint(w, (uint64_t)v, 1); break;
+    case MF_PK_INT: mf_fdpw_uint(w, v == 0 ? 0 : (uint64_t)(v - d->lo), 4); break;
+    default: mf_fdpw_uint(w, mf_f32_bits((float)v), 4); break;
+    }
+}
+
+static void decode_v2(mf_fdp *f, mf_case *c) {
+    decode_v1_fields(f, c);
+    mf_moe_params *p = &c->p;
+    int n = mf_fdp_u8(f);
+    for (int i = 0; i < n; i++) {
+        int tag = mf_fdp_u8(f);
+        const mf_param_v2 *d;
+        if (tag >= V2_TAG_GEN) {
+            int t = tag - V2_TAG_GEN;
+            if (t >= MF_NUM_TENSORS) continue;
+            unsigned cls = mf_fdp_u8(f);
+            c->gen[t].cls = (uint8_t)(cls < MF_GEN_COUNT ? cls : cls % V1_N_GEN);
+            c->gen[t].scale = scale_decode(mf_fdp_u32(f));
+            c->gen[t].seed = mf_fdp_u64(f);
+        } else if (tag >= V2_TAG_V1_ENUM) {
+            int j = tag - V2_TAG_V1_ENUM;
+            if (j >= N_V1_ENUM_FIELDS) continue;
+            enum_field_set(p, j, mf_fdp_u8(f) % v1_enum_fields[j].e->count);
+        } else if ((d = param_of_tag(tag)) != NULL) {
+            mf_param_v2_set(p, d, param_decode(f, d));
+        }
+    }
+    decode_front(f, c, 2);
+}
+
+/* v2's tagged fields of c (what v1's fields cannot carry) */
+static void encode_v2_tags(const mf_case *c, mf_fdp_writer *w) {
+    const mf_moe_params *p = &c->p;
+    int n = 0;
+    for (int i = 0; i < mf_n_params_v2; i++) n += mf_param_v2_get(p, &mf_params_v2[i]) != 0;
+    for (int j = 0; j < N_V1_ENUM_FIELDS; j++)
+        n += enum_field_get(p, j) >= v1_enum_fields[j].v1_count;
+    for (int t = 0; t < MF_NUM_TENSORS; t++)
+        n += t < V1_N_TENSORS ? c->gen[t].cls >= V1_N_GEN
+                              : (c->gen[t].cls || c->gen[t].scale != 0 || c->gen[t].seed);
+    mf_fdpw_uint(w, (uint64_t)n, 1);
+    for (int i = 0; i < mf_n_params_v2; i++) {
+        double v = mf_param_v2_get(p, &mf_params_v2[i]);
+        if (v == 0) continue;
+        mf_fdpw_uint(w, (uint64_t)(V2_TAG_PARAM + mf_params_v2[i].tag), 1);
+        param_encode(w, &mf_params_v2[i], v);
+    }
+    for (int j = 0; j < N_V1_ENUM_FIELDS; j++)
+        if (enum_field_get(p, j) >= v1_enum_fields[j].v1_count) {
+            mf_fdpw_uint(w, (uint64_t)(V2_TAG_V1_ENUM + j), 1);
+            mf_fdpw_uint(w, (uint64_t)enum_field_get(p, j), 1);
+        }
+    for (int t = 0; t < MF_NUM_TENSORS; t++) {
+        const mf_gen *g = &c->gen[t];
+        if (t < V1_N_TENSORS ? g->cls < V1_N_GEN : !(g->cls || g->scale != 0 || g->seed))
+            continue;
+        mf_fdpw_uint(w, (uint64_t)(V2_TAG_GEN + t), 1);
+        mf_fdpw_uint(w, g->cls, 1);
+        mf_fdpw_uint(w, mf_f32_bits(g->scale), 4);
+        mf_fdpw_uint(w, g->seed, 8);
+    }
+}
+
+/* v1's fields of c in v2: its values v1 cannot hold are 0 there and carried by tags */
+static void encode_v2(const mf_case *c, mf_fdp_writer *w) {
+    mf_case b = *c;
+    for (int j = 0; j < N_V1_ENUM_FIELDS; j++)
+        if (enum_field_get(&b.p, j) >= v1_enum_fields[j].v1_count) enum_field_set(&b.p, j, 0);
+    for (int t = 0; t < V1_N_TENSORS; t++)
+        if (b.gen[t].cls >= V1_N_GEN) b.gen[t].cls = 0;
+    encode_v1(&b, w);
+    encode_v2_tags(c, w);
+}
+
+int mf_case_format(const mf_case *c) { return v1_can_encode(c) ? 1 : 2; }
+
 void mf_case_decode(const uint8_t *data, size_t size, mf_case *c, int *version) {
-    int v = size > 0 ? data[0] : MF_CASE_FORMAT_VERSION;
-    if (v != 1) v = 1; /* unknown versions decode as v1 (see codec.h) */
+    int v = size > 0 ? data[0] : 1;
+    if (v != 2) v = 1; /* unknown versions decode as v1 (see codec.h) */
     mf_fdp f = {size > 0 ? data + 1 : data, size > 0 ? size - 1 : 0};
-    decode_v1(&f, c);
+    if (v == 2) decode_v2(&f, c);
+    else decode_v1(&f, c);
     if (version) *version = v;
 }
 
 size_t mf_case_encode(const mf_case *c, int canonical, uint8_t *out, size_t cap) {
-    if (mf_case_validate(c, NULL) != MF_OK || !v1_can_encode(c)) return 0;
+    if (mf_case_validate(c, NULL) != MF_OK) return 0;
+    int version = mf_case_format(c);
     mf_fdp_writer w;
     memset(&w, 0, sizeof w);
-    encode_v1(c, &w);
+    if (version == 1) encode_v1(c, &w);
+    else encode_v2(c, &w);
+    if (w.ntail >= MF_FDP_MAX) return 0;
     uint8_t hdr[CANON_HEADER] = {0};
     if (canonical) {
         memcpy(hdr, canon_magic, 3);
@@ -231,7 +390,7 @@ size_t mf_case_encode(const mf_case *c, int canonical, uint8_t *out, size_t cap)
         put_le32(b + 5, c->pokes[i].bits);
         mf_fdpw_front(&w, b, POKE_BYTES);
     }
-    uint8_t ver = MF_CASE_FORMAT_VERSION;
+    uint8_t ver = (uint8_t)version;
     size_t n = mf_fdpw_finish(&w, &ver, 1, out, cap);
     if (n == 0) return 0;
     if (canonical) {
@@ -256,9 +415,9 @@ mf_bin_kind mf_case_classify(const uint8_t *data, size_t size, char *why, size_t
                      "corrupted", crc, get_le32(data + 6));
             return MF_BIN_DAMAGED;
         }
-        if (data[0] != MF_CASE_FORMAT_VERSION) {
-            snprintf(why, why_len, "case format version %u is newer than this moefuzz (v%d)",
-                     data[0], MF_CASE_FORMAT_VERSION);
+        if (data[0] < 1 || data[0] > MF_CASE_FORMAT_VERSION) {
+            snprintf(why, why_len, "case format version %u is not one this moefuzz knows (v1 to "
+                     "v%d)", data[0], MF_CASE_FORMAT_VERSION);
             return MF_BIN_DAMAGED;
         }
         return MF_BIN_CANONICAL;
@@ -273,7 +432,8 @@ static const char *bool_name(int b) { return b ? "true" : "false"; }
 
 void mf_case_print_text(const mf_case *c, FILE *f) {
     const mf_moe_params *p = &c->p;
-    fprintf(f, "# moefuzz case (format v%d)\n", MF_CASE_FORMAT_VERSION);
+    int version = mf_case_format(c);
+    fprintf(f, "# moefuzz case (format v%d)\n", version);
     fprintf(f, "T = %d\nH = %d\nI = %d\nE = %d\nE_local = %d\nexpert_offset = %d\ntop_k = %d\n",
             p->T, p->H, p->I, p->E, p->E_local, p->expert_offset, p->top_k);
     fprintf(f, "score = %s\nbias = %s\nn_group = %d\ntopk_group = %d\ngroup_rule = %s\n",
@@ -285,8 +445,16 @@ void mf_case_print_text(const mf_case *c, FILE *f) {
     fprintf(f, "activation = %s\nlayout = %s\nlogits_dtype = %s\n",
             mf_activation_name(p->activation), mf_layout_name(p->layout),
             mf_dtype_name(p->logits_dtype));
+    if (version >= 2)
+        for (int i = 0; i < mf_n_params_v2; i++) {
+            const mf_param_v2 *d = &mf_params_v2[i];
+            double v = mf_param_v2_get(p, d);
+            if (d->kind == MF_PK_ENUM) fprintf(f, "%s = %s\n", d->key, mf_enum_name(d->e, (int)v));
+            else fprintf(f, "%s = %.9g\n", d->key, v);
+        }
     for (int t = 0; t < MF_NUM_TENSORS; t++) {
         const mf_gen *g = &c->gen[t];
+        if (version == 1 && t >= V1_N_TENSORS) continue; /* absent in a v1 case */
         fprintf(f, "gen.%s = %s", mf_tensor_name((mf_tensor_id)t),
                 mf_gen_class_name((mf_gen_class)g->cls));
         if (g->scale > 0) fprintf(f, " scale=%.9g", (double)g->scale);
@@ -382,22 +550,57 @@ static mf_status parse_gen(char *v, mf_gen *g, int line, mf_error *err) {
     return MF_OK;
 }
 
+/* A v2 parameter's value: an enum's name, a whole number, an fp32 value; 0 is v1's semantics */
+static mf_status parse_param_v2(const mf_param_v2 *d, const char *val, mf_moe_params *p, int line,
+                                mf_error *err) {
+    double v;
+    if (d->kind == MF_PK_ENUM) {
+        int e = mf_enum_lookup(d->e, val);
+        if (e < 0) {
+            char choices[256];
+            return MF_FAIL(err, MF_EINVAL, "line %d: bad value '%s' for %s (%s)", line, val,
+                           d->key, mf_enum_choices(d->e, choices, sizeof choices));
+        }
+        v = e;
+    } else if (d->kind == MF_PK_INT) {
+        long x;
+        if (!parse_int(val, (long)d->lo, (long)d->hi, &x) && strcmp(val, "0"))
+            return MF_FAIL(err, MF_EINVAL, "line %d: %s = '%s' is not 0 or in [%g, %g]", line,
+                           d->key, val, d->lo, d->hi);
+        v = strcmp(val, "0") ? (double)x : 0;
+    } else {
+        float x;
+        if (!parse_float(val, &x) || !mf_param_v2_valid(d, (double)x))
+            return MF_FAIL(err, MF_EINVAL, "line %d: %s = '%s' is not 0 or in [%g, %g]", line,
+                           d->key, val, d->lo, d->hi);
+        v = (double)x;
+    }
+    mf_param_v2_set(p, d, v);
+    return MF_OK;
+}
+
 /* Every key a text case must name, or list on its `defaults = ...` line: a truncated file, or one
  * that is not a case at all, is refused instead of checked as a different case. */
 static const char *const required_keys[] = {
     "T",      "H",           "I",      "E",        "E_local",    "expert_offset", "top_k",
     "score",  "bias",        "n_group", "topk_group", "group_rule", "renormalize", "eps",
     "rsf",    "rsf_site",    "activation", "layout", "logits_dtype",
-#define MF_TENSOR_GEN_KEY_(ID, name, ...) "gen." #name,
+#define MF_TENSOR_GEN_KEY_(ID, name, storage, rank, d0, d1, d2, bf16, present, scale, kept, slot, \
+                           level)                                                                \
+    (level) == 1 ? "gen." #name : NULL,
     MF_TENSOR_LIST(MF_TENSOR_GEN_KEY_)
 #undef MF_TENSOR_GEN_KEY_
 };
 enum { N_REQUIRED_KEYS = sizeof required_keys / sizeof required_keys[0] };
 _Static_assert(N_REQUIRED_KEYS <= 32, "the keys a text case names fit the uint32_t masks");
+#define MF_PARAM_V2_ONE_(...) +1
+_Static_assert(0 MF_PARAM_V2_LIST(MF_PARAM_V2_ONE_) <= 32 && MF_NUM_TENSORS <= 32,
+               "v2 parameters and tensors fit parse's seen_v2 mask");
+#undef MF_PARAM_V2_ONE_
 
 static int required_key_index(const char *key) {
     for (int i = 0; i < N_REQUIRED_KEYS; i++)
-        if (!strcmp(key, required_keys[i])) return i;
+        if (required_keys[i] && !strcmp(key, required_keys[i])) return i;
     return -1;
 }
 
@@ -417,7 +620,7 @@ static mf_status parse_defaults(char *v, uint32_t *mask, int line, mf_error *err
 static void append_keys(char *buf, size_t n, uint32_t mask) {
     size_t len = strlen(buf);
     for (int i = 0; i < N_REQUIRED_KEYS && len + 1 < n; i++)
-        if (mask & (1u << i)) {
+        if (required_keys[i] && (mask & (1u << i))) {
             snprintf(buf + len, n - len, "%s%s", len ? " " : "", required_keys[i]);
             len = strlen(buf);
         }
@@ -436,6 +639,7 @@ mf_status mf_case_parse_text(const char *text, mf_case *c, mf_error *err) {
     int npokes = 0;
     int set_E_local = 0;
     uint32_t seen = 0, defaulted = 0;
+    uint64_t seen_v2 = 0; /* v2 parameters (bit i), generators of v2 tensors (bit 32 + t) */
     /* a hand-written case without these keys means: no expert parallelism, no grouping */
     p->n_group = 1;
     p->topk_group = 1;
@@ -521,6 +725,17 @@ mf_status mf_case_parse_text(const char *text, mf_case *c, mf_error *err) {
         ENUM_KEY("activation", mf_enum_activation, p->activation, mf_activation)
         ENUM_KEY("layout", mf_enum_layout, p->layout, mf_layout)
         ENUM_KEY("logits_dtype", mf_enum_dtype, p->logits_dtype, mf_dtype)
+        else if (mf_param_v2_lookup(key)) {
+            const mf_param_v2 *d = mf_param_v2_lookup(key);
+            uint64_t bit = 1ull << (d - mf_params_v2);
+            if (seen_v2 & bit) {
+                st = MF_FAIL(err, MF_EINVAL, "line %d: %s given twice", line, key);
+                break;
+            }
+            seen_v2 |= bit;
+            st = parse_param_v2(d, val, p, line, err);
+            if (st != MF_OK) break;
+        }
         else if (!strncmp(key, "gen.", 4)) {
             int t = tensor_of(key + 4);
             if (t < 0) {
@@ -528,6 +743,11 @@ mf_status mf_case_parse_text(const char *text, mf_case *c, mf_error *err) {
                              tensor_names + 2);
                 break;
             }
+            if (ki < 0 && (seen_v2 & (1ull << (32 + t)))) {
+                st = MF_FAIL(err, MF_EINVAL, "line %d: %s given twice", line, key);
+                break;
+            }
+            seen_v2 |= 1ull << (32 + t);
             st = parse_gen(val, &c->gen[t], line, err);
             if (st != MF_OK) break;
         }
@@ -566,7 +786,9 @@ mf_status mf_case_parse_text(const char *text, mf_case *c, mf_error *err) {
         append_keys(both, sizeof both, seen & defaulted);
         st = MF_FAIL(err, MF_EINVAL, "%s both set and listed in defaults", both);
     }
-    uint32_t all = (1u << N_REQUIRED_KEYS) - 1;
+    uint32_t all = 0;
+    for (int i = 0; i < N_REQUIRED_KEYS; i++)
+        if (required_keys[i]) all |= 1u << i;
     if (st == MF_OK && (all & ~seen & ~defaulted)) {
         char missing[512] = "";
         append_keys(missing, sizeof missing, all & ~seen & ~defaulted);

@@ -17,7 +17,7 @@
 #include "case.h"
 #include "mf_base.h"
 
-#define MF_CASE_FORMAT_VERSION 1
+#define MF_CASE_FORMAT_VERSION 2 /* the newest; encode writes the oldest that carries a case */
 #define MF_CASE_MAX_BYTES 1024 /* canonical encodings are far smaller */
 
 /* Decodes any byte string. Sets *version to the format version used. Never fails. */
@@ -31,6 +31,10 @@ size_t mf_case_encode(const mf_case *c, int canonical, uint8_t *out, size_t cap)
 /* How a byte string looks to the tools: a canonical case, a damaged canonical case, or raw bytes
  * (a fuzz input: decodes, but may equally be garbage). */
 typedef enum mf_bin_kind { MF_BIN_CANONICAL = 0, MF_BIN_DAMAGED = 1, MF_BIN_RAW = 2 } mf_bin_kind;
+/* The binary format version that carries c: 1 when v1 can (every v2 parameter 0, every value
+ * within v1's limits and lists), else 2. */
+int mf_case_format(const mf_case *c);
+
 mf_bin_kind mf_case_classify(const uint8_t *data, size_t size, char *why, size_t why_len);
 
 /* Text form. Parsing starts from mf_case_default except that a file without E_local means no

@@ -18,14 +18,27 @@ static const char *const param_keys[] = {
     "logits_dtype"};
 #define N_PARAM_KEYS ((int)(sizeof param_keys / sizeof param_keys[0]))
 
-/* Values of the parameter keys, as the text format prints them. */
+/* The parameters of case format v2 (src/case.h MF_PARAM_V2_LIST) follow as optional keys: a
+ * file names them when its case sets one (the text case then prints them all), and a file
+ * without them (v1's) means each at 0, v1's semantics. */
+#define MF_PARAM_V2_ONE_(...) +1
+enum { N_V2_KEYS = 0 MF_PARAM_V2_LIST(MF_PARAM_V2_ONE_) };
+#undef MF_PARAM_V2_ONE_
+
+/* Values of the parameter keys, as the text format prints them: v1's, then v2's ("" when the
+ * case does not print them). */
 typedef struct param_text {
-    char val[N_PARAM_KEYS][48];
+    char val[N_PARAM_KEYS + N_V2_KEYS][48];
+    int v2; /* the v2 keys are printed */
 } param_text;
 
+static const char *key_name(int i) {
+    return i < N_PARAM_KEYS ? param_keys[i] : mf_params_v2[i - N_PARAM_KEYS].key;
+}
+
 static int key_index(const char *k) {
-    for (int i = 0; i < N_PARAM_KEYS; i++)
-        if (!strcmp(k, param_keys[i])) return i;
+    for (int i = 0; i < N_PARAM_KEYS + N_V2_KEYS; i++)
+        if (!strcmp(k, key_name(i))) return i;
     return -1;
 }
 
@@ -54,9 +67,10 @@ static mf_status params_to_text(const mf_moe_params *p, param_text *pt, mf_error
         seen++;
     }
     free(buf);
-    if (seen != N_PARAM_KEYS)
+    pt->v2 = mf_case_format(&c) >= 2;
+    if (seen != N_PARAM_KEYS + (pt->v2 ? N_V2_KEYS : 0))
         return MF_FAIL(err, MF_EINTERNAL, "the text case printed %d of %d parameters", seen,
-                       N_PARAM_KEYS);
+                       N_PARAM_KEYS + (pt->v2 ? N_V2_KEYS : 0));
     return MF_OK;
 }
 
@@ -78,8 +92,8 @@ mf_status mf_xcase_write(const char *path, const mf_problem *pb, const mf_case *
     mf_st_writer_init(&w);
     mf_status st = mf_kernel_inputs_make(pb, &ki, err);
     if (st == MF_OK) st = mf_st_writer_meta(&w, "format", MF_XCASE_FORMAT, err);
-    for (int i = 0; i < N_PARAM_KEYS && st == MF_OK; i++)
-        st = mf_st_writer_meta(&w, param_keys[i], pt.val[i], err);
+    for (int i = 0; i < N_PARAM_KEYS + (pt.v2 ? N_V2_KEYS : 0) && st == MF_OK; i++)
+        st = mf_st_writer_meta(&w, key_name(i), pt.val[i], err);
     if (st == MF_OK && name) st = mf_st_writer_meta(&w, "name", name, err);
     if (st == MF_OK && method) st = mf_st_writer_meta(&w, "routing_method", method, err);
     if (st == MF_OK && c) {
@@ -116,25 +130,31 @@ static mf_status params_from_meta(const mf_safetensors *st, mf_case *c, mf_error
     if (strcmp(fmt, MF_XCASE_FORMAT))
         return MF_FAIL(err, MF_EINVAL, "case file format '%.60s', this moefuzz reads '%s'", fmt,
                        MF_XCASE_FORMAT);
-    /* the tensors are in the file: the metadata names no generators */
-#define MF_TENSOR_GEN_KEY_(ID, name, ...) " gen." #name
-    static const char no_gens[] = "defaults =" MF_TENSOR_LIST(MF_TENSOR_GEN_KEY_) "\n";
-#undef MF_TENSOR_GEN_KEY_
+    /* the tensors are in the file: the metadata names no generators (of v1's tensors: the
+     * others are never required) */
+    char no_gens[64 + 24 * MF_NUM_TENSORS] = "defaults =";
+    for (int t = 0; t < MF_NUM_TENSORS; t++)
+        if (mf_tensor_level((mf_tensor_id)t) == 1)
+            snprintf(no_gens + strlen(no_gens), sizeof no_gens - strlen(no_gens), " gen.%s",
+                     mf_tensor_name((mf_tensor_id)t));
+    strcat(no_gens, "\n");
     size_t cap = 64 + sizeof no_gens;
-    for (int i = 0; i < N_PARAM_KEYS; i++) {
-        const char *v = mf_st_meta_get(st, param_keys[i]);
-        if (!v) return MF_FAIL(err, MF_EINVAL, "case metadata lacks \"%s\"", param_keys[i]);
+    for (int i = 0; i < N_PARAM_KEYS + N_V2_KEYS; i++) {
+        const char *v = mf_st_meta_get(st, key_name(i));
+        if (!v && i >= N_PARAM_KEYS) continue;
+        if (!v) return MF_FAIL(err, MF_EINVAL, "case metadata lacks \"%s\"", key_name(i));
         if (strlen(v) > 40 || strpbrk(v, "#\n\r="))
             return MF_FAIL(err, MF_EINVAL, "case metadata \"%s\" has a bad value '%.40s'",
-                           param_keys[i], v);
-        cap += strlen(param_keys[i]) + strlen(v) + 8;
+                           key_name(i), v);
+        cap += strlen(key_name(i)) + strlen(v) + 8;
     }
     char *text = malloc(cap);
     if (!text) return MF_FAIL(err, MF_ENOMEM, "out of memory");
     size_t o = 0;
-    for (int i = 0; i < N_PARAM_KEYS; i++)
-        o += (size_t)snprintf(text + o, cap - o, "%s = %s\n", param_keys[i],
-                              mf_st_meta_get(st, param_keys[i]));
+    for (int i = 0; i < N_PARAM_KEYS + N_V2_KEYS; i++)
+        if (mf_st_meta_get(st, key_name(i)))
+            o += (size_t)snprintf(text + o, cap - o, "%s = %s\n", key_name(i),
+                                  mf_st_meta_get(st, key_name(i)));
     snprintf(text + o, cap - o, "%s", no_gens);
     mf_error e2;
     mf_status s = mf_case_parse_text(text, c, &e2);
@@ -150,12 +170,12 @@ static mf_status params_from_meta(const mf_safetensors *st, mf_case *c, mf_error
     param_text a, b;
     MF_TRY(params_to_text(&c->p, &a, err));
     MF_TRY(params_to_text(&full.p, &b, err));
-    for (int i = 0; i < N_PARAM_KEYS; i++)
+    for (int i = 0; i < N_PARAM_KEYS + N_V2_KEYS; i++)
         if (strcmp(a.val[i], b.val[i]))
             return MF_FAIL(err, MF_EINVAL,
                            "the metadata does not match its text case: %s = %s in the metadata, "
                            "%s in \"case\"",
-                           param_keys[i], a.val[i], b.val[i]);
+                           key_name(i), a.val[i], b.val[i]);
     *c = full;
     return MF_OK;
 }

@@ -118,9 +118,12 @@ static void test_backend(const char *spec, int isolate, const mf_problem *pb, ui
                isolate, st, r.unsupported, r.reason, r.unwritten, err.msg);
     if (runs && st == MF_OK) mf_run_result_free(&r);
     /* the gate: a kernel below the case's level never sees it */
-    b.level = 0;
+    char what[128], want[64];
+    uint32_t need = mf_case_level(&pb->p, what, sizeof what);
+    snprintf(want, sizeof want, "needs ABI feature level %u", need);
+    b.level = need - 1;
     st = mf_backend_run(&b, pb, &r, &err);
-    EXPECT(st == MF_OK && r.unsupported && strstr(r.reason, "needs ABI feature level 1") && !r.out,
+    EXPECT(st == MF_OK && r.unsupported && strstr(r.reason, want) && !r.out,
            "%s (isolate %d): below the case's level: status %d unsupported %d '%s'", spec, isolate,
            st, r.unsupported, r.reason);
     if (st == MF_OK) mf_run_result_free(&r);
@@ -141,7 +144,30 @@ static void test_levels(const char *v1_plugin, const char *plugin, const char *s
     snprintf(spec, sizeof spec, "plugin:%s", plugin);
     test_backend(spec, 0, &pb, MF_KERNEL_FEATURE_LEVEL, MF_KERNEL_EXT_FEATURES, 1);
     test_backend(spec, 1, &pb, MF_KERNEL_FEATURE_LEVEL, MF_KERNEL_EXT_FEATURES, 1);
-    test_backend("cpu", 0, &pb, MF_KERNEL_FEATURE_LEVEL, 0, 1);
+    test_backend("cpu", 0, &pb, MF_KERNEL_FEATURE_LEVEL, MF_KERNEL_EXT_FEATURES, 1);
+    /* a level-2 case (a v2 parameter set): the level-1 plugin is never sent it, in process or
+     * isolated; the cpu kernel (level 2) runs it */
+    pb.p.renorm_denom = MF_RENORM_SUM_OR_ONE;
+    pb.src.p.renorm_denom = MF_RENORM_SUM_OR_ONE;
+    for (int iso = 0; iso < 2; iso++) {
+        mf_backend b;
+        mf_error err = {0};
+        mf_backend_opts o = {.isolate = iso, .timeout_s = 60};
+        snprintf(spec, sizeof spec, "plugin:%s", v1_plugin);
+        if (mf_backend_open_opts(spec, &o, &b, &err) != MF_OK) {
+            EXPECT(0, "%s: %s", spec, err.msg);
+            continue;
+        }
+        mf_run_result r;
+        mf_status st = mf_backend_run(&b, &pb, &r, &err);
+        EXPECT(st == MF_OK && r.unsupported && !r.out &&
+                   strstr(r.reason, "needs ABI feature level 2 (renorm_denom = sum_or_one)"),
+               "v1 plugin (isolate %d) on a level-2 case: status %d unsupported %d '%s'", iso, st,
+               r.unsupported, r.reason);
+        if (st == MF_OK) mf_run_result_free(&r);
+        mf_backend_close(&b);
+    }
+    test_backend("cpu", 0, &pb, MF_KERNEL_FEATURE_LEVEL, MF_KERNEL_EXT_FEATURES, 1);
     /* an adapter that answers every run with an error: reaching it below its level would show */
     test_backend(
         "exec:read l; echo hello sh-adapter; while read c a b; do echo error reached; "
@@ -180,7 +206,9 @@ static void test_case_levels(const char *seeds) {
         snprintf(path, sizeof path, "%s/%s", seeds, e->d_name);
         EXPECT(mf_case_load(path, 0, &c, NULL, &err) == MF_OK, "%s: %s", path, err.msg);
         uint32_t l = mf_case_level(&c.p, what, sizeof what);
-        EXPECT(l == MF_ABI_LEVEL_1, "%s: level %u (%s)", e->d_name, l, what);
+        /* a case v1 carries is level 1 (a kernel of the first header is offered it) */
+        EXPECT(l == (mf_case_format(&c) == 1 ? MF_ABI_LEVEL_1 : MF_ABI_LEVEL_2),
+               "%s: level %u (%s), format v%d", e->d_name, l, what, mf_case_format(&c));
         n++;
     }
     closedir(d);

@@ -5,7 +5,9 @@
  *  - every byte string decodes to a valid case (random strings of every length 0..300, and
  *    every truncation of a canonical file);
  *  - a truncated or corrupted canonical file is classified damaged, never canonical;
- *  - malformed text cases are rejected with a message naming the line.
+ *  - malformed text cases are rejected with a message naming the line;
+ *  - format v2: cases with v2 parameters or generators round-trip, carry version byte 2, and
+ *    every other case byte 1.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,10 +58,24 @@ int main(void) {
         mf_case_random(&rng, &lim, &c);
         if (i % 3 == 0) c.p.rsf = 0.3f + (float)i / 1000.0f; /* raw rsf path */
         if (i % 5 == 0) c.gen[MF_T_X].scale = 0.37f;
+        if (i % 4 == 1) { /* format v2: its parameters and every tensor's generator */
+            for (int j = 0; j < mf_n_params_v2; j++) {
+                const mf_param_v2 *d = &mf_params_v2[j];
+                double v = d->kind == MF_PK_ENUM ? mf_rng_below(&rng, (uint32_t)d->e->count)
+                                                 : d->lo + mf_rng_below(&rng, 2) * (d->hi - d->lo);
+                mf_param_v2_set(&c.p, d, v);
+            }
+            for (int t = 0; t < MF_NUM_TENSORS; t++) {
+                c.gen[t].cls = (uint8_t)mf_rng_below(&rng, MF_GEN_COUNT);
+                c.gen[t].seed = mf_rng_next(&rng);
+            }
+        }
         normalize(&c);
         EXPECT(mf_case_validate(&c, NULL) == MF_OK, "random case %d invalid", i);
         size_t n = mf_case_encode(&c, i & 1, buf, sizeof buf);
         EXPECT(n > 0, "case %d did not encode", i);
+        EXPECT(n > 0 && buf[0] == mf_case_format(&c), "case %d: version byte %d, format v%d", i,
+               n > 0 ? buf[0] : -1, mf_case_format(&c));
         memset(&d, 0, sizeof d);
         mf_case_decode(buf, n, &d, NULL);
         normalize(&d);
@@ -104,6 +120,7 @@ int main(void) {
     for (int i = 0; i < 20000; i++) {
         size_t n = mf_rng_below(&rng, 301);
         for (size_t j = 0; j < n; j++) buf[j] = (uint8_t)mf_rng_next(&rng);
+        if (n > 0 && i % 2) buf[0] = 2; /* format v2: tagged fields, v2 pokes */
         mf_case c;
         mf_case_decode(buf, n, &c, NULL);
         mf_error err;
@@ -127,12 +144,42 @@ int main(void) {
         "rsf = -1\n",
         "rsf = nan\n",
         "E = 16\nn_group = 4\ntopk_group = 1\ntop_k = 5\n",
+        "renorm_denom = sometimes\n",
+        "nonfinite = 1\n",
+        "renorm_denom = sum_or_one\nrenorm_denom = max_eps\n",
     };
     for (size_t i = 0; i < sizeof bad_text / sizeof bad_text[0]; i++) {
         mf_case c;
         mf_error err = {0};
         EXPECT(mf_case_parse_text(bad_text[i], &c, &err) == MF_EINVAL && err.msg[0],
                "malformed text %zu accepted: %s", i, bad_text[i]);
+    }
+    /* format v2: a v1 case is written as v1; a case with a v2 parameter as v2, and the text
+     * names it; a canonical file of a version this build does not know is refused */
+    {
+        mf_case c, d;
+        mf_case_default(&c);
+        size_t n = mf_case_encode(&c, 1, buf, sizeof buf);
+        EXPECT(n > 0 && buf[0] == 1, "the default case is written as v1 (byte %d)", buf[0]);
+        c.p.renorm_denom = MF_RENORM_MAX_EPS;
+        c.p.nonfinite = MF_NONFINITE_ZERO;
+        n = mf_case_encode(&c, 1, buf, sizeof buf);
+        EXPECT(n > 0 && buf[0] == 2, "a case with v2 parameters is written as v2 (byte %d)",
+               buf[0]);
+        mf_case_decode(buf, n, &d, NULL);
+        EXPECT(d.p.renorm_denom == MF_RENORM_MAX_EPS && d.p.nonfinite == MF_NONFINITE_ZERO,
+               "v2 parameters decode: %d %d", d.p.renorm_denom, d.p.nonfinite);
+        FILE *f = fmemopen(text, sizeof text, "w");
+        mf_case_print_text(&c, f);
+        fclose(f);
+        EXPECT(strstr(text, "(format v2)") && strstr(text, "renorm_denom = max_eps\n") &&
+                   strstr(text, "nonfinite = zero\n"),
+               "v2 text:\n%s", text);
+        char why[256];
+        buf[0] = 3;
+        EXPECT(mf_case_classify(buf, n, why, sizeof why) == MF_BIN_DAMAGED &&
+                   strstr(why, "not one this moefuzz knows"),
+               "a canonical v3 file: %s", why);
     }
     return mf_test_exit("codec");
 }

@@ -304,12 +304,14 @@ static void test_case_files(const char *dir) {
     snprintf(bad, sizeof bad, "%s/bad.safetensors", dir);
     snprintf(res, sizeof res, "%s/case.out.safetensors", dir);
     mf_error err = {0};
-    for (int variant = 0; variant < 3; variant++) {
+    for (int variant = 0; variant < 4; variant++) {
         mf_case c;
         mf_case_default(&c); /* sigmoid, fp32 bias, groups, renormalize, rsf 2.5 */
         c.p.T = 5, c.p.H = 24, c.p.I = 12;
         if (variant == 1) c.p.bias = MF_BIAS_BF16, c.p.logits_dtype = MF_DTYPE_BF16;
         if (variant == 2) c.p.bias = MF_BIAS_NONE, c.p.E_local = 8, c.p.expert_offset = 4;
+        if (variant == 3) /* format v2: its parameters travel in the metadata */
+            c.p.renorm_denom = MF_RENORM_SUM_OR_ONE, c.p.nonfinite = MF_NONFINITE_ZERO;
         c.pokes[0] = (mf_poke){MF_T_LOGITS, 7, 0x7fc00000u};
         c.n_pokes = 1;
         mf_problem pb, back;

@@ -13,6 +13,8 @@
  * not slot order: the declared contract is therefore "any-order" (fp32 arithmetic in an order
  * the reference does not model, activation rounded to bf16 before GEMM2).
  *
+ * Level 2 (kernel_abi.h): the renormalisation denominator and the non-finite policy.
+ *
  * What it refuses (supports() returns 0 with the reason, which moefuzz counts as unsupported):
  *   - H or I not a multiple of 4: the four-lane dot product has no tail loop;
  *   - top_k above 32 (its per-token arrays);
@@ -117,6 +119,16 @@ static void route(const mf_kernel_params *p, int t, double *scratch, int32_t *id
     } else {
         for (int e = 0; e < E; e++) score[e] = 1.0 / (1.0 + exp(-logit(p, t, e)));
     }
+#ifdef MF_ABI_LEVEL_2
+    /* level 2: the renormalisation denominator and the non-finite policy */
+    const mf_kernel_params_v2 *v2 = mf_kernel_params_v2_of(p);
+    int denom = v2 ? v2->renorm_denom : MF_ABI_RENORM_SUM_EPS;
+    if (v2 && v2->nonfinite == MF_ABI_NONFINITE_ZERO)
+        for (int e = 0; e < E; e++)
+            if (!isfinite(score[e])) score[e] = 0; /* a softmax row with a NaN is NaN throughout */
+#else
+    int denom = 0; /* sum + eps */
+#endif
     for (int e = 0; e < E; e++) key[e] = score[e] + bias(p, e); /* bias selects, never weighs */
     if (p->n_group > 1) {
         /* score the groups, keep the best topk_group, drop the rest to -inf */
@@ -148,11 +160,15 @@ static void route(const mf_kernel_params *p, int t, double *scratch, int32_t *id
         for (int j = n - 1; j > pos; j--) ids[j] = ids[j - 1];
         ids[pos] = e;
     }
-    double sum = 0;
+    double sum = 0, eps = (double)p->renorm_eps;
     for (int j = 0; j < k; j++) sum += score[ids[j]];
+    double den = denom == 1   ? (sum > 0 ? sum : 1)
+                 : denom == 2 ? (sum < eps ? eps : sum)
+                              : sum + eps; /* MF_ABI_RENORM_* */
+
     for (int j = 0; j < k; j++) {
         double wj = score[ids[j]];
-        if (p->renormalize) wj /= sum + (double)p->renorm_eps;
+        if (p->renormalize) wj /= den;
         if (p->rsf_site == MF_ABI_RSF_WEIGHTS) wj *= p->routed_scaling_factor;
         w[j] = (float)wj;
     }
@@ -210,6 +226,16 @@ static int ex_supports(void *ctx, const mf_kernel_params *p, char *msg, size_t m
         snprintf(msg, msg_len, "host memory and SiLU-GLU only");
         return 0;
     }
+#ifdef MF_ABI_LEVEL_2
+    const mf_kernel_params_v2 *v2 = mf_kernel_params_v2_of(p);
+    if (v2 && (v2->ext.struct_size < sizeof *v2 || v2->renorm_denom < 0 ||
+               v2->renorm_denom > MF_ABI_RENORM_MAX_EPS || v2->nonfinite < 0 ||
+               v2->nonfinite > MF_ABI_NONFINITE_ZERO)) {
+        snprintf(msg, msg_len, "level-2 params of %u bytes: renorm_denom %d, nonfinite %d",
+                 v2->ext.struct_size, v2->renorm_denom, v2->nonfinite);
+        return 0;
+    }
+#endif
 #ifdef EXAMPLE_REQUIRE_TOP1
     if (p->top_k != 1) { /* the method it declares routes top-1 */
         snprintf(msg, msg_len, "top_k=%d: this kernel routes top-1 only", p->top_k);

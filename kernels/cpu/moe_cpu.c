@@ -4,7 +4,9 @@
  * and as the "known good" kernel of the mutant zoo. Its numerical contract is "cpu-scalar":
  *   - routing in fp32: sigmoid as 1 / (1 + expf(-l)); softmax as expf(l - max) / sum in index
  *     order; key = score + bias; top-2-sum or max group scores; ties to the lower index;
- *     weights from the unbiased scores, sum in slot order, + eps, one division, * rsf
+ *     weights from the unbiased scores, sum in slot order, the denominator (sum + eps,
+ *     sum > 0 ? sum : 1 or max(sum, eps)), one division, * rsf; non-finite scores 0 under the
+ *     policy "zero"
  *   - GEMMs as one fp32 chain per output in K order (s = s + a * b, products of bf16 exact,
  *     no contraction into FMA: build with -ffp-contract=off)
  *   - silu(g) = g / (1 + expf(-g)), a = silu(g) * u, rounded to bf16 (round to nearest even)
@@ -85,6 +87,11 @@ static void route_token(const cpu_ctx *ctx, const mf_kernel_params *p, int t, fl
         }
         for (int e = 0; e < E; e++) score[e] = score[e] / sum;
     }
+    /* the non-finite policy "zero": a score that is not finite becomes 0 */
+    const mf_kernel_params_v2 *v2 = mf_kernel_params_v2_of(p);
+    if (v2 && v2->nonfinite == MF_ABI_NONFINITE_ZERO)
+        for (int e = 0; e < E; e++)
+            if (!isfinite(score[e])) score[e] = 0.0f;
     /* selection keys: the bias selects, it never enters the weights */
     for (int e = 0; e < E; e++) {
         key[e] = p->bias_dtype != MF_ABI_BIAS_NONE ? score[e] + bias_at(p, e) : score[e];
@@ -154,7 +161,11 @@ static void route_token(const cpu_ctx *ctx, const mf_kernel_params *p, int t, fl
     }
     int renorm = p->renormalize && !MF_MUT(RENORMALIZE_IGNORED);
     if (renorm) {
-        float den = MF_MUT(EPS_MISSING) ? sum : sum + p->renorm_eps;
+        int denom = v2 ? v2->renorm_denom : MF_ABI_RENORM_SUM_EPS;
+        float den = sum + p->renorm_eps;
+        if (MF_MUT(EPS_MISSING)) den = sum;
+        else if (denom == MF_ABI_RENORM_SUM_OR_ONE) den = sum > 0 ? sum : 1.0f;
+        else if (denom == MF_ABI_RENORM_MAX_EPS) den = sum < p->renorm_eps ? p->renorm_eps : sum;
         for (int n = 0; n < k; n++) w[n] = w[n] / den;
     }
     if (p->rsf_site == MF_ABI_RSF_WEIGHTS) {
@@ -177,6 +188,14 @@ static float dot_bf16(const uint16_t *a, const uint16_t *b, int n) {
 
 static float silu(float g) { return g / (1.0f + expf(-g)); }
 
+/* The level of kernel_abi.h this kernel implements. */
+static const mf_kernel_features cpu_features = {
+    {MF_KERNEL_EXT_FEATURES, sizeof(mf_kernel_features), NULL}, MF_KERNEL_FEATURE_LEVEL, 0};
+
+static const mf_kernel_ext *cpu_get_ext(uint32_t kind) {
+    return kind == MF_KERNEL_EXT_FEATURES ? &cpu_features.ext : NULL;
+}
+
 static int cpu_create(void **ctx, char *msg, size_t msg_len) {
     cpu_ctx *c = calloc(1, sizeof *c);
     if (!c) {
@@ -191,6 +210,14 @@ static void cpu_release(void *ctx) { free(ctx); }
 
 static int cpu_supports(void *ctx, const mf_kernel_params *p, char *msg, size_t msg_len) {
     (void)ctx;
+    const mf_kernel_params_v2 *v2 = mf_kernel_params_v2_of(p);
+    if (v2 && (v2->ext.struct_size < sizeof *v2 || v2->renorm_denom < 0 ||
+               v2->renorm_denom > MF_ABI_RENORM_MAX_EPS || v2->nonfinite < 0 ||
+               v2->nonfinite > MF_ABI_NONFINITE_ZERO)) {
+        snprintf(msg, msg_len, "level-2 params of %u bytes, renorm_denom %d, nonfinite %d",
+                 v2->ext.struct_size, v2->renorm_denom, v2->nonfinite);
+        return 0;
+    }
     if (p->top_k < 1 || p->top_k > CPU_MAX_TOP_K || p->top_k > p->E) {
         snprintf(msg, msg_len, "top_k=%d outside [1, min(E, %d)]", p->top_k, CPU_MAX_TOP_K);
         return 0;
@@ -291,6 +318,7 @@ static const mf_kernel_api cpu_api_template = {
     .workspace_size = cpu_workspace_size,
     .run = cpu_run,
     .release = cpu_release,
+    .get_ext = cpu_get_ext,
 };
 
 MF_CPU_EXPORT_GET_API

@@ -7,7 +7,8 @@
  * Controls: the production kernel ("cuda") must pass every seed and every case of the control
  * directories, run twice for bit identity. On the seeds, the corpus the mutants are hunted with,
  * the mutant build with no mutant set must give the production kernel's bits (or pass the check),
- * or a kill would prove nothing. A case the kernel refuses is a failure unless named by
+ * or a kill would prove nothing. A case above the kernel's ABI feature level is refused by the
+ * gate, as expected. Any other case the kernel refuses is a failure unless named by
  * --expect-unsupported (file name or path), and then it must be refused.
  *
  * The zoo: for each mutant that applies to the CUDA kernel, the seeds, cheapest first, until one
@@ -345,6 +346,11 @@ int main(int argc, char **argv) {
     if (mf_backend_open("cuda", &prod, &err) != MF_OK) {
         printf("test_cuda_mutants: %s\n", err.msg);
         return err.status == MF_ENODEVICE ? 77 : 1;
+    }
+    /* a case above the kernel's ABI feature level is never sent to it: refused by the gate */
+    for (int i = 0; i < n; i++) {
+        char what[128];
+        if (mf_case_level(&tc[i].c.p, what, sizeof what) > prod.level) tc[i].expect_refuse = 1;
     }
     mf_problem *pbs = calloc((size_t)n, sizeof *pbs);
     mf_verdict *v = malloc(sizeof *v);

@@ -53,7 +53,11 @@ extern "C" {
 /* Level 1: tensors x, logits, bias, w13, w2 and the params of mf_kernel_params; the enum values
  * below. (A later level appends its line here, e.g. "Level 2: ...".) */
 #define MF_ABI_LEVEL_1 1u
-#define MF_KERNEL_FEATURE_LEVEL MF_ABI_LEVEL_1 /* the level of this header */
+/* Level 2 (case format v2): the extension mf_kernel_params_v2 in params.ext, whose fields hold
+ * the parameters of case format v2 (each 0 means level 1's semantics) and the enum values below
+ * marked "level 2". A kernel of level 1 is never sent a case that sets any of them. */
+#define MF_ABI_LEVEL_2 2u
+#define MF_KERNEL_FEATURE_LEVEL MF_ABI_LEVEL_2 /* the level of this header */
 
 /* ---- extensions ---- */
 typedef struct mf_kernel_ext {
@@ -68,8 +72,9 @@ enum {
     /* kernel -> moefuzz (get_ext): contract fields beyond mf_kernel_contract (the first one
      * defines its struct; none yet) */
     MF_KERNEL_EXT_CONTRACT = 2,
-    /* moefuzz -> kernel (params.ext): params and tensors of the levels above 1 (the first one
-     * defines its struct; none yet) */
+    /* moefuzz -> kernel (params.ext): params and tensors of the levels above 1:
+     * mf_kernel_params_v2 (a later level appends its fields to that struct and raises the
+     * level; a reader reads min(its sizeof, struct_size) bytes) */
     MF_KERNEL_EXT_PARAMS = 3,
 };
 
@@ -88,6 +93,9 @@ enum { MF_ABI_ACT_SILU_GLU = 0 };
 enum { MF_ABI_LAYOUT_GATE_UP = 0, MF_ABI_LAYOUT_UP_GATE = 1 };
 enum { MF_ABI_DTYPE_F32 = 0, MF_ABI_DTYPE_BF16 = 1 };
 enum { MF_ABI_MEM_HOST = 0, MF_ABI_MEM_DEVICE = 1 };
+/* level 2 */
+enum { MF_ABI_RENORM_SUM_EPS = 0, MF_ABI_RENORM_SUM_OR_ONE = 1, MF_ABI_RENORM_MAX_EPS = 2 };
+enum { MF_ABI_NONFINITE_PROPAGATE = 0, MF_ABI_NONFINITE_ZERO = 1 };
 enum { MF_ABI_WFMT_BF16 = 0, MF_ABI_WFMT_FP8_BLOCK = 1, MF_ABI_WFMT_MXFP4 = 2 };
 enum { MF_ABI_SCALE_F32 = 0, MF_ABI_SCALE_UE8M0 = 1 };
 
@@ -176,6 +184,23 @@ typedef struct mf_kernel_params {
     };
     uint64_t reserved[7]; /* zero */
 } mf_kernel_params;
+
+/* Level 2: the parameters of case format v2 (docs/case-format.md), in params.ext (kind
+ * MF_KERNEL_EXT_PARAMS). moefuzz passes it to every kernel of level 2 or above, with each field 0
+ * where the case uses level 1's semantics. */
+typedef struct mf_kernel_params_v2 {
+    mf_kernel_ext ext;    /* kind MF_KERNEL_EXT_PARAMS, struct_size sizeof(mf_kernel_params_v2) */
+    int32_t renorm_denom; /* MF_ABI_RENORM_*: the renormalisation's denominator */
+    int32_t nonfinite;    /* MF_ABI_NONFINITE_*: the router's policy for non-finite scores */
+} mf_kernel_params_v2;
+
+/* The level-2 extension of params, or NULL (a caller of level 1): a kernel of level 2 reads the
+ * fields it knows, up to the struct_size the caller wrote. */
+static inline const mf_kernel_params_v2 *mf_kernel_params_v2_of(const mf_kernel_params *p) {
+    for (const mf_kernel_ext *e = p->ext; e; e = e->next)
+        if (e->kind == MF_KERNEL_EXT_PARAMS) return (const mf_kernel_params_v2 *)e;
+    return NULL;
+}
 
 /* ---- the function table ---- */
 typedef struct mf_kernel_api {
