@@ -598,13 +598,9 @@ static void fp8_state_free(fp8_state *f) {
 static mf_status fp8_init(mf_ref_ctx *ctx, mf_error *err) {
     const mf_moe_params *p = &ctx->p;
     const mf_contract *c = ctx->c;
-    if (p->block_n < 1 || p->block_k < 1 || p->I % p->block_n != 0)
-        return MF_FAIL(err, MF_EINVAL,
-                       "fp8_block: block_n=%d block_k=%d must be >= 1 with I=%d a multiple of "
-                       "block_n (gate and up rows in separate scale blocks)",
-                       p->block_n, p->block_k, p->I);
-    if (p->block_k > MF_FP8_MAX_BLOCK || p->block_k > 4096)
-        return MF_FAIL(err, MF_EINVAL, "fp8_block: block_k=%d above 4096", p->block_k);
+    if (mf_block_n(p) > 4096 || mf_block_k(p) > 4096)
+        return MF_FAIL(err, MF_EINVAL, "fp8_block: blocks %d x %d above 4096", mf_block_n(p),
+                       mf_block_k(p));
     if (!ctx->x.w13_s || !ctx->x.w2_s)
         return MF_FAIL(err, MF_EINVAL, "fp8_block: the weights' block scales are missing");
     if (c->gemm.kind != MF_ACC_SEQ_FP32 || (c->round_points & ~MF_RP_ACT_OUT) || c->ftz)
@@ -619,8 +615,8 @@ static mf_status fp8_init(mf_ref_ctx *ctx, mf_error *err) {
     size_t H = (size_t)p->H, I = (size_t)p->I, M = H > I ? H : I;
     f->qz = (mf_fp8_quant){MF_FP8_E4M3, p->scale_format == MF_SCALE_UE8M0, FP8_EPS, 0, 0};
     f->t = -1;
-    f->nbh = (p->H + p->block_k - 1) / p->block_k;
-    f->nbi = (p->I + p->block_k - 1) / p->block_k;
+    f->nbh = (p->H + mf_block_k(p) - 1) / mf_block_k(p);
+    f->nbi = (p->I + mf_block_k(p) - 1) / mf_block_k(p);
     f->ws = mf_fp8_dot_ws_new();
     f->xq = malloc(H);
     f->hq = malloc(I);
@@ -643,13 +639,10 @@ static mf_status fp8_init(mf_ref_ctx *ctx, mf_error *err) {
 
 static mf_status mxfp4_init(mf_ref_ctx *ctx, mf_error *err) {
     const mf_moe_params *p = &ctx->p;
-    if (p->H % 32 || p->I % 32)
-        return MF_FAIL(err, MF_EINVAL, "mxfp4: H=%d and I=%d must be multiples of 32", p->H,
-                       p->I);
     size_t H = (size_t)p->H, I = (size_t)p->I, EL = (size_t)p->E_local, M = H > I ? H : I;
     ctx->mx_w13 = calloc(EL * 2 * I * H + 1, sizeof(uint16_t));
     ctx->mx_w2 = calloc(EL * H * I + 1, sizeof(uint16_t));
-    uint8_t *packed = malloc(M / 2 + 1), *scales = malloc(M / 32 + 1);
+    uint8_t *packed = malloc(M / 2 + 1), *scales = malloc(M / 32 + 2);
     if (!ctx->mx_w13 || !ctx->mx_w2 || !packed || !scales) {
         free(packed);
         free(scales);
@@ -730,7 +723,7 @@ static void fill_slot(expert_slot *s, int H, uint8_t flag) {
 static void compute_expert_fp8(mf_ref_ctx *ctx, int le, expert_slot *s) {
     const mf_moe_params *p = &ctx->p;
     fp8_state *f = ctx->fp8;
-    int H = p->H, I = p->I, bn = p->block_n, bk = p->block_k;
+    int H = p->H, I = p->I, bn = mf_block_n(p), bk = mf_block_k(p);
     if (f->t != ctx->cur_t) {
         for (int h = 0; h < H; h++) f->lo[h] = f->hi[h] = f->rep[h] = (float)ctx->xd[h];
         f->x_undecided =
@@ -747,7 +740,7 @@ static void compute_expert_fp8(mf_ref_ctx *ctx, int le, expert_slot *s) {
     mf_e4m3_from_bf16(ctx->x.w13 + (size_t)le * 2 * I * H, (size_t)2 * I * H, f->w13q);
     mf_e4m3_from_bf16(ctx->x.w2 + (size_t)le * H * I, (size_t)H * I, f->w2q);
     const uint8_t *w13 = f->w13q;
-    const float *s13 = ctx->x.w13_s + (size_t)le * (2 * I / bn) * f->nbh;
+    const float *s13 = ctx->x.w13_s + (size_t)le * ((2 * I + bn - 1) / bn) * f->nbh;
     int unconstrained = 0;
     for (int j = 0; j < I; j++) {
         int rg = mf_gate_row(p, j), ru = mf_up_row(p, j);

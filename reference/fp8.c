@@ -4,6 +4,7 @@
 #include "fp8.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -330,9 +331,48 @@ void mf_fp8_dot(mf_fp8_dot_ws *ws, const uint8_t *qa, const float *sa, const dou
 
 /* ---- MXFP4 ---- */
 
+/* Integer rounding of v >> sh to nearest, ties to even (sh >= 1). */
+static uint32_t shift_rne(uint32_t v, int sh) {
+    if (sh > 31) return 0;
+    uint32_t q = v >> sh, rem = v & ((1u << sh) - 1), half = 1u << (sh - 1);
+    return q + (rem > half || (rem == half && (q & 1)));
+}
+
+/* mf_fp8_encode(E4M3, bf16 value, saturate) on the bit pattern (the weights' hot path;
+ * test_fp8 compares it with mf_fp8_encode on all 65536 patterns) */
+static uint8_t e4m3_from_bf16_bits(uint16_t b) {
+    uint8_t sign = (uint8_t)((b >> 8) & 0x80);
+    int e = (b >> 7) & 0xff, m = b & 0x7f;
+    if (e == 0xff) return m ? 0x7f : (uint8_t)(sign | 0x7e); /* NaN; inf saturates */
+    if (e == 0 && m == 0) return sign;
+    /* value = sig 2^(E - 7), sig = 128 + m (normal) or m (bf16 subnormal, E = -126) */
+    int E = e ? e - 127 : -126;
+    uint32_t sig = e ? 128u + (uint32_t)m : (uint32_t)m;
+    uint32_t code;
+    if (E >= -6) {
+        /* normal e4m3 range: keep 3 fraction bits; a carry moves to the next binade */
+        uint32_t r = shift_rne(sig, 4); /* in [8, 16] */
+        int Eq = E;
+        if (r == 16) r = 8, Eq++;
+        if (Eq > 8 || (Eq == 8 && r > 14)) return (uint8_t)(sign | 0x7e); /* above 448 */
+        code = (uint32_t)(Eq + 7) << 3 | (r - 8);
+    } else {
+        /* multiples of 2^-9: sig 2^(E - 7) / 2^-9 = sig 2^(E + 2) */
+        code = shift_rne(sig, -(E + 2)); /* at most 8: 8 is 2^-6, the first normal code */
+    }
+    return (uint8_t)(sign | code);
+}
+
+static uint8_t e4m3_of_bf16[65536];
+static pthread_once_t e4m3_once = PTHREAD_ONCE_INIT;
+
+static void e4m3_table_init(void) {
+    for (uint32_t b = 0; b < 65536; b++) e4m3_of_bf16[b] = e4m3_from_bf16_bits((uint16_t)b);
+}
+
 void mf_e4m3_from_bf16(const uint16_t *in, size_t n, uint8_t *out) {
-    for (size_t i = 0; i < n; i++)
-        out[i] = mf_fp8_encode(MF_FP8_E4M3, (double)mf_bf16_to_f32(in[i]), 1);
+    pthread_once(&e4m3_once, e4m3_table_init);
+    for (size_t i = 0; i < n; i++) out[i] = e4m3_of_bf16[in[i]];
 }
 
 /* the nearest e2m1 code to v (ties to even: the code with an even significand), saturating */
@@ -352,12 +392,13 @@ static uint8_t e2m1_encode(double v) {
 }
 
 void mf_mxfp4_pack_bf16(const uint16_t *in, size_t K, uint8_t *packed, uint8_t *scales) {
-    memset(packed, 0, K / 2);
-    for (size_t b = 0; b < K / 32; b++) {
+    memset(packed, 0, (K + 1) / 2);
+    for (size_t b = 0; b * 32 < K; b++) {
         const uint16_t *v = in + b * 32;
+        int m = K - b * 32 < 32 ? (int)(K - b * 32) : 32;
         double amax = 0;
         int nan = 0;
-        for (int i = 0; i < 32; i++) {
+        for (int i = 0; i < m; i++) {
             double x = (double)mf_bf16_to_f32(v[i]);
             if (isnan(x)) nan = 1;
             else if (fabs(x) > amax) amax = fabs(x);
@@ -376,7 +417,7 @@ void mf_mxfp4_pack_bf16(const uint16_t *in, size_t K, uint8_t *packed, uint8_t *
             if (e > 127) e = 127;
             scales[b] = (uint8_t)(e + 127);
         }
-        for (int i = 0; i < 32; i++) {
+        for (int i = 0; i < m; i++) {
             double x = (double)mf_bf16_to_f32(v[i]);
             uint8_t c = nan ? 0 : e2m1_encode(ldexp(x, -e));
             size_t at = b * 32 + (size_t)i;

@@ -124,11 +124,12 @@ void mf_fp8_dot(mf_fp8_dot_ws *ws, const uint8_t *qa, const float *sa, const dou
 
 /* A row of K e2m1 values packed two per byte, element 2i in the low nibble of byte i and 2i + 1
  * in the high nibble (OCP MX, vLLM/triton_kernels' layout), with one UE8M0 scale per 32
- * elements. Writes the dequantized row as bf16 bits: exact, except a value beyond bf16's range
- * (becomes +-inf) and the scale 0xff (NaN). K must be a multiple of 32. */
+ * elements (the last block may be partial: ceil(K / 32) scales, ceil(K / 2) bytes). Writes the
+ * dequantized row as bf16 bits: exact, except a value beyond bf16's range (becomes +-inf) and
+ * the scale 0xff (NaN). */
 void mf_mxfp4_dequant_bf16(const uint8_t *packed, const uint8_t *scales, size_t K, uint16_t *out);
 
-/* The canonical MXFP4 form of a row of K bf16 values (K a multiple of 32), how a case's weights
+/* The canonical MXFP4 form of a row of K bf16 values (layout above), how a case's weights
  * reach an MXFP4 kernel: per block of 32, a NaN gives the scale 0xff; else the scale is
  * 2^(floor(log2 amax) - 2) (OCP MX: the largest value lands in [4, 8)) clamped to [2^-127,
  * 2^127], and each value is rounded to the nearest e2m1 value (ties to even), saturating at 6.

@@ -67,7 +67,7 @@ typedef struct mf_moe_params {
     /* quantized weights (reference/fp8.h); 0 = bf16 weights */
     mf_weight_format weight_format;
     mf_scale_format scale_format; /* fp8_block: activation scales */
-    int block_n, block_k;         /* fp8_block: weight scale blocks (128 x 128 in the models) */
+    int block_n, block_k; /* fp8_block: weight scale blocks; 0 = 128 (the models') */
 } mf_moe_params;
 
 /* Tensor storage. All row-major; bf16 as bit patterns. */
@@ -100,6 +100,9 @@ static inline int mf_up_row(const mf_moe_params *p, int j) {
     return p->layout == MF_LAYOUT_GATE_UP ? p->I + j : j;
 }
 static inline int mf_group_size(const mf_moe_params *p) { return p->E / p->n_group; }
+/* fp8_block's weight block (rows x K) and activation group (K): 0 means 128 */
+static inline int mf_block_n(const mf_moe_params *p) { return p->block_n > 0 ? p->block_n : 128; }
+static inline int mf_block_k(const mf_moe_params *p) { return p->block_k > 0 ? p->block_k : 128; }
 static inline int mf_is_local(const mf_moe_params *p, int e) {
     return e >= p->expert_offset && e < p->expert_offset + p->E_local;
 }

@@ -61,6 +61,8 @@ MF_LAYOUT_LIST(MF_ABI_SAME_, MF_LAYOUT)
 MF_DTYPE_LIST(MF_ABI_SAME_, MF_DTYPE)
 MF_RENORM_DENOM_LIST(MF_ABI_SAME_, MF_RENORM)
 MF_NONFINITE_LIST(MF_ABI_SAME_, MF_NONFINITE)
+MF_WEIGHT_FORMAT_LIST(MF_ABI_SAME_, MF_WFMT)
+MF_SCALE_FORMAT_LIST(MF_ABI_SAME_, MF_SCALE)
 MF_EXP_LIST(MF_ABI_SAME_, MF_EXP)
 MF_DIV_LIST(MF_ABI_SAME_, MF_DIV)
 MF_ACC_LIST(MF_ABI_SAME_, MF_ACC)
@@ -351,6 +353,12 @@ mf_status mf_backend_params(const mf_moe_params *p, uint32_t level, mf_kernel_pa
     }
     MF_TRY(abi_value(&mf_enum_renorm_denom, p->renorm_denom, &ext->renorm_denom, err));
     MF_TRY(abi_value(&mf_enum_nonfinite, p->nonfinite, &ext->nonfinite, err));
+    MF_TRY(abi_value(&mf_enum_weight_format, p->weight_format, &ext->weight_format, err));
+    MF_TRY(abi_value(&mf_enum_scale_format, p->scale_format, &ext->scale_format, err));
+    if (p->weight_format == MF_WFMT_FP8_BLOCK) {
+        ext->block_n = mf_block_n(p);
+        ext->block_k = mf_block_k(p);
+    }
     kp->abi_version = MF_KERNEL_ABI_VERSION;
     kp->struct_size = sizeof *kp;
     kp->T = p->T;

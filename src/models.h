@@ -27,6 +27,10 @@ typedef struct mf_model {
     mf_layout layout;
     mf_dtype logits;
     int H_twin, I_twin;
+    /* quantized weights (0: bf16): format, fp8 activation scale format, weight block */
+    mf_weight_format weight_format;
+    mf_scale_format scale_format;
+    int block_n, block_k;
     const char *unsupported; /* NULL, or what case format v1 lacks for this model */
     const char *note;
 } mf_model;

@@ -171,6 +171,8 @@ static void route_token(const cpu_ctx *ctx, const mf_kernel_params *p, int t, fl
     if (p->rsf_site == MF_ABI_RSF_WEIGHTS) {
         float rsf = p->routed_scaling_factor;
         int apply = !MF_MUT(RSF_DROPPED) && !(MF_MUT(RSF_ONLY_WITH_RENORM) && !p->renormalize);
+        /* the MXFP4 path's rsf hard-coded to None (vLLM #44007) */
+        if (MF_MUT(MXFP4_RSF_DROPPED) && v2 && v2->weight_format == MF_ABI_WFMT_MXFP4) apply = 0;
         for (int n = 0; n < k; n++) {
             if (apply) w[n] = w[n] * rsf;
             if (MF_MUT(RSF_TWICE)) w[n] = w[n] * rsf;
@@ -187,6 +189,8 @@ static float dot_bf16(const uint16_t *a, const uint16_t *b, int n) {
 }
 
 static float silu(float g) { return g / (1.0f + expf(-g)); }
+
+#include "moe_cpu_quant.h"
 
 /* The level of kernel_abi.h this kernel implements. */
 static const mf_kernel_features cpu_features = {
@@ -234,7 +238,8 @@ static int cpu_supports(void *ctx, const mf_kernel_params *p, char *msg, size_t 
         snprintf(msg, msg_len, "the cpu kernel needs host memory");
         return 0;
     }
-    return 1;
+    cpu_quant q;
+    return quant_of(p, &q, msg, msg_len);
 }
 
 static int cpu_workspace_size(void *ctx, const mf_kernel_params *p, size_t *bytes, char *msg,
@@ -243,6 +248,10 @@ static int cpu_workspace_size(void *ctx, const mf_kernel_params *p, size_t *byte
     /* score, key, gscore (E each), masked (E), acc (H), h (I as bf16) */
     *bytes = (size_t)p->E * (3 * sizeof(float) + 1) + (size_t)p->H * sizeof(float) +
              (size_t)p->I * sizeof(uint16_t) + 64;
+    /* fp8_block: the expert output y (H) and the quantized token and intermediate */
+    cpu_quant q;
+    if (quant_of(p, &q, msg, msg_len) && q.format == MF_ABI_WFMT_FP8_BLOCK)
+        *bytes += (size_t)p->H * sizeof(float) + fp8_workspace(p, q.bk) + 64;
     return 0;
 }
 
@@ -262,6 +271,16 @@ static int cpu_run(void *vctx, const mf_kernel_params *p, char *msg, size_t msg_
     unsigned char *masked = (unsigned char *)(h + I);
     const uint16_t *x = p->x, *w13 = p->w13, *w2 = p->w2;
     uint16_t *out = p->out;
+    cpu_quant q;
+    quant_of(p, &q, msg, msg_len);
+    int fp8 = q.format == MF_ABI_WFMT_FP8_BLOCK;
+    if (fp8 && (!q.w13_s || !q.w2_s)) {
+        snprintf(msg, msg_len, "fp8_block: the block scales w13_s, w2_s are missing");
+        return 1;
+    }
+    /* fp8 scratch after the bf16 path's: y (H floats), then the expert's (16-byte aligned) */
+    float *y8 = (float *)(((uintptr_t)(masked + E) + 15) & ~(uintptr_t)15);
+    void *ws8 = (void *)(((uintptr_t)(y8 + H) + 15) & ~(uintptr_t)15);
     int T_run = MF_MUT(PARTIAL_TILE_DROPPED) ? T - T % 16 : T;
     if (T_run == 0 && MF_MUT(PARTIAL_TILE_DROPPED)) T_run = T; /* a tile always runs */
     for (int t = 0; t < T_run; t++) {
@@ -277,6 +296,11 @@ static int cpu_run(void *vctx, const mf_kernel_params *p, char *msg, size_t msg_
             if (MF_MUT(EP_OFFSET_IGNORED)) le = ids[n];
             if (MF_MUT(EP_OFFSET_TWICE)) le = ids[n] - 2 * p->expert_offset;
             if (le < 0 || le >= p->E_local) continue; /* not on this rank */
+            if (fp8) {
+                expert_fp8(ctx, p, &q, xt, le, ws8, y8);
+                for (int c = 0; c < H; c++) acc[c] = acc[c] + w[n] * y8[c];
+                continue;
+            }
             const uint16_t *w13e = w13 + (size_t)le * 2 * I * H;
             for (int j = 0; j < I; j++) {
                 int gate_first = p->layout == MF_ABI_LAYOUT_GATE_UP;
@@ -293,7 +317,8 @@ static int cpu_run(void *vctx, const mf_kernel_params *p, char *msg, size_t msg_
                 if (MF_MUT(BF16_COMBINE)) acc[c] = bf16_to_f32(f32_to_bf16(acc[c]));
             }
         }
-        if (p->rsf_site == MF_ABI_RSF_OUTPUT && !MF_MUT(RSF_DROPPED))
+        int rsf_none = MF_MUT(MXFP4_RSF_DROPPED) && q.format == MF_ABI_WFMT_MXFP4;
+        if (p->rsf_site == MF_ABI_RSF_OUTPUT && !MF_MUT(RSF_DROPPED) && !rsf_none)
             for (int c = 0; c < H; c++) {
                 acc[c] = acc[c] * p->routed_scaling_factor;
                 if (MF_MUT(RSF_TWICE)) acc[c] = acc[c] * p->routed_scaling_factor;

@@ -9,8 +9,8 @@
  *     block an fp32 chain in K order of the exact e4m3 products, t = (P * s_a) * s_w in fp32,
  *     acc += t in block order; silu and the bf16 activation as the bf16 path; the bf16
  *     activation re-quantized per block_k columns of I the same way before GEMM2.
- *   mxfp4: each e2m1 weight times its UE8M0 scale (exact: a bf16 value) in the bf16 path's
- *     fp32 chains.
+ *   mxfp4: the weights arrive dequantized (bf16 values on the MXFP4 grid, kernel_abi.h), so
+ *     the bf16 path computes it; only the MXFP4 path's mutant lives here.
  */
 #ifndef MF_MOE_CPU_QUANT_H
 #define MF_MOE_CPU_QUANT_H
@@ -89,9 +89,34 @@ static float dot_fp8(const uint8_t *qa, const float *sa, const uint8_t *qw, cons
 /* The quantized experts' shapes and tensors (from the level-2 params). */
 typedef struct cpu_quant {
     int format, ue8m0, bn, bk;
-    const uint8_t *w13_q, *w2_q, *w13_mx, *w2_mx;
-    const float *w13_s, *w2_s;
+    const uint8_t *w13_q, *w2_q; /* e4m3 codes */
+    const float *w13_s, *w2_s;   /* block scales */
 } cpu_quant;
+
+/* The quantized-weight parameters of a call (level 3); 0 with a reason if they are bad. */
+static int quant_of(const mf_kernel_params *p, cpu_quant *q, char *msg, size_t msg_len) {
+    const mf_kernel_params_v2 *v2 = mf_kernel_params_v2_of(p);
+    memset(q, 0, sizeof *q);
+    q->format = v2 ? v2->weight_format : MF_ABI_WFMT_BF16;
+    if (q->format == MF_ABI_WFMT_BF16 || q->format == MF_ABI_WFMT_MXFP4) return 1;
+    if (q->format != MF_ABI_WFMT_FP8_BLOCK) {
+        snprintf(msg, msg_len, "weight_format %d unknown", q->format);
+        return 0;
+    }
+    q->ue8m0 = v2->scale_format == MF_ABI_SCALE_UE8M0;
+    q->bn = v2->block_n;
+    q->bk = v2->block_k;
+    if (q->bn < 1 || q->bk < 1 || (v2->scale_format != MF_ABI_SCALE_F32 && !q->ue8m0)) {
+        snprintf(msg, msg_len, "fp8_block: blocks %d x %d, scale_format %d", q->bn, q->bk,
+                 v2->scale_format);
+        return 0;
+    }
+    q->w13_q = p->w13;
+    q->w2_q = p->w2;
+    q->w13_s = v2->w13_s;
+    q->w2_s = v2->w2_s;
+    return 1;
+}
 
 /* Workspace of the fp8 expert: xf[H], hf[I] floats, xq[H], hq[I] codes, xs, hs scales. */
 static size_t fp8_workspace(const mf_kernel_params *p, int bk) {
@@ -109,7 +134,7 @@ static void expert_fp8(const cpu_ctx *ctx, const mf_kernel_params *p, const cpu_
     for (int c = 0; c < H; c++) xf[c] = bf16_to_f32(x[c]);
     quant_row(ctx, qw->ue8m0, bk, xf, H, xq, xs);
     const uint8_t *w13 = qw->w13_q + (size_t)le * 2 * I * H;
-    int nrb13 = 2 * I / bn;
+    int nrb13 = (2 * I + bn - 1) / bn;
     const float *s13 = qw->w13_s + (size_t)le * nrb13 * nbh;
     int gate_first = p->layout == MF_ABI_LAYOUT_GATE_UP;
     for (int j = 0; j < I; j++) {
@@ -137,43 +162,6 @@ static void expert_fp8(const cpu_ctx *ctx, const mf_kernel_params *p, const cpu_
         if (MF_MUT(FP8_WEIGHT_SCALES_TRANSPOSED)) sp = s2 + c / bn, stride = nrb2;
         if (MF_MUT(FP8_W2_SCALE_DROPPED)) sp = &one, stride = 0;
         y[c] = dot_fp8(hq, hs, w2 + (size_t)c * I, sp, stride, I, bk);
-    }
-}
-
-/* e2m1 element i of a packed row times its UE8M0 scale: a bf16 value, exact in fp32 (inf past
- * the fp32 range, NaN for the scale 0xff) */
-static float mxfp4_at(const uint8_t *packed, const uint8_t *scales, int i) {
-    static const float v[8] = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f};
-    uint8_t byte = packed[i / 2];
-    uint8_t c = (i & 1) ? (uint8_t)(byte >> 4) : (uint8_t)(byte & 0xf);
-    uint8_t e = scales[i / 32];
-    if (e == 0xff) return NAN;
-    float x = ldexpf(v[c & 7], (int)e - 127);
-    return (c & 8) ? -x : x;
-}
-
-/* fp32 chain in K order of a (bf16) times an mxfp4 row: the bf16 path's dot product */
-static float dot_mxfp4(const uint16_t *a, const uint8_t *packed, const uint8_t *scales, int n) {
-    float s = 0.0f;
-    for (int i = 0; i < n; i++) s = s + bf16_to_f32(a[i]) * mxfp4_at(packed, scales, i);
-    return s;
-}
-
-static void expert_mxfp4(const cpu_ctx *ctx, const mf_kernel_params *p, const cpu_quant *qw,
-                         const uint16_t *x, int le, uint16_t *h, float *y) {
-    (void)ctx;
-    int H = p->H, I = p->I;
-    size_t r0 = (size_t)le * 2 * I;
-    int gate_first = p->layout == MF_ABI_LAYOUT_GATE_UP;
-    for (int j = 0; j < I; j++) {
-        size_t rg = r0 + (gate_first ? j : I + j), ru = r0 + (gate_first ? I + j : j);
-        float g = dot_mxfp4(x, qw->w13_q + rg * H / 2, qw->w13_mx + rg * H / 32, H);
-        float u = dot_mxfp4(x, qw->w13_q + ru * H / 2, qw->w13_mx + ru * H / 32, H);
-        h[j] = f32_to_bf16(silu(g) * u);
-    }
-    for (int c = 0; c < H; c++) {
-        size_t r = (size_t)le * H + c;
-        y[c] = dot_mxfp4(h, qw->w2_q + r * I / 2, qw->w2_mx + r * I / 32, I);
     }
 }
 
