@@ -292,15 +292,19 @@ void mf_fp8_dot(mf_fp8_dot_ws *ws, const uint8_t *qa, const float *sa, const dou
             out->radius = INFINITY;
             return;
         }
-        D *= fabs((double)sw[b]) * (1 + 0x1p-40); /* dequantized units; the double roundings */
+        D *= 1 + 0x1p-40; /* the double roundings */
+        double D_raw = D; /* sum delta_j |w_j|: before the weight scale */
+        D *= fabs((double)sw[b]); /* dequantized units */
         double nbk = (double)(j1 - j0);
         /* the block's fp32 chain on the kernel's inputs, in dequantized units */
         double Rb = U * (sum_abs_part * fabs(S) + nbk * D) / (1 - nbk * U);
         double c_hi = P * S, c_lo = fma(P, S, -c_hi); /* exact: no underflow (|c| >= 2^-316) */
         double cabs = fabs(c_hi) + D + Rb;
         double e = D + Rb + (2 * U + U * U) * cabs + ETA * (fabs((double)sw[b]) * (1 + U) + 1);
-        /* the intermediate fl(P s_a) and the block's term must stay below the fp32 range */
-        if (cabs >= 0x1p127 * fabs((double)sw[b]) || cabs + e >= 0x1p127) out->may_overflow = 1;
+        /* the intermediate fl(P s_a) (|q'_j| s'_a <= |q*_j| s_a + delta_j) and the block's term
+         * must stay below the fp32 range */
+        double mid = (sum_p * (double)sa[b] + D_raw) * (1 + 2 * nbk * U);
+        if (mid >= 0x1p127 || cabs + e >= 0x1p127) out->may_overflow = 1;
         sum_e += e;
         acc_d += c_hi;
         abs_c += fabs(c_hi);
