@@ -472,7 +472,7 @@ mf_status mf_ref_token_output(mf_ref_ctx *ctx, int t, const int32_t *ids, const 
         double zh = 0, zl = 0, A = 0, B = 0;
         for (int n = 0; n < nloc; n++) {
             int i = local[n];
-            fl |= eo[n].flags[c] & MF_ELEM_UNCONSTRAINED;
+            fl |= eo[n].flags[c] & (MF_ELEM_UNCONSTRAINED | MF_ELEM_UNDECIDED);
             double oh = eo[n].o_hi[c], ol = eo[n].o_lo[c], ro = eo[n].o_rad[c];
             double wh = w->w_hi[i], wl = w->w_lo[i], rw = w->rad[i];
             double ph, pl;

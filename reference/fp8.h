@@ -116,7 +116,6 @@ typedef struct mf_fp8_dot_ws mf_fp8_dot_ws;
 mf_fp8_dot_ws *mf_fp8_dot_ws_new(void);
 void mf_fp8_dot_ws_free(mf_fp8_dot_ws *ws);
 
-#define MF_FP8_MAX_BLOCK (1 << 17)
 void mf_fp8_dot(mf_fp8_dot_ws *ws, const uint8_t *qa, const float *sa, const double *delta,
                 const uint8_t *qw, const float *sw, size_t n, int bk, mf_fp8_dot_out *out);
 

@@ -89,13 +89,15 @@ static const guard GUARDS[G_COUNT] = {
     /* Share of the slice's rsf != 1 cases where the drop is observable: 76% (10,000), 61-88%
      * (300). At least 40%, so the assertion above is not met by observing nothing. */
     [G_RSF_OBSERVABLE] = {"share of rsf drops observable", 1, 0.40},
-    /* The FP8 slice: the generator makes 1 in 6 cases fp8_block and 1 in 12 mxfp4 (casegen.c);
-     * at least 10% and 4% of the cases, so the soundness of the quantized paths is tested. */
+    /* The quantized slice: the generator makes 1 in 6 cases fp8_block and 1 in 12 mxfp4
+     * (casegen.c): 15.3% and 8.3% (300, seed 1); at least 10% and 4%, so the quantized paths'
+     * soundness is tested at all. */
     [G_FP8_CASES] = {"share of cases fp8_block", 1, 0.10},
     [G_MXFP4_CASES] = {"share of cases mxfp4", 1, 0.04},
-    /* fp8_block cases whose radius was used (utilisation above 0): the FP8 bound is exercised,
-     * not only passed at zero utilisation. At least 10% of the fp8 cases. */
-    [G_FP8_EXERCISED] = {"share of fp8_block cases above zero utilisation", 1, 0.10},
+    /* fp8_block cases whose radius was used (utilisation above 0, the kernel's value not the
+     * correctly rounded one somewhere): 10.9% (300, seed 1: 5 of 46, max 0.997). At least 2%,
+     * one case in 46: the FP8 bound is exercised, not only passed at zero utilisation. */
+    [G_FP8_EXERCISED] = {"share of fp8_block cases above zero utilisation", 1, 0.02},
 };
 
 /* ---- counts ---- */

@@ -13,6 +13,7 @@
  *   - combine: acc += w * y in fp32 in slot order, (acc *= rsf at the output site), one bf16
  *     rounding at the end
  * NaN or infinite logits never yield duplicate or out-of-range ids: NaN ranks as -inf.
+ * Quantized weights (fp8_block, mxfp4: ABI level 3) are computed by moe_cpu_quant.h.
  */
 #include <math.h>
 #include <stdint.h>
