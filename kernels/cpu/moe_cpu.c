@@ -299,7 +299,10 @@ static int cpu_run(void *vctx, const mf_kernel_params *p, char *msg, size_t msg_
             if (le < 0 || le >= p->E_local) continue; /* not on this rank */
             if (fp8) {
                 expert_fp8(ctx, p, &q, xt, le, ws8, y8);
-                for (int c = 0; c < H; c++) acc[c] = acc[c] + w[n] * y8[c];
+                for (int c = 0; c < H; c++) {
+                    acc[c] = acc[c] + w[n] * y8[c];
+                    if (MF_MUT(BF16_COMBINE)) acc[c] = bf16_to_f32(f32_to_bf16(acc[c]));
+                }
                 continue;
             }
             const uint16_t *w13e = w13 + (size_t)le * 2 * I * H;

@@ -137,6 +137,7 @@ static void expert_fp8(const cpu_ctx *ctx, const mf_kernel_params *p, const cpu_
     int nrb13 = (2 * I + bn - 1) / bn;
     const float *s13 = qw->w13_s + (size_t)le * nrb13 * nbh;
     int gate_first = p->layout == MF_ABI_LAYOUT_GATE_UP;
+    if (MF_MUT(GATE_UP_SWAPPED)) gate_first = !gate_first;
     for (int j = 0; j < I; j++) {
         int rg = gate_first ? j : I + j, ru = gate_first ? I + j : j;
         int sg = rg / bn, su = ru / bn;

@@ -54,6 +54,7 @@ static int route_topk(const emu *m, const mf_kernel_params *p, int t, int *ids, 
 
 static int emu_supports(void *ctx, const mf_kernel_params *p, char *msg, size_t len) {
     if (p->memory != MF_ABI_MEM_HOST) return emu_msg(msg, len, "host memory only");
+    if (emu_quantized(p)) return emu_msg(msg, len, "quantized weights (fp8_block, mxfp4)");
     if (p->top_k > EMU_MAX_TOP_K) return emu_msg(msg, len, "top_k above 32");
     int has_bias = p->bias_dtype != MF_ABI_BIAS_NONE;
     if (grouped(p)) {
