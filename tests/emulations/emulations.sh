@@ -39,7 +39,7 @@ flashinfer_07_trtllm_bf16)
   # DeepSeekV3 routing only: sigmoid with a bias, renormalized by sum + 1e-20, rsf in the weights
   supported="bf16-logits-bf16-bias.txt deepseek-v3-rsf2.446.txt ep-shard-offset32.txt
     glm-large-positive-bias.txt grouped-negative-bias.txt kimi-linear-tiny.txt minimax-m2-tiny.txt
-    model-minimax-m2.txt nan-logit-row.txt"
+    model-minimax-m2.txt nan-logit-row.txt sigmoid-inf-logits-max-eps.txt"
   unsupported=""
   for f in $cases; do
     b=$(basename "$f")
