@@ -138,7 +138,30 @@
       /* cpu */ MF_STG_OUTPUT,                                                                     \
       /* cuda */ 0,                                                                                \
       "interleaved gate/up rows read as two halves (SGLang #27201: gpt-oss GSM8K 0.04 at "         \
-      "TP >= 2)")
+      "TP >= 2)")                                                                                  \
+    R(X, FP8_UE8M0_NOT_ROUNDED, "fp8-ue8m0-not-rounded", "ue8m0_dropped", MF_KERN_CPU,             \
+      /* cpu */ MF_STG_OUTPUT,                                                                     \
+      /* cuda */ 0,                                                                                \
+      "fp8 activation scales amax / 448 not rounded up to a power of two where the recipe is "     \
+      "UE8M0 (vllm #38083, the fix missing on the MoE path: vllm #50332)")                         \
+    R(X, FP8_WEIGHT_SCALES_TRANSPOSED, "fp8-weight-scales-transposed", "-", MF_KERN_CPU,           \
+      /* cpu */ MF_STG_OUTPUT,                                                                     \
+      /* cuda */ 0,                                                                                \
+      "fp8 block scales read [K block][row block] instead of [row block][K block] (the "           \
+      "transposed-scale family of block-scale layouts)")                                           \
+    R(X, FP8_W2_SCALE_DROPPED, "fp8-w2-scale-dropped", "-", MF_KERN_CPU,                           \
+      /* cpu */ MF_STG_OUTPUT,                                                                     \
+      /* cuda */ 0,                                                                                \
+      "fp8 block scales of W2 never applied (a dropped scale: flashinfer #3548's class)")          \
+    R(X, FP8_GATE_UP_SCALES_SWAPPED, "fp8-gate-up-scales-swapped", "-", MF_KERN_CPU,               \
+      /* cpu */ MF_STG_OUTPUT,                                                                     \
+      /* cuda */ 0,                                                                                \
+      "gate rows scaled by the up rows' block scales and the reverse (gate/up swap of the "        \
+      "scale tensor alone)")                                                                       \
+    R(X, MXFP4_RSF_DROPPED, "mxfp4-rsf-dropped", "rsf_dropped", MF_KERN_CPU,                       \
+      /* cpu */ MF_STG_WEIGHTS | MF_STG_OUTPUT,                                                    \
+      /* cuda */ 0,                                                                                \
+      "routed_scaling_factor hard-coded to None on the MXFP4 path (vllm #44007)")
 /* clang-format on */
 
 #define MF_MUTANT_ALL_COLUMNS(X, id, name, knob, kernels, stages_cpu, stages_cuda, doc) \

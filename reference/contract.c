@@ -243,6 +243,8 @@ MF_ENUM_INFO_(mf_enum_weight_form, "weight_form", MF_WEIGHT, MF_WEIGHT_FORM_LIST
 MF_ENUM_INFO_(mf_enum_renorm_denom, "renorm_denom", MF_RENORM, MF_RENORM_DENOM_LIST);
 MF_ENUM_INFO_(mf_enum_nonfinite, "nonfinite", MF_NONFINITE, MF_NONFINITE_LIST);
 MF_ENUM_INFO_(mf_enum_expert_bias, "expert_bias", MF_EBIAS, MF_EXPERT_BIAS_LIST);
+MF_ENUM_INFO_(mf_enum_weight_format, "weight_format", MF_WFMT, MF_WEIGHT_FORMAT_LIST);
+MF_ENUM_INFO_(mf_enum_scale_format, "scale_format", MF_SCALE, MF_SCALE_FORMAT_LIST);
 
 const char *mf_enum_name(const mf_enum_info *e, int v) {
     return v >= 0 && v < e->count ? e->names[v] : "?";

@@ -81,6 +81,19 @@
     X(P, B13_B2, "b13_b2", MF_ABI_EXPERT_BIAS_B13_B2)          \
     X(P, B13, "b13", MF_ABI_EXPERT_BIAS_B13)                   \
     X(P, B2, "b2", MF_ABI_EXPERT_BIAS_B2)
+/* expert weights: bf16 (v1); fp8_block = e4m3 weights with an fp32 scale per block_n x block_k
+ * block and activations quantized per (token, block_k columns), the intermediate re-quantized
+ * (the DeepSeek recipe); mxfp4 = e2m1 weights, two per byte, a UE8M0 scale per 32 along K, bf16
+ * activations (reference/fp8.h) */
+#define MF_WEIGHT_FORMAT_LIST(X, P)                            \
+    X(P, BF16, "bf16", MF_ABI_WFMT_BF16)                       \
+    X(P, FP8_BLOCK, "fp8_block", MF_ABI_WFMT_FP8_BLOCK)        \
+    X(P, MXFP4, "mxfp4", MF_ABI_WFMT_MXFP4)
+
+/* fp8_block activation scales: f32 = amax / 448; ue8m0 = that rounded up to a power of two */
+#define MF_SCALE_FORMAT_LIST(X, P)                             \
+    X(P, F32, "f32", MF_ABI_SCALE_F32)                         \
+    X(P, UE8M0, "ue8m0", MF_ABI_SCALE_UE8M0)
 
 /* ---- contract ---- */
 
@@ -143,7 +156,7 @@ typedef struct mf_enum_info {
 extern const mf_enum_info mf_enum_score, mf_enum_bias, mf_enum_group_rule, mf_enum_rsf_site,
     mf_enum_activation, mf_enum_layout, mf_enum_dtype, mf_enum_exp, mf_enum_div, mf_enum_acc,
     mf_enum_sigmoid_form, mf_enum_tie_rule, mf_enum_weight_form, mf_enum_renorm_denom,
-    mf_enum_nonfinite, mf_enum_expert_bias;
+    mf_enum_nonfinite, mf_enum_expert_bias, mf_enum_weight_format, mf_enum_scale_format;
 
 /* The name of value v, or "?" outside the list. */
 const char *mf_enum_name(const mf_enum_info *e, int v);

@@ -10,6 +10,7 @@
 #include <mpfr.h>
 
 #include "bf16.h"
+#include "fp8.h"
 
 #define ACT_PREC 128  /* MPFR precision where MPFR decides an activation's rounding */
 #define SILU_LIPSCHITZ 1.1 /* sup |silu'| = 1.0998 at x = 2.399 (numerics notes, section 2.4) */
@@ -57,6 +58,8 @@ struct mf_ref_ctx {
     expert_slot *kept;
     int nkept, cap_kept;
     mf_ref_stats st;
+    struct fp8_state *fp8; /* weight_format fp8_block: quantized token and intermediate */
+    uint16_t *mx_w13, *mx_w2; /* weight_format mxfp4: the dequantized (bf16) weights */
 };
 
 static void slot_free(expert_slot *s) {
@@ -73,6 +76,10 @@ static int slot_alloc(expert_slot *s, size_t H) {
     s->flags = malloc(H);
     return s->o_hi && s->o_lo && s->o_rad && s->flags;
 }
+
+struct fp8_state;
+static void fp8_state_free(struct fp8_state *f);
+static mf_status quant_formats_init(mf_ref_ctx *ctx, mf_error *err);
 
 void mf_ref_ctx_free(mf_ref_ctx *ctx) {
     if (!ctx) return;
@@ -95,6 +102,9 @@ void mf_ref_ctx_free(mf_ref_ctx *ctx) {
     free(ctx->delta);
     free(ctx->hb);
     mpfr_clears(ctx->m_a, ctx->m_b, ctx->m_t, (mpfr_ptr)0);
+    fp8_state_free(ctx->fp8);
+    free(ctx->mx_w13);
+    free(ctx->mx_w2);
     free(ctx);
 }
 
@@ -161,6 +171,10 @@ mf_ref_ctx *mf_ref_ctx_new(const mf_moe_params *p, const mf_moe_tensors *x, cons
         for (int t = 0; t < p->T; t++)
             if (ctx->row_first[t] != t) ctx->row_copies[ctx->row_first[t]] = 1;
     }
+    if (quant_formats_init(ctx, err) != MF_OK) {
+        mf_ref_ctx_free(ctx);
+        return NULL;
+    }
     return ctx;
 }
 
@@ -213,6 +227,7 @@ static uint16_t round_point(mf_ref_ctx *ctx, double hi, double lo, double err, d
 typedef struct act_out {
     uint16_t h;
     double delta;
+    uint16_t lo, hi; /* the admissible bf16 values: [lo, hi] */
     int unconstrained;
 } act_out;
 
@@ -339,6 +354,8 @@ static void activation(mf_ref_ctx *ctx, const mf_dot *dg, const mf_dot *du, act_
     double d1 = hv - bf16_d(lo), d2 = bf16_d(hi) - hv;
     out->h = h;
     out->delta = d1 > d2 ? d1 : d2;
+    out->lo = lo;
+    out->hi = hi;
     if (!mf_bf16_is_finite(lo) || !mf_bf16_is_finite(hi) || !isfinite(out->delta)) {
         /* the admissible activations reach the bf16 overflow: nothing downstream is bounded */
         out->unconstrained = 1;
@@ -409,7 +426,13 @@ static void expert_infos(mf_ref_ctx *ctx, int le) {
     ctx->info_ready[le] = 1;
 }
 
+static void compute_expert_fp8(mf_ref_ctx *ctx, int le, expert_slot *s);
+
 static void compute_expert(mf_ref_ctx *ctx, int le, expert_slot *s) {
+    if (ctx->fp8) {
+        compute_expert_fp8(ctx, le, s);
+        return;
+    }
     const mf_moe_params *p = &ctx->p;
     int H = p->H, I = p->I;
     expert_infos(ctx, le);
@@ -638,7 +661,7 @@ mf_status mf_ref_token_output(mf_ref_ctx *ctx, int t, const int32_t *ids, const 
         double zh = 0, zl = 0, A = 0, B = 0;
         for (int n = 0; n < nloc; n++) {
             int i = local[n];
-            fl |= eo[n].flags[c] & MF_ELEM_UNCONSTRAINED;
+            fl |= eo[n].flags[c] & (MF_ELEM_UNCONSTRAINED | MF_ELEM_UNDECIDED);
             double oh = eo[n].o_hi[c], ol = eo[n].o_lo[c], ro = eo[n].o_rad[c];
             double wh = w->w_hi[i], wl = w->w_lo[i], rw = w->rad[i];
             double ph, pl;
@@ -718,4 +741,244 @@ double mf_ref_utilisation(double z, double rad, uint16_t y) {
     double dist = z < lo ? lo - z : z > hi ? z - hi : 0.0;
     if (dist == 0) return 0.0;
     return rad > 0 ? dist / rad : INFINITY;
+}
+
+/* ---- quantized weights: FP8 block scale and MXFP4 (docs/error-model.md, "FP8 block scale") ----
+ *
+ * fp8_block: x_t is quantized per block_k columns (the kernel's quantizer on exact inputs: the
+ * contract's division decides it), GEMM1 is the exact block-scaled dot product with the CPU FP8
+ * contract's radius, the activation is rounded to bf16 as everywhere, then re-quantized per
+ * block_k columns of I by the interval quantizer: its inputs are the admissible bf16 values, so
+ * an element next to an e4m3 rounding boundary, or a group whose amax is next to a UE8M0
+ * boundary, has more than one quantized value; the reference continues with the value on the
+ * representative and covers the others by per-element radii (GEMM2's input perturbation), and a
+ * group with more UE8M0 candidates than it enumerates makes the expert's outputs undecided.
+ * mxfp4: the weights dequantized to bf16 once (exact), then the bf16 path unchanged. */
+
+#define FP8_EPS 0x1.b7cdfep-34f /* fp32(1e-10): vLLM per_token_group_quant_fp8's amax floor */
+
+typedef struct fp8_state {
+    mf_fp8_quant qz;
+    mf_fp8_dot_ws *ws;
+    int t;                   /* token whose quantized x is held, -1 none */
+    int nbh, nbi;            /* K blocks of GEMM1 (over H) and GEMM2 (over I) */
+    uint8_t *xq, *hq;        /* [H], [I] representative codes */
+    float *xs, *hs;          /* [nbh], [nbi] representative scales */
+    double *xdelta, *hdelta; /* [H], [I] radii of the dequantized inputs */
+    float *lo, *hi, *rep;    /* [I] the admissible activations */
+    double *dlo, *dhi;       /* [max(H, I)] dequantized enclosures */
+    uint8_t *w13q, *w2q;     /* [2I][H], [H][I]: the e4m3 codes of the expert being computed */
+    int x_undecided;
+} fp8_state;
+
+static void fp8_state_free(fp8_state *f) {
+    if (!f) return;
+    mf_fp8_dot_ws_free(f->ws);
+    free(f->xq);
+    free(f->hq);
+    free(f->xs);
+    free(f->hs);
+    free(f->xdelta);
+    free(f->hdelta);
+    free(f->lo);
+    free(f->hi);
+    free(f->rep);
+    free(f->dlo);
+    free(f->dhi);
+    free(f->w13q);
+    free(f->w2q);
+    free(f);
+}
+
+static mf_status fp8_init(mf_ref_ctx *ctx, mf_error *err) {
+    const mf_moe_params *p = &ctx->p;
+    const mf_contract *c = ctx->c;
+    if (mf_block_n(p) > 4096 || mf_block_k(p) > 4096)
+        return MF_FAIL(err, MF_EINVAL, "fp8_block: blocks %d x %d above 4096", mf_block_n(p),
+                       mf_block_k(p));
+    if (!ctx->x.w13_s || !ctx->x.w2_s)
+        return MF_FAIL(err, MF_EINVAL, "fp8_block: the weights' block scales are missing");
+    if (c->gemm.kind != MF_ACC_SEQ_FP32 || (c->round_points & ~MF_RP_ACT_OUT) || c->ftz)
+        return MF_FAIL(err, MF_EUNSUPPORTED,
+                       "contract %s: the FP8 block-scale path has the CPU FP8 contract only "
+                       "(fp32 chain per K block, no other rounding point); a tensor-core FP8 "
+                       "accumulation model needs the card's measurement",
+                       c->name);
+    fp8_state *f = calloc(1, sizeof *f);
+    if (!f) return MF_FAIL(err, MF_ENOMEM, "reference: out of memory");
+    ctx->fp8 = f;
+    size_t H = (size_t)p->H, I = (size_t)p->I, M = H > I ? H : I;
+    f->qz = (mf_fp8_quant){MF_FP8_E4M3, p->scale_format == MF_SCALE_UE8M0, FP8_EPS, 0, 0};
+    f->t = -1;
+    f->nbh = (p->H + mf_block_k(p) - 1) / mf_block_k(p);
+    f->nbi = (p->I + mf_block_k(p) - 1) / mf_block_k(p);
+    f->ws = mf_fp8_dot_ws_new();
+    f->xq = malloc(H);
+    f->hq = malloc(I);
+    f->xs = malloc(sizeof(float) * (size_t)f->nbh);
+    f->hs = malloc(sizeof(float) * (size_t)f->nbi);
+    f->xdelta = calloc(H, sizeof(double));
+    f->hdelta = calloc(I, sizeof(double));
+    f->lo = malloc(sizeof(float) * M);
+    f->hi = malloc(sizeof(float) * M);
+    f->rep = malloc(sizeof(float) * M);
+    f->dlo = malloc(sizeof(double) * M);
+    f->dhi = malloc(sizeof(double) * M);
+    f->w13q = malloc(2 * I * H);
+    f->w2q = malloc(H * I);
+    if (!f->ws || !f->xq || !f->hq || !f->xs || !f->hs || !f->xdelta || !f->hdelta || !f->lo ||
+        !f->hi || !f->rep || !f->dlo || !f->dhi || !f->w13q || !f->w2q)
+        return MF_FAIL(err, MF_ENOMEM, "reference: out of memory (fp8 buffers)");
+    return MF_OK;
+}
+
+static mf_status mxfp4_init(mf_ref_ctx *ctx, mf_error *err) {
+    const mf_moe_params *p = &ctx->p;
+    size_t H = (size_t)p->H, I = (size_t)p->I, EL = (size_t)p->E_local, M = H > I ? H : I;
+    ctx->mx_w13 = calloc(EL * 2 * I * H + 1, sizeof(uint16_t));
+    ctx->mx_w2 = calloc(EL * H * I + 1, sizeof(uint16_t));
+    uint8_t *packed = malloc(M / 2 + 1), *scales = malloc(M / 32 + 2);
+    if (!ctx->mx_w13 || !ctx->mx_w2 || !packed || !scales) {
+        free(packed);
+        free(scales);
+        return MF_FAIL(err, MF_ENOMEM, "reference: out of memory");
+    }
+    /* the values the kernel gets: the canonical packing of the case's weights, dequantized */
+    for (size_t e = 0; e < EL; e++) {
+        if (ctx->x.expert_state && ctx->x.expert_state[e] != MF_REF_EXPERT_READY) continue;
+        for (size_t r = e * 2 * I; r < (e + 1) * 2 * I; r++) {
+            mf_mxfp4_pack_bf16(ctx->x.w13 + r * H, H, packed, scales);
+            mf_mxfp4_dequant_bf16(packed, scales, H, ctx->mx_w13 + r * H);
+        }
+        for (size_t r = e * H; r < (e + 1) * H; r++) {
+            mf_mxfp4_pack_bf16(ctx->x.w2 + r * I, I, packed, scales);
+            mf_mxfp4_dequant_bf16(packed, scales, I, ctx->mx_w2 + r * I);
+        }
+    }
+    free(packed);
+    free(scales);
+    ctx->x.w13 = ctx->mx_w13;
+    ctx->x.w2 = ctx->mx_w2;
+    return MF_OK;
+}
+
+static mf_status quant_formats_init(mf_ref_ctx *ctx, mf_error *err) {
+    switch (ctx->p.weight_format) {
+    case MF_WFMT_BF16:
+        return MF_OK;
+    case MF_WFMT_FP8_BLOCK:
+        return fp8_init(ctx, err);
+    case MF_WFMT_MXFP4:
+        return mxfp4_init(ctx, err);
+    default:
+        return MF_FAIL(err, MF_EINVAL, "weight_format %d unknown", (int)ctx->p.weight_format);
+    }
+}
+
+/* Quantizes one row of n values known as [lo, hi] with representative rep, per block_k columns:
+ * codes q, scales s, radii delta of the dequantized values. Returns 1 if a group's scale
+ * candidates were more than the quantizer enumerates (undecided). */
+static int fp8_quantize_row(fp8_state *f, int bk, int n, const float *lo, const float *hi,
+                            const float *rep, uint8_t *q, float *s, double *delta) {
+    int undecided = 0;
+    for (int b = 0, j0 = 0; j0 < n; b++, j0 += bk) {
+        int m = n - j0 < bk ? n - j0 : bk;
+        mf_fp8_group_iv g;
+        mf_fp8_quant_group_iv(&f->qz, lo + j0, hi + j0, rep + j0, m, &g, q + j0, f->dlo,
+                              f->dhi);
+        undecided |= g.scales_clipped;
+        s[b] = g.rep_s;
+        for (int j = 0; j < m; j++) {
+            double v = mf_fp8_decode(MF_FP8_E4M3, q[j0 + j]) * (double)g.rep_s;
+            double d1 = v - f->dlo[j], d2 = f->dhi[j] - v;
+            delta[j0 + j] = d1 > d2 ? d1 : d2;
+        }
+    }
+    return undecided;
+}
+
+static void to_mf_dot(const mf_fp8_dot_out *d8, mf_dot *d) {
+    d->hi = d8->hi;
+    d->lo = d8->lo;
+    d->err = d8->err;
+    d->radius = d8->radius;
+    d->abs_sum = d8->abs_sum;
+    d->flags = (d8->nonfinite ? MF_DOT_NONFINITE : 0) | (d8->may_overflow ? MF_DOT_MAY_OVERFLOW : 0);
+}
+
+static void fill_slot(expert_slot *s, int H, uint8_t flag) {
+    for (int c = 0; c < H; c++) {
+        s->o_hi[c] = flag == MF_ELEM_UNDECIDED ? 0 : NAN;
+        s->o_lo[c] = 0;
+        s->o_rad[c] = INFINITY;
+        s->flags[c] = flag;
+    }
+}
+
+static void compute_expert_fp8(mf_ref_ctx *ctx, int le, expert_slot *s) {
+    const mf_moe_params *p = &ctx->p;
+    fp8_state *f = ctx->fp8;
+    int H = p->H, I = p->I, bn = mf_block_n(p), bk = mf_block_k(p);
+    if (f->t != ctx->cur_t) {
+        for (int h = 0; h < H; h++) f->lo[h] = f->hi[h] = f->rep[h] = (float)ctx->xd[h];
+        f->x_undecided =
+            fp8_quantize_row(f, bk, H, f->lo, f->hi, f->rep, f->xq, f->xs, f->xdelta);
+        f->t = ctx->cur_t;
+    }
+    ctx->st.experts++;
+    if (f->x_undecided) {
+        fill_slot(s, H, MF_ELEM_UNDECIDED);
+        return;
+    }
+    int x_delta = 0;
+    for (int h = 0; h < H; h++) x_delta |= f->xdelta[h] != 0;
+    mf_e4m3_from_bf16(ctx->x.w13 + (size_t)le * 2 * I * H, (size_t)2 * I * H, f->w13q);
+    mf_e4m3_from_bf16(ctx->x.w2 + (size_t)le * H * I, (size_t)H * I, f->w2q);
+    const uint8_t *w13 = f->w13q;
+    const float *s13 = ctx->x.w13_s + (size_t)le * ((2 * I + bn - 1) / bn) * f->nbh;
+    int unconstrained = 0;
+    for (int j = 0; j < I; j++) {
+        int rg = mf_gate_row(p, j), ru = mf_up_row(p, j);
+        mf_fp8_dot_out g8, u8;
+        mf_fp8_dot(f->ws, f->xq, f->xs, x_delta ? f->xdelta : NULL, w13 + (size_t)rg * H,
+                   s13 + (size_t)(rg / bn) * f->nbh, (size_t)H, bk, &g8);
+        mf_fp8_dot(f->ws, f->xq, f->xs, x_delta ? f->xdelta : NULL, w13 + (size_t)ru * H,
+                   s13 + (size_t)(ru / bn) * f->nbh, (size_t)H, bk, &u8);
+        mf_dot dg, du;
+        to_mf_dot(&g8, &dg);
+        to_mf_dot(&u8, &du);
+        act_out a;
+        activation(ctx, &dg, &du, &a);
+        unconstrained |= a.unconstrained;
+        if (a.unconstrained) break;
+        f->lo[j] = mf_bf16_to_f32(a.lo);
+        f->hi[j] = mf_bf16_to_f32(a.hi);
+        f->rep[j] = mf_bf16_to_f32(a.h);
+    }
+    if (unconstrained) {
+        fill_slot(s, H, MF_ELEM_UNCONSTRAINED);
+        return;
+    }
+    if (fp8_quantize_row(f, bk, I, f->lo, f->hi, f->rep, f->hq, f->hs, f->hdelta)) {
+        fill_slot(s, H, MF_ELEM_UNDECIDED);
+        return;
+    }
+    int h_delta = 0;
+    for (int j = 0; j < I; j++) h_delta |= f->hdelta[j] != 0;
+    const uint8_t *w2 = f->w2q;
+    const float *s2 = ctx->x.w2_s + (size_t)le * ((H + bn - 1) / bn) * f->nbi;
+    for (int c = 0; c < H; c++) {
+        if (!ctx->col_mask[c]) {
+            s->o_hi[c] = s->o_lo[c] = s->o_rad[c] = 0;
+            s->flags[c] = MF_ELEM_NOT_CHECKED;
+            continue;
+        }
+        mf_fp8_dot_out d;
+        mf_fp8_dot(f->ws, f->hq, f->hs, h_delta ? f->hdelta : NULL, w2 + (size_t)c * I,
+                   s2 + (size_t)(c / bn) * f->nbi, (size_t)I, bk, &d);
+        s->flags[c] = (d.nonfinite || d.may_overflow) ? MF_ELEM_UNCONSTRAINED : 0;
+        s->o_hi[c] = d.hi;
+        s->o_lo[c] = d.lo;
+        s->o_rad[c] = d.radius;
+    }
 }

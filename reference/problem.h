@@ -31,6 +31,8 @@ MF_ENUM_DEFINE(mf_dtype, MF_DTYPE, MF_DTYPE_LIST);
 MF_ENUM_DEFINE(mf_renorm_denom, MF_RENORM, MF_RENORM_DENOM_LIST);
 MF_ENUM_DEFINE(mf_nonfinite, MF_NONFINITE, MF_NONFINITE_LIST);
 MF_ENUM_DEFINE(mf_expert_bias, MF_EBIAS, MF_EXPERT_BIAS_LIST);
+MF_ENUM_DEFINE(mf_weight_format, MF_WFMT, MF_WEIGHT_FORMAT_LIST);
+MF_ENUM_DEFINE(mf_scale_format, MF_SCALE, MF_SCALE_FORMAT_LIST);
 
 /* Counterfactual semantics: the ways real bugs change the routing that no parameter expresses.
  * Used by attribution (src/attribute.c) only; never part of a case. */
@@ -68,6 +70,10 @@ typedef struct mf_moe_params {
     mf_expert_bias expert_bias;
     float act_alpha; /* swiglu_oai's alpha (gpt-oss 1.702); 0 for the other activations */
     float act_limit; /* the clamped activations' limit L (gpt-oss 7); 0 for silu_glu */
+    /* quantized weights (reference/fp8.h); 0 = bf16 weights */
+    mf_weight_format weight_format;
+    mf_scale_format scale_format; /* fp8_block: activation scales */
+    int block_n, block_k; /* fp8_block: weight scale blocks; 0 = 128 (the models') */
 } mf_moe_params;
 
 /* Tensor storage. All row-major; bf16 as bit patterns. */
@@ -84,6 +90,13 @@ typedef struct mf_moe_tensors {
     /* case format v2 */
     const uint16_t *b13; /* [E_local][2I] bf16 or NULL: GEMM1's bias, in W13's row order */
     const uint16_t *b2;  /* [E_local][H] bf16 or NULL: the expert output's bias */
+    /* Quantized weights are carried as bf16 values in w13 and w2 and reach the kernel in its
+     * format (reference/fp8.h): fp8_block: the e4m3 codes mf_e4m3_from_bf16(w13), with the fp32
+     * block scales below; mxfp4: the canonical packing mf_mxfp4_pack_bf16(w13), whose
+     * dequantized values the reference uses.
+     * fp8_block scales: w13_s [E_local][2I / block_n][ceil(H / block_k)],
+     * w2_s [E_local][ceil(H / block_n)][ceil(I / block_k)]; NULL otherwise. */
+    const float *w13_s, *w2_s;
 } mf_moe_tensors;
 
 #define MF_REF_EXPERT_READY 2 /* expert_state of a generated expert (src/case.h MF_EXPERT_READY) */
@@ -104,6 +117,9 @@ static inline int mf_has_b13(const mf_moe_params *p) {
 static inline int mf_has_b2(const mf_moe_params *p) {
     return p->expert_bias == MF_EBIAS_B13_B2 || p->expert_bias == MF_EBIAS_B2;
 }
+/* fp8_block's weight block (rows x K) and activation group (K): 0 means 128 */
+static inline int mf_block_n(const mf_moe_params *p) { return p->block_n > 0 ? p->block_n : 128; }
+static inline int mf_block_k(const mf_moe_params *p) { return p->block_k > 0 ? p->block_k : 128; }
 static inline int mf_is_local(const mf_moe_params *p, int e) {
     return e >= p->expert_offset && e < p->expert_offset + p->E_local;
 }

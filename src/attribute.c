@@ -30,6 +30,7 @@ static const struct {
     {"b2_unweighted", "expert output bias b2 added after the routing weight, unweighted"},
     {"clamp_dropped", "the clamped activation's limit not applied"},
     {"interleave_ignored", "interleaved gate/up rows of W13 read as two halves"},
+    {"ue8m0_dropped", "fp8 activation scales not rounded up to a power of two (UE8M0)"},
 };
 
 const char *mf_knob_name(mf_knob k) { return (unsigned)k < MF_KNOB_COUNT ? knobs[k].name : "?"; }
@@ -138,6 +139,11 @@ int mf_knob_apply(mf_knob k, const mf_moe_params *p, mf_moe_params *cf, char *de
         cf->variant |= MF_VARIANT_CLAMP_DROPPED;
         snprintf(desc, n, "activation %s without its limit %g", mf_activation_name(p->activation),
                  (double)p->act_limit);
+        return 1;
+    case MF_KNOB_UE8M0_DROPPED:
+        if (p->weight_format != MF_WFMT_FP8_BLOCK || p->scale_format != MF_SCALE_UE8M0) return 0;
+        cf->scale_format = MF_SCALE_F32;
+        snprintf(desc, n, "scale_format = f32");
         return 1;
     default: return 0;
     }

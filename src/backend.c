@@ -62,6 +62,8 @@ MF_DTYPE_LIST(MF_ABI_SAME_, MF_DTYPE)
 MF_RENORM_DENOM_LIST(MF_ABI_SAME_, MF_RENORM)
 MF_NONFINITE_LIST(MF_ABI_SAME_, MF_NONFINITE)
 MF_EXPERT_BIAS_LIST(MF_ABI_SAME_, MF_EBIAS)
+MF_WEIGHT_FORMAT_LIST(MF_ABI_SAME_, MF_WFMT)
+MF_SCALE_FORMAT_LIST(MF_ABI_SAME_, MF_SCALE)
 MF_EXP_LIST(MF_ABI_SAME_, MF_EXP)
 MF_DIV_LIST(MF_ABI_SAME_, MF_DIV)
 MF_ACC_LIST(MF_ABI_SAME_, MF_ACC)
@@ -520,6 +522,12 @@ mf_status mf_backend_params(const mf_moe_params *p, uint32_t level, mf_kernel_pa
     MF_TRY(abi_value(&mf_enum_expert_bias, p->expert_bias, &ext->expert_bias, err));
     ext->act_alpha = p->act_alpha;
     ext->act_limit = p->act_limit;
+    MF_TRY(abi_value(&mf_enum_weight_format, p->weight_format, &ext->weight_format, err));
+    MF_TRY(abi_value(&mf_enum_scale_format, p->scale_format, &ext->scale_format, err));
+    if (p->weight_format == MF_WFMT_FP8_BLOCK) {
+        ext->block_n = mf_block_n(p);
+        ext->block_k = mf_block_k(p);
+    }
     kp->abi_version = MF_KERNEL_ABI_VERSION;
     kp->struct_size = sizeof *kp;
     kp->T = p->T;

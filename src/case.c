@@ -12,6 +12,7 @@
 
 #include "bf16.h"
 #include "contract.h"
+#include "fp8.h"
 #include "route.h"
 
 /* ---- the parameters of case format v2 ---- */
@@ -98,7 +99,8 @@ void mf_case_default(mf_case *c) {
     for (int t = 0; t < MF_NUM_TENSORS; t++) {
         c->gen[t].cls = MF_GEN_NORMAL;
         c->gen[t].scale = 0; /* default scale */
-        c->gen[t].seed = 0x1000u + (uint64_t)t;
+        /* tensors after v1's get seed 0, as a v1 file decodes them (it carries none) */
+        c->gen[t].seed = t <= MF_T_W2 ? 0x1000u + (uint64_t)t : 0;
     }
 }
 
@@ -240,7 +242,43 @@ size_t mf_tensor_host_size(mf_tensor_id t) {
 }
 
 size_t mf_tensor_kernel_size(const mf_moe_params *p, mf_tensor_id t) {
+    if (mf_tensor_is_e4m3(p, t)) return 1;
     return mf_tensor_is_bf16(p, t) ? 2 : 4;
+}
+
+int mf_tensor_is_e4m3(const mf_moe_params *p, mf_tensor_id t) {
+    return p->weight_format == MF_WFMT_FP8_BLOCK && (t == MF_T_W13 || t == MF_T_W2);
+}
+
+/* The kernel's form of a weight tensor of a quantized case (weight_format): the e4m3 codes, or
+ * the bf16 values of the canonical MXFP4 packing, row by row (rows of `cols`). */
+static mf_status quant_weights(const mf_moe_params *p, mf_tensor_id t, const uint16_t *w, size_t n,
+                               size_t cols, void **out, mf_error *err) {
+    if (p->weight_format == MF_WFMT_FP8_BLOCK) {
+        uint8_t *q = malloc(n + 1);
+        if (!q) return MF_FAIL(err, MF_ENOMEM, "out of memory for the e4m3 form of %s",
+                               mf_tensor_name(t));
+        mf_e4m3_from_bf16(w, n, q);
+        *out = q;
+        return MF_OK;
+    }
+    uint16_t *b = malloc(2 * n + 2);
+    uint8_t *packed = malloc(cols / 2 + 1), *scales = malloc(cols / 32 + 2);
+    if (!b || !packed || !scales) {
+        free(b);
+        free(packed);
+        free(scales);
+        return MF_FAIL(err, MF_ENOMEM, "out of memory for the mxfp4 form of %s",
+                       mf_tensor_name(t));
+    }
+    for (size_t r = 0; r + cols <= n; r += cols) {
+        mf_mxfp4_pack_bf16(w + r, cols, packed, scales);
+        mf_mxfp4_dequant_bf16(packed, scales, cols, b + r);
+    }
+    free(packed);
+    free(scales);
+    *out = b;
+    return MF_OK;
 }
 
 int mf_tensor_level(mf_tensor_id t) {
@@ -683,6 +721,16 @@ mf_status mf_kernel_inputs_make(const mf_problem *pb, mf_kernel_inputs *ki, mf_e
         size_t n = mf_tensor_elems(p, id);
         ki->bytes[t] = n * mf_tensor_kernel_size(p, id);
         ki->data[t] = mf_problem_tensor(pb, id);
+        if ((id == MF_T_W13 || id == MF_T_W2) && p->weight_format != MF_WFMT_BF16) {
+            mf_status st = quant_weights(p, id, ki->data[t], n, tensor_cols(p, id), &ki->owned[t],
+                                         err);
+            if (st != MF_OK) {
+                mf_kernel_inputs_free(ki);
+                return st;
+            }
+            ki->data[t] = ki->owned[t];
+            continue;
+        }
         if (mf_tensor_kernel_size(p, id) == mf_tensor_host_size(id)) continue;
         /* float holding bf16 values: the top half of the bits is the bf16 pattern */
         const float *src = ki->data[t];

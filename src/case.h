@@ -44,7 +44,14 @@
     ROW(W2, w2, uint16_t, 3, p->E_local, p->H, p->I, 1, 1,                                     \
         (double)(float)(1.0 / sqrt((double)p->I)), 1, params, 1)                               \
     ROW(B13, b13, uint16_t, 2, p->E_local, 2 * (size_t)p->I, 1, 1, mf_has_b13(p), 0.5, 1, ext, 2) \
-    ROW(B2, b2, uint16_t, 2, p->E_local, p->H, 1, 1, mf_has_b2(p), 0.25, 1, ext, 2)
+    ROW(B2, b2, uint16_t, 2, p->E_local, p->H, 1, 1, mf_has_b2(p), 0.25, 1, ext, 2)                \
+    ROW(W13_S, w13_s, float, 3, p->E_local, mf_blocks(2 * p->I, mf_block_n(p)),                \
+        mf_blocks(p->H, mf_block_k(p)), 0, p->weight_format == MF_WFMT_FP8_BLOCK, 1.0, 0, ext, 3) \
+    ROW(W2_S, w2_s, float, 3, p->E_local, mf_blocks(p->H, mf_block_n(p)),                      \
+        mf_blocks(p->I, mf_block_k(p)), 0, p->weight_format == MF_WFMT_FP8_BLOCK, 1.0, 0, ext, 3)
+
+/* Blocks of b along n, the last one partial (FP8 block scales). */
+static inline size_t mf_blocks(int n, int b) { return ((size_t)n + (size_t)b - 1) / (size_t)b; }
 
 #define MF_TENSOR_MAX_RANK 3
 
@@ -63,7 +70,11 @@
     ROW(1, nonfinite, ENUM, &mf_enum_nonfinite, 0, 0, 2)                             \
     ROW(2, expert_bias, ENUM, &mf_enum_expert_bias, 0, 0, 2)                         \
     ROW(3, act_alpha, F32, NULL, 0x1p-8, 0x1p8, 2)                                   \
-    ROW(4, act_limit, F32, NULL, 0x1p-8, 0x1p16, 2)
+    ROW(4, act_limit, F32, NULL, 0x1p-8, 0x1p16, 2)                                                \
+    ROW(32, weight_format, ENUM, &mf_enum_weight_format, 0, 0, 3)                    \
+    ROW(33, scale_format, ENUM, &mf_enum_scale_format, 0, 0, 3)                      \
+    ROW(34, block_n, INT, NULL, 1, 4096, 3)                                          \
+    ROW(35, block_k, INT, NULL, 1, 4096, 3)
 
 typedef enum mf_param_kind { MF_PK_ENUM, MF_PK_INT, MF_PK_F32 } mf_param_kind;
 
@@ -167,6 +178,9 @@ int mf_tensor_shape(const mf_moe_params *p, mf_tensor_id t, uint64_t shape[MF_TE
 /* Bytes of one element of tensor t in mf_problem (2: bf16 bits; 4: float) and to the kernel. */
 size_t mf_tensor_host_size(mf_tensor_id t);
 size_t mf_tensor_kernel_size(const mf_moe_params *p, mf_tensor_id t);
+/* 1 if the kernel gets tensor t as e4m3 codes (w13, w2 of an fp8_block case: the saturating
+ * encoding of the bf16 values the problem holds); the kernel size is then 1. */
+int mf_tensor_is_e4m3(const mf_moe_params *p, mf_tensor_id t);
 /* The ABI feature level that first carries tensor t. */
 int mf_tensor_level(mf_tensor_id t);
 /* Effective scale of a generator (resolves 0 to the tensor's default). */

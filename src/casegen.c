@@ -1,7 +1,10 @@
 /* casegen.c: random cases over the parameter domain (see casegen.h). */
 #include "casegen.h"
 
+#include <math.h>
 #include <string.h>
+
+#include "bf16.h"
 
 #include "codec.h"
 #include "models.h"
@@ -96,6 +99,69 @@ static int pick_divisor(mf_rng *r, int E) {
     return d[mf_rng_below(r, (uint32_t)n)];
 }
 
+/* ---- quantized weights (weight_format, reference/fp8.h) ---- */
+
+/* The fp8 parameters and the scales' generators only where they mean something, so a bf16
+ * case stays a v1 case (v1 does not carry generators of tensors it does not know). */
+static void quant_repair(mf_case *c) {
+    mf_moe_params *p = &c->p;
+    if (p->weight_format != MF_WFMT_FP8_BLOCK) {
+        p->block_n = p->block_k = 0;
+        p->scale_format = MF_SCALE_F32;
+        memset(&c->gen[MF_T_W13_S], 0, sizeof c->gen[MF_T_W13_S]);
+        memset(&c->gen[MF_T_W2_S], 0, sizeof c->gen[MF_T_W2_S]);
+    }
+    /* no pokes into an absent tensor that v1 does not know */
+    int n = 0;
+    for (int i = 0; i < c->n_pokes; i++)
+        if (c->pokes[i].tensor <= MF_T_W2 ||
+            mf_tensor_present(p, (mf_tensor_id)c->pokes[i].tensor))
+            c->pokes[n++] = c->pokes[i];
+    c->n_pokes = n;
+}
+
+/* A weight format, sometimes: 1 in 6 cases fp8_block (blocks of 16 to 128 rows and columns,
+ * either scale format), 1 in 12 mxfp4. */
+static void draw_quant(mf_rng *r, mf_moe_params *p) {
+    static const int blocks[] = {16, 32, 64, 128};
+    uint32_t roll = mf_rng_below(r, 12);
+    p->weight_format = roll < 2 ? MF_WFMT_FP8_BLOCK : roll < 3 ? MF_WFMT_MXFP4 : MF_WFMT_BF16;
+    if (p->weight_format != MF_WFMT_FP8_BLOCK) return;
+    p->block_n = blocks[mf_rng_below(r, 4)];
+    p->block_k = blocks[mf_rng_below(r, 4)];
+    p->scale_format = (mf_scale_format)mf_rng_below(r, MF_SCALE_COUNT);
+}
+
+/* Pokes that aim the activation quantizer at its boundaries: a group's amax at 448 2^k (1 + d
+ * 2^-7), d in {-1, 0, 1} (where the UE8M0 scale rounds up or not; at d = 0 the fp32 scale is
+ * 2^k, exact), and an element at an e4m3 midpoint times 2^k (a tie of the cast). */
+static void aim_quant(mf_rng *r, mf_case *c) {
+    const mf_moe_params *p = &c->p;
+    if (p->weight_format != MF_WFMT_FP8_BLOCK) return;
+    int bk = mf_block_k(p), groups = (p->H + bk - 1) / bk;
+    int n = 1 + (int)mf_rng_below(r, 3);
+    for (int i = 0; i < n && c->n_pokes + 2 <= MF_MAX_POKES; i++) {
+        int t = (int)mf_rng_below(r, (uint32_t)p->T), g = (int)mf_rng_below(r, (uint32_t)groups);
+        int width = p->H - g * bk < bk ? p->H - g * bk : bk;
+        int k = -12 + (int)mf_rng_below(r, 8); /* amax 448 2^k from 0.11 to 14 */
+        int d = (int)mf_rng_below(r, 3) - 1;
+        float amax = ldexpf(448.0f * (1.0f + (float)d * 0x1p-7f), k);
+        if (mf_rng_below(r, 2)) amax = -amax;
+        size_t row = (size_t)t * p->H + (size_t)g * bk;
+        mf_poke *k1 = &c->pokes[c->n_pokes++];
+        k1->tensor = MF_T_X;
+        k1->index = (uint32_t)(row + mf_rng_below(r, (uint32_t)width));
+        k1->bits = mf_f32_bits(amax) >> 16; /* bf16: 8 significant bits hold 1 + 2^-7 */
+        /* e4m3 midpoints (m + 1/2) 2^(e-3), e.g. 1.0625 between 1 and 1.125 */
+        float mid = ldexpf((float)(17 + 2 * (int)mf_rng_below(r, 7)) / 16.0f,
+                           k - (int)mf_rng_below(r, 8));
+        mf_poke *k2 = &c->pokes[c->n_pokes++];
+        k2->tensor = MF_T_X;
+        k2->index = (uint32_t)(row + mf_rng_below(r, (uint32_t)width));
+        k2->bits = mf_f32_bits(mf_rng_below(r, 2) ? mid : -mid) >> 16;
+    }
+}
+
 void mf_case_repair(mf_case *c) {
     mf_moe_params *p = &c->p;
     mf_case_fix_v2(c);
@@ -111,6 +177,7 @@ void mf_case_repair(mf_case *c) {
     if (p->E_local < 1 || p->E_local > p->E) p->E_local = p->E;
     if (p->expert_offset < 0 || p->expert_offset + p->E_local > p->E)
         p->expert_offset = p->E - p->E_local;
+    quant_repair(c);
 }
 
 /* A full-size case: H or I above the mix's limits, with at most full_T tokens. */
@@ -225,6 +292,7 @@ void mf_case_random(mf_rng *r, const mf_case_limits *lim, mf_case *c) {
         p->T = 1 + (int)mf_rng_below(r, (uint32_t)lim->full_T);
         full_dims(r, p);
     }
+    draw_quant(r, p);
     mf_case_repair(c);
     /* generators: mostly the realistic default, every class reachable */
     for (int t = 0; t < MF_NUM_TENSORS; t++) {
@@ -269,6 +337,8 @@ void mf_case_random(mf_rng *r, const mf_case_limits *lim, mf_case *c) {
         if (p->logits_dtype == MF_DTYPE_BF16) k->bits >>= 16;
     }
     mf_case_fit(c, lim);
+    quant_repair(c);
+    aim_quant(r, c);
 }
 
 /* ---- structured mutation ---- */
@@ -296,7 +366,10 @@ static void mutate_routing(mf_case *c, mf_rng *r) {
         break;
     case 6: p->rsf_site = (mf_rsf_site)((p->rsf_site + 1) % MF_RSF_COUNT); break;
     case 7: p->layout = (mf_layout)((p->layout + 1) % MF_LAYOUT_COUNT); break;
-    case 8: p->logits_dtype = (mf_dtype)((p->logits_dtype + 1) % MF_DTYPE_COUNT); break;
+    case 8:
+        if (mf_rng_below(r, 2)) p->logits_dtype = (mf_dtype)((p->logits_dtype + 1) % MF_DTYPE_COUNT);
+        else draw_quant(r, p);
+        break;
     case 9: /* groups */
         p->n_group = pick_divisor(r, p->E);
         p->topk_group = 1 + (int)mf_rng_below(r, (uint32_t)p->n_group);

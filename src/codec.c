@@ -294,7 +294,12 @@ static double param_decode(mf_fdp *f, const mf_param_v2 *d) {
 static void param_encode(mf_fdp_writer *w, const mf_param_v2 *d, double v) {
     switch (d->kind) {
     case MF_PK_ENUM: mf_fdpw_uint(w, (uint64_t)v, 1); break;
-    case MF_PK_INT: mf_fdpw_uint(w, v == 0 ? 0 : (uint64_t)(v - d->lo), 4); break;
+    case MF_PK_INT: {
+        /* raw 0 reads as 0: the value lo is written as the range, which reads back as lo */
+        uint64_t raw = (uint64_t)(v - d->lo);
+        mf_fdpw_uint(w, v == 0 ? 0 : raw ? raw : (uint64_t)(d->hi - d->lo + 1), 4);
+        break;
+    }
     default: mf_fdpw_uint(w, mf_f32_bits((float)v), 4); break;
     }
 }

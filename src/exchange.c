@@ -7,6 +7,7 @@
 
 #include "bf16.h"
 #include "codec.h"
+#include "fp8.h"
 #include "safetensors.h"
 
 /* The parameter keys of the text case format, in its order: each is required in a case file's
@@ -77,6 +78,7 @@ static mf_status params_to_text(const mf_moe_params *p, param_text *pt, mf_error
 /* ---- case files ---- */
 
 static mf_st_dtype st_dtype(const mf_moe_params *p, mf_tensor_id t) {
+    if (mf_tensor_is_e4m3(p, t)) return MF_ST_F8_E4M3;
     return mf_tensor_is_bf16(p, t) ? MF_ST_BF16 : MF_ST_F32;
 }
 
@@ -202,7 +204,12 @@ static mf_status problem_from_tensors(const mf_safetensors *st, const mf_case *c
         size_t n = mf_tensor_elems(p, id);
         void *a = mf_problem_tensor(pb, id);
         if (!ts[t]) continue;
-        if (mf_tensor_host_size(id) == mf_tensor_kernel_size(p, id)) {
+        if (mf_tensor_is_e4m3(p, id)) {
+            /* e4m3 codes: their values are bf16 values (the NaN code a bf16 NaN) */
+            uint16_t *b = a;
+            for (size_t i = 0; i < n; i++)
+                b[i] = mf_f64_to_bf16(mf_fp8_decode(MF_FP8_E4M3, ts[t]->data[i]));
+        } else if (mf_tensor_host_size(id) == mf_tensor_kernel_size(p, id)) {
             memcpy(a, ts[t]->data, n * mf_tensor_host_size(id));
         } else {
             float *f = a;

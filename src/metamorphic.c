@@ -287,6 +287,13 @@ static mf_status full_groups_check(meta_ctx *x, mf_error *err) {
 
 /* ep-shards: two expert-parallel shards of the full expert set; a token whose experts all live
  * on one shard gets the unsharded output there and exact zeros on the other. */
+/* Elements of one expert's block scales (fp8_block: w13_s, w2_s), 0 for other formats. */
+static size_t scales_per_expert(const mf_moe_params *p, mf_tensor_id t) {
+    uint64_t s[MF_TENSOR_MAX_RANK];
+    mf_tensor_shape(p, t, s);
+    return mf_tensor_present(p, t) ? (size_t)(s[1] * s[2]) : 0;
+}
+
 static int ep_shards_applies(const meta_ctx *x) {
     return x->pb->p.E_local == x->pb->p.E && x->pb->p.E >= 2;
 }
@@ -300,6 +307,11 @@ static mf_status ep_shards_check(meta_ctx *x, mf_error *err) {
     qb.p.E_local = E - half, qb.p.expert_offset = half;
     qb.w13 = pb->w13 + (size_t)half * per13, qb.t.w13 = qb.w13;
     qb.w2 = pb->w2 + (size_t)half * per2, qb.t.w2 = qb.w2;
+    if (pb->t.w13_s) {
+        qb.w13_s = pb->w13_s + (size_t)half * scales_per_expert(&pb->p, MF_T_W13_S);
+        qb.w2_s = pb->w2_s + (size_t)half * scales_per_expert(&pb->p, MF_T_W2_S);
+        qb.t.w13_s = qb.w13_s, qb.t.w2_s = qb.w2_s;
+    }
     if (pb->experts) qb.experts = pb->experts + half, qb.t.expert_state = qb.experts;
     mf_run_result ra, rb;
     MF_TRY(run(x->b, &qa, &ra, err));
@@ -362,8 +374,12 @@ static mf_status relabel_check(meta_ctx *x, mf_error *err) {
     uint16_t *w13 = malloc(2 * per13 * (size_t)E), *w2 = malloc(2 * per2 * (size_t)E);
     int32_t *s1 = malloc(sizeof(int32_t) * (size_t)T * k);
     uint8_t *state = pb->experts ? malloc((size_t)E) : NULL; /* which experts were generated */
+    /* fp8_block: the experts' block scales move with them */
+    const size_t ps13 = scales_per_expert(p, MF_T_W13_S), ps2 = scales_per_expert(p, MF_T_W2_S);
+    float *s13 = malloc(sizeof(float) * (ps13 * (size_t)E + 1));
+    float *s2 = malloc(sizeof(float) * (ps2 * (size_t)E + 1));
     mf_status st = MF_OK;
-    if (!perm || !lg || !bias2 || !w13 || !w2 || !s1 || (pb->experts && !state)) {
+    if (!perm || !lg || !bias2 || !w13 || !w2 || !s1 || (pb->experts && !state) || !s13 || !s2) {
         st = MF_FAIL(err, MF_ENOMEM, "out of memory");
         goto done;
     }
@@ -374,6 +390,10 @@ static mf_status relabel_check(meta_ctx *x, mf_error *err) {
         bias2[perm[e]] = pb->bias[e];
         memcpy(w13 + (size_t)perm[e] * per13, pb->w13 + (size_t)e * per13, 2 * per13);
         memcpy(w2 + (size_t)perm[e] * per2, pb->w2 + (size_t)e * per2, 2 * per2);
+        if (ps13) {
+            memcpy(s13 + (size_t)perm[e] * ps13, pb->w13_s + (size_t)e * ps13, 4 * ps13);
+            memcpy(s2 + (size_t)perm[e] * ps2, pb->w2_s + (size_t)e * ps2, 4 * ps2);
+        }
         if (state) state[perm[e]] = pb->experts[e];
     }
     mf_problem q = *pb;
@@ -382,6 +402,7 @@ static mf_status relabel_check(meta_ctx *x, mf_error *err) {
     q.bias = bias2, q.t.bias = p->bias != MF_BIAS_NONE ? bias2 : NULL;
     q.w13 = w13, q.t.w13 = w13;
     q.w2 = w2, q.t.w2 = w2;
+    if (ps13) q.w13_s = s13, q.t.w13_s = s13, q.w2_s = s2, q.t.w2_s = s2;
     mf_run_result r;
     if ((!x->identity || (st = selections(&q, x->c, s1, err)) == MF_OK) &&
         (st = run(x->b, &q, &r, err)) == MF_OK) {
@@ -403,6 +424,7 @@ static mf_status relabel_check(meta_ctx *x, mf_error *err) {
     }
 done:
     free(perm), free(lg), free(bias2), free(w13), free(w2), free(s1), free(state);
+    free(s13), free(s2);
     return st;
 }
 

@@ -15,6 +15,19 @@ static const mf_model models[] = {
      .activation = MF_ACT_SILU_GLU, .layout = MF_LAYOUT_GATE_UP,
      .H_twin = 512, .I_twin = 128,
      .note = "rsf applied to the output by vLLM; 1 shared expert not modelled"},
+    {.name = "deepseek-v3-fp8",
+     .hf_id = "deepseek-ai/DeepSeek-V3",
+     .H = 7168, .I = 2048, .E = 256, .top_k = 8,
+     .n_group = 8, .topk_group = 4, .group_rule = MF_GROUP_TOP2_SUM,
+     .score = MF_SCORE_SIGMOID, .bias = MF_BIAS_F32, .logits = MF_DTYPE_BF16,
+     .renormalize = 1, .eps = 1e-20f, .rsf = 2.5f, .rsf_site = MF_RSF_OUTPUT,
+     .activation = MF_ACT_SILU_GLU, .layout = MF_LAYOUT_GATE_UP,
+     .H_twin = 512, .I_twin = 128,
+     .weight_format = MF_WFMT_FP8_BLOCK, .scale_format = MF_SCALE_F32,
+     .block_n = 128, .block_k = 128,
+     .note = "FP8 checkpoint (README_WEIGHTS.md: quantization_config fp8 e4m3, "
+             "weight_block_size [128, 128], dynamic activations, fp32 weight_scale_inv); "
+             "fp32 activation scales (V3.1's ue8m0 unverified); 1 shared expert not modelled"},
     {.name = "kimi-k2",
      .hf_id = "moonshotai/Kimi-K2-Instruct",
      .H = 7168, .I = 2048, .E = 384, .top_k = 8,
@@ -282,6 +295,10 @@ void mf_model_apply(const mf_model *m, int full, mf_case *c) {
     p->expert_bias = m->expert_bias;
     p->act_alpha = m->act_alpha;
     p->act_limit = m->act_limit;
+    p->weight_format = m->weight_format;
+    p->scale_format = m->scale_format;
+    p->block_n = m->block_n;
+    p->block_k = m->block_k;
 }
 
 void mf_models_print(FILE *f) {

@@ -31,6 +31,10 @@ typedef struct mf_model {
     /* case format v2 (0: v1's semantics) */
     mf_expert_bias expert_bias;
     float act_alpha, act_limit;
+    /* quantized weights (0: bf16): format, fp8 activation scale format, weight block */
+    mf_weight_format weight_format;
+    mf_scale_format scale_format;
+    int block_n, block_k;
     const char *note;
 } mf_model;
 

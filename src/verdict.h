@@ -59,6 +59,7 @@ typedef enum mf_knob {
     MF_KNOB_B2_UNWEIGHTED, /* case format v2's expert biases */
     MF_KNOB_CLAMP_DROPPED, /* case format v2's clamped activations */
     MF_KNOB_INTERLEAVE_IGNORED, /* case format v2's interleaved layout read as gate_up */
+    MF_KNOB_UE8M0_DROPPED,
     MF_KNOB_COUNT
 } mf_knob;
 

@@ -192,6 +192,14 @@ static void test_levels(const char *v1_plugin, const char *plugin, const char *s
            "a newer kernel gets this moefuzz's level, got %u", lvl);
 }
 
+/* The level a case needs: 1 if v1 carries it, 3 with quantized weights, else 2. */
+static uint32_t expected_level(const mf_case *c) {
+    mf_case problem_only = *c; /* rows is the case's, not the problem's: no ABI level */
+    problem_only.rows = 0;
+    if (mf_case_format(&problem_only) == 1) return MF_ABI_LEVEL_1;
+    return c->p.weight_format != MF_WFMT_BF16 ? MF_ABI_LEVEL_3 : MF_ABI_LEVEL_2;
+}
+
 static void test_case_levels(const char *seeds) {
     DIR *d = opendir(seeds);
     EXPECT(d != NULL, "cannot open %s", seeds);
@@ -206,9 +214,10 @@ static void test_case_levels(const char *seeds) {
         snprintf(path, sizeof path, "%s/%s", seeds, e->d_name);
         EXPECT(mf_case_load(path, 0, &c, NULL, &err) == MF_OK, "%s: %s", path, err.msg);
         uint32_t l = mf_case_level(&c.p, what, sizeof what);
-        /* a case v1 carries is level 1 (a kernel of the first header is offered it) */
-        EXPECT(l == (mf_case_format(&c) == 1 ? MF_ABI_LEVEL_1 : MF_ABI_LEVEL_2),
-               "%s: level %u (%s), format v%d", e->d_name, l, what, mf_case_format(&c));
+        /* a case v1 carries is level 1 (a kernel of the first header is offered it); quantized
+         * weights are level 3 */
+        EXPECT(l == expected_level(&c), "%s: level %u (%s), format v%d", e->d_name, l, what,
+               mf_case_format(&c));
         n++;
     }
     closedir(d);
@@ -216,18 +225,20 @@ static void test_case_levels(const char *seeds) {
     mf_rng r = {7};
     mf_case_limits lim;
     mf_case_limits_default(&lim);
-    int n_v1 = 0;
+    int n_v1 = 0, quantized = 0;
     for (int i = 0; i < 2000; i++) {
         mf_case c;
         mf_case_random(&r, &lim, &c);
         uint32_t l = mf_case_level(&c.p, what, sizeof what);
-        uint32_t want = mf_case_format(&c) == 1 ? MF_ABI_LEVEL_1 : MF_ABI_LEVEL_2;
-        if (l != want) EXPECT(0, "random case %d: level %u (%s), format v%d", i, l, what,
-                              mf_case_format(&c));
+        if (l != expected_level(&c))
+            EXPECT(0, "random case %d: level %u (%s), format v%d", i, l, what, mf_case_format(&c));
         n_v1 += l == MF_ABI_LEVEL_1;
+        quantized += l == MF_ABI_LEVEL_3;
     }
     /* most random cases stay level 1: a kernel of the first header is offered them */
     EXPECT(n_v1 >= 1000 && n_v1 < 2000, "%d of 2000 random cases are level 1 (v1)", n_v1);
+    EXPECT(quantized > 0 && quantized < 1000, "%d of 2000 random cases quantized (level 3)",
+           quantized);
 }
 
 /* ---- process supervision ---- */

@@ -47,6 +47,9 @@ typedef enum guard_id {
     G_ENUMERATED,
     G_RSF_MISSED,
     G_RSF_OBSERVABLE,
+    G_FP8_CASES,
+    G_FP8_EXERCISED,
+    G_MXFP4_CASES,
     G_COUNT
 } guard_id;
 
@@ -87,6 +90,15 @@ static const guard GUARDS[G_COUNT] = {
     /* Share of the slice's rsf != 1 cases where the drop is observable: 76% (10,000), 61-88%
      * (300). At least 40%, so the assertion above is not met by observing nothing. */
     [G_RSF_OBSERVABLE] = {"share of rsf drops observable", 1, 0.40},
+    /* The quantized slice: the generator makes 1 in 6 cases fp8_block and 1 in 12 mxfp4
+     * (casegen.c): 15.3% and 8.3% (300, seed 1); at least 10% and 4%, so the quantized paths'
+     * soundness is tested at all. */
+    [G_FP8_CASES] = {"share of cases fp8_block", 1, 0.10},
+    [G_MXFP4_CASES] = {"share of cases mxfp4", 1, 0.04},
+    /* fp8_block cases whose radius was used (utilisation above 0, the kernel's value not the
+     * correctly rounded one somewhere): 10.9% (300, seed 1: 5 of 46, max 0.997). At least 2%,
+     * one case in 46: the FP8 bound is exercised, not only passed at zero utilisation. */
+    [G_FP8_EXERCISED] = {"share of fp8_block cases above zero utilisation", 1, 0.02},
 };
 
 /* ---- counts ---- */
@@ -221,6 +233,9 @@ int main(int argc, char **argv) {
     double max_util = 0, max_util_w = 0, max_util_inf = 0, build_s = 0;
     mf_case worst, worst_inf;
     int hist[8] = {0}; /* max utilisation per case: 0, (0,1/64], ..., (1/2,1] */
+    /* the quantized slice: cases, passing cases above zero utilisation, worst utilisation */
+    int n_fmt[MF_WFMT_COUNT] = {0}, used_fmt[MF_WFMT_COUNT] = {0}, fail_fmt[MF_WFMT_COUNT] = {0};
+    double max_util_fmt[MF_WFMT_COUNT] = {0};
     double t_begin = mf_now_s();
     for (int i = 0; i < n; i++) {
         mf_case c;
@@ -240,6 +255,13 @@ int main(int argc, char **argv) {
             return 1;
         }
         pass_add(&all, &v);
+        int fmt = c.p.weight_format;
+        n_fmt[fmt]++;
+        fail_fmt[fmt] += v.unsupported || !v.pass;
+        if (!v.unsupported && v.pass) {
+            used_fmt[fmt] += v.max_util_out > 0;
+            if (v.max_util_out > max_util_fmt[fmt]) max_util_fmt[fmt] = v.max_util_out;
+        }
         if ((v.unsupported || !v.pass) && shown++ < SHOW_MAX) {
             printf("%s random case %d (seed %llu):\n", v.unsupported ? "UNSUPPORTED" : "FAIL", i,
                    (unsigned long long)seed);
@@ -344,6 +366,11 @@ int main(int argc, char **argv) {
         "cases by max output utilisation: 0: %d, <=1/64: %d, <=1/32: %d, <=1/16: %d, <=1/8: "
         "%d, <=1/4: %d, <=1/2: %d, <=1: %d\n",
         hist[0], hist[1], hist[2], hist[3], hist[4], hist[5], hist[6], hist[7]);
+    for (int f = 0; f < MF_WFMT_COUNT; f++)
+        printf("weight_format %s: %d cases, %d failed or unsupported, %d above zero utilisation, "
+               "max utilisation %.4g\n",
+               mf_enum_name(&mf_enum_weight_format, f), n_fmt[f], fail_fmt[f], used_fmt[f],
+               max_util_fmt[f]);
     printf("time: %.1f s, of which building the cases' tensors %.1f s\n", total_s, build_s);
     if (max_util > 0) {
         printf("case with the highest utilisation:\n");
@@ -365,6 +392,9 @@ int main(int argc, char **argv) {
     value[G_ENUMERATED] = share(slice.ambiguous - slice.undecided, n);
     value[G_RSF_MISSED] = rsf.observable - rsf.caught_observable;
     value[G_RSF_OBSERVABLE] = share(rsf.observable, rsf.cases - rsf.unsupported);
+    value[G_FP8_CASES] = share(n_fmt[MF_WFMT_FP8_BLOCK], n);
+    value[G_MXFP4_CASES] = share(n_fmt[MF_WFMT_MXFP4], n);
+    value[G_FP8_EXERCISED] = share(used_fmt[MF_WFMT_FP8_BLOCK], n_fmt[MF_WFMT_FP8_BLOCK]);
     int guards_failed = 0;
     for (int g = 0; g < G_COUNT; g++) {
         const guard *gd = &GUARDS[g];

@@ -19,7 +19,8 @@
  * What it refuses (supports() returns 0 with the reason, which moefuzz counts as unsupported):
  *   - H or I not a multiple of 4: the four-lane dot product has no tail loop;
  *   - top_k above 32 (its per-token arrays);
- *   - device memory (it is a host kernel).
+ *   - device memory (it is a host kernel);
+ *   - quantized weights (FP8 block scale, MXFP4: level 3).
  *
  * Test builds (examples/plugin/CMakeLists.txt) compile this file with EXAMPLE_MISBEHAVE to
  * get plugins that crash or hang on some cases (misbehave.c), with EXAMPLE_ROUTING_METHOD to
@@ -283,6 +284,13 @@ static int ex_supports(void *ctx, const mf_kernel_params *p, char *msg, size_t m
         snprintf(msg, msg_len, "level-2 params of %u bytes: renorm_denom %d, nonfinite %d, "
                  "expert_bias %d", v2->ext.struct_size, v2->renorm_denom, v2->nonfinite,
                  v2->expert_bias);
+        return 0;
+    }
+#endif
+#ifdef MF_ABI_LEVEL_3
+    if (v2 && v2->weight_format != MF_ABI_WFMT_BF16) {
+        snprintf(msg, msg_len, "weight_format %s: quantized weights not implemented (bf16 only)",
+                 v2->weight_format == MF_ABI_WFMT_FP8_BLOCK ? "fp8_block" : "mxfp4");
         return 0;
     }
 #endif

@@ -47,7 +47,7 @@ def read_safetensors(path):
     (n,) = struct.unpack("<Q", data[:8])
     header = json.loads(data[8:8 + n])
     meta = header.pop("__metadata__", {})
-    dtypes = {"BF16": "<u2", "F32": "<f4", "I32": "<i4"}
+    dtypes = {"BF16": "<u2", "F32": "<f4", "I32": "<i4", "F8_E4M3": "u1"}  # e4m3: raw codes
     tensors = {}
     for name, t in header.items():
         begin, end = t["data_offsets"]
@@ -204,6 +204,11 @@ def run_case(case_path, out_path, mode, method, bug):
         return "error the case was not routed by %s (routing_method=%s)" % (method, meta.get("routing_method"))
     if meta.get("activation") not in ("silu_glu", "swiglu_oai", "silu_clamp", "silu_clamp_after"):
         return "unsupported activation %s" % meta.get("activation")
+    # level 1: a case file of a later level (docs/case-format.md) is refused, as the level gate
+    # refuses it in exec mode
+    for key, v1 in (("renorm_denom", "sum_eps"), ("nonfinite", "propagate"), ("weight_format", "bf16")):
+        if meta.get(key, v1) != v1:
+            return "unsupported %s %s: not implemented (ABI level 1)" % (key, meta[key])
     if bug in ("crash", "hang") and meta["T"] == "1":
         if bug == "crash":
             os.kill(os.getpid(), signal.SIGSEGV)

@@ -17,6 +17,7 @@
  * NaN or infinite logits never yield duplicate or out-of-range ids: NaN ranks as -inf.
  * Tokens run in launches of CPU_CHUNK_TOKENS, each from its own copy of the parameters, as
  * vLLM's fused_moe launches chunks of VLLM_FUSED_MOE_CHUNK_SIZE tokens.
+ * Quantized weights (fp8_block, mxfp4: ABI level 3) are computed by moe_cpu_quant.h.
  */
 #include <math.h>
 #include <stdint.h>
@@ -181,6 +182,8 @@ static void route_token(const cpu_ctx *ctx, const mf_kernel_params *p, int t, fl
     if (p->rsf_site == MF_ABI_RSF_WEIGHTS) {
         float rsf = p->routed_scaling_factor;
         int apply = !MF_MUT(RSF_DROPPED) && !(MF_MUT(RSF_ONLY_WITH_RENORM) && !p->renormalize);
+        /* the MXFP4 path's rsf hard-coded to None (vLLM #44007) */
+        if (MF_MUT(MXFP4_RSF_DROPPED) && v2 && v2->weight_format == MF_ABI_WFMT_MXFP4) apply = 0;
         for (int n = 0; n < k; n++) {
             if (apply) w[n] = w[n] * rsf;
             if (MF_MUT(RSF_TWICE)) w[n] = w[n] * rsf;
@@ -216,6 +219,8 @@ static float act(const cpu_ctx *ctx, const mf_kernel_params *p, const mf_kernel_
     if (p->activation == MF_ABI_ACT_SILU_CLAMP) return silu(g) * u;
     return (u + 1.0f) * g / (1.0f + expf(-g * v2->act_alpha)); /* swiglu_oai */
 }
+
+#include "moe_cpu_quant.h"
 
 /* The level of kernel_abi.h this kernel implements. */
 static const mf_kernel_features cpu_features = {
@@ -271,7 +276,8 @@ static int cpu_supports(void *ctx, const mf_kernel_params *p, char *msg, size_t 
         snprintf(msg, msg_len, "the cpu kernel needs host memory");
         return 0;
     }
-    return 1;
+    cpu_quant q;
+    return quant_of(p, &q, msg, msg_len);
 }
 
 static int cpu_workspace_size(void *ctx, const mf_kernel_params *p, size_t *bytes, char *msg,
@@ -280,6 +286,10 @@ static int cpu_workspace_size(void *ctx, const mf_kernel_params *p, size_t *byte
     /* score, key, gscore (E each), masked (E), acc (H), h (I as bf16) */
     *bytes = (size_t)p->E * (3 * sizeof(float) + 1) + (size_t)p->H * sizeof(float) +
              (size_t)p->I * sizeof(uint16_t) + 64;
+    /* fp8_block: the expert output y (H) and the quantized token and intermediate */
+    cpu_quant q;
+    if (quant_of(p, &q, msg, msg_len) && q.format == MF_ABI_WFMT_FP8_BLOCK)
+        *bytes += (size_t)p->H * sizeof(float) + fp8_workspace(p, q.bk) + 64;
     return 0;
 }
 
@@ -293,6 +303,12 @@ static int cpu_run(void *vctx, const mf_kernel_params *p, char *msg, size_t msg_
     if (!p->workspace || p->workspace_bytes < need) {
         snprintf(msg, msg_len, "workspace of %zu bytes needed, %zu given", need,
                  p->workspace_bytes);
+        return 1;
+    }
+    cpu_quant q;
+    quant_of(p, &q, msg, msg_len);
+    if (q.format == MF_ABI_WFMT_FP8_BLOCK && (!q.w13_s || !q.w2_s)) {
+        snprintf(msg, msg_len, "fp8_block: the block scales w13_s, w2_s are missing");
         return 1;
     }
     int T = p->T;
@@ -317,6 +333,12 @@ static void run_chunk(const cpu_ctx *ctx, const mf_kernel_params *p, int t0, int
     const mf_kernel_params_v2 *v2 = mf_kernel_params_v2_of(p);
     const uint16_t *b13 = v2 ? v2->b13 : NULL, *b2 = v2 ? v2->b2 : NULL;
     uint16_t *out = p->out;
+    cpu_quant q;
+    quant_of(p, &q, NULL, 0); /* cpu_run checked it */
+    int fp8 = q.format == MF_ABI_WFMT_FP8_BLOCK;
+    /* fp8 scratch after the bf16 path's: y (H floats), then the expert's (16-byte aligned) */
+    float *y8 = (float *)(((uintptr_t)(masked + E) + 15) & ~(uintptr_t)15);
+    void *ws8 = (void *)(((uintptr_t)(y8 + H) + 15) & ~(uintptr_t)15);
     for (int t = t0; t < t1; t++) {
         int32_t ids[CPU_MAX_TOP_K];
         float w[CPU_MAX_TOP_K];
@@ -330,6 +352,14 @@ static void run_chunk(const cpu_ctx *ctx, const mf_kernel_params *p, int t0, int
             if (MF_MUT(EP_OFFSET_IGNORED)) le = ids[n];
             if (MF_MUT(EP_OFFSET_TWICE)) le = ids[n] - 2 * p->expert_offset;
             if (le < 0 || le >= p->E_local) continue; /* not on this rank */
+            if (fp8) {
+                expert_fp8(ctx, p, &q, xt, le, ws8, y8);
+                for (int c = 0; c < H; c++) {
+                    acc[c] = acc[c] + w[n] * y8[c];
+                    if (MF_MUT(BF16_COMBINE)) acc[c] = bf16_to_f32(f32_to_bf16(acc[c]));
+                }
+                continue;
+            }
             const uint16_t *w13e = w13 + (size_t)le * 2 * I * H;
             for (int j = 0; j < I; j++) {
                 int gate_first = p->layout != MF_ABI_LAYOUT_UP_GATE;
@@ -361,7 +391,8 @@ static void run_chunk(const cpu_ctx *ctx, const mf_kernel_params *p, int t0, int
                 if (MF_MUT(BF16_COMBINE)) acc[c] = bf16_to_f32(f32_to_bf16(acc[c]));
             }
         }
-        if (p->rsf_site == MF_ABI_RSF_OUTPUT && !MF_MUT(RSF_DROPPED))
+        int rsf_none = MF_MUT(MXFP4_RSF_DROPPED) && q.format == MF_ABI_WFMT_MXFP4;
+        if (p->rsf_site == MF_ABI_RSF_OUTPUT && !MF_MUT(RSF_DROPPED) && !rsf_none)
             for (int c = 0; c < H; c++) {
                 acc[c] = acc[c] * p->routed_scaling_factor;
                 if (MF_MUT(RSF_TWICE)) acc[c] = acc[c] * p->routed_scaling_factor;

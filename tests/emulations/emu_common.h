@@ -72,6 +72,12 @@ static inline const char *emu_mutation(void) {
     return m ? m : "";
 }
 
+/* 1 if the call has quantized expert weights (level 3), which no emulation computes */
+static inline int emu_quantized(const mf_kernel_params *p) {
+    const mf_kernel_params_v2 *v2 = mf_kernel_params_v2_of(p);
+    return v2 && v2->weight_format != MF_ABI_WFMT_BF16;
+}
+
 static inline int emu_msg(char *msg, size_t len, const char *text) {
     snprintf(msg, len, "%s", text);
     return 0;

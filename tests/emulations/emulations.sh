@@ -30,11 +30,12 @@ all_but() {
 case $NAME in
 vllm_033_triton_sm90)
   # the torch grouped_topk path (grouped without a bias, softmax or max rule; an rsf without
-  # bias or groups) is vllm_033_triton_sm90_torch_router's
+  # bias or groups) is vllm_033_triton_sm90_torch_router's; quantized weights are not emulated
   unsupported="deepseek-v2-max-rule.txt exact-ties.txt heavy-sparse-data.txt integer-exact.txt
     model-deepseek-v2.txt sigmoid-underflow-eps.txt metamorphic-rsf-scaling-subnormal-weights.txt
     reference-combine-overflow-before-output-rsf.txt reference-gemm2-overflow-zero-activation.txt
-    reference-nan-radius-huge-integer-weights.txt reference-nan-radius-overflowing-activation.txt"
+    reference-nan-radius-huge-integer-weights.txt reference-nan-radius-overflowing-activation.txt
+    model-deepseek-v3-fp8.txt fp8-ue8m0-blocks32.txt mxfp4-rsf2.5-weights.txt"
   caught="rsf-dropped tanh-approx bf16-weights eps-dropped"
   # moe_sum in bf16 (vLLM issue 15045) stays inside the contract's bound at the corpus's sizes
   # (top-k <= 8 bf16 adds): reported only
@@ -48,7 +49,7 @@ flashinfer_07_trtllm_bf16)
   # DeepSeekV3 routing only: sigmoid with a bias, renormalized by sum + 1e-20, rsf in the weights
   supported="bf16-logits-bf16-bias.txt deepseek-v3-rsf2.446.txt ep-shard-offset32.txt
     glm-large-positive-bias.txt grouped-negative-bias.txt kimi-linear-tiny.txt minimax-m2-tiny.txt
-    model-minimax-m2.txt nan-logit-row.txt"
+    model-minimax-m2.txt nan-logit-row.txt sigmoid-inf-logits-max-eps.txt"
   unsupported=$(all_but "$supported")
   caught="rsf-dropped bf16-combine eps-dropped bf16-exp"
   reported=""

@@ -42,6 +42,7 @@ static void emu_release(void *ctx) { free(ctx); }
 static int emu_supports(void *ctx, const mf_kernel_params *p, char *msg, size_t len) {
     (void)ctx;
     if (p->memory != MF_ABI_MEM_HOST) return emu_msg(msg, len, "host memory only");
+    if (emu_quantized(p)) return emu_msg(msg, len, "quantized weights (fp8_block, mxfp4)");
     if (p->score_fn != MF_ABI_SCORE_SIGMOID || p->bias_dtype == MF_ABI_BIAS_NONE)
         return emu_msg(msg, len, "DeepSeekV3 routing: sigmoid scores with a bias only");
     if (!p->renormalize || p->renorm_eps != 1e-20f)

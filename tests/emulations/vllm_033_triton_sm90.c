@@ -94,6 +94,7 @@ static int torch_supports(const mf_kernel_params *p, char *msg, size_t len) {
 
 static int emu_supports(void *ctx, const mf_kernel_params *p, char *msg, size_t len) {
     if (p->memory != MF_ABI_MEM_HOST) return emu_msg(msg, len, "host memory only");
+    if (emu_quantized(p)) return emu_msg(msg, len, "quantized weights (fp8_block, mxfp4)");
     if (p->top_k > EMU_MAX_TOP_K) return emu_msg(msg, len, "top_k above 32");
     if (EMU_TORCH) return torch_supports(p, msg, len);
     int has_bias = p->bias_dtype != MF_ABI_BIAS_NONE;

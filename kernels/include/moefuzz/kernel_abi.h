@@ -57,7 +57,10 @@ extern "C" {
  * the parameters of case format v2 (each 0 means level 1's semantics) and the enum values below
  * marked "level 2". A kernel of level 1 is never sent a case that sets any of them. */
 #define MF_ABI_LEVEL_2 2u
-#define MF_KERNEL_FEATURE_LEVEL MF_ABI_LEVEL_2 /* the level of this header */
+/* Level 3: quantized expert weights, the fields of mf_kernel_params_v2 from weight_format on
+ * (FP8 block scale and MXFP4) and the enum values below marked "level 3". */
+#define MF_ABI_LEVEL_3 3u
+#define MF_KERNEL_FEATURE_LEVEL MF_ABI_LEVEL_3 /* the level of this header */
 
 /* ---- extensions ---- */
 typedef struct mf_kernel_ext {
@@ -115,6 +118,9 @@ enum {
     MF_ABI_EXPERT_BIAS_B13 = 2,
     MF_ABI_EXPERT_BIAS_B2 = 3,
 };
+/* level 3 */
+enum { MF_ABI_WFMT_BF16 = 0, MF_ABI_WFMT_FP8_BLOCK = 1, MF_ABI_WFMT_MXFP4 = 2 };
+enum { MF_ABI_SCALE_F32 = 0, MF_ABI_SCALE_UE8M0 = 1 };
 
 /* ---- numerical contract a kernel declares (see docs/error-model.md) ---- */
 enum {
@@ -228,6 +234,18 @@ typedef struct mf_kernel_params_v2 {
      * clamp(u, -limit, limit). 0 where the activation has none. */
     float act_alpha;
     float act_limit;
+    /* level 3: quantized expert weights (docs/error-model.md, "FP8 block scale and MXFP4").
+     * fp8_block: w13 and w2 hold e4m3 codes (1 byte each, same shapes), w13_s and w2_s their
+     * fp32 block scales [E_local][ceil(2I / block_n)][ceil(H / block_k)] and
+     * [E_local][ceil(H / block_n)][ceil(I / block_k)] (dequantized weight = code * scale; I is
+     * a multiple of block_n), activations quantized per (token, block_k columns) with
+     * scale_format. mxfp4: w13 and w2 hold bf16 values on the MXFP4 grid (e2m1 times one UE8M0
+     * scale per 32 along K; H and I multiples of 32), i.e. the packed weights dequantized. */
+    int32_t weight_format; /* MF_ABI_WFMT_* */
+    int32_t scale_format;  /* MF_ABI_SCALE_*: fp8 activation scales amax / 448, or rounded up
+                              to a power of two (UE8M0) */
+    int32_t block_n, block_k;
+    const void *w13_s, *w2_s; /* fp32 block scales (fp8_block), else NULL */
 } mf_kernel_params_v2;
 
 /* The level-2 extension of params, or NULL (a caller of level 1): a kernel of level 2 reads the

@@ -1,0 +1,442 @@
+/* fp8.c: FP8 / UE8M0 / e2m1 formats, the interval-valued activation quantizer and the exact
+ * block-scaled dot product with the CPU FP8 contract's radius (see fp8.h; derivations in
+ * docs/error-model.md, "FP8 block scale"). */
+#include "fp8.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mpfr.h>
+
+#include "bf16.h"
+
+static const double U = 0x1p-24;     /* fp32 unit roundoff */
+static const double ETA = 0x1p-149;  /* fp32 smallest subnormal: a product's underflow error */
+
+/* ---- formats ---- */
+
+typedef struct fmt {
+    int mbits, bias;
+    double max;
+} fmt;
+
+static const fmt FMT[2] = {{3, 7, MF_E4M3_MAX}, {2, 15, MF_E5M2_MAX}};
+
+double mf_fp8_max(mf_fp8_kind k) { return FMT[k].max; }
+
+double mf_fp8_decode(mf_fp8_kind k, uint8_t b) {
+    const fmt *f = &FMT[k];
+    int neg = b >> 7;
+    int e = (b & 0x7f) >> f->mbits, m = b & ((1 << f->mbits) - 1);
+    int emax_field = (1 << (7 - f->mbits)) - 1;
+    double v;
+    if (k == MF_FP8_E4M3 && e == emax_field && m == (1 << f->mbits) - 1) return NAN;
+    if (k == MF_FP8_E5M2 && e == emax_field) {
+        if (m) return NAN;
+        v = INFINITY;
+    } else if (e == 0) {
+        v = ldexp(m, 1 - f->bias - f->mbits);
+    } else {
+        v = ldexp(m + (1 << f->mbits), e - f->bias - f->mbits);
+    }
+    return neg ? -v : v;
+}
+
+/* v >= 0, v < 2^53: nearest integer, ties to even, independent of the rounding mode */
+static double round_half_even(double v) {
+    double fl = floor(v);
+    double frac = v - fl;
+    if (frac > 0.5) return fl + 1.0;
+    if (frac < 0.5) return fl;
+    return fmod(fl, 2.0) == 0.0 ? fl : fl + 1.0;
+}
+
+uint8_t mf_fp8_encode(mf_fp8_kind k, double v, int saturate) {
+    const fmt *f = &FMT[k];
+    uint8_t nan = k == MF_FP8_E4M3 ? 0x7f : 0x7e;
+    if (isnan(v)) return nan;
+    uint8_t sign = signbit(v) ? 0x80 : 0;
+    double a = fabs(v);
+    int emin = 1 - f->bias;
+    double r;
+    if (isinf(a)) {
+        r = INFINITY;
+    } else if (a == 0) {
+        return sign;
+    } else {
+        int e;
+        frexp(a, &e);
+        e -= 1; /* floor(log2 a) */
+        if (e < emin) e = emin;
+        int q = e - f->mbits;
+        r = ldexp(round_half_even(ldexp(a, -q)), q); /* a < 2^1024: the scaled value < 2^53 */
+    }
+    if (r > f->max) {
+        if (saturate) r = f->max;
+        else return k == MF_FP8_E4M3 ? (uint8_t)(sign | 0x7f) : (uint8_t)(sign | 0x7c);
+    }
+    if (r == 0) return sign;
+    int e;
+    frexp(r, &e);
+    e -= 1;
+    uint8_t code;
+    if (e < emin) {
+        code = (uint8_t)ldexp(r, f->mbits - emin); /* subnormal: a multiple of 2^(emin-mbits) */
+    } else {
+        int m = (int)ldexp(r, f->mbits - e) - (1 << f->mbits);
+        code = (uint8_t)(((e + f->bias) << f->mbits) | m);
+    }
+    return (uint8_t)(sign | code);
+}
+
+double mf_ue8m0_decode(uint8_t e) { return e == 0xff ? NAN : ldexp(1.0, (int)e - 127); }
+
+/* ceil(log2 s) for a positive finite s, exactly */
+static int log2_ceil(double s) {
+    int e;
+    double f = frexp(s, &e); /* s = f 2^e, f in [0.5, 1) */
+    return f == 0.5 ? e - 1 : e;
+}
+
+uint8_t mf_ue8m0_round_up(double s) {
+    int c = log2_ceil(s) + 127;
+    return (uint8_t)(c < 0 ? 0 : c > 254 ? 254 : c);
+}
+
+float mf_pow2_ceil_f32(float s) {
+    int c = log2_ceil((double)s);
+    return c > 127 ? INFINITY : (float)ldexp(1.0, c);
+}
+
+double mf_e2m1_decode(uint8_t code4) {
+    static const double v[8] = {0, 0.5, 1, 1.5, 2, 3, 4, 6};
+    double x = v[code4 & 7];
+    return (code4 & 8) ? -x : x;
+}
+
+/* ---- the activation quantizer ---- */
+
+static float group_scale(const mf_fp8_quant *qz, float amax) {
+    float s = amax / (float)mf_fp8_max(qz->kind);
+    return qz->ue8m0 ? mf_pow2_ceil_f32(s) : s;
+}
+
+float mf_fp8_quant_group(const mf_fp8_quant *qz, const float *y, int n, uint8_t *q) {
+    float amax = qz->eps;
+    for (int j = 0; j < n; j++) amax = fmaxf(amax, fabsf(y[j]));
+    float s = group_scale(qz, amax);
+    for (int j = 0; j < n; j++) q[j] = mf_fp8_encode(qz->kind, (double)(y[j] / s), 1);
+    return s;
+}
+
+/* Lowest and highest codes the kernel may produce from y / s (y, s exact fp32 values) */
+static void quot_codes(const mf_fp8_quant *qz, float y, float s, double *vlo, double *vhi) {
+    if (qz->div_rel == 0) {
+        double v = mf_fp8_decode(qz->kind, mf_fp8_encode(qz->kind, (double)(y / s), 1));
+        *vlo = *vhi = v;
+        return;
+    }
+    double d = (double)y / (double)s;
+    double rel = U + qz->div_rel + 0x1p-50;
+    double a = d - fabs(d) * rel, b = d + fabs(d) * rel;
+    *vlo = mf_fp8_decode(qz->kind, mf_fp8_encode(qz->kind, a, 1));
+    *vhi = mf_fp8_decode(qz->kind, mf_fp8_encode(qz->kind, b, 1));
+}
+
+/* Enclosure [dlo, dhi] of q * s for y in [lo, hi] and s in [sa, sb] (sa > 0) */
+static void deq_range(const mf_fp8_quant *qz, float lo, float hi, float sa, float sb, double *dlo,
+                      double *dhi) {
+    /* q(y, s) is monotone in y, and in s for a fixed sign of y: its extremes are at corners */
+    const float ys[2] = {lo, hi}, ss[2] = {sa, sb};
+    double qmin = INFINITY, qmax = -INFINITY;
+    for (int i = 0; i < 2; i++)
+        for (int l = 0; l < 2; l++) {
+            double a, b;
+            quot_codes(qz, ys[i], ss[l], &a, &b);
+            if (a < qmin) qmin = a;
+            if (b > qmax) qmax = b;
+        }
+    /* q * s for q in [qmin, qmax], s in [sa, sb]: extremes at corners; exact (4 x 24 bits) */
+    double c[4] = {qmin * sa, qmin * sb, qmax * sa, qmax * sb};
+    *dlo = *dhi = c[0];
+    for (int i = 1; i < 4; i++) {
+        if (c[i] < *dlo) *dlo = c[i];
+        if (c[i] > *dhi) *dhi = c[i];
+    }
+}
+
+int mf_fp8_quant_group_iv(const mf_fp8_quant *qz, const float *lo, const float *hi,
+                          const float *rep, int n, mf_fp8_group_iv *g, uint8_t *rep_q,
+                          double *dlo, double *dhi) {
+    float amin = qz->eps, amax = qz->eps;
+    for (int j = 0; j < n; j++) {
+        float m_lo = (lo[j] <= 0 && hi[j] >= 0) ? 0.0f : fminf(fabsf(lo[j]), fabsf(hi[j]));
+        float m_hi = fmaxf(fabsf(lo[j]), fabsf(hi[j]));
+        amin = fmaxf(amin, m_lo);
+        amax = fmaxf(amax, m_hi);
+    }
+    /* the raw scale fl(amax / max) is monotone in amax */
+    float max = (float)mf_fp8_max(qz->kind);
+    float s_lo = amin / max, s_hi = amax / max;
+    if (qz->div_rel > 0) {
+        s_lo = (float)((double)s_lo * (1 - qz->div_rel - U));
+        s_lo = nextafterf(s_lo, 0);
+        s_hi = (float)((double)s_hi * (1 + qz->div_rel + U));
+        s_hi = nextafterf(s_hi, INFINITY);
+    }
+    memset(g, 0, sizeof *g);
+    if (qz->ue8m0) {
+        /* each power of two from the rounded-up low end (lowered by a log2 that may land on the
+         * power below) to the rounded-up high end */
+        int c_lo = log2_ceil((double)s_lo / (1 + qz->log2_rel));
+        int c_hi = log2_ceil((double)s_hi);
+        if (c_hi > 127) c_hi = 128; /* the scale overflows to inf: q = 0 */
+        int cnt = c_hi - c_lo + 1;
+        if (cnt > MF_FP8_MAX_SCALES) {
+            g->scales_clipped = 1;
+            cnt = MF_FP8_MAX_SCALES;
+        }
+        g->nscales = cnt;
+        for (int i = 0; i < cnt; i++) g->s_lo[i] = g->s_hi[i] = ldexpf(1.0f, c_lo + i);
+    } else {
+        g->nscales = 1;
+        g->s_lo[0] = s_lo;
+        g->s_hi[0] = s_hi;
+    }
+    g->rep_s = mf_fp8_quant_group(qz, rep, n, rep_q);
+    int ambiguous = 0;
+    for (int j = 0; j < n; j++) {
+        double a = INFINITY, b = -INFINITY;
+        for (int i = 0; i < g->nscales; i++) {
+            double x, y;
+            deq_range(qz, lo[j], hi[j], g->s_lo[i], g->s_hi[i], &x, &y);
+            if (x < a) a = x;
+            if (y > b) b = y;
+        }
+        dlo[j] = a;
+        dhi[j] = b;
+        ambiguous += a != b;
+    }
+    return ambiguous;
+}
+
+/* ---- exact block-scaled dot product ---- */
+
+struct mf_fp8_dot_ws {
+    int cap;        /* mpfr values: two per K block (the exact double-double c_b) */
+    mpfr_ptr *ptrs;
+    mpfr_t *vals;
+    mpfr_t sum, t;
+};
+
+mf_fp8_dot_ws *mf_fp8_dot_ws_new(void) {
+    mf_fp8_dot_ws *ws = calloc(1, sizeof *ws);
+    if (!ws) return NULL;
+    mpfr_inits2(160, ws->sum, ws->t, (mpfr_ptr)0);
+    return ws;
+}
+
+void mf_fp8_dot_ws_free(mf_fp8_dot_ws *ws) {
+    if (!ws) return;
+    for (int i = 0; i < ws->cap; i++) mpfr_clear(ws->vals[i]);
+    free(ws->vals);
+    free(ws->ptrs);
+    mpfr_clears(ws->sum, ws->t, (mpfr_ptr)0);
+    free(ws);
+}
+
+static int ws_reserve(mf_fp8_dot_ws *ws, int n) {
+    if (n <= ws->cap) return 1;
+    int cap = n < 2 * ws->cap ? 2 * ws->cap : n;
+    mpfr_t *v = realloc(ws->vals, sizeof *v * (size_t)cap);
+    if (!v) return 0;
+    ws->vals = v;
+    mpfr_ptr *p = realloc(ws->ptrs, sizeof *p * (size_t)cap);
+    if (!p) return 0;
+    ws->ptrs = p;
+    for (int i = ws->cap; i < cap; i++) mpfr_init2(ws->vals[i], 53);
+    ws->cap = cap;
+    return 1;
+}
+
+void mf_fp8_dot(mf_fp8_dot_ws *ws, const uint8_t *qa, const float *sa, const double *delta,
+                const uint8_t *qw, const float *sw, size_t n, int bk, mf_fp8_dot_out *out) {
+    memset(out, 0, sizeof *out);
+    int nb = (int)((n + (size_t)bk - 1) / (size_t)bk);
+    if (!ws_reserve(ws, 2 * nb)) {
+        out->nonfinite = 1; /* no memory: report a void value rather than a wrong one */
+        out->hi = NAN;
+        out->radius = INFINITY;
+        return;
+    }
+    double sum_e = 0, sum_abs_acc = 0, acc_d = 0, abs_c = 0, abs_sum = 0;
+    for (int b = 0; b < nb; b++) {
+        size_t j0 = (size_t)b * (size_t)bk, j1 = j0 + (size_t)bk < n ? j0 + (size_t)bk : n;
+        double S = (double)sa[b] * (double)sw[b]; /* exact: 24 x 24 bits */
+        double P = 0, sum_abs_part = 0, sum_p = 0, D = 0;
+        int bad = !isfinite(S);
+        for (size_t j = j0; j < j1; j++) {
+            double a = mf_fp8_decode(MF_FP8_E4M3, qa[j]), w = mf_fp8_decode(MF_FP8_E4M3, qw[j]);
+            if (isnan(a) || isnan(w)) bad = 1;
+            double p = a * w; /* exact: 8 significant bits, a multiple of 2^-18 */
+            P += p;           /* exact: multiples of 2^-18 below 2^35 */
+            sum_abs_part += fabs(P);
+            sum_p += fabs(p);
+            if (delta) D += delta[j] * fabs(w);
+        }
+        if (bad) {
+            out->nonfinite = 1;
+            out->hi = NAN;
+            out->radius = INFINITY;
+            return;
+        }
+        D *= 1 + 0x1p-40; /* the double roundings */
+        double D_raw = D; /* sum delta_j |w_j|: before the weight scale */
+        D *= fabs((double)sw[b]); /* dequantized units */
+        double nbk = (double)(j1 - j0);
+        /* the block's fp32 chain on the kernel's inputs, in dequantized units */
+        double Rb = U * (sum_abs_part * fabs(S) + nbk * D) / (1 - nbk * U);
+        double c_hi = P * S, c_lo = fma(P, S, -c_hi); /* exact: no underflow (|c| >= 2^-316) */
+        double cabs = fabs(c_hi) + D + Rb;
+        double e = D + Rb + (2 * U + U * U) * cabs + ETA * (fabs((double)sw[b]) * (1 + U) + 1);
+        /* the intermediate fl(P s_a) (|q'_j| s'_a <= |q*_j| s_a + delta_j) and the block's term
+         * must stay below the fp32 range */
+        double mid = (sum_p * (double)sa[b] + D_raw) * (1 + 2 * nbk * U);
+        if (mid >= 0x1p127 || cabs + e >= 0x1p127) out->may_overflow = 1;
+        sum_e += e;
+        acc_d += c_hi;
+        abs_c += fabs(c_hi);
+        sum_abs_acc += fabs(acc_d);
+        abs_sum += sum_p * fabs(S) + D;
+        mpfr_set_d(ws->vals[2 * b], c_hi, MPFR_RNDN);
+        mpfr_set_d(ws->vals[2 * b + 1], c_lo, MPFR_RNDN);
+        ws->ptrs[2 * b] = ws->vals[2 * b];
+        ws->ptrs[2 * b + 1] = ws->vals[2 * b + 1];
+    }
+    /* exact sum of the blocks, correctly rounded to 160 bits */
+    mpfr_sum(ws->sum, ws->ptrs, (unsigned long)(2 * nb), MPFR_RNDN);
+    double hi = mpfr_get_d(ws->sum, MPFR_RNDN);
+    mpfr_sub_d(ws->t, ws->sum, hi, MPFR_RNDN); /* exact at 160 bits */
+    double lo = mpfr_get_d(ws->t, MPFR_RNDN);
+    double err = (fabs(hi) + fabs(lo)) * 0x1p-159 + fabs(lo) * 0x1p-53;
+    /* the running double sums approximate |A_b| within nb 2^-53 sum|c| each */
+    sum_abs_acc += (double)nb * (double)nb * 0x1p-52 * abs_c;
+    double R = (sum_e + U * sum_abs_acc + (double)nb * ETA) / (1 - (double)nb * U);
+    R = R * (1 + 0x1p-30) + err;
+    out->hi = hi;
+    out->lo = lo;
+    out->err = err;
+    out->radius = R;
+    out->abs_sum = abs_sum;
+    if (abs_sum + R >= 0x1p127) out->may_overflow = 1;
+}
+
+/* ---- MXFP4 ---- */
+
+/* Integer rounding of v >> sh to nearest, ties to even (sh >= 1). */
+static uint32_t shift_rne(uint32_t v, int sh) {
+    if (sh > 31) return 0;
+    uint32_t q = v >> sh, rem = v & ((1u << sh) - 1), half = 1u << (sh - 1);
+    return q + (rem > half || (rem == half && (q & 1)));
+}
+
+/* mf_fp8_encode(E4M3, bf16 value, saturate) on the bit pattern (the weights' hot path;
+ * test_fp8 compares it with mf_fp8_encode on all 65536 patterns) */
+static uint8_t e4m3_from_bf16_bits(uint16_t b) {
+    uint8_t sign = (uint8_t)((b >> 8) & 0x80);
+    int e = (b >> 7) & 0xff, m = b & 0x7f;
+    if (e == 0xff) return m ? 0x7f : (uint8_t)(sign | 0x7e); /* NaN; inf saturates */
+    if (e == 0 && m == 0) return sign;
+    /* value = sig 2^(E - 7), sig = 128 + m (normal) or m (bf16 subnormal, E = -126) */
+    int E = e ? e - 127 : -126;
+    uint32_t sig = e ? 128u + (uint32_t)m : (uint32_t)m;
+    uint32_t code;
+    if (E >= -6) {
+        /* normal e4m3 range: keep 3 fraction bits; a carry moves to the next binade */
+        uint32_t r = shift_rne(sig, 4); /* in [8, 16] */
+        int Eq = E;
+        if (r == 16) r = 8, Eq++;
+        if (Eq > 8 || (Eq == 8 && r > 14)) return (uint8_t)(sign | 0x7e); /* above 448 */
+        code = (uint32_t)(Eq + 7) << 3 | (r - 8);
+    } else {
+        /* multiples of 2^-9: sig 2^(E - 7) / 2^-9 = sig 2^(E + 2) */
+        code = shift_rne(sig, -(E + 2)); /* at most 8: 8 is 2^-6, the first normal code */
+    }
+    return (uint8_t)(sign | code);
+}
+
+static uint8_t e4m3_of_bf16[65536];
+static pthread_once_t e4m3_once = PTHREAD_ONCE_INIT;
+
+static void e4m3_table_init(void) {
+    for (uint32_t b = 0; b < 65536; b++) e4m3_of_bf16[b] = e4m3_from_bf16_bits((uint16_t)b);
+}
+
+void mf_e4m3_from_bf16(const uint16_t *in, size_t n, uint8_t *out) {
+    pthread_once(&e4m3_once, e4m3_table_init);
+    for (size_t i = 0; i < n; i++) out[i] = e4m3_of_bf16[in[i]];
+}
+
+/* the nearest e2m1 code to v (ties to even: the code with an even significand), saturating */
+static uint8_t e2m1_encode(double v) {
+    uint8_t sign = signbit(v) ? 8 : 0;
+    double a = fabs(v);
+    static const double grid[8] = {0, 0.5, 1, 1.5, 2, 3, 4, 6};
+    uint8_t best = 7;
+    for (uint8_t c = 0; c < 7; c++) {
+        double mid = (grid[c] + grid[c + 1]) / 2;
+        if (a < mid || (a == mid && (c & 1) == 0)) {
+            best = c;
+            break;
+        }
+    }
+    return (uint8_t)(sign | best);
+}
+
+void mf_mxfp4_pack_bf16(const uint16_t *in, size_t K, uint8_t *packed, uint8_t *scales) {
+    memset(packed, 0, (K + 1) / 2);
+    for (size_t b = 0; b * 32 < K; b++) {
+        const uint16_t *v = in + b * 32;
+        int m = K - b * 32 < 32 ? (int)(K - b * 32) : 32;
+        double amax = 0;
+        int nan = 0;
+        for (int i = 0; i < m; i++) {
+            double x = (double)mf_bf16_to_f32(v[i]);
+            if (isnan(x)) nan = 1;
+            else if (fabs(x) > amax) amax = fabs(x);
+        }
+        int e = 0;
+        if (nan) {
+            scales[b] = 0xff;
+        } else {
+            if (amax > 0 && isfinite(amax)) {
+                frexp(amax, &e);
+                e = e - 1 - 2; /* floor(log2 amax) - 2 */
+            } else {
+                e = isinf(amax) ? 127 : 0;
+            }
+            if (e < -127) e = -127;
+            if (e > 127) e = 127;
+            scales[b] = (uint8_t)(e + 127);
+        }
+        for (int i = 0; i < m; i++) {
+            double x = (double)mf_bf16_to_f32(v[i]);
+            uint8_t c = nan ? 0 : e2m1_encode(ldexp(x, -e));
+            size_t at = b * 32 + (size_t)i;
+            packed[at / 2] |= (uint8_t)((at & 1) ? c << 4 : c);
+        }
+    }
+}
+
+void mf_mxfp4_dequant_bf16(const uint8_t *packed, const uint8_t *scales, size_t K, uint16_t *out) {
+    for (size_t i = 0; i < K; i++) {
+        uint8_t byte = packed[i / 2];
+        uint8_t c = (i & 1) ? (uint8_t)(byte >> 4) : (uint8_t)(byte & 0xf);
+        double v = mf_e2m1_decode(c) * mf_ue8m0_decode(scales[i / 32]);
+        /* exact in double; e2m1 has 2 significant bits, so the product is a bf16 value unless it
+         * exceeds bf16's range (rounds to inf) or is NaN (scale 0xff) */
+        out[i] = mf_f64_to_bf16(v);
+    }
+}

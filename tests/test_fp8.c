@@ -1,0 +1,378 @@
+/* test_fp8.c: the FP8 / UE8M0 / e2m1 formats, the interval quantizer and the block-scaled dot
+ * product (reference/fp8.c) against independent authorities.
+ *
+ * - e4m3 and e5m2 rounding against MPFR in the format (precision 4 / 3, the formats' subnormal
+ *   range) at every code, every midpoint between neighbours and the points one double ulp
+ *   around it; decode(encode(v)) round trips; saturation and the unclamped cast's NaN / inf.
+ * - UE8M0 round-up against its definition at random and power-of-two scales.
+ * - The interval quantizer: for random groups with random intervals, and groups aimed at the
+ *   UE8M0 and e4m3 rounding boundaries, the kernel's quantizer run on sampled inputs inside the
+ *   intervals always lands inside the reported enclosure and scale candidates; point intervals
+ *   are decided (one value); a boundary-straddling amax yields two scale candidates.
+ * - The block dot: exact value against an MPFR dot at 4000 bits; the CPU FP8 contract (fp32
+ *   chain per block, fl(fl(P s_a) s_w), fp32 accumulation) simulated on perturbed inputs stays
+ *   inside the radius.
+ * - MXFP4 dequantization: values, the nibble order, overflow to inf, the NaN scale.
+ * Run: test_fp8 [cases] (default 2000).
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <mpfr.h>
+
+#include "bf16.h"
+#include "fp8.h"
+#include "mf_test.h"
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static uint64_t rnd(void) {
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+static double unif(void) { return (double)(rnd() >> 11) * 0x1p-53; }
+
+/* ---- formats ---- */
+
+static double mpfr_round_fmt(double v, int prec, int emin) {
+    mpfr_exp_t old_min = mpfr_get_emin();
+    mpfr_set_emin(emin);
+    mpfr_t x;
+    mpfr_init2(x, prec);
+    int inex = mpfr_set_d(x, v, MPFR_RNDN);
+    inex = mpfr_check_range(x, inex, MPFR_RNDN);
+    mpfr_subnormalize(x, inex, MPFR_RNDN);
+    double r = mpfr_get_d(x, MPFR_RNDN);
+    mpfr_clear(x);
+    mpfr_set_emin(old_min);
+    return r;
+}
+
+static void check_round(mf_fp8_kind k, double v) {
+    int prec = k == MF_FP8_E4M3 ? 4 : 3, emin = k == MF_FP8_E4M3 ? -8 : -15;
+    double want = mpfr_round_fmt(v, prec, emin);
+    double max = mf_fp8_max(k);
+    double sat = fabs(want) > max ? copysign(max, v) : want;
+    double got = mf_fp8_decode(k, mf_fp8_encode(k, v, 1));
+    EXPECT(got == sat && signbit(got) == signbit(sat), "kind %d: round %a: got %a want %a", k, v,
+           got, sat);
+    double raw = mf_fp8_decode(k, mf_fp8_encode(k, v, 0));
+    if (fabs(want) > max) {
+        if (k == MF_FP8_E4M3) EXPECT(isnan(raw), "e4m3 unclamped %a: got %a, want NaN", v, raw);
+        else EXPECT(isinf(raw), "e5m2 unclamped %a: got %a, want inf", v, raw);
+    } else {
+        EXPECT(raw == want, "kind %d: unclamped %a: got %a want %a", k, v, raw, want);
+    }
+}
+
+static void test_formats(void) {
+    for (int k = 0; k < 2; k++) {
+        double vals[256];
+        int nv = 0;
+        for (int b = 0; b < 256; b++) {
+            double v = mf_fp8_decode((mf_fp8_kind)k, (uint8_t)b);
+            if (isnan(v)) continue;
+            if (isfinite(v)) {
+                EXPECT(mf_fp8_encode((mf_fp8_kind)k, v, 0) == b, "kind %d code 0x%02x round trip",
+                       k, b);
+                if (b < 0x80 && v >= 0) vals[nv++] = v;
+            }
+        }
+        /* positive finite values in code order are increasing */
+        for (int i = 1; i < nv; i++) EXPECT(vals[i] > vals[i - 1], "kind %d order at %d", k, i);
+        EXPECT(vals[nv - 1] == mf_fp8_max((mf_fp8_kind)k), "kind %d max %a", k, vals[nv - 1]);
+        for (int i = 0; i + 1 < nv; i++) {
+            double a = vals[i], b = vals[i + 1], m = (a + b) / 2;
+            const double pts[] = {a, m, nextafter(m, 0), nextafter(m, INFINITY), (3 * a + b) / 4,
+                                  (a + 3 * b) / 4};
+            for (int p = 0; p < 6; p++) {
+                check_round((mf_fp8_kind)k, pts[p]);
+                check_round((mf_fp8_kind)k, -pts[p]);
+            }
+        }
+        /* beyond the largest value: up to the next binade and far away */
+        double max = mf_fp8_max((mf_fp8_kind)k);
+        const double big[] = {max * 1.03, max * (k ? 15.0 / 14 : 29.0 / 28),
+                              nextafter(max * (k ? 15.0 / 14 : 29.0 / 28), INFINITY), max * 1.2,
+                              1e30};
+        for (int p = 0; p < 5; p++) {
+            check_round((mf_fp8_kind)k, big[p]);
+            check_round((mf_fp8_kind)k, -big[p]);
+        }
+    }
+    /* the bit-pattern path of the weights equals the general encoder on every bf16 */
+    for (uint32_t b = 0; b < 65536; b++) {
+        uint8_t got;
+        uint16_t b16 = (uint16_t)b;
+        mf_e4m3_from_bf16(&b16, 1, &got);
+        uint8_t want = mf_fp8_encode(MF_FP8_E4M3, (double)mf_bf16_to_f32(b16), 1);
+        double gv = mf_fp8_decode(MF_FP8_E4M3, got), wv = mf_fp8_decode(MF_FP8_E4M3, want);
+        EXPECT(got == want || (isnan(gv) && isnan(wv)), "bf16 0x%04x: e4m3 0x%02x, want 0x%02x",
+               b, got, want);
+    }
+    EXPECT(mf_fp8_decode(MF_FP8_E4M3, 0x7e) == 448, "e4m3 0x7e = 448");
+    EXPECT(isnan(mf_fp8_decode(MF_FP8_E4M3, 0x7f)) && isnan(mf_fp8_decode(MF_FP8_E4M3, 0xff)),
+           "e4m3 NaN codes");
+    EXPECT(mf_fp8_decode(MF_FP8_E4M3, 0x01) == 0x1p-9, "e4m3 min subnormal");
+    EXPECT(mf_fp8_encode(MF_FP8_E4M3, 464, 0) == 0x7e, "e4m3: 464 ties to 448");
+    EXPECT(isinf(mf_fp8_decode(MF_FP8_E5M2, 0x7c)), "e5m2 inf");
+    EXPECT(mf_fp8_decode(MF_FP8_E5M2, 0x7b) == 57344, "e5m2 max");
+    /* UE8M0 */
+    EXPECT(isnan(mf_ue8m0_decode(0xff)) && mf_ue8m0_decode(127) == 1.0, "ue8m0 decode");
+    for (int i = 0; i < 20000; i++) {
+        double s = ldexp(0.5 + unif(), (int)(rnd() % 200) - 100);
+        if (i % 4 == 0) s = ldexp(1.0, (int)(rnd() % 200) - 100);
+        uint8_t c = mf_ue8m0_round_up(s);
+        double p = mf_ue8m0_decode(c);
+        EXPECT(p >= s && p / 2 < s, "ue8m0 round up %a -> %a", s, p);
+        float f = (float)s;
+        float pf = mf_pow2_ceil_f32(f);
+        EXPECT(pf >= f && pf / 2 < f && frexpf(pf, &(int){0}) == 0.5f, "pow2 ceil %a -> %a",
+               (double)f, (double)pf);
+    }
+}
+
+/* ---- interval quantizer ---- */
+
+static float rand_act(void) {
+    /* activations over several binades, some exactly on e4m3-scaled grid points */
+    double v = ldexp(unif() * 2 - 1, (int)(rnd() % 12) - 6);
+    return mf_bf16_to_f32(mf_f64_to_bf16(v));
+}
+
+static void check_group_iv(const mf_fp8_quant *qz, const float *lo, const float *hi, int n,
+                           int samples, int *ambig_scales) {
+    float rep[256];
+    uint8_t rq[256], q[256];
+    double dlo[256], dhi[256];
+    for (int j = 0; j < n; j++) rep[j] = lo[j] + (hi[j] - lo[j]) * 0.5f;
+    for (int j = 0; j < n; j++) rep[j] = fminf(fmaxf(rep[j], lo[j]), hi[j]);
+    mf_fp8_group_iv g;
+    mf_fp8_quant_group_iv(qz, lo, hi, rep, n, &g, rq, dlo, dhi);
+    EXPECT(!g.scales_clipped, "scale candidates clipped");
+    if (g.nscales > 1) (*ambig_scales)++;
+    for (int j = 0; j < n; j++) {
+        double d = mf_fp8_decode(qz->kind, rq[j]) * g.rep_s;
+        EXPECT(d >= dlo[j] && d <= dhi[j], "representative %a outside [%a, %a]", d, dlo[j],
+               dhi[j]);
+    }
+    float y[256];
+    for (int s = 0; s < samples; s++) {
+        for (int j = 0; j < n; j++) {
+            int pick = (int)(rnd() % 4);
+            y[j] = pick == 0 ? lo[j] : pick == 1 ? hi[j] : lo[j] + (hi[j] - lo[j]) * (float)unif();
+            if (y[j] > hi[j]) y[j] = hi[j];
+        }
+        float sc = mf_fp8_quant_group(qz, y, n, q);
+        int in_cand = 0;
+        for (int i = 0; i < g.nscales; i++) in_cand |= sc >= g.s_lo[i] && sc <= g.s_hi[i];
+        EXPECT(in_cand, "scale %a outside the candidates", (double)sc);
+        for (int j = 0; j < n; j++) {
+            double d = mf_fp8_decode(qz->kind, q[j]) * sc;
+            EXPECT(d >= dlo[j] && d <= dhi[j], "elem %d: y %a gives %a outside [%a, %a]", j,
+                   (double)y[j], d, dlo[j], dhi[j]);
+        }
+    }
+}
+
+static void test_quant_iv(int cases) {
+    float lo[256], hi[256];
+    int ambig_scales = 0, boundary_two = 0;
+    for (int c = 0; c < cases; c++) {
+        mf_fp8_quant qz = {MF_FP8_E4M3, (int)(c & 1), 1e-10f, c % 3 == 2 ? 0x1p-22 : 0, 0};
+        int n = 1 + (int)(rnd() % 128);
+        for (int j = 0; j < n; j++) {
+            float a = rand_act();
+            float r = (rnd() % 3) ? 0 : fabsf(a) * (float)ldexp(unif(), -(int)(rnd() % 12));
+            lo[j] = a - r;
+            hi[j] = a + r;
+        }
+        check_group_iv(&qz, lo, hi, n, 20, &ambig_scales);
+        /* aimed: the amax interval straddles 448 2^k, the UE8M0 boundary */
+        qz.ue8m0 = 1;
+        qz.div_rel = 0;
+        float amax = (float)ldexp(448.0, (int)(rnd() % 20) - 15);
+        lo[0] = nextafterf(amax, 0);
+        hi[0] = nextafterf(amax, INFINITY);
+        mf_fp8_group_iv g;
+        uint8_t rq[256];
+        double dlo[256], dhi[256];
+        float rep[256];
+        for (int j = 0; j < n; j++) rep[j] = lo[j];
+        for (int j = 1; j < n; j++) lo[j] = hi[j] = fminf(fabsf(lo[j]), amax / 2);
+        for (int j = 1; j < n; j++) rep[j] = lo[j];
+        mf_fp8_quant_group_iv(&qz, lo, hi, rep, n, &g, rq, dlo, dhi);
+        boundary_two += g.nscales == 2;
+        check_group_iv(&qz, lo, hi, n, 20, &ambig_scales);
+        /* point intervals with an exact division: decided, equal to the kernel's */
+        qz.ue8m0 = (int)(rnd() & 1);
+        for (int j = 0; j < n; j++) lo[j] = hi[j] = rand_act();
+        int amb = mf_fp8_quant_group_iv(&qz, lo, hi, lo, n, &g, rq, dlo, dhi);
+        EXPECT(amb == 0 && g.nscales == 1 && g.s_lo[0] == g.s_hi[0], "points undecided: %d", amb);
+    }
+    EXPECT(boundary_two == cases, "amax at 448 2^k +- 1 ulp gave two UE8M0 scales in %d of %d",
+           boundary_two, cases);
+    printf("quantizer: %d of %d groups had more than one scale candidate\n", ambig_scales,
+           3 * cases);
+}
+
+/* ---- block dot ---- */
+
+static uint8_t rand_e4m3(void) {
+    for (;;) {
+        uint8_t b = (uint8_t)rnd();
+        if ((b & 0x7f) != 0x7f) return b;
+    }
+}
+
+/* what kernels/cpu does for one output, with the kernel's own inputs (qa2, sa2) */
+static float cpu_contract_dot(const uint8_t *qa, const float *sa, const uint8_t *qw,
+                              const float *sw, int n, int bk) {
+    float acc = 0;
+    for (int b = 0; b * bk < n; b++) {
+        float part = 0;
+        for (int j = b * bk; j < n && j < (b + 1) * bk; j++)
+            part += (float)(mf_fp8_decode(MF_FP8_E4M3, qa[j]) * mf_fp8_decode(MF_FP8_E4M3, qw[j]));
+        float t = part * sa[b];
+        t = t * sw[b];
+        acc += t;
+    }
+    return acc;
+}
+
+static void test_dot(int cases) {
+    enum { NMAX = 1024 };
+    uint8_t qa[NMAX], qa2[NMAX], qw[NMAX];
+    float sa[NMAX], sa2[NMAX], sw[NMAX];
+    double delta[NMAX];
+    mf_fp8_dot_ws *ws = mf_fp8_dot_ws_new();
+    mpfr_t m, t;
+    mpfr_inits2(4000, m, t, (mpfr_ptr)0);
+    double worst = 0;
+    for (int c = 0; c < cases; c++) {
+        int bk = (int)(1u << (rnd() % 8)); /* 1 .. 128 */
+        int n = 1 + (int)(rnd() % NMAX);
+        int nb = (n + bk - 1) / bk;
+        int perturb = c % 2;
+        for (int j = 0; j < n; j++) {
+            qa[j] = rand_e4m3();
+            qw[j] = rand_e4m3();
+            if (c % 5 == 0 && j % 2) qw[j] = qw[j - 1] ^ 0x80; /* cancellation */
+        }
+        for (int b = 0; b < nb; b++) {
+            sa[b] = (float)ldexp(0.5 + unif(), (int)(rnd() % 40) - 30);
+            sw[b] = (float)ldexp(0.5 + unif(), (int)(rnd() % 40) - 30);
+            if (c % 3 == 0) sa[b] = ldexpf(1.0f, (int)(rnd() % 40) - 30); /* UE8M0 */
+        }
+        /* the kernel's inputs: each element may be another code, each scale another value */
+        for (int j = 0; j < n; j++) {
+            qa2[j] = qa[j];
+            delta[j] = 0;
+        }
+        for (int b = 0; b < nb; b++) sa2[b] = sa[b];
+        if (perturb) {
+            for (int b = 0; b < nb; b++)
+                if (rnd() % 4 == 0) sa2[b] = nextafterf(sa[b], INFINITY);
+            for (int j = 0; j < n; j++) {
+                if (rnd() % 3 == 0) qa2[j] = (uint8_t)(qa[j] + ((qa[j] & 0x7f) < 0x7e ? 1 : -1));
+                double h = mf_fp8_decode(MF_FP8_E4M3, qa[j]) * sa[j / bk];
+                double h2 = mf_fp8_decode(MF_FP8_E4M3, qa2[j]) * sa2[j / bk];
+                delta[j] = fabs(h2 - h);
+            }
+        }
+        mf_fp8_dot_out d;
+        mf_fp8_dot(ws, qa, sa, perturb ? delta : NULL, qw, sw, (size_t)n, bk, &d);
+        /* MPFR authority for the exact value */
+        mpfr_set_ui(m, 0, MPFR_RNDN);
+        for (int j = 0; j < n; j++) {
+            mpfr_set_d(t, mf_fp8_decode(MF_FP8_E4M3, qa[j]), MPFR_RNDN);
+            mpfr_mul_d(t, t, mf_fp8_decode(MF_FP8_E4M3, qw[j]), MPFR_RNDN);
+            mpfr_mul_d(t, t, sa[j / bk], MPFR_RNDN);
+            mpfr_mul_d(t, t, sw[j / bk], MPFR_RNDN);
+            mpfr_add(m, m, t, MPFR_RNDN);
+        }
+        mpfr_sub_d(t, m, d.hi, MPFR_RNDN);
+        mpfr_sub_d(t, t, d.lo, MPFR_RNDN);
+        double ex = fabs(mpfr_get_d(t, MPFR_RNDU));
+        EXPECT(!d.nonfinite && ex <= d.err, "case %d: exact value off by %a > err %a", c, ex, d.err);
+        float k = cpu_contract_dot(qa2, sa2, qw, sw, n, bk);
+        mpfr_sub_d(t, m, (double)k, MPFR_RNDN);
+        double e = fabs(mpfr_get_d(t, MPFR_RNDU));
+        if (!d.may_overflow) {
+            EXPECT(e <= d.radius, "case %d (n %d bk %d): kernel off by %a > radius %a", c, n, bk,
+                   e, d.radius);
+            if (d.radius > 0 && e / d.radius > worst) worst = e / d.radius;
+        }
+    }
+    printf("block dot: worst use of the radius %.3f over %d cases\n", worst, cases);
+    mpfr_clears(m, t, (mpfr_ptr)0);
+    mf_fp8_dot_ws_free(ws);
+}
+
+/* ---- MXFP4 ---- */
+
+static void test_mxfp4(void) {
+    uint8_t packed[32], scales[2];
+    uint16_t out[64];
+    for (int i = 0; i < 32; i++) packed[i] = (uint8_t)(i * 37 + 11);
+    scales[0] = 127 - 3;
+    scales[1] = 127 + 5;
+    mf_mxfp4_dequant_bf16(packed, scales, 64, out);
+    for (int i = 0; i < 64; i++) {
+        uint8_t c = (i & 1) ? packed[i / 2] >> 4 : packed[i / 2] & 0xf;
+        double want = mf_e2m1_decode(c) * ldexp(1.0, i < 32 ? -3 : 5);
+        EXPECT((double)mf_bf16_to_f32(out[i]) == want, "mxfp4 %d: %a want %a", i,
+               (double)mf_bf16_to_f32(out[i]), want);
+    }
+    /* low nibble first: byte 0x21 holds 0.5 (code 1) then 1.0 (code 2) */
+    packed[0] = 0x21;
+    scales[0] = 127;
+    mf_mxfp4_dequant_bf16(packed, scales, 32, out);
+    EXPECT(mf_bf16_to_f32(out[0]) == 0.5f && mf_bf16_to_f32(out[1]) == 1.0f, "nibble order");
+    /* range: 6 * 2^127 overflows bf16, 0.5 * 2^-127 is a bf16 subnormal, 0xff is NaN */
+    packed[0] = 0x17; /* 6.0, then 0.5 */
+    scales[0] = 254;
+    mf_mxfp4_dequant_bf16(packed, scales, 32, out);
+    EXPECT(out[0] == MF_BF16_POS_INF, "6 * 2^127 -> inf, got 0x%04x", out[0]);
+    EXPECT(mf_bf16_to_f32(out[1]) == 0x1p126f, "0.5 * 2^127");
+    scales[0] = 0;
+    mf_mxfp4_dequant_bf16(packed, scales, 32, out);
+    EXPECT((double)mf_bf16_to_f32(out[1]) == 0x1p-128, "0.5 * 2^-127 subnormal");
+    scales[0] = 0xff;
+    mf_mxfp4_dequant_bf16(packed, scales, 32, out);
+    EXPECT(mf_bf16_is_nan(out[0]) && mf_bf16_is_nan(out[5]), "scale 0xff is NaN");
+    /* the canonical packing recovers e2m1 values times one power of two per block exactly */
+    uint16_t in[64], back[64];
+    uint8_t pk[32], sc[2];
+    for (int rep = 0; rep < 2000; rep++) {
+        for (int b = 0; b < 2; b++) {
+            int k = (int)(rnd() % 250) - 126;
+            for (int i = 0; i < 32; i++)
+                in[b * 32 + i] = mf_f64_to_bf16(ldexp(mf_e2m1_decode((uint8_t)(rnd() & 15)), k));
+        }
+        mf_mxfp4_pack_bf16(in, 64, pk, sc);
+        mf_mxfp4_dequant_bf16(pk, sc, 64, back);
+        for (int i = 0; i < 64; i++)
+            EXPECT((mf_bf16_to_f32(back[i]) == mf_bf16_to_f32(in[i])), "pack round trip %d: %a -> %a",
+                   i, (double)mf_bf16_to_f32(in[i]), (double)mf_bf16_to_f32(back[i]));
+    }
+    in[3] = MF_BF16_QNAN;
+    mf_mxfp4_pack_bf16(in, 64, pk, sc);
+    EXPECT(sc[0] == 0xff && sc[1] != 0xff, "a NaN makes its block's scale NaN only");
+}
+
+int main(int argc, char **argv) {
+    int cases = argc > 1 ? atoi(argv[1]) : 2000;
+    if (cases < 1) {
+        fprintf(stderr, "usage: test_fp8 [cases >= 1]\n");
+        return 2;
+    }
+    test_formats();
+    test_quant_iv(cases);
+    test_dot(cases);
+    test_mxfp4();
+    return mf_test_exit("test_fp8");
+}
