@@ -798,6 +798,12 @@ static mf_status fp8_init(mf_ref_ctx *ctx, mf_error *err) {
                        mf_block_k(p));
     if (!ctx->x.w13_s || !ctx->x.w2_s)
         return MF_FAIL(err, MF_EINVAL, "fp8_block: the weights' block scales are missing");
+    if (p->expert_bias != MF_EBIAS_NONE || p->activation != MF_ACT_SILU_GLU ||
+        p->layout == MF_LAYOUT_INTERLEAVED)
+        return MF_FAIL(err, MF_EUNSUPPORTED,
+                       "fp8_block with expert biases, a clamped activation or the interleaved "
+                       "layout: the reference's FP8 expert path models SiLU-GLU on stacked "
+                       "halves only");
     if (c->gemm.kind != MF_ACC_SEQ_FP32 || (c->round_points & ~MF_RP_ACT_OUT) || c->ftz)
         return MF_FAIL(err, MF_EUNSUPPORTED,
                        "contract %s: the FP8 block-scale path has the CPU FP8 contract only "

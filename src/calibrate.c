@@ -446,7 +446,10 @@ static mf_status probe_case(const probe *pr, mf_case *c, mf_error *err) {
     };
     char text[4096];
     size_t o = (size_t)snprintf(text, sizeof text, "%s\ndefaults =", pr->text);
+    const size_t n_param_keys = sizeof keys / sizeof keys[0] - MF_NUM_TENSORS;
     for (size_t i = 0; i < sizeof keys / sizeof keys[0] && o < sizeof text; i++) {
+        /* the probes are level-1 problems: no generator key of a later level's tensor */
+        if (i >= n_param_keys && mf_tensor_level((mf_tensor_id)(i - n_param_keys)) > 1) continue;
         char pat[64];
         snprintf(pat, sizeof pat, "\n%s = ", keys[i]);
         size_t kl = strlen(keys[i]);

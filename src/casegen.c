@@ -105,6 +105,14 @@ static int pick_divisor(mf_rng *r, int E) {
  * case stays a v1 case (v1 does not carry generators of tensors it does not know). */
 static void quant_repair(mf_case *c) {
     mf_moe_params *p = &c->p;
+    if (p->weight_format == MF_WFMT_FP8_BLOCK) {
+        /* the FP8 expert path is SiLU-GLU on stacked halves without expert biases (forward.c
+         * fp8_init refuses the rest) */
+        p->expert_bias = MF_EBIAS_NONE;
+        p->activation = MF_ACT_SILU_GLU;
+        p->act_alpha = p->act_limit = 0;
+        if (p->layout == MF_LAYOUT_INTERLEAVED) p->layout = MF_LAYOUT_GATE_UP;
+    }
     if (p->weight_format != MF_WFMT_FP8_BLOCK) {
         p->block_n = p->block_k = 0;
         p->scale_format = MF_SCALE_F32;
@@ -339,6 +347,7 @@ void mf_case_random(mf_rng *r, const mf_case_limits *lim, mf_case *c) {
     mf_case_fit(c, lim);
     quant_repair(c);
     aim_quant(r, c);
+    mf_case_fit(c, lim); /* aim_quant's pokes are distinct rows: the work may have grown */
 }
 
 /* ---- structured mutation ---- */

@@ -206,10 +206,13 @@ static void test_size_classes(void) {
         mf_case_random(&r, &cfg.lim, &c);
         n[mf_case_size_class(&c)]++;
         past_launch += c.p.T > 128 && c.rows > 0;
-        int in = mf_case_fits(&c, &cfg.lim) && mf_case_validate(&c, NULL) == MF_OK;
+        mf_error verr = {0};
+        int fit = mf_case_fits(&c, &cfg.lim), valid = mf_case_validate(&c, &verr) == MF_OK;
+        int in = fit && valid;
         if (!in)
-            printf("outside: T %d H %d I %d E %d k %d rows %d work %.3g bytes %.3g\n", c.p.T,
-                   c.p.H, c.p.I, c.p.E, c.p.top_k, c.rows, mf_case_work(&c), mf_case_bytes(&c));
+            printf("outside: T %d H %d I %d E %d k %d rows %d work %.3g bytes %.3g%s %s\n",
+                   c.p.T, c.p.H, c.p.I, c.p.E, c.p.top_k, c.rows, mf_case_work(&c),
+                   mf_case_bytes(&c), fit ? "" : " (over the limits)", valid ? "" : verr.msg);
         fits += in;
     }
     printf("%d random fuzz cases: small %d, large-T %d (%d past 128 tokens), full-H/I %d\n", N,

@@ -277,7 +277,16 @@ static int cpu_supports(void *ctx, const mf_kernel_params *p, char *msg, size_t 
         return 0;
     }
     cpu_quant q;
-    return quant_of(p, &q, msg, msg_len);
+    if (!quant_of(p, &q, msg, msg_len)) return 0;
+    if (q.format == MF_ABI_WFMT_FP8_BLOCK &&
+        (v2->expert_bias != MF_ABI_EXPERT_BIAS_NONE || p->activation != MF_ABI_ACT_SILU_GLU ||
+         p->layout == MF_ABI_LAYOUT_INTERLEAVED)) {
+        snprintf(msg, msg_len,
+                 "fp8_block with expert biases, a clamped activation or the interleaved layout: "
+                 "the FP8 expert path computes SiLU-GLU on stacked halves only");
+        return 0;
+    }
+    return 1;
 }
 
 static int cpu_workspace_size(void *ctx, const mf_kernel_params *p, size_t *bytes, char *msg,
