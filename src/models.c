@@ -292,6 +292,11 @@ void mf_model_apply(const mf_model *m, int full, mf_case *c) {
     p->activation = m->activation;
     p->layout = m->layout;
     p->logits_dtype = m->logits;
+    /* the model's routing as its reference code writes it: w / (sum + eps), NaN propagated (a
+     * framework's other denominators and non-finite policies are case parameters, not the
+     * model's) */
+    p->renorm_denom = MF_RENORM_SUM_EPS;
+    p->nonfinite = MF_NONFINITE_PROPAGATE;
     p->expert_bias = m->expert_bias;
     p->act_alpha = m->act_alpha;
     p->act_limit = m->act_limit;
