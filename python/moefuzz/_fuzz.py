@@ -48,45 +48,56 @@ class FuzzResult:
         return "FuzzResult(%d execs, %d failures)" % (self.stats["execs"], len(self.failures))
 
 
+_NAMES = ("x", "logits", "bias", "w13", "w2", "out", "topk_ids", "topk_weights")
+
+
 def _worker(conn, fn, routing):
-    """The worker process: runs fn on each case sent, sends the output back."""
+    """The worker process: runs fn on each case placed in the shared file, writes the outputs
+    there, answers ("ok",), ("unsupported", why) or ("raised", traceback)."""
+    import mmap
     from . import KernelCall, Unsupported, _write_result
     import numpy as np
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    mm = None
     while True:
         try:
             msg = conn.recv()
         except EOFError:
             return
-        params, arrays = msg
-        keep = {n: a for n, a in arrays.items()}
-        T, K, H = params["T"], params["top_k"], params["H"]
-        keep["out"] = np.empty((T, H), np.uint16)
-        keep["topk_ids"] = np.zeros((T, K), np.int32)
-        keep["topk_weights"] = np.zeros((T, K), np.float32)
-        ptrs = {n: (keep[n].ctypes.data if n in keep else None) for n in
-                ("x", "logits", "bias", "w13", "w2", "out", "topk_ids", "topk_weights")}
+        if msg[0] == "map":
+            with open(msg[1], "r+b") as f:  # the old map goes with the last view of it
+                mm = mmap.mmap(f.fileno(), msg[2])
+            continue
+        _, params, layout = msg
+        keep = {n: np.frombuffer(mm, dt, int(np.prod(sh)), off).reshape(sh)
+                for n, (off, sh, dt) in layout.items()}
+        ptrs = {n: (keep[n].ctypes.data if n in keep else None) for n in _NAMES}
         k = KernelCall(params, ptrs, keep)
         try:
             _write_result(k, fn(k), routing)
-            reply = ("ok", keep["out"].tobytes(),
-                     keep["topk_ids"].tobytes() if routing else None,
-                     keep["topk_weights"].tobytes() if routing else None)
+            reply = ("ok",)
         except Unsupported as e:
             reply = ("unsupported", str(e) or "unsupported")
         except BaseException:
             reply = ("raised", traceback.format_exc(limit=6))
+        del k, keep, ptrs
         conn.send(reply)
 
 
 class _Worker:
-    """A worker process running the kernel; restarted after a crash or a hang."""
+    """A worker process running the kernel, restarted after a crash or a hang. The tensors go
+    through a file shared with it (in /dev/shm where there is one): one copy each way, no
+    pickling."""
 
     def __init__(self, fn, routing, timeout, start_method):
+        import tempfile
         self.fn, self.routing, self.timeout = fn, routing, timeout
         self.ctx = multiprocessing.get_context(start_method)
         self.proc = None
+        self.dir = tempfile.mkdtemp(prefix="moefuzz-", dir="/dev/shm" if os.path.isdir(
+            "/dev/shm") else None)
+        self.mm, self.size, self.gen = None, 0, 0
 
     def _start(self):
         parent, child = self.ctx.Pipe()
@@ -95,6 +106,21 @@ class _Worker:
         self.proc.start()
         child.close()
         self.conn = parent
+        if self.mm is not None:
+            self.conn.send(("map", self.path, self.size))
+
+    def _grow(self, need):
+        import mmap
+        if self.mm is not None:
+            os.unlink(self.path)  # unmapped with the last view of it
+        self.gen += 1
+        self.size = max(need, 2 * self.size, 1 << 20)
+        self.path = os.path.join(self.dir, "tensors-%d" % self.gen)
+        with open(self.path, "w+b") as f:
+            f.truncate(self.size)
+            self.mm = mmap.mmap(f.fileno(), self.size)
+        if self.proc is not None:
+            self.conn.send(("map", self.path, self.size))
 
     def stop(self):
         if self.proc is not None:
@@ -104,16 +130,34 @@ class _Worker:
             self.conn.close()
             self.proc = None
 
+    def close(self):
+        import shutil
+        self.stop()
+        self.mm = None
+        shutil.rmtree(self.dir, ignore_errors=True)
+
     def call(self, params, arrays):
+        """arrays: {name: array} of the inputs and the output buffers (written back)"""
+        import numpy as np
+        layout, off = {}, 0
+        for n, a in arrays.items():
+            layout[n] = (off, a.shape, a.dtype.str)
+            off += (a.nbytes + 63) // 64 * 64
+        if off > self.size:
+            self._grow(off)
         if self.proc is None:
             self._start()
-        self.conn.send((params, arrays))
+        for n, a in arrays.items():
+            if n in ("x", "logits", "bias", "w13", "w2"):
+                np.frombuffer(self.mm, np.uint8, a.nbytes, layout[n][0])[...] = \
+                    a.reshape(-1).view(np.uint8)
+        self.conn.send(("run", params, layout))
         if not self.conn.poll(self.timeout):
             self.stop()
             raise KernelFault("timeout", "no answer in %g s (the worker was killed)"
                               % self.timeout)
         try:
-            return self.conn.recv()
+            reply = self.conn.recv()
         except (EOFError, ConnectionError):
             self.proc.join()
             code = self.proc.exitcode
@@ -126,6 +170,13 @@ class _Worker:
                     name = "signal %d" % -code
                 raise KernelFault("crash", "the worker died of %s" % name) from None
             raise KernelFault("crash", "the worker exited with status %s" % code) from None
+        if reply[0] == "ok":
+            for n in ("out", "topk_ids", "topk_weights"):
+                if n in arrays:
+                    a = arrays[n]
+                    a.reshape(-1).view(np.uint8)[...] = np.frombuffer(
+                        self.mm, np.uint8, a.nbytes, layout[n][0])
+        return reply
 
 
 def _default_seed_dirs():
@@ -188,21 +239,20 @@ def fuzz(fn, time=60.0, runs=None, model=None, full=False, method=None, contract
                 raise KernelFault("raised", traceback.format_exc(limit=6))
             _write_result(k, res, routing)
             return None
+        T, H, K = params["T"], params["H"], params["top_k"]
         probe = KernelCall(params, ptrs, ptrs)
-        arrays = {n: np.array(probe.bits(n)) for n in ("x", "logits", "bias", "w13", "w2")
+        arrays = {n: probe.bits(n) for n in ("x", "logits", "bias", "w13", "w2")
                   if probe.bits(n) is not None}
+        arrays["out"] = probe.out
+        if routing:
+            arrays["topk_ids"] = _view(ptrs["topk_ids"], (T, K), np.int32, ptrs, readonly=False)
+            arrays["topk_weights"] = _view(ptrs["topk_weights"], (T, K), np.float32, ptrs,
+                                           readonly=False)
         reply = worker.call(params, arrays)
         if reply[0] == "unsupported":
             return reply[1]
         if reply[0] == "raised":
             raise KernelFault("raised", reply[1])
-        T, H, K = params["T"], params["H"], params["top_k"]
-        probe.out[...] = np.frombuffer(reply[1], np.uint16).reshape(T, H)
-        if routing:
-            _view(ptrs["topk_ids"], (T, K), np.int32, ptrs, readonly=False)[...] = \
-                np.frombuffer(reply[2], np.int32).reshape(T, K)
-            _view(ptrs["topk_weights"], (T, K), np.float32, ptrs, readonly=False)[...] = \
-                np.frombuffer(reply[3], np.float32).reshape(T, K)
         return None
 
     sup = None
@@ -256,7 +306,7 @@ def fuzz(fn, time=60.0, runs=None, model=None, full=False, method=None, contract
                                               backend, out))
     finally:
         if worker is not None:
-            worker.stop()
+            worker.close()
     seconds = _time.monotonic() - t0
     counts, lines = fz.stats()
     counts["refused"] = refused[0]
