@@ -98,6 +98,7 @@ class _Worker:
         self.dir = tempfile.mkdtemp(prefix="moefuzz-", dir="/dev/shm" if os.path.isdir(
             "/dev/shm") else None)
         self.mm, self.size, self.gen = None, 0, 0
+        self.last_layout = None  # of the last call answered (its inputs are in the file)
 
     def _start(self):
         parent, child = self.ctx.Pipe()
@@ -136,19 +137,24 @@ class _Worker:
         self.mm = None
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def call(self, params, arrays):
-        """arrays: {name: array} of the inputs and the output buffers (written back)"""
+    def call(self, params, arrays, same_inputs=False):
+        """arrays: {name: array} of the inputs and the output buffers (written back);
+        same_inputs: the inputs are those of the last call (the determinism check's second
+        run), already in the shared file"""
         import numpy as np
         layout, off = {}, 0
         for n, a in arrays.items():
             layout[n] = (off, a.shape, a.dtype.str)
             off += (a.nbytes + 63) // 64 * 64
+        same_inputs = same_inputs and layout == self.last_layout
+        self.last_layout = None
         if off > self.size:
             self._grow(off)
+            same_inputs = False
         if self.proc is None:
             self._start()
         for n, a in arrays.items():
-            if n in ("x", "logits", "bias", "w13", "w2"):
+            if n in ("x", "logits", "bias", "w13", "w2") and not same_inputs:
                 np.frombuffer(self.mm, np.uint8, a.nbytes, layout[n][0])[...] = \
                     a.reshape(-1).view(np.uint8)
         self.conn.send(("run", params, layout))
@@ -170,6 +176,7 @@ class _Worker:
                     name = "signal %d" % -code
                 raise KernelFault("crash", "the worker died of %s" % name) from None
             raise KernelFault("crash", "the worker exited with status %s" % code) from None
+        self.last_layout = layout
         if reply[0] == "ok":
             for n in ("out", "topk_ids", "topk_weights"):
                 if n in arrays:
@@ -227,6 +234,7 @@ def fuzz(fn, time=60.0, runs=None, model=None, full=False, method=None, contract
     np = _np()
     worker = None if in_process else _Worker(fn, routing, timeout, start_method)
     refused = [0]
+    step_calls = [0, None]  # kernel calls of this input, and the last call's parameters
 
     def call(params, ptrs):
         if in_process:
@@ -239,6 +247,11 @@ def fuzz(fn, time=60.0, runs=None, model=None, full=False, method=None, contract
                 raise KernelFault("raised", traceback.format_exc(limit=6))
             _write_result(k, res, routing)
             return None
+        # the second call of an input is the determinism check's second run: the same problem,
+        # the same inputs (metamorphic variants come later, from the third call on)
+        step_calls[0] += 1
+        same = step_calls[0] == 2 and params == step_calls[1]
+        step_calls[1] = params
         T, H, K = params["T"], params["H"], params["top_k"]
         probe = KernelCall(params, ptrs, ptrs)
         arrays = {n: probe.bits(n) for n in ("x", "logits", "bias", "w13", "w2")
@@ -248,7 +261,7 @@ def fuzz(fn, time=60.0, runs=None, model=None, full=False, method=None, contract
             arrays["topk_ids"] = _view(ptrs["topk_ids"], (T, K), np.int32, ptrs, readonly=False)
             arrays["topk_weights"] = _view(ptrs["topk_weights"], (T, K), np.float32, ptrs,
                                            readonly=False)
-        reply = worker.call(params, arrays)
+        reply = worker.call(params, arrays, same_inputs=same)
         if reply[0] == "unsupported":
             return reply[1]
         if reply[0] == "raised":
@@ -288,6 +301,7 @@ def fuzz(fn, time=60.0, runs=None, model=None, full=False, method=None, contract
     try:
         while (runs is None or n < runs) and (time is None or _time.monotonic() - t0 < time):
             n += 1
+            step_calls[0] = 0
             r = fz.step()
             exc = r["exception"]
             if exc is not None and not isinstance(exc, KernelFault):
