@@ -13,7 +13,7 @@
 
 struct mf_fuzz {
     mf_fuzz_config cfg;
-    int opened;
+    int opened, given; /* given: the backend came open (mf_fuzz_use_backend) */
     mf_status open_status;
     char open_error[1024];
     mf_backend b;
@@ -24,13 +24,12 @@ struct mf_fuzz {
     double last_flush;
 };
 
-void mf_fuzz_config_from_env(mf_fuzz_config *cfg, const char *default_backend) {
+void mf_fuzz_config_init(mf_fuzz_config *cfg, const char *backend, const mf_model *model,
+                         int full) {
     memset(cfg, 0, sizeof *cfg);
-    const char *b = getenv("MOEFUZZ_BACKEND");
-    snprintf(cfg->backend, sizeof cfg->backend, "%s", b && *b ? b : default_backend);
-    const char *m = getenv("MOEFUZZ_MODEL");
-    if (m && *m) cfg->model = mf_model_find(m);
-    cfg->full = getenv("MOEFUZZ_FULL") && atoi(getenv("MOEFUZZ_FULL")) != 0;
+    snprintf(cfg->backend, sizeof cfg->backend, "%s", backend);
+    cfg->model = model;
+    cfg->full = full;
     mf_case_limits_default(&cfg->lim);
     cfg->lim.max_work = 2e5;                /* about a millisecond of reference per case */
     cfg->lim.max_bytes = 2.0 * 1024 * 1024; /* about a millisecond of tensor generation */
@@ -53,14 +52,21 @@ void mf_fuzz_config_from_env(mf_fuzz_config *cfg, const char *default_backend) {
         cfg->lim.rows_T = cfg->lim.full_T = 0; /* the model's own sizes */
         if (cfg->full) cfg->lim.max_work = 1e13, cfg->lim.max_bytes = 1e12;
     }
+    cfg->meta_every = MF_FUZZ_META_EVERY;
+    cfg->observe_every = MF_FUZZ_OBSERVE_EVERY;
+}
+
+void mf_fuzz_config_from_env(mf_fuzz_config *cfg, const char *default_backend) {
+    const char *b = getenv("MOEFUZZ_BACKEND");
+    const char *m = getenv("MOEFUZZ_MODEL");
+    mf_fuzz_config_init(cfg, b && *b ? b : default_backend, m && *m ? mf_model_find(m) : NULL,
+                        getenv("MOEFUZZ_FULL") && atoi(getenv("MOEFUZZ_FULL")) != 0);
     const char *w = getenv("MOEFUZZ_MAX_WORK");
     if (w && *w) cfg->lim.max_work = atof(w);
     const char *nb = getenv("MOEFUZZ_NO_BUDGET");
     if (nb && atoi(nb)) { /* replay: every input runs, whatever its size */
         mf_fuzz_config_no_budget(cfg);
     }
-    cfg->meta_every = MF_FUZZ_META_EVERY;
-    cfg->observe_every = MF_FUZZ_OBSERVE_EVERY;
     const char *me = getenv("MOEFUZZ_META_EVERY");
     if (me && atoi(me) > 0) cfg->meta_every = atoi(me);
     const char *s = getenv("MOEFUZZ_STATS");
@@ -91,10 +97,15 @@ mf_fuzz *mf_fuzz_new(const mf_fuzz_config *cfg) {
     return f;
 }
 
+void mf_fuzz_use_backend(mf_fuzz *f, const mf_backend *b) {
+    f->b = *b;
+    f->given = 1;
+}
+
 void mf_fuzz_free(mf_fuzz *f) {
     if (!f) return;
     mf_fuzz_stats_flush(f);
-    if (f->opened && f->open_status == MF_OK) mf_backend_close(&f->b);
+    if ((f->opened && f->open_status == MF_OK) || f->given) mf_backend_close(&f->b);
     mf_problem_free(&f->pb);
     free(f);
 }
@@ -119,6 +130,35 @@ void mf_fuzz_stats_flush(mf_fuzz *f) {
     int ok = fwrite(&f->st, sizeof f->st, 1, o) == 1;
     ok &= fclose(o) == 0;
     if (ok) rename(tmp, path);
+}
+
+void mf_fuzz_stats_print(const mf_fuzz_stats *sum, FILE *out) {
+    int cells = 0;
+    for (int i = 0; i < MF_FUZZ_CELLS; i++) cells += sum->cells[i] != 0;
+    fprintf(out, "config cells     %d of %d reached\n", cells, MF_FUZZ_CELLS);
+    fprintf(out,
+            "utilisation      highest %.3g (%.3g where the radius is below |z|/2); cases by "
+            "bucket:",
+            sum->max_util, sum->max_util_informative);
+    static const char *bl[] = {"0", "<1/64", "<1/32", "<1/16", "<1/8", "<1/4", "<1/2", "<=1", ">1"};
+    for (int b = 0; b < MF_FUZZ_UTIL_BUCKETS; b++)
+        fprintf(out, " %s:%llu", bl[b], (unsigned long long)sum->cases_by_bucket[b]);
+    fprintf(out, "\n");
+    fprintf(out, "sizes            cases checked by size class:");
+    for (int z = 0; z < MF_SIZE_COUNT; z++)
+        fprintf(out, " %s %llu (max T %llu, H %llu, I %llu)%s",
+                mf_size_class_name((mf_size_class)z), (unsigned long long)sum->cases_by_size[z],
+                (unsigned long long)sum->size_max[z][0], (unsigned long long)sum->size_max[z][1],
+                (unsigned long long)sum->size_max[z][2], z + 1 < MF_SIZE_COUNT ? ";" : "");
+    fprintf(out, "\n");
+    fprintf(out, "metamorphic      %llu inputs ran the relations, %llu violated one\n",
+            (unsigned long long)sum->meta_runs, (unsigned long long)sum->meta_violations);
+    fprintf(out,
+            "observability    of %llu cases examined, how many could catch each knob's loss:\n",
+            (unsigned long long)sum->observed_cases);
+    for (int k = 0; k < MF_FUZZ_KNOBS; k++)
+        fprintf(out, "  %-20s %8llu  %s\n", mf_knob_name((mf_knob)k),
+                (unsigned long long)sum->observable[k], mf_knob_summary((mf_knob)k));
 }
 
 /* ---- configuration cells ---- */
@@ -198,7 +238,7 @@ mf_fuzz_outcome mf_fuzz_one(mf_fuzz *f, const uint8_t *data, size_t size, mf_fuz
     /* the backend opens on the first input, skipped or not: an unusable backend shows at once */
     if (!f->opened) {
         f->opened = 1;
-        f->open_status = mf_backend_open(f->cfg.backend, &f->b, &err);
+        f->open_status = f->given ? MF_OK : mf_backend_open(f->cfg.backend, &f->b, &err);
         snprintf(f->open_error, sizeof f->open_error, "%s", err.msg);
         /* the routing method: asked for, or declared by the kernel; exec case files record it */
         if (f->open_status == MF_OK && !f->cfg.method && !f->cfg.method_name[0] &&
@@ -302,6 +342,20 @@ const char *mf_fuzz_failed_stage(const mf_fuzz_result *r) {
     for (int s = 0; s < MF_STAGE_COUNT; s++)
         if (r->v.n_bad[s]) return mf_stage_name((mf_stage)s);
     return r->v.has_meta && r->v.meta.n_violated ? "metamorphic" : "unknown";
+}
+
+void mf_fuzz_signature(const mf_fuzz_result *r, char *sig, size_t n) {
+    const char *stage = mf_fuzz_failed_stage(r);
+    if (r->outcome == MF_FUZZ_ERROR)
+        snprintf(sig, n, "backend error: %.120s", r->error);
+    else if (r->v.has_attribution && r->v.attr.n_match == 1)
+        snprintf(sig, n, "stage %s; suspected %s (%s)", stage, mf_knob_name(r->v.attr.match[0]),
+                 mf_knob_summary(r->v.attr.match[0]));
+    else if (r->v.has_attribution && r->v.attr.n_match > 1)
+        snprintf(sig, n, "stage %s; suspected one of %d knobs, first %s", stage,
+                 r->v.attr.n_match, mf_knob_name(r->v.attr.match[0]));
+    else
+        snprintf(sig, n, "stage %s; no single knob explains it", stage);
 }
 
 void mf_fuzz_report(const mf_fuzz_result *r, const char *backend, FILE *out) {

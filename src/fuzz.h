@@ -62,6 +62,9 @@ typedef struct mf_fuzz_config {
     char contract_name[64]; /* MOEFUZZ_CONTRACT: replaces the kernel's declared contract */
 } mf_fuzz_config;
 
+/* The defaults of a campaign on backend (limits for the model, or the default mix when NULL). */
+void mf_fuzz_config_init(mf_fuzz_config *cfg, const char *backend, const mf_model *model,
+                         int full);
 /* Defaults from the environment; default_backend is the target's build-time choice. */
 void mf_fuzz_config_from_env(mf_fuzz_config *cfg, const char *default_backend);
 /* No budget (replays: every input runs, whatever its size), the same rows rule (mf_case_rows):
@@ -72,6 +75,10 @@ typedef struct mf_fuzz mf_fuzz;
 
 mf_fuzz *mf_fuzz_new(const mf_fuzz_config *cfg);
 void mf_fuzz_free(mf_fuzz *f);
+/* Runs the inputs on b, a backend already open (the Python package's kernel callables), instead
+ * of opening cfg.backend; f owns it from here (mf_backend_close at mf_fuzz_free). */
+struct mf_backend;
+void mf_fuzz_use_backend(mf_fuzz *f, const struct mf_backend *b);
 
 typedef struct mf_fuzz_result {
     mf_fuzz_outcome outcome;
@@ -96,6 +103,10 @@ const char *mf_fuzz_failed_stage(const mf_fuzz_result *r);
 /* The name of the contract the result was checked against (the kernel's or MOEFUZZ_CONTRACT);
  * "" before the backend opened. */
 const char *mf_fuzz_contract_name(const mf_fuzz *f);
+
+/* A failed or errored result's signature, by which campaigns group failures: the first failing
+ * stage and the knob attribution suspects ("backend error: ..." for an error). */
+void mf_fuzz_signature(const mf_fuzz_result *r, char *sig, size_t n);
 
 /* The case as text, the diagnosis, and how to replay it. */
 void mf_fuzz_report(const mf_fuzz_result *r, const char *backend, FILE *out);
@@ -128,6 +139,9 @@ typedef struct mf_fuzz_stats {
 #define MF_FUZZ_STATS_MAGIC 0x4d465a53u /* "MFZS" */
 #define MF_FUZZ_STATS_VERSION 4
 void mf_fuzz_stats_flush(mf_fuzz *f);
+/* The summary lines of a campaign's statistics: configuration cells, utilisation, size classes,
+ * metamorphic relations and observability (`moefuzz fuzz` and moefuzz.fuzz print them). */
+void mf_fuzz_stats_print(const mf_fuzz_stats *sum, FILE *out);
 const mf_fuzz_stats *mf_fuzz_get_stats(const mf_fuzz *f);
 
 /* Forces a case into the fuzz configuration (model and budget) the way mf_fuzz_one does. */

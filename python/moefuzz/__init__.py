@@ -26,7 +26,7 @@ from . import _core
 from ._core import MoefuzzError
 
 __all__ = ["Case", "KernelCall", "Verdict", "Unsupported", "MoefuzzError", "cases", "check",
-           "check_outputs", "assert_moe_close", "contracts", "models"]
+           "check_outputs", "assert_moe_close", "contracts", "models", "fuzz", "FuzzResult"]
 
 TENSORS = ("x", "logits", "bias", "w13", "w2")
 
@@ -479,3 +479,6 @@ def assert_moe_close(out, case, topk_ids=None, topk_weights=None, contract="any-
     if not v.passed or v.unsupported:
         raise AssertionError(v.explain())
     return v
+
+
+from ._fuzz import fuzz, FuzzResult, Failure, KernelFault  # noqa: E402  (uses the names above)

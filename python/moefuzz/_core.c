@@ -24,6 +24,7 @@
 #include "check.h"
 #include "codec.h"
 #include "exchange.h"
+#include "fuzz.h"
 #include "models.h"
 #include "paths.h"
 #include "prepare.h"
@@ -251,6 +252,25 @@ static void clear_call_state(void) {
     call_unsupported[0] = '\0';
 }
 
+/* the ABI's function table of a Python callable (pk_*) checked against contract */
+static void python_api(mf_kernel_api *api, const char *name, const char *contract, int routing) {
+    memset(api, 0, sizeof *api);
+    api->abi_version = MF_KERNEL_ABI_VERSION;
+    api->struct_size = sizeof *api;
+    api->name = name;
+    api->description = "a Python callable";
+    api->memory = MF_ABI_MEM_HOST;
+    api->contract.struct_size = sizeof api->contract;
+    api->contract.name = contract;
+    api->contract.reports_routing = routing;
+    api->contract.deterministic = 1; /* the named contract says whether runs must agree */
+    api->create = pk_create;
+    api->supports = pk_supports;
+    api->workspace_size = pk_workspace;
+    api->run = pk_run;
+    api->release = pk_release;
+}
+
 /* check(call, contract, determinism, metamorphic, attribute, reports_routing, name): call is
  * (run, supports), supports None or a callable (pk_supports) */
 static PyObject *problem_check(PyObject *self, PyObject *args, PyObject *kw) {
@@ -267,21 +287,8 @@ static PyObject *problem_check(PyObject *self, PyObject *args, PyObject *kw) {
     if (PyTuple_Size(call) != 2)
         return PyErr_Format(PyExc_TypeError, "check: call must be (run, supports)");
     mf_error err = {0};
-    mf_kernel_api api = {0};
-    api.abi_version = MF_KERNEL_ABI_VERSION;
-    api.struct_size = sizeof api;
-    api.name = name;
-    api.description = "a Python callable";
-    api.memory = MF_ABI_MEM_HOST;
-    api.contract.struct_size = sizeof api.contract;
-    api.contract.name = contract;
-    api.contract.reports_routing = routing;
-    api.contract.deterministic = 1; /* the named contract says whether runs must agree */
-    api.create = pk_create;
-    api.supports = pk_supports;
-    api.workspace_size = pk_workspace;
-    api.run = pk_run;
-    api.release = pk_release;
+    mf_kernel_api api;
+    python_api(&api, name, contract, routing);
     if (!mf_contract_find(contract))
         return PyErr_Format(MoefuzzError, "unknown contract '%s'", contract);
     if (in_check)
@@ -424,6 +431,275 @@ static PyType_Slot problem_slots[] = {
 
 static PyType_Spec problem_spec = {"moefuzz._core.Problem", sizeof(ProblemObject), 0,
                                    Py_TPFLAGS_DEFAULT, problem_slots};
+
+/* ---- a fuzz campaign on a Python callable (moefuzz.fuzz) ----
+ * The loop libFuzzer drives for fuzz/fuzz_moe.c, driven from here: inputs are fuzz inputs
+ * (codec.h) drawn by mf_case_random, mf_case_mutate and mf_case_crossover under the campaign's
+ * limits (src/casegen.c), run and checked by mf_fuzz_one with the callable as the backend, and
+ * kept in the corpus when they set a counter of mf_fuzz_features (the numerical counters: cell,
+ * utilisation bucket, observable knobs) that no input set before. */
+
+typedef struct {
+    uint8_t *d;
+    size_t n;
+} fz_input;
+
+typedef struct {
+    PyObject_HEAD
+    mf_fuzz_config cfg;
+    mf_fuzz *f;
+    mf_fuzz_result *r;
+    mf_rng rng;
+    fz_input *in; /* the corpus: seeds first, then the inputs kept */
+    int n_in, cap_in;
+    int ran; /* corpus entries [ran, n_in) added by add() and not run yet */
+    uint8_t seen[MF_FUZZ_COUNTERS];
+} FuzzerObject;
+
+static PyTypeObject *FuzzerType;
+
+static void fuzzer_dealloc(PyObject *self) {
+    FuzzerObject *fz = (FuzzerObject *)self;
+    mf_fuzz_free(fz->f); /* releases the callable (pk_release) */
+    free(fz->r);
+    for (int i = 0; i < fz->n_in; i++) free(fz->in[i].d);
+    free(fz->in);
+    PyTypeObject *tp = Py_TYPE(self);
+    freefunc tp_free = (freefunc)PyType_GetSlot(tp, Py_tp_free);
+    tp_free(self);
+    Py_DECREF(tp);
+}
+
+static int fuzzer_keep(FuzzerObject *fz, const uint8_t *d, size_t n) {
+    if (fz->n_in == fz->cap_in) {
+        int cap = fz->cap_in ? 2 * fz->cap_in : 64;
+        fz_input *in = realloc(fz->in, (size_t)cap * sizeof *in);
+        if (!in) return -1;
+        fz->in = in;
+        fz->cap_in = cap;
+    }
+    uint8_t *c = malloc(n ? n : 1);
+    if (!c) return -1;
+    memcpy(c, d, n);
+    fz->in[fz->n_in++] = (fz_input){c, n};
+    return 0;
+}
+
+/* add(path): a corpus file (text case, binary case or fuzz input, as `moefuzz repro` reads
+ * them), run by the next steps before any new input */
+static PyObject *fuzzer_add(PyObject *self, PyObject *args) {
+    FuzzerObject *fz = (FuzzerObject *)self;
+    const char *path;
+    if (!PyArg_ParseTuple(args, "s", &path)) return NULL;
+    mf_fuzz_input in;
+    mf_error err = {0};
+    if (mf_fuzz_input_load(path, 0, &in, &err) != MF_OK) return raise_err(&err);
+    int rc = fuzzer_keep(fz, in.bytes, in.len);
+    mf_fuzz_input_free(&in);
+    if (rc) return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+/* the next input: a corpus entry not run yet, else a random case (1 in 16, or while the corpus
+ * is empty), a crossover of two entries (3 in 16) or a mutated entry, as fuzz_moe.c's custom
+ * mutator and crossover make them */
+static size_t fuzzer_next(FuzzerObject *fz, uint8_t *buf, size_t cap, int *from_corpus) {
+    *from_corpus = fz->ran < fz->n_in;
+    if (*from_corpus) {
+        fz_input *e = &fz->in[fz->ran++];
+        size_t n = e->n < cap ? e->n : cap;
+        memcpy(buf, e->d, n);
+        return n;
+    }
+    for (int tries = 0; tries < 8; tries++) {
+        mf_case a, b, c;
+        uint32_t k = mf_rng_below(&fz->rng, 16);
+        if (fz->n_in == 0 || k == 0) {
+            mf_case_random(&fz->rng, &fz->cfg.lim, &c);
+        } else {
+            fz_input *e = &fz->in[mf_rng_below(&fz->rng, (uint32_t)fz->n_in)];
+            mf_case_decode(e->d, e->n, &a, NULL);
+            mf_fuzz_shape(&fz->cfg, &a);
+            if (k < 4 && fz->n_in > 1) {
+                fz_input *e2 = &fz->in[mf_rng_below(&fz->rng, (uint32_t)fz->n_in)];
+                mf_case_decode(e2->d, e2->n, &b, NULL);
+                mf_fuzz_shape(&fz->cfg, &b);
+                mf_case_crossover(&a, &b, &fz->rng, &fz->cfg.lim, &c);
+            } else {
+                c = a;
+                mf_case_mutate(&c, &fz->rng, &fz->cfg.lim);
+            }
+        }
+        mf_fuzz_shape(&fz->cfg, &c);
+        c.rows = 0; /* as fuzz_moe.c's mutator: mf_fuzz_shape derives it from the input */
+        size_t n = mf_case_encode(&c, 0, buf, cap);
+        if (n) return n;
+    }
+    return 0;
+}
+
+static const char *outcome_name(mf_fuzz_outcome o) {
+    return o == MF_FUZZ_PASS ? "pass" : o == MF_FUZZ_SKIP ? "skip" : o == MF_FUZZ_FAIL ? "fail"
+                                                                                       : "error";
+}
+
+/* step() -> dict: outcome (pass, skip, fail, error), input (the bytes run), kept (it reached a
+ * new counter), stage, signature, report (mf_fuzz_report's text) for a failure or an error,
+ * unsupported (the callable's reason, when it refused the case), exception (what the callable
+ * raised, for the caller to judge) */
+static PyObject *fuzzer_step(PyObject *self, PyObject *unused) {
+    FuzzerObject *fz = (FuzzerObject *)self;
+    if (in_check)
+        return PyErr_Format(MoefuzzError, "moefuzz.fuzz stepped from inside a checked kernel");
+    uint8_t buf[MF_CASE_MAX_BYTES];
+    int from_corpus;
+    size_t n = fuzzer_next(fz, buf, sizeof buf, &from_corpus);
+    in_check = 1;
+    clear_call_state();
+    call_count = 0;
+    mf_fuzz_outcome o = mf_fuzz_one(fz->f, buf, n, fz->r);
+    in_check = 0;
+    mf_fuzz_result *r = fz->r;
+    uint32_t idx[4 + MF_FUZZ_KNOBS];
+    int nf = mf_fuzz_features(r, idx, (int)(sizeof idx / sizeof idx[0])), kept = 0;
+    for (int i = 0; i < nf; i++) {
+        kept |= !fz->seen[idx[i]];
+        fz->seen[idx[i]] = 1;
+    }
+    if (kept && !from_corpus && fuzzer_keep(fz, buf, n)) return PyErr_NoMemory();
+    char sig[256] = "", *rep = NULL;
+    size_t rep_len = 0;
+    if (o == MF_FUZZ_FAIL || o == MF_FUZZ_ERROR) {
+        mf_fuzz_signature(r, sig, sizeof sig);
+        FILE *f = open_memstream(&rep, &rep_len);
+        if (!f) return PyErr_NoMemory();
+        mf_fuzz_report(r, fz->cfg.backend, f);
+        fclose(f);
+    }
+    PyObject *exc = Py_None;
+    Py_INCREF(exc);
+    if (call_exc_type) {
+        PyErr_NormalizeException(&call_exc_type, &call_exc_value, &call_exc_tb);
+        Py_DECREF(exc);
+        exc = call_exc_value ? call_exc_value : Py_None;
+        Py_INCREF(exc);
+    }
+    const char *stage = mf_fuzz_failed_stage(r);
+    PyObject *d = Py_BuildValue("{sssy#sOszssss#szsNsO}", "outcome", outcome_name(o), "input",
+                                (const char *)buf, (Py_ssize_t)n, "kept",
+                                kept ? Py_True : Py_False, "stage", stage, "signature", sig,
+                                "report", rep ? rep : "", (Py_ssize_t)rep_len, "unsupported",
+                                call_unsupported[0] ? call_unsupported : NULL, "exception", exc,
+                                "unusable", r->backend_unusable ? Py_True : Py_False);
+    free(rep);
+    clear_call_state();
+    return d;
+}
+
+static PyObject *stats_dict(const mf_fuzz_stats *st) {
+    int cells = 0;
+    for (int i = 0; i < MF_FUZZ_CELLS; i++) cells += st->cells[i] != 0;
+    return Py_BuildValue("{sKsKsKsKsKsKsisdsKsKss}", "execs", st->execs, "passes", st->passes,
+                         "skips", st->skips, "fails", st->fails, "errors", st->errors,
+                         "unsupported", st->unsupported, "cells", cells, "max_util", st->max_util,
+                         "meta_runs", st->meta_runs, "observed_cases", st->observed_cases,
+                         "contract", st->contract);
+}
+
+/* stats() -> (dict of the counts, the summary lines of mf_fuzz_stats_print) */
+static PyObject *fuzzer_stats(PyObject *self, PyObject *unused) {
+    FuzzerObject *fz = (FuzzerObject *)self;
+    const mf_fuzz_stats *st = mf_fuzz_get_stats(fz->f);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) return PyErr_NoMemory();
+    mf_fuzz_stats_print(st, f);
+    fclose(f);
+    PyObject *res = Py_BuildValue("(Ns#)", stats_dict(st), buf, (Py_ssize_t)len);
+    free(buf);
+    return res;
+}
+
+static PyObject *fuzzer_corpus_size(PyObject *self, PyObject *unused) {
+    return PyLong_FromLong(((FuzzerObject *)self)->n_in);
+}
+
+static PyMethodDef fuzzer_methods[] = {
+    {"add", fuzzer_add, METH_VARARGS, "a corpus file, run first"},
+    {"step", fuzzer_step, METH_NOARGS, "draw, run and check one input"},
+    {"stats", fuzzer_stats, METH_NOARGS, "(counts, summary lines)"},
+    {"corpus_size", fuzzer_corpus_size, METH_NOARGS, "inputs in the corpus"},
+    {NULL, NULL, 0, NULL}};
+
+static PyType_Slot fuzzer_slots[] = {
+    {Py_tp_dealloc, fuzzer_dealloc},
+    {Py_tp_methods, fuzzer_methods},
+    {Py_tp_doc, "a fuzz campaign on a Python callable (moefuzz.fuzz drives it)"},
+    {0, NULL}};
+
+static PyType_Spec fuzzer_spec = {"moefuzz._core.Fuzzer", sizeof(FuzzerObject), 0,
+                                  Py_TPFLAGS_DEFAULT, fuzzer_slots};
+
+/* fuzzer(call, seed, model=None, full=False, method=None, contract="any-order", routing=False,
+ * name="python", meta_every=8): call is (run, supports) as for check */
+static PyObject *mod_fuzzer(PyObject *m, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"call", "seed", "model", "full", "method", "contract", "routing",
+                             "name", "meta_every", NULL};
+    PyObject *call;
+    unsigned long long seed;
+    const char *model = NULL, *method = NULL, *contract = "any-order", *name = "python";
+    int full = 0, routing = 0, meta_every = MF_FUZZ_META_EVERY;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!K|zpzspsi", kwlist, &PyTuple_Type, &call,
+                                     &seed, &model, &full, &method, &contract, &routing, &name,
+                                     &meta_every))
+        return NULL;
+    if (PyTuple_Size(call) != 2)
+        return PyErr_Format(PyExc_TypeError, "fuzzer: call must be (run, supports)");
+    const mf_model *mm = NULL;
+    if (model && !(mm = mf_model_find(model)))
+        return PyErr_Format(MoefuzzError, "unknown model '%s' (moefuzz models)", model);
+    if (method && !mf_method_find(method))
+        return PyErr_Format(MoefuzzError, "unknown routing method '%s' (moefuzz methods)", method);
+    if (!mf_contract_find(contract))
+        return PyErr_Format(MoefuzzError, "unknown contract '%s'", contract);
+    if (meta_every < 1) return PyErr_Format(PyExc_ValueError, "meta_every must be at least 1");
+    allocfunc alloc = (allocfunc)PyType_GetSlot(FuzzerType, Py_tp_alloc);
+    FuzzerObject *fz = (FuzzerObject *)alloc(FuzzerType, 0);
+    if (!fz) return NULL;
+    fz->f = NULL;
+    fz->r = NULL;
+    fz->in = NULL;
+    fz->n_in = fz->cap_in = fz->ran = 0;
+    memset(fz->seen, 0, sizeof fz->seen);
+    fz->rng = (mf_rng){seed};
+    mf_fuzz_config_init(&fz->cfg, name, mm, full);
+    fz->cfg.meta_every = meta_every;
+    if (method) {
+        snprintf(fz->cfg.method_name, sizeof fz->cfg.method_name, "%s", method);
+        fz->cfg.method = mf_method_find(method);
+    }
+    snprintf(fz->cfg.contract_name, sizeof fz->cfg.contract_name, "%s", contract);
+    fz->r = malloc(sizeof *fz->r);
+    fz->f = mf_fuzz_new(&fz->cfg);
+    if (!fz->r || !fz->f) {
+        Py_DECREF(fz);
+        return PyErr_NoMemory();
+    }
+    mf_kernel_api api;
+    python_api(&api, name, contract, routing);
+    mf_backend b;
+    mf_error err = {0};
+    opening_callable = call;
+    mf_status st = mf_inproc_open_api(name, &api, &b, &err);
+    opening_callable = NULL;
+    if (st != MF_OK) {
+        Py_DECREF(fz);
+        return raise_err(&err);
+    }
+    mf_fuzz_use_backend(fz->f, &b);
+    return (PyObject *)fz;
+}
 
 /* ---- constructors ---- */
 
@@ -568,6 +844,8 @@ static PyMethodDef mod_methods[] = {
     {"paths", mod_paths, METH_VARARGS, "case files under a path"},
     {"contracts", mod_contracts, METH_NOARGS, "contract names"},
     {"models", mod_models, METH_NOARGS, "model preset names"},
+    {"fuzzer", (PyCFunction)(void (*)(void))mod_fuzzer, METH_VARARGS | METH_KEYWORDS,
+     "a fuzz campaign on a Python callable"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_core", NULL, -1, mod_methods,
@@ -577,8 +855,9 @@ PyMODINIT_FUNC PyInit__core(void) {
     PyObject *m = PyModule_Create(&moddef);
     if (!m) return NULL;
     ProblemType = (PyTypeObject *)PyType_FromSpec(&problem_spec);
+    FuzzerType = (PyTypeObject *)PyType_FromSpec(&fuzzer_spec);
     MoefuzzError = PyErr_NewException("moefuzz.MoefuzzError", PyExc_ValueError, NULL);
-    if (!ProblemType || !MoefuzzError) {
+    if (!ProblemType || !FuzzerType || !MoefuzzError) {
         Py_DECREF(m);
         return NULL;
     }

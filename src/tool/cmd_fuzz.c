@@ -287,19 +287,8 @@ static void signature_of(const char *path, const campaign *cp, char *sig, size_t
             snprintf(sig, n, "does not reproduce in this process (crash/timeout?)");
         else if (o == MF_FUZZ_SKIP)
             snprintf(sig, n, "skipped on replay (budget or unsupported)");
-        else if (o == MF_FUZZ_ERROR)
-            snprintf(sig, n, "backend error: %.120s", r->error);
-        else {
-            const char *stage = mf_fuzz_failed_stage(r);
-            if (r->v.has_attribution && r->v.attr.n_match == 1)
-                snprintf(sig, n, "stage %s; suspected %s (%s)", stage,
-                         mf_knob_name(r->v.attr.match[0]), mf_knob_summary(r->v.attr.match[0]));
-            else if (r->v.has_attribution && r->v.attr.n_match > 1)
-                snprintf(sig, n, "stage %s; suspected one of %d knobs, first %s", stage,
-                         r->v.attr.n_match, mf_knob_name(r->v.attr.match[0]));
-            else
-                snprintf(sig, n, "stage %s; no single knob explains it", stage);
-        }
+        else
+            mf_fuzz_signature(r, sig, n);
     }
     free(r);
     mf_fuzz_free(f);
@@ -329,7 +318,7 @@ static int summary(const campaign *cp, const progress *pr, double wall, time_t s
     snprintf(stats_dir, sizeof stats_dir, "%s/stats", cp->workdir);
     snprintf(art_dir, sizeof art_dir, "%s/artifacts", cp->workdir);
     mf_fuzz_stats sum;
-    int cells = count_cells(stats_dir, &sum);
+    count_cells(stats_dir, &sum);
     unsigned long long execs = sum.execs;
     printf("\n==== moefuzz fuzz summary (%s backend%s%s, %.0f s, %d job%s%s%s) ====\n",
            cp->backend ? cp->backend : "cpu", cp->model ? ", model " : "",
@@ -343,29 +332,7 @@ static int summary(const campaign *cp, const progress *pr, double wall, time_t s
     printf("contract         %s\n", sum.contract[0] ? sum.contract : "- (no input ran)");
     printf("coverage         %llu edges, %llu features, corpus %llu inputs\n", pr->cov, pr->ft,
            pr->corp);
-    printf("config cells     %d of %d reached\n", cells, MF_FUZZ_CELLS);
-    printf(
-        "utilisation      highest %.3g (%.3g where the radius is below |z|/2); cases by "
-        "bucket:",
-        sum.max_util, sum.max_util_informative);
-    static const char *bl[] = {"0", "<1/64", "<1/32", "<1/16", "<1/8", "<1/4", "<1/2", "<=1", ">1"};
-    for (int b = 0; b < MF_FUZZ_UTIL_BUCKETS; b++)
-        printf(" %s:%llu", bl[b], (unsigned long long)sum.cases_by_bucket[b]);
-    printf("\n");
-    printf("sizes            cases checked by size class:");
-    for (int z = 0; z < MF_SIZE_COUNT; z++)
-        printf(" %s %llu (max T %llu, H %llu, I %llu)%s", mf_size_class_name((mf_size_class)z),
-               (unsigned long long)sum.cases_by_size[z],
-               (unsigned long long)sum.size_max[z][0], (unsigned long long)sum.size_max[z][1],
-               (unsigned long long)sum.size_max[z][2], z + 1 < MF_SIZE_COUNT ? ";" : "");
-    printf("\n");
-    printf("metamorphic      %llu inputs ran the relations, %llu violated one\n",
-           (unsigned long long)sum.meta_runs, (unsigned long long)sum.meta_violations);
-    printf("observability    of %llu cases examined, how many could catch each knob's loss:\n",
-           (unsigned long long)sum.observed_cases);
-    for (int k = 0; k < MF_FUZZ_KNOBS; k++)
-        printf("  %-20s %8llu  %s\n", mf_knob_name((mf_knob)k),
-               (unsigned long long)sum.observable[k], mf_knob_summary((mf_knob)k));
+    mf_fuzz_stats_print(&sum, stdout);
     /* failures: the artifacts this campaign wrote */
     failure_group groups[32];
     int ng = 0, nfail = 0, older = 0;

@@ -24,12 +24,17 @@ def test_python_blocks_run(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", list(sys.path))
     blocks = re.findall(r"```python\n(.*?)```", section(), re.S)
-    assert len(blocks) == 2
+    assert len(blocks) == 3
     ns = {}
     for b in blocks:
         exec(compile(b, "README.md", "exec"), ns)
     assert ns["v"].passed
-    assert "PASS corpus/seeds/mixtral-tiny.txt (contract any-order)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "PASS corpus/seeds/mixtral-tiny.txt (contract any-order)" in out
+    # the fuzz block: the planted bug is found, and its signature is the one the README shows
+    sig = "stage output; suspected rsf_dropped (routed_scaling_factor not applied)"
+    assert ns["r"].failures[0].signature == sig and "\n" + sig + "\n" in out
+    assert os.path.exists(ns["r"].failures[0].path)
 
 
 def test_venv_commands_run(tmp_path):

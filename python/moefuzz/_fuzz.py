@@ -1,0 +1,381 @@
+"""moefuzz.fuzz: a fuzz campaign on a Python kernel callable (see fuzz's doc)."""
+import hashlib
+import multiprocessing
+import os
+import signal
+import sys
+import time as _time
+import traceback
+
+from . import _core
+
+ARTIFACT_NOTE = "moefuzz.fuzz campaign on a Python callable"
+
+
+class KernelFault(Exception):
+    """The kernel crashed, hung or raised in its worker (or raised in process): a finding."""
+
+    def __init__(self, kind, detail):
+        super().__init__("%s: %s" % (kind, detail))
+        self.kind, self.detail = kind, detail
+
+
+class Failure:
+    """One failing input: kind (crash-, timeout- as libFuzzer names them), signature, the saved
+    path, the report (moefuzz's diagnosis and the case as text), the replay command."""
+
+    def __init__(self, kind, signature, path, report, replay):
+        self.kind, self.signature, self.path = kind, signature, path
+        self.report, self.replay = report, replay
+
+    def __repr__(self):
+        return "Failure(%s: %s)" % (self.path, self.signature)
+
+
+class FuzzResult:
+    """What a campaign came to: failures (Failure, one per failing input), stats (the counts of
+    src/fuzz.c: execs, passes, skips, fails, errors, cells, ...), execs_per_s, summary (text)."""
+
+    def __init__(self, failures, stats, seconds, summary, workdir):
+        self.failures, self.stats, self.seconds = failures, stats, seconds
+        self.summary, self.workdir = summary, workdir
+        self.execs_per_s = stats["execs"] / seconds if seconds > 0 else 0.0
+
+    def __bool__(self):
+        return not self.failures
+
+    def __repr__(self):
+        return "FuzzResult(%d execs, %d failures)" % (self.stats["execs"], len(self.failures))
+
+
+_NAMES = ("x", "logits", "bias", "w13", "w2", "out", "topk_ids", "topk_weights")
+
+
+def _worker(conn, fn, routing):
+    """The worker process: runs fn on each case placed in the shared file, writes the outputs
+    there, answers ("ok",), ("unsupported", why) or ("raised", traceback)."""
+    import mmap
+    from . import KernelCall, Unsupported, _write_result
+    import numpy as np
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    mm = None
+    while True:
+        try:
+            msg = conn.recv()
+        except EOFError:
+            return
+        if msg[0] == "map":
+            with open(msg[1], "r+b") as f:  # the old map goes with the last view of it
+                mm = mmap.mmap(f.fileno(), msg[2])
+            continue
+        _, params, layout = msg
+        keep = {n: np.frombuffer(mm, dt, int(np.prod(sh)), off).reshape(sh)
+                for n, (off, sh, dt) in layout.items()}
+        ptrs = {n: (keep[n].ctypes.data if n in keep else None) for n in _NAMES}
+        k = KernelCall(params, ptrs, keep)
+        try:
+            _write_result(k, fn(k), routing)
+            reply = ("ok",)
+        except Unsupported as e:
+            reply = ("unsupported", str(e) or "unsupported")
+        except BaseException:
+            reply = ("raised", traceback.format_exc(limit=6))
+        del k, keep, ptrs
+        conn.send(reply)
+
+
+class _Worker:
+    """A worker process running the kernel, restarted after a crash or a hang. The tensors go
+    through a file shared with it (in /dev/shm where there is one): one copy each way, no
+    pickling."""
+
+    def __init__(self, fn, routing, timeout, start_method):
+        import tempfile
+        self.fn, self.routing, self.timeout = fn, routing, timeout
+        self.ctx = multiprocessing.get_context(start_method)
+        self.proc = None
+        self.dir = tempfile.mkdtemp(prefix="moefuzz-", dir="/dev/shm" if os.path.isdir(
+            "/dev/shm") else None)
+        self.mm, self.size, self.gen = None, 0, 0
+        self.last_layout = None  # of the last call answered (its inputs are in the file)
+
+    def _start(self):
+        parent, child = self.ctx.Pipe()
+        self.proc = self.ctx.Process(target=_worker, args=(child, self.fn, self.routing),
+                                     daemon=True)
+        self.proc.start()
+        child.close()
+        self.conn = parent
+        if self.mm is not None:
+            self.conn.send(("map", self.path, self.size))
+
+    def _grow(self, need):
+        import mmap
+        if self.mm is not None:
+            os.unlink(self.path)  # unmapped with the last view of it
+        self.gen += 1
+        self.size = max(need, 2 * self.size, 1 << 20)
+        self.path = os.path.join(self.dir, "tensors-%d" % self.gen)
+        with open(self.path, "w+b") as f:
+            f.truncate(self.size)
+            self.mm = mmap.mmap(f.fileno(), self.size)
+        if self.proc is not None:
+            self.conn.send(("map", self.path, self.size))
+
+    def stop(self):
+        if self.proc is not None:
+            if self.proc.is_alive():
+                self.proc.kill()
+            self.proc.join()
+            self.conn.close()
+            self.proc = None
+
+    def close(self):
+        import shutil
+        self.stop()
+        self.mm = None
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def call(self, params, arrays, same_inputs=False):
+        """arrays: {name: array} of the inputs and the output buffers (written back);
+        same_inputs: the inputs are those of the last call (the determinism check's second
+        run), already in the shared file"""
+        import numpy as np
+        layout, off = {}, 0
+        for n, a in arrays.items():
+            layout[n] = (off, a.shape, a.dtype.str)
+            off += (a.nbytes + 63) // 64 * 64
+        same_inputs = same_inputs and layout == self.last_layout
+        self.last_layout = None
+        if off > self.size:
+            self._grow(off)
+            same_inputs = False
+        if self.proc is None:
+            self._start()
+        for n, a in arrays.items():
+            if n in ("x", "logits", "bias", "w13", "w2") and not same_inputs:
+                np.frombuffer(self.mm, np.uint8, a.nbytes, layout[n][0])[...] = \
+                    a.reshape(-1).view(np.uint8)
+        self.conn.send(("run", params, layout))
+        if not self.conn.poll(self.timeout):
+            self.stop()
+            raise KernelFault("timeout", "no answer in %g s (the worker was killed)"
+                              % self.timeout)
+        try:
+            reply = self.conn.recv()
+        except (EOFError, ConnectionError):
+            self.proc.join()
+            code = self.proc.exitcode
+            self.conn.close()
+            self.proc = None
+            if code is not None and code < 0:
+                try:
+                    name = signal.Signals(-code).name
+                except ValueError:
+                    name = "signal %d" % -code
+                raise KernelFault("crash", "the worker died of %s" % name) from None
+            raise KernelFault("crash", "the worker exited with status %s" % code) from None
+        self.last_layout = layout
+        if reply[0] == "ok":
+            for n in ("out", "topk_ids", "topk_weights"):
+                if n in arrays:
+                    a = arrays[n]
+                    a.reshape(-1).view(np.uint8)[...] = np.frombuffer(
+                        self.mm, np.uint8, a.nbytes, layout[n][0])
+        return reply
+
+
+def _default_seed_dirs():
+    for root in (os.getcwd(), os.environ.get("MOEFUZZ_SOURCE_DIR", "")):
+        d = os.path.join(root, "corpus") if root else ""
+        if d and os.path.isdir(os.path.join(d, "seeds")):
+            return [os.path.join(d, "seeds"), os.path.join(d, "regress")]
+    return []
+
+
+def _quote(s):
+    import shlex
+    return shlex.quote(s)
+
+
+def fuzz(fn, time=60.0, runs=None, model=None, full=False, method=None, contract="any-order",
+         corpus=None, workdir="fuzz-out-py", seed=1, in_process=False, timeout=10.0,
+         routing=False, supports=None, backend=None, start_method="fork", meta_every=8,
+         out=sys.stdout):
+    """Fuzzes the kernel callable fn (as moefuzz.check calls it: a KernelCall in, the output
+    out) with `moefuzz fuzz`'s structured generator and mutator, and returns a FuzzResult.
+
+    The loop runs in the extension: an input is a corpus entry not run yet, a random case, a
+    crossover of two entries or a mutated entry (src/casegen.c), run and checked by src/fuzz.c
+    as fuzz_moe runs one (the output poisoned and guarded, two runs compared where the contract
+    is deterministic, the metamorphic relations on one input in meta_every, observability on one
+    in 8). Feedback: an input is kept when it sets one of src/fuzz.c's numerical counters no
+    input set before (configuration cell x routing ambiguity, coarse configuration x
+    utilisation bucket, observable knobs); no code coverage is measured.
+
+    corpus: a file or directory of cases to start from (default: corpus/seeds and
+    corpus/regress under the current directory or MOEFUZZ_SOURCE_DIR; none found: random cases
+    only). workdir gets corpus/ (the inputs kept), artifacts/ (the failing inputs, named crash-
+    or timeout-SHA1 as libFuzzer names them: the fuzz input's bytes, which `moefuzz repro`
+    replays, with the case as text beside it as NAME.txt) and campaign.txt (model, method,
+    contract; backend as given by backend=, the `moefuzz check --backend` spelling of the same
+    kernel, e.g. an exec adapter, else empty). Stops after `time` seconds or `runs` inputs.
+
+    fn runs in a worker process (start_method "fork" or "spawn": spawn needs fn importable):
+    the case's tensors go to it, the outputs come back; a crash, an exception or no answer
+    within `timeout` seconds is a finding, saved with its case, and a new worker goes on.
+    in_process=True calls fn in this process (faster; a crash ends the campaign). fn refuses a
+    case by raising moefuzz.Unsupported (counted, not a failure), or supports= (as check)."""
+    from . import KernelCall, Unsupported, _view, _write_result, _np, _abi_params_text
+
+    if runs is None and time is None:
+        raise ValueError("moefuzz.fuzz: give time= or runs=")
+    np = _np()
+    worker = None if in_process else _Worker(fn, routing, timeout, start_method)
+    refused = [0]
+    step_calls = [0, None]  # kernel calls of this input, and the last call's parameters
+
+    def call(params, ptrs):
+        if in_process:
+            k = KernelCall(params, ptrs, ptrs)
+            try:
+                res = fn(k)
+            except Unsupported as e:
+                return str(e) or "unsupported"
+            except Exception:
+                raise KernelFault("raised", traceback.format_exc(limit=6))
+            _write_result(k, res, routing)
+            return None
+        # the second call of an input is the determinism check's second run: the same problem,
+        # the same inputs (metamorphic variants come later, from the third call on)
+        step_calls[0] += 1
+        same = step_calls[0] == 2 and params == step_calls[1]
+        step_calls[1] = params
+        T, H, K = params["T"], params["H"], params["top_k"]
+        probe = KernelCall(params, ptrs, ptrs)
+        arrays = {n: probe.bits(n) for n in ("x", "logits", "bias", "w13", "w2")
+                  if probe.bits(n) is not None}
+        arrays["out"] = probe.out
+        if routing:
+            arrays["topk_ids"] = _view(ptrs["topk_ids"], (T, K), np.int32, ptrs, readonly=False)
+            arrays["topk_weights"] = _view(ptrs["topk_weights"], (T, K), np.float32, ptrs,
+                                           readonly=False)
+        reply = worker.call(params, arrays, same_inputs=same)
+        if reply[0] == "unsupported":
+            return reply[1]
+        if reply[0] == "raised":
+            raise KernelFault("raised", reply[1])
+        return None
+
+    sup = None
+    if supports is not None:
+        def sup(params):
+            r = supports(_abi_params_text(params))
+            return None if r is None or r is True else str(r or "unsupported")
+
+    fz = _core.fuzzer((call, sup), seed, model=model, full=full, method=method,
+                      contract=contract, routing=routing, meta_every=meta_every)
+    sources = [os.fspath(corpus)] if corpus is not None else _default_seed_dirs()
+    n_seeds = 0
+    for src in sources:
+        if os.path.exists(src):
+            for p in _core.paths(src):
+                fz.add(p)
+                n_seeds += 1
+    for sub in ("corpus", "artifacts"):
+        os.makedirs(os.path.join(workdir, sub), exist_ok=True)
+    with open(os.path.join(workdir, "campaign.txt"), "w") as f:
+        f.write("# moefuzz fuzz campaign: `moefuzz repro` and `moefuzz minimize` of inputs under "
+                "this\n# directory use these settings unless told otherwise (empty: none)\n"
+                "# %s\nbackend = %s\nmodel = %s\nfull = %d\nmethod = %s\ncontract = %s\n"
+                % (ARTIFACT_NOTE, backend or "", model or "", int(bool(full)), method or "",
+                   contract))
+    print("moefuzz.fuzz: %s, %s, %s; seeds: %d inputs from %s; work dir %s"
+          % (getattr(fn, "__name__", "kernel"), "in process" if in_process else
+             "worker process (%s)" % start_method,
+             "stops after %d inputs" % runs if runs is not None else
+             "stops after %g s" % time, n_seeds, ", ".join(sources) or "none", workdir),
+          file=out)
+    failures, t0, n = [], _time.monotonic(), 0
+    try:
+        while (runs is None or n < runs) and (time is None or _time.monotonic() - t0 < time):
+            n += 1
+            step_calls[0] = 0
+            r = fz.step()
+            exc = r["exception"]
+            if exc is not None and not isinstance(exc, KernelFault):
+                raise exc
+            if r["unusable"]:
+                raise _core.MoefuzzError(r["report"])
+            if r["outcome"] == "error" and r["unsupported"]:
+                refused[0] += 1
+                continue
+            if r["kept"]:
+                name = hashlib.sha1(r["input"]).hexdigest()
+                with open(os.path.join(workdir, "corpus", name), "wb") as f:
+                    f.write(r["input"])
+            if r["outcome"] in ("fail", "error"):
+                failures.append(_save_failure(r, exc, workdir, model, full, method, contract,
+                                              backend, out))
+    finally:
+        if worker is not None:
+            worker.close()
+    seconds = _time.monotonic() - t0
+    counts, lines = fz.stats()
+    counts["refused"] = refused[0]
+    text = _summary(counts, lines, failures, seconds, model, fz.corpus_size(), in_process)
+    print(text, file=out, end="")
+    return FuzzResult(failures, counts, seconds, text, workdir)
+
+
+def _save_failure(r, exc, workdir, model, full, method, contract, backend, out):
+    kind = "timeout" if isinstance(exc, KernelFault) and exc.kind == "timeout" else "crash"
+    name = "%s-%s" % (kind, hashlib.sha1(r["input"]).hexdigest())
+    path = os.path.join(workdir, "artifacts", name)
+    with open(path, "wb") as f:
+        f.write(r["input"])
+    report = r["report"]
+    sig = r["signature"]
+    if isinstance(exc, KernelFault):
+        sig = "kernel %s: %s" % (exc.kind, exc.detail.strip().splitlines()[-1])
+        report += "the kernel callable: %s\n" % exc
+    case_text = report.split("replays it)\n", 1)[-1].split("---- diagnosis", 1)[0]
+    with open(path + ".txt", "w") as f:
+        f.write(case_text)
+    cmd = "moefuzz repro"
+    for opt, v in (("--backend", backend or "BACKEND"), ("--model", model),
+                   ("--method", method), ("--contract", contract)):
+        if v:
+            cmd += " %s %s" % (opt, _quote(v))
+    if full:
+        cmd += " --full"
+    cmd += " " + _quote(path)
+    print(report.rstrip("\n") + "\nsaved: %s (the case as text: %s.txt)\nreplay: %s\n"
+          % (path, path, cmd), file=out)
+    return Failure(kind, sig, path, report, cmd)
+
+
+def _summary(counts, lines, failures, seconds, model, corpus_size, in_process):
+    s = "\n==== moefuzz.fuzz summary (Python callable%s, %s, %.0f s) ====\n" % (
+        ", model " + model if model else "", "in process" if in_process else "worker process",
+        seconds)
+    s += ("execs            %d (%.1f/s), of which %d passed, %d skipped (budget or "
+          "unsupported), %d refused by the kernel (Unsupported)\n"
+          % (counts["execs"], counts["execs"] / seconds if seconds > 0 else 0.0,
+             counts["passes"], counts["skips"], counts["refused"]))
+    s += "contract         %s\n" % (counts["contract"] or "- (no input ran)")
+    s += "corpus           %d inputs (seeds and inputs that reached new counters)\n" % corpus_size
+    s += lines
+    if not failures:
+        return s + "failures         none\n"
+    groups = {}
+    for f in failures:
+        groups.setdefault(f.signature, []).append(f)
+    s += "failures         %d input%s, %d signature%s:\n" % (
+        len(failures), "" if len(failures) == 1 else "s", len(groups),
+        "" if len(groups) == 1 else "s")
+    for sig, fs in groups.items():
+        s += "  [%d] %s\n      e.g. %s\n      replay: %s\n" % (len(fs), sig, fs[0].path,
+                                                             fs[0].replay)
+    return s
