@@ -4,7 +4,7 @@
  * host models of tests/gpu/hopper_fp8_model.h.
  *
  *   build/cuda/tests/gpu/probe_hopper_fp8 [--format e4m3|e5m2] [--seed N] [--quiet]
- *                                         [--expect "B=32 F=13 RZ fused"] [--dump FILE]
+ *                                         [--expect "B=32 F=13 RZ fused P=14"] [--dump FILE]
  *   build/cuda/tests/gpu/probe_hopper_fp8 --format F --replay FILE   # no device: a dump judged again
  *
  * Steps (docs/hopper-probe.md, "FP8"):
@@ -20,8 +20,10 @@
  *   R   random validation: normal (exponents over the format's normal range, C alike), wide C,
  *       cancellation (C = -fl(exact) +- 0..2 ulps), subnormal operands; K = 32, 64 and 128.
  * Every result is compared with every hypothesis of the grid (fused block 32, 16, 8, 4;
- * fraction bits 10..25; final rounding RZ or RN; C fused or added apart). Exact zeros compare
- * equal whatever their sign.
+ * fraction bits 10..25; final rounding RZ or RN; C fused, added apart, or aligned with the
+ * products but kept to 24, 25, 26 bits or exactly; the step's result first rounded to 13, 14
+ * or 15 significant bits, or not): 3072 hypotheses. Exact zeros compare equal whatever their
+ * sign.
  * Output: one line per designed experiment, the hypotheses with the fewest mismatches, and the
  * verdict "measured: <surviving hypotheses> (0 mismatches in N)".
  * Exit: 0 at least one hypothesis matches every result (with --expect: and that one among
@@ -204,12 +206,13 @@ static float rnd_f32(int emin, int emax) {
 
 /* ---- hypotheses ---- */
 
-#define N_HYP (4 * 16 * 2 * 6)
+#define N_HYP (6 * 4 * 16 * 2 * 4)
 static h8_hypothesis hyps[N_HYP];
-static char hyp_name[N_HYP][40];
+static char hyp_name[N_HYP][48];
+
 
 static void hyps_init(void) {
-    static const int blocks[4] = {32, 16, 8, 4};
+    static const int blocks[4] = {32, 16, 8, 4}, res[4] = {0, 13, 14, 15};
     /* C's treatment: fused, apart, or wide with 24, 25, 26 fraction bits or exact */
     static const struct {
         int sep, frac_c;
@@ -217,15 +220,20 @@ static void hyps_init(void) {
     } modes[6] = {{0, 0, "fused"},   {1, 0, "C-apart"}, {2, 24, "C-F24"},
                   {2, 25, "C-F25"}, {2, 26, "C-F26"},  {2, 0, "C-exact"}};
     int n = 0;
-    for (int mi = 0; mi < 6; mi++)
-        for (int bi = 0; bi < 4; bi++)
-            for (int F = 10; F <= 25; F++)
-                for (int rn = 0; rn < 2; rn++) {
-                    hyps[n] = (h8_hypothesis){blocks[bi], F, rn, modes[mi].sep, modes[mi].frac_c};
-                    snprintf(hyp_name[n], sizeof hyp_name[n], "B=%d F=%d %s %s", blocks[bi], F,
-                             rn ? "RN" : "RZ", modes[mi].name);
-                    n++;
-                }
+    for (int ri = 0; ri < 4; ri++)
+        for (int mi = 0; mi < 6; mi++)
+            for (int bi = 0; bi < 4; bi++)
+                for (int F = 10; F <= 25; F++)
+                    for (int rn = 0; rn < 2; rn++) {
+                        hyps[n] = (h8_hypothesis){blocks[bi], F,  rn, modes[mi].sep,
+                                                  modes[mi].frac_c, res[ri]};
+                        char rb[16] = "";
+                        if (res[ri]) snprintf(rb, sizeof rb, " P=%d", res[ri]);
+                        snprintf(hyp_name[n], sizeof hyp_name[n], "B=%d F=%d %s %s%s",
+                                 blocks[bi], F, rn ? "RN" : "RZ", modes[mi].name, rb);
+                        n++;
+                    }
+    (void)n;
 }
 
 static int same_value(float x, float y) {

@@ -4,7 +4,12 @@
  * CPU only. Checks: FP8 decoding against the formats' definitions; every hypothesis exact where
  * nothing is lost (small integers); the designed experiments' predictions (D1 fraction bits of a
  * fused C, D3 the block, D4 the final rounding) per hypothesis; the one-rounding add of the
- * C-apart hypotheses against double arithmetic where that is exact. Exit 0 or 1.
+ * C-apart hypotheses against double arithmetic where that is exact; and, given the measured
+ * samples (tests/gpu/data/h100-fp8-{e4m3,e5m2}.bin: the 97 designed experiments and every 25th
+ * random dot product of the H100 run in docs/hopper-probe.md), that the measured model
+ * (B=32 F=13 RZ fused P=14) reproduces every one of them and its neighbours do not.
+ *   test_hopper_fp8_model [DATA_DIR]
+ * Exit 0 or 1.
  */
 #include <math.h>
 #include <stdio.h>
@@ -40,7 +45,33 @@ static uint64_t rnd(void) {
     return z ^ (z >> 31);
 }
 
-int main(void) {
+/* The records of a --dump file (K, C, the card's result, a[K], b[K]): how many the hypothesis
+ * reproduces, of how many; -1 if the file cannot be read or is malformed. */
+static long replay(const char *path, h8_format f, const h8_hypothesis *h, long *total) {
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return -1;
+    long ok = 0;
+    *total = 0;
+    for (;;) {
+        int32_t K;
+        float c, got;
+        uint8_t a[128], b[128];
+        if (fread(&K, 4, 1, fp) != 1) break;
+        if (K <= 0 || K > 128 || K % 32 || fread(&c, 4, 1, fp) != 1 ||
+            fread(&got, 4, 1, fp) != 1 || fread(a, 1, (size_t)K, fp) != (size_t)K ||
+            fread(b, 1, (size_t)K, fp) != (size_t)K) {
+            fclose(fp);
+            return -1;
+        }
+        const float m = h8_dot(h, f, c, a, b, K);
+        ok += m == got || (m == 0 && got == 0) || !memcmp(&m, &got, 4);
+        (*total)++;
+    }
+    fclose(fp);
+    return ok;
+}
+
+int main(int argc, char **argv) {
     /* decoding: e4m3 max 448, min subnormal 2^-9, NaN 0x7f; e5m2 max 57344, Inf 0x7c */
     CHECK(h8_value(0x7e, H8_E4M3) == 448, "e4m3 0x7e");
     CHECK(h8_value(0x01, H8_E4M3) == ldexp(1, -9), "e4m3 0x01");
@@ -60,7 +91,7 @@ int main(void) {
             for (int bi = 0; bi < 4; bi++)
                 for (int F = 10; F <= 25; F++)
                     for (int rn = 0; rn < 2; rn++) {
-                        const h8_hypothesis h = {blocks[bi], F, rn, sep, 0};
+                        const h8_hypothesis h = {blocks[bi], F, rn, sep, 0, 0};
                         /* small integers: exact */
                         for (int trial = 0; trial < 4; trial++) {
                             uint8_t a[128], b[128];
@@ -135,13 +166,36 @@ int main(void) {
         if (!hm_f32_term(c, &ct) || S == 0) continue;
         const double exact = (double)c + ldexp((double)S, g); /* exact: spans < 53 bits */
         for (int rn = 0; rn < 2; rn++) {
-            const float got = h8_add_round(ct, S, g, rn);
+            const float got = h8_add_round(ct, S, g, rn, 0);
             float want = (float)exact; /* RN */
             if (!rn && fabs((double)want) > fabs(exact))
                 want = nextafterf(want, 0); /* RZ: the RN result's neighbour toward zero */
             CHECK(got == want, "add c=%a S=%lld g=%d rn=%d: %a want %a", (double)c, (long long)S,
                   g, rn, (double)got, (double)want);
             if (fails > 20) return 1;
+        }
+    }
+    /* the H100 measurement: the model matches every sampled result, its neighbours do not */
+    if (argc > 1) {
+        static const char *const fmts[2] = {"e4m3", "e5m2"};
+        for (int fi = 0; fi < 2; fi++) {
+            char path[4096];
+            snprintf(path, sizeof path, "%s/h100-fp8-%s.bin", argv[1], fmts[fi]);
+            const h8_format f = fi ? H8_E5M2 : H8_E4M3;
+            const h8_hypothesis measured = {32, 13, 0, 0, 0, 14};
+            static const h8_hypothesis neighbours[] = {
+                {32, 13, 1, 0, 0, 14}, {32, 13, 0, 0, 0, 15}, {32, 13, 0, 0, 0, 0},
+                {32, 12, 0, 0, 0, 14}, {32, 14, 0, 0, 0, 14}, {16, 13, 0, 0, 0, 14}};
+            long total = 0, ok = replay(path, f, &measured, &total);
+            CHECK(ok >= 0 && total >= 1900 && ok == total, "%s: the measured model reproduces %ld of %ld",
+                  path, ok, total);
+            for (size_t i = 0; i < sizeof neighbours / sizeof neighbours[0]; i++) {
+                long t2 = 0, ok2 = replay(path, f, &neighbours[i], &t2);
+                CHECK(ok2 >= 0 && ok2 < t2, "%s: neighbour %zu reproduces every result (%ld)", path,
+                      i, ok2);
+            }
+            printf("%s: B=32 F=13 RZ fused P=14 reproduces %ld of %ld measured results\n",
+                   fmts[fi], ok, total);
         }
     }
     if (fails) {
