@@ -126,6 +126,12 @@ def pytest_runtest_makereport(item, call):
     os.makedirs(save, exist_ok=True)
     name = re.sub(r"[^A-Za-z0-9_.=-]+", "_", item.name) + ".txt"
     path = case.save(os.path.join(save, name))
+    # the test's id from where pytest was run (the node id is relative to rootdir, which pytest
+    # may have chosen above the working directory)
+    node = item.nodeid.split("[")[0]
+    rest = node.split("::", 1)[1] if "::" in node else ""
+    here = str(item.config.invocation_params.dir)
+    test_id = os.path.relpath(str(getattr(item, "path", item.fspath)), here) + ("::" + rest if rest else "")
     rep.sections.append(("moefuzz", "case %s saved: %s\nreplay: pytest '%s' --moefuzz-case %s\n"
                          "        moefuzz explain %s   (the reference's routing and outputs)\n"
-                         % (case.label, path, item.nodeid.split("[")[0], path, path)))
+                         % (case.label, path, test_id, path, path)))

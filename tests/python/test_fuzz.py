@@ -2,6 +2,7 @@
 moefuzz tool replays; a crashing or hanging kernel is a finding and the campaign goes on; a
 correct kernel gives no failure. Run by ctest python.package (MOEFUZZ_TOOL: the built tool)."""
 import os
+import re
 import subprocess
 import sys
 
@@ -23,14 +24,16 @@ def numpy_kernel(bug=""):
     return fn
 
 
-def crash_on_one_token(k):
-    if k.p["T"] == 1:
+# a bug that depends on the case, not on the call: an odd token count (about half the cases, so
+# a 60-run campaign meets it whatever the generator draws)
+def crash_on_odd_tokens(k):
+    if int(k.p["T"]) % 2 == 1:
         os.abort()
     return numpy_kernel()(k)
 
 
-def hang_on_one_token(k):
-    if k.p["T"] == 1:
+def hang_on_odd_tokens(k):
+    if int(k.p["T"]) % 2 == 1:
         import time
         time.sleep(60)
     return numpy_kernel()(k)
@@ -61,7 +64,9 @@ def test_finds_dropped_rsf_and_the_tool_replays_it(tmp_path):
 def test_correct_kernel_has_no_failure(tmp_path):
     r = moefuzz.fuzz(numpy_kernel(), runs=80, seed=7, workdir=str(tmp_path),
                      out=open(os.devnull, "w"))
-    assert r.stats["execs"] == 80 and r.stats["passes"] > 40
+    # a Python callable speaks ABI level 1: the cases of case format v2 (about half the random
+    # mix: v2 routing, biases, clamps, quantized weights) are refused, the rest must pass
+    assert r.stats["execs"] == 80 and r.stats["passes"] > 20
     assert not r.failures, r.summary
     assert r.stats["cells"] > 10 and os.listdir(os.path.join(str(tmp_path), "corpus"))
 
@@ -73,17 +78,18 @@ def test_in_process_finds_the_bug_too(tmp_path):
 
 
 def test_crash_is_a_finding_and_the_campaign_goes_on(tmp_path):
-    r = moefuzz.fuzz(crash_on_one_token, runs=60, seed=5, workdir=str(tmp_path),
+    r = moefuzz.fuzz(crash_on_odd_tokens, runs=60, seed=5, workdir=str(tmp_path),
                      out=open(os.devnull, "w"))
     crashes = [f for f in r.failures if "SIGABRT" in f.signature]
     assert crashes, [f.signature for f in r.failures]
     assert r.stats["execs"] == 60 and r.stats["passes"] > 0
-    assert "T = 1\n" in open(crashes[0].path + ".txt").read()
+    T = re.search(r"^T = (\d+)$", open(crashes[0].path + ".txt").read(), re.M)
+    assert T and int(T.group(1)) % 2 == 1
     assert all(f.kind == "crash" for f in crashes)
 
 
 def test_hang_is_a_finding_and_the_campaign_goes_on(tmp_path):
-    r = moefuzz.fuzz(hang_on_one_token, runs=60, seed=5, workdir=str(tmp_path), timeout=0.5,
+    r = moefuzz.fuzz(hang_on_odd_tokens, runs=60, seed=5, workdir=str(tmp_path), timeout=0.5,
                      out=open(os.devnull, "w"))
     hangs = [f for f in r.failures if f.kind == "timeout"]
     assert hangs, [f.signature for f in r.failures]
