@@ -74,6 +74,12 @@ void mf_case_fix_v2(mf_case *c) {
     else if (p->act_alpha == 0) p->act_alpha = 1.702f;
 }
 
+void mf_case_drop_absent_gens(mf_case *c) {
+    for (int t = 0; t < MF_NUM_TENSORS; t++)
+        if (mf_tensor_level((mf_tensor_id)t) > 1 && !mf_tensor_present(&c->p, (mf_tensor_id)t))
+            memset(&c->gen[t], 0, sizeof c->gen[t]);
+}
+
 void mf_case_default(mf_case *c) {
     memset(c, 0, sizeof *c);
     mf_moe_params *p = &c->p;

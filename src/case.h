@@ -157,6 +157,9 @@ typedef struct mf_case {
 /* Makes the v2 parameters of c consistent with its activation: act_limit 7 (act_alpha 1.702)
  * where a clamped activation (swiglu_oai) has none, 0 where the activation has no use for it. */
 void mf_case_fix_v2(mf_case *c);
+/* Clears the generators of the tensors that case format v1 does not know and c does not use:
+ * they are not part of the case (neither format keeps them). */
+void mf_case_drop_absent_gens(mf_case *c);
 
 /* A small valid default case (sigmoid, bias, grouped, renormalized, rsf 2.5). */
 void mf_case_default(mf_case *c);

@@ -329,7 +329,16 @@ static void decode_v2(mf_fdp *f, mf_case *c) {
         }
     }
     mf_case_fix_v2(c);
+    mf_case_drop_absent_gens(c); /* the case reads the same whichever format encodes it */
     decode_front(f, c, 2);
+}
+
+/* 1 if tensor t's generator goes in a tag: a v1 tensor's class that v1 cannot carry, or a used
+ * v2 tensor's generator other than all zero (mf_case_drop_absent_gens) */
+static int v2_gen_tagged(const mf_case *c, int t) {
+    const mf_gen *g = &c->gen[t];
+    if (t < V1_N_TENSORS) return g->cls >= V1_N_GEN;
+    return mf_tensor_present(&c->p, (mf_tensor_id)t) && (g->cls || g->scale != 0 || g->seed);
 }
 
 /* v2's tagged fields of c (what v1's fields cannot carry) */
@@ -340,8 +349,7 @@ static void encode_v2_tags(const mf_case *c, mf_fdp_writer *w) {
     for (int j = 0; j < N_V1_ENUM_FIELDS; j++)
         n += enum_field_get(p, j) >= v1_enum_fields[j].v1_count;
     for (int t = 0; t < MF_NUM_TENSORS; t++)
-        n += t < V1_N_TENSORS ? c->gen[t].cls >= V1_N_GEN
-                              : (c->gen[t].cls || c->gen[t].scale != 0 || c->gen[t].seed);
+        n += v2_gen_tagged(c, t);
     n += c->rows != 0;
     mf_fdpw_uint(w, (uint64_t)n, 1);
     if (c->rows) {
@@ -361,8 +369,7 @@ static void encode_v2_tags(const mf_case *c, mf_fdp_writer *w) {
         }
     for (int t = 0; t < MF_NUM_TENSORS; t++) {
         const mf_gen *g = &c->gen[t];
-        if (t < V1_N_TENSORS ? g->cls < V1_N_GEN : !(g->cls || g->scale != 0 || g->seed))
-            continue;
+        if (!v2_gen_tagged(c, t)) continue;
         mf_fdpw_uint(w, (uint64_t)(V2_TAG_GEN + t), 1);
         mf_fdpw_uint(w, g->cls, 1);
         mf_fdpw_uint(w, mf_f32_bits(g->scale), 4);

@@ -163,28 +163,50 @@ void mf_fuzz_stats_print(const mf_fuzz_stats *sum, FILE *out) {
 
 /* ---- configuration cells ---- */
 
+/* The v2 semantics class of a case: 0 = the v1 model, 1 = v2 float semantics (clamped or
+ * parameterised activation, expert biases, interleaved layout, renormalisation denominator or
+ * non-finite policy), 2 = fp8_block weights, 3 = mxfp4 weights. */
+static int v2_class(const mf_moe_params *p) {
+    if (p->weight_format == MF_WFMT_FP8_BLOCK) return 2;
+    if (p->weight_format == MF_WFMT_MXFP4) return 3;
+    return p->activation != MF_ACT_SILU_GLU || p->expert_bias != MF_EBIAS_NONE ||
+           p->layout == MF_LAYOUT_INTERLEAVED || p->renorm_denom != MF_RENORM_SUM_EPS ||
+           p->nonfinite != MF_NONFINITE_PROPAGATE;
+}
+
+/* mixed radix: each digit is clamped to its radix, so a value out of range (a decoded case is
+ * validated first, but the cell must never index past the counters) lands on the last cell */
+static int digit(int cell, int v, int radix) { return cell * radix + (v >= 0 && v < radix ? v : radix - 1); }
+
+/* docs/fuzzing.md quotes this count (tests/docs_claims.sh) */
+_Static_assert(MF_FUZZ_CELLS == 62208, "update docs/fuzzing.md's cell count");
+
 int mf_fuzz_cell(const mf_case *c) {
     const mf_moe_params *p = &c->p;
     int rsf = p->rsf == 1.0f ? 0 : 1 + (int)p->rsf_site;
     int kc = p->top_k == 1 ? 0 : p->top_k <= 8 ? 1 : 2;
     int tc = p->T == 1 ? 0 : p->T <= 16 ? 1 : 2;
-    int cell = (int)p->score;               /* 2 */
-    cell = cell * 3 + (int)p->bias;         /* 3 */
-    cell = cell * 2 + (p->n_group > 1);     /* 2 */
-    cell = cell * 2 + p->renormalize;       /* 2 */
-    cell = cell * 3 + rsf;                  /* 3 */
-    cell = cell * 2 + (p->E_local < p->E);  /* 2 */
-    cell = cell * 2 + (int)p->layout;       /* 2 */
-    cell = cell * 2 + (int)p->logits_dtype; /* 2 */
-    cell = cell * 2 + (p->renorm_eps != 0); /* 2 */
-    cell = cell * 3 + kc;                   /* 3 */
-    cell = cell * 3 + tc;                   /* 3 */
-    return cell;                            /* < 2*3*2*2*3*2*2*2*2*3*3 = 10368 */
+    int cell = digit(0, p->score, MF_SCORE_COUNT);
+    cell = digit(cell, p->bias, MF_BIAS_COUNT);
+    cell = digit(cell, p->n_group > 1, 2);
+    cell = digit(cell, p->renormalize != 0, 2);
+    cell = digit(cell, rsf, 1 + MF_RSF_COUNT);
+    cell = digit(cell, p->E_local < p->E, 2);
+    cell = digit(cell, p->layout == MF_LAYOUT_UP_GATE, 2);
+    cell = digit(cell, p->logits_dtype, MF_DTYPE_COUNT);
+    cell = digit(cell, p->renorm_eps != 0, 2);
+    cell = digit(cell, kc, 3);
+    cell = digit(cell, tc, 3);
+    cell = digit(cell, v2_class(p), 4);
+    return cell;
 }
 
 int mf_fuzz_coarse(const mf_case *c) {
     const mf_moe_params *p = &c->p;
-    return (((int)p->score * 3 + (int)p->bias) * 2 + (p->n_group > 1)) * 2 + p->renormalize;
+    int coarse = digit(0, p->score, MF_SCORE_COUNT);
+    coarse = digit(coarse, p->bias, MF_BIAS_COUNT);
+    coarse = digit(coarse, p->n_group > 1, 2);
+    return digit(coarse, p->renormalize != 0, 2);
 }
 
 int mf_fuzz_util_bucket(double util, int pass) {

@@ -31,13 +31,17 @@ typedef enum mf_fuzz_outcome {
     MF_FUZZ_ERROR = 3, /* the backend crashed or reported an error */
 } mf_fuzz_outcome;
 
-/* Configuration cells: the parameter-space coordinates of a case (docs/fuzzing.md). */
-#define MF_FUZZ_CELLS 10368
+/* Configuration cells: the parameter-space coordinates of a case (docs/fuzzing.md): score, bias
+ * kind, grouped, renormalize, rsf class and site, expert parallelism, up_gate, logits dtype, eps,
+ * top_k class, T class, v2 semantics class (mf_fuzz_cell). */
+#define MF_FUZZ_CELLS                                                                      \
+    (MF_SCORE_COUNT * MF_BIAS_COUNT * 2 * 2 * (1 + MF_RSF_COUNT) * 2 * 2 * MF_DTYPE_COUNT * \
+     2 * 3 * 3 * 4)
 /* Extra-counter layout: [cell x ambiguous] | [coarse config x utilisation bucket] |
  * [coarse config x number of observable knobs] | [observable knob] */
 #define MF_FUZZ_UTIL_BUCKETS 9
-#define MF_FUZZ_COARSE 24
-#define MF_FUZZ_KNOBS 14 /* MF_KNOB_COUNT */
+#define MF_FUZZ_COARSE (MF_SCORE_COUNT * MF_BIAS_COUNT * 2 * 2)
+#define MF_FUZZ_KNOBS MF_KNOB_COUNT
 #define MF_FUZZ_COUNTERS                                         \
     (MF_FUZZ_CELLS * 2 + MF_FUZZ_COARSE * MF_FUZZ_UTIL_BUCKETS + \
      MF_FUZZ_COARSE * (MF_FUZZ_KNOBS + 1) + MF_FUZZ_KNOBS)

@@ -287,11 +287,11 @@ static mf_status full_groups_check(meta_ctx *x, mf_error *err) {
 
 /* ep-shards: two expert-parallel shards of the full expert set; a token whose experts all live
  * on one shard gets the unsharded output there and exact zeros on the other. */
-/* Elements of one expert's block scales (fp8_block: w13_s, w2_s), 0 for other formats. */
-static size_t scales_per_expert(const mf_moe_params *p, mf_tensor_id t) {
+/* Elements of one expert's slice of a per-expert tensor (those after x, logits and bias). */
+static size_t per_expert(const mf_moe_params *p, mf_tensor_id t) {
     uint64_t s[MF_TENSOR_MAX_RANK];
     mf_tensor_shape(p, t, s);
-    return mf_tensor_present(p, t) ? (size_t)(s[1] * s[2]) : 0;
+    return (size_t)(s[1] * s[2]);
 }
 
 static int ep_shards_applies(const meta_ctx *x) {
@@ -301,17 +301,17 @@ static int ep_shards_applies(const meta_ctx *x) {
 static mf_status ep_shards_check(meta_ctx *x, mf_error *err) {
     const mf_problem *pb = x->pb;
     const int T = pb->p.T, H = pb->p.H, k = pb->p.top_k, E = pb->p.E, half = E / 2;
-    const size_t per13 = (size_t)2 * pb->p.I * H, per2 = (size_t)H * pb->p.I;
     mf_problem qa = *pb, qb = *pb;
     qa.p.E_local = half;
     qb.p.E_local = E - half, qb.p.expert_offset = half;
-    qb.w13 = pb->w13 + (size_t)half * per13, qb.t.w13 = qb.w13;
-    qb.w2 = pb->w2 + (size_t)half * per2, qb.t.w2 = qb.w2;
-    if (pb->t.w13_s) {
-        qb.w13_s = pb->w13_s + (size_t)half * scales_per_expert(&pb->p, MF_T_W13_S);
-        qb.w2_s = pb->w2_s + (size_t)half * scales_per_expert(&pb->p, MF_T_W2_S);
-        qb.t.w13_s = qb.w13_s, qb.t.w2_s = qb.w2_s;
+    /* shard b's view of every per-expert tensor (weights, expert biases, block scales) */
+#define SHARD_(ID, name, ...)                                                               \
+    if (MF_T_##ID > MF_T_BIAS && pb->name) {                                                \
+        qb.name = pb->name + (size_t)half * per_expert(&pb->p, MF_T_##ID);                  \
+        if (pb->t.name) qb.t.name = qb.name;                                                \
     }
+    MF_TENSOR_LIST(SHARD_)
+#undef SHARD_
     if (pb->experts) qb.experts = pb->experts + half, qb.t.expert_state = qb.experts;
     mf_run_result ra, rb;
     MF_TRY(run(x->b, &qa, &ra, err));
@@ -364,45 +364,72 @@ static int relabel_applies(const meta_ctx *x) {
            (!x->pb->experts || mf_problem_experts_ready(x->pb) == p->E_local);
 }
 
+/* Copies of every per-expert tensor (those after x, logits and bias) with expert e moved to
+ * perm[e]; NULL where the problem has no array. */
+typedef struct permuted {
+#define PERM_FIELD_(ID, name, storage, ...) storage *name;
+    MF_TENSOR_LIST(PERM_FIELD_)
+#undef PERM_FIELD_
+} permuted;
+
+static void permuted_free(permuted *q) {
+#define PERM_FREE_(ID, name, ...) free(q->name);
+    MF_TENSOR_LIST(PERM_FREE_)
+#undef PERM_FREE_
+}
+
+static int permute_experts(const mf_problem *pb, const int *perm, permuted *q) {
+    const int E = pb->p.E;
+    memset(q, 0, sizeof *q);
+#define PERM_COPY_(ID, name, storage, ...)                                                  \
+    if (MF_T_##ID > MF_T_BIAS && pb->name) {                                                \
+        size_t per = per_expert(&pb->p, MF_T_##ID);                                         \
+        if (!(q->name = malloc(sizeof(storage) * (per * (size_t)E + 1)))) return 0;         \
+        for (int e = 0; e < E; e++)                                                         \
+            memcpy(q->name + (size_t)perm[e] * per, pb->name + (size_t)e * per,             \
+                   sizeof(storage) * per);                                                  \
+    }
+    MF_TENSOR_LIST(PERM_COPY_)
+#undef PERM_COPY_
+    return 1;
+}
+
 static mf_status relabel_check(meta_ctx *x, mf_error *err) {
     const mf_problem *pb = x->pb;
     const mf_moe_params *p = &pb->p;
-    const int T = p->T, H = p->H, k = p->top_k, E = p->E, NG = p->n_group, G = E / NG;
-    const size_t per13 = (size_t)2 * p->I * H, per2 = (size_t)H * p->I;
+    const int T = p->T, k = p->top_k, E = p->E, NG = p->n_group, G = E / NG;
     int *perm = malloc(sizeof(int) * (size_t)E);
     float *lg = malloc(sizeof(float) * (size_t)T * E), *bias2 = malloc(sizeof(float) * (size_t)E);
-    uint16_t *w13 = malloc(2 * per13 * (size_t)E), *w2 = malloc(2 * per2 * (size_t)E);
     int32_t *s1 = malloc(sizeof(int32_t) * (size_t)T * k);
     uint8_t *state = pb->experts ? malloc((size_t)E) : NULL; /* which experts were generated */
-    /* fp8_block: the experts' block scales move with them */
-    const size_t ps13 = scales_per_expert(p, MF_T_W13_S), ps2 = scales_per_expert(p, MF_T_W2_S);
-    float *s13 = malloc(sizeof(float) * (ps13 * (size_t)E + 1));
-    float *s2 = malloc(sizeof(float) * (ps2 * (size_t)E + 1));
+    permuted pq = {0};
     mf_status st = MF_OK;
-    if (!perm || !lg || !bias2 || !w13 || !w2 || !s1 || (pb->experts && !state) || !s13 || !s2) {
+    if (!perm || !lg || !bias2 || !s1 || (pb->experts && !state)) {
         st = MF_FAIL(err, MF_ENOMEM, "out of memory");
         goto done;
     }
     for (int e = 0; e < E; e++) perm[e] = (NG - 1 - e / G) * G + (G - 1 - e % G);
+    if (!permute_experts(pb, perm, &pq)) {
+        st = MF_FAIL(err, MF_ENOMEM, "out of memory");
+        goto done;
+    }
     for (int t = 0; t < T; t++)
         for (int e = 0; e < E; e++) lg[(size_t)t * E + perm[e]] = pb->logits[(size_t)t * E + e];
     for (int e = 0; e < E; e++) {
         bias2[perm[e]] = pb->bias[e];
-        memcpy(w13 + (size_t)perm[e] * per13, pb->w13 + (size_t)e * per13, 2 * per13);
-        memcpy(w2 + (size_t)perm[e] * per2, pb->w2 + (size_t)e * per2, 2 * per2);
-        if (ps13) {
-            memcpy(s13 + (size_t)perm[e] * ps13, pb->w13_s + (size_t)e * ps13, 4 * ps13);
-            memcpy(s2 + (size_t)perm[e] * ps2, pb->w2_s + (size_t)e * ps2, 4 * ps2);
-        }
         if (state) state[perm[e]] = pb->experts[e];
     }
     mf_problem q = *pb;
     if (state) q.experts = state, q.t.expert_state = state;
     q.logits = lg, q.t.logits = lg;
     q.bias = bias2, q.t.bias = p->bias != MF_BIAS_NONE ? bias2 : NULL;
-    q.w13 = w13, q.t.w13 = w13;
-    q.w2 = w2, q.t.w2 = w2;
-    if (ps13) q.w13_s = s13, q.t.w13_s = s13, q.w2_s = s2, q.t.w2_s = s2;
+#define PERM_VIEW_(ID, name, ...)                                                           \
+    if (pq.name) {                                                                          \
+        q.name = pq.name;                                                                   \
+        if (pb->t.name) q.t.name = pq.name;                                                 \
+    }
+    MF_TENSOR_LIST(PERM_VIEW_)
+#undef PERM_VIEW_
     mf_run_result r;
     if ((!x->identity || (st = selections(&q, x->c, s1, err)) == MF_OK) &&
         (st = run(x->b, &q, &r, err)) == MF_OK) {
@@ -423,8 +450,8 @@ static mf_status relabel_check(meta_ctx *x, mf_error *err) {
         mf_run_result_free(&r);
     }
 done:
-    free(perm), free(lg), free(bias2), free(w13), free(w2), free(s1), free(state);
-    free(s13), free(s2);
+    free(perm), free(lg), free(bias2), free(s1), free(state);
+    permuted_free(&pq);
     return st;
 }
 

@@ -42,10 +42,8 @@ static void normalize(mf_case *c) {
     memset(&d, 0, sizeof d);
     d.p = c->p;
     memcpy(d.gen, c->gen, sizeof d.gen);
-    /* nor, in a v1 case, the generators of the tensors v1 does not know (then absent) */
-    if (mf_case_format(c) == 1)
-        for (int t = 0; t < MF_NUM_TENSORS; t++)
-            if (mf_tensor_level((mf_tensor_id)t) > 1) memset(&d.gen[t], 0, sizeof d.gen[t]);
+    /* nor the generators of the v2 tensors the case does not use */
+    mf_case_drop_absent_gens(&d);
     d.n_pokes = c->n_pokes;
     memcpy(d.pokes, c->pokes, sizeof d.pokes);
     *c = d;

@@ -169,6 +169,8 @@ int mf_cmd_repro(int argc, char **argv) {
             rc = MF_EXIT_BAD_INPUT;
         } else {
             const char *base = strrchr(file, '/');
+            /* the first line marks a case above ABI level 1 (docs/case-format.md) */
+            if (mf_case_format(&r->c) == 2) fprintf(out, "# format v2\n");
             fprintf(out, "# regression: %s (from %s, backend %s)\n", save, base ? base + 1 : file,
                     cfg.backend);
             if (o == MF_FUZZ_FAIL)
