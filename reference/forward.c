@@ -22,6 +22,13 @@ static const double ETA = 0x1p-149;
  * experts are computed again (the same bits: the computation reads the row's values only). */
 #define KEEP_BYTES (256.0 * 1024 * 1024)
 
+/* The alternatives of a contract with MF_RP_SILU_OUT (docs/error-model.md, "Optional rounding
+ * points"): the points each leaves out. The kernel's declared arithmetic, the same with silu
+ * unrounded, and no intermediate rounding but the activation's (a plain fp32 kernel). */
+#define N_ALT 2
+static const unsigned ALT_DROP[N_ALT] = {MF_RP_SILU_OUT,
+                                         MF_RP_GEMM1_OUT | MF_RP_SILU_OUT | MF_RP_WEIGHTED};
+
 typedef struct expert_slot {
     double *o_hi, *o_lo, *o_rad;
     uint8_t *flags;
@@ -60,6 +67,12 @@ struct mf_ref_ctx {
     mf_ref_stats st;
     struct fp8_state *fp8; /* weight_format fp8_block: quantized token and intermediate */
     uint16_t *mx_w13, *mx_w2; /* weight_format mxfp4: the dequantized (bf16) weights */
+    /* a contract whose rounding of silu(g) is optional: this context decides every rounding
+     * point, alt[i] computes the same problem under alt_c[i] (points removed: ALT_DROP), rows
+     * are the hull of all */
+    mf_contract alt_c[N_ALT];
+    mf_ref_ctx *alt[N_ALT];
+    mf_ref_row alt_row;
 };
 
 static void slot_free(expert_slot *s) {
@@ -101,6 +114,12 @@ void mf_ref_ctx_free(mf_ref_ctx *ctx) {
     free(ctx->hd);
     free(ctx->delta);
     free(ctx->hb);
+    for (int i = 0; i < N_ALT; i++) mf_ref_ctx_free(ctx->alt[i]);
+    free(ctx->alt_row.z);
+    free(ctx->alt_row.rad);
+    free(ctx->alt_row.lo);
+    free(ctx->alt_row.hi);
+    free(ctx->alt_row.flags);
     mpfr_clears(ctx->m_a, ctx->m_b, ctx->m_t, (mpfr_ptr)0);
     fp8_state_free(ctx->fp8);
     free(ctx->mx_w13);
@@ -174,6 +193,29 @@ mf_ref_ctx *mf_ref_ctx_new(const mf_moe_params *p, const mf_moe_tensors *x, cons
     if (quant_formats_init(ctx, err) != MF_OK) {
         mf_ref_ctx_free(ctx);
         return NULL;
+    }
+    if (c->round_points & MF_RP_SILU_OUT) {
+        for (int i = 0; i < N_ALT; i++) {
+            ctx->alt_c[i] = *c;
+            ctx->alt_c[i].round_points &= ~ALT_DROP[i];
+            if (i > 0 && ctx->alt_c[i].round_points == ctx->alt_c[i - 1].round_points) break;
+            ctx->alt[i] = mf_ref_ctx_new(p, x, &ctx->alt_c[i], opt, err);
+            if (!ctx->alt[i]) {
+                mf_ref_ctx_free(ctx);
+                return NULL;
+            }
+        }
+        mf_ref_row *r = &ctx->alt_row;
+        r->z = malloc((size_t)H * sizeof(double));
+        r->rad = malloc((size_t)H * sizeof(double));
+        r->lo = malloc((size_t)H * sizeof(uint16_t));
+        r->hi = malloc((size_t)H * sizeof(uint16_t));
+        r->flags = malloc((size_t)H);
+        if (!r->z || !r->rad || !r->lo || !r->hi || !r->flags) {
+            MF_FAIL(err, MF_ENOMEM, "reference: out of memory (H=%d)", H);
+            mf_ref_ctx_free(ctx);
+            return NULL;
+        }
     }
     return ctx;
 }
@@ -310,36 +352,55 @@ static void activation(mf_ref_ctx *ctx, const mf_dot *dg, const mf_dot *du, act_
      * constant times 2^-126 */
     double ftz_in = c->ftz ? (su + SILU_LIPSCHITZ * uu) * 0x1p-126 : 0.0;
     rho += ftz_in;
-    /* a rounding of silu before the multiply: only where the activation is silu(g) u */
-    if ((c->round_points & MF_RP_SILU_OUT) &&
-        (p->activation == MF_ACT_SILU_GLU || p->activation == MF_ACT_SILU_CLAMP)) {
-        /* silu's fp32 value (within rs of silu(g)) rounded to bf16 (2^-8 relative, 2^-134
-         * below the normal range), then the product rounded once (u) before the bf16 store */
-        double rs = SILU_LIPSCHITZ * rg + eps_s * su;
-        double rs2 = rs * (1 + 0x1p-8) + 0x1p-8 * fabs(sg) + 0x1p-133;
-        double su2 = fabs(sg) + rs2;
-        rho = (fabs(sg) * ru + rs2 * uu + U * su2 * uu + eta * (uu + 2) + ftz_in) *
+    /* a rounding of silu before the multiply, only where the activation is silu(g) u: the
+     * centre's silu factor is then that rounding decided, RN_bf16 of the double silu, ds
+     * covering every bf16 value the kernel's fp32 silu (within rs of silu(g)) may round to */
+    const int silu_rp = (c->round_points & MF_RP_SILU_OUT) &&
+                        (p->activation == MF_ACT_SILU_GLU || p->activation == MF_ACT_SILU_CLAMP);
+    double s_c = sgc;
+    if (silu_rp) {
+        /* flush to zero: g read as 0 and a subnormal silu flushed each move it by 2^-126 */
+        double rs = SILU_LIPSCHITZ * rg + eps_s * su + (c->ftz ? 2.1 * 0x1p-126 : 0.0);
+        /* |sg - silu(g)|: g's low part, and the double evaluation as for a_d below */
+        double es = SILU_LIPSCHITZ * fabs(g_lo) + (fabs(sg) + 0x1p-1000) * (fabs(g) + 8) * 0x1p-44 +
+                    eta;
+        uint16_t slo, shi;
+        bf16_range(sg, rs, es, &slo, &shi);
+        s_c = bf16_d(mf_f64_to_bf16(sg));
+        double d1 = s_c - bf16_d(slo), d2 = bf16_d(shi) - s_c;
+        double ds = d1 > d2 ? d1 : d2;
+        double sm = fabs(s_c) + ds;
+        /* then the product of a bf16 silu within ds of s_c and u, rounded once (u) */
+        rho = (fabs(s_c) * ru + ds * uu + U * sm * uu + eta * (uu + 2) +
+               (c->ftz ? sm * 0x1p-126 : 0.0)) *
               (1 + 0x1p-40);
     }
-    double a_d = sgc * u;
+    double a_d = s_c * u;
     /* |a_d - a| for the double evaluation: relative (|g| + 8) 2^-52 from exp, the division and
-     * the products (libm exp within 1 ulp), taken with a 2^8 margin */
-    int fast = !ctx->opt.strict && alpha * fabs(g) < 1024;
-    double ea = (fabs(a_d) + 0x1p-1000) * (alpha * fabs(g) + 8) * 0x1p-44;
+     * the products (libm exp within 1 ulp), taken with a 2^8 margin; with silu decided, the one
+     * product and u's low part */
+    int fast = !ctx->opt.strict && (silu_rp || alpha * fabs(g) < 1024);
+    double ea = silu_rp ? fabs(a_d) * 0x1p-52 + fabs(s_c * u_lo) * (1 + 0x1p-50) + 0x1p-1074
+                        : (fabs(a_d) + 0x1p-1000) * (alpha * fabs(g) + 8) * 0x1p-44;
     uint16_t h;
     ctx->st.act_elems++;
     if (fast && mf_f64_to_bf16(a_d - ea) == mf_f64_to_bf16(a_d + ea)) {
         h = mf_f64_to_bf16(a_d);
     } else {
-        /* MPFR decides: a = g / (1 + exp(-g)) * u at 128 bits from the exact double-doubles */
+        /* MPFR decides: a = g / (1 + exp(-g)) * u (or s_c u) at 128 bits from the exact
+         * double-doubles */
         mpfr_t *A = &ctx->m_a, *B = &ctx->m_b;
-        mpfr_set_d(*A, g, MPFR_RNDN);
-        mpfr_add_d(*A, *A, g_lo, MPFR_RNDN);
-        mpfr_mul_d(*B, *A, -alpha, MPFR_RNDN);
-        mpfr_exp(*B, *B, MPFR_RNDN);
-        mpfr_add_ui(*B, *B, 1, MPFR_RNDN);
-        mpfr_div(*A, *A, *B, MPFR_RNDN);
-        if (clamp_after && clamps && mpfr_cmp_d(*A, L) > 0) mpfr_set_d(*A, L, MPFR_RNDN);
+        if (silu_rp) {
+            mpfr_set_d(*A, s_c, MPFR_RNDN);
+        } else {
+            mpfr_set_d(*A, g, MPFR_RNDN);
+            mpfr_add_d(*A, *A, g_lo, MPFR_RNDN);
+            mpfr_mul_d(*B, *A, -alpha, MPFR_RNDN);
+            mpfr_exp(*B, *B, MPFR_RNDN);
+            mpfr_add_ui(*B, *B, 1, MPFR_RNDN);
+            mpfr_div(*A, *A, *B, MPFR_RNDN);
+            if (clamp_after && clamps && mpfr_cmp_d(*A, L) > 0) mpfr_set_d(*A, L, MPFR_RNDN);
+        }
         mpfr_set_d(*B, u, MPFR_RNDN);
         mpfr_add_d(*B, *B, u_lo, MPFR_RNDN);
         mpfr_mul(*A, *A, *B, MPFR_RNDN);
@@ -623,6 +684,27 @@ static inline void dd_add(double *sh, double *sl, double ph, double pl) {
     two_sum(s, e, sh, sl);
 }
 
+/* row := the hull of row and the alternative b: the kernel rounds at an optional point or it
+ * does not, the same way for every element, so each element lies in one alternative's
+ * interval; the hull contains their union (docs/error-model.md, "Optional rounding points"). */
+static void row_hull(mf_ref_row *row, const mf_ref_row *b, const uint8_t *col_mask, int H) {
+    for (int c = 0; c < H; c++) {
+        if (!col_mask[c]) continue;
+        row->flags[c] |= b->flags[c];
+        if (row->flags[c] & MF_ELEM_UNCONSTRAINED) continue;
+        if (bf16_d(b->lo[c]) < bf16_d(row->lo[c])) row->lo[c] = b->lo[c];
+        if (bf16_d(b->hi[c]) > bf16_d(row->hi[c])) row->hi[c] = b->hi[c];
+        double l1 = row->z[c] - row->rad[c], l2 = b->z[c] - b->rad[c];
+        double u1 = row->z[c] + row->rad[c], u2 = b->z[c] + b->rad[c];
+        double l = l1 < l2 ? l1 : l2, u = u1 > u2 ? u1 : u2;
+        /* each bound within 2^-53 relative of its exact value; the midpoint as well */
+        double z = 0.5 * l + 0.5 * u;
+        double r = 0.5 * u - 0.5 * l;
+        row->z[c] = z;
+        row->rad[c] = (r + (fabs(l) + fabs(u)) * 0x1p-51 + 0x1p-1073) * (1 + 0x1p-50);
+    }
+}
+
 mf_status mf_ref_token_output(mf_ref_ctx *ctx, int t, const int32_t *ids, const mf_weights *w,
                               mf_ref_row *row, mf_error *err) {
     const mf_moe_params *p = &ctx->p;
@@ -723,6 +805,10 @@ mf_status mf_ref_token_output(mf_ref_ctx *ctx, int t, const int32_t *ids, const 
         row->flags[c] = fl;
     }
     if (ctx->opt.profile) ctx->st.total_s += mf_now_s() - t0;
+    for (int i = 0; i < N_ALT && ctx->alt[i]; i++) {
+        MF_TRY(mf_ref_token_output(ctx->alt[i], t, ids, w, &ctx->alt_row, err));
+        row_hull(row, &ctx->alt_row, ctx->col_mask, H);
+    }
     return MF_OK;
 }
 

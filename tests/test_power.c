@@ -10,7 +10,7 @@
  *    judged (the union over up to 1024), and rsf dropped is rejected on every such token.
  * Over N random cases each (rsf drawn away from 1); prints the share of rejected elements.
  *
- *   test_power table full|twin CASES T
+ *   test_power table full|twin CASES T [CONTRACT]
  * The power table: for DeepSeek-V3, Mixtral-8x7B and Qwen3-30B-A3B at full size (or their small
  * twins), CASES random model cases of T tokens (logits normal, no pokes); under each named
  * contract, the cases and elements flagged for rsf dropped (the case's rsf set to 2.5, 1.5, 1.1;
@@ -19,7 +19,8 @@
  * weights withheld, so the outputs are what is judged) and withheld. One reference per case and
  * contract serves every result (mf_check_results). Exit 1 unless, under every contract of a
  * specific kernel (all but any-order), rsf dropped is rejected on every case where it is
- * observable and the correct kernel passes everywhere. */
+ * observable and the correct kernel passes everywhere. With CONTRACT, that contract's rows
+ * only. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -247,14 +248,18 @@ static int power_table(int argc, char **argv) {
     int ncases = argc > 3 ? atoi(argv[3]) : 2, T = argc > 4 ? atoi(argv[4]) : 4;
     if (argc < 3 || (!full && strcmp(argv[2], "twin")) || ncases < 1 || ncases > MAX_CASES ||
         T < 1 || T > 64) {
-        fprintf(stderr, "usage: test_power table full|twin CASES(1..%d) T(1..64)\n", MAX_CASES);
+        fprintf(stderr, "usage: test_power table full|twin CASES(1..%d) T(1..64) [CONTRACT]\n",
+                MAX_CASES);
         return 2;
     }
+    const char *only = argc > 5 ? argv[5] : NULL; /* one contract's rows */
     static const char *const models[] = {"deepseek-v3", "mixtral-8x7b", "qwen3-30b-a3b"};
     static const char *const contracts[] = {"cpu-scalar", "hopper-tc", "vllm-0.33-triton-sm90",
                                             "flashinfer-0.7-trtllm-bf16", "any-order"};
     enum { NM = 3, NC = 5 };
     mf_error err = {0};
+    if (only && !mf_contract_find(only))
+        return fprintf(stderr, "test_power: unknown contract %s\n", only), 2;
     mf_backend b, bm;
     if (mf_backend_open("cpu", &b, &err) != MF_OK ||
         mf_backend_open("cpu-mutant:bias-in-weights", &bm, &err) != MF_OK)
@@ -327,6 +332,7 @@ static int power_table(int argc, char **argv) {
             }
             for (int cc = 0; cc < NC; cc++) {
                 const mf_contract *con = mf_contract_find(contracts[cc]);
+                if (only && con != mf_contract_find(only)) continue;
                 mf_verdict v[2 * NR];
                 if (mf_check_results(pp, rp, 2 * NR, con, &o, v, &err) != MF_OK)
                     return printf("%s\n", err.msg), 1;
@@ -361,7 +367,8 @@ static int power_table(int argc, char **argv) {
         for (int k = 0; k < N_MUT; k++) printf("---|");
         printf("\n");
         for (int cc = 0; cc < NC; cc++)
-            for (int wh = 0; wh < 2; wh++) {
+            for (int wh = 0; wh < 2 && (!only || mf_contract_find(contracts[cc]) ==
+                                                     mf_contract_find(only)); wh++) {
                 const tally *t = &tl[cc];
                 printf("| %s | %s | %d / %d |", contracts[cc], wh ? "withheld" : "reported",
                        t->ok_fail[wh], t->ok_cases[wh]);
