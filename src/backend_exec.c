@@ -2,7 +2,7 @@
  * exec:COMMAND`), spoken to through case and result files and one line per message on its stdin
  * and stdout (protocol: docs/files.md).
  *
- *   moefuzz: hello 2                        adapter: hello NAME [protocol=2] [level=L]
+ *   moefuzz: hello 3                        adapter: hello NAME [protocol=3] [level=L]
  *                                                 [contract=C] [routing=0|1] [method=M]
  *                                                 [cache=weights]
  *   moefuzz: run IN.safetensors OUT.safetensors
@@ -11,9 +11,11 @@
  *
  * moefuzz's hello gives the highest protocol version it speaks; the adapter's, the version it
  * speaks (no protocol=: 1, the first adapters' hello) and the ABI feature level of the cases it
- * understands (no level=: 1); moefuzz sends it no case above that level. cache=weights is
- * reserved: an adapter announces that it can keep expert weights across cases by their
- * generator; moefuzz records it and, in protocol 2, still sends every tensor in every case file.
+ * understands (no level=: 1); moefuzz sends it no case above that level. cache=weights (protocol
+ * 3): the adapter keeps the per-expert tensors of the last case file that carried them, by the
+ * file's "weights_key"; moefuzz then leaves them out of a case file whose key the adapter holds
+ * (metadata "weights" = "cached"). It holds a key once it answered ok to a file carrying it, and
+ * nothing after a restart.
  *
  * COMMAND runs under `sh -c` in its own process group (proc.c) with stdin and stdout on one end
  * of a socket pair (stderr is moefuzz's). Lines that are not protocol replies are skipped, so a
@@ -36,7 +38,7 @@
 #include "methods.h"
 #include "proc.h"
 
-#define EXEC_PROTOCOL_VERSION 2
+#define EXEC_PROTOCOL_VERSION 3
 #define EXEC_START_TIMEOUT_S 60.0 /* an adapter may import torch and compile kernels first */
 #define EXEC_LINE_MAX 4096
 
@@ -53,7 +55,8 @@ struct mf_exec {
     int reports_routing, greeted;
     int protocol;      /* the version the adapter speaks */
     uint32_t level;    /* the feature level of the cases it understands */
-    int cache_weights; /* announced cache=weights (reserved) */
+    int cache_weights; /* announced cache=weights, in protocol 3 or later */
+    mf_xcase_cache cache;
 };
 
 /* ---- process ---- */
@@ -161,6 +164,7 @@ static mf_status parse_hello(struct mf_exec *e, const char *line, mf_error *err)
 static mf_status start(struct mf_exec *e, mf_error *err) {
     MF_TRY(mf_proc_spawn_shell(&e->proc, e->command, err));
     e->rlen = 0;
+    e->cache.held = 0; /* a new process holds no weights */
     e->skipped[0] = '\0';
     char line[EXEC_LINE_MAX], how[160];
     double limit = e->timeout_s > EXEC_START_TIMEOUT_S ? e->timeout_s : EXEC_START_TIMEOUT_S;
@@ -259,9 +263,12 @@ mf_status mf_exec_run(mf_backend *b, const mf_problem *pb, mf_run_result *r, mf_
     if (mf_backend_gate(b, &pb->p, r)) return MF_OK;
     if (e->proc.pid <= 0) MF_TRY(start(e, err));
     remove(e->out_path);
-    MF_TRY(mf_xcase_write(e->in_path, pb, NULL, NULL, b->routing_method[0] ? b->routing_method
-                                                                             : NULL,
-                          err));
+    const char *method = b->routing_method[0] ? b->routing_method : NULL;
+    if (e->protocol >= 3 && e->cache_weights)
+        MF_TRY(mf_xcase_write_cached(e->in_path, pb, method, &e->cache, err));
+    else
+        MF_TRY(mf_xcase_write(e->in_path, pb, NULL, NULL, method, err));
+    e->cache.held = 0; /* until the adapter answers ok to this file */
     char line[EXEC_LINE_MAX], how[160], request[2 * PATH_MAX + 160];
     snprintf(request, sizeof request, "run %s %s\n", e->in_path, e->out_path);
     e->skipped[0] = '\0';
@@ -293,6 +300,7 @@ mf_status mf_exec_run(mf_backend *b, const mf_problem *pb, mf_run_result *r, mf_
     if (!starts_with_word(line, "ok"))
         return MF_FAIL(err, MF_EBACKEND, "exec backend %s: unexpected reply '%.80s' to run",
                        e->name, line);
+    e->cache.held = 1, e->cache.key = e->cache.pending;
     mf_error e2 = {0};
     mf_status st = mf_xresult_read(e->out_path, &pb->p, r, &e2);
     /* the files live only for the call: a fuzz process that traps leaves no tensors behind */

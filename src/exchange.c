@@ -82,8 +82,41 @@ static mf_st_dtype st_dtype(const mf_moe_params *p, mf_tensor_id t) {
     return mf_tensor_is_bf16(p, t) ? MF_ST_BF16 : MF_ST_F32;
 }
 
-mf_status mf_xcase_write(const char *path, const mf_problem *pb, const mf_case *c,
-                         const char *name, const char *method, mf_error *err) {
+/* per-expert tensors: the weights an adapter may keep (those after x, logits and bias) */
+static int per_expert(mf_tensor_id t) { return t > MF_T_BIAS; }
+
+static uint64_t hash_mix(uint64_t h, uint64_t w) {
+    h ^= w;
+    h *= 0x9e3779b97f4a7c15ull;
+    return h ^ (h >> 29);
+}
+
+static uint64_t weights_key(const mf_moe_params *p, const mf_kernel_inputs *ki) {
+    uint64_t h = 0x6d6f6566757a7a31ull;
+    for (int t = 0; t < MF_NUM_TENSORS; t++) {
+        mf_tensor_id id = (mf_tensor_id)t;
+        if (!per_expert(id) || !ki->data[t]) continue;
+        uint64_t shape[MF_TENSOR_MAX_RANK];
+        int rank = mf_tensor_shape(p, id, shape);
+        h = hash_mix(h, (uint64_t)t << 8 | (uint64_t)st_dtype(p, id));
+        for (int d = 0; d < rank; d++) h = hash_mix(h, shape[d]);
+        const uint8_t *b = ki->data[t];
+        size_t n = ki->bytes[t], i = 0;
+        for (; i + 8 <= n; i += 8) {
+            uint64_t w;
+            memcpy(&w, b + i, 8);
+            h = hash_mix(h, w);
+        }
+        uint64_t last = 0;
+        memcpy(&last, b + i, n - i);
+        h = hash_mix(h, last ^ (uint64_t)n << 56);
+    }
+    return h;
+}
+
+static mf_status xcase_write(const char *path, const mf_problem *pb, const mf_case *c,
+                             const char *name, const char *method, mf_xcase_cache *cache,
+                             mf_error *err) {
     const mf_moe_params *p = &pb->p;
     param_text pt;
     MF_TRY(params_to_text(p, &pt, err));
@@ -107,11 +140,22 @@ mf_status mf_xcase_write(const char *path, const mf_problem *pb, const mf_case *
             st = mf_st_writer_meta(&w, "case", case_text, err);
         }
     }
+    int omit = 0;
+    if (st == MF_OK && cache) {
+        char hex[20];
+        cache->pending = weights_key(p, &ki);
+        omit = cache->held && cache->key == cache->pending;
+        snprintf(hex, sizeof hex, "%016llx", (unsigned long long)cache->pending);
+        st = mf_st_writer_meta(&w, "weights_key", hex, err);
+        if (st == MF_OK && omit) st = mf_st_writer_meta(&w, "weights", "cached", err);
+        if (st == MF_OK && omit) cache->omitted++;
+        else if (st == MF_OK) cache->sent++;
+    }
     for (int t = 0; t < MF_NUM_TENSORS && st == MF_OK; t++) {
         mf_tensor_id id = (mf_tensor_id)t;
         uint64_t shape[MF_TENSOR_MAX_RANK];
         int rank = mf_tensor_shape(p, id, shape);
-        if (ki.data[t])
+        if (ki.data[t] && !(omit && per_expert(id)))
             st = mf_st_writer_add(&w, mf_tensor_name(id), st_dtype(p, id), rank, shape,
                                   ki.data[t], err);
     }
@@ -120,6 +164,16 @@ mf_status mf_xcase_write(const char *path, const mf_problem *pb, const mf_case *
     mf_kernel_inputs_free(&ki);
     free(case_text);
     return st;
+}
+
+mf_status mf_xcase_write(const char *path, const mf_problem *pb, const mf_case *c,
+                         const char *name, const char *method, mf_error *err) {
+    return xcase_write(path, pb, c, name, method, NULL, err);
+}
+
+mf_status mf_xcase_write_cached(const char *path, const mf_problem *pb, const char *method,
+                                mf_xcase_cache *cache, mf_error *err) {
+    return xcase_write(path, pb, NULL, NULL, method, cache, err);
 }
 
 /* Parameters from the metadata, through the text parser (one set of rules and messages). */

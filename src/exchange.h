@@ -25,6 +25,22 @@
 mf_status mf_xcase_write(const char *path, const mf_problem *pb, const mf_case *c,
                          const char *name, const char *method, mf_error *err);
 
+/* The expert weights an exec adapter keeps (docs/files.md, exec protocol 3, `cache=weights`):
+ * the per-expert tensors (w13, w2 and, where present, b13, b2, w13_s, w2_s) of the last case
+ * file that carried them, by key. */
+typedef struct mf_xcase_cache {
+    int held;         /* the adapter holds the weights of `key` */
+    uint64_t key;     /* a 64-bit hash of the per-expert tensors: names, dtypes, shapes, bytes */
+    uint64_t pending; /* the key of the case file just written */
+    uint64_t sent, omitted; /* case files written with the weights, and without them */
+} mf_xcase_cache;
+
+/* mf_xcase_write for an adapter with a weight cache: records "weights_key" (16 hex digits) and,
+ * when the adapter holds that key, leaves the per-expert tensors out and records "weights" =
+ * "cached". The caller sets held and key from pending once the adapter has answered. */
+mf_status mf_xcase_write_cached(const char *path, const mf_problem *pb, const char *method,
+                                mf_xcase_cache *cache, mf_error *err);
+
 /* Reads a case file: parameters from the metadata, tensors from the file. Checks that every
  * parameter is present and valid, that the tensors have the dtypes and shapes the parameters
  * imply, and that the text case, when present, has the same parameters (c then carries its

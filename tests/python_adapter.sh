@@ -16,6 +16,10 @@
 #                   rounding step is wider than the any-order radius, so rounding points show)
 #   method          an adapter that declares flashinfer:DeepSeekV3 gets every case routed so
 #                   (it refuses any other); --method overrides a declaration
+#   weight-cache    exec protocol 3's cache=weights: over model cases with the metamorphic
+#                   relations (which rerun a case's weights), the adapter completes some case
+#                   files from its cache and every case passes; an adapter whose cache keeps
+#                   stale weights fails; without cache=weights no case file omits its weights
 set -u
 mf=$1 py=$2 src=$3 scenario=$4
 "$py" -c "import numpy" 2>/dev/null || {
@@ -130,6 +134,22 @@ method)
     --backend "exec:$adapter --method flashinfer:DeepSeekV3" "$seeds/exact-ties.txt" 2>&1)
   [ $? -eq 2 ] && grep -q "not routed by flashinfer:DeepSeekV3" <<<"$out" ||
     fail "--method does not override the declaration: $out"
+  ;;
+weight-cache)
+  args=(check -q --metamorphic --model qwen3-30b-a3b --cases 6)
+  out=$("$mf" "${args[@]}" --backend "exec:$adapter" 2>&1) || fail "cached: exit $?"
+  echo "$out" | grep -E "weight cache|^moefuzz check"
+  grep -q "6 passed, 0 failed" <<<"$out" || fail "cached: not every case passed"
+  hits=$(sed -n 's/.*, \([0-9]*\) of them completed from the weight cache/\1/p' <<<"$out")
+  [ "${hits:-0}" -gt 0 ] || fail "no case file was completed from the cache ('${hits:-}')"
+  out=$(MOE_NUMPY_BUG=stale-weights "$mf" "${args[@]}" --backend "exec:$adapter" 2>&1)
+  rc=$?
+  echo "$out" | grep "^moefuzz check"
+  [ $rc -eq 1 ] && grep -q " 0 passed, 6 failed" <<<"$out" ||
+    fail "stale cached weights: exit $rc, want every case failed"
+  out=$("$mf" "${args[@]}" --backend "exec:$adapter --no-cache" 2>&1) || fail "uncached: exit $?"
+  grep -q "weights_key" <<<"$out" && fail "without cache=weights, case files carry a weights_key"
+  grep -q "6 passed, 0 failed" <<<"$out" || fail "uncached: not every case passed"
   ;;
 *)
   echo "unknown scenario $scenario"

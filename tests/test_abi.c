@@ -15,7 +15,7 @@
  * 4. Process supervision (proc.c): a child's end is described in the same words whether it was
  *    forked (the isolated worker) or started under sh (the exec adapter); a child that does not
  *    end is killed with its whole process group.
- * 5. The exec hello: moefuzz says "hello 2"; an adapter without protocol= / level= (the first
+ * 5. The exec hello: moefuzz says "hello 3"; an adapter without protocol= / level= (the first
  *    adapters) gets level 1; protocol=, level= and cache=weights are read; a bad level is bad
  * input.
  */
@@ -335,6 +335,7 @@ static void test_exec_hello(void) {
     } cases[] = {
         {"hello old contract=any-order routing=1", MF_OK, MF_ABI_LEVEL_1},
         {"hello new protocol=2 level=1 cache=weights", MF_OK, MF_ABI_LEVEL_1},
+        {"hello cached protoc=3 level=2 cache=weights", MF_OK, MF_ABI_LEVEL_2},
         {"hello newer protocol=9 level=7 future=yes", MF_OK, MF_KERNEL_FEATURE_LEVEL},
         {"hello bad level=abc", MF_EINVAL, 0},
         {"hello bad level=0", MF_EINVAL, 0},
@@ -342,9 +343,9 @@ static void test_exec_hello(void) {
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char spec[300];
-        /* answers only moefuzz's own greeting, "hello 2" */
+        /* answers only moefuzz's own greeting, "hello 3" */
         snprintf(spec, sizeof spec,
-                 "exec:read l; test \"$l\" = 'hello 2' && echo '%s' || echo 'hello x level=0'",
+                 "exec:read l; test \"$l\" = 'hello 3' && echo '%s' || echo 'hello x level=0'",
                  cases[i].reply);
         mf_backend b;
         mf_error err = {0};

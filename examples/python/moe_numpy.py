@@ -6,8 +6,10 @@ and moefuzz checks it against its exact reference. Two ways to run it:
 
   moefuzz check --backend 'exec:/usr/bin/python3 examples/python/moe_numpy.py' corpus/seeds
       a long-lived process speaking the exec protocol on stdin/stdout (docs/files.md):
-      "hello 2" -> "hello NAME protocol=2 level=2 contract=C routing=1"; "run IN OUT" -> "ok" |
-      "unsupported REASON" | "error MESSAGE"; "quit".
+      "hello 3" -> "hello NAME protocol=3 level=2 contract=C routing=1 cache=weights";
+      "run IN OUT" -> "ok" | "unsupported REASON" | "error MESSAGE"; "quit". With cache=weights
+      it keeps the expert weights of the last case that carried them (converted to float32), and
+      moefuzz leaves them out of the next case files while they stay the same.
 
   moefuzz export CASES --out cases/ && /usr/bin/python3 moe_numpy.py cases/ && moefuzz verify cases/
       batch over files: NAME.safetensors in, NAME.out.safetensors out (exit 2 when DIR has none).
@@ -23,12 +25,14 @@ Options:
                                 routing weights and each expert output rounded to bf16
   --method NAME                 declare a routing method (moefuzz methods); moefuzz then applies
                                 it to every case, and this adapter checks that it did
+  --no-cache                    do not announce cache=weights: every case file carries its weights
 The mode is also the contract declared in the hello line. Diagnostics go to stderr: stdout
 belongs to the protocol.
 
 Only numpy is needed; the safetensors files are read and written by the ten lines below.
 MOE_NUMPY_BUG (for moefuzz's own tests) makes it wrong on purpose: drop-rsf (ignores the routed
-scaling factor), crash (SIGSEGV on single-token cases), hang (sleeps on single-token cases).
+scaling factor), crash (SIGSEGV on single-token cases), hang (sleeps on single-token cases),
+stale-weights (keeps the first weights it was sent and ignores later ones).
 """
 import json
 import os
@@ -198,8 +202,33 @@ def moe_forward(t, meta, mode, bug):
 
 # ---- one case ----
 
+# the per-expert tensors that cache=weights keeps, and what it holds
+WEIGHTS = ("w13", "w2", "b13", "b2", "w13_s", "w2_s")
+cache = {"key": None, "tensors": {}, "cases": 0, "hits": 0}
+
+
+def use_weight_cache(t, meta, bug):
+    """Completes t from the cache when the case file says "weights" = "cached"; keeps the
+    weights of a file that carries them. Returns an error reply, or None."""
+    key = meta.get("weights_key")
+    if key is None:
+        return None
+    cache["cases"] += 1
+    if meta.get("weights") == "cached" or (bug == "stale-weights" and cache["key"] is not None):
+        if meta.get("weights") == "cached" and key != cache["key"] and bug != "stale-weights":
+            return "error the case's weights_key %s is not the one held (%s)" % (key, cache["key"])
+        t.update(cache["tensors"])
+        cache["hits"] += 1
+    else:
+        cache["key"], cache["tensors"] = key, {n: t[n] for n in WEIGHTS if n in t}
+    return None
+
+
 def run_case(case_path, out_path, mode, method, bug):
     t, meta = read_safetensors(case_path)
+    why = use_weight_cache(t, meta, bug)
+    if why:
+        return why
     if method and meta.get("routing_method") != method:
         return "error the case was not routed by %s (routing_method=%s)" % (method, meta.get("routing_method"))
     if meta.get("activation") not in ("silu_glu", "swiglu_oai", "silu_clamp", "silu_clamp_after"):
@@ -220,17 +249,19 @@ def run_case(case_path, out_path, mode, method, bug):
 
 
 def main():
-    args, mode, method, dirs = sys.argv[1:], "any-order", None, []
+    args, mode, method, dirs, caching = sys.argv[1:], "any-order", None, [], True
     while args:
         a = args.pop(0)
         if a == "--mode" and args:
             mode = args.pop(0)
+        elif a == "--no-cache":
+            caching = False
         elif a == "--method" and args:
             method = args.pop(0)
         elif not a.startswith("-"):
             dirs.append(a)
         else:
-            sys.exit("usage: moe_numpy.py [--mode any-order|vllm-triton|flashinfer-trtllm-bf16] [--method NAME] [DIR...]")
+            sys.exit("usage: moe_numpy.py [--mode any-order|vllm-triton|flashinfer-trtllm-bf16] [--method NAME] [--no-cache] [DIR...]")
     if mode not in ("any-order", "vllm-triton", "flashinfer-trtllm-bf16"):
         sys.exit("moe_numpy.py: unknown mode %s" % mode)
     bug = os.environ.get("MOE_NUMPY_BUG", "")
@@ -263,22 +294,23 @@ def main():
     # the exec protocol: one request per line on stdin, one reply per line on stdout
     while True:
         line = sys.stdin.readline()
-        if not line:
-            return  # EOF: moefuzz is gone
+        if not line or line.split()[:1] == ["quit"]:
+            if cache["cases"]:
+                print("moe_numpy.py: %d case files with a weights_key, %d of them completed from the "
+                      "weight cache" % (cache["cases"], cache["hits"]), file=sys.stderr)
+            return  # EOF or quit: moefuzz is gone
         words = line.split()
         if not words:
             continue
         if words[0] == "hello":
-            # protocol 2; level 2: the cases of case format v2 too (docs/case-format.md)
-            reply = "hello moe_numpy protocol=2 level=2 contract=%s routing=1" % mode + (
-                " method=%s" % method if method else "")
+            # protocol 3; level 2: the cases of case format v2 too (docs/case-format.md)
+            reply = "hello moe_numpy protocol=3 level=2 contract=%s routing=1" % mode + (
+                " method=%s" % method if method else "") + (" cache=weights" if caching else "")
         elif words[0] == "run" and len(words) == 3:
             try:
                 reply = run_case(words[1], words[2], mode, method, bug)
             except Exception as e:  # a bug in the adapter is an error reply, not a crash
                 reply = "error %s: %s" % (type(e).__name__, str(e).replace("\n", " "))
-        elif words[0] == "quit":
-            return
         else:
             reply = "error unknown request %s" % words[0]
         sys.stdout.write(reply + "\n")
