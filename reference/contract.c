@@ -160,6 +160,24 @@ const mf_contract mf_contract_vllm_033_triton_sm90_torch_router = {
     .router_logits_dtype = 1,
 };
 
+/* hopper-tc with the FP8 block-scale GEMMs on Hopper's FP8 tensor cores: per K block a fresh
+ * chain of wgmma k32 steps from 0, as measured (docs/hopper-probe.md, "FP8"); the bf16 GEMMs, the
+ * activation and the combine as hopper-tc. */
+const mf_contract mf_contract_hopper_tc_fp8 = {
+    .name = "hopper-tc-fp8",
+    .summary = "hopper-tc, and fp8_block GEMMs on the FP8 tensor cores: per K block a chain of "
+               "wgmma k32 steps from 0 (C and 32 products fused, 13 fraction bits, truncation, "
+               "the step's sum truncated to 14 bits: measured, docs/hopper-probe.md), then "
+               "fl(fl(P s_a) s_w) added to an fp32 accumulator in block order",
+    .gemm = {MF_ACC_FUSED_BLOCK, 16, 25},
+    .exp = MF_EXP_ACCURATE,
+    .exp_ulps = 2.0,
+    .div = MF_DIV_IEEE,
+    .round_points = MF_RP_ACT_OUT,
+    .deterministic = 1,
+    .fp8_gemm = {32, 13, 14},
+};
+
 /* Names kept for the newest contract of a kernel family. */
 static const struct {
     const char *alias;
@@ -176,6 +194,7 @@ static const mf_contract *const builtin[] = {&mf_contract_cpu_scalar,
                                              &mf_contract_vllm_033_triton_sm90,
                                              &mf_contract_flashinfer_07_trtllm_bf16,
                                              &mf_contract_vllm_033_triton_sm90_torch_router,
+                                             &mf_contract_hopper_tc_fp8,
                                              NULL};
 
 const mf_contract *const *mf_contract_list(void) { return builtin; }

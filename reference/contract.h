@@ -8,6 +8,7 @@
 #define MF_CONTRACT_H
 
 #include "dot.h"
+#include "fp8.h"
 #include "problem.h"
 
 /* exp: accurate = expf, at most exp_ulps ulp; fast = __expf / ex2.approx, at most
@@ -61,6 +62,8 @@ typedef struct mf_contract {
     int router_logits_dtype; /* the router computes in the logits' dtype: with bf16 logits its
                                 scores, bf16 keys, group sums, denominator, quotient and rsf
                                 product are each rounded to bf16 (vLLM's torch grouped_topk) */
+    mf_fp8_acc fp8_gemm; /* weight_format fp8_block: each K block's partial on the tensor cores
+                            (fp8.h); step 0: the CPU FP8 contract's fp32 chain */
 } mf_contract;
 
 /* Built-in contracts. */
@@ -70,6 +73,7 @@ extern const mf_contract mf_contract_any_order;   /* model-free fallback (T0) */
 extern const mf_contract mf_contract_vllm_033_triton_sm90;    /* vLLM 0.33.0, Triton, Hopper */
 extern const mf_contract mf_contract_flashinfer_07_trtllm_bf16; /* FlashInfer 0.7.4 trtllm-gen */
 extern const mf_contract mf_contract_vllm_033_triton_sm90_torch_router; /* its torch router */
+extern const mf_contract mf_contract_hopper_tc_fp8; /* hopper-tc, FP8 GEMMs on wgmma k32 */
 
 /* 1 if a and b are the same contract field by field (names compared as strings). */
 int mf_contract_equal(const mf_contract *a, const mf_contract *b);

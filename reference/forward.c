@@ -890,11 +890,12 @@ static mf_status fp8_init(mf_ref_ctx *ctx, mf_error *err) {
                        "fp8_block with expert biases, a clamped activation or the interleaved "
                        "layout: the reference's FP8 expert path models SiLU-GLU on stacked "
                        "halves only");
-    if (c->gemm.kind != MF_ACC_SEQ_FP32 || (c->round_points & ~MF_RP_ACT_OUT) || c->ftz)
+    if ((c->gemm.kind != MF_ACC_SEQ_FP32 && c->fp8_gemm.step <= 0) ||
+        (c->round_points & ~MF_RP_ACT_OUT) || c->ftz)
         return MF_FAIL(err, MF_EUNSUPPORTED,
-                       "contract %s: the FP8 block-scale path has the CPU FP8 contract only "
-                       "(fp32 chain per K block, no other rounding point); a tensor-core FP8 "
-                       "accumulation model needs the card's measurement",
+                       "contract %s: the FP8 block-scale path models the CPU FP8 contract (fp32 "
+                       "chain per K block) and the measured FP8 tensor cores (hopper-tc-fp8), "
+                       "with no rounding point but the activation's",
                        c->name);
     fp8_state *f = calloc(1, sizeof *f);
     if (!f) return MF_FAIL(err, MF_ENOMEM, "reference: out of memory");
@@ -1032,10 +1033,10 @@ static void compute_expert_fp8(mf_ref_ctx *ctx, int le, expert_slot *s) {
     for (int j = 0; j < I; j++) {
         int rg = mf_gate_row(p, j), ru = mf_up_row(p, j);
         mf_fp8_dot_out g8, u8;
-        mf_fp8_dot(f->ws, f->xq, f->xs, x_delta ? f->xdelta : NULL, w13 + (size_t)rg * H,
-                   s13 + (size_t)(rg / bn) * f->nbh, (size_t)H, bk, &g8);
-        mf_fp8_dot(f->ws, f->xq, f->xs, x_delta ? f->xdelta : NULL, w13 + (size_t)ru * H,
-                   s13 + (size_t)(ru / bn) * f->nbh, (size_t)H, bk, &u8);
+        mf_fp8_dot_acc(f->ws, f->xq, f->xs, x_delta ? f->xdelta : NULL, w13 + (size_t)rg * H,
+                       s13 + (size_t)(rg / bn) * f->nbh, (size_t)H, bk, &ctx->c->fp8_gemm, &g8);
+        mf_fp8_dot_acc(f->ws, f->xq, f->xs, x_delta ? f->xdelta : NULL, w13 + (size_t)ru * H,
+                       s13 + (size_t)(ru / bn) * f->nbh, (size_t)H, bk, &ctx->c->fp8_gemm, &u8);
         mf_dot dg, du;
         to_mf_dot(&g8, &dg);
         to_mf_dot(&u8, &du);
@@ -1066,8 +1067,8 @@ static void compute_expert_fp8(mf_ref_ctx *ctx, int le, expert_slot *s) {
             continue;
         }
         mf_fp8_dot_out d;
-        mf_fp8_dot(f->ws, f->hq, f->hs, h_delta ? f->hdelta : NULL, w2 + (size_t)c * I,
-                   s2 + (size_t)(c / bn) * f->nbi, (size_t)I, bk, &d);
+        mf_fp8_dot_acc(f->ws, f->hq, f->hs, h_delta ? f->hdelta : NULL, w2 + (size_t)c * I,
+                       s2 + (size_t)(c / bn) * f->nbi, (size_t)I, bk, &ctx->c->fp8_gemm, &d);
         s->flags[c] = (d.nonfinite || d.may_overflow) ? MF_ELEM_UNCONSTRAINED : 0;
         s->o_hi[c] = d.hi;
         s->o_lo[c] = d.lo;

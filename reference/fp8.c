@@ -3,6 +3,7 @@
  * docs/error-model.md, "FP8 block scale"). */
 #include "fp8.h"
 
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -261,8 +262,104 @@ static int ws_reserve(mf_fp8_dot_ws *ws, int n) {
     return 1;
 }
 
+/* ---- tensor-core FP8 accumulation (docs/error-model.md, "FP8 on the tensor cores") ---- */
+
+/* the exponent field of a nonzero e4m3 code, subnormals at the minimum normal exponent -6 */
+static int e4m3_ef(uint8_t b) {
+    int e = (b >> 3) & 15;
+    return e ? e - 7 : -6;
+}
+
+/* ulp slack for the double arithmetic of the bounds below (each value a sum of < 2^8 terms) */
+#define TC_UP (1 + 0x1p-44)
+
+/* exact inputs: the steps' exact partial sums Sigma_j bound the accumulator C of each step,
+ * |C - Sigma_{j-1}| <= R_{j-1}; the largest exponent field E of the step is at most
+ * max(e(products), floor(log2(|Sigma_{j-1}| + R_{j-1}))); the products' truncation to 2^(E - F)
+ * is computed exactly at that largest possible grid (it only grows with the grid); C loses less
+ * than min(|C|, 2^(E - F)), nothing when its exponent is surely E and it has at most F + 1 bits
+ * (P <= F + 1); the truncation of the sum to P bits loses less than 2^(floor(log2 |S|) + 1 - P) */
+static double tc_bound_exact(const mf_fp8_acc *acc, const uint8_t *qa, const uint8_t *qw, size_t n,
+                             int P) {
+    const int F = acc->frac;
+    double R = 0, sigma = 0; /* sigma: exact (multiples of 2^-18 below 2^35) */
+    for (size_t s0 = 0; s0 < n; s0 += (size_t)acc->step) {
+        size_t s1 = s0 + (size_t)acc->step < n ? s0 + (size_t)acc->step : n;
+        int E = INT_MIN;
+        double next = sigma;
+        for (size_t j = s0; j < s1; j++) {
+            double p = mf_fp8_decode(MF_FP8_E4M3, qa[j]) * mf_fp8_decode(MF_FP8_E4M3, qw[j]);
+            if (p == 0) continue;
+            int ef = e4m3_ef(qa[j]) + e4m3_ef(qw[j]);
+            if (ef > E) E = ef;
+            next += p;
+        }
+        const double cmax = (fabs(sigma) + R) * TC_UP, cmin = (fabs(sigma) - R) / TC_UP;
+        if (s0 > 0 && cmax > 0 && ilogb(cmax) > E) E = ilogb(cmax);
+        if (E == INT_MIN) continue; /* no term at all */
+        const double G = ldexp(1.0, E - F);
+        double tp = 0;
+        for (size_t j = s0; j < s1; j++) {
+            double ap = fabs(mf_fp8_decode(MF_FP8_E4M3, qa[j]) * mf_fp8_decode(MF_FP8_E4M3, qw[j]));
+            tp += ap - floor(ap / G) * G; /* exact: ap has 8 bits */
+        }
+        double tc = 0;
+        if (s0 > 0 && cmax > 0 && !(cmin >= ldexp(1.0, E) && P - 1 <= F)) tc = fmin(cmax, G);
+        const double smax = (fabs(next) + R + tp + tc) * TC_UP;
+        const double rz = smax > 0 && P < 64 ? ldexp(1.0, ilogb(smax) + 1 - P) : 0;
+        R = (R + tp + tc + rz) * TC_UP;
+        sigma = next;
+    }
+    return R;
+}
+
+double mf_fp8_tc_block_bound(const mf_fp8_acc *acc, const uint8_t *qa, const uint8_t *qw,
+                             const double *delta, double sa, size_t n) {
+    const int P = acc->res_bits > 0 && acc->res_bits < 24 ? acc->res_bits : 24;
+    int exact = 1;
+    for (size_t j = 0; delta && j < n; j++) exact &= delta[j] == 0;
+    if (exact) return tc_bound_exact(acc, qa, qw, n, P) * sa * TC_UP;
+    /* perturbed inputs, in units of s'_a: every magnitude m_j = (|qa_j| sa + delta_j) |w_j|
+     * bounds |q'_j w_j| s'_a; 2^e(q'_j) <= 8 |q'_j| (an e4m3 subnormal is at least 2^-9, its
+     * exponent field -6), so s'_a 2^E <= max(|C| s'_a, max_j 8 (|qa_j| sa + delta_j) 2^e(w_j));
+     * each term loses less than min(|term|, 2^(E - F)) */
+    const int F = acc->frac;
+    double R = 0, A = 0;
+    for (size_t s0 = 0; s0 < n; s0 += (size_t)acc->step) {
+        size_t s1 = s0 + (size_t)acc->step < n ? s0 + (size_t)acc->step : n;
+        double me = 0, astep = 0;
+        for (size_t j = s0; j < s1; j++) {
+            double w = mf_fp8_decode(MF_FP8_E4M3, qw[j]);
+            double x = fabs(mf_fp8_decode(MF_FP8_E4M3, qa[j])) * sa + delta[j];
+            if (w == 0 || x == 0) continue;
+            me = fmax(me, 8 * x * ldexp(1.0, e4m3_ef(qw[j])));
+            astep += x * fabs(w);
+        }
+        if (astep == 0) continue;
+        const double cmax = s0 > 0 ? (A + R) * TC_UP : 0;
+        const double G = fmax(cmax, me) * ldexp(1.0, -F);
+        double tr = fmin(cmax, G);
+        for (size_t j = s0; j < s1; j++) {
+            double w = mf_fp8_decode(MF_FP8_E4M3, qw[j]);
+            double x = fabs(mf_fp8_decode(MF_FP8_E4M3, qa[j])) * sa + delta[j];
+            tr += fmin(x * fabs(w), G);
+        }
+        A += astep;
+        const double smax = (A + R + tr) * TC_UP;
+        R = (R + tr + ldexp(smax, 1 - P)) * TC_UP;
+    }
+    return R * TC_UP;
+}
+
 void mf_fp8_dot(mf_fp8_dot_ws *ws, const uint8_t *qa, const float *sa, const double *delta,
                 const uint8_t *qw, const float *sw, size_t n, int bk, mf_fp8_dot_out *out) {
+    mf_fp8_dot_acc(ws, qa, sa, delta, qw, sw, n, bk, NULL, out);
+}
+
+void mf_fp8_dot_acc(mf_fp8_dot_ws *ws, const uint8_t *qa, const float *sa, const double *delta,
+                    const uint8_t *qw, const float *sw, size_t n, int bk, const mf_fp8_acc *acc,
+                    mf_fp8_dot_out *out) {
+    const int tc = acc && acc->step > 0;
     memset(out, 0, sizeof *out);
     int nb = (int)((n + (size_t)bk - 1) / (size_t)bk);
     if (!ws_reserve(ws, 2 * nb)) {
@@ -297,7 +394,10 @@ void mf_fp8_dot(mf_fp8_dot_ws *ws, const uint8_t *qa, const float *sa, const dou
         D *= fabs((double)sw[b]); /* dequantized units */
         double nbk = (double)(j1 - j0);
         /* the block's fp32 chain on the kernel's inputs, in dequantized units */
-        double Rb = U * (sum_abs_part * fabs(S) + nbk * D) / (1 - nbk * U);
+        double Rb = tc ? mf_fp8_tc_block_bound(acc, qa + j0, qw + j0, delta ? delta + j0 : NULL,
+                                               (double)sa[b], j1 - j0) *
+                             fabs((double)sw[b]) * TC_UP
+                       : U * (sum_abs_part * fabs(S) + nbk * D) / (1 - nbk * U);
         double c_hi = P * S, c_lo = fma(P, S, -c_hi); /* exact: no underflow (|c| >= 2^-316) */
         double cabs = fabs(c_hi) + D + Rb;
         double e = D + Rb + (2 * U + U * U) * cabs + ETA * (fabs((double)sw[b]) * (1 + U) + 1);

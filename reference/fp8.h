@@ -112,12 +112,38 @@ typedef struct mf_fp8_dot_out {
     int may_overflow;/* a partial may exceed the fp32 range within the radius */
 } mf_fp8_dot_out;
 
+/* A tensor-core FP8 accumulation (docs/error-model.md, "FP8 on the tensor cores"): each K block's
+ * partial is a chain from 0 of fused steps of `step` products (zero-padded at the block's end),
+ * each step the sum of the fp32 accumulator and its products, every term truncated toward zero
+ * to `frac` fraction bits below the largest exponent field of the step (a product's is
+ * e(a) + e(b), subnormal operands at the format's minimum normal exponent), the sum truncated to
+ * `res_bits` significant bits and stored in fp32. Hopper's wgmma k32, measured: 32, 13, 14
+ * (docs/hopper-probe.md, "FP8"). step == 0: the CPU FP8 contract's fp32 chain instead. */
+typedef struct mf_fp8_acc {
+    int step;
+    int frac;
+    int res_bits;
+} mf_fp8_acc;
+
 typedef struct mf_fp8_dot_ws mf_fp8_dot_ws;
 mf_fp8_dot_ws *mf_fp8_dot_ws_new(void);
 void mf_fp8_dot_ws_free(mf_fp8_dot_ws *ws);
 
 void mf_fp8_dot(mf_fp8_dot_ws *ws, const uint8_t *qa, const float *sa, const double *delta,
                 const uint8_t *qw, const float *sw, size_t n, int bk, mf_fp8_dot_out *out);
+/* mf_fp8_dot with each K block's partial accumulated as `acc` says (NULL or step 0: the fp32
+ * chain of mf_fp8_dot); the rest (t = fl(fl(P s_a) s_w), the fp32 sum over blocks) the same. */
+void mf_fp8_dot_acc(mf_fp8_dot_ws *ws, const uint8_t *qa, const float *sa, const double *delta,
+                    const uint8_t *qw, const float *sw, size_t n, int bk, const mf_fp8_acc *acc,
+                    mf_fp8_dot_out *out);
+/* The error of one K block's partial under a tensor-core accumulation (acc->step > 0), scaled
+ * by the activation's block scale: |s'_a (P' - sum q'_j qw_j)| <= the returned value, P' the
+ * kernel's partial on the codes q'_j it was given and s'_a their scale. delta NULL: q' = qa and
+ * s'_a = sa, and the bound is taken from the exact partial sums of the steps; otherwise any q',
+ * s'_a with |q'_j s'_a - qa_j sa| <= delta_j, bounded through the steps' sums of magnitudes.
+ * n <= the block size of the caller, at most 4096. */
+double mf_fp8_tc_block_bound(const mf_fp8_acc *acc, const uint8_t *qa, const uint8_t *qw,
+                             const double *delta, double sa, size_t n);
 
 /* ---- MXFP4 ---- */
 

@@ -236,6 +236,9 @@ static int cpu_create(void **ctx, char *msg, size_t msg_len) {
         snprintf(msg, msg_len, "cpu kernel: out of memory");
         return 1;
     }
+#ifdef MF_CPU_EMU_INIT
+    MF_CPU_EMU_INIT(c);
+#endif
     *ctx = c;
     return 0;
 }
@@ -286,6 +289,9 @@ static int cpu_supports(void *ctx, const mf_kernel_params *p, char *msg, size_t 
                  "the FP8 expert path computes SiLU-GLU on stacked halves only");
         return 0;
     }
+#ifdef MF_CPU_EMU_SUPPORTS
+    if (!MF_CPU_EMU_SUPPORTS(&q, msg, msg_len)) return 0;
+#endif
     return 1;
 }
 
@@ -414,10 +420,10 @@ static const mf_kernel_api cpu_api_template = {
     .abi_version = MF_KERNEL_ABI_VERSION,
     .struct_size = sizeof(mf_kernel_api),
     .name = MF_CPU_KERNEL_NAME,
-    .description = "plain-C fp32 fused MoE (scalar chains, bf16 activation, fp32 combine)",
+    .description = MF_CPU_DESCRIPTION,
     .memory = MF_ABI_MEM_HOST,
     .contract = {.struct_size = sizeof(mf_kernel_contract),
-                 .name = "cpu-scalar",
+                 .name = MF_CPU_CONTRACT,
                  .deterministic = 1,
                  .reports_routing = 1},
     .create = cpu_create,

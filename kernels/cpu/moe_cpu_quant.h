@@ -76,9 +76,13 @@ static float dot_fp8(const uint8_t *qa, const float *sa, const uint8_t *qw, cons
                      int sw_stride, int n, int bk) {
     float acc = 0.0f;
     for (int b = 0, j0 = 0; j0 < n; b++, j0 += bk) {
-        float part = 0.0f;
         int j1 = n - j0 < bk ? n : j0 + bk;
+#ifdef MF_CPU_FP8_PARTIAL
+        float part = MF_CPU_FP8_PARTIAL(qa + j0, qw + j0, j1 - j0);
+#else
+        float part = 0.0f;
         for (int j = j0; j < j1; j++) part = part + e4m3_to_f32(qa[j]) * e4m3_to_f32(qw[j]);
+#endif
         float t = part * sa[b];
         t = t * sw[(size_t)b * sw_stride];
         acc = acc + t;

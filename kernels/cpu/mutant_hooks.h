@@ -8,7 +8,11 @@
 #ifndef MF_CPU_MUTANT_HOOKS_H
 #define MF_CPU_MUTANT_HOOKS_H
 
-#ifdef MF_CPU_WITH_MUTANTS
+#if defined(MF_CPU_EMULATION)
+/* an emulation of tests/emulations/ that includes this source with its own FP8 block partial
+ * (MF_CPU_FP8_PARTIAL): it defines MF_MUT, MF_CPU_KERNEL_NAME, MF_CPU_CONTRACT,
+ * MF_CPU_DESCRIPTION and MF_CPU_EXPORT_GET_API itself */
+#elif defined(MF_CPU_WITH_MUTANTS)
 #include "../mutants.h"
 #define MF_MUT(m) (ctx->mutant == MF_MUTANT_##m)
 #define MF_CPU_KERNEL_NAME "cpu-mutant"
@@ -28,6 +32,11 @@
         *api = cpu_api_template;                                                               \
         return 0;                                                                              \
     }
+#endif
+
+#ifndef MF_CPU_CONTRACT
+#define MF_CPU_CONTRACT "cpu-scalar"
+#define MF_CPU_DESCRIPTION "plain-C fp32 fused MoE (scalar chains, bf16 activation, fp32 combine)"
 #endif
 
 #endif /* MF_CPU_MUTANT_HOOKS_H */
