@@ -15,6 +15,11 @@
 #   - the README's example case: it parses, round-trips through the binary form and passes;
 #   - every ctest name cited in README.md and docs/*.md is registered in tests/;
 #   - the ctest labels the README lists against those registered;
+#   - the README's table of semantics ("What it models"): every case key and every value of every
+#     enum key (as the parser lists them) has a row; every value marked computed by the reference
+#     and the CPU kernel is used by a seed or a passing tests/cases/cpu-*.txt; the CUDA column's
+#     "gate" (the CUDA kernel declares no feature level); the "not expressible" refusals; every
+#     row of the refusals table, run, prints its message and exits as stated;
 #   - constants quoted by the docs against the source (fuzz cells, poison payload, guard band);
 #   - every docs/ path cited in README.md and docs/ exists.
 # Exit 0: every claim holds; 1: a claim is wrong (each printed); 2: bad usage.
@@ -176,6 +181,105 @@ if grep -q '^limit=(--time 60)' "$src/scripts/main-job.sh"; then ok; else
   fail "scripts/main-job.sh no longer fuzzes for 60 s"
 fi
 claim "$readme" "fuzz the built-in CPU kernel for 60 s"
+
+# ---- the README's table of semantics ("What it models") ----
+section "## What it models" >"$tmp/wim"
+# rows of the main table (10 columns: NF 12) and of the refusals table (4 columns: NF 6)
+awk -F'|' 'NF == 12 && $2 !~ /^ *(semantic|---)/' "$tmp/wim" >"$tmp/wim.rows"
+awk -F'|' 'NF == 6 && $2 !~ /^ *(refused|---)/' "$tmp/wim" >"$tmp/wim.refusals"
+[ -s "$tmp/wim.rows" ] || fail "README: no table under ## What it models"
+# every key of the case format, and every value of each enum key, from the parser itself: a
+# v2 case decoded prints every key; a bad value is refused with the key's choices
+"$mf" decode "$src/tests/cases/fp8-block-plain.txt" >"$tmp/full.txt" ||
+  fail "moefuzz decode tests/cases/fp8-block-plain.txt exited $?"
+: >"$tmp/pairs.tool"
+grep -v -e '^#' -e '^gen\.' "$tmp/full.txt" | awk '{print $1}' >"$tmp/keys"
+while read -r k; do
+  awk -v k="$k" '$1 == k {print k " = zzz"; next} {print}' "$tmp/full.txt" >"$tmp/bad.txt"
+  msg=$("$mf" encode "$tmp/bad.txt" -o "$tmp/bad.bin" 2>&1)
+  choices=$(printf '%s\n' "$msg" | sed -n "s/.*bad value 'zzz' for $k (\(.*\))\$/\1/p")
+  if [ -n "$choices" ]; then
+    printf '%s\n' "$choices" | sed 's/, / /g; s/ or / /' | tr ' ' '\n' |
+      awk -v k="$k" 'NF {print k " = " $1}' >>"$tmp/pairs.tool"
+  else
+    case $k in T | H | I | E | top_k) continue ;; esac # shapes, not semantics
+    if grep -qF "\`$k" "$tmp/wim.rows"; then ok; else
+      fail "README's table under ## What it models does not name the case key '$k'"
+    fi
+  fi
+done <"$tmp/keys"
+[ -s "$tmp/pairs.tool" ] || fail "no enum values found through moefuzz encode's messages"
+while read -r pair; do
+  if grep -qF "\`$pair\`" "$tmp/wim.rows"; then ok; else
+    fail "README's table under ## What it models has no row for \`$pair\`"
+  fi
+done <"$tmp/pairs.tool"
+# a value the table says the reference and the CPU kernel compute is used by a seed, which
+# ctest corpus.seeds_and_regressions.cpu checks on the CPU kernel, or by a case
+# tests/cases/cpu-*.txt, checked here (a v1 case uses the first value of every v2 key: v1's
+# semantics)
+: >"$tmp/pairs.seeds"
+for f in "$src"/tests/cases/cpu-*.txt; do
+  [ -f "$f" ] || continue
+  if "$mf" check -q --fail-unsupported "$f" >"$tmp/out" 2>&1; then ok; else
+    fail "${f#"$src"/} does not pass on the CPU kernel: $(head -3 "$tmp/out")"
+  fi
+done
+for f in "$src"/corpus/seeds/*.txt "$src"/tests/cases/cpu-*.txt; do
+  [ -f "$f" ] || continue
+  "$mf" decode "$f" >"$tmp/seed.txt" 2>/dev/null || { fail "moefuzz decode $f exited $?"; continue; }
+  grep -v -e '^#' -e '^gen\.' "$tmp/seed.txt" >>"$tmp/pairs.seeds"
+  awk '{print $1}' "$tmp/pairs.tool" | sort -u | while read -r k; do
+    grep -q "^$k = " "$tmp/seed.txt" || grep -m1 "^$k = " "$tmp/pairs.tool"
+  done >>"$tmp/pairs.seeds"
+done
+awk -F'|' '{gsub(/ /, "", $4); gsub(/ /, "", $5); if ($4 == "yes" && $5 == "yes") print $3}' \
+  "$tmp/wim.rows" | grep -o '`[a-z_0-9]* = [a-z_0-9]*`' | tr -d '`' | sort -u >"$tmp/pairs.cpu"
+while read -r pair; do
+  if grep -qxF "$pair" "$tmp/pairs.seeds"; then ok; else
+    fail "README: the CPU kernel computes '$pair'; no seed in corpus/seeds nor tests/cases/cpu-*.txt uses it"
+  fi
+done <"$tmp/pairs.cpu"
+# the CUDA column's "gate": the CUDA kernel declares no feature level (it speaks level 1)
+if grep -q 'gate' <(awk -F'|' '{print $6}' "$tmp/wim.rows"); then
+  if grep -q 'get_ext' "$src/kernels/cuda/moe_cuda.cu"; then
+    fail "kernels/cuda/moe_cuda.cu declares get_ext (a feature level): README's CUDA column says level 1"
+  else ok; fi
+  claim "$src/src/backend.c" '"needs ABI feature level %u (%s); the kernel speaks level %u"'
+fi
+# "not expressible": a case that names it is refused
+for bad in 'shared_experts = 1|unknown key '"'"'shared_experts'"'" \
+  'weight_format = nvfp4|bad value '"'"'nvfp4'"'"' for weight_format (bf16, fp8_block or mxfp4)'; do
+  line=${bad%%|*} want=${bad#*|}
+  { grep -v "^${line%% =*} = " "$tmp/full.txt"; echo "$line"; } >"$tmp/bad.txt"
+  out=$("$mf" check "$tmp/bad.txt" 2>&1)
+  rc=$?
+  if [ $rc = 2 ] && printf '%s' "$out" | grep -qF -- "$want"; then ok; else
+    fail "a case with '$line': exit $rc, not 2 with '$want': $out"
+  fi
+  claim "$readme" "$want"
+done
+# every refusal of the table: the command, run from the top directory, prints the message (its
+# parts around " ... " in order) and exits as stated
+[ -s "$tmp/wim.refusals" ] || fail "README: no refusals table under ## What it models"
+mf_abs=$(cd "$(dirname "$mf")" && pwd)/$(basename "$mf")
+while IFS='|' read -r _ _ cmd want code _; do
+  cmd=$(printf '%s' "$cmd" | sed 's/^ *`//; s/` *$//')
+  want=$(printf '%s' "$want" | sed 's/^ *//; s/ *$//')
+  code=$(printf '%s' "$code" | tr -d ' ')
+  case $cmd in "moefuzz "*) ;; *) fail "refusals table: '$cmd' is not a moefuzz command"; continue ;; esac
+  read -ra argv <<<"${cmd#moefuzz }"
+  out=$(cd "$src" && "$mf_abs" "${argv[@]}" 2>&1)
+  rc=$?
+  rest=$(printf '%s' "$out" | tr '\n' ' ')
+  found=1
+  while IFS= read -r part; do
+    case $rest in *"$part"*) rest=${rest#*"$part"} ;; *) found=0 ;; esac
+  done < <(printf '%s\n' "$want" | sed 's/ \.\.\. /\n/g')
+  if [ "$rc" = "$code" ] && [ $found = 1 ]; then ok; else
+    fail "README refusal '$cmd': exit $rc (table: $code), message '$want' $([ $found = 1 ] && echo found || echo 'not found'): $(printf '%s' "$out" | head -3)"
+  fi
+done <"$tmp/wim.refusals"
 
 # ---- links ----
 cat "$readme" "$src"/docs/*.md "$src"/docs/notes/*.md | grep -o 'docs/[A-Za-z0-9_/.-]*\.md' |
