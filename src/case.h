@@ -67,7 +67,7 @@ static inline size_t mf_blocks(int n, int b) { return ((size_t)n + (size_t)b - 1
  * number in the binary format v2 and never changes.
  *
  * ROW(tag, field, kind, enum_info, lo, hi, level):
- *   tag     binary v2 tag, 0..127
+ *   tag     binary v2 tag, 0..63 (src/codec.c: the tags above are v1 enums and generators)
  *   field   the field of mf_moe_params, and the text case's key
  *   kind    ENUM (int-sized enum, values of enum_info), INT (lo..hi), F32 (0 or in [lo, hi])
  *   level   the ABI feature level that carries it (kernel_abi.h), when it is not 0 */
@@ -81,10 +81,10 @@ static inline size_t mf_blocks(int n, int b) { return ((size_t)n + (size_t)b - 1
     ROW(33, scale_format, ENUM, &mf_enum_scale_format, 0, 0, 3)                      \
     ROW(34, block_n, INT, NULL, 1, 4096, 3)                                          \
     ROW(35, block_k, INT, NULL, 1, 4096, 3)                                          \
-    ROW(64, n_shared, INT, NULL, 1, MF_MAX_SHARED, 4)                                \
-    ROW(65, shared_I, INT, NULL, 1, MF_MAX_I, 4)                                     \
-    ROW(66, shared_weight, ENUM, &mf_enum_shared_weight, 0, 0, 4)                    \
-    ROW(67, shared_owner, ENUM, &mf_enum_shared_owner, 0, 0, 4)
+    ROW(48, n_shared, INT, NULL, 1, MF_MAX_SHARED, 4)                                \
+    ROW(49, shared_I, INT, NULL, 1, MF_MAX_I, 4)                                     \
+    ROW(50, shared_weight, ENUM, &mf_enum_shared_weight, 0, 0, 4)                    \
+    ROW(51, shared_owner, ENUM, &mf_enum_shared_owner, 0, 0, 4)
 
 typedef enum mf_param_kind { MF_PK_ENUM, MF_PK_INT, MF_PK_F32 } mf_param_kind;
 

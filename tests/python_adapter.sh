@@ -117,7 +117,7 @@ contracts)
     fail "the cpu kernel (no intermediate roundings) fails the vllm contract on $picks"
   ;;
 method)
-  picks="$seeds/exact-ties.txt $seeds/model-deepseek-v3.txt $seeds/qwen3-30b-a3b-tiny.txt
+  picks="$seeds/exact-ties.txt $seeds/deepseek-v3-rsf2.446.txt $seeds/qwen3-30b-a3b-tiny.txt
     $seeds/nan-logit-row.txt $seeds/ep-shard-offset32.txt $seeds/up-gate-layout.txt"
   out=$("$mf" check -q --fail-unsupported \
     --backend "exec:$adapter --method flashinfer:DeepSeekV3" $picks 2>&1) ||
