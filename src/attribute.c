@@ -104,9 +104,12 @@ int mf_knob_apply(mf_knob k, const mf_moe_params *p, mf_moe_params *cf, char *de
         snprintf(desc, n, "renormalize = %s", cf->renormalize ? "true" : "false");
         return 1;
     case MF_KNOB_EPS_MISSING:
-        if (!p->renormalize || p->renorm_eps == 0.0f) return 0;
+        /* the bare sum: eps dropped, and the guards of sum_or_one and max_eps with it */
+        if (!p->renormalize || (p->renorm_eps == 0.0f && p->renorm_denom == MF_RENORM_SUM_EPS))
+            return 0;
         cf->renorm_eps = 0.0f;
-        snprintf(desc, n, "eps = 0");
+        cf->renorm_denom = MF_RENORM_SUM_EPS;
+        snprintf(desc, n, "eps = 0 (denominator: the bare sum)");
         return 1;
     case MF_KNOB_SCORE_SWAPPED:
         cf->score = p->score == MF_SCORE_SIGMOID ? MF_SCORE_SOFTMAX : MF_SCORE_SIGMOID;
