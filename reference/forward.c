@@ -674,10 +674,11 @@ static inline void dd_add(double *sh, double *sl, double ph, double pl) {
 }
 
 /* The weight of shared expert j's slot for token t (docs/error-model.md, "Shared experts"):
- * exact as hi + lo, the kernel's fp32 value within rad. */
-static void shared_weight(const mf_ref_ctx *ctx, int t, double *hi, double *lo, double *rad) {
+ * exact as hi + lo, the kernel's fp32 value within rad. rsf: the routing weights' (a context
+ * may serve problems that differ in rsf alone). */
+static void shared_weight(const mf_ref_ctx *ctx, int t, double rsf, double *hi, double *lo,
+                          double *rad) {
     const mf_moe_params *p = &ctx->p;
-    double rsf = (double)p->rsf;
     switch (p->shared_weight) {
     case MF_SHW_INV_RSF: /* fl(1 / rsf), or SGLang's fl(fl(sum / rsf) / sum): 2 roundings, each
                             within 2 ulps under a fast division */
@@ -717,7 +718,7 @@ mf_status mf_ref_token_output(mf_ref_ctx *ctx, int t, const int32_t *ids, const 
     if (mf_shared_added(p) || (p->n_shared > 0 && (p->variant & MF_VARIANT_SHARED_EVERY_RANK)))
         n_sh = p->n_shared - ((p->variant & MF_VARIANT_SHARED_DROPPED) ? 1 : 0);
     double sw_hi = 0, sw_lo = 0, sw_rad = 0;
-    if (n_sh > 0) shared_weight(ctx, t, &sw_hi, &sw_lo, &sw_rad);
+    if (n_sh > 0) shared_weight(ctx, t, w->rsf, &sw_hi, &sw_lo, &sw_rad);
     for (int j = 0; j < n_sh; j++) {
         MF_TRY(mf_ref_expert(ctx, t, p->E_local + j, &eo[nloc], err));
         local[nloc++] = -1;

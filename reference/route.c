@@ -1007,6 +1007,7 @@ mf_status mf_ref_weights(const mf_routing *r, const mf_moe_params *p, const mf_c
     memset(w, 0, sizeof *w);
     w->k = k;
     w->out_scale = p->rsf_site == MF_RSF_OUTPUT ? (double)p->rsf : 1.0;
+    w->rsf = (double)p->rsf;
     if (r->invariant_only[t]) {
         for (int i = 0; i < k; i++) {
             w->lo[i] = -INFINITY;

@@ -73,6 +73,7 @@ typedef struct mf_weights {
     double out_scale;          /* applied to the combined row: rsf where rsf_site = output, else 1
                                   (from the parameters the weights were formed under, so a
                                   counterfactual's rsf reaches the output too) */
+    double rsf;                /* the rsf they were formed under (a shared expert's 1/rsf) */
 } mf_weights;
 
 #define MF_MAX_TOP_K 64

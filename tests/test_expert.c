@@ -188,7 +188,7 @@ static void test_shared(void) {
         if (!ctx) return;
         mf_weights w;
         memset(&w, 0, sizeof w);
-        w.k = 1, w.w_hi[0] = 0.5, w.out_scale = 1.0;
+        w.k = 1, w.w_hi[0] = 0.5, w.out_scale = 1.0, w.rsf = 2.5;
         int32_t ids[1] = {0};
         double z[2], rad[2];
         uint16_t lo[2], hi[2];
@@ -211,7 +211,7 @@ static void test_shared(void) {
     mf_ref_ctx *ctx = mf_ref_ctx_new(&p, &t, &mf_contract_cpu_scalar, NULL, &err);
     mf_weights w;
     memset(&w, 0, sizeof w);
-    w.k = 1, w.w_hi[0] = 0.5, w.out_scale = 1.0;
+    w.k = 1, w.w_hi[0] = 0.5, w.out_scale = 1.0, w.rsf = 2.5;
     int32_t ids[1] = {0};
     double z[2], rad[2];
     uint16_t lo[2], hi[2];
