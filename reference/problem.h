@@ -54,6 +54,11 @@ typedef enum mf_variant {
     MF_VARIANT_SHARED_DROPPED = 1u << 6,    /* the last shared expert's slot dropped (SGLang
                                                #38963) */
 } mf_variant;
+/* The variants that the experts' and output's reference reads from its context's parameters (the
+ * others change the routing only): a counterfactual with one of them needs its own context. */
+#define MF_VARIANT_EXPERTS                                                                  \
+    (MF_VARIANT_B2_UNWEIGHTED | MF_VARIANT_CLAMP_DROPPED | MF_VARIANT_SHARED_EVERY_RANK |  \
+     MF_VARIANT_SHARED_RSF_TWICE | MF_VARIANT_SHARED_DROPPED)
 
 typedef struct mf_moe_params {
     int T;             /* tokens */

@@ -274,7 +274,8 @@ mf_status mf_observable_knobs_of(const mf_problem *pb, const mf_contract *c, uns
         counterfactual_problem(pb, &cf[kn].p, &cf[kn].pb);
         if ((st = mf_ref_route(&cf[kn].p, &cf[kn].pb.t, c, &cf[kn].rt, err)) != MF_OK) break;
         cf[kn].on = 1;
-        if (cf[kn].p.layout != p->layout || cf[kn].p.expert_offset != p->expert_offset) {
+        if (cf[kn].p.layout != p->layout || cf[kn].p.expert_offset != p->expert_offset ||
+            ((cf[kn].p.variant ^ p->variant) & MF_VARIANT_EXPERTS)) {
             cf[kn].ctx = mf_ref_ctx_new(&cf[kn].p, &cf[kn].pb.t, c, &ro, err);
             if (!cf[kn].ctx) st = MF_EINVAL;
         }
