@@ -161,7 +161,21 @@
     R(X, MXFP4_RSF_DROPPED, "mxfp4-rsf-dropped", "rsf_dropped", MF_KERN_CPU,                       \
       /* cpu */ MF_STG_WEIGHTS | MF_STG_OUTPUT,                                                    \
       /* cuda */ 0,                                                                                \
-      "routed_scaling_factor hard-coded to None on the MXFP4 path (vllm #44007)")
+      "routed_scaling_factor hard-coded to None on the MXFP4 path (vllm #44007)")                  \
+    R(X, SHARED_EVERY_RANK, "shared-every-rank", "shared_every_rank", MF_KERN_CPU,                 \
+      /* cpu */ MF_STG_OUTPUT,                                                                     \
+      /* cuda */ 0,                                                                                \
+      "shared experts added by every expert-parallel rank, not only their owner: counted once "    \
+      "per rank after the all-reduce (sglang #26845)")                                             \
+    R(X, SHARED_SLOT_DROPPED, "shared-slot-dropped", "shared_dropped", MF_KERN_CPU,                \
+      /* cpu */ MF_STG_OUTPUT,                                                                     \
+      /* cuda */ 0,                                                                                \
+      "the last fused shared-expert slot dropped from the combine (sglang #38963)")                \
+    R(X, SHARED_RSF_TWICE, "shared-rsf-twice", "shared_rsf_twice", MF_KERN_CPU,                    \
+      /* cpu */ MF_STG_OUTPUT,                                                                     \
+      /* cuda */ 0,                                                                                \
+      "the shared expert's weight divided by routed_scaling_factor once more (sglang #28237, "     \
+      "#35163)")
 /* clang-format on */
 
 #define MF_MUTANT_ALL_COLUMNS(X, id, name, knob, kernels, stages_cpu, stages_cuda, doc) \

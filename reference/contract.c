@@ -264,6 +264,8 @@ MF_ENUM_INFO_(mf_enum_nonfinite, "nonfinite", MF_NONFINITE, MF_NONFINITE_LIST);
 MF_ENUM_INFO_(mf_enum_expert_bias, "expert_bias", MF_EBIAS, MF_EXPERT_BIAS_LIST);
 MF_ENUM_INFO_(mf_enum_weight_format, "weight_format", MF_WFMT, MF_WEIGHT_FORMAT_LIST);
 MF_ENUM_INFO_(mf_enum_scale_format, "scale_format", MF_SCALE, MF_SCALE_FORMAT_LIST);
+MF_ENUM_INFO_(mf_enum_shared_weight, "shared_weight", MF_SHW, MF_SHARED_WEIGHT_LIST);
+MF_ENUM_INFO_(mf_enum_shared_owner, "shared_owner", MF_SHOWN, MF_SHARED_OWNER_LIST);
 
 const char *mf_enum_name(const mf_enum_info *e, int v) {
     return v >= 0 && v < e->count ? e->names[v] : "?";

@@ -94,6 +94,18 @@
 #define MF_SCALE_FORMAT_LIST(X, P)                             \
     X(P, F32, "f32", MF_ABI_SCALE_F32)                         \
     X(P, UE8M0, "ue8m0", MF_ABI_SCALE_UE8M0)
+/* shared experts (n_shared > 0): the weight of each shared expert's slot in the combine, before
+ * an output-site rsf: 1; 1/rsf (SGLang's fused form, which the output-site rsf brings back to
+ * 1); sigmoid of the token's shared_gate logit (Qwen2-MoE, Qwen3-Next) */
+#define MF_SHARED_WEIGHT_LIST(X, P)                            \
+    X(P, ONE, "one", MF_ABI_SHARED_WEIGHT_ONE)                 \
+    X(P, INV_RSF, "inv_rsf", MF_ABI_SHARED_WEIGHT_INV_RSF)     \
+    X(P, GATE, "gate", MF_ABI_SHARED_WEIGHT_GATE)
+/* expert parallelism: whether this rank adds the shared experts (one rank owns them, so that
+ * the ranks' partial outputs sum to the unsharded one) */
+#define MF_SHARED_OWNER_LIST(X, P)                             \
+    X(P, THIS_RANK, "this_rank", MF_ABI_SHARED_OWNER_THIS_RANK) \
+    X(P, OTHER_RANK, "other_rank", MF_ABI_SHARED_OWNER_OTHER_RANK)
 
 /* ---- contract ---- */
 
@@ -156,7 +168,8 @@ typedef struct mf_enum_info {
 extern const mf_enum_info mf_enum_score, mf_enum_bias, mf_enum_group_rule, mf_enum_rsf_site,
     mf_enum_activation, mf_enum_layout, mf_enum_dtype, mf_enum_exp, mf_enum_div, mf_enum_acc,
     mf_enum_sigmoid_form, mf_enum_tie_rule, mf_enum_weight_form, mf_enum_renorm_denom,
-    mf_enum_nonfinite, mf_enum_expert_bias, mf_enum_weight_format, mf_enum_scale_format;
+    mf_enum_nonfinite, mf_enum_expert_bias, mf_enum_weight_format, mf_enum_scale_format,
+    mf_enum_shared_weight, mf_enum_shared_owner;
 
 /* The name of value v, or "?" outside the list. */
 const char *mf_enum_name(const mf_enum_info *e, int v);

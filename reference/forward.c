@@ -42,13 +42,17 @@ struct mf_ref_ctx {
     mf_dot_ws *ws;
     mf_vec_info *w13_info; /* [E_local][2I] */
     mf_vec_info *w2_info;  /* [E_local][H] */
-    uint8_t *info_ready;   /* [E_local]: infos of that expert's rows computed (on first use) */
+    mf_vec_info *sw13_info; /* [n_shared][2 shared_I]: the shared experts' rows */
+    mf_vec_info *sw2_info;  /* [n_shared][H] */
+    /* [E_local + n_shared]: infos of that expert's rows computed (on first use); the shared
+     * experts are local experts E_local .. E_local + n_shared - 1 of the caches below */
+    uint8_t *info_ready;
     uint8_t *col_mask;     /* [H] verified columns */
     /* current token */
     int cur_t;
     double *xd;
     mf_vec_info x_info;
-    int *slot_of; /* [E_local] -> slot or -1 */
+    int *slot_of; /* [E_local + n_shared] -> slot or -1 */
     expert_slot *slots;
     int nslots, cap_slots;
     /* activation scratch */
@@ -99,6 +103,8 @@ void mf_ref_ctx_free(mf_ref_ctx *ctx) {
     mf_dot_ws_free(ctx->ws);
     free(ctx->w13_info);
     free(ctx->w2_info);
+    free(ctx->sw13_info);
+    free(ctx->sw2_info);
     free(ctx->info_ready);
     free(ctx->col_mask);
     free(ctx->xd);
@@ -153,19 +159,23 @@ mf_ref_ctx *mf_ref_ctx_new(const mf_moe_params *p, const mf_moe_tensors *x, cons
     ctx->c = c;
     if (opt) ctx->opt = *opt;
     ctx->cur_t = -1;
-    int H = p->H, I = p->I, EL = p->E_local;
+    int H = p->H, I = p->I, EL = p->E_local, S = p->n_shared > 0 ? p->n_shared : 0;
+    int IS = S ? p->shared_I : 0, IM = IS > I ? IS : I;
     ctx->ws = mf_dot_ws_new();
     ctx->w13_info = calloc((size_t)EL * 2 * I + 1, sizeof(mf_vec_info));
     ctx->w2_info = calloc((size_t)EL * H + 1, sizeof(mf_vec_info));
-    ctx->info_ready = calloc((size_t)EL + 1, 1);
+    ctx->sw13_info = calloc((size_t)S * 2 * IS + 1, sizeof(mf_vec_info));
+    ctx->sw2_info = calloc((size_t)S * H + 1, sizeof(mf_vec_info));
+    ctx->info_ready = calloc((size_t)(EL + S) + 1, 1);
     ctx->col_mask = calloc((size_t)H, 1);
     ctx->xd = calloc((size_t)H, sizeof(double));
-    ctx->slot_of = calloc((size_t)EL + 1, sizeof(int));
-    ctx->hd = calloc((size_t)I, sizeof(double));
-    ctx->delta = calloc((size_t)I, sizeof(double));
-    ctx->hb = calloc((size_t)I, sizeof(uint16_t));
-    if (!ctx->ws || !ctx->w13_info || !ctx->w2_info || !ctx->info_ready || !ctx->col_mask || !ctx->xd ||
-        !ctx->slot_of || !ctx->hd || !ctx->delta || !ctx->hb) {
+    ctx->slot_of = calloc((size_t)(EL + S) + 1, sizeof(int));
+    ctx->hd = calloc((size_t)IM, sizeof(double));
+    ctx->delta = calloc((size_t)IM, sizeof(double));
+    ctx->hb = calloc((size_t)IM, sizeof(uint16_t));
+    if (!ctx->ws || !ctx->w13_info || !ctx->w2_info || !ctx->sw13_info || !ctx->sw2_info ||
+        !ctx->info_ready || !ctx->col_mask || !ctx->xd || !ctx->slot_of || !ctx->hd ||
+        !ctx->delta || !ctx->hb) {
         MF_FAIL(err, MF_ENOMEM, "reference: out of memory (H=%d I=%d E_local=%d)", H, I, EL);
         mf_ref_ctx_free(ctx);
         return NULL;
@@ -177,7 +187,19 @@ mf_ref_ctx *mf_ref_ctx_new(const mf_moe_params *p, const mf_moe_tensors *x, cons
     } else {
         memset(ctx->col_mask, 1, (size_t)H);
     }
-    for (int e = 0; e < EL; e++) ctx->slot_of[e] = -1;
+    if (S && (IS > (int)MF_DOT_MAX_TERMS || !x->sw13 || !x->sw2 ||
+              (p->shared_weight == MF_SHW_GATE && !x->shared_gate))) {
+        MF_FAIL(err, MF_EINVAL, "reference: %d shared experts of shared_I=%d without their "
+                "tensors, or shared_I out of domain", S, IS);
+        mf_ref_ctx_free(ctx);
+        return NULL;
+    }
+    if (S && p->weight_format != MF_WFMT_BF16) {
+        MF_FAIL(err, MF_EUNSUPPORTED, "reference: shared experts with quantized weights");
+        mf_ref_ctx_free(ctx);
+        return NULL;
+    }
+    for (int e = 0; e < EL + S; e++) ctx->slot_of[e] = -1;
     if (!ctx->opt.no_reuse && p->T > 1 && x->x) {
         ctx->row_first = malloc(sizeof(int) * (size_t)p->T);
         ctx->row_copies = calloc((size_t)p->T, 1);
@@ -453,7 +475,7 @@ static void load_token(mf_ref_ctx *ctx, int t) {
     const uint16_t *xr = ctx->x.x + (size_t)t * H;
     for (int h = 0; h < H; h++) ctx->xd[h] = bf16_d(xr[h]);
     mf_vec_info_bf16(xr, (size_t)H, 1, &ctx->x_info);
-    for (int e = 0; e < ctx->p.E_local; e++) ctx->slot_of[e] = -1;
+    for (int e = 0; e < ctx->p.E_local + ctx->p.n_shared; e++) ctx->slot_of[e] = -1;
     ctx->nslots = 0;
     ctx->cur_t = t;
 }
@@ -477,13 +499,40 @@ static mf_status new_slot(mf_ref_ctx *ctx, int *slot, mf_error *err) {
     return MF_OK;
 }
 
-static void expert_infos(mf_ref_ctx *ctx, int le) {
+/* One expert's weights: routed local expert le < E_local, or shared expert le - E_local (its
+ * own intermediate size, no expert bias) */
+typedef struct expert_view {
+    int I, shared;
+    const uint16_t *w13, *w2, *b13, *b2;
+    mf_vec_info *i13, *i2;
+} expert_view;
+
+static void expert_view_of(mf_ref_ctx *ctx, int le, expert_view *v) {
+    const mf_moe_params *p = &ctx->p;
+    size_t H = (size_t)p->H;
+    v->shared = le >= p->E_local;
+    if (v->shared) {
+        size_t j = (size_t)(le - p->E_local), I = (size_t)p->shared_I;
+        v->I = p->shared_I;
+        v->w13 = ctx->x.sw13 + j * 2 * I * H;
+        v->w2 = ctx->x.sw2 + j * H * I;
+        v->b13 = v->b2 = NULL;
+        v->i13 = ctx->sw13_info + j * 2 * I;
+        v->i2 = ctx->sw2_info + j * H;
+    } else {
+        size_t I = (size_t)p->I;
+        v->I = p->I;
+        v->w13 = ctx->x.w13 + (size_t)le * 2 * I * H;
+        v->w2 = ctx->x.w2 + (size_t)le * H * I;
+        v->b13 = ctx->x.b13 ? ctx->x.b13 + (size_t)le * 2 * I : NULL;
+        v->b2 = ctx->x.b2 ? ctx->x.b2 + (size_t)le * H : NULL;
+        v->i13 = ctx->w13_info + (size_t)le * 2 * I;
+        v->i2 = ctx->w2_info + (size_t)le * H;
+    }
     if (ctx->info_ready[le]) return;
-    size_t H = (size_t)ctx->p.H, I = (size_t)ctx->p.I;
-    for (size_t r = (size_t)le * 2 * I; r < (size_t)(le + 1) * 2 * I; r++)
-        mf_vec_info_bf16(ctx->x.w13 + r * H, H, 1, &ctx->w13_info[r]);
-    for (size_t r = (size_t)le * H; r < (size_t)(le + 1) * H; r++)
-        mf_vec_info_bf16(ctx->x.w2 + r * I, I, 1, &ctx->w2_info[r]);
+    size_t I = (size_t)v->I;
+    for (size_t r = 0; r < 2 * I; r++) mf_vec_info_bf16(v->w13 + r * H, H, 1, &v->i13[r]);
+    for (size_t r = 0; r < H; r++) mf_vec_info_bf16(v->w2 + r * I, I, 1, &v->i2[r]);
     ctx->info_ready[le] = 1;
 }
 
@@ -495,23 +544,24 @@ static void compute_expert(mf_ref_ctx *ctx, int le, expert_slot *s) {
         return;
     }
     const mf_moe_params *p = &ctx->p;
-    int H = p->H, I = p->I;
-    expert_infos(ctx, le);
-    const uint16_t *w13 = ctx->x.w13 + (size_t)le * 2 * I * H;
-    const mf_vec_info *i13 = ctx->w13_info + (size_t)le * 2 * I;
+    expert_view v;
+    expert_view_of(ctx, le, &v);
+    int H = p->H, I = v.I;
+    const uint16_t *w13 = v.w13;
+    const mf_vec_info *i13 = v.i13;
     const mf_acc_model *m = &ctx->c->gemm;
     int unconstrained = 0, any_delta = 0;
     for (int j = 0; j < I; j++) {
-        int rg = mf_gate_row(p, j), ru = mf_up_row(p, j);
+        int rg = v.shared ? mf_shared_gate_row(p, j) : mf_gate_row(p, j);
+        int ru = v.shared ? mf_shared_up_row(p, j) : mf_up_row(p, j);
         mf_dot dg, du;
         mf_dot_bf16(ctx->ws, ctx->xd, &ctx->x_info, NULL, w13 + (size_t)rg * H, &i13[rg],
                     (size_t)H, m, &dg);
         mf_dot_bf16(ctx->ws, ctx->xd, &ctx->x_info, NULL, w13 + (size_t)ru * H, &i13[ru],
                     (size_t)H, m, &du);
-        if (ctx->x.b13) {
-            const uint16_t *b13 = ctx->x.b13 + (size_t)le * 2 * I;
-            add_bias(ctx, &dg, b13[rg]);
-            add_bias(ctx, &du, b13[ru]);
+        if (v.b13) {
+            add_bias(ctx, &dg, v.b13[rg]);
+            add_bias(ctx, &du, v.b13[ru]);
         }
         act_out a;
         activation(ctx, &dg, &du, &a);
@@ -533,8 +583,8 @@ static void compute_expert(mf_ref_ctx *ctx, int le, expert_slot *s) {
     }
     mf_vec_info hi_info;
     mf_vec_info_bf16(ctx->hb, (size_t)I, 1, &hi_info);
-    const uint16_t *w2 = ctx->x.w2 + (size_t)le * H * I;
-    const mf_vec_info *i2 = ctx->w2_info + (size_t)le * H;
+    const uint16_t *w2 = v.w2;
+    const mf_vec_info *i2 = v.i2;
     for (int c = 0; c < H; c++) {
         if (!ctx->col_mask[c]) {
             s->o_hi[c] = s->o_lo[c] = s->o_rad[c] = 0;
@@ -544,8 +594,7 @@ static void compute_expert(mf_ref_ctx *ctx, int le, expert_slot *s) {
         mf_dot d;
         mf_dot_bf16(ctx->ws, ctx->hd, &hi_info, any_delta ? ctx->delta : NULL,
                     w2 + (size_t)c * I, &i2[c], (size_t)I, m, &d);
-        if (ctx->x.b2 && !(p->variant & MF_VARIANT_B2_UNWEIGHTED))
-            add_bias(ctx, &d, ctx->x.b2[(size_t)le * H + c]);
+        if (v.b2 && !(p->variant & MF_VARIANT_B2_UNWEIGHTED)) add_bias(ctx, &d, v.b2[c]);
         s->flags[c] = (d.flags & (MF_DOT_NONFINITE | MF_DOT_MAY_OVERFLOW)) ? MF_ELEM_UNCONSTRAINED
                                                                             : 0;
         if (ctx->c->round_points & MF_RP_GEMM2_OUT) {
@@ -590,7 +639,7 @@ static mf_status kept_expert(mf_ref_ctx *ctx, int t, int first, int le, expert_s
         ctx->keep_slot = slot;
         ctx->keep_cap = cap;
     }
-    int64_t k = (int64_t)first * ctx->p.E_local + le;
+    int64_t k = (int64_t)first * (ctx->p.E_local + ctx->p.n_shared) + le;
     size_t at = (size_t)((uint64_t)k * 0x9E3779B97F4A7C15ull >> 17) & (ctx->keep_cap - 1);
     for (; ctx->keep_key[at] >= 0; at = (at + 1) & (ctx->keep_cap - 1))
         if (ctx->keep_key[at] == k) {
@@ -623,10 +672,11 @@ static mf_status kept_expert(mf_ref_ctx *ctx, int t, int first, int le, expert_s
 }
 
 mf_status mf_ref_expert(mf_ref_ctx *ctx, int t, int le, mf_expert_out *out, mf_error *err) {
-    if (t < 0 || t >= ctx->p.T || le < 0 || le >= ctx->p.E_local)
+    if (t < 0 || t >= ctx->p.T || le < 0 || le >= ctx->p.E_local + ctx->p.n_shared)
         return MF_FAIL(err, MF_EINVAL, "reference: token %d / local expert %d out of range", t,
                        le);
-    if (ctx->x.expert_state && ctx->x.expert_state[le] != MF_REF_EXPERT_READY)
+    if (le < ctx->p.E_local && ctx->x.expert_state &&
+        ctx->x.expert_state[le] != MF_REF_EXPERT_READY)
         return MF_FAIL(err, MF_EINTERNAL,
                        "reference: local expert %d was not generated (token %d selects it): the "
                        "routable set missed it",
@@ -705,17 +755,55 @@ static void row_hull(mf_ref_row *row, const mf_ref_row *b, const uint8_t *col_ma
     }
 }
 
+/* The weight of shared expert j's slot for token t (docs/error-model.md, "Shared experts"):
+ * exact as hi + lo, the kernel's fp32 value within rad. rsf: the routing weights' (a context
+ * may serve problems that differ in rsf alone). */
+static void shared_weight(const mf_ref_ctx *ctx, int t, double rsf, double *hi, double *lo,
+                          double *rad) {
+    const mf_moe_params *p = &ctx->p;
+    switch (p->shared_weight) {
+    case MF_SHW_INV_RSF: /* fl(1 / rsf), or SGLang's fl(fl(sum / rsf) / sum): 2 roundings, each
+                            within 2 ulps under a fast division */
+        *hi = 1.0 / rsf;
+        *lo = fma(-*hi, rsf, 1.0) / rsf;
+        *rad = *hi * 0x1p-21 + mf_contract_eta(ctx->c);
+        break;
+    case MF_SHW_GATE:
+        mf_route_sigmoid(ctx->c, ctx->x.shared_gate + t, 1, hi, lo, rad);
+        break;
+    default:
+        *hi = 1.0, *lo = 0, *rad = 0;
+        break;
+    }
+    if (p->variant & MF_VARIANT_SHARED_RSF_TWICE) { /* one more fp32 division by rsf */
+        double q = *hi / rsf;
+        double ql = (fma(-q, rsf, *hi) + *lo) / rsf;
+        *rad = *rad / rsf + fabs(q) * 0x1p-22 + mf_contract_eta(ctx->c);
+        *hi = q, *lo = ql;
+    }
+}
+
 mf_status mf_ref_token_output(mf_ref_ctx *ctx, int t, const int32_t *ids, const mf_weights *w,
                               mf_ref_row *row, mf_error *err) {
     const mf_moe_params *p = &ctx->p;
     int H = p->H, k = p->top_k;
-    mf_expert_out eo[MF_MAX_TOP_K];
-    int local[MF_MAX_TOP_K];
+    mf_expert_out eo[MF_MAX_TOP_K + MF_MAX_SHARED];
+    int local[MF_MAX_TOP_K + MF_MAX_SHARED];
     int nloc = 0;
     for (int i = 0; i < k; i++) {
         if (ids[i] < 0 || ids[i] >= p->E || !mf_is_local(p, ids[i])) continue;
         MF_TRY(mf_ref_expert(ctx, t, ids[i] - p->expert_offset, &eo[nloc], err));
         local[nloc++] = i;
+    }
+    /* the shared experts' slots follow the routed ones, weight sw (one for all of a token's) */
+    int n_sh = 0;
+    if (mf_shared_added(p) || (p->n_shared > 0 && (p->variant & MF_VARIANT_SHARED_EVERY_RANK)))
+        n_sh = p->n_shared - ((p->variant & MF_VARIANT_SHARED_DROPPED) ? 1 : 0);
+    double sw_hi = 0, sw_lo = 0, sw_rad = 0;
+    if (n_sh > 0) shared_weight(ctx, t, w->rsf, &sw_hi, &sw_lo, &sw_rad);
+    for (int j = 0; j < n_sh; j++) {
+        MF_TRY(mf_ref_expert(ctx, t, p->E_local + j, &eo[nloc], err));
+        local[nloc++] = -1;
     }
     double t0 = ctx->opt.profile ? mf_now_s() : 0;
     /* the combine's accumulator rounds each add to fp32 (u), or to bf16 (2^-8) */
@@ -726,7 +814,7 @@ mf_status mf_ref_token_output(mf_ref_ctx *ctx, int t, const int32_t *ids, const 
     const double ftz_in = ctx->c->ftz ? 0x1p-126 : 0.0;
     /* the counterfactual "b2 unweighted" adds each local expert's b2 as one more term */
     const uint16_t *b2_cf = (p->variant & MF_VARIANT_B2_UNWEIGHTED) ? ctx->x.b2 : NULL;
-    int n_adds = b2_cf ? 2 * k : k;
+    int n_adds = (b2_cf ? 2 * k : k) + n_sh;
     double gk = (double)n_adds * uc / (1 - (double)n_adds * uc);
     int weighted_rp = (ctx->c->round_points & MF_RP_WEIGHTED) != 0;
     int rsf_rp = (ctx->c->round_points & MF_RP_RSF_OUT) != 0;
@@ -745,7 +833,9 @@ mf_status mf_ref_token_output(mf_ref_ctx *ctx, int t, const int32_t *ids, const 
             int i = local[n];
             fl |= eo[n].flags[c] & (MF_ELEM_UNCONSTRAINED | MF_ELEM_UNDECIDED);
             double oh = eo[n].o_hi[c], ol = eo[n].o_lo[c], ro = eo[n].o_rad[c];
-            double wh = w->w_hi[i], wl = w->w_lo[i], rw = w->rad[i];
+            double wh = i < 0 ? sw_hi : w->w_hi[i], wl = i < 0 ? sw_lo : w->w_lo[i];
+            double rw = i < 0 ? sw_rad : w->rad[i];
+            if (isnan(wh)) fl |= MF_ELEM_UNCONSTRAINED; /* a NaN gate logit */
             double ph, pl;
             dd_mul(wh, wl, oh, ol, &ph, &pl);
             double a_term = fabs(wh) * ro + rw * fabs(oh) + rw * ro +
@@ -762,7 +852,7 @@ mf_status mf_ref_token_output(mf_ref_ctx *ctx, int t, const int32_t *ids, const 
             dd_add(&zh, &zl, ph, pl);
             A += a_term;
             B += fabs(ph);
-            if (b2_cf) {
+            if (b2_cf && i >= 0) {
                 double b = bf16_d(b2_cf[(size_t)(ids[i] - p->expert_offset) * H + c]);
                 dd_add(&zh, &zl, b, 0);
                 B += fabs(b);
@@ -770,7 +860,7 @@ mf_status mf_ref_token_output(mf_ref_ctx *ctx, int t, const int32_t *ids, const 
             }
         }
         if (w->nan_ok) fl |= MF_ELEM_NAN_OK;
-        double rad = A + (gk + U) * (B + A) + 2.0 * k * eta;
+        double rad = A + (gk + U) * (B + A) + 2.0 * (k + n_sh) * eta;
         /* the fp32 combine may overflow before an output-site rsf scales it back */
         if (B + rad >= 0x1p127) fl |= MF_ELEM_UNCONSTRAINED;
         if (rsf_o != 1.0 && rsf_rp) {

@@ -11,6 +11,10 @@
  *       [gate; up] = W13[e - offset] x_t (+ b13)   (layout), a = silu(gate) * up, h = bf16(a)
  *       y_e = W2[e - offset] h (+ b2)
  *   out[t] = sum_k w_k y_{e_k}  (local experts only: the rank's partial sum)
+ *          + sum_{j < n_shared} s_j ys_j(x_t)   (shared experts, only on the rank that owns them:
+ *            intermediate size shared_I, weights sw13/sw2, the same activation, no expert bias;
+ *            s_j = 1, 1/rsf or sigmoid(shared_gate[t]) by shared_weight)
+ *   rsf at site output multiplies the whole sum, the shared experts' terms included
  *
  * The enums come from reference/enums.h: never renumber, only append.
  */
@@ -33,6 +37,8 @@ MF_ENUM_DEFINE(mf_nonfinite, MF_NONFINITE, MF_NONFINITE_LIST);
 MF_ENUM_DEFINE(mf_expert_bias, MF_EBIAS, MF_EXPERT_BIAS_LIST);
 MF_ENUM_DEFINE(mf_weight_format, MF_WFMT, MF_WEIGHT_FORMAT_LIST);
 MF_ENUM_DEFINE(mf_scale_format, MF_SCALE, MF_SCALE_FORMAT_LIST);
+MF_ENUM_DEFINE(mf_shared_weight, MF_SHW, MF_SHARED_WEIGHT_LIST);
+MF_ENUM_DEFINE(mf_shared_owner, MF_SHOWN, MF_SHARED_OWNER_LIST);
 
 /* Counterfactual semantics: the ways real bugs change the routing that no parameter expresses.
  * Used by attribution (src/attribute.c) only; never part of a case. */
@@ -41,7 +47,18 @@ typedef enum mf_variant {
     MF_VARIANT_WEIGHTS_FROM_KEYS = 1u << 1, /* weights from the biased keys, not the scores */
     MF_VARIANT_B2_UNWEIGHTED = 1u << 2,     /* out += w y + b2: the expert bias not weighted */
     MF_VARIANT_CLAMP_DROPPED = 1u << 3,     /* the activation's clamps never applied */
+    MF_VARIANT_SHARED_EVERY_RANK = 1u << 4, /* shared experts added by a rank that does not own
+                                               them (SGLang #26845) */
+    MF_VARIANT_SHARED_RSF_TWICE = 1u << 5,  /* each shared weight divided by rsf once more
+                                               (SGLang #28237, #35163) */
+    MF_VARIANT_SHARED_DROPPED = 1u << 6,    /* the last shared expert's slot dropped (SGLang
+                                               #38963) */
 } mf_variant;
+/* The variants that the experts' and output's reference reads from its context's parameters (the
+ * others change the routing only): a counterfactual with one of them needs its own context. */
+#define MF_VARIANT_EXPERTS                                                                  \
+    (MF_VARIANT_B2_UNWEIGHTED | MF_VARIANT_CLAMP_DROPPED | MF_VARIANT_SHARED_EVERY_RANK |  \
+     MF_VARIANT_SHARED_RSF_TWICE | MF_VARIANT_SHARED_DROPPED)
 
 typedef struct mf_moe_params {
     int T;             /* tokens */
@@ -74,6 +91,11 @@ typedef struct mf_moe_params {
     mf_weight_format weight_format;
     mf_scale_format scale_format; /* fp8_block: activation scales */
     int block_n, block_k; /* fp8_block: weight scale blocks; 0 = 128 (the models') */
+    /* shared experts (ABI level 4): 0 = none */
+    int n_shared;
+    int shared_I; /* their intermediate size (GEMM1 has 2 shared_I rows) */
+    mf_shared_weight shared_weight;
+    mf_shared_owner shared_owner;
 } mf_moe_params;
 
 /* Tensor storage. All row-major; bf16 as bit patterns. */
@@ -97,7 +119,13 @@ typedef struct mf_moe_tensors {
      * fp8_block scales: w13_s [E_local][2I / block_n][ceil(H / block_k)],
      * w2_s [E_local][ceil(H / block_n)][ceil(I / block_k)]; NULL otherwise. */
     const float *w13_s, *w2_s;
+    /* shared experts (n_shared > 0): sw13 [n_shared][2 shared_I][H] (W13's layout),
+     * sw2 [n_shared][H][shared_I], bf16; shared_gate [T] fp32 logits (shared_weight gate) */
+    const uint16_t *sw13, *sw2;
+    const float *shared_gate;
 } mf_moe_tensors;
+
+#define MF_MAX_SHARED 8 /* shared experts (DeepSeek-V2 and ERNIE-4.5 have 2) */
 
 #define MF_REF_EXPERT_READY 2 /* expert_state of a generated expert (src/case.h MF_EXPERT_READY) */
 
@@ -116,6 +144,19 @@ static inline int mf_has_b13(const mf_moe_params *p) {
 }
 static inline int mf_has_b2(const mf_moe_params *p) {
     return p->expert_bias == MF_EBIAS_B13_B2 || p->expert_bias == MF_EBIAS_B2;
+}
+/* Row of a shared expert's W13 (intermediate size shared_I) that holds gate (or up) unit j. */
+static inline int mf_shared_gate_row(const mf_moe_params *p, int j) {
+    if (p->layout == MF_LAYOUT_INTERLEAVED) return 2 * j;
+    return p->layout == MF_LAYOUT_GATE_UP ? j : p->shared_I + j;
+}
+static inline int mf_shared_up_row(const mf_moe_params *p, int j) {
+    if (p->layout == MF_LAYOUT_INTERLEAVED) return 2 * j + 1;
+    return p->layout == MF_LAYOUT_GATE_UP ? p->shared_I + j : j;
+}
+/* 1 if this rank adds its shared experts to the output */
+static inline int mf_shared_added(const mf_moe_params *p) {
+    return p->n_shared > 0 && p->shared_owner == MF_SHOWN_THIS_RANK;
 }
 /* fp8_block's weight block (rows x K) and activation group (K): 0 means 128 */
 static inline int mf_block_n(const mf_moe_params *p) { return p->block_n > 0 ? p->block_n : 128; }

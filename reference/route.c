@@ -117,6 +117,14 @@ static void scores_sigmoid(const mf_contract *c, const float *L, int E, double *
     }
 }
 
+void mf_route_sigmoid(const mf_contract *c, const float *L, int n, double *s_hi, double *s_lo,
+                      double *s_rad) {
+    mpfr_t a, tmp;
+    mpfr_inits2(ROUTE_PREC, a, tmp, (mpfr_ptr)0);
+    scores_sigmoid(c, L, n, s_hi, s_lo, s_rad, a, tmp);
+    mpfr_clears(a, tmp, (mpfr_ptr)0);
+}
+
 /* sqrt(softplus(l)) (DeepSeek-V4), the kernel's fp32 form sqrt(log1p(exp(l))), or sqrt(l) for
  * l > 20 (torch's threshold: softplus(l) - l < 2.1e-9 there). With e' = exp(l)(1 + d_e) (plus
  * the subnormal scale's absolute error), log1p within 4 ulps, sqrt correctly rounded: the
@@ -999,6 +1007,7 @@ mf_status mf_ref_weights(const mf_routing *r, const mf_moe_params *p, const mf_c
     memset(w, 0, sizeof *w);
     w->k = k;
     w->out_scale = p->rsf_site == MF_RSF_OUTPUT ? (double)p->rsf : 1.0;
+    w->rsf = (double)p->rsf;
     if (r->invariant_only[t]) {
         for (int i = 0; i < k; i++) {
             w->lo[i] = -INFINITY;

@@ -73,9 +73,16 @@ typedef struct mf_weights {
     double out_scale;          /* applied to the combined row: rsf where rsf_site = output, else 1
                                   (from the parameters the weights were formed under, so a
                                   counterfactual's rsf reaches the output too) */
+    double rsf;                /* the rsf they were formed under (a shared expert's 1/rsf) */
 } mf_weights;
 
 #define MF_MAX_TOP_K 64
+
+/* sigmoid(L[i]) for n fp32 logits as the router's sigmoid computes it under contract c: the
+ * exact value as a double-double (s_hi + s_lo) and the radius that holds the kernel's fp32
+ * value (docs/error-model.md, "Scores"); NaN where L[i] is NaN. */
+void mf_route_sigmoid(const mf_contract *c, const float *L, int n, double *s_hi, double *s_lo,
+                      double *s_rad);
 
 mf_status mf_ref_weights(const mf_routing *r, const mf_moe_params *p, const mf_contract *c, int t,
                          const int32_t *ids, mf_weights *w, mf_error *err);

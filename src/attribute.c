@@ -31,6 +31,9 @@ static const struct {
     {"clamp_dropped", "the clamped activation's limit not applied"},
     {"interleave_ignored", "interleaved gate/up rows of W13 read as two halves"},
     {"ue8m0_dropped", "fp8 activation scales not rounded up to a power of two (UE8M0)"},
+    {"shared_every_rank", "shared experts added on a rank that does not own them"},
+    {"shared_rsf_twice", "shared experts' weight divided by routed_scaling_factor once more"},
+    {"shared_dropped", "the last shared expert's slot dropped"},
 };
 
 const char *mf_knob_name(mf_knob k) { return (unsigned)k < MF_KNOB_COUNT ? knobs[k].name : "?"; }
@@ -101,9 +104,12 @@ int mf_knob_apply(mf_knob k, const mf_moe_params *p, mf_moe_params *cf, char *de
         snprintf(desc, n, "renormalize = %s", cf->renormalize ? "true" : "false");
         return 1;
     case MF_KNOB_EPS_MISSING:
-        if (!p->renormalize || p->renorm_eps == 0.0f) return 0;
+        /* the bare sum: eps dropped, and the guards of sum_or_one and max_eps with it */
+        if (!p->renormalize || (p->renorm_eps == 0.0f && p->renorm_denom == MF_RENORM_SUM_EPS))
+            return 0;
         cf->renorm_eps = 0.0f;
-        snprintf(desc, n, "eps = 0");
+        cf->renorm_denom = MF_RENORM_SUM_EPS;
+        snprintf(desc, n, "eps = 0 (denominator: the bare sum)");
         return 1;
     case MF_KNOB_SCORE_SWAPPED:
         cf->score = p->score == MF_SCORE_SIGMOID ? MF_SCORE_SOFTMAX : MF_SCORE_SIGMOID;
@@ -144,6 +150,21 @@ int mf_knob_apply(mf_knob k, const mf_moe_params *p, mf_moe_params *cf, char *de
         if (p->weight_format != MF_WFMT_FP8_BLOCK || p->scale_format != MF_SCALE_UE8M0) return 0;
         cf->scale_format = MF_SCALE_F32;
         snprintf(desc, n, "scale_format = f32");
+        return 1;
+    case MF_KNOB_SHARED_EVERY_RANK:
+        if (p->n_shared == 0 || p->shared_owner == MF_SHOWN_THIS_RANK) return 0;
+        cf->variant |= MF_VARIANT_SHARED_EVERY_RANK;
+        snprintf(desc, n, "shared experts added on this rank (shared_owner ignored)");
+        return 1;
+    case MF_KNOB_SHARED_RSF_TWICE:
+        if (!mf_shared_added(p) || p->rsf == 1.0f) return 0;
+        cf->variant |= MF_VARIANT_SHARED_RSF_TWICE;
+        snprintf(desc, n, "shared weight / rsf (rsf divided twice)");
+        return 1;
+    case MF_KNOB_SHARED_DROPPED:
+        if (!mf_shared_added(p)) return 0;
+        cf->variant |= MF_VARIANT_SHARED_DROPPED;
+        snprintf(desc, n, "n_shared = %d (the last shared slot dropped)", p->n_shared - 1);
         return 1;
     default: return 0;
     }
@@ -253,7 +274,8 @@ mf_status mf_observable_knobs_of(const mf_problem *pb, const mf_contract *c, uns
         counterfactual_problem(pb, &cf[kn].p, &cf[kn].pb);
         if ((st = mf_ref_route(&cf[kn].p, &cf[kn].pb.t, c, &cf[kn].rt, err)) != MF_OK) break;
         cf[kn].on = 1;
-        if (cf[kn].p.layout != p->layout || cf[kn].p.expert_offset != p->expert_offset) {
+        if (cf[kn].p.layout != p->layout || cf[kn].p.expert_offset != p->expert_offset ||
+            ((cf[kn].p.variant ^ p->variant) & MF_VARIANT_EXPERTS)) {
             cf[kn].ctx = mf_ref_ctx_new(&cf[kn].p, &cf[kn].pb.t, c, &ro, err);
             if (!cf[kn].ctx) st = MF_EINVAL;
         }

@@ -64,6 +64,8 @@ MF_NONFINITE_LIST(MF_ABI_SAME_, MF_NONFINITE)
 MF_EXPERT_BIAS_LIST(MF_ABI_SAME_, MF_EBIAS)
 MF_WEIGHT_FORMAT_LIST(MF_ABI_SAME_, MF_WFMT)
 MF_SCALE_FORMAT_LIST(MF_ABI_SAME_, MF_SCALE)
+MF_SHARED_WEIGHT_LIST(MF_ABI_SAME_, MF_SHW)
+MF_SHARED_OWNER_LIST(MF_ABI_SAME_, MF_SHOWN)
 MF_EXP_LIST(MF_ABI_SAME_, MF_EXP)
 MF_DIV_LIST(MF_ABI_SAME_, MF_DIV)
 MF_ACC_LIST(MF_ABI_SAME_, MF_ACC)
@@ -528,6 +530,10 @@ mf_status mf_backend_params(const mf_moe_params *p, uint32_t level, mf_kernel_pa
         ext->block_n = mf_block_n(p);
         ext->block_k = mf_block_k(p);
     }
+    ext->n_shared = p->n_shared;
+    ext->shared_I = p->shared_I;
+    MF_TRY(abi_value(&mf_enum_shared_weight, p->shared_weight, &ext->shared_weight, err));
+    MF_TRY(abi_value(&mf_enum_shared_owner, p->shared_owner, &ext->shared_owner, err));
     kp->abi_version = MF_KERNEL_ABI_VERSION;
     kp->struct_size = sizeof *kp;
     kp->T = p->T;

@@ -72,6 +72,14 @@ void mf_case_fix_v2(mf_case *c) {
     else if (p->act_limit == 0) p->act_limit = 7.0f;
     if (p->activation != MF_ACT_SWIGLU_OAI) p->act_alpha = 0;
     else if (p->act_alpha == 0) p->act_alpha = 1.702f;
+    if (p->weight_format != MF_WFMT_BF16) p->n_shared = 0;
+    if (p->n_shared == 0) {
+        p->shared_I = 0;
+        p->shared_weight = MF_SHW_ONE;
+        p->shared_owner = MF_SHOWN_THIS_RANK;
+    } else if (p->shared_I == 0) {
+        p->shared_I = p->I;
+    }
 }
 
 void mf_case_drop_absent_gens(mf_case *c) {
@@ -147,6 +155,19 @@ mf_status mf_case_validate(const mf_case *c, mf_error *err) {
           "act_alpha = %g with activation %s (swiglu_oai needs one, the others none)",
           (double)p->act_alpha, mf_activation_name(p->activation));
     CHECK(isfinite(p->rsf) && p->rsf > 0, "rsf=%g must be finite and positive", (double)p->rsf);
+    CHECK((p->n_shared > 0) == (p->shared_I > 0),
+          "n_shared = %d with shared_I = %d (shared experts need their intermediate size, and "
+          "shared_I needs shared experts)",
+          p->n_shared, p->shared_I);
+    CHECK(p->n_shared > 0 || (p->shared_weight == MF_SHW_ONE &&
+                              p->shared_owner == MF_SHOWN_THIS_RANK),
+          "shared_weight = %s, shared_owner = %s without shared experts (n_shared = 0)",
+          mf_enum_name(&mf_enum_shared_weight, p->shared_weight),
+          mf_enum_name(&mf_enum_shared_owner, p->shared_owner));
+    CHECK(p->n_shared == 0 || p->weight_format == MF_WFMT_BF16,
+          "shared experts with weight_format %s: shared experts are modelled with bf16 weights "
+          "only",
+          mf_enum_name(&mf_enum_weight_format, p->weight_format));
     CHECK(p->rsf_site == MF_RSF_WEIGHTS || p->rsf_site == MF_RSF_OUTPUT, "bad rsf site");
     CHECK((unsigned)p->layout < MF_LAYOUT_COUNT, "bad layout");
     CHECK(p->logits_dtype == MF_DTYPE_F32 || p->logits_dtype == MF_DTYPE_BF16, "bad logits dtype");
@@ -395,7 +416,7 @@ double mf_case_work(const mf_case *c) {
      * one more row distinct */
     int rows = p->T;
     if (c->rows > 0 && c->rows + c->n_pokes < p->T) rows = c->rows + c->n_pokes;
-    return (double)rows * p->top_k * 3.0 * p->H * p->I;
+    return (double)rows * 3.0 * p->H * ((double)p->top_k * p->I + (double)p->n_shared * p->shared_I);
 }
 
 /* ---- generation ---- */

@@ -48,7 +48,13 @@
     ROW(W13_S, w13_s, float, 3, p->E_local, mf_blocks(2 * p->I, mf_block_n(p)),                \
         mf_blocks(p->H, mf_block_k(p)), 0, p->weight_format == MF_WFMT_FP8_BLOCK, 1.0, 0, ext, 3) \
     ROW(W2_S, w2_s, float, 3, p->E_local, mf_blocks(p->H, mf_block_n(p)),                      \
-        mf_blocks(p->I, mf_block_k(p)), 0, p->weight_format == MF_WFMT_FP8_BLOCK, 1.0, 0, ext, 3)
+        mf_blocks(p->I, mf_block_k(p)), 0, p->weight_format == MF_WFMT_FP8_BLOCK, 1.0, 0, ext, 3) \
+    ROW(SW13, sw13, uint16_t, 3, p->n_shared, 2 * (size_t)p->shared_I, p->H, 1, p->n_shared > 0, \
+        (double)(float)(1.0 / sqrt((double)p->H)), 0, ext, 4)                                   \
+    ROW(SW2, sw2, uint16_t, 3, p->n_shared, p->H, p->shared_I, 1, p->n_shared > 0,              \
+        (double)(float)(1.0 / sqrt((double)(p->shared_I > 0 ? p->shared_I : 1))), 0, ext, 4)    \
+    ROW(SHARED_GATE, shared_gate, float, 1, p->T, 1, 1, 0,                                      \
+        p->n_shared > 0 && p->shared_weight == MF_SHW_GATE, 1.0, 0, ext, 4)
 
 /* Blocks of b along n, the last one partial (FP8 block scales). */
 static inline size_t mf_blocks(int n, int b) { return ((size_t)n + (size_t)b - 1) / (size_t)b; }
@@ -61,7 +67,7 @@ static inline size_t mf_blocks(int n, int b) { return ((size_t)n + (size_t)b - 1
  * number in the binary format v2 and never changes.
  *
  * ROW(tag, field, kind, enum_info, lo, hi, level):
- *   tag     binary v2 tag, 0..127
+ *   tag     binary v2 tag, 0..63 (src/codec.c: the tags above are v1 enums and generators)
  *   field   the field of mf_moe_params, and the text case's key
  *   kind    ENUM (int-sized enum, values of enum_info), INT (lo..hi), F32 (0 or in [lo, hi])
  *   level   the ABI feature level that carries it (kernel_abi.h), when it is not 0 */
@@ -74,7 +80,11 @@ static inline size_t mf_blocks(int n, int b) { return ((size_t)n + (size_t)b - 1
     ROW(32, weight_format, ENUM, &mf_enum_weight_format, 0, 0, 3)                    \
     ROW(33, scale_format, ENUM, &mf_enum_scale_format, 0, 0, 3)                      \
     ROW(34, block_n, INT, NULL, 1, 4096, 3)                                          \
-    ROW(35, block_k, INT, NULL, 1, 4096, 3)
+    ROW(35, block_k, INT, NULL, 1, 4096, 3)                                          \
+    ROW(48, n_shared, INT, NULL, 1, MF_MAX_SHARED, 4)                                \
+    ROW(49, shared_I, INT, NULL, 1, MF_MAX_I, 4)                                     \
+    ROW(50, shared_weight, ENUM, &mf_enum_shared_weight, 0, 0, 4)                    \
+    ROW(51, shared_owner, ENUM, &mf_enum_shared_owner, 0, 0, 4)
 
 typedef enum mf_param_kind { MF_PK_ENUM, MF_PK_INT, MF_PK_F32 } mf_param_kind;
 

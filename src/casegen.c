@@ -128,6 +128,16 @@ static void quant_repair(mf_case *c) {
     c->n_pokes = n;
 }
 
+/* Shared experts (level 4): 1 to 3 of a small intermediate size, any weight form; under expert
+ * parallelism owned by this rank or by another one. */
+static void random_shared(mf_rng *r, mf_moe_params *p) {
+    p->n_shared = 1 + (int)mf_rng_below(r, 3);
+    p->shared_I = 1 + (int)mf_rng_below(r, 64);
+    p->shared_weight = (mf_shared_weight)mf_rng_below(r, MF_SHW_COUNT);
+    p->shared_owner = p->E_local < p->E ? (mf_shared_owner)mf_rng_below(r, MF_SHOWN_COUNT)
+                                        : MF_SHOWN_THIS_RANK;
+}
+
 /* A weight format, sometimes: 1 in 6 cases fp8_block (blocks of 16 to 128 rows and columns,
  * either scale format), 1 in 12 mxfp4. */
 static void draw_quant(mf_rng *r, mf_moe_params *p) {
@@ -292,6 +302,7 @@ void mf_case_random(mf_rng *r, const mf_case_limits *lim, mf_case *c) {
         random_activation(r, p);
         if (mf_rng_below(r, 3) == 0) p->layout = MF_LAYOUT_INTERLEAVED;
         if (mf_rng_below(r, 3) == 0) p->score = MF_SCORE_SQRT_SOFTPLUS;
+        if (mf_rng_below(r, 3) == 0) random_shared(r, p);
     }
     p->T = mf_dim_boundary(r, lim->max_T);
     p->H = mf_dim_boundary(r, lim->max_H);
@@ -356,9 +367,13 @@ static void mutate_routing(mf_case *c, mf_rng *r) {
     mf_moe_params *p = &c->p;
     switch (mf_rng_below(r, 14)) {
     case 13:
-        if (mf_rng_below(r, 2))
-            p->expert_bias = (mf_expert_bias)((p->expert_bias + 1) % MF_EBIAS_COUNT);
-        else random_activation(r, p);
+        switch (mf_rng_below(r, 3)) {
+        case 0: p->expert_bias = (mf_expert_bias)((p->expert_bias + 1) % MF_EBIAS_COUNT); break;
+        case 1: random_activation(r, p); break;
+        default:
+            if (p->n_shared) p->n_shared = 0; /* mf_case_repair clears the rest */
+            else random_shared(r, p);
+        }
         break;
     case 11: p->renorm_denom = (mf_renorm_denom)((p->renorm_denom + 1) % MF_RENORM_COUNT); break;
     case 12: p->nonfinite = (mf_nonfinite)((p->nonfinite + 1) % MF_NONFINITE_COUNT); break;
@@ -492,6 +507,12 @@ void mf_case_crossover(const mf_case *a, const mf_case *b, mf_rng *r, const mf_c
             p->renorm_denom = q->renorm_denom;
         if (mf_rng_below(r, 2)) p->nonfinite = q->nonfinite;
         if (mf_rng_below(r, 2)) p->expert_bias = q->expert_bias;
+        if (mf_rng_below(r, 2)) {
+            p->n_shared = q->n_shared, p->shared_I = q->shared_I;
+            p->shared_weight = q->shared_weight, p->shared_owner = q->shared_owner;
+            out->gen[MF_T_SW13] = b->gen[MF_T_SW13], out->gen[MF_T_SW2] = b->gen[MF_T_SW2];
+            out->gen[MF_T_SHARED_GATE] = b->gen[MF_T_SHARED_GATE];
+        }
         if (mf_rng_below(r, 2))
             p->activation = q->activation, p->act_limit = q->act_limit, p->act_alpha = q->act_alpha;
         if (mf_rng_below(r, 2)) p->rsf = q->rsf, p->rsf_site = q->rsf_site;

@@ -164,7 +164,8 @@ static void compare_token(const meta_ctx *x, mf_meta rel, int t, const uint16_t 
 
 /* rsf-scaling: out(2 rsf) = 2 out(rsf) where the scaling commutes with every rounding. */
 static int rsf_scaling_applies(const meta_ctx *x) {
-    return (double)x->pb->p.rsf * 2 <= 0x1p8;
+    /* shared experts' terms do not scale with rsf (weight 1, gate) or scale against it (1/rsf) */
+    return (double)x->pb->p.rsf * 2 <= 0x1p8 && !mf_shared_added(&x->pb->p);
 }
 
 static mf_status rsf_scaling_check(meta_ctx *x, mf_error *err) {
@@ -286,12 +287,20 @@ static mf_status full_groups_check(meta_ctx *x, mf_error *err) {
 }
 
 /* ep-shards: two expert-parallel shards of the full expert set; a token whose experts all live
- * on one shard gets the unsharded output there and exact zeros on the other. */
+ * on one shard gets the unsharded output there and exact zeros on the other. Shard 0 owns the
+ * shared experts: a token whose routed experts all live on shard 0 gets the unsharded output
+ * there (the same slots in the same order) and zeros on shard 1; the others are split. */
 /* Elements of one expert's slice of a per-expert tensor (those after x, logits and bias). */
 static size_t per_expert(const mf_moe_params *p, mf_tensor_id t) {
     uint64_t s[MF_TENSOR_MAX_RANK];
     mf_tensor_shape(p, t, s);
     return (size_t)(s[1] * s[2]);
+}
+
+/* 1 for a tensor held per routed expert (d0 = E_local): not x, logits, bias nor the shared
+ * experts' tensors, which every shard holds whole */
+static int routed_expert_tensor(mf_tensor_id t) {
+    return t > MF_T_BIAS && t != MF_T_SW13 && t != MF_T_SW2 && t != MF_T_SHARED_GATE;
 }
 
 static int ep_shards_applies(const meta_ctx *x) {
@@ -304,9 +313,12 @@ static mf_status ep_shards_check(meta_ctx *x, mf_error *err) {
     mf_problem qa = *pb, qb = *pb;
     qa.p.E_local = half;
     qb.p.E_local = E - half, qb.p.expert_offset = half;
+    /* shard 0 owns the shared experts (if this rank did): the shards' outputs sum to it once */
+    const int shared = mf_shared_added(&pb->p);
+    if (shared) qb.p.shared_owner = MF_SHOWN_OTHER_RANK;
     /* shard b's view of every per-expert tensor (weights, expert biases, block scales) */
 #define SHARD_(ID, name, ...)                                                               \
-    if (MF_T_##ID > MF_T_BIAS && pb->name) {                                                \
+    if (routed_expert_tensor(MF_T_##ID) && pb->name) {                                      \
         qb.name = pb->name + (size_t)half * per_expert(&pb->p, MF_T_##ID);                  \
         if (pb->t.name) qb.t.name = qb.name;                                                \
     }
@@ -336,6 +348,7 @@ static mf_status ep_shards_check(meta_ctx *x, mf_error *err) {
                     in_b++;
             }
             if (in_a && in_b) continue; /* split token: partial sums round differently */
+            if (shared && in_b) continue; /* its routed experts on shard 1, the shared on 0 */
             const uint16_t *own = in_a ? ra.out : rb.out, *other = in_a ? rb.out : ra.out;
             for (int col = 0; col < H; col++) {
                 size_t i = (size_t)t * H + col;
@@ -382,7 +395,7 @@ static int permute_experts(const mf_problem *pb, const int *perm, permuted *q) {
     const int E = pb->p.E;
     memset(q, 0, sizeof *q);
 #define PERM_COPY_(ID, name, storage, ...)                                                  \
-    if (MF_T_##ID > MF_T_BIAS && pb->name) {                                                \
+    if (routed_expert_tensor(MF_T_##ID) && pb->name) {                                      \
         size_t per = per_expert(&pb->p, MF_T_##ID);                                         \
         if (!(q->name = malloc(sizeof(storage) * (per * (size_t)E + 1)))) return 0;         \
         for (int e = 0; e < E; e++)                                                         \

@@ -14,7 +14,9 @@ static const mf_model models[] = {
      .renormalize = 1, .eps = 1e-20f, .rsf = 2.5f, .rsf_site = MF_RSF_OUTPUT,
      .activation = MF_ACT_SILU_GLU, .layout = MF_LAYOUT_GATE_UP,
      .H_twin = 512, .I_twin = 128,
-     .note = "rsf applied to the output by vLLM; 1 shared expert not modelled"},
+     .n_shared = 1, .shared_I = 2048, .shared_I_twin = 128, .shared_weight = MF_SHW_INV_RSF,
+     .note = "rsf applied to the output by vLLM; 1 shared expert (n_shared_experts 1 x "
+             "moe_intermediate_size 2048) of net weight 1: 1/rsf before the output's rsf"},
     {.name = "deepseek-v3-fp8",
      .hf_id = "deepseek-ai/DeepSeek-V3",
      .H = 7168, .I = 2048, .E = 256, .top_k = 8,
@@ -27,7 +29,8 @@ static const mf_model models[] = {
      .block_n = 128, .block_k = 128,
      .note = "FP8 checkpoint (README_WEIGHTS.md: quantization_config fp8 e4m3, "
              "weight_block_size [128, 128], dynamic activations, fp32 weight_scale_inv); "
-             "fp32 activation scales (V3.1's ue8m0 unverified); 1 shared expert not modelled"},
+             "fp32 activation scales (V3.1's ue8m0 unverified); 1 shared expert not modelled "
+             "(shared experts with FP8 weights are not)"},
     {.name = "kimi-k2",
      .hf_id = "moonshotai/Kimi-K2-Instruct",
      .H = 7168, .I = 2048, .E = 384, .top_k = 8,
@@ -98,7 +101,9 @@ static const mf_model models[] = {
      .renormalize = 1, .eps = 0.0f, .rsf = 1.0f, .rsf_site = MF_RSF_WEIGHTS,
      .activation = MF_ACT_SILU_GLU, .layout = MF_LAYOUT_GATE_UP,
      .H_twin = 256, .I_twin = 64,
-     .note = "sigmoid-gated shared expert not modelled"},
+     .n_shared = 1, .shared_I = 512, .shared_I_twin = 64, .shared_weight = MF_SHW_GATE,
+     .note = "1 sigmoid-gated shared expert (shared_expert_intermediate_size 512; unverified), "
+             "its gate's logit a case tensor"},
     {.name = "deepseek-v2-lite",
      .hf_id = "deepseek-ai/DeepSeek-V2-Lite",
      .H = 2048, .I = 1408, .E = 64, .top_k = 6,
@@ -107,7 +112,9 @@ static const mf_model models[] = {
      .renormalize = 0, .eps = 0.0f, .rsf = 1.0f, .rsf_site = MF_RSF_WEIGHTS,
      .activation = MF_ACT_SILU_GLU, .layout = MF_LAYOUT_GATE_UP,
      .H_twin = 256, .I_twin = 192,
-     .note = "softmax without renormalization; 2 shared experts not modelled"},
+     .n_shared = 2, .shared_I = 1408, .shared_I_twin = 192, .shared_weight = MF_SHW_ONE,
+     .note = "softmax without renormalization; 2 shared experts of 1408 (n_shared_experts 2; "
+             "unverified), weight 1"},
     {.name = "deepseek-v2",
      .hf_id = "deepseek-ai/DeepSeek-V2",
      .H = 5120, .I = 1536, .E = 160, .top_k = 6,
@@ -142,7 +149,8 @@ static const mf_model models[] = {
      .renormalize = 0, .eps = 0.0f, .rsf = 1.0f, .rsf_site = MF_RSF_WEIGHTS,
      .activation = MF_ACT_SILU_GLU, .layout = MF_LAYOUT_GATE_UP,
      .H_twin = 512, .I_twin = 384,
-     .note = "shared expert not modelled"},
+     .n_shared = 1, .shared_I = 5120, .shared_I_twin = 384, .shared_weight = MF_SHW_ONE,
+     .note = "1 shared expert of 5120 (share_expert_dim; unverified), weight 1"},
     {.name = "trinity-mini",
      .hf_id = "arcee-ai/Trinity-Mini",
      .H = 2048, .I = 1024, .E = 128, .top_k = 8,
@@ -304,6 +312,10 @@ void mf_model_apply(const mf_model *m, int full, mf_case *c) {
     p->scale_format = m->scale_format;
     p->block_n = m->block_n;
     p->block_k = m->block_k;
+    p->n_shared = m->n_shared;
+    p->shared_I = m->n_shared ? (full ? m->shared_I : m->shared_I_twin) : 0;
+    p->shared_weight = m->shared_weight;
+    p->shared_owner = MF_SHOWN_THIS_RANK;
 }
 
 void mf_models_print(FILE *f) {

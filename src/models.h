@@ -35,6 +35,9 @@ typedef struct mf_model {
     mf_weight_format weight_format;
     mf_scale_format scale_format;
     int block_n, block_k;
+    /* shared experts (0: none): count, intermediate size (full and twin), weight form */
+    int n_shared, shared_I, shared_I_twin;
+    mf_shared_weight shared_weight;
     const char *note;
 } mf_model;
 

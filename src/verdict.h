@@ -60,6 +60,9 @@ typedef enum mf_knob {
     MF_KNOB_CLAMP_DROPPED, /* case format v2's clamped activations */
     MF_KNOB_INTERLEAVE_IGNORED, /* case format v2's interleaved layout read as gate_up */
     MF_KNOB_UE8M0_DROPPED,
+    MF_KNOB_SHARED_EVERY_RANK, /* shared experts (level 4) */
+    MF_KNOB_SHARED_RSF_TWICE,
+    MF_KNOB_SHARED_DROPPED,
     MF_KNOB_COUNT
 } mf_knob;
 

@@ -248,7 +248,7 @@ if grep -q 'gate' <(awk -F'|' '{print $6}' "$tmp/wim.rows"); then
   claim "$src/src/backend.c" '"needs ABI feature level %u (%s); the kernel speaks level %u"'
 fi
 # "not expressible": a case that names it is refused
-for bad in 'shared_experts = 1|unknown key '"'"'shared_experts'"'" \
+for bad in 'apply_router_weight_on_input = 1|unknown key '"'"'apply_router_weight_on_input'"'" \
   'weight_format = nvfp4|bad value '"'"'nvfp4'"'"' for weight_format (bf16, fp8_block or mxfp4)'; do
   line=${bad%%|*} want=${bad#*|}
   { grep -v "^${line%% =*} = " "$tmp/full.txt"; echo "$line"; } >"$tmp/bad.txt"

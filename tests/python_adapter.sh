@@ -32,12 +32,12 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-# the adapter speaks ABI level 2: the seeds of quantized weights (level 3) are refused by the
-# level gate, and expected so
+# the adapter speaks ABI level 2: the seeds of quantized weights (level 3) and of shared experts
+# (level 4) are refused by the level gate, and expected so
 v2_expect=()
 n_v2=0
 for f in "$seeds"/*.txt; do
-  if grep -Eq '^weight_format = (fp8_block|mxfp4)' "$f"; then
+  if grep -Eq '^(weight_format = (fp8_block|mxfp4)|n_shared = [1-9])' "$f"; then
     v2_expect+=(--expect-unsupported "$(basename "$f")")
     n_v2=$((n_v2 + 1))
   fi
@@ -121,7 +121,7 @@ contracts)
     fail "the cpu kernel (no intermediate roundings) fails the vllm contract on $picks"
   ;;
 method)
-  picks="$seeds/exact-ties.txt $seeds/model-deepseek-v3.txt $seeds/qwen3-30b-a3b-tiny.txt
+  picks="$seeds/exact-ties.txt $seeds/deepseek-v3-rsf2.446.txt $seeds/qwen3-30b-a3b-tiny.txt
     $seeds/nan-logit-row.txt $seeds/ep-shard-offset32.txt $seeds/up-gate-layout.txt"
   out=$("$mf" check -q --fail-unsupported \
     --backend "exec:$adapter --method flashinfer:DeepSeekV3" $picks 2>&1) ||

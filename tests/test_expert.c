@@ -5,7 +5,10 @@
  *    fp32 ulps; the counterfactual "b2 unweighted" adds b2 after the weight;
  *  - clamped activations (swiglu_oai, silu_clamp, silu_clamp_after): the activation is RN_bf16
  *    of the hand value, clamps applied; the counterfactual "clamp dropped" differs where the
- *    clamp mattered.
+ *    clamp mattered;
+ *  - shared experts: one routed slot (weight 0.5) plus one shared expert with weight 1, 1/rsf or
+ *    sigmoid(gate); the output is the hand value, only on the rank that owns it; the
+ *    counterfactuals add it on another rank, divide its weight by rsf again, or drop it.
  */
 #include <math.h>
 #include <stdio.h>
@@ -144,8 +147,86 @@ static void test_activations(void) {
     }
 }
 
+/* One token, x = [1, 2]; routed expert 0 of the bias test's shape without biases (gate 1, up 1:
+ * output h [1, 2]), weight 0.5; one shared expert, gate row [0.25, 0.375] (g = 1), up row [0, 1]
+ * (u = 2), W2 [1; -1]: output hs [1, -1]. */
+static void test_shared(void) {
+    mf_moe_params p;
+    memset(&p, 0, sizeof p);
+    p.T = 1, p.H = 2, p.I = 1, p.E = 1, p.E_local = 1, p.top_k = 1, p.n_group = 1;
+    p.topk_group = 1, p.rsf = 2.5f, p.n_shared = 1, p.shared_I = 1;
+    uint16_t x[2] = {bf(1), bf(2)}, w13[4] = {bf(0.5), bf(0.25), bf(1), bf(0)};
+    uint16_t w2[2] = {bf(1), bf(2)};
+    uint16_t sw13[4] = {bf(0.25), bf(0.375), bf(0), bf(1)}, sw2[2] = {bf(1), bf(-1)};
+    float logits[1] = {0}, gate[1] = {0.5f};
+    mf_moe_tensors t = {0};
+    t.x = x, t.logits = logits, t.w13 = w13, t.w2 = w2, t.sw13 = sw13, t.sw2 = sw2;
+    t.shared_gate = gate;
+    double h = (double)mf_bf16_to_f32(bf(1 / (1 + exp(-1.0))));     /* 0.7311 */
+    double hs = (double)mf_bf16_to_f32(bf(2 / (1 + exp(-1.0))));    /* 1.4621 */
+    double sig = 1 / (1 + exp(-0.5));
+    const struct {
+        mf_shared_weight sw;
+        mf_shared_owner owner;
+        unsigned variant;
+        double s; /* the shared expert's weight; 0: not added */
+    } cases[] = {
+        {MF_SHW_ONE, MF_SHOWN_THIS_RANK, 0, 1.0},
+        {MF_SHW_INV_RSF, MF_SHOWN_THIS_RANK, 0, 1 / 2.5},
+        {MF_SHW_GATE, MF_SHOWN_THIS_RANK, 0, sig},
+        {MF_SHW_ONE, MF_SHOWN_OTHER_RANK, 0, 0},
+        {MF_SHW_ONE, MF_SHOWN_OTHER_RANK, MF_VARIANT_SHARED_EVERY_RANK, 1.0},
+        {MF_SHW_INV_RSF, MF_SHOWN_THIS_RANK, MF_VARIANT_SHARED_RSF_TWICE, 1 / 6.25},
+        {MF_SHW_GATE, MF_SHOWN_THIS_RANK, MF_VARIANT_SHARED_DROPPED, 0},
+    };
+    mf_error err = {0};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        p.shared_weight = cases[i].sw, p.shared_owner = cases[i].owner;
+        p.variant = cases[i].variant;
+        mf_ref_ctx *ctx = mf_ref_ctx_new(&p, &t, &mf_contract_cpu_scalar, NULL, &err);
+        EXPECT(ctx != NULL, "%s", err.msg);
+        if (!ctx) return;
+        mf_weights w;
+        memset(&w, 0, sizeof w);
+        w.k = 1, w.w_hi[0] = 0.5, w.out_scale = 1.0, w.rsf = 2.5;
+        int32_t ids[1] = {0};
+        double z[2], rad[2];
+        uint16_t lo[2], hi[2];
+        uint8_t fl[2];
+        mf_ref_row row = {z, rad, lo, hi, fl};
+        EXPECT(mf_ref_token_output(ctx, 0, ids, &w, &row, &err) == MF_OK, "%s", err.msg);
+        for (int c = 0; c < 2; c++) {
+            double want = 0.5 * h * (c ? 2 : 1) + cases[i].s * hs * (c ? -1 : 1);
+            /* the radius: a few fp32 ulps of the terms (weights exact but 1/rsf and the gate) */
+            EXPECT(fabs(z[c] - want) <= 1e-15 * (fabs(want) + 1) && fl[c] == 0 && rad[c] > 0 &&
+                       rad[c] < 64 * 0x1p-24 * (0.5 * 2 * h + hs),
+                   "case %zu output %d: %.17g (rad %g), want %.17g (flags %d)", i, c, z[c],
+                   rad[c], want, fl[c]);
+        }
+        mf_ref_ctx_free(ctx);
+    }
+    /* a NaN gate logit leaves the token's outputs unconstrained */
+    p.shared_weight = MF_SHW_GATE, p.shared_owner = MF_SHOWN_THIS_RANK, p.variant = 0;
+    gate[0] = NAN;
+    mf_ref_ctx *ctx = mf_ref_ctx_new(&p, &t, &mf_contract_cpu_scalar, NULL, &err);
+    mf_weights w;
+    memset(&w, 0, sizeof w);
+    w.k = 1, w.w_hi[0] = 0.5, w.out_scale = 1.0, w.rsf = 2.5;
+    int32_t ids[1] = {0};
+    double z[2], rad[2];
+    uint16_t lo[2], hi[2];
+    uint8_t fl[2];
+    mf_ref_row row = {z, rad, lo, hi, fl};
+    if (ctx && mf_ref_token_output(ctx, 0, ids, &w, &row, &err) == MF_OK)
+        EXPECT((fl[0] & MF_ELEM_UNCONSTRAINED) && (fl[1] & MF_ELEM_UNCONSTRAINED),
+               "a NaN gate logit leaves the outputs unconstrained (flags %d %d)", fl[0], fl[1]);
+    else EXPECT(0, "%s", err.msg);
+    mf_ref_ctx_free(ctx);
+}
+
 int main(void) {
     test_activations();
     test_biases();
+    test_shared();
     return mf_test_exit("expert");
 }

@@ -12,7 +12,8 @@
  *
  *   test_power table full|twin CASES T [CONTRACT]
  * The power table: for DeepSeek-V3, Mixtral-8x7B and Qwen3-30B-A3B at full size (or their small
- * twins), CASES random model cases of T tokens (logits normal, no pokes); under each named
+ * twins; the routed experts only: a preset's shared experts are left out), CASES random model
+ * cases of T tokens (logits normal, no pokes); under each named
  * contract, the cases and elements flagged for rsf dropped (the case's rsf set to 2.5, 1.5, 1.1;
  * the kernel runs with 1), the bias leaked into the weights (cpu-mutant:bias-in-weights, where
  * the model has a bias) and the output scaled by 1 + 2^-7, with the routing ids reported (the
@@ -289,7 +290,13 @@ static int power_table(int argc, char **argv) {
             c.n_pokes = 0;
             for (int g = 0; g < MF_NUM_TENSORS; g++) c.gen[g].cls = MF_GEN_NORMAL;
             mf_problem pb;
-            if (mf_prep_problem(&prep, &c, &pb, &err) != MF_OK) return printf("%s\n", err.msg), 1;
+            /* the routed experts' path, as the table was defined: a preset's shared experts
+             * (DeepSeek-V3's, net weight 1 whatever rsf is) are left out */
+            if (mf_prep_case(&prep, &c, &err) != MF_OK) return printf("%s\n", err.msg), 1;
+            c.p.n_shared = 0;
+            mf_case_fix_v2(&c);
+            memset(&pb, 0, sizeof pb);
+            if (mf_problem_build(&c, &pb, &err) != MF_OK) return printf("%s\n", err.msg), 1;
             /* problems: the model's rsf, then each rsf of the table */
             mf_problem pbs_v[1 + N_RSF];
             pbs_v[0] = pb;

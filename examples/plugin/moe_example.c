@@ -294,6 +294,12 @@ static int ex_supports(void *ctx, const mf_kernel_params *p, char *msg, size_t m
         return 0;
     }
 #endif
+#ifdef MF_ABI_LEVEL_4
+    if (v2 && v2->n_shared != 0) {
+        snprintf(msg, msg_len, "n_shared %d: shared experts not implemented", v2->n_shared);
+        return 0;
+    }
+#endif
 #ifdef EXAMPLE_REQUIRE_TOP1
     if (p->top_k != 1) { /* the method it declares routes top-1 */
         snprintf(msg, msg_len, "top_k=%d: this kernel routes top-1 only", p->top_k);

@@ -237,6 +237,9 @@ def run_case(case_path, out_path, mode, method, bug):
     # level gate refuses it in exec mode
     if meta.get("weight_format", "bf16") != "bf16":
         return "unsupported weight_format %s: not implemented (ABI level 2)" % meta["weight_format"]
+    # level 4's shared experts likewise
+    if meta.get("n_shared", "0") not in ("0", ""):
+        return "unsupported n_shared %s: shared experts not implemented (ABI level 2)" % meta["n_shared"]
     if bug in ("crash", "hang") and meta["T"] == "1":
         if bug == "crash":
             os.kill(os.getpid(), signal.SIGSEGV)

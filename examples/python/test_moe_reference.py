@@ -92,7 +92,10 @@ def test_the_reference_meets_the_any_order_contract():
                           supports=unsupported_reason)
         assert v.passed, v.explain()
         checked += not v.unsupported
-    assert checked == 13  # the seeds with softmax routing, no bias, no groups, rsf 1
+    # the seeds of case format v1 with softmax routing, no bias, no groups, rsf 1 (a Python
+    # callable speaks ABI level 1: the level gate refuses the v2 seeds, e.g. the model twins
+    # with shared experts)
+    assert checked == 10
 
 
 @pytest.mark.parametrize("name", ["near-ties.txt", "tile-edges-17-129-63.txt"])

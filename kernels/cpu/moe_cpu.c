@@ -12,8 +12,9 @@
  *     fp32 after the chain
  *   - silu(g) = g / (1 + expf(-g)), a = silu(g) * u, rounded to bf16 (round to nearest even);
  *     the clamped activations of level 2 in vLLM's fp32 order (act())
- *   - combine: acc += w * y in fp32 in slot order, (acc *= rsf at the output site), one bf16
- *     rounding at the end
+ *   - combine: acc += w * y in fp32 in slot order, then the shared experts (level 4) on the
+ *     rank that owns them, acc += s * ys with s = 1, fl(1 / rsf) or 1 / (1 + expf(-gate)),
+ *     (acc *= rsf at the output site), one bf16 rounding at the end
  * NaN or infinite logits never yield duplicate or out-of-range ids: NaN ranks as -inf.
  * Tokens run in launches of CPU_CHUNK_TOKENS, each from its own copy of the parameters, as
  * vLLM's fused_moe launches chunks of VLLM_FUSED_MOE_CHUNK_SIZE tokens.
@@ -29,6 +30,7 @@
 #include "mutant_hooks.h"
 
 #define CPU_MAX_TOP_K 64
+#define CPU_MAX_SHARED 8
 #define CPU_CHUNK_TOKENS 128
 
 /* ---- bf16 ---- */
@@ -199,6 +201,14 @@ static float dot_bf16(const uint16_t *a, const uint16_t *b, int n) {
     return s;
 }
 
+/* The larger of I and the shared experts' intermediate size: h's length. */
+static int inter_max(const mf_kernel_params *p) {
+    const mf_kernel_params_v2 *v2 = mf_kernel_params_v2_of(p);
+    if (v2 && v2->ext.struct_size >= sizeof *v2 && v2->n_shared > 0 && v2->shared_I > p->I)
+        return v2->shared_I;
+    return p->I;
+}
+
 static float silu(float g) { return g / (1.0f + expf(-g)); }
 
 /* The gated activation of GEMM1's gate g and up u, in fp32 in vLLM's order
@@ -279,6 +289,19 @@ static int cpu_supports(void *ctx, const mf_kernel_params *p, char *msg, size_t 
         snprintf(msg, msg_len, "the cpu kernel needs host memory");
         return 0;
     }
+    if (v2 && v2->ext.struct_size >= sizeof *v2 && v2->n_shared != 0 &&
+        (v2->n_shared < 0 || v2->n_shared > CPU_MAX_SHARED || v2->shared_I < 1 ||
+         v2->shared_weight < MF_ABI_SHARED_WEIGHT_ONE ||
+         v2->shared_weight > MF_ABI_SHARED_WEIGHT_GATE ||
+         v2->shared_owner < MF_ABI_SHARED_OWNER_THIS_RANK ||
+         v2->shared_owner > MF_ABI_SHARED_OWNER_OTHER_RANK || v2->weight_format != MF_ABI_WFMT_BF16)) {
+        snprintf(msg, msg_len,
+                 "shared experts: n_shared %d (at most %d), shared_I %d, shared_weight %d, "
+                 "shared_owner %d, weight_format %d (bf16 weights only)",
+                 v2->n_shared, CPU_MAX_SHARED, v2->shared_I, v2->shared_weight,
+                 v2->shared_owner, v2->weight_format);
+        return 0;
+    }
     cpu_quant q;
     if (!quant_of(p, &q, msg, msg_len)) return 0;
     if (q.format == MF_ABI_WFMT_FP8_BLOCK &&
@@ -298,9 +321,9 @@ static int cpu_supports(void *ctx, const mf_kernel_params *p, char *msg, size_t 
 static int cpu_workspace_size(void *ctx, const mf_kernel_params *p, size_t *bytes, char *msg,
                               size_t msg_len) {
     (void)ctx, (void)msg, (void)msg_len;
-    /* score, key, gscore (E each), masked (E), acc (H), h (I as bf16) */
+    /* score, key, gscore (E each), masked (E), acc (H), h (max(I, shared_I) as bf16) */
     *bytes = (size_t)p->E * (3 * sizeof(float) + 1) + (size_t)p->H * sizeof(float) +
-             (size_t)p->I * sizeof(uint16_t) + 64;
+             (size_t)inter_max(p) * sizeof(uint16_t) + 64;
     /* fp8_block: the expert output y (H) and the quantized token and intermediate */
     cpu_quant q;
     if (quant_of(p, &q, msg, msg_len) && q.format == MF_ABI_WFMT_FP8_BLOCK)
@@ -309,6 +332,57 @@ static int cpu_workspace_size(void *ctx, const mf_kernel_params *p, size_t *byte
 }
 
 static void run_chunk(const cpu_ctx *ctx, const mf_kernel_params *p, int t0, int t1);
+
+/* GEMM1 and the activation of one expert (W13 rows w13e, intermediate size I, GEMM1 bias b13e or
+ * NULL) for token xt: h = bf16(act(gate, up)) */
+static void expert_gemm1(const cpu_ctx *ctx, const mf_kernel_params *p,
+                         const mf_kernel_params_v2 *v2, const uint16_t *xt, const uint16_t *w13e,
+                         int I, const uint16_t *b13e, uint16_t *h) {
+    int H = p->H;
+    for (int j = 0; j < I; j++) {
+        int gate_first = p->layout != MF_ABI_LAYOUT_UP_GATE;
+        /* the bug swaps stacked halves ([gate; up] for [up; gate]) */
+        if (MF_MUT(GATE_UP_SWAPPED) && p->layout != MF_ABI_LAYOUT_INTERLEAVED)
+            gate_first = !gate_first;
+        int rg = gate_first ? j : I + j, ru = gate_first ? I + j : j;
+        if (p->layout == MF_ABI_LAYOUT_INTERLEAVED && !MF_MUT(INTERLEAVE_IGNORED))
+            rg = gate_first ? 2 * j : 2 * j + 1, ru = gate_first ? 2 * j + 1 : 2 * j;
+        float g = dot_bf16(xt, w13e + (size_t)rg * H, H);
+        float u = dot_bf16(xt, w13e + (size_t)ru * H, H);
+        if (b13e) { /* GEMM1's bias, in W13's row order */
+            g = g + bf16_to_f32(b13e[rg]);
+            u = u + bf16_to_f32(b13e[ru]);
+        }
+        h[j] = f32_to_bf16(act(ctx, p, v2, g, u));
+    }
+}
+
+/* The shared experts of token t (level 4), added to acc after the routed slots: weight 1,
+ * fl(1 / rsf) or 1 / (1 + expf(-gate)), on the rank that owns them only. */
+static void shared_experts(const cpu_ctx *ctx, const mf_kernel_params *p,
+                           const mf_kernel_params_v2 *v2, int t, const uint16_t *xt,
+                           uint16_t *h, float *acc) {
+    (void)ctx;
+    if (!v2 || v2->ext.struct_size < sizeof *v2 || v2->n_shared <= 0) return;
+    if (v2->shared_owner != MF_ABI_SHARED_OWNER_THIS_RANK && !MF_MUT(SHARED_EVERY_RANK)) return;
+    int H = p->H, Is = v2->shared_I, S = v2->n_shared;
+    if (MF_MUT(SHARED_SLOT_DROPPED)) S--; /* the last shared slot lost */
+    float sw = 1.0f;
+    if (v2->shared_weight == MF_ABI_SHARED_WEIGHT_INV_RSF) sw = 1.0f / p->routed_scaling_factor;
+    if (v2->shared_weight == MF_ABI_SHARED_WEIGHT_GATE)
+        sw = 1.0f / (1.0f + expf(-((const float *)v2->shared_gate)[t]));
+    if (MF_MUT(SHARED_RSF_TWICE)) sw = sw / p->routed_scaling_factor;
+    const uint16_t *sw13 = v2->sw13, *sw2 = v2->sw2;
+    for (int j = 0; j < S; j++) {
+        expert_gemm1(ctx, p, v2, xt, sw13 + (size_t)j * 2 * Is * H, Is, NULL, h);
+        const uint16_t *w2e = sw2 + (size_t)j * H * Is;
+        for (int c = 0; c < H; c++) {
+            float y = dot_bf16(h, w2e + (size_t)c * Is, Is);
+            acc[c] = acc[c] + sw * y;
+            if (MF_MUT(BF16_COMBINE)) acc[c] = bf16_to_f32(f32_to_bf16(acc[c]));
+        }
+    }
+}
 
 static int cpu_run(void *vctx, const mf_kernel_params *p, char *msg, size_t msg_len) {
     const cpu_ctx *ctx = vctx;
@@ -343,7 +417,7 @@ static void run_chunk(const cpu_ctx *ctx, const mf_kernel_params *p, int t0, int
     int H = p->H, I = p->I, E = p->E, k = p->top_k;
     float *score = p->workspace, *key = score + E, *gscore = key + E, *acc = gscore + E;
     uint16_t *h = (uint16_t *)(acc + H);
-    unsigned char *masked = (unsigned char *)(h + I);
+    unsigned char *masked = (unsigned char *)(h + inter_max(p));
     const uint16_t *x = p->x, *w13 = p->w13, *w2 = p->w2;
     const mf_kernel_params_v2 *v2 = mf_kernel_params_v2_of(p);
     const uint16_t *b13 = v2 ? v2->b13 : NULL, *b2 = v2 ? v2->b2 : NULL;
@@ -375,23 +449,8 @@ static void run_chunk(const cpu_ctx *ctx, const mf_kernel_params *p, int t0, int
                 }
                 continue;
             }
-            const uint16_t *w13e = w13 + (size_t)le * 2 * I * H;
-            for (int j = 0; j < I; j++) {
-                int gate_first = p->layout != MF_ABI_LAYOUT_UP_GATE;
-                /* the bug swaps stacked halves ([gate; up] for [up; gate]) */
-                if (MF_MUT(GATE_UP_SWAPPED) && p->layout != MF_ABI_LAYOUT_INTERLEAVED)
-                    gate_first = !gate_first;
-                int rg = gate_first ? j : I + j, ru = gate_first ? I + j : j;
-                if (p->layout == MF_ABI_LAYOUT_INTERLEAVED && !MF_MUT(INTERLEAVE_IGNORED))
-                    rg = gate_first ? 2 * j : 2 * j + 1, ru = gate_first ? 2 * j + 1 : 2 * j;
-                float g = dot_bf16(xt, w13e + (size_t)rg * H, H);
-                float u = dot_bf16(xt, w13e + (size_t)ru * H, H);
-                if (b13) { /* GEMM1's bias, in W13's row order */
-                    g = g + bf16_to_f32(b13[(size_t)le * 2 * I + rg]);
-                    u = u + bf16_to_f32(b13[(size_t)le * 2 * I + ru]);
-                }
-                h[j] = f32_to_bf16(act(ctx, p, v2, g, u));
-            }
+            expert_gemm1(ctx, p, v2, xt, w13 + (size_t)le * 2 * I * H, I,
+                         b13 ? b13 + (size_t)le * 2 * I : NULL, h);
             const uint16_t *w2e = w2 + (size_t)le * H * I;
             for (int c = 0; c < H; c++) {
                 float y = dot_bf16(h, w2e + (size_t)c * I, I);
@@ -406,6 +465,7 @@ static void run_chunk(const cpu_ctx *ctx, const mf_kernel_params *p, int t0, int
                 if (MF_MUT(BF16_COMBINE)) acc[c] = bf16_to_f32(f32_to_bf16(acc[c]));
             }
         }
+        shared_experts(ctx, p, v2, t, xt, h, acc);
         int rsf_none = MF_MUT(MXFP4_RSF_DROPPED) && q.format == MF_ABI_WFMT_MXFP4;
         if (p->rsf_site == MF_ABI_RSF_OUTPUT && !MF_MUT(RSF_DROPPED) && !rsf_none)
             for (int c = 0; c < H; c++) {

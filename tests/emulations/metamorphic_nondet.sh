@@ -32,7 +32,7 @@ n=$(echo "$o" | grep -c "^FAIL")
 [ $r -eq 1 ] && [ "$n" -ge 1 ] || bad "declared deterministic: not caught (exit $r)"
 echo "declared deterministic: $n of 40 cases fail"
 
-o=$(MOEFUZZ_EMU_MUTATION=rsf-dropped "$M" check --model deepseek-v3 --cases 1 --metamorphic \
+o=$(MOEFUZZ_EMU_MUTATION=rsf-dropped "$M" check --model kimi-k2 --cases 1 --metamorphic \
     --backend "plugin:$P" 2>&1)
 r=$?
 [ $r -eq 1 ] || bad "rsf dropped: exit $r"

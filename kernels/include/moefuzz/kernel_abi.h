@@ -60,7 +60,10 @@ extern "C" {
 /* Level 3: quantized expert weights, the fields of mf_kernel_params_v2 from weight_format on
  * (FP8 block scale and MXFP4) and the enum values below marked "level 3". */
 #define MF_ABI_LEVEL_3 3u
-#define MF_KERNEL_FEATURE_LEVEL MF_ABI_LEVEL_3 /* the level of this header */
+/* Level 4: shared experts, the fields of mf_kernel_params_v2 from n_shared on and the enum values
+ * below marked "level 4". */
+#define MF_ABI_LEVEL_4 4u
+#define MF_KERNEL_FEATURE_LEVEL MF_ABI_LEVEL_4 /* the level of this header */
 
 /* ---- extensions ---- */
 typedef struct mf_kernel_ext {
@@ -121,6 +124,13 @@ enum {
 /* level 3 */
 enum { MF_ABI_WFMT_BF16 = 0, MF_ABI_WFMT_FP8_BLOCK = 1, MF_ABI_WFMT_MXFP4 = 2 };
 enum { MF_ABI_SCALE_F32 = 0, MF_ABI_SCALE_UE8M0 = 1 };
+/* level 4 */
+enum {
+    MF_ABI_SHARED_WEIGHT_ONE = 0,
+    MF_ABI_SHARED_WEIGHT_INV_RSF = 1,
+    MF_ABI_SHARED_WEIGHT_GATE = 2,
+};
+enum { MF_ABI_SHARED_OWNER_THIS_RANK = 0, MF_ABI_SHARED_OWNER_OTHER_RANK = 1 };
 
 /* ---- numerical contract a kernel declares (see docs/error-model.md) ---- */
 enum {
@@ -246,6 +256,20 @@ typedef struct mf_kernel_params_v2 {
                               to a power of two (UE8M0) */
     int32_t block_n, block_k;
     const void *w13_s, *w2_s; /* fp32 block scales (fp8_block), else NULL */
+    /* level 4: n_shared always-on shared experts (0: none), each of intermediate size shared_I
+     * with the routed experts' activation and layout and no expert bias. Per token,
+     * out += s_j * ys_j in the combine's fp32 accumulator after the routed slots (before an
+     * output-site rsf, which scales them too), s_j = 1, fl(1 / rsf) or
+     * 1 / (1 + exp(-shared_gate[t])) by shared_weight (MF_ABI_SHARED_WEIGHT_*); only when
+     * shared_owner is MF_ABI_SHARED_OWNER_THIS_RANK (under expert parallelism one rank owns
+     * them; the others get the same weights and must not add them). */
+    int32_t n_shared;
+    int32_t shared_I;
+    int32_t shared_weight; /* MF_ABI_SHARED_WEIGHT_* */
+    int32_t shared_owner;  /* MF_ABI_SHARED_OWNER_* */
+    const void *sw13;        /* [n_shared][2 shared_I][H] bf16 (W13's layout) */
+    const void *sw2;         /* [n_shared][H][shared_I] bf16 */
+    const void *shared_gate; /* [T] fp32 gate logits (shared_weight gate), else NULL */
 } mf_kernel_params_v2;
 
 /* The level-2 extension of params, or NULL (a caller of level 1): a kernel of level 2 reads the
