@@ -187,10 +187,11 @@ mf_ref_ctx *mf_ref_ctx_new(const mf_moe_params *p, const mf_moe_tensors *x, cons
     } else {
         memset(ctx->col_mask, 1, (size_t)H);
     }
-    if (S && (IS > (int)MF_DOT_MAX_TERMS || !x->sw13 || !x->sw2 ||
-              (p->shared_weight == MF_SHW_GATE && !x->shared_gate))) {
-        MF_FAIL(err, MF_EINVAL, "reference: %d shared experts of shared_I=%d without their "
-                "tensors, or shared_I out of domain", S, IS);
+    if (S < 0 || S > MF_MAX_SHARED ||
+        (S && (IS > (int)MF_DOT_MAX_TERMS || !x->sw13 || !x->sw2 ||
+              (p->shared_weight == MF_SHW_GATE && !x->shared_gate)))) {
+        MF_FAIL(err, MF_EINVAL, "reference: %d shared experts of shared_I=%d: more than %d, "
+                "without their tensors, or shared_I out of domain", S, IS, MF_MAX_SHARED);
         mf_ref_ctx_free(ctx);
         return NULL;
     }
@@ -766,7 +767,7 @@ static void shared_weight(const mf_ref_ctx *ctx, int t, double rsf, double *hi, 
                             within 2 ulps under a fast division */
         *hi = 1.0 / rsf;
         *lo = fma(-*hi, rsf, 1.0) / rsf;
-        *rad = *hi * 0x1p-21 + mf_contract_eta(ctx->c);
+        *rad = *hi * (0x1p-21 + 0x1p-43) + mf_contract_eta(ctx->c);
         break;
     case MF_SHW_GATE:
         mf_route_sigmoid(ctx->c, ctx->x.shared_gate + t, 1, hi, lo, rad);
@@ -845,9 +846,16 @@ mf_status mf_ref_token_output(mf_ref_ctx *ctx, int t, const int32_t *ids, const 
                 double dlt;
                 double r = a_term + U * (fabs(ph) + a_term);
                 uint16_t q = round_point(ctx, ph, pl, fabs(ph) * 0x1p-100, r, &dlt);
+                if (i < 0) {
+                    /* a shared slot's product may also be added unrounded (a shared output
+                     * added apart from the routed epilogue): the radius around q covers both */
+                    double r1 = fabs(bf16_d(q) - ph) + fabs(pl) + r + fabs(ph) * 0x1p-52;
+                    a_term = dlt > r1 ? dlt : r1;
+                } else {
+                    a_term = dlt;
+                }
                 ph = bf16_d(q);
                 pl = 0;
-                a_term = dlt;
             }
             dd_add(&zh, &zl, ph, pl);
             A += a_term;

@@ -82,8 +82,9 @@ static mf_st_dtype st_dtype(const mf_moe_params *p, mf_tensor_id t) {
     return mf_tensor_is_bf16(p, t) ? MF_ST_BF16 : MF_ST_F32;
 }
 
-/* per-expert tensors: the weights an adapter may keep (those after x, logits and bias) */
-static int per_expert(mf_tensor_id t) { return t > MF_T_BIAS; }
+/* the weights an adapter may keep: the routed and shared experts' tensors (those after x,
+ * logits and bias, but the shared gate's logits, one per token) */
+static int per_expert(mf_tensor_id t) { return t > MF_T_BIAS && t != MF_T_SHARED_GATE; }
 
 static uint64_t hash_mix(uint64_t h, uint64_t w) {
     h ^= w;

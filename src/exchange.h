@@ -26,8 +26,8 @@ mf_status mf_xcase_write(const char *path, const mf_problem *pb, const mf_case *
                          const char *name, const char *method, mf_error *err);
 
 /* The expert weights an exec adapter keeps (docs/files.md, exec protocol 3, `cache=weights`):
- * the per-expert tensors (w13, w2 and, where present, b13, b2, w13_s, w2_s) of the last case
- * file that carried them, by key. */
+ * the experts' tensors (w13, w2 and, where present, b13, b2, w13_s, w2_s, sw13, sw2) of the last
+ * case file that carried them, by key. */
 typedef struct mf_xcase_cache {
     int held;         /* the adapter holds the weights of `key` */
     uint64_t key;     /* a 64-bit hash of the per-expert tensors: names, dtypes, shapes, bytes */

@@ -203,7 +203,7 @@ def moe_forward(t, meta, mode, bug):
 # ---- one case ----
 
 # the per-expert tensors that cache=weights keeps, and what it holds
-WEIGHTS = ("w13", "w2", "b13", "b2", "w13_s", "w2_s")
+WEIGHTS = ("w13", "w2", "b13", "b2", "w13_s", "w2_s", "sw13", "sw2")
 cache = {"key": None, "tensors": {}, "cases": 0, "hits": 0}
 
 
