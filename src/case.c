@@ -587,7 +587,9 @@ static void apply_pokes(mf_problem *pb, int le) {
     for (int i = 0; i < c->n_pokes; i++) {
         const mf_poke *k = &c->pokes[i];
         mf_tensor_id t = (mf_tensor_id)k->tensor;
-        size_t at = (size_t)k->index % mf_tensor_elems(p, t);
+        size_t n = mf_tensor_elems(p, t);
+        if (n == 0) continue; /* a tensor of no elements (sw13 without shared experts) */
+        size_t at = (size_t)k->index % n;
         uint16_t b16 = (uint16_t)(k->bits & 0xffffu);
         if (tensor_kept(t) ? (le < 0 || at / expert_elems(p, t) != (size_t)le) : le >= 0)
             continue;

@@ -136,6 +136,7 @@ method)
     fail "--method does not override the declaration: $out"
   ;;
 weight-cache)
+  export MOE_NUMPY_STATS=1
   args=(check -q --metamorphic --model qwen3-30b-a3b --cases 6)
   out=$("$mf" "${args[@]}" --backend "exec:$adapter" 2>&1) || fail "cached: exit $?"
   echo "$out" | grep -E "weight cache|^moefuzz check"
