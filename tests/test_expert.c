@@ -147,6 +147,23 @@ static void test_activations(void) {
     }
 }
 
+/* Runs the one-token shared-expert case of test_shared: routed expert 0 with weight 0.5, rsf
+ * 2.5. Returns 0 with the output row in z, rad, fl, or -1 with err set. */
+static int shared_token(const mf_moe_params *p, const mf_moe_tensors *t, double z[2],
+                        double rad[2], uint8_t fl[2], mf_error *err) {
+    mf_ref_ctx *ctx = mf_ref_ctx_new(p, t, &mf_contract_cpu_scalar, NULL, err);
+    if (!ctx) return -1;
+    mf_weights w;
+    memset(&w, 0, sizeof w);
+    w.k = 1, w.w_hi[0] = 0.5, w.out_scale = 1.0, w.rsf = 2.5;
+    int32_t ids[1] = {0};
+    uint16_t lo[2], hi[2];
+    mf_ref_row row = {z, rad, lo, hi, fl};
+    int rc = mf_ref_token_output(ctx, 0, ids, &w, &row, err) == MF_OK ? 0 : -1;
+    mf_ref_ctx_free(ctx);
+    return rc;
+}
+
 /* One token, x = [1, 2]; routed expert 0 of the bias test's shape without biases (gate 1, up 1:
  * output h [1, 2]), weight 0.5; one shared expert, gate row [0.25, 0.375] (g = 1), up row [0, 1]
  * (u = 2), W2 [1; -1]: output hs [1, -1]. */
@@ -183,18 +200,11 @@ static void test_shared(void) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         p.shared_weight = cases[i].sw, p.shared_owner = cases[i].owner;
         p.variant = cases[i].variant;
-        mf_ref_ctx *ctx = mf_ref_ctx_new(&p, &t, &mf_contract_cpu_scalar, NULL, &err);
-        EXPECT(ctx != NULL, "%s", err.msg);
-        if (!ctx) return;
-        mf_weights w;
-        memset(&w, 0, sizeof w);
-        w.k = 1, w.w_hi[0] = 0.5, w.out_scale = 1.0, w.rsf = 2.5;
-        int32_t ids[1] = {0};
         double z[2], rad[2];
-        uint16_t lo[2], hi[2];
         uint8_t fl[2];
-        mf_ref_row row = {z, rad, lo, hi, fl};
-        EXPECT(mf_ref_token_output(ctx, 0, ids, &w, &row, &err) == MF_OK, "%s", err.msg);
+        int rc = shared_token(&p, &t, z, rad, fl, &err);
+        EXPECT(rc == 0, "%s", err.msg);
+        if (rc) return;
         for (int c = 0; c < 2; c++) {
             double want = 0.5 * h * (c ? 2 : 1) + cases[i].s * hs * (c ? -1 : 1);
             /* the radius: a few fp32 ulps of the terms (weights exact but 1/rsf and the gate) */
@@ -203,25 +213,16 @@ static void test_shared(void) {
                    "case %zu output %d: %.17g (rad %g), want %.17g (flags %d)", i, c, z[c],
                    rad[c], want, fl[c]);
         }
-        mf_ref_ctx_free(ctx);
     }
     /* a NaN gate logit leaves the token's outputs unconstrained */
     p.shared_weight = MF_SHW_GATE, p.shared_owner = MF_SHOWN_THIS_RANK, p.variant = 0;
     gate[0] = NAN;
-    mf_ref_ctx *ctx = mf_ref_ctx_new(&p, &t, &mf_contract_cpu_scalar, NULL, &err);
-    mf_weights w;
-    memset(&w, 0, sizeof w);
-    w.k = 1, w.w_hi[0] = 0.5, w.out_scale = 1.0, w.rsf = 2.5;
-    int32_t ids[1] = {0};
     double z[2], rad[2];
-    uint16_t lo[2], hi[2];
     uint8_t fl[2];
-    mf_ref_row row = {z, rad, lo, hi, fl};
-    if (ctx && mf_ref_token_output(ctx, 0, ids, &w, &row, &err) == MF_OK)
+    if (shared_token(&p, &t, z, rad, fl, &err) == 0)
         EXPECT((fl[0] & MF_ELEM_UNCONSTRAINED) && (fl[1] & MF_ELEM_UNCONSTRAINED),
                "a NaN gate logit leaves the outputs unconstrained (flags %d %d)", fl[0], fl[1]);
     else EXPECT(0, "%s", err.msg);
-    mf_ref_ctx_free(ctx);
 }
 
 int main(void) {
