@@ -247,6 +247,16 @@ void mf_ref_ctx_stats(mf_ref_ctx *ctx, mf_ref_stats *st) {
     if (ctx->opt.profile) mf_dot_ws_replay_loops(ctx->ws);
     *st = ctx->st;
     mf_dot_ws_stats(ctx->ws, &st->dot);
+    /* the alternatives' contexts do their own share of the work */
+    for (int i = 0; i < N_ALT && ctx->alt[i]; i++) {
+        mf_ref_stats a;
+        mf_ref_ctx_stats(ctx->alt[i], &a);
+        st->experts += a.experts, st->experts_reused += a.experts_reused;
+        st->act_elems += a.act_elems, st->act_mpfr += a.act_mpfr;
+        st->act_ambiguous += a.act_ambiguous, st->total_s += a.total_s;
+        st->dot.dots += a.dot.dots, st->dot.terms += a.dot.terms;
+        st->dot.fallbacks += a.dot.fallbacks, st->dot.loop_s += a.dot.loop_s;
+    }
 }
 
 static inline void two_sum_(double x, double y, double *s, double *e) {
