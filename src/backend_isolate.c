@@ -16,6 +16,7 @@
  * tensor) and carries the kernel's extensions by value.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -297,9 +298,19 @@ mf_status mf_isolate_run(mf_backend *b, const mf_problem *pb, mf_run_result *r, 
         w->map_size = o;
     }
     q.map_size = w->map_size; /* the worker maps the whole file */
-    for (int t = 0; t < MF_NUM_TENSORS; t++)
-        memcpy(w->map + q.off[t], mf_problem_tensor(pb, (mf_tensor_id)t),
-               mf_tensor_elems(p, (mf_tensor_id)t) * mf_tensor_host_size((mf_tensor_id)t));
+    /* A lazy problem's experts that no routing can select are never written there (a full-size
+     * model case holds gigabytes of them): the file holds zeros in their place, as the
+     * problem's own unwritten pages do, after its earlier contents are punched out. */
+    int lazy = mf_problem_experts_ready(pb) < p->E_local;
+    for (int t = 0; t < MF_NUM_TENSORS; t++) {
+        mf_tensor_id id = (mf_tensor_id)t;
+        size_t bytes = mf_tensor_elems(p, id) * mf_tensor_host_size(id);
+        if (lazy && bytes > 0 &&
+            fallocate(w->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)q.off[t],
+                      (off_t)bytes) != 0)
+            memset(w->map + q.off[t], 0, bytes);
+        mf_problem_copy_tensor(pb, id, w->map + q.off[t]);
+    }
     iso_response *a = malloc(sizeof *a);
     if (!a) return MF_FAIL(err, MF_ENOMEM, "out of memory");
     char how[160];

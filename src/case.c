@@ -649,15 +649,40 @@ mf_status mf_problem_materialise_all(mf_problem *pb, mf_error *err) {
 
 /* NaN in the rows of expert le that every output of a token routed to it reads: unit 0's gate
  * and up rows of W13 (the activation of unit 0 reaches every column) and output column 0's row
- * of W2. A few pages per expert: the rest stays unwritten. */
-static void poison_expert(mf_problem *pb, int le) {
-    const mf_moe_params *p = &pb->p;
+ * of W2, written into base, tensor t's array (other tensors get none). A few pages per expert:
+ * the rest stays unwritten. */
+static void poison_rows(const mf_moe_params *p, mf_tensor_id t, int le, uint16_t *base) {
     size_t H = (size_t)p->H, I = (size_t)p->I;
-    uint16_t *g = pb->w13 + (size_t)le * 2 * I * H, *u = g + I * H;
-    uint16_t *w2 = pb->w2 + (size_t)le * H * I;
-    for (size_t i = 0; i < H; i++) g[i] = u[i] = MF_EXPERT_POISON_BF16;
-    for (size_t i = 0; i < I; i++) w2[i] = MF_EXPERT_POISON_BF16;
+    if (t == MF_T_W13) {
+        uint16_t *g = base + (size_t)le * 2 * I * H, *u = g + I * H;
+        for (size_t i = 0; i < H; i++) g[i] = u[i] = MF_EXPERT_POISON_BF16;
+    } else if (t == MF_T_W2) {
+        uint16_t *w2 = base + (size_t)le * H * I;
+        for (size_t i = 0; i < I; i++) w2[i] = MF_EXPERT_POISON_BF16;
+    }
+}
+
+static void poison_expert(mf_problem *pb, int le) {
+    poison_rows(&pb->p, MF_T_W13, le, pb->w13);
+    poison_rows(&pb->p, MF_T_W2, le, pb->w2);
     pb->experts[le] = MF_EXPERT_POISON;
+}
+
+void mf_problem_copy_tensor(const mf_problem *pb, mf_tensor_id t, void *dst) {
+    const mf_moe_params *p = &pb->p;
+    size_t es = mf_tensor_host_size(t);
+    const char *src = mf_problem_tensor(pb, t);
+    if (!tensor_kept(t) || !pb->experts) {
+        memcpy(dst, src, mf_tensor_elems(p, t) * es);
+        return;
+    }
+    size_t blk = expert_elems(p, t) * es;
+    for (int le = 0; le < p->E_local; le++) {
+        if (pb->experts[le] == MF_EXPERT_READY)
+            memcpy((char *)dst + (size_t)le * blk, src + (size_t)le * blk, blk);
+        else if (pb->experts[le] == MF_EXPERT_POISON)
+            poison_rows(p, t, le, dst);
+    }
 }
 
 /* The experts the case needs: all of them, or for a lazy case the routable ones (poison for the

@@ -288,6 +288,10 @@ int mf_problem_expert_ready(const mf_problem *pb, int le);
 int mf_problem_experts_ready(const mf_problem *pb); /* how many */
 /* Bytes pb's arrays hold resident: every non-kept tensor, and the READY experts. */
 double mf_problem_bytes(const mf_problem *pb);
+/* Copies tensor t of pb into dst, whose bytes are zero wherever this writes nothing: of a kept
+ * tensor, the READY experts whole, a POISON expert's poison alone and an ABSENT expert not at
+ * all, so the copy of a lazy problem writes only the pages the problem itself wrote. */
+void mf_problem_copy_tensor(const mf_problem *pb, mf_tensor_id t, void *dst);
 
 /* The local experts some routing of pb's parameters can select, into mask[E_local] (1: can),
  * under a routing contract wider than any built-in one (scores with a relative error of 2^-8,
