@@ -50,16 +50,18 @@ const mf_contract mf_contract_any_order = {
 const mf_contract mf_contract_vllm_033_triton_sm90 = {
     .name = "vllm-0.33-triton-sm90",
     .summary = "vLLM 0.33.0 bf16 fused MoE on Hopper: Triton fused_moe_kernel GEMMs (one fp32 "
-               "accumulator along K, no split-K; ordered blocks of <= 16 products keeping 25 "
-               "bits, assuming Triton lowers it to one wgmma chain), GEMM1 output rounded to "
+               "accumulator along K, no split-K; Triton lowers each tl.dot to wgmma k16 steps "
+               "in K order, assumed chained through the accumulator: the measured Hopper chain, "
+               "B 16, F 25, RZ), GEMM1 output rounded to "
                "bf16, silu_and_mul (expf, IEEE division, silu "
                "rounded to bf16, product rounded to bf16), w * y rounded to bf16 in the GEMM2 "
                "epilogue, moe_sum in fp32, output-site rsf on the bf16 sum rounded again; "
                "routers topk_softmax (reciprocal), topk_sigmoid (__expf) and CUDA grouped_topk "
                "(accurate tanhf), ties to the lower index",
-    /* ordered blocks B 16, F 25: the measured wgmma chain (docs/hopper-probe.md) with any block
-     * boundaries; assumes Triton's dot rewrite fires (docs/error-model.md, vllm-0.33-triton-sm90) */
-    .gemm = {MF_ACC_ORDERED_BLOCKS, 16, 25},
+    /* the measured wgmma chain (docs/hopper-probe.md): Triton's MMAv3 lowering issues one wgmma
+     * of K 16 per 16 products of a tile, in K order, tiles at multiples of BLOCK_K; assumes
+     * Triton's dot rewrite fires (docs/error-model.md, vllm-0.33-triton-sm90) */
+    .gemm = {MF_ACC_FUSED_BLOCK, 16, 25},
     .exp = MF_EXP_ACCURATE,
     .exp_ulps = 2.0, /* CUDA expf: 2 ulp (silu_and_mul is built without fast math) */
     .div = MF_DIV_IEEE,
@@ -82,7 +84,12 @@ const mf_contract mf_contract_vllm_033_triton_sm90 = {
                "(bf16: accumulator += tl.dot(a, b)), SPLIT_K unused in the body, l. 841 "
                "(SPLIT_K = 1); ASSUMED, not measurable here: Triton's combine pass rewrites it "
                "into dot(a, b, acc), one wgmma chain on sm_90 (B 16, F 25, RZ measured: "
-               "docs/hopper-probe.md); l. 597-601 (MUL_ROUTED_WEIGHT, GEMM1 bf16 store); csrc/activation_kernels.cu:silu_kernel l. 167, "
+               "docs/hopper-probe.md); triton lib/Dialect/TritonGPU/Transforms/Utility.cpp:"
+               "mmaVersionToInstrShape (v3: K = 256 / 16 bits = 16), third_party/nvidia/lib/"
+               "TritonNVIDIAGPUToLLVM/DotOpToLLVM/WGMMA.cpp:convertDot (for k < numRepK: one "
+               "wgmma per K 16 step, the accumulator chained, in K order); fm/fused_moe.py "
+               "l. 597-601 (MUL_ROUTED_WEIGHT, GEMM1 bf16 store); "
+               "csrc/activation_kernels.cu:silu_kernel l. 167, "
                "compute l. 44-81 (silu rounded to bf16, fp32 product); "
                "csrc/moe/moe_align_sum_kernels.cu:moe_sum l. 420-539 (fp32 slot order); "
                "fm/runner/moe_runner.py:_maybe_apply_routed_scale_to_output l. 403-420 (rsf on "
@@ -133,10 +140,10 @@ const mf_contract mf_contract_vllm_033_triton_sm90_torch_router = {
                "softmax or sigmoid computed in fp32 and rounded to the logits' dtype, group max, "
                "torch.topk (ties and slot order in any order), weights w / sum(w) with no eps "
                "and w * rsf each rounded to the logits' dtype; experts as "
-               "vllm-0.33-triton-sm90 (Triton GEMMs as ordered blocks B 16 F 25, GEMM1 "
+               "vllm-0.33-triton-sm90 (Triton GEMMs as the Hopper chain B 16 F 25, GEMM1 "
                "output, silu and product rounded to bf16, w * y rounded to bf16, moe_sum in "
                "fp32)",
-    .gemm = {MF_ACC_ORDERED_BLOCKS, 16, 25}, /* the experts of vllm-0.33-triton-sm90 */
+    .gemm = {MF_ACC_FUSED_BLOCK, 16, 25}, /* the experts of vllm-0.33-triton-sm90 */
     .exp = MF_EXP_ACCURATE,
     .exp_ulps = 2.0,
     .div = MF_DIV_IEEE,

@@ -165,64 +165,136 @@ static void loop_seq(double (*bins)[NBINS], const double *a, const uint16_t *b, 
     ss->adds = n;
 }
 
-static void loop_block(double (*bins)[NBINS], const double *a, const uint16_t *b, size_t n,
-                       size_t block, int clamp, side_sums *ss) {
-    double s = 0, sabs = 0, msum = 0, pabs = 0;
-    size_t steps = 0;
+/* fused_block, the chain of aligned steps (B products from index 0, then the next B, ...):
+ * the bound is built step by step from the exact partial sums and the step's own grid instead
+ * of c_al M'_j per step (docs/error-model.md, "Fused block"). Step j adds the kernel's
+ * accumulator C and its products, each truncated toward zero to a multiple of the grid
+ * 2^(E - F), E the largest exponent field of the step's terms; the sum is rounded to fp32.
+ * E <= E^ = max(floor(log2 Y), floor(log2 Cmax)), Y the largest clamped product magnitude and
+ * Cmax >= |C|; a term that is a multiple of 2^(E^ - F) loses nothing on the finer true grid,
+ * any other loses less than min(|term|, 2^(E^ - F)) (exactly |p| mod 2^(E^ - F) for a product
+ * of exact operands: a coarser grid of powers of two only loses more). A bf16 x bf16 product
+ * has its lowest set bit at most 15 below its leading one, so |p| >= 2^(g + 15) is on the grid
+ * 2^g; an fp32 C with |C| >= 2^(E^ - 2) has 24 bits from E^ - 2 down, on the grid too (F >= 25
+ * is not assumed: the test is lsb(C) >= g). With delta, the kernel's a'_i lies within delta_i
+ * of a_i: products are bounded by (|a_i| + delta_i)|b_i| and on the grid when
+ * (|a_i| - delta_i)|b_i| >= 2^(g + 15); the chain is measured against the perturbed sums S',
+ * |S'_j - S_j| <= D_j = sum delta_i |b_i| over the first j steps' products. Returns the radius
+ * around S'_n (the caller adds D_n). */
+static inline double pow2i(int e) { /* 2^e for -1022 <= e <= 1023 */
+    uint64_t u = (uint64_t)(e + 1023) << 52;
+    double d;
+    memcpy(&d, &u, sizeof d);
+    return d;
+}
+
+static inline int floor_log2(double x) { /* x a positive normal double */
+    uint64_t u;
+    memcpy(&u, &x, sizeof u);
+    return (int)((u >> 52) & 0x7ff) - 1023;
+}
+
+/* The losses of one step's products on the grid g (on_grid = 2^15 g). */
+static inline double step_losses(const double *a, const uint16_t *b, const double *delta,
+                                 size_t j0, size_t j1, double grid, double on_grid) {
+    double loss = 0;
+    if (!delta) {
+        for (size_t i = j0; i < j1; i++) {
+            double pv = fabs(a[i] * bf16_d(b[i]));
+            if (pv < on_grid) loss += pv - floor(pv / grid) * grid; /* exact: a power of two */
+        }
+        return loss;
+    }
+    for (size_t i = j0; i < j1; i++) {
+        double bv = fabs(bf16_d(b[i]));
+        /* the lower bound of |a' b|, less a margin for its two roundings */
+        if ((fabs(a[i]) - delta[i]) * bv * (1 - 0x1p-50) >= on_grid) continue;
+        double hi = clamp_mag(fabs(a[i]) + delta[i]) * clamp_mag(bv);
+        loss += hi < grid ? hi : grid;
+    }
+    return loss;
+}
+
+static double loop_block_chain(double (*bins)[NBINS], const double *a, const uint16_t *b,
+                               const double *delta, size_t n, size_t block, int frac_bits,
+                               int clamp, side_sums *ss) {
+    const double uz = 0x1p-23, eta = 0x1p-149;
+    double s = 0, pabs = 0, dsum = 0, R = 0;
+    size_t adds = 0;
+    clamp |= delta != NULL; /* a' may be subnormal where a is not */
     for (size_t j0 = 0; j0 < n; j0 += block) {
         size_t j1 = j0 + block < n ? j0 + block : n;
-        double bs = 0, bmax = 0, bpabs = 0;
-        size_t i = j0;
+        double y = 0, bs = 0, bp = 0;
         if (!clamp) {
-            /* four independent chains; the order of the double additions inside a block does
-             * not matter: es bounds every double addition by 2^-53 sum|p| */
-            double bs1 = 0, bs2 = 0, bs3 = 0, m1 = 0, m2 = 0, m3 = 0, q1 = 0, q2 = 0, q3 = 0;
+            size_t i = j0;
+            /* four independent chains (prod4_binned); es bounds every double add by 2^-53
+             * sum|p| whatever their order */
+            double bs1 = 0, bs2 = 0, bs3 = 0, y1 = 0, y2 = 0, y3 = 0, q1 = 0, q2 = 0, q3 = 0;
             for (; i + 4 <= j1; i += 4) {
                 double p[4];
                 prod4_binned(bins, a, b, i, p);
-                const double p0 = p[0], p1 = p[1], p2 = p[2], p3 = p[3];
-                bs += p0;
-                bs1 += p1;
-                bs2 += p2;
-                bs3 += p3;
-                double f0 = fabs(p0), f1 = fabs(p1), f2 = fabs(p2), f3 = fabs(p3);
-                bmax = f0 > bmax ? f0 : bmax;
-                m1 = f1 > m1 ? f1 : m1;
-                m2 = f2 > m2 ? f2 : m2;
-                m3 = f3 > m3 ? f3 : m3;
-                bpabs += f0;
-                q1 += f1;
-                q2 += f2;
-                q3 += f3;
+                double f0 = fabs(p[0]), f1 = fabs(p[1]), f2 = fabs(p[2]), f3 = fabs(p[3]);
+                bs += p[0], bs1 += p[1], bs2 += p[2], bs3 += p[3];
+                y = f0 > y ? f0 : y, y1 = f1 > y1 ? f1 : y1;
+                y2 = f2 > y2 ? f2 : y2, y3 = f3 > y3 ? f3 : y3;
+                bp += f0, q1 += f1, q2 += f2, q3 += f3;
             }
             bs = (bs + bs1) + (bs2 + bs3);
-            bpabs = (bpabs + q1) + (q2 + q3);
-            m1 = m1 > m2 ? m1 : m2;
-            m3 = m3 > bmax ? m3 : bmax;
-            bmax = m1 > m3 ? m1 : m3;
+            bp = (bp + q1) + (q2 + q3);
+            y1 = y1 > y2 ? y1 : y2;
+            y3 = y3 > y ? y3 : y;
+            y = y1 > y3 ? y1 : y3;
+            for (; i < j1; i++) {
+                double pv = a[i] * bf16_d(b[i]);
+                bins[i & 3][bin_of(pv)] += pv;
+                double f = fabs(pv);
+                y = f > y ? f : y;
+                bp += f;
+                bs += pv;
+            }
+        } else {
+            for (size_t i = j0; i < j1; i++) {
+                double bv = bf16_d(b[i]);
+                double pv = a[i] * bv;
+                bins[i & 3][bin_of(pv)] += pv;
+                double mm = clamp_mag(fabs(a[i]) + (delta ? delta[i] : 0.0)) * clamp_mag(bv);
+                y = mm > y ? mm : y;
+                bp += fabs(pv);
+                bs += pv;
+                if (delta) dsum += delta[i] * fabs(bv);
+            }
         }
-        for (; i < j1; i++) {
-            double bv = bf16_d(b[i]);
-            double p = a[i] * bv;
-            bins[i & 3][bin_of(p)] += p;
-            bs += p;
-            double m = clamp ? clamp_mag(a[i]) * clamp_mag(bv) : fabs(p);
-            if (m > bmax) bmax = m;
-            bpabs += fabs(p);
+        pabs += bp;
+        /* |s - S_{j-1}| <= es (each double add errs by at most 2^-53 sum|p|); the kernel's C is
+         * within R of S'_{j-1}, |S'_{j-1} - S_{j-1}| <= D_{j-1} <= dsum */
+        double es = (double)(adds + 2 * (j1 - j0)) * 0x1p-53 * pabs * (1 + 0x1p-40);
+        /* margins of 2^-50 cover the roundings of these few double operations */
+        double cmax = (fabs(s) + es + dsum + R) * (1 + 0x1p-50);
+        double cmin = (fabs(s) - es - dsum - R) * (1 - 0x1p-50);
+        double top = cmax > 0 && cmax < 0x1p-126 ? 0x1p-126 : cmax; /* C's field >= -126 */
+        top = y * (1 + 0x1p-50) > top ? y * (1 + 0x1p-50) : top;
+        double loss = 0;
+        if (top > 0) {
+            int g = floor_log2(top) - frac_bits; /* E^ - F */
+            double grid = pow2i(g);
+            /* C: 24 significant bits from its leading one down (or the subnormal grid 2^-149) */
+            if (cmax > 0 && !(cmin >= pow2i(g + 23) || g <= -149))
+                loss += cmax < grid ? cmax : grid;
+            loss += step_losses(a, b, delta, j0, j1, grid, pow2i(g + 15));
+            loss *= 1 + 0x1p-44; /* the double sum of the losses */
         }
-        double sprev = clamp ? clamp_mag(s) : fabs(s);
-        msum += sprev > bmax ? sprev : bmax;
-        s += bs;
-        sabs += fabs(s);
-        pabs += bpabs;
-        steps++;
+        s += bs; /* the step's products summed apart, then added: 2 (j1 - j0) adds in es */
+        adds += 2 * (j1 - j0);
+        double sj = fabs(s) + es;
+        /* the exact sum of the truncated terms is within R + loss of S'_j, |S'_j| <= sj + dsum;
+         * its rounding to fp32 (RZ or RN) errs by one ulp at most, or eta below 2^-126 */
+        R = (R + loss + uz * (sj + dsum + R + loss) + eta) * (1 + 0x1p-50);
     }
     ss->s = s;
-    ss->sabs = sabs;
-    ss->msum = msum;
     ss->pabs = pabs * (1 + ((double)n + 2) * 0x1p-52);
-    ss->steps = steps;
-    ss->adds = n + 4 * steps; /* chains, their 3 joins and the step */
+    ss->steps = (n + block - 1) / block;
+    ss->adds = adds;
+    return R;
 }
 
 /* ordered_blocks: any partition of the K-ordered products into blocks of at most B. The
@@ -361,16 +433,6 @@ static double model_radius(const mf_acc_model *m, const side_sums *ss, size_t n,
         r = base / (1 - steps * u);
         break;
     }
-    case MF_ACC_FUSED_BLOCK: {
-        /* step j: |err_j| < c_al M'_j + uz |S^_j| + eta, c_al = (B + 1) 2^-F (B 2^-F is tight,
-         * docs/notes/hopper-accumulation.md section 5). M'_j uses subnormal-clamped magnitudes; a
-         * subnormal accumulator adds at most c_al 2^-126 per step. */
-        double cal = (double)(m->block + 1) * ldexp(1.0, -m->frac_bits);
-        double base = cal * (ss->msum + steps * (es + dpert)) +
-                      uz * (ss->sabs + steps * (es + dpert)) + steps * (eta + cal * 0x1p-126);
-        r = base / (1 - steps * (cal + uz));
-        break;
-    }
     case MF_ACC_ORDERED_BLOCKS: {
         /* every partition into blocks of at most B: step j (b_j products, at most B) errs by
          * < (b_j + 1) 2^-F M'_j + u_z |S^_j| + eta <= 2 b_j 2^-F M'_j + ...; charging each
@@ -425,11 +487,12 @@ void mf_dot_bf16(mf_dot_ws *ws, const double *a, const mf_vec_info *ai, const do
     side_sums ss;
     memset(&ss, 0, sizeof ss);
     if (ws->profile) record(ws, a, b, n, m, ai->has_subnormal || bi->has_subnormal);
+    double r = 0;
     switch (m->kind) {
     case MF_ACC_SEQ_FP32: loop_seq(ws->bins, a, b, n, &ss); break;
     case MF_ACC_FUSED_BLOCK:
-        loop_block(ws->bins, a, b, n, (size_t)m->block, ai->has_subnormal || bi->has_subnormal,
-                   &ss);
+        r = loop_block_chain(ws->bins, a, b, delta, n, (size_t)m->block, m->frac_bits,
+                             ai->has_subnormal || bi->has_subnormal, &ss);
         break;
     case MF_ACC_ORDERED_BLOCKS:
         loop_ordered(ws->bins, a, b, n, (size_t)m->block, ai->has_subnormal || bi->has_subnormal,
@@ -440,7 +503,7 @@ void mf_dot_bf16(mf_dot_ws *ws, const double *a, const mf_vec_info *ai, const do
     finish_bins(ws, lo_bin, hi_bin, out);
     for (int w = 0; w < NWAYS; w++)
         memset(&ws->bins[w][lo_bin], 0, (hi_bin - lo_bin + 1) * sizeof(double));
-    double r = model_radius(m, &ss, n, dpert);
+    if (m->kind != MF_ACC_FUSED_BLOCK) r = model_radius(m, &ss, n, dpert);
     out->abs_sum = ss.pabs;
     out->radius = (r + dpert + out->err) * (1 + 0x1p-30);
     if (!(ss.pabs + out->radius < 0x1.fffffep127)) out->flags |= MF_DOT_MAY_OVERFLOW; /* or NaN */
@@ -479,7 +542,8 @@ double mf_dot_ws_replay_loops(mf_dot_ws *ws) {
         switch (r->m.kind) {
         case MF_ACC_SEQ_FP32: loop_seq(ws->bins, r->a, r->b, r->n, &ss); break;
         case MF_ACC_FUSED_BLOCK:
-            loop_block(ws->bins, r->a, r->b, r->n, (size_t)r->m.block, r->clamp, &ss);
+            loop_block_chain(ws->bins, r->a, r->b, NULL, r->n, (size_t)r->m.block,
+                             r->m.frac_bits, r->clamp, &ss);
             break;
         case MF_ACC_ORDERED_BLOCKS:
             loop_ordered(ws->bins, r->a, r->b, r->n, (size_t)r->m.block, r->clamp, &ss);

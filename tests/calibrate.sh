@@ -122,8 +122,9 @@ emu)
     # rsf is rounded too, but the hull of the optional silu rounding's alternatives covers its
     # effect; the router's __expf and the reciprocal softmax stay within the accurate bounds and
     # the tanh form's absolute one on these cases
-    # gemm: the emulation runs the measured wgmma chain (fused_block B=16 F=25), the contract
-    # admits any block boundaries (ordered_blocks)
+    # gemm: the contract's is the emulation's (the measured wgmma chain, fused_block), but the
+    # greedy search decides gemm with round.rsf_out off, whose rounding only any_order's
+    # radius covers (docs/calibrate.md, "What the probes cannot tell apart")
     diff_fields="gemm deterministic round.rsf_out router sigmoid softmax_recip"
     mutation=bf16-weights mutated_field=round.weights mutated_value=on ;;
   flashinfer_07_trtllm_bf16)
