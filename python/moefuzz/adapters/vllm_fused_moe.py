@@ -13,11 +13,13 @@ from Python; they are computed here in torch step by step as their CUDA sources 
     moefuzz check --backend 'exec:python3 python/moefuzz/adapters/vllm_fused_moe.py --vllm-src DIR' CASES
 
 The second form needs no installed moefuzz package (only torch, triton and numpy). On a CUDA
-device the kernel is compiled by Triton and the adapter declares `vllm-0.33-triton-sm90` (its
-router paths below); without CUDA it runs Triton's interpreter (TRITON_INTERPRET=1, set by the
-adapter before triton is imported) and declares --cpu-contract (default any-order: the
-interpreter computes each tl.dot with numpy's fp32 matmul, in BLAS's order; see
-docs/notes/vllm-adapter.md for what was measured).
+device the kernel is compiled by Triton; without CUDA it runs Triton's interpreter
+(TRITON_INTERPRET=1, set by the adapter before triton is imported; patch_interpreter below).
+Both declare the contract of the router path (--router): `vllm-0.33-triton-sm90` or
+`vllm-0.33-triton-sm90-torch-router`. The interpreter computes each tl.dot as numpy's fp32
+matmul (BLAS order) of one K block, added to the accumulator: not the wgmma chain the contract
+assumes, but it passed that contract on every supported seed where `any-order` (no intermediate
+bf16 roundings) rejects 11 (docs/notes/vllm-adapter.md); --cpu-contract NAME declares another.
 
 Options:
   --vllm-src DIR         vLLM 0.33.0's unpacked sdist (or the few files listed in VLLM_FILES)
@@ -27,7 +29,7 @@ Options:
                          A case that vLLM routes through the other one is answered
                          `unsupported` with the path's name. Default cuda.
   --device cuda|cpu      default: cuda when torch sees one
-  --cpu-contract NAME    the contract declared on the CPU (default any-order)
+  --cpu-contract NAME    the contract declared on the CPU (default: the router path's)
   --no-cache             do not announce cache=weights
   --raw-interpreter      on the CPU, leave Triton's interpreter as it is (patch_interpreter:
                          unpatched, Triton 3.6's interpreter reads bf16 dot operands as
@@ -691,7 +693,7 @@ class Adapter:
 
 
 def main(argv):
-    src, router, device, cpu_contract, caching, raw = None, "cuda", None, "any-order", True, False
+    src, router, device, cpu_contract, caching, raw = None, "cuda", None, None, True, False
     args = list(argv)
     while args:
         a = args.pop(0)
@@ -735,10 +737,9 @@ def main(argv):
     except (RuntimeError, ImportError, OSError, SyntaxError) as e:
         log("cannot load vLLM's functions: %s" % e)
         return 2
-    if device == "cuda":
-        contract = ("vllm-0.33-triton-sm90-torch-router" if router == "torch"
-                    else "vllm-0.33-triton-sm90")
-    else:
+    contract = ("vllm-0.33-triton-sm90-torch-router" if router == "torch"
+                else "vllm-0.33-triton-sm90")
+    if device == "cpu" and cpu_contract:
         contract = cpu_contract
     log("%s on %s (%s), router %s, contract %s%s" % (
         vl.origin, device, "Triton interpreter" if device == "cpu" else "Triton", router,
