@@ -22,17 +22,20 @@
 # per-case lines) and OUT_DIR/NAME.err (the adapter's log: the router path and the Triton config
 # of every case). Exit 0 when the runs without the bug have no failure and every run with it
 # fails its rsf != 1 cases; 1 otherwise; 2 bad usage. Aims at under 5 minutes on an H100.
+# GPU_VLLM_DEVICE=cpu runs the seed runs only, on Triton's interpreter (its CPU half: python3 is
+# then whichever Python has torch and triton, e.g. PATH=/work/venv-torch/bin:$PATH).
 set -u
+device=${GPU_VLLM_DEVICE:-cuda}
 mf=${1:-build-gpu/moefuzz} vsrc=${2:-vllm-src} out=${3:-gpu-vllm-out}
 [ -x "$mf" ] || { echo "gpu-vllm: no moefuzz binary at $mf" >&2; exit 2; }
 [ -f "$vsrc/vllm/model_executor/layers/fused_moe/fused_moe.py" ] ||
   { echo "gpu-vllm: $vsrc holds no vLLM sources" >&2; exit 2; }
-python3 -c "import torch, triton; assert torch.cuda.is_available()" ||
-  { echo "gpu-vllm: python3 needs torch and triton and a CUDA device" >&2; exit 2; }
+python3 -c "import torch, triton; assert '$device' == 'cpu' or torch.cuda.is_available()" ||
+  { echo "gpu-vllm: python3 needs torch and triton (and a CUDA device)" >&2; exit 2; }
 mkdir -p "$out"
 cases=$out/cases
 mkdir -p "$cases"
-adapter="python3 python/moefuzz/adapters/vllm_fused_moe.py --vllm-src $vsrc --device cuda"
+adapter="python3 python/moefuzz/adapters/vllm_fused_moe.py --vllm-src $vsrc --device $device"
 summary=$out/summary.txt
 {
   echo "gpu-vllm.sh, $(date -u +%FT%TZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo ?)"
@@ -67,6 +70,11 @@ run seeds-cuda-router "" pass --backend "exec:$adapter --router cuda" corpus/see
 run seeds-torch-router "" pass --backend "exec:$adapter --router torch" corpus/seeds
 run seeds-cuda-router-rsf-dropped drop-rsf fail --backend "exec:$adapter --router cuda" \
   "${rsf_seeds[@]}"
+if [ "$device" = cpu ]; then
+  echo "verdict: $([ $status -eq 0 ] && echo as expected || echo NOT as expected) ($SECONDS s, seeds only: cpu)" >>"$summary"
+  cat "$summary"
+  exit $status
+fi
 # full-size model routing
 full=()
 for spec in "deepseek-v3 1 7168 2048 11 32 0" "deepseek-v3 16 7168 2048 12 32 96" \
