@@ -40,15 +40,21 @@ VLLM_USE_FUSED_MOE_GROUPED_TOPK, VLLM_BATCH_INVARIANT, VLLM_TRITON_USE_TD and
 VLLM_TUNED_CONFIG_FOLDER are read as vllm/envs.py reads them. Every reply line goes to stdout;
 the path each case ran (router, config) is logged to stderr.
 """
-import ast
 import functools
 import json
 import os
 import re
-import struct
 import sys
 import types
 from typing import Any
+
+try:
+    from ._exec_common import (Unsupported, choose_device, load_functions, patch_interpreter,
+                               read_safetensors, serve, write_safetensors)
+except ImportError:  # run as a script: the sibling module
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from _exec_common import (Unsupported, choose_device, load_functions, patch_interpreter,
+                              read_safetensors, serve, write_safetensors)
 
 # vLLM's files this adapter reads (paths inside --vllm-src); the lead's GPU run carries only these
 FM = "vllm/model_executor/layers/fused_moe/"
@@ -67,46 +73,7 @@ def log(msg):
     print("vllm_fused_moe: " + msg, file=sys.stderr, flush=True)
 
 
-# ---- safetensors: u64 little-endian header length, JSON header, data (docs/files.md) ----
-
-def read_safetensors(path):
-    import numpy as np
-    with open(path, "rb") as f:
-        data = f.read()
-    (n,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + n])
-    meta = header.pop("__metadata__", {})
-    dtypes = {"BF16": "<u2", "F32": "<f4", "I32": "<i4", "F8_E4M3": "u1"}
-    tensors = {}
-    for name, t in header.items():
-        begin, end = t["data_offsets"]
-        dt = np.dtype(dtypes[t["dtype"]])
-        arr = np.frombuffer(data, dt, (end - begin) // dt.itemsize, 8 + n + begin)
-        tensors[name] = (t["dtype"], arr.reshape(t["shape"]))
-    return tensors, meta
-
-
-def write_safetensors(path, tensors, meta):
-    import numpy as np
-    header, blobs, offset = {"__metadata__": meta}, [], 0
-    for name, (dtype, arr) in tensors.items():
-        blob = np.ascontiguousarray(arr).tobytes()
-        header[name] = {"dtype": dtype, "shape": list(arr.shape),
-                        "data_offsets": [offset, offset + len(blob)]}
-        blobs.append(blob)
-        offset += len(blob)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * (-(8 + len(h)) % 8)
-    with open(path + ".tmp", "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
-    os.replace(path + ".tmp", path)
-
-
 # ---- loading vLLM's functions ----
-
-class Unsupported(Exception):
-    """A case vLLM cannot express, or a path of vLLM this adapter does not compute."""
-
 
 def _env_flag(name, default):
     return bool(int(os.getenv(name, default)))
@@ -153,26 +120,6 @@ class Logger:
         log(msg % args if args else msg)
 
     info = warning = debug = info_once = warning_once = debug_once = _emit
-
-
-def load_functions(path, names, ns):
-    """Executes the top-level functions `names` of the Python file `path` in namespace ns, with
-    their decorators except triton.jit and functools.lru_cache removed (torch.compile is applied,
-    or not, by the caller). Code objects keep the file's name and line numbers, so tracebacks and
-    inspect.getsource (which Triton's jit reads) point into the user's copy of vLLM."""
-    with open(path) as f:
-        tree = ast.parse(f.read(), path)
-    found = {}
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef) and node.name in names:
-            node.decorator_list = [d for d in node.decorator_list
-                                   if ast.unparse(d) in ("triton.jit", "functools.lru_cache")]
-            found[node.name] = node
-    missing = [n for n in names if n not in found]
-    if missing:
-        raise RuntimeError("%s: no function %s (is this vLLM 0.33.0?)" % (path, ", ".join(missing)))
-    module = ast.Module(body=[found[n] for n in names], type_ignores=[])
-    exec(compile(module, path, "exec"), ns)
 
 
 class Vllm:
@@ -224,7 +171,8 @@ class Vllm:
         # vllm/utils/platform_utils.py l. 69-74
         ns["get_device_name_as_file_name"] = lambda device_id=0: re.sub(
             r"[\s/]+", "_", self.platform.get_device_name(device_id))
-        load_functions(os.path.join(src, VLLM_FILES["utils"]), ["resolve_moe_use_td"], ns)
+        load_functions(os.path.join(src, VLLM_FILES["utils"]), ["resolve_moe_use_td"], ns,
+                       project="vLLM 0.33.0")
         ns["warn_if_moe_use_td_ineffective"] = lambda *a, **k: None  # a warning only
 
         def no_td_allocator(device):
@@ -259,48 +207,6 @@ class Vllm:
             if configs:
                 return dict(configs[min(configs.keys(), key=lambda x: abs(x - M))]), "tuned"
         return self.fn.default_config(M, E, N, w1_shape[2], top_k, None, None), "default"
-
-
-# ---- Triton's interpreter, made to compute what the GPU computes ----
-
-def patch_interpreter():
-    """Triton 3.6's interpreter (triton/runtime/interpreter.py) holds bf16 values as their uint16
-    bit patterns, and (1) `create_dot` hands those bit patterns to np.matmul as integers (only
-    8-bit floats are converted first), (2) `cast_impl` from fp32 to bf16 calls _convert_float
-    without a rounding mode, which truncates. On the GPU tl.dot multiplies the bf16 values and
-    `.to(tl.bfloat16)` rounds to nearest even. These two methods are replaced so that the
-    interpreter computes the kernel's arithmetic: dot = np.matmul of the exact fp32 values of the
-    bf16 operands (BLAS order) + acc; fp32 -> bf16 rounds to nearest even (NaN stays NaN)."""
-    import numpy as np
-    import triton.language as tl
-    from triton.runtime import interpreter as ti
-
-    def widen(h):
-        if h.dtype.scalar == tl.bfloat16:
-            return (h.data.astype(np.uint32) << 16).view(np.float32)
-        return None
-
-    orig_dot, orig_cast = ti.InterpreterBuilder.create_dot, ti.InterpreterBuilder.cast_impl
-
-    def create_dot(self, a, b, d, input_precision, max_num_imprecise_acc):
-        wa, wb = widen(a), widen(b)
-        if wa is None and wb is None:
-            return orig_dot(self, a, b, d, input_precision, max_num_imprecise_acc)
-        wa = a.data if wa is None else wa
-        wb = b.data if wb is None else wb
-        return ti.TensorHandle(np.matmul(wa, wb, dtype=d.data.dtype) + d.data, d.dtype.scalar)
-
-    def cast_impl(self, src, dst_type):
-        if src.dtype.scalar == tl.float32 and dst_type.scalar == tl.bfloat16:
-            u = np.ascontiguousarray(src.data, np.float32).view(np.uint32).astype(np.uint64)
-            r = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
-            nan = np.isnan(src.data)
-            r[nan] = ((u[nan] >> 16) | 0x40).astype(np.uint16)
-            return ti.TensorHandle(r, dst_type.scalar)
-        return orig_cast(self, src, dst_type)
-
-    ti.InterpreterBuilder.create_dot = create_dot
-    ti.InterpreterBuilder.cast_impl = cast_impl
 
 
 # ---- vLLM's C++ ops, in torch, as their CUDA sources compute them ----
@@ -724,21 +630,9 @@ def main(argv):
     if BUG not in ("", "drop-rsf"):
         log("unknown VLLM_ADAPTER_BUG %r (known: drop-rsf)" % BUG)
         return 2
-    if device != "cuda":
-        # the interpreter must be chosen before triton is imported
-        import importlib.util
-        if device is None:
-            try:
-                import torch
-                device = "cuda" if torch.cuda.is_available() else "cpu"
-            except ImportError as e:
-                log("torch is not installed (%s)" % e)
-                return 2
-        if device == "cpu":
-            os.environ["TRITON_INTERPRET"] = "1"
-        if importlib.util.find_spec("triton") is None:
-            log("triton is not installed")
-            return 2
+    device = choose_device(device, log)
+    if device is None:
+        return 2
     try:
         vl = Vllm(src, device, raw)
     except (RuntimeError, ImportError, OSError, SyntaxError) as e:
@@ -751,27 +645,7 @@ def main(argv):
     log("%s on %s (%s), router %s, contract %s%s" % (
         vl.origin, device, "Triton interpreter" if device == "cpu" else "Triton", router,
         contract, ", BUG " + BUG if BUG else ""))
-    ad = Adapter(vl, device, contract, router, caching)
-    while True:
-        line = sys.stdin.readline()
-        if not line or line.split()[:1] == ["quit"]:
-            return 0
-        words = line.split()
-        if not words:
-            continue
-        if words[0] == "hello":
-            reply = ad.hello()
-        elif words[0] == "run" and len(words) == 3:
-            try:
-                reply = ad.run(words[1], words[2])
-            except Exception as e:  # an adapter bug is an error reply, not a crash
-                import traceback
-                traceback.print_exc(file=sys.stderr)
-                reply = "error %s: %s" % (type(e).__name__, str(e).replace("\n", " "))
-        else:
-            reply = "error unknown request %s" % words[0]
-        sys.stdout.write(reply + "\n")
-        sys.stdout.flush()
+    return serve(Adapter(vl, device, contract, router, caching), log)
 
 
 if __name__ == "__main__":
