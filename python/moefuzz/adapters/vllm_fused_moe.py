@@ -156,9 +156,9 @@ class Vllm:
                 grouped_topk=gr.grouped_topk, align=al.moe_align_block_size)
             self.installed = True
             return
-        except ImportError:
+        except ImportError as e:
             if not src:
-                raise
+                raise ImportError("vllm does not import (%s) and no --vllm-src was given" % e)
         self.installed = False
         for f in VLLM_FILES.values():
             if not os.path.isfile(os.path.join(src, f)):
