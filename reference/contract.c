@@ -185,6 +185,46 @@ const mf_contract mf_contract_hopper_tc_fp8 = {
     .fp8_gemm = {32, 13, 14},
 };
 
+/* SGLang 0.5.23's bf16 Triton fused MoE on Hopper as a model calls it (select_experts -> the
+ * Triton router moe_fused_gate; fused_experts_impl; moe_combine_topk), read from the wheel's
+ * sources (docs/error-model.md, sglang-0.5-triton-sm90). */
+const mf_contract mf_contract_sglang_05_triton_sm90 = {
+    .name = "sglang-0.5-triton-sm90",
+    .summary = "SGLang 0.5.23 bf16 Triton fused MoE on Hopper: fused_moe_kernel GEMMs as "
+               "vllm-0.33-triton-sm90 (ordered blocks B 16 F 25, GEMM1 output rounded to "
+               "bf16, w * y rounded to bf16), silu_and_mul with fast math (__expf, fast "
+               "division, FTZ, silu not rounded, product rounded to bf16), combine in fp32 "
+               "with the output rsf in fp32 and one bf16 rounding; Triton router (tl.exp, "
+               "approximate division, softmax as e / Z, sigmoid 1 / (1 + exp(-x)), lower "
+               "index on ties)",
+    .gemm = {MF_ACC_ORDERED_BLOCKS, 16, 25}, /* the Triton kernel of vllm-0.33-triton-sm90 */
+    .exp = MF_EXP_FAST,                      /* __expf under --use_fast_math */
+    .exp_ulps = 0,
+    .div = MF_DIV_FAST,
+    .round_points = MF_RP_GEMM1_OUT | MF_RP_ACT_OUT | MF_RP_WEIGHTED,
+    .deterministic = 0, /* not measured on the card */
+    /* Triton: tl.exp is ex2.approx of x log2(e), fp32 `/` is div.full.f32 (2 ulp) */
+    .router = {1, MF_EXP_FAST, 0, MF_DIV_FAST},
+    .sigmoid_form = MF_SIGMOID_EXP_DIV,
+    .tanh_rel = 0,
+    .softmax_recip = 0,
+    .weight_form = MF_WEIGHT_PLAIN,
+    .tie_rule = MF_TIE_LOWER_INDEX,
+    .ftz = 1,
+    .combine_dtype = MF_DTYPE_F32,
+    .sources = "sglang 0.5.23: kernels/ops/moe/fused_moe_triton_kernels.py:fused_moe_kernel "
+               "l. 555-617 (one fp32 accumulator, bf16 accumulator += tl.dot(a, b) in K "
+               "order, l. 611), l. 630-634 (w * y in fp32, .to(compute_type)); ASSUMED as "
+               "for vLLM: one wgmma chain on sm_90; "
+               "kernels/jit/csrc/elementwise/activation.cuh l. 26-28, 112-116 (silu in fp32, "
+               "one rounding of silu * up), kernels/jit/utils/arch.py l. 201-204 "
+               "(--use_fast_math); fused_moe_triton_kernels.py:_moe_sum_reduce_kernel "
+               "l. 1272-1291 (fp32 sum in slot order, * rsf, one rounding); "
+               "srt/layers/moe/moe_runner/triton_utils/fused_moe.py:moe_combine_topk "
+               "l. 996-1024; kernels/ops/moe/moe_fused_gate.py:_router_triton_kernel "
+               "(tl.sigmoid, e / Z softmax, lowest lane on ties, sum > 0 ? sum : 1)",
+};
+
 /* Names kept for the newest contract of a kernel family. */
 static const struct {
     const char *alias;
@@ -202,6 +242,7 @@ static const mf_contract *const builtin[] = {&mf_contract_cpu_scalar,
                                              &mf_contract_flashinfer_07_trtllm_bf16,
                                              &mf_contract_vllm_033_triton_sm90_torch_router,
                                              &mf_contract_hopper_tc_fp8,
+                                             &mf_contract_sglang_05_triton_sm90,
                                              NULL};
 
 const mf_contract *const *mf_contract_list(void) { return builtin; }

@@ -74,6 +74,7 @@ extern const mf_contract mf_contract_vllm_033_triton_sm90;    /* vLLM 0.33.0, Tr
 extern const mf_contract mf_contract_flashinfer_07_trtllm_bf16; /* FlashInfer 0.7.4 trtllm-gen */
 extern const mf_contract mf_contract_vllm_033_triton_sm90_torch_router; /* its torch router */
 extern const mf_contract mf_contract_hopper_tc_fp8; /* hopper-tc, FP8 GEMMs on wgmma k32 */
+extern const mf_contract mf_contract_sglang_05_triton_sm90; /* SGLang 0.5.23, Triton, Hopper */
 
 /* 1 if a and b are the same contract field by field (names compared as strings). */
 int mf_contract_equal(const mf_contract *a, const mf_contract *b);

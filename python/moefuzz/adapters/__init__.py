@@ -1,0 +1,1 @@
+"""Adapters that run the MoE kernels of other projects under moefuzz (exec protocol)."""

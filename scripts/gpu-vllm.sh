@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# gpu-vllm.sh [MOEFUZZ] [VLLM_SRC] [OUT_DIR]: vLLM 0.33.0's bf16 fused MoE on the GPU machine,
+# through python/moefuzz/adapters/vllm_fused_moe.py: vLLM's Triton fused_moe_kernel compiled by
+# Triton for the card, its launcher, config choice (tuned JSON where vLLM has one for the card)
+# and torch router read from vLLM's sources, its C++ ops computed in torch from their CUDA
+# sources. Run from the source root:
+#
+#   scripts/gpu-vllm.sh build-gpu/moefuzz vllm-src "$OUT"
+#
+# MOEFUZZ defaults to build-gpu/moefuzz, VLLM_SRC to vllm-src (git-ignored: the files of the
+# vLLM 0.33.0 sdist named in VLLM_FILES of the adapter, and optionally its
+# vllm/model_executor/layers/fused_moe/configs/ JSON files for the card), OUT_DIR to
+# gpu-vllm-out. python3 needs torch and triton (no vllm package). Runs, each with and without
+# VLLM_ADAPTER_BUG=drop-rsf (vLLM PR #43769's routed scaling factor dropped):
+#   1. corpus/seeds with --router cuda (contract vllm-0.33-triton-sm90) and --router torch
+#      (vllm-0.33-triton-sm90-torch-router); each seed is run by the one router vLLM takes
+#      for it, refused by the other;
+#   2. full-size routing of deepseek-v3 (H 7168, I 2048, one EP-8 rank of 32 experts: all 256
+#      experts are 22.5 GB) at T = 1, 64, 200, mixtral-8x7b (4096, 14336) at T = 1, 16 and
+#      qwen3-30b-a3b (2048, 768) at T = 1, 16, 200 (tests/vllm_case.sh: no shared expert);
+#      deepseek-v3 at T = 1, 64 with the bug.
+# Writes OUT_DIR/summary.txt (the verdict line of each run), OUT_DIR/NAME.txt (each run's
+# per-case lines) and OUT_DIR/NAME.err (the adapter's log: the router path and the Triton config
+# of every case). Exit 0 when the runs without the bug have no failure and every run with it
+# fails its rsf != 1 cases; 1 otherwise; 2 bad usage. Aims at under 5 minutes on an H100.
+# GPU_VLLM_DEVICE=cpu runs the seed runs only, on Triton's interpreter (its CPU half: python3 is
+# then whichever Python has torch and triton, e.g. PATH=/work/venv-torch/bin:$PATH).
+set -u
+device=${GPU_VLLM_DEVICE:-cuda}
+mf=${1:-build-gpu/moefuzz} vsrc=${2:-vllm-src} out=${3:-gpu-vllm-out}
+[ -x "$mf" ] || { echo "gpu-vllm: no moefuzz binary at $mf" >&2; exit 2; }
+[ -f "$vsrc/vllm/model_executor/layers/fused_moe/fused_moe.py" ] ||
+  { echo "gpu-vllm: $vsrc holds no vLLM sources" >&2; exit 2; }
+python3 -c "import torch, triton; assert '$device' == 'cpu' or torch.cuda.is_available()" ||
+  { echo "gpu-vllm: python3 needs torch and triton (and a CUDA device)" >&2; exit 2; }
+mkdir -p "$out"
+cases=$out/cases
+mkdir -p "$cases"
+adapter="python3 python/moefuzz/adapters/vllm_fused_moe.py --vllm-src $vsrc --device $device"
+summary=$out/summary.txt
+{
+  echo "gpu-vllm.sh, $(date -u +%FT%TZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo ?)"
+  nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null
+  python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"
+} >"$summary"
+status=0
+# a run's status travels through a file: runs go to the background
+rm -f "$out"/*.status
+finish() {
+  grep -qv '^0$' "$out"/*.status 2>/dev/null && status=1
+  echo "verdict: $([ $status -eq 0 ] && echo as expected || echo NOT as expected) ($SECONDS s, $1)" \
+    >>"$summary"
+  cat "$summary"
+  exit $status
+}
+# run NAME BUG EXPECT ARGS...: EXPECT is pass (exit 0) or fail (every case that ran fails)
+run() {
+  local name=$1 bug=$2 expect=$3
+  shift 3
+  local t0=$SECONDS code
+  VLLM_ADAPTER_BUG=$bug "$mf" check --no-determinism -q --timeout 600 --max-mib 16384 "$@" \
+    >"$out/$name.txt" 2>"$out/$name.err"
+  code=$?
+  local line
+  line=$(grep '^moefuzz check:' "$out/$name.txt" | tail -1)
+  printf '%-28s exit %d, %ds: %s\n' "$name" "$code" $((SECONDS - t0)) "${line#moefuzz check: }" \
+    >>"$summary"
+  local ok=1
+  if [ "$expect" = pass ]; then
+    [ $code -eq 0 ] || ok=0
+  else
+    [ $code -eq 1 ] && grep -q ": 0 passed," <<<"$line" || ok=0
+  fi
+  echo $((1 - ok)) >"$out/$name.status"
+}
+# the seeds whose rsf is not 1 (where dropping it is observable)
+rsf_seeds=()
+for f in corpus/seeds/*.txt; do
+  grep -Eq '^rsf = (1|1\.0)$' "$f" || ! grep -q '^rsf = ' "$f" || rsf_seeds+=("$f")
+done
+# the seed runs, then the full-size runs, each group in parallel (moefuzz's reference is one
+# core per run; the GPU machine has 16)
+run seeds-cuda-router "" pass --backend "exec:$adapter --router cuda" corpus/seeds &
+run seeds-torch-router "" pass --backend "exec:$adapter --router torch" corpus/seeds &
+run seeds-cuda-router-rsf-dropped drop-rsf fail --backend "exec:$adapter --router cuda" \
+  "${rsf_seeds[@]}" &
+run seeds-torch-router-rsf-dropped drop-rsf fail --backend "exec:$adapter --router torch" \
+  "${rsf_seeds[@]}" &
+wait
+if [ "$device" = cpu ]; then
+  finish "seeds only: cpu"
+fi
+# full-size model routing; T and the models chosen so that the exact reference stays within
+# about a minute a run on one core (Mixtral's experts are the costly ones: 176M products each)
+for spec in "deepseek-v3 1 7168 2048 11 32 0" "deepseek-v3 64 7168 2048 12 32 96" \
+            "deepseek-v3 200 7168 2048 13 32 224" "mixtral-8x7b 1 4096 14336 21" \
+            "mixtral-8x7b 16 4096 14336 22" "qwen3-30b-a3b 1 2048 768 31" \
+            "qwen3-30b-a3b 16 2048 768 32" "qwen3-30b-a3b 200 2048 768 33"; do
+  set -- $spec
+  tests/vllm_case.sh "$@" >"$cases/$1-t$2.txt"
+done
+for m in deepseek-v3 mixtral-8x7b qwen3-30b-a3b; do
+  run "full-$m" "" pass --backend "exec:$adapter --router cuda" "$cases/$m"-t*.txt &
+done
+run full-deepseek-v3-rsf-dropped drop-rsf fail --backend "exec:$adapter --router cuda" \
+  "$cases"/deepseek-v3-t1.txt "$cases"/deepseek-v3-t64.txt &
+wait
+finish "full"
