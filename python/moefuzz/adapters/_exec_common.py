@@ -81,6 +81,10 @@ def load_functions(path, names, ns, assignments=(), project="the project"):
     if missing:
         raise RuntimeError("%s: no %s (is this %s?)" % (path, ", ".join(missing), project))
     module = ast.Module(body=[found[n] for n in wanted], type_ignores=[])
+    # a function's __module__ is its namespace's __name__, None without one; Triton's code
+    # generator calls __module__.startswith on every global a kernel names (a @triton.jit helper
+    # included), so a namespace without a name fails to compile on a GPU, not in the interpreter
+    ns.setdefault("__name__", "moefuzz_loaded." + os.path.splitext(os.path.basename(path))[0])
     exec(compile(module, path, "exec"), ns)
 
 
