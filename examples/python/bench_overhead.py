@@ -30,13 +30,16 @@ def main():
     mf = sys.argv[1]
     cases_dir = sys.argv[2] if len(sys.argv) > 2 else os.path.join(HERE, "..", "..", "corpus",
                                                                    "seeds")
-    paths = moefuzz._core.paths(cases_dir)
+    # the cases the in-process kernel runs on: a Python callable speaks ABI level 1, so cases
+    # of later levels (shared experts, FP8, ...) are unsupported there and left out of both paths
+    paths = [p for p in moefuzz._core.paths(cases_dir)
+             if not moefuzz.check(lambda k: None, p, determinism=False).unsupported]
     n = len(paths)
 
     t0 = time.perf_counter()
     r = subprocess.run([mf, "check", "-q", "--backend",
-                        "exec:%s %s" % (sys.executable, os.path.join(HERE, "moe_numpy.py")),
-                        cases_dir], capture_output=True, text=True)
+                        "exec:%s %s" % (sys.executable, os.path.join(HERE, "moe_numpy.py"))]
+                       + paths, capture_output=True, text=True)
     t_exec = time.perf_counter() - t0
     summary = [l for l in r.stdout.splitlines() if l.startswith("moefuzz check:")]
     if r.returncode != 0 or not summary:
@@ -67,7 +70,7 @@ def main():
         t_check += time.perf_counter() - t
 
     ms = lambda s: 1000.0 * s / n  # noqa: E731
-    print("%d cases of %s" % (n, cases_dir))
+    print("%d cases of %s (the ABI level 1 ones)" % (n, cases_dir))
     print("exec:       %.1f ms/case (%s)" % (ms(t_exec), summary[0].split(": ", 1)[1][:60]))
     print("in-process: %.1f ms/case (%d passed): kernel %.1f, check %.1f, overhead %.1f ms/case"
           % (ms(t_in), passed, ms(t_kernel), ms(t_check), ms(t_in - t_kernel - t_check)))

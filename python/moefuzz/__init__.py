@@ -64,37 +64,47 @@ def _np():
     return numpy
 
 
+class _Mem:
+    """Memory at an address, for numpy: the array made from it references this object, which
+    keeps `keep` (the memory's owner) alive for the array's lifetime."""
+    __slots__ = ("__array_interface__", "keep")
+
+    def __init__(self, addr, shape, typestr, readonly, keep):
+        self.__array_interface__ = {"shape": tuple(shape), "typestr": typestr,
+                                    "data": (addr, readonly), "version": 3}
+        self.keep = keep
+
+
 def _view(addr, shape, dtype, owner, readonly=True):
     """A numpy array over memory moefuzz owns at addr; owner is kept alive by the array. Inputs
     are read-only: a kernel gets the problem's own arrays, as the C ABI's const pointers."""
     np = _np()
-    n = 1
-    for d in shape:
-        n *= d
-    nbytes = n * np.dtype(dtype).itemsize
-
-    class _Mem:  # the array interface keeps `owner` referenced for the array's lifetime
-        __array_interface__ = {"shape": (nbytes,), "typestr": "|u1", "data": (addr, readonly),
-                               "version": 3}
-        keep = owner
-
-    return np.asarray(_Mem()).view(dtype).reshape(shape)
+    return np.asarray(_Mem(addr, shape, np.dtype(dtype).str, readonly, owner))
 
 
 def bf16_to_f32(bits):
     """bf16 bit patterns (uint16) -> float32 values (exact)."""
     np = _np()
-    return (np.asarray(bits).astype(np.uint32) << 16).view(np.float32)
+    u = np.asarray(bits).astype(np.uint32)
+    u <<= 16
+    return u.view(np.float32)
 
 
 def f32_to_bf16(x):
     """float values -> bf16 bit patterns, rounded to nearest even; NaN stays a quiet NaN."""
     np = _np()
-    x = np.asarray(x, np.float32)
-    u = x.view(np.uint32).astype(np.uint64)
-    r = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
+    x = np.ascontiguousarray(x, np.float32)
+    u = x.view(np.uint32)
+    # in uint32: a finite value's bits plus at most 0x8000 stay below 2^32 (the largest,
+    # -FLT_MAX, is 0xff7fffff); NaNs, which may wrap, are set apart below
+    r = (u >> 16) & 1
+    r += 0x7FFF
+    r += u
+    r >>= 16
+    r = r.astype(np.uint16)
     nan = np.isnan(x)
-    r[nan] = ((u[nan] >> 16) | 0x40).astype(np.uint16)
+    if nan.any():
+        r[nan] = ((u[nan] >> 16) | 0x40).astype(np.uint16)
     return r
 
 
@@ -228,6 +238,12 @@ class Case(_Tensors):
         data = struct.pack("<Q", len(h)) + h + b"".join(blobs)
         return cls(_core.from_safetensors(data), label)
 
+    @property
+    def weights_key(self):
+        """The key of the case's per-expert tensors as a kernel gets them (KernelCall.
+        weights_key of the case's first call; the exec protocol's "weights_key")."""
+        return self._pb.weights_key()
+
     def bits(self, name):
         """Tensor `name` as moefuzz holds it, without a copy: bf16 tensors as uint16 bit
         patterns, fp32 ones as float32; None for a tensor the case does not have."""
@@ -304,36 +320,71 @@ def _values(a):
     return np.asarray(a, np.float32)
 
 
+# the per-expert tensors among a kernel call's (those of the exec protocol's weights key)
+WEIGHTS = ("w13", "w2")
+
+
+def _call_layout(p, routing):
+    """[(name, shape, numpy typestr)] of a kernel call's tensors for ABI parameters p: the
+    per-expert ones first, then the other inputs, then the outputs (the routing's with
+    routing=True); an absent bias is left out."""
+    T, E = p["T"], p["E"]
+    lay = [("w13", (p["E_local"], 2 * p["I"], p["H"]), "<u2"),
+           ("w2", (p["E_local"], p["H"], p["I"]), "<u2"),
+           ("x", (T, p["H"]), "<u2"),
+           ("logits", (T, E), "<u2" if p["logits_dtype"] == 1 else "<f4")]
+    if p["bias_dtype"] != 0:
+        lay.append(("bias", (E,), "<u2" if p["bias_dtype"] == 2 else "<f4"))
+    lay.append(("out", (T, p["H"]), "<u2"))
+    if routing:
+        lay += [("topk_ids", (T, p["top_k"]), "<i4"), ("topk_weights", (T, p["top_k"]), "<f4")]
+    return lay
+
+
 class KernelCall(_Tensors):
     """One call of a kernel callable: the tensors and parameters of the (possibly transformed,
-    for the metamorphic relations) problem moefuzz runs it on. See the module's doc."""
+    for the metamorphic relations) problem moefuzz runs it on. See the module's doc.
 
-    def __init__(self, params, ptrs, owner):
+    k.weights_key: the 64-bit key of the per-expert tensors (w13, w2: names, shapes, bytes), the
+    exec protocol's "weights_key": equal keys, equal weights, so a kernel may keep what it
+    derives from the weights (device copies, a packed layout) by this key between calls."""
+
+    def __init__(self, params, arrays, weights_key=None):
         self.p = params  # the ABI's numbers: T, H, I, E, E_local, top_k, rsf, score_fn, ...
         self.params = _abi_params_text(params)
-        p = params
-        shapes = {"x": (p["T"], p["H"]), "logits": (p["T"], p["E"]), "bias": (p["E"],),
-                  "w13": (p["E_local"], 2 * p["I"], p["H"]), "w2": (p["E_local"], p["H"], p["I"])}
-        bf16 = {"x": True, "w13": True, "w2": True, "logits": p["logits_dtype"] == 1,
-                "bias": p["bias_dtype"] == 2}
-        np = _np()
-        self._bits = {}
-        for name in TENSORS:
-            if ptrs[name] is not None:
-                self._bits[name] = _view(ptrs[name], shapes[name],
-                                         np.uint16 if bf16[name] else np.float32, owner)
-        self.out = _view(ptrs["out"], (p["T"], p["H"]), np.uint16, owner, readonly=False)
-        self._ids_ptr, self._w_ptr = ptrs["topk_ids"], ptrs["topk_weights"]
-        self._owner = owner
+        self._bits = {n: arrays[n] for n in TENSORS if n in arrays}
+        self.out = arrays["out"]
+        self._ids, self._w = arrays.get("topk_ids"), arrays.get("topk_weights")
+        self._key = weights_key
         self._f32 = {}
+
+    @classmethod
+    def _at(cls, params, ptrs, owner, routing=False):
+        """The call over the addresses the extension gives (owner kept alive by the views);
+        the routing outputs' views only with routing=True."""
+        arrays = {}
+        for name, shape, typestr in _call_layout(params, routing):
+            if ptrs[name] is not None:
+                arrays[name] = _np().asarray(_Mem(ptrs[name], shape, typestr,
+                                                  name not in _OUTPUTS, owner))
+        return cls(params, arrays)
 
     def bits(self, name):
         return self._bits.get(name)
 
     @property
+    def weights_key(self):
+        if self._key is None:
+            self._key = _core.call_weights_key()  # during the call only: its tensors' key
+        return self._key
+
+    @property
     def tensors(self):
         """{name: float32 array} of the tensors the case has (what a case file holds)."""
         return {n: self.tensor(n) for n in self._bits}
+
+
+_OUTPUTS = ("out", "topk_ids", "topk_weights")
 
 
 def _abi_params_text(p):
@@ -400,10 +451,8 @@ def _write_result(k, res, routing):
                             % len(res))
         out, ids, w = res
         T, K = k.p["T"], k.p["top_k"]
-        _view(k._ids_ptr, (T, K), np.int32, k._owner, readonly=False)[...] = \
-            _sized(ids, (T, K), "topk_ids")
-        _view(k._w_ptr, (T, K), np.float32, k._owner, readonly=False)[...] = \
-            _sized(w, (T, K), "topk_weights")
+        k._ids[...] = _sized(ids, (T, K), "topk_ids")
+        k._w[...] = _sized(w, (T, K), "topk_weights")
     elif routing:
         raise TypeError("moefuzz: routing=True, but the kernel returned the output alone")
     else:
@@ -434,7 +483,7 @@ def check(fn, case, contract="any-order", determinism=True, metamorphic=False, r
     case = _as_case(case)
 
     def call(params, ptrs):
-        k = KernelCall(params, ptrs, case)
+        k = KernelCall._at(params, ptrs, case, routing)
         try:
             res = fn(k)
         except Unsupported as e:

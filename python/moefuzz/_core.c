@@ -115,6 +115,7 @@ static PyObject *opening_callable;
 static PyObject *call_exc_type, *call_exc_value, *call_exc_tb;
 static char call_unsupported[256];
 
+static const mf_kernel_params *current_call; /* the kernel call in progress, else NULL */
 static int call_count; /* kernel calls of this check */
 static int in_check;   /* the state above belongs to one check at a time */
 
@@ -189,7 +190,9 @@ static int pk_run(void *ctx, const mf_kernel_params *p, char *msg, size_t msg_le
                                             ptr(p->topk_weights))
                             : NULL;
     PyObject *call = PyTuple_GetItem((PyObject *)ctx, 0);
+    current_call = p;
     PyObject *res = ptrs && call ? PyObject_CallFunctionObjArgs(call, params, ptrs, NULL) : NULL;
+    current_call = NULL;
     Py_XDECREF(params);
     Py_XDECREF(ptrs);
     if (!res) {
@@ -210,6 +213,34 @@ static int pk_run(void *ctx, const mf_kernel_params *p, char *msg, size_t msg_le
 
 static void pk_release(void *ctx) { Py_XDECREF((PyObject *)ctx); }
 
+/* call_weights_key() -> the exec protocol's weights key (mf_xcase_weights_key) of the per-expert
+ * tensors of the kernel call in progress: what the worker of moefuzz.fuzz keys its weight cache
+ * by, and KernelCall.weights_key. A Python callable speaks ABI level 1, whose per-expert tensors
+ * are w13 and w2, both bf16, their shapes set by H, I and E_local. */
+static PyObject *mod_call_weights_key(PyObject *m, PyObject *unused) {
+    const mf_kernel_params *kp = current_call;
+    if (!kp) return PyErr_Format(MoefuzzError, "call_weights_key: no kernel call in progress");
+    if (kp->ext)
+        return PyErr_Format(MoefuzzError, "call_weights_key: the call has ABI level 2 tensors");
+    mf_case c;
+    mf_case_default(&c);
+    mf_moe_params p = c.p;
+    p.T = kp->T;
+    p.H = kp->H;
+    p.I = kp->I;
+    p.E = kp->E;
+    p.E_local = kp->E_local;
+    mf_kernel_inputs ki;
+    memset(&ki, 0, sizeof ki);
+    const mf_tensor_id ids[2] = {MF_T_W13, MF_T_W2};
+    const void *data[2] = {kp->w13, kp->w2};
+    for (int i = 0; i < 2; i++) {
+        ki.data[ids[i]] = data[i];
+        ki.bytes[ids[i]] = mf_tensor_elems(&p, ids[i]) * mf_tensor_kernel_size(&p, ids[i]);
+    }
+    return PyLong_FromUnsignedLongLong(mf_xcase_weights_key(&p, &ki));
+}
+
 /* ---- verdicts ---- */
 
 static PyObject *verdict_dict(const mf_verdict *v) {
@@ -228,11 +259,11 @@ static PyObject *verdict_dict(const mf_verdict *v) {
         Py_XDECREF(n);
     }
     PyObject *d = Py_BuildValue(
-        "{sOsOsssssNss#sssdsdsKsO}", "passed", v->pass ? Py_True : Py_False, "unsupported",
+        "{sOsOsssssNss#sssdsdsdsKsO}", "passed", v->pass ? Py_True : Py_False, "unsupported",
         v->unsupported ? Py_True : Py_False, "unsupported_reason", v->unsupported_reason,
         "stages", stages, "n_bad", bad, "report", buf ? buf : "", (Py_ssize_t)len, "attribution",
         v->has_attribution ? v->attr.text : "", "max_util", v->max_util_out, "kernel_s",
-        v->kernel_s, "elems_checked", v->elems_checked, "metamorphic_violated",
+        v->kernel_s, "ref_s", v->ref_s, "elems_checked", v->elems_checked, "metamorphic_violated",
         v->has_meta && v->meta.n_violated ? Py_True : Py_False);
     free(buf);
     return d;
@@ -414,7 +445,22 @@ static PyObject *problem_check_outputs(PyObject *self, PyObject *args, PyObject 
     return res;
 }
 
+/* weights_key() -> the weights key of the problem's kernel inputs, as the exec backend computes
+ * it for a case file (mf_kernel_inputs_make, mf_xcase_weights_key) */
+static PyObject *problem_weights_key(PyObject *self, PyObject *unused) {
+    ProblemObject *po = (ProblemObject *)self;
+    mf_error err = {0};
+    mf_kernel_inputs ki;
+    if (mf_problem_materialise_all(&po->pb, &err) != MF_OK ||
+        mf_kernel_inputs_make(&po->pb, &ki, &err) != MF_OK)
+        return raise_err(&err);
+    uint64_t key = mf_xcase_weights_key(&po->pb.p, &ki);
+    mf_kernel_inputs_free(&ki);
+    return PyLong_FromUnsignedLongLong(key);
+}
+
 static PyMethodDef problem_methods[] = {
+    {"weights_key", problem_weights_key, METH_NOARGS, "the weights key of the kernel inputs"},
     {"text", problem_text, METH_NOARGS, "the case as text"},
     {"tensor", problem_tensor, METH_VARARGS, "(address, shape, kind) of a tensor, or None"},
     {"check", (PyCFunction)(void (*)(void))problem_check, METH_VARARGS | METH_KEYWORDS,
@@ -842,6 +888,8 @@ static PyMethodDef mod_methods[] = {
      "a random case"},
     {"from_safetensors", mod_from_safetensors, METH_VARARGS, "a case file's bytes"},
     {"paths", mod_paths, METH_VARARGS, "case files under a path"},
+    {"call_weights_key", mod_call_weights_key, METH_NOARGS,
+     "the weights key of the kernel call in progress"},
     {"contracts", mod_contracts, METH_NOARGS, "contract names"},
     {"models", mod_models, METH_NOARGS, "model preset names"},
     {"fuzzer", (PyCFunction)(void (*)(void))mod_fuzzer, METH_VARARGS | METH_KEYWORDS,
