@@ -6,7 +6,10 @@ Python package's in-process API, side by side in one run, over CASES (default co
   exec        `MOEFUZZ check -q --backend exec:'PYTHON moe_numpy.py' CASES`: wall time per case
   in-process  moefuzz.check(fn, case) per case: wall time, of which the kernel (time inside fn)
               and the check itself (moefuzz.check_outputs on the same output: reference and
-              verdict); overhead = in-process - kernel - check
+              verdict); overhead = in-process - kernel - check, and where it goes: the call's
+              wrapper (the C clock around the kernel call, less the time inside fn: the
+              parameters, the views, the output rounded and copied) and the rest (the total
+              less that clock and the verdict's own clock, ref_s: inputs, poison, report)
 
 Prints one line per path and the per-case overhead; a measurement, not a test.
 """
@@ -45,7 +48,7 @@ def main():
     if r.returncode != 0 or not summary:
         sys.exit("exec run failed (exit %d):\n%s%s" % (r.returncode, r.stdout[-2000:], r.stderr))
 
-    t_in = t_kernel = t_check = 0.0
+    t_in = t_kernel = t_check = t_run = t_ref = 0.0
     passed = 0
     for p in paths:
         case = moefuzz.Case.load(p)
@@ -64,6 +67,8 @@ def main():
         v = moefuzz.check(fn, case)
         t_in += time.perf_counter() - t
         t_kernel += spent[0]
+        t_run += v.kernel_s
+        t_ref += v.ref_s
         passed += v.passed
         t = time.perf_counter()
         moefuzz.check_outputs(case, outs[0])
@@ -74,6 +79,8 @@ def main():
     print("exec:       %.1f ms/case (%s)" % (ms(t_exec), summary[0].split(": ", 1)[1][:60]))
     print("in-process: %.1f ms/case (%d passed): kernel %.1f, check %.1f, overhead %.1f ms/case"
           % (ms(t_in), passed, ms(t_kernel), ms(t_check), ms(t_in - t_kernel - t_check)))
+    print("  overhead by the C clocks: call wrapper %.2f, the rest %.2f ms/case"
+          % (ms(t_run - t_kernel), ms(t_in - t_run - t_ref)))
     print("exec - in-process: %.1f ms/case" % (ms(t_exec) - ms(t_in)))
 
 

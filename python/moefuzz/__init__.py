@@ -82,29 +82,25 @@ def _view(addr, shape, dtype, owner, readonly=True):
     return np.asarray(_Mem(addr, shape, np.dtype(dtype).str, readonly, owner))
 
 
+def _addr(a):
+    return a.__array_interface__["data"][0]
+
+
 def bf16_to_f32(bits):
     """bf16 bit patterns (uint16) -> float32 values (exact)."""
     np = _np()
-    u = np.asarray(bits).astype(np.uint32)
-    u <<= 16
-    return u.view(np.float32)
+    b = np.ascontiguousarray(bits, np.uint16)
+    r = np.empty(b.shape, np.float32)
+    _core.bf16_widen(_addr(b), _addr(r), b.size)
+    return r
 
 
 def f32_to_bf16(x):
     """float values -> bf16 bit patterns, rounded to nearest even; NaN stays a quiet NaN."""
     np = _np()
     x = np.ascontiguousarray(x, np.float32)
-    u = x.view(np.uint32)
-    # in uint32: a finite value's bits plus at most 0x8000 stay below 2^32 (the largest,
-    # -FLT_MAX, is 0xff7fffff); NaNs, which may wrap, are set apart below
-    r = (u >> 16) & 1
-    r += 0x7FFF
-    r += u
-    r >>= 16
-    r = r.astype(np.uint16)
-    nan = np.isnan(x)
-    if nan.any():
-        r[nan] = ((u[nan] >> 16) | 0x40).astype(np.uint16)
+    r = np.empty(x.shape, np.uint16)
+    _core.bf16_round(_addr(x), _addr(r), x.size)
     return r
 
 
@@ -375,7 +371,7 @@ class KernelCall(_Tensors):
     @property
     def weights_key(self):
         if self._key is None:
-            self._key = _core.call_weights_key()  # during the call only: its tensors' key
+            self._key = _weights_key(self.p, self._bits["w13"], self._bits["w2"])
         return self._key
 
     @property
@@ -385,6 +381,12 @@ class KernelCall(_Tensors):
 
 
 _OUTPUTS = ("out", "topk_ids", "topk_weights")
+
+
+def _weights_key(p, w13, w2):
+    """The weights key (C: mf_xcase_weights_key) of contiguous w13 and w2 arrays of a call with
+    ABI parameters p."""
+    return _core.weights_key(p["H"], p["I"], p["E_local"], _addr(w13), _addr(w2))
 
 
 def _abi_params_text(p):

@@ -20,6 +20,7 @@
 
 #include "attribute.h"
 #include "backend.h"
+#include "bf16.h"
 #include "casegen.h"
 #include "check.h"
 #include "codec.h"
@@ -115,7 +116,6 @@ static PyObject *opening_callable;
 static PyObject *call_exc_type, *call_exc_value, *call_exc_tb;
 static char call_unsupported[256];
 
-static const mf_kernel_params *current_call; /* the kernel call in progress, else NULL */
 static int call_count; /* kernel calls of this check */
 static int in_check;   /* the state above belongs to one check at a time */
 
@@ -190,9 +190,7 @@ static int pk_run(void *ctx, const mf_kernel_params *p, char *msg, size_t msg_le
                                             ptr(p->topk_weights))
                             : NULL;
     PyObject *call = PyTuple_GetItem((PyObject *)ctx, 0);
-    current_call = p;
     PyObject *res = ptrs && call ? PyObject_CallFunctionObjArgs(call, params, ptrs, NULL) : NULL;
-    current_call = NULL;
     Py_XDECREF(params);
     Py_XDECREF(ptrs);
     if (!res) {
@@ -213,27 +211,27 @@ static int pk_run(void *ctx, const mf_kernel_params *p, char *msg, size_t msg_le
 
 static void pk_release(void *ctx) { Py_XDECREF((PyObject *)ctx); }
 
-/* call_weights_key() -> the exec protocol's weights key (mf_xcase_weights_key) of the per-expert
- * tensors of the kernel call in progress: what the worker of moefuzz.fuzz keys its weight cache
- * by, and KernelCall.weights_key. A Python callable speaks ABI level 1, whose per-expert tensors
- * are w13 and w2, both bf16, their shapes set by H, I and E_local. */
-static PyObject *mod_call_weights_key(PyObject *m, PyObject *unused) {
-    const mf_kernel_params *kp = current_call;
-    if (!kp) return PyErr_Format(MoefuzzError, "call_weights_key: no kernel call in progress");
-    if (kp->ext)
-        return PyErr_Format(MoefuzzError, "call_weights_key: the call has ABI level 2 tensors");
+/* weights_key(H, I, E_local, w13, w2) -> the exec protocol's weights key (mf_xcase_weights_key)
+ * of a kernel call's per-expert tensors, at addresses w13 and w2: what the worker of moefuzz.fuzz
+ * keys its weight cache by, and KernelCall.weights_key. A Python callable speaks ABI level 1,
+ * whose per-expert tensors are w13 [E_local][2I][H] and w2 [E_local][H][I], both bf16. */
+static PyObject *mod_weights_key(PyObject *m, PyObject *args) {
+    int H, I, E_local;
+    PyObject *w13_o, *w2_o;
+    if (!PyArg_ParseTuple(args, "iiiOO", &H, &I, &E_local, &w13_o, &w2_o)) return NULL;
+    const void *data[2] = {PyLong_AsVoidPtr(w13_o), PyLong_AsVoidPtr(w2_o)};
+    if (PyErr_Occurred()) return NULL;
+    if (H < 1 || I < 1 || E_local < 0 || !data[0] || !data[1])
+        return PyErr_Format(PyExc_ValueError, "weights_key: bad sizes or addresses");
     mf_case c;
     mf_case_default(&c);
     mf_moe_params p = c.p;
-    p.T = kp->T;
-    p.H = kp->H;
-    p.I = kp->I;
-    p.E = kp->E;
-    p.E_local = kp->E_local;
+    p.H = H;
+    p.I = I;
+    p.E_local = E_local;
     mf_kernel_inputs ki;
     memset(&ki, 0, sizeof ki);
     const mf_tensor_id ids[2] = {MF_T_W13, MF_T_W2};
-    const void *data[2] = {kp->w13, kp->w2};
     for (int i = 0; i < 2; i++) {
         ki.data[ids[i]] = data[i];
         ki.bytes[ids[i]] = mf_tensor_elems(&p, ids[i]) * mf_tensor_kernel_size(&p, ids[i]);
@@ -861,6 +859,34 @@ static PyObject *mod_paths(PyObject *m, PyObject *args) {
     return list;
 }
 
+/* ---- bf16 conversions over arrays the caller (moefuzz/__init__.py) owns, by address: the
+ * limited API of 3.10 has no buffer protocol; numpy gives the addresses, the caller the sizes */
+
+/* bf16_widen(src, dst, n): n bf16 bit patterns at src -> float32 at dst (exact) */
+static PyObject *mod_bf16_widen(PyObject *m, PyObject *args) {
+    PyObject *src_o, *dst_o;
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "OOn", &src_o, &dst_o, &n)) return NULL;
+    const uint16_t *src = PyLong_AsVoidPtr(src_o);
+    float *dst = PyLong_AsVoidPtr(dst_o);
+    if (PyErr_Occurred()) return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) dst[i] = mf_bf16_to_f32(src[i]);
+    Py_RETURN_NONE;
+}
+
+/* bf16_round(src, dst, n): n float32 at src -> bf16 bit patterns at dst, to nearest even (NaN
+ * stays a quiet NaN: mf_f32_to_bf16) */
+static PyObject *mod_bf16_round(PyObject *m, PyObject *args) {
+    PyObject *src_o, *dst_o;
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "OOn", &src_o, &dst_o, &n)) return NULL;
+    const float *src = PyLong_AsVoidPtr(src_o);
+    uint16_t *dst = PyLong_AsVoidPtr(dst_o);
+    if (PyErr_Occurred()) return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) dst[i] = mf_f32_to_bf16(src[i]);
+    Py_RETURN_NONE;
+}
+
 static PyObject *mod_contracts(PyObject *m, PyObject *unused) {
     PyObject *list = PyList_New(0);
     for (const mf_contract *const *c = mf_contract_list(); list && *c; c++) {
@@ -888,8 +914,9 @@ static PyMethodDef mod_methods[] = {
      "a random case"},
     {"from_safetensors", mod_from_safetensors, METH_VARARGS, "a case file's bytes"},
     {"paths", mod_paths, METH_VARARGS, "case files under a path"},
-    {"call_weights_key", mod_call_weights_key, METH_NOARGS,
-     "the weights key of the kernel call in progress"},
+    {"bf16_widen", mod_bf16_widen, METH_VARARGS, "bf16 bits -> float32, by address"},
+    {"bf16_round", mod_bf16_round, METH_VARARGS, "float32 -> bf16 bits, by address"},
+    {"weights_key", mod_weights_key, METH_VARARGS, "the weights key of w13 and w2, by address"},
     {"contracts", mod_contracts, METH_NOARGS, "contract names"},
     {"models", mod_models, METH_NOARGS, "model preset names"},
     {"fuzzer", (PyCFunction)(void (*)(void))mod_fuzzer, METH_VARARGS | METH_KEYWORDS,

@@ -51,7 +51,8 @@ class FuzzResult:
 def _worker(conn, fn, routing):
     """The worker process: runs fn on each case placed in the shared file, writes the outputs
     there, answers ("ok", reused), ("unsupported", why, reused) or ("raised", traceback,
-    reused); reused: the weights' views of the last call served this one (same key)."""
+    reused); reused: the weights were left in place (fresh false), and the views of them the
+    last call got serve this one (the same arrays; their key, when known, kept)."""
     import mmap
     from . import KernelCall, Unsupported, WEIGHTS, _write_result
     import numpy as np
@@ -70,9 +71,11 @@ def _worker(conn, fn, routing):
                 mm = mmap.mmap(f.fileno(), msg[2])
             buf = np.frombuffer(mm, np.uint8)
             continue
-        _, params, layout, key = msg
+        _, params, layout, key, fresh = msg
         wlay = [e for e in layout if e[0] in WEIGHTS]
-        reused = key == held[0] and wlay == held[1]
+        reused = not fresh and wlay == held[1]
+        if reused and key is None:
+            key = held[0]
         arrays = dict(held[2]) if reused else {}
         for name, off, shape, typestr in layout:
             if name in arrays:
@@ -82,7 +85,6 @@ def _worker(conn, fn, routing):
             if name not in ("out", "topk_ids", "topk_weights"):
                 a.flags.writeable = False  # inputs, as the C ABI's const pointers
             arrays[name] = a
-        held = (key, wlay, {n: arrays[n] for n, *_ in wlay})
         k = KernelCall(params, arrays, key)
         try:
             _write_result(k, fn(k), routing)
@@ -91,6 +93,7 @@ def _worker(conn, fn, routing):
             reply = ("unsupported", str(e) or "unsupported", reused)
         except BaseException:
             reply = ("raised", traceback.format_exc(limit=6), reused)
+        held = (k._key, wlay, {n: arrays[n] for n, *_ in wlay})  # the key, if known by now
         del k, arrays
         conn.send(reply)
 
@@ -100,7 +103,9 @@ class _Worker:
     through a file shared with it (in /dev/shm where there is one), copied in by address: no
     pickling. The per-expert tensors (w13, w2) are copied only when their weights key (the
     exec protocol's, computed in C) differs from that of the weights the file holds; the
-    worker then also keeps its views of them (the same arrays, k.weights_key unchanged).
+    worker then also keeps its views of them (the same arrays, k.weights_key unchanged). A key
+    is computed only where it decides something: weights of other shapes than those held are
+    copied without one (the worker computes it if the kernel asks for k.weights_key).
     Counted: weights_sent (copied in) and weights_cached (left in place)."""
 
     def __init__(self, fn, routing, timeout, start_method):
@@ -111,7 +116,7 @@ class _Worker:
         self.dir = tempfile.mkdtemp(prefix="moefuzz-", dir="/dev/shm" if os.path.isdir(
             "/dev/shm") else None)
         self.mm, self.base, self.size, self.gen = None, None, 0, 0
-        self.held = None  # (key, layout) of the weights the file holds
+        self.held = None  # [key or None: not computed yet, layout] of the weights in the file
         self.last_layout = None  # of the last call answered (its inputs are in the file)
         self.weights_sent = self.weights_cached = self.worker_reused = 0
 
@@ -156,10 +161,10 @@ class _Worker:
         self._buf = self.mm = None
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def call(self, params, ptrs, key, same_inputs=False):
+    def call(self, params, ptrs, same_inputs=False):
         """Runs the kernel on the call whose tensors are at ptrs (the extension's addresses),
-        the outputs copied back there; key: the call's weights key; same_inputs: the inputs are
-        those of the last call (the determinism check's second run), already in the file."""
+        the outputs copied back there; same_inputs: the inputs are those of the last call (the
+        determinism check's second run), already in the file."""
         from ctypes import memmove
         from . import WEIGHTS, _call_layout, _OUTPUTS
         import numpy as np
@@ -179,7 +184,17 @@ class _Worker:
         if self.proc is None:
             self._start()
         wlay = [e for e in layout if e[0] in WEIGHTS]
-        cached = self.held == (key, wlay)
+        key, cached = None, False
+        if same_inputs and self.held is not None:  # the last call's weights: no key needed
+            key, cached = self.held[0], True
+        elif wlay and self.held is not None and self.held[1] == wlay:
+            at = {n: o for n, o, _, _ in wlay}
+            if self.held[0] is None:
+                self.held[0] = _core.weights_key(params["H"], params["I"], params["E_local"],
+                                                 self.base + at["w13"], self.base + at["w2"])
+            key = _core.weights_key(params["H"], params["I"], params["E_local"], ptrs["w13"],
+                                    ptrs["w2"])
+            cached = key == self.held[0]
         if wlay:
             if cached:
                 self.weights_cached += 1
@@ -189,8 +204,8 @@ class _Worker:
             if name in _OUTPUTS or same_inputs or (cached and name in WEIGHTS):
                 continue
             memmove(self.base + o, ptrs[name], nbytes[name])
-        self.held = (key, wlay)
-        self.conn.send(("run", params, layout, key))
+        self.held = [key, wlay]
+        self.conn.send(("run", params, layout, key, not cached))
         if not self.conn.poll(self.timeout):
             self.stop()
             raise KernelFault("timeout", "no answer in %g s (the worker was killed)"
@@ -283,7 +298,7 @@ def fuzz(fn, time=60.0, runs=None, model=None, full=False, method=None, contract
         step_calls[0] += 1
         same = step_calls[0] == 2 and params == step_calls[1]
         step_calls[1] = params
-        reply = worker.call(params, ptrs, _core.call_weights_key(), same_inputs=same)
+        reply = worker.call(params, ptrs, same_inputs=same)
         if reply[0] == "unsupported":
             return reply[1]
         if reply[0] == "raised":
