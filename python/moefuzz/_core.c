@@ -859,6 +859,25 @@ static PyObject *mod_paths(PyObject *m, PyObject *args) {
     return list;
 }
 
+/* differ(a, b, n, sampled) -> whether the n bytes at a and at b differ; with sampled, only in
+ * one of 64 evenly spaced 8-byte words or the last bytes: true then proves they differ (their
+ * weights keys too, but for a collision), false proves nothing. The worker's parent skips
+ * hashing weights that plainly changed, and learns the key of the weights it holds from a
+ * call whose weights are those bytes. */
+static PyObject *mod_differ(PyObject *m, PyObject *args) {
+    PyObject *a_o, *b_o;
+    Py_ssize_t n;
+    int sampled;
+    if (!PyArg_ParseTuple(args, "OOnp", &a_o, &b_o, &n, &sampled)) return NULL;
+    const unsigned char *a = PyLong_AsVoidPtr(a_o), *b = PyLong_AsVoidPtr(b_o);
+    if (PyErr_Occurred()) return NULL;
+    if (n < 8 || !sampled) return PyBool_FromLong(n > 0 && memcmp(a, b, (size_t)n) != 0);
+    size_t words = (size_t)n / 8, step = words > 64 ? words / 64 : 1;
+    for (size_t w = 0; w < words; w += step)
+        if (memcmp(a + 8 * w, b + 8 * w, 8)) Py_RETURN_TRUE;
+    return PyBool_FromLong(memcmp(a + n - 8, b + n - 8, 8) != 0);
+}
+
 /* ---- bf16 conversions over arrays the caller (moefuzz/__init__.py) owns, by address: the
  * limited API of 3.10 has no buffer protocol; numpy gives the addresses, the caller the sizes */
 
@@ -914,6 +933,7 @@ static PyMethodDef mod_methods[] = {
      "a random case"},
     {"from_safetensors", mod_from_safetensors, METH_VARARGS, "a case file's bytes"},
     {"paths", mod_paths, METH_VARARGS, "case files under a path"},
+    {"differ", mod_differ, METH_VARARGS, "bytes (or sampled words) differ, by address"},
     {"bf16_widen", mod_bf16_widen, METH_VARARGS, "bf16 bits -> float32, by address"},
     {"bf16_round", mod_bf16_round, METH_VARARGS, "float32 -> bf16 bits, by address"},
     {"weights_key", mod_weights_key, METH_VARARGS, "the weights key of w13 and w2, by address"},

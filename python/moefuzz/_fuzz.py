@@ -104,8 +104,9 @@ class _Worker:
     pickling. The per-expert tensors (w13, w2) are copied only when their weights key (the
     exec protocol's, computed in C) differs from that of the weights the file holds; the
     worker then also keeps its views of them (the same arrays, k.weights_key unchanged). A key
-    is computed only where it decides something: weights of other shapes than those held are
-    copied without one (the worker computes it if the kernel asks for k.weights_key).
+    is computed only where it decides something: weights of other shapes than those held, or
+    that differ from them in a sampled word, are copied without one (the worker computes it
+    if the kernel asks for k.weights_key).
     Counted: weights_sent (copied in) and weights_cached (left in place)."""
 
     def __init__(self, fn, routing, timeout, start_method):
@@ -187,13 +188,13 @@ class _Worker:
         key, cached = None, False
         if same_inputs and self.held is not None:  # the last call's weights: no key needed
             key, cached = self.held[0], True
-        elif wlay and self.held is not None and self.held[1] == wlay:
-            at = {n: o for n, o, _, _ in wlay}
-            if self.held[0] is None:
-                self.held[0] = _core.weights_key(params["H"], params["I"], params["E_local"],
-                                                 self.base + at["w13"], self.base + at["w2"])
+        elif wlay and self.held is not None and self.held[1] == wlay and not any(
+                _core.differ(self.base + o, ptrs[n], nbytes[n], True) for n, o, _, _ in wlay):
             key = _core.weights_key(params["H"], params["I"], params["E_local"], ptrs["w13"],
                                     ptrs["w2"])
+            if self.held[0] is None and not any(  # the held weights' key: this one's, or unknown
+                    _core.differ(self.base + o, ptrs[n], nbytes[n], False) for n, o, _, _ in wlay):
+                self.held[0] = key
             cached = key == self.held[0]
         if wlay:
             if cached:

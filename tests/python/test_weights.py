@@ -110,3 +110,19 @@ def test_cached_weights_are_read_only_in_the_worker(tmp_path):
                      meta_every=1000, out=NULL)
     assert len(r.failures) == len(CASES)
     assert all("read-only" in f.signature for f in r.failures), r.summary
+
+
+def test_differ_sampled_and_exact():
+    # the parent's pre-check: a sampled difference proves one; only the exact comparison, or the
+    # key, proves equality
+    a = np.arange(4096, dtype=np.uint16)
+    b = a.copy()
+    addr = lambda x: x.__array_interface__["data"][0]  # noqa: E731
+    assert not moefuzz._core.differ(addr(a), addr(b), a.nbytes, True)
+    assert not moefuzz._core.differ(addr(a), addr(b), a.nbytes, False)
+    b[5] ^= 1  # a word between the samples (every 64 bytes of the 8192)
+    assert not moefuzz._core.differ(addr(a), addr(b), a.nbytes, True)
+    assert moefuzz._core.differ(addr(a), addr(b), a.nbytes, False)
+    b[5] ^= 1
+    b[-1] ^= 1  # the last bytes are always compared
+    assert moefuzz._core.differ(addr(a), addr(b), a.nbytes, True)
