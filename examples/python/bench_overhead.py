@@ -9,9 +9,12 @@ Python package's in-process API, side by side in one run, over CASES (default co
               verdict); overhead = in-process - kernel - check, and where it goes: the call's
               wrapper (the C clock around the kernel call, less the time inside fn: the
               parameters, the views, the output rounded and copied) and the rest (the total
-              less that clock and the verdict's own clock, ref_s: inputs, poison, report)
+              less that clock and the verdict's own clock, ref_s: the inputs, the poison,
+              the report, the reference's memory given back)
 
-Prints one line per path and the per-case overhead; a measurement, not a test.
+The exec path runs once; the in-process one REPS (3) times per case, each figure the median
+of its repetitions. Prints one line per path and the per-case overhead; a measurement, not a
+test.
 """
 import os
 import subprocess
@@ -22,6 +25,7 @@ import numpy as np
 
 import moefuzz
 
+REPS = 3
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import moe_numpy  # noqa: E402
@@ -48,40 +52,47 @@ def main():
     if r.returncode != 0 or not summary:
         sys.exit("exec run failed (exit %d):\n%s%s" % (r.returncode, r.stdout[-2000:], r.stderr))
 
-    t_in = t_kernel = t_check = t_run = t_ref = 0.0
+    # each case REPS times in turn (moefuzz.check, then check_outputs on its output), and per
+    # case the median of each figure: the machine is shared, and one slow repetition is noise
+    cols = ("in", "kernel", "check", "over", "wrap", "rest")
+    med = {c: 0.0 for c in cols}
     passed = 0
     for p in paths:
         case = moefuzz.Case.load(p)
-        spent = [0.0]
-        outs = []
+        reps = {c: [] for c in cols}
+        for _ in range(REPS):
+            spent = [0.0]
+            outs = []
 
-        def fn(k):
+            def fn(k):
+                t = time.perf_counter()
+                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                    out = moe_numpy.moe_forward(k.tensors, k.params, "any-order", "")[0]
+                spent[0] += time.perf_counter() - t
+                outs.append(out)
+                return out
+
             t = time.perf_counter()
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                out = moe_numpy.moe_forward(k.tensors, k.params, "any-order", "")[0]
-            spent[0] += time.perf_counter() - t
-            outs.append(out)
-            return out
-
-        t = time.perf_counter()
-        v = moefuzz.check(fn, case)
-        t_in += time.perf_counter() - t
-        t_kernel += spent[0]
-        t_run += v.kernel_s
-        t_ref += v.ref_s
+            v = moefuzz.check(fn, case)
+            t_in = time.perf_counter() - t
+            t = time.perf_counter()
+            moefuzz.check_outputs(case, outs[0])
+            t_check = time.perf_counter() - t
+            for c, x in zip(cols, (t_in, spent[0], t_check, t_in - spent[0] - t_check,
+                                   v.kernel_s - spent[0], t_in - v.kernel_s - v.ref_s)):
+                reps[c].append(x)
         passed += v.passed
-        t = time.perf_counter()
-        moefuzz.check_outputs(case, outs[0])
-        t_check += time.perf_counter() - t
+        for c in cols:
+            med[c] += sorted(reps[c])[REPS // 2]
 
     ms = lambda s: 1000.0 * s / n  # noqa: E731
     print("%d cases of %s (the ABI level 1 ones)" % (n, cases_dir))
     print("exec:       %.1f ms/case (%s)" % (ms(t_exec), summary[0].split(": ", 1)[1][:60]))
-    print("in-process: %.1f ms/case (%d passed): kernel %.1f, check %.1f, overhead %.1f ms/case"
-          % (ms(t_in), passed, ms(t_kernel), ms(t_check), ms(t_in - t_kernel - t_check)))
+    print("in-process: %.1f ms/case (%d passed): kernel %.1f, check %.1f, overhead %.2f ms/case"
+          % (ms(med["in"]), passed, ms(med["kernel"]), ms(med["check"]), ms(med["over"])))
     print("  overhead by the C clocks: call wrapper %.2f, the rest %.2f ms/case"
-          % (ms(t_run - t_kernel), ms(t_in - t_run - t_ref)))
-    print("exec - in-process: %.1f ms/case" % (ms(t_exec) - ms(t_in)))
+          % (ms(med["wrap"]), ms(med["rest"])))
+    print("exec - in-process: %.1f ms/case" % (ms(t_exec) - ms(med["in"])))
 
 
 if __name__ == "__main__":
