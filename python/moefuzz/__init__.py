@@ -14,8 +14,10 @@ metamorphic relations when asked; a failure is attributed to the knob that expla
 A kernel callable gets one argument, a KernelCall `k`: k.x, k.logits, k.bias, k.w13, k.w2 as
 float32 numpy arrays (bf16 values widened exactly), k.params (the case file's parameters as
 strings: "T", "score", "rsf", ...; docs/files.md), k.bits(name) (the bf16 bit patterns, no
-copy), k.torch(name) (a torch bf16 tensor through DLPack, when torch is installed) and k.out
-(the output buffer, bf16 bits, poisoned). It returns the output [T, H] (float arrays are rounded
+copy), k.torch(name) (a torch bf16 tensor through DLPack, when torch is installed), k.out
+(the output buffer, bf16 bits, poisoned) and k.weights_key (the 64-bit key of w13 and w2, the
+exec protocol's: a kernel may keep what it derives from the weights, device copies included,
+by it). It returns the output [T, H] (float arrays are rounded
 to bf16 to nearest even; uint16/int16 arrays and torch bf16 tensors are taken as bf16 bits), or
 (out, topk_ids, topk_weights) with routing=True, or None after writing k.out itself. It raises
 moefuzz.Unsupported(reason) for a case it does not handle.
@@ -123,15 +125,44 @@ def _params_text(text):
     return meta
 
 
+class _Widened:
+    """The float32 form of the expert weights of one weights key: what KernelCall.tensor gives
+    for w13 and w2 while the key stays (the determinism run, variants that keep the weights,
+    the next case with the same weights), widened once instead of at every call. One key at a
+    time: a new key drops the arrays of the old."""
+
+    def __init__(self):
+        self.key, self.f32 = None, {}
+
+    def get(self, key, name, bits):
+        if key != self.key:
+            self.key, self.f32 = key, {}
+        if name not in self.f32:
+            self.f32[name] = _read_only(bf16_to_f32(bits))
+        return self.f32[name]
+
+
+def _read_only(a):
+    a.flags.writeable = False
+    return a
+
+
 class _Tensors:
     """Tensor access of Case and KernelCall, over their bits(name) (read-only views)."""
 
+    _wide = None  # a _Widened that serves the weights (KernelCall)
+
     def tensor(self, name):
-        """Tensor `name` as float32 values (bf16 widened exactly); None when absent."""
+        """Tensor `name` as float32 values (bf16 widened exactly), read-only; None when
+        absent."""
         if name not in self._f32:
             b = self.bits(name)
-            self._f32[name] = None if b is None else (
-                bf16_to_f32(b) if b.dtype == _np().uint16 else b)
+            if b is None or b.dtype != _np().uint16:
+                self._f32[name] = b
+            elif self._wide is not None and name in WEIGHTS:
+                self._f32[name] = self._wide.get(self.weights_key, name, b)
+            else:
+                self._f32[name] = _read_only(bf16_to_f32(b))
         return self._f32[name]
 
     def torch(self, name, device=None):
@@ -166,6 +197,7 @@ class Case(_Tensors):
         self.text = problem.text()
         self.params = _params_text(self.text)
         self._f32 = {}
+        self._calls_wide = _Widened()  # the float32 weights of moefuzz.check's calls
 
     @classmethod
     def load(cls, path, model=None, full=False, method=None, raw=False):
@@ -345,17 +377,18 @@ class KernelCall(_Tensors):
     exec protocol's "weights_key": equal keys, equal weights, so a kernel may keep what it
     derives from the weights (device copies, a packed layout) by this key between calls."""
 
-    def __init__(self, params, arrays, weights_key=None):
+    def __init__(self, params, arrays, weights_key=None, wide=None):
         self.p = params  # the ABI's numbers: T, H, I, E, E_local, top_k, rsf, score_fn, ...
         self.params = _abi_params_text(params)
         self._bits = {n: arrays[n] for n in TENSORS if n in arrays}
         self.out = arrays["out"]
         self._ids, self._w = arrays.get("topk_ids"), arrays.get("topk_weights")
         self._key = weights_key
+        self._wide = wide  # a _Widened kept between calls (by whoever runs them), or None
         self._f32 = {}
 
     @classmethod
-    def _at(cls, params, ptrs, owner, routing=False):
+    def _at(cls, params, ptrs, owner, routing=False, wide=None):
         """The call over the addresses the extension gives (owner kept alive by the views);
         the routing outputs' views only with routing=True."""
         arrays = {}
@@ -363,7 +396,7 @@ class KernelCall(_Tensors):
             if ptrs[name] is not None:
                 arrays[name] = _np().asarray(_Mem(ptrs[name], shape, typestr,
                                                   name not in _OUTPUTS, owner))
-        return cls(params, arrays)
+        return cls(params, arrays, wide=wide)
 
     def bits(self, name):
         return self._bits.get(name)
@@ -485,7 +518,7 @@ def check(fn, case, contract="any-order", determinism=True, metamorphic=False, r
     case = _as_case(case)
 
     def call(params, ptrs):
-        k = KernelCall._at(params, ptrs, case, routing)
+        k = KernelCall._at(params, ptrs, case, routing, case._calls_wide)
         try:
             res = fn(k)
         except Unsupported as e:

@@ -126,3 +126,31 @@ def test_differ_sampled_and_exact():
     b[5] ^= 1
     b[-1] ^= 1  # the last bytes are always compared
     assert moefuzz._core.differ(addr(a), addr(b), a.nbytes, True)
+
+
+def test_float32_weights_are_widened_once_per_key(tmp_path):
+    # k.w13 and k.w2 (float32) are kept between calls while the weights key stays: the same
+    # read-only arrays, equal to the call's own bits widened; a new key, new arrays
+    d = write_cases(tmp_path)
+    seen = []
+
+    def fn(k):
+        for n in ("w13", "w2"):
+            assert not k.tensor(n).flags.writeable
+            assert np.array_equal(k.tensor(n), moefuzz.bf16_to_f32(k.bits(n)))
+        seen.append((k.weights_key, id(k.w13), k.w13))
+        return forward(k)
+
+    r = moefuzz.fuzz(fn, runs=len(CASES), corpus=d, workdir=str(tmp_path / "w"),
+                     meta_every=1000, in_process=True, out=NULL)
+    assert not r.failures and r.stats["passes"] == len(CASES), r.summary
+    keys = [s[0] for s in seen]
+    assert keys[0] == keys[1] == keys[3] != keys[2]
+    assert seen[0][2] is seen[1][2]  # a1: a0's arrays
+    assert seen[2][2] is not seen[0][2] and seen[3][2] is not seen[2][2]
+    # moefuzz.check: the case keeps them between checks
+    case = moefuzz.Case.load(os.path.join(d, "a0.txt"))
+    got = []
+    for _ in range(2):
+        assert moefuzz.check(lambda k: got.append(k.w13) or forward(k), case)
+    assert got[0] is got[1] and np.array_equal(got[0], case.w13)
