@@ -13,7 +13,8 @@ Python package's in-process API, side by side in one run, over CASES (default co
               the report, the reference's memory given back)
 
 The exec path runs once; the in-process one REPS (3) times per case, each figure the median
-of its repetitions. Prints one line per path and the per-case overhead; a measurement, not a
+of its repetitions (later checks of a case reuse the float32 weights of the first), and the
+first check of each case alone. Prints one line per path and the per-case overhead; a measurement, not a
 test.
 """
 import os
@@ -56,6 +57,7 @@ def main():
     # case the median of each figure: the machine is shared, and one slow repetition is noise
     cols = ("in", "kernel", "check", "over", "wrap", "rest")
     med = {c: 0.0 for c in cols}
+    first = {c: 0.0 for c in cols}
     passed = 0
     for p in paths:
         case = moefuzz.Case.load(p)
@@ -84,6 +86,7 @@ def main():
         passed += v.passed
         for c in cols:
             med[c] += sorted(reps[c])[REPS // 2]
+            first[c] += reps[c][0]
 
     ms = lambda s: 1000.0 * s / n  # noqa: E731
     print("%d cases of %s (the ABI level 1 ones)" % (n, cases_dir))
@@ -92,6 +95,10 @@ def main():
           % (ms(med["in"]), passed, ms(med["kernel"]), ms(med["check"]), ms(med["over"])))
     print("  overhead by the C clocks: call wrapper %.2f, the rest %.2f ms/case"
           % (ms(med["wrap"]), ms(med["rest"])))
+    print("  the first check of each case alone: %.1f ms/case: kernel %.1f, check %.1f, overhead "
+          "%.2f (call wrapper %.2f, the rest %.2f)" % (
+              ms(first["in"]), ms(first["kernel"]), ms(first["check"]), ms(first["over"]),
+              ms(first["wrap"]), ms(first["rest"])))
     print("exec - in-process: %.1f ms/case" % (ms(t_exec) - ms(med["in"])))
 
 

@@ -126,17 +126,18 @@ def _params_text(text):
 
 
 class _Widened:
-    """The float32 form of the expert weights of one weights key: what KernelCall.tensor gives
-    for w13 and w2 while the key stays (the determinism run, variants that keep the weights,
-    the next case with the same weights), widened once instead of at every call. One key at a
-    time: a new key drops the arrays of the old."""
+    """The float32 form of the expert weights while they stay the same: what KernelCall.tensor
+    gives for w13 and w2 across calls, widened once. Whoever runs the calls knows when the
+    weights stay, without hashing them: `token` names them (moefuzz.check: the case's own
+    arrays; the worker: the weights the shared file holds, until they are rewritten). One token
+    at a time: a new one drops the arrays of the old."""
 
     def __init__(self):
-        self.key, self.f32 = None, {}
+        self.token, self.f32 = None, {}
 
-    def get(self, key, name, bits):
-        if key != self.key:
-            self.key, self.f32 = key, {}
+    def get(self, token, name, bits):
+        if token != self.token:
+            self.token, self.f32 = token, {}
         if name not in self.f32:
             self.f32[name] = _read_only(bf16_to_f32(bits))
         return self.f32[name]
@@ -150,7 +151,7 @@ def _read_only(a):
 class _Tensors:
     """Tensor access of Case and KernelCall, over their bits(name) (read-only views)."""
 
-    _wide = None  # a _Widened that serves the weights (KernelCall)
+    _wide = None  # (a _Widened, the token of the call's weights) that serves them (KernelCall)
 
     def tensor(self, name):
         """Tensor `name` as float32 values (bf16 widened exactly), read-only; None when
@@ -160,7 +161,7 @@ class _Tensors:
             if b is None or b.dtype != _np().uint16:
                 self._f32[name] = b
             elif self._wide is not None and name in WEIGHTS:
-                self._f32[name] = self._wide.get(self.weights_key, name, b)
+                self._f32[name] = self._wide[0].get(self._wide[1], name, b)
             else:
                 self._f32[name] = _read_only(bf16_to_f32(b))
         return self._f32[name]
@@ -197,7 +198,8 @@ class Case(_Tensors):
         self.text = problem.text()
         self.params = _params_text(self.text)
         self._f32 = {}
-        self._calls_wide = _Widened()  # the float32 weights of moefuzz.check's calls
+        # the float32 weights, shared with moefuzz.check's calls on the case's own arrays
+        self._wide = (_Widened(), "own")
 
     @classmethod
     def load(cls, path, model=None, full=False, method=None, raw=False):
@@ -384,7 +386,7 @@ class KernelCall(_Tensors):
         self.out = arrays["out"]
         self._ids, self._w = arrays.get("topk_ids"), arrays.get("topk_weights")
         self._key = weights_key
-        self._wide = wide  # a _Widened kept between calls (by whoever runs them), or None
+        self._wide = wide  # (_Widened, token): kept between calls by whoever runs them, or None
         self._f32 = {}
 
     @classmethod
@@ -517,8 +519,13 @@ def check(fn, case, contract="any-order", determinism=True, metamorphic=False, r
     answers for the case itself only."""
     case = _as_case(case)
 
+    own = tuple(case._pb.tensor(n)[0] for n in WEIGHTS)  # the case's weights, by address
+
     def call(params, ptrs):
-        k = KernelCall._at(params, ptrs, case, routing, case._calls_wide)
+        # a call on the case's own weights arrays (the case and its determinism run; not the
+        # metamorphic variants, other problems) gets their float32 form widened once
+        same = tuple(ptrs[n] for n in WEIGHTS) == own
+        k = KernelCall._at(params, ptrs, case, routing, case._wide if same else None)
         try:
             res = fn(k)
         except Unsupported as e:

@@ -60,7 +60,7 @@ def _worker(conn, fn, routing):
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     mm = buf = None
     held = (None, None, {})  # the weights' key, layout and read-only views of the last call
-    wide = _Widened()  # their float32 form, by key
+    wide, gen = _Widened(), 0  # their float32 form, and the generation of the file's weights
     while True:
         try:
             msg = conn.recv()
@@ -86,7 +86,8 @@ def _worker(conn, fn, routing):
             if name not in ("out", "topk_ids", "topk_weights"):
                 a.flags.writeable = False  # inputs, as the C ABI's const pointers
             arrays[name] = a
-        k = KernelCall(params, arrays, key, wide)
+        gen += not reused
+        k = KernelCall(params, arrays, key, (wide, gen))
         try:
             _write_result(k, fn(k), routing)
             reply = ("ok", reused)
@@ -276,18 +277,17 @@ def fuzz(fn, time=60.0, runs=None, model=None, full=False, method=None, contract
     within `timeout` seconds is a finding, saved with its case, and a new worker goes on.
     in_process=True calls fn in this process (faster; a crash ends the campaign). fn refuses a
     case by raising moefuzz.Unsupported (counted, not a failure), or supports= (as check)."""
-    from . import KernelCall, Unsupported, _Widened, _write_result, _abi_params_text
+    from . import KernelCall, Unsupported, _write_result, _abi_params_text
 
     if runs is None and time is None:
         raise ValueError("moefuzz.fuzz: give time= or runs=")
     worker = None if in_process else _Worker(fn, routing, timeout, start_method)
-    wide = _Widened() if in_process else None
     refused = [0]
     step_calls = [0, None]  # kernel calls of this input, and the last call's parameters
 
     def call(params, ptrs):
         if in_process:
-            k = KernelCall._at(params, ptrs, ptrs, routing, wide)
+            k = KernelCall._at(params, ptrs, ptrs, routing)
             try:
                 res = fn(k)
             except Unsupported as e:
