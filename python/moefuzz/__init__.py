@@ -198,8 +198,7 @@ class Case(_Tensors):
         self.text = problem.text()
         self.params = _params_text(self.text)
         self._f32 = {}
-        # the float32 weights, shared with moefuzz.check's calls on the case's own arrays
-        self._wide = (_Widened(), "own")
+        self._calls_wide = _Widened()  # the float32 weights of moefuzz.check's calls
 
     @classmethod
     def load(cls, path, model=None, full=False, method=None, raw=False):
@@ -270,8 +269,9 @@ class Case(_Tensors):
 
     @property
     def weights_key(self):
-        """The key of the case's per-expert tensors as a kernel gets them (KernelCall.
-        weights_key of the case's first call; the exec protocol's "weights_key")."""
+        """The key of the case's per-expert tensors as a kernel gets them now (KernelCall.
+        weights_key of the case's first call; the exec protocol's "weights_key"). A lazy
+        case's unroutable experts are poisoned until bits() generates them."""
         return self._pb.weights_key()
 
     def bits(self, name):
@@ -519,13 +519,15 @@ def check(fn, case, contract="any-order", determinism=True, metamorphic=False, r
     answers for the case itself only."""
     case = _as_case(case)
 
-    own = tuple(case._pb.tensor(n)[0] for n in WEIGHTS)  # the case's weights, by address
+    # the case's own weights: their addresses and the experts generated (a lazy case generates
+    # the others, poisoned till then, when Case.bits asks for them)
+    own = (tuple(case._pb.tensor(n, False)[0] for n in WEIGHTS), case._pb.experts_ready())
 
     def call(params, ptrs):
         # a call on the case's own weights arrays (the case and its determinism run; not the
         # metamorphic variants, other problems) gets their float32 form widened once
-        same = tuple(ptrs[n] for n in WEIGHTS) == own
-        k = KernelCall._at(params, ptrs, case, routing, case._wide if same else None)
+        same = tuple(ptrs[n] for n in WEIGHTS) == own[0]
+        k = KernelCall._at(params, ptrs, case, routing, (case._calls_wide, own) if same else None)
         try:
             res = fn(k)
         except Unsupported as e:

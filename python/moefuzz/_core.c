@@ -82,19 +82,21 @@ static PyObject *problem_text(PyObject *self, PyObject *unused) {
     return s;
 }
 
-/* tensor(name) -> (address, shape, "bf16" | "f32") of the problem's own array, or None for a
- * tensor the kernel does not get. bf16 tensors are uint16 bit patterns; every expert is
- * generated first (lazy cases generate on demand). */
+/* tensor(name, materialise=True) -> (address, shape, "bf16" | "f32") of the problem's own
+ * array, or None for a tensor the kernel does not get. bf16 tensors are uint16 bit patterns;
+ * every expert is generated first (lazy cases generate on demand) unless materialise is false
+ * (the address alone: a lazy case's unroutable experts stay poisoned). */
 static PyObject *problem_tensor(PyObject *self, PyObject *args) {
     ProblemObject *po = (ProblemObject *)self;
     const char *name;
-    if (!PyArg_ParseTuple(args, "s", &name)) return NULL;
+    int materialise = 1;
+    if (!PyArg_ParseTuple(args, "s|p", &name, &materialise)) return NULL;
     int t = mf_tensor_lookup(name);
     if (t < 0) return PyErr_Format(PyExc_KeyError, "no tensor '%s'", name);
     const mf_moe_params *p = &po->pb.p;
     if (!mf_tensor_present(p, (mf_tensor_id)t)) Py_RETURN_NONE;
     mf_error err = {0};
-    if (mf_problem_materialise_all(&po->pb, &err) != MF_OK) return raise_err(&err);
+    if (materialise && mf_problem_materialise_all(&po->pb, &err) != MF_OK) return raise_err(&err);
     uint64_t shape[MF_TENSOR_MAX_RANK];
     int rank = mf_tensor_shape(p, (mf_tensor_id)t, shape);
     PyObject *sh = PyTuple_New(rank);
@@ -443,21 +445,26 @@ static PyObject *problem_check_outputs(PyObject *self, PyObject *args, PyObject 
     return res;
 }
 
-/* weights_key() -> the weights key of the problem's kernel inputs, as the exec backend computes
- * it for a case file (mf_kernel_inputs_make, mf_xcase_weights_key) */
+/* weights_key() -> the weights key of the problem's kernel inputs as they are (a lazy case's
+ * unroutable experts poisoned until tensor() generates them), as the exec backend computes it
+ * for a case file (mf_kernel_inputs_make, mf_xcase_weights_key) */
 static PyObject *problem_weights_key(PyObject *self, PyObject *unused) {
     ProblemObject *po = (ProblemObject *)self;
     mf_error err = {0};
     mf_kernel_inputs ki;
-    if (mf_problem_materialise_all(&po->pb, &err) != MF_OK ||
-        mf_kernel_inputs_make(&po->pb, &ki, &err) != MF_OK)
-        return raise_err(&err);
+    if (mf_kernel_inputs_make(&po->pb, &ki, &err) != MF_OK) return raise_err(&err);
     uint64_t key = mf_xcase_weights_key(&po->pb.p, &ki);
     mf_kernel_inputs_free(&ki);
     return PyLong_FromUnsignedLongLong(key);
 }
 
+/* experts_ready() -> the experts generated so far (a lazy case generates the rest on demand) */
+static PyObject *problem_experts_ready(PyObject *self, PyObject *unused) {
+    return PyLong_FromLong(mf_problem_experts_ready(&((ProblemObject *)self)->pb));
+}
+
 static PyMethodDef problem_methods[] = {
+    {"experts_ready", problem_experts_ready, METH_NOARGS, "the experts generated so far"},
     {"weights_key", problem_weights_key, METH_NOARGS, "the weights key of the kernel inputs"},
     {"text", problem_text, METH_NOARGS, "the case as text"},
     {"tensor", problem_tensor, METH_VARARGS, "(address, shape, kind) of a tensor, or None"},

@@ -154,4 +154,21 @@ def test_float32_weights_are_widened_once_while_they_stay(tmp_path):
     got = []
     for _ in range(2):
         assert moefuzz.check(lambda k: got.append(k.w13) or forward(k), case)
-    assert got[0] is got[1] is case.w13 and not case.w13.flags.writeable
+    assert got[0] is got[1] and np.array_equal(got[0], case.w13)
+    assert not case.w13.flags.writeable
+
+
+def test_check_leaves_a_lazy_cases_unroutable_experts_poisoned():
+    # 512 experts of 1.5 MiB: a lazy case, whose one routable expert is generated and the others
+    # poisoned; moefuzz.check (its weights bookkeeping included) must not generate them
+    case = moefuzz.Case.from_text(
+        "T = 1\nH = 512\nI = 512\nE = 512\ntop_k = 1\nscore = softmax\nbias = none\n"
+        "renormalize = false\neps = 0\nrsf = 1\ndefaults = E_local expert_offset n_group "
+        "topk_group group_rule rsf_site activation layout logits_dtype gen.x gen.logits gen.bias "
+        "gen.w13 gen.w2\n")
+    ready = case._pb.experts_ready()
+    assert 1 <= ready < 512
+    v = moefuzz.check(lambda k: np.zeros((1, 512), np.float32), case, determinism=False,
+                      attribute=False)
+    assert not v.passed  # zeros are not the output
+    assert case._pb.experts_ready() == ready
