@@ -92,7 +92,7 @@ static uint64_t hash_mix(uint64_t h, uint64_t w) {
     return h ^ (h >> 29);
 }
 
-static uint64_t weights_key(const mf_moe_params *p, const mf_kernel_inputs *ki) {
+uint64_t mf_xcase_weights_key(const mf_moe_params *p, const mf_kernel_inputs *ki) {
     uint64_t h = 0x6d6f6566757a7a31ull;
     for (int t = 0; t < MF_NUM_TENSORS; t++) {
         mf_tensor_id id = (mf_tensor_id)t;
@@ -144,7 +144,7 @@ static mf_status xcase_write(const char *path, const mf_problem *pb, const mf_ca
     int omit = 0;
     if (st == MF_OK && cache) {
         char hex[20];
-        cache->pending = weights_key(p, &ki);
+        cache->pending = mf_xcase_weights_key(p, &ki);
         omit = cache->held && cache->key == cache->pending;
         snprintf(hex, sizeof hex, "%016llx", (unsigned long long)cache->pending);
         st = mf_st_writer_meta(&w, "weights_key", hex, err);

@@ -35,6 +35,10 @@ typedef struct mf_xcase_cache {
     uint64_t sent, omitted; /* case files written with the weights, and without them */
 } mf_xcase_cache;
 
+/* The key of the per-expert tensors among ki's (names, dtypes, shapes, bytes): what a case file's
+ * "weights_key" records; the Python package's worker keys its weight cache by it too. */
+uint64_t mf_xcase_weights_key(const mf_moe_params *p, const mf_kernel_inputs *ki);
+
 /* mf_xcase_write for an adapter with a weight cache: records "weights_key" (16 hex digits) and,
  * when the adapter holds that key, leaves the per-expert tensors out and records "weights" =
  * "cached". The caller sets held and key from pending once the adapter has answered. */

@@ -53,6 +53,9 @@ with tempfile.TemporaryDirectory() as d:
         res[mode] = r
         print("moefuzz.fuzz (%s): %d execs in %.1f s: %.1f execs/s" % (
             mode, r.stats["execs"], r.seconds, r.execs_per_s))
+        if not inproc:
+            print("  kernel calls that sent the worker their weights: %d, found them there: %d"
+                  % (r.stats["weights_sent"], r.stats["weights_cached"]))
     secs = max(5, round(res["worker process"].seconds))
     p = subprocess.run([tool, "fuzz", "--backend", "cpu", "--jobs", "1", "--time", str(secs),
                         "--workdir", d + "/c"], capture_output=True, text=True)
@@ -64,3 +67,5 @@ with tempfile.TemporaryDirectory() as d:
     c = float(m.group(2))
     for mode, r in res.items():
         print("ratio (%s / C): %.2f" % (mode, r.execs_per_s / c))
+    w, i = res["worker process"], res["in process"]
+    print("the worker's extra cost: %.2f ms per exec" % (1e3 * (w.seconds - i.seconds) / runs))

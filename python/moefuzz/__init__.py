@@ -14,8 +14,10 @@ metamorphic relations when asked; a failure is attributed to the knob that expla
 A kernel callable gets one argument, a KernelCall `k`: k.x, k.logits, k.bias, k.w13, k.w2 as
 float32 numpy arrays (bf16 values widened exactly), k.params (the case file's parameters as
 strings: "T", "score", "rsf", ...; docs/files.md), k.bits(name) (the bf16 bit patterns, no
-copy), k.torch(name) (a torch bf16 tensor through DLPack, when torch is installed) and k.out
-(the output buffer, bf16 bits, poisoned). It returns the output [T, H] (float arrays are rounded
+copy), k.torch(name) (a torch bf16 tensor through DLPack, when torch is installed), k.out
+(the output buffer, bf16 bits, poisoned) and k.weights_key (the 64-bit key of w13 and w2, the
+exec protocol's: a kernel may keep what it derives from the weights, device copies included,
+by it). It returns the output [T, H] (float arrays are rounded
 to bf16 to nearest even; uint16/int16 arrays and torch bf16 tensors are taken as bf16 bits), or
 (out, topk_ids, topk_weights) with routing=True, or None after writing k.out itself. It raises
 moefuzz.Unsupported(reason) for a case it does not handle.
@@ -64,37 +66,43 @@ def _np():
     return numpy
 
 
+class _Mem:
+    """Memory at an address, for numpy: the array made from it references this object, which
+    keeps `keep` (the memory's owner) alive for the array's lifetime."""
+    __slots__ = ("__array_interface__", "keep")
+
+    def __init__(self, addr, shape, typestr, readonly, keep):
+        self.__array_interface__ = {"shape": tuple(shape), "typestr": typestr,
+                                    "data": (addr, readonly), "version": 3}
+        self.keep = keep
+
+
 def _view(addr, shape, dtype, owner, readonly=True):
     """A numpy array over memory moefuzz owns at addr; owner is kept alive by the array. Inputs
     are read-only: a kernel gets the problem's own arrays, as the C ABI's const pointers."""
     np = _np()
-    n = 1
-    for d in shape:
-        n *= d
-    nbytes = n * np.dtype(dtype).itemsize
+    return np.asarray(_Mem(addr, shape, np.dtype(dtype).str, readonly, owner))
 
-    class _Mem:  # the array interface keeps `owner` referenced for the array's lifetime
-        __array_interface__ = {"shape": (nbytes,), "typestr": "|u1", "data": (addr, readonly),
-                               "version": 3}
-        keep = owner
 
-    return np.asarray(_Mem()).view(dtype).reshape(shape)
+def _addr(a):
+    return a.__array_interface__["data"][0]
 
 
 def bf16_to_f32(bits):
     """bf16 bit patterns (uint16) -> float32 values (exact)."""
     np = _np()
-    return (np.asarray(bits).astype(np.uint32) << 16).view(np.float32)
+    b = np.ascontiguousarray(bits, np.uint16)
+    r = np.empty(b.shape, np.float32)
+    _core.bf16_widen(_addr(b), _addr(r), b.size)
+    return r
 
 
 def f32_to_bf16(x):
     """float values -> bf16 bit patterns, rounded to nearest even; NaN stays a quiet NaN."""
     np = _np()
-    x = np.asarray(x, np.float32)
-    u = x.view(np.uint32).astype(np.uint64)
-    r = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
-    nan = np.isnan(x)
-    r[nan] = ((u[nan] >> 16) | 0x40).astype(np.uint16)
+    x = np.ascontiguousarray(x, np.float32)
+    r = np.empty(x.shape, np.uint16)
+    _core.bf16_round(_addr(x), _addr(r), x.size)
     return r
 
 
@@ -117,15 +125,45 @@ def _params_text(text):
     return meta
 
 
+class _Widened:
+    """The float32 form of the expert weights while they stay the same: what KernelCall.tensor
+    gives for w13 and w2 across calls, widened once. Whoever runs the calls knows when the
+    weights stay, without hashing them: `token` names them (moefuzz.check: the case's own
+    arrays; the worker: the weights the shared file holds, until they are rewritten). One token
+    at a time: a new one drops the arrays of the old."""
+
+    def __init__(self):
+        self.token, self.f32 = None, {}
+
+    def get(self, token, name, bits):
+        if token != self.token:
+            self.token, self.f32 = token, {}
+        if name not in self.f32:
+            self.f32[name] = _read_only(bf16_to_f32(bits))
+        return self.f32[name]
+
+
+def _read_only(a):
+    a.flags.writeable = False
+    return a
+
+
 class _Tensors:
     """Tensor access of Case and KernelCall, over their bits(name) (read-only views)."""
 
+    _wide = None  # (a _Widened, the token of the call's weights) that serves them (KernelCall)
+
     def tensor(self, name):
-        """Tensor `name` as float32 values (bf16 widened exactly); None when absent."""
+        """Tensor `name` as float32 values (bf16 widened exactly), read-only; None when
+        absent."""
         if name not in self._f32:
             b = self.bits(name)
-            self._f32[name] = None if b is None else (
-                bf16_to_f32(b) if b.dtype == _np().uint16 else b)
+            if b is None or b.dtype != _np().uint16:
+                self._f32[name] = b
+            elif self._wide is not None and name in WEIGHTS:
+                self._f32[name] = self._wide[0].get(self._wide[1], name, b)
+            else:
+                self._f32[name] = _read_only(bf16_to_f32(b))
         return self._f32[name]
 
     def torch(self, name, device=None):
@@ -160,6 +198,7 @@ class Case(_Tensors):
         self.text = problem.text()
         self.params = _params_text(self.text)
         self._f32 = {}
+        self._calls_wide = _Widened()  # the float32 weights of moefuzz.check's calls
 
     @classmethod
     def load(cls, path, model=None, full=False, method=None, raw=False):
@@ -227,6 +266,13 @@ class Case(_Tensors):
         h += b" " * (-(8 + len(h)) % 8)
         data = struct.pack("<Q", len(h)) + h + b"".join(blobs)
         return cls(_core.from_safetensors(data), label)
+
+    @property
+    def weights_key(self):
+        """The key of the case's per-expert tensors as a kernel gets them now (KernelCall.
+        weights_key of the case's first call; the exec protocol's "weights_key"). A lazy
+        case's unroutable experts are poisoned until bits() generates them."""
+        return self._pb.weights_key()
 
     def bits(self, name):
         """Tensor `name` as moefuzz holds it, without a copy: bf16 tensors as uint16 bit
@@ -304,36 +350,78 @@ def _values(a):
     return np.asarray(a, np.float32)
 
 
+# the per-expert tensors among a kernel call's (those of the exec protocol's weights key)
+WEIGHTS = ("w13", "w2")
+
+
+def _call_layout(p, routing):
+    """[(name, shape, numpy typestr)] of a kernel call's tensors for ABI parameters p: the
+    per-expert ones first, then the other inputs, then the outputs (the routing's with
+    routing=True); an absent bias is left out."""
+    T, E = p["T"], p["E"]
+    lay = [("w13", (p["E_local"], 2 * p["I"], p["H"]), "<u2"),
+           ("w2", (p["E_local"], p["H"], p["I"]), "<u2"),
+           ("x", (T, p["H"]), "<u2"),
+           ("logits", (T, E), "<u2" if p["logits_dtype"] == 1 else "<f4")]
+    if p["bias_dtype"] != 0:
+        lay.append(("bias", (E,), "<u2" if p["bias_dtype"] == 2 else "<f4"))
+    lay.append(("out", (T, p["H"]), "<u2"))
+    if routing:
+        lay += [("topk_ids", (T, p["top_k"]), "<i4"), ("topk_weights", (T, p["top_k"]), "<f4")]
+    return lay
+
+
 class KernelCall(_Tensors):
     """One call of a kernel callable: the tensors and parameters of the (possibly transformed,
-    for the metamorphic relations) problem moefuzz runs it on. See the module's doc."""
+    for the metamorphic relations) problem moefuzz runs it on. See the module's doc.
 
-    def __init__(self, params, ptrs, owner):
+    k.weights_key: the 64-bit key of the per-expert tensors (w13, w2: names, shapes, bytes), the
+    exec protocol's "weights_key": equal keys, equal weights, so a kernel may keep what it
+    derives from the weights (device copies, a packed layout) by this key between calls."""
+
+    def __init__(self, params, arrays, weights_key=None, wide=None):
         self.p = params  # the ABI's numbers: T, H, I, E, E_local, top_k, rsf, score_fn, ...
         self.params = _abi_params_text(params)
-        p = params
-        shapes = {"x": (p["T"], p["H"]), "logits": (p["T"], p["E"]), "bias": (p["E"],),
-                  "w13": (p["E_local"], 2 * p["I"], p["H"]), "w2": (p["E_local"], p["H"], p["I"])}
-        bf16 = {"x": True, "w13": True, "w2": True, "logits": p["logits_dtype"] == 1,
-                "bias": p["bias_dtype"] == 2}
-        np = _np()
-        self._bits = {}
-        for name in TENSORS:
-            if ptrs[name] is not None:
-                self._bits[name] = _view(ptrs[name], shapes[name],
-                                         np.uint16 if bf16[name] else np.float32, owner)
-        self.out = _view(ptrs["out"], (p["T"], p["H"]), np.uint16, owner, readonly=False)
-        self._ids_ptr, self._w_ptr = ptrs["topk_ids"], ptrs["topk_weights"]
-        self._owner = owner
+        self._bits = {n: arrays[n] for n in TENSORS if n in arrays}
+        self.out = arrays["out"]
+        self._ids, self._w = arrays.get("topk_ids"), arrays.get("topk_weights")
+        self._key = weights_key
+        self._wide = wide  # (_Widened, token): kept between calls by whoever runs them, or None
         self._f32 = {}
+
+    @classmethod
+    def _at(cls, params, ptrs, owner, routing=False, wide=None):
+        """The call over the addresses the extension gives (owner kept alive by the views);
+        the routing outputs' views only with routing=True."""
+        arrays = {}
+        for name, shape, typestr in _call_layout(params, routing):
+            if ptrs[name] is not None:
+                arrays[name] = _np().asarray(_Mem(ptrs[name], shape, typestr,
+                                                  name not in _OUTPUTS, owner))
+        return cls(params, arrays, wide=wide)
 
     def bits(self, name):
         return self._bits.get(name)
 
     @property
+    def weights_key(self):
+        if self._key is None:
+            self._key = _weights_key(self.p, self._bits["w13"], self._bits["w2"])
+        return self._key
+
+    @property
     def tensors(self):
         """{name: float32 array} of the tensors the case has (what a case file holds)."""
         return {n: self.tensor(n) for n in self._bits}
+
+
+_OUTPUTS = ("out", "topk_ids", "topk_weights")
+
+
+def _weights_key(p, w13, w2):
+    """The weights key (C: mf_xcase_weights_key) of contiguous w13 and w2 arrays of a call with
+    ABI parameters p."""
+    return _core.weights_key(p["H"], p["I"], p["E_local"], _addr(w13), _addr(w2))
 
 
 def _abi_params_text(p):
@@ -400,10 +488,8 @@ def _write_result(k, res, routing):
                             % len(res))
         out, ids, w = res
         T, K = k.p["T"], k.p["top_k"]
-        _view(k._ids_ptr, (T, K), np.int32, k._owner, readonly=False)[...] = \
-            _sized(ids, (T, K), "topk_ids")
-        _view(k._w_ptr, (T, K), np.float32, k._owner, readonly=False)[...] = \
-            _sized(w, (T, K), "topk_weights")
+        k._ids[...] = _sized(ids, (T, K), "topk_ids")
+        k._w[...] = _sized(w, (T, K), "topk_weights")
     elif routing:
         raise TypeError("moefuzz: routing=True, but the kernel returned the output alone")
     else:
@@ -433,8 +519,15 @@ def check(fn, case, contract="any-order", determinism=True, metamorphic=False, r
     answers for the case itself only."""
     case = _as_case(case)
 
+    # the case's own weights: their addresses and the experts generated (a lazy case generates
+    # the others, poisoned till then, when Case.bits asks for them)
+    own = (tuple(case._pb.tensor(n, False)[0] for n in WEIGHTS), case._pb.experts_ready())
+
     def call(params, ptrs):
-        k = KernelCall(params, ptrs, case)
+        # a call on the case's own weights arrays (the case and its determinism run; not the
+        # metamorphic variants, other problems) gets their float32 form widened once
+        same = tuple(ptrs[n] for n in WEIGHTS) == own[0]
+        k = KernelCall._at(params, ptrs, case, routing, (case._calls_wide, own) if same else None)
         try:
             res = fn(k)
         except Unsupported as e:

@@ -20,6 +20,7 @@
 
 #include "attribute.h"
 #include "backend.h"
+#include "bf16.h"
 #include "casegen.h"
 #include "check.h"
 #include "codec.h"
@@ -81,19 +82,21 @@ static PyObject *problem_text(PyObject *self, PyObject *unused) {
     return s;
 }
 
-/* tensor(name) -> (address, shape, "bf16" | "f32") of the problem's own array, or None for a
- * tensor the kernel does not get. bf16 tensors are uint16 bit patterns; every expert is
- * generated first (lazy cases generate on demand). */
+/* tensor(name, materialise=True) -> (address, shape, "bf16" | "f32") of the problem's own
+ * array, or None for a tensor the kernel does not get. bf16 tensors are uint16 bit patterns;
+ * every expert is generated first (lazy cases generate on demand) unless materialise is false
+ * (the address alone: a lazy case's unroutable experts stay poisoned). */
 static PyObject *problem_tensor(PyObject *self, PyObject *args) {
     ProblemObject *po = (ProblemObject *)self;
     const char *name;
-    if (!PyArg_ParseTuple(args, "s", &name)) return NULL;
+    int materialise = 1;
+    if (!PyArg_ParseTuple(args, "s|p", &name, &materialise)) return NULL;
     int t = mf_tensor_lookup(name);
     if (t < 0) return PyErr_Format(PyExc_KeyError, "no tensor '%s'", name);
     const mf_moe_params *p = &po->pb.p;
     if (!mf_tensor_present(p, (mf_tensor_id)t)) Py_RETURN_NONE;
     mf_error err = {0};
-    if (mf_problem_materialise_all(&po->pb, &err) != MF_OK) return raise_err(&err);
+    if (materialise && mf_problem_materialise_all(&po->pb, &err) != MF_OK) return raise_err(&err);
     uint64_t shape[MF_TENSOR_MAX_RANK];
     int rank = mf_tensor_shape(p, (mf_tensor_id)t, shape);
     PyObject *sh = PyTuple_New(rank);
@@ -210,6 +213,34 @@ static int pk_run(void *ctx, const mf_kernel_params *p, char *msg, size_t msg_le
 
 static void pk_release(void *ctx) { Py_XDECREF((PyObject *)ctx); }
 
+/* weights_key(H, I, E_local, w13, w2) -> the exec protocol's weights key (mf_xcase_weights_key)
+ * of a kernel call's per-expert tensors, at addresses w13 and w2: what the worker of moefuzz.fuzz
+ * keys its weight cache by, and KernelCall.weights_key. A Python callable speaks ABI level 1,
+ * whose per-expert tensors are w13 [E_local][2I][H] and w2 [E_local][H][I], both bf16. */
+static PyObject *mod_weights_key(PyObject *m, PyObject *args) {
+    int H, I, E_local;
+    PyObject *w13_o, *w2_o;
+    if (!PyArg_ParseTuple(args, "iiiOO", &H, &I, &E_local, &w13_o, &w2_o)) return NULL;
+    const void *data[2] = {PyLong_AsVoidPtr(w13_o), PyLong_AsVoidPtr(w2_o)};
+    if (PyErr_Occurred()) return NULL;
+    if (H < 1 || I < 1 || E_local < 0 || !data[0] || !data[1])
+        return PyErr_Format(PyExc_ValueError, "weights_key: bad sizes or addresses");
+    mf_case c;
+    mf_case_default(&c);
+    mf_moe_params p = c.p;
+    p.H = H;
+    p.I = I;
+    p.E_local = E_local;
+    mf_kernel_inputs ki;
+    memset(&ki, 0, sizeof ki);
+    const mf_tensor_id ids[2] = {MF_T_W13, MF_T_W2};
+    for (int i = 0; i < 2; i++) {
+        ki.data[ids[i]] = data[i];
+        ki.bytes[ids[i]] = mf_tensor_elems(&p, ids[i]) * mf_tensor_kernel_size(&p, ids[i]);
+    }
+    return PyLong_FromUnsignedLongLong(mf_xcase_weights_key(&p, &ki));
+}
+
 /* ---- verdicts ---- */
 
 static PyObject *verdict_dict(const mf_verdict *v) {
@@ -228,11 +259,11 @@ static PyObject *verdict_dict(const mf_verdict *v) {
         Py_XDECREF(n);
     }
     PyObject *d = Py_BuildValue(
-        "{sOsOsssssNss#sssdsdsKsO}", "passed", v->pass ? Py_True : Py_False, "unsupported",
+        "{sOsOsssssNss#sssdsdsdsKsO}", "passed", v->pass ? Py_True : Py_False, "unsupported",
         v->unsupported ? Py_True : Py_False, "unsupported_reason", v->unsupported_reason,
         "stages", stages, "n_bad", bad, "report", buf ? buf : "", (Py_ssize_t)len, "attribution",
         v->has_attribution ? v->attr.text : "", "max_util", v->max_util_out, "kernel_s",
-        v->kernel_s, "elems_checked", v->elems_checked, "metamorphic_violated",
+        v->kernel_s, "ref_s", v->ref_s, "elems_checked", v->elems_checked, "metamorphic_violated",
         v->has_meta && v->meta.n_violated ? Py_True : Py_False);
     free(buf);
     return d;
@@ -414,7 +445,27 @@ static PyObject *problem_check_outputs(PyObject *self, PyObject *args, PyObject 
     return res;
 }
 
+/* weights_key() -> the weights key of the problem's kernel inputs as they are (a lazy case's
+ * unroutable experts poisoned until tensor() generates them), as the exec backend computes it
+ * for a case file (mf_kernel_inputs_make, mf_xcase_weights_key) */
+static PyObject *problem_weights_key(PyObject *self, PyObject *unused) {
+    ProblemObject *po = (ProblemObject *)self;
+    mf_error err = {0};
+    mf_kernel_inputs ki;
+    if (mf_kernel_inputs_make(&po->pb, &ki, &err) != MF_OK) return raise_err(&err);
+    uint64_t key = mf_xcase_weights_key(&po->pb.p, &ki);
+    mf_kernel_inputs_free(&ki);
+    return PyLong_FromUnsignedLongLong(key);
+}
+
+/* experts_ready() -> the experts generated so far (a lazy case generates the rest on demand) */
+static PyObject *problem_experts_ready(PyObject *self, PyObject *unused) {
+    return PyLong_FromLong(mf_problem_experts_ready(&((ProblemObject *)self)->pb));
+}
+
 static PyMethodDef problem_methods[] = {
+    {"experts_ready", problem_experts_ready, METH_NOARGS, "the experts generated so far"},
+    {"weights_key", problem_weights_key, METH_NOARGS, "the weights key of the kernel inputs"},
     {"text", problem_text, METH_NOARGS, "the case as text"},
     {"tensor", problem_tensor, METH_VARARGS, "(address, shape, kind) of a tensor, or None"},
     {"check", (PyCFunction)(void (*)(void))problem_check, METH_VARARGS | METH_KEYWORDS,
@@ -815,6 +866,53 @@ static PyObject *mod_paths(PyObject *m, PyObject *args) {
     return list;
 }
 
+/* differ(a, b, n, sampled) -> whether the n bytes at a and at b differ; with sampled, only in
+ * one of 64 evenly spaced 8-byte words or the last bytes: true then proves they differ (their
+ * weights keys too, but for a collision), false proves nothing. The worker's parent skips
+ * hashing weights that plainly changed, and learns the key of the weights it holds from a
+ * call whose weights are those bytes. */
+static PyObject *mod_differ(PyObject *m, PyObject *args) {
+    PyObject *a_o, *b_o;
+    Py_ssize_t n;
+    int sampled;
+    if (!PyArg_ParseTuple(args, "OOnp", &a_o, &b_o, &n, &sampled)) return NULL;
+    const unsigned char *a = PyLong_AsVoidPtr(a_o), *b = PyLong_AsVoidPtr(b_o);
+    if (PyErr_Occurred()) return NULL;
+    if (n < 8 || !sampled) return PyBool_FromLong(n > 0 && memcmp(a, b, (size_t)n) != 0);
+    size_t words = (size_t)n / 8, step = words > 64 ? words / 64 : 1;
+    for (size_t w = 0; w < words; w += step)
+        if (memcmp(a + 8 * w, b + 8 * w, 8)) Py_RETURN_TRUE;
+    return PyBool_FromLong(memcmp(a + n - 8, b + n - 8, 8) != 0);
+}
+
+/* ---- bf16 conversions over arrays the caller (moefuzz/__init__.py) owns, by address: the
+ * limited API of 3.10 has no buffer protocol; numpy gives the addresses, the caller the sizes */
+
+/* bf16_widen(src, dst, n): n bf16 bit patterns at src -> float32 at dst (exact) */
+static PyObject *mod_bf16_widen(PyObject *m, PyObject *args) {
+    PyObject *src_o, *dst_o;
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "OOn", &src_o, &dst_o, &n)) return NULL;
+    const uint16_t *src = PyLong_AsVoidPtr(src_o);
+    float *dst = PyLong_AsVoidPtr(dst_o);
+    if (PyErr_Occurred()) return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) dst[i] = mf_bf16_to_f32(src[i]);
+    Py_RETURN_NONE;
+}
+
+/* bf16_round(src, dst, n): n float32 at src -> bf16 bit patterns at dst, to nearest even (NaN
+ * stays a quiet NaN: mf_f32_to_bf16) */
+static PyObject *mod_bf16_round(PyObject *m, PyObject *args) {
+    PyObject *src_o, *dst_o;
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "OOn", &src_o, &dst_o, &n)) return NULL;
+    const float *src = PyLong_AsVoidPtr(src_o);
+    uint16_t *dst = PyLong_AsVoidPtr(dst_o);
+    if (PyErr_Occurred()) return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) dst[i] = mf_f32_to_bf16(src[i]);
+    Py_RETURN_NONE;
+}
+
 static PyObject *mod_contracts(PyObject *m, PyObject *unused) {
     PyObject *list = PyList_New(0);
     for (const mf_contract *const *c = mf_contract_list(); list && *c; c++) {
@@ -842,6 +940,10 @@ static PyMethodDef mod_methods[] = {
      "a random case"},
     {"from_safetensors", mod_from_safetensors, METH_VARARGS, "a case file's bytes"},
     {"paths", mod_paths, METH_VARARGS, "case files under a path"},
+    {"differ", mod_differ, METH_VARARGS, "bytes (or sampled words) differ, by address"},
+    {"bf16_widen", mod_bf16_widen, METH_VARARGS, "bf16 bits -> float32, by address"},
+    {"bf16_round", mod_bf16_round, METH_VARARGS, "float32 -> bf16 bits, by address"},
+    {"weights_key", mod_weights_key, METH_VARARGS, "the weights key of w13 and w2, by address"},
     {"contracts", mod_contracts, METH_NOARGS, "contract names"},
     {"models", mod_models, METH_NOARGS, "model preset names"},
     {"fuzzer", (PyCFunction)(void (*)(void))mod_fuzzer, METH_VARARGS | METH_KEYWORDS,

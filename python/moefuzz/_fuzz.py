@@ -48,47 +48,68 @@ class FuzzResult:
         return "FuzzResult(%d execs, %d failures)" % (self.stats["execs"], len(self.failures))
 
 
-_NAMES = ("x", "logits", "bias", "w13", "w2", "out", "topk_ids", "topk_weights")
-
-
 def _worker(conn, fn, routing):
     """The worker process: runs fn on each case placed in the shared file, writes the outputs
-    there, answers ("ok",), ("unsupported", why) or ("raised", traceback)."""
+    there, answers ("ok", reused), ("unsupported", why, reused) or ("raised", traceback,
+    reused); reused: the weights were left in place (fresh false), and the views of them the
+    last call got serve this one (the same arrays; their key, when known, kept)."""
     import mmap
-    from . import KernelCall, Unsupported, _write_result
+    from . import KernelCall, Unsupported, WEIGHTS, _Widened, _write_result
     import numpy as np
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    mm = None
+    mm = buf = None
+    held = (None, None, {})  # the weights' key, layout and read-only views of the last call
+    wide, gen = _Widened(), 0  # their float32 form, and the generation of the file's weights
     while True:
         try:
             msg = conn.recv()
         except EOFError:
             return
         if msg[0] == "map":
+            held = (None, None, {})
             with open(msg[1], "r+b") as f:  # the old map goes with the last view of it
                 mm = mmap.mmap(f.fileno(), msg[2])
+            buf = np.frombuffer(mm, np.uint8)
             continue
-        _, params, layout = msg
-        keep = {n: np.frombuffer(mm, dt, int(np.prod(sh)), off).reshape(sh)
-                for n, (off, sh, dt) in layout.items()}
-        ptrs = {n: (keep[n].ctypes.data if n in keep else None) for n in _NAMES}
-        k = KernelCall(params, ptrs, keep)
+        _, params, layout, key, fresh = msg
+        wlay = [e for e in layout if e[0] in WEIGHTS]
+        reused = not fresh and wlay == held[1]
+        if reused and key is None:
+            key = held[0]
+        arrays = dict(held[2]) if reused else {}
+        for name, off, shape, typestr in layout:
+            if name in arrays:
+                continue
+            dt = np.dtype(typestr)
+            a = buf[off:off + dt.itemsize * int(np.prod(shape))].view(dt).reshape(shape)
+            if name not in ("out", "topk_ids", "topk_weights"):
+                a.flags.writeable = False  # inputs, as the C ABI's const pointers
+            arrays[name] = a
+        gen += not reused
+        k = KernelCall(params, arrays, key, (wide, gen))
         try:
             _write_result(k, fn(k), routing)
-            reply = ("ok",)
+            reply = ("ok", reused)
         except Unsupported as e:
-            reply = ("unsupported", str(e) or "unsupported")
+            reply = ("unsupported", str(e) or "unsupported", reused)
         except BaseException:
-            reply = ("raised", traceback.format_exc(limit=6))
-        del k, keep, ptrs
+            reply = ("raised", traceback.format_exc(limit=6), reused)
+        held = (k._key, wlay, {n: arrays[n] for n, *_ in wlay})  # the key, if known by now
+        del k, arrays
         conn.send(reply)
 
 
 class _Worker:
     """A worker process running the kernel, restarted after a crash or a hang. The tensors go
-    through a file shared with it (in /dev/shm where there is one): one copy each way, no
-    pickling."""
+    through a file shared with it (in /dev/shm where there is one), copied in by address: no
+    pickling. The per-expert tensors (w13, w2) are copied only when their weights key (the
+    exec protocol's, computed in C) differs from that of the weights the file holds; the
+    worker then also keeps its views of them (the same arrays, k.weights_key unchanged). A key
+    is computed only where it decides something: weights of other shapes than those held, or
+    that differ from them in a sampled word, are copied without one (the worker computes it
+    if the kernel asks for k.weights_key).
+    Counted: weights_sent (copied in) and weights_cached (left in place)."""
 
     def __init__(self, fn, routing, timeout, start_method):
         import tempfile
@@ -97,8 +118,10 @@ class _Worker:
         self.proc = None
         self.dir = tempfile.mkdtemp(prefix="moefuzz-", dir="/dev/shm" if os.path.isdir(
             "/dev/shm") else None)
-        self.mm, self.size, self.gen = None, 0, 0
+        self.mm, self.base, self.size, self.gen = None, None, 0, 0
+        self.held = None  # [key or None: not computed yet, layout] of the weights in the file
         self.last_layout = None  # of the last call answered (its inputs are in the file)
+        self.weights_sent = self.weights_cached = self.worker_reused = 0
 
     def _start(self):
         parent, child = self.ctx.Pipe()
@@ -112,6 +135,7 @@ class _Worker:
 
     def _grow(self, need):
         import mmap
+        import numpy as np
         if self.mm is not None:
             os.unlink(self.path)  # unmapped with the last view of it
         self.gen += 1
@@ -120,6 +144,9 @@ class _Worker:
         with open(self.path, "w+b") as f:
             f.truncate(self.size)
             self.mm = mmap.mmap(f.fileno(), self.size)
+        self._buf = np.frombuffer(self.mm, np.uint8)
+        self.base = self._buf.ctypes.data
+        self.held = self.last_layout = None
         if self.proc is not None:
             self.conn.send(("map", self.path, self.size))
 
@@ -134,18 +161,24 @@ class _Worker:
     def close(self):
         import shutil
         self.stop()
-        self.mm = None
+        self._buf = self.mm = None
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def call(self, params, arrays, same_inputs=False):
-        """arrays: {name: array} of the inputs and the output buffers (written back);
-        same_inputs: the inputs are those of the last call (the determinism check's second
-        run), already in the shared file"""
+    def call(self, params, ptrs, same_inputs=False):
+        """Runs the kernel on the call whose tensors are at ptrs (the extension's addresses),
+        the outputs copied back there; same_inputs: the inputs are those of the last call (the
+        determinism check's second run), already in the file."""
+        from ctypes import memmove
+        from . import WEIGHTS, _call_layout, _OUTPUTS
         import numpy as np
-        layout, off = {}, 0
-        for n, a in arrays.items():
-            layout[n] = (off, a.shape, a.dtype.str)
-            off += (a.nbytes + 63) // 64 * 64
+        layout, nbytes, off = [], {}, 0
+        for name, shape, typestr in _call_layout(params, self.routing):
+            n = np.dtype(typestr).itemsize
+            for d in shape:
+                n *= d
+            layout.append((name, off, shape, typestr))
+            nbytes[name] = n
+            off += (n + 63) // 64 * 64
         same_inputs = same_inputs and layout == self.last_layout
         self.last_layout = None
         if off > self.size:
@@ -153,11 +186,29 @@ class _Worker:
             same_inputs = False
         if self.proc is None:
             self._start()
-        for n, a in arrays.items():
-            if n in ("x", "logits", "bias", "w13", "w2") and not same_inputs:
-                np.frombuffer(self.mm, np.uint8, a.nbytes, layout[n][0])[...] = \
-                    a.reshape(-1).view(np.uint8)
-        self.conn.send(("run", params, layout))
+        wlay = [e for e in layout if e[0] in WEIGHTS]
+        key, cached = None, False
+        if same_inputs and self.held is not None:  # the last call's weights: no key needed
+            key, cached = self.held[0], True
+        elif wlay and self.held is not None and self.held[1] == wlay and not any(
+                _core.differ(self.base + o, ptrs[n], nbytes[n], True) for n, o, _, _ in wlay):
+            key = _core.weights_key(params["H"], params["I"], params["E_local"], ptrs["w13"],
+                                    ptrs["w2"])
+            if self.held[0] is None and not any(  # the held weights' key: this one's, or unknown
+                    _core.differ(self.base + o, ptrs[n], nbytes[n], False) for n, o, _, _ in wlay):
+                self.held[0] = key
+            cached = key == self.held[0]
+        if wlay:
+            if cached:
+                self.weights_cached += 1
+            else:
+                self.weights_sent += 1
+        for name, o, _, _ in layout:
+            if name in _OUTPUTS or same_inputs or (cached and name in WEIGHTS):
+                continue
+            memmove(self.base + o, ptrs[name], nbytes[name])
+        self.held = [key, wlay]
+        self.conn.send(("run", params, layout, key, not cached))
         if not self.conn.poll(self.timeout):
             self.stop()
             raise KernelFault("timeout", "no answer in %g s (the worker was killed)"
@@ -177,13 +228,12 @@ class _Worker:
                 raise KernelFault("crash", "the worker died of %s" % name) from None
             raise KernelFault("crash", "the worker exited with status %s" % code) from None
         self.last_layout = layout
+        self.worker_reused += bool(reply[-1])
         if reply[0] == "ok":
-            for n in ("out", "topk_ids", "topk_weights"):
-                if n in arrays:
-                    a = arrays[n]
-                    a.reshape(-1).view(np.uint8)[...] = np.frombuffer(
-                        self.mm, np.uint8, a.nbytes, layout[n][0])
-        return reply
+            for name, o, _, _ in layout:
+                if name in _OUTPUTS:
+                    memmove(ptrs[name], self.base + o, nbytes[name])
+        return reply[:-1]
 
 
 def _default_seed_dirs():
@@ -227,18 +277,17 @@ def fuzz(fn, time=60.0, runs=None, model=None, full=False, method=None, contract
     within `timeout` seconds is a finding, saved with its case, and a new worker goes on.
     in_process=True calls fn in this process (faster; a crash ends the campaign). fn refuses a
     case by raising moefuzz.Unsupported (counted, not a failure), or supports= (as check)."""
-    from . import KernelCall, Unsupported, _view, _write_result, _np, _abi_params_text
+    from . import KernelCall, Unsupported, _write_result, _abi_params_text
 
     if runs is None and time is None:
         raise ValueError("moefuzz.fuzz: give time= or runs=")
-    np = _np()
     worker = None if in_process else _Worker(fn, routing, timeout, start_method)
     refused = [0]
     step_calls = [0, None]  # kernel calls of this input, and the last call's parameters
 
     def call(params, ptrs):
         if in_process:
-            k = KernelCall(params, ptrs, ptrs)
+            k = KernelCall._at(params, ptrs, ptrs, routing)
             try:
                 res = fn(k)
             except Unsupported as e:
@@ -252,16 +301,7 @@ def fuzz(fn, time=60.0, runs=None, model=None, full=False, method=None, contract
         step_calls[0] += 1
         same = step_calls[0] == 2 and params == step_calls[1]
         step_calls[1] = params
-        T, H, K = params["T"], params["H"], params["top_k"]
-        probe = KernelCall(params, ptrs, ptrs)
-        arrays = {n: probe.bits(n) for n in ("x", "logits", "bias", "w13", "w2")
-                  if probe.bits(n) is not None}
-        arrays["out"] = probe.out
-        if routing:
-            arrays["topk_ids"] = _view(ptrs["topk_ids"], (T, K), np.int32, ptrs, readonly=False)
-            arrays["topk_weights"] = _view(ptrs["topk_weights"], (T, K), np.float32, ptrs,
-                                           readonly=False)
-        reply = worker.call(params, arrays, same_inputs=same)
+        reply = worker.call(params, ptrs, same_inputs=same)
         if reply[0] == "unsupported":
             return reply[1]
         if reply[0] == "raised":
@@ -324,6 +364,10 @@ def fuzz(fn, time=60.0, runs=None, model=None, full=False, method=None, contract
     seconds = _time.monotonic() - t0
     counts, lines = fz.stats()
     counts["refused"] = refused[0]
+    if worker is not None:
+        counts["weights_sent"] = worker.weights_sent
+        counts["weights_cached"] = worker.weights_cached
+        counts["weights_reused"] = worker.worker_reused
     text = _summary(counts, lines, failures, seconds, model, fz.corpus_size(), in_process)
     print(text, file=out, end="")
     return FuzzResult(failures, counts, seconds, text, workdir)
@@ -365,6 +409,10 @@ def _summary(counts, lines, failures, seconds, model, corpus_size, in_process):
           % (counts["execs"], counts["execs"] / seconds if seconds > 0 else 0.0,
              counts["passes"], counts["skips"], counts["refused"]))
     s += "contract         %s\n" % (counts["contract"] or "- (no input ran)")
+    if not in_process:
+        s += ("weights          %d kernel calls sent the worker their expert weights, %d found "
+              "them there (same weights key)\n" % (counts["weights_sent"],
+                                                   counts["weights_cached"]))
     s += "corpus           %d inputs (seeds and inputs that reached new counters)\n" % corpus_size
     s += lines
     if not failures:
