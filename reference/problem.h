@@ -96,6 +96,9 @@ typedef struct mf_moe_params {
     int shared_I; /* their intermediate size (GEMM1 has 2 shared_I rows) */
     mf_shared_weight shared_weight;
     mf_shared_owner shared_owner;
+    /* routing variants (ABI level 5): 1 = the routing weight multiplies the expert's input
+     * (vLLM apply_router_weight_on_input, Llama-4), not its output */
+    int weight_on_input;
 } mf_moe_params;
 
 /* Tensor storage. All row-major; bf16 as bit patterns. */

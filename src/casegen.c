@@ -303,6 +303,10 @@ void mf_case_random(mf_rng *r, const mf_case_limits *lim, mf_case *c) {
         if (mf_rng_below(r, 3) == 0) p->layout = MF_LAYOUT_INTERLEAVED;
         if (mf_rng_below(r, 3) == 0) p->score = MF_SCORE_SQRT_SOFTPLUS;
         if (mf_rng_below(r, 3) == 0) random_shared(r, p);
+        if (mf_rng_below(r, 4) == 0) { /* routing variants (ABI level 5) */
+            if (mf_rng_below(r, 2)) p->score = MF_SCORE_NONE; /* FlashInfer's TopK */
+            else p->weight_on_input = 1, p->top_k = mf_rng_below(r, 2) ? 1 : p->top_k;
+        }
     }
     p->T = mf_dim_boundary(r, lim->max_T);
     p->H = mf_dim_boundary(r, lim->max_H);
@@ -367,9 +371,10 @@ static void mutate_routing(mf_case *c, mf_rng *r) {
     mf_moe_params *p = &c->p;
     switch (mf_rng_below(r, 14)) {
     case 13:
-        switch (mf_rng_below(r, 3)) {
+        switch (mf_rng_below(r, 4)) {
         case 0: p->expert_bias = (mf_expert_bias)((p->expert_bias + 1) % MF_EBIAS_COUNT); break;
         case 1: random_activation(r, p); break;
+        case 2: p->weight_on_input = !p->weight_on_input; break;
         default:
             if (p->n_shared) p->n_shared = 0; /* mf_case_repair clears the rest */
             else random_shared(r, p);
@@ -516,6 +521,7 @@ void mf_case_crossover(const mf_case *a, const mf_case *b, mf_rng *r, const mf_c
         if (mf_rng_below(r, 2))
             p->activation = q->activation, p->act_limit = q->act_limit, p->act_alpha = q->act_alpha;
         if (mf_rng_below(r, 2)) p->rsf = q->rsf, p->rsf_site = q->rsf_site;
+        if (mf_rng_below(r, 2)) p->weight_on_input = q->weight_on_input;
         if (mf_rng_below(r, 2)) p->layout = q->layout;
         if (mf_rng_below(r, 2)) p->logits_dtype = q->logits_dtype;
         if (mf_rng_below(r, 2)) out->gen[MF_T_LOGITS] = b->gen[MF_T_LOGITS];
