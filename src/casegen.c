@@ -295,7 +295,8 @@ void mf_case_random(mf_rng *r, const mf_case_limits *lim, mf_case *c) {
     p->rsf_site = (mf_rsf_site)mf_rng_below(r, MF_RSF_COUNT);
     p->layout = (mf_layout)mf_rng_below(r, 2); /* v1's; interleaved with the v2 draws */
     p->logits_dtype = (mf_dtype)mf_rng_below(r, MF_DTYPE_COUNT);
-    if (mf_rng_below(r, 4) == 0) { /* case format v2's routing parameters */
+    int v2_draws = mf_rng_below(r, 4) == 0;
+    if (v2_draws) { /* case format v2's routing parameters */
         p->renorm_denom = (mf_renorm_denom)mf_rng_below(r, MF_RENORM_COUNT);
         p->nonfinite = (mf_nonfinite)mf_rng_below(r, MF_NONFINITE_COUNT);
         p->expert_bias = (mf_expert_bias)mf_rng_below(r, MF_EBIAS_COUNT);
@@ -303,10 +304,6 @@ void mf_case_random(mf_rng *r, const mf_case_limits *lim, mf_case *c) {
         if (mf_rng_below(r, 3) == 0) p->layout = MF_LAYOUT_INTERLEAVED;
         if (mf_rng_below(r, 3) == 0) p->score = MF_SCORE_SQRT_SOFTPLUS;
         if (mf_rng_below(r, 3) == 0) random_shared(r, p);
-        if (mf_rng_below(r, 4) == 0) { /* routing variants (ABI level 5) */
-            if (mf_rng_below(r, 2)) p->score = MF_SCORE_NONE; /* FlashInfer's TopK */
-            else p->weight_on_input = 1, p->top_k = mf_rng_below(r, 2) ? 1 : p->top_k;
-        }
     }
     p->T = mf_dim_boundary(r, lim->max_T);
     p->H = mf_dim_boundary(r, lim->max_H);
@@ -363,6 +360,14 @@ void mf_case_random(mf_rng *r, const mf_case_limits *lim, mf_case *c) {
     quant_repair(c);
     aim_quant(r, c);
     mf_case_fit(c, lim); /* aim_quant's pokes are distinct rows: the work may have grown */
+    /* routing variants (ABI level 5), in a quarter of the v2 draws: decided by bits of a seed
+     * drawn above, so that every other draw, and every case without them, stays as it was */
+    uint64_t h = c->gen[MF_T_W2].seed;
+    if (v2_draws && (h >> 62) == 0) {
+        if ((h >> 61) & 1) p->score = MF_SCORE_NONE; /* FlashInfer's TopK */
+        else p->weight_on_input = 1, p->top_k = (h >> 60) & 1 ? 1 : p->top_k;
+        mf_case_repair(c);
+    }
 }
 
 /* ---- structured mutation ---- */
@@ -521,7 +526,6 @@ void mf_case_crossover(const mf_case *a, const mf_case *b, mf_rng *r, const mf_c
         if (mf_rng_below(r, 2))
             p->activation = q->activation, p->act_limit = q->act_limit, p->act_alpha = q->act_alpha;
         if (mf_rng_below(r, 2)) p->rsf = q->rsf, p->rsf_site = q->rsf_site;
-        if (mf_rng_below(r, 2)) p->weight_on_input = q->weight_on_input;
         if (mf_rng_below(r, 2)) p->layout = q->layout;
         if (mf_rng_below(r, 2)) p->logits_dtype = q->logits_dtype;
         if (mf_rng_below(r, 2)) out->gen[MF_T_LOGITS] = b->gen[MF_T_LOGITS];
