@@ -175,7 +175,17 @@
       /* cpu */ MF_STG_OUTPUT,                                                                     \
       /* cuda */ 0,                                                                                \
       "the shared expert's weight divided by routed_scaling_factor once more (sglang #28237, "     \
-      "#35163)")
+      "#35163)")                                                                                   \
+    R(X, TOPK_SIGMOID, "topk-sigmoid", "score_swapped", MF_KERN_CPU,                               \
+      /* cpu */ MF_STG_IDS | MF_STG_WEIGHTS | MF_STG_OUTPUT,                                       \
+      /* cuda */ 0,                                                                                \
+      "TopK (raw logits as weights) run as TopKSigmoid: the method numbers differ between "       \
+      "projects (FlashInfer TopK 5, TopKSigmoid 9; TRT-LLM 5 is MiniMax2)")                        \
+    R(X, WEIGHT_ON_OUTPUT, "weight-on-output", "weight_on_output", MF_KERN_CPU,                    \
+      /* cpu */ MF_STG_OUTPUT,                                                                     \
+      /* cuda */ 0,                                                                                \
+      "apply_router_weight_on_input ignored: the Llama-4 weight applied to the expert's output "   \
+      "(FlashInfer's BF16 launchers hard-code use_routing_scales_on_input = false)")
 /* clang-format on */
 
 #define MF_MUTANT_ALL_COLUMNS(X, id, name, knob, kernels, stages_cpu, stages_cuda, doc) \

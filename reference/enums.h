@@ -17,11 +17,13 @@
 /* ---- problem model ---- */
 
 /* sqrt_softplus (case format v2, ABI level 2; DeepSeek-V4): sqrt(log(1 + exp(l))), computed as
- * torch's softplus (l itself above 20) */
+ * torch's softplus (l itself above 20); none (ABI level 5; FlashInfer's TopK method): the raw
+ * logit is the score, so weights may be negative (no renormalisation) */
 #define MF_SCORE_LIST(X, P)                                          \
     X(P, SOFTMAX, "softmax", MF_ABI_SCORE_SOFTMAX)                   \
     X(P, SIGMOID, "sigmoid", MF_ABI_SCORE_SIGMOID)                   \
-    X(P, SQRT_SOFTPLUS, "sqrt_softplus", MF_ABI_SCORE_SQRT_SOFTPLUS)
+    X(P, SQRT_SOFTPLUS, "sqrt_softplus", MF_ABI_SCORE_SQRT_SOFTPLUS) \
+    X(P, NONE, "none", MF_ABI_SCORE_NONE)
 
 #define MF_BIAS_LIST(X, P)                            \
     X(P, NONE, "none", MF_ABI_BIAS_NONE)              \

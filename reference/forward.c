@@ -58,6 +58,10 @@ struct mf_ref_ctx {
     /* activation scratch */
     double *hd, *delta;
     uint16_t *hb;
+    /* weight_on_input: the token's row scaled by the slot's weight as a kernel forms it in bf16
+     * (xw, its bits, and delta radii covering every weight the kernel may hold) */
+    double *xw, *xw_delta;
+    uint16_t *xw_bits;
     mpfr_t m_a, m_b, m_t;
     /* repeated x rows: row_first[t] is the first token with t's row; a row with copies keeps its
      * experts' outputs in kept[], found by key (first token) * E_local + expert */
@@ -120,6 +124,9 @@ void mf_ref_ctx_free(mf_ref_ctx *ctx) {
     free(ctx->hd);
     free(ctx->delta);
     free(ctx->hb);
+    free(ctx->xw);
+    free(ctx->xw_delta);
+    free(ctx->xw_bits);
     for (int i = 0; i < N_ALT; i++) mf_ref_ctx_free(ctx->alt[i]);
     free(ctx->alt_row.z);
     free(ctx->alt_row.rad);
@@ -201,6 +208,22 @@ mf_ref_ctx *mf_ref_ctx_new(const mf_moe_params *p, const mf_moe_tensors *x, cons
         return NULL;
     }
     for (int e = 0; e < EL + S; e++) ctx->slot_of[e] = -1;
+    if (p->weight_on_input) {
+        if (p->weight_format != MF_WFMT_BF16 || p->expert_bias != MF_EBIAS_NONE) {
+            MF_FAIL(err, MF_EUNSUPPORTED,
+                    "reference: weight_on_input with quantized weights or expert biases");
+            mf_ref_ctx_free(ctx);
+            return NULL;
+        }
+        ctx->xw = malloc((size_t)H * sizeof(double));
+        ctx->xw_delta = malloc((size_t)H * sizeof(double));
+        ctx->xw_bits = malloc((size_t)H * sizeof(uint16_t));
+        if (!ctx->xw || !ctx->xw_delta || !ctx->xw_bits) {
+            MF_FAIL(err, MF_ENOMEM, "reference: out of memory (H=%d)", H);
+            mf_ref_ctx_free(ctx);
+            return NULL;
+        }
+    }
     if (!ctx->opt.no_reuse && p->T > 1 && x->x) {
         ctx->row_first = malloc(sizeof(int) * (size_t)p->T);
         ctx->row_copies = calloc((size_t)p->T, 1);
@@ -549,7 +572,68 @@ static void expert_view_of(mf_ref_ctx *ctx, int le, expert_view *v) {
 
 static void compute_expert_fp8(mf_ref_ctx *ctx, int le, expert_slot *s);
 
-static void compute_expert(mf_ref_ctx *ctx, int le, expert_slot *s) {
+/* weight_on_input: the routing weight of the slot, exact (hi + lo) and the enclosure [wlo, whi]
+ * of the kernel's fp32 weight */
+typedef struct in_weight {
+    double hi, lo, wlo, whi;
+} in_weight;
+
+static inline void dd_mul(double xh, double xl, double yh, double yl, double *ph, double *pl);
+
+/* The token's row as a kernel that scales its input forms it (vLLM's prepare step: x * w in
+ * bf16, the weight rounded to bf16 first): xw = RN_bf16(x RN_bf16(w)) at the exact weight, and
+ * delta covering RN_bf16(x w_b) for every bf16 weight w_b the kernel's fp32 weight rounds to. */
+static void scale_input(mf_ref_ctx *ctx, const in_weight *iw, mf_vec_info *info) {
+    int H = ctx->p.H;
+    double wc = bf16_d(mf_f64_to_bf16(iw->hi + iw->lo));
+    double wb0 = bf16_d(mf_f64_to_bf16(iw->wlo)), wb1 = bf16_d(mf_f64_to_bf16(iw->whi));
+    for (int h = 0; h < H; h++) {
+        double x = ctx->xd[h];
+        /* bf16 times bf16 is exact in double */
+        uint16_t c = mf_f64_to_bf16(x * wc);
+        double cd = bf16_d(c), e0 = bf16_d(mf_f64_to_bf16(x * wb0)),
+               e1 = bf16_d(mf_f64_to_bf16(x * wb1));
+        double d0 = fabs(e0 - cd), d1 = fabs(e1 - cd);
+        ctx->xw_bits[h] = c;
+        ctx->xw[h] = cd;
+        ctx->xw_delta[h] = d0 > d1 ? d0 : d1;
+    }
+    mf_vec_info_bf16(ctx->xw_bits, (size_t)H, 1, info);
+}
+
+/* GEMM1's row d (over the unscaled token) as the kernel sees it with the weight on the input
+ * (docs/error-model.md, "Routing weight on the input"): exact value w (W13 x); radius the larger
+ * of (a) the input scaled in bf16 (vLLM's prepare step: dot over xw, within da's radius of the
+ * kernel's) and (b) GEMM1's fp32 result times the fp32 weight, rounded once (vLLM's Triton
+ * epilogue, fused_moe.py MUL_ROUTED_WEIGHT). */
+static void scale_row(mf_ref_ctx *ctx, mf_dot *d, const in_weight *iw, const uint16_t *row,
+                      const mf_vec_info *ri, const mf_vec_info *xwi) {
+    if (!isfinite(iw->wlo) || !isfinite(iw->whi) || isnan(iw->hi)) {
+        d->flags |= MF_DOT_NONFINITE;
+        return;
+    }
+    mf_dot da;
+    mf_dot_bf16(ctx->ws, ctx->xw, xwi, ctx->xw_delta, row, ri, (size_t)ctx->p.H, &ctx->c->gemm,
+                &da);
+    double ch, cl;
+    dd_mul(iw->hi, iw->lo, d->hi, d->lo, &ch, &cl);
+    double aw = fabs(iw->hi), rw = iw->hi - iw->wlo;
+    if (iw->whi - iw->hi > rw) rw = iw->whi - iw->hi;
+    double g = fabs(d->hi), rg = d->radius, eta = mf_contract_eta(ctx->c);
+    double err = fabs(ch) * 0x1p-100 + aw * d->err;
+    double rb = (aw + rw) * rg + rw * g + U * (aw + rw) * (g + rg) + eta +
+                (ctx->c->ftz ? 0x1p-126 : 0.0);
+    double ra = fabs((da.hi - ch) + (da.lo - cl)) + da.radius + fabs(da.hi) * 0x1p-100;
+    d->hi = ch;
+    d->lo = cl;
+    d->err = err;
+    d->radius = ((ra > rb ? ra : rb) + err) * (1 + 0x1p-40);
+    d->abs_sum = da.abs_sum;
+    d->flags |= da.flags;
+    if (g + rg + d->radius >= 0x1p127) d->flags |= MF_DOT_MAY_OVERFLOW;
+}
+
+static void compute_expert(mf_ref_ctx *ctx, int le, expert_slot *s, const in_weight *iw) {
     if (ctx->fp8) {
         compute_expert_fp8(ctx, le, s);
         return;
@@ -562,6 +646,8 @@ static void compute_expert(mf_ref_ctx *ctx, int le, expert_slot *s) {
     const mf_vec_info *i13 = v.i13;
     const mf_acc_model *m = &ctx->c->gemm;
     int unconstrained = 0, any_delta = 0;
+    mf_vec_info xw_info;
+    if (iw) scale_input(ctx, iw, &xw_info);
     for (int j = 0; j < I; j++) {
         int rg = v.shared ? mf_shared_gate_row(p, j) : mf_gate_row(p, j);
         int ru = v.shared ? mf_shared_up_row(p, j) : mf_up_row(p, j);
@@ -573,6 +659,10 @@ static void compute_expert(mf_ref_ctx *ctx, int le, expert_slot *s) {
         if (v.b13) {
             add_bias(ctx, &dg, v.b13[rg]);
             add_bias(ctx, &du, v.b13[ru]);
+        }
+        if (iw) {
+            scale_row(ctx, &dg, iw, w13 + (size_t)rg * H, &i13[rg], &xw_info);
+            scale_row(ctx, &du, iw, w13 + (size_t)ru * H, &i13[ru], &xw_info);
         }
         act_out a;
         activation(ctx, &dg, &du, &a);
@@ -674,7 +764,7 @@ static mf_status kept_expert(mf_ref_ctx *ctx, int t, int first, int le, expert_s
     }
     ctx->nkept++;
     load_token(ctx, t);
-    compute_expert(ctx, le, s);
+    compute_expert(ctx, le, s, NULL);
     ctx->keep_key[at] = k;
     ctx->keep_slot[at] = ctx->nkept - 1;
     ctx->keep_n++;
@@ -710,7 +800,7 @@ mf_status mf_ref_expert(mf_ref_ctx *ctx, int t, int le, mf_expert_out *out, mf_e
     int slot = ctx->slot_of[le];
     if (slot < 0) {
         MF_TRY(new_slot(ctx, &slot, err));
-        compute_expert(ctx, le, &ctx->slots[slot]);
+        compute_expert(ctx, le, &ctx->slots[slot], NULL);
         ctx->slot_of[le] = slot;
     }
     expert_slot *s = &ctx->slots[slot];
@@ -794,6 +884,29 @@ static void shared_weight(const mf_ref_ctx *ctx, int t, double rsf, double *hi, 
     }
 }
 
+/* weight_on_input: routed expert le of token t on its input scaled by slot i's weight, computed
+ * afresh into a slot of the token (the weight differs between a problem and its
+ * counterfactuals, so these outputs are never kept). */
+static mf_status expert_on_input(mf_ref_ctx *ctx, int t, int le, const mf_weights *w, int i,
+                                 mf_expert_out *out, mf_error *err) {
+    if (ctx->x.expert_state && ctx->x.expert_state[le] != MF_REF_EXPERT_READY)
+        return MF_FAIL(err, MF_EINTERNAL,
+                       "reference: local expert %d was not generated (token %d selects it): the "
+                       "routable set missed it",
+                       le, t);
+    load_token(ctx, t);
+    int slot;
+    MF_TRY(new_slot(ctx, &slot, err));
+    in_weight iw = {w->w_hi[i], w->w_lo[i], w->lo[i], w->hi[i]};
+    expert_slot *s = &ctx->slots[slot];
+    compute_expert(ctx, le, s, &iw);
+    out->o_hi = s->o_hi;
+    out->o_lo = s->o_lo;
+    out->o_rad = s->o_rad;
+    out->flags = s->flags;
+    return MF_OK;
+}
+
 mf_status mf_ref_token_output(mf_ref_ctx *ctx, int t, const int32_t *ids, const mf_weights *w,
                               mf_ref_row *row, mf_error *err) {
     const mf_moe_params *p = &ctx->p;
@@ -803,7 +916,10 @@ mf_status mf_ref_token_output(mf_ref_ctx *ctx, int t, const int32_t *ids, const 
     int nloc = 0;
     for (int i = 0; i < k; i++) {
         if (ids[i] < 0 || ids[i] >= p->E || !mf_is_local(p, ids[i])) continue;
-        MF_TRY(mf_ref_expert(ctx, t, ids[i] - p->expert_offset, &eo[nloc], err));
+        if (p->weight_on_input)
+            MF_TRY(expert_on_input(ctx, t, ids[i] - p->expert_offset, w, i, &eo[nloc], err));
+        else
+            MF_TRY(mf_ref_expert(ctx, t, ids[i] - p->expert_offset, &eo[nloc], err));
         local[nloc++] = i;
     }
     /* the shared experts' slots follow the routed ones, weight sw (one for all of a token's) */
@@ -846,6 +962,7 @@ mf_status mf_ref_token_output(mf_ref_ctx *ctx, int t, const int32_t *ids, const 
             double oh = eo[n].o_hi[c], ol = eo[n].o_lo[c], ro = eo[n].o_rad[c];
             double wh = i < 0 ? sw_hi : w->w_hi[i], wl = i < 0 ? sw_lo : w->w_lo[i];
             double rw = i < 0 ? sw_rad : w->rad[i];
+            if (i >= 0 && p->weight_on_input) wh = 1, wl = 0, rw = 0; /* on the input */
             if (isnan(wh)) fl |= MF_ELEM_UNCONSTRAINED; /* a NaN gate logit */
             double ph, pl;
             dd_mul(wh, wl, oh, ol, &ph, &pl);

@@ -1,7 +1,7 @@
 /* problem.h: the MoE forward problem as the reference sees it: semantic parameters and tensors.
  *
  * Canonical forward, per token t (docs/design.md; docs/bugs.md for the variants real kernels run):
- *   s   = score(L[t])                   softmax | sigmoid
+ *   s   = score(L[t])                   softmax | sigmoid | sqrt_softplus | none (the logit)
  *   key = s + bias                      bias selects only; never enters the weights
  *   if n_group > 1: gscore[g] = rule(key in group g); keep topk_group groups; others -> -inf
  *   ids = top_k(key)                    ties: lower index (groups too)
@@ -15,6 +15,7 @@
  *            intermediate size shared_I, weights sw13/sw2, the same activation, no expert bias;
  *            s_j = 1, 1/rsf or sigmoid(shared_gate[t]) by shared_weight)
  *   rsf at site output multiplies the whole sum, the shared experts' terms included
+ *   weight_on_input: expert e_k runs on w_k x_t and enters the sum unweighted (shared: x_t)
  *
  * The enums come from reference/enums.h: never renumber, only append.
  */
@@ -96,6 +97,9 @@ typedef struct mf_moe_params {
     int shared_I; /* their intermediate size (GEMM1 has 2 shared_I rows) */
     mf_shared_weight shared_weight;
     mf_shared_owner shared_owner;
+    /* routing variants (ABI level 5): 1 = the routing weight multiplies the expert's input
+     * (vLLM apply_router_weight_on_input, Llama-4), not its output */
+    int weight_on_input;
 } mf_moe_params;
 
 /* Tensor storage. All row-major; bf16 as bit patterns. */

@@ -4,6 +4,7 @@
  *   sigmoid  s = 1/(1 + expf(-l)):  rho_s = s((1-s) eps_exp + u + eps_div) + s eta_exp + 2^-149
  *   softmax  p = expf(l - m) / sum:  rho_p = p(rel_e + rel_S + eps_div) + absolute underflow terms
  *            rel_e = eps_exp + u|l - m|, rel_S = sum_j rel_j p_j + gamma_{E-1}
+ *   none     s = l (the logit):      rho_s = 0
  *   key      k = s + b (fp32 add):   rho_k = rho_s + u(|k| + rho_s) + 2^-149
  *   group    top-2 sum: [sum top2(lo), sum top2(hi)] widened by one fp32 add; max: [max lo, max hi]
  *   routing in the logits' dtype (router_logits_dtype, bf16 logits): each of the above, and each
@@ -160,6 +161,14 @@ static void scores_sqrt_softplus(const mf_contract *c, const float *L, int E, do
         double ds = s > 0 ? dp / s : INFINITY, dr = sqrt(dp);
         double d = ds < dr ? ds : dr;
         s_rad[e] = (d + U * (s + d)) * (1 + 0x1p-20) + eta + s * 0x1p-90;
+    }
+}
+
+/* none (FlashInfer's TopK): the score is the fp32 logit itself, exact in every kernel. */
+static void scores_none(const float *L, int E, double *s_hi, double *s_lo, double *s_rad) {
+    for (int e = 0; e < E; e++) {
+        s_hi[e] = (double)L[e];
+        s_lo[e] = s_rad[e] = 0;
     }
 }
 
@@ -521,6 +530,10 @@ static int zero_scores_logits(mf_score_fn score, const float *L, int E, float *L
         Lz[e] = isnan(L[e]) ? -INFINITY : L[e];
         if (isfinite(L[e])) nan_row = 0;
     }
+    if (score == MF_SCORE_NONE) { /* the logit is the score: a non-finite one becomes 0 */
+        for (int e = 0; e < E; e++) Lz[e] = isfinite(L[e]) ? L[e] : 0.0f;
+        return 0;
+    }
     if (score == MF_SCORE_SQRT_SOFTPLUS) /* +inf gives an infinite score: zeroed */
         for (int e = 0; e < E; e++)
             if (L[e] == INFINITY) Lz[e] = -INFINITY;
@@ -637,6 +650,8 @@ mf_status mf_ref_route(const mf_moe_params *p, const mf_moe_tensors *x, const mf
         }
         if (all_zero)
             for (int e = 0; e < E; e++) r->s_hi[o + e] = r->s_lo[o + e] = r->s_rad[o + e] = 0;
+        else if (p->score == MF_SCORE_NONE)
+            scores_none(L, E, r->s_hi + o, r->s_lo + o, r->s_rad + o);
         else if (p->score == MF_SCORE_SQRT_SOFTPLUS)
             scores_sqrt_softplus(c, L, E, r->s_hi + o, r->s_lo + o, r->s_rad + o, a, tmp);
         else if (p->score == MF_SCORE_SIGMOID)
@@ -645,7 +660,7 @@ mf_status mf_ref_route(const mf_moe_params *p, const mf_moe_tensors *x, const mf
             scores_softmax(c, L, E, r->s_hi + o, r->s_lo + o, r->s_rad + o, a, sum, tmp, sc.ex);
         if (route_bf16(p, c)) /* the scores rounded to bf16 */
             for (int e = 0; e < E; e++)
-                r->s_rad[o + e] += UB * (r->s_hi[o + e] + r->s_rad[o + e]) + ETA_B;
+                r->s_rad[o + e] += UB * (fabs(r->s_hi[o + e]) + r->s_rad[o + e]) + ETA_B;
         for (int e = 0; e < E; e++) {
             double s = r->s_hi[o + e], rs = r->s_rad[o + e];
             double b = bias ? (double)bias[e] : 0.0;
@@ -1051,6 +1066,8 @@ mf_status mf_ref_weights(const mf_routing *r, const mf_moe_params *p, const mf_c
     /* kernel enclosure, interval arithmetic */
     double nlo[MF_MAX_TOP_K], nhi[MF_MAX_TOP_K], slo = 0, shi = 0, mag = 0;
     int from_keys = (p->variant & MF_VARIANT_WEIGHTS_FROM_KEYS) && p->bias != MF_BIAS_NONE;
+    /* weights of either sign: from the biased keys, or raw logits (score none) */
+    int signed_w = from_keys || p->score == MF_SCORE_NONE;
     for (int i = 0; i < k; i++) {
         double s = r->s_hi[o + ids[i]], rs = r->s_rad[o + ids[i]];
         if (from_keys) { /* counterfactual: the biased key, may be negative */
@@ -1066,7 +1083,7 @@ mf_status mf_ref_weights(const mf_routing *r, const mf_moe_params *p, const mf_c
             if (nlo[i] < 0) nlo[i] = 0;
         } else {
             nlo[i] = s - rs;
-            if (nlo[i] < 0) nlo[i] = 0; /* scores are never negative */
+            if (nlo[i] < 0 && !signed_w) nlo[i] = 0; /* scores are never negative */
             nhi[i] = s + rs;
         }
         slo += nlo[i];
@@ -1081,7 +1098,7 @@ mf_status mf_ref_weights(const mf_routing *r, const mf_moe_params *p, const mf_c
          * weights are then 0, inside [0, cap] below), or max(S', eps) (no rounding) */
         int sum_eps = p->renorm_denom == MF_RENORM_SUM_EPS;
         double add = sum_eps ? eps : 0;
-        if (from_keys) { /* signed sums */
+        if (signed_w) { /* signed sums */
             double slack = (fabs(slo) + fabs(shi)) * (gk + U) + add * U + (double)k * eta +
                            widen_amount(mag);
             dlo = slo + add - slack;
@@ -1123,7 +1140,7 @@ mf_status mf_ref_weights(const mf_routing *r, const mf_moe_params *p, const mf_c
         mpfr_mul_d(num, num, rsf_w, MPFR_RNDN);
         mpfr_to_dd(num, tmp, &w->w_hi[i], &w->w_lo[i]);
         double qlo, qhi;
-        if (p->renormalize && from_keys) {
+        if (p->renormalize && signed_w) {
             /* signed interval division, denominator of known sign */
             double c[4] = {nlo[i] / dlo, nlo[i] / dhi, nhi[i] / dlo, nhi[i] / dhi};
             qlo = qhi = c[0];

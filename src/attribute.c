@@ -34,6 +34,7 @@ static const struct {
     {"shared_every_rank", "shared experts added on a rank that does not own them"},
     {"shared_rsf_twice", "shared experts' weight divided by routed_scaling_factor once more"},
     {"shared_dropped", "the last shared expert's slot dropped"},
+    {"weight_on_output", "routing weight applied to the expert's output, not its input"},
 };
 
 const char *mf_knob_name(mf_knob k) { return (unsigned)k < MF_KNOB_COUNT ? knobs[k].name : "?"; }
@@ -166,6 +167,11 @@ int mf_knob_apply(mf_knob k, const mf_moe_params *p, mf_moe_params *cf, char *de
         cf->variant |= MF_VARIANT_SHARED_DROPPED;
         snprintf(desc, n, "n_shared = %d (the last shared slot dropped)", p->n_shared - 1);
         return 1;
+    case MF_KNOB_WEIGHT_ON_OUTPUT:
+        if (!p->weight_on_input) return 0;
+        cf->weight_on_input = 0;
+        snprintf(desc, n, "weight_on_input = 0 (the weight on the output)");
+        return 1;
     default: return 0;
     }
 }
@@ -275,6 +281,7 @@ mf_status mf_observable_knobs_of(const mf_problem *pb, const mf_contract *c, uns
         if ((st = mf_ref_route(&cf[kn].p, &cf[kn].pb.t, c, &cf[kn].rt, err)) != MF_OK) break;
         cf[kn].on = 1;
         if (cf[kn].p.layout != p->layout || cf[kn].p.expert_offset != p->expert_offset ||
+            cf[kn].p.weight_on_input != p->weight_on_input ||
             ((cf[kn].p.variant ^ p->variant) & MF_VARIANT_EXPERTS)) {
             cf[kn].ctx = mf_ref_ctx_new(&cf[kn].p, &cf[kn].pb.t, c, &ro, err);
             if (!cf[kn].ctx) st = MF_EINVAL;

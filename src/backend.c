@@ -122,6 +122,7 @@ static const struct {
     {&mf_enum_activation, 1, MF_ABI_LEVEL_1}, {&mf_enum_layout, 2, MF_ABI_LEVEL_1},
     {&mf_enum_dtype, 2, MF_ABI_LEVEL_1},      {&mf_enum_activation, 4, MF_ABI_LEVEL_2},
     {&mf_enum_layout, 3, MF_ABI_LEVEL_2},     {&mf_enum_score, 3, MF_ABI_LEVEL_2},
+    {&mf_enum_score, 4, MF_ABI_LEVEL_5},
 };
 
 /* UINT32_MAX for a value no level has (mf_backend_params refuses it) */
@@ -534,6 +535,7 @@ mf_status mf_backend_params(const mf_moe_params *p, uint32_t level, mf_kernel_pa
     ext->shared_I = p->shared_I;
     MF_TRY(abi_value(&mf_enum_shared_weight, p->shared_weight, &ext->shared_weight, err));
     MF_TRY(abi_value(&mf_enum_shared_owner, p->shared_owner, &ext->shared_owner, err));
+    ext->weight_on_input = p->weight_on_input;
     kp->abi_version = MF_KERNEL_ABI_VERSION;
     kp->struct_size = sizeof *kp;
     kp->T = p->T;

@@ -73,6 +73,9 @@ void mf_case_fix_v2(mf_case *c) {
     if (p->activation != MF_ACT_SWIGLU_OAI) p->act_alpha = 0;
     else if (p->act_alpha == 0) p->act_alpha = 1.702f;
     if (p->weight_format != MF_WFMT_BF16) p->n_shared = 0;
+    if (p->score == MF_SCORE_NONE) p->renormalize = 0;
+    if (p->weight_format != MF_WFMT_BF16 || p->expert_bias != MF_EBIAS_NONE)
+        p->weight_on_input = 0;
     if (p->n_shared == 0) {
         p->shared_I = 0;
         p->shared_weight = MF_SHW_ONE;
@@ -168,6 +171,15 @@ mf_status mf_case_validate(const mf_case *c, mf_error *err) {
           "shared experts with weight_format %s: shared experts are modelled with bf16 weights "
           "only",
           mf_enum_name(&mf_enum_weight_format, p->weight_format));
+    CHECK(p->score != MF_SCORE_NONE || !p->renormalize,
+          "score none with renormalize: raw logits are never renormalized (their sum may be 0 "
+          "or negative)");
+    CHECK(!p->weight_on_input ||
+              (p->weight_format == MF_WFMT_BF16 && p->expert_bias == MF_EBIAS_NONE),
+          "weight_on_input with weight_format %s, expert_bias %s: the weight on the input is "
+          "modelled with bf16 weights and no expert biases only",
+          mf_enum_name(&mf_enum_weight_format, p->weight_format),
+          mf_enum_name(&mf_enum_expert_bias, p->expert_bias));
     CHECK(p->rsf_site == MF_RSF_WEIGHTS || p->rsf_site == MF_RSF_OUTPUT, "bad rsf site");
     CHECK((unsigned)p->layout < MF_LAYOUT_COUNT, "bad layout");
     CHECK(p->logits_dtype == MF_DTYPE_F32 || p->logits_dtype == MF_DTYPE_BF16, "bad logits dtype");

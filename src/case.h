@@ -84,7 +84,8 @@ static inline size_t mf_blocks(int n, int b) { return ((size_t)n + (size_t)b - 1
     ROW(48, n_shared, INT, NULL, 1, MF_MAX_SHARED, 4)                                \
     ROW(49, shared_I, INT, NULL, 1, MF_MAX_I, 4)                                     \
     ROW(50, shared_weight, ENUM, &mf_enum_shared_weight, 0, 0, 4)                    \
-    ROW(51, shared_owner, ENUM, &mf_enum_shared_owner, 0, 0, 4)
+    ROW(51, shared_owner, ENUM, &mf_enum_shared_owner, 0, 0, 4)                      \
+    ROW(16, weight_on_input, INT, NULL, 1, 1, 5)
 
 typedef enum mf_param_kind { MF_PK_ENUM, MF_PK_INT, MF_PK_F32 } mf_param_kind;
 

@@ -295,7 +295,8 @@ void mf_case_random(mf_rng *r, const mf_case_limits *lim, mf_case *c) {
     p->rsf_site = (mf_rsf_site)mf_rng_below(r, MF_RSF_COUNT);
     p->layout = (mf_layout)mf_rng_below(r, 2); /* v1's; interleaved with the v2 draws */
     p->logits_dtype = (mf_dtype)mf_rng_below(r, MF_DTYPE_COUNT);
-    if (mf_rng_below(r, 4) == 0) { /* case format v2's routing parameters */
+    int v2_draws = mf_rng_below(r, 4) == 0;
+    if (v2_draws) { /* case format v2's routing parameters */
         p->renorm_denom = (mf_renorm_denom)mf_rng_below(r, MF_RENORM_COUNT);
         p->nonfinite = (mf_nonfinite)mf_rng_below(r, MF_NONFINITE_COUNT);
         p->expert_bias = (mf_expert_bias)mf_rng_below(r, MF_EBIAS_COUNT);
@@ -359,6 +360,14 @@ void mf_case_random(mf_rng *r, const mf_case_limits *lim, mf_case *c) {
     quant_repair(c);
     aim_quant(r, c);
     mf_case_fit(c, lim); /* aim_quant's pokes are distinct rows: the work may have grown */
+    /* routing variants (ABI level 5), in a quarter of the v2 draws: decided by bits of a seed
+     * drawn above, so that every other draw, and every case without them, stays as it was */
+    uint64_t h = c->gen[MF_T_W2].seed;
+    if (v2_draws && (h >> 62) == 0) {
+        if ((h >> 61) & 1) p->score = MF_SCORE_NONE; /* FlashInfer's TopK */
+        else p->weight_on_input = 1, p->top_k = (h >> 60) & 1 ? 1 : p->top_k;
+        mf_case_repair(c);
+    }
 }
 
 /* ---- structured mutation ---- */
@@ -367,9 +376,10 @@ static void mutate_routing(mf_case *c, mf_rng *r) {
     mf_moe_params *p = &c->p;
     switch (mf_rng_below(r, 14)) {
     case 13:
-        switch (mf_rng_below(r, 3)) {
+        switch (mf_rng_below(r, 4)) {
         case 0: p->expert_bias = (mf_expert_bias)((p->expert_bias + 1) % MF_EBIAS_COUNT); break;
         case 1: random_activation(r, p); break;
+        case 2: p->weight_on_input = !p->weight_on_input; break;
         default:
             if (p->n_shared) p->n_shared = 0; /* mf_case_repair clears the rest */
             else random_shared(r, p);

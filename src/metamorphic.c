@@ -164,8 +164,10 @@ static void compare_token(const meta_ctx *x, mf_meta rel, int t, const uint16_t 
 
 /* rsf-scaling: out(2 rsf) = 2 out(rsf) where the scaling commutes with every rounding. */
 static int rsf_scaling_applies(const meta_ctx *x) {
-    /* shared experts' terms do not scale with rsf (weight 1, gate) or scale against it (1/rsf) */
-    return (double)x->pb->p.rsf * 2 <= 0x1p8 && !mf_shared_added(&x->pb->p);
+    /* shared experts' terms do not scale with rsf (weight 1, gate) or scale against it (1/rsf);
+     * a weight on the input passes through the activation, so its rsf does not scale the output */
+    return (double)x->pb->p.rsf * 2 <= 0x1p8 && !mf_shared_added(&x->pb->p) &&
+           !x->pb->p.weight_on_input;
 }
 
 static mf_status rsf_scaling_check(meta_ctx *x, mf_error *err) {

@@ -49,9 +49,10 @@ static const mf_method methods[] = {
      .note = "what vLLM calls Renormalize"},
     {.name = "flashinfer:TopK", .number = 5,
      .summary = "top-k of the logits, raw logits as weights",
-     .score = MF_SCORE_SOFTMAX, .bias = 0, .grouped = 0, .renormalize = 0, .eps_1e20 = 0,
+     .score = MF_SCORE_NONE, .bias = 0, .grouped = 0, .renormalize = 0, .eps_1e20 = 0,
      .uses_rsf = 0, .top_k = 0,
-     .unsupported = "score function 'none' (raw logits as weights)"},
+     .note = "score none (format v2); SGLang's flashinfer_trtllm_routed path computes it with "
+             "fused_topk_softmax_torch_raw_logits (srt/layers/moe/topk.py)"},
     {.name = "flashinfer:SigmoidRenorm", .number = 6,
      .summary = "sigmoid -> top-k -> renormalize (+1e-20) if norm_topk_prob",
      .score = MF_SCORE_SIGMOID, .bias = 0, .grouped = 0, .renormalize = -1, .eps_1e20 = 1,
@@ -98,9 +99,10 @@ static const mf_method methods[] = {
      .uses_rsf = 0, .top_k = 0},
     {.name = "vllm:TopK", .number = 5,
      .summary = "top-k of the logits, raw logits as weights",
-     .score = MF_SCORE_SOFTMAX, .bias = 0, .grouped = 0, .renormalize = 0, .eps_1e20 = 0,
+     .score = MF_SCORE_NONE, .bias = 0, .grouped = 0, .renormalize = 0, .eps_1e20 = 0,
      .uses_rsf = 0, .top_k = 0,
-     .unsupported = "score function 'none' (raw logits as weights)"},
+     .note = "score none (format v2); SGLang's flashinfer_trtllm_routed path computes it with "
+             "fused_topk_softmax_torch_raw_logits (srt/layers/moe/topk.py)"},
     {.name = "vllm:SigmoidRenorm", .number = 6,
      .summary = "sigmoid -> top-k -> renormalize (+1e-20) if norm_topk_prob",
      .score = MF_SCORE_SIGMOID, .bias = 0, .grouped = 0, .renormalize = -1, .eps_1e20 = 1,
@@ -115,10 +117,11 @@ static const mf_method methods[] = {
      .uses_rsf = 0, .top_k = 0,
      .note = "vLLM's Unspecified is 9 (FlashInfer's TopKSigmoid)"},
     {.name = "vllm:DeepseekV4", .number = 100,
-     .summary = "sqrt(softplus) + bias -> top-k -> renormalize",
-     .score = MF_SCORE_SOFTMAX, .bias = 1, .grouped = 0, .renormalize = 1, .eps_1e20 = 0,
-     .uses_rsf = 1, .top_k = 0,
-     .unsupported = "score function sqrt-softplus"},
+     .summary = "sqrt(softplus) + bias -> top-k -> weights * rsf / (sum > 0 ? sum : 1)",
+     .score = MF_SCORE_SQRT_SOFTPLUS, .bias = 1, .grouped = 0, .renormalize = 1, .eps_1e20 = 0,
+     .uses_rsf = 1, .top_k = 0, .renorm_denom = MF_RENORM_SUM_OR_ONE,
+     .note = "format v2; vLLM's CUDA kernel (csrc/moe/topk_softplus_sqrt_kernels.cu) computes "
+             "__logf(1 + __expf(l)), not log1p; not passed to FlashInfer"},
     /* ---- TensorRT-LLM ---- */
     {.name = "trtllm:Default", .number = 0,
      .summary = "softmax -> top-k, no renormalization",
@@ -191,6 +194,7 @@ mf_status mf_method_apply(const mf_method *m, mf_case *c, mf_error *err) {
     p->group_rule = MF_GROUP_TOP2_SUM;
     if (m->renormalize >= 0) p->renormalize = m->renormalize;
     p->renorm_eps = m->eps_1e20 ? 1e-20f : 0.0f;
+    if (m->renorm_denom) p->renorm_denom = (mf_renorm_denom)m->renorm_denom;
     if (!m->uses_rsf) p->rsf = 1.0f;
     p->rsf_site = MF_RSF_WEIGHTS; /* inside routing, when applied at all */
     if (m->top_k) p->top_k = m->top_k;
@@ -204,11 +208,11 @@ mf_status mf_method_apply(const mf_method *m, mf_case *c, mf_error *err) {
 void mf_methods_print(FILE *f) {
     int n;
     const mf_method *m = mf_method_list(&n);
-    fprintf(f, "%-28s %4s %-7s %-4s %-6s %-6s %-5s %-7s %s\n", "method", "num", "score", "bias",
+    fprintf(f, "%-28s %4s %-13s %-4s %-6s %-6s %-5s %-7s %s\n", "method", "num", "score", "bias",
             "groups", "renorm", "eps", "rsf", "what the kernel computes");
     for (int i = 0; i < n; i++) {
         const char *rn = m[i].renormalize < 0 ? "case" : m[i].renormalize ? "yes" : "no";
-        fprintf(f, "%-28s %4d %-7s %-4s %-6s %-6s %-5s %-7s %s\n", m[i].name, m[i].number,
+        fprintf(f, "%-28s %4d %-13s %-4s %-6s %-6s %-5s %-7s %s\n", m[i].name, m[i].number,
                 mf_score_name((mf_score_fn)m[i].score), m[i].bias ? "yes" : "no",
                 m[i].grouped ? "case" : "none", rn, m[i].eps_1e20 ? "1e-20" : "0",
                 m[i].uses_rsf ? "applied" : "IGNORED", m[i].summary);

@@ -7,8 +7,8 @@
  * FlashInfer's "RenormalizeNaive". Each entry here says which case parameters the method implies
  * (score function, bias, grouping, renormalization and its eps, whether the kernel applies the
  * routed scaling factor at all), so `--method flashinfer:DeepSeekV3` checks a kernel on exactly
- * the routing it claims. A method the case format cannot express (raw-logit weights, sqrt-
- * softplus) is listed with the reason and refused.
+ * the routing it claims. A method the case format cannot express would be listed with the
+ * reason and refused (raw-logit weights and sqrt-softplus scores are case format v2's).
  */
 #ifndef MF_METHODS_H
 #define MF_METHODS_H
@@ -30,6 +30,7 @@ typedef struct mf_method {
     int uses_rsf;        /* 1: rsf multiplies the weights inside routing; 0: the kernel ignores
                             it, cases run with rsf = 1 (the caller must scale the output) */
     int top_k;           /* 0: the case's; else forced (Llama4: 1) */
+    int renorm_denom;    /* 0: the case's; else the mf_renorm_denom it forces */
     const char *unsupported; /* NULL, or what case format v1 lacks */
     const char *note;
 } mf_method;

@@ -203,7 +203,12 @@ static const mf_model models[] = {
      .renormalize = 0, .eps = 0.0f, .rsf = 1.0f, .rsf_site = MF_RSF_WEIGHTS,
      .activation = MF_ACT_SILU_GLU, .layout = MF_LAYOUT_GATE_UP,
      .H_twin = 512, .I_twin = 512,
-     .unsupported = "apply_router_weight_on_input"},
+     .n_shared = 1, .shared_I = 8192, .shared_I_twin = 512, .shared_weight = MF_SHW_ONE,
+     .weight_on_input = 1,
+     .note = "format v2: top-1 of the logits, weight sigmoid(logit) on the expert's input "
+             "(vLLM apply_router_weight_on_input); 1 shared expert of I 8192 on the unscaled "
+             "input, weight 1; E 16 from third-party copies of the config (unverified), gate/up "
+             "order of the checkpoint unverified"},
     {.name = "llama4-maverick",
      .hf_id = "meta-llama/Llama-4-Maverick-17B-128E",
      .H = 5120, .I = 8192, .E = 128, .top_k = 1,
@@ -212,7 +217,12 @@ static const mf_model models[] = {
      .renormalize = 0, .eps = 0.0f, .rsf = 1.0f, .rsf_site = MF_RSF_WEIGHTS,
      .activation = MF_ACT_SILU_GLU, .layout = MF_LAYOUT_GATE_UP,
      .H_twin = 512, .I_twin = 512,
-     .unsupported = "apply_router_weight_on_input"},
+     .n_shared = 1, .shared_I = 8192, .shared_I_twin = 512, .shared_weight = MF_SHW_ONE,
+     .weight_on_input = 1,
+     .note = "format v2: top-1 of the logits, weight sigmoid(logit) on the expert's input "
+             "(vLLM apply_router_weight_on_input); 1 shared expert of I 8192 on the unscaled "
+             "input, weight 1; MoE on every other layer (TensorRT-LLM test config), gate/up "
+             "order of the checkpoint unverified"},
     {.name = "gpt-oss-120b",
      .hf_id = "openai/gpt-oss-120b",
      .H = 2880, .I = 2880, .E = 128, .top_k = 4,
@@ -316,6 +326,7 @@ void mf_model_apply(const mf_model *m, int full, mf_case *c) {
     p->shared_I = m->n_shared ? (full ? m->shared_I : m->shared_I_twin) : 0;
     p->shared_weight = m->shared_weight;
     p->shared_owner = MF_SHOWN_THIS_RANK;
+    p->weight_on_input = m->weight_on_input;
 }
 
 void mf_models_print(FILE *f) {

@@ -38,6 +38,7 @@ typedef struct mf_model {
     /* shared experts (0: none): count, intermediate size (full and twin), weight form */
     int n_shared, shared_I, shared_I_twin;
     mf_shared_weight shared_weight;
+    int weight_on_input; /* the routing weight multiplies the expert's input (Llama-4) */
     const char *note;
 } mf_model;
 

@@ -63,6 +63,7 @@ typedef enum mf_knob {
     MF_KNOB_SHARED_EVERY_RANK, /* shared experts (level 4) */
     MF_KNOB_SHARED_RSF_TWICE,
     MF_KNOB_SHARED_DROPPED,
+    MF_KNOB_WEIGHT_ON_OUTPUT, /* routing variants (level 5) */
     MF_KNOB_COUNT
 } mf_knob;
 

@@ -93,7 +93,7 @@ expect 2 "tensor 'out' has shape \[6, 64\], expected \[4, 64\]" -- "$mf" verify 
 # usage errors
 expect 2 "give --out DIR" -- "$mf" export "$seeds/exact-ties.txt"
 expect 2 "unknown routing method" -- "$mf" export --method flashinfer:Nope "$seeds/exact-ties.txt" --out "$tmp/m"
-expect 2 "needs score function 'none'" -- "$mf" export --method flashinfer:TopK "$seeds/exact-ties.txt" --out "$tmp/m"
+expect 0 "k=5 none g=1/1 rn=0" -- "$mf" export --method flashinfer:TopK "$seeds/exact-ties.txt" --out "$tmp/m"
 expect 2 "unknown contract" -- "$mf" verify --contract roughly "$d"
 mkdir -p "$tmp/empty"
 expect 2 "no case files" -- "$mf" verify "$tmp/empty"

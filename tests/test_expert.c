@@ -8,7 +8,9 @@
  *    clamp mattered;
  *  - shared experts: one routed slot (weight 0.5) plus one shared expert with weight 1, 1/rsf or
  *    sigmoid(gate); the output is the hand value, only on the rank that owns it; the
- *    counterfactuals add it on another rank, divide its weight by rsf again, or drop it.
+ *    counterfactuals add it on another rank, divide its weight by rsf again, or drop it;
+ *  - the routing weight on the input: the weight passes through SiLU-GLU; the CPU kernel's value
+ *    is admissible, the weight on the output is not.
  */
 #include <math.h>
 #include <stdio.h>
@@ -225,7 +227,61 @@ static void test_shared(void) {
     else EXPECT(0, "%s", err.msg);
 }
 
+/* The weight on the input: x = [1, 2], gate row [0.5, 0.25] (g = 1), up row [1, 0] (u = 1),
+ * W2 = [1; 2], one slot of weight 0.5. On the input: g' = u' = 0.5, h = RN(silu(0.5) 0.5) and the
+ * output [h, 2h] unweighted; on the output (weight_on_input = 0, the counterfactual): 0.5 [h1,
+ * 2 h1] with h1 = RN(silu(1)), about 1.9 times the other. The CPU kernel's fp32 evaluation of the
+ * first lies inside its admissible interval, the second does not. */
+static void test_weight_on_input(void) {
+    mf_moe_params p;
+    memset(&p, 0, sizeof p);
+    p.T = 1, p.H = 2, p.I = 1, p.E = 1, p.E_local = 1, p.top_k = 1, p.n_group = 1;
+    p.topk_group = 1, p.rsf = 1.0f, p.weight_on_input = 1;
+    uint16_t x[2] = {bf(1), bf(2)}, w13[4] = {bf(0.5), bf(0.25), bf(1), bf(0)};
+    uint16_t w2[2] = {bf(1), bf(2)};
+    float logits[1] = {0};
+    mf_moe_tensors t = {0};
+    t.x = x, t.logits = logits, t.w13 = w13, t.w2 = w2;
+    double h_in = (double)mf_bf16_to_f32(bf(0.5 / (1 + exp(-0.5)) * 0.5));
+    double h_out = (double)mf_bf16_to_f32(bf(1.0 / (1 + exp(-1.0))));
+    /* the CPU kernel: fp32 GEMM1, times the fp32 weight, silu, bf16 */
+    float g = 0.5f * 1.0f + 0.25f * 2.0f, u = 1.0f * 1.0f;
+    g = g * 0.5f, u = u * 0.5f;
+    uint16_t hk = bf((double)(g / (1.0f + expf(-g)) * u));
+    double kernel[2] = {(double)mf_bf16_to_f32(bf((double)mf_bf16_to_f32(hk))),
+                        (double)mf_bf16_to_f32(bf(2 * (double)mf_bf16_to_f32(hk)))};
+    mf_error err = {0};
+    for (int on = 1; on >= 0; on--) {
+        p.weight_on_input = on;
+        mf_ref_ctx *ctx = mf_ref_ctx_new(&p, &t, &mf_contract_cpu_scalar, NULL, &err);
+        EXPECT(ctx != NULL, "%s", err.msg);
+        if (!ctx) return;
+        mf_weights w;
+        memset(&w, 0, sizeof w);
+        w.k = 1, w.w_hi[0] = 0.5, w.lo[0] = 0.5, w.hi[0] = 0.5, w.out_scale = 1.0;
+        int32_t ids[1] = {0};
+        double z[2], rad[2];
+        uint16_t lo[2], hi[2];
+        uint8_t fl[2];
+        mf_ref_row row = {z, rad, lo, hi, fl};
+        EXPECT(mf_ref_token_output(ctx, 0, ids, &w, &row, &err) == MF_OK, "%s", err.msg);
+        for (int c = 0; c < 2; c++) {
+            double want = (c + 1) * (on ? h_in : 0.5 * h_out);
+            EXPECT(fabs(z[c] - want) <= 1e-15 * want && fl[c] == 0,
+                   "weight_on_input %d output %d: %.17g, want %.17g (flags %d)", on, c, z[c],
+                   want, fl[c]);
+            int inside = kernel[c] >= (double)mf_bf16_to_f32(lo[c]) &&
+                         kernel[c] <= (double)mf_bf16_to_f32(hi[c]);
+            EXPECT(inside == on, "weight_on_input %d output %d: the kernel's %.9g %s [%.9g, %.9g]",
+                   on, c, kernel[c], inside ? "inside" : "outside",
+                   (double)mf_bf16_to_f32(lo[c]), (double)mf_bf16_to_f32(hi[c]));
+        }
+        mf_ref_ctx_free(ctx);
+    }
+}
+
 int main(void) {
+    test_weight_on_input();
     test_activations();
     test_biases();
     test_shared();

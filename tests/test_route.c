@@ -7,7 +7,8 @@
  *  - renormalize with eps on underflowing sigmoid rows: eps 1e-20 gives weights near 0 and
  *    never 0/0; eps 0 admits 0/0;
  *  - exact weights of a softmax against values computed independently with MPFR;
- *  - group score by top-2 sum and by max select different groups.
+ *  - group score by top-2 sum and by max select different groups;
+ *  - raw logits as scores (score none): exact, signed weights, NaN zeroed.
  */
 #include <math.h>
 #include <stdio.h>
@@ -317,7 +318,54 @@ static void test_sqrt_softplus(void) {
     mf_routing_free(&r);
 }
 
+/* score none (raw logits, FlashInfer's TopK): the logits -3, -1.5, 2 and -0.25 select experts
+ * 2 and 3 by value, and the weights are those logits exactly, the negative one too, times an rsf
+ * of 2 on the weights; the selection (2, 1) is refused (-1.5 < -0.25). Under nonfinite = zero a
+ * NaN logit is 0 and outranks -0.25. The counterfactual renormalize over the signed sum
+ * 2 - 0.25 = 1.75 gives 2 / 1.75 and -0.25 / 1.75 (times rsf), in an enclosure of either sign. */
+static void test_score_none(void) {
+    float L[4] = {-3.0f, -1.5f, 2.0f, -0.25f};
+    mf_moe_params p = params(4, 2, MF_SCORE_NONE, MF_BIAS_NONE, 1, 1);
+    p.renormalize = 0, p.rsf = 2.0f;
+    mf_routing r;
+    if (!route(&p, L, NULL, &r)) return;
+    EXPECT(r.ref_ids[0] == 2 && r.ref_ids[1] == 3, "selection %d %d (want 2 3)", r.ref_ids[0],
+           r.ref_ids[1]);
+    for (int e = 0; e < 4; e++)
+        EXPECT(r.s_hi[e] == (double)L[e] && r.s_lo[e] == 0 && r.s_rad[e] == 0,
+               "score %d: %.17g +- %g (want the logit %g exactly)", e, r.s_hi[e], r.s_rad[e],
+               (double)L[e]);
+    char why[320];
+    EXPECT(!admissible(&r, &p, 2, 1, why), "selection 2, 1 admitted");
+    int32_t ids[2] = {2, 3};
+    mf_weights w;
+    if (weights(&r, &p, ids, &w)) {
+        EXPECT(w.w_hi[0] == 4.0 && w.w_hi[1] == -0.5 && w.lo[1] < -0.5 && w.hi[1] > -0.5 &&
+                   w.hi[1] < 0 && w.lo[0] <= 4.0 && w.hi[0] >= 4.0 && w.rad[1] < 1e-6,
+               "weights %.17g [%g, %g], %.17g [%g, %g] (want 4 and -0.5, tight)", w.w_hi[0],
+               w.lo[0], w.hi[0], w.w_hi[1], w.lo[1], w.hi[1]);
+    }
+    mf_moe_params q = p;
+    q.renormalize = 1, q.renorm_eps = 0;
+    if (weights(&r, &q, ids, &w)) {
+        double a = 4.0 / 1.75, b = -0.5 / 1.75;
+        EXPECT(fabs(w.w_hi[0] - a) < 1e-15 && fabs(w.w_hi[1] - b) < 1e-15 && w.lo[1] <= b &&
+                   w.hi[1] >= b && w.hi[1] < 0 && w.lo[0] <= a && w.hi[0] >= a,
+               "renormalized raw weights %.17g [%g, %g], %.17g [%g, %g] (want %.17g, %.17g)",
+               w.w_hi[0], w.lo[0], w.hi[0], w.w_hi[1], w.lo[1], w.hi[1], a, b);
+    }
+    mf_routing_free(&r);
+    L[1] = NAN;
+    p.nonfinite = MF_NONFINITE_ZERO;
+    if (!route(&p, L, NULL, &r)) return;
+    EXPECT(r.ref_ids[0] == 2 && r.ref_ids[1] == 1 && r.s_hi[1] == 0 && !r.invariant_only[0],
+           "nonfinite = zero: selection %d %d, NaN's score %g (want 2 1, 0)", r.ref_ids[0],
+           r.ref_ids[1], r.s_hi[1]);
+    mf_routing_free(&r);
+}
+
 int main(void) {
+    test_score_none();
     test_sqrt_softplus();
     test_nonfinite_and_denominators();
     test_group_mask();

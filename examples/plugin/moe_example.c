@@ -15,6 +15,8 @@
  *
  * Level 2 (kernel_abi.h): the renormalisation denominator, the non-finite policy, the
  * expert biases b13, b2 (added in fp32 after each dot product) and the clamped activations.
+ * Level 5: the score none (the logit is the weight) and the weight on the input, applied as
+ * vLLM's prepare step does: x * w in bf16, the weight rounded to bf16 first.
  *
  * What it refuses (supports() returns 0 with the reason, which moefuzz counts as unsupported):
  *   - H or I not a multiple of 4: the four-lane dot product has no tail loop;
@@ -140,6 +142,10 @@ static void route(const mf_kernel_params *p, int t, double *scratch, int32_t *id
             double l = logit(p, t, e);
             score[e] = sqrt(l > 20 ? l : log1p(exp(l)));
         }
+#endif
+#ifdef MF_ABI_LEVEL_5
+    } else if (p->score_fn == MF_ABI_SCORE_NONE) { /* the logit itself */
+        for (int e = 0; e < E; e++) score[e] = logit(p, t, e);
 #endif
     } else {
         for (int e = 0; e < E; e++) score[e] = 1.0 / (1.0 + exp(-logit(p, t, e)));
@@ -300,6 +306,12 @@ static int ex_supports(void *ctx, const mf_kernel_params *p, char *msg, size_t m
         return 0;
     }
 #endif
+#ifdef MF_ABI_LEVEL_5
+    if (v2 && v2->weight_on_input && v2->expert_bias != MF_ABI_EXPERT_BIAS_NONE) {
+        snprintf(msg, msg_len, "weight_on_input with expert biases: not implemented");
+        return 0;
+    }
+#endif
 #ifdef EXAMPLE_REQUIRE_TOP1
     if (p->top_k != 1) { /* the method it declares routes top-1 */
         snprintf(msg, msg_len, "top_k=%d: this kernel routes top-1 only", p->top_k);
@@ -342,9 +354,13 @@ static int ex_run(void *vctx, const mf_kernel_params *p, char *msg, size_t msg_l
     const uint16_t *x = p->x, *w13 = p->w13, *w2 = p->w2;
     const uint16_t *b13 = NULL, *b2 = NULL; /* level 2: expert biases */
     float limit = 0, alpha = 0;              /* level 2: clamped activations */
+    int on_input = 0;                        /* level 5: the weight on the input */
 #ifdef MF_ABI_LEVEL_2
     const mf_kernel_params_v2 *v2 = mf_kernel_params_v2_of(p);
     if (v2) b13 = v2->b13, b2 = v2->b2, limit = v2->act_limit, alpha = v2->act_alpha;
+#endif
+#ifdef MF_ABI_LEVEL_5
+    if (v2) on_input = v2->weight_on_input;
 #endif
 
     /* 1. route every token */
@@ -367,7 +383,11 @@ static int ex_run(void *vctx, const mf_kernel_params *p, char *msg, size_t msg_l
         const uint16_t *W13 = w13 + (size_t)le * 2 * I * H, *W2 = w2 + (size_t)le * H * I;
         for (int r = 0; r < n; r++) {
             int t = order[2 * r], j = order[2 * r + 1];
-            for (int h = 0; h < H; h++) c->xf[h] = from_bf16(x[(size_t)t * H + h]);
+            float wt = w[(size_t)t * k + j], wb = from_bf16(to_bf16(wt));
+            for (int h = 0; h < H; h++) {
+                c->xf[h] = from_bf16(x[(size_t)t * H + h]);
+                if (on_input) c->xf[h] = from_bf16(to_bf16(c->xf[h] * wb)); /* x * w in bf16 */
+            }
             for (int i = 0; i < I; i++) {
                 int rg = gate_half + gstep * i, ru = up_half + gstep * i;
                 gu[i] = dot4(W13 + (size_t)rg * H, c->xf, H);
@@ -383,11 +403,10 @@ static int ex_run(void *vctx, const mf_kernel_params *p, char *msg, size_t msg_l
                                                                : clamped_act(p, limit, alpha, g, u);
                 act[i] = from_bf16(to_bf16(a)); /* bf16 before GEMM2 */
             }
-            float wt = w[(size_t)t * k + j];
             for (int h = 0; h < H; h++) {
                 float y = dot4(W2 + (size_t)h * I, act, I);
                 if (b2) y += from_bf16(b2[(size_t)le * H + h]);
-                acc[(size_t)t * H + h] += wt * y;
+                acc[(size_t)t * H + h] += on_input ? y : wt * y;
             }
         }
     }

@@ -241,6 +241,10 @@ def run_case(case_path, out_path, mode, method, bug):
     # level 4's shared experts likewise
     if meta.get("n_shared", "0") not in ("0", ""):
         return "unsupported n_shared %s: shared experts not implemented (ABI level 2)" % meta["n_shared"]
+    # level 5's routing variants likewise
+    if meta.get("score") == "none" or meta.get("weight_on_input", "0") not in ("0", ""):
+        return "unsupported score %s, weight_on_input %s: routing variants not implemented (ABI level 2)" % (
+            meta.get("score"), meta.get("weight_on_input", "0"))
     if bug in ("crash", "hang") and meta["T"] == "1":
         if bug == "crash":
             os.kill(os.getpid(), signal.SIGSEGV)

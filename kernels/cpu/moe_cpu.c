@@ -12,6 +12,10 @@
  *     fp32 after the chain
  *   - silu(g) = g / (1 + expf(-g)), a = silu(g) * u, rounded to bf16 (round to nearest even);
  *     the clamped activations of level 2 in vLLM's fp32 order (act())
+ *   - score none (level 5): the logit is the score and the weight
+ *   - weight on the input (level 5, vLLM's Triton fused_moe): GEMM1's fp32 gate and up times
+ *     the fp32 weight, before the activation; the expert's output then enters the combine
+ *     unweighted
  *   - combine: acc += w * y in fp32 in slot order, then the shared experts (level 4) on the
  *     rank that owns them, acc += s * ys with s = 1, fl(1 / rsf) or 1 / (1 + expf(-gate)),
  *     (acc *= rsf at the output site), one bf16 rounding at the end
@@ -77,7 +81,13 @@ static void route_token(const cpu_ctx *ctx, const mf_kernel_params *p, int t, fl
     (void)ctx;
     int E = p->E, k = p->top_k, NG = p->n_group, G = E / NG;
     /* scores */
-    if (p->score_fn == MF_ABI_SCORE_SQRT_SOFTPLUS) { /* torch's softplus, then sqrt */
+    if (p->score_fn == MF_ABI_SCORE_NONE) { /* the logit itself (FlashInfer's TopK) */
+        for (int e = 0; e < E; e++) {
+            float l = logit_at(p, t, e);
+            /* the bug reads the method as TopKSigmoid: a sigmoid of the logit */
+            score[e] = MF_MUT(TOPK_SIGMOID) ? 1.0f / (1.0f + expf(-l)) : l;
+        }
+    } else if (p->score_fn == MF_ABI_SCORE_SQRT_SOFTPLUS) { /* torch's softplus, then sqrt */
         for (int e = 0; e < E; e++) {
             float l = logit_at(p, t, e);
             score[e] = sqrtf(l > 20.0f ? l : log1pf(expf(l)));
@@ -304,6 +314,15 @@ static int cpu_supports(void *ctx, const mf_kernel_params *p, char *msg, size_t 
     }
     cpu_quant q;
     if (!quant_of(p, &q, msg, msg_len)) return 0;
+    if (v2 && v2->ext.struct_size >= sizeof *v2 && v2->weight_on_input != 0 &&
+        (v2->weight_on_input != 1 || q.format != MF_ABI_WFMT_BF16 ||
+         v2->expert_bias != MF_ABI_EXPERT_BIAS_NONE)) {
+        snprintf(msg, msg_len,
+                 "weight_on_input %d with weight_format %d, expert_bias %d: the weight on the "
+                 "input is implemented for bf16 weights without expert biases",
+                 v2->weight_on_input, q.format, v2->expert_bias);
+        return 0;
+    }
     if (q.format == MF_ABI_WFMT_FP8_BLOCK &&
         (v2->expert_bias != MF_ABI_EXPERT_BIAS_NONE || p->activation != MF_ABI_ACT_SILU_GLU ||
          p->layout == MF_ABI_LAYOUT_INTERLEAVED)) {
@@ -334,10 +353,11 @@ static int cpu_workspace_size(void *ctx, const mf_kernel_params *p, size_t *byte
 static void run_chunk(const cpu_ctx *ctx, const mf_kernel_params *p, int t0, int t1);
 
 /* GEMM1 and the activation of one expert (W13 rows w13e, intermediate size I, GEMM1 bias b13e or
- * NULL) for token xt: h = bf16(act(gate, up)) */
+ * NULL) for token xt: h = bf16(act(gate, up)); win (or NULL): the routing weight on the input,
+ * multiplying gate and up in fp32 (vLLM fused_moe.py, MUL_ROUTED_WEIGHT on GEMM1) */
 static void expert_gemm1(const cpu_ctx *ctx, const mf_kernel_params *p,
                          const mf_kernel_params_v2 *v2, const uint16_t *xt, const uint16_t *w13e,
-                         int I, const uint16_t *b13e, uint16_t *h) {
+                         int I, const uint16_t *b13e, const float *win, uint16_t *h) {
     int H = p->H;
     for (int j = 0; j < I; j++) {
         int gate_first = p->layout != MF_ABI_LAYOUT_UP_GATE;
@@ -353,6 +373,7 @@ static void expert_gemm1(const cpu_ctx *ctx, const mf_kernel_params *p,
             g = g + bf16_to_f32(b13e[rg]);
             u = u + bf16_to_f32(b13e[ru]);
         }
+        if (win) g = g * *win, u = u * *win;
         h[j] = f32_to_bf16(act(ctx, p, v2, g, u));
     }
 }
@@ -374,7 +395,7 @@ static void shared_experts(const cpu_ctx *ctx, const mf_kernel_params *p,
     if (MF_MUT(SHARED_RSF_TWICE)) sw = sw / p->routed_scaling_factor;
     const uint16_t *sw13 = v2->sw13, *sw2 = v2->sw2;
     for (int j = 0; j < S; j++) {
-        expert_gemm1(ctx, p, v2, xt, sw13 + (size_t)j * 2 * Is * H, Is, NULL, h);
+        expert_gemm1(ctx, p, v2, xt, sw13 + (size_t)j * 2 * Is * H, Is, NULL, NULL, h);
         const uint16_t *w2e = sw2 + (size_t)j * H * Is;
         for (int c = 0; c < H; c++) {
             float y = dot_bf16(h, w2e + (size_t)c * Is, Is);
@@ -427,6 +448,7 @@ static void run_chunk(const cpu_ctx *ctx, const mf_kernel_params *p, int t0, int
     int fp8 = q.format == MF_ABI_WFMT_FP8_BLOCK;
     /* fp8 scratch after the bf16 path's: y (H floats), then the expert's (16-byte aligned) */
     float *y8 = (float *)(((uintptr_t)(masked + E) + 15) & ~(uintptr_t)15);
+    int in_site = v2 && v2->ext.struct_size >= sizeof *v2 && v2->weight_on_input;
     void *ws8 = (void *)(((uintptr_t)(y8 + H) + 15) & ~(uintptr_t)15);
     for (int t = t0; t < t1; t++) {
         int32_t ids[CPU_MAX_TOP_K];
@@ -449,11 +471,19 @@ static void run_chunk(const cpu_ctx *ctx, const mf_kernel_params *p, int t0, int
                 }
                 continue;
             }
+            /* the weight on the input: GEMM1 scaled, the output unweighted (the bug keeps it on
+             * the output, as FlashInfer's BF16 launchers do for Llama4) */
+            int on_input = in_site && !MF_MUT(WEIGHT_ON_OUTPUT);
             expert_gemm1(ctx, p, v2, xt, w13 + (size_t)le * 2 * I * H, I,
-                         b13 ? b13 + (size_t)le * 2 * I : NULL, h);
+                         b13 ? b13 + (size_t)le * 2 * I : NULL, on_input ? &w[n] : NULL, h);
             const uint16_t *w2e = w2 + (size_t)le * H * I;
             for (int c = 0; c < H; c++) {
                 float y = dot_bf16(h, w2e + (size_t)c * I, I);
+                if (on_input) {
+                    acc[c] = acc[c] + y;
+                    if (MF_MUT(BF16_COMBINE)) acc[c] = bf16_to_f32(f32_to_bf16(acc[c]));
+                    continue;
+                }
                 float b = b2 ? bf16_to_f32(b2[(size_t)le * H + c]) : 0.0f;
                 if (MF_MUT(DOWN_BIAS_UNWEIGHTED)) {
                     acc[c] = acc[c] + w[n] * y; /* the bias added after the weight, unweighted */

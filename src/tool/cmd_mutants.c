@@ -227,6 +227,21 @@ static void zoo_search(mf_backend *b, const zoo_case *seeds, int nseeds, uint64_
                 MF_OK)
                 ro->exonerated |= obs;
         }
+        /* a kill before any passing case could tell the candidates apart (the first case, say):
+         * the search goes on, at most EXTRA more cases, for passing cases that can */
+        enum { EXTRA = 256 };
+        for (int i = 0; i < EXTRA && __builtin_popcount(cand & ~ro->exonerated) > 1; i++) {
+            mf_case c = ro->c;
+            if (mf_rng_below(&rng, 2)) mf_case_mutate(&c, &rng, lim);
+            else mf_case_random(&rng, lim, &c);
+            unsigned obs = 0;
+            if (mf_problem_update(&c, pb, &err) != MF_OK ||
+                mf_check_problem(pb, b, &o, v, &err) != MF_OK || v->unsupported || !v->pass)
+                continue;
+            if (mf_observable_knobs_of(pb, &b->contract, cand & ~ro->exonerated, &obs, &err) ==
+                MF_OK)
+                ro->exonerated |= obs;
+        }
     }
     free(pool);
     free(passed);

@@ -63,7 +63,10 @@ extern "C" {
 /* Level 4: shared experts, the fields of mf_kernel_params_v2 from n_shared on and the enum values
  * below marked "level 4". */
 #define MF_ABI_LEVEL_4 4u
-#define MF_KERNEL_FEATURE_LEVEL MF_ABI_LEVEL_4 /* the level of this header */
+/* Level 5: routing variants, the fields of mf_kernel_params_v2 from weight_on_input on and the
+ * enum values below marked "level 5". */
+#define MF_ABI_LEVEL_5 5u
+#define MF_KERNEL_FEATURE_LEVEL MF_ABI_LEVEL_5 /* the level of this header */
 
 /* ---- extensions ---- */
 typedef struct mf_kernel_ext {
@@ -95,6 +98,9 @@ enum {
     MF_ABI_SCORE_SIGMOID = 1,
     /* level 2: sqrt(softplus(l)), softplus(l) = log1p(exp(l)), or l itself above 20 (torch) */
     MF_ABI_SCORE_SQRT_SOFTPLUS = 2,
+    /* level 5: the logit itself (FlashInfer's TopK method): selection and weight by the raw
+     * logit, never renormalized */
+    MF_ABI_SCORE_NONE = 3,
 };
 enum { MF_ABI_BIAS_NONE = 0, MF_ABI_BIAS_F32 = 1, MF_ABI_BIAS_BF16 = 2 };
 enum { MF_ABI_GROUP_TOP2_SUM = 0, MF_ABI_GROUP_MAX = 1 };
@@ -270,6 +276,13 @@ typedef struct mf_kernel_params_v2 {
     const void *sw13;        /* [n_shared][2 shared_I][H] bf16 (W13's layout) */
     const void *sw2;         /* [n_shared][H][shared_I] bf16 */
     const void *shared_gate; /* [T] fp32 gate logits (shared_weight gate), else NULL */
+    /* level 5: weight_on_input = 1 (vLLM's apply_router_weight_on_input, Llama-4): slot i's
+     * routing weight w_i multiplies the token's input of its expert, x_t w_i (in exact
+     * arithmetic GEMM1's output w_i (W13 x_t), before the activation), and the expert's output
+     * enters the combine unweighted; the shared experts see x_t itself. No expert biases, bf16
+     * weights. 0: the weight multiplies the expert's output (every lower level). */
+    int32_t weight_on_input;
+    int32_t reserved5_; /* zero */
 } mf_kernel_params_v2;
 
 /* The level-2 extension of params, or NULL (a caller of level 1): a kernel of level 2 reads the
