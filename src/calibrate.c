@@ -674,6 +674,30 @@ static mf_status swap_roundings(checker *ck, const calib_set *s, mf_contract *c,
     return MF_OK;
 }
 
+/* A loose field's bound can cover a rounding the kernel performs, which the forward selection
+ * then never added; once the field is tightened, that rounding is needed. t: the contract with
+ * the tighter value, under which case `fail` fails; *added := the rounding, off in value[], with
+ * which added to t every case passes and the kernel uses most of its radii (as swap_roundings
+ * chooses); -1: none. */
+static mf_status tighten_with_rounding(checker *ck, const calib_set *s, const mf_contract *t,
+                                       const int *value, int fail, int *added, mf_error *err) {
+    *added = -1;
+    double best = -1;
+    for (int g = 0; g < N_FIELDS; g++) {
+        if (fields[g].start != MF_CALIB_ADDED || value[g] != 0) continue;
+        mf_contract u = *t;
+        fields[g].set(&u, fields[g].n_values - 1);
+        int f2, pass;
+        char why[256];
+        MF_TRY(first_failure(ck, &u, s, fail, &f2, why, sizeof why, err));
+        if (f2 >= 0) continue;
+        double tt;
+        MF_TRY(tightness(ck, &u, s, &pass, &tt, err));
+        if (pass && tt > best) best = tt, *added = g;
+    }
+    return MF_OK;
+}
+
 /* Forward selection of the ADDED fields: while some case fails, the rounding (or bf16 combine)
  * under which the fewest cases fail (then the fewest elements) is added, if it helps. */
 static mf_status add_roundings(checker *ck, const calib_set *s, mf_contract *c, int *value,
@@ -776,9 +800,16 @@ static mf_status search(checker *ck, const calib_set *s, mf_calib_result *res, m
                     mf_contract t = c;
                     fields[f].set(&t, v);
                     MF_TRY(first_failure(ck, &t, s, last_fail[f], &fail, why, sizeof why, err));
-                    if (fail < 0) {
+                    int g = -1; /* a rounding added with the tighter value, or none */
+                    if (fail >= 0 && fields[f].start == MF_CALIB_LOOSEST)
+                        MF_TRY(tighten_with_rounding(ck, s, &t, value, fail, &g, err));
+                    if (fail < 0 || g >= 0) {
                         fields[f].set(&c, v);
                         value[f] = v;
+                        if (g >= 0) {
+                            value[g] = fields[g].n_values - 1;
+                            fields[g].set(&c, value[g]);
+                        }
                         changed = 1;
                         if (v > 0) memcpy(res->d[f].by, prev, sizeof prev);
                         break;
