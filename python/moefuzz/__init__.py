@@ -522,11 +522,16 @@ def check(fn, case, contract="any-order", determinism=True, metamorphic=False, r
     # the case's own weights: their addresses and the experts generated (a lazy case generates
     # the others, poisoned till then, when Case.bits asks for them)
     own = (tuple(case._pb.tensor(n, False)[0] for n in WEIGHTS), case._pb.experts_ready())
+    dims = [None]  # (E_local, H, I) of the first call, the case's own
 
     def call(params, ptrs):
-        # a call on the case's own weights arrays (the case and its determinism run; not the
-        # metamorphic variants, other problems) gets their float32 form widened once
-        same = tuple(ptrs[n] for n in WEIGHTS) == own[0]
+        # a call on the case's own weights arrays and shape (the case and its determinism run;
+        # not the metamorphic variants: other problems, or a shard's view of the same arrays with
+        # fewer experts) gets their float32 form widened once
+        d = tuple(params[n] for n in ("E_local", "H", "I"))
+        if dims[0] is None:
+            dims[0] = d
+        same = tuple(ptrs[n] for n in WEIGHTS) == own[0] and d == dims[0]
         k = KernelCall._at(params, ptrs, case, routing, (case._calls_wide, own) if same else None)
         try:
             res = fn(k)

@@ -156,6 +156,16 @@ def test_float32_weights_are_widened_once_while_they_stay(tmp_path):
         assert moefuzz.check(lambda k: got.append(k.w13) or forward(k), case)
     assert got[0] is got[1] and np.array_equal(got[0], case.w13)
     assert not case.w13.flags.writeable
+    # the metamorphic relations' expert shards view the same arrays with fewer experts: their
+    # float32 weights have the shard's shape, not the case's
+    shapes = []
+
+    def shaped(k):
+        shapes.append((k.tensor("w13").shape, k.bits("w13").shape, k.params["E_local"]))
+        return forward(k)
+    moefuzz.check(shaped, case, metamorphic=True)
+    assert all(a == b for a, b, _ in shapes), shapes
+    assert len({e for _, _, e in shapes}) > 1, shapes  # a shard ran
 
 
 def test_check_leaves_a_lazy_cases_unroutable_experts_poisoned():
