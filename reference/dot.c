@@ -477,7 +477,14 @@ void mf_dot_bf16(mf_dot_ws *ws, const double *a, const mf_vec_info *ai, const do
         dpert *= 1 + 0x1p-50;
     }
     if (n == 0 || ai->emin > ai->emax || bi->emin > bi->emax) {
-        out->radius = dpert; /* exact zero; only a perturbed a can move it */
+        /* exact zero; only a perturbed a can move it, and the kernel's accumulation of those
+         * a' b rounds: each of the n steps by at most 2^-22 of the accumulator (<= D; fp32,
+         * either rounding) or, in fused blocks, (1 + 1 / B) 2^-F of the block's largest product,
+         * plus an absolute 2^-148 where results are subnormal */
+        double step = m->kind == MF_ACC_FUSED_BLOCK ? ldexp(1.0, 1 - m->frac_bits) : 0x1p-22;
+        out->radius = dpert > 0 ? dpert * (1 + (double)n * step) * (1 + 0x1p-50) +
+                                      (double)n * 0x1p-148
+                                : 0;
         /* a perturbed a (activations whose representative is 0) can still overflow fp32 */
         if (!(dpert < 0x1.fffffep127)) out->flags |= MF_DOT_MAY_OVERFLOW;
         return;

@@ -460,6 +460,28 @@ int main(void) {
     printf("Hopper chain, long and perturbed inputs: %d chains checked, %d outside the radius, "
            "worst utilisation %.3g\n",
            pert_tested, pert_bad, pert_worst);
+    /* 6. An all-zero representative a with perturbations: the kernel's fp32 sum of a' b rounds.
+     * a' = delta = [1, 1.5 2^-24], b = [1, 1]: round to nearest gives 1 + 2^-23, above D. */
+    int zero_bad = 0;
+    {
+        const double z2[2] = {0, 0}, dz[2] = {1.0, 1.5 * 0x1p-24};
+        const uint16_t b1[2] = {0x3f80, 0x3f80}, a0[2] = {0, 0};
+        const float rn = 1.0f + (float)(1.5 * 0x1p-24); /* 1 + 2^-23 */
+        const mf_acc_model *zm[3] = {&seq, &any, &hop};
+        for (int m = 0; m < 3; m++) {
+            mf_vec_info ai, bi;
+            mf_vec_info_bf16(a0, 2, 1, &ai);
+            mf_vec_info_bf16(b1, 2, 1, &bi);
+            mf_dot d;
+            mf_dot_bf16(ws, z2, &ai, dz, b1, &bi, 2, zm[m], &d);
+            if (!((double)rn - d.hi <= d.radius)) {
+                zero_bad++;
+                printf("all-zero a, model %d: the rounded sum %a outside %a +- %a\n", m,
+                       (double)rn, d.hi, d.radius);
+            }
+        }
+        printf("all-zero a with perturbations: %d of 3 models wrong\n", zero_bad);
+    }
     mf_dot_stats st;
     mf_dot_ws_stats(ws, &st);
     printf("dot products: %d checked; exactness failures %d; bound violations %d\n", tested,
@@ -478,7 +500,7 @@ int main(void) {
     if (!(ratio_worst > 0 && ratio_worst <= 1.0 / RATIO_MIN))
         printf("FAIL: ordered-blocks radius / any-order radius %.4g, want <= 1/%d\n", ratio_worst,
                RATIO_MIN);
-    int ok = exact_bad == 0 && bound_bad == 0 && flag_bad == 0 && skipped_all <= MAX_SKIPPED &&
+    int ok = exact_bad == 0 && bound_bad == 0 && flag_bad == 0 && zero_bad == 0 && skipped_all <= MAX_SKIPPED &&
              cls_bad == 0 && pert_bad == 0 && ratio_worst > 0 && ratio_worst <= 1.0 / RATIO_MIN &&
              st.fallbacks >= (unsigned long long)fallbacks_expected;
     for (int i = 0; i < K_MAX; i++) mpfr_clears(pa[i], pb[i], (mpfr_ptr)0);
