@@ -740,8 +740,10 @@ mf_status mf_problem_update(const mf_case *c, mf_problem *pb, mf_error *err) {
         mf_tensor_id id = (mf_tensor_id)t;
         if (keep && tensor_kept(id)) continue;
         free(mf_problem_tensor(pb, id));
-        /* a kept tensor's experts are written on demand: pages never written cost nothing */
-        void *a = malloc(mf_tensor_elems(p, id) * mf_tensor_host_size(id));
+        /* a kept tensor's experts are written on demand: pages never written cost nothing
+         * (calloc: zero, as a kernel reading an expert nothing generated sees in the isolated
+         * worker too, whatever the allocator reuses) */
+        void *a = calloc(mf_tensor_elems(p, id), mf_tensor_host_size(id));
         problem_tensor_set(pb, id, a);
         failed |= !a;
     }
