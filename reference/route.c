@@ -126,7 +126,8 @@ void mf_route_sigmoid(const mf_contract *c, const float *L, int n, double *s_hi,
     mpfr_clears(a, tmp, (mpfr_ptr)0);
 }
 
-/* sqrt(softplus(l)) (DeepSeek-V4), the kernel's fp32 form sqrt(log1p(exp(l))), or sqrt(l) for
+/* sqrt(softplus(l)) (DeepSeek-V4), the kernel's fp32 form sqrt(log1p(exp(l))) (under a fast-math
+ * router sqrt(__logf(1 + __expf(l)))), or sqrt(l) for
  * l > 20 (torch's threshold: softplus(l) - l < 2.1e-9 there). With e' = exp(l)(1 + d_e) (plus
  * the subnormal scale's absolute error), log1p within 4 ulps, sqrt correctly rounded: the
  * softplus p' is within dp = sigmoid(l) d_e (1 + 2 d_e) + 4u (sp + ...) + abs of sp, and
@@ -134,6 +135,9 @@ void mf_route_sigmoid(const mf_contract *c, const float *L, int n, double *s_hi,
 static void scores_sqrt_softplus(const mf_contract *c, const float *L, int E, double *s_hi,
                                  double *s_lo, double *s_rad, mpfr_t a, mpfr_t tmp) {
     double eta = mf_contract_eta(c);
+    /* a router of fast-math intrinsics computes log(1 + exp) as __logf(1.f + __expf(l)) (vLLM
+     * 0.33's csrc/moe/topk_softplus_sqrt_kernels.cu l. 116, 173, 425, 502), not log1pf */
+    int fast_log = (c->router.own ? c->router.exp : c->exp) == MF_EXP_FAST;
     for (int e = 0; e < E; e++) {
         double l = (double)L[e];
         /* softplus(l) = max(l, 0) + log1p(exp(-|l|)): no overflow for large logits */
@@ -157,6 +161,10 @@ static void scores_sqrt_softplus(const mf_contract *c, const float *L, int E, do
             double sig = 1.0 / (1.0 + exp(-l));
             double abs_e = de * 0x1p23 * ETA + eta; /* exp's error at the subnormal scale */
             dp = sig * de * (1 + 2 * de) + 4 * U * (sp + sig * de) + 2 * abs_e + sp * 0x1p-60;
+            /* a fast-math router's log: __logf of fl(1 + e'): the add's rounding (at most u
+             * absolute in the log) and __logf's own error, 2^-21.41 absolute on [0.5, 2], 3 ulps
+             * elsewhere (CUDA's intrinsic table): exactly 0 where 1 + e' rounds to 1 */
+            if (fast_log) dp += 0x1p-21 + U + 0x1p-21 * sp;
         }
         double ds = s > 0 ? dp / s : INFINITY, dr = sqrt(dp);
         double d = ds < dr ? ds : dr;

@@ -316,6 +316,35 @@ static void test_sqrt_softplus(void) {
     /* the enclosure is tight where the score is normal: a few ulps */
     EXPECT(r.s_rad[0] < 8 * 0x1p-24 * r.s_hi[0], "radius %g of %g", r.s_rad[0], r.s_hi[0]);
     mf_routing_free(&r);
+    /* vLLM's fast-math form, sqrtf(__logf(1.f + __expf(l))) and sqrtf(max(l, 0) + __logf(1.f +
+     * __expf(-|l|))), under its contract: __logf modelled as logf moved by its documented
+     * 2^-21.41 either way (l below about -16.6: 1 + e rounds to 1, the score 0 or 2^-10.7) */
+    mf_moe_tensors t = {0};
+    t.logits = L;
+    mf_error err;
+    if (mf_ref_route(&p, &t, &mf_contract_vllm_033_triton_sm90, &r, &err) != MF_OK) {
+        EXPECT(0, "route under the vLLM contract: %s", err.msg);
+        return;
+    }
+    inside = 0, worst = 0;
+    int n = 0;
+    for (int i = 0; i < N; i++) {
+        float l = L[i];
+        if (l > 20.0f) continue;
+        for (int form = 0; form < 2; form++)
+            for (int side = -1; side <= 1; side++) {
+                float lg = form ? logf(1.0f + expf(l)) : logf(1.0f + expf(-fabsf(l)));
+                lg += (float)(side * 0x1.7p-22); /* 2^-21.41 < 1.5 * 2^-22 */
+                float v = form ? lg : fmaxf(l, 0.0f) + lg;
+                double k = (double)sqrtf(fmaxf(v, 0.0f));
+                double d = fabs(k - r.s_hi[i]);
+                inside += d <= r.s_rad[i], n++;
+                if (r.s_rad[i] > 0 && d / r.s_rad[i] > worst) worst = d / r.s_rad[i];
+            }
+    }
+    EXPECT(inside == n, "%d of %d fast-math scores inside their enclosure (worst %.3g)", inside, n,
+           worst);
+    mf_routing_free(&r);
 }
 
 /* score none (raw logits, FlashInfer's TopK): the logits -3, -1.5, 2 and -0.25 select experts
