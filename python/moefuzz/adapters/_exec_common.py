@@ -51,6 +51,40 @@ def write_safetensors(path, tensors, meta):
     os.replace(path + ".tmp", path)
 
 
+# ---- a case file in, a result file out (exec protocol 3, docs/files.md) ----
+
+WEIGHTS = ("w13", "w2")
+
+
+class CaseReader:
+    """Reads case files under `cache=weights`: the per-expert tensors of the last file that
+    carried them (with its weights_key) complete the files that leave them out."""
+
+    def __init__(self):
+        self.key, self.tensors = None, {}
+
+    def read(self, case_path):
+        """(tensors, meta, None), or (None, None, the error reply) for a file whose weights_key
+        is not the one held."""
+        t, meta = read_safetensors(case_path)
+        key = meta.get("weights_key")
+        if key is not None:
+            if meta.get("weights") == "cached":
+                if key != self.key:
+                    return None, None, "error the case's weights_key %s is not the one held " \
+                                       "(%s)" % (key, self.key)
+                t.update(self.tensors)
+            else:
+                self.key, self.tensors = key, {n: t[n] for n in WEIGHTS if n in t}
+        return t, meta, None
+
+
+def write_result(out_path, out, ids, w):
+    """The result file: out (bf16 bits), topk_ids, topk_weights."""
+    write_safetensors(out_path, {"out": ("BF16", out), "topk_ids": ("I32", ids),
+                                 "topk_weights": ("F32", w)}, {"format": "moefuzz-result-1"})
+
+
 # ---- loading a project's functions from its sources ----
 
 KEPT_DECORATORS = ("triton.jit", "functools.lru_cache", "functools.lru_cache()")

@@ -50,11 +50,11 @@ from typing import Any, Dict, List, Optional, Tuple
 
 try:
     from ._exec_common import (Unsupported, choose_device, load_functions, patch_interpreter,
-                               read_safetensors, serve, write_safetensors)
+                               CaseReader, serve, write_result)
 except ImportError:  # run as a script: the sibling module
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from _exec_common import (Unsupported, choose_device, load_functions, patch_interpreter,
-                              read_safetensors, serve, write_safetensors)
+                              CaseReader, serve, write_result)
 
 PROJECT = "SGLang 0.5.23"
 # SGLang's files this adapter reads (paths inside --sglang-src); the GPU run carries only these
@@ -428,29 +428,19 @@ def forward(sg, t, p, device):
 
 # ---- the exec protocol (docs/files.md) ----
 
-WEIGHTS = ("w13", "w2")
-
-
 class Adapter:
     def __init__(self, sg, device, contract, caching):
         self.sg, self.device, self.contract, self.caching = sg, device, contract, caching
-        self.cache_key, self.cache = None, {}
+        self.cases = CaseReader()
 
     def hello(self):
         return ("hello sglang-0.5.23-fused-moe protocol=3 level=2 contract=%s routing=1%s"
                 % (self.contract, " cache=weights" if self.caching else ""))
 
     def run(self, case_path, out_path):
-        t, meta = read_safetensors(case_path)
-        key = meta.get("weights_key")
-        if key is not None:
-            if meta.get("weights") == "cached":
-                if key != self.cache_key:
-                    return "error the case's weights_key %s is not the one held (%s)" % (
-                        key, self.cache_key)
-                t.update(self.cache)
-            else:
-                self.cache_key, self.cache = key, {n: t[n] for n in WEIGHTS if n in t}
+        t, meta, error = self.cases.read(case_path)
+        if error:
+            return error
         name = meta.get("name", case_path)
         try:
             out, ids, w, what = forward(self.sg, t, params(meta), self.device)
@@ -458,8 +448,7 @@ class Adapter:
             log("%s: unsupported: %s" % (name, e))
             return "unsupported %s" % str(e).replace("\n", " ")
         log("%s: %s" % (name, what))
-        write_safetensors(out_path, {"out": ("BF16", out), "topk_ids": ("I32", ids),
-                                     "topk_weights": ("F32", w)}, {"format": "moefuzz-result-1"})
+        write_result(out_path, out, ids, w)
         return "ok"
 
 

@@ -50,11 +50,11 @@ from typing import Any
 
 try:
     from ._exec_common import (Unsupported, choose_device, load_functions, patch_interpreter,
-                               read_safetensors, serve, write_safetensors)
+                               CaseReader, serve, write_result)
 except ImportError:  # run as a script: the sibling module
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from _exec_common import (Unsupported, choose_device, load_functions, patch_interpreter,
-                              read_safetensors, serve, write_safetensors)
+                              CaseReader, serve, write_result)
 
 # vLLM's files this adapter reads (paths inside --vllm-src); the lead's GPU run carries only these
 FM = "vllm/model_executor/layers/fused_moe/"
@@ -562,30 +562,20 @@ def _selected_score_sum(p, L, ids):
 
 # ---- the exec protocol (docs/files.md) ----
 
-WEIGHTS = ("w13", "w2")
-
-
 class Adapter:
     def __init__(self, vl, device, contract, router, caching):
         self.vl, self.device, self.contract, self.router = vl, device, contract, router
         self.caching = caching
-        self.cache_key, self.cache = None, {}
+        self.cases = CaseReader()
 
     def hello(self):
         return ("hello vllm-0.33.0-fused-moe protocol=3 level=2 contract=%s routing=1%s"
                 % (self.contract, " cache=weights" if self.caching else ""))
 
     def run(self, case_path, out_path):
-        t, meta = read_safetensors(case_path)
-        key = meta.get("weights_key")
-        if key is not None:
-            if meta.get("weights") == "cached":
-                if key != self.cache_key:
-                    return "error the case's weights_key %s is not the one held (%s)" % (
-                        key, self.cache_key)
-                t.update(self.cache)
-            else:
-                self.cache_key, self.cache = key, {n: t[n] for n in WEIGHTS if n in t}
+        t, meta, error = self.cases.read(case_path)
+        if error:
+            return error
         try:
             p = params(meta)
             out, ids, w, what = forward(self.vl, t, p, self.device)
@@ -600,8 +590,7 @@ class Adapter:
             log("%s: unsupported: %s" % (meta.get("name", case_path), why))
             return "unsupported " + why
         log("%s: %s" % (meta.get("name", case_path), what))
-        write_safetensors(out_path, {"out": ("BF16", out), "topk_ids": ("I32", ids),
-                                     "topk_weights": ("F32", w)}, {"format": "moefuzz-result-1"})
+        write_result(out_path, out, ids, w)
         return "ok"
 
 
