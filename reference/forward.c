@@ -22,9 +22,10 @@ static const double ETA = 0x1p-149;
  * experts are computed again (the same bits: the computation reads the row's values only). */
 #define KEEP_BYTES (256.0 * 1024 * 1024)
 
-/* The alternatives of a contract with MF_RP_SILU_OUT (docs/error-model.md, "Optional rounding
- * points"): the points each leaves out. The kernel's declared arithmetic, the same with silu
- * unrounded, and no intermediate rounding but the activation's (a plain fp32 kernel). */
+/* The alternatives of a contract with an optional rounding point (docs/error-model.md, "Optional
+ * rounding points"): the points each leaves out. The kernel's declared arithmetic, the same with
+ * silu unrounded, and no intermediate rounding but the activation's (a plain fp32 kernel). */
+#define OPTIONAL_RP (MF_RP_GEMM1_OUT | MF_RP_SILU_OUT | MF_RP_WEIGHTED)
 #define N_ALT 2
 static const unsigned ALT_DROP[N_ALT] = {MF_RP_SILU_OUT,
                                          MF_RP_GEMM1_OUT | MF_RP_SILU_OUT | MF_RP_WEIGHTED};
@@ -240,13 +241,16 @@ mf_ref_ctx *mf_ref_ctx_new(const mf_moe_params *p, const mf_moe_tensors *x, cons
         mf_ref_ctx_free(ctx);
         return NULL;
     }
-    if (c->round_points & MF_RP_SILU_OUT) {
-        for (int i = 0; i < N_ALT; i++) {
-            ctx->alt_c[i] = *c;
-            ctx->alt_c[i].round_points &= ~ALT_DROP[i];
-            if (i > 0 && ctx->alt_c[i].round_points == ctx->alt_c[i - 1].round_points) break;
-            ctx->alt[i] = mf_ref_ctx_new(p, x, &ctx->alt_c[i], opt, err);
-            if (!ctx->alt[i]) {
+    if (c->round_points & OPTIONAL_RP) {
+        /* each alternative that leaves out a point the contract has, once */
+        for (int i = 0, n = 0; i < N_ALT; i++) {
+            unsigned rp = c->round_points & ~ALT_DROP[i];
+            if (rp == c->round_points || (n > 0 && rp == ctx->alt_c[n - 1].round_points))
+                continue;
+            ctx->alt_c[n] = *c;
+            ctx->alt_c[n].round_points = rp;
+            ctx->alt[n] = mf_ref_ctx_new(p, x, &ctx->alt_c[n], opt, err);
+            if (!ctx->alt[n++]) {
                 mf_ref_ctx_free(ctx);
                 return NULL;
             }

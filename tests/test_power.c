@@ -257,9 +257,13 @@ static int power_table(int argc, char **argv) {
     }
     const char *only = argc > 5 ? argv[5] : NULL; /* one contract's rows */
     static const char *const models[] = {"deepseek-v3", "mixtral-8x7b", "qwen3-30b-a3b"};
-    static const char *const contracts[] = {"cpu-scalar", "hopper-tc", "vllm-0.33-triton-sm90",
-                                            "flashinfer-0.7-trtllm-bf16", "any-order"};
-    enum { NM = 3, NC = 5 };
+    static const char *const contracts[] = {"cpu-scalar",
+                                            "hopper-tc",
+                                            "vllm-0.33-triton-sm90",
+                                            "sglang-0.5-triton-sm90",
+                                            "flashinfer-0.7-trtllm-bf16",
+                                            "any-order"};
+    enum { NM = 3, NC = 6 };
     mf_error err = {0};
     if (only && !mf_contract_find(only))
         return fprintf(stderr, "test_power: unknown contract %s\n", only), 2;
