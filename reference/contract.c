@@ -191,16 +191,14 @@ const mf_contract mf_contract_hopper_tc_fp8 = {
 const mf_contract mf_contract_sglang_05_triton_sm90 = {
     .name = "sglang-0.5-triton-sm90",
     .summary = "SGLang 0.5.23 bf16 Triton fused MoE on Hopper: fused_moe_kernel GEMMs as "
-               "vLLM's (its K-order fp32 accumulator, taken here as ordered blocks B 16 F 25, "
-               "looser than vllm-0.33-triton-sm90's fused_block chain; GEMM1 output rounded "
-               "to bf16, w * y rounded to bf16), silu_and_mul with fast math (__expf, fast "
+               "vLLM's (its K-order fp32 accumulator, one wgmma chain: fused k16 steps, B 16 "
+               "F 25; GEMM1 output rounded to bf16, w * y rounded to bf16), silu_and_mul with fast math (__expf, fast "
                "division, FTZ, silu not rounded, product rounded to bf16), combine in fp32 "
                "with the output rsf in fp32 and one bf16 rounding; Triton router (tl.exp, "
                "approximate division, softmax as e / Z, sigmoid 1 / (1 + exp(-x)), lower "
                "index on ties)",
-    /* the Triton kernel of vllm-0.33-triton-sm90; the looser class of the two until SGLang's
-     * kernel has run on a card (docs/notes/sglang-adapter.md) */
-    .gemm = {MF_ACC_ORDERED_BLOCKS, 16, 25},
+    /* the Triton kernel of vllm-0.33-triton-sm90, lowered the same way: one wgmma chain */
+    .gemm = {MF_ACC_FUSED_BLOCK, 16, 25},
     .exp = MF_EXP_FAST,                      /* __expf under --use_fast_math */
     .exp_ulps = 0,
     .div = MF_DIV_FAST,
@@ -217,8 +215,9 @@ const mf_contract mf_contract_sglang_05_triton_sm90 = {
     .combine_dtype = MF_DTYPE_F32,
     .sources = "sglang 0.5.23: kernels/ops/moe/fused_moe_triton_kernels.py:fused_moe_kernel "
                "l. 555-617 (one fp32 accumulator, bf16 accumulator += tl.dot(a, b) in K "
-               "order, l. 611), l. 630-634 (w * y in fp32, .to(compute_type)); ASSUMED as "
-               "for vLLM: one wgmma chain on sm_90; "
+               "order, l. 611), l. 630-634 (w * y in fp32, .to(compute_type)); as for vLLM, "
+               "Triton's wgmma lowering: one chain on sm_90 (run on an H200: "
+               "docs/notes/sglang-adapter.md); "
                "kernels/jit/csrc/elementwise/activation.cuh l. 26-28, 112-116 (silu in fp32, "
                "one rounding of silu * up), kernels/jit/utils/arch.py l. 201-204 "
                "(--use_fast_math); fused_moe_triton_kernels.py:_moe_sum_reduce_kernel "
