@@ -102,7 +102,7 @@ def main():
         # the case's memory given back here, not inside the next case's first check
         gone = weakref.ref(case)
         t = time.perf_counter()
-        del case, v, fn, outs
+        del case, v
         t_release += time.perf_counter() - t
         if gone() is not None:
             sys.exit("bench_overhead.py: the case outlived its release (a reference is kept)")
