@@ -114,8 +114,9 @@ def main():
           % (ms(med["in"]), passed, ms(med["kernel"]), ms(med["check"]), ms(med["over"])))
     print("  overhead by the C clocks: call wrapper %.2f, the rest %.2f ms/case"
           % (ms(med["wrap"]), ms(med["rest"])))
-    print("  the first check of each case alone: %.1f ms/case: kernel %.1f (of which the float32 "
-          "weights widened %.1f), check %.1f, overhead %.2f (call wrapper %.2f, the rest %.2f)" % (
+    print("  the first check of each case alone: %.1f ms/case: kernel %.1f (of which k.tensors, "
+          "the float32 widening, %.1f), check %.1f, overhead %.2f (call wrapper %.2f, the rest "
+          "%.2f)" % (
               ms(first["in"]), ms(first["kernel"]), ms(first["widen"]), ms(first["check"]),
               ms(first["over"]), ms(first["wrap"]), ms(first["rest"])))
     print("  once per case, outside the checks: load (tensors generated) %.1f, release (memory "
