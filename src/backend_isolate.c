@@ -7,9 +7,11 @@
  * parent copies the tensors into a shared-memory file (memfd) and sends a fixed-size request
  * over a socket pair; the worker runs mf_inproc_run on views of that memory (poison, guards,
  * device copies all as in process), writes out / ids / weights back into it and answers with
- * a fixed-size response. A worker that dies (EOF on the socket; waitpid gives the signal) is a
- * crash on this case; one that does not answer within the timeout is killed. Either way the
- * next call forks a new worker.
+ * a fixed-size response. The worker maps the inputs read-only (the outputs start on a page of
+ * their own), so a kernel that writes to its const inputs, its weights included, faults: a
+ * crash on this case, where in process the write would go unseen. A worker that dies (EOF on
+ * the socket; waitpid gives the signal) is a crash on this case; one that does not answer
+ * within the timeout is killed. Either way the next call forks a new worker.
  *
  * The process itself (fork, deadlines, ending it, how it ended) is proc.c's, shared with the
  * exec backend. The wire format follows the tensor table (MF_TENSOR_LIST: one offset per
@@ -78,26 +80,43 @@ static size_t align_up(size_t x) { return (x + ISO_ALIGN - 1) / ISO_ALIGN * ISO_
 
 /* ---- the worker ---- */
 
-static uint8_t *worker_map(int memfd, size_t size, uint8_t **map, size_t *mapped) {
-    if (*mapped == size && *map) return *map;
-    if (*map) munmap(*map, *mapped);
-    *map = NULL;
-    *mapped = 0;
-    void *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
-    if (m == MAP_FAILED) return NULL;
-    *map = m;
-    *mapped = size;
+static size_t page_up(size_t x) {
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    return (x + page - 1) / page * page;
+}
+
+/* The shared file of size bytes, mapped read-only but for the outputs: from out_at (a page
+ * boundary, where the parent placed them) to the end. */
+static uint8_t *worker_map(int memfd, size_t size, size_t out_at, uint8_t **map, size_t *mapped) {
+    if (out_at > size || out_at != page_up(out_at)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (*mapped != size || !*map) {
+        if (*map) munmap(*map, *mapped);
+        *map = NULL;
+        *mapped = 0;
+        void *m = mmap(NULL, size, PROT_READ, MAP_SHARED, memfd, 0);
+        if (m == MAP_FAILED) return NULL;
+        *map = m;
+        *mapped = size;
+    }
+    /* the last call's outputs may have started elsewhere */
+    if (mprotect(*map, out_at, PROT_READ) != 0 ||
+        mprotect(*map + out_at, size - out_at, PROT_READ | PROT_WRITE) != 0)
+        return NULL;
     return *map;
 }
 
 static void worker_call(mf_backend *inner, int memfd, const iso_request *q, uint8_t **map,
                         size_t *mapped, iso_response *a) {
     mf_error err = {0};
-    uint8_t *m = worker_map(memfd, (size_t)q->map_size, map, mapped);
+    uint8_t *m = worker_map(memfd, (size_t)q->map_size, (size_t)q->off_out, map, mapped);
     if (!m) {
         a->status = MF_ENOMEM;
-        snprintf(a->msg, sizeof a->msg, "worker: cannot map %llu bytes of shared memory",
-                 (unsigned long long)q->map_size);
+        snprintf(a->msg, sizeof a->msg,
+                 "worker: cannot map %llu bytes of shared memory, outputs from %llu: %s",
+                 (unsigned long long)q->map_size, (unsigned long long)q->off_out, strerror(errno));
         return;
     }
     /* the problem as views of the shared memory (nothing here is freed) */
@@ -281,6 +300,7 @@ mf_status mf_isolate_run(mf_backend *b, const mf_problem *pb, mf_run_result *r, 
 #define PLACE(field, bytes) (q.field = o, o = align_up(o + (bytes)))
     for (int t = 0; t < MF_NUM_TENSORS; t++)
         PLACE(off[t], mf_tensor_elems(p, (mf_tensor_id)t) * mf_tensor_host_size((mf_tensor_id)t));
+    o = page_up(o); /* the inputs' pages end here: the worker maps them read-only */
     PLACE(off_out, n_out * 2);
     PLACE(off_ids, n_sel * 4);
     PLACE(off_weights, n_sel * 4);

@@ -4,23 +4,28 @@
 Python package's in-process API, side by side in one run, over CASES (default corpus/seeds).
 
   exec        `MOEFUZZ check -q --backend exec:'PYTHON moe_numpy.py' CASES`: wall time per case
-  in-process  moefuzz.check(fn, case) per case: wall time, of which the kernel (time inside fn)
-              and the check itself (moefuzz.check_outputs on the same output: reference and
-              verdict); overhead = in-process - kernel - check, and where it goes: the call's
-              wrapper (the C clock around the kernel call, less the time inside fn: the
-              parameters, the views, the output rounded and copied) and the rest (the total
-              less that clock and the verdict's own clock, ref_s: the inputs, the poison,
-              the report, the reference's memory given back)
+  in-process  moefuzz.check(fn, case) per case: wall time, of which the kernel (time inside fn:
+              the float32 weights it asks for, k.tensors, and moe_forward on them) and the
+              check itself (moefuzz.check_outputs on the same output: reference and verdict);
+              overhead = in-process - kernel - check, and where it goes: the call's wrapper
+              (the C clock around the kernel call, less the time inside fn: the parameters,
+              the views, the output rounded and copied) and the rest (the total less that
+              clock and the verdict's own clock, ref_s: the inputs, the poison, the report,
+              the reference's memory given back)
 
 The exec path runs once; the in-process one REPS (3) times per case, each figure the median
 of its repetitions (later checks of a case reuse the float32 weights of the first), and the
-first check of each case alone. Prints one line per path and the per-case overhead; a measurement, not a
-test.
+first check of each case alone, with the kernel's widening (k.tensors) apart. Each case is
+loaded (its tensors generated) and released (its memory given back: its tensors and the float32
+weights) outside the checks' clocks; both are timed and printed, once per case, as `moefuzz
+check` pays them once per case. Prints one line per path and the per-case overhead; a
+measurement, not a test.
 """
 import os
 import subprocess
 import sys
 import time
+import weakref
 
 import numpy as np
 
@@ -55,21 +60,27 @@ def main():
 
     # each case REPS times in turn (moefuzz.check, then check_outputs on its output), and per
     # case the median of each figure: the machine is shared, and one slow repetition is noise
-    cols = ("in", "kernel", "check", "over", "wrap", "rest")
+    cols = ("in", "kernel", "widen", "check", "over", "wrap", "rest")
     med = {c: 0.0 for c in cols}
     first = {c: 0.0 for c in cols}
     passed = 0
+    t_load = t_release = 0.0
     for p in paths:
+        t = time.perf_counter()
         case = moefuzz.Case.load(p)
+        t_load += time.perf_counter() - t
         reps = {c: [] for c in cols}
         for _ in range(REPS):
             spent = [0.0]
+            widen = [0.0]
             outs = []
 
             def fn(k):
                 t = time.perf_counter()
+                tensors = k.tensors
+                widen[0] += time.perf_counter() - t
                 with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                    out = moe_numpy.moe_forward(k.tensors, k.params, "any-order", "")[0]
+                    out = moe_numpy.moe_forward(tensors, k.params, "any-order", "")[0]
                 spent[0] += time.perf_counter() - t
                 outs.append(out)
                 return out
@@ -80,13 +91,21 @@ def main():
             t = time.perf_counter()
             moefuzz.check_outputs(case, outs[0])
             t_check = time.perf_counter() - t
-            for c, x in zip(cols, (t_in, spent[0], t_check, t_in - spent[0] - t_check,
-                                   v.kernel_s - spent[0], t_in - v.kernel_s - v.ref_s)):
+            for c, x in zip(cols, (t_in, spent[0], widen[0], t_check,
+                                   t_in - spent[0] - t_check, v.kernel_s - spent[0],
+                                   t_in - v.kernel_s - v.ref_s)):
                 reps[c].append(x)
         passed += v.passed
         for c in cols:
             med[c] += sorted(reps[c])[REPS // 2]
             first[c] += reps[c][0]
+        # the case's memory given back here, not inside the next case's first check
+        gone = weakref.ref(case)
+        t = time.perf_counter()
+        del case, v
+        t_release += time.perf_counter() - t
+        if gone() is not None:
+            sys.exit("bench_overhead.py: the case outlived its release (a reference is kept)")
 
     ms = lambda s: 1000.0 * s / n  # noqa: E731
     print("%d cases of %s (the ABI level 1 ones)" % (n, cases_dir))
@@ -95,10 +114,13 @@ def main():
           % (ms(med["in"]), passed, ms(med["kernel"]), ms(med["check"]), ms(med["over"])))
     print("  overhead by the C clocks: call wrapper %.2f, the rest %.2f ms/case"
           % (ms(med["wrap"]), ms(med["rest"])))
-    print("  the first check of each case alone: %.1f ms/case: kernel %.1f, check %.1f, overhead "
-          "%.2f (call wrapper %.2f, the rest %.2f)" % (
-              ms(first["in"]), ms(first["kernel"]), ms(first["check"]), ms(first["over"]),
-              ms(first["wrap"]), ms(first["rest"])))
+    print("  the first check of each case alone: %.1f ms/case: kernel %.1f (of which k.tensors, "
+          "the float32 widening, %.1f), check %.1f, overhead %.2f (call wrapper %.2f, the rest "
+          "%.2f)" % (
+              ms(first["in"]), ms(first["kernel"]), ms(first["widen"]), ms(first["check"]),
+              ms(first["over"]), ms(first["wrap"]), ms(first["rest"])))
+    print("  once per case, outside the checks: load (tensors generated) %.1f, release (memory "
+          "given back) %.2f ms/case" % (ms(t_load), ms(t_release)))
     print("exec - in-process: %.1f ms/case" % (ms(t_exec) - ms(med["in"])))
 
 

@@ -473,7 +473,6 @@ def _as_case(case):
 
 def _write_result(k, res, routing):
     """Copies what a kernel callable returned into its output (and routing) buffers."""
-    np = _np()
     if res is None:
         if routing:
             raise TypeError("moefuzz: routing=True, but the kernel returned nothing "

@@ -378,7 +378,7 @@ def forward(sg, t, p, device):
     import numpy as np
     import torch
     refuse_unexpressible(p)
-    T, k = p["T"], p["top_k"]
+    k = p["top_k"]
 
     def bf16(name):
         return torch.from_numpy(t[name][1].astype(np.int16)).view(torch.bfloat16).to(device)

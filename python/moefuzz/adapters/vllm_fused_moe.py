@@ -490,7 +490,7 @@ def forward(vl, t, p, device):
     import numpy as np
     import torch
     refuse_unexpressible(p, t)
-    T, H, I, E, k = p["T"], p["H"], p["I"], p["E"], p["top_k"]
+    T, H, E, k = p["T"], p["H"], p["E"], p["top_k"]
     E_local, offset = p["E_local"], p["expert_offset"]
 
     def bf16(name):
