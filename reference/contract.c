@@ -192,8 +192,9 @@ const mf_contract mf_contract_sglang_05_triton_sm90 = {
     .name = "sglang-0.5-triton-sm90",
     .summary = "SGLang 0.5.23 bf16 Triton fused MoE on Hopper: fused_moe_kernel GEMMs as "
                "vLLM's (its K-order fp32 accumulator, one wgmma chain: fused k16 steps, B 16 "
-               "F 25; GEMM1 output rounded to bf16, w * y rounded to bf16), silu_and_mul with fast math (__expf, fast "
-               "division, FTZ, silu not rounded, product rounded to bf16), combine in fp32 "
+               "F 25; GEMM1 output rounded to bf16, w * y rounded to bf16), silu_and_mul "
+               "with fast math (__expf, fast division, FTZ, silu not rounded, product "
+               "rounded to bf16), combine in fp32 "
                "with the output rsf in fp32 and one bf16 rounding; Triton router (tl.exp, "
                "approximate division, softmax as e / Z, sigmoid 1 / (1 + exp(-x)), lower "
                "index on ties)",

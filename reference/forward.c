@@ -76,9 +76,9 @@ struct mf_ref_ctx {
     mf_ref_stats st;
     struct fp8_state *fp8; /* weight_format fp8_block: quantized token and intermediate */
     uint16_t *mx_w13, *mx_w2; /* weight_format mxfp4: the dequantized (bf16) weights */
-    /* a contract whose rounding of silu(g) is optional: this context decides every rounding
-     * point, alt[i] computes the same problem under alt_c[i] (points removed: ALT_DROP), rows
-     * are the hull of all */
+    /* a contract with optional rounding points (OPTIONAL_RP): this context decides every
+     * rounding point, alt[i] computes the same problem under alt_c[i] (points removed:
+     * ALT_DROP; no alternatives of its own), rows are the hull of all */
     mf_contract alt_c[N_ALT];
     mf_ref_ctx *alt[N_ALT];
     mf_ref_row alt_row;
@@ -141,8 +141,18 @@ void mf_ref_ctx_free(mf_ref_ctx *ctx) {
     free(ctx);
 }
 
+/* with_alts: the context hulls the contract's alternatives (the caller's context); 0 for an
+ * alternative itself, which computes its own contract only */
+static mf_ref_ctx *ctx_new(const mf_moe_params *p, const mf_moe_tensors *x, const mf_contract *c,
+                           const mf_ref_options *opt, int with_alts, mf_error *err);
+
 mf_ref_ctx *mf_ref_ctx_new(const mf_moe_params *p, const mf_moe_tensors *x, const mf_contract *c,
                            const mf_ref_options *opt, mf_error *err) {
+    return ctx_new(p, x, c, opt, 1, err);
+}
+
+static mf_ref_ctx *ctx_new(const mf_moe_params *p, const mf_moe_tensors *x, const mf_contract *c,
+                           const mf_ref_options *opt, int with_alts, mf_error *err) {
     if (p->H < 1 || p->I < 1 || p->E_local < 0 || (unsigned)p->H > MF_DOT_MAX_TERMS ||
         (unsigned)p->I > MF_DOT_MAX_TERMS) {
         MF_FAIL(err, MF_EINVAL, "reference: H=%d I=%d E_local=%d out of domain", p->H, p->I,
@@ -241,7 +251,7 @@ mf_ref_ctx *mf_ref_ctx_new(const mf_moe_params *p, const mf_moe_tensors *x, cons
         mf_ref_ctx_free(ctx);
         return NULL;
     }
-    if (c->round_points & OPTIONAL_RP) {
+    if (with_alts && (c->round_points & OPTIONAL_RP)) {
         /* each alternative that leaves out a point the contract has, once */
         for (int i = 0, n = 0; i < N_ALT; i++) {
             unsigned rp = c->round_points & ~ALT_DROP[i];
@@ -249,7 +259,7 @@ mf_ref_ctx *mf_ref_ctx_new(const mf_moe_params *p, const mf_moe_tensors *x, cons
                 continue;
             ctx->alt_c[n] = *c;
             ctx->alt_c[n].round_points = rp;
-            ctx->alt[n] = mf_ref_ctx_new(p, x, &ctx->alt_c[n], opt, err);
+            ctx->alt[n] = ctx_new(p, x, &ctx->alt_c[n], opt, 0, err);
             if (!ctx->alt[n++]) {
                 mf_ref_ctx_free(ctx);
                 return NULL;

@@ -19,9 +19,9 @@
 #      (4096, 14336) at T = 1, 16 and qwen3-30b-a3b (2048, 768) at T = 1, 16, 32; deepseek-v3
 #      at H 2048, I 256 (all 256 experts: the adapter maps no expert parallelism, and at 7168 /
 #      2048 they are 22.5 GB; I 256 because SGLang's tuned H200 config for E 256, N 512 asks for
-#      the TMA path, which the adapter refuses) at T = 1, 32, with and without the bug. T stays <= 32 where top-k
-#      > 2 or rsf != 1: above it SGLang's combine is sgl_kernel's moe_sum_reduce, which the
-#      adapter refuses (no source in the wheel).
+#      the TMA path, which the adapter refuses) at T = 1, 32, with and without the bug. T stays
+#      <= 32 where top-k > 2 or rsf != 1: above it SGLang's combine is sgl_kernel's
+#      moe_sum_reduce, which the adapter refuses (no source in the wheel).
 # Writes OUT_DIR/summary.txt (the verdict line of each run), OUT_DIR/NAME.txt (each run's
 # per-case lines) and OUT_DIR/NAME.err (the adapter's log: the router, combine and Triton config
 # of every case). Exit 0 when the runs without the bug have no failure and every run with it
@@ -70,7 +70,12 @@ run() {
   if [ "$expect" = pass ]; then
     [ $code -eq 0 ] || ok=0
   else
-    [ $code -eq 1 ] && grep -q ": 0 passed," <<<"$line" || ok=0
+    # every case that ran failed (at least one; none crashed or timed out), and under
+    # --fail-unsupported none was refused
+    local unsup='[0-9]+'
+    [[ " $* " == *" --fail-unsupported "* ]] && unsup=0
+    [ $code -eq 1 ] && grep -Eq ": 0 passed, [1-9][0-9]* failed, $unsup unsupported" <<<"$line" ||
+      ok=0
   fi
   echo $((1 - ok)) >"$out/$name.status"
 }

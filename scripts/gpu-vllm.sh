@@ -69,7 +69,12 @@ run() {
   if [ "$expect" = pass ]; then
     [ $code -eq 0 ] || ok=0
   else
-    [ $code -eq 1 ] && grep -q ": 0 passed," <<<"$line" || ok=0
+    # every case that ran failed (at least one; none crashed or timed out), and under
+    # --fail-unsupported none was refused
+    local unsup='[0-9]+'
+    [[ " $* " == *" --fail-unsupported "* ]] && unsup=0
+    [ $code -eq 1 ] && grep -Eq ": 0 passed, [1-9][0-9]* failed, $unsup unsupported" <<<"$line" ||
+      ok=0
   fi
   echo $((1 - ok)) >"$out/$name.status"
 }

@@ -9,9 +9,10 @@
  * device copies all as in process), writes out / ids / weights back into it and answers with
  * a fixed-size response. The worker maps the inputs read-only (the outputs start on a page of
  * their own), so a kernel that writes to its const inputs, its weights included, faults: a
- * crash on this case, where in process the write would go unseen. A worker that dies (EOF on
- * the socket; waitpid gives the signal) is a crash on this case; one that does not answer
- * within the timeout is killed. Either way the next call forks a new worker.
+ * crash on this case, where in process the write would go unseen (not the tensors the worker
+ * converts before the call: widened logits or bias, dequantized weights, device copies). A
+ * worker that dies (EOF on the socket; waitpid gives the signal) is a crash on this case; one
+ * that does not answer within the timeout is killed. Either way the next call forks a new worker.
  *
  * The process itself (fork, deadlines, ending it, how it ended) is proc.c's, shared with the
  * exec backend. The wire format follows the tensor table (MF_TENSOR_LIST: one offset per

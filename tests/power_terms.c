@@ -34,6 +34,9 @@ typedef struct variant {
     int plain_router;          /* router with the activation's exp and division, exp/div sigmoid */
 } variant;
 
+/* Each variant's reference hulls the plain fp32 alternative wherever it keeps the GEMM1-output
+ * or w * y rounding (reference/forward.c, OPTIONAL_RP): "alone" names the rounding points a
+ * variant declares, not the width of its hull. */
 static const variant variants[] = {
     {"declared", 0, 0, 0, 0},
     {"gemm fused_block 16/25", 0, 0, 1, 0},
