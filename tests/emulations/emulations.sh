@@ -13,7 +13,9 @@
 #      definition, old_alarms=reported: OLD.so declares the nearest other contract and its
 #      result is printed, not required);
 #   5. where a model preset exercises the emulated path (model=), NEW.so passes 10 random cases
-#      of it (a smoke of random inputs; libFuzzer campaigns are not part of this test).
+#      of it (a smoke of random inputs; libFuzzer campaigns are not part of this test);
+#   6. each case of differs= (the kernel computes another function than the case's semantics
+#      there, a finding the emulation must keep) fails on the routing.
 set -u
 M=$1 NAME=$2 NEW=$3 OLD=$4 CORPUS=$5
 cases=$(ls "$CORPUS"/seeds/*.txt "$CORPUS"/regress/*.txt)
@@ -91,6 +93,8 @@ sglang_05_triton_sm90)
   # contract is the first for this kernel
   old_alarms=reported
   model=qwen3-30b-a3b
+  # SGLang's router: a repeated top key leaves the group score; sum > 0 ? sum : 1, not + eps
+  differs=$(ls "$(dirname "$0")"/cases/semantics-sglang-*.txt)
   ;;
 hopper_tc_fp8)
   # fp8_block cases only (level 3); OLD.so declares cpu-scalar, the only contract that covered
@@ -166,6 +170,18 @@ if [ -n "$model" ]; then
   echo "$o" | tail -1
   [ $r -eq 0 ] || { echo "$o" | grep "^FAIL" | head -3; bad "$model random cases: exit $r"; }
 fi
+
+# 6. the kernel's own semantics, where they differ from the case's
+for f in ${differs:-}; do
+  o=$("$M" check -q --backend "plugin:$NEW" "$f" 2>&1)
+  r=$?
+  if [ $r -eq 1 ] && echo "$o" | grep -Eq "^  routing-(ids|weights) "; then
+    note "semantics differ on $(basename "$f"): $(echo "$o" | grep -E "^  routing-" | head -1 |
+      cut -c1-120)"
+  else
+    echo "$o" | tail -3; bad "$(basename "$f"): exit $r, want a routing failure"
+  fi
+done
 
 [ $fails -eq 0 ] || exit 1
 note "ok"
