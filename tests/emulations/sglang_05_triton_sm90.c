@@ -54,11 +54,13 @@
  * bf16-combine (the combine accumulated in bf16), eps-dropped (the router's zero-sum guard
  * dropped: w = s / sum, NaN where every selected score is 0; SGLang adds no eps, the guard is
  * its stand-in), tanh-approx (the router's sigmoid as 0.5 tanh.approx(0.5 x) + 0.5: a less
- * accurate sigmoid), bf16-weights (routing weights rounded to bf16); admissible by construction
- * (error removed): div-rn (the router's divisions rounded once), no-ftz (the activation's
- * flush to zero left out). The contract has no optional rounding point, so no bf16 rounding of
- * SGLang's can be left out alone and stay admissible (docs/error-model.md, "Optional rounding
- * points"): weighted-unrounded (w * y kept in fp32) is rejected, as it should be.
+ * accurate sigmoid), router-bf16-exp (the softmax's exponentials rounded to bf16) and bf16-exp
+ * (the activation's __expf rounded to bf16): less accurate exps, bf16-weights (routing weights
+ * rounded to bf16); admissible by construction (error removed): div-rn (the router's divisions
+ * rounded once), no-ftz (the activation's flush to zero left out). The contract has no
+ * optional rounding point, so no bf16 rounding of SGLang's can be left out alone and stay
+ * admissible (docs/error-model.md, "Optional rounding points"): weighted-unrounded (w * y kept
+ * in fp32) is rejected, as it should be.
  */
 #include "emu_common.h"
 #include "emu_triton_dot.h"
@@ -104,6 +106,8 @@ static void route(const emu *m, const mf_kernel_params *p, int t, int *ids, floa
         for (int e = 0; e < E; e++) key[e] = emu_logit(p, t, e) + 0.0f;
         for (int e = 0; e < E; e++) mx = fmaxf(mx, key[e]); /* max.f32: NaN ignored */
         for (int e = 0; e < E; e++) e_row[e] = emu_fast_exp(key[e] - mx);
+        if (is_mut(m, "router-bf16-exp"))
+            for (int e = 0; e < E; e++) e_row[e] = emu_bf16(e_row[e]);
         float Z = tree_sum(e_row, E);
         for (int e = 0; e < E; e++) act[e] = div_full(m, e_row[e], Z);
         for (int e = 0; e < E; e++) key[e] = ranked(key[e]);
@@ -193,6 +197,7 @@ static float fm(const emu *m, float v) { return is_mut(m, "no-ftz") ? v : emu_ft
 static float silu_mul(const emu *m, float g, float u) {
     g = fm(m, g), u = fm(m, u);
     float e = fm(m, emu_fast_exp(-g));
+    if (is_mut(m, "bf16-exp")) e = emu_bf16(e);
     float s = emu_fast_div(g, fm(m, 1.0f + e), !is_mut(m, "no-ftz"));
     return emu_bf16(fm(m, s * u));
 }
