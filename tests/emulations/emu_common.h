@@ -139,4 +139,59 @@ static inline const mf_kernel_ext *emu_get_ext(uint32_t kind) {
     return kind == MF_KERNEL_EXT_FEATURES ? &emu_features.ext : NULL;
 }
 
+/* token t's routing into topk_ids and topk_weights, where the caller passed them */
+static inline void emu_report_routing(const mf_kernel_params *p, int t, const int *ids,
+                                      const float *w) {
+    int k = p->top_k;
+    if (p->topk_ids)
+        for (int i = 0; i < k; i++) p->topk_ids[(size_t)t * k + i] = ids[i];
+    if (p->topk_weights)
+        for (int i = 0; i < k; i++) p->topk_weights[(size_t)t * k + i] = w[i];
+}
+
+/* ---- the plugin's boilerplate: its context (the mutation it runs) and its function table ---- */
+
+typedef struct emu {
+    const char *mut; /* MOEFUZZ_EMU_MUTATION, or "" */
+} emu;
+
+static inline int is_mut(const emu *m, const char *name) { return m && strcmp(m->mut, name) == 0; }
+
+static inline int emu_create(void **ctx, char *msg, size_t len) {
+    emu *m = calloc(1, sizeof *m);
+    if (!m) return emu_msg(msg, len, "out of memory"), 1;
+    m->mut = emu_mutation();
+    *ctx = m;
+    return 0;
+}
+
+static inline void emu_release(void *ctx) { free(ctx); }
+
+static inline int emu_workspace_size(void *ctx, const mf_kernel_params *p, size_t *bytes,
+                                     char *msg, size_t len) {
+    (void)ctx, (void)p, (void)msg, (void)len;
+    *bytes = 0;
+    return 0;
+}
+
+/* mf_kernel_get_api's common part: a host-memory emulation at level 1 that reports its routing;
+ * the caller adds its contract, supports and run. 1 for an ABI version it does not speak. */
+static inline int emu_api_fill(uint32_t abi_version, mf_kernel_api *api, size_t api_size,
+                               const char *name, const char *description) {
+    if (abi_version != MF_KERNEL_ABI_VERSION || api_size < sizeof *api) return 1;
+    memset(api, 0, api_size);
+    api->abi_version = MF_KERNEL_ABI_VERSION;
+    api->struct_size = sizeof *api;
+    api->name = name;
+    api->description = description;
+    api->memory = MF_ABI_MEM_HOST;
+    api->contract.struct_size = sizeof api->contract;
+    api->contract.reports_routing = 1;
+    api->create = emu_create;
+    api->workspace_size = emu_workspace_size;
+    api->release = emu_release;
+    api->get_ext = emu_get_ext;
+    return 0;
+}
+
 #endif /* EMU_COMMON_H */

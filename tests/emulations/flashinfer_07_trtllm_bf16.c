@@ -23,22 +23,6 @@
 
 #define TANH_APPROX_REL 0x1.cp-12 /* within tanh.approx's documented 2^-10.987 */
 
-typedef struct emu {
-    const char *mut;
-} emu;
-
-static int is_mut(const emu *m, const char *name) { return m && strcmp(m->mut, name) == 0; }
-
-static int emu_create(void **ctx, char *msg, size_t len) {
-    emu *m = calloc(1, sizeof *m);
-    if (!m) return emu_msg(msg, len, "out of memory"), 1;
-    m->mut = emu_mutation();
-    *ctx = m;
-    return 0;
-}
-
-static void emu_release(void *ctx) { free(ctx); }
-
 static int emu_supports(void *ctx, const mf_kernel_params *p, char *msg, size_t len) {
     (void)ctx;
     if (p->memory != MF_ABI_MEM_HOST) return emu_msg(msg, len, "host memory only");
@@ -55,13 +39,6 @@ static int emu_supports(void *ctx, const mf_kernel_params *p, char *msg, size_t 
         return emu_msg(msg, len, "top_k <= 22 and topk_group <= 4 (runner checks)");
     if (p->E > 1024 || p->n_group > 64) return emu_msg(msg, len, "E above 1024");
     return 1;
-}
-
-static int emu_workspace_size(void *ctx, const mf_kernel_params *p, size_t *bytes, char *msg,
-                              size_t len) {
-    (void)ctx, (void)p, (void)msg, (void)len;
-    *bytes = 0;
-    return 0;
 }
 
 static void route(const emu *m, const mf_kernel_params *p, int t, int *ids, float *w) {
@@ -121,10 +98,7 @@ static int emu_run(void *ctx, const mf_kernel_params *p, char *msg, size_t len) 
         int ids[EMU_MAX_TOP_K];
         float w[EMU_MAX_TOP_K];
         route(m, p, t, ids, w);
-        if (p->topk_ids)
-            for (int i = 0; i < k; i++) p->topk_ids[(size_t)t * k + i] = ids[i];
-        if (p->topk_weights)
-            for (int i = 0; i < k; i++) p->topk_weights[(size_t)t * k + i] = w[i];
+        emu_report_routing(p, t, ids, w);
         for (int h = 0; h < H; h++) xf[h] = emu_bf16_to_f32(x[(size_t)t * H + h]);
         for (int h = 0; h < H; h++) acc[h] = 0;
         for (int i = 0; i < k; i++) {
@@ -156,14 +130,9 @@ static int emu_run(void *ctx, const mf_kernel_params *p, char *msg, size_t len) 
 __attribute__((visibility("default"))) int mf_kernel_get_api(uint32_t abi_version,
                                                              mf_kernel_api *api,
                                                              size_t api_size) {
-    if (abi_version != MF_KERNEL_ABI_VERSION || api_size < sizeof *api) return 1;
-    memset(api, 0, api_size);
-    api->abi_version = MF_KERNEL_ABI_VERSION;
-    api->struct_size = sizeof *api;
-    api->name = "emu-flashinfer-0.7-trtllm-bf16";
-    api->description = "C emulation of FlashInfer 0.7.4's trtllm-gen BF16 MoE, DeepSeek routing";
-    api->memory = MF_ABI_MEM_HOST;
-    api->contract.struct_size = sizeof api->contract;
+    if (emu_api_fill(abi_version, api, api_size, "emu-flashinfer-0.7-trtllm-bf16",
+                     "C emulation of FlashInfer 0.7.4's trtllm-gen BF16 MoE, DeepSeek routing"))
+        return 1;
 #ifdef EMU_OLD_CONTRACT
     /* the definition flashinfer-trtllm-bf16 had before it named FlashInfer 0.7.4 */
     api->contract.acc_kind = MF_ABI_ACC_ANY_ORDER;
@@ -175,12 +144,7 @@ __attribute__((visibility("default"))) int mf_kernel_get_api(uint32_t abi_versio
     api->contract.name = "flashinfer-0.7-trtllm-bf16";
     api->contract.deterministic = 1;
 #endif
-    api->contract.reports_routing = 1;
-    api->create = emu_create;
     api->supports = emu_supports;
-    api->workspace_size = emu_workspace_size;
     api->run = emu_run;
-    api->release = emu_release;
-    api->get_ext = emu_get_ext;
     return 0;
 }

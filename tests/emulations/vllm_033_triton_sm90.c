@@ -38,23 +38,7 @@
  * rounding removed: admissible by construction).
  */
 #include "emu_common.h"
-#include "../gpu/hopper_model.h"
-
-typedef struct emu {
-    const char *mut;
-} emu;
-
-static int is_mut(const emu *m, const char *name) { return m && strcmp(m->mut, name) == 0; }
-
-static int emu_create(void **ctx, char *msg, size_t len) {
-    emu *m = calloc(1, sizeof *m);
-    if (!m) return emu_msg(msg, len, "out of memory"), 1;
-    m->mut = emu_mutation();
-    *ctx = m;
-    return 0;
-}
-
-static void emu_release(void *ctx) { free(ctx); }
+#include "emu_triton_dot.h"
 
 /* topk_softmax / topk_sigmoid's warp kernel handles these E; others go to the general kernel */
 static int warp_kernel_e(int E, int sigmoid) {
@@ -119,13 +103,6 @@ static int emu_supports(void *ctx, const mf_kernel_params *p, char *msg, size_t 
         }
     if (p->E > 1024) return emu_msg(msg, len, "E above 1024 (the emulation's arrays)");
     return 1;
-}
-
-static int emu_workspace_size(void *ctx, const mf_kernel_params *p, size_t *bytes, char *msg,
-                              size_t len) {
-    (void)ctx, (void)p, (void)msg, (void)len;
-    *bytes = 0;
-    return 0;
 }
 
 /* ---- routing of one token: ids and fp32 weights ---- */
@@ -269,23 +246,6 @@ static int route_torch(const emu *m, const mf_kernel_params *p, int t, int *ids,
 
 /* ---- experts ---- */
 
-/* Triton's loop after its dot rewrite: one accumulator through k16 wgmma steps in K order, the
- * masked tail loaded as 0 */
-static float block_dot(const float *a, const uint16_t *b, int n) {
-    static const hm_hypothesis wgmma = {"B=16 F=25 RZ", 16, 25, 0};
-    float acc = 0;
-    for (int k0 = 0; k0 < n; k0 += 16) {
-        uint16_t ta[16], tb[16];
-        for (int i = 0; i < 16; i++) {
-            int in = k0 + i < n;
-            ta[i] = in ? emu_f32_to_bf16(a[k0 + i]) : 0; /* exact: a holds bf16 values */
-            tb[i] = in ? b[k0 + i] : 0;
-        }
-        acc = hm_step(&wgmma, acc, ta, tb);
-    }
-    return acc;
-}
-
 static int emu_run(void *ctx, const mf_kernel_params *p, char *msg, size_t len) {
     const emu *m = ctx;
     int T = p->T, H = p->H, I = p->I, k = p->top_k;
@@ -307,10 +267,7 @@ static int emu_run(void *ctx, const mf_kernel_params *p, char *msg, size_t len) 
         if (rc) break;
         if (is_mut(m, "bf16-weights"))
             for (int i = 0; i < k; i++) w[i] = emu_bf16(w[i]);
-        if (p->topk_ids)
-            for (int i = 0; i < k; i++) p->topk_ids[(size_t)t * k + i] = ids[i];
-        if (p->topk_weights)
-            for (int i = 0; i < k; i++) p->topk_weights[(size_t)t * k + i] = w[i];
+        emu_report_routing(p, t, ids, w);
         for (int h = 0; h < H; h++) xf[h] = emu_bf16_to_f32(x[(size_t)t * H + h]);
         for (int h = 0; h < H; h++) acc[h] = 0;
         for (int i = 0; i < k; i++) {
@@ -318,14 +275,14 @@ static int emu_run(void *ctx, const mf_kernel_params *p, char *msg, size_t len) 
             if (le < 0 || le >= p->E_local) continue; /* moe_sum skips experts off this rank */
             const uint16_t *W13 = w13 + (size_t)le * 2 * I * H, *W2 = w2 + (size_t)le * H * I;
             for (int j = 0; j < I; j++) {
-                float g = emu_bf16(block_dot(xf, W13 + (size_t)emu_gate_row(p, j) * H, H));
-                float u = emu_bf16(block_dot(xf, W13 + (size_t)emu_up_row(p, j) * H, H));
+                float g = emu_bf16(emu_triton_dot(xf, W13 + (size_t)emu_gate_row(p, j) * H, H));
+                float u = emu_bf16(emu_triton_dot(xf, W13 + (size_t)emu_up_row(p, j) * H, H));
                 float sg = g / (1.0f + expf(-g));
                 if (!is_mut(m, "silu-unrounded")) sg = emu_bf16(sg);
                 hf[j] = emu_bf16(sg * u);
             }
             for (int h = 0; h < H; h++) {
-                float y = block_dot(hf, W2 + (size_t)h * I, I) * w[i];
+                float y = emu_triton_dot(hf, W2 + (size_t)h * I, I) * w[i];
                 float yb = emu_bf16(y); /* MUL_ROUTED_WEIGHT, then the bf16 store */
                 acc[h] = acc[h] + yb;
                 if (is_mut(m, "bf16-combine")) acc[h] = emu_bf16(acc[h]);
@@ -393,14 +350,9 @@ static const mf_kernel_ext *emu_fields_get_ext(uint32_t kind) {
 __attribute__((visibility("default"))) int mf_kernel_get_api(uint32_t abi_version,
                                                              mf_kernel_api *api,
                                                              size_t api_size) {
-    if (abi_version != MF_KERNEL_ABI_VERSION || api_size < sizeof *api) return 1;
-    memset(api, 0, api_size);
-    api->abi_version = MF_KERNEL_ABI_VERSION;
-    api->struct_size = sizeof *api;
-    api->name = "emu-vllm-0.33-triton-sm90";
-    api->description = "C emulation of vLLM 0.33.0's bf16 fused MoE (Triton, Hopper)";
-    api->memory = MF_ABI_MEM_HOST;
-    api->contract.struct_size = sizeof api->contract;
+    if (emu_api_fill(abi_version, api, api_size, "emu-vllm-0.33-triton-sm90",
+                     "C emulation of vLLM 0.33.0's bf16 fused MoE (Triton, Hopper)"))
+        return 1;
 #if defined(EMU_TORCH_ROUTER) && defined(EMU_OLD_CONTRACT)
     /* the contract of vLLM's other router paths, which does not cover this one */
     api->contract.name = "vllm-0.33-triton-sm90";
@@ -419,13 +371,8 @@ __attribute__((visibility("default"))) int mf_kernel_get_api(uint32_t abi_versio
     api->contract.name = "vllm-0.33-triton-sm90";
     api->contract.deterministic = 1;
 #endif
-    api->contract.reports_routing = 1;
-    api->create = emu_create;
     api->supports = emu_supports;
-    api->workspace_size = emu_workspace_size;
     api->run = emu_run;
-    api->release = emu_release;
-    api->get_ext = emu_get_ext;
 #ifdef EMU_FIELDS
     const char *f = getenv("MOEFUZZ_EMU_FIELD");
     if (f) emu_fields_change(f);
