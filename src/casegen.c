@@ -399,13 +399,15 @@ static void mutate_routing(mf_case *c, mf_rng *r) {
     mf_moe_params *p = &c->p;
     switch (mf_rng_below(r, 14)) {
     case 13:
-        switch (mf_rng_below(r, 5)) {
+        switch (mf_rng_below(r, 4)) {
         case 0: p->expert_bias = (mf_expert_bias)((p->expert_bias + 1) % MF_EBIAS_COUNT); break;
         case 1: random_activation(r, p); break;
-        case 2: p->weight_on_input = !p->weight_on_input; break;
-        case 3:
-            if (p->preroute) p->preroute = MF_PREROUTE_NONE; /* its generators drop out */
-            else random_preroute(mf_rng_next(r), c);
+        case 2:
+            /* a pre-routed case loses its given routing (its generators drop out), another
+             * toggles the weight on the input: the draws of every case without pre-routed
+             * input stay as they were */
+            if (p->preroute) p->preroute = MF_PREROUTE_NONE;
+            else p->weight_on_input = !p->weight_on_input;
             break;
         default:
             if (p->n_shared) p->n_shared = 0; /* mf_case_repair clears the rest */
