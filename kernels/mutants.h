@@ -185,7 +185,22 @@
       /* cpu */ MF_STG_OUTPUT,                                                                     \
       /* cuda */ 0,                                                                                \
       "apply_router_weight_on_input ignored: the Llama-4 weight applied to the expert's output "   \
-      "(FlashInfer's BF16 launchers hard-code use_routing_scales_on_input = false)")
+      "(FlashInfer's BF16 launchers hard-code use_routing_scales_on_input = false)")               \
+    R(X, PREROUTE_EMPTY_WRAPPED, "preroute-empty-wrapped", "empty_slot_wrapped", MF_KERN_CPU,      \
+      /* cpu */ MF_STG_IDS | MF_STG_OUTPUT,                                                        \
+      /* cuda */ 0,                                                                                \
+      "pre-routed: an empty slot's id -1 used as an index, wrapping to the last expert (torch's "  \
+      "x[-1]; vLLM and FlashInfer skip id < 0: moe_align_sum_kernels.cu:125, "                     \
+      "cutlass_fused_moe_kernels.cuh finalize)")                                                   \
+    R(X, PREROUTE_WEIGHTS_IGNORED, "preroute-weights-ignored", "weights_ignored", MF_KERN_CPU,     \
+      /* cpu */ MF_STG_WEIGHTS | MF_STG_OUTPUT,                                                    \
+      /* cuda */ 0,                                                                                \
+      "pre-routed: the given topk_weights never applied (MUL_ROUTED_WEIGHT off on both GEMMs, "    \
+      "or the weights taken as already applied: the weight-on-input confusion)")                   \
+    R(X, PREROUTE_WEIGHTS_TRANSPOSED, "preroute-weights-transposed", "-", MF_KERN_CPU,             \
+      /* cpu */ MF_STG_WEIGHTS | MF_STG_OUTPUT,                                                    \
+      /* cuda */ 0,                                                                                \
+      "pre-routed: topk_weights read as [top_k][T] instead of [T][top_k] (a stride mix-up)")
 /* clang-format on */
 
 #define MF_MUTANT_ALL_COLUMNS(X, id, name, knob, kernels, stages_cpu, stages_cuda, doc) \

@@ -108,6 +108,12 @@
 #define MF_SHARED_OWNER_LIST(X, P)                             \
     X(P, THIS_RANK, "this_rank", MF_ABI_SHARED_OWNER_THIS_RANK) \
     X(P, OTHER_RANK, "other_rank", MF_ABI_SHARED_OWNER_OTHER_RANK)
+/* pre-routed input (ABI level 6): none = the kernel routes (every lower level); f32 / bf16 = the
+ * kernel is given topk_ids_in and topk_weights_in (weights in that dtype) and runs no router */
+#define MF_PREROUTE_LIST(X, P)                                 \
+    X(P, NONE, "none", MF_ABI_PREROUTE_NONE)                   \
+    X(P, F32, "f32", MF_ABI_PREROUTE_F32)                      \
+    X(P, BF16, "bf16", MF_ABI_PREROUTE_BF16)
 
 /* ---- contract ---- */
 
@@ -171,7 +177,7 @@ extern const mf_enum_info mf_enum_score, mf_enum_bias, mf_enum_group_rule, mf_en
     mf_enum_activation, mf_enum_layout, mf_enum_dtype, mf_enum_exp, mf_enum_div, mf_enum_acc,
     mf_enum_sigmoid_form, mf_enum_tie_rule, mf_enum_weight_form, mf_enum_renorm_denom,
     mf_enum_nonfinite, mf_enum_expert_bias, mf_enum_weight_format, mf_enum_scale_format,
-    mf_enum_shared_weight, mf_enum_shared_owner;
+    mf_enum_shared_weight, mf_enum_shared_owner, mf_enum_preroute;
 
 /* The name of value v, or "?" outside the list. */
 const char *mf_enum_name(const mf_enum_info *e, int v);

@@ -16,6 +16,9 @@
  *            s_j = 1, 1/rsf or sigmoid(shared_gate[t]) by shared_weight)
  *   rsf at site output multiplies the whole sum, the shared experts' terms included
  *   weight_on_input: expert e_k runs on w_k x_t and enters the sum unweighted (shared: x_t)
+ *   preroute: ids and w are given (topk_ids_in, topk_weights_in) and no router runs: a slot
+ *       whose id is -1 (or outside [0, E), or another rank's) adds nothing, a repeated id adds
+ *       its expert once per slot, w is used as given (an output-site rsf still scales the sum)
  *
  * The enums come from reference/enums.h: never renumber, only append.
  */
@@ -40,6 +43,7 @@ MF_ENUM_DEFINE(mf_weight_format, MF_WFMT, MF_WEIGHT_FORMAT_LIST);
 MF_ENUM_DEFINE(mf_scale_format, MF_SCALE, MF_SCALE_FORMAT_LIST);
 MF_ENUM_DEFINE(mf_shared_weight, MF_SHW, MF_SHARED_WEIGHT_LIST);
 MF_ENUM_DEFINE(mf_shared_owner, MF_SHOWN, MF_SHARED_OWNER_LIST);
+MF_ENUM_DEFINE(mf_preroute, MF_PREROUTE, MF_PREROUTE_LIST);
 
 /* Counterfactual semantics: the ways real bugs change the routing that no parameter expresses.
  * Used by attribution (src/attribute.c) only; never part of a case. */
@@ -54,6 +58,9 @@ typedef enum mf_variant {
                                                (SGLang #28237, #35163) */
     MF_VARIANT_SHARED_DROPPED = 1u << 6,    /* the last shared expert's slot dropped (SGLang
                                                #38963) */
+    MF_VARIANT_EMPTY_SLOT_WRAPPED = 1u << 7, /* pre-routed: an id of -1 read as expert E - 1
+                                                (an index wrapped like torch's x[-1]) */
+    MF_VARIANT_WEIGHTS_IGNORED = 1u << 8,    /* pre-routed: every given weight read as 1 */
 } mf_variant;
 /* The variants that the experts' and output's reference reads from its context's parameters (the
  * others change the routing only): a counterfactual with one of them needs its own context. */
@@ -100,6 +107,9 @@ typedef struct mf_moe_params {
     /* routing variants (ABI level 5): 1 = the routing weight multiplies the expert's input
      * (vLLM apply_router_weight_on_input, Llama-4), not its output */
     int weight_on_input;
+    /* pre-routed input (ABI level 6): the routing is given (tensors topk_ids_in,
+     * topk_weights_in in f32 or bf16); 0 = the kernel routes */
+    mf_preroute preroute;
 } mf_moe_params;
 
 /* Tensor storage. All row-major; bf16 as bit patterns. */
@@ -127,6 +137,10 @@ typedef struct mf_moe_tensors {
      * sw2 [n_shared][H][shared_I], bf16; shared_gate [T] fp32 logits (shared_weight gate) */
     const uint16_t *sw13, *sw2;
     const float *shared_gate;
+    /* pre-routed input (preroute != none): topk_ids_in [T][top_k] global ids (-1: empty slot),
+     * topk_weights_in [T][top_k] (bf16-representable when preroute is bf16) */
+    const int32_t *topk_ids_in;
+    const float *topk_weights_in;
 } mf_moe_tensors;
 
 #define MF_MAX_SHARED 8 /* shared experts (DeepSeek-V2 and ERNIE-4.5 have 2) */

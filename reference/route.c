@@ -602,6 +602,20 @@ mf_status mf_ref_route(const mf_moe_params *p, const mf_moe_tensors *x, const mf
         st = MF_FAIL(err, MF_ENOMEM, "routing: out of memory (T=%d, E=%d)", T, E);
         goto done;
     }
+    if (p->preroute != MF_PREROUTE_NONE) {
+        /* the given routing: no router runs, so nothing is ambiguous and there are no keys */
+        if (!x->topk_ids_in || !x->topk_weights_in) {
+            st = MF_FAIL(err, MF_EINVAL, "pre-routed input without topk_ids_in/topk_weights_in");
+            goto done;
+        }
+        for (size_t i = 0; i < (size_t)T * k; i++) {
+            int32_t id = x->topk_ids_in[i];
+            /* the counterfactual reads an empty slot as the last expert (torch's x[-1]) */
+            r->ref_ids[i] = id == -1 && (p->variant & MF_VARIANT_EMPTY_SLOT_WRAPPED) ? E - 1 : id;
+        }
+        r->given_w = x->topk_weights_in;
+        goto done;
+    }
     mpfr_t a, sum, tmp;
     mpfr_inits2(ROUTE_PREC, a, sum, tmp, (mpfr_ptr)0);
     for (int e = 0; e < E; e++) mpfr_init2(sc.ex[e], ROUTE_PREC);
@@ -946,6 +960,17 @@ int mf_ref_selection_admissible(const mf_routing *r, const mf_moe_params *p, int
                                 const int32_t *ids, char *why, size_t why_len) {
     const int E = p->E;
     if (why && why_len) why[0] = '\0';
+    if (r->given_w) { /* pre-routed: the given ids, exactly */
+        const int *want = r->ref_ids + (size_t)t * p->top_k;
+        for (int i = 0; i < p->top_k; i++)
+            if (ids[i] != want[i]) {
+                if (why)
+                    snprintf(why, why_len, "slot %d holds id %d, but the given id is %d", i,
+                             ids[i], want[i]);
+                return 0;
+            }
+        return 1;
+    }
     uint8_t sel_buf[1024];
     uint8_t *sel = E <= 1024 ? sel_buf : calloc((size_t)E, 1);
     if (!sel) return 0;
@@ -1031,6 +1056,18 @@ mf_status mf_ref_weights(const mf_routing *r, const mf_moe_params *p, const mf_c
     w->k = k;
     w->out_scale = p->rsf_site == MF_RSF_OUTPUT ? (double)p->rsf : 1.0;
     w->rsf = (double)p->rsf;
+    if (r->given_w) {
+        /* pre-routed: the given weights are exact inputs, used as given (no renormalisation, no
+         * weights-site rsf, no rounding: docs/error-model.md, "Pre-routed input") */
+        for (int i = 0; i < k; i++) {
+            double g = (p->variant & MF_VARIANT_WEIGHTS_IGNORED)
+                           ? 1.0
+                           : (double)r->given_w[(size_t)t * k + i];
+            w->w_hi[i] = w->lo[i] = w->hi[i] = g;
+            w->nan_ok |= isnan(g);
+        }
+        return MF_OK;
+    }
     if (r->invariant_only[t]) {
         for (int i = 0; i < k; i++) {
             w->lo[i] = -INFINITY;

@@ -42,6 +42,9 @@ typedef struct mf_routing {
     uint8_t *g_cls;
     int *g_tie; /* lowest group index with an identical multiset of member inputs */
     const float *bias; /* the problem's bias (weights-from-keys counterfactual), or NULL */
+    /* pre-routed input (p->preroute): ref_ids are the given ids (every token decided, the
+     * per-expert arrays zero) and given_w [T][top_k] the given weights; else NULL */
+    const float *given_w;
 } mf_routing;
 
 mf_status mf_ref_route(const mf_moe_params *p, const mf_moe_tensors *x, const mf_contract *c,
@@ -49,7 +52,8 @@ mf_status mf_ref_route(const mf_moe_params *p, const mf_moe_tensors *x, const mf
 void mf_routing_free(mf_routing *r);
 
 /* Is `ids` (top_k entries, slot order) a selection some correct kernel could make for token t?
- * Returns 1 if admissible; else 0 and a one-line reason in why. */
+ * Returns 1 if admissible; else 0 and a one-line reason in why. Pre-routed input: iff ids are
+ * the given ids, slot by slot. */
 int mf_ref_selection_admissible(const mf_routing *r, const mf_moe_params *p, int t,
                                 const int32_t *ids, char *why, size_t why_len);
 

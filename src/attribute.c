@@ -35,6 +35,8 @@ static const struct {
     {"shared_rsf_twice", "shared experts' weight divided by routed_scaling_factor once more"},
     {"shared_dropped", "the last shared expert's slot dropped"},
     {"weight_on_output", "routing weight applied to the expert's output, not its input"},
+    {"empty_slot_wrapped", "a pre-routed empty slot (id -1) read as the last expert"},
+    {"weights_ignored", "the pre-routed topk_weights not applied"},
 };
 
 const char *mf_knob_name(mf_knob k) { return (unsigned)k < MF_KNOB_COUNT ? knobs[k].name : "?"; }
@@ -171,6 +173,16 @@ int mf_knob_apply(mf_knob k, const mf_moe_params *p, mf_moe_params *cf, char *de
         if (!p->weight_on_input) return 0;
         cf->weight_on_input = 0;
         snprintf(desc, n, "weight_on_input = 0 (the weight on the output)");
+        return 1;
+    case MF_KNOB_EMPTY_SLOT_WRAPPED:
+        if (p->preroute == MF_PREROUTE_NONE) return 0;
+        cf->variant |= MF_VARIANT_EMPTY_SLOT_WRAPPED;
+        snprintf(desc, n, "topk id -1 read as expert %d", p->E - 1);
+        return 1;
+    case MF_KNOB_WEIGHTS_IGNORED:
+        if (p->preroute == MF_PREROUTE_NONE) return 0;
+        cf->variant |= MF_VARIANT_WEIGHTS_IGNORED;
+        snprintf(desc, n, "every given weight 1");
         return 1;
     default: return 0;
     }

@@ -285,6 +285,16 @@ size_t mf_tensor_kernel_size(const mf_moe_params *p, mf_tensor_id t) {
     return mf_tensor_is_bf16(p, t) ? 2 : 4;
 }
 
+int mf_tensor_is_i32(mf_tensor_id t) {
+    switch (t) {
+#define MF_TENSOR_I32_(ID, name, storage, ...) \
+    case MF_T_##ID: return _Generic((storage)0, int32_t: 1, default: 0);
+        MF_TENSOR_LIST(MF_TENSOR_I32_)
+#undef MF_TENSOR_I32_
+    default: return 0;
+    }
+}
+
 int mf_tensor_is_e4m3(const mf_moe_params *p, mf_tensor_id t) {
     return p->weight_format == MF_WFMT_FP8_BLOCK && (t == MF_T_W13 || t == MF_T_W2);
 }
@@ -581,6 +591,7 @@ static int kept_reusable(const mf_case *c, const mf_problem *pb) {
 /* A tensor that is not kept, whole. */
 static void fill_f32_or_bf16(const mf_case *c, mf_problem *pb, mf_tensor_id t) {
     void *a = mf_problem_tensor(pb, t);
+    if (mf_tensor_is_i32(t)) return; /* the ids: fill_preroute, once the routing is known */
     if (mf_tensor_host_size(t) == 2)
         fill_bf16(&c->p, t, &c->gen[t], 0, mf_tensor_elems(&c->p, t), a);
     else fill_f32(&c->p, t, &c->gen[t], mf_tensor_is_bf16(&c->p, t), a);
@@ -605,7 +616,11 @@ static void apply_pokes(mf_problem *pb, int le) {
         uint16_t b16 = (uint16_t)(k->bits & 0xffffu);
         if (tensor_kept(t) ? (le < 0 || at / expert_elems(p, t) != (size_t)le) : le >= 0)
             continue;
-        if (mf_tensor_host_size(t) == 2) {
+        if (mf_tensor_is_i32(t)) {
+            int32_t v;
+            memcpy(&v, &k->bits, sizeof v); /* the int32 bit pattern */
+            ((int32_t *)mf_problem_tensor(pb, t))[at] = v;
+        } else if (mf_tensor_host_size(t) == 2) {
             uint16_t *w = (uint16_t *)mf_problem_tensor(pb, t) + at;
             if (tensor_kept(t)) {
                 pb->saved[pb->n_saved].at = w;
@@ -713,6 +728,81 @@ static mf_status case_experts(mf_problem *pb, mf_error *err) {
     return st;
 }
 
+/* ---- pre-routed input (docs/case-format.md, "Pre-routed input") ----
+ * The ids' generator class picks how the given ids derive from the case's own routing (the
+ * reference's exact selection of the case routed by its parameters, key descending, ties lower
+ * index; a token with a non-finite logit or bias gets every slot -1):
+ *   normal     that routing
+ *   sparse     that routing, each slot emptied (-1) with probability 1/2
+ *   negative   that routing, every slot of a token in 4 emptied (rows of -1 only)
+ *   ties       that routing, each slot after the first a copy of an earlier one with
+ *              probability 1/2 (the same expert twice in a row)
+ *   any other  each slot uniform in [-1, E): empty slots, duplicates, other ranks' experts
+ * The weights' class normal gives that routing's weights (its exact weights, rsf at the weights
+ * site included, rounded to the weights' dtype; a weight that is not finite: 0), slot by slot;
+ * any other class is an ordinary generator (signed, any sum). */
+
+static int ids_from_routing(uint8_t cls) {
+    return cls == MF_GEN_NORMAL || cls == MF_GEN_SPARSE || cls == MF_GEN_NEGATIVE ||
+           cls == MF_GEN_TIES;
+}
+
+static mf_status fill_preroute(const mf_case *c, mf_problem *pb, mf_error *err) {
+    const mf_moe_params *p = &c->p;
+    int T = p->T, k = p->top_k, E = p->E;
+    const mf_gen *gi = &c->gen[MF_T_TOPK_IDS_IN], *gw = &c->gen[MF_T_TOPK_WEIGHTS_IN];
+    int32_t *ids = pb->topk_ids_in;
+    float *w = pb->topk_weights_in;
+    int bf16 = p->preroute == MF_PREROUTE_BF16;
+    if (ids_from_routing(gi->cls) || gw->cls == MF_GEN_NORMAL) {
+        mf_moe_params rp = *p;
+        rp.preroute = MF_PREROUTE_NONE;
+        mf_contract rc = mf_contract_cpu_scalar; /* any contract: only exact values are read */
+        rc.round_points &= ~(unsigned)MF_RP_WEIGHTS;
+        mf_routing rt;
+        MF_TRY(mf_ref_route(&rp, &pb->t, &rc, &rt, err));
+        mf_status st = MF_OK;
+        for (int t = 0; t < T && st == MF_OK; t++) {
+            int32_t *row = ids + (size_t)t * k;
+            float *wr = w + (size_t)t * k;
+            if (rt.invariant_only[t]) {
+                for (int i = 0; i < k; i++) row[i] = -1, wr[i] = 0;
+                continue;
+            }
+            for (int i = 0; i < k; i++) row[i] = rt.ref_ids[(size_t)t * k + i];
+            if (gw->cls != MF_GEN_NORMAL) continue;
+            mf_weights mw;
+            if ((st = mf_ref_weights(&rt, &rp, &rc, t, row, &mw, err)) != MF_OK) break;
+            for (int i = 0; i < k; i++) {
+                double v = mw.w_hi[i] + mw.w_lo[i];
+                float f = isfinite(v) ? (float)v : 0.0f;
+                wr[i] = bf16 ? mf_bf16_to_f32(mf_f64_to_bf16(isfinite(v) ? v : 0)) : f;
+            }
+        }
+        mf_routing_free(&rt);
+        MF_TRY(st);
+    }
+    if (gw->cls != MF_GEN_NORMAL) fill_f32(p, MF_T_TOPK_WEIGHTS_IN, gw, bf16, w);
+    gen_streams st = streams_of(gi, MF_T_TOPK_IDS_IN);
+    for (int t = 0; t < T; t++) {
+        int32_t *row = ids + (size_t)t * k;
+        uint64_t hr = stream_at(st.rows, (uint64_t)t);
+        for (int i = 0; i < k; i++) {
+            uint64_t h = stream_at(st.main, (uint64_t)t * k + i);
+            switch ((mf_gen_class)gi->cls) {
+            case MF_GEN_NORMAL: break;
+            case MF_GEN_SPARSE: if (h & 1) row[i] = -1; break;
+            case MF_GEN_NEGATIVE: if (hr % 4 == 0) row[i] = -1; break;
+            case MF_GEN_TIES:
+                if (i > 0 && (h & 1)) row[i] = row[(h >> 1) % (uint64_t)i];
+                break;
+            default: row[i] = (int32_t)((h >> 1) % (uint64_t)(E + 1)) - 1; break;
+            }
+        }
+    }
+    return MF_OK;
+}
+
 /* c->rows: every token from rows on takes the x and logits rows of a prototype < rows. */
 static void repeat_rows(const mf_case *c, mf_problem *pb) {
     const mf_moe_params *p = &c->p;
@@ -772,6 +862,17 @@ mf_status mf_problem_update(const mf_case *c, mf_problem *pb, mf_error *err) {
     repeat_rows(c, pb);
     pb->kept_valid = 1;
     apply_pokes(pb, -1);
+    if (p->preroute != MF_PREROUTE_NONE) {
+        /* the given routing follows the poked logits; its own pokes land after it (a poke
+         * only sets a value, so applying them again changes nothing else) */
+        problem_views(pb);
+        mf_status st = fill_preroute(c, pb, err);
+        if (st != MF_OK) {
+            mf_problem_free(pb);
+            return st;
+        }
+        apply_pokes(pb, -1);
+    }
     for (int le = 0; le < p->E_local; le++)
         if (pb->experts[le] == MF_EXPERT_READY) apply_pokes(pb, le);
     problem_views(pb);
@@ -875,8 +976,9 @@ static void mark_routable(const mf_routing *rt, const mf_moe_params *v, int cap,
 /* The counterfactuals of attribution's knobs (src/attribute.c, mf_knob_apply) that change which
  * experts are selected, restated here since the case sits below attribution: bias dropped,
  * grouping dropped, dropped groups masked with 0, the other group rule, the other score function,
- * the expert-parallel offset ignored or applied twice. 0 where the knob cannot apply. */
-enum { MF_SELECTION_KNOBS = 7 };
+ * the expert-parallel offset ignored or applied twice, a pre-routed empty slot read as expert
+ * E - 1. 0 where the knob cannot apply. */
+enum { MF_SELECTION_KNOBS = 8 };
 static int selection_knob(int k, const mf_moe_params *p, mf_moe_params *cf) {
     *cf = *p;
     int grouped = p->n_group > 1 && p->topk_group < p->n_group;
@@ -891,7 +993,8 @@ static int selection_knob(int k, const mf_moe_params *p, mf_moe_params *cf) {
         cf->score = p->score == MF_SCORE_SIGMOID ? MF_SCORE_SOFTMAX : MF_SCORE_SIGMOID;
         return 1;
     case 5: cf->expert_offset = 0; return p->expert_offset != 0;
-    default: cf->expert_offset = 2 * p->expert_offset; return p->expert_offset != 0;
+    case 6: cf->expert_offset = 2 * p->expert_offset; return p->expert_offset != 0;
+    default: cf->variant |= MF_VARIANT_EMPTY_SLOT_WRAPPED; return p->preroute != 0;
     }
 }
 

@@ -23,7 +23,8 @@
  *   ID, name  MF_T_ID; name is the tensor's name everywhere (case files, text cases, reports) and
  *             its field in mf_problem, mf_moe_tensors and the ABI's params or extension
  *   storage   element type in mf_problem: uint16_t holds bf16 bit patterns; float holds fp32
- *             values, bf16-representable when the tensor is bf16
+ *             values, bf16-representable when the tensor is bf16; int32_t holds int32 values
+ *             (expert ids), which the kernel gets as int32 (bf16 0)
  *   rank, d0..d2  shape, row-major (unused dimensions 1)
  *   bf16      1: the kernel gets bf16 (storage uint16_t must say 1); 0: fp32
  *   present   0: the kernel gets NULL and case files omit it (mf_problem still holds an array)
@@ -54,7 +55,11 @@
     ROW(SW2, sw2, uint16_t, 3, p->n_shared, p->H, p->shared_I, 1, p->n_shared > 0,              \
         (double)(float)(1.0 / sqrt((double)(p->shared_I > 0 ? p->shared_I : 1))), 0, ext, 4)    \
     ROW(SHARED_GATE, shared_gate, float, 1, p->T, 1, 1, 0,                                      \
-        p->n_shared > 0 && p->shared_weight == MF_SHW_GATE, 1.0, 0, ext, 4)
+        p->n_shared > 0 && p->shared_weight == MF_SHW_GATE, 1.0, 0, ext, 4)                      \
+    ROW(TOPK_IDS_IN, topk_ids_in, int32_t, 2, p->T, p->top_k, 1, 0, p->preroute != 0, 1.0, 0,  \
+        ext, 6)                                                                                \
+    ROW(TOPK_WEIGHTS_IN, topk_weights_in, float, 2, p->T, p->top_k, 1,                         \
+        p->preroute == MF_PREROUTE_BF16, p->preroute != 0, 0.5, 0, ext, 6)
 
 /* Blocks of b along n, the last one partial (FP8 block scales). */
 static inline size_t mf_blocks(int n, int b) { return ((size_t)n + (size_t)b - 1) / (size_t)b; }
@@ -85,7 +90,8 @@ static inline size_t mf_blocks(int n, int b) { return ((size_t)n + (size_t)b - 1
     ROW(49, shared_I, INT, NULL, 1, MF_MAX_I, 4)                                     \
     ROW(50, shared_weight, ENUM, &mf_enum_shared_weight, 0, 0, 4)                    \
     ROW(51, shared_owner, ENUM, &mf_enum_shared_owner, 0, 0, 4)                      \
-    ROW(16, weight_on_input, INT, NULL, 1, 1, 5)
+    ROW(16, weight_on_input, INT, NULL, 1, 1, 5)                                     \
+    ROW(20, preroute, ENUM, &mf_enum_preroute, 0, 0, 6)
 
 typedef enum mf_param_kind { MF_PK_ENUM, MF_PK_INT, MF_PK_F32 } mf_param_kind;
 
@@ -192,6 +198,9 @@ int mf_tensor_shape(const mf_moe_params *p, mf_tensor_id t, uint64_t shape[MF_TE
 /* Bytes of one element of tensor t in mf_problem (2: bf16 bits; 4: float) and to the kernel. */
 size_t mf_tensor_host_size(mf_tensor_id t);
 size_t mf_tensor_kernel_size(const mf_moe_params *p, mf_tensor_id t);
+/* 1 if tensor t holds int32 values (storage int32_t: the pre-routed ids); pokes write the int32
+ * bit pattern */
+int mf_tensor_is_i32(mf_tensor_id t);
 /* 1 if the kernel gets tensor t as e4m3 codes (w13, w2 of an fp8_block case: the saturating
  * encoding of the bf16 values the problem holds); the kernel size is then 1. */
 int mf_tensor_is_e4m3(const mf_moe_params *p, mf_tensor_id t);

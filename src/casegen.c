@@ -266,6 +266,8 @@ static int poke_tensor(mf_rng *r, const mf_moe_params *p) {
 static const uint32_t special_bf16[] = {0x0000, 0x8000, 0x0001, 0x0080, 0x7f7f, 0xff7f,
                                         0x7f80, 0xff80, 0x7fc0, 0x3f80, 0xbf80, 0x3f81};
 
+static void random_preroute(uint64_t h, mf_case *c);
+
 void mf_case_random(mf_rng *r, const mf_case_limits *lim, mf_case *c) {
     mf_case_default(c);
     mf_moe_params *p = &c->p;
@@ -314,8 +316,9 @@ void mf_case_random(mf_rng *r, const mf_case_limits *lim, mf_case *c) {
     }
     draw_quant(r, p);
     mf_case_repair(c);
-    /* generators: mostly the realistic default, every class reachable */
-    for (int t = 0; t < MF_NUM_TENSORS; t++) {
+    /* generators: mostly the realistic default, every class reachable (the pre-routed
+     * tensors' below, from a seed's bits, so that every other draw stays as it was) */
+    for (int t = 0; t < MF_T_TOPK_IDS_IN; t++) {
         mf_gen *g = &c->gen[t];
         g->seed = mf_rng_next(r);
         g->scale = 0;
@@ -368,6 +371,26 @@ void mf_case_random(mf_rng *r, const mf_case_limits *lim, mf_case *c) {
         else p->weight_on_input = 1, p->top_k = (h >> 60) & 1 ? 1 : p->top_k;
         mf_case_repair(c);
     }
+    /* pre-routed input (ABI level 6), in an eighth of the v2 draws, the same way */
+    if (v2_draws && ((h >> 56) & 7) == 0) random_preroute(h, c);
+}
+
+/* Pre-routed input from the bits of h: the weights' dtype, the ids' generator (the case's own
+ * routing, or its hard cases: empty slots, rows of -1 only, repeated ids, uniform ids of any
+ * rank; src/case.c) and the weights' (the routing's, or signed, zero, negative, any sum). */
+static void random_preroute(uint64_t h, mf_case *c) {
+    static const uint8_t ic[] = {MF_GEN_NORMAL, MF_GEN_NORMAL, MF_GEN_SPARSE, MF_GEN_NEGATIVE,
+                                 MF_GEN_TIES,   MF_GEN_UNIFORM, MF_GEN_SPARSE, MF_GEN_TIES};
+    static const uint8_t wc[] = {MF_GEN_NORMAL,  MF_GEN_NORMAL,   MF_GEN_NORMAL,
+                                 MF_GEN_UNIFORM, MF_GEN_SPARSE,   MF_GEN_NEGATIVE,
+                                 MF_GEN_INTEGER, MF_GEN_HEAVY};
+    c->p.preroute = (h >> 55) & 1 ? MF_PREROUTE_BF16 : MF_PREROUTE_F32;
+    mf_gen *gi = &c->gen[MF_T_TOPK_IDS_IN], *gw = &c->gen[MF_T_TOPK_WEIGHTS_IN];
+    gi->cls = ic[(h >> 52) & 7];
+    gw->cls = wc[(h >> 49) & 7];
+    gi->scale = gw->scale = 0;
+    gi->seed = h * 0x9E3779B97F4A7C15ull + 1;
+    gw->seed = h * 0xD1B54A32D192ED03ull + 2;
 }
 
 /* ---- structured mutation ---- */
@@ -379,7 +402,13 @@ static void mutate_routing(mf_case *c, mf_rng *r) {
         switch (mf_rng_below(r, 4)) {
         case 0: p->expert_bias = (mf_expert_bias)((p->expert_bias + 1) % MF_EBIAS_COUNT); break;
         case 1: random_activation(r, p); break;
-        case 2: p->weight_on_input = !p->weight_on_input; break;
+        case 2:
+            /* a pre-routed case loses its given routing (its generators drop out), another
+             * toggles the weight on the input: the draws of every case without pre-routed
+             * input stay as they were */
+            if (p->preroute) p->preroute = MF_PREROUTE_NONE;
+            else p->weight_on_input = !p->weight_on_input;
+            break;
         default:
             if (p->n_shared) p->n_shared = 0; /* mf_case_repair clears the rest */
             else random_shared(r, p);
@@ -530,6 +559,11 @@ void mf_case_crossover(const mf_case *a, const mf_case *b, mf_rng *r, const mf_c
         if (mf_rng_below(r, 2)) p->logits_dtype = q->logits_dtype;
         if (mf_rng_below(r, 2)) out->gen[MF_T_LOGITS] = b->gen[MF_T_LOGITS];
         if (mf_rng_below(r, 2)) out->gen[MF_T_BIAS] = b->gen[MF_T_BIAS];
+        if ((p->preroute || q->preroute) && mf_rng_below(r, 2)) {
+            p->preroute = q->preroute;
+            out->gen[MF_T_TOPK_IDS_IN] = b->gen[MF_T_TOPK_IDS_IN];
+            out->gen[MF_T_TOPK_WEIGHTS_IN] = b->gen[MF_T_TOPK_WEIGHTS_IN];
+        }
     }
     mf_case_repair(out);
     mf_case_fit(out, lim);

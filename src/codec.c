@@ -622,7 +622,7 @@ static const char *const required_keys[] = {
 #undef MF_TENSOR_GEN_KEY_
 };
 enum { N_REQUIRED_KEYS = sizeof required_keys / sizeof required_keys[0] };
-_Static_assert(N_REQUIRED_KEYS <= 32, "the keys a text case names fit the uint32_t masks");
+_Static_assert(N_REQUIRED_KEYS <= 64, "the keys a text case names fit the uint64_t masks");
 #define MF_PARAM_V2_ONE_(...) +1
 _Static_assert(0 MF_PARAM_V2_LIST(MF_PARAM_V2_ONE_) <= 32 && MF_NUM_TENSORS <= 32,
                "v2 parameters and tensors fit parse's seen_v2 mask");
@@ -635,22 +635,22 @@ static int required_key_index(const char *key) {
 }
 
 /* `defaults = KEY KEY ...` (spaces or commas): the keys this file leaves at their defaults */
-static mf_status parse_defaults(char *v, uint32_t *mask, int line, mf_error *err) {
+static mf_status parse_defaults(char *v, uint64_t *mask, int line, mf_error *err) {
     char *save = NULL;
     for (char *tok = strtok_r(v, " \t,", &save); tok; tok = strtok_r(NULL, " \t,", &save)) {
         int i = required_key_index(tok);
         if (i < 0)
             return MF_FAIL(err, MF_EINVAL, "line %d: '%s' in defaults is not a key of the case",
                            line, tok);
-        *mask |= 1u << i;
+        *mask |= 1ull << i;
     }
     return MF_OK;
 }
 
-static void append_keys(char *buf, size_t n, uint32_t mask) {
+static void append_keys(char *buf, size_t n, uint64_t mask) {
     size_t len = strlen(buf);
     for (int i = 0; i < N_REQUIRED_KEYS && len + 1 < n; i++)
-        if (required_keys[i] && (mask & (1u << i))) {
+        if (required_keys[i] && (mask & (1ull << i))) {
             snprintf(buf + len, n - len, "%s%s", len ? " " : "", required_keys[i]);
             len = strlen(buf);
         }
@@ -668,7 +668,7 @@ mf_status mf_case_parse_text(const char *text, mf_case *c, mf_error *err) {
     mf_moe_params *p = &c->p;
     int npokes = 0;
     int set_E_local = 0;
-    uint32_t seen = 0, defaulted = 0;
+    uint64_t seen = 0, defaulted = 0;
     uint64_t seen_v2 = 0; /* v2 parameters (bit i), generators of v2 tensors (bit 32 + t) */
     /* a hand-written case without these keys means: no expert parallelism, no grouping */
     p->n_group = 1;
@@ -693,11 +693,11 @@ mf_status mf_case_parse_text(const char *text, mf_case *c, mf_error *err) {
         int ok = 1;
         int ki = required_key_index(key);
         if (ki >= 0) {
-            if (seen & (1u << ki)) {
+            if (seen & (1ull << ki)) {
                 st = MF_FAIL(err, MF_EINVAL, "line %d: %s given twice", line, key);
                 break;
             }
-            seen |= 1u << ki;
+            seen |= 1ull << ki;
         }
 #define INT_KEY(name, field, lo, hi)                 \
     else if (!strcmp(key, name)) {                   \
@@ -817,9 +817,9 @@ mf_status mf_case_parse_text(const char *text, mf_case *c, mf_error *err) {
         append_keys(both, sizeof both, seen & defaulted);
         st = MF_FAIL(err, MF_EINVAL, "%s both set and listed in defaults", both);
     }
-    uint32_t all = 0;
+    uint64_t all = 0;
     for (int i = 0; i < N_REQUIRED_KEYS; i++)
-        if (required_keys[i]) all |= 1u << i;
+        if (required_keys[i]) all |= 1ull << i;
     if (st == MF_OK && (all & ~seen & ~defaulted)) {
         char missing[512] = "";
         append_keys(missing, sizeof missing, all & ~seen & ~defaulted);

@@ -79,12 +79,16 @@ static mf_status params_to_text(const mf_moe_params *p, param_text *pt, mf_error
 
 static mf_st_dtype st_dtype(const mf_moe_params *p, mf_tensor_id t) {
     if (mf_tensor_is_e4m3(p, t)) return MF_ST_F8_E4M3;
+    if (mf_tensor_is_i32(t)) return MF_ST_I32;
     return mf_tensor_is_bf16(p, t) ? MF_ST_BF16 : MF_ST_F32;
 }
 
 /* the weights an adapter may keep: the routed and shared experts' tensors (those after x,
- * logits and bias, but the shared gate's logits, one per token) */
-static int per_expert(mf_tensor_id t) { return t > MF_T_BIAS && t != MF_T_SHARED_GATE; }
+ * logits and bias, but the per-token ones: the shared gate's logits, the given routing) */
+static int per_expert(mf_tensor_id t) {
+    return t > MF_T_BIAS && t != MF_T_SHARED_GATE && t != MF_T_TOPK_IDS_IN &&
+           t != MF_T_TOPK_WEIGHTS_IN;
+}
 
 static uint64_t hash_mix(uint64_t h, uint64_t w) {
     h ^= w;

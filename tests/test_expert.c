@@ -10,7 +10,11 @@
  *    sigmoid(gate); the output is the hand value, only on the rank that owns it; the
  *    counterfactuals add it on another rank, divide its weight by rsf again, or drop it;
  *  - the routing weight on the input: the weight passes through SiLU-GLU; the CPU kernel's value
- *    is admissible, the weight on the output is not.
+ *    is admissible, the weight on the output is not;
+ *  - pre-routed input: the given ids and weights are the routing (a -1 slot, another rank's id
+ *    and a row of -1 add nothing, a repeated id adds once per slot, signed weights as given);
+ *    only the given ids are admissible; the counterfactuals read -1 as expert E - 1, or every
+ *    weight as 1.
  */
 #include <math.h>
 #include <stdio.h>
@@ -19,6 +23,7 @@
 #include "bf16.h"
 #include "contract.h"
 #include "forward.h"
+#include "route.h"
 
 #include "mf_test.h"
 
@@ -280,7 +285,91 @@ static void test_weight_on_input(void) {
     }
 }
 
+/* Pre-routed input: E = 4, this rank holds experts 1 and 2 (E_local 2, offset 1), x = [1, 2].
+ * Expert 1: gate row [0.5, 0.25] (g = 1), up row [1, 0] (u = 1), h1 = RN(silu(1)), W2 = [1; 2]:
+ * y1 = [h1, 2 h1]. Expert 2: gate row [0.25, 0] (g = 0.25), up row [0, 1] (u = 2),
+ * h2 = RN(2 silu(0.25)), W2 = [2; -1]: y2 = [2 h2, -h2].
+ * Token 0: ids [1, -1, 2, 1], weights [0.5, 7, -1.5, -0.25]: out = 0.25 y1 - 1.5 y2 (the empty
+ * slot's 7 adds nothing, expert 1 twice). Token 1: ids [-1, 0, 3, -1]: no local expert, out 0. */
+static void test_preroute(void) {
+    mf_moe_params p;
+    memset(&p, 0, sizeof p);
+    p.T = 2, p.H = 2, p.I = 1, p.E = 4, p.E_local = 2, p.expert_offset = 1, p.top_k = 4;
+    p.n_group = 1, p.topk_group = 1, p.rsf = 2.5f, p.renormalize = 1;
+    p.preroute = MF_PREROUTE_F32; /* rsf at the weights site and renormalize: unused */
+    uint16_t x[4] = {bf(1), bf(2), bf(1), bf(2)};
+    uint16_t w13[8] = {bf(0.5), bf(0.25), bf(1), bf(0), bf(0.25), bf(0), bf(0), bf(1)};
+    uint16_t w2[4] = {bf(1), bf(2), bf(2), bf(-1)};
+    float logits[8] = {0}; /* a router would pick others: it does not run */
+    int32_t ids[8] = {1, -1, 2, 1, -1, 0, 3, -1};
+    float wts[8] = {0.5f, 7, -1.5f, -0.25f, 1, 2, 3, 4};
+    mf_moe_tensors t = {0};
+    t.x = x, t.logits = logits, t.w13 = w13, t.w2 = w2, t.topk_ids_in = ids;
+    t.topk_weights_in = wts;
+    double h1 = (double)mf_bf16_to_f32(bf(1.0 / (1 + exp(-1.0))));
+    double h2 = (double)mf_bf16_to_f32(bf(2 * 0.25 / (1 + exp(-0.25))));
+    double want[2][2] = {{0.25 * h1 - 1.5 * 2 * h2, 0.25 * 2 * h1 + 1.5 * h2}, {0, 0}};
+    mf_error err = {0};
+    mf_routing rt;
+    if (mf_ref_route(&p, &t, &mf_contract_cpu_scalar, &rt, &err) != MF_OK) {
+        EXPECT(0, "%s", err.msg);
+        return;
+    }
+    mf_ref_ctx *ctx = mf_ref_ctx_new(&p, &t, &mf_contract_cpu_scalar, NULL, &err);
+    EXPECT(ctx != NULL, "%s", err.msg);
+    for (int tok = 0; tok < 2 && ctx; tok++) {
+        const int32_t *g = ids + 4 * tok;
+        EXPECT(memcmp(rt.ref_ids + 4 * tok, g, sizeof(int32_t) * 4) == 0 &&
+                   rt.n_ambiguous[tok] == 0 && !rt.invariant_only[tok],
+               "token %d: the reference selection is not the given one", tok);
+        char why[160];
+        EXPECT(mf_ref_selection_admissible(&rt, &p, tok, g, why, sizeof why),
+               "token %d: the given ids are not admissible: %s", tok, why);
+        int32_t other[4];
+        memcpy(other, g, sizeof other);
+        other[1] = 3; /* an empty slot reported as an expert */
+        EXPECT(!mf_ref_selection_admissible(&rt, &p, tok, other, why, sizeof why) &&
+                   strstr(why, "given id") != NULL,
+               "token %d: ids other than the given ones admitted (%s)", tok, why);
+        mf_weights w;
+        EXPECT(mf_ref_weights(&rt, &p, &mf_contract_cpu_scalar, tok, g, &w, &err) == MF_OK,
+               "%s", err.msg);
+        for (int i = 0; i < 4; i++)
+            EXPECT(w.w_hi[i] == wts[4 * tok + i] && w.lo[i] == w.w_hi[i] &&
+                       w.hi[i] == w.w_hi[i] && w.rad[i] == 0,
+                   "token %d slot %d: weight %g [%g, %g], want %g exactly", tok, i, w.w_hi[i],
+                   w.lo[i], w.hi[i], (double)wts[4 * tok + i]);
+        EXPECT(w.out_scale == 1.0, "the weights-site rsf reached the output (%g)", w.out_scale);
+        double z[2], rad[2];
+        uint16_t lo[2], hi[2];
+        uint8_t fl[2];
+        mf_ref_row row = {z, rad, lo, hi, fl};
+        EXPECT(mf_ref_token_output(ctx, tok, g, &w, &row, &err) == MF_OK, "%s", err.msg);
+        for (int c = 0; c < 2; c++)
+            EXPECT(fabs(z[c] - want[tok][c]) <= 1e-15 * fabs(want[tok][c]) && fl[c] == 0 &&
+                       rad[c] <= 1e-6 * (fabs(want[tok][c]) + 1e-30),
+                   "token %d output %d: %.17g +- %g, want %.17g (flags %d)", tok, c, z[c],
+                   rad[c], want[tok][c], fl[c]);
+    }
+    mf_ref_ctx_free(ctx);
+    mf_routing_free(&rt);
+    /* the counterfactuals: -1 read as expert 3, every weight 1 */
+    p.variant = MF_VARIANT_EMPTY_SLOT_WRAPPED | MF_VARIANT_WEIGHTS_IGNORED;
+    if (mf_ref_route(&p, &t, &mf_contract_cpu_scalar, &rt, &err) != MF_OK) {
+        EXPECT(0, "%s", err.msg);
+        return;
+    }
+    int32_t wrapped[8] = {1, 3, 2, 1, 3, 0, 3, 3};
+    EXPECT(memcmp(rt.ref_ids, wrapped, sizeof wrapped) == 0, "-1 not read as expert 3");
+    mf_weights w;
+    EXPECT(mf_ref_weights(&rt, &p, &mf_contract_cpu_scalar, 0, wrapped, &w, &err) == MF_OK &&
+               w.w_hi[0] == 1 && w.w_hi[2] == 1 && w.rad[0] == 0,
+           "weights not read as 1 (%g, %g)", w.w_hi[0], w.w_hi[2]);
+    mf_routing_free(&rt);
+}
+
 int main(void) {
+    test_preroute();
     test_weight_on_input();
     test_activations();
     test_biases();

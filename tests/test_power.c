@@ -5,7 +5,8 @@
  *    fail. For a bf16 value of significand m in [128, 256) the shift is m/128 ulps, so each
  *    element moves by one or two bf16 ulps after rounding;
  *  - routed_scaling_factor dropped (the kernel runs with rsf = 1 on a case with rsf != 1, the
- *    vLLM #43769 bug): each case must fail;
+ *    vLLM #43769 bug; the cases route themselves: a given routing has no weights-site rsf):
+ *    each case must fail;
  *  - routing withheld on near-tied logits: tokens with more than 16 admissible selections are
  *    judged (the union over up to 1024), and rsf dropped is rejected on every such token.
  * Over N random cases each (rsf drawn away from 1); prints the share of rejected elements.
@@ -58,6 +59,7 @@ int main(int argc, char **argv) {
         mf_case_random(&rng, &lim, &c);
         c.n_pokes = 0;
         c.gen[MF_T_LOGITS].cls = MF_GEN_NORMAL; /* ordinary routing, no NaN rows */
+        c.p.preroute = MF_PREROUTE_NONE; /* a given routing has no rsf to drop (weights site) */
         c.p.rsf = (float)(0.5 + 0.25 * mf_rng_below(&rng, 9)); /* 0.5 .. 2.5, never 1 below */
         if (c.p.rsf == 1.0f) c.p.rsf = 2.5f;
         mf_problem pb;

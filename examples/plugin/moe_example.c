@@ -17,6 +17,8 @@
  * expert biases b13, b2 (added in fp32 after each dot product) and the clamped activations.
  * Level 5: the score none (the logit is the weight) and the weight on the input, applied as
  * vLLM's prepare step does: x * w in bf16, the weight rounded to bf16 first.
+ * Level 6: pre-routed input: the given ids and weights replace step 1 (an id that is no local
+ * expert, -1 included, matches none in the gather; a repeated id is gathered once per slot).
  *
  * What it refuses (supports() returns 0 with the reason, which moefuzz counts as unsupported):
  *   - H or I not a multiple of 4: the four-lane dot product has no tail loop;
@@ -363,8 +365,21 @@ static int ex_run(void *vctx, const mf_kernel_params *p, char *msg, size_t msg_l
     if (v2) on_input = v2->weight_on_input;
 #endif
 
-    /* 1. route every token */
-    for (int t = 0; t < T; t++) route(p, t, scratch, ids + (size_t)t * k, w + (size_t)t * k);
+    /* 1. route every token, or take the given routing (level 6) */
+    int given = 0;
+#ifdef MF_ABI_LEVEL_6
+    if (v2 && v2->preroute != MF_ABI_PREROUTE_NONE) {
+        given = 1;
+        for (size_t i = 0; i < (size_t)T * k; i++) {
+            ids[i] = v2->topk_ids_in[i];
+            w[i] = v2->preroute == MF_ABI_PREROUTE_BF16
+                       ? from_bf16(((const uint16_t *)v2->topk_weights_in)[i])
+                       : ((const float *)v2->topk_weights_in)[i];
+        }
+    }
+#endif
+    for (int t = 0; t < T && !given; t++)
+        route(p, t, scratch, ids + (size_t)t * k, w + (size_t)t * k);
     memset(acc, 0, sizeof(float) * (size_t)T * H);
 
     /* 2. each local expert over its tokens */

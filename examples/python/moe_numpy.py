@@ -245,6 +245,9 @@ def run_case(case_path, out_path, mode, method, bug):
     if meta.get("score") == "none" or meta.get("weight_on_input", "0") not in ("0", ""):
         return "unsupported score %s, weight_on_input %s: routing variants not implemented (ABI level 2)" % (
             meta.get("score"), meta.get("weight_on_input", "0"))
+    # level 6's pre-routed input likewise
+    if meta.get("preroute", "none") not in ("none", ""):
+        return "unsupported preroute %s: pre-routed input not implemented (ABI level 2)" % meta["preroute"]
     if bug in ("crash", "hang") and meta["T"] == "1":
         if bug == "crash":
             os.kill(os.getpid(), signal.SIGSEGV)

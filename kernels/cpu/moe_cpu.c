@@ -16,6 +16,9 @@
  *   - weight on the input (level 5, vLLM's Triton fused_moe): GEMM1's fp32 gate and up times
  *     the fp32 weight, before the activation; the expert's output then enters the combine
  *     unweighted
+ *   - pre-routed input (level 6): the given ids and weights (fp32, or bf16 widened exactly) in
+ *     place of the router; a slot whose id is not on this rank (-1 included) adds nothing, a
+ *     repeated id adds its expert once per slot; the weights as given (no weights-site rsf)
  *   - combine: acc += w * y in fp32 in slot order, then the shared experts (level 4) on the
  *     rank that owns them, acc += s * ys with s = 1, fl(1 / rsf) or 1 / (1 + expf(-gate)),
  *     (acc *= rsf at the output site), one bf16 rounding at the end
@@ -314,6 +317,11 @@ static int cpu_supports(void *ctx, const mf_kernel_params *p, char *msg, size_t 
     }
     cpu_quant q;
     if (!quant_of(p, &q, msg, msg_len)) return 0;
+    if (v2 && v2->ext.struct_size >= sizeof *v2 && v2->preroute != MF_ABI_PREROUTE_NONE &&
+        v2->preroute != MF_ABI_PREROUTE_F32 && v2->preroute != MF_ABI_PREROUTE_BF16) {
+        snprintf(msg, msg_len, "preroute %d: f32 or bf16 weights only", v2->preroute);
+        return 0;
+    }
     if (v2 && v2->ext.struct_size >= sizeof *v2 && v2->weight_on_input != 0 &&
         (v2->weight_on_input != 1 || q.format != MF_ABI_WFMT_BF16 ||
          v2->expert_bias != MF_ABI_EXPERT_BIAS_NONE)) {
@@ -351,6 +359,26 @@ static int cpu_workspace_size(void *ctx, const mf_kernel_params *p, size_t *byte
 }
 
 static void run_chunk(const cpu_ctx *ctx, const mf_kernel_params *p, int t0, int t1);
+
+/* The given routing of token t (level 6): ids and weights as the caller passed them. */
+static void given_routing(const cpu_ctx *ctx, const mf_kernel_params *p,
+                          const mf_kernel_params_v2 *v2, int t, int32_t *ids, float *w) {
+    (void)ctx;
+    int k = p->top_k;
+    for (int i = 0; i < k; i++) {
+        size_t at = (size_t)t * k + i;
+        /* the bug reads the weights as [top_k][T] (a stride mix-up of the caller's layout) */
+        if (MF_MUT(PREROUTE_WEIGHTS_TRANSPOSED)) at = (size_t)i * p->T + t;
+        int32_t id = v2->topk_ids_in[(size_t)t * k + i];
+        /* the bug wraps an empty slot's -1 to the last expert, as torch's x[-1] does */
+        if (MF_MUT(PREROUTE_EMPTY_WRAPPED) && id == -1) id = p->E - 1;
+        ids[i] = id;
+        w[i] = v2->preroute == MF_ABI_PREROUTE_BF16
+                   ? bf16_to_f32(((const uint16_t *)v2->topk_weights_in)[at])
+                   : ((const float *)v2->topk_weights_in)[at];
+        if (MF_MUT(PREROUTE_WEIGHTS_IGNORED)) w[i] = 1.0f; /* the bug: as if already applied */
+    }
+}
 
 /* GEMM1 and the activation of one expert (W13 rows w13e, intermediate size I, GEMM1 bias b13e or
  * NULL) for token xt: h = bf16(act(gate, up)); win (or NULL): the routing weight on the input,
@@ -449,11 +477,13 @@ static void run_chunk(const cpu_ctx *ctx, const mf_kernel_params *p, int t0, int
     /* fp8 scratch after the bf16 path's: y (H floats), then the expert's (16-byte aligned) */
     float *y8 = (float *)(((uintptr_t)(masked + E) + 15) & ~(uintptr_t)15);
     int in_site = v2 && v2->ext.struct_size >= sizeof *v2 && v2->weight_on_input;
+    int given = v2 && v2->ext.struct_size >= sizeof *v2 && v2->preroute != MF_ABI_PREROUTE_NONE;
     void *ws8 = (void *)(((uintptr_t)(y8 + H) + 15) & ~(uintptr_t)15);
     for (int t = t0; t < t1; t++) {
         int32_t ids[CPU_MAX_TOP_K];
         float w[CPU_MAX_TOP_K];
-        route_token(ctx, p, t, score, key, gscore, masked, ids, w);
+        if (given) given_routing(ctx, p, v2, t, ids, w);
+        else route_token(ctx, p, t, score, key, gscore, masked, ids, w);
         if (p->topk_ids) memcpy(p->topk_ids + (size_t)t * k, ids, sizeof(int32_t) * k);
         if (p->topk_weights) memcpy(p->topk_weights + (size_t)t * k, w, sizeof(float) * k);
         const uint16_t *xt = x + (size_t)t * H;

@@ -488,10 +488,16 @@ static void explain_routing(const mf_problem *pb, const mf_contract *con, int nt
     int *ord = malloc(sizeof *ord * (size_t)(E > NG ? E : NG));
     for (int t = 0; t < p->T && t < ntok; t++) {
         size_t o = (size_t)t * E;
-        printf("\ntoken %d: %d ambiguous experts, %d ambiguous groups%s\n", t, rt.n_ambiguous[t],
-               rt.n_group_ambiguous[t], rt.invariant_only[t] ? " (NaN/Inf logits: invariants only)" : "");
+        int given = p->preroute != MF_PREROUTE_NONE;
+        if (given)
+            printf("\ntoken %d: pre-routed (topk_ids_in, topk_weights_in %s): no router\n", t,
+                   mf_enum_name(&mf_enum_preroute, p->preroute));
+        else
+            printf("\ntoken %d: %d ambiguous experts, %d ambiguous groups%s\n", t,
+                   rt.n_ambiguous[t], rt.n_group_ambiguous[t],
+                   rt.invariant_only[t] ? " (NaN/Inf logits: invariants only)" : "");
         if (rt.invariant_only[t]) continue;
-        if (NG > 1) {
+        if (NG > 1 && !given) {
             mf_ref_rank(rt.g_key + (size_t)t * NG, NG, ord);
             printf("  groups (rule %s, keep %d of %d):\n", mf_group_rule_name(p->group_rule),
                    p->topk_group, NG);
@@ -501,9 +507,11 @@ static void explain_routing(const mf_problem *pb, const mf_contract *con, int nt
                        rt.g_key[gi], rt.g_lo[gi], rt.g_hi[gi], cls_name(rt.g_cls[gi]));
             }
         }
-        mf_ref_rank(rt.key + o, E, ord);
-        printf("  experts by exact key (showing top %d):\n", k + 4 < E ? k + 4 : E);
-        for (int i = 0; i < E && i < k + 4; i++) {
+        if (!given) {
+            mf_ref_rank(rt.key + o, E, ord);
+            printf("  experts by exact key (showing top %d):\n", k + 4 < E ? k + 4 : E);
+        }
+        for (int i = 0; i < E && i < k + 4 && !given; i++) {
             int e = ord[i];
             printf("    expert %4d  logit %-12.7g score %-12.7g key %-14.9g in [%.9g, %.9g]  %s%s\n",
                    e, (double)pb->logits[(size_t)t * E + e], rt.s_hi[o + e], rt.key[o + e],
@@ -513,8 +521,10 @@ static void explain_routing(const mf_problem *pb, const mf_contract *con, int nt
         mf_weights w;
         const int32_t *ids = (const int32_t *)&rt.ref_ids[(size_t)t * k];
         if (mf_ref_weights(&rt, p, con, t, ids, &w, &err) == MF_OK) {
-            printf("  exact selection and weights%s:\n",
-                   p->rsf_site == MF_RSF_WEIGHTS ? " (rsf included)" : " (rsf applied to output)");
+            printf("  %s%s:\n", given ? "given selection and weights" : "exact selection and weights",
+                   p->rsf_site == MF_RSF_OUTPUT ? " (rsf applied to output)"
+                   : given                      ? " (as given: rsf at the weights site unused)"
+                                                : " (rsf included)");
             for (int i = 0; i < k; i++)
                 printf("    slot %2d  expert %4d%s  w = %-14.9g admissible [%.9g, %.9g]\n", i,
                        ids[i], mf_is_local(p, ids[i]) ? "" : " (not local)", w.w_hi[i], w.lo[i],

@@ -66,7 +66,9 @@ extern "C" {
 /* Level 5: routing variants, the fields of mf_kernel_params_v2 from weight_on_input on and the
  * enum values below marked "level 5". */
 #define MF_ABI_LEVEL_5 5u
-#define MF_KERNEL_FEATURE_LEVEL MF_ABI_LEVEL_5 /* the level of this header */
+/* Level 6: pre-routed input, the fields of mf_kernel_params_v2 from preroute on. */
+#define MF_ABI_LEVEL_6 6u
+#define MF_KERNEL_FEATURE_LEVEL MF_ABI_LEVEL_6 /* the level of this header */
 
 /* ---- extensions ---- */
 typedef struct mf_kernel_ext {
@@ -137,6 +139,8 @@ enum {
     MF_ABI_SHARED_WEIGHT_GATE = 2,
 };
 enum { MF_ABI_SHARED_OWNER_THIS_RANK = 0, MF_ABI_SHARED_OWNER_OTHER_RANK = 1 };
+/* level 6 */
+enum { MF_ABI_PREROUTE_NONE = 0, MF_ABI_PREROUTE_F32 = 1, MF_ABI_PREROUTE_BF16 = 2 };
 
 /* ---- numerical contract a kernel declares (see docs/error-model.md) ---- */
 enum {
@@ -283,6 +287,20 @@ typedef struct mf_kernel_params_v2 {
      * weights. 0: the weight multiplies the expert's output (every lower level). */
     int32_t weight_on_input;
     int32_t reserved5_; /* zero */
+    /* level 6: preroute != MF_ABI_PREROUTE_NONE: the routing is given and the kernel runs no
+     * router (logits and bias are still passed; it must not use them). topk_ids_in
+     * [T][top_k] global expert ids: -1 is an empty slot, and an id outside [0, E) or outside
+     * this rank's [expert_offset, expert_offset + E_local) adds nothing (vLLM's fused_experts,
+     * FlashInfer's cutlass_fused_moe); an id repeated in a row adds its expert once per slot.
+     * topk_weights_in [T][top_k], fp32 (MF_ABI_PREROUTE_F32) or bf16 (MF_ABI_PREROUTE_BF16):
+     * slot i's output is multiplied by its weight as given (any sign, any sum; no
+     * renormalisation and no rsf at the weights site; an output-site rsf still scales the
+     * combined row). A kernel that reports its routing writes these ids and weights back
+     * unchanged (the weights as fp32). */
+    int32_t preroute;   /* MF_ABI_PREROUTE_* */
+    int32_t reserved6_; /* zero */
+    const int32_t *topk_ids_in;
+    const void *topk_weights_in;
 } mf_kernel_params_v2;
 
 /* The level-2 extension of params, or NULL (a caller of level 1): a kernel of level 2 reads the
