@@ -967,7 +967,7 @@ static void mark_routable(const mf_routing *rt, const mf_moe_params *v, int cap,
             if (cls[e] != MF_ROUTE_OUT && le >= 0 && le < E_local) mask[le] = 1;
         }
         for (int i = 0; i < k; i++) {
-            int e = rt->ref_ids[(size_t)t * k + i], le = e - v->expert_offset;
+            int64_t e = rt->ref_ids[(size_t)t * k + i], le = e - v->expert_offset;
             if (e >= 0 && le >= 0 && le < E_local) mask[le] = 1;
         }
     }

@@ -327,6 +327,7 @@ void mf_model_apply(const mf_model *m, int full, mf_case *c) {
     p->shared_weight = m->shared_weight;
     p->shared_owner = MF_SHOWN_THIS_RANK;
     p->weight_on_input = m->weight_on_input;
+    p->preroute = MF_PREROUTE_NONE; /* a model's cases route themselves */
 }
 
 void mf_models_print(FILE *f) {

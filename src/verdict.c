@@ -268,7 +268,9 @@ static void check_route_weights(const mf_moe_params *p, int t, const float *rw, 
                                 const mf_weights *w, mf_verdict *v) {
     for (int i = 0; i < p->top_k; i++) {
         double wk = rw[i], want = w->w_hi[i], rad = w->rad[i];
-        int ok = isnan(wk) ? w->nan_ok : (wk >= w->lo[i] && wk <= w->hi[i]);
+        /* a NaN reported where the given weight (pre-routed input) is NaN is that weight */
+        int ok = isnan(wk) ? (w->nan_ok || (p->preroute != MF_PREROUTE_NONE && isnan(want)))
+                           : (wk >= w->lo[i] && wk <= w->hi[i]);
         double util = isnan(wk) ? (ok ? 0 : INFINITY)
                                 : (rad > 0 ? fabs(wk - want) / rad : (wk == want ? 0 : INFINITY));
         if (ok && util > v->max_util_w) v->max_util_w = util;

@@ -14,12 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend.h"
 #include "bf16.h"
 #include "case.h"
 #include "codec.h"
 #include "contract.h"
 #include "exchange.h"
 #include "route.h"
+#include "verdict.h"
 
 #include "mf_test.h"
 
@@ -188,6 +190,51 @@ static void test_nonfinite_and_pokes(void) {
     mf_problem_free(&pb);
 }
 
+/* A NaN given weight in a slot that adds nothing (every id of the token -1) leaves the exact row
+ * finite: the CPU kernel's row passes, a NaN row fails; a NaN reported weight passes where the
+ * given one is NaN and fails where it is not. */
+static void test_nan_weight_in_empty_slot(void) {
+    mf_case c;
+    mf_problem pb;
+    if (!build("f32", "normal", "normal",
+               "poke = topk_ids_in 0 0xffffffff\npoke = topk_ids_in 1 0xffffffff\n"
+               "poke = topk_ids_in 2 0xffffffff\npoke = topk_ids_in 3 0xffffffff\n"
+               "poke = topk_weights_in 1 0x7fc00000\n",
+               &c, &pb))
+        return;
+    mf_error err = {0};
+    mf_backend b;
+    mf_run_result r;
+    if (mf_backend_open("cpu", &b, &err) != MF_OK || mf_backend_run(&b, &pb, &r, &err) != MF_OK) {
+        EXPECT(0, "cpu backend: %s", err.msg);
+        mf_problem_free(&pb);
+        return;
+    }
+    mf_check_opts o;
+    mf_check_opts_default(&o);
+    o.determinism = 0;
+    mf_verdict v;
+    EXPECT(mf_check_result_fresh(&pb, &mf_contract_cpu_scalar, &r, NULL, &o, &v, &err) == MF_OK &&
+               v.pass,
+           "the CPU kernel's run (token 0's row 0, a NaN weight on an empty slot): %s",
+           err.msg[0] ? err.msg : "rejected");
+    EXPECT(r.weights && isnan(r.weights[1]), "the CPU kernel reports the given NaN weight");
+    /* the reported weights: slot 2's NaN where the given weight is 0.5-ish is wrong */
+    if (r.weights) r.weights[2] = NAN;
+    EXPECT(mf_check_result_fresh(&pb, &mf_contract_cpu_scalar, &r, NULL, &o, &v, &err) == MF_OK &&
+               !v.pass && v.n_bad[MF_STAGE_ROUTE_WEIGHTS] == 1,
+           "a NaN reported for a finite given weight: %llu bad weights",
+           v.n_bad[MF_STAGE_ROUTE_WEIGHTS]);
+    if (r.weights) r.weights[2] = pb.topk_weights_in[2];
+    for (int col = 0; col < 8; col++) r.out[col] = 0x7fc0; /* token 0's row NaN */
+    EXPECT(mf_check_result_fresh(&pb, &mf_contract_cpu_scalar, &r, NULL, &o, &v, &err) == MF_OK &&
+               !v.pass,
+           "a NaN row for a token whose slots add nothing passed");
+    mf_run_result_free(&r);
+    mf_backend_close(&b);
+    mf_problem_free(&pb);
+}
+
 /* Binary round trip of the case; safetensors round trip of its tensors. */
 static void test_files(void) {
     mf_case c, d;
@@ -229,6 +276,7 @@ int main(void) {
     test_routed();
     test_hard_cases();
     test_nonfinite_and_pokes();
+    test_nan_weight_in_empty_slot();
     test_files();
     return mf_test_exit("preroute");
 }

@@ -489,9 +489,10 @@ static void run_chunk(const cpu_ctx *ctx, const mf_kernel_params *p, int t0, int
         const uint16_t *xt = x + (size_t)t * H;
         for (int c = 0; c < H; c++) acc[c] = 0.0f;
         for (int n = 0; n < k; n++) {
-            int le = ids[n] - p->expert_offset;
+            /* in 64 bits: a given id may be any int32 */
+            int64_t le = (int64_t)ids[n] - p->expert_offset;
             if (MF_MUT(EP_OFFSET_IGNORED)) le = ids[n];
-            if (MF_MUT(EP_OFFSET_TWICE)) le = ids[n] - 2 * p->expert_offset;
+            if (MF_MUT(EP_OFFSET_TWICE)) le = (int64_t)ids[n] - 2 * (int64_t)p->expert_offset;
             if (le < 0 || le >= p->E_local) continue; /* not on this rank */
             if (fp8) {
                 expert_fp8(ctx, p, &q, xt, le, ws8, y8);
