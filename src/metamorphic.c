@@ -299,10 +299,11 @@ static size_t per_expert(const mf_moe_params *p, mf_tensor_id t) {
     return (size_t)(s[1] * s[2]);
 }
 
-/* 1 for a tensor held per routed expert (d0 = E_local): not x, logits, bias nor the shared
- * experts' tensors, which every shard holds whole */
+/* 1 for a tensor held per routed expert (d0 = E_local): not x, logits, bias, the shared
+ * experts' tensors, which every shard holds whole, nor the pre-routed ids and weights ([T][k]) */
 static int routed_expert_tensor(mf_tensor_id t) {
-    return t > MF_T_BIAS && t != MF_T_SW13 && t != MF_T_SW2 && t != MF_T_SHARED_GATE;
+    return t > MF_T_BIAS && t != MF_T_SW13 && t != MF_T_SW2 && t != MF_T_SHARED_GATE &&
+           t != MF_T_TOPK_IDS_IN && t != MF_T_TOPK_WEIGHTS_IN;
 }
 
 static int ep_shards_applies(const meta_ctx *x) {
