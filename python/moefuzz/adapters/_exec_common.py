@@ -85,6 +85,35 @@ def write_result(out_path, out, ids, w):
                                  "topk_weights": ("F32", w)}, {"format": "moefuzz-result-1"})
 
 
+class ExecAdapter:
+    """One adapter's side of the exec protocol: the hello line, then per case its tensors read
+    (CaseReader), `forward(tensors, meta)` -> (out, ids, weights, what) run, and the result file
+    written, or the case refused where forward raises Unsupported; each case logged by name."""
+
+    def __init__(self, name, contract, caching, forward, log):
+        self.name, self.contract, self.caching = name, contract, caching
+        self.forward, self.log = forward, log
+        self.cases = CaseReader()
+
+    def hello(self):
+        return ("hello %s protocol=3 level=2 contract=%s routing=1%s"
+                % (self.name, self.contract, " cache=weights" if self.caching else ""))
+
+    def run(self, case_path, out_path):
+        t, meta, error = self.cases.read(case_path)
+        if error:
+            return error
+        name = meta.get("name", case_path)
+        try:
+            out, ids, w, what = self.forward(t, meta)
+        except Unsupported as e:
+            self.log("%s: unsupported: %s" % (name, e))
+            return "unsupported %s" % str(e).replace("\n", " ")
+        self.log("%s: %s" % (name, what))
+        write_result(out_path, out, ids, w)
+        return "ok"
+
+
 # ---- loading a project's functions from its sources ----
 
 KEPT_DECORATORS = ("triton.jit", "functools.lru_cache", "functools.lru_cache()")

@@ -50,11 +50,11 @@ from typing import Any, Dict, List, Optional, Tuple
 
 try:
     from ._exec_common import (Unsupported, choose_device, load_functions, patch_interpreter,
-                               CaseReader, serve, write_result)
+                               ExecAdapter, serve)
 except ImportError:  # run as a script: the sibling module
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from _exec_common import (Unsupported, choose_device, load_functions, patch_interpreter,
-                              CaseReader, serve, write_result)
+                              ExecAdapter, serve)
 
 PROJECT = "SGLang 0.5.23"
 # SGLang's files this adapter reads (paths inside --sglang-src); the GPU run carries only these
@@ -428,30 +428,6 @@ def forward(sg, t, p, device):
 
 # ---- the exec protocol (docs/files.md) ----
 
-class Adapter:
-    def __init__(self, sg, device, contract, caching):
-        self.sg, self.device, self.contract, self.caching = sg, device, contract, caching
-        self.cases = CaseReader()
-
-    def hello(self):
-        return ("hello sglang-0.5.23-fused-moe protocol=3 level=2 contract=%s routing=1%s"
-                % (self.contract, " cache=weights" if self.caching else ""))
-
-    def run(self, case_path, out_path):
-        t, meta, error = self.cases.read(case_path)
-        if error:
-            return error
-        name = meta.get("name", case_path)
-        try:
-            out, ids, w, what = forward(self.sg, t, params(meta), self.device)
-        except Unsupported as e:
-            log("%s: unsupported: %s" % (name, e))
-            return "unsupported %s" % str(e).replace("\n", " ")
-        log("%s: %s" % (name, what))
-        write_result(out_path, out, ids, w)
-        return "ok"
-
-
 def main(argv):
     src, device, cpu_contract, caching = None, None, None, True
     args = list(argv)
@@ -490,7 +466,8 @@ def main(argv):
     log("%s on %s (%s), contract %s%s" % (
         sg.origin, device, "Triton interpreter" if device == "cpu" else "Triton", contract,
         ", BUG " + BUG if BUG else ""))
-    return serve(Adapter(sg, device, contract, caching), log)
+    return serve(ExecAdapter("sglang-0.5.23-fused-moe", contract, caching,
+                             lambda t, meta: forward(sg, t, params(meta), device), log), log)
 
 
 if __name__ == "__main__":

@@ -50,11 +50,11 @@ from typing import Any
 
 try:
     from ._exec_common import (Unsupported, choose_device, load_functions, patch_interpreter,
-                               CaseReader, serve, write_result)
+                               ExecAdapter, serve)
 except ImportError:  # run as a script: the sibling module
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from _exec_common import (Unsupported, choose_device, load_functions, patch_interpreter,
-                              CaseReader, serve, write_result)
+                              ExecAdapter, serve)
 
 # vLLM's files this adapter reads (paths inside --vllm-src); the lead's GPU run carries only these
 FM = "vllm/model_executor/layers/fused_moe/"
@@ -562,36 +562,17 @@ def _selected_score_sum(p, L, ids):
 
 # ---- the exec protocol (docs/files.md) ----
 
-class Adapter:
-    def __init__(self, vl, device, contract, router, caching):
-        self.vl, self.device, self.contract, self.router = vl, device, contract, router
-        self.caching = caching
-        self.cases = CaseReader()
-
-    def hello(self):
-        return ("hello vllm-0.33.0-fused-moe protocol=3 level=2 contract=%s routing=1%s"
-                % (self.contract, " cache=weights" if self.caching else ""))
-
-    def run(self, case_path, out_path):
-        t, meta, error = self.cases.read(case_path)
-        if error:
-            return error
-        try:
-            p = params(meta)
-            out, ids, w, what = forward(self.vl, t, p, self.device)
-        except Unsupported as e:
-            log("%s: unsupported: %s" % (meta.get("name", case_path), e))
-            return "unsupported %s" % str(e).replace("\n", " ")
-        ran_torch = what.startswith("router torch")
-        if ran_torch != (self.router == "torch"):
-            why = ("vLLM routes this case through its %s router; the adapter runs with --router %s "
-                   "(contract %s)" % (what.split(",")[0][len("router "):], self.router,
-                                      self.contract))
-            log("%s: unsupported: %s" % (meta.get("name", case_path), why))
-            return "unsupported " + why
-        log("%s: %s" % (meta.get("name", case_path), what))
-        write_result(out_path, out, ids, w)
-        return "ok"
+def routed_forward(vl, router, contract, device):
+    """The adapter's forward for the exec protocol: vLLM's path for the case, refused where vLLM
+    routes it through the other router than --router's (each router has its own contract)."""
+    def fwd(t, meta):
+        out, ids, w, what = forward(vl, t, params(meta), device)
+        if what.startswith("router torch") != (router == "torch"):
+            raise Unsupported("vLLM routes this case through its %s router; the adapter runs with "
+                              "--router %s (contract %s)" % (what.split(",")[0][len("router "):],
+                                                             router, contract))
+        return out, ids, w, what
+    return fwd
 
 
 def main(argv):
@@ -634,7 +615,8 @@ def main(argv):
     log("%s on %s (%s), router %s, contract %s%s" % (
         vl.origin, device, "Triton interpreter" if device == "cpu" else "Triton", router,
         contract, ", BUG " + BUG if BUG else ""))
-    return serve(Adapter(vl, device, contract, router, caching), log)
+    return serve(ExecAdapter("vllm-0.33.0-fused-moe", contract, caching,
+                             routed_forward(vl, router, contract, device), log), log)
 
 
 if __name__ == "__main__":
