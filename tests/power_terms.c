@@ -26,6 +26,8 @@
 #include "prepare.h"
 #include "route.h"
 
+#include "power_case.h"
+
 typedef struct variant {
     const char *name;
     unsigned clear_rp, set_rp; /* round points removed, added */
@@ -103,14 +105,7 @@ int main(int argc, char **argv) {
     mf_rng rng = {1000};
     for (int ci = 0; ci < ncases; ci++) {
         mf_case c;
-        mf_case_limits lim = {T, MF_MAX_H, MF_MAX_I, MF_MAX_E, 1e30, 1e30, 0, 0, 0, 0, 0};
-        mf_case_random(&rng, &lim, &c);
-        c.p.T = T;
-        c.n_pokes = 0;
-        for (int g = 0; g < MF_NUM_TENSORS; g++) c.gen[g].cls = MF_GEN_NORMAL;
-        if (mf_prep_case(&prep, &c, &err) != MF_OK) return printf("%s\n", err.msg), 1;
-        c.p.n_shared = 0;
-        mf_case_fix_v2(&c);
+        if (power_case(&rng, T, &prep, &c, &err) != MF_OK) return printf("%s\n", err.msg), 1;
         c.p.rsf = 1.1f;
         mf_problem pb;
         memset(&pb, 0, sizeof pb);

@@ -37,6 +37,8 @@
 #include "codec.h"
 #include "prepare.h"
 
+#include "power_case.h"
+
 static int power_table(int argc, char **argv);
 static int near_ties(mf_backend *b, int n);
 
@@ -292,17 +294,11 @@ static int power_table(int argc, char **argv) {
         double tm = mf_now_s();
         for (int ci = 0; ci < ncases; ci++) {
             mf_case c;
-            mf_case_limits lim = {T, MF_MAX_H, MF_MAX_I, MF_MAX_E, 1e30, 1e30, 0, 0, 0, 0, 0};
-            mf_case_random(&rng, &lim, &c);
-            c.p.T = T;
-            c.n_pokes = 0;
-            for (int g = 0; g < MF_NUM_TENSORS; g++) c.gen[g].cls = MF_GEN_NORMAL;
             mf_problem pb;
             /* the routed experts' path, as the table was defined: a preset's shared experts
              * (DeepSeek-V3's, net weight 1 whatever rsf is) are left out */
-            if (mf_prep_case(&prep, &c, &err) != MF_OK) return printf("%s\n", err.msg), 1;
-            c.p.n_shared = 0;
-            mf_case_fix_v2(&c);
+            if (power_case(&rng, T, &prep, &c, &err) != MF_OK)
+                return printf("%s\n", err.msg), 1;
             memset(&pb, 0, sizeof pb);
             if (mf_problem_build(&c, &pb, &err) != MF_OK) return printf("%s\n", err.msg), 1;
             /* problems: the model's rsf, then each rsf of the table */
