@@ -1063,8 +1063,9 @@ mf_status mf_ref_weights(const mf_routing *r, const mf_moe_params *p, const mf_c
             double g = (p->variant & MF_VARIANT_WEIGHTS_IGNORED)
                            ? 1.0
                            : (double)r->given_w[(size_t)t * k + i];
-            /* a NaN weight: its slot's elements are unconstrained where the expert is local
-             * (forward.c), and a slot that adds nothing leaves the row finite: no nan_ok */
+            /* a NaN weight makes its token's row NaN where the expert is local (forward.c,
+             * MF_ELEM_NAN_REQUIRED), and a slot that adds nothing leaves the row finite: no
+             * nan_ok */
             w->w_hi[i] = w->lo[i] = w->hi[i] = g;
         }
         return MF_OK;

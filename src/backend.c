@@ -707,6 +707,8 @@ mf_status mf_inproc_run(mf_backend *b, const mf_problem *pb, mf_run_result *r, m
     mf_kernel_mxfp4 mx;
     MF_TRY(mf_backend_params(p, b->level, &kp, &ext, err));
     kp.memory = b->api.memory;
+    const void *no_mx[4] = {NULL, NULL, NULL, NULL};
+    if (p->weight_format == MF_WFMT_MXFP4) params_set_mxfp4(&kp, &mx, no_mx);
     char msg[512] = "";
     int sup = b->api.supports(b->ctx, &kp, msg, sizeof msg);
     if (sup < 0) return MF_FAIL(err, MF_EBACKEND, "%s: supports() failed: %s", b->spec, msg);

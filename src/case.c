@@ -335,6 +335,9 @@ static mf_status quant_weights(const mf_moe_params *p, mf_tensor_id t, const uin
     for (size_t r = 0; r < rows; r++) {
         mf_mxfp4_pack_bf16(w + r * cols, cols, packed + r * qrow, scales + r * srow);
         mf_mxfp4_dequant_bf16(packed + r * qrow, scales + r * srow, cols, b + r * cols);
+        /* the packing of the dequantized row: the same values, and what a reader of b gets
+         * (a block below 2^-129 decodes to zeros, whose packing has another scale) */
+        mf_mxfp4_pack_bf16(b + r * cols, cols, packed + r * qrow, scales + r * srow);
     }
     ki->mx_q[which] = packed;
     ki->mx_sc[which] = scales;

@@ -96,6 +96,18 @@ static uint64_t hash_mix(uint64_t h, uint64_t w) {
     return h ^ (h >> 29);
 }
 
+static uint64_t hash_bytes(uint64_t h, const uint8_t *b, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, b + i, 8);
+        h = hash_mix(h, w);
+    }
+    uint64_t last = 0;
+    memcpy(&last, b + i, n - i);
+    return hash_mix(h, last ^ (uint64_t)n << 56);
+}
+
 uint64_t mf_xcase_weights_key(const mf_moe_params *p, const mf_kernel_inputs *ki) {
     uint64_t h = 0x6d6f6566757a7a31ull;
     for (int t = 0; t < MF_NUM_TENSORS; t++) {
@@ -105,16 +117,13 @@ uint64_t mf_xcase_weights_key(const mf_moe_params *p, const mf_kernel_inputs *ki
         int rank = mf_tensor_shape(p, id, shape);
         h = hash_mix(h, (uint64_t)t << 8 | (uint64_t)st_dtype(p, id));
         for (int d = 0; d < rank; d++) h = hash_mix(h, shape[d]);
-        const uint8_t *b = ki->data[t];
-        size_t n = ki->bytes[t], i = 0;
-        for (; i + 8 <= n; i += 8) {
-            uint64_t w;
-            memcpy(&w, b + i, 8);
-            h = hash_mix(h, w);
-        }
-        uint64_t last = 0;
-        memcpy(&last, b + i, n - i);
-        h = hash_mix(h, last ^ (uint64_t)n << 56);
+        h = hash_bytes(h, ki->data[t], ki->bytes[t]);
+    }
+    /* an mxfp4 case's packed weights: equal bf16 weights of a bf16 and an mxfp4 case differ */
+    for (int i = 0; i < 4 && ki->mx_q[0]; i++) {
+        const uint8_t *b = i % 2 ? ki->mx_sc[i / 2] : ki->mx_q[i / 2];
+        size_t n = i % 2 ? ki->mx_sc_bytes[i / 2] : ki->mx_q_bytes[i / 2];
+        h = hash_bytes(hash_mix(h, 0x6d78667034ull + (uint64_t)i), b, n);
     }
     return h;
 }

@@ -5,7 +5,8 @@
  *    fail. For a bf16 value of significand m in [128, 256) the shift is m/128 ulps, so each
  *    element moves by one or two bf16 ulps after rounding;
  *  - routed_scaling_factor dropped (the kernel runs with rsf = 1 on a case with rsf != 1, the
- *    vLLM #43769 bug; the cases route themselves: a given routing has no weights-site rsf):
+ *    vLLM #43769 bug; a pre-routed case is kept only with rsf on the output, since a given
+ *    routing has no weights-site rsf):
  *    each case must fail;
  *  - routing withheld on near-tied logits: tokens with more than 16 admissible selections are
  *    judged (the union over up to 1024), and rsf dropped is rejected on every such token.

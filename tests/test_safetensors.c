@@ -444,6 +444,10 @@ static void test_mxfp4_packed(const char *dir) {
     c.pokes[0] = (mf_poke){MF_T_W13, 7, 0x7f80};
     c.pokes[1] = (mf_poke){MF_T_W13, 41 * 3 + 2, 0x7fc0};
     c.n_pokes = 2;
+    /* row 5's partial last block (columns 32..40) below 2^-129: its codes all 0, its packing
+     * that of zeros (the file reads back) */
+    for (int i = 0; i < 9; i++)
+        c.pokes[c.n_pokes++] = (mf_poke){MF_T_W13, (uint32_t)(41 * 5 + 32 + i), 0x0001u + (uint32_t)i};
     mf_problem pb;
     if (mf_problem_build(&c, &pb, &err) != MF_OK || mf_xcase_write(path, &pb, &c, "mx", NULL,
                                                                     &err) != MF_OK) {
@@ -508,11 +512,44 @@ static void test_mxfp4_packed(const char *dir) {
     mf_problem back;
     EXPECT(mf_xcase_read(bad, &got, &back, &err) == MF_OK, "without w13_q: %s", err.msg);
     mf_problem_free(&back);
-    /* packed weights in a bf16 case */
-    rewrite(path, bad, NULL, NULL, "weight_format", "bf16");
-    EXPECT_CASE_ERROR(bad, "weight_format");
+    EXPECT(mf_xcase_read(path, &got, &back, &err) == MF_OK, "the file as written: %s", err.msg);
+    mf_problem_free(&back);
+    /* packed weights in a bf16 case (the text case dropped: it would disagree first) */
+    char bad2[512];
+    snprintf(bad2, sizeof bad2, "%s/mxbad2.safetensors", dir);
+    rewrite(path, bad2, NULL, NULL, "weight_format", "bf16");
+    rewrite(bad2, bad, NULL, NULL, "case", NULL);
+    EXPECT_CASE_ERROR(bad, "tensor 'w13_q' present, but the case's weight_format is not mxfp4");
+    unlink(bad2);
     unlink(path);
     unlink(bad);
+    /* weights on the MXFP4 grid (integers): a bf16 and an mxfp4 case with the same bf16 weights
+     * have different weights keys (the packed tensors are per-expert tensors of the file) */
+    uint64_t key[2] = {0, 0};
+    for (int m = 0; m < 2; m++) {
+        mf_case d;
+        mf_case_default(&d);
+        d.p.T = 2, d.p.H = 32, d.p.I = 32;
+        d.p.weight_format = m ? MF_WFMT_MXFP4 : MF_WFMT_BF16;
+        d.gen[MF_T_W13].cls = d.gen[MF_T_W2].cls = MF_GEN_INTEGER;
+        d.gen[MF_T_W13].scale = d.gen[MF_T_W2].scale = 0.25f; /* quarters up to 1 */
+        mf_problem q;
+        mf_kernel_inputs ki;
+        if (mf_problem_build(&d, &q, &err) != MF_OK) {
+            EXPECT(0, "%s", err.msg);
+            continue;
+        }
+        if (mf_kernel_inputs_make(&q, &ki, &err) == MF_OK) {
+            key[m] = mf_xcase_weights_key(&q.p, &ki);
+            if (m == 1)
+                EXPECT(!memcmp(ki.data[MF_T_W13], q.w13, mf_tensor_elems(&q.p, MF_T_W13) * 2),
+                       "integer weights are on the MXFP4 grid");
+            mf_kernel_inputs_free(&ki);
+        }
+        mf_problem_free(&q);
+    }
+    EXPECT(key[0] != key[1], "bf16 and mxfp4 cases of equal weights share the key %016llx",
+           (unsigned long long)key[0]);
 }
 
 int main(void) {

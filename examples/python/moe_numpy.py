@@ -204,7 +204,8 @@ def moe_forward(t, meta, mode, bug):
 # ---- one case ----
 
 # the per-expert tensors that cache=weights keeps, and what it holds
-WEIGHTS = ("w13", "w2", "b13", "b2", "w13_s", "w2_s", "sw13", "sw2")
+WEIGHTS = ("w13", "w2", "b13", "b2", "w13_s", "w2_s", "sw13", "sw2", "w13_q", "w13_sc", "w2_q",
+           "w2_sc")
 cache = {"key": None, "tensors": {}, "cases": 0, "hits": 0}
 
 

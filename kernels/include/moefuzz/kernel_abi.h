@@ -317,20 +317,22 @@ static inline const mf_kernel_params_v2 *mf_kernel_params_v2_of(const mf_kernel_
 
 /* weight_format mxfp4 (level 3): the packed form of the weights whose dequantized values
  * mf_kernel_params.w13 and .w2 hold, for a kernel that reads MXFP4 as real MXFP4 kernels do
- * (docs/case-format.md, "MXFP4 packing"). Per row of K values along the reduction dimension (H
- * for W13, I for W2; both multiples of 32): K / 2 bytes of e2m1 codes, element 2i in the low
- * nibble of byte i and 2i + 1 in the high nibble (code = sign << 3 | exponent << 1 |
- * mantissa), then K / 32 UE8M0 scales, one per 32 elements (value 2^(s - 127); 0xff is NaN).
- * Value = e2m1(code) * scale, exactly the bf16 value in w13 / w2 (+-inf where it exceeds bf16's
- * range). The pointers are valid for run() only, and live where the kernel wants its tensors
- * (mf_kernel_api.memory). The extension is in the chain of every mxfp4 case: a kernel that does
- * not know the kind ignores it and reads the dequantized values. */
+ * (docs/case-format.md, "MXFP4 packing"). Two arrays per matrix, row by row, a row being K
+ * values along the reduction dimension (H for W13, I for W2; any K): the codes, ceil(K / 2)
+ * bytes of e2m1 per row, element 2i in the low nibble of byte i and 2i + 1 in the high nibble
+ * (code = sign << 3 | exponent << 1 | mantissa; an odd K leaves the last high nibble 0), and
+ * the scales, ceil(K / 32) UE8M0 bytes per row, one per 32 elements, the last block partial
+ * (value 2^(s - 127); 0xff is NaN). Value = e2m1(code) * scale, exactly the bf16 value in
+ * w13 / w2 (+-inf where it exceeds bf16's range). The extension is in the chain of every mxfp4
+ * call, supports() and workspace_size() included, where its pointers are NULL; in run() they
+ * point to the arrays, where the kernel wants its tensors (mf_kernel_api.memory). A kernel that
+ * does not know the kind ignores it and reads the dequantized values. */
 typedef struct mf_kernel_mxfp4 {
     mf_kernel_ext ext;     /* kind MF_KERNEL_EXT_MXFP4, struct_size sizeof(mf_kernel_mxfp4) */
-    const uint8_t *w13_q;  /* [E_local][2I][H / 2] */
-    const uint8_t *w13_sc; /* [E_local][2I][H / 32] */
-    const uint8_t *w2_q;   /* [E_local][H][I / 2] */
-    const uint8_t *w2_sc;  /* [E_local][H][I / 32] */
+    const uint8_t *w13_q;  /* [E_local][2I][ceil(H / 2)] */
+    const uint8_t *w13_sc; /* [E_local][2I][ceil(H / 32)] */
+    const uint8_t *w2_q;   /* [E_local][H][ceil(I / 2)] */
+    const uint8_t *w2_sc;  /* [E_local][H][ceil(I / 32)] */
 } mf_kernel_mxfp4;
 
 /* The packed MXFP4 weights of an mxfp4 case, or NULL. */

@@ -53,7 +53,9 @@ def write_safetensors(path, tensors, meta):
 
 # ---- a case file in, a result file out (exec protocol 3, docs/files.md) ----
 
-WEIGHTS = ("w13", "w2")
+# the tensors a case file carries per token; every other one is a per-expert tensor, which a file
+# under `cache=weights` may leave out (docs/files.md)
+PER_TOKEN = ("x", "logits", "bias", "shared_gate", "topk_ids_in", "topk_weights_in")
 
 
 class CaseReader:
@@ -75,7 +77,7 @@ class CaseReader:
                                        "(%s)" % (key, self.key)
                 t.update(self.tensors)
             else:
-                self.key, self.tensors = key, {n: t[n] for n in WEIGHTS if n in t}
+                self.key, self.tensors = key, {n: a for n, a in t.items() if n not in PER_TOKEN}
         return t, meta, None
 
 
