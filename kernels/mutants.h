@@ -200,7 +200,22 @@
     R(X, PREROUTE_WEIGHTS_TRANSPOSED, "preroute-weights-transposed", "-", MF_KERN_CPU,             \
       /* cpu */ MF_STG_WEIGHTS | MF_STG_OUTPUT,                                                    \
       /* cuda */ 0,                                                                                \
-      "pre-routed: topk_weights read as [top_k][T] instead of [T][top_k] (a stride mix-up)")
+      "pre-routed: topk_weights read as [top_k][T] instead of [T][top_k] (a stride mix-up)")     \
+    R(X, EXPERT_MAP_IGNORED, "expert-map-ignored", "map_ignored", MF_KERN_CPU,                    \
+      /* cpu */ MF_STG_OUTPUT,                                                                     \
+      /* cuda */ 0,                                                                                \
+      "expert map: the placement map ignored, local experts taken as contiguous from "            \
+      "expert_offset (0): the linear placement's shortcut under any other placement")              \
+    R(X, EXPERT_MAP_REMOTE_WRAPPED, "expert-map-remote-wrapped", "-", MF_KERN_CPU,                \
+      /* cpu */ MF_STG_OUTPUT,                                                                     \
+      /* cuda */ 0,                                                                                \
+      "expert map: a remote expert's -1 used as a local index, wrapping to the last local "       \
+      "expert (torch's w[-1]; vLLM skips it: moe_align_sum_kernels.cu:119-132, fused_moe.py:166)") \
+    R(X, EXPERT_MAP_AS_MASK, "expert-map-as-mask", "-", MF_KERN_CPU,                              \
+      /* cpu */ MF_STG_OUTPUT,                                                                     \
+      /* cuda */ 0,                                                                                \
+      "expert map tested as a 0/1 mask (ROCm/ATOM #887: the index-style map passed where a mask "  \
+      "was expected): local expert 0 never runs")
 /* clang-format on */
 
 #define MF_MUTANT_ALL_COLUMNS(X, id, name, knob, kernels, stages_cpu, stages_cuda, doc) \

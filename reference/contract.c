@@ -318,6 +318,7 @@ MF_ENUM_INFO_(mf_enum_scale_format, "scale_format", MF_SCALE, MF_SCALE_FORMAT_LI
 MF_ENUM_INFO_(mf_enum_shared_weight, "shared_weight", MF_SHW, MF_SHARED_WEIGHT_LIST);
 MF_ENUM_INFO_(mf_enum_shared_owner, "shared_owner", MF_SHOWN, MF_SHARED_OWNER_LIST);
 MF_ENUM_INFO_(mf_enum_preroute, "preroute", MF_PREROUTE, MF_PREROUTE_LIST);
+MF_ENUM_INFO_(mf_enum_placement, "placement", MF_PLACEMENT, MF_PLACEMENT_LIST);
 
 const char *mf_enum_name(const mf_enum_info *e, int v) {
     return v >= 0 && v < e->count ? e->names[v] : "?";

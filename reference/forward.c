@@ -928,12 +928,14 @@ mf_status mf_ref_token_output(mf_ref_ctx *ctx, int t, const int32_t *ids, const 
     mf_expert_out eo[MF_MAX_TOP_K + MF_MAX_SHARED];
     int local[MF_MAX_TOP_K + MF_MAX_SHARED];
     int nloc = 0;
+    int le_of[MF_MAX_TOP_K]; /* slot i's local expert, or -1 */
     for (int i = 0; i < k; i++) {
-        if (ids[i] < 0 || ids[i] >= p->E || !mf_is_local(p, ids[i])) continue;
+        le_of[i] = mf_local_of(p, ctx->x.expert_map, ids[i]);
+        if (le_of[i] < 0) continue;
         if (p->weight_on_input)
-            MF_TRY(expert_on_input(ctx, t, ids[i] - p->expert_offset, w, i, &eo[nloc], err));
+            MF_TRY(expert_on_input(ctx, t, le_of[i], w, i, &eo[nloc], err));
         else
-            MF_TRY(mf_ref_expert(ctx, t, ids[i] - p->expert_offset, &eo[nloc], err));
+            MF_TRY(mf_ref_expert(ctx, t, le_of[i], &eo[nloc], err));
         local[nloc++] = i;
     }
     /* the shared experts' slots follow the routed ones, weight sw (one for all of a token's) */
@@ -1002,7 +1004,7 @@ mf_status mf_ref_token_output(mf_ref_ctx *ctx, int t, const int32_t *ids, const 
             A += a_term;
             B += fabs(ph);
             if (b2_cf && i >= 0) {
-                double b = bf16_d(b2_cf[(size_t)(ids[i] - p->expert_offset) * H + c]);
+                double b = bf16_d(b2_cf[(size_t)le_of[i] * H + c]);
                 dd_add(&zh, &zl, b, 0);
                 B += fabs(b);
                 if (!isfinite(b)) fl |= MF_ELEM_UNCONSTRAINED;

@@ -267,6 +267,7 @@ static const uint32_t special_bf16[] = {0x0000, 0x8000, 0x0001, 0x0080, 0x7f7f, 
                                         0x7f80, 0xff80, 0x7fc0, 0x3f80, 0xbf80, 0x3f81};
 
 static void random_preroute(uint64_t h, mf_case *c);
+static void random_placement(uint64_t h, mf_case *c);
 
 void mf_case_random(mf_rng *r, const mf_case_limits *lim, mf_case *c) {
     mf_case_default(c);
@@ -373,6 +374,26 @@ void mf_case_random(mf_rng *r, const mf_case_limits *lim, mf_case *c) {
     }
     /* pre-routed input (ABI level 6), in an eighth of the v2 draws, the same way */
     if (v2_draws && ((h >> 56) & 7) == 0) random_preroute(h, c);
+    /* an expert map (ABI level 7), in a quarter of the v2 draws, the same way */
+    if (v2_draws && ((h >> 44) & 3) == 0) random_placement(h, c);
+}
+
+/* An expert map from the bits of h: this rank's E_local (the drawn one under expert
+ * parallelism; without it, E (a permutation) or a uniform count from 1 to E), and the map's
+ * generator (src/case.c: uniform placement and order, holes in global order, a reversed block,
+ * the routed experts all remote or all local). */
+static void random_placement(uint64_t h, mf_case *c) {
+    static const uint8_t mc[] = {MF_GEN_NORMAL,   MF_GEN_NORMAL,   MF_GEN_SPARSE,
+                                 MF_GEN_TIES,     MF_GEN_NEGATIVE, MF_GEN_LARGE_POS,
+                                 MF_GEN_NEGATIVE, MF_GEN_LARGE_POS};
+    mf_moe_params *p = &c->p;
+    p->placement = MF_PLACEMENT_MAP;
+    p->expert_offset = 0;
+    if (p->E_local == p->E && ((h >> 43) & 1)) p->E_local = 1 + (int)((h >> 24) % (uint64_t)p->E);
+    mf_gen *g = &c->gen[MF_T_EXPERT_MAP];
+    g->cls = mc[(h >> 40) & 7];
+    g->scale = 0;
+    g->seed = h * 0x94D049BB133111EBull + 3;
 }
 
 /* Pre-routed input from the bits of h: the weights' dtype, the ids' generator (the case's own
@@ -563,6 +584,11 @@ void mf_case_crossover(const mf_case *a, const mf_case *b, mf_rng *r, const mf_c
             p->preroute = q->preroute;
             out->gen[MF_T_TOPK_IDS_IN] = b->gen[MF_T_TOPK_IDS_IN];
             out->gen[MF_T_TOPK_WEIGHTS_IN] = b->gen[MF_T_TOPK_WEIGHTS_IN];
+        }
+        if (p->placement != q->placement && p->E == q->E && mf_rng_below(r, 2)) {
+            p->placement = q->placement, p->E_local = q->E_local;
+            p->expert_offset = q->expert_offset;
+            out->gen[MF_T_EXPERT_MAP] = b->gen[MF_T_EXPERT_MAP];
         }
     }
     mf_case_repair(out);

@@ -75,14 +75,15 @@ static mf_status scaling_safe(const mf_problem *pb, const mf_contract *c, const 
         if ((st = mf_ref_weights(&rt, p, c, t, ids, &w, err)) != MF_OK) break;
         memset(safe + (size_t)t * H, 1, (size_t)H);
         for (int i = 0; i < k && st == MF_OK; i++) {
-            if (!mf_is_local(p, ids[i])) continue;
+            int le = mf_local_of(p, pb->t.expert_map, ids[i]);
+            if (le < 0) continue;
             double aw = fabs(w.w_hi[i]);
             if (!(aw == 0 || (aw > lo && aw < hi)) || w.nan_ok) {
                 memset(safe + (size_t)t * H, 0, (size_t)H);
                 break;
             }
             mf_expert_out eo;
-            if ((st = mf_ref_expert(ctx, t, ids[i] - p->expert_offset, &eo, err)) != MF_OK) break;
+            if ((st = mf_ref_expert(ctx, t, le, &eo, err)) != MF_OK) break;
             for (int col = 0; col < H; col++) {
                 double prod = aw * fabs(eo.o_hi[col]) *
                               (p->rsf_site == MF_RSF_WEIGHTS ? 1.0 : (double)p->rsf);
@@ -300,10 +301,11 @@ static size_t per_expert(const mf_moe_params *p, mf_tensor_id t) {
 }
 
 /* 1 for a tensor held per routed expert (d0 = E_local): not x, logits, bias, the shared
- * experts' tensors, which every shard holds whole, nor the pre-routed ids and weights ([T][k]) */
+ * experts' tensors, which every shard holds whole, nor the pre-routed ids and weights ([T][k]),
+ * nor the placement map ([E]) */
 static int routed_expert_tensor(mf_tensor_id t) {
     return t > MF_T_BIAS && t != MF_T_SW13 && t != MF_T_SW2 && t != MF_T_SHARED_GATE &&
-           t != MF_T_TOPK_IDS_IN && t != MF_T_TOPK_WEIGHTS_IN;
+           t != MF_T_TOPK_IDS_IN && t != MF_T_TOPK_WEIGHTS_IN && t != MF_T_EXPERT_MAP;
 }
 
 static int ep_shards_applies(const meta_ctx *x) {

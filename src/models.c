@@ -297,6 +297,7 @@ void mf_model_apply(const mf_model *m, int full, mf_case *c) {
     p->E = m->E;
     p->E_local = m->E;
     p->expert_offset = 0;
+    p->placement = MF_PLACEMENT_CONTIGUOUS; /* the model's experts, all on this rank */
     p->top_k = m->top_k;
     p->n_group = m->n_group;
     p->topk_group = m->topk_group;

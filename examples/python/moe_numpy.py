@@ -248,6 +248,9 @@ def run_case(case_path, out_path, mode, method, bug):
     # level 6's pre-routed input likewise
     if meta.get("preroute", "none") not in ("none", ""):
         return "unsupported preroute %s: pre-routed input not implemented (ABI level 2)" % meta["preroute"]
+    # level 7's expert maps likewise
+    if meta.get("placement", "contiguous") not in ("contiguous", ""):
+        return "unsupported placement %s: expert maps not implemented (ABI level 2)" % meta["placement"]
     if bug in ("crash", "hang") and meta["T"] == "1":
         if bug == "crash":
             os.kill(os.getpid(), signal.SIGSEGV)

@@ -19,6 +19,8 @@
  *   - pre-routed input (level 6): the given ids and weights (fp32, or bf16 widened exactly) in
  *     place of the router; a slot whose id is not on this rank (-1 included) adds nothing, a
  *     repeated id adds its expert once per slot; the weights as given (no weights-site rsf)
+ *   - expert maps (level 7): a slot's expert is local iff expert_map[id] >= 0 (an id outside
+ *     [0, E) never is), and runs local expert expert_map[id]'s weights
  *   - combine: acc += w * y in fp32 in slot order, then the shared experts (level 4) on the
  *     rank that owns them, acc += s * ys with s = 1, fl(1 / rsf) or 1 / (1 + expf(-gate)),
  *     (acc *= rsf at the output site), one bf16 rounding at the end
@@ -322,6 +324,11 @@ static int cpu_supports(void *ctx, const mf_kernel_params *p, char *msg, size_t 
         snprintf(msg, msg_len, "preroute %d: f32 or bf16 weights only", v2->preroute);
         return 0;
     }
+    if (v2 && v2->ext.struct_size >= sizeof *v2 && v2->placement != MF_ABI_PLACEMENT_CONTIGUOUS &&
+        v2->placement != MF_ABI_PLACEMENT_MAP) {
+        snprintf(msg, msg_len, "placement %d: contiguous or map only", v2->placement);
+        return 0;
+    }
     if (v2 && v2->ext.struct_size >= sizeof *v2 && v2->weight_on_input != 0 &&
         (v2->weight_on_input != 1 || q.format != MF_ABI_WFMT_BF16 ||
          v2->expert_bias != MF_ABI_EXPERT_BIAS_NONE)) {
@@ -359,6 +366,22 @@ static int cpu_workspace_size(void *ctx, const mf_kernel_params *p, size_t *byte
 }
 
 static void run_chunk(const cpu_ctx *ctx, const mf_kernel_params *p, int t0, int t1);
+
+/* The local index of global expert id by the placement map (level 7), or -1: not on this rank
+ * (vLLM's get_local_expert_id, csrc/moe/moe_align_sum_kernels.cu:119-132) */
+static int64_t map_local(const cpu_ctx *ctx, const mf_kernel_params *p, const int32_t *map,
+                         int32_t id) {
+    (void)ctx;
+    if (id < 0 || id >= p->E) return -1;
+    int32_t le = map[id];
+    /* the bug: a remote expert's -1 used as an index, wrapping to the last local expert */
+    if (MF_MUT(EXPERT_MAP_REMOTE_WRAPPED) && le == -1) le = p->E_local - 1;
+    /* the bug: the map tested as a 0/1 mask (ROCm/ATOM #887 passed the map where a mask was
+     * expected): an entry is local iff it is not 0, so local expert 0 never runs (a -1 passes
+     * the test and is then out of range) */
+    if (MF_MUT(EXPERT_MAP_AS_MASK) && map[id] == 0) le = -1;
+    return le;
+}
 
 /* The given routing of token t (level 6): ids and weights as the caller passed them. */
 static void given_routing(const cpu_ctx *ctx, const mf_kernel_params *p,
@@ -478,6 +501,10 @@ static void run_chunk(const cpu_ctx *ctx, const mf_kernel_params *p, int t0, int
     float *y8 = (float *)(((uintptr_t)(masked + E) + 15) & ~(uintptr_t)15);
     int in_site = v2 && v2->ext.struct_size >= sizeof *v2 && v2->weight_on_input;
     int given = v2 && v2->ext.struct_size >= sizeof *v2 && v2->preroute != MF_ABI_PREROUTE_NONE;
+    const int32_t *map =
+        v2 && v2->ext.struct_size >= sizeof *v2 && v2->placement == MF_ABI_PLACEMENT_MAP
+            ? v2->expert_map
+            : NULL;
     void *ws8 = (void *)(((uintptr_t)(y8 + H) + 15) & ~(uintptr_t)15);
     for (int t = t0; t < t1; t++) {
         int32_t ids[CPU_MAX_TOP_K];
@@ -493,6 +520,7 @@ static void run_chunk(const cpu_ctx *ctx, const mf_kernel_params *p, int t0, int
             int64_t le = (int64_t)ids[n] - p->expert_offset;
             if (MF_MUT(EP_OFFSET_IGNORED)) le = ids[n];
             if (MF_MUT(EP_OFFSET_TWICE)) le = (int64_t)ids[n] - 2 * (int64_t)p->expert_offset;
+            if (map && !MF_MUT(EXPERT_MAP_IGNORED)) le = map_local(ctx, p, map, ids[n]);
             if (le < 0 || le >= p->E_local) continue; /* not on this rank */
             if (fp8) {
                 expert_fp8(ctx, p, &q, xt, le, ws8, y8);

@@ -527,8 +527,8 @@ static void explain_routing(const mf_problem *pb, const mf_contract *con, int nt
                                                 : " (rsf included)");
             for (int i = 0; i < k; i++)
                 printf("    slot %2d  expert %4d%s  w = %-14.9g admissible [%.9g, %.9g]\n", i,
-                       ids[i], mf_is_local(p, ids[i]) ? "" : " (not local)", w.w_hi[i], w.lo[i],
-                       w.hi[i]);
+                       ids[i], mf_is_local(p, pb->t.expert_map, ids[i]) ? "" : " (not local)",
+                       w.w_hi[i], w.lo[i], w.hi[i]);
         }
     }
     free(ord);
