@@ -473,6 +473,160 @@ done:
     return st;
 }
 
+/* map-shards: a partition of the E experts over R ranks (2 or 3), each rank an expert map with
+ * holes whose local order is the reverse of the global order (so that an offset shortcut reads
+ * the wrong expert). A token whose experts all live on one rank gets the unsharded output there,
+ * bit for bit (the same slots in the same order), and exact zeros on the others; a split token's
+ * partial outputs sum to the unsharded output within their roundings' bounds, which the check
+ * of each rank's run against its own reference gives (the exact partial outputs sum to the
+ * exact output). Rank 0 owns the shared experts. */
+enum { MAP_SHARDS_MAX_RANKS = 3 };
+
+static int map_shards_applies(const meta_ctx *x) {
+    const mf_moe_params *p = &x->pb->p;
+    /* the unsharded problem holds every expert in global order; each rank's copy holds a subset */
+    return p->placement == MF_PLACEMENT_CONTIGUOUS && p->E_local == p->E && p->E >= 2 &&
+           (!x->pb->experts || mf_problem_experts_ready(x->pb) == p->E_local);
+}
+
+/* The rank of expert e: a hash of e (every rank holds at least one expert: e % R otherwise) */
+static int map_shard_owner(int e, int E, int R, int hashed) {
+    if (!hashed) return e % R;
+    uint64_t h = (uint64_t)e * 0x9E3779B97F4A7C15ull + (uint64_t)E;
+    h ^= h >> 29;
+    h *= 0xBF58476D1CE4E5B9ull;
+    return (int)((h >> 32) % (uint64_t)R);
+}
+
+/* Rank r's problem: its expert map (owned experts numbered in descending global order), copies
+ * of the per-expert tensors in that local order, every expert generated. */
+typedef struct map_shard {
+    mf_problem q;
+    int32_t *map;
+    uint8_t *ready;
+    permuted own;
+} map_shard;
+
+static int map_shard_make(const mf_problem *pb, const int *owner, int r, map_shard *s) {
+    const int E = pb->p.E;
+    memset(s, 0, sizeof *s);
+    s->q = *pb;
+    s->map = malloc(sizeof(int32_t) * (size_t)E);
+    s->ready = malloc((size_t)E);
+    if (!s->map || !s->ready) return 0;
+    int L = 0;
+    for (int e = E - 1; e >= 0; e--) s->map[e] = owner[e] == r ? L++ : -1;
+    memset(s->ready, MF_EXPERT_READY, (size_t)L);
+#define SHARD_COPY_(ID, name, storage, ...)                                                   \
+    if (routed_expert_tensor(MF_T_##ID) && pb->name) {                                        \
+        size_t per = per_expert(&pb->p, MF_T_##ID);                                           \
+        if (!(s->own.name = malloc(sizeof(storage) * (per * (size_t)L + 1)))) return 0;       \
+        for (int e = 0; e < E; e++)                                                           \
+            if (s->map[e] >= 0)                                                               \
+                memcpy(s->own.name + (size_t)s->map[e] * per, pb->name + (size_t)e * per,     \
+                       sizeof(storage) * per);                                                \
+        s->q.name = s->own.name;                                                              \
+        if (pb->t.name) s->q.t.name = s->own.name;                                            \
+    }
+    MF_TENSOR_LIST(SHARD_COPY_)
+#undef SHARD_COPY_
+    s->q.p.E_local = L;
+    s->q.p.expert_offset = 0;
+    s->q.p.placement = MF_PLACEMENT_MAP;
+    s->q.expert_map = s->map;
+    s->q.t.expert_map = s->map;
+    s->q.experts = s->ready;
+    s->q.t.expert_state = s->ready;
+    if (r != 0 && mf_shared_added(&pb->p)) s->q.p.shared_owner = MF_SHOWN_OTHER_RANK;
+    return 1;
+}
+
+static void map_shard_free(map_shard *s) {
+    free(s->map);
+    free(s->ready);
+    permuted_free(&s->own);
+}
+
+static mf_status map_shards_check(meta_ctx *x, mf_error *err) {
+    const mf_problem *pb = x->pb;
+    const int T = pb->p.T, H = pb->p.H, k = pb->p.top_k, E = pb->p.E;
+    const int R = E >= 6 ? MAP_SHARDS_MAX_RANKS : 2;
+    int *owner = malloc(sizeof(int) * (size_t)E);
+    if (!owner) return MF_FAIL(err, MF_ENOMEM, "out of memory");
+    int count[MAP_SHARDS_MAX_RANKS] = {0}, hashed = 1;
+    for (int e = 0; e < E; e++) count[owner[e] = map_shard_owner(e, E, R, 1)]++;
+    for (int r = 0; r < R; r++) hashed &= count[r] > 0;
+    if (!hashed)
+        for (int e = 0; e < E; e++) owner[e] = map_shard_owner(e, E, R, 0);
+    map_shard sh[MAP_SHARDS_MAX_RANKS];
+    mf_run_result rr[MAP_SHARDS_MAX_RANKS];
+    memset(sh, 0, sizeof sh);
+    memset(rr, 0, sizeof rr);
+    mf_status st = MF_OK;
+    int unsupported = 0;
+    for (int r = 0; r < R && st == MF_OK; r++) {
+        if (!map_shard_make(pb, owner, r, &sh[r])) st = MF_FAIL(err, MF_ENOMEM, "out of memory");
+        if (st == MF_OK) st = run(x->b, &sh[r].q, &rr[r], err);
+        if (st == MF_OK) unsupported |= rr[r].unsupported;
+    }
+    if (st == MF_OK && !unsupported && !x->identity) {
+        for (int r = 0; r < R && st == MF_OK; r++) {
+            char what[32];
+            snprintf(what, sizeof what, "rank %d of %d", r, R);
+            st = check_alone(x, MF_META_MAP_SHARDS, &sh[r].q, &rr[r], what, err);
+        }
+    } else if (st == MF_OK && !unsupported) {
+        mf_meta_result *m = x->m;
+        m->applicable[MF_META_MAP_SHARDS] = 1;
+        /* the split tokens' bound: each rank's partial output against its own reference (a
+         * failure is a violation; its elements are not counted as compared bit for bit) */
+        for (int r = 0; r < R && st == MF_OK; r++) {
+            mf_meta_check v;
+            if ((st = x->checker(&sh[r].q, x->c, &rr[r], &v, err)) != MF_OK) break;
+            if (!v.pass && m->violations[MF_META_MAP_SHARDS]++ == 0) {
+                m->n_violated++;
+                snprintf(m->first[MF_META_MAP_SHARDS], sizeof m->first[MF_META_MAP_SHARDS],
+                         "rank %d of %d on its own: %s", r, R, v.first);
+            }
+        }
+        const int shared = mf_shared_added(&pb->p);
+        for (int t = 0; t < T && st == MF_OK; t++) {
+            const int32_t *ids = x->r0->ids ? x->r0->ids + (size_t)t * k : x->s0 + (size_t)t * k;
+            if (ids[0] < 0) continue;
+            int home = -1, split = 0;
+            for (int i = 0; i < k; i++) {
+                if (ids[i] < 0 || ids[i] >= E) continue;
+                if (home >= 0 && owner[ids[i]] != home) split = 1;
+                home = owner[ids[i]];
+            }
+            if (split || home < 0) continue;   /* partial sums round differently */
+            if (shared && home != 0) continue; /* its routed experts there, the shared on 0 */
+            for (int r = 0; r < R; r++)
+                for (int col = 0; col < H; col++) {
+                    size_t i = (size_t)t * H + col;
+                    const uint16_t *o = rr[r].out;
+                    if (r != home) {
+                        if (mf_bf16_to_f32(o[i]) != 0.0f)
+                            violation(m, MF_META_MAP_SHARDS, t, col, o[i], 0,
+                                      "a rank without the token's experts wrote non-zero");
+                        continue;
+                    }
+                    if (!comparable(x->r0->out[i]) || !comparable(o[i])) continue;
+                    m->compared[MF_META_MAP_SHARDS]++;
+                    if (mf_bf16_to_f32(o[i]) != mf_bf16_to_f32(x->r0->out[i]))
+                        violation(m, MF_META_MAP_SHARDS, t, col, o[i], x->r0->out[i],
+                                  "the rank holding every expert differs from unsharded");
+                }
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        mf_run_result_free(&rr[r]);
+        map_shard_free(&sh[r]);
+    }
+    free(owner);
+    return st;
+}
+
 /* ---- the contract fields each relation's identity needs ----
  * Each writes why it holds or not (for the report) and returns 1 when the relation may compare
  * runs bit for bit. Every identity compares two runs, so every one needs determinism first. */
@@ -522,6 +676,12 @@ static int ep_shards_holds(const mf_contract *c, char *why, size_t n) {
     return 1;
 }
 
+static int map_shards_holds(const mf_contract *c, char *why, size_t n) {
+    if (!needs_deterministic(c, why, n)) return 0;
+    snprintf(why, n, "deterministic: a rank holding all of a token's experts combines the same");
+    return 1;
+}
+
 static int relabel_holds(const mf_contract *c, char *why, size_t n) {
     if (!needs_deterministic(c, why, n)) return 0;
     if (c->gemm.kind == MF_ACC_ANY_ORDER) {
@@ -554,6 +714,8 @@ static const meta_relation relations[] = {
      full_groups_check},
     {MF_META_EP_SHARDS, "ep-shards", 1, ep_shards_applies, ep_shards_holds, ep_shards_check},
     {MF_META_RELABEL, "relabel", 1, relabel_applies, relabel_holds, relabel_check},
+    {MF_META_MAP_SHARDS, "map-shards", 1, map_shards_applies, map_shards_holds,
+     map_shards_check},
 };
 #define N_RELATIONS ((int)(sizeof relations / sizeof relations[0]))
 _Static_assert(sizeof relations / sizeof relations[0] == MF_META_COUNT,
