@@ -280,6 +280,11 @@ static mf_status problem_from_tensors(const mf_safetensors *st, const mf_case *c
             }
         }
     }
+    char why[160];
+    if (mf_expert_map_check(p, pb->expert_map, why, sizeof why)) {
+        mf_problem_free(pb);
+        return MF_FAIL(err, MF_EINVAL, "%s", why);
+    }
     return MF_OK;
 }
 
