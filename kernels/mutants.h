@@ -162,6 +162,11 @@
       /* cpu */ MF_STG_WEIGHTS | MF_STG_OUTPUT,                                                    \
       /* cuda */ 0,                                                                                \
       "routed_scaling_factor hard-coded to None on the MXFP4 path (vllm #44007)")                  \
+    R(X, MXFP4_NIBBLES_SWAPPED, "mxfp4-nibbles-swapped", "-", MF_KERN_CPU,                         \
+      /* cpu */ MF_STG_OUTPUT,                                                                     \
+      /* cuda */ 0,                                                                                \
+      "packed MXFP4 weights read with element 2i in the high nibble (triton #5197's packing "     \
+      "order)")                                                                                    \
     R(X, SHARED_EVERY_RANK, "shared-every-rank", "shared_every_rank", MF_KERN_CPU,                 \
       /* cpu */ MF_STG_OUTPUT,                                                                     \
       /* cuda */ 0,                                                                                \

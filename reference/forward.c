@@ -979,7 +979,11 @@ mf_status mf_ref_token_output(mf_ref_ctx *ctx, int t, const int32_t *ids, const 
             double wh = i < 0 ? sw_hi : w->w_hi[i], wl = i < 0 ? sw_lo : w->w_lo[i];
             double rw = i < 0 ? sw_rad : w->rad[i];
             if (i >= 0 && p->weight_on_input) wh = 1, wl = 0, rw = 0; /* on the input */
-            if (isnan(wh)) fl |= MF_ELEM_UNCONSTRAINED; /* a NaN gate logit */
+            if (isnan(wh)) {
+                fl |= MF_ELEM_UNCONSTRAINED; /* a NaN gate logit */
+                /* a NaN given weight multiplies the expert's row: NaN whatever that row holds */
+                if (i >= 0 && p->preroute != MF_PREROUTE_NONE) fl |= MF_ELEM_NAN_REQUIRED;
+            }
             double ph, pl;
             dd_mul(wh, wl, oh, ol, &ph, &pl);
             double a_term = fabs(wh) * ro + rw * fabs(oh) + rw * ro +

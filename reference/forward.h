@@ -29,6 +29,7 @@ typedef enum mf_elem_flags {
     MF_ELEM_NAN_OK = 2,        /* NaN admissible: the weight denominator may be 0 (eps = 0) */
     MF_ELEM_NOT_CHECKED = 4,   /* outside the verified subset (sampling) */
     MF_ELEM_UNDECIDED = 8,     /* routing undecided: too many admissible selections */
+    MF_ELEM_NAN_REQUIRED = 16, /* a NaN given weight on a local slot: IEEE arithmetic gives NaN */
 } mf_elem_flags;
 
 typedef struct mf_ref_ctx mf_ref_ctx;

@@ -578,6 +578,20 @@ static void params_set_tensors(mf_kernel_params *kp, mf_kernel_params_v2 *ext,
 #undef MF_TENSOR_ABI_
 }
 
+/* The packed MXFP4 weights (q13, sc13, q2, sc2) chained after params.ext's v2 struct (an mxfp4
+ * case has one: level 3 and above). */
+static void params_set_mxfp4(mf_kernel_params *kp, mf_kernel_mxfp4 *mx, const void *const q[4]) {
+    mf_kernel_params_v2 *v2 = (mf_kernel_params_v2 *)kp->ext;
+    memset(mx, 0, sizeof *mx);
+    mx->ext.kind = MF_KERNEL_EXT_MXFP4;
+    mx->ext.struct_size = sizeof *mx;
+    mx->w13_q = q[0];
+    mx->w13_sc = q[1];
+    mx->w2_q = q[2];
+    mx->w2_sc = q[3];
+    if (v2) v2->ext.next = &mx->ext;
+}
+
 /* The guard bands around the n output elements of buf; the output itself is r->out's to count
  * (mf_run_result_count_unwritten). */
 static void check_guards(const uint16_t *buf, size_t n, mf_run_result *r) {
@@ -597,12 +611,15 @@ static void check_guards(const uint16_t *buf, size_t n, mf_run_result *r) {
 
 typedef struct dev_bufs {
     void *in[MF_NUM_TENSORS];
+    void *mx[4]; /* the packed MXFP4 weights */
     void *out, *ids, *weights, *ws;
 } dev_bufs;
 
 static void dev_free_all(const mf_device_ops *d, dev_bufs *db) {
     for (int t = 0; t < MF_NUM_TENSORS; t++)
         if (db->in[t]) d->free(db->in[t]), db->in[t] = NULL;
+    for (int i = 0; i < 4; i++)
+        if (db->mx[i]) d->free(db->mx[i]), db->mx[i] = NULL;
     void **v[] = {&db->out, &db->ids, &db->weights, &db->ws};
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
         if (*v[i]) d->free(*v[i]), *v[i] = NULL;
@@ -619,8 +636,8 @@ static mf_status dev_upload(const mf_device_ops *d, void **dst, const void *src,
 }
 
 static mf_status run_device(mf_backend *b, const mf_problem *pb, const mf_kernel_inputs *ki,
-                            mf_kernel_params *kp, uint16_t *obuf, size_t wbytes,
-                            mf_run_result *r, mf_error *err) {
+                            mf_kernel_params *kp, mf_kernel_mxfp4 *mx, uint16_t *obuf,
+                            size_t wbytes, mf_run_result *r, mf_error *err) {
     const mf_device_ops *d = b->dev;
     const mf_moe_params *p = &pb->p;
     size_t n_out = (size_t)p->T * p->H, n_sel = (size_t)p->T * p->top_k;
@@ -629,12 +646,18 @@ static mf_status run_device(mf_backend *b, const mf_problem *pb, const mf_kernel
     char msg[512] = "";
     for (int t = 0; t < MF_NUM_TENSORS && st == MF_OK; t++)
         if (ki->data[t]) st = dev_upload(d, &db.in[t], ki->data[t], ki->bytes[t], err);
+    for (int i = 0; i < 4 && ki->mx_q[0] && st == MF_OK; i++) {
+        const void *src = i % 2 ? ki->mx_sc[i / 2] : ki->mx_q[i / 2];
+        size_t n = i % 2 ? ki->mx_sc_bytes[i / 2] : ki->mx_q_bytes[i / 2];
+        st = dev_upload(d, &db.mx[i], src, n, err);
+    }
     if (st == MF_OK) st = dev_upload(d, &db.out, obuf, (n_out + 2 * MF_GUARD_ELEMS) * 2, err);
     if (st == MF_OK && r->ids) st = dev_upload(d, &db.ids, r->ids, n_sel * 4, err);
     if (st == MF_OK && r->ids) st = dev_upload(d, &db.weights, r->weights, n_sel * 4, err);
     if (st == MF_OK) st = dev_upload(d, &db.ws, NULL, wbytes, err);
     if (st != MF_OK) goto out;
     params_set_tensors(kp, (mf_kernel_params_v2 *)kp->ext, (const void *const *)db.in);
+    if (ki->mx_q[0]) params_set_mxfp4(kp, mx, (const void *const *)db.mx);
     kp->out = (uint16_t *)db.out + MF_GUARD_ELEMS;
     kp->topk_ids = db.ids;
     kp->topk_weights = db.weights;
@@ -683,6 +706,7 @@ mf_status mf_inproc_run(mf_backend *b, const mf_problem *pb, mf_run_result *r, m
     if (mf_backend_gate(b, p, r)) return MF_OK;
     mf_kernel_params kp;
     mf_kernel_params_v2 ext;
+    mf_kernel_mxfp4 mx;
     MF_TRY(mf_backend_params(p, b->level, &kp, &ext, err));
     kp.memory = b->api.memory;
     char msg[512] = "";
@@ -718,8 +742,12 @@ mf_status mf_inproc_run(mf_backend *b, const mf_problem *pb, mf_run_result *r, m
     }
     if ((st = mf_kernel_inputs_make(pb, &ki, err)) != MF_OK) goto done;
     params_set_tensors(&kp, &ext, ki.data);
+    if (ki.mx_q[0]) {
+        const void *q[4] = {ki.mx_q[0], ki.mx_sc[0], ki.mx_q[1], ki.mx_sc[1]};
+        params_set_mxfp4(&kp, &mx, q);
+    }
     if (b->dev) {
-        if ((st = run_device(b, pb, &ki, &kp, obuf, wbytes, r, err)) != MF_OK) goto done;
+        if ((st = run_device(b, pb, &ki, &kp, &mx, obuf, wbytes, r, err)) != MF_OK) goto done;
         check_guards(obuf, n_out, r);
         memcpy(r->out, obuf + MF_GUARD_ELEMS, n_out * 2);
         mf_run_result_count_unwritten(r, n_out);

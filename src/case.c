@@ -304,10 +304,20 @@ int mf_tensor_is_e4m3(const mf_moe_params *p, mf_tensor_id t) {
     return p->weight_format == MF_WFMT_FP8_BLOCK && (t == MF_T_W13 || t == MF_T_W2);
 }
 
+void mf_mxfp4_shapes(const mf_moe_params *p, int which, uint64_t q_shape[3], uint64_t sc_shape[3]) {
+    uint64_t rows = which == 0 ? 2 * (uint64_t)p->I : (uint64_t)p->H;
+    uint64_t K = which == 0 ? (uint64_t)p->H : (uint64_t)p->I;
+    q_shape[0] = sc_shape[0] = (uint64_t)p->E_local;
+    q_shape[1] = sc_shape[1] = rows;
+    q_shape[2] = (K + 1) / 2;
+    sc_shape[2] = (K + 31) / 32;
+}
+
 /* The kernel's form of a weight tensor of a quantized case (weight_format): the e4m3 codes, or
- * the bf16 values of the canonical MXFP4 packing, row by row (rows of `cols`). */
+ * the bf16 values of the canonical MXFP4 packing, row by row (rows of `cols`), with the packing
+ * itself in ki's mx arrays (which: 0 for w13, 1 for w2). */
 static mf_status quant_weights(const mf_moe_params *p, mf_tensor_id t, const uint16_t *w, size_t n,
-                               size_t cols, void **out, mf_error *err) {
+                               size_t cols, void **out, mf_kernel_inputs *ki, mf_error *err) {
     if (p->weight_format == MF_WFMT_FP8_BLOCK) {
         uint8_t *q = malloc(n + 1);
         if (!q) return MF_FAIL(err, MF_ENOMEM, "out of memory for the e4m3 form of %s",
@@ -316,8 +326,10 @@ static mf_status quant_weights(const mf_moe_params *p, mf_tensor_id t, const uin
         *out = q;
         return MF_OK;
     }
+    int which = t == MF_T_W13 ? 0 : 1;
+    size_t rows = cols ? n / cols : 0, qrow = (cols + 1) / 2, srow = (cols + 31) / 32;
     uint16_t *b = malloc(2 * n + 2);
-    uint8_t *packed = malloc(cols / 2 + 1), *scales = malloc(cols / 32 + 2);
+    uint8_t *packed = malloc(rows * qrow + 1), *scales = malloc(rows * srow + 1);
     if (!b || !packed || !scales) {
         free(b);
         free(packed);
@@ -325,12 +337,14 @@ static mf_status quant_weights(const mf_moe_params *p, mf_tensor_id t, const uin
         return MF_FAIL(err, MF_ENOMEM, "out of memory for the mxfp4 form of %s",
                        mf_tensor_name(t));
     }
-    for (size_t r = 0; r + cols <= n; r += cols) {
-        mf_mxfp4_pack_bf16(w + r, cols, packed, scales);
-        mf_mxfp4_dequant_bf16(packed, scales, cols, b + r);
+    for (size_t r = 0; r < rows; r++) {
+        mf_mxfp4_pack_bf16(w + r * cols, cols, packed + r * qrow, scales + r * srow);
+        mf_mxfp4_dequant_bf16(packed + r * qrow, scales + r * srow, cols, b + r * cols);
     }
-    free(packed);
-    free(scales);
+    ki->mx_q[which] = packed;
+    ki->mx_sc[which] = scales;
+    ki->mx_q_bytes[which] = rows * qrow;
+    ki->mx_sc_bytes[which] = rows * srow;
     *out = b;
     return MF_OK;
 }
@@ -1038,7 +1052,7 @@ mf_status mf_kernel_inputs_make(const mf_problem *pb, mf_kernel_inputs *ki, mf_e
         ki->data[t] = mf_problem_tensor(pb, id);
         if ((id == MF_T_W13 || id == MF_T_W2) && p->weight_format != MF_WFMT_BF16) {
             mf_status st = quant_weights(p, id, ki->data[t], n, tensor_cols(p, id), &ki->owned[t],
-                                         err);
+                                         ki, err);
             if (st != MF_OK) {
                 mf_kernel_inputs_free(ki);
                 return st;
@@ -1064,6 +1078,7 @@ mf_status mf_kernel_inputs_make(const mf_problem *pb, mf_kernel_inputs *ki, mf_e
 
 void mf_kernel_inputs_free(mf_kernel_inputs *ki) {
     for (int t = 0; t < MF_NUM_TENSORS; t++) free(ki->owned[t]);
+    for (int i = 0; i < 2; i++) free(ki->mx_q[i]), free(ki->mx_sc[i]);
     memset(ki, 0, sizeof *ki);
 }
 

@@ -274,7 +274,16 @@ typedef struct mf_kernel_inputs {
     const void *data[MF_NUM_TENSORS];
     size_t bytes[MF_NUM_TENSORS];
     void *owned[MF_NUM_TENSORS];
+    /* weight_format mxfp4: the packed form of w13 ([0]) and w2 ([1]), kernel_abi.h
+     * mf_kernel_mxfp4's layout: e2m1 codes (mx_q, mx_q_bytes) and UE8M0 scales (mx_sc,
+     * mx_sc_bytes), owned; NULL otherwise */
+    uint8_t *mx_q[2], *mx_sc[2];
+    size_t mx_q_bytes[2], mx_sc_bytes[2];
 } mf_kernel_inputs;
+
+/* The shapes of the packed MXFP4 form of w13 (which 0) or w2 (1): codes [E_local][rows][ceil(K /
+ * 2)] and scales [E_local][rows][ceil(K / 32)], K the reduction dimension. */
+void mf_mxfp4_shapes(const mf_moe_params *p, int which, uint64_t q_shape[3], uint64_t sc_shape[3]);
 
 mf_status mf_kernel_inputs_make(const mf_problem *pb, mf_kernel_inputs *ki, mf_error *err);
 void mf_kernel_inputs_free(mf_kernel_inputs *ki);

@@ -459,6 +459,13 @@ mf_bin_kind mf_case_classify(const uint8_t *data, size_t size, char *why, size_t
 
 static const char *bool_name(int b) { return b ? "true" : "false"; }
 
+void mf_param_v2_text(const mf_moe_params *p, int i, char *buf, size_t n) {
+    const mf_param_v2 *d = &mf_params_v2[i];
+    double v = mf_param_v2_get(p, d);
+    if (d->kind == MF_PK_ENUM) snprintf(buf, n, "%s", mf_enum_name(d->e, (int)v));
+    else snprintf(buf, n, "%.9g", v);
+}
+
 void mf_case_print_text(const mf_case *c, FILE *f) {
     const mf_moe_params *p = &c->p;
     int version = mf_case_format(c);
@@ -476,10 +483,9 @@ void mf_case_print_text(const mf_case *c, FILE *f) {
             mf_dtype_name(p->logits_dtype));
     if (version >= 2)
         for (int i = 0; i < mf_n_params_v2; i++) {
-            const mf_param_v2 *d = &mf_params_v2[i];
-            double v = mf_param_v2_get(p, d);
-            if (d->kind == MF_PK_ENUM) fprintf(f, "%s = %s\n", d->key, mf_enum_name(d->e, (int)v));
-            else fprintf(f, "%s = %.9g\n", d->key, v);
+            char v[48];
+            mf_param_v2_text(p, i, v, sizeof v);
+            fprintf(f, "%s = %s\n", mf_params_v2[i].key, v);
         }
     for (int t = 0; t < MF_NUM_TENSORS; t++) {
         const mf_gen *g = &c->gen[t];

@@ -51,6 +51,10 @@ mf_bin_kind mf_case_classify(const uint8_t *data, size_t size, char *why, size_t
 mf_status mf_case_parse_text(const char *text, mf_case *c, mf_error *err);
 void mf_case_print_text(const mf_case *c, FILE *f);
 
+/* The text of v2 parameter i (mf_params_v2) of p, as mf_case_print_text writes it: a v1 case's
+ * value (0) as well, which its text leaves out. */
+void mf_param_v2_text(const mf_moe_params *p, int i, char *buf, size_t n);
+
 /* Reads a case file: text (printable, first non-blank character '#' or a letter), a canonical
  * binary case, or, only with allow_raw, raw fuzz bytes. A damaged canonical file or, without
  * allow_raw, raw bytes fail with MF_EINVAL and a message saying which. *kind (may be NULL)

@@ -120,6 +120,16 @@ uint64_t mf_xcase_weights_key(const mf_moe_params *p, const mf_kernel_inputs *ki
     return h;
 }
 
+/* The packed MXFP4 form of w13 and w2 (kernel_abi.h mf_kernel_mxfp4) in a case file: codes and
+ * scales of each, U8, written beside the dequantized bf16 tensors of an mxfp4 case. */
+static const char *const mx_names[4] = {"w13_q", "w13_sc", "w2_q", "w2_sc"};
+
+static void mx_shape(const mf_moe_params *p, int i, uint64_t shape[3]) {
+    uint64_t q[3], sc[3];
+    mf_mxfp4_shapes(p, i / 2, q, sc);
+    memcpy(shape, i % 2 ? sc : q, sizeof q);
+}
+
 static mf_status xcase_write(const char *path, const mf_problem *pb, const mf_case *c,
                              const char *name, const char *method, mf_xcase_cache *cache,
                              mf_error *err) {
@@ -164,6 +174,12 @@ static mf_status xcase_write(const char *path, const mf_problem *pb, const mf_ca
         if (ki.data[t] && !(omit && per_expert(id)))
             st = mf_st_writer_add(&w, mf_tensor_name(id), st_dtype(p, id), rank, shape,
                                   ki.data[t], err);
+    }
+    for (int i = 0; i < 4 && ki.mx_q[0] && !omit && st == MF_OK; i++) {
+        uint64_t shape[3];
+        mx_shape(p, i, shape);
+        st = mf_st_writer_add(&w, mx_names[i], MF_ST_U8, 3, shape,
+                              i % 2 ? ki.mx_sc[i / 2] : ki.mx_q[i / 2], err);
     }
     if (st == MF_OK) st = mf_st_writer_save(&w, path, err);
     mf_st_writer_free(&w);
@@ -232,6 +248,11 @@ static mf_status params_from_meta(const mf_safetensors *st, mf_case *c, mf_error
     param_text a, b;
     MF_TRY(params_to_text(&c->p, &a, err));
     MF_TRY(params_to_text(&full.p, &b, err));
+    /* a v1 side leaves its v2 values (0) out of its text: the same printer gives them */
+    for (int i = N_PARAM_KEYS; i < N_PARAM_KEYS + N_V2_KEYS; i++) {
+        if (!a.v2) mf_param_v2_text(&c->p, i - N_PARAM_KEYS, a.val[i], sizeof a.val[i]);
+        if (!b.v2) mf_param_v2_text(&full.p, i - N_PARAM_KEYS, b.val[i], sizeof b.val[i]);
+    }
     for (int i = 0; i < N_PARAM_KEYS + N_V2_KEYS; i++)
         if (strcmp(a.val[i], b.val[i]))
             return MF_FAIL(err, MF_EINVAL,
@@ -257,6 +278,18 @@ static mf_status problem_from_tensors(const mf_safetensors *st, const mf_case *c
             return MF_FAIL(err, MF_EINVAL,
                            "tensor '%s' present, but the metadata's parameters leave it out",
                            mf_tensor_name(id));
+    }
+    /* the packed MXFP4 weights, optional in an mxfp4 case's file: checked against w13 and w2 */
+    const mf_st_tensor *mx[4] = {0};
+    for (int i = 0; i < 4; i++) {
+        uint64_t shape[3];
+        mx_shape(p, i, shape);
+        if (!mf_st_find(st, mx_names[i])) continue;
+        if (p->weight_format != MF_WFMT_MXFP4)
+            return MF_FAIL(err, MF_EINVAL,
+                           "tensor '%s' present, but the case's weight_format is not mxfp4",
+                           mx_names[i]);
+        MF_TRY(mf_st_expect(st, mx_names[i], MF_ST_U8, 3, shape, &mx[i], err));
     }
     MF_TRY(mf_problem_alloc(p, pb, err)); /* zero where a tensor is absent */
     for (int t = 0; t < MF_NUM_TENSORS; t++) {
@@ -285,7 +318,23 @@ static mf_status problem_from_tensors(const mf_safetensors *st, const mf_case *c
         mf_problem_free(pb);
         return MF_FAIL(err, MF_EINVAL, "%s", why);
     }
-    return MF_OK;
+    if (!mx[0] && !mx[1] && !mx[2] && !mx[3]) return MF_OK;
+    mf_kernel_inputs ki;
+    mf_status s = mf_kernel_inputs_make(pb, &ki, err);
+    for (int i = 0; i < 4 && s == MF_OK; i++) {
+        if (!mx[i]) continue;
+        const uint8_t *want = i % 2 ? ki.mx_sc[i / 2] : ki.mx_q[i / 2];
+        size_t n = i % 2 ? ki.mx_sc_bytes[i / 2] : ki.mx_q_bytes[i / 2];
+        for (size_t j = 0; j < n && s == MF_OK; j++)
+            if (mx[i]->data[j] != want[j])
+                s = MF_FAIL(err, MF_EINVAL,
+                            "tensor '%s' byte %zu is 0x%02x, the canonical MXFP4 packing of %s "
+                            "has 0x%02x: the file's packed and bf16 weights differ",
+                            mx_names[i], j, mx[i]->data[j], i < 2 ? "w13" : "w2", want[j]);
+    }
+    mf_kernel_inputs_free(&ki);
+    if (s != MF_OK) mf_problem_free(pb);
+    return s;
 }
 
 mf_status mf_xcase_parse(const uint8_t *data, size_t size, mf_case *c, mf_problem *pb,

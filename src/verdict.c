@@ -48,7 +48,9 @@ static void add_mismatch(mf_verdict *v, const mf_mismatch *m) {
 }
 
 static int elem_ok(uint16_t y, uint16_t lo, uint16_t hi, uint8_t fl) {
-    if (fl & (MF_ELEM_UNCONSTRAINED | MF_ELEM_NOT_CHECKED | MF_ELEM_UNDECIDED)) return 1;
+    if (fl & (MF_ELEM_NOT_CHECKED | MF_ELEM_UNDECIDED)) return 1;
+    if (fl & MF_ELEM_NAN_REQUIRED) return mf_bf16_is_nan(y);
+    if (fl & MF_ELEM_UNCONSTRAINED) return 1;
     if (mf_bf16_is_nan(y)) return (fl & MF_ELEM_NAN_OK) != 0;
     float yv = mf_bf16_to_f32(y);
     return mf_bf16_to_f32(lo) <= yv && yv <= mf_bf16_to_f32(hi);
@@ -291,7 +293,7 @@ static void check_output(const mf_moe_params *p, int t, const uint16_t *y, const
     for (int col = 0; col < p->H; col++) {
         uint8_t fl = rb->flags[col];
         if (fl & MF_ELEM_NOT_CHECKED) continue;
-        if (fl & MF_ELEM_UNCONSTRAINED) {
+        if ((fl & MF_ELEM_UNCONSTRAINED) && !(fl & MF_ELEM_NAN_REQUIRED)) {
             v->elems_unconstrained++;
             continue;
         }
@@ -314,7 +316,9 @@ static void check_output(const mf_moe_params *p, int t, const uint16_t *y, const
                              .token = t, .col = col, .got = yb, .lo = rb->lo[col],
                              .hi = rb->hi[col], .got_d = mf_bf16_to_f32(yb),
                              .want = rb->z[col], .rad = rb->rad[col], .util = util};
-            if (nsel > 1)
+            if (fl & MF_ELEM_NAN_REQUIRED)
+                snprintf(m.note, sizeof m.note, "a NaN given weight on a local slot: NaN expected");
+            else if (nsel > 1)
                 snprintf(m.note, sizeof m.note, "closest of %d admissible selections", nsel);
             add_mismatch(v, &m);
             if (util > v->max_util_out && !isinf(util)) {

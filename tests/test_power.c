@@ -61,7 +61,8 @@ int main(int argc, char **argv) {
         mf_case_random(&rng, &lim, &c);
         c.n_pokes = 0;
         c.gen[MF_T_LOGITS].cls = MF_GEN_NORMAL; /* ordinary routing, no NaN rows */
-        c.p.preroute = MF_PREROUTE_NONE; /* a given routing has no rsf to drop (weights site) */
+        /* a given routing has no weights-site rsf to drop; an output-site one stays */
+        if (c.p.rsf_site == MF_RSF_WEIGHTS) c.p.preroute = MF_PREROUTE_NONE;
         c.p.rsf = (float)(0.5 + 0.25 * mf_rng_below(&rng, 9)); /* 0.5 .. 2.5, never 1 below */
         if (c.p.rsf == 1.0f) c.p.rsf = 2.5f;
         mf_problem pb;

@@ -235,6 +235,43 @@ static void test_nan_weight_in_empty_slot(void) {
     mf_problem_free(&pb);
 }
 
+/* A NaN given weight on a local slot makes its token's row NaN: the CPU kernel's NaN row passes,
+ * a row that drops the slot (finite) fails. Token 0's slot 0 is pointed at local expert 4. */
+static void test_nan_weight_on_local_slot(void) {
+    mf_case c;
+    mf_problem pb;
+    if (!build("f32", "normal", "normal",
+               "poke = topk_ids_in 0 0x4\npoke = topk_weights_in 0 0x7fc00000\n", &c, &pb))
+        return;
+    mf_error err = {0};
+    mf_backend b;
+    mf_run_result r;
+    if (mf_backend_open("cpu", &b, &err) != MF_OK || mf_backend_run(&b, &pb, &r, &err) != MF_OK) {
+        EXPECT(0, "cpu backend: %s", err.msg);
+        mf_problem_free(&pb);
+        return;
+    }
+    mf_check_opts o;
+    mf_check_opts_default(&o);
+    o.determinism = 0;
+    mf_verdict v;
+    int nan_row = 1;
+    for (int col = 0; col < 8; col++) nan_row &= mf_bf16_is_nan(r.out[col]);
+    EXPECT(nan_row, "the CPU kernel's row 0 (a NaN weight on local expert 4) is NaN");
+    EXPECT(mf_check_result_fresh(&pb, &mf_contract_cpu_scalar, &r, NULL, &o, &v, &err) == MF_OK &&
+               v.pass,
+           "the CPU kernel's run (a NaN weight on a local slot): %s",
+           err.msg[0] ? err.msg : "rejected");
+    r.out[3] = 0x3f80; /* 1.0: the NaN slot dropped or flushed in one element */
+    EXPECT(mf_check_result_fresh(&pb, &mf_contract_cpu_scalar, &r, NULL, &o, &v, &err) == MF_OK &&
+               !v.pass && v.n_bad[MF_STAGE_OUTPUT] == 1,
+           "a finite element where the NaN weight must make it NaN: %llu bad",
+           v.n_bad[MF_STAGE_OUTPUT]);
+    mf_run_result_free(&r);
+    mf_backend_close(&b);
+    mf_problem_free(&pb);
+}
+
 /* Binary round trip of the case; safetensors round trip of its tensors. */
 static void test_files(void) {
     mf_case c, d;
@@ -277,6 +314,7 @@ int main(void) {
     test_hard_cases();
     test_nonfinite_and_pokes();
     test_nan_weight_in_empty_slot();
+    test_nan_weight_on_local_slot();
     test_files();
     return mf_test_exit("preroute");
 }

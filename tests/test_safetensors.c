@@ -19,6 +19,7 @@
 #include "bf16.h"
 #include "codec.h"
 #include "exchange.h"
+#include "fp8.h"
 #include "mf_test.h"
 #include "safetensors.h"
 
@@ -425,6 +426,95 @@ static void test_case_files(const char *dir) {
     unlink(res);
 }
 
+/* An mxfp4 case file carries the packed weights (kernel_abi.h mf_kernel_mxfp4): each code times
+ * its scale is the file's bf16 weight, bit for bit (odd and partial-block K included); a file
+ * whose packed and bf16 weights differ, or packed weights in a bf16 case, is refused; a file
+ * without them still reads. */
+static void test_mxfp4_packed(const char *dir) {
+    char path[512], bad[512];
+    snprintf(path, sizeof path, "%s/mx.safetensors", dir);
+    snprintf(bad, sizeof bad, "%s/mxbad.safetensors", dir);
+    mf_error err = {0};
+    mf_case c;
+    mf_case_default(&c);
+    c.p.T = 3, c.p.H = 41, c.p.I = 35, c.p.E_local = 4, c.p.expert_offset = 2;
+    c.p.weight_format = MF_WFMT_MXFP4;
+    /* an infinite weight: its block's scale 2^127, the code 6 past bf16's range (inf), the
+     * others 0; a NaN: its block's scale 0xff, NaN */
+    c.pokes[0] = (mf_poke){MF_T_W13, 7, 0x7f80};
+    c.pokes[1] = (mf_poke){MF_T_W13, 41 * 3 + 2, 0x7fc0};
+    c.n_pokes = 2;
+    mf_problem pb;
+    if (mf_problem_build(&c, &pb, &err) != MF_OK || mf_xcase_write(path, &pb, &c, "mx", NULL,
+                                                                    &err) != MF_OK) {
+        EXPECT(0, "mxfp4 case file: %s", err.msg);
+        mf_problem_free(&pb);
+        return;
+    }
+    mf_problem_free(&pb);
+    mf_safetensors st;
+    if (mf_st_load(path, &st, &err) != MF_OK) {
+        EXPECT(0, "%s", err.msg);
+        return;
+    }
+    const char *names[2][3] = {{"w13", "w13_q", "w13_sc"}, {"w2", "w2_q", "w2_sc"}};
+    for (int m = 0; m < 2; m++) {
+        const mf_st_tensor *w = mf_st_find(&st, names[m][0]), *q = mf_st_find(&st, names[m][1]),
+                           *sc = mf_st_find(&st, names[m][2]);
+        EXPECT(w && q && sc && q->dtype == MF_ST_U8 && sc->dtype == MF_ST_U8 && q->ndim == 3,
+               "%s: the packed tensors are in the file", names[m][0]);
+        if (!w || !q || !sc || q->ndim != 3) continue;
+        uint64_t rows = w->shape[0] * w->shape[1], K = w->shape[2];
+        EXPECT(q->shape[2] == (K + 1) / 2 && sc->shape[2] == (K + 31) / 32 &&
+                   q->shape[0] * q->shape[1] == rows,
+               "%s: packed shapes [%llu][%llu][%llu]", names[m][1],
+               (unsigned long long)q->shape[0], (unsigned long long)q->shape[1],
+               (unsigned long long)q->shape[2]);
+        size_t bad_elems = 0, inf = 0;
+        for (uint64_t r = 0; r < rows; r++)
+            for (uint64_t i = 0; i < K; i++) {
+                uint8_t byte = q->data[r * q->shape[2] + i / 2];
+                uint8_t code = i & 1 ? byte >> 4 : byte & 15;
+                double v = mf_e2m1_decode(code) * mf_ue8m0_decode(sc->data[r * sc->shape[2] + i / 32]);
+                uint16_t want;
+                memcpy(&want, w->data + 2 * (r * K + i), 2);
+                bad_elems += mf_f64_to_bf16(v) != want;
+                inf += !mf_bf16_is_finite(want);
+            }
+        EXPECT(bad_elems == 0, "%s: %zu elements differ from their packed form", names[m][0],
+               bad_elems);
+        if (m == 0) EXPECT(inf >= 1, "w13: the poked infinity and NaN block (%zu)", inf);
+    }
+    mf_st_free(&st);
+    /* one code changed: refused, naming the tensor */
+    if (mf_st_load(path, &st, &err) == MF_OK) {
+        mf_st_tensor *q = (mf_st_tensor *)mf_st_find(&st, "w2_q");
+        if (q) ((uint8_t *)q->data)[5] ^= 0x22;
+        mf_st_writer w;
+        mf_st_writer_init(&w);
+        for (int i = 0; i < st.n_meta; i++)
+            mf_st_writer_meta(&w, st.meta[i].key, st.meta[i].value, &err);
+        for (int i = 0; i < st.n_tensors; i++)
+            mf_st_writer_add(&w, st.tensors[i].name, st.tensors[i].dtype, st.tensors[i].ndim,
+                             st.tensors[i].shape, st.tensors[i].data, &err);
+        EXPECT(mf_st_writer_save(&w, bad, &err) == MF_OK, "%s", err.msg);
+        mf_st_writer_free(&w);
+        mf_st_free(&st);
+        EXPECT_CASE_ERROR(bad, "tensor 'w2_q' byte 5");
+    }
+    /* without the packed tensors (a file of an earlier writer): still read */
+    rewrite(path, bad, "w13_q", NULL, NULL, NULL);
+    mf_case got;
+    mf_problem back;
+    EXPECT(mf_xcase_read(bad, &got, &back, &err) == MF_OK, "without w13_q: %s", err.msg);
+    mf_problem_free(&back);
+    /* packed weights in a bf16 case */
+    rewrite(path, bad, NULL, NULL, "weight_format", "bf16");
+    EXPECT_CASE_ERROR(bad, "weight_format");
+    unlink(path);
+    unlink(bad);
+}
+
 int main(void) {
     char dir[] = "/tmp/test_safetensors_XXXXXX";
     if (!mkdtemp(dir)) {
@@ -434,6 +524,7 @@ int main(void) {
     test_malformed();
     test_round_trip_and_damage(dir);
     test_case_files(dir);
+    test_mxfp4_packed(dir);
     rmdir(dir);
     return mf_test_exit("test_safetensors");
 }

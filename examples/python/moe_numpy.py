@@ -52,7 +52,7 @@ def read_safetensors(path):
     (n,) = struct.unpack("<Q", data[:8])
     header = json.loads(data[8:8 + n])
     meta = header.pop("__metadata__", {})
-    dtypes = {"BF16": "<u2", "F32": "<f4", "I32": "<i4", "F8_E4M3": "u1"}  # e4m3: raw codes
+    dtypes = {"BF16": "<u2", "F32": "<f4", "I32": "<i4", "F8_E4M3": "u1", "U8": "u1"}  # e4m3, U8 (MXFP4): raw codes
     tensors = {}
     for name, t in header.items():
         begin, end = t["data_offsets"]

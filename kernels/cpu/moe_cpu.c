@@ -362,6 +362,7 @@ static int cpu_workspace_size(void *ctx, const mf_kernel_params *p, size_t *byte
     cpu_quant q;
     if (quant_of(p, &q, msg, msg_len) && q.format == MF_ABI_WFMT_FP8_BLOCK)
         *bytes += (size_t)p->H * sizeof(float) + fp8_workspace(p, q.bk) + 64;
+    if (q.format == MF_ABI_WFMT_MXFP4) *bytes += mx_workspace(p);
     return 0;
 }
 
@@ -506,6 +507,10 @@ static void run_chunk(const cpu_ctx *ctx, const mf_kernel_params *p, int t0, int
             ? v2->expert_map
             : NULL;
     void *ws8 = (void *)(((uintptr_t)(y8 + H) + 15) & ~(uintptr_t)15);
+    /* mxfp4: the selected expert decoded from the packed weights, in place of the bf16 ones */
+    const mf_kernel_mxfp4 *mx = q.format == MF_ABI_WFMT_MXFP4 ? mf_kernel_mxfp4_of(p) : NULL;
+    uint16_t *mx13 = (uint16_t *)(((uintptr_t)(masked + E) + 15) & ~(uintptr_t)15);
+    uint16_t *mx2 = mx13 + 2 * (size_t)I * H;
     for (int t = t0; t < t1; t++) {
         int32_t ids[CPU_MAX_TOP_K];
         float w[CPU_MAX_TOP_K];
@@ -533,9 +538,13 @@ static void run_chunk(const cpu_ctx *ctx, const mf_kernel_params *p, int t0, int
             /* the weight on the input: GEMM1 scaled, the output unweighted (the bug keeps it on
              * the output, as FlashInfer's BF16 launchers do for Llama4) */
             int on_input = in_site && !MF_MUT(WEIGHT_ON_OUTPUT);
-            expert_gemm1(ctx, p, v2, xt, w13 + (size_t)le * 2 * I * H, I,
-                         b13 ? b13 + (size_t)le * 2 * I : NULL, on_input ? &w[n] : NULL, h);
-            const uint16_t *w2e = w2 + (size_t)le * H * I;
+            const uint16_t *w13e = w13 + (size_t)le * 2 * I * H, *w2e = w2 + (size_t)le * H * I;
+            if (mx) {
+                mx_expert(ctx, p, mx, (int)le, mx13, mx2);
+                w13e = mx13, w2e = mx2;
+            }
+            expert_gemm1(ctx, p, v2, xt, w13e, I, b13 ? b13 + (size_t)le * 2 * I : NULL,
+                         on_input ? &w[n] : NULL, h);
             for (int c = 0; c < H; c++) {
                 float y = dot_bf16(h, w2e + (size_t)c * I, I);
                 if (on_input) {

@@ -9,8 +9,10 @@
  *     block an fp32 chain in K order of the exact e4m3 products, t = (P * s_a) * s_w in fp32,
  *     acc += t in block order; silu and the bf16 activation as the bf16 path; the bf16
  *     activation re-quantized per block_k columns of I the same way before GEMM2.
- *   mxfp4: the weights arrive dequantized (bf16 values on the MXFP4 grid, kernel_abi.h), so
- *     the bf16 path computes it; only the MXFP4 path's mutant lives here.
+ *   mxfp4: each selected expert's weights decoded from the packed form (kernel_abi.h
+ *     mf_kernel_mxfp4: e2m1 codes times a UE8M0 scale per 32, exact in fp32 and bf16) into
+ *     the workspace, then the bf16 path; without the packed form, the dequantized bf16 values
+ *     the caller also passes.
  */
 #ifndef MF_MOE_CPU_QUANT_H
 #define MF_MOE_CPU_QUANT_H
@@ -167,6 +169,40 @@ static void expert_fp8(const cpu_ctx *ctx, const mf_kernel_params *p, const cpu_
         if (MF_MUT(FP8_WEIGHT_SCALES_TRANSPOSED)) sp = s2 + c / bn, stride = nrb2;
         if (MF_MUT(FP8_W2_SCALE_DROPPED)) sp = &one, stride = 0;
         y[c] = dot_fp8(hq, hs, w2 + (size_t)c * I, sp, stride, I, bk);
+    }
+}
+
+/* Workspace of the MXFP4 decode: one expert's W13 and W2 as bf16 */
+static size_t mx_workspace(const mf_kernel_params *p) {
+    return (size_t)3 * (size_t)p->I * (size_t)p->H * sizeof(uint16_t) + 64;
+}
+
+/* A row of K values from its packed form: element i is nibble i % 2 of byte i / 2 (the bug reads
+ * the other one) times 2^(scale - 127), the scale 0xff NaN; exact unless beyond fp32's range */
+static void mx_row(const cpu_ctx *ctx, const uint8_t *q, const uint8_t *sc, int K, uint16_t *out) {
+    static const float e2m1[8] = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f};
+    (void)ctx;
+    for (int i = 0; i < K; i++) {
+        int hi = (i & 1) != MF_MUT(MXFP4_NIBBLES_SWAPPED);
+        uint8_t c = hi ? (uint8_t)(q[i / 2] >> 4) : (uint8_t)(q[i / 2] & 15);
+        float v = (c & 8) ? -e2m1[c & 7] : e2m1[c & 7];
+        uint8_t s = sc[i / 32];
+        out[i] = f32_to_bf16(s == 0xff ? NAN : ldexpf(v, (int)s - 127));
+    }
+}
+
+/* Local expert le's W13 [2I][H] and W2 [H][I] decoded into w13e and w2e */
+static void mx_expert(const cpu_ctx *ctx, const mf_kernel_params *p, const mf_kernel_mxfp4 *mx,
+                      int le, uint16_t *w13e, uint16_t *w2e) {
+    int H = p->H, I = p->I, qh = (H + 1) / 2, sh = (H + 31) / 32, qi = (I + 1) / 2,
+        si = (I + 31) / 32;
+    for (size_t r = 0; r < 2 * (size_t)I; r++) {
+        size_t row = (size_t)le * 2 * I + r;
+        mx_row(ctx, mx->w13_q + row * qh, mx->w13_sc + row * sh, H, w13e + r * H);
+    }
+    for (size_t r = 0; r < (size_t)H; r++) {
+        size_t row = (size_t)le * H + r;
+        mx_row(ctx, mx->w2_q + row * qi, mx->w2_sc + row * si, I, w2e + r * I);
     }
 }
 

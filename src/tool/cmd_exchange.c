@@ -95,9 +95,10 @@ void mf_help_export(FILE *f) {
             "Writes each case as DIR/NAME.safetensors for a kernel outside moefuzz: tensors x\n"
             "[T,H] BF16, logits [T,E] F32 or BF16, bias [E] F32 or BF16 (when the case has one),\n"
             "w13 [E_local,2I,H] BF16, w2 [E_local,H,I] BF16, those of the case's later semantics\n"
-            "where it has them (b13, b2, w13_s, w2_s, sw13, sw2, shared_gate, and a pre-routed\n"
-            "case's topk_ids_in [T,k] I32 and topk_weights_in [T,k] F32 or BF16), and every\n"
-            "parameter of the case in the metadata (docs/files.md). The kernel writes\n"
+            "where it has them (b13, b2, w13_s, w2_s, sw13, sw2, shared_gate, an mxfp4 case's\n"
+            "packed w13_q, w13_sc, w2_q, w2_sc U8, and a pre-routed case's topk_ids_in [T,k]\n"
+            "I32 and topk_weights_in [T,k] F32 or BF16), and every parameter of the case in\n"
+            "the metadata (docs/files.md, docs/case-format.md). The kernel writes\n"
             "DIR/NAME.out.safetensors with 'out' [T,H] BF16 (optionally 'topk_ids' [T,k] I32 and\n"
             "'topk_weights' [T,k] F32); `moefuzz verify DIR` checks them.\n\n");
     export_args a;

@@ -88,6 +88,9 @@ enum {
      * mf_kernel_params_v2 (a later level appends its fields to that struct and raises the
      * level; a reader reads min(its sizeof, struct_size) bytes) */
     MF_KERNEL_EXT_PARAMS = 3,
+    /* moefuzz -> kernel (params.ext, after mf_kernel_params_v2), with weight_format mxfp4 only:
+     * mf_kernel_mxfp4, the packed form of w13 and w2 */
+    MF_KERNEL_EXT_MXFP4 = 4,
 };
 
 typedef struct mf_kernel_features {
@@ -264,7 +267,8 @@ typedef struct mf_kernel_params_v2 {
      * [E_local][ceil(H / block_n)][ceil(I / block_k)] (dequantized weight = code * scale; I is
      * a multiple of block_n), activations quantized per (token, block_k columns) with
      * scale_format. mxfp4: w13 and w2 hold bf16 values on the MXFP4 grid (e2m1 times one UE8M0
-     * scale per 32 along K; H and I multiples of 32), i.e. the packed weights dequantized. */
+     * scale per 32 along K, the last block of a row partial), i.e. the packed weights
+     * dequantized; the packing itself comes in the extension mf_kernel_mxfp4. */
     int32_t weight_format; /* MF_ABI_WFMT_* */
     int32_t scale_format;  /* MF_ABI_SCALE_*: fp8 activation scales amax / 448, or rounded up
                               to a power of two (UE8M0) */
@@ -323,6 +327,32 @@ typedef struct mf_kernel_params_v2 {
 static inline const mf_kernel_params_v2 *mf_kernel_params_v2_of(const mf_kernel_params *p) {
     for (const mf_kernel_ext *e = p->ext; e; e = e->next)
         if (e->kind == MF_KERNEL_EXT_PARAMS) return (const mf_kernel_params_v2 *)e;
+    return NULL;
+}
+
+/* weight_format mxfp4 (level 3): the packed form of the weights whose dequantized values
+ * mf_kernel_params.w13 and .w2 hold, for a kernel that reads MXFP4 as real MXFP4 kernels do
+ * (docs/case-format.md, "MXFP4 packing"). Per row of K values along the reduction dimension (H
+ * for W13, I for W2; both multiples of 32): K / 2 bytes of e2m1 codes, element 2i in the low
+ * nibble of byte i and 2i + 1 in the high nibble (code = sign << 3 | exponent << 1 |
+ * mantissa), then K / 32 UE8M0 scales, one per 32 elements (value 2^(s - 127); 0xff is NaN).
+ * Value = e2m1(code) * scale, exactly the bf16 value in w13 / w2 (+-inf where it exceeds bf16's
+ * range). The pointers are valid for run() only, and live where the kernel wants its tensors
+ * (mf_kernel_api.memory). The extension is in the chain of every mxfp4 case: a kernel that does
+ * not know the kind ignores it and reads the dequantized values. */
+typedef struct mf_kernel_mxfp4 {
+    mf_kernel_ext ext;     /* kind MF_KERNEL_EXT_MXFP4, struct_size sizeof(mf_kernel_mxfp4) */
+    const uint8_t *w13_q;  /* [E_local][2I][H / 2] */
+    const uint8_t *w13_sc; /* [E_local][2I][H / 32] */
+    const uint8_t *w2_q;   /* [E_local][H][I / 2] */
+    const uint8_t *w2_sc;  /* [E_local][H][I / 32] */
+} mf_kernel_mxfp4;
+
+/* The packed MXFP4 weights of an mxfp4 case, or NULL. */
+static inline const mf_kernel_mxfp4 *mf_kernel_mxfp4_of(const mf_kernel_params *p) {
+    for (const mf_kernel_ext *e = p->ext; e; e = e->next)
+        if (e->kind == MF_KERNEL_EXT_MXFP4 && e->struct_size >= sizeof(mf_kernel_mxfp4))
+            return (const mf_kernel_mxfp4 *)e;
     return NULL;
 }
 
