@@ -260,6 +260,9 @@ static int poke_tensor(mf_rng *r, const mf_moe_params *p) {
     int t = (int)mf_rng_below(r, MF_NUM_TENSORS);
     if (mf_tensor_level((mf_tensor_id)t) > 1 && !mf_tensor_present(p, (mf_tensor_id)t))
         t = MF_T_X;
+    /* a special value in the expert map is no placement map (a bad case): its hard cases are
+     * its generator classes */
+    if (t == MF_T_EXPERT_MAP) t = MF_T_X;
     return t;
 }
 

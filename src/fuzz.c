@@ -178,6 +178,14 @@ static int v2_class(const mf_moe_params *p) {
            p->nonfinite != MF_NONFINITE_PROPAGATE;
 }
 
+/* 1 if c pokes its expert map (a fuzz input's pokes may leave it no placement map) */
+static int map_poked(const mf_case *c) {
+    if (c->p.placement != MF_PLACEMENT_MAP) return 0;
+    for (int i = 0; i < c->n_pokes; i++)
+        if (c->pokes[i].tensor == MF_T_EXPERT_MAP) return 1;
+    return 0;
+}
+
 /* mixed radix: each digit is clamped to its radix, so a value out of range (a decoded case is
  * validated first, but the cell must never index past the counters) lands on the last cell */
 static int digit(int cell, int v, int radix) { return cell * radix + (v >= 0 && v < radix ? v : radix - 1); }
@@ -314,8 +322,14 @@ mf_fuzz_outcome mf_fuzz_one(mf_fuzz *f, const uint8_t *data, size_t size, mf_fuz
         return r->outcome = MF_FUZZ_SKIP;
     }
     f->opts.metamorphic = f->st.execs % (uint64_t)f->cfg.meta_every == 0;
-    if (mf_problem_update(&r->c, &f->pb, &err) != MF_OK ||
-        mf_check_problem(&f->pb, &f->b, &f->opts, &r->v, &err) != MF_OK) {
+    mf_status ust = mf_problem_update(&r->c, &f->pb, &err);
+    if (ust != MF_OK && map_poked(&r->c)) {
+        /* raw bytes whose pokes left the expert map no placement map: bad input (exit 2 in
+         * `moefuzz check`), not a kernel's error */
+        f->st.skips++;
+        return r->outcome = MF_FUZZ_SKIP;
+    }
+    if (ust != MF_OK || mf_check_problem(&f->pb, &f->b, &f->opts, &r->v, &err) != MF_OK) {
         snprintf(r->error, sizeof r->error, "%s", err.msg);
         f->st.errors++;
         return r->outcome = MF_FUZZ_ERROR;

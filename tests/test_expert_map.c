@@ -5,7 +5,8 @@
  *    normal scrambles the order (an offset shortcut is wrong), negative puts the routed experts
  *    off this rank and large_pos on it, as far as E_local allows;
  *  - a malformed map (an index twice, out of range, too few local entries) is bad input, from
- *    pokes and from a safetensors case file alike; so is an expert_offset with a map;
+ *    pokes and from a safetensors case file alike; so is an expert_offset with a map; a fuzz
+ *    input whose pokes leave no map is skipped, not a kernel error;
  *  - the reference under a map equals the reference of the contiguous problem that holds the
  *    local experts at their global ids and zero weights elsewhere (exact outputs equal), and the
  *    CPU kernel's outputs of the two are the same values;
@@ -28,6 +29,7 @@
 #include "contract.h"
 #include "exchange.h"
 #include "forward.h"
+#include "fuzz.h"
 #include "route.h"
 #include "verdict.h"
 
@@ -174,6 +176,48 @@ static void test_malformed(void) {
                               &c, &err) != MF_OK &&
                strstr(err.msg, "expert_offset = 3 with placement map"),
            "expert_offset with a map: %s", err.msg[0] ? err.msg : "accepted");
+}
+
+/* A fuzz input whose pokes leave the map no placement map is skipped (bad input), not a kernel
+ * error; one whose poked map is still a map runs */
+static void test_fuzz_input(void) {
+    mf_case c;
+    mf_problem pb;
+    char msg[1024];
+    if (!build(5, "ties", 3, "", &c, &pb, msg, sizeof msg)) {
+        EXPECT(0, "ties: %s", msg);
+        return;
+    }
+    uint32_t loc = 0, rem = 0;
+    for (int e = 0; e < E; e++) {
+        if (pb.expert_map[e] == 2) loc = (uint32_t)e;
+        if (pb.expert_map[e] < 0) rem = (uint32_t)e;
+    }
+    mf_problem_free(&pb);
+    mf_fuzz_config cfg;
+    mf_fuzz_config_init(&cfg, "cpu", NULL, 0);
+    mf_fuzz_config_no_budget(&cfg);
+    mf_fuzz *f = mf_fuzz_new(&cfg);
+    mf_fuzz_result *r = calloc(1, sizeof *r);
+    EXPECT(f && r, "mf_fuzz_new or out of memory");
+    for (int moved = 0; moved < 2 && f && r; moved++) {
+        mf_case pc = c;
+        /* index 2 placed twice; moved: its first place then emptied */
+        pc.pokes[pc.n_pokes++] = (mf_poke){.tensor = MF_T_EXPERT_MAP, .index = rem, .bits = 2};
+        if (moved)
+            pc.pokes[pc.n_pokes++] =
+                (mf_poke){.tensor = MF_T_EXPERT_MAP, .index = loc, .bits = 0xffffffffu};
+        uint8_t buf[4096];
+        size_t n = mf_case_encode(&pc, 1, buf, sizeof buf);
+        EXPECT(n > 0, "the case does not encode");
+        memset(r, 0, sizeof *r);
+        mf_fuzz_outcome o = mf_fuzz_one(f, buf, n, r);
+        EXPECT(moved ? o == MF_FUZZ_PASS : o == MF_FUZZ_SKIP,
+               "a fuzz input with %s: outcome %d (%s)", moved ? "a moved index" : "an index twice",
+               (int)o, r->error);
+    }
+    free(r);
+    if (f) mf_fuzz_free(f);
 }
 
 /* The exact rows of every token of pb (z [T][H]) and the CPU kernel's output (out [T][H]) */
@@ -376,6 +420,7 @@ static void test_relation(void) {
 int main(void) {
     test_generators();
     test_malformed();
+    test_fuzz_input();
     test_against_contiguous();
     test_files();
     test_relation();
