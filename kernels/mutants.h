@@ -200,7 +200,18 @@
     R(X, PREROUTE_WEIGHTS_TRANSPOSED, "preroute-weights-transposed", "-", MF_KERN_CPU,             \
       /* cpu */ MF_STG_WEIGHTS | MF_STG_OUTPUT,                                                    \
       /* cuda */ 0,                                                                                \
-      "pre-routed: topk_weights read as [top_k][T] instead of [T][top_k] (a stride mix-up)")
+      "pre-routed: topk_weights read as [top_k][T] instead of [T][top_k] (a stride mix-up)")      \
+    R(X, TP_B2_EVERY_RANK, "tp-b2-every-rank", "tp_b2_every_rank", MF_KERN_CPU,                    \
+      /* cpu */ MF_STG_OUTPUT,                                                                     \
+      /* cuda */ 0,                                                                                \
+      "tensor parallel: the down bias b2 added on every rank, so tp_size times after the "         \
+      "all-reduce (what FlashInfer's is_rank_0 gate, cutlass_fused_moe_kernels.cuh:2151, and "     \
+      "vLLM's gpt-oss loader zeroing w2_bias off rank 0, gpt_oss.py:711, prevent)")                \
+    R(X, TP_INTERLEAVED_HALVES, "tp-interleaved-halves", "interleave_ignored", MF_KERN_CPU,        \
+      /* cpu */ MF_STG_OUTPUT,                                                                     \
+      /* cuda */ 0,                                                                                \
+      "tensor parallel: a rank's slice of interleaved gate/up rows read as two halves, only "      \
+      "when tp_size > 1 (SGLang #27201: gpt-oss GSM8K 0.04 at TP >= 2, fine at TP 1)")
 /* clang-format on */
 
 #define MF_MUTANT_ALL_COLUMNS(X, id, name, knob, kernels, stages_cpu, stages_cuda, doc) \

@@ -573,7 +573,8 @@ static void expert_view_of(mf_ref_ctx *ctx, int le, expert_view *v) {
         v->w13 = ctx->x.w13 + (size_t)le * 2 * I * H;
         v->w2 = ctx->x.w2 + (size_t)le * H * I;
         v->b13 = ctx->x.b13 ? ctx->x.b13 + (size_t)le * 2 * I : NULL;
-        v->b2 = ctx->x.b2 ? ctx->x.b2 + (size_t)le * H : NULL;
+        /* under tensor parallelism only rank 0 adds b2 */
+        v->b2 = ctx->x.b2 && p->tp_rank == 0 ? ctx->x.b2 + (size_t)le * H : NULL;
         v->i13 = ctx->w13_info + (size_t)le * 2 * I;
         v->i2 = ctx->w2_info + (size_t)le * H;
     }
@@ -954,7 +955,8 @@ mf_status mf_ref_token_output(mf_ref_ctx *ctx, int t, const int32_t *ids, const 
      * by the other factor times 2^-126 (results below 2^-126 are eta's) */
     const double ftz_in = ctx->c->ftz ? 0x1p-126 : 0.0;
     /* the counterfactual "b2 unweighted" adds each local expert's b2 as one more term */
-    const uint16_t *b2_cf = (p->variant & MF_VARIANT_B2_UNWEIGHTED) ? ctx->x.b2 : NULL;
+    const uint16_t *b2_cf =
+        (p->variant & MF_VARIANT_B2_UNWEIGHTED) && p->tp_rank == 0 ? ctx->x.b2 : NULL;
     int n_adds = (b2_cf ? 2 * k : k) + n_sh;
     double gk = (double)n_adds * uc / (1 - (double)n_adds * uc);
     int weighted_rp = (ctx->c->round_points & MF_RP_WEIGHTED) != 0;

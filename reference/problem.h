@@ -19,6 +19,9 @@
  *   preroute: ids and w are given (topk_ids_in, topk_weights_in) and no router runs: a slot
  *       whose id is -1 (or outside [0, E), or another rank's) adds nothing, a repeated id adds
  *       its expert once per slot, w is used as given (an output-site rsf still scales the sum)
+ *   tensor parallelism (tp_size > 1): this rank holds a slice of every expert's intermediate
+ *       dimension (I, shared_I are the slice's width; W13, b13, W2, sw13, sw2 hold the slice) and
+ *       out[t] is its partial sum; b2 is added on rank 0 only (summed over the ranks, once)
  *
  * The enums come from reference/enums.h: never renumber, only append.
  */
@@ -110,6 +113,11 @@ typedef struct mf_moe_params {
     /* pre-routed input (ABI level 6): the routing is given (tensors topk_ids_in,
      * topk_weights_in in f32 or bf16); 0 = the kernel routes */
     mf_preroute preroute;
+    /* tensor-parallel shard of I (ABI level 8): 0 = no sharding; else the ranks (2..64) and
+     * this rank (0..tp_size - 1). I and shared_I are this rank's widths (vLLM's
+     * intermediate_size_per_partition), the weights its slice; b2 counts on rank 0 only. */
+    int tp_size;
+    int tp_rank;
 } mf_moe_params;
 
 /* Tensor storage. All row-major; bf16 as bit patterns. */
@@ -163,6 +171,9 @@ static inline int mf_has_b13(const mf_moe_params *p) {
 static inline int mf_has_b2(const mf_moe_params *p) {
     return p->expert_bias == MF_EBIAS_B13_B2 || p->expert_bias == MF_EBIAS_B2;
 }
+/* 1 if this rank adds b2: it has one and, under tensor parallelism, is rank 0 (FlashInfer's
+ * finalize passes the bias on tp_rank 0 only; vLLM's gpt-oss loader zeros it on the others) */
+static inline int mf_b2_added(const mf_moe_params *p) { return mf_has_b2(p) && p->tp_rank == 0; }
 /* Row of a shared expert's W13 (intermediate size shared_I) that holds gate (or up) unit j. */
 static inline int mf_shared_gate_row(const mf_moe_params *p, int j) {
     if (p->layout == MF_LAYOUT_INTERLEAVED) return 2 * j;

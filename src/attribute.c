@@ -37,6 +37,7 @@ static const struct {
     {"weight_on_output", "routing weight applied to the expert's output, not its input"},
     {"empty_slot_wrapped", "a pre-routed empty slot (id -1) read as the last expert"},
     {"weights_ignored", "the pre-routed topk_weights not applied"},
+    {"tp_b2_every_rank", "the down bias b2 added on a tensor-parallel rank other than 0"},
 };
 
 const char *mf_knob_name(mf_knob k) { return (unsigned)k < MF_KNOB_COUNT ? knobs[k].name : "?"; }
@@ -183,6 +184,11 @@ int mf_knob_apply(mf_knob k, const mf_moe_params *p, mf_moe_params *cf, char *de
         if (p->preroute == MF_PREROUTE_NONE) return 0;
         cf->variant |= MF_VARIANT_WEIGHTS_IGNORED;
         snprintf(desc, n, "every given weight 1");
+        return 1;
+    case MF_KNOB_TP_B2_EVERY_RANK:
+        if (p->tp_rank == 0 || !mf_has_b2(p)) return 0;
+        cf->tp_rank = 0;
+        snprintf(desc, n, "tp_rank = 0 (b2 added on rank %d too)", p->tp_rank);
         return 1;
     default: return 0;
     }

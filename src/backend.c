@@ -538,6 +538,8 @@ mf_status mf_backend_params(const mf_moe_params *p, uint32_t level, mf_kernel_pa
     MF_TRY(abi_value(&mf_enum_shared_owner, p->shared_owner, &ext->shared_owner, err));
     ext->weight_on_input = p->weight_on_input;
     MF_TRY(abi_value(&mf_enum_preroute, p->preroute, &ext->preroute, err));
+    ext->tp_size = p->tp_size;
+    ext->tp_rank = p->tp_rank;
     kp->abi_version = MF_KERNEL_ABI_VERSION;
     kp->struct_size = sizeof *kp;
     kp->T = p->T;

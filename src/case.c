@@ -76,6 +76,8 @@ void mf_case_fix_v2(mf_case *c) {
     if (p->score == MF_SCORE_NONE) p->renormalize = 0;
     if (p->weight_format != MF_WFMT_BF16 || p->expert_bias != MF_EBIAS_NONE)
         p->weight_on_input = 0;
+    if (p->tp_size <= 1) p->tp_size = p->tp_rank = 0;
+    else p->tp_rank %= p->tp_size;
     if (p->n_shared == 0) {
         p->shared_I = 0;
         p->shared_weight = MF_SHW_ONE;
@@ -180,6 +182,17 @@ mf_status mf_case_validate(const mf_case *c, mf_error *err) {
           "modelled with bf16 weights and no expert biases only",
           mf_enum_name(&mf_enum_weight_format, p->weight_format),
           mf_enum_name(&mf_enum_expert_bias, p->expert_bias));
+    CHECK(p->tp_rank < (p->tp_size > 1 ? p->tp_size : 1),
+          "tp_rank = %d with tp_size = %d: the ranks are 0 .. tp_size - 1", p->tp_rank,
+          p->tp_size);
+    /* vLLM (fp8_utils.py, validate_fp8_block_shape) refuses a shard whose width is not a
+     * multiple of block_n, and under TP of block_k: a shard edge inside a scale block would
+     * shift the rank's block grid, which its own scales cannot say */
+    CHECK(p->tp_size <= 1 || p->weight_format != MF_WFMT_FP8_BLOCK ||
+              (p->I % mf_block_n(p) == 0 && p->I % mf_block_k(p) == 0),
+          "tp_size = %d with fp8_block: I = %d must be a multiple of block_n = %d and block_k = "
+          "%d (a shard edge inside a scale block)",
+          p->tp_size, p->I, mf_block_n(p), mf_block_k(p));
     CHECK(p->rsf_site == MF_RSF_WEIGHTS || p->rsf_site == MF_RSF_OUTPUT, "bad rsf site");
     CHECK((unsigned)p->layout < MF_LAYOUT_COUNT, "bad layout");
     CHECK(p->logits_dtype == MF_DTYPE_F32 || p->logits_dtype == MF_DTYPE_BF16, "bad logits dtype");

@@ -91,7 +91,9 @@ static inline size_t mf_blocks(int n, int b) { return ((size_t)n + (size_t)b - 1
     ROW(50, shared_weight, ENUM, &mf_enum_shared_weight, 0, 0, 4)                    \
     ROW(51, shared_owner, ENUM, &mf_enum_shared_owner, 0, 0, 4)                      \
     ROW(16, weight_on_input, INT, NULL, 1, 1, 5)                                     \
-    ROW(20, preroute, ENUM, &mf_enum_preroute, 0, 0, 6)
+    ROW(20, preroute, ENUM, &mf_enum_preroute, 0, 0, 6)                              \
+    ROW(56, tp_size, INT, NULL, 2, 64, 8)                                            \
+    ROW(57, tp_rank, INT, NULL, 1, 63, 8)
 
 typedef enum mf_param_kind { MF_PK_ENUM, MF_PK_INT, MF_PK_F32 } mf_param_kind;
 

@@ -113,6 +113,10 @@ static void quant_repair(mf_case *c) {
         p->act_alpha = p->act_limit = 0;
         if (p->layout == MF_LAYOUT_INTERLEAVED) p->layout = MF_LAYOUT_GATE_UP;
     }
+    /* a tensor-parallel shard of fp8 weights is whole scale blocks (case.c says why) */
+    if (p->weight_format == MF_WFMT_FP8_BLOCK && p->tp_size > 1 &&
+        (p->I % mf_block_n(p) || p->I % mf_block_k(p)))
+        p->tp_size = p->tp_rank = 0;
     if (p->weight_format != MF_WFMT_FP8_BLOCK) {
         p->block_n = p->block_k = 0;
         p->scale_format = MF_SCALE_F32;
@@ -267,6 +271,7 @@ static const uint32_t special_bf16[] = {0x0000, 0x8000, 0x0001, 0x0080, 0x7f7f, 
                                         0x7f80, 0xff80, 0x7fc0, 0x3f80, 0xbf80, 0x3f81};
 
 static void random_preroute(uint64_t h, mf_case *c);
+static void random_tp(uint64_t h, mf_case *c, const mf_case_limits *lim);
 
 void mf_case_random(mf_rng *r, const mf_case_limits *lim, mf_case *c) {
     mf_case_default(c);
@@ -373,6 +378,28 @@ void mf_case_random(mf_rng *r, const mf_case_limits *lim, mf_case *c) {
     }
     /* pre-routed input (ABI level 6), in an eighth of the v2 draws, the same way */
     if (v2_draws && ((h >> 56) & 7) == 0) random_preroute(h, c);
+    /* a tensor-parallel shard (ABI level 8), in an eighth of the v2 draws, the same way */
+    if (v2_draws && ((h >> 44) & 7) == 0) random_tp(h, c, lim);
+}
+
+/* A tensor-parallel rank from the bits of h: 2 to 8 ranks, any rank, and in a quarter of the
+ * draws a shard of one or two intermediate columns (the case's I is the rank's width; fp8
+ * weights get whole scale blocks). */
+static void random_tp(uint64_t h, mf_case *c, const mf_case_limits *lim) {
+    mf_moe_params *p = &c->p;
+    p->tp_size = 2 + (int)((h >> 40) % 7);
+    p->tp_rank = (int)((h >> 36) % (uint64_t)p->tp_size);
+    if (((h >> 34) & 3) == 0) {
+        p->I = 1 + (int)((h >> 33) & 1);
+        if (p->n_shared) p->shared_I = p->I;
+    }
+    if (p->weight_format == MF_WFMT_FP8_BLOCK) {
+        int b = mf_block_n(p) > mf_block_k(p) ? mf_block_n(p) : mf_block_k(p);
+        p->I = b * (1 + (p->I - 1) / b);
+    }
+    mf_case_repair(c);
+    mf_case_fit(c, lim);
+    mf_case_repair(c); /* the fit may have halved I off the fp8 blocks: then no sharding */
 }
 
 /* Pre-routed input from the bits of h: the weights' dtype, the ids' generator (the case's own

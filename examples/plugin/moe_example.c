@@ -19,6 +19,8 @@
  * vLLM's prepare step does: x * w in bf16, the weight rounded to bf16 first.
  * Level 6: pre-routed input: the given ids and weights replace step 1 (an id that is no local
  * expert, -1 included, matches none in the gather; a repeated id is gathered once per slot).
+ * Level 8: a tensor-parallel rank: the weights are its slice of I (nothing changes but b2,
+ * which only rank 0 adds).
  *
  * What it refuses (supports() returns 0 with the reason, which moefuzz counts as unsupported):
  *   - H or I not a multiple of 4: the four-lane dot product has no tail loop;
@@ -363,6 +365,9 @@ static int ex_run(void *vctx, const mf_kernel_params *p, char *msg, size_t msg_l
 #endif
 #ifdef MF_ABI_LEVEL_5
     if (v2) on_input = v2->weight_on_input;
+#endif
+#ifdef MF_ABI_LEVEL_8
+    if (v2 && v2->tp_rank != 0) b2 = NULL; /* a tensor-parallel rank: b2 is rank 0's to add */
 #endif
 
     /* 1. route every token, or take the given routing (level 6) */

@@ -19,6 +19,7 @@
  *   - pre-routed input (level 6): the given ids and weights (fp32, or bf16 widened exactly) in
  *     place of the router; a slot whose id is not on this rank (-1 included) adds nothing, a
  *     repeated id adds its expert once per slot; the weights as given (no weights-site rsf)
+ *   - tensor-parallel shard (level 8): the weights are the rank's slice; b2 on rank 0 only
  *   - combine: acc += w * y in fp32 in slot order, then the shared experts (level 4) on the
  *     rank that owns them, acc += s * ys with s = 1, fl(1 / rsf) or 1 / (1 + expf(-gate)),
  *     (acc *= rsf at the output site), one bf16 rounding at the end
@@ -315,6 +316,12 @@ static int cpu_supports(void *ctx, const mf_kernel_params *p, char *msg, size_t 
                  v2->shared_owner, v2->weight_format);
         return 0;
     }
+    if (v2 && (v2->tp_size < 0 || v2->tp_size == 1 || v2->tp_rank < 0 ||
+               v2->tp_rank >= (v2->tp_size > 1 ? v2->tp_size : 1))) {
+        snprintf(msg, msg_len, "tp_size %d, tp_rank %d: 0, or ranks 0 .. tp_size - 1 of 2 or more",
+                 v2->tp_size, v2->tp_rank);
+        return 0;
+    }
     cpu_quant q;
     if (!quant_of(p, &q, msg, msg_len)) return 0;
     if (v2 && v2->ext.struct_size >= sizeof *v2 && v2->preroute != MF_ABI_PREROUTE_NONE &&
@@ -393,7 +400,9 @@ static void expert_gemm1(const cpu_ctx *ctx, const mf_kernel_params *p,
         if (MF_MUT(GATE_UP_SWAPPED) && p->layout != MF_ABI_LAYOUT_INTERLEAVED)
             gate_first = !gate_first;
         int rg = gate_first ? j : I + j, ru = gate_first ? I + j : j;
-        if (p->layout == MF_ABI_LAYOUT_INTERLEAVED && !MF_MUT(INTERLEAVE_IGNORED))
+        /* the second bug reads a tensor-parallel rank's interleaved slice as stacked halves */
+        int tp_halves = MF_MUT(TP_INTERLEAVED_HALVES) && v2 && v2->tp_size > 1;
+        if (p->layout == MF_ABI_LAYOUT_INTERLEAVED && !MF_MUT(INTERLEAVE_IGNORED) && !tp_halves)
             rg = gate_first ? 2 * j : 2 * j + 1, ru = gate_first ? 2 * j + 1 : 2 * j;
         float g = dot_bf16(xt, w13e + (size_t)rg * H, H);
         float u = dot_bf16(xt, w13e + (size_t)ru * H, H);
@@ -470,6 +479,8 @@ static void run_chunk(const cpu_ctx *ctx, const mf_kernel_params *p, int t0, int
     const uint16_t *x = p->x, *w13 = p->w13, *w2 = p->w2;
     const mf_kernel_params_v2 *v2 = mf_kernel_params_v2_of(p);
     const uint16_t *b13 = v2 ? v2->b13 : NULL, *b2 = v2 ? v2->b2 : NULL;
+    /* a tensor-parallel rank other than 0 leaves b2 to rank 0 (the bug adds it on every rank) */
+    if (v2 && v2->tp_rank != 0 && !MF_MUT(TP_B2_EVERY_RANK)) b2 = NULL;
     uint16_t *out = p->out;
     cpu_quant q;
     quant_of(p, &q, NULL, 0); /* cpu_run checked it */

@@ -68,7 +68,9 @@ extern "C" {
 #define MF_ABI_LEVEL_5 5u
 /* Level 6: pre-routed input, the fields of mf_kernel_params_v2 from preroute on. */
 #define MF_ABI_LEVEL_6 6u
-#define MF_KERNEL_FEATURE_LEVEL MF_ABI_LEVEL_6 /* the level of this header */
+/* Level 8: tensor-parallel shards of I, the fields of mf_kernel_params_v2 from tp_size on. */
+#define MF_ABI_LEVEL_8 8u
+#define MF_KERNEL_FEATURE_LEVEL MF_ABI_LEVEL_8 /* the level of this header */
 
 /* ---- extensions ---- */
 typedef struct mf_kernel_ext {
@@ -301,6 +303,14 @@ typedef struct mf_kernel_params_v2 {
     int32_t reserved6_; /* zero */
     const int32_t *topk_ids_in;
     const void *topk_weights_in;
+    /* level 8: tensor parallelism over I. tp_size > 1: this rank holds the slice of width I
+     * (and shared_I) of every expert's intermediate dimension: W13's gate and up rows of the
+     * slice in W13's layout, b13 likewise, W2's columns of the slice, and writes its partial sum
+     * (the all-reduce is the caller's). b2 is the whole expert bias on every rank; the kernel
+     * adds it only when tp_rank is 0 (FlashInfer's finalize, cutlass_fused_moe_kernels.cuh).
+     * tp_size 0: no sharding (tp_rank 0). */
+    int32_t tp_size;
+    int32_t tp_rank;
 } mf_kernel_params_v2;
 
 /* The level-2 extension of params, or NULL (a caller of level 1): a kernel of level 2 reads the
