@@ -206,7 +206,7 @@
       /* cuda */ 0,                                                                                \
       "tensor parallel: the down bias b2 added on every rank, so tp_size times after the "         \
       "all-reduce (what FlashInfer's is_rank_0 gate, cutlass_fused_moe_kernels.cuh:2151, and "     \
-      "vLLM's gpt-oss loader zeroing w2_bias off rank 0, gpt_oss.py:711, prevent)")                \
+      "vLLM's gpt-oss loader zeroing w2_bias off rank 0, gpt_oss.py:713, prevent)")                \
     R(X, TP_INTERLEAVED_HALVES, "tp-interleaved-halves", "interleave_ignored", MF_KERN_CPU,        \
       /* cpu */ MF_STG_OUTPUT,                                                                     \
       /* cuda */ 0,                                                                                \

@@ -78,6 +78,10 @@ void mf_case_fix_v2(mf_case *c) {
         p->weight_on_input = 0;
     if (p->tp_size <= 1) p->tp_size = p->tp_rank = 0;
     else p->tp_rank %= p->tp_size;
+    /* an fp8 slice is whole scale blocks (mf_case_validate says why): else no sharding */
+    if (p->tp_size > 1 && p->weight_format == MF_WFMT_FP8_BLOCK &&
+        (p->I % mf_block_n(p) || p->I % mf_block_k(p)))
+        p->tp_size = p->tp_rank = 0;
     if (p->n_shared == 0) {
         p->shared_I = 0;
         p->shared_weight = MF_SHW_ONE;

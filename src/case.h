@@ -174,7 +174,8 @@ typedef struct mf_case {
 } mf_case;
 
 /* Makes the v2 parameters of c consistent with its activation: act_limit 7 (act_alpha 1.702)
- * where a clamped activation (swiglu_oai) has none, 0 where the activation has no use for it. */
+ * where a clamped activation (swiglu_oai) has none, 0 where the activation has no use for it;
+ * tp_rank below tp_size, and no sharding of fp8 weights whose I is not whole scale blocks. */
 void mf_case_fix_v2(mf_case *c);
 /* Clears the generators of the tensors that case format v1 does not know and c does not use:
  * they are not part of the case (neither format keeps them). */

@@ -113,10 +113,7 @@ static void quant_repair(mf_case *c) {
         p->act_alpha = p->act_limit = 0;
         if (p->layout == MF_LAYOUT_INTERLEAVED) p->layout = MF_LAYOUT_GATE_UP;
     }
-    /* a tensor-parallel shard of fp8 weights is whole scale blocks (case.c says why) */
-    if (p->weight_format == MF_WFMT_FP8_BLOCK && p->tp_size > 1 &&
-        (p->I % mf_block_n(p) || p->I % mf_block_k(p)))
-        p->tp_size = p->tp_rank = 0;
+    mf_case_fix_v2(c); /* a tensor-parallel slice of fp8 weights: whole scale blocks */
     if (p->weight_format != MF_WFMT_FP8_BLOCK) {
         p->block_n = p->block_k = 0;
         p->scale_format = MF_SCALE_F32;

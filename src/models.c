@@ -328,6 +328,7 @@ void mf_model_apply(const mf_model *m, int full, mf_case *c) {
     p->shared_owner = MF_SHOWN_THIS_RANK;
     p->weight_on_input = m->weight_on_input;
     p->preroute = MF_PREROUTE_NONE; /* a model's cases route themselves */
+    p->tp_size = p->tp_rank = 0;       /* and hold every expert's whole I */
 }
 
 void mf_models_print(FILE *f) {
