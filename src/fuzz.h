@@ -36,7 +36,7 @@ typedef enum mf_fuzz_outcome {
  * top_k class, T class, v2 semantics class (mf_fuzz_cell). */
 #define MF_FUZZ_CELLS                                                                      \
     (MF_SCORE_COUNT * MF_BIAS_COUNT * 2 * 2 * (1 + MF_RSF_COUNT) * 2 * 2 * MF_DTYPE_COUNT * \
-     2 * 3 * 3 * 7)
+     2 * 3 * 3 * 8)
 /* Extra-counter layout: [cell x ambiguous] | [coarse config x utilisation bucket] |
  * [coarse config x number of observable knobs] | [observable knob] */
 #define MF_FUZZ_UTIL_BUCKETS 9

@@ -484,11 +484,7 @@ static mf_status tp_shards_check(meta_ctx *x, mf_error *err) {
         if ((st = run(x->b, &sl[n_run].q, &rr[n_run], err)) != MF_OK) break;
     int supported = st == MF_OK;
     for (int r = 0; r < n_run; r++) supported &= !rr[r].unsupported;
-    if (st == MF_OK && supported && !x->identity) {
-        for (int r = 0; r < R && st == MF_OK; r++)
-            st = check_alone(x, MF_META_TP_SHARDS, &sl[r].q, &rr[r], "a tensor-parallel rank",
-                             err);
-    } else if (st == MF_OK && supported) {
+    if (st == MF_OK && supported) { /* a bound under every contract (tp_shards_holds) */
         x->m->applicable[MF_META_TP_SHARDS] = 1;
         mf_ref_options ro = {0};
         if ((st = mf_ref_route(p, &pb->t, x->c, &rt, err)) == MF_OK) routed = 1;
@@ -692,6 +688,7 @@ static int ep_shards_holds(const mf_contract *c, char *why, size_t n) {
     return 1;
 }
 
+/* a bound from the runs' radii, which every contract gives: the relation always compares */
 static int tp_shards_holds(const mf_contract *c, char *why, size_t n) {
     (void)c;
     snprintf(why, n, "a bound, not an identity: within the sum of the runs' radii");

@@ -172,9 +172,9 @@ const() { # const NAME VALUE FILE DOCFILE TEXT
   if grep -qE "#define $1 $2\b" "$src/$3"; then ok; else fail "$3: $1 is not $2"; fi
   claim "$src/$4" "$5"
 }
-if grep -qF "_Static_assert(MF_FUZZ_CELLS == 145152," "$src/src/fuzz.c"; then ok; else
-  fail "src/fuzz.c: MF_FUZZ_CELLS is not asserted to be 145152"; fi
-claim "$src/docs/fuzzing.md" "145,152 cells"
+if grep -qF "_Static_assert(MF_FUZZ_CELLS == 165888," "$src/src/fuzz.c"; then ok; else
+  fail "src/fuzz.c: MF_FUZZ_CELLS is not asserted to be 165888"; fi
+claim "$src/docs/fuzzing.md" "165,888 cells"
 const MF_POISON_BF16 0x7fa5u src/run_result.h docs/design.md "NaN payload (0x7fa5)"
 const MF_GUARD_ELEMS 64 src/run_result.h docs/design.md "64 guard elements"
 if grep -q '^limit=(--time 60)' "$src/scripts/main-job.sh"; then ok; else

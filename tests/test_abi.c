@@ -355,7 +355,7 @@ static void test_exec_hello(void) {
         {"hello old contract=any-order routing=1", MF_OK, MF_ABI_LEVEL_1},
         {"hello new protocol=2 level=1 cache=weights", MF_OK, MF_ABI_LEVEL_1},
         {"hello cached protoc=3 level=2 cache=weights", MF_OK, MF_ABI_LEVEL_2},
-        {"hello newer protocol=9 level=7 future=yes", MF_OK, MF_KERNEL_FEATURE_LEVEL},
+        {"hello newer protocol=9 level=99 future=yes", MF_OK, MF_KERNEL_FEATURE_LEVEL},
         {"hello bad level=abc", MF_EINVAL, 0},
         {"hello bad level=0", MF_EINVAL, 0},
         {"hello bad protocol=", MF_EINVAL, 0},
