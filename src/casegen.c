@@ -242,6 +242,7 @@ void mf_case_fit(mf_case *c, const mf_case_limits *lim) {
         } else break;
     }
     mf_case_rows(c, lim);
+    mf_case_fix_v2(c); /* a halved I may cut a tensor-parallel fp8 slice off its scale blocks */
 }
 
 int mf_case_fits(const mf_case *c, const mf_case_limits *lim) {
@@ -396,7 +397,6 @@ static void random_tp(uint64_t h, mf_case *c, const mf_case_limits *lim) {
     }
     mf_case_repair(c);
     mf_case_fit(c, lim);
-    mf_case_repair(c); /* the fit may have halved I off the fp8 blocks: then no sharding */
 }
 
 /* Pre-routed input from the bits of h: the weights' dtype, the ids' generator (the case's own

@@ -8,7 +8,8 @@
  *  - the case rules: tp_rank outside 0..tp_size - 1 and an fp8 slice that is not whole scale
  *    blocks are refused with a message naming the field;
  *  - the binary codec and the safetensors case file keep tp_size and tp_rank;
- *  - the generators draw TP ranks: 2..8 ranks, ranks other than 0, slices of one column.
+ *  - the generators draw TP ranks: 2..8 ranks, ranks other than 0, slices of one column, and
+ *    the fuzzer's mutations of them stay valid.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -219,6 +220,13 @@ static void test_generators(void) {
             continue;
         }
         if (c.p.tp_size < 2) continue;
+        /* the fuzzer's mutations of a TP rank stay valid (a halved I drops an fp8 sharding) */
+        mf_case m = c;
+        for (int j = 0; j < 20; j++) {
+            mf_case_mutate(&m, &r, &lim);
+            if (mf_case_validate(&m, &err) != MF_OK && invalid++ == 0)
+                EXPECT(0, "mutation %d of random case %d invalid: %s", j, i, err.msg);
+        }
         n++;
         other_rank += c.p.tp_rank != 0;
         one_col += c.p.I == 1;
