@@ -171,9 +171,6 @@ static inline int mf_has_b13(const mf_moe_params *p) {
 static inline int mf_has_b2(const mf_moe_params *p) {
     return p->expert_bias == MF_EBIAS_B13_B2 || p->expert_bias == MF_EBIAS_B2;
 }
-/* 1 if this rank adds b2: it has one and, under tensor parallelism, is rank 0 (FlashInfer's
- * finalize passes the bias on tp_rank 0 only; vLLM's gpt-oss loader zeros it on the others) */
-static inline int mf_b2_added(const mf_moe_params *p) { return mf_has_b2(p) && p->tp_rank == 0; }
 /* Row of a shared expert's W13 (intermediate size shared_I) that holds gate (or up) unit j. */
 static inline int mf_shared_gate_row(const mf_moe_params *p, int j) {
     if (p->layout == MF_LAYOUT_INTERLEAVED) return 2 * j;
