@@ -1129,18 +1129,25 @@ static mf_status fp8_init(mf_ref_ctx *ctx, mf_error *err) {
                        "fp8_block with expert biases, a clamped activation or the interleaved "
                        "layout: the reference's FP8 expert path models SiLU-GLU on stacked "
                        "halves only");
+    /* the rounding points of the bf16 path that the FP8 path shares: GEMM1's outputs and silu
+     * (activation()), w * y and the output rsf's product (the combine); GEMM2's output and
+     * the routing weights round nowhere in a modelled FP8 kernel */
+    const unsigned fp8_rp = MF_RP_ACT_OUT | MF_RP_GEMM1_OUT | MF_RP_SILU_OUT | MF_RP_WEIGHTED |
+                            MF_RP_RSF_OUT;
     if ((c->gemm.kind != MF_ACC_SEQ_FP32 && c->fp8_gemm.step <= 0) ||
-        (c->round_points & ~MF_RP_ACT_OUT) || c->ftz)
+        (c->round_points & ~fp8_rp) || c->ftz)
         return MF_FAIL(err, MF_EUNSUPPORTED,
                        "contract %s: the FP8 block-scale path models the CPU FP8 contract (fp32 "
-                       "chain per K block) and the measured FP8 tensor cores (hopper-tc-fp8), "
-                       "with no rounding point but the activation's",
+                       "chain per K block) and the measured FP8 tensor cores (hopper-tc-fp8, "
+                       "vllm-0.33-triton-fp8-sm90), rounding to bf16 at GEMM1's outputs, silu, "
+                       "the activation, w * y and the output rsf only",
                        c->name);
     fp8_state *f = calloc(1, sizeof *f);
     if (!f) return MF_FAIL(err, MF_ENOMEM, "reference: out of memory");
     ctx->fp8 = f;
     size_t H = (size_t)p->H, I = (size_t)p->I, M = H > I ? H : I;
-    f->qz = (mf_fp8_quant){MF_FP8_E4M3, p->scale_format == MF_SCALE_UE8M0, FP8_EPS, 0, 0};
+    f->qz = (mf_fp8_quant){MF_FP8_E4M3, p->scale_format == MF_SCALE_UE8M0, FP8_EPS, 0,
+                           c->fp8_log2_rel, c->fp8_quant_recip, c->fp8_ue8m0_floor};
     f->t = -1;
     f->nbh = (p->H + mf_block_k(p) - 1) / mf_block_k(p);
     f->nbi = (p->I + mf_block_k(p) - 1) / mf_block_k(p);
