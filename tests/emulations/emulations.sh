@@ -110,6 +110,20 @@ hopper_tc_fp8)
   admissible=""
   extra="$(dirname "$0")/cases/fp8-tc-ties-heavy.txt"
   ;;
+vllm_033_triton_fp8_sm90)
+  # vLLM's FP8 block-scale path (level 3): the corpus's fp8_block cases and the two of cases/
+  # (DeepSeek-V3 FP8 with UE8M0 scales, T 80 past the swap-AB kernel); OLD.so declares
+  # hopper-tc-fp8, moefuzz's own FP8 recipe (no bf16 roundings of GEMM1 and silu, y / s)
+  level=3
+  cases=$(grep -l '^weight_format = fp8_block' $cases)
+  unsupported=""
+  caught="rsf-dropped fp8-w-scale-dropped fp8-a-scale-dropped fp8-w-scale-transposed
+    fp8-ue8m0-rounded-down fp8-ue8m0-not-rounded"
+  reported="fp8-quant-div bf16-combine"
+  admissible="fp8-fma fp8-no-swap"
+  extra=$(ls "$(dirname "$0")"/cases/vllm-fp8-*.txt)
+  model=deepseek-v3-fp8
+  ;;
 *) echo "emulations.sh: unknown emulation $NAME" >&2; exit 2 ;;
 esac
 
