@@ -1138,9 +1138,9 @@ static mf_status fp8_init(mf_ref_ctx *ctx, mf_error *err) {
         (c->round_points & ~fp8_rp) || c->ftz)
         return MF_FAIL(err, MF_EUNSUPPORTED,
                        "contract %s: the FP8 block-scale path models the CPU FP8 contract (fp32 "
-                       "chain per K block) and the measured FP8 tensor cores (hopper-tc-fp8, "
-                       "vllm-0.33-triton-fp8-sm90), rounding to bf16 at GEMM1's outputs, silu, "
-                       "the activation, w * y and the output rsf only",
+                       "chain per K block) and the measured FP8 tensor cores (hopper-tc-fp8) "
+                       "with vLLM's path on them (vllm-0.33-triton-fp8-sm90), rounding to bf16 "
+                       "at GEMM1's outputs, silu, the activation, w * y and the output rsf only",
                        c->name);
     fp8_state *f = calloc(1, sizeof *f);
     if (!f) return MF_FAIL(err, MF_ENOMEM, "reference: out of memory");
