@@ -159,13 +159,16 @@ class Vllm:
             from vllm.model_executor.layers.fused_moe.router import grouped_topk_router as gr
             from vllm.model_executor.layers.fused_moe import moe_align_block_size as al
             from vllm import _custom_ops as vops
+            from vllm.model_executor.layers.quantization.utils import fp8_utils
             self.origin = "installed vllm %s" % getattr(vllm, "__version__", "?")
             # vLLM's own C++ ops (not exercised here: vllm cannot be installed on these machines)
             self.ops = types.SimpleNamespace(
                 moe_align_block_size=vops.moe_align_block_size, moe_sum=vops.moe_sum,
                 topk_softmax=vops.topk_softmax, topk_sigmoid=vops.topk_sigmoid,
                 grouped_topk=vops.grouped_topk,
-                silu_and_mul=lambda out, x: torch.ops._C.silu_and_mul(out, x))
+                silu_and_mul=lambda out, x: torch.ops._C.silu_and_mul(out, x),
+                per_token_group_fp8_quant=lambda x, g, eps, ue8m0: fp8_utils.
+                per_token_group_quant_fp8(x, g, eps, use_ue8m0=ue8m0))
             self.fn = types.SimpleNamespace(
                 invoke=fm.invoke_fused_moe_triton_kernel, default_config=fm.get_default_config,
                 moe_configs=fm.get_moe_configs, prepare=fm._prepare_expert_assignment,
