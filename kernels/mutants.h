@@ -205,7 +205,33 @@
     R(X, PREROUTE_WEIGHTS_TRANSPOSED, "preroute-weights-transposed", "-", MF_KERN_CPU,             \
       /* cpu */ MF_STG_WEIGHTS | MF_STG_OUTPUT,                                                    \
       /* cuda */ 0,                                                                                \
-      "pre-routed: topk_weights read as [top_k][T] instead of [T][top_k] (a stride mix-up)")
+      "pre-routed: topk_weights read as [top_k][T] instead of [T][top_k] (a stride mix-up)")     \
+    R(X, EXPERT_MAP_IGNORED, "expert-map-ignored", "map_ignored", MF_KERN_CPU,                    \
+      /* cpu */ MF_STG_OUTPUT,                                                                     \
+      /* cuda */ 0,                                                                                \
+      "expert map: the placement map ignored, local experts taken as contiguous from "            \
+      "expert_offset (0): the linear placement's shortcut under any other placement")              \
+    R(X, EXPERT_MAP_REMOTE_WRAPPED, "expert-map-remote-wrapped", "-", MF_KERN_CPU,                \
+      /* cpu */ MF_STG_OUTPUT,                                                                     \
+      /* cuda */ 0,                                                                                \
+      "expert map: a remote expert's -1 used as a local index, wrapping to the last local "       \
+      "expert (torch's w[-1]; vLLM skips it: moe_align_sum_kernels.cu:119-132, fused_moe.py:166)") \
+    R(X, EXPERT_MAP_AS_MASK, "expert-map-as-mask", "-", MF_KERN_CPU,                              \
+      /* cpu */ MF_STG_OUTPUT,                                                                     \
+      /* cuda */ 0,                                                                                \
+      "expert map tested as a 0/1 mask (ROCm/ATOM #887: the index-style map passed where a mask "  \
+      "was expected): local expert 0 never runs")                                                  \
+    R(X, TP_B2_EVERY_RANK, "tp-b2-every-rank", "tp_b2_every_rank", MF_KERN_CPU,                    \
+      /* cpu */ MF_STG_OUTPUT,                                                                     \
+      /* cuda */ 0,                                                                                \
+      "tensor parallel: the down bias b2 added on every rank, so tp_size times after the "         \
+      "all-reduce (what FlashInfer's is_rank_0 gate, cutlass_fused_moe_kernels.cuh:2151, and "     \
+      "vLLM's gpt-oss loader zeroing w2_bias off rank 0, gpt_oss.py:713, prevent)")                \
+    R(X, TP_INTERLEAVED_HALVES, "tp-interleaved-halves", "interleave_ignored", MF_KERN_CPU,        \
+      /* cpu */ MF_STG_OUTPUT,                                                                     \
+      /* cuda */ 0,                                                                                \
+      "tensor parallel: a rank's slice of interleaved gate/up rows read as two halves, only "      \
+      "when tp_size > 1 (SGLang #27201: gpt-oss GSM8K 0.04 at TP >= 2, fine at TP 1)")
 /* clang-format on */
 
 #define MF_MUTANT_ALL_COLUMNS(X, id, name, knob, kernels, stages_cpu, stages_cuda, doc) \

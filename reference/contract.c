@@ -228,6 +228,63 @@ const mf_contract mf_contract_sglang_05_triton_sm90 = {
                "(tl.sigmoid, e / Z softmax, lowest lane on ties, sum > 0 ? sum : 1)",
 };
 
+/* vLLM 0.33.0's FP8 block-scale path on Hopper (use_fp8_w8a8 with block_shape; the unfused
+ * activation: silu_and_mul, then per_token_group_fp8_quant): the bf16 path of
+ * vllm-0.33-triton-sm90, and on fp8_block cases the activations quantized by the CUDA op
+ * (y fl(1 / s); UE8M0 through log2f, floored at 1e-10f), each K block's tl.dot on the FP8
+ * tensor cores (hopper-tc-fp8's measured k32 chain) scaled by the two scales in either order
+ * (swap-AB) and added to the fp32 accumulator (docs/error-model.md,
+ * vllm-0.33-triton-fp8-sm90). */
+const mf_contract mf_contract_vllm_033_triton_fp8_sm90 = {
+    .name = "vllm-0.33-triton-fp8-sm90",
+    .summary = "vLLM 0.33.0 fused MoE on Hopper, bf16 and FP8 block scale (W8A8, unfused "
+               "activation): bf16 cases as vllm-0.33-triton-sm90; fp8_block: x and the bf16 "
+               "silu_and_mul output quantized per block_k columns by per_token_group_fp8_quant "
+               "(amax floored at 1e-10, s = amax / 448 or 2^ceil(log2f(max(s, 1e-10))), "
+               "e4m3(y * fl(1 / s)) saturating), per K block a chain of wgmma k32 steps from 0 "
+               "(13 fraction bits, 14-bit step sums: measured), times s_a and s_w in either "
+               "order, added to an fp32 accumulator; GEMM1 output, silu, activation and w * y "
+               "rounded to bf16, moe_sum in fp32",
+    .gemm = {MF_ACC_FUSED_BLOCK, 16, 25},
+    .exp = MF_EXP_ACCURATE,
+    .exp_ulps = 2.0,
+    .div = MF_DIV_IEEE,
+    .round_points = MF_RP_GEMM1_OUT | MF_RP_SILU_OUT | MF_RP_ACT_OUT | MF_RP_WEIGHTED |
+                    MF_RP_RSF_OUT,
+    .deterministic = 0,
+    .router = {1, MF_EXP_FAST, 0, MF_DIV_IEEE},
+    .sigmoid_form = MF_SIGMOID_EXP_DIV_OR_TANH,
+    .tanh_rel = 2 * 0x1p-23,
+    .softmax_recip = 1,
+    .weight_form = MF_WEIGHT_PLAIN,
+    .tie_rule = MF_TIE_LOWER_INDEX,
+    .ftz = 0,
+    .combine_dtype = MF_DTYPE_F32,
+    .fp8_gemm = {32, 13, 14, 1},
+    .fp8_quant_recip = 1,
+    .fp8_ue8m0_floor = 0x1.b7cdfep-34f, /* fp32(1e-10) */
+    /* log2f is within 1 ulp (CUDA C Programming Guide); |log2 s| <= 128 here, so a result
+     * rounded onto k needs log2(s / 2^k) <= 2^-16, s <= 2^k (1 + 2^-16 ln 2) */
+    .fp8_log2_rel = 0x1p-16,
+    .sources = "vllm 0.33.0: experts as vllm-0.33-triton-sm90 (its sources), and "
+               "fm/fused_moe.py:fused_moe_kernel l. 518-560 (per BLOCK_SIZE_K: accumulator += "
+               "tl.dot(a, b) * a_scale * b_scale, or with SWAP_AB tl.dot(b, a) * b_scale * "
+               "a_scale), l. 597-601 (w * y, one bf16 store); invoke_fused_moe_triton_kernel "
+               "l. 787-789 (SWAP_AB = enable_swap_ab: fm/utils.py l. 705-711, sm_90, "
+               "BLOCK_SIZE_M < 64, BLOCK_SIZE_N >= 64), l. 842-844 (BLOCK_SIZE_K = min(config, "
+               "block_n, block_k)); get_default_config l. 1319-1352 (BLOCK_SIZE_K = block_k); "
+               "fm/utils.py:_fp8_quantize l. 326-351 -> quantization/utils/fp8_utils.py:"
+               "per_token_group_quant_fp8 l. 632-720 (the CUDA op on CUDA, eps 1e-10, use_ue8m0 "
+               "= is_deep_gemm_e8m0_used()); csrc/quantization/w8a8/fp8/"
+               "per_token_group_quant.cu l. 46-71 (amax from eps, y_s = amax / 448, UE8M0 "
+               "exp2f(ceilf(log2f(fmaxf(|y_s|, 1e-10f))))), l. 85-90 (inv_y = 1.0f / y_s, "
+               "fminf(fmaxf(x * inv_y, -448), 448), e4m3 RN), l. 260-289 (group 128: the same "
+               "with an exact exponent bump); built without fast math (CMakeLists.txt l. 446-457); "
+               "ASSUMED: exp2f exact at integers; Triton lowers the fp8 tl.dot to one chain of "
+               "wgmma k32 per K tile (max_num_imprecise_acc 2^30 on sm_90) and may contract the "
+               "last multiply with the add (fma: admitted)",
+};
+
 /* Names kept for the newest contract of a kernel family. */
 static const struct {
     const char *alias;
@@ -246,6 +303,7 @@ static const mf_contract *const builtin[] = {&mf_contract_cpu_scalar,
                                              &mf_contract_vllm_033_triton_sm90_torch_router,
                                              &mf_contract_hopper_tc_fp8,
                                              &mf_contract_sglang_05_triton_sm90,
+                                             &mf_contract_vllm_033_triton_fp8_sm90,
                                              NULL};
 
 const mf_contract *const *mf_contract_list(void) { return builtin; }
@@ -318,6 +376,7 @@ MF_ENUM_INFO_(mf_enum_scale_format, "scale_format", MF_SCALE, MF_SCALE_FORMAT_LI
 MF_ENUM_INFO_(mf_enum_shared_weight, "shared_weight", MF_SHW, MF_SHARED_WEIGHT_LIST);
 MF_ENUM_INFO_(mf_enum_shared_owner, "shared_owner", MF_SHOWN, MF_SHARED_OWNER_LIST);
 MF_ENUM_INFO_(mf_enum_preroute, "preroute", MF_PREROUTE, MF_PREROUTE_LIST);
+MF_ENUM_INFO_(mf_enum_placement, "placement", MF_PLACEMENT, MF_PLACEMENT_LIST);
 
 const char *mf_enum_name(const mf_enum_info *e, int v) {
     return v >= 0 && v < e->count ? e->names[v] : "?";

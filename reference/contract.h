@@ -64,6 +64,11 @@ typedef struct mf_contract {
                                 product are each rounded to bf16 (vLLM's torch grouped_topk) */
     mf_fp8_acc fp8_gemm; /* weight_format fp8_block: each K block's partial on the tensor cores
                             (fp8.h); step 0: the CPU FP8 contract's fp32 chain */
+    /* weight_format fp8_block, the activation quantizer (fp8.h mf_fp8_quant; 0: kernels/cpu's
+     * IEEE quotient y / s and exact power-of-two round-up) */
+    int fp8_quant_recip;   /* y fl(1 / s): vLLM's CUDA per_token_group_fp8_quant */
+    float fp8_ue8m0_floor; /* ue8m0: the raw scale floored here before the round-up */
+    double fp8_log2_rel;   /* ue8m0: a log2f may round a scale 2^k (1 + x), x <= this, to 2^k */
 } mf_contract;
 
 /* Built-in contracts. */
@@ -75,6 +80,7 @@ extern const mf_contract mf_contract_flashinfer_07_trtllm_bf16; /* FlashInfer 0.
 extern const mf_contract mf_contract_vllm_033_triton_sm90_torch_router; /* its torch router */
 extern const mf_contract mf_contract_hopper_tc_fp8; /* hopper-tc, FP8 GEMMs on wgmma k32 */
 extern const mf_contract mf_contract_sglang_05_triton_sm90; /* SGLang 0.5.23, Triton, Hopper */
+extern const mf_contract mf_contract_vllm_033_triton_fp8_sm90; /* vLLM 0.33.0, FP8 block scale */
 
 /* 1 if a and b are the same contract field by field (names compared as strings). */
 int mf_contract_equal(const mf_contract *a, const mf_contract *b);

@@ -114,6 +114,12 @@
     X(P, NONE, "none", MF_ABI_PREROUTE_NONE)                   \
     X(P, F32, "f32", MF_ABI_PREROUTE_F32)                      \
     X(P, BF16, "bf16", MF_ABI_PREROUTE_BF16)
+/* expert placement (ABI level 7): contiguous = this rank's experts are global ids
+ * [expert_offset, expert_offset + E_local) in order (every lower level); map = tensor expert_map
+ * [E] gives each global id's local index, or -1 (vLLM's expert_map: any placement, holes) */
+#define MF_PLACEMENT_LIST(X, P)                                 \
+    X(P, CONTIGUOUS, "contiguous", MF_ABI_PLACEMENT_CONTIGUOUS) \
+    X(P, MAP, "map", MF_ABI_PLACEMENT_MAP)
 
 /* ---- contract ---- */
 
@@ -177,7 +183,7 @@ extern const mf_enum_info mf_enum_score, mf_enum_bias, mf_enum_group_rule, mf_en
     mf_enum_activation, mf_enum_layout, mf_enum_dtype, mf_enum_exp, mf_enum_div, mf_enum_acc,
     mf_enum_sigmoid_form, mf_enum_tie_rule, mf_enum_weight_form, mf_enum_renorm_denom,
     mf_enum_nonfinite, mf_enum_expert_bias, mf_enum_weight_format, mf_enum_scale_format,
-    mf_enum_shared_weight, mf_enum_shared_owner, mf_enum_preroute;
+    mf_enum_shared_weight, mf_enum_shared_owner, mf_enum_preroute, mf_enum_placement;
 
 /* The name of value v, or "?" outside the list. */
 const char *mf_enum_name(const mf_enum_info *e, int v);

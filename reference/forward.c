@@ -573,7 +573,8 @@ static void expert_view_of(mf_ref_ctx *ctx, int le, expert_view *v) {
         v->w13 = ctx->x.w13 + (size_t)le * 2 * I * H;
         v->w2 = ctx->x.w2 + (size_t)le * H * I;
         v->b13 = ctx->x.b13 ? ctx->x.b13 + (size_t)le * 2 * I : NULL;
-        v->b2 = ctx->x.b2 ? ctx->x.b2 + (size_t)le * H : NULL;
+        /* under tensor parallelism only rank 0 adds b2 */
+        v->b2 = ctx->x.b2 && p->tp_rank == 0 ? ctx->x.b2 + (size_t)le * H : NULL;
         v->i13 = ctx->w13_info + (size_t)le * 2 * I;
         v->i2 = ctx->w2_info + (size_t)le * H;
     }
@@ -928,12 +929,14 @@ mf_status mf_ref_token_output(mf_ref_ctx *ctx, int t, const int32_t *ids, const 
     mf_expert_out eo[MF_MAX_TOP_K + MF_MAX_SHARED];
     int local[MF_MAX_TOP_K + MF_MAX_SHARED];
     int nloc = 0;
+    int le_of[MF_MAX_TOP_K]; /* slot i's local expert, or -1 */
     for (int i = 0; i < k; i++) {
-        if (ids[i] < 0 || ids[i] >= p->E || !mf_is_local(p, ids[i])) continue;
+        le_of[i] = mf_local_of(p, ctx->x.expert_map, ids[i]);
+        if (le_of[i] < 0) continue;
         if (p->weight_on_input)
-            MF_TRY(expert_on_input(ctx, t, ids[i] - p->expert_offset, w, i, &eo[nloc], err));
+            MF_TRY(expert_on_input(ctx, t, le_of[i], w, i, &eo[nloc], err));
         else
-            MF_TRY(mf_ref_expert(ctx, t, ids[i] - p->expert_offset, &eo[nloc], err));
+            MF_TRY(mf_ref_expert(ctx, t, le_of[i], &eo[nloc], err));
         local[nloc++] = i;
     }
     /* the shared experts' slots follow the routed ones, weight sw (one for all of a token's) */
@@ -954,7 +957,8 @@ mf_status mf_ref_token_output(mf_ref_ctx *ctx, int t, const int32_t *ids, const 
      * by the other factor times 2^-126 (results below 2^-126 are eta's) */
     const double ftz_in = ctx->c->ftz ? 0x1p-126 : 0.0;
     /* the counterfactual "b2 unweighted" adds each local expert's b2 as one more term */
-    const uint16_t *b2_cf = (p->variant & MF_VARIANT_B2_UNWEIGHTED) ? ctx->x.b2 : NULL;
+    const uint16_t *b2_cf =
+        (p->variant & MF_VARIANT_B2_UNWEIGHTED) && p->tp_rank == 0 ? ctx->x.b2 : NULL;
     int n_adds = (b2_cf ? 2 * k : k) + n_sh;
     double gk = (double)n_adds * uc / (1 - (double)n_adds * uc);
     int weighted_rp = (ctx->c->round_points & MF_RP_WEIGHTED) != 0;
@@ -1006,7 +1010,7 @@ mf_status mf_ref_token_output(mf_ref_ctx *ctx, int t, const int32_t *ids, const 
             A += a_term;
             B += fabs(ph);
             if (b2_cf && i >= 0) {
-                double b = bf16_d(b2_cf[(size_t)(ids[i] - p->expert_offset) * H + c]);
+                double b = bf16_d(b2_cf[(size_t)le_of[i] * H + c]);
                 dd_add(&zh, &zl, b, 0);
                 B += fabs(b);
                 if (!isfinite(b)) fl |= MF_ELEM_UNCONSTRAINED;
@@ -1133,18 +1137,25 @@ static mf_status fp8_init(mf_ref_ctx *ctx, mf_error *err) {
                        "fp8_block with expert biases, a clamped activation or the interleaved "
                        "layout: the reference's FP8 expert path models SiLU-GLU on stacked "
                        "halves only");
+    /* the rounding points of the bf16 path that the FP8 path shares: GEMM1's outputs and silu
+     * (activation()), w * y and the output rsf's product (the combine); GEMM2's output and
+     * the routing weights round nowhere in a modelled FP8 kernel */
+    const unsigned fp8_rp = MF_RP_ACT_OUT | MF_RP_GEMM1_OUT | MF_RP_SILU_OUT | MF_RP_WEIGHTED |
+                            MF_RP_RSF_OUT;
     if ((c->gemm.kind != MF_ACC_SEQ_FP32 && c->fp8_gemm.step <= 0) ||
-        (c->round_points & ~MF_RP_ACT_OUT) || c->ftz)
+        (c->round_points & ~fp8_rp) || c->ftz)
         return MF_FAIL(err, MF_EUNSUPPORTED,
                        "contract %s: the FP8 block-scale path models the CPU FP8 contract (fp32 "
-                       "chain per K block) and the measured FP8 tensor cores (hopper-tc-fp8), "
-                       "with no rounding point but the activation's",
+                       "chain per K block) and the measured FP8 tensor cores (hopper-tc-fp8) "
+                       "with vLLM's path on them (vllm-0.33-triton-fp8-sm90), rounding to bf16 "
+                       "at GEMM1's outputs, silu, the activation, w * y and the output rsf only",
                        c->name);
     fp8_state *f = calloc(1, sizeof *f);
     if (!f) return MF_FAIL(err, MF_ENOMEM, "reference: out of memory");
     ctx->fp8 = f;
     size_t H = (size_t)p->H, I = (size_t)p->I, M = H > I ? H : I;
-    f->qz = (mf_fp8_quant){MF_FP8_E4M3, p->scale_format == MF_SCALE_UE8M0, FP8_EPS, 0, 0};
+    f->qz = (mf_fp8_quant){MF_FP8_E4M3, p->scale_format == MF_SCALE_UE8M0, FP8_EPS, 0,
+                           c->fp8_log2_rel, c->fp8_quant_recip, c->fp8_ue8m0_floor};
     f->t = -1;
     f->nbh = (p->H + mf_block_k(p) - 1) / mf_block_k(p);
     f->nbi = (p->I + mf_block_k(p) - 1) / mf_block_k(p);

@@ -121,21 +121,28 @@ double mf_e2m1_decode(uint8_t code4) {
 
 static float group_scale(const mf_fp8_quant *qz, float amax) {
     float s = amax / (float)mf_fp8_max(qz->kind);
-    return qz->ue8m0 ? mf_pow2_ceil_f32(s) : s;
+    return qz->ue8m0 ? mf_pow2_ceil_f32(fmaxf(s, qz->s_floor)) : s;
+}
+
+/* The fp32 value the kernel casts: y / s, or y fl(1 / s) (both correctly rounded fp32) */
+static float quot(const mf_fp8_quant *qz, float y, float s) {
+    if (!qz->recip) return y / s;
+    float r = 1.0f / s;
+    return y * r;
 }
 
 float mf_fp8_quant_group(const mf_fp8_quant *qz, const float *y, int n, uint8_t *q) {
     float amax = qz->eps;
     for (int j = 0; j < n; j++) amax = fmaxf(amax, fabsf(y[j]));
     float s = group_scale(qz, amax);
-    for (int j = 0; j < n; j++) q[j] = mf_fp8_encode(qz->kind, (double)(y[j] / s), 1);
+    for (int j = 0; j < n; j++) q[j] = mf_fp8_encode(qz->kind, (double)quot(qz, y[j], s), 1);
     return s;
 }
 
 /* Lowest and highest codes the kernel may produce from y / s (y, s exact fp32 values) */
 static void quot_codes(const mf_fp8_quant *qz, float y, float s, double *vlo, double *vhi) {
-    if (qz->div_rel == 0) {
-        double v = mf_fp8_decode(qz->kind, mf_fp8_encode(qz->kind, (double)(y / s), 1));
+    if (qz->div_rel == 0) { /* decided: fl(y / s) or fl(y fl(1 / s)), each monotone in y and s */
+        double v = mf_fp8_decode(qz->kind, mf_fp8_encode(qz->kind, (double)quot(qz, y, s), 1));
         *vlo = *vhi = v;
         return;
     }
@@ -189,6 +196,8 @@ int mf_fp8_quant_group_iv(const mf_fp8_quant *qz, const float *lo, const float *
     }
     memset(g, 0, sizeof *g);
     if (qz->ue8m0) {
+        s_lo = fmaxf(s_lo, qz->s_floor); /* monotone: the floor keeps the order */
+        s_hi = fmaxf(s_hi, qz->s_floor);
         /* each power of two from the rounded-up low end (lowered by a log2 that may land on the
          * power below) to the rounded-up high end */
         int c_lo = log2_ceil((double)s_lo / (1 + qz->log2_rel));
@@ -405,6 +414,17 @@ void mf_fp8_dot_acc(mf_fp8_dot_ws *ws, const uint8_t *qa, const float *sa, const
          * must stay below the fp32 range */
         double mid = (sum_p * (double)sa[b] + D_raw) * (1 + 2 * nbk * U);
         if (mid >= 0x1p127 || cabs + e >= 0x1p127) out->may_overflow = 1;
+        if (acc && acc->scale_order_any) {
+            /* fl(P' s_w) first: P' is a multiple of 2^-18 (products and the chain's truncations
+             * keep that grid), so it cannot underflow while |s_w| >= 2^-108 (below, its error
+             * would scale with the kernel's s'_a, which is not bounded here: unconstrained);
+             * |q'_j| <= 448 bounds it against overflow */
+            double wsum = 0;
+            for (size_t j = j0; j < j1; j++) wsum += fabs(mf_fp8_decode(MF_FP8_E4M3, qw[j]));
+            if (fabs((double)sw[b]) < 0x1p-108 ||
+                MF_E4M3_MAX * wsum * fabs((double)sw[b]) * (1 + 2 * nbk * U) >= 0x1p127)
+                out->may_overflow = 1;
+        }
         sum_e += e;
         acc_d += c_hi;
         abs_c += fabs(c_hi);

@@ -63,10 +63,17 @@ typedef struct mf_fp8_quant {
     /* the kernel's log2 may round a scale up to 2^k (1 + log2_rel) down to 2^k (log2f then
      * ceilf: vLLM per_token_group_quant.cu:70); 0: exact (kernels/cpu uses frexp) */
     double log2_rel;
+    /* 1: y times fl(1 / s), each rounded to fp32 (vLLM per_token_group_quant.cu:85-89); 0: the
+     * fp32 quotient y / s */
+    int recip;
+    /* ue8m0: the raw scale is floored at s_floor before the round-up (vLLM
+     * per_token_group_quant.cu:70, fmaxf(|y_s|, 1e-10f)); 0: no floor */
+    float s_floor;
 } mf_fp8_quant;
 
 /* What the CPU kernel computes, bit for bit: amax = max(max|y_j|, eps) in fp32, s = fl(amax /
- * max), with ue8m0 s = mf_pow2_ceil_f32(s); q_j = encode(fl(y_j / s)) saturating. Returns s. */
+ * max), with ue8m0 s = mf_pow2_ceil_f32(max(s, s_floor)); q_j = encode(fl(y_j / s)) saturating,
+ * or encode(fl(y_j fl(1 / s))) with recip (exact log2: log2_rel is not applied). Returns s. */
 float mf_fp8_quant_group(const mf_fp8_quant *qz, const float *y, int n, uint8_t *q);
 
 /* The quantizer with interval inputs. Each y_j is only known to lie in [lo_j, hi_j] (fp32
@@ -123,6 +130,9 @@ typedef struct mf_fp8_acc {
     int step;
     int frac;
     int res_bits;
+    /* 1: the epilogue may apply the two scales in either order, fl(fl(P s_w) s_a) as well as
+     * fl(fl(P s_a) s_w) (vLLM's swap-AB kernel: fused_moe.py l. 557-560); 0: s_a first */
+    int scale_order_any;
 } mf_fp8_acc;
 
 typedef struct mf_fp8_dot_ws mf_fp8_dot_ws;

@@ -19,6 +19,11 @@
  *   preroute: ids and w are given (topk_ids_in, topk_weights_in) and no router runs: a slot
  *       whose id is -1 (or outside [0, E), or another rank's) adds nothing, a repeated id adds
  *       its expert once per slot, w is used as given (an output-site rsf still scales the sum)
+ *   placement map: the routing stays global; selected expert e adds iff expert_map[e] >= 0,
+ *       through local expert expert_map[e]'s weights (contiguous: e - expert_offset in range)
+ *   tensor parallelism (tp_size > 1): this rank holds a slice of every expert's intermediate
+ *       dimension (I, shared_I are the slice's width; W13, b13, W2, sw13, sw2 hold the slice) and
+ *       out[t] is its partial sum; b2 is added on rank 0 only (summed over the ranks, once)
  *
  * The enums come from reference/enums.h: never renumber, only append.
  */
@@ -44,6 +49,7 @@ MF_ENUM_DEFINE(mf_scale_format, MF_SCALE, MF_SCALE_FORMAT_LIST);
 MF_ENUM_DEFINE(mf_shared_weight, MF_SHW, MF_SHARED_WEIGHT_LIST);
 MF_ENUM_DEFINE(mf_shared_owner, MF_SHOWN, MF_SHARED_OWNER_LIST);
 MF_ENUM_DEFINE(mf_preroute, MF_PREROUTE, MF_PREROUTE_LIST);
+MF_ENUM_DEFINE(mf_placement, MF_PLACEMENT, MF_PLACEMENT_LIST);
 
 /* Counterfactual semantics: the ways real bugs change the routing that no parameter expresses.
  * Used by attribution (src/attribute.c) only; never part of a case. */
@@ -110,6 +116,14 @@ typedef struct mf_moe_params {
     /* pre-routed input (ABI level 6): the routing is given (tensors topk_ids_in,
      * topk_weights_in in f32 or bf16); 0 = the kernel routes */
     mf_preroute preroute;
+    /* expert placement (ABI level 7): map = tensor expert_map says which global experts are
+     * local and where (expert_offset 0); 0 = contiguous from expert_offset */
+    mf_placement placement;
+    /* tensor-parallel shard of I (ABI level 8): 0 = no sharding; else the ranks (2..64) and
+     * this rank (0..tp_size - 1). I and shared_I are this rank's widths (vLLM's
+     * intermediate_size_per_partition), the weights its slice; b2 counts on rank 0 only. */
+    int tp_size;
+    int tp_rank;
 } mf_moe_params;
 
 /* Tensor storage. All row-major; bf16 as bit patterns. */
@@ -141,6 +155,9 @@ typedef struct mf_moe_tensors {
      * topk_weights_in [T][top_k] (bf16-representable when preroute is bf16) */
     const int32_t *topk_ids_in;
     const float *topk_weights_in;
+    /* placement map: expert_map [E], global id -> local index in [0, E_local) or -1 (not on this
+     * rank), each local index exactly once (src/case.c mf_expert_map_check); NULL otherwise */
+    const int32_t *expert_map;
 } mf_moe_tensors;
 
 #define MF_MAX_SHARED 8 /* shared experts (DeepSeek-V2 and ERNIE-4.5 have 2) */
@@ -179,8 +196,16 @@ static inline int mf_shared_added(const mf_moe_params *p) {
 /* fp8_block's weight block (rows x K) and activation group (K): 0 means 128 */
 static inline int mf_block_n(const mf_moe_params *p) { return p->block_n > 0 ? p->block_n : 128; }
 static inline int mf_block_k(const mf_moe_params *p) { return p->block_k > 0 ? p->block_k : 128; }
-static inline int mf_is_local(const mf_moe_params *p, int e) {
-    return e >= p->expert_offset && e < p->expert_offset + p->E_local;
+/* The local index of global expert e on this rank, or -1 (an id outside [0, E) included): by
+ * the placement map (map: the problem's expert_map, checked) or e - expert_offset. */
+static inline int mf_local_of(const mf_moe_params *p, const int32_t *map, int64_t e) {
+    if (e < 0 || e >= p->E) return -1;
+    if (p->placement == MF_PLACEMENT_MAP) return map ? map[e] : -1;
+    int64_t le = e - p->expert_offset;
+    return le >= 0 && le < p->E_local ? (int)le : -1;
+}
+static inline int mf_is_local(const mf_moe_params *p, const int32_t *map, int64_t e) {
+    return mf_local_of(p, map, e) >= 0;
 }
 
 /* Names of the values (enums.h), "?" outside the list. */

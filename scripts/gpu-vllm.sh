@@ -25,6 +25,13 @@
 # fails its rsf != 1 cases; 1 otherwise; 2 bad usage. Aims at under 5 minutes on an H100.
 # GPU_VLLM_DEVICE=cpu runs the seed runs only, on Triton's interpreter (its CPU half: python3 is
 # then whichever Python has torch and triton, e.g. PATH=/work/venv-torch/bin:$PATH).
+# GPU_VLLM_MODE=fp8 runs vLLM's FP8 block-scale path instead (adapter --fp8, contract
+# vllm-0.33-triton-fp8-sm90), each with and without the bug: the fp8_block seeds with the two
+# vllm-fp8 cases of tests/emulations/cases/, then DeepSeek-V3 FP8 at full size (H 7168, I 2048,
+# blocks 128 x 128) at T = 1 (fp32 activation scales, one EP-8 rank of 32 experts; its token
+# selects expert 25 of the rank) and T = 64 (UE8M0 scales, as vLLM with DeepGEMM's E8M0 takes
+# them; one EP-16 rank of 16 experts, 1024 sampled output columns, to keep the exact reference
+# near 2 minutes of one core).
 set -u
 device=${GPU_VLLM_DEVICE:-cuda}
 mf=${1:-build-gpu/moefuzz} vsrc=${2:-vllm-src} out=${3:-gpu-vllm-out}
@@ -34,6 +41,29 @@ mf=${1:-build-gpu/moefuzz} vsrc=${2:-vllm-src} out=${3:-gpu-vllm-out}
 tag=gpu-vllm bug_var=VLLM_ADAPTER_BUG
 source "$(dirname "$0")/gpu-adapter-common.sh"
 adapter="python3 python/moefuzz/adapters/vllm_fused_moe.py --vllm-src $vsrc --device $device"
+if [ "${GPU_VLLM_MODE:-bf16}" = fp8 ]; then
+  fp8_seeds=($(grep -l '^weight_format = fp8_block' corpus/seeds/*.txt) \
+    tests/emulations/cases/vllm-fp8-*.txt)
+  fp8_rsf=()
+  for f in "${fp8_seeds[@]}"; do grep -Eq '^rsf = (1|1\.0)$' "$f" || fp8_rsf+=("$f"); done
+  run fp8-seeds "" pass --backend "exec:$adapter --fp8" --fail-unsupported "${fp8_seeds[@]}" &
+  run fp8-seeds-rsf-dropped drop-rsf fail --backend "exec:$adapter --fp8" "${fp8_rsf[@]}" &
+  wait
+  [ "$device" = cpu ] && finish "fp8 seeds only: cpu"
+  tests/vllm_case.sh deepseek-v3-fp8 1 7168 2048 41 32 0 >"$cases/deepseek-v3-fp8-t1.txt"
+  tests/vllm_case.sh deepseek-v3-fp8-ue8m0 64 7168 2048 42 16 96 \
+    >"$cases/deepseek-v3-fp8-ue8m0-t64.txt"
+  for c in deepseek-v3-fp8-t1 deepseek-v3-fp8-ue8m0-t64; do
+    sample=()
+    [ "$c" = deepseek-v3-fp8-t1 ] || sample=(--sample-cols 1024)
+    run "full-$c" "" pass --fail-unsupported ${sample[@]+"${sample[@]}"} \
+      --backend "exec:$adapter --fp8" "$cases/$c.txt" &
+    run "full-$c-rsf-dropped" drop-rsf fail --fail-unsupported --no-attribution \
+      ${sample[@]+"${sample[@]}"} --backend "exec:$adapter --fp8" "$cases/$c.txt" &
+  done
+  wait
+  finish "fp8 full"
+fi
 # the seed runs, then the full-size runs, each group in parallel (moefuzz's reference is one
 # core per run; the GPU machine has 16)
 run seeds-cuda-router "" pass --backend "exec:$adapter --router cuda" corpus/seeds &

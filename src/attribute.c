@@ -37,6 +37,8 @@ static const struct {
     {"weight_on_output", "routing weight applied to the expert's output, not its input"},
     {"empty_slot_wrapped", "a pre-routed empty slot (id -1) read as the last expert"},
     {"weights_ignored", "the pre-routed topk_weights not applied"},
+    {"map_ignored", "the expert map ignored (local experts contiguous from expert_offset)"},
+    {"tp_b2_every_rank", "the down bias b2 added on a tensor-parallel rank other than 0"},
 };
 
 const char *mf_knob_name(mf_knob k) { return (unsigned)k < MF_KNOB_COUNT ? knobs[k].name : "?"; }
@@ -184,6 +186,16 @@ int mf_knob_apply(mf_knob k, const mf_moe_params *p, mf_moe_params *cf, char *de
         cf->variant |= MF_VARIANT_WEIGHTS_IGNORED;
         snprintf(desc, n, "every given weight 1");
         return 1;
+    case MF_KNOB_MAP_IGNORED:
+        if (p->placement != MF_PLACEMENT_MAP) return 0;
+        cf->placement = MF_PLACEMENT_CONTIGUOUS; /* expert_offset is 0 under a map */
+        snprintf(desc, n, "placement = contiguous (global ids [0, %d) local)", p->E_local);
+        return 1;
+    case MF_KNOB_TP_B2_EVERY_RANK:
+        if (p->tp_rank == 0 || !mf_has_b2(p)) return 0;
+        cf->tp_rank = 0;
+        snprintf(desc, n, "tp_rank = 0 (b2 added on rank %d too)", p->tp_rank);
+        return 1;
     default: return 0;
     }
 }
@@ -293,7 +305,7 @@ mf_status mf_observable_knobs_of(const mf_problem *pb, const mf_contract *c, uns
         if ((st = mf_ref_route(&cf[kn].p, &cf[kn].pb.t, c, &cf[kn].rt, err)) != MF_OK) break;
         cf[kn].on = 1;
         if (cf[kn].p.layout != p->layout || cf[kn].p.expert_offset != p->expert_offset ||
-            cf[kn].p.weight_on_input != p->weight_on_input ||
+            cf[kn].p.placement != p->placement || cf[kn].p.weight_on_input != p->weight_on_input ||
             ((cf[kn].p.variant ^ p->variant) & MF_VARIANT_EXPERTS)) {
             cf[kn].ctx = mf_ref_ctx_new(&cf[kn].p, &cf[kn].pb.t, c, &ro, err);
             if (!cf[kn].ctx) st = MF_EINVAL;

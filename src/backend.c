@@ -67,6 +67,7 @@ MF_SCALE_FORMAT_LIST(MF_ABI_SAME_, MF_SCALE)
 MF_SHARED_WEIGHT_LIST(MF_ABI_SAME_, MF_SHW)
 MF_SHARED_OWNER_LIST(MF_ABI_SAME_, MF_SHOWN)
 MF_PREROUTE_LIST(MF_ABI_SAME_, MF_PREROUTE)
+MF_PLACEMENT_LIST(MF_ABI_SAME_, MF_PLACEMENT)
 MF_EXP_LIST(MF_ABI_SAME_, MF_EXP)
 MF_DIV_LIST(MF_ABI_SAME_, MF_DIV)
 MF_ACC_LIST(MF_ABI_SAME_, MF_ACC)
@@ -538,6 +539,9 @@ mf_status mf_backend_params(const mf_moe_params *p, uint32_t level, mf_kernel_pa
     MF_TRY(abi_value(&mf_enum_shared_owner, p->shared_owner, &ext->shared_owner, err));
     ext->weight_on_input = p->weight_on_input;
     MF_TRY(abi_value(&mf_enum_preroute, p->preroute, &ext->preroute, err));
+    MF_TRY(abi_value(&mf_enum_placement, p->placement, &ext->placement, err));
+    ext->tp_size = p->tp_size;
+    ext->tp_rank = p->tp_rank;
     kp->abi_version = MF_KERNEL_ABI_VERSION;
     kp->struct_size = sizeof *kp;
     kp->T = p->T;

@@ -7,6 +7,7 @@
 #include "case.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -76,6 +77,13 @@ void mf_case_fix_v2(mf_case *c) {
     if (p->score == MF_SCORE_NONE) p->renormalize = 0;
     if (p->weight_format != MF_WFMT_BF16 || p->expert_bias != MF_EBIAS_NONE)
         p->weight_on_input = 0;
+    if (p->placement == MF_PLACEMENT_MAP) p->expert_offset = 0; /* the map places every expert */
+    if (p->tp_size <= 1) p->tp_size = p->tp_rank = 0;
+    else p->tp_rank %= p->tp_size;
+    /* an fp8 slice is whole scale blocks (mf_case_validate says why): else no sharding */
+    if (p->tp_size > 1 && p->weight_format == MF_WFMT_FP8_BLOCK &&
+        (p->I % mf_block_n(p) || p->I % mf_block_k(p)))
+        p->tp_size = p->tp_rank = 0;
     if (p->n_shared == 0) {
         p->shared_I = 0;
         p->shared_weight = MF_SHW_ONE;
@@ -133,6 +141,9 @@ mf_status mf_case_validate(const mf_case *c, mf_error *err) {
           p->E);
     CHECK(p->expert_offset >= 0 && p->expert_offset + p->E_local <= p->E,
           "expert_offset=%d with E_local=%d exceeds E=%d", p->expert_offset, p->E_local, p->E);
+    CHECK(p->placement != MF_PLACEMENT_MAP || p->expert_offset == 0,
+          "expert_offset = %d with placement map (the map places every expert: offset 0)",
+          p->expert_offset);
     CHECK(p->top_k >= 1 && p->top_k <= p->E && p->top_k <= MF_MAX_K,
           "top_k=%d outside [1, min(E=%d, %d)]", p->top_k, p->E, MF_MAX_K);
     CHECK((unsigned)p->score < MF_SCORE_COUNT, "bad score function");
@@ -180,6 +191,17 @@ mf_status mf_case_validate(const mf_case *c, mf_error *err) {
           "modelled with bf16 weights and no expert biases only",
           mf_enum_name(&mf_enum_weight_format, p->weight_format),
           mf_enum_name(&mf_enum_expert_bias, p->expert_bias));
+    CHECK(p->tp_rank < (p->tp_size > 1 ? p->tp_size : 1),
+          "tp_rank = %d with tp_size = %d: the ranks are 0 .. tp_size - 1", p->tp_rank,
+          p->tp_size);
+    /* vLLM (fp8_utils.py, validate_fp8_block_shape) refuses a shard whose width is not a
+     * multiple of block_n, and under TP of block_k: a shard edge inside a scale block would
+     * shift the rank's block grid, which its own scales cannot say */
+    CHECK(p->tp_size <= 1 || p->weight_format != MF_WFMT_FP8_BLOCK ||
+              (p->I % mf_block_n(p) == 0 && p->I % mf_block_k(p) == 0),
+          "tp_size = %d with fp8_block: I = %d must be a multiple of block_n = %d and block_k = "
+          "%d (a shard edge inside a scale block)",
+          p->tp_size, p->I, mf_block_n(p), mf_block_k(p));
     CHECK(p->rsf_site == MF_RSF_WEIGHTS || p->rsf_site == MF_RSF_OUTPUT, "bad rsf site");
     CHECK((unsigned)p->layout < MF_LAYOUT_COUNT, "bad layout");
     CHECK(p->logits_dtype == MF_DTYPE_F32 || p->logits_dtype == MF_DTYPE_BF16, "bad logits dtype");
@@ -820,6 +842,133 @@ static mf_status fill_preroute(const mf_case *c, mf_problem *pb, mf_error *err) 
     return MF_OK;
 }
 
+/* ---- expert placement map (docs/case-format.md, "Expert maps") ----
+ * expert_map [E]: E_local global experts get the local indices 0 .. E_local - 1, the others -1.
+ * The generator class picks which experts are local and in what local order:
+ *   sparse     a uniform subset (holes), local order the global order (vLLM's round_robin and
+ *              linear placements are of this kind)
+ *   ties       a contiguous block at a uniform offset, local order reversed (an offset
+ *              shortcut reads the wrong expert everywhere)
+ *   negative   the experts the case's routing selects (its exact selection, or the given ids)
+ *              remote as far as E - E_local allows: the selected experts all remote when they
+ *              number at most E - E_local
+ *   large_pos  those experts local first (as many as E_local holds), then a uniform rest
+ *   any other  a uniform subset in a uniform local order */
+
+/* 1 where some token's routing (its exact selection; pre-routed: the given ids) picks e */
+static mf_status selected_experts(const mf_problem *pb, uint8_t *sel, mf_error *err) {
+    const mf_moe_params *p = &pb->p;
+    int T = p->T, k = p->top_k;
+    memset(sel, 0, (size_t)p->E);
+    if (p->preroute != MF_PREROUTE_NONE) {
+        for (size_t i = 0; i < (size_t)T * k; i++) {
+            int32_t e = pb->topk_ids_in[i];
+            if (e >= 0 && e < p->E) sel[e] = 1;
+        }
+        return MF_OK;
+    }
+    mf_contract rc = mf_contract_cpu_scalar; /* any contract: only the exact selection is read */
+    mf_routing rt;
+    MF_TRY(mf_ref_route(p, &pb->t, &rc, &rt, err));
+    for (int t = 0; t < T; t++) {
+        if (rt.invariant_only[t]) continue;
+        for (int i = 0; i < k; i++) {
+            int64_t e = rt.ref_ids[(size_t)t * k + i];
+            if (e >= 0 && e < p->E) sel[e] = 1;
+        }
+    }
+    mf_routing_free(&rt);
+    return MF_OK;
+}
+
+static mf_status fill_expert_map(const mf_case *c, mf_problem *pb, mf_error *err) {
+    const mf_moe_params *p = &c->p;
+    int E = p->E, L = p->E_local;
+    const mf_gen *g = &c->gen[MF_T_EXPERT_MAP];
+    gen_streams st = streams_of(g, MF_T_EXPERT_MAP);
+    int32_t *map = pb->expert_map;
+    int *order = malloc(sizeof(int) * (size_t)E);
+    uint8_t *sel = malloc((size_t)E);
+    if (!order || !sel) {
+        free(order);
+        free(sel);
+        return MF_FAIL(err, MF_ENOMEM, "out of memory (expert map, E=%d)", E);
+    }
+    /* order: the global ids, a uniform permutation (Fisher-Yates on the main stream) */
+    for (int e = 0; e < E; e++) order[e] = e;
+    for (int e = E - 1; e > 0; e--) {
+        int j = (int)(stream_at(st.main, (uint64_t)e) % (uint64_t)(e + 1));
+        int tmp = order[e];
+        order[e] = order[j], order[j] = tmp;
+    }
+    mf_status s = MF_OK;
+    if (g->cls == MF_GEN_NEGATIVE || g->cls == MF_GEN_LARGE_POS) {
+        /* a stable partition of the permutation: unselected first (negative) or last */
+        if ((s = selected_experts(pb, sel, err)) == MF_OK) {
+            int n = 0, want = g->cls == MF_GEN_LARGE_POS;
+            int *tmp = malloc(sizeof(int) * (size_t)E);
+            if (!tmp) s = MF_FAIL(err, MF_ENOMEM, "out of memory (expert map, E=%d)", E);
+            for (int pass = 0; tmp && pass < 2; pass++)
+                for (int i = 0; i < E; i++)
+                    if ((sel[order[i]] == want) == (pass == 0)) tmp[n++] = order[i];
+            if (tmp) memcpy(order, tmp, sizeof(int) * (size_t)E);
+            free(tmp);
+        }
+    }
+    for (int e = 0; e < E; e++) map[e] = -1;
+    switch ((mf_gen_class)g->cls) {
+    case MF_GEN_SPARSE: /* the first L of the permutation, numbered in global order */
+        for (int i = 0; i < L; i++) map[order[i]] = 0;
+        for (int e = 0, le = 0; e < E; e++)
+            if (map[e] == 0) map[e] = le++;
+        break;
+    case MF_GEN_TIES: {
+        int o = (int)(stream_at(st.rows, 0) % (uint64_t)(E - L + 1));
+        for (int i = 0; i < L; i++) map[o + i] = L - 1 - i;
+        break;
+    }
+    default:
+        for (int i = 0; i < L; i++) map[order[i]] = i;
+        break;
+    }
+    free(order);
+    free(sel);
+    return s;
+}
+
+const char *mf_expert_map_check(const mf_moe_params *p, const int32_t *map, char *msg, size_t n) {
+    if (p->placement != MF_PLACEMENT_MAP) return NULL;
+    uint8_t *seen = calloc((size_t)p->E_local, 1);
+    if (!seen) {
+        snprintf(msg, n, "expert_map: out of memory (E_local=%d)", p->E_local);
+        return msg;
+    }
+    const char *bad = NULL;
+    int local = 0;
+    for (int e = 0; e < p->E && !bad; e++) {
+        int32_t v = map[e];
+        if (v == -1) continue;
+        if (v < 0 || v >= p->E_local) {
+            snprintf(msg, n, "expert_map[%d] = %d: an entry is -1 or a local index in [0, %d)", e,
+                     (int)v, p->E_local);
+            bad = msg;
+        } else if (seen[v]) {
+            snprintf(msg, n, "expert_map[%d] = %d: local expert %d is placed twice", e, (int)v,
+                     (int)v);
+            bad = msg;
+        } else {
+            seen[v] = 1, local++;
+        }
+    }
+    if (!bad && local != p->E_local) {
+        snprintf(msg, n, "expert_map places %d experts, E_local = %d (each local index once)",
+                 local, p->E_local);
+        bad = msg;
+    }
+    free(seen);
+    return bad;
+}
+
 /* c->rows: every token from rows on takes the x and logits rows of a prototype < rows. */
 static void repeat_rows(const mf_case *c, mf_problem *pb) {
     const mf_moe_params *p = &c->p;
@@ -889,6 +1038,20 @@ mf_status mf_problem_update(const mf_case *c, mf_problem *pb, mf_error *err) {
             return st;
         }
         apply_pokes(pb, -1);
+    }
+    if (p->placement == MF_PLACEMENT_MAP) {
+        /* the map follows the routing (classes negative, large_pos); its pokes land after it,
+         * and a poked map must still be one */
+        problem_views(pb);
+        char why[160];
+        mf_status st = fill_expert_map(c, pb, err);
+        if (st == MF_OK) apply_pokes(pb, -1);
+        if (st == MF_OK && mf_expert_map_check(p, pb->expert_map, why, sizeof why))
+            st = MF_FAIL(err, MF_EINVAL, "%s", why);
+        if (st != MF_OK) {
+            mf_problem_free(pb);
+            return st;
+        }
     }
     for (int le = 0; le < p->E_local; le++)
         if (pb->experts[le] == MF_EXPERT_READY) apply_pokes(pb, le);
@@ -972,8 +1135,8 @@ mf_status mf_problem_build(const mf_case *c, mf_problem *pb, mf_error *err) {
  * some finite token, and its exact selections (a counterfactual's variant may select outside its
  * classes: 0-masked groups). cap > 0: a token with more than cap experts not certainly out adds
  * its exact selection only. */
-static void mark_routable(const mf_routing *rt, const mf_moe_params *v, int cap, int E_local,
-                          uint8_t *mask) {
+static void mark_routable(const mf_routing *rt, const mf_moe_params *v, const int32_t *map, int cap,
+                          int E_local, uint8_t *mask) {
     int T = v->T, E = v->E, k = v->top_k;
     for (int t = 0; t < T; t++) {
         if (rt->invariant_only[t]) continue;
@@ -981,12 +1144,12 @@ static void mark_routable(const mf_routing *rt, const mf_moe_params *v, int cap,
         int n = 0;
         for (int e = 0; e < E; e++) n += cls[e] != MF_ROUTE_OUT;
         for (int e = 0; e < E && (cap <= 0 || n <= cap); e++) {
-            int le = e - v->expert_offset;
+            int le = mf_local_of(v, map, e);
             if (cls[e] != MF_ROUTE_OUT && le >= 0 && le < E_local) mask[le] = 1;
         }
         for (int i = 0; i < k; i++) {
-            int64_t e = rt->ref_ids[(size_t)t * k + i], le = e - v->expert_offset;
-            if (e >= 0 && le >= 0 && le < E_local) mask[le] = 1;
+            int le = mf_local_of(v, map, rt->ref_ids[(size_t)t * k + i]);
+            if (le >= 0 && le < E_local) mask[le] = 1;
         }
     }
 }
@@ -995,8 +1158,9 @@ static void mark_routable(const mf_routing *rt, const mf_moe_params *v, int cap,
  * experts are selected, restated here since the case sits below attribution: bias dropped,
  * grouping dropped, dropped groups masked with 0, the other group rule, the other score function,
  * the expert-parallel offset ignored or applied twice, a pre-routed empty slot read as expert
- * E - 1. 0 where the knob cannot apply. */
-enum { MF_SELECTION_KNOBS = 8 };
+ * E - 1, the placement map ignored (contiguous from expert_offset 0). 0 where the knob cannot
+ * apply. */
+enum { MF_SELECTION_KNOBS = 9 };
 static int selection_knob(int k, const mf_moe_params *p, mf_moe_params *cf) {
     *cf = *p;
     int grouped = p->n_group > 1 && p->topk_group < p->n_group;
@@ -1012,7 +1176,12 @@ static int selection_knob(int k, const mf_moe_params *p, mf_moe_params *cf) {
         return 1;
     case 5: cf->expert_offset = 0; return p->expert_offset != 0;
     case 6: cf->expert_offset = 2 * p->expert_offset; return p->expert_offset != 0;
-    default: cf->variant |= MF_VARIANT_EMPTY_SLOT_WRAPPED; return p->preroute != 0;
+    case 7:
+        cf->variant |= MF_VARIANT_EMPTY_SLOT_WRAPPED;
+        return p->preroute != 0;
+    default:
+        cf->placement = MF_PLACEMENT_CONTIGUOUS;
+        return p->placement == MF_PLACEMENT_MAP;
     }
 }
 
@@ -1063,7 +1232,7 @@ mf_status mf_problem_routable(const mf_problem *pb, uint8_t *mask, mf_error *err
         mf_routing rt;
         st = mf_ref_route(&v[i], &tv, &wide, &rt, err);
         if (st != MF_OK) break;
-        mark_routable(&rt, &v[i], vcap[i], p->E_local, mask);
+        mark_routable(&rt, &v[i], pb->t.expert_map, vcap[i], p->E_local, mask);
         mf_routing_free(&rt);
     }
     free(shifted);

@@ -59,7 +59,9 @@
     ROW(TOPK_IDS_IN, topk_ids_in, int32_t, 2, p->T, p->top_k, 1, 0, p->preroute != 0, 1.0, 0,  \
         ext, 6)                                                                                \
     ROW(TOPK_WEIGHTS_IN, topk_weights_in, float, 2, p->T, p->top_k, 1,                         \
-        p->preroute == MF_PREROUTE_BF16, p->preroute != 0, 0.5, 0, ext, 6)
+        p->preroute == MF_PREROUTE_BF16, p->preroute != 0, 0.5, 0, ext, 6)                    \
+    ROW(EXPERT_MAP, expert_map, int32_t, 1, p->E, 1, 1, 0, p->placement == MF_PLACEMENT_MAP,    \
+        1.0, 0, ext, 7)
 
 /* Blocks of b along n, the last one partial (FP8 block scales). */
 static inline size_t mf_blocks(int n, int b) { return ((size_t)n + (size_t)b - 1) / (size_t)b; }
@@ -91,7 +93,10 @@ static inline size_t mf_blocks(int n, int b) { return ((size_t)n + (size_t)b - 1
     ROW(50, shared_weight, ENUM, &mf_enum_shared_weight, 0, 0, 4)                    \
     ROW(51, shared_owner, ENUM, &mf_enum_shared_owner, 0, 0, 4)                      \
     ROW(16, weight_on_input, INT, NULL, 1, 1, 5)                                     \
-    ROW(20, preroute, ENUM, &mf_enum_preroute, 0, 0, 6)
+    ROW(20, preroute, ENUM, &mf_enum_preroute, 0, 0, 6)                              \
+    ROW(24, placement, ENUM, &mf_enum_placement, 0, 0, 7)                            \
+    ROW(56, tp_size, INT, NULL, 2, 64, 8)                                            \
+    ROW(57, tp_rank, INT, NULL, 1, 63, 8)
 
 typedef enum mf_param_kind { MF_PK_ENUM, MF_PK_INT, MF_PK_F32 } mf_param_kind;
 
@@ -172,7 +177,8 @@ typedef struct mf_case {
 } mf_case;
 
 /* Makes the v2 parameters of c consistent with its activation: act_limit 7 (act_alpha 1.702)
- * where a clamped activation (swiglu_oai) has none, 0 where the activation has no use for it. */
+ * where a clamped activation (swiglu_oai) has none, 0 where the activation has no use for it;
+ * tp_rank below tp_size, and no sharding of fp8 weights whose I is not whole scale blocks. */
 void mf_case_fix_v2(mf_case *c);
 /* Clears the generators of the tensors that case format v1 does not know and c does not use:
  * they are not part of the case (neither format keeps them). */
@@ -198,6 +204,9 @@ int mf_tensor_shape(const mf_moe_params *p, mf_tensor_id t, uint64_t shape[MF_TE
 /* Bytes of one element of tensor t in mf_problem (2: bf16 bits; 4: float) and to the kernel. */
 size_t mf_tensor_host_size(mf_tensor_id t);
 size_t mf_tensor_kernel_size(const mf_moe_params *p, mf_tensor_id t);
+/* NULL if map is a placement map of p (each entry -1 or a local index, each local index in
+ * [0, E_local) exactly once), or the placement is contiguous; else msg, saying why in a line */
+const char *mf_expert_map_check(const mf_moe_params *p, const int32_t *map, char *msg, size_t n);
 /* 1 if tensor t holds int32 values (storage int32_t: the pre-routed ids); pokes write the int32
  * bit pattern */
 int mf_tensor_is_i32(mf_tensor_id t);

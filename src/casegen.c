@@ -113,6 +113,7 @@ static void quant_repair(mf_case *c) {
         p->act_alpha = p->act_limit = 0;
         if (p->layout == MF_LAYOUT_INTERLEAVED) p->layout = MF_LAYOUT_GATE_UP;
     }
+    mf_case_fix_v2(c); /* a tensor-parallel slice of fp8 weights: whole scale blocks */
     if (p->weight_format != MF_WFMT_FP8_BLOCK) {
         p->block_n = p->block_k = 0;
         p->scale_format = MF_SCALE_F32;
@@ -241,6 +242,7 @@ void mf_case_fit(mf_case *c, const mf_case_limits *lim) {
         } else break;
     }
     mf_case_rows(c, lim);
+    mf_case_fix_v2(c); /* a halved I may cut a tensor-parallel fp8 slice off its scale blocks */
 }
 
 int mf_case_fits(const mf_case *c, const mf_case_limits *lim) {
@@ -260,6 +262,9 @@ static int poke_tensor(mf_rng *r, const mf_moe_params *p) {
     int t = (int)mf_rng_below(r, MF_NUM_TENSORS);
     if (mf_tensor_level((mf_tensor_id)t) > 1 && !mf_tensor_present(p, (mf_tensor_id)t))
         t = MF_T_X;
+    /* a special value in the expert map is no placement map (a bad case): its hard cases are
+     * its generator classes */
+    if (t == MF_T_EXPERT_MAP) t = MF_T_X;
     return t;
 }
 
@@ -267,6 +272,8 @@ static const uint32_t special_bf16[] = {0x0000, 0x8000, 0x0001, 0x0080, 0x7f7f, 
                                         0x7f80, 0xff80, 0x7fc0, 0x3f80, 0xbf80, 0x3f81};
 
 static void random_preroute(uint64_t h, mf_case *c);
+static void random_placement(uint64_t h, mf_case *c);
+static void random_tp(uint64_t h, mf_case *c, const mf_case_limits *lim);
 
 void mf_case_random(mf_rng *r, const mf_case_limits *lim, mf_case *c) {
     mf_case_default(c);
@@ -373,6 +380,49 @@ void mf_case_random(mf_rng *r, const mf_case_limits *lim, mf_case *c) {
     }
     /* pre-routed input (ABI level 6), in an eighth of the v2 draws, the same way */
     if (v2_draws && ((h >> 56) & 7) == 0) random_preroute(h, c);
+    /* an expert map (ABI level 7), in a quarter of the v2 draws, the same way */
+    if (v2_draws && ((h >> 44) & 3) == 0) random_placement(h, c);
+    /* a tensor-parallel shard (ABI level 8), in an eighth of the v2 draws, from bits of their
+     * own (independent of the expert map's) */
+    uint64_t h2 = (h ^ (h >> 31)) * 0xBF58476D1CE4E5B9ull;
+    if (v2_draws && ((h >> 46) & 7) == 0) random_tp(h2, c, lim);
+}
+
+/* An expert map from the bits of h: this rank's E_local (the drawn one under expert
+ * parallelism; without it, E (a permutation) or a uniform count from 1 to E), and the map's
+ * generator (src/case.c: uniform placement and order, holes in global order, a reversed block,
+ * the routed experts all remote or all local). */
+static void random_placement(uint64_t h, mf_case *c) {
+    static const uint8_t mc[] = {MF_GEN_NORMAL,   MF_GEN_NORMAL,   MF_GEN_SPARSE,
+                                 MF_GEN_TIES,     MF_GEN_NEGATIVE, MF_GEN_LARGE_POS,
+                                 MF_GEN_NEGATIVE, MF_GEN_LARGE_POS};
+    mf_moe_params *p = &c->p;
+    p->placement = MF_PLACEMENT_MAP;
+    p->expert_offset = 0;
+    if (p->E_local == p->E && ((h >> 43) & 1)) p->E_local = 1 + (int)((h >> 24) % (uint64_t)p->E);
+    mf_gen *g = &c->gen[MF_T_EXPERT_MAP];
+    g->cls = mc[(h >> 40) & 7];
+    g->scale = 0;
+    g->seed = h * 0x94D049BB133111EBull + 3;
+}
+
+/* A tensor-parallel rank from the bits of h: 2 to 8 ranks, any rank, and in a quarter of the
+ * draws a shard of one or two intermediate columns (the case's I is the rank's width; fp8
+ * weights get whole scale blocks). */
+static void random_tp(uint64_t h, mf_case *c, const mf_case_limits *lim) {
+    mf_moe_params *p = &c->p;
+    p->tp_size = 2 + (int)((h >> 40) % 7);
+    p->tp_rank = (int)((h >> 36) % (uint64_t)p->tp_size);
+    if (((h >> 34) & 3) == 0) {
+        p->I = 1 + (int)((h >> 33) & 1);
+        if (p->n_shared) p->shared_I = p->I;
+    }
+    if (p->weight_format == MF_WFMT_FP8_BLOCK) {
+        int b = mf_block_n(p) > mf_block_k(p) ? mf_block_n(p) : mf_block_k(p);
+        p->I = b * (1 + (p->I - 1) / b);
+    }
+    mf_case_repair(c);
+    mf_case_fit(c, lim);
 }
 
 /* Pre-routed input from the bits of h: the weights' dtype, the ids' generator (the case's own
@@ -563,6 +613,11 @@ void mf_case_crossover(const mf_case *a, const mf_case *b, mf_rng *r, const mf_c
             p->preroute = q->preroute;
             out->gen[MF_T_TOPK_IDS_IN] = b->gen[MF_T_TOPK_IDS_IN];
             out->gen[MF_T_TOPK_WEIGHTS_IN] = b->gen[MF_T_TOPK_WEIGHTS_IN];
+        }
+        if (p->placement != q->placement && p->E == q->E && mf_rng_below(r, 2)) {
+            p->placement = q->placement, p->E_local = q->E_local;
+            p->expert_offset = q->expert_offset;
+            out->gen[MF_T_EXPERT_MAP] = b->gen[MF_T_EXPERT_MAP];
         }
     }
     mf_case_repair(out);

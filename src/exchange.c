@@ -84,10 +84,11 @@ static mf_st_dtype st_dtype(const mf_moe_params *p, mf_tensor_id t) {
 }
 
 /* the weights an adapter may keep: the routed and shared experts' tensors (those after x,
- * logits and bias, but the per-token ones: the shared gate's logits, the given routing) */
+ * logits and bias, but the per-token ones: the shared gate's logits, the given routing; nor
+ * the placement map, a rank's and not an expert's) */
 static int per_expert(mf_tensor_id t) {
     return t > MF_T_BIAS && t != MF_T_SHARED_GATE && t != MF_T_TOPK_IDS_IN &&
-           t != MF_T_TOPK_WEIGHTS_IN;
+           t != MF_T_TOPK_WEIGHTS_IN && t != MF_T_EXPERT_MAP;
 }
 
 static uint64_t hash_mix(uint64_t h, uint64_t w) {
@@ -320,6 +321,11 @@ static mf_status problem_from_tensors(const mf_safetensors *st, const mf_case *c
                 f[i] = mf_bf16_to_f32(b);
             }
         }
+    }
+    char why[160];
+    if (mf_expert_map_check(p, pb->expert_map, why, sizeof why)) {
+        mf_problem_free(pb);
+        return MF_FAIL(err, MF_EINVAL, "%s", why);
     }
     if (!mx[0] && !mx[1] && !mx[2] && !mx[3]) return MF_OK;
     mf_kernel_inputs ki;

@@ -166,8 +166,9 @@ void mf_fuzz_stats_print(const mf_fuzz_stats *sum, FILE *out) {
 /* The v2 semantics class of a case: 0 = the v1 model, 1 = v2 float semantics (clamped or
  * parameterised activation, expert biases, interleaved layout, renormalisation denominator or
  * non-finite policy), 2 = fp8_block weights, 3 = mxfp4 weights, 4 = shared experts, 5 = the
- * routing weight on the input, 6 = pre-routed input. */
+ * routing weight on the input, 6 = pre-routed input, 7 = a tensor-parallel rank. */
 static int v2_class(const mf_moe_params *p) {
+    if (p->tp_size > 1) return 7;
     if (p->preroute != MF_PREROUTE_NONE) return 6;
     if (p->weight_on_input) return 5;
     if (p->n_shared > 0) return 4;
@@ -178,12 +179,20 @@ static int v2_class(const mf_moe_params *p) {
            p->nonfinite != MF_NONFINITE_PROPAGATE;
 }
 
+/* 1 if c pokes its expert map (a fuzz input's pokes may leave it no placement map) */
+static int map_poked(const mf_case *c) {
+    if (c->p.placement != MF_PLACEMENT_MAP) return 0;
+    for (int i = 0; i < c->n_pokes; i++)
+        if (c->pokes[i].tensor == MF_T_EXPERT_MAP) return 1;
+    return 0;
+}
+
 /* mixed radix: each digit is clamped to its radix, so a value out of range (a decoded case is
  * validated first, but the cell must never index past the counters) lands on the last cell */
 static int digit(int cell, int v, int radix) { return cell * radix + (v >= 0 && v < radix ? v : radix - 1); }
 
 /* docs/fuzzing.md quotes this count (tests/docs_claims.sh) */
-_Static_assert(MF_FUZZ_CELLS == 145152, "update docs/fuzzing.md's cell count");
+_Static_assert(MF_FUZZ_CELLS == 248832, "update docs/fuzzing.md's cell count");
 
 int mf_fuzz_cell(const mf_case *c) {
     const mf_moe_params *p = &c->p;
@@ -195,13 +204,13 @@ int mf_fuzz_cell(const mf_case *c) {
     cell = digit(cell, p->n_group > 1, 2);
     cell = digit(cell, p->renormalize != 0, 2);
     cell = digit(cell, rsf, 1 + MF_RSF_COUNT);
-    cell = digit(cell, p->E_local < p->E, 2);
+    cell = digit(cell, p->placement == MF_PLACEMENT_MAP ? 2 : p->E_local < p->E, 3);
     cell = digit(cell, p->layout == MF_LAYOUT_UP_GATE, 2);
     cell = digit(cell, p->logits_dtype, MF_DTYPE_COUNT);
     cell = digit(cell, p->renorm_eps != 0, 2);
     cell = digit(cell, kc, 3);
     cell = digit(cell, tc, 3);
-    cell = digit(cell, v2_class(p), 7);
+    cell = digit(cell, v2_class(p), 8);
     return cell;
 }
 
@@ -314,8 +323,14 @@ mf_fuzz_outcome mf_fuzz_one(mf_fuzz *f, const uint8_t *data, size_t size, mf_fuz
         return r->outcome = MF_FUZZ_SKIP;
     }
     f->opts.metamorphic = f->st.execs % (uint64_t)f->cfg.meta_every == 0;
-    if (mf_problem_update(&r->c, &f->pb, &err) != MF_OK ||
-        mf_check_problem(&f->pb, &f->b, &f->opts, &r->v, &err) != MF_OK) {
+    mf_status ust = mf_problem_update(&r->c, &f->pb, &err);
+    if (ust != MF_OK && map_poked(&r->c)) {
+        /* raw bytes whose pokes left the expert map no placement map: bad input (exit 2 in
+         * `moefuzz check`), not a kernel's error */
+        f->st.skips++;
+        return r->outcome = MF_FUZZ_SKIP;
+    }
+    if (ust != MF_OK || mf_check_problem(&f->pb, &f->b, &f->opts, &r->v, &err) != MF_OK) {
         snprintf(r->error, sizeof r->error, "%s", err.msg);
         f->st.errors++;
         return r->outcome = MF_FUZZ_ERROR;

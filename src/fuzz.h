@@ -32,11 +32,11 @@ typedef enum mf_fuzz_outcome {
 } mf_fuzz_outcome;
 
 /* Configuration cells: the parameter-space coordinates of a case (docs/fuzzing.md): score, bias
- * kind, grouped, renormalize, rsf class and site, expert parallelism, up_gate, logits dtype, eps,
- * top_k class, T class, v2 semantics class (mf_fuzz_cell). */
+ * kind, grouped, renormalize, rsf class and site, expert parallelism (none, contiguous, expert
+ * map), up_gate, logits dtype, eps, top_k class, T class, v2 semantics class (mf_fuzz_cell). */
 #define MF_FUZZ_CELLS                                                                      \
-    (MF_SCORE_COUNT * MF_BIAS_COUNT * 2 * 2 * (1 + MF_RSF_COUNT) * 2 * 2 * MF_DTYPE_COUNT * \
-     2 * 3 * 3 * 7)
+    (MF_SCORE_COUNT * MF_BIAS_COUNT * 2 * 2 * (1 + MF_RSF_COUNT) * 3 * 2 * MF_DTYPE_COUNT * \
+     2 * 3 * 3 * 8)
 /* Extra-counter layout: [cell x ambiguous] | [coarse config x utilisation bucket] |
  * [coarse config x number of observable knobs] | [observable knob] */
 #define MF_FUZZ_UTIL_BUCKETS 9
@@ -141,7 +141,7 @@ typedef struct mf_fuzz_stats {
 } mf_fuzz_stats;
 
 #define MF_FUZZ_STATS_MAGIC 0x4d465a53u /* "MFZS" */
-#define MF_FUZZ_STATS_VERSION 4
+#define MF_FUZZ_STATS_VERSION 5
 void mf_fuzz_stats_flush(mf_fuzz *f);
 /* The summary lines of a campaign's statistics: configuration cells, utilisation, size classes,
  * metamorphic relations and observability (`moefuzz fuzz` and moefuzz.fuzz print them). */

@@ -75,14 +75,15 @@ static mf_status scaling_safe(const mf_problem *pb, const mf_contract *c, const 
         if ((st = mf_ref_weights(&rt, p, c, t, ids, &w, err)) != MF_OK) break;
         memset(safe + (size_t)t * H, 1, (size_t)H);
         for (int i = 0; i < k && st == MF_OK; i++) {
-            if (!mf_is_local(p, ids[i])) continue;
+            int le = mf_local_of(p, pb->t.expert_map, ids[i]);
+            if (le < 0) continue;
             double aw = fabs(w.w_hi[i]);
             if (!(aw == 0 || (aw > lo && aw < hi)) || w.nan_ok) {
                 memset(safe + (size_t)t * H, 0, (size_t)H);
                 break;
             }
             mf_expert_out eo;
-            if ((st = mf_ref_expert(ctx, t, ids[i] - p->expert_offset, &eo, err)) != MF_OK) break;
+            if ((st = mf_ref_expert(ctx, t, le, &eo, err)) != MF_OK) break;
             for (int col = 0; col < H; col++) {
                 double prod = aw * fabs(eo.o_hi[col]) *
                               (p->rsf_site == MF_RSF_WEIGHTS ? 1.0 : (double)p->rsf);
@@ -300,10 +301,11 @@ static size_t per_expert(const mf_moe_params *p, mf_tensor_id t) {
 }
 
 /* 1 for a tensor held per routed expert (d0 = E_local): not x, logits, bias, the shared
- * experts' tensors, which every shard holds whole, nor the pre-routed ids and weights ([T][k]) */
+ * experts' tensors, which every shard holds whole, nor the pre-routed ids and weights ([T][k]),
+ * nor the placement map ([E]) */
 static int routed_expert_tensor(mf_tensor_id t) {
     return t > MF_T_BIAS && t != MF_T_SW13 && t != MF_T_SW2 && t != MF_T_SHARED_GATE &&
-           t != MF_T_TOPK_IDS_IN && t != MF_T_TOPK_WEIGHTS_IN;
+           t != MF_T_TOPK_IDS_IN && t != MF_T_TOPK_WEIGHTS_IN && t != MF_T_EXPERT_MAP;
 }
 
 static int ep_shards_applies(const meta_ctx *x) {
@@ -368,6 +370,174 @@ static mf_status ep_shards_check(meta_ctx *x, mf_error *err) {
     }
     mf_run_result_free(&ra);
     mf_run_result_free(&rb);
+    return st;
+}
+
+/* tp-shards: split every expert's intermediate dimension into R tensor-parallel ranks (R = 3, or
+ * 2 where I or shared_I is 2; uneven where R does not divide I) and run each rank on its slice:
+ * the ranks' partial outputs add up to the unsharded output. In exact arithmetic the partial
+ * sums z_r add up to z exactly (the activation is per column, the combine linear, b2 on rank 0
+ * only), and a kernel that meets its contract writes y_r within D_r = max(z_r - lo_r, hi_r -
+ * z_r) of z_r (lo, hi: the reference's admissible bf16 outputs), so
+ *   |sum_r y_r - y| <= sum_r D_r + D,
+ * summed in double with a relative slack of R 2^-52. Every token is split, so the relation is a
+ * bound, not an identity; it holds under any contract whose radii are sound. */
+typedef struct tp_slice {
+    mf_problem q;
+    uint16_t *w13, *b13, *w2, *sw13, *sw2;
+} tp_slice;
+
+static int tp_ranks(const mf_moe_params *p) {
+    int R = p->I >= 3 && (p->n_shared == 0 || p->shared_I >= 3) ? 3 : 2;
+    return p->I >= R && (p->n_shared == 0 || p->shared_I >= R) ? R : 0;
+}
+
+static int tp_shards_applies(const meta_ctx *x) {
+    const mf_problem *pb = x->pb;
+    /* bf16 weights only: an fp8 slice must be whole scale blocks of its own */
+    return pb->p.tp_size <= 1 && pb->p.weight_format == MF_WFMT_BF16 && tp_ranks(&pb->p) >= 2 &&
+           (!pb->experts || mf_problem_experts_ready(pb) == pb->p.E_local);
+}
+
+/* Rows [o, o + w) of the gate and the up halves of n stacked [2I][cols] blocks (layout l) into
+ * [2w][cols] blocks, the rank's own layout. */
+static uint16_t *tp_rows(const uint16_t *src, int n, int I, int o, int w, int cols, mf_layout l) {
+    uint16_t *d = malloc(sizeof(uint16_t) * ((size_t)n * 2 * w * cols + 1));
+    mf_moe_params full = {.I = I, .layout = l}, part = {.I = w, .layout = l};
+    for (int e = 0; d && e < n; e++)
+        for (int j = 0; j < w; j++) {
+            const uint16_t *s = src + (size_t)e * 2 * I * cols;
+            uint16_t *t = d + (size_t)e * 2 * w * cols;
+            memcpy(t + (size_t)mf_gate_row(&part, j) * cols,
+                   s + (size_t)mf_gate_row(&full, o + j) * cols, sizeof(uint16_t) * cols);
+            memcpy(t + (size_t)mf_up_row(&part, j) * cols,
+                   s + (size_t)mf_up_row(&full, o + j) * cols, sizeof(uint16_t) * cols);
+        }
+    return d;
+}
+
+/* Columns [o, o + w) of n * H rows of I columns. */
+static uint16_t *tp_cols(const uint16_t *src, size_t rows, int I, int o, int w) {
+    uint16_t *d = malloc(sizeof(uint16_t) * (rows * w + 1));
+    for (size_t r = 0; d && r < rows; r++)
+        memcpy(d + r * w, src + r * I + o, sizeof(uint16_t) * w);
+    return d;
+}
+
+static void tp_slice_free(tp_slice *s) {
+    free(s->w13), free(s->b13), free(s->w2), free(s->sw13), free(s->sw2);
+}
+
+/* Rank r of R: its slice [o, o + w) of I (and [so, so + sw) of shared_I). */
+static int tp_slice_make(const mf_problem *pb, int R, int r, tp_slice *s) {
+    const mf_moe_params *p = &pb->p;
+    const int I = p->I, SI = p->shared_I, H = p->H, EL = p->E_local, S = p->n_shared;
+    int w = I / R + (r < I % R), o = r * (I / R) + (r < I % R ? r : I % R);
+    memset(s, 0, sizeof *s);
+    s->q = *pb;
+    s->q.has_src = 0;
+    s->q.p.I = w, s->q.p.tp_size = R, s->q.p.tp_rank = r;
+    s->w13 = tp_rows(pb->w13, EL, I, o, w, H, p->layout);
+    s->q.w13 = s->w13, s->q.t.w13 = s->w13;
+    s->w2 = tp_cols(pb->w2, (size_t)EL * H, I, o, w);
+    s->q.w2 = s->w2, s->q.t.w2 = s->w2;
+    if (pb->t.b13) {
+        s->b13 = tp_rows(pb->b13, EL, I, o, w, 1, p->layout);
+        s->q.b13 = s->b13, s->q.t.b13 = s->b13;
+    }
+    if (S > 0) {
+        int sw = SI / R + (r < SI % R), so = r * (SI / R) + (r < SI % R ? r : SI % R);
+        s->q.p.shared_I = sw;
+        s->sw13 = tp_rows(pb->sw13, S, SI, so, sw, H, p->layout);
+        s->q.sw13 = s->sw13, s->q.t.sw13 = s->sw13;
+        s->sw2 = tp_cols(pb->sw2, (size_t)S * H, SI, so, sw);
+        s->q.sw2 = s->sw2, s->q.t.sw2 = s->sw2;
+    }
+    return s->w13 && s->w2 && (!pb->t.b13 || s->b13) && (S == 0 || (s->sw13 && s->sw2));
+}
+
+/* The distance from the exact z to the farthest admissible output; -1 where none is bounded. */
+static double tp_reach(const mf_ref_row *row, int col) {
+    if (row->flags[col]) return -1;
+    float lo = mf_bf16_to_f32(row->lo[col]), hi = mf_bf16_to_f32(row->hi[col]);
+    if (!isfinite(lo) || !isfinite(hi)) return -1;
+    double z = row->z[col], a = z - (double)lo, b = (double)hi - z;
+    return a > b ? a : b;
+}
+
+static mf_status tp_shards_check(meta_ctx *x, mf_error *err) {
+    const mf_problem *pb = x->pb;
+    const mf_moe_params *p = &pb->p;
+    const int T = p->T, H = p->H, k = p->top_k, R = tp_ranks(p);
+    tp_slice sl[3];
+    mf_run_result rr[3];
+    mf_ref_ctx *ctx[4] = {0};
+    double *buf = malloc(sizeof(double) * 8 * (size_t)H);
+    uint16_t *bits = malloc(sizeof(uint16_t) * 8 * (size_t)H);
+    uint8_t *flags = malloc(8 * (size_t)H);
+    mf_routing rt;
+    int n_run = 0, routed = 0;
+    mf_status st = MF_OK;
+    memset(sl, 0, sizeof sl);
+    if (!buf || !bits || !flags) st = MF_FAIL(err, MF_ENOMEM, "out of memory");
+    for (int r = 0; r < R && st == MF_OK; r++)
+        if (!tp_slice_make(pb, R, r, &sl[r])) st = MF_FAIL(err, MF_ENOMEM, "out of memory");
+    for (; n_run < R && st == MF_OK; n_run++)
+        if ((st = run(x->b, &sl[n_run].q, &rr[n_run], err)) != MF_OK) break;
+    int supported = st == MF_OK;
+    for (int r = 0; r < n_run; r++) supported &= !rr[r].unsupported;
+    if (st == MF_OK && supported) { /* a bound under every contract (tp_shards_holds) */
+        x->m->applicable[MF_META_TP_SHARDS] = 1;
+        mf_ref_options ro = {0};
+        if ((st = mf_ref_route(p, &pb->t, x->c, &rt, err)) == MF_OK) routed = 1;
+        for (int r = 0; r <= R && st == MF_OK; r++) {
+            const mf_problem *q = r < R ? &sl[r].q : pb;
+            if (!(ctx[r] = mf_ref_ctx_new(&q->p, &q->t, x->c, &ro, err))) st = MF_EINVAL;
+        }
+        for (int t = 0; t < T && st == MF_OK; t++) {
+            const int32_t *ids = x->s0 + (size_t)t * k;
+            if (ids[0] < 0) continue;
+            mf_weights w;
+            if ((st = mf_ref_weights(&rt, p, x->c, t, ids, &w, err)) != MF_OK) break;
+            if (w.nan_ok) continue;
+            mf_ref_row row[4];
+            for (int r = 0; r <= R && st == MF_OK; r++) {
+                row[r] = (mf_ref_row){buf + (size_t)2 * r * H, buf + (size_t)(2 * r + 1) * H,
+                                      bits + (size_t)2 * r * H, bits + (size_t)(2 * r + 1) * H,
+                                      flags + (size_t)r * H};
+                st = mf_ref_token_output(ctx[r], t, ids, &w, &row[r], err);
+            }
+            for (int col = 0; col < H && st == MF_OK; col++) {
+                size_t i = (size_t)t * H + col;
+                double bound = tp_reach(&row[R], col), sum = 0, mag = 0;
+                int ok = bound >= 0 && comparable(x->r0->out[i]);
+                for (int r = 0; r < R && ok; r++) {
+                    double d = tp_reach(&row[r], col);
+                    ok = d >= 0 && mf_bf16_is_finite(rr[r].out[i]);
+                    double y = mf_bf16_to_f32(rr[r].out[i]);
+                    bound += d, sum += y, mag += fabs(y);
+                }
+                if (!ok) continue;
+                double y0 = mf_bf16_to_f32(x->r0->out[i]);
+                bound += (double)(R + 1) * 0x1p-52 * (mag + fabs(y0));
+                x->m->compared[MF_META_TP_SHARDS]++;
+                if (fabs(sum - y0) > bound &&
+                    x->m->violations[MF_META_TP_SHARDS]++ == 0) {
+                    x->m->n_violated++;
+                    snprintf(x->m->first[MF_META_TP_SHARDS],
+                             sizeof x->m->first[MF_META_TP_SHARDS],
+                             "[tok %d, col %d] the %d ranks' partial outputs sum to %a, the "
+                             "unsharded output is %a, allowed %a",
+                             t, col, R, sum, y0, bound);
+                }
+            }
+        }
+    }
+    for (int r = 0; r <= R; r++) mf_ref_ctx_free(ctx[r]);
+    if (routed) mf_routing_free(&rt);
+    for (int r = 0; r < n_run; r++) mf_run_result_free(&rr[r]);
+    for (int r = 0; r < R; r++) tp_slice_free(&sl[r]);
+    free(buf), free(bits), free(flags);
     return st;
 }
 
@@ -471,6 +641,160 @@ done:
     return st;
 }
 
+/* map-shards: a partition of the E experts over R ranks (2 or 3), each rank an expert map with
+ * holes whose local order is the reverse of the global order (so that an offset shortcut reads
+ * the wrong expert). A token whose experts all live on one rank gets the unsharded output there,
+ * bit for bit (the same slots in the same order), and exact zeros on the others; a split token's
+ * partial outputs sum to the unsharded output within their roundings' bounds, which the check
+ * of each rank's run against its own reference gives (the exact partial outputs sum to the
+ * exact output). Rank 0 owns the shared experts. */
+enum { MAP_SHARDS_MAX_RANKS = 3 };
+
+static int map_shards_applies(const meta_ctx *x) {
+    const mf_moe_params *p = &x->pb->p;
+    /* the unsharded problem holds every expert in global order; each rank's copy holds a subset */
+    return p->placement == MF_PLACEMENT_CONTIGUOUS && p->E_local == p->E && p->E >= 2 &&
+           (!x->pb->experts || mf_problem_experts_ready(x->pb) == p->E_local);
+}
+
+/* The rank of expert e: a hash of e (every rank holds at least one expert: e % R otherwise) */
+static int map_shard_owner(int e, int E, int R, int hashed) {
+    if (!hashed) return e % R;
+    uint64_t h = (uint64_t)e * 0x9E3779B97F4A7C15ull + (uint64_t)E;
+    h ^= h >> 29;
+    h *= 0xBF58476D1CE4E5B9ull;
+    return (int)((h >> 32) % (uint64_t)R);
+}
+
+/* Rank r's problem: its expert map (owned experts numbered in descending global order), copies
+ * of the per-expert tensors in that local order, every expert generated. */
+typedef struct map_shard {
+    mf_problem q;
+    int32_t *map;
+    uint8_t *ready;
+    permuted own;
+} map_shard;
+
+static int map_shard_make(const mf_problem *pb, const int *owner, int r, map_shard *s) {
+    const int E = pb->p.E;
+    memset(s, 0, sizeof *s);
+    s->q = *pb;
+    s->map = malloc(sizeof(int32_t) * (size_t)E);
+    s->ready = malloc((size_t)E);
+    if (!s->map || !s->ready) return 0;
+    int L = 0;
+    for (int e = E - 1; e >= 0; e--) s->map[e] = owner[e] == r ? L++ : -1;
+    memset(s->ready, MF_EXPERT_READY, (size_t)L);
+#define SHARD_COPY_(ID, name, storage, ...)                                                   \
+    if (routed_expert_tensor(MF_T_##ID) && pb->name) {                                        \
+        size_t per = per_expert(&pb->p, MF_T_##ID);                                           \
+        if (!(s->own.name = malloc(sizeof(storage) * (per * (size_t)L + 1)))) return 0;       \
+        for (int e = 0; e < E; e++)                                                           \
+            if (s->map[e] >= 0)                                                               \
+                memcpy(s->own.name + (size_t)s->map[e] * per, pb->name + (size_t)e * per,     \
+                       sizeof(storage) * per);                                                \
+        s->q.name = s->own.name;                                                              \
+        if (pb->t.name) s->q.t.name = s->own.name;                                            \
+    }
+    MF_TENSOR_LIST(SHARD_COPY_)
+#undef SHARD_COPY_
+    s->q.p.E_local = L;
+    s->q.p.expert_offset = 0;
+    s->q.p.placement = MF_PLACEMENT_MAP;
+    s->q.expert_map = s->map;
+    s->q.t.expert_map = s->map;
+    s->q.experts = s->ready;
+    s->q.t.expert_state = s->ready;
+    if (r != 0 && mf_shared_added(&pb->p)) s->q.p.shared_owner = MF_SHOWN_OTHER_RANK;
+    return 1;
+}
+
+static void map_shard_free(map_shard *s) {
+    free(s->map);
+    free(s->ready);
+    permuted_free(&s->own);
+}
+
+static mf_status map_shards_check(meta_ctx *x, mf_error *err) {
+    const mf_problem *pb = x->pb;
+    const int T = pb->p.T, H = pb->p.H, k = pb->p.top_k, E = pb->p.E;
+    const int R = E >= 6 ? MAP_SHARDS_MAX_RANKS : 2;
+    int *owner = malloc(sizeof(int) * (size_t)E);
+    if (!owner) return MF_FAIL(err, MF_ENOMEM, "out of memory");
+    int count[MAP_SHARDS_MAX_RANKS] = {0}, hashed = 1;
+    for (int e = 0; e < E; e++) count[owner[e] = map_shard_owner(e, E, R, 1)]++;
+    for (int r = 0; r < R; r++) hashed &= count[r] > 0;
+    if (!hashed)
+        for (int e = 0; e < E; e++) owner[e] = map_shard_owner(e, E, R, 0);
+    map_shard sh[MAP_SHARDS_MAX_RANKS];
+    mf_run_result rr[MAP_SHARDS_MAX_RANKS];
+    memset(sh, 0, sizeof sh);
+    memset(rr, 0, sizeof rr);
+    mf_status st = MF_OK;
+    int unsupported = 0;
+    for (int r = 0; r < R && st == MF_OK; r++) {
+        if (!map_shard_make(pb, owner, r, &sh[r])) st = MF_FAIL(err, MF_ENOMEM, "out of memory");
+        if (st == MF_OK) st = run(x->b, &sh[r].q, &rr[r], err);
+        if (st == MF_OK) unsupported |= rr[r].unsupported;
+    }
+    if (st == MF_OK && !unsupported && !x->identity) {
+        for (int r = 0; r < R && st == MF_OK; r++) {
+            char what[32];
+            snprintf(what, sizeof what, "rank %d of %d", r, R);
+            st = check_alone(x, MF_META_MAP_SHARDS, &sh[r].q, &rr[r], what, err);
+        }
+    } else if (st == MF_OK && !unsupported) {
+        mf_meta_result *m = x->m;
+        m->applicable[MF_META_MAP_SHARDS] = 1;
+        /* the split tokens' bound: each rank's partial output against its own reference (a
+         * failure is a violation; its elements are not counted as compared bit for bit) */
+        for (int r = 0; r < R && st == MF_OK; r++) {
+            mf_meta_check v;
+            if ((st = x->checker(&sh[r].q, x->c, &rr[r], &v, err)) != MF_OK) break;
+            if (!v.pass && m->violations[MF_META_MAP_SHARDS]++ == 0) {
+                m->n_violated++;
+                snprintf(m->first[MF_META_MAP_SHARDS], sizeof m->first[MF_META_MAP_SHARDS],
+                         "rank %d of %d on its own: %s", r, R, v.first);
+            }
+        }
+        const int shared = mf_shared_added(&pb->p);
+        for (int t = 0; t < T && st == MF_OK; t++) {
+            const int32_t *ids = x->r0->ids ? x->r0->ids + (size_t)t * k : x->s0 + (size_t)t * k;
+            if (ids[0] < 0) continue;
+            int home = -1, split = 0;
+            for (int i = 0; i < k; i++) {
+                if (ids[i] < 0 || ids[i] >= E) continue;
+                if (home >= 0 && owner[ids[i]] != home) split = 1;
+                home = owner[ids[i]];
+            }
+            if (split || home < 0) continue;   /* partial sums round differently */
+            if (shared && home != 0) continue; /* its routed experts there, the shared on 0 */
+            for (int r = 0; r < R; r++)
+                for (int col = 0; col < H; col++) {
+                    size_t i = (size_t)t * H + col;
+                    const uint16_t *o = rr[r].out;
+                    if (r != home) {
+                        if (mf_bf16_to_f32(o[i]) != 0.0f)
+                            violation(m, MF_META_MAP_SHARDS, t, col, o[i], 0,
+                                      "a rank without the token's experts wrote non-zero");
+                        continue;
+                    }
+                    if (!comparable(x->r0->out[i]) || !comparable(o[i])) continue;
+                    m->compared[MF_META_MAP_SHARDS]++;
+                    if (mf_bf16_to_f32(o[i]) != mf_bf16_to_f32(x->r0->out[i]))
+                        violation(m, MF_META_MAP_SHARDS, t, col, o[i], x->r0->out[i],
+                                  "the rank holding every expert differs from unsharded");
+                }
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        mf_run_result_free(&rr[r]);
+        map_shard_free(&sh[r]);
+    }
+    free(owner);
+    return st;
+}
+
 /* ---- the contract fields each relation's identity needs ----
  * Each writes why it holds or not (for the report) and returns 1 when the relation may compare
  * runs bit for bit. Every identity compares two runs, so every one needs determinism first. */
@@ -520,6 +844,19 @@ static int ep_shards_holds(const mf_contract *c, char *why, size_t n) {
     return 1;
 }
 
+static int map_shards_holds(const mf_contract *c, char *why, size_t n) {
+    if (!needs_deterministic(c, why, n)) return 0;
+    snprintf(why, n, "deterministic: a rank holding all of a token's experts combines the same");
+    return 1;
+}
+
+/* a bound from the runs' radii, which every contract gives: the relation always compares */
+static int tp_shards_holds(const mf_contract *c, char *why, size_t n) {
+    (void)c;
+    snprintf(why, n, "a bound, not an identity: within the sum of the runs' radii");
+    return 1;
+}
+
 static int relabel_holds(const mf_contract *c, char *why, size_t n) {
     if (!needs_deterministic(c, why, n)) return 0;
     if (c->gemm.kind == MF_ACC_ANY_ORDER) {
@@ -552,6 +889,9 @@ static const meta_relation relations[] = {
      full_groups_check},
     {MF_META_EP_SHARDS, "ep-shards", 1, ep_shards_applies, ep_shards_holds, ep_shards_check},
     {MF_META_RELABEL, "relabel", 1, relabel_applies, relabel_holds, relabel_check},
+    {MF_META_MAP_SHARDS, "map-shards", 1, map_shards_applies, map_shards_holds,
+     map_shards_check},
+    {MF_META_TP_SHARDS, "tp-shards", 1, tp_shards_applies, tp_shards_holds, tp_shards_check},
 };
 #define N_RELATIONS ((int)(sizeof relations / sizeof relations[0]))
 _Static_assert(sizeof relations / sizeof relations[0] == MF_META_COUNT,
@@ -589,7 +929,10 @@ void mf_meta_print(const mf_meta_result *m, FILE *f) {
     for (int i = 0; i < MF_META_COUNT; i++) {
         if (!m->applicable[i]) continue;
         const char *verdict = m->violations[i] ? "VIOLATED" : "ok";
-        if (m->identity[i])
+        if (m->identity[i] && i == MF_META_TP_SHARDS)
+            fprintf(f, "    %-12s bound        %-8s %llu elements compared (%s)\n",
+                    mf_meta_name((mf_meta)i), verdict, m->compared[i], m->why[i]);
+        else if (m->identity[i])
             fprintf(f, "    %-12s identity     %-8s %llu elements compared bit for bit (%s)\n",
                     mf_meta_name((mf_meta)i), verdict, m->compared[i], m->why[i]);
         else

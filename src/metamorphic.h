@@ -11,6 +11,14 @@
  *   ep-shards     split into two expert-parallel shards: a token whose experts all live on one
  *                 shard gets the unsharded output there and exact zeros on the other
  *   full-groups   topk_group = n_group gives the same output as no grouping
+ *   map-shards    partition the experts over 2 or 3 ranks, each an expert map with holes in an
+ *                 order other than the global one (ABI level 7): a token whose experts all live
+ *                 on one rank gets the unsharded output there and exact zeros on the others;
+ *                 every rank's run passes its own check (a split token's partial outputs sum to
+ *                 the unsharded one within their bounds)
+ *   tp-shards     split I into tensor-parallel ranks: the ranks' partial outputs sum to the
+ *                 unsharded output within the sum of the runs' radii (a bound: every token is
+ *                 split, so no bit-for-bit identity; bf16 weights)
  * Elements that are non-finite or within a factor 2 of the bf16 subnormal range are skipped
  * (rounding there does not commute with scaling).
  *
@@ -36,6 +44,8 @@ typedef enum mf_meta {
     MF_META_RELABEL,
     MF_META_EP_SHARDS,
     MF_META_FULL_GROUPS,
+    MF_META_MAP_SHARDS,
+    MF_META_TP_SHARDS,
     MF_META_COUNT
 } mf_meta;
 

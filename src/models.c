@@ -297,6 +297,7 @@ void mf_model_apply(const mf_model *m, int full, mf_case *c) {
     p->E = m->E;
     p->E_local = m->E;
     p->expert_offset = 0;
+    p->placement = MF_PLACEMENT_CONTIGUOUS; /* the model's experts, all on this rank */
     p->top_k = m->top_k;
     p->n_group = m->n_group;
     p->topk_group = m->topk_group;
@@ -328,6 +329,7 @@ void mf_model_apply(const mf_model *m, int full, mf_case *c) {
     p->shared_owner = MF_SHOWN_THIS_RANK;
     p->weight_on_input = m->weight_on_input;
     p->preroute = MF_PREROUTE_NONE; /* a model's cases route themselves */
+    p->tp_size = p->tp_rank = 0;       /* and hold every expert's whole I */
 }
 
 void mf_models_print(FILE *f) {

@@ -350,14 +350,15 @@ static mf_status check_token(token_ref *tr, const mf_run_result *r, int t, mf_ve
         v->tokens_many_selections++;
         v->tokens_many_rejected += best_bad > 0;
     }
+    const int32_t *map = tr->pb->t.expert_map;
     int any_local = 0;
-    for (int i = 0; i < k; i++) any_local |= mf_is_local(p, sel[i]);
+    for (int i = 0; i < k; i++) any_local |= mf_is_local(p, map, sel[i]);
     v->tokens_no_local += !any_local;
     if (r->weights) check_route_weights(p, t, r->weights + (size_t)t * k, sel, w, v);
     /* a weight whose enclosure reaches 0 (underflowed scores) saturates its radius */
     int degenerate = 0;
     for (int i = 0; i < k; i++)
-        degenerate |= mf_is_local(p, sel[i]) && w->lo[i] <= 0 && w->w_hi[i] > 0;
+        degenerate |= mf_is_local(p, map, sel[i]) && w->lo[i] <= 0 && w->w_hi[i] > 0;
     check_output(p, t, y, &tr->rows[best], nsel, degenerate, v);
     return MF_OK;
 }

@@ -66,6 +66,8 @@ typedef enum mf_knob {
     MF_KNOB_WEIGHT_ON_OUTPUT, /* routing variants (level 5) */
     MF_KNOB_EMPTY_SLOT_WRAPPED, /* pre-routed input (level 6) */
     MF_KNOB_WEIGHTS_IGNORED,
+    MF_KNOB_MAP_IGNORED, /* expert maps (level 7) */
+    MF_KNOB_TP_B2_EVERY_RANK, /* tensor-parallel shard (level 8) */
     MF_KNOB_COUNT
 } mf_knob;
 

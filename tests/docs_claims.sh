@@ -172,9 +172,9 @@ const() { # const NAME VALUE FILE DOCFILE TEXT
   if grep -qE "#define $1 $2\b" "$src/$3"; then ok; else fail "$3: $1 is not $2"; fi
   claim "$src/$4" "$5"
 }
-if grep -qF "_Static_assert(MF_FUZZ_CELLS == 145152," "$src/src/fuzz.c"; then ok; else
-  fail "src/fuzz.c: MF_FUZZ_CELLS is not asserted to be 145152"; fi
-claim "$src/docs/fuzzing.md" "145,152 cells"
+if grep -qF "_Static_assert(MF_FUZZ_CELLS == 248832," "$src/src/fuzz.c"; then ok; else
+  fail "src/fuzz.c: MF_FUZZ_CELLS is not asserted to be 248832"; fi
+claim "$src/docs/fuzzing.md" "248,832 cells"
 const MF_POISON_BF16 0x7fa5u src/run_result.h docs/design.md "NaN payload (0x7fa5)"
 const MF_GUARD_ELEMS 64 src/run_result.h docs/design.md "64 guard elements"
 if grep -q '^limit=(--time 60)' "$src/scripts/main-job.sh"; then ok; else
@@ -248,7 +248,7 @@ if grep -q 'gate' <(awk -F'|' '{print $6}' "$tmp/wim.rows"); then
   claim "$src/src/backend.c" '"needs ABI feature level %u (%s); the kernel speaks level %u"'
 fi
 # "not expressible": a case that names it is refused
-for bad in 'expert_map = 1|unknown key '"'"'expert_map'"'" \
+for bad in 'sparsemixer = 1|unknown key '"'"'sparsemixer'"'" \
   'weight_format = nvfp4|bad value '"'"'nvfp4'"'"' for weight_format (bf16, fp8_block or mxfp4)'; do
   line=${bad%%|*} want=${bad#*|}
   { grep -v "^${line%% =*} = " "$tmp/full.txt"; echo "$line"; } >"$tmp/bad.txt"

@@ -33,12 +33,12 @@ trap 'rm -rf "$tmp"' EXIT
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 # the adapter speaks ABI level 2: the seeds of quantized weights (level 3), of shared experts
-# (level 4), of routing variants (level 5) and of pre-routed input (level 6) are refused by the
-# level gate, and expected so
+# (level 4), of routing variants (level 5), of pre-routed input (level 6), of expert maps (level
+# 7) and of tensor-parallel shards (level 8) are refused by the level gate, and expected so
 v2_expect=()
 n_v2=0
 for f in "$seeds"/*.txt; do
-  if grep -Eq '^(weight_format = (fp8_block|mxfp4)|n_shared = [1-9]|score = none|weight_on_input = 1|preroute = (f32|bf16))' "$f"; then
+  if grep -Eq '^(weight_format = (fp8_block|mxfp4)|n_shared = [1-9]|score = none|weight_on_input = 1|preroute = (f32|bf16)|placement = map|tp_size = [1-9])' "$f"; then
     v2_expect+=(--expect-unsupported "$(basename "$f")")
     n_v2=$((n_v2 + 1))
   fi

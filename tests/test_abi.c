@@ -192,13 +192,15 @@ static void test_levels(const char *v1_plugin, const char *plugin, const char *s
            "a newer kernel gets this moefuzz's level, got %u", lvl);
 }
 
-/* The level a case needs: 1 if v1 carries it, 6 with pre-routed input, 5 with a routing variant
- * (score none, the weight on the input), 4 with shared experts, 3 with quantized weights, else
- * 2. */
+/* The level a case needs: 1 if v1 carries it, 8 with a tensor-parallel shard, 7 with an expert
+ * map, 6 with pre-routed input, 5 with a routing variant (score none, the weight on the input), 4
+ * with shared experts, 3 with quantized weights, else 2. */
 static uint32_t expected_level(const mf_case *c) {
     mf_case problem_only = *c; /* rows is the case's, not the problem's: no ABI level */
     problem_only.rows = 0;
     if (mf_case_format(&problem_only) == 1) return MF_ABI_LEVEL_1;
+    if (c->p.tp_size > 1) return MF_ABI_LEVEL_8;
+    if (c->p.placement != MF_PLACEMENT_CONTIGUOUS) return MF_ABI_LEVEL_7;
     if (c->p.preroute != MF_PREROUTE_NONE) return MF_ABI_LEVEL_6;
     if (c->p.score == MF_SCORE_NONE || c->p.weight_on_input) return MF_ABI_LEVEL_5;
     if (c->p.n_shared > 0) return MF_ABI_LEVEL_4;
@@ -230,7 +232,7 @@ static void test_case_levels(const char *seeds) {
     mf_rng r = {7};
     mf_case_limits lim;
     mf_case_limits_default(&lim);
-    int n_v1 = 0, quantized = 0, shared = 0, variants = 0, prerouted = 0;
+    int n_v1 = 0, quantized = 0, shared = 0, variants = 0, prerouted = 0, mapped = 0, tp = 0;
     for (int i = 0; i < 2000; i++) {
         mf_case c;
         mf_case_random(&r, &lim, &c);
@@ -242,7 +244,13 @@ static void test_case_levels(const char *seeds) {
         shared += l == MF_ABI_LEVEL_4;
         variants += l == MF_ABI_LEVEL_5;
         prerouted += l == MF_ABI_LEVEL_6;
+        mapped += l == MF_ABI_LEVEL_7;
+        tp += l == MF_ABI_LEVEL_8;
     }
+    EXPECT(mapped > 0 && mapped < 200, "%d of 2000 random cases with an expert map (level 7)",
+           mapped);
+    EXPECT(tp > 0 && tp < 200, "%d of 2000 random cases with a tensor-parallel shard (level 8)",
+           tp);
     EXPECT(prerouted > 0 && prerouted < 200,
            "%d of 2000 random cases with pre-routed input (level 6)", prerouted);
     EXPECT(variants > 0 && variants < 200,
@@ -350,7 +358,7 @@ static void test_exec_hello(void) {
         {"hello old contract=any-order routing=1", MF_OK, MF_ABI_LEVEL_1},
         {"hello new protocol=2 level=1 cache=weights", MF_OK, MF_ABI_LEVEL_1},
         {"hello cached protoc=3 level=2 cache=weights", MF_OK, MF_ABI_LEVEL_2},
-        {"hello newer protocol=9 level=7 future=yes", MF_OK, MF_KERNEL_FEATURE_LEVEL},
+        {"hello newer protocol=9 level=99 future=yes", MF_OK, MF_KERNEL_FEATURE_LEVEL},
         {"hello bad level=abc", MF_EINVAL, 0},
         {"hello bad level=0", MF_EINVAL, 0},
         {"hello bad protocol=", MF_EINVAL, 0},

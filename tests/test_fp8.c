@@ -19,10 +19,12 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <mpfr.h>
 
 #include "bf16.h"
+#include "contract.h"
 #include "fp8.h"
 #include "mf_test.h"
 
@@ -182,7 +184,7 @@ static void test_quant_iv(int cases) {
     float lo[256], hi[256];
     int ambig_scales = 0, boundary_two = 0;
     for (int c = 0; c < cases; c++) {
-        mf_fp8_quant qz = {MF_FP8_E4M3, (int)(c & 1), 1e-10f, c % 3 == 2 ? 0x1p-22 : 0, 0};
+        mf_fp8_quant qz = {MF_FP8_E4M3, (int)(c & 1), 1e-10f, c % 3 == 2 ? 0x1p-22 : 0, 0, 0, 0};
         int n = 1 + (int)(rnd() % 128);
         for (int j = 0; j < n; j++) {
             float a = rand_act();
@@ -219,6 +221,104 @@ static void test_quant_iv(int cases) {
            3 * cases);
 }
 
+/* vLLM 0.33.0's CUDA per_token_group_fp8_quant (per_token_group_quant.cu l. 46-90) on one
+ * group, written from its source: amax from eps, y_s = amax / 448, UE8M0 exp2f(ceilf(log2f(
+ * fmaxf(|y_s|, 1e-10f)))), inv = 1.0f / y_s, q = e4m3(clamp(y * inv)). log2: 0 this
+ * libm's log2f, 1 one ulp below it (what the contract's 1 ulp allows), 2 the group-128 register
+ * kernel's exponent bump (l. 260-268). Returns y_s. */
+static float vllm_quant_group(int ue8m0, int log2, const float *y, int n, uint8_t *q) {
+    float amax = 1e-10f;
+    for (int j = 0; j < n; j++) amax = fmaxf(amax, fabsf(y[j]));
+    float s = amax / 448.0f;
+    if (ue8m0 && log2 == 2) {
+        uint32_t b;
+        s = fmaxf(fabsf(s), 1e-10f);
+        memcpy(&b, &s, 4);
+        b = (((b >> 23) & 0xffu) + ((b & 0x7fffffu) != 0)) << 23;
+        memcpy(&s, &b, 4);
+    } else if (ue8m0) {
+        float l = log2f(fmaxf(fabsf(s), 1e-10f));
+        if (log2 == 1) l = nextafterf(l, -INFINITY);
+        s = exp2f(ceilf(l));
+    }
+    float inv = 1.0f / s;
+    for (int j = 0; j < n; j++)
+        q[j] = mf_fp8_encode(MF_FP8_E4M3, (double)fminf(fmaxf(y[j] * inv, -448.0f), 448.0f), 1);
+    return s;
+}
+
+/* The contract vllm-0.33-triton-fp8-sm90's quantizer fields (recip, the UE8M0 floor, log2_rel)
+ * enclose what vLLM's quantizer gives on every input of an interval group, including a log2f
+ * one ulp low; on point groups without log2_rel they decide it, code for code. */
+static void test_quant_vllm(int cases) {
+    const mf_contract *vc = mf_contract_find("vllm-0.33-triton-fp8-sm90");
+    EXPECT(vc != NULL, "contract vllm-0.33-triton-fp8-sm90 missing");
+    if (!vc) return;
+    float lo[128], hi[128], rep[128], y[128];
+    uint8_t rq[128], q[128];
+    double dlo[128], dhi[128];
+    int lowered = 0, differs_from_div = 0;
+    for (int c = 0; c < cases; c++) {
+        mf_fp8_quant qz = {MF_FP8_E4M3, (int)(c & 1), 1e-10f, 0, vc->fp8_log2_rel,
+                           vc->fp8_quant_recip, vc->fp8_ue8m0_floor};
+        int n = 1 + (int)(rnd() % 128);
+        int tiny = c % 5 == 4; /* amax below 448e-10: the UE8M0 floor decides the scale */
+        for (int j = 0; j < n; j++) {
+            float a = tiny ? (float)ldexp(unif() * 2 - 1, -40 - (int)(rnd() % 20)) : rand_act();
+            float r = (rnd() % 3) ? 0 : fabsf(a) * (float)ldexp(unif(), -(int)(rnd() % 12));
+            lo[j] = a - r;
+            hi[j] = a + r;
+        }
+        if (c % 7 == 3) { /* amax just above 448 2^k: where a low log2f keeps 2^k */
+            float amax = (float)ldexp(448.0, (int)(rnd() % 20) - 15);
+            lo[0] = hi[0] = nextafterf(amax, INFINITY);
+            for (int j = 1; j < n; j++) lo[j] = hi[j] = fminf(fabsf(lo[j]), amax / 2);
+        }
+        for (int j = 0; j < n; j++) rep[j] = fminf(fmaxf(lo[j] + (hi[j] - lo[j]) * 0.5f, lo[j]), hi[j]);
+        mf_fp8_group_iv g;
+        mf_fp8_quant_group_iv(&qz, lo, hi, rep, n, &g, rq, dlo, dhi);
+        for (int smp = 0; smp < 10; smp++) {
+            for (int j = 0; j < n; j++) {
+                int pick = (int)(rnd() % 4);
+                y[j] = pick == 0 ? lo[j] : pick == 1 ? hi[j] : lo[j] + (hi[j] - lo[j]) * (float)unif();
+                if (y[j] > hi[j]) y[j] = hi[j];
+            }
+            int low = (int)(rnd() % 3);
+            float sc = vllm_quant_group(qz.ue8m0, low, y, n, q);
+            float sc_exact = vllm_quant_group(qz.ue8m0, 0, y, n, rq);
+            lowered += sc != sc_exact;
+            int in_cand = 0;
+            for (int i = 0; i < g.nscales; i++) in_cand |= sc >= g.s_lo[i] && sc <= g.s_hi[i];
+            EXPECT(in_cand, "vLLM scale %a outside the candidates", (double)sc);
+            for (int j = 0; j < n; j++) {
+                double d = mf_fp8_decode(MF_FP8_E4M3, q[j]) * sc;
+                EXPECT(d >= dlo[j] && d <= dhi[j], "vLLM elem %d: y %a gives %a outside [%a, %a]",
+                       j, (double)y[j], d, dlo[j], dhi[j]);
+            }
+        }
+        /* points, log2 exact: the reference's representative is vLLM's quantizer (the fp32
+         * scale, or the register kernel's UE8M0 bump), code for code */
+        qz.log2_rel = 0;
+        for (int j = 0; j < n; j++) lo[j] = hi[j] = tiny ? lo[j] : rand_act();
+        int amb = mf_fp8_quant_group_iv(&qz, lo, hi, lo, n, &g, rq, dlo, dhi);
+        float sv = vllm_quant_group(qz.ue8m0, 2, lo, n, q);
+        EXPECT(amb == 0 && g.rep_s == sv && !memcmp(rq, q, (size_t)n),
+               "vLLM's quantizer on points: %d undecided, scale %a vs %a", amb, (double)g.rep_s,
+               (double)sv);
+        mf_fp8_quant qd = qz;
+        qd.recip = 0;
+        qd.s_floor = 0;
+        uint8_t qdiv[128];
+        float sd = mf_fp8_quant_group(&qd, lo, n, qdiv);
+        differs_from_div += sd != sv || memcmp(qdiv, q, (size_t)n) != 0;
+    }
+    /* the fields matter: without them the quantizer differs from vLLM's on some groups */
+    EXPECT(differs_from_div > 0, "the division quantizer never differs from vLLM's");
+    EXPECT(lowered > 0, "no group had its UE8M0 scale lowered by a low log2f");
+    printf("vLLM quantizer: %d of %d groups differ from the division quantizer; %d samples with "
+           "a lowered UE8M0 scale\n", differs_from_div, cases, lowered);
+}
+
 /* ---- block dot ---- */
 
 static uint8_t rand_e4m3(void) {
@@ -228,17 +328,27 @@ static uint8_t rand_e4m3(void) {
     }
 }
 
-/* what kernels/cpu does for one output, with the kernel's own inputs (qa2, sa2) */
+/* what kernels/cpu does for one output, with the kernel's own inputs (qa2, sa2); order 1: the
+ * epilogue of vLLM's swap-AB kernel, fl(fl(P s_w) s_a); order 2: that with the last multiply
+ * contracted into the add (an fma), as Triton may compile it */
 static float cpu_contract_dot(const uint8_t *qa, const float *sa, const uint8_t *qw,
-                              const float *sw, int n, int bk) {
+                              const float *sw, int n, int bk, int order) {
     float acc = 0;
     for (int b = 0; b * bk < n; b++) {
         float part = 0;
         for (int j = b * bk; j < n && j < (b + 1) * bk; j++)
             part += (float)(mf_fp8_decode(MF_FP8_E4M3, qa[j]) * mf_fp8_decode(MF_FP8_E4M3, qw[j]));
-        float t = part * sa[b];
-        t = t * sw[b];
-        acc += t;
+        if (order == 0) {
+            float t = part * sa[b];
+            t = t * sw[b];
+            acc += t;
+        } else if (order == 1) {
+            float t = part * sw[b];
+            t = t * sa[b];
+            acc += t;
+        } else {
+            acc = fmaf(part * sw[b], sa[b], acc);
+        }
     }
     return acc;
 }
@@ -298,13 +408,15 @@ static void test_dot(int cases) {
         mpfr_sub_d(t, t, d.lo, MPFR_RNDN);
         double ex = fabs(mpfr_get_d(t, MPFR_RNDU));
         EXPECT(!d.nonfinite && ex <= d.err, "case %d: exact value off by %a > err %a", c, ex, d.err);
-        float k = cpu_contract_dot(qa2, sa2, qw, sw, n, bk);
-        mpfr_sub_d(t, m, (double)k, MPFR_RNDN);
-        double e = fabs(mpfr_get_d(t, MPFR_RNDU));
-        if (!d.may_overflow) {
-            EXPECT(e <= d.radius, "case %d (n %d bk %d): kernel off by %a > radius %a", c, n, bk,
-                   e, d.radius);
-            if (d.radius > 0 && e / d.radius > worst) worst = e / d.radius;
+        for (int order = 0; order < 3; order++) {
+            float k = cpu_contract_dot(qa2, sa2, qw, sw, n, bk, order);
+            mpfr_sub_d(t, m, (double)k, MPFR_RNDN);
+            double e = fabs(mpfr_get_d(t, MPFR_RNDU));
+            if (!d.may_overflow) {
+                EXPECT(e <= d.radius, "case %d (n %d bk %d order %d): kernel off by %a > radius %a",
+                       c, n, bk, order, e, d.radius);
+                if (d.radius > 0 && e / d.radius > worst) worst = e / d.radius;
+            }
         }
     }
     printf("block dot: worst use of the radius %.3f over %d cases\n", worst, cases);
@@ -372,6 +484,7 @@ int main(int argc, char **argv) {
     }
     test_formats();
     test_quant_iv(cases);
+    test_quant_vllm(cases);
     test_dot(cases);
     test_mxfp4();
     return mf_test_exit("test_fp8");

@@ -11,11 +11,12 @@
  *     are observable at either rsf site (at the output site the counterfactual must not reuse
  *     a context that applies the case's own rsf);
  * and at least one output-site twin with rsf != 1 is among the inputs, or the second check
- * proves nothing. Four mutants implement their knob on part of the cases only, so the first
+ * proves nothing. Five mutants implement their knob on part of the cases only, so the first
  * check applies to them where they do: renormalize-ignored ignores renormalize = true (the knob
  * also flips false to true), rsf-only-with-renorm gates the weights-site rsf (the knob also
  * covers the output site), mxfp4-rsf-dropped drops rsf on MXFP4 cases only, and topk-sigmoid
- * swaps the score of score = none only (the knob swaps every score). Exit 0 on
+ * swaps the score of score = none only (the knob swaps every score), and tp-interleaved-halves
+ * reads interleaved rows as halves on a tensor-parallel rank only (tp_size > 1). Exit 0 on
  * agreement, 1 otherwise, 2 on bad input.
  */
 #include <dirent.h>
@@ -34,6 +35,7 @@ static int mutant_is_counterfactual(const char *name, const mf_moe_params *p) {
     if (!strcmp(name, "rsf-only-with-renorm")) return p->rsf_site == MF_RSF_WEIGHTS;
     if (!strcmp(name, "mxfp4-rsf-dropped")) return p->weight_format == MF_WFMT_MXFP4;
     if (!strcmp(name, "topk-sigmoid")) return p->score == MF_SCORE_NONE;
+    if (!strcmp(name, "tp-interleaved-halves")) return p->tp_size > 1;
     return 1;
 }
 

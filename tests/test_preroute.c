@@ -161,7 +161,7 @@ static void test_hard_cases(void) {
         int32_t id = pb.topk_ids_in[i];
         out_of_range += id < -1 || id >= E;
         minus += id == -1;
-        foreign += id >= 0 && !mf_is_local(&pb.p, id);
+        foreign += id >= 0 && !mf_is_local(&pb.p, pb.t.expert_map, id);
         zero_w += pb.topk_weights_in[i] == 0;
     }
     EXPECT(out_of_range == 0 && minus > 0 && foreign > 0 && zero_w > 0,

@@ -5,10 +5,13 @@
 #   1. seeds it supports pass (0 false alarms), and the seeds it cannot express are refused;
 #   2. DeepSeek-V3 (EP shard too), Qwen3-30B-A3B and Kimi-Linear routing at twin sizes pass;
 #   3. with VLLM_ADAPTER_BUG=drop-rsf (the routed scaling factor dropped, as vLLM PR #43769 did)
-#      every case with rsf != 1 fails.
+#      every case with rsf != 1 fails;
+#   4. with --fp8 (vLLM's FP8 block-scale path, contract vllm-0.33-triton-fp8-sm90) the fp8_block
+#      seeds pass and the mxfp4 seed is refused, and drop-rsf fails DeepSeek-V3 FP8 with fp32
+#      and with UE8M0 activation scales.
 # Needs a Python with torch and triton (MOEFUZZ_TORCH_PYTHON, default python3) and vLLM 0.33.0's
 # unpacked sdist (MOEFUZZ_VLLM_SRC): where one is missing it says which and exits 77 (label
-# optional: CI installs neither). About 90 s on the 2-core CPU machine. The steps are
+# optional: CI installs neither). About 3 minutes on the 2-core CPU machine. The steps are
 # tests/adapter_checks.sh's.
 set -u
 [ $# -eq 2 ] || { echo "usage: vllm_adapter.sh MOEFUZZ SOURCE_DIR"; exit 2; }
@@ -29,4 +32,7 @@ adapter_models "$adapter" "deepseek-v3 5 256 128 1" "deepseek-v3 40 256 128 2 32
 adapter_rsf_dropped VLLM_ADAPTER_BUG "$adapter" "$seeds/deepseek-v3-rsf2.446.txt" \
   "$seeds/kimi-linear-tiny.txt" "$seeds/rsf-on-output.txt" "${cases[0]}" "${cases[1]}" \
   "${cases[3]}"
+adapter_seeds "$adapter --fp8" "fp8-ue8m0-blocks32 model-deepseek-v3-fp8" "mxfp4-rsf2.5-weights"
+adapter_rsf_dropped VLLM_ADAPTER_BUG "$adapter --fp8" "$seeds/model-deepseek-v3-fp8.txt" \
+  "$src/tests/emulations/cases/vllm-fp8-deepseek-v3-ue8m0.txt"
 adapter_finish vllm_adapter

@@ -19,6 +19,10 @@
  * vLLM's prepare step does: x * w in bf16, the weight rounded to bf16 first.
  * Level 6: pre-routed input: the given ids and weights replace step 1 (an id that is no local
  * expert, -1 included, matches none in the gather; a repeated id is gathered once per slot).
+ * Level 7: expert maps: local expert le gathers the slots of the global id whose expert_map
+ * entry is le (found by a scan of the map; remote ids match no local expert).
+ * Level 8: a tensor-parallel rank: the weights are its slice of I (nothing changes but b2,
+ * which only rank 0 adds).
  *
  * What it refuses (supports() returns 0 with the reason, which moefuzz counts as unsupported):
  *   - H or I not a multiple of 4: the four-lane dot product has no tail loop;
@@ -364,6 +368,9 @@ static int ex_run(void *vctx, const mf_kernel_params *p, char *msg, size_t msg_l
 #ifdef MF_ABI_LEVEL_5
     if (v2) on_input = v2->weight_on_input;
 #endif
+#ifdef MF_ABI_LEVEL_8
+    if (v2 && v2->tp_rank != 0) b2 = NULL; /* a tensor-parallel rank: b2 is rank 0's to add */
+#endif
 
     /* 1. route every token, or take the given routing (level 6) */
     int given = 0;
@@ -392,6 +399,11 @@ static int ex_run(void *vctx, const mf_kernel_params *p, char *msg, size_t msg_l
     for (int le_n = 0; le_n < p->E_local; le_n++) {
         int le = (le_n + first) % p->E_local;
         int e = p->expert_offset + le, n = 0;
+#ifdef MF_ABI_LEVEL_7
+        if (v2 && v2->placement == MF_ABI_PLACEMENT_MAP) /* the global id placed at le */
+            for (int g = 0; g < p->E; g++)
+                if (v2->expert_map[g] == le) e = g;
+#endif
         for (int t = 0; t < T; t++)
             for (int j = 0; j < k; j++)
                 if (ids[(size_t)t * k + j] == e) order[2 * n] = t, order[2 * n + 1] = j, n++;

@@ -249,6 +249,12 @@ def run_case(case_path, out_path, mode, method, bug):
     # level 6's pre-routed input likewise
     if meta.get("preroute", "none") not in ("none", ""):
         return "unsupported preroute %s: pre-routed input not implemented (ABI level 2)" % meta["preroute"]
+    # level 7's expert maps likewise
+    if meta.get("placement", "contiguous") not in ("contiguous", ""):
+        return "unsupported placement %s: expert maps not implemented (ABI level 2)" % meta["placement"]
+    # level 8's tensor-parallel shards likewise
+    if meta.get("tp_size", "0") not in ("0", ""):
+        return "unsupported tp_size %s: tensor-parallel shards not implemented (ABI level 2)" % meta["tp_size"]
     if bug in ("crash", "hang") and meta["T"] == "1":
         if bug == "crash":
             os.kill(os.getpid(), signal.SIGSEGV)

@@ -19,6 +19,9 @@
  *   - pre-routed input (level 6): the given ids and weights (fp32, or bf16 widened exactly) in
  *     place of the router; a slot whose id is not on this rank (-1 included) adds nothing, a
  *     repeated id adds its expert once per slot; the weights as given (no weights-site rsf)
+ *   - expert maps (level 7): a slot's expert is local iff expert_map[id] >= 0 (an id outside
+ *     [0, E) never is), and runs local expert expert_map[id]'s weights
+ *   - tensor-parallel shard (level 8): the weights are the rank's slice; b2 on rank 0 only
  *   - combine: acc += w * y in fp32 in slot order, then the shared experts (level 4) on the
  *     rank that owns them, acc += s * ys with s = 1, fl(1 / rsf) or 1 / (1 + expf(-gate)),
  *     (acc *= rsf at the output site), one bf16 rounding at the end
@@ -315,11 +318,22 @@ static int cpu_supports(void *ctx, const mf_kernel_params *p, char *msg, size_t 
                  v2->shared_owner, v2->weight_format);
         return 0;
     }
+    if (v2 && (v2->tp_size < 0 || v2->tp_size == 1 || v2->tp_rank < 0 ||
+               v2->tp_rank >= (v2->tp_size > 1 ? v2->tp_size : 1))) {
+        snprintf(msg, msg_len, "tp_size %d, tp_rank %d: 0, or ranks 0 .. tp_size - 1 of 2 or more",
+                 v2->tp_size, v2->tp_rank);
+        return 0;
+    }
     cpu_quant q;
     if (!quant_of(p, &q, msg, msg_len)) return 0;
     if (v2 && v2->ext.struct_size >= sizeof *v2 && v2->preroute != MF_ABI_PREROUTE_NONE &&
         v2->preroute != MF_ABI_PREROUTE_F32 && v2->preroute != MF_ABI_PREROUTE_BF16) {
         snprintf(msg, msg_len, "preroute %d: f32 or bf16 weights only", v2->preroute);
+        return 0;
+    }
+    if (v2 && v2->ext.struct_size >= sizeof *v2 && v2->placement != MF_ABI_PLACEMENT_CONTIGUOUS &&
+        v2->placement != MF_ABI_PLACEMENT_MAP) {
+        snprintf(msg, msg_len, "placement %d: contiguous or map only", v2->placement);
         return 0;
     }
     if (v2 && v2->ext.struct_size >= sizeof *v2 && v2->weight_on_input != 0 &&
@@ -361,6 +375,22 @@ static int cpu_workspace_size(void *ctx, const mf_kernel_params *p, size_t *byte
 
 static void run_chunk(const cpu_ctx *ctx, const mf_kernel_params *p, int t0, int t1);
 
+/* The local index of global expert id by the placement map (level 7), or -1: not on this rank
+ * (vLLM's get_local_expert_id, csrc/moe/moe_align_sum_kernels.cu:119-132) */
+static int64_t map_local(const cpu_ctx *ctx, const mf_kernel_params *p, const int32_t *map,
+                         int32_t id) {
+    (void)ctx;
+    if (id < 0 || id >= p->E) return -1;
+    int32_t le = map[id];
+    /* the bug: a remote expert's -1 used as an index, wrapping to the last local expert */
+    if (MF_MUT(EXPERT_MAP_REMOTE_WRAPPED) && le == -1) le = p->E_local - 1;
+    /* the bug: the map tested as a 0/1 mask (ROCm/ATOM #887 passed the map where a mask was
+     * expected): an entry is local iff it is not 0, so local expert 0 never runs (a -1 passes
+     * the test and is then out of range) */
+    if (MF_MUT(EXPERT_MAP_AS_MASK) && map[id] == 0) le = -1;
+    return le;
+}
+
 /* The given routing of token t (level 6): ids and weights as the caller passed them. */
 static void given_routing(const cpu_ctx *ctx, const mf_kernel_params *p,
                           const mf_kernel_params_v2 *v2, int t, int32_t *ids, float *w) {
@@ -394,7 +424,9 @@ static void expert_gemm1(const cpu_ctx *ctx, const mf_kernel_params *p,
         if (MF_MUT(GATE_UP_SWAPPED) && p->layout != MF_ABI_LAYOUT_INTERLEAVED)
             gate_first = !gate_first;
         int rg = gate_first ? j : I + j, ru = gate_first ? I + j : j;
-        if (p->layout == MF_ABI_LAYOUT_INTERLEAVED && !MF_MUT(INTERLEAVE_IGNORED))
+        /* the second bug reads a tensor-parallel rank's interleaved slice as stacked halves */
+        int tp_halves = MF_MUT(TP_INTERLEAVED_HALVES) && v2 && v2->tp_size > 1;
+        if (p->layout == MF_ABI_LAYOUT_INTERLEAVED && !MF_MUT(INTERLEAVE_IGNORED) && !tp_halves)
             rg = gate_first ? 2 * j : 2 * j + 1, ru = gate_first ? 2 * j + 1 : 2 * j;
         float g = dot_bf16(xt, w13e + (size_t)rg * H, H);
         float u = dot_bf16(xt, w13e + (size_t)ru * H, H);
@@ -471,6 +503,8 @@ static void run_chunk(const cpu_ctx *ctx, const mf_kernel_params *p, int t0, int
     const uint16_t *x = p->x, *w13 = p->w13, *w2 = p->w2;
     const mf_kernel_params_v2 *v2 = mf_kernel_params_v2_of(p);
     const uint16_t *b13 = v2 ? v2->b13 : NULL, *b2 = v2 ? v2->b2 : NULL;
+    /* a tensor-parallel rank other than 0 leaves b2 to rank 0 (the bug adds it on every rank) */
+    if (v2 && v2->tp_rank != 0 && !MF_MUT(TP_B2_EVERY_RANK)) b2 = NULL;
     uint16_t *out = p->out;
     cpu_quant q;
     quant_of(p, &q, NULL, 0); /* cpu_run checked it */
@@ -479,6 +513,10 @@ static void run_chunk(const cpu_ctx *ctx, const mf_kernel_params *p, int t0, int
     float *y8 = (float *)(((uintptr_t)(masked + E) + 15) & ~(uintptr_t)15);
     int in_site = v2 && v2->ext.struct_size >= sizeof *v2 && v2->weight_on_input;
     int given = v2 && v2->ext.struct_size >= sizeof *v2 && v2->preroute != MF_ABI_PREROUTE_NONE;
+    const int32_t *map =
+        v2 && v2->ext.struct_size >= sizeof *v2 && v2->placement == MF_ABI_PLACEMENT_MAP
+            ? v2->expert_map
+            : NULL;
     void *ws8 = (void *)(((uintptr_t)(y8 + H) + 15) & ~(uintptr_t)15);
     /* mxfp4: the selected expert decoded from the packed weights, in place of the bf16 ones */
     const mf_kernel_mxfp4 *mx = q.format == MF_ABI_WFMT_MXFP4 ? mf_kernel_mxfp4_of(p) : NULL;
@@ -498,6 +536,7 @@ static void run_chunk(const cpu_ctx *ctx, const mf_kernel_params *p, int t0, int
             int64_t le = (int64_t)ids[n] - p->expert_offset;
             if (MF_MUT(EP_OFFSET_IGNORED)) le = ids[n];
             if (MF_MUT(EP_OFFSET_TWICE)) le = (int64_t)ids[n] - 2 * (int64_t)p->expert_offset;
+            if (map && !MF_MUT(EXPERT_MAP_IGNORED)) le = map_local(ctx, p, map, ids[n]);
             if (le < 0 || le >= p->E_local) continue; /* not on this rank */
             if (fp8) {
                 expert_fp8(ctx, p, &q, xt, le, ws8, y8);

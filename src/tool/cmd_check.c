@@ -107,7 +107,7 @@ static int check_table(check_args *a, mf_opt *t) {
          .help = "run the kernel once (skip the bit-identity check)"},
         {"--metamorphic", NULL, MF_OPT_FLAG, &a->opts.metamorphic, 1,
          .help = "also run the tolerance-free relations (rsf scaling, bias\nshift, expert "
-                 "relabelling, EP shards, full groups)"},
+                 "relabelling, EP shards, full groups, TP shards)"},
         {"--no-attribution", NULL, MF_OPT_FLAG, &a->opts.attribute, 0,
          .help = "do not name the suspected dropped parameter of a failure"},
         {"--max-mib", NULL, MF_OPT_NUM, &a->max_mib, .min = 0, .max = 1e308, .above = 1,
@@ -527,8 +527,8 @@ static void explain_routing(const mf_problem *pb, const mf_contract *con, int nt
                                                 : " (rsf included)");
             for (int i = 0; i < k; i++)
                 printf("    slot %2d  expert %4d%s  w = %-14.9g admissible [%.9g, %.9g]\n", i,
-                       ids[i], mf_is_local(p, ids[i]) ? "" : " (not local)", w.w_hi[i], w.lo[i],
-                       w.hi[i]);
+                       ids[i], mf_is_local(p, pb->t.expert_map, ids[i]) ? "" : " (not local)",
+                       w.w_hi[i], w.lo[i], w.hi[i]);
         }
     }
     free(ord);

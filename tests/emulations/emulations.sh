@@ -110,6 +110,26 @@ hopper_tc_fp8)
   admissible=""
   extra="$(dirname "$0")/cases/fp8-tc-ties-heavy.txt"
   ;;
+vllm_033_triton_fp8_sm90)
+  # vLLM's FP8 block-scale path (level 3): the corpus's fp8_block cases; with EMU_FULL=1 (label
+  # emu-full) also a T 80 case past the swap-AB kernel, DeepSeek-V3 FP8 with UE8M0 scales,
+  # fp8-tc-ties-heavy and 10 random deepseek-v3-fp8 cases. OLD.so declares hopper-tc-fp8,
+  # moefuzz's own FP8 recipe (no bf16 roundings of GEMM1 and silu, y / s). Dividing by the
+  # scale where vLLM multiplies by its reciprocal changes a code now and then, below the
+  # outputs' radii on these cases: reported
+  level=3
+  cases=$(grep -l '^weight_format = fp8_block' $cases)
+  unsupported=""
+  caught="rsf-dropped fp8-w-scale-dropped fp8-a-scale-dropped fp8-w-scale-transposed
+    fp8-ue8m0-rounded-down fp8-ue8m0-not-rounded"
+  reported="fp8-quant-div"
+  admissible="fp8-fma fp8-no-swap"
+  extra=""
+  if [ "${EMU_FULL:-0}" = 1 ]; then
+    extra=$(ls "$(dirname "$0")"/cases/vllm-fp8-*.txt "$(dirname "$0")"/cases/fp8-tc-ties-heavy.txt)
+    model=deepseek-v3-fp8
+  fi
+  ;;
 *) echo "emulations.sh: unknown emulation $NAME" >&2; exit 2 ;;
 esac
 

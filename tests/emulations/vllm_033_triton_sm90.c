@@ -36,6 +36,26 @@
  * issue 15045), eps-dropped (grouped: sum without 1e-20), tanh-approx (grouped: tanh.approx, a
  * less accurate sigmoid), bf16-weights (routing weights rounded to bf16), silu-unrounded (a
  * rounding removed: admissible by construction).
+ *
+ * Built with EMU_FP8 (contract vllm-0.33-triton-fp8-sm90, level 3) it also computes fp8_block
+ * cases as vLLM's fused_experts does with use_fp8_w8a8 and block_shape [block_n, block_k]
+ * (fm/fused_moe.py l. 1778-1845): x and the bf16 silu_and_mul output quantized per block_k
+ * columns by per_token_group_fp8_quant (per_token_group_quant.cu: amax from 1e-10, s = amax /
+ * 448, UE8M0 by the exponent bump for groups of 128 (l. 260-268) and exp2f(ceilf(log2f(fmaxf(s,
+ * 1e-10f)))) otherwise (l. 70), q = e4m3(clamp(y * fl(1 / s)))); per K tile of block_k a tl.dot
+ * on the FP8 tensor cores (a chain of wgmma k32 steps from 0 under the measured model,
+ * tests/gpu/hopper_fp8_model.h, the masked tail 0), times a_scale then b_scale, or b_scale then
+ * a_scale in the swap-AB kernel (T <= 64 and a BLOCK_SIZE_N of 64 or more: get_default_config
+ * l. 1319-1352, enable_swap_ab), added to the fp32 accumulator; the rest as the bf16 path. It
+ * refuses block_n < block_k (vLLM's K tile would split a scale group), blocks that are not
+ * powers of two of 32 or more, rows not a multiple of block_k (vLLM asserts), and every level-2
+ * or later semantics but the FP8 weights. Its mutations: fp8-w-scale-dropped,
+ * fp8-a-scale-dropped, fp8-w-scale-transposed (the [row block][K block] scales read as [K
+ * block][row block]), fp8-quant-div (y / s where vLLM multiplies by fl(1 / s)),
+ * fp8-ue8m0-rounded-down (2^floor(log2 s), the scale rounded the wrong way), fp8-ue8m0-not-rounded
+ * (the fp32 scale where UE8M0 is asked); removals (admissible): fp8-fma (the last scale multiply
+ * contracted into the add), fp8-no-swap (always a_scale first). EMU_OLD_CONTRACT with EMU_FP8
+ * declares hopper-tc-fp8, the FP8 contract that existed before.
  */
 #include "emu_common.h"
 #include "emu_triton_dot.h"
@@ -76,9 +96,17 @@ static int torch_supports(const mf_kernel_params *p, char *msg, size_t len) {
     return 1;
 }
 
+#ifdef EMU_FP8
+static int fp8_supports(const mf_kernel_params *p, char *msg, size_t len);
+#endif
+
 static int emu_supports(void *ctx, const mf_kernel_params *p, char *msg, size_t len) {
     if (p->memory != MF_ABI_MEM_HOST) return emu_msg(msg, len, "host memory only");
+#ifdef EMU_FP8
+    if (!fp8_supports(p, msg, len)) return 0;
+#else
     if (emu_quantized(p)) return emu_msg(msg, len, "quantized weights (fp8_block, mxfp4)");
+#endif
     if (p->top_k > EMU_MAX_TOP_K) return emu_msg(msg, len, "top_k above 32");
     if (EMU_TORCH) return torch_supports(p, msg, len);
     int has_bias = p->bias_dtype != MF_ABI_BIAS_NONE;
@@ -246,6 +274,164 @@ static int route_torch(const emu *m, const mf_kernel_params *p, int t, int *ids,
 
 /* ---- experts ---- */
 
+#ifdef EMU_FP8
+#include <stddef.h>
+
+#include "../gpu/hopper_fp8_model.h"
+
+/* ---- the FP8 block-scale path (EMU_FP8: vllm-0.33-triton-fp8-sm90) ---- */
+
+static int pow2_at_least_32(int v) { return v >= 32 && (v & (v - 1)) == 0; }
+
+static int fp8_supports(const mf_kernel_params *p, char *msg, size_t len) {
+    const mf_kernel_params_v2 *v2 = mf_kernel_params_v2_of(p);
+    if (!v2) return 1;
+    size_t n = v2->ext.struct_size;
+    if (v2->renorm_denom || v2->nonfinite || v2->expert_bias ||
+        (n > offsetof(mf_kernel_params_v2, n_shared) && v2->n_shared) ||
+        (n > offsetof(mf_kernel_params_v2, weight_on_input) && v2->weight_on_input) ||
+        (n > offsetof(mf_kernel_params_v2, preroute) && v2->preroute))
+        return emu_msg(msg, len, "semantics of case format v2 other than FP8 weights");
+    if (v2->weight_format == MF_ABI_WFMT_BF16) return 1;
+    if (v2->weight_format != MF_ABI_WFMT_FP8_BLOCK) return emu_msg(msg, len, "mxfp4 weights");
+    if (p->activation != MF_ABI_ACT_SILU_GLU || p->layout != MF_ABI_LAYOUT_GATE_UP)
+        return emu_msg(msg, len, "fp8_block: silu_and_mul on gate rows then up rows only");
+    if (!pow2_at_least_32(v2->block_n) || !pow2_at_least_32(v2->block_k))
+        return emu_msg(msg, len, "fp8_block: blocks that are not powers of two >= 32");
+    if (v2->block_n < v2->block_k)
+        return emu_msg(msg, len, "fp8_block: block_n < block_k (BLOCK_SIZE_K = min(block_n, "
+                                 "block_k) splits a scale group)");
+    if (p->H % v2->block_k || p->I % v2->block_k)
+        return emu_msg(msg, len, "fp8_block: H or I not a multiple of block_k");
+    return 1;
+}
+
+/* the e4m3 code nearest to v (|v| <= 448), ties to the even code: __nv_fp8_e4m3's conversion */
+static uint8_t e4m3_rn(float v) {
+    float a = fabsf(v);
+    uint8_t sign = signbit(v) ? 0x80 : 0;
+    if (a == 0) return sign;
+    int e = ilogbf(a) < -6 ? -6 : ilogbf(a);     /* the binade's quantum is 2^(e - 3) */
+    float r = ldexpf(rintf(ldexpf(a, 3 - e)), e - 3); /* exact scalings; rintf: ties to even */
+    if (r < 0x1p-6f) return (uint8_t)(sign | (uint8_t)ldexpf(r, 9)); /* subnormal: r / 2^-9 */
+    int er = ilogbf(r);                               /* the rounding may carry into 2^(e + 1) */
+    return (uint8_t)(sign | (uint8_t)((er + 7) << 3) | (uint8_t)(ldexpf(r, 3 - er) - 8));
+}
+
+/* per_token_group_fp8_quant on one row of n values (n a multiple of bk): codes q, scales s */
+static void fp8_quant_row(const emu *m, int ue8m0, int bk, const float *y, int n, uint8_t *q,
+                          float *s) {
+    for (int b = 0; b * bk < n; b++) {
+        const float *g = y + b * bk;
+        float amax = 1e-10f;
+        for (int j = 0; j < bk; j++) amax = fmaxf(amax, fabsf(g[j]));
+        float ys = amax / 448.0f;
+        if (ue8m0 && is_mut(m, "fp8-ue8m0-rounded-down")) {
+            ys = exp2f(floorf(log2f(fmaxf(ys, 1e-10f))));
+        } else if (ue8m0 && !is_mut(m, "fp8-ue8m0-not-rounded")) {
+            ys = fmaxf(ys, 1e-10f);
+            if (bk == 128) { /* the register kernel: the exponent bumped, the mantissa cleared */
+                uint32_t bits;
+                memcpy(&bits, &ys, 4);
+                bits = (((bits >> 23) & 0xffu) + ((bits & 0x7fffffu) != 0)) << 23;
+                memcpy(&ys, &bits, 4);
+            } else {
+                ys = exp2f(ceilf(log2f(ys)));
+            }
+        }
+        float inv = 1.0f / ys;
+        for (int j = 0; j < bk; j++) {
+            float v = is_mut(m, "fp8-quant-div") ? g[j] / ys : g[j] * inv;
+            q[b * bk + j] = e4m3_rn(fminf(fmaxf(v, -448.0f), 448.0f));
+        }
+        s[b] = ys;
+    }
+}
+
+/* one output of fused_moe_kernel's block-scale loop: a (n codes, scales sa per K tile) . row
+ * (codes, scales sw[tile * sw_step]) */
+static float fp8_dot(const emu *m, int swap, const uint8_t *a, const float *sa,
+                     const uint8_t *row, const float *sw, int sw_step, int n, int bk) {
+    static const h8_hypothesis wgmma = {32, 13, 0, 0, 0, 14}; /* measured: docs/hopper-probe.md */
+    float acc = 0.0f;
+    for (int b = 0; b * bk < n; b++) {
+        float part = h8_dot(&wgmma, H8_E4M3, 0.0f, a + b * bk, row + b * bk, bk);
+        float as = is_mut(m, "fp8-a-scale-dropped") ? 1.0f : sa[b];
+        float ws = is_mut(m, "fp8-w-scale-dropped") ? 1.0f : sw[(size_t)b * sw_step];
+        if (is_mut(m, "fp8-fma")) {
+            acc = swap ? fmaf(part * ws, as, acc) : fmaf(part * as, ws, acc);
+        } else {
+            float t = swap && !is_mut(m, "fp8-no-swap") ? (part * ws) * as : (part * as) * ws;
+            acc = acc + t;
+        }
+    }
+    return acc;
+}
+
+/* the scale of weight row r's K tile b in a [nrb][nkb] grid (or its transposed reading) */
+static const float *fp8_scale_row(const emu *m, const float *s, int r, int bn, int nrb, int nkb,
+                                  int *step) {
+    if (is_mut(m, "fp8-w-scale-transposed")) {
+        *step = nrb;
+        return s + r / bn;
+    }
+    *step = 1;
+    return s + (size_t)(r / bn) * nkb;
+}
+
+/* expert le (local) of token t with weight wt, added to acc[H] as moe_sum does */
+static int fp8_expert(const emu *m, const mf_kernel_params *p, const float *xf, int le, float wt,
+                      float *acc) {
+    const mf_kernel_params_v2 *v2 = mf_kernel_params_v2_of(p);
+    int H = p->H, I = p->I, bn = v2->block_n, bk = v2->block_k, T = p->T;
+    int ue8m0 = v2->scale_format == MF_ABI_SCALE_UE8M0;
+    int nkh = H / bk, nki = I / bk, nr13 = (2 * I + bn - 1) / bn, nr2 = (H + bn - 1) / bn;
+    /* get_default_config: BLOCK_SIZE_M 16 up to 64 tokens, BLOCK_SIZE_N 64 up to 8 tokens when
+     * block_n is a multiple of 64, else block_n; swap-AB with BLOCK_M < 64 and BLOCK_N >= 64 */
+    int block_n_tile = (T <= 8 && bn % 64 == 0) ? 64 : bn;
+    int swap = T <= 64 && block_n_tile >= 64;
+    uint8_t *xq = malloc((size_t)H), *hq = malloc((size_t)I);
+    float *xs = malloc(sizeof(float) * (size_t)nkh), *hs = malloc(sizeof(float) * (size_t)nki);
+    float *hf = malloc(sizeof(float) * (size_t)I);
+    if (!xq || !hq || !xs || !hs || !hf) {
+        free(xq), free(hq), free(xs), free(hs), free(hf);
+        return 1;
+    }
+    fp8_quant_row(m, ue8m0, bk, xf, H, xq, xs);
+    const uint8_t *W13 = (const uint8_t *)p->w13 + (size_t)le * 2 * I * H;
+    const uint8_t *W2 = (const uint8_t *)p->w2 + (size_t)le * H * I;
+    const float *S13 = (const float *)v2->w13_s + (size_t)le * nr13 * nkh;
+    const float *S2 = (const float *)v2->w2_s + (size_t)le * nr2 * nki;
+    for (int j = 0; j < I; j++) {
+        int rg = j, ru = I + j, st;
+        const float *sg = fp8_scale_row(m, S13, rg, bn, nr13, nkh, &st);
+        float g = emu_bf16(fp8_dot(m, swap, xq, xs, W13 + (size_t)rg * H, sg, st, H, bk));
+        const float *su = fp8_scale_row(m, S13, ru, bn, nr13, nkh, &st);
+        float u = emu_bf16(fp8_dot(m, swap, xq, xs, W13 + (size_t)ru * H, su, st, H, bk));
+        float sl = emu_bf16(g / (1.0f + expf(-g))); /* silu_and_mul, as the bf16 path */
+        hf[j] = emu_bf16(sl * u);
+    }
+    fp8_quant_row(m, ue8m0, bk, hf, I, hq, hs);
+    for (int h = 0; h < H; h++) {
+        int st;
+        const float *s = fp8_scale_row(m, S2, h, bn, nr2, nki, &st);
+        float y = fp8_dot(m, swap, hq, hs, W2 + (size_t)h * I, s, st, I, bk) * wt;
+        acc[h] = acc[h] + emu_bf16(y);
+        if (is_mut(m, "bf16-combine")) acc[h] = emu_bf16(acc[h]);
+    }
+    free(xq), free(hq), free(xs), free(hs), free(hf);
+    return 0;
+}
+
+/* Level 3 (FP8 block-scale weights) */
+static const mf_kernel_features emu_fp8_features = {
+    {MF_KERNEL_EXT_FEATURES, sizeof(mf_kernel_features), NULL}, MF_ABI_LEVEL_3, 0};
+
+static const mf_kernel_ext *emu_fp8_get_ext(uint32_t kind) {
+    return kind == MF_KERNEL_EXT_FEATURES ? &emu_fp8_features.ext : NULL;
+}
+#endif
+
 static int emu_run(void *ctx, const mf_kernel_params *p, char *msg, size_t len) {
     const emu *m = ctx;
     int T = p->T, H = p->H, I = p->I, k = p->top_k;
@@ -273,6 +459,12 @@ static int emu_run(void *ctx, const mf_kernel_params *p, char *msg, size_t len) 
         for (int i = 0; i < k; i++) {
             int le = ids[i] - p->expert_offset;
             if (le < 0 || le >= p->E_local) continue; /* moe_sum skips experts off this rank */
+#ifdef EMU_FP8
+            if (emu_quantized(p)) {
+                if (fp8_expert(m, p, xf, le, w[i], acc)) rc = 1, emu_msg(msg, len, "out of memory");
+                continue;
+            }
+#endif
             const uint16_t *W13 = w13 + (size_t)le * 2 * I * H, *W2 = w2 + (size_t)le * H * I;
             for (int j = 0; j < I; j++) {
                 float g = emu_bf16(emu_triton_dot(xf, W13 + (size_t)emu_gate_row(p, j) * H, H));
@@ -353,7 +545,16 @@ __attribute__((visibility("default"))) int mf_kernel_get_api(uint32_t abi_versio
     if (emu_api_fill(abi_version, api, api_size, "emu-vllm-0.33-triton-sm90",
                      "C emulation of vLLM 0.33.0's bf16 fused MoE (Triton, Hopper)"))
         return 1;
-#if defined(EMU_TORCH_ROUTER) && defined(EMU_OLD_CONTRACT)
+#if defined(EMU_FP8) && defined(EMU_OLD_CONTRACT)
+    /* the FP8 contract that existed before: hopper-tc-fp8 (moefuzz's own recipe) */
+    api->contract.name = "hopper-tc-fp8";
+    api->contract.deterministic = 1;
+    api->get_ext = emu_fp8_get_ext;
+#elif defined(EMU_FP8)
+    api->contract.name = "vllm-0.33-triton-fp8-sm90";
+    api->contract.deterministic = 1;
+    api->get_ext = emu_fp8_get_ext;
+#elif defined(EMU_TORCH_ROUTER) && defined(EMU_OLD_CONTRACT)
     /* the contract of vLLM's other router paths, which does not cover this one */
     api->contract.name = "vllm-0.33-triton-sm90";
     api->contract.deterministic = 1;

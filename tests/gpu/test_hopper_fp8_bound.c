@@ -39,7 +39,7 @@ static uint8_t code(int e0, int e1) {
 }
 
 static const h8_hypothesis MEASURED = {32, 13, 0, 0, 0, 14};
-static const mf_fp8_acc ACC = {32, 13, 14};
+static const mf_fp8_acc ACC = {32, 13, 14, 0};
 
 /* the kernel's partial of one block: a chain of k32 steps from 0, zero-padded */
 static float tc_partial(const uint8_t *a, const uint8_t *b, int n) {

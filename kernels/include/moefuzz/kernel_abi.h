@@ -68,7 +68,11 @@ extern "C" {
 #define MF_ABI_LEVEL_5 5u
 /* Level 6: pre-routed input, the fields of mf_kernel_params_v2 from preroute on. */
 #define MF_ABI_LEVEL_6 6u
-#define MF_KERNEL_FEATURE_LEVEL MF_ABI_LEVEL_6 /* the level of this header */
+/* Level 7: expert maps, the fields of mf_kernel_params_v2 from placement on. */
+#define MF_ABI_LEVEL_7 7u
+/* Level 8: tensor-parallel shards of I, the fields of mf_kernel_params_v2 from tp_size on. */
+#define MF_ABI_LEVEL_8 8u
+#define MF_KERNEL_FEATURE_LEVEL MF_ABI_LEVEL_8 /* the level of this header */
 
 /* ---- extensions ---- */
 typedef struct mf_kernel_ext {
@@ -144,6 +148,8 @@ enum {
 enum { MF_ABI_SHARED_OWNER_THIS_RANK = 0, MF_ABI_SHARED_OWNER_OTHER_RANK = 1 };
 /* level 6 */
 enum { MF_ABI_PREROUTE_NONE = 0, MF_ABI_PREROUTE_F32 = 1, MF_ABI_PREROUTE_BF16 = 2 };
+/* level 7 */
+enum { MF_ABI_PLACEMENT_CONTIGUOUS = 0, MF_ABI_PLACEMENT_MAP = 1 };
 
 /* ---- numerical contract a kernel declares (see docs/error-model.md) ---- */
 enum {
@@ -294,7 +300,7 @@ typedef struct mf_kernel_params_v2 {
     /* level 6: preroute != MF_ABI_PREROUTE_NONE: the routing is given and the kernel runs no
      * router (logits and bias are still passed; it must not use them). topk_ids_in
      * [T][top_k] global expert ids: -1 is an empty slot, and an id outside [0, E) or outside
-     * this rank's [expert_offset, expert_offset + E_local) adds nothing (vLLM's fused_experts,
+     * this rank's experts (level 7: expert_map) adds nothing (vLLM's fused_experts,
      * FlashInfer's cutlass_fused_moe); an id repeated in a row adds its expert once per slot.
      * topk_weights_in [T][top_k], fp32 (MF_ABI_PREROUTE_F32) or bf16 (MF_ABI_PREROUTE_BF16):
      * slot i's output is multiplied by its weight as given (any sign, any sum; no
@@ -305,6 +311,25 @@ typedef struct mf_kernel_params_v2 {
     int32_t reserved6_; /* zero */
     const int32_t *topk_ids_in;
     const void *topk_weights_in;
+    /* level 7: placement == MF_ABI_PLACEMENT_MAP: expert_map [E] int32 says where each global
+     * expert lives (vLLM's expert_map): expert_map[e] in [0, E_local) is the local index of
+     * global expert e (its rows of w13, w2 and their biases and scales), -1 means e is not on
+     * this rank; each local index appears exactly once, in any order (holes, non-contiguous
+     * placement; the local order need not be the global order). expert_offset is 0 and unused.
+     * The routing stays global: a selected expert adds to the output iff its entry is >= 0, and
+     * a kernel that reports its routing reports global ids, remote ones included. Every lower
+     * level: contiguous, [expert_offset, expert_offset + E_local) in order. */
+    int32_t placement;  /* MF_ABI_PLACEMENT_* */
+    int32_t reserved7_; /* zero */
+    const int32_t *expert_map;
+    /* level 8: tensor parallelism over I. tp_size > 1: this rank holds the slice of width I
+     * (and shared_I) of every expert's intermediate dimension: W13's gate and up rows of the
+     * slice in W13's layout, b13 likewise, W2's columns of the slice, and writes its partial sum
+     * (the all-reduce is the caller's). b2 is the whole expert bias on every rank; the kernel
+     * adds it only when tp_rank is 0 (FlashInfer's finalize, cutlass_fused_moe_kernels.cuh).
+     * tp_size 0: no sharding (tp_rank 0). */
+    int32_t tp_size;
+    int32_t tp_rank;
 } mf_kernel_params_v2;
 
 /* The level-2 extension of params, or NULL (a caller of level 1): a kernel of level 2 reads the

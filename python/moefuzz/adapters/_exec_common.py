@@ -92,14 +92,14 @@ class ExecAdapter:
     (CaseReader), `forward(tensors, meta)` -> (out, ids, weights, what) run, and the result file
     written, or the case refused where forward raises Unsupported; each case logged by name."""
 
-    def __init__(self, name, contract, caching, forward, log):
-        self.name, self.contract, self.caching = name, contract, caching
+    def __init__(self, name, contract, caching, forward, log, level=2):
+        self.name, self.contract, self.caching, self.level = name, contract, caching, level
         self.forward, self.log = forward, log
         self.cases = CaseReader()
 
     def hello(self):
-        return ("hello %s protocol=3 level=2 contract=%s routing=1%s"
-                % (self.name, self.contract, " cache=weights" if self.caching else ""))
+        return ("hello %s protocol=3 level=%d contract=%s routing=1%s"
+                % (self.name, self.level, self.contract, " cache=weights" if self.caching else ""))
 
     def run(self, case_path, out_path):
         t, meta, error = self.cases.read(case_path)

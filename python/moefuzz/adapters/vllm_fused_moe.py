@@ -16,7 +16,12 @@ The second form needs no installed moefuzz package (only torch, triton and numpy
 device the kernel is compiled by Triton; without CUDA it runs Triton's interpreter
 (TRITON_INTERPRET=1, set by the adapter before triton is imported; patch_interpreter below).
 Both declare the contract of the router path (--router): `vllm-0.33-triton-sm90` or
-`vllm-0.33-triton-sm90-torch-router`. The interpreter computes each tl.dot as numpy's fp32
+`vllm-0.33-triton-sm90-torch-router`; with --fp8, `vllm-0.33-triton-fp8-sm90` (the CUDA router
+path, bf16 cases as `vllm-0.33-triton-sm90`, and fp8_block cases through vLLM's FP8 block-scale
+path: fused_experts with use_fp8_w8a8 and block_shape [block_n, block_k], e4m3 w13 and w2 with
+their fp32 block scales, the activations quantized by per_token_group_fp8_quant, computed here
+in torch as csrc/quantization/w8a8/fp8/per_token_group_quant.cu does; docs/notes/vllm-adapter.md,
+"FP8 block scale"). The interpreter computes each tl.dot as numpy's fp32
 matmul (BLAS order) of one K block, added to the accumulator: not the wgmma chain the contract
 assumes, but it passed that contract on every supported seed where `any-order` (no intermediate
 bf16 roundings) rejects 11 (docs/notes/vllm-adapter.md); --cpu-contract NAME declares another.
@@ -30,6 +35,9 @@ Options:
                          `unsupported` with the path's name. Default cuda.
   --device cuda|cpu      default: cuda when torch sees one
   --cpu-contract NAME    the contract declared on the CPU (default: the router path's)
+  --fp8                  run fp8_block cases too (vLLM's FP8 block-scale path) and declare
+                         vllm-0.33-triton-fp8-sm90 (with --router cuda only); without it an
+                         fp8_block case is answered `unsupported`
   --no-cache             do not announce cache=weights
   --raw-interpreter      on the CPU, leave Triton's interpreter as it is (patch_interpreter:
                          unpatched, Triton 3.6's interpreter reads bf16 dot operands as
@@ -110,6 +118,14 @@ class Platform:
     def is_cuda_alike(self):
         return True
 
+    def is_device_capability(self, capability):
+        # the contracts are Hopper's (sm_90): on the CPU the adapter models vLLM on an H100
+        if self.device != "cuda":
+            return capability == 90
+        import torch
+        major, minor = torch.cuda.get_device_capability()
+        return major * 10 + minor == capability
+
     def get_device_name(self, device_id=0):
         import torch
         return torch.cuda.get_device_name(device_id) if self.device == "cuda" else "cpu"
@@ -143,13 +159,16 @@ class Vllm:
             from vllm.model_executor.layers.fused_moe.router import grouped_topk_router as gr
             from vllm.model_executor.layers.fused_moe import moe_align_block_size as al
             from vllm import _custom_ops as vops
+            from vllm.model_executor.layers.quantization.utils import fp8_utils
             self.origin = "installed vllm %s" % getattr(vllm, "__version__", "?")
             # vLLM's own C++ ops (not exercised here: vllm cannot be installed on these machines)
             self.ops = types.SimpleNamespace(
                 moe_align_block_size=vops.moe_align_block_size, moe_sum=vops.moe_sum,
                 topk_softmax=vops.topk_softmax, topk_sigmoid=vops.topk_sigmoid,
                 grouped_topk=vops.grouped_topk,
-                silu_and_mul=lambda out, x: torch.ops._C.silu_and_mul(out, x))
+                silu_and_mul=lambda out, x: torch.ops._C.silu_and_mul(out, x),
+                per_token_group_fp8_quant=lambda x, g, eps, ue8m0: fp8_utils.
+                per_token_group_quant_fp8(x, g, eps, use_ue8m0=ue8m0))
             self.fn = types.SimpleNamespace(
                 invoke=fm.invoke_fused_moe_triton_kernel, default_config=fm.get_default_config,
                 moe_configs=fm.get_moe_configs, prepare=fm._prepare_expert_assignment,
@@ -178,7 +197,8 @@ class Vllm:
         def no_td_allocator(device):
             raise Unsupported("VLLM_TRITON_USE_TD=1: the tensor-descriptor path is not run here")
         ns["set_triton_allocator"] = no_td_allocator
-        ns["enable_swap_ab"] = lambda *a: False  # fp8 only (fm/utils.py l. 706)
+        load_functions(os.path.join(src, VLLM_FILES["utils"]), ["enable_swap_ab"], ns,
+                       project="vLLM 0.33.0")  # fm/utils.py l. 705-711 (use_fp8_w8a8 only)
         load_functions(fm_path, ["write_zeros_to_output", "fused_moe_kernel",
                                  "invoke_fused_moe_triton_kernel", "get_config_file_name",
                                  "get_moe_configs", "get_default_config",
@@ -197,16 +217,20 @@ class Vllm:
             moe_configs=ns["get_moe_configs"], prepare=ns["_prepare_expert_assignment"],
             grouped_topk=grouped_ns["grouped_topk"], align=ns["moe_align_block_size"])
 
-    def config(self, w1_shape, w2_shape, top_k, M):
+    def config(self, w1_shape, w2_shape, top_k, M, block_shape=None):
         """try_get_optimal_moe_config (fm/fused_moe.py l. 1421-1450) without an override config
         (vLLM's get_config() is None outside its config context): the tuned JSON for (E, N,
-        device) if vLLM has one, else get_default_config. Returns (config, where from)."""
+        dtype, block, device) if vLLM has one, else get_default_config; dtype "fp8_w8a8" with a
+        block_shape (FP8 block scale), else None (bf16). Returns (config, where from)."""
         E, _, N = w2_shape
+        dtype = "fp8_w8a8" if block_shape else None
+        bn, bk = block_shape if block_shape else (0, 0)
         if self.device == "cuda":
-            configs = self.fn.moe_configs(E, N, None, 0, 0)
+            configs = self.fn.moe_configs(E, N, dtype, bn, bk)
             if configs:
                 return dict(configs[min(configs.keys(), key=lambda x: abs(x - M))]), "tuned"
-        return self.fn.default_config(M, E, N, w1_shape[2], top_k, None, None), "default"
+        return (self.fn.default_config(M, E, N, w1_shape[2], top_k, dtype, block_shape),
+                "default")
 
 
 # ---- vLLM's C++ ops, in torch, as their CUDA sources compute them ----
@@ -261,6 +285,37 @@ class Ops:
         g, u = x[..., :d].float(), x[..., d:].float()
         s = (g / (1.0 + torch.exp(-g))).to(x.dtype).float()
         out.copy_((s * (u + 0.0)).to(out.dtype))
+
+    # csrc/quantization/w8a8/fp8/per_token_group_quant.cu, which per_token_group_quant_fp8
+    # (quantization/utils/fp8_utils.py l. 632-720) calls on CUDA for a contiguous row-major x:
+    # per (row, group) amax = fmaxf from eps (l. 46-60, 237-240), y_s = amax / 448 (l. 68, 260);
+    # UE8M0: y_s floored at 1e-10f and rounded up to a power of two, by the exponent bump for
+    # groups of 128 of 16-bit input (CanUseRegisterPath l. 309-320, l. 261-268), else exp2f(
+    # ceilf(log2f(.))) (l. 70); inv = 1.0f / y_s (l. 85, 283); q = e4m3(fminf(fmaxf(x * inv,
+    # -448), 448)) (l. 89-90, 287-290). Each division is an elementwise IEEE fp32 division here
+    # (a tensor divisor: torch divides by a scalar as a multiply by its reciprocal on CUDA).
+    def per_token_group_fp8_quant(self, x, group_size, eps, use_ue8m0):
+        import torch
+        T, K = x.shape
+        if K % group_size:
+            raise Unsupported("a row of %d is not a multiple of the group %d: vLLM's "
+                              "per_token_group_quant_fp8 asserts it (fp8_utils.py l. 669)"
+                              % (K, group_size))
+        g = x.float().reshape(T, K // group_size, group_size)
+        eps32 = torch.tensor(eps, dtype=torch.float32, device=x.device)
+        amax = torch.maximum(g.abs().amax(dim=2), eps32)
+        s = amax / torch.full_like(amax, 448.0)
+        if use_ue8m0:
+            s = torch.maximum(s, torch.full_like(s, 1e-10))
+            if group_size == 128 and x.dtype in (torch.bfloat16, torch.float16):
+                bits = s.view(torch.int32)
+                e = ((bits >> 23) & 0xFF) + ((bits & 0x7FFFFF) != 0).to(torch.int32)
+                s = (e << 23).view(torch.float32)
+            else:
+                s = torch.exp2(torch.ceil(torch.log2(s)))
+        inv = torch.ones_like(s) / s
+        q = torch.clamp(g * inv[:, :, None], -448.0, 448.0).to(torch.float8_e4m3fn)
+        return q.reshape(T, K), s.contiguous()
 
     # csrc/moe/moe_align_sum_kernels.cu: moe_sum_vec_kernel l. 420-462, moe_sum_scalar_kernel l.
     # 513-539: acc = 0.f; for k in slot order: acc += float(x_k), skipping slots whose id is < 0 or
@@ -397,11 +452,17 @@ def params(meta):
     return p
 
 
-def refuse_unexpressible(p, t):
-    """What vLLM 0.33.0's bf16 fused MoE cannot express (or this adapter does not map)."""
-    if p.get("weight_format", "bf16") != "bf16":
-        raise Unsupported("weight_format %s: this adapter maps vLLM's bf16 path only"
-                          % p["weight_format"])
+def refuse_unexpressible(p, t, fp8=False):
+    """What vLLM 0.33.0's fused MoE cannot express (or this adapter does not map)."""
+    wf = p.get("weight_format", "bf16")
+    if wf == "fp8_block" and not fp8:
+        raise Unsupported("weight_format fp8_block: run the adapter with --fp8 (vLLM's FP8 "
+                          "block-scale path, contract vllm-0.33-triton-fp8-sm90)")
+    if wf not in ("bf16", "fp8_block"):
+        raise Unsupported("weight_format %s: this adapter maps vLLM's bf16 and FP8 block-scale "
+                          "paths only" % wf)
+    if wf == "fp8_block":
+        refuse_fp8(p)
     if p.get("n_shared", "0") not in ("0", ""):
         raise Unsupported("shared experts: vLLM computes them outside fused_experts")
     if p.get("activation", "silu_glu") != "silu_glu":
@@ -418,6 +479,41 @@ def refuse_unexpressible(p, t):
     if p["n_group"] > 1 and p.get("group_rule") == "max" and p["bias"] != "none":
         raise Unsupported("group max with a bias: vLLM's grouped_topk takes the top-2 sum when "
                           "there is a bias (grouped_topk_router.py l. 110-114)")
+
+
+def refuse_fp8(p):
+    """The fp8_block cases vLLM's Triton block-scale path cannot run, or whose arithmetic the
+    contract vllm-0.33-triton-fp8-sm90 does not model."""
+    bn, bk = int(p.get("block_n", "128")), int(p.get("block_k", "128"))
+    bn, bk = bn or 128, bk or 128
+    if any(b < 32 or b & (b - 1) for b in (bn, bk)):
+        raise Unsupported("fp8_block blocks %d x %d: vLLM's kernel takes BLOCK_SIZE_K = "
+                          "min(block_n, block_k) as a Triton tile (a power of two); below 32 "
+                          "it is less than one FP8 wgmma step (not modelled)" % (bn, bk))
+    if bn < bk:
+        raise Unsupported("fp8_block with block_n %d < block_k %d: BLOCK_SIZE_K = min(block_n, "
+                          "block_k) (fm/fused_moe.py l. 842-844) splits each scale group into "
+                          "tiles, each scaled and added on its own (not modelled)" % (bn, bk))
+    if p["H"] % bk or p["I"] % bk:
+        raise Unsupported("fp8_block: H %d or I %d not a multiple of block_k %d (vLLM's "
+                          "per_token_group_quant_fp8 asserts it)" % (p["H"], p["I"], bk))
+
+
+def fp8_tensors(t, device, E_local):
+    """w13 and w2 as e4m3 (float8_e4m3fn) and their fp32 block scales, as vLLM's Fp8MoEMethod
+    holds them for block quantization: w13 [E][2I][H], w2 [E][H][I], scales
+    [E][ceil(rows / block_n)][ceil(K / block_k)] (weight_scale_inv)."""
+    import numpy as np
+    import torch
+
+    def f8(name):
+        return torch.from_numpy(np.array(t[name][1])).view(
+            torch.float8_e4m3fn).to(device)
+
+    def f32(name):
+        return torch.from_numpy(np.array(t[name][1])).to(device)
+
+    return f8("w13"), f8("w2"), f32("w13_s"), f32("w2_s")
 
 
 def route(vl, p, L, bias, rsf_router):
@@ -484,12 +580,13 @@ def check_semantics(p, L, w_unscaled_sum, den, nonfinite, path):
                               float(w_unscaled_sum.min())))
 
 
-def forward(vl, t, p, device):
+def forward(vl, t, p, device, fp8=False):
     """Returns out [T, H] bf16 bits, ids [T, k] int32, weights [T, k] fp32 (numpy), and a line
     saying which path ran."""
     import numpy as np
     import torch
-    refuse_unexpressible(p, t)
+    refuse_unexpressible(p, t, fp8)
+    quant = p.get("weight_format", "bf16") == "fp8_block"
     T, H, E, k = p["T"], p["H"], p["E"], p["top_k"]
     E_local, offset = p["E_local"], p["expert_offset"]
 
@@ -512,16 +609,26 @@ def forward(vl, t, p, device):
     ids = ids.to(torch.int32).contiguous()
     w = w.to(torch.float32).contiguous()
 
-    # experts: TritonExperts.apply (fm/experts/triton_moe.py l. 257-640), bf16, no LoRA, no hook
-    w13 = bf16("w13").contiguous()
-    w2 = bf16("w2").contiguous()
+    # experts: TritonExperts.apply (fm/experts/triton_moe.py l. 257-640), bf16, no LoRA, no hook;
+    # fp8_block: fused_experts_impl's FP8 block-scale flow (fm/fused_moe.py l. 1778-1845)
+    block_shape = None
+    if quant:
+        block_shape = [int(p.get("block_n", "128")) or 128, int(p.get("block_k", "128")) or 128]
+        w13, w2, w13_s, w2_s = fp8_tensors(t, device, E_local)
+    else:
+        w13 = bf16("w13").contiguous()
+        w2 = bf16("w2").contiguous()
     expert_map = None
     if E_local != E:
         expert_map = torch.full((E,), -1, dtype=torch.int32, device=device)
         expert_map[offset:offset + E_local] = torch.arange(E_local, dtype=torch.int32,
                                                            device=device)
     N = w13.shape[1]
-    config, cfg_from = vl.config(w13.shape, w2.shape, k, T)
+    config, cfg_from = vl.config(w13.shape, w2.shape, k, T, block_shape)
+    if quant and config["BLOCK_SIZE_K"] < block_shape[1]:
+        raise Unsupported("the %s config's BLOCK_SIZE_K %d splits the scale group of %d (each tile "
+                          "scaled and added on its own: not modelled)"
+                          % (cfg_from, config["BLOCK_SIZE_K"], block_shape[1]))
     import triton.language as tl
     cache1 = torch.empty(T, k, N, dtype=torch.bfloat16, device=device)
     cache2 = torch.empty(T * k, N // 2, dtype=torch.bfloat16, device=device)
@@ -529,15 +636,26 @@ def forward(vl, t, p, device):
     num_align = w13.shape[0] if expert_map is None else E
     sorted_ids, expert_ids, ntpp = vl.fn.prepare(
         ids, config, T, k, num_align, expert_map, use_int8_w8a16=False, use_int4_w4a16=False,
-        block_shape=None, ignore_invalid_experts=expert_map is not None,
+        block_shape=block_shape, ignore_invalid_experts=expert_map is not None,
         weights_host_resident=False)
-    common = dict(compute_type=tl.bfloat16, use_fp8_w8a8=False, use_int8_w8a8=False,
+    common = dict(compute_type=tl.bfloat16, use_fp8_w8a8=quant, use_int8_w8a8=False,
                   use_int8_w8a16=False, use_int4_w4a16=False, per_channel_quant=False,
-                  block_shape=None, B_bias=None)
-    vl.fn.invoke(x, w13, cache1, None, None, None, sorted_ids, expert_ids, ntpp, False, k, config,
+                  block_shape=block_shape, B_bias=None)
+    a1, a1_s, s13, s2 = x, None, None, None
+    if quant:
+        # moe_kernel_quantize_input -> _fp8_quantize (fm/utils.py l. 326-351, 464-481) ->
+        # per_token_group_quant_fp8(A, block_k), use_ue8m0 = is_deep_gemm_e8m0_used(): the
+        # case's scale_format says which (ue8m0: DeepGEMM installed with VLLM_USE_DEEP_GEMM_E8M0)
+        ue8m0 = p.get("scale_format", "f32") == "ue8m0"
+        a1, a1_s = vl.ops.per_token_group_fp8_quant(x, block_shape[1], 1e-10, ue8m0)
+        s13, s2 = w13_s, w2_s
+    vl.fn.invoke(a1, w13, cache1, a1_s, s13, None, sorted_ids, expert_ids, ntpp, False, k, config,
                  **common)
     vl.ops.silu_and_mul(cache2, cache1.view(-1, N))
-    vl.fn.invoke(cache2, w2, cache3, None, None, w, sorted_ids, expert_ids, ntpp, True, 1, config,
+    a2, a2_s = cache2, None
+    if quant:  # fm/fused_moe.py l. 1828-1834: the bf16 activation quantized the same way
+        a2, a2_s = vl.ops.per_token_group_fp8_quant(cache2, block_shape[1], 1e-10, ue8m0)
+    vl.fn.invoke(a2, w2, cache3, a2_s, s2, w, sorted_ids, expert_ids, ntpp, True, 1, config,
                  **common)
     out = torch.empty(T, H, dtype=torch.bfloat16, device=device)
     if expert_map is not None:
@@ -546,7 +664,8 @@ def forward(vl, t, p, device):
         vl.ops.moe_sum(cache3, out)
     if p["rsf_site"] == "output" and rsf != 1.0:
         out *= rsf  # fm/runner/moe_runner.py:_maybe_apply_routed_scale_to_output l. 416-417
-    what = "router %s, config %s %s" % (path, cfg_from, {kk: config[kk] for kk in sorted(config)})
+    what = "router %s, config %s %s%s" % (path, cfg_from, {kk: config[kk] for kk in sorted(config)},
+                                          ", fp8 block %s" % block_shape if quant else "")
     return (out.view(torch.int16).cpu().numpy().view(np.uint16), ids.cpu().numpy(),
             w.cpu().numpy(), what)
 
@@ -562,11 +681,11 @@ def _selected_score_sum(p, L, ids):
 
 # ---- the exec protocol (docs/files.md) ----
 
-def routed_forward(vl, router, contract, device):
+def routed_forward(vl, router, contract, device, fp8=False):
     """The adapter's forward for the exec protocol: vLLM's path for the case, refused where vLLM
     routes it through the other router than --router's (each router has its own contract)."""
     def fwd(t, meta):
-        out, ids, w, what = forward(vl, t, params(meta), device)
+        out, ids, w, what = forward(vl, t, params(meta), device, fp8)
         if what.startswith("router torch") != (router == "torch"):
             raise Unsupported("vLLM routes this case through its %s router; the adapter runs with "
                               "--router %s (contract %s)" % (what.split(",")[0][len("router "):],
@@ -576,7 +695,7 @@ def routed_forward(vl, router, contract, device):
 
 
 def main(argv):
-    src, router, device, cpu_contract, caching, raw = None, "cuda", None, None, True, False
+    src, router, device, cpu_contract, caching, raw, fp8 = None, "cuda", None, None, True, False, False
     args = list(argv)
     while args:
         a = args.pop(0)
@@ -592,11 +711,18 @@ def main(argv):
             caching = False
         elif a == "--raw-interpreter":
             raw = True
+        elif a == "--fp8":
+            fp8 = True
         else:
             print(__doc__.split("\n\n")[0], file=sys.stderr)
             print("usage: vllm_fused_moe.py [--vllm-src DIR] [--router cuda|torch] "
-                  "[--device cuda|cpu] [--cpu-contract NAME] [--no-cache] [--raw-interpreter]", file=sys.stderr)
+                  "[--device cuda|cpu] [--cpu-contract NAME] [--no-cache] [--raw-interpreter] "
+                  "[--fp8]", file=sys.stderr)
             return 2
+    if fp8 and router != "cuda":
+        log("--fp8 runs with --router cuda only (vllm-0.33-triton-fp8-sm90 is the CUDA router "
+            "path's contract)")
+        return 2
     if BUG not in ("", "drop-rsf"):
         log("unknown VLLM_ADAPTER_BUG %r (known: drop-rsf)" % BUG)
         return 2
@@ -609,14 +735,15 @@ def main(argv):
         log("cannot load vLLM's functions: %s" % e)
         return 2
     contract = ("vllm-0.33-triton-sm90-torch-router" if router == "torch"
-                else "vllm-0.33-triton-sm90")
+                else "vllm-0.33-triton-fp8-sm90" if fp8 else "vllm-0.33-triton-sm90")
     if device == "cpu" and cpu_contract:
         contract = cpu_contract
     log("%s on %s (%s), router %s, contract %s%s" % (
         vl.origin, device, "Triton interpreter" if device == "cpu" else "Triton", router,
         contract, ", BUG " + BUG if BUG else ""))
     return serve(ExecAdapter("vllm-0.33.0-fused-moe", contract, caching,
-                             routed_forward(vl, router, contract, device), log), log)
+                             routed_forward(vl, router, contract, device, fp8), log,
+                             level=3 if fp8 else 2), log)
 
 
 if __name__ == "__main__":
