@@ -306,6 +306,7 @@ mf_status mf_observable_knobs_of(const mf_problem *pb, const mf_contract *c, uns
         cf[kn].on = 1;
         if (cf[kn].p.layout != p->layout || cf[kn].p.expert_offset != p->expert_offset ||
             cf[kn].p.placement != p->placement || cf[kn].p.weight_on_input != p->weight_on_input ||
+            cf[kn].p.tp_rank != p->tp_rank ||
             ((cf[kn].p.variant ^ p->variant) & MF_VARIANT_EXPERTS)) {
             cf[kn].ctx = mf_ref_ctx_new(&cf[kn].p, &cf[kn].pb.t, c, &ro, err);
             if (!cf[kn].ctx) st = MF_EINVAL;

@@ -141,7 +141,7 @@ typedef struct mf_fuzz_stats {
 } mf_fuzz_stats;
 
 #define MF_FUZZ_STATS_MAGIC 0x4d465a53u /* "MFZS" */
-#define MF_FUZZ_STATS_VERSION 5
+#define MF_FUZZ_STATS_VERSION 6
 void mf_fuzz_stats_flush(mf_fuzz *f);
 /* The summary lines of a campaign's statistics: configuration cells, utilisation, size classes,
  * metamorphic relations and observability (`moefuzz fuzz` and moefuzz.fuzz print them). */

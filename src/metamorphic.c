@@ -308,8 +308,10 @@ static int routed_expert_tensor(mf_tensor_id t) {
            t != MF_T_TOPK_IDS_IN && t != MF_T_TOPK_WEIGHTS_IN && t != MF_T_EXPERT_MAP;
 }
 
+/* contiguous experts only: an expert map's shards are map-shards' */
 static int ep_shards_applies(const meta_ctx *x) {
-    return x->pb->p.E_local == x->pb->p.E && x->pb->p.E >= 2;
+    return x->pb->p.E_local == x->pb->p.E && x->pb->p.E >= 2 &&
+           x->pb->p.placement == MF_PLACEMENT_CONTIGUOUS;
 }
 
 static mf_status ep_shards_check(meta_ctx *x, mf_error *err) {
@@ -547,6 +549,7 @@ static int relabel_applies(const meta_ctx *x) {
     /* the relabelled copy holds every expert: not for a problem that generated only some (a
      * full-size model case) */
     return p->score == MF_SCORE_SIGMOID && p->E_local == p->E && p->E >= 2 &&
+           p->placement == MF_PLACEMENT_CONTIGUOUS && /* it moves experts by local index */
            (!x->pb->experts || mf_problem_experts_ready(x->pb) == p->E_local);
 }
 

@@ -20,6 +20,7 @@
  * input.
  */
 #include <dirent.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,16 @@
 #include "codec.h"
 #include "mf_test.h"
 #include "proc.h"
+
+/* The fields levels 7 and 8 appended to mf_kernel_params_v2, where a kernel built against this
+ * header reads them (x86-64): appended after level 6's, never moved (a level-8 plugin built
+ * against another order would read tp_size from placement) */
+_Static_assert(offsetof(mf_kernel_params_v2, placement) == 160 &&
+                   offsetof(mf_kernel_params_v2, expert_map) == 168 &&
+                   offsetof(mf_kernel_params_v2, tp_size) == 176 &&
+                   offsetof(mf_kernel_params_v2, tp_rank) == 180 &&
+                   sizeof(mf_kernel_params_v2) == 184,
+               "mf_kernel_params_v2: level 7 and 8 fields moved");
 
 typedef struct abi_v1_field {
     const char *name;

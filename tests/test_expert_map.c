@@ -417,6 +417,51 @@ static void test_relation(void) {
     mf_backend_close(&bad);
 }
 
+/* A map that places every expert (E_local = E, a permutation): the relations that reshard or
+ * relabel contiguous experts (ep-shards, relabel) do not apply, the others hold, under the CPU
+ * kernel's contract and under any-order. */
+static void test_permutation_relations(void) {
+    static const char *text =
+        "# format v2\nT = 6\nH = 8\nI = 4\nE = 16\nE_local = 16\nexpert_offset = 0\ntop_k = 4\n"
+        "score = sigmoid\nbias = f32\nn_group = 4\ntopk_group = 2\nrenormalize = true\n"
+        "eps = 1e-20\nrsf = 2.5\nrsf_site = weights\nplacement = map\n"
+        "gen.x = normal seed=0x8101\ngen.logits = normal seed=0x8102\n"
+        "gen.bias = normal seed=0x8103\ngen.w13 = normal seed=0x8104\n"
+        "gen.w2 = normal seed=0x8105\ngen.expert_map = normal seed=0x8106\n"
+        "defaults = group_rule activation layout logits_dtype\n";
+    mf_error err = {0};
+    mf_case c;
+    mf_problem pb;
+    mf_backend b;
+    if (mf_case_parse_text(text, &c, &err) != MF_OK || mf_problem_build(&c, &pb, &err) != MF_OK ||
+        mf_backend_open("cpu", &b, &err) != MF_OK) {
+        EXPECT(0, "permutation map: %s", err.msg);
+        return;
+    }
+    int scrambled = 0;
+    for (int e = 0; e < 16; e++) scrambled += pb.expert_map[e] != e;
+    EXPECT(scrambled > 0, "the map is not the identity");
+    mf_check_opts o;
+    mf_check_opts_default(&o);
+    o.metamorphic = 1;
+    o.attribute = 0;
+    mf_verdict *v = malloc(sizeof *v);
+    const char *contracts[2] = {NULL, "any-order"};
+    for (int i = 0; i < 2 && v; i++) {
+        if (contracts[i]) b.contract = *mf_contract_find(contracts[i]);
+        memset(v, 0, sizeof *v);
+        mf_status st = mf_check_problem(&pb, &b, &o, v, &err);
+        EXPECT(st == MF_OK && v->pass, "%s: %s", contracts[i] ? contracts[i] : "cpu-scalar",
+               st != MF_OK ? err.msg : "rejected");
+        EXPECT(st == MF_OK && v->has_meta && !v->meta.applicable[MF_META_EP_SHARDS] &&
+                   !v->meta.applicable[MF_META_RELABEL],
+               "ep-shards or relabel applied to an expert map");
+    }
+    free(v);
+    mf_backend_close(&b);
+    mf_problem_free(&pb);
+}
+
 int main(void) {
     test_generators();
     test_malformed();
@@ -424,5 +469,6 @@ int main(void) {
     test_against_contiguous();
     test_files();
     test_relation();
+    test_permutation_relations();
     return mf_test_exit("expert_map");
 }

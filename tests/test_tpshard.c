@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "attribute.h"
 #include "backend.h"
 #include "case.h"
 #include "casegen.h"
@@ -88,6 +89,14 @@ static void test_reference_b2_rank0(void) {
         EXPECT(!same0, "rank 0's exact output equals the case without b2 (b2 not added)");
     }
     free(z0), free(z1), free(zn);
+    /* rank 1's b2 added anyway is observable (its counterfactual is rank 0's reference), rank
+     * 0's is not (nothing changes) */
+    unsigned m0 = 0, m1 = 0, want = 1u << MF_KNOB_TP_B2_EVERY_RANK;
+    EXPECT(mf_observable_knobs_of(&p1, &mf_contract_cpu_scalar, want, &m1, &err) == MF_OK &&
+               mf_observable_knobs_of(&p0, &mf_contract_cpu_scalar, want, &m0, &err) == MF_OK,
+           "observable knobs: %s", err.msg);
+    EXPECT((m1 & want) && !(m0 & want), "tp_b2_every_rank observable on rank 1 %d, rank 0 %d",
+           (m1 & want) != 0, (m0 & want) != 0);
     mf_problem_free(&p0);
     mf_problem_free(&p1);
 }

@@ -107,7 +107,7 @@ static int check_table(check_args *a, mf_opt *t) {
          .help = "run the kernel once (skip the bit-identity check)"},
         {"--metamorphic", NULL, MF_OPT_FLAG, &a->opts.metamorphic, 1,
          .help = "also run the tolerance-free relations (rsf scaling, bias\nshift, expert "
-                 "relabelling, EP shards, full groups, TP shards)"},
+                 "relabelling, EP shards, full groups, expert-map shards, TP shards)"},
         {"--no-attribution", NULL, MF_OPT_FLAG, &a->opts.attribute, 0,
          .help = "do not name the suspected dropped parameter of a failure"},
         {"--max-mib", NULL, MF_OPT_NUM, &a->max_mib, .min = 0, .max = 1e308, .above = 1,
