@@ -182,7 +182,7 @@ const mf_contract mf_contract_hopper_tc_fp8 = {
     .div = MF_DIV_IEEE,
     .round_points = MF_RP_ACT_OUT,
     .deterministic = 1,
-    .fp8_gemm = {32, 13, 14},
+    .fp8_gemm = {32, 13, 14, 0},
 };
 
 /* SGLang 0.5.23's bf16 Triton fused MoE on Hopper as a model calls it (select_experts -> the
