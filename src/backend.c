@@ -580,6 +580,75 @@ static void params_set_tensors(mf_kernel_params *kp, mf_kernel_params_v2 *ext,
 #undef MF_TENSOR_ABI_
 }
 
+/* v as enum e's value, from the ABI's (the same numbers: asserted above), or an error naming it */
+static mf_status value_of_abi(const mf_enum_info *e, int32_t v, int *out, mf_error *err) {
+    if (v < 0 || v >= e->count)
+        return MF_FAIL(err, MF_EINVAL, "kernel params: %s value %d is not one of the ABI's", e->key,
+                       (int)v);
+    *out = (int)v;
+    return MF_OK;
+}
+
+mf_status mf_backend_params_inverse(const mf_kernel_params *kp, mf_moe_params *p,
+                                    const void *data[MF_NUM_TENSORS], mf_error *err) {
+    memset(p, 0, sizeof *p);
+    p->T = kp->T;
+    p->H = kp->H;
+    p->I = kp->I;
+    p->E = kp->E;
+    p->E_local = kp->E_local;
+    p->expert_offset = kp->expert_offset;
+    p->top_k = kp->top_k;
+    p->n_group = kp->n_group;
+    p->topk_group = kp->topk_group;
+    p->renormalize = kp->renormalize;
+    p->renorm_eps = kp->renorm_eps;
+    p->rsf = kp->routed_scaling_factor;
+    int v = 0;
+#define MF_INV_(e, field, src)                   \
+    MF_TRY(value_of_abi(&(e), (src), &v, err)); \
+    p->field = v
+    MF_INV_(mf_enum_score, score, kp->score_fn);
+    MF_INV_(mf_enum_bias, bias, kp->bias_dtype);
+    MF_INV_(mf_enum_group_rule, group_rule, kp->group_rule);
+    MF_INV_(mf_enum_rsf_site, rsf_site, kp->rsf_site);
+    MF_INV_(mf_enum_activation, activation, kp->activation);
+    MF_INV_(mf_enum_layout, layout, kp->layout);
+    MF_INV_(mf_enum_dtype, logits_dtype, kp->logits_dtype);
+    /* no extension, or a writer of an older header (fewer fields): the rest read as 0, level
+     * 1's semantics */
+    mf_kernel_params_v2 ext;
+    memset(&ext, 0, sizeof ext);
+    const mf_kernel_params_v2 *x = mf_kernel_params_v2_of(kp);
+    if (x) memcpy(&ext, x, x->ext.struct_size < sizeof ext ? x->ext.struct_size : sizeof ext);
+    MF_INV_(mf_enum_renorm_denom, renorm_denom, ext.renorm_denom);
+    MF_INV_(mf_enum_nonfinite, nonfinite, ext.nonfinite);
+    MF_INV_(mf_enum_expert_bias, expert_bias, ext.expert_bias);
+    p->act_alpha = ext.act_alpha;
+    p->act_limit = ext.act_limit;
+    MF_INV_(mf_enum_weight_format, weight_format, ext.weight_format);
+    MF_INV_(mf_enum_scale_format, scale_format, ext.scale_format);
+    p->block_n = ext.block_n;
+    p->block_k = ext.block_k;
+    p->n_shared = ext.n_shared;
+    p->shared_I = ext.shared_I;
+    MF_INV_(mf_enum_shared_weight, shared_weight, ext.shared_weight);
+    MF_INV_(mf_enum_shared_owner, shared_owner, ext.shared_owner);
+    p->weight_on_input = ext.weight_on_input;
+    MF_INV_(mf_enum_preroute, preroute, ext.preroute);
+    MF_INV_(mf_enum_placement, placement, ext.placement);
+#undef MF_INV_
+    p->tp_size = ext.tp_size;
+    p->tp_rank = ext.tp_rank;
+    const mf_kernel_params_v2 *slots = &ext;
+#define MF_TENSOR_INV_(ID, name, storage, rank, d0, d1, d2, bf16, present, scale, kept, slot, \
+                       level)                                                                 \
+    data[MF_T_##ID] = MF_ABI_SLOT_##slot(kp, slots, name);
+    MF_TENSOR_LIST(MF_TENSOR_INV_)
+#undef MF_TENSOR_INV_
+    return MF_OK;
+}
+
 /* The packed MXFP4 weights (q13, sc13, q2, sc2) chained after params.ext's v2 struct (an mxfp4
  * case has one: level 3 and above). */
 static void params_set_mxfp4(mf_kernel_params *kp, mf_kernel_mxfp4 *mx, const void *const q[4]) {
@@ -637,6 +706,12 @@ static mf_status dev_upload(const mf_device_ops *d, void **dst, const void *src,
     return MF_OK;
 }
 
+/* run() answered MF_KERNEL_RUN_UNSUPPORTED: the call is refused as supports() refuses one */
+static void refused(mf_run_result *r, const char *msg) {
+    r->unsupported = 1;
+    snprintf(r->reason, sizeof r->reason, "%s", msg[0] ? msg : "(no reason given)");
+}
+
 static mf_status run_device(mf_backend *b, const mf_problem *pb, const mf_kernel_inputs *ki,
                             mf_kernel_params *kp, mf_kernel_mxfp4 *mx, uint16_t *obuf,
                             size_t wbytes, mf_run_result *r, mf_error *err) {
@@ -668,6 +743,10 @@ static mf_status run_device(mf_backend *b, const mf_problem *pb, const mf_kernel
     kp->stream = d->stream;
     double t0 = mf_now_s();
     int rc = b->api.run(b->ctx, kp, msg, sizeof msg);
+    if (rc == MF_KERNEL_RUN_UNSUPPORTED) {
+        refused(r, msg);
+        goto out;
+    }
     if (rc != 0) {
         st = MF_FAIL(err, MF_EBACKEND, "%s: run() failed: %s", b->spec, msg);
         goto out;
@@ -751,7 +830,9 @@ mf_status mf_inproc_run(mf_backend *b, const mf_problem *pb, mf_run_result *r, m
         params_set_mxfp4(&kp, &mx, q);
     }
     if (b->dev) {
-        if ((st = run_device(b, pb, &ki, &kp, &mx, obuf, wbytes, r, err)) != MF_OK) goto done;
+        if ((st = run_device(b, pb, &ki, &kp, &mx, obuf, wbytes, r, err)) != MF_OK ||
+            r->unsupported)
+            goto done;
         check_guards(obuf, n_out, r);
         memcpy(r->out, obuf + MF_GUARD_ELEMS, n_out * 2);
         mf_run_result_count_unwritten(r, n_out);
@@ -771,6 +852,10 @@ mf_status mf_inproc_run(mf_backend *b, const mf_problem *pb, mf_run_result *r, m
     int rc = b->api.run(b->ctx, &kp, msg, sizeof msg);
     r->seconds = mf_now_s() - t0;
     free(ws);
+    if (rc == MF_KERNEL_RUN_UNSUPPORTED) {
+        refused(r, msg);
+        goto done;
+    }
     if (rc != 0) {
         st = MF_FAIL(err, MF_EBACKEND, "%s: run() failed: %s", b->spec, msg);
         goto done;

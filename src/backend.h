@@ -112,6 +112,13 @@ const char *mf_backend_builtin_names(void);
 mf_status mf_backend_params(const mf_moe_params *p, uint32_t level, mf_kernel_params *kp,
                             mf_kernel_params_v2 *ext, mf_error *err);
 
+/* The inverse of mf_backend_params: the problem's parameters from a kernel call's params (and
+ * their v2 extension, when chained), and the address of each tensor (NULL where absent) in
+ * data; what a kernel that hands its calls on (the Python package's) knows of a call. An enum
+ * value the ABI does not have is an error. */
+mf_status mf_backend_params_inverse(const mf_kernel_params *kp, mf_moe_params *p,
+                                    const void *data[MF_NUM_TENSORS], mf_error *err);
+
 /* The ABI feature level a case needs (kernel_abi.h): the highest level among its tensors, enum
  * values and v2 parameters (those not 0); what names the first thing that needs that level ("score = NAME", "tensor NAME"). */
 uint32_t mf_case_level(const mf_moe_params *p, char *what, size_t n);

@@ -317,6 +317,11 @@ int mf_tensor_is_i32(mf_tensor_id t) {
     }
 }
 
+int mf_tensor_per_expert(mf_tensor_id t) {
+    return t > MF_T_BIAS && t != MF_T_SHARED_GATE && t != MF_T_TOPK_IDS_IN &&
+           t != MF_T_TOPK_WEIGHTS_IN && t != MF_T_EXPERT_MAP;
+}
+
 int mf_tensor_is_e4m3(const mf_moe_params *p, mf_tensor_id t) {
     return p->weight_format == MF_WFMT_FP8_BLOCK && (t == MF_T_W13 || t == MF_T_W2);
 }

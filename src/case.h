@@ -207,6 +207,11 @@ size_t mf_tensor_kernel_size(const mf_moe_params *p, mf_tensor_id t);
 /* NULL if map is a placement map of p (each entry -1 or a local index, each local index in
  * [0, E_local) exactly once), or the placement is contiguous; else msg, saying why in a line */
 const char *mf_expert_map_check(const mf_moe_params *p, const int32_t *map, char *msg, size_t n);
+/* 1 if tensor t is among the weights a kernel or adapter may keep between calls (the exec
+ * protocol's weights key covers them): the routed and shared experts' tensors, those after x,
+ * logits and bias but the per-token ones (the shared gate's logits, the given routing) and the
+ * placement map (a rank's, not an expert's) */
+int mf_tensor_per_expert(mf_tensor_id t);
 /* 1 if tensor t holds int32 values (storage int32_t: the pre-routed ids); pokes write the int32
  * bit pattern */
 int mf_tensor_is_i32(mf_tensor_id t);

@@ -43,6 +43,12 @@ mf_status mf_check_problem(const mf_problem *pb, mf_backend *b, const mf_check_o
     int twice = o->determinism && b->contract.deterministic;
     if (twice) {
         mf_status st = mf_backend_run(b, pb, &r2, err);
+        if (st == MF_OK && r2.unsupported) {
+            st = MF_FAIL(err, MF_EBACKEND,
+                         "the kernel ran the case, then refused it on the determinism run: %s",
+                         r2.reason);
+            mf_run_result_free(&r2);
+        }
         if (st != MF_OK) {
             mf_run_result_free(&r);
             return st;

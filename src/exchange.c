@@ -83,14 +83,6 @@ static mf_st_dtype st_dtype(const mf_moe_params *p, mf_tensor_id t) {
     return mf_tensor_is_bf16(p, t) ? MF_ST_BF16 : MF_ST_F32;
 }
 
-/* the weights an adapter may keep: the routed and shared experts' tensors (those after x,
- * logits and bias, but the per-token ones: the shared gate's logits, the given routing; nor
- * the placement map, a rank's and not an expert's) */
-static int per_expert(mf_tensor_id t) {
-    return t > MF_T_BIAS && t != MF_T_SHARED_GATE && t != MF_T_TOPK_IDS_IN &&
-           t != MF_T_TOPK_WEIGHTS_IN && t != MF_T_EXPERT_MAP;
-}
-
 static uint64_t hash_mix(uint64_t h, uint64_t w) {
     h ^= w;
     h *= 0x9e3779b97f4a7c15ull;
@@ -113,7 +105,7 @@ uint64_t mf_xcase_weights_key(const mf_moe_params *p, const mf_kernel_inputs *ki
     uint64_t h = 0x6d6f6566757a7a31ull;
     for (int t = 0; t < MF_NUM_TENSORS; t++) {
         mf_tensor_id id = (mf_tensor_id)t;
-        if (!per_expert(id) || !ki->data[t]) continue;
+        if (!mf_tensor_per_expert(id) || !ki->data[t]) continue;
         uint64_t shape[MF_TENSOR_MAX_RANK];
         int rank = mf_tensor_shape(p, id, shape);
         h = hash_mix(h, (uint64_t)t << 8 | (uint64_t)st_dtype(p, id));
@@ -180,7 +172,7 @@ static mf_status xcase_write(const char *path, const mf_problem *pb, const mf_ca
         mf_tensor_id id = (mf_tensor_id)t;
         uint64_t shape[MF_TENSOR_MAX_RANK];
         int rank = mf_tensor_shape(p, id, shape);
-        if (ki.data[t] && !(omit && per_expert(id)))
+        if (ki.data[t] && !(omit && mf_tensor_per_expert(id)))
             st = mf_st_writer_add(&w, mf_tensor_name(id), st_dtype(p, id), rank, shape,
                                   ki.data[t], err);
     }

@@ -49,6 +49,10 @@ extern "C" {
 #define MF_KERNEL_ABI_VERSION 1u
 #define MF_KERNEL_GET_API_SYMBOL "mf_kernel_get_api"
 
+/* run()'s answer for a call it does not handle (an answer, not a failure). A moefuzz built
+ * against an earlier header takes it as a failure of run(). */
+#define MF_KERNEL_RUN_UNSUPPORTED 77
+
 /* ---- feature levels ---- */
 /* Level 1: tensors x, logits, bias, w13, w2 and the params of mf_kernel_params; the enum values
  * below. (A later level appends its line here, e.g. "Level 2: ...".) */
@@ -385,7 +389,10 @@ typedef struct mf_kernel_api {
     int (*workspace_size)(void *ctx, const mf_kernel_params *p, size_t *bytes, char *msg,
                           size_t msg_len);
     /* Computes out (and topk_ids / topk_weights when non-NULL). Device kernels may return
-     * before the work completes; the caller synchronises the stream. */
+     * before the work completes; the caller synchronises the stream. Returning
+     * MF_KERNEL_RUN_UNSUPPORTED with the reason in msg refuses the call as supports() returning
+     * 0 would (an exec adapter's "unsupported" answer): for a kernel that finds out only while
+     * running; a metamorphic variant refused so is left out. */
     int (*run)(void *ctx, const mf_kernel_params *p, char *msg, size_t msg_len);
     void (*release)(void *ctx);
     /* The kernel's extension of a kind (MF_KERNEL_EXT_*), or NULL when it has none; may be NULL
