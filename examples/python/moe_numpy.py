@@ -97,9 +97,35 @@ def round_bf16(x):
 
 # ---- the MoE forward (replace this with your kernel) ----
 
+def refusal(meta):
+    """Why moe_forward does not handle a case of these parameters (the case file's metadata, or
+    a moefuzz KernelCall's params), or None: it implements case format v2 up to ABI level 2."""
+    if meta.get("activation") not in ("silu_glu", "swiglu_oai", "silu_clamp", "silu_clamp_after"):
+        return "activation %s" % meta.get("activation")
+    # the parameters of ABI levels 3 to 8 (kernel_abi.h) are not implemented
+    if meta.get("weight_format", "bf16") != "bf16":
+        return "weight_format %s: not implemented (ABI level 2)" % meta["weight_format"]
+    if meta.get("n_shared", "0") not in ("0", ""):
+        return "n_shared %s: shared experts not implemented (ABI level 2)" % meta["n_shared"]
+    if meta.get("score") == "none" or meta.get("weight_on_input", "0") not in ("0", ""):
+        return "score %s, weight_on_input %s: routing variants not implemented (ABI level 2)" % (
+            meta.get("score"), meta.get("weight_on_input", "0"))
+    if meta.get("preroute", "none") not in ("none", ""):
+        return "preroute %s: pre-routed input not implemented (ABI level 2)" % meta["preroute"]
+    if meta.get("placement", "contiguous") not in ("contiguous", ""):
+        return "placement %s: expert maps not implemented (ABI level 2)" % meta["placement"]
+    if meta.get("tp_size", "0") not in ("0", ""):
+        return "tp_size %s: tensor-parallel shards not implemented (ABI level 2)" % meta["tp_size"]
+    return None
+
+
 def moe_forward(t, meta, mode, bug):
     """t: tensors of the case file; meta: its parameters (strings). Returns out [T,H] as bf16
-    bits, topk_ids [T,k] int32, topk_weights [T,k] float32."""
+    bits, topk_ids [T,k] int32, topk_weights [T,k] float32. A case it does not handle raises
+    NotImplementedError (refusal(meta) says why)."""
+    why = refusal(meta)
+    if why:
+        raise NotImplementedError(why)
     f32 = np.float32
     T, H, I, E = (int(meta[k]) for k in ("T", "H", "I", "E"))
     E_local, offset, k = int(meta["E_local"]), int(meta["expert_offset"]), int(meta["top_k"])
@@ -233,28 +259,9 @@ def run_case(case_path, out_path, mode, method, bug):
         return why
     if method and meta.get("routing_method") != method:
         return "error the case was not routed by %s (routing_method=%s)" % (method, meta.get("routing_method"))
-    if meta.get("activation") not in ("silu_glu", "swiglu_oai", "silu_clamp", "silu_clamp_after"):
-        return "unsupported activation %s" % meta.get("activation")
-    # level 3's quantized weights are not implemented: a case file of them is refused, as the
-    # level gate refuses it in exec mode
-    if meta.get("weight_format", "bf16") != "bf16":
-        return "unsupported weight_format %s: not implemented (ABI level 2)" % meta["weight_format"]
-    # level 4's shared experts likewise
-    if meta.get("n_shared", "0") not in ("0", ""):
-        return "unsupported n_shared %s: shared experts not implemented (ABI level 2)" % meta["n_shared"]
-    # level 5's routing variants likewise
-    if meta.get("score") == "none" or meta.get("weight_on_input", "0") not in ("0", ""):
-        return "unsupported score %s, weight_on_input %s: routing variants not implemented (ABI level 2)" % (
-            meta.get("score"), meta.get("weight_on_input", "0"))
-    # level 6's pre-routed input likewise
-    if meta.get("preroute", "none") not in ("none", ""):
-        return "unsupported preroute %s: pre-routed input not implemented (ABI level 2)" % meta["preroute"]
-    # level 7's expert maps likewise
-    if meta.get("placement", "contiguous") not in ("contiguous", ""):
-        return "unsupported placement %s: expert maps not implemented (ABI level 2)" % meta["placement"]
-    # level 8's tensor-parallel shards likewise
-    if meta.get("tp_size", "0") not in ("0", ""):
-        return "unsupported tp_size %s: tensor-parallel shards not implemented (ABI level 2)" % meta["tp_size"]
+    why = refusal(meta)
+    if why:
+        return "unsupported " + why
     if bug in ("crash", "hang") and meta["T"] == "1":
         if bug == "crash":
             os.kill(os.getpid(), signal.SIGSEGV)

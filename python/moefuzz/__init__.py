@@ -11,16 +11,22 @@ The checks are moefuzz's own C code (the extension module moefuzz._core links th
 poisoned output between guard bands, twice where the contract is deterministic, and under the
 metamorphic relations when asked; a failure is attributed to the knob that explains it.
 
-A kernel callable gets one argument, a KernelCall `k`: k.x, k.logits, k.bias, k.w13, k.w2 as
-float32 numpy arrays (bf16 values widened exactly), k.params (the case file's parameters as
-strings: "T", "score", "rsf", ...; docs/files.md), k.bits(name) (the bf16 bit patterns, no
-copy), k.torch(name) (a torch bf16 tensor through DLPack, when torch is installed), k.out
-(the output buffer, bf16 bits, poisoned) and k.weights_key (the 64-bit key of w13 and w2, the
-exec protocol's: a kernel may keep what it derives from the weights, device copies included,
-by it). It returns the output [T, H] (float arrays are rounded
-to bf16 to nearest even; uint16/int16 arrays and torch bf16 tensors are taken as bf16 bits), or
-(out, topk_ids, topk_weights) with routing=True, or None after writing k.out itself. It raises
-moefuzz.Unsupported(reason) for a case it does not handle.
+A kernel callable gets one argument, a KernelCall `k`: the call's tensors by their case-file
+names (docs/files.md), k.x, k.logits, k.w13, ... or k.tensor(name) as float32 numpy arrays (bf16
+values and e4m3 codes widened exactly; int32 and packed bytes as they are), k.bits(name) (what
+the kernel gets, no copy: bf16 bit patterns, e4m3 codes, float32, int32 or MXFP4's packed
+bytes), k.torch(name) (a torch tensor through DLPack, when torch is installed: bf16, float8_e4m3fn
+or as is), k.names (the tensors the call has), k.params (the case file's parameters as strings:
+"T", "score", "rsf", "weight_format", ...; every case format v2 parameter is there, "0" or its
+level-1 name where the case leaves it), k.p (the same as numbers, the ABI's), k.out (the output
+buffer, bf16 bits, poisoned) and k.weights_key (the 64-bit key of the per-expert tensors, the
+exec protocol's: a kernel may keep what it derives from the weights, device copies included, by
+it). A call carries every parameter and tensor of the case (ABI feature level 8): a kernel that
+does not handle a parameter's value must refuse the case. It returns the output [T, H] (float
+arrays are rounded to bf16 to nearest even; uint16/int16 arrays and torch bf16 tensors are
+taken as bf16 bits), or (out, topk_ids, topk_weights) with routing=True, or None after writing
+k.out itself. It raises moefuzz.Unsupported(reason) (or NotImplementedError) for a case it does
+not handle.
 """
 import os
 
@@ -28,29 +34,33 @@ from . import _core
 from ._core import MoefuzzError
 
 __all__ = ["Case", "KernelCall", "Verdict", "Unsupported", "MoefuzzError", "cases", "check",
-           "check_outputs", "assert_moe_close", "contracts", "models", "fuzz", "FuzzResult"]
+           "check_outputs", "assert_moe_close", "contracts", "models", "fuzz", "FuzzResult",
+           "v2_params"]
 
+# the tensors of a case format v1 case (a v2 case may have more: KernelCall.names)
 TENSORS = ("x", "logits", "bias", "w13", "w2")
-
-# the ABI's enum values (kernels/include/moefuzz/kernel_abi.h) -> the text case's names
-_ABI_NAMES = {
-    "score": ("score_fn", ("softmax", "sigmoid")),
-    "bias": ("bias_dtype", ("none", "f32", "bf16")),
-    "group_rule": ("group_rule", ("top2_sum", "max")),
-    "rsf_site": ("rsf_site", ("weights", "output")),
-    "activation": ("activation", ("silu_glu",)),
-    "layout": ("layout", ("gate_up", "up_gate")),
-    "logits_dtype": ("logits_dtype", ("f32", "bf16")),
-}
+# the names of every tensor a case may have (docs/files.md); a kernel call of an mxfp4 case also
+# has MXFP4's packed form: w13_q, w13_sc, w2_q, w2_sc
+TENSOR_NAMES = _core.tensor_names()
 
 
-class Unsupported(Exception):
-    """Raised by a kernel callable for a case it does not handle (the reason is reported)."""
+class Unsupported(NotImplementedError):
+    """Raised by a kernel callable for a case it does not handle (the reason is reported). A
+    NotImplementedError raised by the callable counts the same: frameworks raise it for the
+    configurations their kernels do not implement."""
 
 
 def contracts():
     """Names of the built-in contracts (`moefuzz contracts`)."""
     return _core.contracts()
+
+
+def v2_params(params):
+    """{key: value} of the case format v2 parameters that params (Case.params, KernelCall.params)
+    sets: those not at their level-1 value. Empty for a case of format v1. A kernel that
+    implements none of them refuses a case where this is not empty."""
+    return {k: params[k] for k, (_, zero) in _core.v2_params().items()
+            if params.get(k, zero) != zero}
 
 
 def models():
@@ -88,28 +98,46 @@ def _addr(a):
     return a.__array_interface__["data"][0]
 
 
+def _convert(a, dtype_in, dtype_out, fn):
+    """fn (an extension's conversion by address) from a (as a contiguous array) into a new one."""
+    np = _np()
+    b = np.ascontiguousarray(a, dtype_in)
+    r = np.empty(b.shape, dtype_out)
+    fn(_addr(b), _addr(r), b.size)
+    return r
+
+
 def bf16_to_f32(bits):
     """bf16 bit patterns (uint16) -> float32 values (exact)."""
-    np = _np()
-    b = np.ascontiguousarray(bits, np.uint16)
-    r = np.empty(b.shape, np.float32)
-    _core.bf16_widen(_addr(b), _addr(r), b.size)
-    return r
+    return _convert(bits, _np().uint16, _np().float32, _core.bf16_widen)
 
 
 def f32_to_bf16(x):
     """float values -> bf16 bit patterns, rounded to nearest even; NaN stays a quiet NaN."""
-    np = _np()
-    x = np.ascontiguousarray(x, np.float32)
-    r = np.empty(x.shape, np.uint16)
-    _core.bf16_round(_addr(x), _addr(r), x.size)
-    return r
+    return _convert(x, _np().float32, _np().uint16, _core.bf16_round)
+
+
+def e4m3_to_f32(codes):
+    """e4m3 (float8_e4m3fn) codes (uint8) -> float32 values (exact; NaN codes NaN)."""
+    return _convert(codes, _np().uint8, _np().float32, _core.e4m3_widen)
 
 
 def _torch_bf16(bits, device=None):
     import torch  # only when asked for: torch is never a dependency
 
     t = torch.from_dlpack(_np().ascontiguousarray(bits).view(_np().int16)).view(torch.bfloat16)
+    return t.to(device) if device is not None else t
+
+
+def _torch_of(a, kind, device=None):
+    """A torch tensor of array a (bits as the kernel gets them, of element kind `kind`)."""
+    if kind == "bf16":
+        return _torch_bf16(a, device)
+    import torch
+
+    t = torch.from_dlpack(_np().ascontiguousarray(a))
+    if kind == "e4m3":
+        t = t.view(torch.float8_e4m3fn)
     return t.to(device) if device is not None else t
 
 
@@ -135,12 +163,16 @@ class _Widened:
     def __init__(self):
         self.token, self.f32 = None, {}
 
-    def get(self, token, name, bits):
+    def get(self, token, name, bits, kind="bf16"):
         if token != self.token:
             self.token, self.f32 = token, {}
         if name not in self.f32:
-            self.f32[name] = _read_only(bf16_to_f32(bits))
+            self.f32[name] = _read_only(_widen(bits, kind))
         return self.f32[name]
+
+
+def _widen(bits, kind):
+    return bf16_to_f32(bits) if kind == "bf16" else e4m3_to_f32(bits)
 
 
 def _read_only(a):
@@ -154,29 +186,26 @@ class _Tensors:
     _wide = None  # (a _Widened, the token of the call's weights) that serves them (KernelCall)
 
     def tensor(self, name):
-        """Tensor `name` as float32 values (bf16 widened exactly), read-only; None when
-        absent."""
+        """Tensor `name` as float32 values (bf16 values and e4m3 codes widened exactly; int32
+        and packed bytes as they are), read-only; None when absent."""
         if name not in self._f32:
             b = self.bits(name)
-            if b is None or b.dtype != _np().uint16:
+            kind = self._kind(name)
+            if b is None or kind not in ("bf16", "e4m3"):
                 self._f32[name] = b
             elif self._wide is not None and name in WEIGHTS:
-                self._f32[name] = self._wide[0].get(self._wide[1], name, b)
+                self._f32[name] = self._wide[0].get(self._wide[1], name, b, kind)
             else:
-                self._f32[name] = _read_only(bf16_to_f32(b))
+                self._f32[name] = _read_only(_widen(b, kind))
         return self._f32[name]
 
     def torch(self, name, device=None):
-        """Tensor `name` as a torch tensor through DLPack (bf16 where the kernel gets bf16)."""
+        """Tensor `name` as a torch tensor through DLPack: bf16 where the kernel gets bf16,
+        float8_e4m3fn where it gets e4m3 codes, else as bits() has it."""
         b = self.bits(name)
         if b is None:
             return None
-        if b.dtype == _np().uint16:
-            return _torch_bf16(b, device)
-        import torch
-
-        t = torch.from_dlpack(b)
-        return t.to(device) if device is not None else t
+        return _torch_of(b, self._kind(name), device)
 
     x = property(lambda self: self.tensor("x"))
     logits = property(lambda self: self.tensor("logits"))
@@ -276,13 +305,20 @@ class Case(_Tensors):
 
     def bits(self, name):
         """Tensor `name` as moefuzz holds it, without a copy: bf16 tensors as uint16 bit
-        patterns, fp32 ones as float32; None for a tensor the case does not have."""
+        patterns (an fp8_block case's weights too: the bf16 values whose e4m3 codes a kernel
+        gets), fp32 ones as float32, int32 ones as int32; None for a tensor the case does not
+        have."""
         t = self._pb.tensor(name)
         if t is None:
             return None
         addr, shape, kind = t
         np = _np()
-        return _view(addr, shape, np.uint16 if kind == "bf16" else np.float32, self)
+        return _view(addr, shape, {"bf16": np.uint16, "i32": np.int32}.get(kind, np.float32),
+                     self)
+
+    def _kind(self, name):
+        t = self._pb.tensor(name, False)
+        return None if t is None else t[2]
 
     def save(self, path):
         """Writes the case as text (`moefuzz check PATH` and Case.load read it back)."""
@@ -350,63 +386,58 @@ def _values(a):
     return np.asarray(a, np.float32)
 
 
-# the per-expert tensors among a kernel call's (those of the exec protocol's weights key)
+# the weights whose float32 form a case keeps between the calls of one check (KernelCall.tensor)
 WEIGHTS = ("w13", "w2")
-
-
-def _call_layout(p, routing):
-    """[(name, shape, numpy typestr)] of a kernel call's tensors for ABI parameters p: the
-    per-expert ones first, then the other inputs, then the outputs (the routing's with
-    routing=True); an absent bias is left out."""
-    T, E = p["T"], p["E"]
-    lay = [("w13", (p["E_local"], 2 * p["I"], p["H"]), "<u2"),
-           ("w2", (p["E_local"], p["H"], p["I"]), "<u2"),
-           ("x", (T, p["H"]), "<u2"),
-           ("logits", (T, E), "<u2" if p["logits_dtype"] == 1 else "<f4")]
-    if p["bias_dtype"] != 0:
-        lay.append(("bias", (E,), "<u2" if p["bias_dtype"] == 2 else "<f4"))
-    lay.append(("out", (T, p["H"]), "<u2"))
-    if routing:
-        lay += [("topk_ids", (T, p["top_k"]), "<i4"), ("topk_weights", (T, p["top_k"]), "<f4")]
-    return lay
 
 
 class KernelCall(_Tensors):
     """One call of a kernel callable: the tensors and parameters of the (possibly transformed,
     for the metamorphic relations) problem moefuzz runs it on. See the module's doc.
 
-    k.weights_key: the 64-bit key of the per-expert tensors (w13, w2: names, shapes, bytes), the
-    exec protocol's "weights_key": equal keys, equal weights, so a kernel may keep what it
-    derives from the weights (device copies, a packed layout) by this key between calls."""
+    k.weights_key: the 64-bit key of the per-expert tensors (w13, w2 and whatever else of the
+    experts the case has: biases, scales, shared experts, MXFP4's packed form; names, shapes,
+    bytes), the exec protocol's "weights_key": equal keys, equal weights, so a kernel may keep
+    what it derives from the weights (device copies, a packed layout) by this key between
+    calls."""
 
-    def __init__(self, params, arrays, weights_key=None, wide=None):
-        self.p = params  # the ABI's numbers: T, H, I, E, E_local, top_k, rsf, score_fn, ...
-        self.params = _abi_params_text(params)
-        self._bits = {n: arrays[n] for n in TENSORS if n in arrays}
+    def __init__(self, params, text, arrays, layout, pkey, weights_key=None, wide=None):
+        self.p = params  # numbers: the ABI's T, H, ..., score_fn, ...; the v2 keys
+        self.params = text  # the case file's keys and values, strings
+        self._layout = {e[0]: e for e in layout}  # name -> (name, _, shape, typestr, kind, w)
+        self._bits = {n: a for n, a in arrays.items() if n not in _OUTPUTS}
         self.out = arrays["out"]
         self._ids, self._w = arrays.get("topk_ids"), arrays.get("topk_weights")
+        self._pkey = pkey
         self._key = weights_key
         self._wide = wide  # (_Widened, token): kept between calls by whoever runs them, or None
         self._f32 = {}
 
     @classmethod
-    def _at(cls, params, ptrs, owner, routing=False, wide=None):
-        """The call over the addresses the extension gives (owner kept alive by the views);
-        the routing outputs' views only with routing=True."""
+    def _at(cls, params, text, layout, pkey, owner, wide=None):
+        """The call over the addresses of layout (the extension's), owner kept alive by the
+        views."""
         arrays = {}
-        for name, shape, typestr in _call_layout(params, routing):
-            if ptrs[name] is not None:
-                arrays[name] = _np().asarray(_Mem(ptrs[name], shape, typestr,
-                                                  name not in _OUTPUTS, owner))
-        return cls(params, arrays, wide=wide)
+        for name, addr, shape, typestr, _, _ in layout:
+            arrays[name] = _np().asarray(_Mem(addr, shape, typestr, name not in _OUTPUTS, owner))
+        return cls(params, text, arrays, layout, pkey, wide=wide)
 
     def bits(self, name):
         return self._bits.get(name)
 
+    def _kind(self, name):
+        e = self._layout.get(name)
+        return None if e is None else e[4]
+
+    @property
+    def names(self):
+        """The names of the call's input tensors (those the case has)."""
+        return tuple(self._bits)
+
     @property
     def weights_key(self):
         if self._key is None:
-            self._key = _weights_key(self.p, self._bits["w13"], self._bits["w2"])
+            self._key = _core.weights_key_of(self._pkey, {
+                n: _addr(self._bits[n]) for n, e in self._layout.items() if e[5]})
         return self._key
 
     @property
@@ -416,23 +447,6 @@ class KernelCall(_Tensors):
 
 
 _OUTPUTS = ("out", "topk_ids", "topk_weights")
-
-
-def _weights_key(p, w13, w2):
-    """The weights key (C: mf_xcase_weights_key) of contiguous w13 and w2 arrays of a call with
-    ABI parameters p."""
-    return _core.weights_key(p["H"], p["I"], p["E_local"], _addr(w13), _addr(w2))
-
-
-def _abi_params_text(p):
-    meta = {k: str(p[k]) for k in ("T", "H", "I", "E", "E_local", "expert_offset", "top_k",
-                                   "n_group", "topk_group")}
-    for key, (abi, names) in _ABI_NAMES.items():
-        meta[key] = names[p[abi]]
-    meta["renormalize"] = "true" if p["renormalize"] else "false"
-    meta["eps"] = "1e-20" if p["renorm_eps"] != 0 else "0"
-    meta["rsf"] = "%.9g" % p["rsf"]
-    return meta
 
 
 class Verdict:
@@ -523,26 +537,28 @@ def check(fn, case, contract="any-order", determinism=True, metamorphic=False, r
     own = (tuple(case._pb.tensor(n, False)[0] for n in WEIGHTS), case._pb.experts_ready())
     dims = [None]  # (E_local, H, I) of the first call, the case's own
 
-    def call(params, ptrs):
+    def call(params, text, layout, pkey):
         # a call on the case's own weights arrays and shape (the case and its determinism run;
         # not the metamorphic variants: other problems, or a shard's view of the same arrays with
         # fewer experts) gets their float32 form widened once
         d = tuple(params[n] for n in ("E_local", "H", "I"))
         if dims[0] is None:
             dims[0] = d
-        same = tuple(ptrs[n] for n in WEIGHTS) == own[0] and d == dims[0]
-        k = KernelCall._at(params, ptrs, case, routing, (case._calls_wide, own) if same else None)
+        addrs = {e[0]: e[1] for e in layout}
+        same = tuple(addrs.get(n) for n in WEIGHTS) == own[0] and d == dims[0]
+        k = KernelCall._at(params, text, layout, pkey, case,
+                           (case._calls_wide, own) if same else None)
         try:
             res = fn(k)
-        except Unsupported as e:
+        except NotImplementedError as e:  # Unsupported among them
             return str(e) or "unsupported"
         _write_result(k, res, routing)
         return None
 
     sup = None
     if supports is not None:
-        def sup(params):
-            r = supports(_abi_params_text(params))
+        def sup(text):
+            r = supports(text)
             return None if r is None or r is True else str(r or "unsupported")
 
     d = case._pb.check((call, sup), contract, determinism, metamorphic, attribute, routing, name)

@@ -25,6 +25,7 @@
 #include "check.h"
 #include "codec.h"
 #include "exchange.h"
+#include "fp8.h"
 #include "fuzz.h"
 #include "models.h"
 #include "paths.h"
@@ -82,7 +83,7 @@ static PyObject *problem_text(PyObject *self, PyObject *unused) {
     return s;
 }
 
-/* tensor(name, materialise=True) -> (address, shape, "bf16" | "f32") of the problem's own
+/* tensor(name, materialise=True) -> (address, shape, "bf16" | "f32" | "i32") of the problem's own
  * array, or None for a tensor the kernel does not get. bf16 tensors are uint16 bit patterns;
  * every expert is generated first (lazy cases generate on demand) unless materialise is false
  * (the address alone: a lazy case's unroutable experts stay poisoned). */
@@ -105,7 +106,9 @@ static PyObject *problem_tensor(PyObject *self, PyObject *args) {
         PyTuple_SetItem(sh, i, PyLong_FromUnsignedLongLong(shape[i]));
     /* storage: uint16_t holds bf16 bits; float holds fp32 values (bf16-representable when the
      * kernel gets bf16: the wrapper rounds nothing, it narrows exactly) */
-    const char *kind = mf_tensor_host_size((mf_tensor_id)t) == 2 ? "bf16" : "f32";
+    const char *kind = mf_tensor_host_size((mf_tensor_id)t) == 2 ? "bf16"
+                       : mf_tensor_is_i32((mf_tensor_id)t)           ? "i32"
+                                                                     : "f32";
     return Py_BuildValue("(NNs)", PyLong_FromVoidPtr(mf_problem_tensor(&po->pb, (mf_tensor_id)t)),
                          sh, kind);
 }
@@ -127,15 +130,142 @@ static int pk_create(void **ctx, char *msg, size_t msg_len) {
     return 0;
 }
 
-static PyObject *params_dict(const mf_kernel_params *p) {
-    return Py_BuildValue(
-        "{si,si,si,si,si,si,si,si,si,si,si,si,si,sd,sd,si,si,si,si}", "T", p->T, "H", p->H, "I",
-        p->I, "E", p->E, "E_local", p->E_local, "expert_offset", p->expert_offset, "top_k",
-        p->top_k, "score_fn", p->score_fn, "bias_dtype", p->bias_dtype, "n_group", p->n_group,
-        "topk_group", p->topk_group, "group_rule", p->group_rule, "renormalize", p->renormalize,
-        "renorm_eps", (double)p->renorm_eps, "rsf", (double)p->routed_scaling_factor, "rsf_site",
-        p->rsf_site, "activation", p->activation, "layout", p->layout, "logits_dtype",
-        p->logits_dtype);
+/* The call's parameters twice: numbers (the ABI's, as k.p has them: T, H, ..., score_fn,
+ * bias_dtype, ... and each v2 parameter by its case-file key) and text (the case file's keys and
+ * values, every v2 parameter included, as src/codec.c writes them), from the problem's
+ * parameters p that the call's ABI params stand for. */
+static PyObject *params_dicts(const mf_moe_params *p, const mf_kernel_params *kp) {
+    PyObject *num = Py_BuildValue(
+        "{si,si,si,si,si,si,si,si,si,si,si,si,si,sd,sd,si,si,si,si}", "T", kp->T, "H", kp->H, "I",
+        kp->I, "E", kp->E, "E_local", kp->E_local, "expert_offset", kp->expert_offset, "top_k",
+        kp->top_k, "score_fn", kp->score_fn, "bias_dtype", kp->bias_dtype, "n_group",
+        kp->n_group, "topk_group", kp->topk_group, "group_rule", kp->group_rule, "renormalize",
+        kp->renormalize, "renorm_eps", (double)kp->renorm_eps, "rsf",
+        (double)kp->routed_scaling_factor, "rsf_site", kp->rsf_site, "activation",
+        kp->activation, "layout", kp->layout, "logits_dtype", kp->logits_dtype);
+    if (!num) return NULL;
+    for (int i = 0; i < mf_n_params_v2; i++) {
+        const mf_param_v2 *d = &mf_params_v2[i];
+        double v = mf_param_v2_get(p, d);
+        PyObject *o = d->kind == MF_PK_F32 ? PyFloat_FromDouble(v) : PyLong_FromDouble(v);
+        if (!o || PyDict_SetItemString(num, d->key, o) < 0) {
+            Py_XDECREF(o);
+            Py_DECREF(num);
+            return NULL;
+        }
+        Py_DECREF(o);
+    }
+    /* the text: the case's own printer, v1's keys; then every v2 key (0: its level-1 value) */
+    mf_case c;
+    mf_case_default(&c);
+    c.p = *p;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) {
+        Py_DECREF(num);
+        return PyErr_NoMemory();
+    }
+    mf_case_print_text(&c, f);
+    fclose(f);
+    PyObject *text = PyDict_New();
+    for (char *line = buf, *nl; text && line && *line; line = nl ? nl + 1 : NULL) {
+        nl = strchr(line, '\n');
+        if (nl) *nl = '\0';
+        char *eq = strstr(line, " = ");
+        if (line[0] == '#' || !eq || !strncmp(line, "gen.", 4) || !strncmp(line, "poke", 4) ||
+            !strncmp(line, "defaults", 8))
+            continue;
+        *eq = '\0';
+        PyObject *v = PyUnicode_FromString(eq + 3);
+        if (!v || PyDict_SetItemString(text, line, v) < 0) Py_CLEAR(text);
+        Py_XDECREF(v);
+    }
+    free(buf);
+    for (int i = 0; text && i < mf_n_params_v2; i++) {
+        char v[48];
+        mf_param_v2_text(p, i, v, sizeof v);
+        PyObject *o = PyUnicode_FromString(v);
+        if (!o || PyDict_SetItemString(text, mf_params_v2[i].key, o) < 0) Py_CLEAR(text);
+        Py_XDECREF(o);
+    }
+    if (!text) {
+        Py_DECREF(num);
+        return NULL;
+    }
+    return Py_BuildValue("(NN)", num, text);
+}
+
+/* A tensor's element kind as the kernel gets it: "bf16" (uint16 bits), "e4m3" (codes), "f32",
+ * "i32", or "u8" (MXFP4's packed bytes), and its numpy typestr. */
+static const char *kernel_kind(const mf_moe_params *p, mf_tensor_id t, const char **typestr) {
+    if (mf_tensor_is_e4m3(p, t)) return *typestr = "|u1", "e4m3";
+    if (mf_tensor_is_bf16(p, t)) return *typestr = "<u2", "bf16";
+    if (mf_tensor_is_i32(t)) return *typestr = "<i4", "i32";
+    return *typestr = "<f4", "f32";
+}
+
+static PyObject *shape_tuple(const uint64_t *shape, int rank) {
+    PyObject *sh = PyTuple_New(rank);
+    for (int i = 0; sh && i < rank; i++)
+        PyTuple_SetItem(sh, i, PyLong_FromUnsignedLongLong(shape[i]));
+    return sh;
+}
+
+/* One entry of a call's layout: (name, address, shape, typestr, kind, weight); weight: a
+ * per-expert tensor, one of those the exec protocol's weights key covers. */
+static int layout_add(PyObject *lay, const char *name, const void *addr, const uint64_t *shape,
+                      int rank, const char *typestr, const char *kind, int weight) {
+    PyObject *e = Py_BuildValue("(sNNssO)", name, PyLong_FromVoidPtr((void *)addr),
+                                shape_tuple(shape, rank), typestr, kind,
+                                weight ? Py_True : Py_False);
+    int rc = e ? PyList_Append(lay, e) : -1;
+    Py_XDECREF(e);
+    return rc;
+}
+
+/* The tensors of a call as a list of layout entries, from the tensor table (src/case.h): the
+ * per-expert ones first, then the other inputs, then MXFP4's packed form (with weight_format
+ * mxfp4), then the outputs (the routing's where the contract reports it: moefuzz passes their
+ * buffers then). An absent tensor is left out. */
+static PyObject *call_layout(const mf_moe_params *p, const void *const data[MF_NUM_TENSORS],
+                             const mf_kernel_params *kp, int routing) {
+    PyObject *lay = PyList_New(0);
+    if (!lay) return NULL;
+    uint64_t shape[MF_TENSOR_MAX_RANK];
+    for (int pass = 0; pass < 2; pass++)
+        for (int t = 0; t < MF_NUM_TENSORS; t++) {
+            mf_tensor_id id = (mf_tensor_id)t;
+            int weight = mf_tensor_per_expert(id);
+            if (weight != (pass == 0) || !mf_tensor_present(p, id)) continue;
+            const char *ts, *kind = kernel_kind(p, id, &ts);
+            int rank = mf_tensor_shape(p, id, shape);
+            if (layout_add(lay, mf_tensor_name(id), data ? data[t] : NULL, shape, rank, ts, kind,
+                           weight) < 0)
+                goto fail;
+        }
+    const mf_kernel_mxfp4 *mx = mf_kernel_mxfp4_of(kp);
+    if (p->weight_format == MF_WFMT_MXFP4 && mx) {
+        static const char *const names[4] = {"w13_q", "w13_sc", "w2_q", "w2_sc"};
+        const void *addr[4] = {mx->w13_q, mx->w13_sc, mx->w2_q, mx->w2_sc};
+        for (int i = 0; i < 4; i++) {
+            uint64_t q[3], sc[3];
+            mf_mxfp4_shapes(p, i / 2, q, sc);
+            if (layout_add(lay, names[i], addr[i], i % 2 ? sc : q, 3, "|u1", "u8", 1) < 0)
+                goto fail;
+        }
+    }
+    const uint64_t out[2] = {(uint64_t)p->T, (uint64_t)p->H};
+    const uint64_t sel[2] = {(uint64_t)p->T, (uint64_t)p->top_k};
+    if (layout_add(lay, "out", kp->out, out, 2, "<u2", "bf16", 0) < 0) goto fail;
+    if (routing && (layout_add(lay, "topk_ids", kp->topk_ids, sel, 2, "<i4", "i32", 0) < 0 ||
+                    layout_add(lay, "topk_weights", kp->topk_weights, sel, 2, "<f4", "f32", 0) <
+                        0))
+        goto fail;
+    return lay;
+fail:
+    Py_DECREF(lay);
+    return NULL;
 }
 
 static void keep_exception(void) {
@@ -145,12 +275,20 @@ static void keep_exception(void) {
 
 /* ctx is (call, supports): supports(params) returns None for yes or the reason for no; None
  * supports everything. */
-static int pk_supports(void *ctx, const mf_kernel_params *p, char *msg, size_t msg_len) {
+static int pk_supports(void *ctx, const mf_kernel_params *kp, char *msg, size_t msg_len) {
     PyObject *sup = PyTuple_GetItem((PyObject *)ctx, 1);
     if (!sup || sup == Py_None) return 1;
-    PyObject *params = params_dict(p);
-    PyObject *res = params ? PyObject_CallFunctionObjArgs(sup, params, NULL) : NULL;
-    Py_XDECREF(params);
+    mf_moe_params p;
+    const void *data[MF_NUM_TENSORS];
+    mf_error err = {0};
+    if (mf_backend_params_inverse(kp, &p, data, &err) != MF_OK) {
+        snprintf(msg, msg_len, "%s", err.msg);
+        return -1;
+    }
+    PyObject *both = params_dicts(&p, kp);
+    PyObject *res = both ? PyObject_CallFunctionObjArgs(sup, PyTuple_GetItem(both, 1), NULL)
+                         : NULL;
+    Py_XDECREF(both);
     if (!res) {
         keep_exception();
         snprintf(msg, msg_len, "the Python supports callable raised an exception");
@@ -172,29 +310,32 @@ static int pk_workspace(void *ctx, const mf_kernel_params *p, size_t *bytes, cha
     return 0;
 }
 
-static PyObject *ptr(const void *p) {
-    if (!p) Py_RETURN_NONE;
-    return PyLong_FromVoidPtr((void *)p);
-}
-
-/* The callable gets (params, pointers): the ABI's parameters as a dict of numbers and the
- * addresses of its tensors; it returns None, or a string: the reason it does not support the
- * case, an answer only on the first call (the case itself: later calls are the second run and
- * the metamorphic relations' variants, which supports() must refuse beforehand). An exception
- * is kept and re-raised once mf_check_problem returns. */
-static int pk_run(void *ctx, const mf_kernel_params *p, char *msg, size_t msg_len) {
+/* The callable gets (params, text, layout, pkey): params and text as params_dicts makes them,
+ * layout as call_layout, and pkey the problem's parameters as bytes (what weights_key_of
+ * reads back); it returns None, or a string: the reason it does not support the case, an
+ * answer only on the first call (the case itself: later calls are the second run and the
+ * metamorphic relations' variants, which supports() must refuse beforehand). An exception is
+ * kept and re-raised once mf_check_problem returns. */
+static int pk_run(void *ctx, const mf_kernel_params *kp, char *msg, size_t msg_len) {
     call_count++;
-    PyObject *params = params_dict(p);
-    PyObject *ptrs = params ? Py_BuildValue("{sNsNsNsNsNsNsNsN}", "x", ptr(p->x), "logits",
-                                            ptr(p->logits), "bias", ptr(p->bias), "w13",
-                                            ptr(p->w13), "w2", ptr(p->w2), "out", ptr(p->out),
-                                            "topk_ids", ptr(p->topk_ids), "topk_weights",
-                                            ptr(p->topk_weights))
-                            : NULL;
+    mf_moe_params p;
+    const void *data[MF_NUM_TENSORS];
+    mf_error err = {0};
+    if (mf_backend_params_inverse(kp, &p, data, &err) != MF_OK) {
+        snprintf(msg, msg_len, "%s", err.msg);
+        return 1;
+    }
+    PyObject *both = params_dicts(&p, kp);
+    PyObject *lay = both ? call_layout(&p, data, kp, kp->topk_ids != NULL) : NULL;
+    PyObject *pkey = lay ? PyBytes_FromStringAndSize((const char *)&p, sizeof p) : NULL;
     PyObject *call = PyTuple_GetItem((PyObject *)ctx, 0);
-    PyObject *res = ptrs && call ? PyObject_CallFunctionObjArgs(call, params, ptrs, NULL) : NULL;
-    Py_XDECREF(params);
-    Py_XDECREF(ptrs);
+    PyObject *res = pkey && call ? PyObject_CallFunctionObjArgs(call, PyTuple_GetItem(both, 0),
+                                                                PyTuple_GetItem(both, 1), lay,
+                                                                pkey, NULL)
+                                 : NULL;
+    Py_XDECREF(both);
+    Py_XDECREF(lay);
+    Py_XDECREF(pkey);
     if (!res) {
         keep_exception();
         snprintf(msg, msg_len, "the Python callable raised an exception");
@@ -203,9 +344,9 @@ static int pk_run(void *ctx, const mf_kernel_params *p, char *msg, size_t msg_le
     int rc = 0;
     if (PyUnicode_Check(res)) {
         const char *why = PyUnicode_AsUTF8AndSize(res, NULL);
-        snprintf(call_unsupported, sizeof call_unsupported, "%s", why ? why : "(no reason)");
-        snprintf(msg, msg_len, "unsupported: %s", call_unsupported);
-        rc = 1;
+        snprintf(msg, msg_len, "%s", why ? why : "(no reason)");
+        if (call_count == 1) snprintf(call_unsupported, sizeof call_unsupported, "%s", msg);
+        rc = MF_KERNEL_RUN_UNSUPPORTED;
     }
     Py_DECREF(res);
     return rc;
@@ -213,32 +354,68 @@ static int pk_run(void *ctx, const mf_kernel_params *p, char *msg, size_t msg_le
 
 static void pk_release(void *ctx) { Py_XDECREF((PyObject *)ctx); }
 
-/* weights_key(H, I, E_local, w13, w2) -> the exec protocol's weights key (mf_xcase_weights_key)
- * of a kernel call's per-expert tensors, at addresses w13 and w2: what the worker of moefuzz.fuzz
- * keys its weight cache by, and KernelCall.weights_key. A Python callable speaks ABI level 1,
- * whose per-expert tensors are w13 [E_local][2I][H] and w2 [E_local][H][I], both bf16. */
-static PyObject *mod_weights_key(PyObject *m, PyObject *args) {
-    int H, I, E_local;
-    PyObject *w13_o, *w2_o;
-    if (!PyArg_ParseTuple(args, "iiiOO", &H, &I, &E_local, &w13_o, &w2_o)) return NULL;
-    const void *data[2] = {PyLong_AsVoidPtr(w13_o), PyLong_AsVoidPtr(w2_o)};
-    if (PyErr_Occurred()) return NULL;
-    if (H < 1 || I < 1 || E_local < 0 || !data[0] || !data[1])
-        return PyErr_Format(PyExc_ValueError, "weights_key: bad sizes or addresses");
-    mf_case c;
-    mf_case_default(&c);
-    mf_moe_params p = c.p;
-    p.H = H;
-    p.I = I;
-    p.E_local = E_local;
+/* weights_key_of(pkey, {name: address}) -> the exec protocol's weights key (mf_xcase_weights_key)
+ * of a kernel call's per-expert tensors at those addresses (their layout's `weight` entries,
+ * MXFP4's packed form included), pkey the call's parameters as pk_run passed them: what the
+ * worker of moefuzz.fuzz keys its weight cache by, and KernelCall.weights_key. */
+static PyObject *mod_weights_key_of(PyObject *m, PyObject *args) {
+    const char *pk;
+    Py_ssize_t pk_len;
+    PyObject *addrs;
+    if (!PyArg_ParseTuple(args, "y#O!", &pk, &pk_len, &PyDict_Type, &addrs)) return NULL;
+    if ((size_t)pk_len != sizeof(mf_moe_params))
+        return PyErr_Format(PyExc_ValueError, "weights_key_of: not a call's parameters");
+    mf_moe_params p;
+    memcpy(&p, pk, sizeof p);
     mf_kernel_inputs ki;
     memset(&ki, 0, sizeof ki);
-    const mf_tensor_id ids[2] = {MF_T_W13, MF_T_W2};
-    for (int i = 0; i < 2; i++) {
-        ki.data[ids[i]] = data[i];
-        ki.bytes[ids[i]] = mf_tensor_elems(&p, ids[i]) * mf_tensor_kernel_size(&p, ids[i]);
+    for (int t = 0; t < MF_NUM_TENSORS; t++) {
+        mf_tensor_id id = (mf_tensor_id)t;
+        if (!mf_tensor_per_expert(id) || !mf_tensor_present(&p, id)) continue;
+        PyObject *a = PyDict_GetItemString(addrs, mf_tensor_name(id));
+        if (!a) return PyErr_Format(PyExc_KeyError, "weights_key_of: no %s", mf_tensor_name(id));
+        ki.data[t] = PyLong_AsVoidPtr(a);
+        ki.bytes[t] = mf_tensor_elems(&p, id) * mf_tensor_kernel_size(&p, id);
     }
+    if (p.weight_format == MF_WFMT_MXFP4) {
+        static const char *const names[4] = {"w13_q", "w13_sc", "w2_q", "w2_sc"};
+        for (int i = 0; i < 4; i++) {
+            PyObject *a = PyDict_GetItemString(addrs, names[i]);
+            if (!a) return PyErr_Format(PyExc_KeyError, "weights_key_of: no %s", names[i]);
+            uint64_t q[3], sc[3];
+            mf_mxfp4_shapes(&p, i / 2, q, sc);
+            const uint64_t *sh = i % 2 ? sc : q;
+            size_t n = (size_t)(sh[0] * sh[1] * sh[2]);
+            if (i % 2) ki.mx_sc[i / 2] = PyLong_AsVoidPtr(a), ki.mx_sc_bytes[i / 2] = n;
+            else ki.mx_q[i / 2] = PyLong_AsVoidPtr(a), ki.mx_q_bytes[i / 2] = n;
+        }
+    }
+    if (PyErr_Occurred()) return NULL;
     return PyLong_FromUnsignedLongLong(mf_xcase_weights_key(&p, &ki));
+}
+
+/* v2_params() -> {key: (level, text)}: each case format v2 parameter, the ABI level that
+ * carries it, and its text when 0 (level 1's semantics) */
+static PyObject *mod_v2_params(PyObject *m, PyObject *unused) {
+    mf_moe_params z;
+    memset(&z, 0, sizeof z);
+    PyObject *d = PyDict_New();
+    for (int i = 0; d && i < mf_n_params_v2; i++) {
+        char v[48];
+        mf_param_v2_text(&z, i, v, sizeof v);
+        PyObject *e = Py_BuildValue("(is)", mf_params_v2[i].level, v);
+        if (!e || PyDict_SetItemString(d, mf_params_v2[i].key, e) < 0) Py_CLEAR(d);
+        Py_XDECREF(e);
+    }
+    return d;
+}
+
+/* tensor_names() -> the names of a case's tensors (src/case.h's table, in order) */
+static PyObject *mod_tensor_names(PyObject *m, PyObject *unused) {
+    PyObject *t = PyTuple_New(MF_NUM_TENSORS);
+    for (int i = 0; t && i < MF_NUM_TENSORS; i++)
+        PyTuple_SetItem(t, i, PyUnicode_FromString(mf_tensor_name((mf_tensor_id)i)));
+    return t;
 }
 
 /* ---- verdicts ---- */
@@ -283,6 +460,16 @@ static void clear_call_state(void) {
     call_unsupported[0] = '\0';
 }
 
+/* A Python callable speaks this header's feature level: its calls carry every tensor and
+ * parameter of the case (call_layout, params_dicts), and the callable refuses what it does not
+ * handle. Static, as get_ext requires. */
+static const mf_kernel_features pk_features = {
+    {MF_KERNEL_EXT_FEATURES, sizeof(mf_kernel_features), NULL}, MF_KERNEL_FEATURE_LEVEL, 0};
+
+static const mf_kernel_ext *pk_get_ext(uint32_t kind) {
+    return kind == MF_KERNEL_EXT_FEATURES ? &pk_features.ext : NULL;
+}
+
 /* the ABI's function table of a Python callable (pk_*) checked against contract */
 static void python_api(mf_kernel_api *api, const char *name, const char *contract, int routing) {
     memset(api, 0, sizeof *api);
@@ -300,6 +487,7 @@ static void python_api(mf_kernel_api *api, const char *name, const char *contrac
     api->workspace_size = pk_workspace;
     api->run = pk_run;
     api->release = pk_release;
+    api->get_ext = pk_get_ext;
 }
 
 /* check(call, contract, determinism, metamorphic, attribute, reports_routing, name): call is
@@ -352,17 +540,6 @@ static PyObject *problem_check(PyObject *self, PyObject *args, PyObject *kw) {
     if (call_exc_type) {
         PyErr_Restore(call_exc_type, call_exc_value, call_exc_tb);
         call_exc_type = call_exc_value = call_exc_tb = NULL;
-    } else if (st != MF_OK && call_unsupported[0] && call_count > 1) {
-        PyErr_Format(MoefuzzError,
-                     "the kernel refused call %d of the check (the second run or a metamorphic "
-                     "variant: %s); refuse such cases in supports= instead",
-                     call_count, call_unsupported);
-    } else if (st != MF_OK && call_unsupported[0]) {
-        memset(v, 0, sizeof *v);
-        v->pass = 1;
-        v->unsupported = 1;
-        snprintf(v->unsupported_reason, sizeof v->unsupported_reason, "%s", call_unsupported);
-        res = verdict_dict(v);
     } else if (st != MF_OK) {
         raise_err(&err);
     } else {
@@ -888,28 +1065,46 @@ static PyObject *mod_differ(PyObject *m, PyObject *args) {
 /* ---- bf16 conversions over arrays the caller (moefuzz/__init__.py) owns, by address: the
  * limited API of 3.10 has no buffer protocol; numpy gives the addresses, the caller the sizes */
 
+/* (src, dst, n) of a conversion by address: NULL pointers and an exception on bad arguments */
+static int addr_args(PyObject *args, const void **src, void **dst, Py_ssize_t *n) {
+    PyObject *src_o, *dst_o;
+    if (!PyArg_ParseTuple(args, "OOn", &src_o, &dst_o, n)) return -1;
+    *src = PyLong_AsVoidPtr(src_o);
+    *dst = PyLong_AsVoidPtr(dst_o);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
 /* bf16_widen(src, dst, n): n bf16 bit patterns at src -> float32 at dst (exact) */
 static PyObject *mod_bf16_widen(PyObject *m, PyObject *args) {
-    PyObject *src_o, *dst_o;
+    const void *src;
+    void *dst;
     Py_ssize_t n;
-    if (!PyArg_ParseTuple(args, "OOn", &src_o, &dst_o, &n)) return NULL;
-    const uint16_t *src = PyLong_AsVoidPtr(src_o);
-    float *dst = PyLong_AsVoidPtr(dst_o);
-    if (PyErr_Occurred()) return NULL;
-    for (Py_ssize_t i = 0; i < n; i++) dst[i] = mf_bf16_to_f32(src[i]);
+    if (addr_args(args, &src, &dst, &n) < 0) return NULL;
+    for (Py_ssize_t i = 0; i < n; i++)
+        ((float *)dst)[i] = mf_bf16_to_f32(((const uint16_t *)src)[i]);
+    Py_RETURN_NONE;
+}
+
+/* e4m3_widen(src, dst, n): n e4m3 codes at src -> float32 values at dst (exact) */
+static PyObject *mod_e4m3_widen(PyObject *m, PyObject *args) {
+    const void *src;
+    void *dst;
+    Py_ssize_t n;
+    if (addr_args(args, &src, &dst, &n) < 0) return NULL;
+    for (Py_ssize_t i = 0; i < n; i++)
+        ((float *)dst)[i] = (float)mf_fp8_decode(MF_FP8_E4M3, ((const uint8_t *)src)[i]);
     Py_RETURN_NONE;
 }
 
 /* bf16_round(src, dst, n): n float32 at src -> bf16 bit patterns at dst, to nearest even (NaN
  * stays a quiet NaN: mf_f32_to_bf16) */
 static PyObject *mod_bf16_round(PyObject *m, PyObject *args) {
-    PyObject *src_o, *dst_o;
+    const void *src;
+    void *dst;
     Py_ssize_t n;
-    if (!PyArg_ParseTuple(args, "OOn", &src_o, &dst_o, &n)) return NULL;
-    const float *src = PyLong_AsVoidPtr(src_o);
-    uint16_t *dst = PyLong_AsVoidPtr(dst_o);
-    if (PyErr_Occurred()) return NULL;
-    for (Py_ssize_t i = 0; i < n; i++) dst[i] = mf_f32_to_bf16(src[i]);
+    if (addr_args(args, &src, &dst, &n) < 0) return NULL;
+    for (Py_ssize_t i = 0; i < n; i++)
+        ((uint16_t *)dst)[i] = mf_f32_to_bf16(((const float *)src)[i]);
     Py_RETURN_NONE;
 }
 
@@ -943,7 +1138,11 @@ static PyMethodDef mod_methods[] = {
     {"differ", mod_differ, METH_VARARGS, "bytes (or sampled words) differ, by address"},
     {"bf16_widen", mod_bf16_widen, METH_VARARGS, "bf16 bits -> float32, by address"},
     {"bf16_round", mod_bf16_round, METH_VARARGS, "float32 -> bf16 bits, by address"},
-    {"weights_key", mod_weights_key, METH_VARARGS, "the weights key of w13 and w2, by address"},
+    {"weights_key_of", mod_weights_key_of, METH_VARARGS,
+     "the weights key of a call's per-expert tensors, by address"},
+    {"e4m3_widen", mod_e4m3_widen, METH_VARARGS, "e4m3 codes -> float32, by address"},
+    {"tensor_names", mod_tensor_names, METH_NOARGS, "the names of a case's tensors"},
+    {"v2_params", mod_v2_params, METH_NOARGS, "case format v2 parameters: level, text of 0"},
     {"contracts", mod_contracts, METH_NOARGS, "contract names"},
     {"models", mod_models, METH_NOARGS, "model preset names"},
     {"fuzzer", (PyCFunction)(void (*)(void))mod_fuzzer, METH_VARARGS | METH_KEYWORDS,

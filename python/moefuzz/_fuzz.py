@@ -54,7 +54,7 @@ def _worker(conn, fn, routing):
     reused); reused: the weights were left in place (fresh false), and the views of them the
     last call got serve this one (the same arrays; their key, when known, kept)."""
     import mmap
-    from . import KernelCall, Unsupported, WEIGHTS, _Widened, _write_result
+    from . import KernelCall, Unsupported, _OUTPUTS, _Widened, _write_result
     import numpy as np
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -72,26 +72,26 @@ def _worker(conn, fn, routing):
                 mm = mmap.mmap(f.fileno(), msg[2])
             buf = np.frombuffer(mm, np.uint8)
             continue
-        _, params, layout, key, fresh = msg
-        wlay = [e for e in layout if e[0] in WEIGHTS]
+        _, params, text, layout, pkey, key, fresh = msg
+        wlay = [e for e in layout if e[5]]
         reused = not fresh and wlay == held[1]
         if reused and key is None:
             key = held[0]
         arrays = dict(held[2]) if reused else {}
-        for name, off, shape, typestr in layout:
+        for name, off, shape, typestr, _, _ in layout:
             if name in arrays:
                 continue
             dt = np.dtype(typestr)
             a = buf[off:off + dt.itemsize * int(np.prod(shape))].view(dt).reshape(shape)
-            if name not in ("out", "topk_ids", "topk_weights"):
+            if name not in _OUTPUTS:
                 a.flags.writeable = False  # inputs, as the C ABI's const pointers
             arrays[name] = a
         gen += not reused
-        k = KernelCall(params, arrays, key, (wide, gen))
+        k = KernelCall(params, text, arrays, layout, pkey, key, (wide, gen))
         try:
             _write_result(k, fn(k), routing)
             reply = ("ok", reused)
-        except Unsupported as e:
+        except NotImplementedError as e:  # Unsupported among them
             reply = ("unsupported", str(e) or "unsupported", reused)
         except BaseException:
             reply = ("raised", traceback.format_exc(limit=6), reused)
@@ -164,45 +164,45 @@ class _Worker:
         self._buf = self.mm = None
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def call(self, params, ptrs):
-        """Runs the kernel on the call whose tensors are at ptrs (the extension's addresses),
+    def call(self, params, text, clayout, pkey):
+        """Runs the kernel on the call whose tensors clayout gives (the extension's addresses),
         the outputs copied back there."""
         from ctypes import memmove
-        from . import WEIGHTS, _call_layout, _OUTPUTS
+        from . import _OUTPUTS
         import numpy as np
-        layout, nbytes, off = [], {}, 0
-        for name, shape, typestr in _call_layout(params, self.routing):
+        layout, nbytes, ptrs, off = [], {}, {}, 0
+        for name, addr, shape, typestr, kind, weight in clayout:
             n = np.dtype(typestr).itemsize
             for d in shape:
                 n *= d
-            layout.append((name, off, shape, typestr))
-            nbytes[name] = n
+            layout.append((name, off, shape, typestr, kind, weight))
+            nbytes[name], ptrs[name] = n, addr
             off += (n + 63) // 64 * 64
         self.last_layout = None
         if off > self.size:
             self._grow(off)
         if self.proc is None:
             self._start()
-        wlay = [e for e in layout if e[0] in WEIGHTS]
+        wlay = [e for e in layout if e[5]]
         key, cached = None, False
         # the weights the file holds are kept only when they equal this call's byte for byte
         # (64 sampled words first, which settle most changes cheaply; then all of them)
         if wlay and self.held is not None and self.held[1] == wlay and not any(
-                _core.differ(self.base + o, ptrs[n], nbytes[n], True) for n, o, _, _ in wlay) \
-                and not any(_core.differ(self.base + o, ptrs[n], nbytes[n], False)
-                            for n, o, _, _ in wlay):
+                _core.differ(self.base + e[1], ptrs[e[0]], nbytes[e[0]], True) for e in wlay) \
+                and not any(_core.differ(self.base + e[1], ptrs[e[0]], nbytes[e[0]], False)
+                            for e in wlay):
             key, cached = self.held[0], True
         if wlay:
             if cached:
                 self.weights_cached += 1
             else:
                 self.weights_sent += 1
-        for name, o, _, _ in layout:
-            if name in _OUTPUTS or (cached and name in WEIGHTS):
+        for name, o, _, _, _, weight in layout:
+            if name in _OUTPUTS or (cached and weight):
                 continue
             memmove(self.base + o, ptrs[name], nbytes[name])
         self.held = [key, wlay]
-        self.conn.send(("run", params, layout, key, not cached))
+        self.conn.send(("run", params, text, layout, pkey, key, not cached))
         if not self.conn.poll(self.timeout):
             self.stop()
             raise KernelFault("timeout", "no answer in %g s (the worker was killed)"
@@ -224,7 +224,7 @@ class _Worker:
         self.last_layout = layout
         self.worker_reused += bool(reply[-1])
         if reply[0] == "ok":
-            for name, o, _, _ in layout:
+            for name, o, *_ in layout:
                 if name in _OUTPUTS:
                     memmove(ptrs[name], self.base + o, nbytes[name])
         return reply[:-1]
@@ -271,25 +271,25 @@ def fuzz(fn, time=60.0, runs=None, model=None, full=False, method=None, contract
     within `timeout` seconds is a finding, saved with its case, and a new worker goes on.
     in_process=True calls fn in this process (faster; a crash ends the campaign). fn refuses a
     case by raising moefuzz.Unsupported (counted, not a failure), or supports= (as check)."""
-    from . import KernelCall, Unsupported, _write_result, _abi_params_text
+    from . import KernelCall, Unsupported, _write_result
 
     if runs is None and time is None:
         raise ValueError("moefuzz.fuzz: give time= or runs=")
     worker = None if in_process else _Worker(fn, routing, timeout, start_method)
     refused = [0]
 
-    def call(params, ptrs):
+    def call(params, text, layout, pkey):
         if in_process:
-            k = KernelCall._at(params, ptrs, ptrs, routing)
+            k = KernelCall._at(params, text, layout, pkey, layout)
             try:
                 res = fn(k)
-            except Unsupported as e:
+            except NotImplementedError as e:  # Unsupported among them
                 return str(e) or "unsupported"
             except Exception:
                 raise KernelFault("raised", traceback.format_exc(limit=6))
             _write_result(k, res, routing)
             return None
-        reply = worker.call(params, ptrs)
+        reply = worker.call(params, text, layout, pkey)
         if reply[0] == "unsupported":
             return reply[1]
         if reply[0] == "raised":
@@ -298,8 +298,8 @@ def fuzz(fn, time=60.0, runs=None, model=None, full=False, method=None, contract
 
     sup = None
     if supports is not None:
-        def sup(params):
-            r = supports(_abi_params_text(params))
+        def sup(text):
+            r = supports(text)
             return None if r is None or r is True else str(r or "unsupported")
 
     fz = _core.fuzzer((call, sup), seed, model=model, full=full, method=method,
@@ -335,7 +335,7 @@ def fuzz(fn, time=60.0, runs=None, model=None, full=False, method=None, contract
                 raise exc
             if r["unusable"]:
                 raise _core.MoefuzzError(r["report"])
-            if r["outcome"] == "error" and r["unsupported"]:
+            if r["outcome"] == "skip" and r["unsupported"]:
                 refused[0] += 1
                 continue
             if r["kept"]:
@@ -391,8 +391,8 @@ def _summary(counts, lines, failures, seconds, model, corpus_size, in_process):
     s = "\n==== moefuzz.fuzz summary (Python callable%s, %s, %.0f s) ====\n" % (
         ", model " + model if model else "", "in process" if in_process else "worker process",
         seconds)
-    s += ("execs            %d (%.1f/s), of which %d passed, %d skipped (budget or "
-          "unsupported), %d refused by the kernel (Unsupported)\n"
+    s += ("execs            %d (%.1f/s), of which %d passed, %d skipped (over budget, or "
+          "unsupported: %d refused by the kernel)\n"
           % (counts["execs"], counts["execs"] / seconds if seconds > 0 else 0.0,
              counts["passes"], counts["skips"], counts["refused"]))
     s += "contract         %s\n" % (counts["contract"] or "- (no input ran)")
