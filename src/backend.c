@@ -706,10 +706,14 @@ static mf_status dev_upload(const mf_device_ops *d, void **dst, const void *src,
     return MF_OK;
 }
 
-/* run() answered MF_KERNEL_RUN_UNSUPPORTED: the call is refused as supports() refuses one */
+/* run() answered MF_KERNEL_RUN_UNSUPPORTED: the call is refused as supports() refuses one, and
+ * the result carries no outputs (as a refusal by supports() carries none) */
 static void refused(mf_run_result *r, const char *msg) {
+    char why[sizeof r->reason];
+    snprintf(why, sizeof why, "%s", msg[0] ? msg : "(no reason given)");
+    mf_run_result_free(r);
     r->unsupported = 1;
-    snprintf(r->reason, sizeof r->reason, "%s", msg[0] ? msg : "(no reason given)");
+    memcpy(r->reason, why, sizeof why);
 }
 
 static mf_status run_device(mf_backend *b, const mf_problem *pb, const mf_kernel_inputs *ki,

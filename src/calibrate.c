@@ -523,6 +523,12 @@ static mf_status run_twice(mf_backend *b, const mf_problem *pb, calib_case *cc, 
     *refused = st == MF_OK && cc->r.unsupported;
     if (st == MF_OK && !*refused) {
         st = mf_backend_run(b, pb, &cc->r2, err);
+        if (st == MF_OK && cc->r2.unsupported) {
+            st = MF_FAIL(err, MF_EBACKEND,
+                         "the kernel ran the case, then refused it on the second run: %s",
+                         cc->r2.reason);
+            mf_run_result_free(&cc->r2);
+        }
         cc->has_r2 = st == MF_OK;
     }
     if (st == MF_EBACKEND || st == MF_ECRASH || st == MF_ETIMEOUT) {

@@ -131,6 +131,28 @@ static void mx_shape(const mf_moe_params *p, int i, uint64_t shape[3]) {
     memcpy(shape, i % 2 ? sc : q, sizeof q);
 }
 
+int mf_xcase_layout(const mf_moe_params *p, mf_xcase_entry out[MF_XCASE_MAX_TENSORS]) {
+    int n = 0;
+    for (int t = 0; t < MF_NUM_TENSORS; t++) {
+        mf_tensor_id id = (mf_tensor_id)t;
+        if (!mf_tensor_present(p, id)) continue;
+        mf_xcase_entry *e = &out[n++];
+        e->name = mf_tensor_name(id);
+        e->dtype = st_dtype(p, id);
+        e->rank = mf_tensor_shape(p, id, e->shape);
+        e->tensor = t;
+    }
+    for (int i = 0; i < 4 && p->weight_format == MF_WFMT_MXFP4; i++) {
+        mf_xcase_entry *e = &out[n++];
+        e->name = mx_names[i];
+        e->dtype = MF_ST_U8;
+        e->rank = 3;
+        mx_shape(p, i, e->shape);
+        e->tensor = -1 - i;
+    }
+    return n;
+}
+
 static mf_status xcase_write(const char *path, const mf_problem *pb, const mf_case *c,
                              const char *name, const char *method, mf_xcase_cache *cache,
                              mf_error *err) {
@@ -168,19 +190,17 @@ static mf_status xcase_write(const char *path, const mf_problem *pb, const mf_ca
         if (st == MF_OK && omit) cache->omitted++;
         else if (st == MF_OK) cache->sent++;
     }
-    for (int t = 0; t < MF_NUM_TENSORS && st == MF_OK; t++) {
-        mf_tensor_id id = (mf_tensor_id)t;
-        uint64_t shape[MF_TENSOR_MAX_RANK];
-        int rank = mf_tensor_shape(p, id, shape);
-        if (ki.data[t] && !(omit && mf_tensor_per_expert(id)))
-            st = mf_st_writer_add(&w, mf_tensor_name(id), st_dtype(p, id), rank, shape,
-                                  ki.data[t], err);
-    }
-    for (int i = 0; i < 4 && ki.mx_q[0] && !omit && st == MF_OK; i++) {
-        uint64_t shape[3];
-        mx_shape(p, i, shape);
-        st = mf_st_writer_add(&w, mx_names[i], MF_ST_U8, 3, shape,
-                              i % 2 ? ki.mx_sc[i / 2] : ki.mx_q[i / 2], err);
+    mf_xcase_entry lay[MF_XCASE_MAX_TENSORS];
+    int n_lay = mf_xcase_layout(p, lay);
+    for (int i = 0; i < n_lay && st == MF_OK; i++) {
+        const mf_xcase_entry *e = &lay[i];
+        int mx = -1 - e->tensor; /* MXFP4's packed arrays: codes and scales of w13, then w2 */
+        const void *data = e->tensor >= 0 ? ki.data[e->tensor]
+                           : mx % 2          ? ki.mx_sc[mx / 2]
+                                             : ki.mx_q[mx / 2];
+        int weight = e->tensor < 0 || mf_tensor_per_expert((mf_tensor_id)e->tensor);
+        if (data && !(omit && weight))
+            st = mf_st_writer_add(&w, e->name, e->dtype, e->rank, e->shape, data, err);
     }
     if (st == MF_OK) st = mf_st_writer_save(&w, path, err);
     mf_st_writer_free(&w);

@@ -16,9 +16,27 @@
 #include "case.h"
 #include "mf_base.h"
 #include "run_result.h"
+#include "safetensors.h"
 
 #define MF_XCASE_FORMAT "moefuzz-case-1"
 #define MF_XRESULT_SUFFIX ".out.safetensors" /* NAME.safetensors -> NAME.out.safetensors */
+
+/* One tensor of a case file: its name, safetensors dtype and shape, and which it is: a tensor id
+ * (mf_tensor_id), or -1 - i for MXFP4's packed array i (w13_q, w13_sc, w2_q, w2_sc). */
+typedef struct mf_xcase_entry {
+    const char *name;
+    mf_st_dtype dtype;
+    int rank;
+    uint64_t shape[MF_TENSOR_MAX_RANK];
+    int tensor;
+} mf_xcase_entry;
+
+#define MF_XCASE_MAX_TENSORS (MF_NUM_TENSORS + 4)
+
+/* The tensors a case file of parameters p holds, in the order it writes them; returns how many.
+ * What a caller building a case from its own arrays must give (the Python package's
+ * Case.from_tensors). */
+int mf_xcase_layout(const mf_moe_params *p, mf_xcase_entry out[MF_XCASE_MAX_TENSORS]);
 
 /* Writes the inputs of pb and its parameters. c (may be NULL) adds the text case with its
  * generators; name and method (may be NULL) are recorded as "name" and "routing_method". */

@@ -104,11 +104,6 @@ static int same_set(const int32_t *a, const int32_t *b, int k) {
     return 1;
 }
 
-static mf_status run(mf_backend *b, const mf_problem *pb, mf_run_result *r, mf_error *err) {
-    MF_TRY(mf_backend_run(b, pb, r, err));
-    return MF_OK;
-}
-
 /* ---- the relations ---- */
 
 /* What every relation reads: the problem, the kernel and its first run r0, the reference
@@ -122,8 +117,18 @@ typedef struct meta_ctx {
     int32_t *s0; /* [T][top_k]; NULL until computed */
     mf_meta_result *m;
     int identity; /* the relation being run compares runs bit for bit (else: check_alone) */
+    mf_meta rel;  /* the relation being run */
     mf_meta_checker checker;
 } meta_ctx;
+
+/* A transformed problem run by the kernel; a run the kernel refuses is counted against the
+ * relation (the caller leaves it out) */
+static mf_status run(meta_ctx *x, const mf_problem *pb, mf_run_result *r, mf_error *err) {
+    MF_TRY(mf_backend_run(x->b, pb, r, err));
+    if (r->unsupported && x->m->refused[x->rel]++ == 0)
+        snprintf(x->m->refused_why[x->rel], sizeof x->m->refused_why[x->rel], "%.119s", r->reason);
+    return MF_OK;
+}
 
 static mf_status ctx_selections(meta_ctx *x, mf_error *err) {
     if (x->s0) return MF_OK;
@@ -179,7 +184,7 @@ static mf_status rsf_scaling_check(meta_ctx *x, mf_error *err) {
     q.p.rsf = pb->p.rsf * 2.0f; /* exact */
     mf_run_result r;
     if (!x->identity) {
-        MF_TRY(run(x->b, &q, &r, err));
+        MF_TRY(run(x, &q, &r, err));
         mf_status st = check_alone(x, MF_META_RSF_SCALING, &q, &r, "the case with 2 rsf", err);
         mf_run_result_free(&r);
         return st;
@@ -187,7 +192,7 @@ static mf_status rsf_scaling_check(meta_ctx *x, mf_error *err) {
     uint8_t *safe = malloc(n_out ? n_out : 1);
     if (!safe) return MF_FAIL(err, MF_ENOMEM, "out of memory");
     mf_status st = scaling_safe(pb, x->c, x->r0, safe, err);
-    if (st == MF_OK) st = run(x->b, &q, &r, err);
+    if (st == MF_OK) st = run(x, &q, &r, err);
     if (st != MF_OK) {
         free(safe);
         return st;
@@ -233,7 +238,7 @@ static mf_status bias_shift_check(meta_ctx *x, mf_error *err) {
         if (x->identity) st = selections(&q, x->c, s1, err);
     }
     mf_run_result r;
-    if (st == MF_OK && (st = run(x->b, &q, &r, err)) == MF_OK) {
+    if (st == MF_OK && (st = run(x, &q, &r, err)) == MF_OK) {
         if (!x->identity) {
             st = check_alone(x, MF_META_BIAS_SHIFT, &q, &r, "the case with bias + 1", err);
         } else if (!r.unsupported) {
@@ -264,8 +269,8 @@ static mf_status full_groups_check(meta_ctx *x, mf_error *err) {
     q1.p.topk_group = pb->p.n_group;
     q2.p.n_group = 1, q2.p.topk_group = 1;
     mf_run_result r, r2;
-    MF_TRY(run(x->b, &q1, &r, err));
-    mf_status st = run(x->b, &q2, &r2, err);
+    MF_TRY(run(x, &q1, &r, err));
+    mf_status st = run(x, &q2, &r2, err);
     if (st != MF_OK) {
         mf_run_result_free(&r);
         return st;
@@ -333,8 +338,8 @@ static mf_status ep_shards_check(meta_ctx *x, mf_error *err) {
 #undef SHARD_
     if (pb->experts) qb.experts = pb->experts + half, qb.t.expert_state = qb.experts;
     mf_run_result ra, rb;
-    MF_TRY(run(x->b, &qa, &ra, err));
-    mf_status st = run(x->b, &qb, &rb, err);
+    MF_TRY(run(x, &qa, &ra, err));
+    mf_status st = run(x, &qb, &rb, err);
     if (st != MF_OK) {
         mf_run_result_free(&ra);
         return st;
@@ -485,7 +490,7 @@ static mf_status tp_shards_check(meta_ctx *x, mf_error *err) {
     for (int r = 0; r < R && st == MF_OK; r++)
         if (!tp_slice_make(pb, R, r, &sl[r])) st = MF_FAIL(err, MF_ENOMEM, "out of memory");
     for (; n_run < R && st == MF_OK; n_run++)
-        if ((st = run(x->b, &sl[n_run].q, &rr[n_run], err)) != MF_OK) break;
+        if ((st = run(x, &sl[n_run].q, &rr[n_run], err)) != MF_OK) break;
     int supported = st == MF_OK;
     for (int r = 0; r < n_run; r++) supported &= !rr[r].unsupported;
     if (st == MF_OK && supported) { /* a bound under every contract (tp_shards_holds) */
@@ -621,7 +626,7 @@ static mf_status relabel_check(meta_ctx *x, mf_error *err) {
 #undef PERM_VIEW_
     mf_run_result r;
     if ((!x->identity || (st = selections(&q, x->c, s1, err)) == MF_OK) &&
-        (st = run(x->b, &q, &r, err)) == MF_OK) {
+        (st = run(x, &q, &r, err)) == MF_OK) {
         if (!x->identity) {
             st = check_alone(x, MF_META_RELABEL, &q, &r, "the relabelled case", err);
         } else if (!r.unsupported) {
@@ -737,7 +742,7 @@ static mf_status map_shards_check(meta_ctx *x, mf_error *err) {
     int unsupported = 0;
     for (int r = 0; r < R && st == MF_OK; r++) {
         if (!map_shard_make(pb, owner, r, &sh[r])) st = MF_FAIL(err, MF_ENOMEM, "out of memory");
-        if (st == MF_OK) st = run(x->b, &sh[r].q, &rr[r], err);
+        if (st == MF_OK) st = run(x, &sh[r].q, &rr[r], err);
         if (st == MF_OK) unsupported |= rr[r].unsupported;
     }
     if (st == MF_OK && !unsupported && !x->identity) {
@@ -918,6 +923,7 @@ mf_status mf_metamorphic(const mf_problem *pb, mf_backend *b, const mf_run_resul
     for (int i = 0; i < N_RELATIONS && st == MF_OK; i++) {
         const meta_relation *rel = &relations[i];
         if (!rel->applies(&x)) continue;
+        x.rel = rel->id;
         x.identity = rel->holds(x.c, m->why[rel->id], sizeof m->why[rel->id]);
         m->identity[rel->id] = x.identity;
         if (x.identity && rel->needs_selections && (st = ctx_selections(&x, err)) != MF_OK) break;
@@ -944,6 +950,10 @@ void mf_meta_print(const mf_meta_result *m, FILE *f) {
                     "reference, %llu elements (%s)\n",
                     mf_meta_name((mf_meta)i), verdict, m->runs[i], m->compared[i], m->why[i]);
     }
+    for (int i = 0; i < MF_META_COUNT; i++)
+        if (m->refused[i])
+            fprintf(f, "    %-12s left out      %u transformed runs refused by the kernel (%s)\n",
+                    mf_meta_name((mf_meta)i), m->refused[i], m->refused_why[i]);
     for (int i = 0; i < MF_META_COUNT; i++)
         if (m->violations[i])
             fprintf(f, "  %-15s %llu violations, first %s\n", mf_meta_name((mf_meta)i),

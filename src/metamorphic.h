@@ -62,6 +62,10 @@ typedef struct mf_meta_result {
     int identity[MF_META_COUNT];
     unsigned runs[MF_META_COUNT];
     char why[MF_META_COUNT][160]; /* the contract fields that decided the mode */
+    /* transformed runs the kernel refused (supports() or run() answering unsupported): left
+     * out of the relation, and reported with the first reason */
+    unsigned refused[MF_META_COUNT];
+    char refused_why[MF_META_COUNT][120];
 } mf_meta_result;
 
 /* The normal checker of one run, for the independent checks (src/check.c gives it: the verdict

@@ -337,6 +337,17 @@ static int ex_workspace_size(void *ctx, const mf_kernel_params *p, size_t *bytes
 static int ex_run(void *vctx, const mf_kernel_params *p, char *msg, size_t msg_len) {
     example_ctx *c = vctx;
     if (ex_supports(vctx, p, msg, msg_len) != 1) return 1;
+#ifdef EXAMPLE_REFUSE
+    /* test variant (tests/plugin_refuse.sh): refuses while running, as MF_KERNEL_RUN_UNSUPPORTED
+     * lets a kernel do: cases with rsf != 1, or (EXAMPLE_REFUSE_MODE=second) every second call */
+    static unsigned calls;
+    const char *mode = getenv("EXAMPLE_REFUSE_MODE");
+    int second = mode && !strcmp(mode, "second");
+    if (second ? ++calls % 2 == 0 : p->routed_scaling_factor != 1.0f) {
+        snprintf(msg, msg_len, "%s (refused while running)", second ? "every second call" : "rsf != 1");
+        return MF_KERNEL_RUN_UNSUPPORTED;
+    }
+#endif
     example_misbehave(p);
     layout l = plan(p);
     if (!p->workspace || p->workspace_bytes < l.bytes) {

@@ -25,8 +25,11 @@ it). A call carries every parameter and tensor of the case (ABI feature level 8)
 does not handle a parameter's value must refuse the case. It returns the output [T, H] (float
 arrays are rounded to bf16 to nearest even; uint16/int16 arrays and torch bf16 tensors are
 taken as bf16 bits), or (out, topk_ids, topk_weights) with routing=True, or None after writing
-k.out itself. It raises moefuzz.Unsupported(reason) (or NotImplementedError) for a case it does
-not handle.
+k.out itself. It raises moefuzz.Unsupported(reason) for a case it does not handle. The arrays of
+a call are valid during the call only (some are converted copies, some belong to a transformed
+problem of the metamorphic relations): a kernel keeps copies, keyed by k.weights_key. An
+fp8_block call's block_n and block_k are the sizes the kernel gets (128 where the case leaves
+them 0).
 """
 import os
 
@@ -44,10 +47,10 @@ TENSORS = ("x", "logits", "bias", "w13", "w2")
 TENSOR_NAMES = _core.tensor_names()
 
 
-class Unsupported(NotImplementedError):
-    """Raised by a kernel callable for a case it does not handle (the reason is reported). A
-    NotImplementedError raised by the callable counts the same: frameworks raise it for the
-    configurations their kernels do not implement."""
+class Unsupported(Exception):
+    """Raised by a kernel callable for a case it does not handle (the reason is reported). Any
+    other exception is the kernel's error: a NotImplementedError that torch raises for an
+    operation on a dtype (float8 arithmetic, say) is a bug to see, not a refusal."""
 
 
 def contracts():
@@ -246,26 +249,40 @@ class Case(_Tensors):
         return cls(_core.random(seed, model, full, method), label)
 
     @classmethod
-    def from_tensors(cls, x, logits, w13, w2, bias=None, label="<tensors>", **params):
+    def from_tensors(cls, x, logits, w13, w2, bias=None, label="<tensors>", tensors=None,
+                     **params):
         """A case from the caller's own tensors, as `moefuzz verify` reads a case file: x
         [T, H], logits [T, E], w13 [E_local, 2I, H], w2 [E_local, H, I] (bf16 values: float
         arrays must hold bf16-representable values; uint16 arrays are bf16 bits), bias [E] or
-        None, and the parameters by their case file names (top_k=..., score="sigmoid", rsf=...;
-        the others default as in a text case), the case's `bias` (f32 or bf16: its dtype) as
-        bias_dtype."""
+        None, and the parameters by their case file names (top_k=..., score="sigmoid", rsf=...,
+        and case format v2's: weight_format="fp8_block", n_shared=1, placement="map", ...; the
+        others default as in a text case), the case's `bias` (f32 or bf16: its dtype) as
+        bias_dtype. tensors={name: array} gives the other tensors those parameters call for
+        (docs/case-format.md: b13, b2, w13_s, w2_s, sw13, sw2, shared_gate, topk_ids_in,
+        topk_weights_in, expert_map; an mxfp4 case's packed w13_q, w13_sc, w2_q, w2_sc), each in
+        its case-file dtype; an fp8_block case's w13 and w2 are e4m3 codes (uint8, or torch
+        float8_e4m3fn). A tensor missing or one too many is an error naming it."""
         np = _np()
         import json
         import struct
 
-        x, logits, w13, w2 = (_host_array(a) for a in (x, logits, w13, w2))
-        T, H = x.shape
-        E = logits.shape[1]
-        E_local, two_i, _ = w13.shape
+        arrays = {"x": x, "logits": logits, "w13": w13, "w2": w2}
+        if bias is not None:
+            arrays["bias"] = bias
+        for n, a in (tensors or {}).items():
+            if n in arrays:
+                raise MoefuzzError("tensor %s is an argument of its own, not one of tensors=" % n)
+            arrays[n] = a
+        arrays = {n: _host_array(a) for n, a in arrays.items()}
+        T, H = arrays["x"].shape
+        E = arrays["logits"].shape[1]
+        E_local, two_i, _ = arrays["w13"].shape
         meta = _params_text(_core.parse(
             "T = %d\nH = %d\nI = %d\nE = %d\nE_local = %d\ntop_k = 1\nscore = softmax\n"
             "bias = none\nrsf = 1\ndefaults = expert_offset n_group topk_group group_rule "
             "renormalize eps rsf_site activation layout logits_dtype gen.x gen.logits gen.bias "
             "gen.w13 gen.w2\n" % (T, H, two_i // 2, E, E_local)).text())
+        meta.update({k: zero for k, (_, zero) in _core.v2_params().items()})
         if "bias" in params:
             raise MoefuzzError("bias is the bias tensor; its dtype is bias_dtype=f32|bf16")
         params["bias"] = params.pop("bias_dtype", "none" if bias is None else "f32")
@@ -273,19 +290,36 @@ class Case(_Tensors):
             if k not in meta:
                 raise MoefuzzError("unknown case parameter '%s'" % k)
             meta[k] = ("true" if v else "false") if isinstance(v, bool) else str(v)
-        tensors = {n: ("BF16", _bits(a, strict=n)) for n, a in (("x", x), ("w13", w13),
-                                                                ("w2", w2))}
-        tensors["logits"] = (("BF16", _bits(logits, strict="logits"))
-                             if meta["logits_dtype"] == "bf16" else ("F32", _values(logits)))
-        if meta["bias"] != "none":
-            if bias is None:
-                raise MoefuzzError("bias = %s needs a bias tensor" % meta["bias"])
-            bias = _host_array(bias)
-            tensors["bias"] = (("BF16", _bits(bias, strict="bias")) if meta["bias"] == "bf16"
-                               else ("F32", _values(bias)))
+        if meta["bias"] != "none" and bias is None:
+            raise MoefuzzError("bias = %s needs a bias tensor" % meta["bias"])
+        layout = _core.case_layout("".join("%s = %s\n" % kv for kv in meta.items()) +
+                                   "defaults = gen.x gen.logits gen.bias gen.w13 gen.w2\n")
+        want = [n for n, _, _ in layout]
+        for n in arrays:
+            if n not in want:
+                raise MoefuzzError("tensor %s: a case of these parameters has none (it has %s)"
+                                   % (n, ", ".join(want)))
+        for n in want:
+            if n not in arrays:
+                raise MoefuzzError("tensor %s: these parameters call for it (pass tensors={'%s':"
+                                   " ...})" % (n, n))
         meta["format"] = "moefuzz-case-1"
         header, blobs, off = {"__metadata__": meta}, [], 0
-        for name, (dt, arr) in tensors.items():
+        for name, dt, _ in layout:
+            a = arrays[name]
+            if dt == "BF16":
+                arr = _bits(a, strict=name)
+            elif dt == "F32":
+                arr = _values(a)
+            elif dt == "I32":
+                if a.dtype.kind not in "iu":
+                    raise MoefuzzError("%s: expected integers, got %s" % (name, a.dtype))
+                arr = a.astype(np.int32)
+            else:  # F8_E4M3 codes, U8 packed bytes
+                if a.dtype not in (np.uint8, np.int8):
+                    raise MoefuzzError("%s: expected %s bytes (uint8), got %s" % (name, dt,
+                                                                                   a.dtype))
+                arr = a.view(np.uint8)
             blob = np.ascontiguousarray(arr).tobytes()
             header[name] = {"dtype": dt, "shape": list(arr.shape),
                             "data_offsets": [off, off + len(blob)]}
@@ -340,7 +374,7 @@ def cases(path, model=None, full=False, method=None):
 
 def _host_array(a):
     """numpy array of a numpy, torch (any device: copied to the host) or DLPack tensor; torch
-    bf16 comes back as uint16 bit patterns."""
+    bf16 comes back as uint16 bit patterns, torch float8 as its codes (uint8)."""
     np = _np()
     mod = type(a).__module__
     if mod.startswith("torch"):
@@ -349,6 +383,8 @@ def _host_array(a):
         a = a.detach()
         if a.dtype == torch.bfloat16:
             return a.view(torch.int16).cpu().numpy().view(np.uint16)
+        if a.dtype in (getattr(torch, "float8_e4m3fn", None), getattr(torch, "float8_e5m2", None)):
+            return a.view(torch.uint8).cpu().numpy()  # the codes
         return a.cpu().numpy()
     if isinstance(a, np.ndarray):
         return a
@@ -523,13 +559,14 @@ def check(fn, case, contract="any-order", determinism=True, metamorphic=False, r
     backend: the output poisoned before the call and guarded, two runs compared bit for bit
     where the contract is deterministic, the metamorphic relations with metamorphic=True,
     routing (topk_ids, topk_weights) checked with routing=True, a failure attributed. An
-    exception raised by fn propagates.
+    exception raised by fn propagates (Unsupported excepted).
 
-    supports(params) (params: the case file's parameters as strings, like KernelCall.params)
-    returns None when fn handles the case, else the reason it does not: the metamorphic
-    relations' variants (rsf scaled, experts split into shards, ...) go through it, and a
-    variant it refuses is left out, as a backend's supports() does. fn raising Unsupported
-    answers for the case itself only."""
+    fn raising Unsupported refuses the call: the case itself (the verdict is unsupported), or a
+    metamorphic variant (rsf scaled, experts split into shards, ...), which is left out of its
+    relation and reported as such; refusing the determinism run after computing the case is
+    an error. supports(params) (params: the case file's parameters as strings, like
+    KernelCall.params) returns None when fn handles the case, else the reason it does not: the
+    same refusal, decided before the call."""
     case = _as_case(case)
 
     # the case's own weights: their addresses and the experts generated (a lazy case generates
@@ -550,7 +587,7 @@ def check(fn, case, contract="any-order", determinism=True, metamorphic=False, r
                            (case._calls_wide, own) if same else None)
         try:
             res = fn(k)
-        except NotImplementedError as e:  # Unsupported among them
+        except Unsupported as e:
             return str(e) or "unsupported"
         _write_result(k, res, routing)
         return None

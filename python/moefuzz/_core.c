@@ -312,10 +312,10 @@ static int pk_workspace(void *ctx, const mf_kernel_params *p, size_t *bytes, cha
 
 /* The callable gets (params, text, layout, pkey): params and text as params_dicts makes them,
  * layout as call_layout, and pkey the problem's parameters as bytes (what weights_key_of
- * reads back); it returns None, or a string: the reason it does not support the case, an
- * answer only on the first call (the case itself: later calls are the second run and the
- * metamorphic relations' variants, which supports() must refuse beforehand). An exception is
- * kept and re-raised once mf_check_problem returns. */
+ * reads back); it returns None, or a string: the reason it refuses the call (any call: the
+ * case itself, the determinism run, a metamorphic variant), answered as
+ * MF_KERNEL_RUN_UNSUPPORTED. An exception is kept and re-raised once mf_check_problem
+ * returns. */
 static int pk_run(void *ctx, const mf_kernel_params *kp, char *msg, size_t msg_len) {
     call_count++;
     mf_moe_params p;
@@ -408,6 +408,26 @@ static PyObject *mod_v2_params(PyObject *m, PyObject *unused) {
         Py_XDECREF(e);
     }
     return d;
+}
+
+/* case_layout(text) -> [(name, dtype, shape)]: the tensors a case file of the text case's
+ * parameters holds, with their safetensors dtypes and shapes (mf_xcase_layout) */
+static PyObject *mod_case_layout(PyObject *m, PyObject *args) {
+    const char *text;
+    if (!PyArg_ParseTuple(args, "s", &text)) return NULL;
+    mf_case c;
+    mf_error err = {0};
+    if (mf_case_parse_text(text, &c, &err) != MF_OK) return raise_err(&err);
+    mf_xcase_entry lay[MF_XCASE_MAX_TENSORS];
+    int n = mf_xcase_layout(&c.p, lay);
+    PyObject *list = PyList_New(0);
+    for (int i = 0; list && i < n; i++) {
+        PyObject *e = Py_BuildValue("(ssN)", lay[i].name, mf_st_dtype_name(lay[i].dtype),
+                                    shape_tuple(lay[i].shape, lay[i].rank));
+        if (!e || PyList_Append(list, e) < 0) Py_CLEAR(list);
+        Py_XDECREF(e);
+    }
+    return list;
 }
 
 /* tensor_names() -> the names of a case's tensors (src/case.h's table, in order) */
@@ -1142,6 +1162,7 @@ static PyMethodDef mod_methods[] = {
      "the weights key of a call's per-expert tensors, by address"},
     {"e4m3_widen", mod_e4m3_widen, METH_VARARGS, "e4m3 codes -> float32, by address"},
     {"tensor_names", mod_tensor_names, METH_NOARGS, "the names of a case's tensors"},
+    {"case_layout", mod_case_layout, METH_VARARGS, "the tensors of a case file, by parameters"},
     {"v2_params", mod_v2_params, METH_NOARGS, "case format v2 parameters: level, text of 0"},
     {"contracts", mod_contracts, METH_NOARGS, "contract names"},
     {"models", mod_models, METH_NOARGS, "model preset names"},

@@ -91,7 +91,7 @@ def _worker(conn, fn, routing):
         try:
             _write_result(k, fn(k), routing)
             reply = ("ok", reused)
-        except NotImplementedError as e:  # Unsupported among them
+        except Unsupported as e:
             reply = ("unsupported", str(e) or "unsupported", reused)
         except BaseException:
             reply = ("raised", traceback.format_exc(limit=6), reused)
@@ -283,7 +283,7 @@ def fuzz(fn, time=60.0, runs=None, model=None, full=False, method=None, contract
             k = KernelCall._at(params, text, layout, pkey, layout)
             try:
                 res = fn(k)
-            except NotImplementedError as e:  # Unsupported among them
+            except Unsupported as e:
                 return str(e) or "unsupported"
             except Exception:
                 raise KernelFault("raised", traceback.format_exc(limit=6))

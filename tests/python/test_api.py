@@ -36,7 +36,7 @@ def seed(name):
 def test_every_seed_and_regression_passes_with_routing():
     """Every case reaches the callable (a Python callable speaks the header's ABI level); the
     numpy MoE computes the v2 parameters of level 2 and refuses the rest, by raising
-    NotImplementedError with moe_numpy.refusal's reason."""
+    moefuzz.Unsupported with moe_numpy.refusal's reason."""
     n, checked, refused, v2_run = 0, 0, 0, 0
     for case in list(moefuzz.cases(SEEDS)) + list(moefuzz.cases(REGRESS)):
         v = moefuzz.check(numpy_kernel(routing=True), case, routing=True)
@@ -73,7 +73,7 @@ def test_metamorphic_relations_catch_an_ignored_parameter_and_honour_supports():
                       supports=lambda p: None if p["rsf"] == "1" else "rsf != 1")
     assert v.passed and not re.search(r"rsf-scaling +\w+ +VIOLATED", v.report), str(v)
     # refusing a variant by raising Unsupported inside the call leaves it out, as supports=
-    # does (an exec adapter's "unsupported" answer to a variant likewise)
+    # does (an exec adapter's "unsupported" answer to a variant likewise), and the report says so
 
     def refuses_variants(k):
         if k.params["rsf"] != "1":
@@ -82,7 +82,9 @@ def test_metamorphic_relations_catch_an_ignored_parameter_and_honour_supports():
 
     v = moefuzz.check(refuses_variants, case, metamorphic=True)
     assert v.passed and "metamorphic" in v.report, str(v)
-    assert not re.search(r"rsf-scaling", v.report), v.report
+    assert not re.search(r"rsf-scaling +(identity|independent)", v.report), v.report
+    assert re.search(r"rsf-scaling +left out +1 transformed runs refused by the kernel \(rsf != 1\)",
+                     v.report), v.report
     # a kernel that ran the case and refuses it on the determinism run is an error
     calls = [0]
 

@@ -1,6 +1,6 @@
 """A Python callable speaks the header's ABI feature level: every parameter and tensor of a case
 of format v2 reaches it, as a C kernel of that level gets them (kernels/include/moefuzz/
-kernel_abi.h), and a callable that refuses a call (moefuzz.Unsupported, NotImplementedError) is
+kernel_abi.h), and a callable that refuses a call (moefuzz.Unsupported) is
 not sent what it refused.
 
 Run by ctest (python.package) with PYTHONPATH at the build tree's package and MOEFUZZ_SOURCE_DIR
@@ -138,3 +138,48 @@ def test_torch_gets_fp8_codes_as_float8():
     # torch's float8_e4m3fn cast of the case's values is the same rounding
     cast = torch.from_numpy(case.tensor("w13").copy()).to(torch.float8_e4m3fn).float().numpy()
     assert np.array_equal(got["values"], cast)
+
+
+def round_trip(case):
+    """The case rebuilt by Case.from_tensors from the tensors a kernel call of it gets."""
+    got = {}
+    moefuzz.check(grab(got), case)
+    b = dict(got["bits"])
+    params = {k: v for k, v in case.params.items() if k not in ("T", "H", "I", "E", "E_local")}
+    params["bias_dtype"] = params.pop("bias")
+    x, logits, w13, w2 = (b.pop(n) for n in ("x", "logits", "w13", "w2"))
+    return moefuzz.Case.from_tensors(x, logits, w13, w2, bias=b.pop("bias", None), tensors=b,
+                                     **params)
+
+
+@pytest.mark.parametrize("name", v2_seeds())
+def test_from_tensors_builds_every_v2_case(name):
+    case = moefuzz.Case.load(os.path.join(SEEDS, name))
+    again = round_trip(case)
+    assert again.params == case.params
+    assert again.weights_key == case.weights_key  # every per-expert tensor, as a kernel gets it
+    for n in moefuzz.TENSOR_NAMES:
+        a, b = case.tensor(n), again.tensor(n)
+        assert (a is None) == (b is None), n
+        if a is not None and not (n in ("w13", "w2") and case.params["weight_format"] != "bf16"):
+            assert np.array_equal(a, b, equal_nan=a.dtype.kind == "f"), n
+
+
+def test_from_tensors_names_a_missing_or_extra_tensor():
+    case = moefuzz.Case.load(os.path.join(SEEDS, "expert-map-holes-scrambled.txt"))
+    p = {k: v for k, v in case.params.items() if k not in ("T", "H", "I", "E", "E_local")}
+    p["bias_dtype"] = p.pop("bias")
+    args = [case.bits(n) for n in ("x", "logits", "w13", "w2")]
+    with pytest.raises(moefuzz.MoefuzzError, match="tensor expert_map: these parameters call"):
+        moefuzz.Case.from_tensors(*args, bias=case.bits("bias"), **p)
+    with pytest.raises(moefuzz.MoefuzzError, match="tensor b13: a case of these parameters"):
+        moefuzz.Case.from_tensors(*args, bias=case.bits("bias"), tensors={
+            "expert_map": case.bits("expert_map"), "b13": case.bits("w13")[:, :, 0]}, **p)
+    with pytest.raises(moefuzz.MoefuzzError, match="expert_map: expected integers"):
+        moefuzz.Case.from_tensors(*args, bias=case.bits("bias"), tensors={
+            "expert_map": case.bits("expert_map").astype(np.float32)}, **p)
+    bad = case.bits("expert_map").copy()
+    bad[bad >= 0] = 0  # every local index but 0 missing: not a placement map
+    with pytest.raises(moefuzz.MoefuzzError, match="expert_map"):
+        moefuzz.Case.from_tensors(*args, bias=case.bits("bias"), tensors={"expert_map": bad},
+                                  **p)
