@@ -251,7 +251,10 @@ static mf_ref_ctx *ctx_new(const mf_moe_params *p, const mf_moe_tensors *x, cons
         mf_ref_ctx_free(ctx);
         return NULL;
     }
-    if (with_alts && (c->round_points & OPTIONAL_RP)) {
+    /* the fused activation quantizer's path has no optional point: it reads GEMM1's outputs
+     * from a bf16 tensor, and its activation has no rounding point to leave out */
+    const int fused = c->fp8_act_fused && p->weight_format == MF_WFMT_FP8_BLOCK;
+    if (with_alts && (c->round_points & OPTIONAL_RP) && !fused) {
         /* each alternative that leaves out a point the contract has, once */
         for (int i = 0, n = 0; i < N_ALT; i++) {
             unsigned rp = c->round_points & ~ALT_DROP[i];

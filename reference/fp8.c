@@ -258,22 +258,34 @@ static float silu_f32(float g, float e) {
 
 int mf_silu_mul_f32_range(uint16_t g_lo, uint16_t g_hi, float u_lo, float u_hi, double exp_ulps,
                           uint16_t g_rep, float u_rep, float *lo, float *hi, float *rep) {
+    if (!mf_bf16_is_finite(g_lo) || !mf_bf16_is_finite(g_hi)) return -1;
     mpfr_t m;
     mpfr_init2(m, 24);
     float smin = INFINITY, smax = -INFINITY;
-    int n = 0;
-    for (uint16_t b = g_lo;; b = mf_bf16_next_up(b)) {
-        if (++n > 256 || !mf_bf16_is_finite(b)) {
-            mpfr_clear(m);
-            return -1;
+    int n = 1;
+    for (uint16_t b = g_lo; b != g_hi && n <= 64; b = mf_bf16_next_up(b)) n++;
+    if (n <= 64) {
+        /* each gate value: 1 + E, 1 / (.) and g * (.) are monotone in E (RN is monotone) */
+        for (uint16_t b = g_lo;; b = mf_bf16_next_up(b)) {
+            float g = mf_bf16_to_f32(b), e_lo, e_hi;
+            expf_range(m, g, exp_ulps, &e_lo, &e_hi);
+            float a = silu_f32(g, e_lo), c = silu_f32(g, e_hi);
+            smin = fminf(smin, fminf(a, c));
+            smax = fmaxf(smax, fmaxf(a, c));
+            if (b == g_hi) break;
         }
-        float g = mf_bf16_to_f32(b), e_lo, e_hi;
-        expf_range(m, g, exp_ulps, &e_lo, &e_hi);
-        /* 1 + E, 1 / (.) and g * (.) are monotone in E (RN is monotone): the ends suffice */
-        float a = silu_f32(g, e_lo), c = silu_f32(g, e_hi);
-        smin = fminf(smin, fminf(a, c));
-        smax = fmaxf(smax, fmaxf(a, c));
-        if (b == g_hi) break;
+    } else {
+        /* many gate values (a range across zero's binades): a box, sig = fl(1 / fl(1 + E)) over
+         * every E of every gate (E decreases in g), then fl(g sig) at the box's corners */
+        float ga = mf_bf16_to_f32(g_lo), gb = mf_bf16_to_f32(g_hi), e_lo, e_hi, x;
+        expf_range(m, ga, exp_ulps, &x, &e_hi);
+        expf_range(m, gb, exp_ulps, &e_lo, &x);
+        const float sl = 1.0f / (1.0f + e_hi), sh = 1.0f / (1.0f + e_lo);
+        const float c[4] = {ga * sl, ga * sh, gb * sl, gb * sh};
+        for (int i = 0; i < 4; i++) {
+            smin = fminf(smin, c[i]);
+            smax = fmaxf(smax, c[i]);
+        }
     }
     /* fl(s u) over a box: RN is monotone, so its extremes are at the corners */
     const float cs[4] = {smin * u_lo, smin * u_hi, smax * u_lo, smax * u_hi};

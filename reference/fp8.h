@@ -107,9 +107,10 @@ int mf_fp8_quant_group_iv(const mf_fp8_quant *qz, const float *lo, const float *
  * r = fl(fl(g fl(1 / fl(1 + E))) u) with E = expf(-g) within exp_ulps ulps of exp(-g) (all other
  * operations IEEE fp32, round to nearest). For g one of the bf16 values in [g_lo, g_hi] (bits,
  * ordered by value, finite) and u in [u_lo, u_hi] (fp32), [*lo, *hi] encloses every r, and *rep
- * is r on g_rep, u_rep with E the correctly rounded exp. Returns 0, or -1 where the enclosure
- * is not computed (more than 256 bf16 gate values, or a result beyond fp32's range: the kernel's
- * quantizer then meets inf or NaN). */
+ * is r on g_rep, u_rep with E the correctly rounded exp. Up to 64 gate values are taken one by
+ * one; a wider range as a box (the sigmoid factor's range over the whole gate range). Returns 0,
+ * or -1 where the enclosure is not computed (a gate not finite, or a result beyond fp32's range:
+ * the kernel's quantizer then meets inf or NaN). */
 int mf_silu_mul_f32_range(uint16_t g_lo, uint16_t g_hi, float u_lo, float u_hi, double exp_ulps,
                           uint16_t g_rep, float u_rep, float *lo, float *hi, float *rep);
 
