@@ -291,6 +291,13 @@ static int route_torch(const emu *m, const mf_kernel_params *p, int t, int *ids,
 
 /* ---- the FP8 block-scale path (EMU_FP8: vllm-0.33-triton-fp8-sm90) ---- */
 
+/* 1: vLLM's modular path with the fused silu_and_mul_per_block_quant (EMU_FP8_SERVED) */
+#ifdef EMU_FP8_SERVED
+#define EMU_SERVED 1
+#else
+#define EMU_SERVED 0
+#endif
+
 static int pow2_at_least_32(int v) { return v >= 32 && (v & (v - 1)) == 0; }
 
 static int fp8_supports(const mf_kernel_params *p, char *msg, size_t len) {
@@ -313,11 +320,10 @@ static int fp8_supports(const mf_kernel_params *p, char *msg, size_t len) {
                                  "block_k) splits a scale group)");
     if (p->H % v2->block_k || p->I % v2->block_k)
         return emu_msg(msg, len, "fp8_block: H or I not a multiple of block_k");
-#ifdef EMU_FP8_SERVED
-    if (v2->scale_format == MF_ABI_SCALE_UE8M0 || v2->block_n != 128 || v2->block_k != 128)
+    if (EMU_SERVED &&
+        (v2->scale_format == MF_ABI_SCALE_UE8M0 || v2->block_n != 128 || v2->block_k != 128))
         return emu_msg(msg, len, "fp8_block: UE8M0 scales or blocks other than 128 x 128 (vLLM "
                                  "takes the unfused path: vllm-0.33-triton-fp8-sm90)");
-#endif
     return 1;
 }
 
@@ -363,7 +369,6 @@ static void fp8_quant_row(const emu *m, int ue8m0, int bk, const float *y, int n
     }
 }
 
-#ifdef EMU_FP8_SERVED
 /* silu_and_mul_per_block_quant on one row of bf16 gate / up (n a multiple of 128): codes q,
  * scales s (fused_silu_mul_block_quant.cu l. 54-102) */
 static void fp8_silu_mul_quant_row(const emu *m, const float *g, const float *u, int n,
@@ -389,7 +394,6 @@ static void fp8_silu_mul_quant_row(const emu *m, const float *g, const float *u,
         s[b] = sc;
     }
 }
-#endif
 
 /* one output of fused_moe_kernel's block-scale loop: a (n codes, scales sa per K tile) . row
  * (codes, scales sw[tile * sw_step]) */
@@ -451,19 +455,18 @@ static int fp8_expert(const emu *m, const mf_kernel_params *p, const float *xf, 
         float g = emu_bf16(fp8_dot(m, swap, xq, xs, W13 + (size_t)rg * H, sg, st, H, bk));
         const float *su = fp8_scale_row(m, S13, ru, bn, nr13, nkh, &st);
         float u = emu_bf16(fp8_dot(m, swap, xq, xs, W13 + (size_t)ru * H, su, st, H, bk));
-#ifdef EMU_FP8_SERVED
-        hf[j] = g; /* intermediate_cache1: bf16 gate and up */
-        uf[j] = u;
-#else
-        float sl = emu_bf16(g / (1.0f + expf(-g))); /* silu_and_mul, as the bf16 path */
-        hf[j] = emu_bf16(sl * u);
-#endif
+        if (EMU_SERVED) { /* intermediate_cache1: the bf16 gate and up */
+            hf[j] = g;
+            uf[j] = u;
+        } else { /* silu_and_mul, as the bf16 path */
+            float sl = emu_bf16(g / (1.0f + expf(-g)));
+            hf[j] = emu_bf16(sl * u);
+        }
     }
-#ifdef EMU_FP8_SERVED
-    fp8_silu_mul_quant_row(m, hf, uf, I, hq, hs);
-#else
-    fp8_quant_row(m, ue8m0, bk, hf, I, hq, hs);
-#endif
+    if (EMU_SERVED)
+        fp8_silu_mul_quant_row(m, hf, uf, I, hq, hs);
+    else
+        fp8_quant_row(m, ue8m0, bk, hf, I, hq, hs);
     for (int h = 0; h < H; h++) {
         int st;
         const float *s = fp8_scale_row(m, S2, h, bn, nr2, nki, &st);
