@@ -228,6 +228,30 @@ const mf_contract mf_contract_sglang_05_triton_sm90 = {
                "(tl.sigmoid, e / Z softmax, lowest lane on ties, sum > 0 ? sum : 1)",
 };
 
+/* the fields the two FP8 contracts of vLLM 0.33.0 share */
+#define VLLM_033_FP8_SHARED \
+    .gemm = {MF_ACC_FUSED_BLOCK, 16, 25}, \
+    .exp = MF_EXP_ACCURATE, \
+    .exp_ulps = 2.0, \
+    .div = MF_DIV_IEEE, \
+    .round_points = MF_RP_GEMM1_OUT | MF_RP_SILU_OUT | MF_RP_ACT_OUT | MF_RP_WEIGHTED | \
+                    MF_RP_RSF_OUT, \
+    .deterministic = 0, \
+    .router = {1, MF_EXP_FAST, 0, MF_DIV_IEEE}, \
+    .sigmoid_form = MF_SIGMOID_EXP_DIV_OR_TANH, \
+    .tanh_rel = 2 * 0x1p-23, \
+    .softmax_recip = 1, \
+    .weight_form = MF_WEIGHT_PLAIN, \
+    .tie_rule = MF_TIE_LOWER_INDEX, \
+    .ftz = 0, \
+    .combine_dtype = MF_DTYPE_F32, \
+    .fp8_gemm = {32, 13, 14, 1}, \
+    .fp8_quant_recip = 1, \
+    .fp8_ue8m0_floor = 0x1.b7cdfep-34f, /* fp32(1e-10) */ \
+    /* log2f is within 1 ulp (CUDA C Programming Guide); |log2 s| <= 128 here, so a result \
+     * rounded onto k needs log2(s / 2^k) <= 2^-16, s <= 2^k (1 + 2^-16 ln 2) */ \
+    .fp8_log2_rel = 0x1p-16,
+
 /* vLLM 0.33.0's FP8 block-scale path on Hopper (use_fp8_w8a8 with block_shape; the unfused
  * activation: silu_and_mul, then per_token_group_fp8_quant): the bf16 path of
  * vllm-0.33-triton-sm90, and on fp8_block cases the activations quantized by the CUDA op
@@ -245,27 +269,7 @@ const mf_contract mf_contract_vllm_033_triton_fp8_sm90 = {
                "(13 fraction bits, 14-bit step sums: measured), times s_a and s_w in either "
                "order, added to an fp32 accumulator; GEMM1 output, silu, activation and w * y "
                "rounded to bf16, moe_sum in fp32",
-    .gemm = {MF_ACC_FUSED_BLOCK, 16, 25},
-    .exp = MF_EXP_ACCURATE,
-    .exp_ulps = 2.0,
-    .div = MF_DIV_IEEE,
-    .round_points = MF_RP_GEMM1_OUT | MF_RP_SILU_OUT | MF_RP_ACT_OUT | MF_RP_WEIGHTED |
-                    MF_RP_RSF_OUT,
-    .deterministic = 0,
-    .router = {1, MF_EXP_FAST, 0, MF_DIV_IEEE},
-    .sigmoid_form = MF_SIGMOID_EXP_DIV_OR_TANH,
-    .tanh_rel = 2 * 0x1p-23,
-    .softmax_recip = 1,
-    .weight_form = MF_WEIGHT_PLAIN,
-    .tie_rule = MF_TIE_LOWER_INDEX,
-    .ftz = 0,
-    .combine_dtype = MF_DTYPE_F32,
-    .fp8_gemm = {32, 13, 14, 1},
-    .fp8_quant_recip = 1,
-    .fp8_ue8m0_floor = 0x1.b7cdfep-34f, /* fp32(1e-10) */
-    /* log2f is within 1 ulp (CUDA C Programming Guide); |log2 s| <= 128 here, so a result
-     * rounded onto k needs log2(s / 2^k) <= 2^-16, s <= 2^k (1 + 2^-16 ln 2) */
-    .fp8_log2_rel = 0x1p-16,
+    VLLM_033_FP8_SHARED
     .sources = "vllm 0.33.0: experts as vllm-0.33-triton-sm90 (its sources), and "
                "fm/fused_moe.py:fused_moe_kernel l. 518-560 (per BLOCK_SIZE_K: accumulator += "
                "tl.dot(a, b) * a_scale * b_scale, or with SWAP_AB tl.dot(b, a) * b_scale * "
@@ -284,6 +288,37 @@ const mf_contract mf_contract_vllm_033_triton_fp8_sm90 = {
                "wgmma k32 per K tile (max_num_imprecise_acc 2^30 on sm_90) and may contract the "
                "last multiply with the add (fma: admitted)",
 };
+
+/* vLLM 0.33.0's modular TritonExperts.apply (what a served DeepSeek-V3 FP8 model runs): as
+ * vllm-0.33-triton-fp8-sm90, but for SiLU with fp32 scales and 128 x 128 blocks the activation
+ * and its quantizer are one fused op, silu_and_mul_per_block_quant (docs/error-model.md,
+ * "vLLM's fused activation quantizer"). */
+const mf_contract mf_contract_vllm_033_triton_fp8_served_sm90 = {
+    .name = "vllm-0.33-triton-fp8-served-sm90",
+    .summary = "vLLM 0.33.0 fused MoE on Hopper as a served FP8 block-scale model runs it "
+               "(TritonExperts.apply): as vllm-0.33-triton-fp8-sm90, but the intermediate is "
+               "silu_and_mul_per_block_quant's: silu(g) * u in fp32 from the bf16 GEMM1 "
+               "outputs (expf, IEEE division, no bf16 rounding), amax per 128 columns from 0, "
+               "s = max(amax / 448, 1 / (448 * 512)), e4m3(y / s) saturating; fp32 scales "
+               "and 128 x 128 blocks only",
+    VLLM_033_FP8_SHARED
+    .fp8_act_fused = 1,
+    .fp8_scale_floor = 0x1.24924ap-18f, /* fl(1.0f / (448.0f * 512.0f)): utils.cuh:52 */
+    .sources = "vllm 0.33.0: as vllm-0.33-triton-fp8-sm90 (its sources), and "
+               "fm/experts/triton_moe.py:TritonExperts.apply l. 520-545 (SILU, no clamp, "
+               "use_fp8_w8a8, block_shape == [128, 128], no LoRA, not is_deep_gemm_e8m0_used(): "
+               "ops.silu_and_mul_per_block_quant(intermediate_cache1, group_size=128)); "
+               "_custom_ops.py l. 515-560 (row-major [T, I / 128] fp32 scales, no scale_ub); "
+               "csrc/quantization/fused_kernels/fused_silu_mul_block_quant.cu l. 54-60 (gate, "
+               "up from bf16; 1.0f / (1.0f + expf(-gate)); gate * sigmoid; * up), l. 63-73 "
+               "(fmaxf tree of fabsf), l. 77-91 (group_max / 448, fmaxf with "
+               "min_scaling_factor), l. 101-102 (ScaledQuant<fp8, false>: x / scale); "
+               "quant_conversions.cuh l. 40-45, 64-76 (fmin/fmax clamp to 448, e4m3 cast RN); "
+               "csrc/quantization/utils.cuh l. 50-54 (1.0f / (448 * 512.0f)); built in "
+               "VLLM_STABLE_EXT_SRC without fast math (CMakeLists.txt l. 446-467; expf 2 ulp, "
+               "CUDA C Programming Guide)",
+};
+
 
 /* Names kept for the newest contract of a kernel family. */
 static const struct {
@@ -304,6 +339,7 @@ static const mf_contract *const builtin[] = {&mf_contract_cpu_scalar,
                                              &mf_contract_hopper_tc_fp8,
                                              &mf_contract_sglang_05_triton_sm90,
                                              &mf_contract_vllm_033_triton_fp8_sm90,
+                                             &mf_contract_vllm_033_triton_fp8_served_sm90,
                                              NULL};
 
 const mf_contract *const *mf_contract_list(void) { return builtin; }

@@ -69,6 +69,13 @@ typedef struct mf_contract {
     int fp8_quant_recip;   /* y fl(1 / s): vLLM's CUDA per_token_group_fp8_quant */
     float fp8_ue8m0_floor; /* ue8m0: the raw scale floored here before the round-up */
     double fp8_log2_rel;   /* ue8m0: a log2f may round a scale 2^k (1 + x), x <= this, to 2^k */
+    /* weight_format fp8_block, the intermediate: 1 where silu(g) u and its quantizer are one
+     * fused op (vLLM's silu_and_mul_per_block_quant): fl(fl(g fl(1 / fl(1 + expf(-g)))) u) in
+     * fp32 from the bf16 GEMM1 outputs (expf within exp_ulps; no silu or activation rounding),
+     * quantized with amax from 0, s = max(fl(amax / 448), fp8_scale_floor), e4m3(fl(y / s));
+     * fp32 scales and 128 x 128 blocks only. x's quantizer is unchanged. */
+    int fp8_act_fused;
+    float fp8_scale_floor; /* fp8_act_fused: the fp32 scale's floor */
 } mf_contract;
 
 /* Built-in contracts. */
@@ -81,6 +88,7 @@ extern const mf_contract mf_contract_vllm_033_triton_sm90_torch_router; /* its t
 extern const mf_contract mf_contract_hopper_tc_fp8; /* hopper-tc, FP8 GEMMs on wgmma k32 */
 extern const mf_contract mf_contract_sglang_05_triton_sm90; /* SGLang 0.5.23, Triton, Hopper */
 extern const mf_contract mf_contract_vllm_033_triton_fp8_sm90; /* vLLM 0.33.0, FP8 block scale */
+extern const mf_contract mf_contract_vllm_033_triton_fp8_served_sm90; /* its modular path */
 
 /* 1 if a and b are the same contract field by field (names compared as strings). */
 int mf_contract_equal(const mf_contract *a, const mf_contract *b);

@@ -251,7 +251,10 @@ static mf_ref_ctx *ctx_new(const mf_moe_params *p, const mf_moe_tensors *x, cons
         mf_ref_ctx_free(ctx);
         return NULL;
     }
-    if (with_alts && (c->round_points & OPTIONAL_RP)) {
+    /* the fused activation quantizer's path has no optional point: it reads GEMM1's outputs
+     * from a bf16 tensor, and its activation has no rounding point to leave out */
+    const int fused = c->fp8_act_fused && p->weight_format == MF_WFMT_FP8_BLOCK;
+    if (with_alts && (c->round_points & OPTIONAL_RP) && !fused) {
         /* each alternative that leaves out a point the contract has, once */
         for (int i = 0, n = 0; i < N_ALT; i++) {
             unsigned rp = c->round_points & ~ALT_DROP[i];
@@ -1091,7 +1094,8 @@ double mf_ref_utilisation(double z, double rad, uint16_t y) {
 #define FP8_EPS 0x1.b7cdfep-34f /* fp32(1e-10): vLLM per_token_group_quant_fp8's amax floor */
 
 typedef struct fp8_state {
-    mf_fp8_quant qz;
+    mf_fp8_quant qz;         /* x's quantizer */
+    mf_fp8_quant qh;         /* the intermediate's: qz, or the fused op's (fp8_act_fused) */
     mf_fp8_dot_ws *ws;
     int t;                   /* token whose quantized x is held, -1 none */
     int nbh, nbi;            /* K blocks of GEMM1 (over H) and GEMM2 (over I) */
@@ -1155,7 +1159,19 @@ static mf_status fp8_init(mf_ref_ctx *ctx, mf_error *err) {
     ctx->fp8 = f;
     size_t H = (size_t)p->H, I = (size_t)p->I, M = H > I ? H : I;
     f->qz = (mf_fp8_quant){MF_FP8_E4M3, p->scale_format == MF_SCALE_UE8M0, FP8_EPS, 0,
-                           c->fp8_log2_rel, c->fp8_quant_recip, c->fp8_ue8m0_floor};
+                           c->fp8_log2_rel, c->fp8_quant_recip, c->fp8_ue8m0_floor, 0};
+    f->qh = f->qz;
+    if (c->fp8_act_fused) {
+        /* vLLM's silu_and_mul_per_block_quant: amax from 0, fp32 scale floored, y / s */
+        if (p->scale_format == MF_SCALE_UE8M0 || mf_block_n(p) != 128 || mf_block_k(p) != 128 ||
+            !(c->round_points & MF_RP_GEMM1_OUT))
+            return MF_FAIL(err, MF_EUNSUPPORTED,
+                           "contract %s: the fused activation quantizer runs for fp32 scales "
+                           "and 128 x 128 blocks only (with UE8M0 scales or other blocks vLLM "
+                           "takes the unfused path: contract vllm-0.33-triton-fp8-sm90)",
+                           c->name);
+        f->qh = (mf_fp8_quant){MF_FP8_E4M3, 0, 0.0f, 0, 0, 0, 0, c->fp8_scale_floor};
+    }
     f->t = -1;
     f->nbh = (p->H + mf_block_k(p) - 1) / mf_block_k(p);
     f->nbi = (p->I + mf_block_k(p) - 1) / mf_block_k(p);
@@ -1225,14 +1241,14 @@ static mf_status quant_formats_init(mf_ref_ctx *ctx, mf_error *err) {
 /* Quantizes one row of n values known as [lo, hi] with representative rep, per block_k columns:
  * codes q, scales s, radii delta of the dequantized values. Returns 1 if a group's scale
  * candidates were more than the quantizer enumerates (undecided). */
-static int fp8_quantize_row(fp8_state *f, int bk, int n, const float *lo, const float *hi,
-                            const float *rep, uint8_t *q, float *s, double *delta) {
+static int fp8_quantize_row(fp8_state *f, const mf_fp8_quant *qz, int bk, int n, const float *lo,
+                            const float *hi, const float *rep, uint8_t *q, float *s,
+                            double *delta) {
     int undecided = 0;
     for (int b = 0, j0 = 0; j0 < n; b++, j0 += bk) {
         int m = n - j0 < bk ? n - j0 : bk;
         mf_fp8_group_iv g;
-        mf_fp8_quant_group_iv(&f->qz, lo + j0, hi + j0, rep + j0, m, &g, q + j0, f->dlo,
-                              f->dhi);
+        mf_fp8_quant_group_iv(qz, lo + j0, hi + j0, rep + j0, m, &g, q + j0, f->dlo, f->dhi);
         undecided |= g.scales_clipped;
         s[b] = g.rep_s;
         for (int j = 0; j < m; j++) {
@@ -1262,6 +1278,23 @@ static void fill_slot(expert_slot *s, int H, uint8_t flag) {
     }
 }
 
+/* fp8_act_fused: the fp32 enclosure [lo, hi] and representative of silu(g) u as vLLM's
+ * silu_and_mul_per_block_quant computes it from the bf16 GEMM1 outputs (no bf16 rounding of
+ * silu or of the product). Returns 1 where the activation is unconstrained. */
+static int fused_silu_mul(mf_ref_ctx *ctx, const mf_dot *dg, const mf_dot *du, float *lo,
+                          float *hi, float *rep) {
+    if ((dg->flags | du->flags) & (MF_DOT_NONFINITE | MF_DOT_MAY_OVERFLOW)) return 1;
+    double dlt;
+    uint16_t g = round_point(ctx, dg->hi, dg->lo, dg->err, dg->radius, &dlt), g_lo, g_hi;
+    uint16_t u = round_point(ctx, du->hi, du->lo, du->err, du->radius, &dlt), u_lo, u_hi;
+    bf16_range(dg->hi, dg->radius, fabs(dg->lo) + dg->err, &g_lo, &g_hi);
+    bf16_range(du->hi, du->radius, fabs(du->lo) + du->err, &u_lo, &u_hi);
+    if (!mf_bf16_is_finite(u_lo) || !mf_bf16_is_finite(u_hi)) return 1;
+    ctx->st.act_elems++;
+    return mf_silu_mul_f32_range(g_lo, g_hi, mf_bf16_to_f32(u_lo), mf_bf16_to_f32(u_hi),
+                                 ctx->c->exp_ulps, g, mf_bf16_to_f32(u), lo, hi, rep) != 0;
+}
+
 static void compute_expert_fp8(mf_ref_ctx *ctx, int le, expert_slot *s) {
     const mf_moe_params *p = &ctx->p;
     fp8_state *f = ctx->fp8;
@@ -1269,7 +1302,7 @@ static void compute_expert_fp8(mf_ref_ctx *ctx, int le, expert_slot *s) {
     if (f->t != ctx->cur_t) {
         for (int h = 0; h < H; h++) f->lo[h] = f->hi[h] = f->rep[h] = (float)ctx->xd[h];
         f->x_undecided =
-            fp8_quantize_row(f, bk, H, f->lo, f->hi, f->rep, f->xq, f->xs, f->xdelta);
+            fp8_quantize_row(f, &f->qz, bk, H, f->lo, f->hi, f->rep, f->xq, f->xs, f->xdelta);
         f->t = ctx->cur_t;
     }
     ctx->st.experts++;
@@ -1294,6 +1327,11 @@ static void compute_expert_fp8(mf_ref_ctx *ctx, int le, expert_slot *s) {
         mf_dot dg, du;
         to_mf_dot(&g8, &dg);
         to_mf_dot(&u8, &du);
+        if (ctx->c->fp8_act_fused) {
+            unconstrained |= fused_silu_mul(ctx, &dg, &du, &f->lo[j], &f->hi[j], &f->rep[j]);
+            if (unconstrained) break;
+            continue;
+        }
         act_out a;
         activation(ctx, &dg, &du, &a);
         unconstrained |= a.unconstrained;
@@ -1306,7 +1344,7 @@ static void compute_expert_fp8(mf_ref_ctx *ctx, int le, expert_slot *s) {
         fill_slot(s, H, MF_ELEM_UNCONSTRAINED);
         return;
     }
-    if (fp8_quantize_row(f, bk, I, f->lo, f->hi, f->rep, f->hq, f->hs, f->hdelta)) {
+    if (fp8_quantize_row(f, &f->qh, bk, I, f->lo, f->hi, f->rep, f->hq, f->hs, f->hdelta)) {
         fill_slot(s, H, MF_ELEM_UNDECIDED);
         return;
     }

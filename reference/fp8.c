@@ -121,7 +121,7 @@ double mf_e2m1_decode(uint8_t code4) {
 
 static float group_scale(const mf_fp8_quant *qz, float amax) {
     float s = amax / (float)mf_fp8_max(qz->kind);
-    return qz->ue8m0 ? mf_pow2_ceil_f32(fmaxf(s, qz->s_floor)) : s;
+    return qz->ue8m0 ? mf_pow2_ceil_f32(fmaxf(s, qz->s_floor)) : fmaxf(s, qz->s_min);
 }
 
 /* The fp32 value the kernel casts: y / s, or y fl(1 / s) (both correctly rounded fp32) */
@@ -212,8 +212,8 @@ int mf_fp8_quant_group_iv(const mf_fp8_quant *qz, const float *lo, const float *
         for (int i = 0; i < cnt; i++) g->s_lo[i] = g->s_hi[i] = ldexpf(1.0f, c_lo + i);
     } else {
         g->nscales = 1;
-        g->s_lo[0] = s_lo;
-        g->s_hi[0] = s_hi;
+        g->s_lo[0] = fmaxf(s_lo, qz->s_min); /* monotone, as the floor above */
+        g->s_hi[0] = fmaxf(s_hi, qz->s_min);
     }
     g->rep_s = mf_fp8_quant_group(qz, rep, n, rep_q);
     int ambiguous = 0;
@@ -230,6 +230,76 @@ int mf_fp8_quant_group_iv(const mf_fp8_quant *qz, const float *lo, const float *
         ambiguous += a != b;
     }
     return ambiguous;
+}
+
+/* ---- the fused silu * up of vLLM's silu_and_mul_per_block_quant ---- */
+
+/* [*lo, *hi]: every fp32 value expf(-g) may return, within ulps ulps of exp(-g). From the
+ * directed roundings of exp(-g): an ulp of the result is at least half the spacing below
+ * RD(exp(-g)) and at least the spacing above RU(exp(-g)), so 2 ulps + 1 steps down and
+ * ulps + 1 steps up cover the error (outward). */
+static void expf_range(mpfr_t m, float g, double ulps, float *lo, float *hi) {
+    int k = (int)ceil(ulps);
+    mpfr_set_flt(m, -g, MPFR_RNDN); /* exact */
+    mpfr_exp(m, m, MPFR_RNDD);
+    *lo = mpfr_get_flt(m, MPFR_RNDD);
+    mpfr_set_flt(m, -g, MPFR_RNDN);
+    mpfr_exp(m, m, MPFR_RNDU);
+    *hi = mpfr_get_flt(m, MPFR_RNDU);
+    for (int i = 0; i < 2 * k + 1; i++) *lo = nextafterf(*lo, 0.0f);
+    for (int i = 0; i < k + 1 && isfinite(*hi); i++) *hi = nextafterf(*hi, INFINITY);
+}
+
+/* the kernel's steps (fused_silu_mul_block_quant.cu:58-60), each an IEEE fp32 operation */
+static float silu_f32(float g, float e) {
+    float sig = 1.0f / (1.0f + e);
+    return g * sig;
+}
+
+int mf_silu_mul_f32_range(uint16_t g_lo, uint16_t g_hi, float u_lo, float u_hi, double exp_ulps,
+                          uint16_t g_rep, float u_rep, float *lo, float *hi, float *rep) {
+    if (!mf_bf16_is_finite(g_lo) || !mf_bf16_is_finite(g_hi)) return -1;
+    mpfr_t m;
+    mpfr_init2(m, 24);
+    float smin = INFINITY, smax = -INFINITY;
+    int n = 1;
+    for (uint16_t b = g_lo; b != g_hi && n <= 64; b = mf_bf16_next_up(b)) n++;
+    if (n <= 64) {
+        /* each gate value: 1 + E, 1 / (.) and g * (.) are monotone in E (RN is monotone) */
+        for (uint16_t b = g_lo;; b = mf_bf16_next_up(b)) {
+            float g = mf_bf16_to_f32(b), e_lo, e_hi;
+            expf_range(m, g, exp_ulps, &e_lo, &e_hi);
+            float a = silu_f32(g, e_lo), c = silu_f32(g, e_hi);
+            smin = fminf(smin, fminf(a, c));
+            smax = fmaxf(smax, fmaxf(a, c));
+            if (b == g_hi) break;
+        }
+    } else {
+        /* many gate values (a range across zero's binades): a box, sig = fl(1 / fl(1 + E)) over
+         * every E of every gate (E decreases in g), then fl(g sig) at the box's corners */
+        float ga = mf_bf16_to_f32(g_lo), gb = mf_bf16_to_f32(g_hi), e_lo, e_hi, x;
+        expf_range(m, ga, exp_ulps, &x, &e_hi);
+        expf_range(m, gb, exp_ulps, &e_lo, &x);
+        const float sl = 1.0f / (1.0f + e_hi), sh = 1.0f / (1.0f + e_lo);
+        const float c[4] = {ga * sl, ga * sh, gb * sl, gb * sh};
+        for (int i = 0; i < 4; i++) {
+            smin = fminf(smin, c[i]);
+            smax = fmaxf(smax, c[i]);
+        }
+    }
+    /* fl(s u) over a box: RN is monotone, so its extremes are at the corners */
+    const float cs[4] = {smin * u_lo, smin * u_hi, smax * u_lo, smax * u_hi};
+    *lo = *hi = cs[0];
+    for (int i = 1; i < 4; i++) {
+        *lo = fminf(*lo, cs[i]);
+        *hi = fmaxf(*hi, cs[i]);
+    }
+    float g = mf_bf16_to_f32(g_rep);
+    mpfr_set_flt(m, -g, MPFR_RNDN);
+    mpfr_exp(m, m, MPFR_RNDN);
+    *rep = silu_f32(g, mpfr_get_flt(m, MPFR_RNDN)) * u_rep;
+    mpfr_clear(m);
+    return isfinite(*lo) && isfinite(*hi) ? 0 : -1;
 }
 
 /* ---- exact block-scaled dot product ---- */

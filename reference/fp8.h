@@ -69,10 +69,13 @@ typedef struct mf_fp8_quant {
     /* ue8m0: the raw scale is floored at s_floor before the round-up (vLLM
      * per_token_group_quant.cu:70, fmaxf(|y_s|, 1e-10f)); 0: no floor */
     float s_floor;
+    /* not ue8m0: the fp32 scale is max(fl(amax / max), s_min) (vLLM
+     * fused_silu_mul_block_quant.cu:88, 1 / (448 * 512) from quantization/utils.cuh:52); 0: none */
+    float s_min;
 } mf_fp8_quant;
 
 /* What the CPU kernel computes, bit for bit: amax = max(max|y_j|, eps) in fp32, s = fl(amax /
- * max), with ue8m0 s = mf_pow2_ceil_f32(max(s, s_floor)); q_j = encode(fl(y_j / s)) saturating,
+ * max), with ue8m0 s = mf_pow2_ceil_f32(max(s, s_floor)), else s = max(s, s_min); q_j = encode(fl(y_j / s)) saturating,
  * or encode(fl(y_j fl(1 / s))) with recip (exact log2: log2_rel is not applied). Returns s. */
 float mf_fp8_quant_group(const mf_fp8_quant *qz, const float *y, int n, uint8_t *q);
 
@@ -98,6 +101,18 @@ typedef struct mf_fp8_group_iv {
 int mf_fp8_quant_group_iv(const mf_fp8_quant *qz, const float *lo, const float *hi,
                           const float *rep, int n, mf_fp8_group_iv *g, uint8_t *rep_q,
                           double *dlo, double *dhi);
+
+/* vLLM's fused silu_and_mul_per_block_quant (csrc/quantization/fused_kernels/
+ * fused_silu_mul_block_quant.cu:54-60) computes, from bf16 gate g and up u, the fp32 value
+ * r = fl(fl(g fl(1 / fl(1 + E))) u) with E = expf(-g) within exp_ulps ulps of exp(-g) (all other
+ * operations IEEE fp32, round to nearest). For g one of the bf16 values in [g_lo, g_hi] (bits,
+ * ordered by value, finite) and u in [u_lo, u_hi] (fp32), [*lo, *hi] encloses every r, and *rep
+ * is r on g_rep, u_rep with E the correctly rounded exp. Up to 64 gate values are taken one by
+ * one; a wider range as a box (the sigmoid factor's range over the whole gate range). Returns 0,
+ * or -1 where the enclosure is not computed (a gate not finite, or a result beyond fp32's range:
+ * the kernel's quantizer then meets inf or NaN). */
+int mf_silu_mul_f32_range(uint16_t g_lo, uint16_t g_hi, float u_lo, float u_hi, double exp_ulps,
+                          uint16_t g_rep, float u_rep, float *lo, float *hi, float *rep);
 
 /* ---- exact block-scaled dot product and the CPU FP8 contract's radius ---- */
 

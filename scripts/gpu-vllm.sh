@@ -32,6 +32,11 @@
 # selects expert 25 of the rank) and T = 64 (UE8M0 scales, as vLLM with DeepGEMM's E8M0 takes
 # them; one EP-16 rank of 16 experts, 1024 sampled output columns, to keep the exact reference
 # near 2 minutes of one core).
+# GPU_VLLM_MODE=fp8-served runs vLLM's modular path as a served FP8 model runs it (adapter
+# --fp8 --served, contract vllm-0.33-triton-fp8-served-sm90: the fused
+# silu_and_mul_per_block_quant), each with and without the bug: the fp8_block seeds and cases with
+# fp32 scales and 128 x 128 blocks (the others take the unfused path: GPU_VLLM_MODE=fp8), then
+# DeepSeek-V3 FP8 at full size at T = 1 (the fp8 mode's T 1 case).
 set -u
 device=${GPU_VLLM_DEVICE:-cuda}
 mf=${1:-build-gpu/moefuzz} vsrc=${2:-vllm-src} out=${3:-gpu-vllm-out}
@@ -41,6 +46,26 @@ mf=${1:-build-gpu/moefuzz} vsrc=${2:-vllm-src} out=${3:-gpu-vllm-out}
 tag=gpu-vllm bug_var=VLLM_ADAPTER_BUG
 source "$(dirname "$0")/gpu-adapter-common.sh"
 adapter="python3 python/moefuzz/adapters/vllm_fused_moe.py --vllm-src $vsrc --device $device"
+if [ "${GPU_VLLM_MODE:-bf16}" = fp8-served ]; then
+  served=($(grep -l '^weight_format = fp8_block' corpus/seeds/*.txt \
+    tests/emulations/cases/vllm-fp8-*.txt | xargs grep -l '^scale_format = f32' |
+    xargs grep -l '^block_k = 128' | xargs grep -l '^block_n = 128'))
+  served_rsf=()
+  for f in "${served[@]}"; do grep -Eq '^rsf = (1|1\.0)$' "$f" || served_rsf+=("$f"); done
+  run served-seeds "" pass --backend "exec:$adapter --fp8 --served" --fail-unsupported \
+    "${served[@]}" &
+  run served-seeds-rsf-dropped drop-rsf fail --backend "exec:$adapter --fp8 --served" \
+    "${served_rsf[@]}" &
+  wait
+  [ "$device" = cpu ] && finish "fp8-served seeds only: cpu"
+  tests/vllm_case.sh deepseek-v3-fp8 1 7168 2048 41 32 0 >"$cases/deepseek-v3-fp8-t1.txt"
+  run full-served-deepseek-v3-fp8-t1 "" pass --fail-unsupported \
+    --backend "exec:$adapter --fp8 --served" "$cases/deepseek-v3-fp8-t1.txt" &
+  run full-served-deepseek-v3-fp8-t1-rsf-dropped drop-rsf fail --fail-unsupported \
+    --no-attribution --backend "exec:$adapter --fp8 --served" "$cases/deepseek-v3-fp8-t1.txt" &
+  wait
+  finish "fp8-served full"
+fi
 if [ "${GPU_VLLM_MODE:-bf16}" = fp8 ]; then
   fp8_seeds=($(grep -l '^weight_format = fp8_block' corpus/seeds/*.txt) \
     tests/emulations/cases/vllm-fp8-*.txt)

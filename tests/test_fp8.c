@@ -12,6 +12,12 @@
  * - The block dot: exact value against an MPFR dot at 4000 bits; the CPU FP8 contract (fp32
  *   chain per block, fl(fl(P s_a) s_w), fp32 accumulation) simulated on perturbed inputs stays
  *   inside the radius.
+ * - vLLM's fused silu_and_mul_per_block_quant (contract vllm-0.33-triton-fp8-served-sm90), written
+ *   from its source: on bf16 gate / up intervals, with expf within 2 ulps, its fp32 product lies
+ *   in mf_silu_mul_f32_range's enclosure and its codes in the quantizer's (division, scale floor
+ *   1 / (448 * 512)); on points it is decided, code for code; a product rounded to bf16, the
+ *   reciprocal instead of the division and the floor dropped each give other codes on some
+ *   groups (counted, required).
  * - MXFP4 dequantization: values, the nibble order, overflow to inf, the NaN scale.
  * Run: test_fp8 [cases] (default 2000).
  */
@@ -195,7 +201,8 @@ static void test_quant_iv(int cases) {
     float lo[256], hi[256];
     int ambig_scales = 0, boundary_two = 0, clipped = 0;
     for (int c = 0; c < cases; c++) {
-        mf_fp8_quant qz = {MF_FP8_E4M3, (int)(c & 1), 1e-10f, c % 3 == 2 ? 0x1p-22 : 0, 0, 0, 0};
+        mf_fp8_quant qz = {MF_FP8_E4M3, (int)(c & 1), 1e-10f, c % 3 == 2 ? 0x1p-22 : 0, 0, 0, 0,
+                           0};
         int n = 1 + (int)(rnd() % 128);
         for (int j = 0; j < n; j++) {
             float a = rand_act();
@@ -271,7 +278,7 @@ static void test_quant_vllm(int cases) {
     int lowered = 0, differs_from_div = 0;
     for (int c = 0; c < cases; c++) {
         mf_fp8_quant qz = {MF_FP8_E4M3, (int)(c & 1), 1e-10f, 0, vc->fp8_log2_rel,
-                           vc->fp8_quant_recip, vc->fp8_ue8m0_floor};
+                           vc->fp8_quant_recip, vc->fp8_ue8m0_floor, 0};
         int n = 1 + (int)(rnd() % 128);
         int tiny = c % 5 == 4; /* amax below 448e-10: the UE8M0 floor decides the scale */
         for (int j = 0; j < n; j++) {
@@ -487,6 +494,158 @@ static void test_mxfp4(void) {
     EXPECT(sc[0] == 0xff && sc[1] != 0xff, "a NaN makes its block's scale NaN only");
 }
 
+/* ---- vLLM's fused silu_and_mul_per_block_quant (fused_silu_mul_block_quant.cu l. 54-102) ---- */
+
+/* expf(x) correctly rounded (MPFR), then moved by ulps fp32 steps: what a 2-ulp expf may give */
+static float expf_moved(float x, int ulps) {
+    mpfr_t m;
+    mpfr_init2(m, 24);
+    mpfr_set_flt(m, x, MPFR_RNDN);
+    mpfr_exp(m, m, MPFR_RNDN);
+    float e = mpfr_get_flt(m, MPFR_RNDN);
+    mpfr_clear(m);
+    for (; ulps > 0; ulps--) e = nextafterf(e, INFINITY);
+    for (; ulps < 0; ulps++) e = nextafterf(e, 0.0f);
+    return e;
+}
+
+/* mutations of the op, to show each rule is needed */
+enum { SERVED_OK, SERVED_BF16_PRODUCT, SERVED_RECIP, SERVED_NO_FLOOR };
+
+/* One group of n (token, 128 columns) of the op: gate g[j], up u[j] (bf16 values), expf moved
+ * by ulps[j]; fp32 products into r, codes into q; returns the scale. */
+static float vllm_silu_mul_quant(const float *g, const float *u, const int *ulps, int n, int mut,
+                                 float *r, uint8_t *q) {
+    float amax = 0.0f;
+    for (int j = 0; j < n; j++) {
+        float sig = 1.0f / (1.0f + expf_moved(-g[j], ulps[j]));
+        float silu = g[j] * sig;
+        r[j] = silu * u[j];
+        if (mut == SERVED_BF16_PRODUCT) r[j] = mf_bf16_to_f32(mf_f32_to_bf16(r[j]));
+        amax = fmaxf(amax, fabsf(r[j]));
+    }
+    float s = amax / 448.0f;
+    if (mut != SERVED_NO_FLOOR) s = fmaxf(s, 1.0f / (448.0f * 512.0f));
+    float inv = 1.0f / s;
+    for (int j = 0; j < n; j++) {
+        float v = mut == SERVED_RECIP ? r[j] * inv : r[j] / s;
+        q[j] = mf_fp8_encode(MF_FP8_E4M3, (double)fmaxf(-448.0f, fminf(v, 448.0f)), 1);
+    }
+    return s;
+}
+
+static float rand_bf16_around(float a, int steps) {
+    uint16_t b = mf_f32_to_bf16(a);
+    for (int i = 0; i < steps; i++) b = mf_bf16_next_up(b);
+    return mf_bf16_to_f32(b);
+}
+
+static void test_quant_served(int cases) {
+    const mf_contract *sc = mf_contract_find("vllm-0.33-triton-fp8-served-sm90");
+    EXPECT(sc != NULL, "contract vllm-0.33-triton-fp8-served-sm90 missing");
+    if (!sc) return;
+    EXPECT(sc->fp8_act_fused == 1 && sc->fp8_scale_floor == 1.0f / (448.0f * 512.0f),
+           "served contract: fused %d, floor %a", sc->fp8_act_fused, (double)sc->fp8_scale_floor);
+    const mf_fp8_quant qh = {MF_FP8_E4M3, 0, 0.0f, 0, 0, 0, 0, sc->fp8_scale_floor};
+    enum { N = 128 };
+    float glo[N], ghi[N], ulo[N], uhi[N], lo[N], hi[N], rep[N], g[N], u[N], r[N];
+    uint8_t rq[N], q[N], qm[N];
+    double dlo[N], dhi[N];
+    int ul[N];
+    int floored = 0, differs[4] = {0, 0, 0, 0};
+    for (int c = 0; c < cases; c++) {
+        /* tiny: every |silu(g) u| below 2^-9, where the floor sets the scale */
+        int tiny = c % 4 == 3;
+        for (int j = 0; j < N; j++) {
+            float a = (float)(unif() * 16 - 10), b = rand_act();
+            if (tiny) b = (float)ldexp(unif() * 2 - 1, -12 - (int)(rnd() % 10));
+            int wide = rnd() % 3 == 0;
+            glo[j] = mf_bf16_to_f32(mf_f32_to_bf16(a));
+            ghi[j] = wide ? rand_bf16_around(glo[j], 1 + (int)(rnd() % 3)) : glo[j];
+            if (j % 16 == 5) { /* a gate range across zero's binades: the box enclosure */
+                glo[j] = -(float)ldexp(1.0, -(int)(rnd() % 12) - 8);
+                ghi[j] = (float)ldexp(1.0, -(int)(rnd() % 12) - 6);
+            }
+            ulo[j] = mf_bf16_to_f32(mf_f32_to_bf16(b));
+            uhi[j] = wide ? rand_bf16_around(ulo[j], 1 + (int)(rnd() % 2)) : ulo[j];
+            if (ghi[j] < glo[j] || uhi[j] < ulo[j]) ghi[j] = glo[j], uhi[j] = ulo[j];
+            int rc = mf_silu_mul_f32_range(mf_f32_to_bf16(glo[j]), mf_f32_to_bf16(ghi[j]), ulo[j],
+                                           uhi[j], sc->exp_ulps, mf_f32_to_bf16(glo[j]), ulo[j],
+                                           &lo[j], &hi[j], &rep[j]);
+            EXPECT(rc == 0 && lo[j] <= rep[j] && rep[j] <= hi[j],
+                   "silu * up enclosure: rc %d, %a not in [%a, %a]", rc, (double)rep[j],
+                   (double)lo[j], (double)hi[j]);
+        }
+        mf_fp8_group_iv gv;
+        mf_fp8_quant_group_iv(&qh, lo, hi, rep, N, &gv, rq, dlo, dhi);
+        /* the op on inputs drawn from the intervals, expf anywhere within 2 ulps */
+        for (int smp = 0; smp < 8; smp++) {
+            for (int j = 0; j < N; j++) {
+                g[j] = rnd() & 1 ? glo[j] : ghi[j];
+                if (rnd() & 1) { /* a bf16 value inside the range */
+                    g[j] = mf_bf16_to_f32(mf_f32_to_bf16(glo[j] + (ghi[j] - glo[j]) * (float)unif()));
+                    g[j] = fminf(fmaxf(g[j], glo[j]), ghi[j]);
+                }
+                u[j] = rnd() & 1 ? ulo[j] : uhi[j];
+                ul[j] = (int)(rnd() % 5) - 2;
+            }
+            float s = vllm_silu_mul_quant(g, u, ul, N, SERVED_OK, r, q);
+            EXPECT(s >= gv.s_lo[0] && s <= gv.s_hi[0], "served scale %a outside [%a, %a]",
+                   (double)s, (double)gv.s_lo[0], (double)gv.s_hi[0]);
+            for (int j = 0; j < N; j++) {
+                double d = mf_fp8_decode(MF_FP8_E4M3, q[j]) * s;
+                EXPECT(r[j] >= lo[j] && r[j] <= hi[j], "served product %a outside [%a, %a]",
+                       (double)r[j], (double)lo[j], (double)hi[j]);
+                EXPECT(d >= dlo[j] && d <= dhi[j], "served elem %d gives %a outside [%a, %a]", j,
+                       d, dlo[j], dhi[j]);
+            }
+        }
+        /* points, expf correctly rounded: decided, the representative is the op code for code */
+        for (int j = 0; j < N; j++) ul[j] = 0;
+        int amb = mf_fp8_quant_group_iv(&qh, rep, rep, rep, N, &gv, rq, dlo, dhi);
+        float s = vllm_silu_mul_quant(glo, ulo, ul, N, SERVED_OK, r, q);
+        EXPECT(amb == 0 && gv.rep_s == s && !memcmp(rq, q, N) && !memcmp(r, rep, sizeof r),
+               "served op on points: %d undecided, scale %a vs %a", amb, (double)gv.rep_s,
+               (double)s);
+        floored += s == sc->fp8_scale_floor;
+        for (int m = SERVED_BF16_PRODUCT; m <= SERVED_NO_FLOOR; m++) {
+            float sm = vllm_silu_mul_quant(glo, ulo, ul, N, m, r, qm);
+            int diff = 0;
+            for (int j = 0; j < N; j++)
+                diff |= mf_fp8_decode(MF_FP8_E4M3, qm[j]) * sm !=
+                        mf_fp8_decode(MF_FP8_E4M3, q[j]) * s;
+            differs[m] += diff;
+        }
+    }
+    /* groups aimed at e4m3 midpoints: y within 2 fp32 ulps of (k + 1/2) 2^-3 s, where
+     * fl(y / s) and fl(y fl(1 / s)) may round to different codes */
+    mf_fp8_quant qr = qh;
+    qr.recip = 1;
+    int aimed = 0;
+    for (int c = 0; c < cases; c++) {
+        float y[N];
+        y[0] = rand_act();
+        float s = fmaxf(fabsf(y[0]) / 448.0f, sc->fp8_scale_floor);
+        for (int j = 1; j < N; j++) {
+            float mid = (float)((8 + (int)(rnd() % 8)) * 2 + 1) * 0x1p-4f; /* in [1, 2) */
+            y[j] = ldexpf(mid, -(int)(rnd() % 6)) * s;
+            for (int k = (int)(rnd() % 5) - 2; k != 0; k += k > 0 ? -1 : 1)
+                y[j] = nextafterf(y[j], k > 0 ? INFINITY : 0.0f);
+            if (fabsf(y[j]) > fabsf(y[0])) y[j] = y[0];
+        }
+        float s1 = mf_fp8_quant_group(&qh, y, N, q), s2 = mf_fp8_quant_group(&qr, y, N, qm);
+        aimed += s1 != s2 || memcmp(q, qm, N) != 0;
+    }
+    EXPECT(floored > 0, "no group's scale was the floor");
+    EXPECT(differs[SERVED_BF16_PRODUCT] > 0 && aimed > 0 && differs[SERVED_NO_FLOOR] > 0,
+           "a rule of the fused op is never observable: bf16 product %d, reciprocal %d (aimed), "
+           "no floor %d groups", differs[1], aimed, differs[3]);
+    printf("fused silu_and_mul quantizer: of %d groups, %d floored; dequantized values differ "
+           "with the product rounded to bf16 on %d, with the reciprocal on %d (%d of %d groups "
+           "aimed at e4m3 midpoints), without the floor on %d\n", cases, floored, differs[1],
+           differs[2], aimed, cases, differs[3]);
+}
+
 int main(int argc, char **argv) {
     int cases = argc > 1 ? atoi(argv[1]) : 2000;
     if (cases < 1) {
@@ -496,6 +655,7 @@ int main(int argc, char **argv) {
     test_formats();
     test_quant_iv(cases);
     test_quant_vllm(cases);
+    test_quant_served(cases);
     test_dot(cases);
     test_mxfp4();
     return mf_test_exit("test_fp8");

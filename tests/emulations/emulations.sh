@@ -130,6 +130,23 @@ vllm_033_triton_fp8_sm90)
     model=deepseek-v3-fp8
   fi
   ;;
+vllm_033_triton_fp8_served_sm90)
+  # vLLM's modular path with the fused silu_and_mul_per_block_quant (level 3): fp32 scales and
+  # 128 x 128 blocks only (UE8M0 and other blocks take the unfused path: refused). OLD.so
+  # declares vllm-0.33-triton-fp8-sm90 (bf16 silu and activation, y fl(1 / s), no scale floor):
+  # its alarms show that the new fields are needed. The floor shows only where a whole group's
+  # |silu(g) u| is below 2^-9 (cases/vllm-fp8-served-tiny-act.txt); y fl(1 / s) for y / s moves
+  # a code only at an e4m3 midpoint (test_fp8: 1 of 2000 groups): reported. With EMU_FULL=1
+  # also 10 random deepseek-v3-fp8 cases (about 5 s each)
+  level=3
+  cases=$(grep -l '^weight_format = fp8_block' $cases)
+  unsupported="fp8-ue8m0-blocks32.txt"
+  caught="rsf-dropped served-bf16-product served-no-floor"
+  reported="served-quant-recip"
+  admissible=""
+  extra="$(dirname "$0")/cases/vllm-fp8-t80-noswap.txt $(dirname "$0")/cases/vllm-fp8-served-tiny-act.txt"
+  [ "${EMU_FULL:-0}" = 1 ] && model=deepseek-v3-fp8
+  ;;
 *) echo "emulations.sh: unknown emulation $NAME" >&2; exit 2 ;;
 esac
 

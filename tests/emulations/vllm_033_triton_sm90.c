@@ -56,6 +56,16 @@
  * (the fp32 scale where UE8M0 is asked); removals (admissible): fp8-fma (the last scale multiply
  * contracted into the add), fp8-no-swap (always a_scale first). EMU_OLD_CONTRACT with EMU_FP8
  * declares hopper-tc-fp8, the FP8 contract that existed before.
+ *
+ * Built with EMU_FP8 and EMU_FP8_SERVED (contract vllm-0.33-triton-fp8-served-sm90) it runs the
+ * modular TritonExperts.apply instead (experts/triton_moe.py l. 520-545): for fp32 scales and
+ * 128 x 128 blocks the activation and its quantizer are silu_and_mul_per_block_quant
+ * (fused_silu_mul_block_quant.cu l. 54-102): r = (g * (1 / (1 + expf(-g)))) * u in fp32 from
+ * the bf16 GEMM1 outputs, amax from 0, s = max(amax / 448, 1 / (448 * 512)), q = e4m3(clamp(r /
+ * s)); UE8M0 scales and other blocks, where vLLM takes the unfused path, are refused. Its
+ * mutations: served-bf16-product (r rounded to bf16 before the quantizer), served-quant-recip
+ * (r * fl(1 / s)), served-no-floor (s = amax / 448). With EMU_OLD_CONTRACT it declares
+ * vllm-0.33-triton-fp8-sm90, the unfused path's contract.
  */
 #include "emu_common.h"
 #include "emu_triton_dot.h"
@@ -281,6 +291,13 @@ static int route_torch(const emu *m, const mf_kernel_params *p, int t, int *ids,
 
 /* ---- the FP8 block-scale path (EMU_FP8: vllm-0.33-triton-fp8-sm90) ---- */
 
+/* 1: vLLM's modular path with the fused silu_and_mul_per_block_quant (EMU_FP8_SERVED) */
+#ifdef EMU_FP8_SERVED
+#define EMU_SERVED 1
+#else
+#define EMU_SERVED 0
+#endif
+
 static int pow2_at_least_32(int v) { return v >= 32 && (v & (v - 1)) == 0; }
 
 static int fp8_supports(const mf_kernel_params *p, char *msg, size_t len) {
@@ -303,6 +320,10 @@ static int fp8_supports(const mf_kernel_params *p, char *msg, size_t len) {
                                  "block_k) splits a scale group)");
     if (p->H % v2->block_k || p->I % v2->block_k)
         return emu_msg(msg, len, "fp8_block: H or I not a multiple of block_k");
+    if (EMU_SERVED &&
+        (v2->scale_format == MF_ABI_SCALE_UE8M0 || v2->block_n != 128 || v2->block_k != 128))
+        return emu_msg(msg, len, "fp8_block: UE8M0 scales or blocks other than 128 x 128 (vLLM "
+                                 "takes the unfused path: vllm-0.33-triton-fp8-sm90)");
     return 1;
 }
 
@@ -345,6 +366,32 @@ static void fp8_quant_row(const emu *m, int ue8m0, int bk, const float *y, int n
             q[b * bk + j] = e4m3_rn(fminf(fmaxf(v, -448.0f), 448.0f));
         }
         s[b] = ys;
+    }
+}
+
+/* silu_and_mul_per_block_quant on one row of bf16 gate / up (n a multiple of 128): codes q,
+ * scales s (fused_silu_mul_block_quant.cu l. 54-102) */
+static void fp8_silu_mul_quant_row(const emu *m, const float *g, const float *u, int n,
+                                   uint8_t *q, float *s) {
+    float r[128];
+    for (int b = 0; b * 128 < n; b++) {
+        float amax = 0.0f;
+        for (int j = 0; j < 128; j++) {
+            float gj = g[b * 128 + j];
+            float sig = 1.0f / (1.0f + expf(-gj));
+            float silu = gj * sig;
+            r[j] = silu * u[b * 128 + j];
+            if (is_mut(m, "served-bf16-product")) r[j] = emu_bf16(r[j]);
+            amax = fmaxf(amax, fabsf(r[j]));
+        }
+        float sc = amax / 448.0f;
+        if (!is_mut(m, "served-no-floor")) sc = fmaxf(sc, 1.0f / (448.0f * 512.0f));
+        float inv = 1.0f / sc;
+        for (int j = 0; j < 128; j++) {
+            float v = is_mut(m, "served-quant-recip") ? r[j] * inv : r[j] / sc;
+            q[b * 128 + j] = e4m3_rn(fmaxf(-448.0f, fminf(v, 448.0f)));
+        }
+        s[b] = sc;
     }
 }
 
@@ -392,9 +439,9 @@ static int fp8_expert(const emu *m, const mf_kernel_params *p, const float *xf, 
     int swap = T <= 64 && block_n_tile >= 64;
     uint8_t *xq = malloc((size_t)H), *hq = malloc((size_t)I);
     float *xs = malloc(sizeof(float) * (size_t)nkh), *hs = malloc(sizeof(float) * (size_t)nki);
-    float *hf = malloc(sizeof(float) * (size_t)I);
-    if (!xq || !hq || !xs || !hs || !hf) {
-        free(xq), free(hq), free(xs), free(hs), free(hf);
+    float *hf = malloc(sizeof(float) * (size_t)I), *uf = malloc(sizeof(float) * (size_t)I);
+    if (!xq || !hq || !xs || !hs || !hf || !uf) {
+        free(xq), free(hq), free(xs), free(hs), free(hf), free(uf);
         return 1;
     }
     fp8_quant_row(m, ue8m0, bk, xf, H, xq, xs);
@@ -408,10 +455,18 @@ static int fp8_expert(const emu *m, const mf_kernel_params *p, const float *xf, 
         float g = emu_bf16(fp8_dot(m, swap, xq, xs, W13 + (size_t)rg * H, sg, st, H, bk));
         const float *su = fp8_scale_row(m, S13, ru, bn, nr13, nkh, &st);
         float u = emu_bf16(fp8_dot(m, swap, xq, xs, W13 + (size_t)ru * H, su, st, H, bk));
-        float sl = emu_bf16(g / (1.0f + expf(-g))); /* silu_and_mul, as the bf16 path */
-        hf[j] = emu_bf16(sl * u);
+        if (EMU_SERVED) { /* intermediate_cache1: the bf16 gate and up */
+            hf[j] = g;
+            uf[j] = u;
+        } else { /* silu_and_mul, as the bf16 path */
+            float sl = emu_bf16(g / (1.0f + expf(-g)));
+            hf[j] = emu_bf16(sl * u);
+        }
     }
-    fp8_quant_row(m, ue8m0, bk, hf, I, hq, hs);
+    if (EMU_SERVED)
+        fp8_silu_mul_quant_row(m, hf, uf, I, hq, hs);
+    else
+        fp8_quant_row(m, ue8m0, bk, hf, I, hq, hs);
     for (int h = 0; h < H; h++) {
         int st;
         const float *s = fp8_scale_row(m, S2, h, bn, nr2, nki, &st);
@@ -419,7 +474,7 @@ static int fp8_expert(const emu *m, const mf_kernel_params *p, const float *xf, 
         acc[h] = acc[h] + emu_bf16(y);
         if (is_mut(m, "bf16-combine")) acc[h] = emu_bf16(acc[h]);
     }
-    free(xq), free(hq), free(xs), free(hs), free(hf);
+    free(xq), free(hq), free(xs), free(hs), free(hf), free(uf);
     return 0;
 }
 
@@ -545,7 +600,16 @@ __attribute__((visibility("default"))) int mf_kernel_get_api(uint32_t abi_versio
     if (emu_api_fill(abi_version, api, api_size, "emu-vllm-0.33-triton-sm90",
                      "C emulation of vLLM 0.33.0's bf16 fused MoE (Triton, Hopper)"))
         return 1;
-#if defined(EMU_FP8) && defined(EMU_OLD_CONTRACT)
+#if defined(EMU_FP8_SERVED) && defined(EMU_OLD_CONTRACT)
+    /* the unfused path's contract, which does not cover the fused activation quantizer */
+    api->contract.name = "vllm-0.33-triton-fp8-sm90";
+    api->contract.deterministic = 1;
+    api->get_ext = emu_fp8_get_ext;
+#elif defined(EMU_FP8_SERVED)
+    api->contract.name = "vllm-0.33-triton-fp8-served-sm90";
+    api->contract.deterministic = 1;
+    api->get_ext = emu_fp8_get_ext;
+#elif defined(EMU_FP8) && defined(EMU_OLD_CONTRACT)
     /* the FP8 contract that existed before: hopper-tc-fp8 (moefuzz's own recipe) */
     api->contract.name = "hopper-tc-fp8";
     api->contract.deterministic = 1;

@@ -25,6 +25,10 @@ in torch as csrc/quantization/w8a8/fp8/per_token_group_quant.cu does; docs/notes
 matmul (BLAS order) of one K block, added to the accumulator: not the wgmma chain the contract
 assumes, but it passed that contract on every supported seed where `any-order` (no intermediate
 bf16 roundings) rejects 11 (docs/notes/vllm-adapter.md); --cpu-contract NAME declares another.
+With --fp8 --served, `vllm-0.33-triton-fp8-served-sm90`: the modular TritonExperts.apply that a
+served FP8 model runs (fm/experts/triton_moe.py l. 520-545), whose activation and intermediate
+quantizer are one op, silu_and_mul_per_block_quant, computed here in torch as its CUDA source
+does; it runs for fp32 scales and 128 x 128 blocks only.
 
 Options:
   --vllm-src DIR         vLLM 0.33.0's unpacked sdist (or the few files listed in VLLM_FILES)
@@ -38,6 +42,10 @@ Options:
   --fp8                  run fp8_block cases too (vLLM's FP8 block-scale path) and declare
                          vllm-0.33-triton-fp8-sm90 (with --router cuda only); without it an
                          fp8_block case is answered `unsupported`
+  --served               with --fp8: vLLM's modular path as a served FP8 model runs it (the
+                         fused silu_and_mul_per_block_quant) and declare
+                         vllm-0.33-triton-fp8-served-sm90; UE8M0 scales and blocks other than
+                         128 x 128, where vLLM takes the unfused path, are answered `unsupported`
   --no-cache             do not announce cache=weights
   --raw-interpreter      on the CPU, leave Triton's interpreter as it is (patch_interpreter:
                          unpatched, Triton 3.6's interpreter reads bf16 dot operands as
@@ -317,6 +325,40 @@ class Ops:
         q = torch.clamp(g * inv[:, :, None], -448.0, 448.0).to(torch.float8_e4m3fn)
         return q.reshape(T, K), s.contiguous()
 
+    # csrc/quantization/fused_kernels/fused_silu_mul_block_quant.cu, which
+    # TritonExperts.apply calls through ops.silu_and_mul_per_block_quant (_custom_ops.py l.
+    # 515-560: fp8 out [T, I], fp32 scales [T, I / group] row-major, no scale_ub) for SiLU, fp8
+    # w8a8, block_shape [128, 128], no LoRA, DeepGEMM E8M0 off (fm/experts/triton_moe.py l.
+    # 525-537). Per (row, group of 128): gate, up read from bf16 as fp32 (l. 54-55); sigmoid =
+    # 1.0f / (1.0f + expf(-gate)), silu = gate * sigmoid, r = silu * up, each an IEEE fp32
+    # operation, no bf16 rounding (l. 58-60; built without fast math: expf within 2 ulps,
+    # torch.exp here); amax = fmaxf tree of fabsf (l. 63-73, exact); s = amax / 448, s =
+    # fmaxf(s, 1.0f / (448 * 512.0f)) (l. 79-88, quantization/utils.cuh l. 50-54); q =
+    # e4m3(fmin/fmax clamp of r / s to 448) (l. 101-102, quant_conversions.cuh l. 40-45, 64-76:
+    # a division, not a reciprocal). Every division below is elementwise between tensors (a
+    # scalar divisor would be a multiply by its reciprocal on CUDA). A NaN r differs: CUDA's
+    # fmin/fmax return 448, torch.clamp keeps the NaN (the reference leaves such rows
+    # unconstrained).
+    def silu_and_mul_per_block_quant(self, x, group_size):
+        import torch
+        T, N = x.shape
+        d = N // 2
+        if d % group_size:
+            raise Unsupported("I %d is not a multiple of %d: silu_and_mul_per_block_quant checks "
+                              "it (fused_silu_mul_block_quant.cu l. 138-139)" % (d, group_size))
+        g, u = x[:, :d].float(), x[:, d:].float()
+        e = torch.exp(-g)
+        sig = torch.ones_like(e) / (torch.ones_like(e) + e)
+        r = (g * sig) * u
+        amax = r.abs().reshape(T, d // group_size, group_size).amax(dim=2)
+        s = amax / torch.full_like(amax, 448.0)
+        one = torch.ones_like(s)
+        floor = one / (torch.full_like(s, 448.0) * torch.full_like(s, 512.0))
+        s = torch.maximum(s, floor)
+        y = r.reshape(T, d // group_size, group_size) / s[:, :, None]
+        q = torch.clamp(y, -448.0, 448.0).to(torch.float8_e4m3fn)
+        return q.reshape(T, d), s.contiguous()
+
     # csrc/moe/moe_align_sum_kernels.cu: moe_sum_vec_kernel l. 420-462, moe_sum_scalar_kernel l.
     # 513-539: acc = 0.f; for k in slot order: acc += float(x_k), skipping slots whose id is < 0 or
     # unmapped (moe_sum_pad_aware_skip l. 409-417); one rounding to the output dtype.
@@ -452,9 +494,18 @@ def params(meta):
     return p
 
 
-def refuse_unexpressible(p, t, fp8=False):
+def refuse_unexpressible(p, t, fp8=False, served=False):
     """What vLLM 0.33.0's fused MoE cannot express (or this adapter does not map)."""
     wf = p.get("weight_format", "bf16")
+    if wf == "fp8_block" and served:
+        bs = [int(p.get("block_n", "128")) or 128, int(p.get("block_k", "128")) or 128]
+        if p.get("scale_format", "f32") == "ue8m0" or bs != [128, 128]:
+            raise Unsupported("fp8_block with %s scales and blocks %d x %d: vLLM's modular path "
+                              "fuses silu_and_mul_per_block_quant only for fp32 scales (DeepGEMM "
+                              "E8M0 off) and block_shape [128, 128] (fm/experts/triton_moe.py l. "
+                              "525-537), else it takes the unfused path: run without --served "
+                              "(contract vllm-0.33-triton-fp8-sm90)"
+                              % (p.get("scale_format", "f32"), bs[0], bs[1]))
     if wf == "fp8_block" and not fp8:
         raise Unsupported("weight_format fp8_block: run the adapter with --fp8 (vLLM's FP8 "
                           "block-scale path, contract vllm-0.33-triton-fp8-sm90)")
@@ -580,12 +631,12 @@ def check_semantics(p, L, w_unscaled_sum, den, nonfinite, path):
                               float(w_unscaled_sum.min())))
 
 
-def forward(vl, t, p, device, fp8=False):
+def forward(vl, t, p, device, fp8=False, served=False):
     """Returns out [T, H] bf16 bits, ids [T, k] int32, weights [T, k] fp32 (numpy), and a line
     saying which path ran."""
     import numpy as np
     import torch
-    refuse_unexpressible(p, t, fp8)
+    refuse_unexpressible(p, t, fp8, served)
     quant = p.get("weight_format", "bf16") == "fp8_block"
     T, H, E, k = p["T"], p["H"], p["E"], p["top_k"]
     E_local, offset = p["E_local"], p["expert_offset"]
@@ -651,9 +702,12 @@ def forward(vl, t, p, device, fp8=False):
         s13, s2 = w13_s, w2_s
     vl.fn.invoke(a1, w13, cache1, a1_s, s13, None, sorted_ids, expert_ids, ntpp, False, k, config,
                  **common)
-    vl.ops.silu_and_mul(cache2, cache1.view(-1, N))
-    a2, a2_s = cache2, None
-    if quant:  # fm/fused_moe.py l. 1828-1834: the bf16 activation quantized the same way
+    if quant and served:  # TritonExperts.apply l. 525-540: the fused op on the bf16 cache1
+        a2, a2_s = vl.ops.silu_and_mul_per_block_quant(cache1.view(-1, N), 128)
+    else:
+        vl.ops.silu_and_mul(cache2, cache1.view(-1, N))
+        a2, a2_s = cache2, None
+    if quant and not served:  # fm/fused_moe.py l. 1828-1834: the bf16 activation quantized
         a2, a2_s = vl.ops.per_token_group_fp8_quant(cache2, block_shape[1], 1e-10, ue8m0)
     vl.fn.invoke(a2, w2, cache3, a2_s, s2, w, sorted_ids, expert_ids, ntpp, True, 1, config,
                  **common)
@@ -665,7 +719,9 @@ def forward(vl, t, p, device, fp8=False):
     if p["rsf_site"] == "output" and rsf != 1.0:
         out *= rsf  # fm/runner/moe_runner.py:_maybe_apply_routed_scale_to_output l. 416-417
     what = "router %s, config %s %s%s" % (path, cfg_from, {kk: config[kk] for kk in sorted(config)},
-                                          ", fp8 block %s" % block_shape if quant else "")
+                                          (", fp8 block %s%s" % (block_shape, ", fused "
+                                           "silu_and_mul_per_block_quant" if served else ""))
+                                          if quant else "")
     return (out.view(torch.int16).cpu().numpy().view(np.uint16), ids.cpu().numpy(),
             w.cpu().numpy(), what)
 
@@ -681,11 +737,11 @@ def _selected_score_sum(p, L, ids):
 
 # ---- the exec protocol (docs/files.md) ----
 
-def routed_forward(vl, router, contract, device, fp8=False):
+def routed_forward(vl, router, contract, device, fp8=False, served=False):
     """The adapter's forward for the exec protocol: vLLM's path for the case, refused where vLLM
     routes it through the other router than --router's (each router has its own contract)."""
     def fwd(t, meta):
-        out, ids, w, what = forward(vl, t, params(meta), device, fp8)
+        out, ids, w, what = forward(vl, t, params(meta), device, fp8, served)
         if what.startswith("router torch") != (router == "torch"):
             raise Unsupported("vLLM routes this case through its %s router; the adapter runs with "
                               "--router %s (contract %s)" % (what.split(",")[0][len("router "):],
@@ -696,6 +752,7 @@ def routed_forward(vl, router, contract, device, fp8=False):
 
 def main(argv):
     src, router, device, cpu_contract, caching, raw, fp8 = None, "cuda", None, None, True, False, False
+    served = False
     args = list(argv)
     while args:
         a = args.pop(0)
@@ -713,12 +770,17 @@ def main(argv):
             raw = True
         elif a == "--fp8":
             fp8 = True
+        elif a == "--served":
+            served = True
         else:
             print(__doc__.split("\n\n")[0], file=sys.stderr)
             print("usage: vllm_fused_moe.py [--vllm-src DIR] [--router cuda|torch] "
                   "[--device cuda|cpu] [--cpu-contract NAME] [--no-cache] [--raw-interpreter] "
-                  "[--fp8]", file=sys.stderr)
+                  "[--fp8 [--served]]", file=sys.stderr)
             return 2
+    if served and not fp8:
+        log("--served runs with --fp8 only (it is vLLM's modular FP8 block-scale path)")
+        return 2
     if fp8 and router != "cuda":
         log("--fp8 runs with --router cuda only (vllm-0.33-triton-fp8-sm90 is the CUDA router "
             "path's contract)")
@@ -735,6 +797,7 @@ def main(argv):
         log("cannot load vLLM's functions: %s" % e)
         return 2
     contract = ("vllm-0.33-triton-sm90-torch-router" if router == "torch"
+                else "vllm-0.33-triton-fp8-served-sm90" if served
                 else "vllm-0.33-triton-fp8-sm90" if fp8 else "vllm-0.33-triton-sm90")
     if device == "cpu" and cpu_contract:
         contract = cpu_contract
@@ -742,7 +805,7 @@ def main(argv):
         vl.origin, device, "Triton interpreter" if device == "cpu" else "Triton", router,
         contract, ", BUG " + BUG if BUG else ""))
     return serve(ExecAdapter("vllm-0.33.0-fused-moe", contract, caching,
-                             routed_forward(vl, router, contract, device, fp8), log,
+                             routed_forward(vl, router, contract, device, fp8, served), log,
                              level=3 if fp8 else 2), log)
 
 
