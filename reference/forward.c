@@ -1170,6 +1170,12 @@ static mf_status fp8_init(mf_ref_ctx *ctx, mf_error *err) {
                            "and 128 x 128 blocks only (with UE8M0 scales or other blocks vLLM "
                            "takes the unfused path: contract vllm-0.33-triton-fp8-sm90)",
                            c->name);
+        /* the op checks it (fused_silu_mul_block_quant.cu l. 138: hidden_size % group_size == 0) */
+        if (p->I % 128)
+            return MF_FAIL(err, MF_EUNSUPPORTED,
+                           "contract %s: the fused activation quantizer needs I a multiple of "
+                           "128 (I = %d)",
+                           c->name, p->I);
         f->qh = (mf_fp8_quant){MF_FP8_E4M3, 0, 0.0f, 0, 0, 0, 0, c->fp8_scale_floor};
     }
     f->t = -1;

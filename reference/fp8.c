@@ -286,6 +286,10 @@ int mf_silu_mul_f32_range(uint16_t g_lo, uint16_t g_hi, float u_lo, float u_hi, 
             smin = fminf(smin, c[i]);
             smax = fmaxf(smax, c[i]);
         }
+        /* the corners ignore silu's minimum: no fl(g fl(1 / fl(1 + E))) of a bf16 gate with E
+         * within 2 ulps of exp(-g) is below -0x1.1d259cp-2 (about -0.278464, at g = -1.28125;
+         * a brute force over every finite bf16 gate) */
+        if (exp_ulps <= 2) smin = fmaxf(smin, -0.2785f);
     }
     /* fl(s u) over a box: RN is monotone, so its extremes are at the corners */
     const float cs[4] = {smin * u_lo, smin * u_hi, smax * u_lo, smax * u_hi};
