@@ -34,6 +34,7 @@
 #include "verdict.h"
 
 #include "mf_test.h"
+#include "mf_test_xcase.h"
 
 enum { T = 6, H = 8, I = 4, E = 16, K = 2 };
 
@@ -329,18 +330,10 @@ static void test_files(void) {
                d.gen[MF_T_EXPERT_MAP].cls == MF_GEN_NORMAL && d.gen[MF_T_EXPERT_MAP].seed == 5,
            "binary v%d round trip: placement %d, map class %d", version, d.p.placement,
            d.gen[MF_T_EXPERT_MAP].cls);
-    char path[] = "/tmp/mf_test_expert_map_XXXXXX";
-    int fd = mkstemp(path);
-    EXPECT(fd >= 0, "mkstemp");
-    if (fd < 0) return;
-    close(fd);
-    mf_error err = {0};
+    char path[64];
+    if (!mf_test_tmpfile(path, "expert_map")) return;
     mf_case c2;
-    memset(&pb2, 0, sizeof pb2);
-    if (mf_xcase_write(path, &pb, &c, "expert_map", NULL, &err) != MF_OK ||
-        mf_xcase_read(path, &c2, &pb2, &err) != MF_OK) {
-        EXPECT(0, "safetensors: %s", err.msg);
-    } else {
+    if (mf_test_xcase_round_trip(path, &pb, &c, "expert_map", &c2, &pb2)) {
         EXPECT(c2.p.placement == MF_PLACEMENT_MAP &&
                    memcmp(pb2.expert_map, pb.expert_map, sizeof(int32_t) * E) == 0,
                "safetensors round trip: placement %d, the maps differ", c2.p.placement);
@@ -352,7 +345,7 @@ static void test_files(void) {
             pb.expert_map[e] = 0;
             break;
         }
-    err.msg[0] = 0;
+    mf_error err = {0};
     EXPECT(mf_xcase_write(path, &pb, &c, "expert_map", NULL, &err) == MF_OK &&
                mf_xcase_read(path, &c2, &pb2, &err) != MF_OK && strstr(err.msg, "placed twice"),
            "a safetensors map with an index twice: %s", err.msg[0] ? err.msg : "accepted");

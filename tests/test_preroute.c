@@ -24,6 +24,7 @@
 #include "verdict.h"
 
 #include "mf_test.h"
+#include "mf_test_xcase.h"
 
 static const char *base =
     "# format v2\n"
@@ -288,17 +289,10 @@ static void test_files(void) {
                d.gen[MF_T_TOPK_WEIGHTS_IN].cls == MF_GEN_HEAVY,
            "binary v%d round trip: preroute %d, ids class %d", version, d.p.preroute,
            d.gen[MF_T_TOPK_IDS_IN].cls);
-    char path[] = "/tmp/mf_test_preroute_XXXXXX";
-    int fd = mkstemp(path);
-    EXPECT(fd >= 0, "mkstemp");
-    if (fd < 0) return;
-    mf_error err = {0};
+    char path[64];
+    if (!mf_test_tmpfile(path, "preroute")) return;
     mf_case c2;
-    memset(&pb2, 0, sizeof pb2);
-    if (mf_xcase_write(path, &pb, &c, "preroute", NULL, &err) != MF_OK ||
-        mf_xcase_read(path, &c2, &pb2, &err) != MF_OK) {
-        EXPECT(0, "safetensors: %s", err.msg);
-    } else {
+    if (mf_test_xcase_round_trip(path, &pb, &c, "preroute", &c2, &pb2)) {
         EXPECT(c2.p.preroute == MF_PREROUTE_BF16 &&
                    memcmp(pb2.topk_ids_in, pb.topk_ids_in, sizeof(int32_t) * T * K) == 0 &&
                    memcmp(pb2.topk_weights_in, pb.topk_weights_in, sizeof(float) * T * K) == 0,

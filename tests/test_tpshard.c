@@ -27,6 +27,7 @@
 #include "verdict.h"
 
 #include "mf_test.h"
+#include "mf_test_xcase.h"
 
 /* gpt-oss-like: softmax top-4 of 16, expert biases, the clamped activation */
 static const char *base =
@@ -193,18 +194,10 @@ static void test_files(void) {
     EXPECT(version == 2 && d.p.tp_size == 7 && d.p.tp_rank == 5 && d.p.I == 3,
            "binary v%d round trip: tp_size %d, tp_rank %d, I %d", version, d.p.tp_size,
            d.p.tp_rank, d.p.I);
-    char path[] = "/tmp/mf_test_tpshard_XXXXXX";
-    int fd = mkstemp(path);
-    EXPECT(fd >= 0, "mkstemp");
-    if (fd < 0) return;
-    close(fd);
-    mf_error err = {0};
+    char path[64];
+    if (!mf_test_tmpfile(path, "tpshard")) return;
     mf_case c2;
-    memset(&pb2, 0, sizeof pb2);
-    if (mf_xcase_write(path, &pb, &c, "tpshard", NULL, &err) != MF_OK ||
-        mf_xcase_read(path, &c2, &pb2, &err) != MF_OK) {
-        EXPECT(0, "safetensors: %s", err.msg);
-    } else {
+    if (mf_test_xcase_round_trip(path, &pb, &c, "tpshard", &c2, &pb2)) {
         EXPECT(c2.p.tp_size == 7 && c2.p.tp_rank == 5 &&
                    memcmp(pb2.w13, pb.w13, sizeof(uint16_t) * 16 * 2 * 3 * 32) == 0,
                "safetensors round trip: tp_size %d, tp_rank %d, or w13 differs", c2.p.tp_size,
